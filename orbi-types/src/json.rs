@@ -1,0 +1,230 @@
+//! Strict JSON parsing and typed errors that name the offending field.
+//!
+//! `serde_json` silently keeps the last of two duplicate keys. For signed artifacts that is a
+//! parser-differential hazard (two parsers may read different values from one document), so
+//! every entry point here rejects duplicate keys instead.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// Why a document could not be read into a value or a typed artifact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The bytes are not JSON (or contain a duplicate key); positions are 1-based.
+    #[error("invalid json at line {line} column {column}: {message}")]
+    Syntax {
+        /// Line of the first offending byte.
+        line: usize,
+        /// Column of the first offending byte.
+        column: usize,
+        /// What the parser found.
+        message: String,
+    },
+    /// The JSON is well formed but a field has the wrong shape for the typed artifact.
+    #[error("field {pointer:?}: {message}")]
+    Field {
+        /// JSON pointer of the offending field (`""` for the document itself).
+        pointer: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// Parses `bytes` as JSON, rejecting duplicate object keys anywhere in the document.
+///
+/// Object key order is kept (serde_json's `preserve_order`).
+///
+/// ```
+/// assert!(orbi_types::json::from_slice_strict(br#"{"a":1}"#).is_ok());
+/// let err = orbi_types::json::from_slice_strict(br#"{"a":1,"a":2}"#).unwrap_err();
+/// assert!(err.to_string().contains("duplicate key \"a\""));
+/// ```
+pub fn from_slice_strict(bytes: &[u8]) -> Result<Value, ParseError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = deserializer
+        .deserialize_any(StrictVisitor)
+        .map_err(syntax_error)?;
+    deserializer.end().map_err(syntax_error)?;
+    Ok(value)
+}
+
+/// Deserializes a typed value from an already parsed JSON value, reporting the JSON pointer of
+/// the first field that does not fit.
+pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let pointer = pointer_of(err.path());
+        ParseError::Field {
+            pointer,
+            message: err.into_inner().to_string(),
+        }
+    })
+}
+
+fn syntax_error(err: serde_json::Error) -> ParseError {
+    ParseError::Syntax {
+        line: err.line(),
+        column: err.column(),
+        message: strip_position(&err.to_string()),
+    }
+}
+
+/// serde_json appends " at line L column C" to its messages; we report those separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => {
+                pointer.push('/');
+                pointer.push_str(&index.to_string());
+            }
+            Segment::Map { key } => {
+                pointer.push('/');
+                pointer.push_str(&escape_pointer_token(key));
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    pointer
+}
+
+/// Escapes one reference token of a JSON pointer (RFC 6901).
+pub fn escape_pointer_token(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+struct StrictVisitor;
+
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Value, E> {
+        Number::from_f64(value)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+            }
+            let StrictValue(value) = access.next_value()?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_rejected_at_any_depth_with_position() {
+        let err = from_slice_strict(b"{\"a\":{\"b\":1,\n\"b\":2}}").unwrap_err();
+        match err {
+            ParseError::Syntax { line, message, .. } => {
+                assert_eq!(line, 2);
+                assert_eq!(message, "duplicate key \"b\"");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn trailing_garbage_is_rejected() {
+        assert!(matches!(
+            from_slice_strict(b"{} x"),
+            Err(ParseError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn key_order_and_numbers_survive() {
+        let value = from_slice_strict(br#"{"z":1,"a":-2,"m":1.5,"n":null}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            r#"{"z":1,"a":-2,"m":1.5,"n":null}"#
+        );
+    }
+
+    #[test]
+    fn field_errors_carry_a_json_pointer() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Outer {
+            #[serde(rename = "a/b")]
+            inner: Vec<Inner>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Inner {
+            n: u8,
+        }
+        let value = serde_json::json!({"a/b": [{"n": 1}, {"n": "x"}]});
+        let err = from_value::<Outer>(&value).unwrap_err();
+        assert!(
+            matches!(&err, ParseError::Field { pointer, .. } if pointer == "/a~1b/1/n"),
+            "{err:?}"
+        );
+    }
+}

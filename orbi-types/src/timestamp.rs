@@ -1,0 +1,177 @@
+//! RFC 3339 timestamps that keep the exact text they were parsed from.
+
+use std::{borrow::Cow, fmt};
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::{OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339};
+
+/// An RFC 3339 `date-time`.
+///
+/// Equality is on the text (so documents round-trip byte for byte); compare instants with
+/// [`Timestamp::instant`] or [`Timestamp::unix_seconds`]. A leap second (`23:59:60`) is
+/// accepted, as RFC 3339 allows, and counts as the last instant of that minute.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    text: String,
+    instant: OffsetDateTime,
+}
+
+/// Text that is not an RFC 3339 `date-time`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not an rfc 3339 date-time (e.g. 2026-03-28T19:42:00Z)")]
+pub struct TimestampError {
+    /// The offending text.
+    pub text: String,
+}
+
+impl Timestamp {
+    /// Parses RFC 3339 `date-time` text.
+    pub fn parse(text: &str) -> Result<Self, TimestampError> {
+        let error = || TimestampError {
+            text: text.to_owned(),
+        };
+        if !text.is_ascii() {
+            return Err(error());
+        }
+        let instant = match OffsetDateTime::parse(text, &Rfc3339) {
+            Ok(instant) => instant,
+            Err(_) => parse_leap_second(text).ok_or_else(error)?,
+        };
+        Ok(Timestamp {
+            text: text.to_owned(),
+            instant,
+        })
+    }
+
+    /// A UTC timestamp with second precision and a `Z` suffix, the form we emit.
+    pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
+        let instant = OffsetDateTime::from_unix_timestamp(seconds).ok()?;
+        let text = instant.format(&Rfc3339).ok()?;
+        Some(Timestamp { text, instant })
+    }
+
+    /// The same instant as `instant`, emitted in UTC with second precision.
+    pub fn from_instant(instant: OffsetDateTime) -> Option<Self> {
+        Self::from_unix_seconds(instant.unix_timestamp())
+    }
+
+    /// The text exactly as parsed.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The instant this text denotes.
+    pub fn instant(&self) -> OffsetDateTime {
+        self.instant
+    }
+
+    /// Whole seconds since the Unix epoch (fractions truncated toward negative infinity).
+    pub fn unix_seconds(&self) -> i64 {
+        self.instant.unix_timestamp()
+    }
+}
+
+/// `time` rejects second 60; RFC 3339 allows it where a leap second may occur.
+fn parse_leap_second(text: &str) -> Option<OffsetDateTime> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 20 || &bytes[16..19] != b":60" {
+        return None;
+    }
+    let mut replaced = text.to_owned();
+    replaced.replace_range(17..19, "59");
+    let instant = OffsetDateTime::parse(&replaced, &Rfc3339).ok()?;
+    let utc = instant.to_offset(UtcOffset::UTC);
+    // A leap second can only be the last second of a UTC day.
+    (utc.hour() == 23 && utc.minute() == 59).then_some(instant)
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({})", self.text)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<str>::deserialize(deserializer)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Timestamp {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "format": "date-time"})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_text_and_compares_instants() {
+        let a = Timestamp::parse("2026-03-28T19:42:00Z").unwrap();
+        let b = Timestamp::parse("2026-03-28T21:42:00+02:00").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.instant(), b.instant());
+        assert_eq!(b.as_str(), "2026-03-28T21:42:00+02:00");
+        assert_eq!(a.unix_seconds(), 1_774_726_920);
+    }
+
+    #[test]
+    fn accepts_rfc3339_variants() {
+        for text in [
+            "2026-03-28T19:42:00.123456789Z",
+            "2026-03-28t19:42:00z",
+            "2026-03-28T19:42:00-00:00",
+            "2016-12-31T23:59:60Z",
+            "2017-01-01T00:59:60+01:00",
+        ] {
+            assert!(Timestamp::parse(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_non_rfc3339() {
+        for text in [
+            "2026-03-28 19:42",
+            "2026-03-28",
+            "2026-02-30T00:00:00Z",
+            "2026-03-28T24:00:00Z",
+            "2026-03-28T19:42:00",
+            "2026-03-28T12:00:60Z",
+            "2026-03-28T19:42:00+2:00",
+        ] {
+            assert!(Timestamp::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn emits_utc_seconds() {
+        assert_eq!(
+            Timestamp::from_unix_seconds(1_774_726_920)
+                .unwrap()
+                .as_str(),
+            "2026-03-28T19:42:00Z"
+        );
+    }
+}
