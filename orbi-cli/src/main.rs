@@ -1,1 +1,55 @@
-fn main() {}
+//! `orbi`: the command-line face of the orbi crates.
+//!
+//! Every command prints its result on stdout (JSON where the command says so) and exits with
+//! `0` on success, `1` when the input was judged and refused (invalid, rejected, refused), and
+//! `2` on a usage or I/O error. Logs go to stderr, filtered by `RUST_LOG`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod archivist;
+mod exit;
+mod inac;
+mod keys;
+mod pod;
+mod schema;
+
+pub use exit::{CliError, Outcome};
+
+#[derive(Parser)]
+#[command(
+    name = "orbi",
+    version,
+    about = "Orbiplex node protocols: schemas, pod, INAC, archivists"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Canonical schemas: list, validate, export.
+    Schema(schema::Args),
+    /// Ed25519 identity keys.
+    Keys(keys::Args),
+    /// Participant binds and the client attach/detach/recover lifecycle.
+    Pod(pod::Args),
+    /// Inter-Node Artifact Channel over QUIC.
+    Inac(inac::Args),
+    /// Archivist advertisements and storage matching.
+    Archivist(archivist::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Schema(args) => schema::run(args),
+        Command::Keys(args) => keys::run(args),
+        Command::Pod(args) => pod::run(args),
+        Command::Inac(args) => inac::run(args),
+        Command::Archivist(args) => archivist::run(args),
+    };
+    exit::finish(result)
+}

@@ -202,12 +202,11 @@ impl<'a> Normalizer<'a> {
             keywords.insert(key.clone(), keyword);
         }
         // A node that is only a reference is the referenced schema.
-        if keywords.len() == 1 {
-            if let Some(Keyword::Schema(target)) = keywords.get("$ref") {
-                if map.get("$ref").is_some_and(|r| self.is_local_ref(r)) {
-                    return target.clone();
-                }
-            }
+        if keywords.len() == 1
+            && let Some(Keyword::Schema(target)) = keywords.get("$ref")
+            && map.get("$ref").is_some_and(|r| self.is_local_ref(r))
+        {
+            return target.clone();
         }
         Node {
             pointer,

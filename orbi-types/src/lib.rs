@@ -45,7 +45,7 @@ pub mod archivist;
 pub mod inac;
 pub mod pod;
 
-#[cfg(feature = "strategies")]
+#[cfg(any(test, feature = "strategies"))]
 pub mod strategies;
 
 pub use archivist::ArchivistAdvertisement;
