@@ -1,0 +1,281 @@
+//! Shape profiles and compiled, cached validators.
+//!
+//! - [`Profile::Seed`] (default): the canonical v1 files exactly as committed. The pod
+//!   artifacts and the bind are open.
+//! - [`Profile::Frozen`]: the later upstream freeze (spec pod §3.6). Derived in code from the
+//!   canonical files, never a second copy: the bind, attachment, detachment and recovery get a
+//!   closed top level (`additionalProperties: false`) and their `$defs/signature` is closed too.
+//!   `policy_annotations` stays open. Every other schema is unchanged.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    str::FromStr,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use serde_json::Value;
+
+use crate::registry::{CanonicalSchema, Registry, SchemaError};
+
+/// Which shape of the contracts to validate against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Profile {
+    /// The canonical v1 files as given (open pod shapes).
+    #[default]
+    Seed,
+    /// The upstream freeze: pod shapes and their signature objects closed.
+    Frozen,
+}
+
+/// The schemas the freeze closes.
+pub const FROZEN_SCHEMAS: &[&str] = &[
+    "participant-bind",
+    "client-instance-attachment",
+    "client-instance-detachment",
+    "client-instance-recovery",
+];
+
+impl Profile {
+    /// Every profile.
+    pub const ALL: [Profile; 2] = [Profile::Seed, Profile::Frozen];
+
+    /// The profile's name, `seed` or `frozen`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Profile::Seed => "seed",
+            Profile::Frozen => "frozen",
+        }
+    }
+
+    /// The document this profile validates `schema` against.
+    pub fn document(self, schema: &CanonicalSchema) -> Value {
+        let mut document = schema.document.clone();
+        if self == Profile::Frozen && FROZEN_SCHEMAS.contains(&schema.name) {
+            close(&mut document);
+            if let Some(signature) = document.pointer_mut("/$defs/signature") {
+                close(signature);
+            }
+        }
+        document
+    }
+}
+
+fn close(schema: &mut Value) {
+    if let Some(map) = schema.as_object_mut() {
+        map.insert("additionalProperties".into(), Value::Bool(false));
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A profile name that is neither `seed` nor `frozen`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown profile {0:?}: expected seed or frozen")]
+pub struct UnknownProfile(pub String);
+
+impl FromStr for Profile {
+    type Err = UnknownProfile;
+    fn from_str(text: &str) -> Result<Self, UnknownProfile> {
+        match text {
+            "seed" => Ok(Profile::Seed),
+            "frozen" => Ok(Profile::Frozen),
+            other => Err(UnknownProfile(other.to_owned())),
+        }
+    }
+}
+
+/// One reason a document does not conform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issue {
+    /// JSON pointer of the offending value in the document (`""` for the document itself).
+    pub instance: String,
+    /// JSON pointer of the failing keyword in the schema, e.g. `/properties/schema~1v/const`.
+    pub keyword: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} ({}): {}",
+            self.instance, self.keyword, self.message
+        )
+    }
+}
+
+/// A compiled canonical schema under one profile.
+pub struct SchemaValidator {
+    name: &'static str,
+    profile: Profile,
+    inner: jsonschema::Validator,
+}
+
+impl fmt::Debug for SchemaValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SchemaValidator({}, {})", self.name, self.profile)
+    }
+}
+
+impl SchemaValidator {
+    /// The schema's short name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The profile it was compiled under.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// Whether `document` conforms.
+    pub fn is_valid(&self, document: &Value) -> bool {
+        self.inner.is_valid(document)
+    }
+
+    /// Every reason `document` does not conform (empty when it does).
+    pub fn issues(&self, document: &Value) -> Vec<Issue> {
+        self.inner
+            .iter_errors(document)
+            .map(|error| Issue {
+                instance: error.instance_path().to_string(),
+                keyword: error.schema_path().to_string(),
+                message: error.to_string(),
+            })
+            .collect()
+    }
+}
+
+impl Registry {
+    /// The compiled validator for `name` (short name, `$id` or file name) under `profile`.
+    ///
+    /// Compiled once per (schema, profile) and shared afterwards.
+    pub fn validator(
+        &self,
+        name: &str,
+        profile: Profile,
+    ) -> Result<Arc<SchemaValidator>, SchemaError> {
+        type Cache = Mutex<HashMap<(&'static str, Profile), Arc<SchemaValidator>>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let schema = self.get(name)?;
+        let cache = CACHE.get_or_init(Cache::default);
+        if let Some(found) = lock(cache).get(&(schema.name, profile)) {
+            return Ok(Arc::clone(found));
+        }
+        let inner = self.compile_with(schema.name, &profile.document(schema), |other| {
+            self.resolve_file_refs(&profile.document(other))
+        })?;
+        let compiled = Arc::new(SchemaValidator {
+            name: schema.name,
+            profile,
+            inner,
+        });
+        lock(cache).insert((schema.name, profile), Arc::clone(&compiled));
+        Ok(compiled)
+    }
+}
+
+/// A poisoned cache only means another thread panicked mid-insert; the map is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry;
+    use serde_json::json;
+
+    fn bind() -> Value {
+        json!({
+            "schema/v": 1, "bind/id": "pb:1", "bound-at": "2026-03-28T19:20:00Z",
+            "participant/id": "participant:did:key:z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
+            "via/node-id": "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE",
+            "session/id": "sess:1", "participant/key/alg": "ed25519",
+            "participant/key/public": "z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
+            "proof/participant-signature": {"alg": "ed25519", "value": "v"}
+        })
+    }
+
+    fn attachment(bind: Value) -> Value {
+        json!({
+            "schema/v": 1, "attachment/id": "a", "attached-at": "2026-03-28T19:42:00Z",
+            "profile/type": "pod-client",
+            "serving-node/id": "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE",
+            "client-instance/id": "c", "session/state": "attached",
+            "export/capable?": true, "migration/allowed?": true, "participant-bind": bind,
+            "policy_annotations": {"anything": {"goes": [1]}}
+        })
+    }
+
+    /// Spec pod §3.6: an attachment with `pod/id`, an unknown bind key and a signature `kid`
+    /// is valid in the seed shape and fails three times once frozen.
+    #[test]
+    fn frozen_closes_top_level_bind_and_signature() {
+        let mut bind = bind();
+        bind["extra"] = json!(1);
+        bind["proof/participant-signature"]["kid"] = json!("x");
+        let mut document = attachment(bind);
+        document["pod/id"] = json!("pod:pl-wro-node-7f3c:user-42");
+        let registry = registry();
+        let seed = registry
+            .validator("client-instance-attachment", Profile::Seed)
+            .unwrap();
+        assert!(seed.issues(&document).is_empty());
+        let frozen = registry
+            .validator("client-instance-attachment", Profile::Frozen)
+            .unwrap();
+        let issues = frozen.issues(&document);
+        let instances: Vec<&str> = issues.iter().map(|i| i.instance.as_str()).collect();
+        assert_eq!(issues.len(), 3, "{issues:#?}");
+        assert!(instances.contains(&""));
+        assert!(instances.contains(&"/participant-bind"));
+        assert!(instances.contains(&"/participant-bind/proof~1participant-signature"));
+        // policy_annotations stays open under the freeze.
+        assert!(frozen.is_valid(&attachment(super::tests::bind())));
+    }
+
+    #[test]
+    fn frozen_leaves_other_schemas_alone_and_caches() {
+        let registry = registry();
+        let inac = registry.get("inac-control").unwrap();
+        assert_eq!(Profile::Frozen.document(inac), inac.document);
+        let first = registry.validator("inac-control", Profile::Frozen).unwrap();
+        let second = registry
+            .validator("urn:orbiplex:schema:inac-control:v1", Profile::Frozen)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!("frozen".parse::<Profile>(), Ok(Profile::Frozen));
+        assert!("closed".parse::<Profile>().is_err());
+    }
+
+    #[test]
+    fn issues_carry_instance_and_keyword_pointers() {
+        let validator = registry()
+            .validator("participant-bind", Profile::Seed)
+            .unwrap();
+        let mut document = bind();
+        document["schema/v"] = json!(2);
+        document["session/id"] = json!("");
+        let issues = validator.issues(&document);
+        assert_eq!(issues.len(), 2, "{issues:#?}");
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.instance == "/schema~1v" && i.keyword.ends_with("/const"))
+        );
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.instance == "/session~1id" && i.keyword.ends_with("/minLength"))
+        );
+    }
+}
