@@ -16,6 +16,7 @@ use std::{
 
 use serde_json::Value;
 
+pub use crate::issue::Issue;
 use crate::registry::{CanonicalSchema, Registry, SchemaError};
 
 /// Which shape of the contracts to validate against.
@@ -89,27 +90,6 @@ impl FromStr for Profile {
     }
 }
 
-/// One reason a document does not conform.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Issue {
-    /// JSON pointer of the offending value in the document (`""` for the document itself).
-    pub instance: String,
-    /// JSON pointer of the failing keyword in the schema, e.g. `/properties/schema~1v/const`.
-    pub keyword: String,
-    /// What is wrong, in words.
-    pub message: String,
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} ({}): {}",
-            self.instance, self.keyword, self.message
-        )
-    }
-}
-
 /// A compiled canonical schema under one profile.
 pub struct SchemaValidator {
     name: &'static str,
@@ -143,11 +123,7 @@ impl SchemaValidator {
     pub fn issues(&self, document: &Value) -> Vec<Issue> {
         self.inner
             .iter_errors(document)
-            .map(|error| Issue {
-                instance: error.instance_path().to_string(),
-                keyword: error.schema_path().to_string(),
-                message: error.to_string(),
-            })
+            .map(|error| Issue::from_error(&error))
             .collect()
     }
 }
