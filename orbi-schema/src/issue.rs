@@ -105,7 +105,7 @@ fn describe(error: &ValidationError<'_>, explain: bool) -> String {
                 context.len()
             )
         }
-        ValidationErrorKind::Not { .. } => "matches the schema under not, which it must not".into(),
+        ValidationErrorKind::Not { schema } => format!("must not match {}", quote(schema)),
         ValidationErrorKind::BacktrackLimitExceeded { error } => {
             format!(
                 "pattern could not be evaluated: {}",
@@ -153,37 +153,37 @@ fn describe(error: &ValidationError<'_>, explain: bool) -> String {
         }
         ValidationErrorKind::MaxItems { limit } => {
             format!(
-                "has {} items, more than the maximum of {limit}",
-                count(instance)
+                "has {}, more than the maximum of {limit}",
+                counted(instance, "item", "items")
             )
         }
         ValidationErrorKind::MinItems { limit } => {
             format!(
-                "has {} items, fewer than the minimum of {limit}",
-                count(instance)
+                "has {}, fewer than the minimum of {limit}",
+                counted(instance, "item", "items")
             )
         }
         ValidationErrorKind::MaxProperties { limit } => {
             format!(
-                "has {} properties, more than the maximum of {limit}",
-                count(instance)
+                "has {}, more than the maximum of {limit}",
+                counted(instance, "property", "properties")
             )
         }
         ValidationErrorKind::MinProperties { limit } => {
             format!(
-                "has {} properties, fewer than the minimum of {limit}",
-                count(instance)
+                "has {}, fewer than the minimum of {limit}",
+                counted(instance, "property", "properties")
             )
         }
         ValidationErrorKind::MaxLength { limit } => format!(
-            "{} has {} characters, more than the maximum of {limit}",
+            "{} has {}, more than the maximum of {limit}",
             quoted(),
-            count(instance)
+            counted(instance, "character", "characters")
         ),
         ValidationErrorKind::MinLength { limit } => format!(
-            "{} has {} characters, fewer than the minimum of {limit}",
+            "{} has {}, fewer than the minimum of {limit}",
             quoted(),
-            count(instance)
+            counted(instance, "character", "characters")
         ),
         ValidationErrorKind::Pattern { pattern } => {
             format!("{} does not match the pattern {pattern}", quoted())
@@ -276,6 +276,14 @@ fn choices(options: &Value) -> String {
             truncate(&quoted.join(", "), MAX_QUOTED_CHARS * 4)
         }
         other => quote(other),
+    }
+}
+
+/// `1 item`, `3 items`.
+fn counted(value: &Value, one: &str, many: &str) -> String {
+    match count(value) {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
     }
 }
 
@@ -397,7 +405,7 @@ mod tests {
             (
                 json!({"minLength": 2}),
                 json!("é"),
-                "\"é\" has 1 characters, fewer than the minimum of 2",
+                "\"é\" has 1 character, fewer than the minimum of 2",
             ),
             (
                 json!({"pattern": "^a+$"}),
@@ -440,9 +448,9 @@ mod tests {
                 "property name \"ab\" has 2 characters, more than the maximum of 1",
             ),
             (
-                json!({"not": {}}),
+                json!({"not": {"type": "integer"}}),
                 json!(1),
-                "matches the schema under not, which it must not",
+                "must not match {\"type\":\"integer\"}",
             ),
         ];
         for (schema, instance, expected) in cases {
