@@ -7,13 +7,20 @@
 //! error.
 
 use std::{
+    collections::{BTreeMap, HashMap},
     fs,
     io::{self, BufWriter, Read, Write},
     path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+    thread,
 };
 
 use clap::{Subcommand, ValueEnum};
-use orbi_schema::{CanonicalSchema, Issue, Profile, registry, validate_bytes};
+use orbi_schema::{CanonicalSchema, Issue, Profile, SchemaValidator, registry};
 use serde_json::{Value, json};
 
 use crate::{CliError, Outcome};
@@ -151,30 +158,32 @@ impl Job {
         }
     }
 
-    fn read(&self) -> Result<Vec<u8>, String> {
+    /// Reads the document into `buffer` (replacing its contents).
+    fn read(&self, buffer: &mut Vec<u8>) -> Result<(), String> {
+        buffer.clear();
         match &self.source {
+            // No size query first: the buffer is reused, so after the first few documents its
+            // capacity already fits one and a read costs two system calls, not three.
             Source::File(path) => fs::File::open(path)
-                .and_then(|file| read_bounded(file, MAX_DOCUMENT_BYTES))
+                .and_then(|file| read_bounded(file, MAX_DOCUMENT_BYTES, buffer))
                 .map_err(|err| format!("cannot read {}: {err}", path.display())),
-            Source::Stdin => read_bounded(io::stdin().lock(), MAX_DOCUMENT_BYTES)
+            Source::Stdin => read_bounded(io::stdin().lock(), MAX_DOCUMENT_BYTES, buffer)
                 .map_err(|err| format!("cannot read stdin: {err}")),
         }
     }
 }
 
-/// Reads at most `limit` bytes; a longer input is an error, never a truncated read.
-fn read_bounded(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
+/// Appends at most `limit` bytes to `bytes`; a longer input is an error, never a truncated
+/// read.
+fn read_bounded(reader: impl Read, limit: u64, bytes: &mut Vec<u8>) -> io::Result<()> {
+    let read = reader.take(limit.saturating_add(1)).read_to_end(bytes)?;
+    if read as u64 > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("larger than the {limit}-byte limit"),
         ));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 fn validate(
@@ -190,38 +199,34 @@ fn validate(
         None => None,
     };
     let jobs = plan(forced, paths)?;
-    // Compile every schema up front: a defect there is ours, not the documents'.
+    // Compile every schema in use up front: a defect there is ours, not the documents'.
+    let mut validators: HashMap<&str, Arc<SchemaValidator>> = HashMap::new();
     for job in &jobs {
-        registry()
-            .validator(job.schema.name, profile)
-            .map_err(|err| CliError::new(err.to_string()))?;
+        if !validators.contains_key(job.schema.name) {
+            let validator = registry()
+                .validator(job.schema.name, profile)
+                .map_err(|err| CliError::new(err.to_string()))?;
+            validators.insert(job.schema.name, validator);
+        }
     }
 
     let mut out = Output::new();
     let (mut valid, mut invalid, mut unread) = (0usize, 0usize, 0usize);
-    for job in &jobs {
-        let bytes = match job.read() {
-            Ok(bytes) => bytes,
+    judge_all(&jobs, &validators, |job, verdict| {
+        match verdict {
             Err(message) => {
                 // Keep going: one unreadable file should not hide the verdicts on the rest.
                 out.flush()?;
                 eprintln!("orbi: {message}");
                 unread += 1;
-                continue;
+                return Ok(());
             }
-        };
-        let issues = match validate_bytes(job.schema.name, &bytes, profile) {
-            Ok(_) => {
-                valid += 1;
-                Vec::new()
-            }
-            Err(report) => {
-                invalid += 1;
-                report.issues()
-            }
-        };
-        out.verdict(format, &job.display(), job.schema.name, &issues)?;
-    }
+            Ok(issues) if issues.is_empty() => valid += 1,
+            Ok(_) => invalid += 1,
+        }
+        let issues = verdict.as_deref().unwrap_or_default();
+        out.verdict(format, &job.display(), job.schema.name, issues)
+    })?;
     if format == Format::Text {
         out.line(format_args!(
             "{} document(s): {valid} valid, {invalid} invalid{}",
@@ -243,6 +248,81 @@ fn validate(
         Outcome::Success
     } else {
         Outcome::Refused
+    })
+}
+
+/// The verdict on one document: its issues (none when valid), or why it could not be read.
+type Verdict = Result<Vec<Issue>, String>;
+
+/// Jobs a worker claims at a time: large enough to keep the shared counter cold, small enough
+/// to balance the workers.
+const CHUNK: usize = 32;
+
+/// Judges every job on a few worker threads and hands the verdicts to `report` in job order.
+///
+/// Reading and parsing dominate, and both parallelize; the output stays in command-line order.
+/// When `report` fails (stdout closed) the workers stop at their next verdict.
+fn judge_all(
+    jobs: &[Job],
+    validators: &HashMap<&str, Arc<SchemaValidator>>,
+    mut report: impl FnMut(&Job, &Verdict) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let workers = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
+        .min(jobs.len().div_ceil(CHUNK))
+        .max(1);
+    let next = AtomicUsize::new(0);
+    thread::scope(|scope| {
+        // Verdicts travel a chunk at a time: one wake-up of the printer per chunk, not per file.
+        let (sender, receiver) = mpsc::sync_channel::<(usize, Vec<Verdict>)>(4 * workers);
+        for _ in 0..workers {
+            let sender = sender.clone();
+            let next = &next;
+            scope.spawn(move || {
+                let mut buffer = Vec::new();
+                loop {
+                    let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                    if start >= jobs.len() {
+                        return;
+                    }
+                    let verdicts = jobs[start..(start + CHUNK).min(jobs.len())]
+                        .iter()
+                        .map(|job| match validators.get(job.schema.name) {
+                            Some(validator) => judge(job, validator, &mut buffer),
+                            None => Err(format!("no validator for {}", job.schema.name)),
+                        })
+                        .collect();
+                    if sender.send((start, verdicts)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        let mut waiting: BTreeMap<usize, Vec<Verdict>> = BTreeMap::new();
+        let mut due = 0;
+        for (start, verdicts) in receiver {
+            waiting.insert(start, verdicts);
+            while let Some(verdicts) = waiting.remove(&due) {
+                for (offset, verdict) in verdicts.iter().enumerate() {
+                    report(&jobs[due + offset], verdict)?;
+                }
+                due += verdicts.len();
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The most worker threads `validate` starts.
+const MAX_WORKERS: usize = 8;
+
+fn judge(job: &Job, validator: &SchemaValidator, buffer: &mut Vec<u8>) -> Verdict {
+    job.read(buffer)?;
+    Ok(match validator.check_bytes(buffer) {
+        Ok(_) => Vec::new(),
+        Err(report) => report.issues(),
     })
 }
 
@@ -469,8 +549,11 @@ mod tests {
 
     #[test]
     fn reads_are_bounded_and_never_truncated() {
-        assert_eq!(read_bounded(&b"12345"[..], 5).unwrap(), b"12345");
-        let err = read_bounded(&b"123456"[..], 5).unwrap_err();
+        let mut bytes = b"old".to_vec();
+        bytes.clear();
+        read_bounded(&b"12345"[..], 5, &mut bytes).unwrap();
+        assert_eq!(bytes, b"12345");
+        let err = read_bounded(&b"123456"[..], 5, &mut Vec::new()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(err.to_string(), "larger than the 5-byte limit");
     }

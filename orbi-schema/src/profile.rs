@@ -16,6 +16,7 @@ use std::{
 
 use serde_json::Value;
 
+use crate::Report;
 pub use crate::issue::Issue;
 use crate::registry::{CanonicalSchema, Registry, SchemaError};
 
@@ -117,6 +118,25 @@ impl SchemaValidator {
     /// Whether `document` conforms.
     pub fn is_valid(&self, document: &Value) -> bool {
         self.inner.is_valid(document)
+    }
+
+    /// `Ok` when `document` conforms, otherwise a [`Report::Invalid`] with every issue.
+    pub fn check(&self, document: &Value) -> Result<(), Report> {
+        if self.inner.is_valid(document) {
+            return Ok(());
+        }
+        Err(Report::Invalid {
+            schema: self.name,
+            profile: self.profile,
+            issues: self.issues(document),
+        })
+    }
+
+    /// Parses `bytes` strictly (see [`crate::parse`]) and checks the value; returns the value.
+    pub fn check_bytes(&self, bytes: &[u8]) -> Result<Value, Report> {
+        let document = crate::parse(bytes)?;
+        self.check(&document)?;
+        Ok(document)
     }
 
     /// Every reason `document` does not conform (empty when it does).

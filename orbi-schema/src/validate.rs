@@ -109,24 +109,14 @@ pub fn parse(bytes: &[u8]) -> Result<Value, Report> {
 
 /// Validates an already parsed `document` against `schema` (short name, `$id` or file name).
 pub fn validate_value(schema: &str, document: &Value, profile: Profile) -> Result<(), Report> {
-    let validator = registry().validator(schema, profile)?;
-    if validator.is_valid(document) {
-        return Ok(());
-    }
-    Err(Report::Invalid {
-        schema: validator.name(),
-        profile,
-        issues: validator.issues(document),
-    })
+    registry().validator(schema, profile)?.check(document)
 }
 
 /// Parses `bytes` strictly and validates the value against `schema`; returns the value.
 ///
 /// The caller keeps the bytes: the value is for reading, never for re-serializing signed data.
 pub fn validate_bytes(schema: &str, bytes: &[u8], profile: Profile) -> Result<Value, Report> {
-    let document = parse(bytes)?;
-    validate_value(schema, &document, profile)?;
-    Ok(document)
+    registry().validator(schema, profile)?.check_bytes(bytes)
 }
 
 /// Parses, validates against `T`'s canonical schema, and deserializes into `T`.

@@ -1,0 +1,853 @@
+//! Differential verdicts: orbi against python-jsonschema (2020-12, format assertion on) on the
+//! fixtures, the upstream examples, thousands of seeded mutants of them, and a few raw texts.
+//!
+//! The reference reads the canonical files from `schemas/` as committed (it registers each
+//! under its `$id` and its file name, so the relative bind `$ref` resolves as written); the
+//! frozen variants come from orbi's own derivation. A disagreement passes only when it is one
+//! of the reference's documented deviations from the standards (see [`Quirk`]); every other
+//! disagreement fails the check.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use orbi_schema::{CanonicalSchema, Profile, Report, registry, validate_bytes};
+use serde_json::{Map, Value, json};
+
+use crate::{conformance::Tally, rng::Rng};
+
+/// Mutants per valid base document (override with `ORBI_DIFFERENTIAL_MUTANTS`).
+const DEFAULT_MUTANTS_PER_BASE: usize = 60;
+/// Fixed so that a failure reproduces.
+const SEED: u64 = 0x0b1_5c4e_3a00_0003;
+
+/// The python side, run as `python -c DRIVER <schemas dir>`.
+const DRIVER: &str = include_str!("differential_driver.py");
+
+/// A reference validator's documented deviation from the standards orbi follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Quirk {
+    /// Python's `$` also matches before a final newline, in `pattern` (`re.search`) and in the
+    /// regular expressions of rfc3339-validator and rfc3987. ECMA-262 (the 2020-12 pattern
+    /// dialect), RFC 3339 and RFC 3986 allow no newline: `"abc\n"` is not `^[a-z]+$`.
+    DollarBeforeNewline,
+    /// rfc3339-validator rejects every leap second. RFC 3339 §5.6 allows second 60 and §5.8
+    /// gives `1990-12-31T23:59:60Z` as an example; orbi accepts 60 at 23:59 UTC.
+    LeapSecond,
+    /// rfc3339-validator rejects year 0000; RFC 3339 `date-fullyear = 4DIGIT` allows it.
+    YearZero,
+    /// Python keeps the last of two equal keys; orbi refuses the text (RFC 8259 §4: names
+    /// SHOULD be unique, RFC 7493 I-JSON: MUST; two parsers could read two documents).
+    DuplicateKey,
+    /// Python reads `NaN`/`Infinity`, which RFC 8259 §6 does not allow.
+    NonJsonNumber,
+    /// Python reads a lone surrogate escape (`"\ud800"`), which is no Unicode text (RFC 8259
+    /// §8.2); serde_json refuses it.
+    LoneSurrogate,
+    /// Python reads `1e400` as infinity; RFC 8259 §6 lets a parser limit the range, and
+    /// serde_json refuses numbers beyond f64.
+    NumberOutOfRange,
+}
+
+impl Quirk {
+    fn label(self) -> &'static str {
+        match self {
+            Quirk::DollarBeforeNewline => "python `$` matches before a final newline",
+            Quirk::LeapSecond => "rfc3339-validator rejects leap seconds",
+            Quirk::YearZero => "rfc3339-validator rejects year 0000",
+            Quirk::DuplicateKey => "python keeps the last duplicate key",
+            Quirk::NonJsonNumber => "python reads NaN/Infinity",
+            Quirk::LoneSurrogate => "python reads lone surrogates",
+            Quirk::NumberOutOfRange => "python reads 1e400 as infinity",
+        }
+    }
+}
+
+/// One document, the schema and profile it is checked against.
+struct Case {
+    label: String,
+    schema: &'static CanonicalSchema,
+    profile: Profile,
+    text: String,
+}
+
+/// What the reference said about one case.
+struct Verdict {
+    valid: bool,
+    parse_error: Option<String>,
+    errors: Vec<ReferenceError>,
+}
+
+struct ReferenceError {
+    path: String,
+    keyword: String,
+    value: Option<String>,
+}
+
+impl Verdict {
+    /// Reads one line of the driver's output.
+    fn from_json(value: &Value) -> Option<Verdict> {
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        let errors = value["errors"]
+            .as_array()?
+            .iter()
+            .map(|error| {
+                Some(ReferenceError {
+                    path: text(&error["path"])?,
+                    keyword: text(&error["keyword"])?,
+                    value: text(&error["value"]),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Verdict {
+            valid: value["valid"].as_bool()?,
+            parse_error: text(&value["parse_error"]),
+            errors,
+        })
+    }
+}
+
+/// Runs the differential with `python`; fixtures from `roots` (each with `valid/` and
+/// `invalid/`).
+pub fn run(python: &Path, root: &Path, roots: &[PathBuf], tally: &mut Tally) -> Result<(), String> {
+    let mutants = std::env::var("ORBI_DIFFERENTIAL_MUTANTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_MUTANTS_PER_BASE);
+    let cases = corpus(roots, mutants)?;
+    let verdicts = reference_verdicts(python, &root.join("schemas"), &cases)?;
+    let mut agree = 0usize;
+    let mut quirks: BTreeMap<Quirk, usize> = BTreeMap::new();
+    for (case, verdict) in cases.iter().zip(&verdicts) {
+        let ours = validate_bytes(case.schema.name, case.text.as_bytes(), case.profile);
+        match explain(&ours, verdict, &case.text) {
+            Ok(None) => {
+                agree += 1;
+                tally.pass();
+            }
+            Ok(Some(quirk)) => {
+                *quirks.entry(quirk).or_default() += 1;
+                tally.pass();
+            }
+            Err(why) => tally.fail(format!(
+                "differential {} ({} {}): {why}\n  document: {}",
+                case.label,
+                case.schema.name,
+                case.profile,
+                excerpt(&case.text)
+            )),
+        }
+    }
+    println!(
+        "differential vs python-jsonschema ({}): {} documents, {agree} same verdict, {} known \
+         reference deviations",
+        python.display(),
+        cases.len(),
+        quirks.values().sum::<usize>()
+    );
+    for (quirk, count) in quirks {
+        println!("  {count:5}  {}", quirk.label());
+    }
+    Ok(())
+}
+
+/// `Ok(None)`: same verdict. `Ok(Some(quirk))`: different, and the reference deviates from the
+/// standard in a documented way. `Err`: an unexplained disagreement.
+fn explain(
+    ours: &Result<Value, Report>,
+    theirs: &Verdict,
+    text: &str,
+) -> Result<Option<Quirk>, String> {
+    match (ours, theirs.valid) {
+        (Ok(_), true) | (Err(_), false) => Ok(None),
+        (Err(Report::Syntax { message, .. }), true) => parse_quirk(message, text)
+            .map(Some)
+            .ok_or_else(|| format!("orbi cannot parse it ({message}), the reference says valid")),
+        (Err(report @ Report::Invalid { .. }), true) => {
+            let document: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            let issues = report.issues();
+            if issues.iter().all(|issue| {
+                let format_or_pattern =
+                    issue.keyword.ends_with("/format") || issue.keyword.ends_with("/pattern");
+                let value = document.pointer(&issue.instance);
+                format_or_pattern && ends_with_newline(value, &issue.keyword)
+            }) {
+                Ok(Some(Quirk::DollarBeforeNewline))
+            } else {
+                Err(format!(
+                    "orbi says invalid ({report}), the reference says valid"
+                ))
+            }
+        }
+        (Err(report), true) => Err(format!(
+            "orbi refused it ({report}), the reference says valid"
+        )),
+        (Ok(_), false) => {
+            if let Some(parse_error) = &theirs.parse_error {
+                return Err(format!(
+                    "the reference cannot parse it ({parse_error}), orbi says valid"
+                ));
+            }
+            let quirks: Vec<Option<Quirk>> = theirs
+                .errors
+                .iter()
+                .map(|error| match (error.keyword.as_str(), &error.value) {
+                    ("format", Some(value)) if is_leap_second(value) => Some(Quirk::LeapSecond),
+                    ("format", Some(value)) if value.starts_with("0000-") => Some(Quirk::YearZero),
+                    _ => None,
+                })
+                .collect();
+            match quirks.first() {
+                Some(Some(first)) if quirks.iter().all(Option::is_some) => Ok(Some(*first)),
+                _ => {
+                    let errors: Vec<String> = theirs
+                        .errors
+                        .iter()
+                        .map(|e| format!("{} {} {:?}", e.path, e.keyword, e.value))
+                        .collect();
+                    Err(format!(
+                        "orbi says valid, the reference says invalid: {}",
+                        errors.join("; ")
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// A string value (or, under `propertyNames`, a member name) that ends in a newline.
+fn ends_with_newline(value: Option<&Value>, keyword: &str) -> bool {
+    match value {
+        Some(Value::String(text)) => text.ends_with('\n'),
+        Some(Value::Object(map)) if keyword.contains("/propertyNames/") => {
+            map.keys().any(|key| key.ends_with('\n'))
+        }
+        _ => false,
+    }
+}
+
+fn parse_quirk(message: &str, text: &str) -> Option<Quirk> {
+    if message.contains("duplicate key") {
+        Some(Quirk::DuplicateKey)
+    } else if has_surrogate_escape(text)
+        && ["surrogate", "unicode code point", "hex escape"]
+            .iter()
+            .any(|word| message.contains(word))
+    {
+        Some(Quirk::LoneSurrogate)
+    } else if message.contains("out of range") {
+        Some(Quirk::NumberOutOfRange)
+    } else if ["NaN", "Infinity"].iter().any(|word| text.contains(word)) {
+        Some(Quirk::NonJsonNumber)
+    } else {
+        None
+    }
+}
+
+/// Whether `text` holds a `\uD800`–`\uDFFF` escape.
+fn has_surrogate_escape(text: &str) -> bool {
+    text.to_ascii_lowercase()
+        .match_indices("\\ud")
+        .any(|(at, _)| {
+            text.as_bytes()
+                .get(at + 3)
+                .is_some_and(|b| b"89abcdefABCDEF".contains(b))
+        })
+}
+
+/// `YYYY-MM-DDTHH:MM:60…`: a leap second, whatever the hour.
+fn is_leap_second(value: &str) -> bool {
+    value.len() > 19
+        && value
+            .get(10..11)
+            .is_some_and(|t| t.eq_ignore_ascii_case("t"))
+        && value.get(17..19) == Some("60")
+}
+
+fn excerpt(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(400) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
+}
+
+/// Runs the python driver over every case, in order.
+fn reference_verdicts(
+    python: &Path,
+    schemas: &Path,
+    cases: &[Case],
+) -> Result<Vec<Verdict>, String> {
+    let mut child = Command::new(python)
+        .arg("-c")
+        .arg(DRIVER)
+        .arg(schemas)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|err| format!("cannot run {}: {err}", python.display()))?;
+    let frozen: Map<String, Value> = registry()
+        .all()
+        .iter()
+        .map(|schema| {
+            (
+                schema.file_name.to_owned(),
+                Profile::Frozen.document(schema),
+            )
+        })
+        .collect();
+    let mut requests =
+        serde_json::to_string(&json!({"frozen": frozen})).map_err(|e| e.to_string())?;
+    requests.push('\n');
+    for case in cases {
+        let request = json!({
+            "profile": case.profile.as_str(),
+            "file": case.schema.file_name,
+            "text": case.text,
+        });
+        requests.push_str(&request.to_string());
+        requests.push('\n');
+    }
+    let mut stdin = child.stdin.take().ok_or("no stdin for the reference")?;
+    // Write from a thread: the driver answers while we are still sending.
+    let writer = std::thread::spawn(move || stdin.write_all(requests.as_bytes()));
+    let stdout = child.stdout.take().ok_or("no stdout from the reference")?;
+    let mut verdicts = Vec::with_capacity(cases.len());
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|err| format!("reading the reference: {err}"))?;
+        let verdict = serde_json::from_str(&line)
+            .ok()
+            .as_ref()
+            .and_then(Verdict::from_json)
+            .ok_or_else(|| format!("unexpected reference output {line:?}"))?;
+        verdicts.push(verdict);
+    }
+    writer
+        .join()
+        .map_err(|_| "the writer thread panicked")?
+        .map_err(|err| format!("writing to the reference: {err}"))?;
+    let status = child.wait().map_err(|err| err.to_string())?;
+    if !status.success() || verdicts.len() != cases.len() {
+        return Err(format!(
+            "the reference driver failed ({status}) after {} of {} documents",
+            verdicts.len(),
+            cases.len()
+        ));
+    }
+    Ok(verdicts)
+}
+
+/// Fixtures (both profiles), seeded mutants of every valid fixture, and the raw texts.
+fn corpus(roots: &[PathBuf], mutants_per_base: usize) -> Result<Vec<Case>, String> {
+    let mut cases = Vec::new();
+    let mut bases = Vec::new();
+    for dir in roots {
+        for sub in ["valid", "invalid"] {
+            let mut files: Vec<PathBuf> = fs::read_dir(dir.join(sub))
+                .map_err(|err| format!("cannot list {}/{sub}: {err}", dir.display()))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .collect();
+            files.sort();
+            for path in files {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                let Some(schema) = registry().for_file_name(name) else {
+                    continue;
+                };
+                let text = fs::read_to_string(&path)
+                    .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+                for profile in Profile::ALL {
+                    cases.push(Case {
+                        label: path.display().to_string(),
+                        schema,
+                        profile,
+                        text: text.clone(),
+                    });
+                }
+                if sub == "valid"
+                    && let Ok(document) = serde_json::from_str::<Value>(&text)
+                {
+                    bases.push((name.to_owned(), schema, document));
+                }
+            }
+        }
+    }
+    let pool = Pool::new();
+    let mut rng = Rng::new(SEED);
+    // Every format-bearing member of every base, with every edge value of its format: the
+    // format checkers are where validators differ most.
+    for (name, schema, document) in &bases {
+        let mut pointers = Vec::new();
+        collect_pointers(document, String::new(), &mut pointers);
+        for pointer in pointers {
+            let Some(Value::String(current)) = document.pointer(&pointer) else {
+                continue;
+            };
+            let edges = if looks_like_date_time(current) {
+                DATE_TIMES
+            } else if current.contains("://") {
+                URIS
+            } else {
+                continue;
+            };
+            for (index, edge) in edges.iter().enumerate() {
+                let mut variant = document.clone();
+                if let Some(slot) = variant.pointer_mut(&pointer) {
+                    *slot = Value::from(*edge);
+                }
+                cases.push(Case {
+                    label: format!("{name} with {pointer} = edge {index}"),
+                    schema,
+                    profile: Profile::Seed,
+                    text: variant.to_string(),
+                });
+            }
+        }
+    }
+    for (name, schema, document) in &bases {
+        for index in 0..mutants_per_base {
+            let mut mutant = document.clone();
+            for _ in 0..1 + rng.below(2) {
+                pool.mutate(&mut mutant, &mut rng);
+            }
+            cases.push(Case {
+                label: format!("mutant {index} of {name}"),
+                schema,
+                profile: *rng.pick(&Profile::ALL),
+                text: mutant.to_string(),
+            });
+        }
+    }
+    let bind = bases
+        .iter()
+        .find(|(_, schema, _)| schema.name == "participant-bind")
+        .ok_or("no valid participant-bind fixture to build raw cases from")?;
+    for (label, text) in raw_texts(&bind.2) {
+        cases.push(Case {
+            label: label.to_owned(),
+            schema: bind.1,
+            profile: Profile::Seed,
+            text,
+        });
+    }
+    Ok(cases)
+}
+
+/// Texts no serializer produces: the parse-level differences.
+fn raw_texts(bind: &Value) -> Vec<(&'static str, String)> {
+    let text = bind.to_string();
+    let body = text.strip_suffix('}').unwrap_or(&text);
+    let with = |extra: &str| format!("{body},{extra}}}");
+    vec![
+        ("duplicate key, same value", with(r#""schema/v": 1"#)),
+        ("duplicate key, other value", with(r#""schema/v": 2"#)),
+        (
+            "NaN in an open member",
+            with(r#""policy_annotations": {"x": NaN}"#),
+        ),
+        (
+            "Infinity in an open member",
+            with(r#""policy_annotations": {"x": -Infinity}"#),
+        ),
+        (
+            "lone surrogate",
+            with(r#""policy_annotations": {"x": "\ud800"}"#),
+        ),
+        (
+            "number out of range",
+            with(r#""policy_annotations": {"x": 1e400}"#),
+        ),
+        (
+            "escaped pair",
+            with(r#""policy_annotations": {"x": "\ud83d\ude00"}"#),
+        ),
+        (
+            "huge integer",
+            with(r#""policy_annotations": {"x": 123456789012345678901234567890}"#),
+        ),
+        ("trailing comma", with(r#""policy_annotations": {"x": 1,}"#)),
+        ("byte order mark", format!("\u{feff}{text}")),
+        ("trailing garbage", format!("{text} x")),
+        ("empty", String::new()),
+    ]
+}
+
+/// `date-time` edges: leap seconds, case, fractions, offsets, calendars, stray characters.
+const DATE_TIMES: &[&str] = &[
+    "2026-03-28T19:42:00Z",
+    "2026-03-28t19:42:00z",
+    "2026-03-28T19:42:00.123456789Z",
+    "2026-03-28T19:42:00,5Z",
+    "1990-12-31T23:59:60Z",
+    "1990-12-31T15:59:60-08:00",
+    "1990-12-31T23:59:60+00:00",
+    "2026-03-28T19:42:60Z",
+    "2026-03-28T22:59:60Z",
+    "2026-03-28T23:59:61Z",
+    "0000-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "2024-02-29T00:00:00Z",
+    "2026-02-29T00:00:00Z",
+    "1900-02-29T00:00:00Z",
+    "2000-02-29T00:00:00Z",
+    "2026-04-31T00:00:00Z",
+    "2026-03-28T19:42:00Z\n",
+    "2026-03-28T19:42:00+24:00",
+    "2026-03-28T19:42:00-00:00",
+    "2026-03-28T19:42:00+01:00",
+    "2026-03-28T19:42:00+0100",
+    "2026-03-28T19:42:00+01",
+    "2026-03-28T19:42Z",
+    "2026-03-28 19:42:00Z",
+    "2026-03-28T19:42:00",
+    "2026-03-28",
+    "2026-03-28T19:42:00.Z",
+    "2026-13-01T00:00:00Z",
+    "2026-00-01T00:00:00Z",
+    "2026-03-00T00:00:00Z",
+    "2026-03-28T24:00:00Z",
+    "2026-03-28T19:60:00Z",
+    "\u{ff12}026-03-28T19:42:00Z",
+    "2026-03-28T19:42:00Z ",
+    " 2026-03-28T19:42:00Z",
+    "+2026-03-28T19:42:00Z",
+    "20260328T194200Z",
+    "2026-03-28T19:42:00.1234567890123456789Z",
+    "2026-3-28T19:42:00Z",
+    "2026-03-28T19:42:00ZZ",
+    "2026-03-28TT19:42:00Z",
+    "2026-03-28T19:42:00\u{0}Z",
+];
+
+/// `uri` edges: schemes, authorities, IP literals, percent-encoding, stray characters.
+const URIS: &[&str] = &[
+    "https://example.org/a/b?c=1",
+    "https://example.com:8080/a%20b",
+    "urn:isbn:0451450523",
+    "mailto:a@b.c",
+    "a:b",
+    "x:",
+    "/relative/path",
+    "//host/path",
+    "relative",
+    "#frag",
+    "http://[::1]:80/",
+    "http://[v1.x]/",
+    "http://[::1/",
+    "http://[1:2:3:4:5:6:7:8:9]/",
+    "http://[::ffff:1.2.3.4]/",
+    "http://example.com/é",
+    "http://exämple.com/",
+    "http://exa mple.com/",
+    "https://example.com/a%2",
+    "https://example.com/a%zz",
+    "http://x/\n",
+    "http://x/{a}",
+    "http://x/|",
+    "http://x/\\",
+    "http://x/^",
+    "http://x/`",
+    "http://x/[a]",
+    "http://x?[a]",
+    "http://x#a#b",
+    "http://1.2.3.256/",
+    "http://host:99999/",
+    "http://host:port/",
+    "http://host:/",
+    "http://@host/",
+    "http://user:pw@host/",
+    "HTTP://EXAMPLE.COM/",
+    "1http://x",
+    "h+t-t.p://x",
+    "-x://y",
+    "http://[fe80::1%25eth0]/",
+    "tag:example.com,2005:foo",
+    "data:text/plain;base64,SGVsbG8=",
+    "http://host/a\u{0}b",
+    "http://host/%00",
+    "file:///etc/passwd",
+    "http://h_o_s_t/",
+    "http://ho~st/",
+    "http://%41.com/",
+    "http://x/a b",
+    "http://x/\u{7f}",
+    "http:",
+    ":",
+    "",
+];
+
+fn looks_like_date_time(text: &str) -> bool {
+    text.len() >= 20
+        && text.as_bytes().get(4) == Some(&b'-')
+        && text.as_bytes().get(10) == Some(&b'T')
+}
+
+/// Replacement values and names that sit on the edges of the contracts' keywords.
+struct Pool {
+    values: Vec<Value>,
+    keys: Vec<String>,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        let mut values: Vec<Value> = DATE_TIMES
+            .iter()
+            .chain(URIS)
+            .map(|text| Value::from(*text))
+            .collect();
+        values.extend(
+            [
+                "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE",
+                "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE\n",
+                "node:did:key:z0OIl",
+                "participant:did:key:z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
+                "pod-user:did:key:z6Mk",
+                "did:key:z6Mk",
+                "z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
+                "z6Mk\n",
+                "sha256:abc",
+                "sha256:ab=",
+                "sha256:",
+                "sha512:abc",
+                "e30",
+                "e30=",
+                "e30\n",
+                "a:b/c.d_e-f",
+                "a b",
+                "é",
+                "",
+                " ",
+                "\n",
+                "x".repeat(257).as_str(),
+                "x".repeat(1025).as_str(),
+                "inac-control.v1",
+                "capability-passport.v1",
+                "ed25519",
+            ]
+            .into_iter()
+            .map(Value::from),
+        );
+        values.extend([
+            json!(0),
+            json!(1),
+            json!(-1),
+            json!(2),
+            json!(1.0),
+            json!(1.5),
+            json!(-0.0),
+            json!(1e2),
+            json!(1073741824),
+            json!(1073741825),
+            json!(1073741824.0),
+            json!(1e30),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(true),
+            json!(false),
+            json!(null),
+            json!([]),
+            json!({}),
+            json!(["private-retained"]),
+            json!([1, 1]),
+            json!({"alg": "ed25519", "value": "v"}),
+            json!({"alg": "ed25519"}),
+            json!({"schema": "capability-passport.v1"}),
+        ]);
+        // Every vocabulary word of every contract, so enums and consts are hit on both sides.
+        let mut keys = vec!["extra".to_owned(), "pod/id".to_owned(), "kid".to_owned()];
+        for schema in registry().all() {
+            collect_words(&schema.document, &mut values, &mut keys);
+        }
+        keys.sort();
+        keys.dedup();
+        Pool { values, keys }
+    }
+
+    fn mutate(&self, document: &mut Value, rng: &mut Rng) {
+        let mut pointers = Vec::new();
+        collect_pointers(document, String::new(), &mut pointers);
+        let Some(target) = rng.pick_opt(&pointers).cloned() else {
+            return;
+        };
+        match rng.below(5) {
+            0 | 1 => {
+                if let Some(slot) = document.pointer_mut(&target) {
+                    *slot = rng.pick(&self.values).clone();
+                }
+            }
+            2 => {
+                let (parent, key) = split_pointer(&target);
+                if let Some(Value::Object(map)) = document.pointer_mut(&parent) {
+                    map.shift_remove(&key);
+                }
+            }
+            3 => {
+                let root = String::new();
+                let objects: Vec<&String> = pointers
+                    .iter()
+                    .chain(std::iter::once(&root))
+                    .filter(|p| document.pointer(p).is_some_and(Value::is_object))
+                    .collect();
+                let at = rng.pick(&objects).to_string();
+                let key = rng.pick(&self.keys).clone();
+                let value = rng.pick(&self.values).clone();
+                if let Some(Value::Object(map)) = document.pointer_mut(&at) {
+                    map.insert(key, value);
+                }
+            }
+            _ => {
+                if let Some(Value::String(text)) = document.pointer_mut(&target) {
+                    *text = edit_string(text, rng);
+                } else if let Some(slot) = document.pointer_mut(&target) {
+                    *slot = rng.pick(&self.values).clone();
+                }
+            }
+        }
+    }
+}
+
+/// Small edits where format and pattern checks are sharpest.
+fn edit_string(text: &str, rng: &mut Rng) -> String {
+    const INSERTS: &[&str] = &[
+        "\n", " ", "é", "0", ":", "/", "%", "[", "Z", "z", "t", ",", ".", "60", "\u{0}", "I",
+    ];
+    let chars: Vec<char> = text.chars().collect();
+    let at = if chars.is_empty() {
+        0
+    } else {
+        rng.below(chars.len() + 1)
+    };
+    let (head, tail) = chars.split_at(at);
+    let head: String = head.iter().collect();
+    let tail: String = tail.iter().collect();
+    match rng.below(6) {
+        0 => format!("{text}\n"),
+        1 => text.to_uppercase(),
+        2 => text.to_lowercase(),
+        3 => format!("{head}{}", tail.chars().skip(1).collect::<String>()),
+        _ => format!("{head}{}{tail}", rng.pick(INSERTS)),
+    }
+}
+
+fn collect_words(schema: &Value, values: &mut Vec<Value>, keys: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            for (keyword, child) in map {
+                match keyword.as_str() {
+                    "enum" => values.extend(child.as_array().into_iter().flatten().cloned()),
+                    "const" => values.push(child.clone()),
+                    "properties" => keys.extend(
+                        child
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .map(|(k, _)| k.clone()),
+                    ),
+                    _ => {}
+                }
+                collect_words(child, values, keys);
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| collect_words(item, values, keys)),
+        _ => {}
+    }
+}
+
+fn collect_pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_at = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+                out.push(child_at.clone());
+                collect_pointers(child, child_at, out);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                let child_at = format!("{at}/{index}");
+                out.push(child_at.clone());
+                collect_pointers(child, child_at, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `/a/b~1c` → (`/a`, `b/c`).
+fn split_pointer(pointer: &str) -> (String, String) {
+    let (parent, last) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+    (
+        parent.to_owned(),
+        last.replace("~1", "/").replace("~0", "~"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leap_seconds_and_pointers() {
+        assert!(is_leap_second("1990-12-31T23:59:60Z"));
+        assert!(is_leap_second("2026-03-28t19:42:60z"));
+        assert!(!is_leap_second("2026-03-28T19:42:06Z"));
+        assert_eq!(split_pointer("/a/b~1c"), ("/a".into(), "b/c".into()));
+        let mut pointers = Vec::new();
+        collect_pointers(&json!({"a/b": [1, {"c": 2}]}), String::new(), &mut pointers);
+        assert_eq!(pointers, ["/a~1b", "/a~1b/0", "/a~1b/1", "/a~1b/1/c"]);
+    }
+
+    /// A disagreement the quirk list does not cover fails the check.
+    #[test]
+    fn only_documented_deviations_pass() {
+        let theirs_valid = Verdict {
+            valid: true,
+            parse_error: None,
+            errors: vec![],
+        };
+        let bind = registry().get("participant-bind").unwrap();
+        let newline = r#"{"schema/v": 1, "session/id": "x\n"}"#;
+        let ours = validate_bytes("participant-bind", newline.as_bytes(), Profile::Seed);
+        // Missing required members are not a newline quirk.
+        assert!(explain(&ours, &theirs_valid, newline).is_err());
+        let duplicate = r#"{"a": 1, "a": 1}"#;
+        let ours = validate_bytes(bind.name, duplicate.as_bytes(), Profile::Seed);
+        assert_eq!(
+            explain(&ours, &theirs_valid, duplicate),
+            Ok(Some(Quirk::DuplicateKey))
+        );
+        let theirs_leap = Verdict {
+            valid: false,
+            parse_error: None,
+            errors: vec![ReferenceError {
+                path: "/bound-at".into(),
+                keyword: "format".into(),
+                value: Some("1990-12-31T23:59:60Z".into()),
+            }],
+        };
+        let ok: Result<Value, Report> = Ok(json!({}));
+        assert_eq!(
+            explain(&ok, &theirs_leap, "{}"),
+            Ok(Some(Quirk::LeapSecond))
+        );
+        let theirs_other = Verdict {
+            valid: false,
+            parse_error: None,
+            errors: vec![ReferenceError {
+                path: "/x".into(),
+                keyword: "minLength".into(),
+                value: Some(String::new()),
+            }],
+        };
+        assert!(explain(&ok, &theirs_other, "{}").is_err());
+    }
+}
