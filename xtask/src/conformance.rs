@@ -36,13 +36,23 @@ pub fn run(root: &Path) -> Result<bool, String> {
         }
         None => println!("reference data: ../shared not present; upstream checks skipped"),
     }
+    let mut references = Vec::new();
     match reference::find_python(root) {
-        Some(python) => differential::run(&python, root, &fixture_roots, &mut report)?,
+        Some(python) => references.push(differential::Reference::PythonJsonschema(python)),
         None => println!(
-            "differential: no python with jsonschema, rfc3339-validator and rfc3987 found \
-             (set ORBI_REFERENCE_PYTHON, or run `cargo xtask bench validate` once to install \
-             one under target/reference-tools); skipped"
+            "differential: no python with jsonschema, rfc3339-validator and rfc3987 found (set \
+             ORBI_REFERENCE_PYTHON, or run `cargo xtask bench validate` once to install one \
+             under target/reference-tools)"
         ),
+    }
+    match reference::find_check_jsonschema(root) {
+        Some(exe) => references.push(differential::Reference::CheckJsonschema(exe)),
+        None => println!("differential: no check-jsonschema found (set ORBI_CHECK_JSONSCHEMA)"),
+    }
+    if references.is_empty() {
+        println!("differential: skipped, no reference validator installed");
+    } else {
+        differential::run(&references, root, &fixture_roots, &mut report)?;
     }
     println!(
         "conformance: {} checks, {} failed",

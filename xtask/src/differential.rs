@@ -40,6 +40,13 @@ pub enum Quirk {
     LeapSecond,
     /// rfc3339-validator rejects year 0000; RFC 3339 `date-fullyear = 4DIGIT` allows it.
     YearZero,
+    /// check-jsonschema skips a leading UTF-8 byte order mark. RFC 8259 §8.1 lets a parser
+    /// ignore one, but a sender MUST NOT add it to a networked text, and artifacts travel
+    /// between nodes byte for byte: orbi refuses it.
+    ByteOrderMark,
+    /// check-jsonschema's `date-time` takes a comma before the fraction (`00:00:00,5Z`), which
+    /// ISO 8601 allows but RFC 3339 (`time-secfrac = "." 1*DIGIT`) does not.
+    CommaFraction,
     /// Python keeps the last of two equal keys; orbi refuses the text (RFC 8259 §4: names
     /// SHOULD be unique, RFC 7493 I-JSON: MUST; two parsers could read two documents).
     DuplicateKey,
@@ -57,8 +64,10 @@ impl Quirk {
     fn label(self) -> &'static str {
         match self {
             Quirk::DollarBeforeNewline => "python `$` matches before a final newline",
-            Quirk::LeapSecond => "rfc3339-validator rejects leap seconds",
+            Quirk::LeapSecond => "the reference rejects leap seconds",
             Quirk::YearZero => "rfc3339-validator rejects year 0000",
+            Quirk::CommaFraction => "check-jsonschema takes a comma before the fraction",
+            Quirk::ByteOrderMark => "check-jsonschema skips a byte order mark",
             Quirk::DuplicateKey => "python keeps the last duplicate key",
             Quirk::NonJsonNumber => "python reads NaN/Infinity",
             Quirk::LoneSurrogate => "python reads lone surrogates",
@@ -111,46 +120,102 @@ impl Verdict {
     }
 }
 
-/// Runs the differential with `python`; fixtures from `roots` (each with `valid/` and
-/// `invalid/`).
-pub fn run(python: &Path, root: &Path, roots: &[PathBuf], tally: &mut Tally) -> Result<(), String> {
+/// A reference validator the differential can run.
+pub enum Reference {
+    /// python-jsonschema driven by `differential_driver.py`, with this interpreter.
+    PythonJsonschema(PathBuf),
+    /// The `check-jsonschema` command line, this executable.
+    CheckJsonschema(PathBuf),
+}
+
+impl Reference {
+    fn name(&self) -> String {
+        match self {
+            Reference::PythonJsonschema(python) => {
+                format!("python-jsonschema ({})", python.display())
+            }
+            Reference::CheckJsonschema(exe) => format!("check-jsonschema ({})", exe.display()),
+        }
+    }
+
+    /// The deviations this reference is known for; any other disagreement fails.
+    fn allows(&self, quirk: Quirk) -> bool {
+        match self {
+            // check-jsonschema matches `pattern` with regress (ECMA-262) and accepts year 0000.
+            Reference::CheckJsonschema(_) => quirk != Quirk::YearZero,
+            // rfc3339-validator takes no comma fraction; json.loads refuses a BOM.
+            Reference::PythonJsonschema(_) => {
+                !matches!(quirk, Quirk::CommaFraction | Quirk::ByteOrderMark)
+            }
+        }
+    }
+
+    fn verdicts(&self, root: &Path, cases: &[Case]) -> Result<Vec<Verdict>, String> {
+        match self {
+            Reference::PythonJsonschema(python) => {
+                python_verdicts(python, &root.join("schemas"), cases)
+            }
+            Reference::CheckJsonschema(exe) => check_jsonschema_verdicts(exe, root, cases),
+        }
+    }
+}
+
+/// Runs the differential against every reference found; fixtures from `roots` (each with
+/// `valid/` and `invalid/`).
+pub fn run(
+    references: &[Reference],
+    root: &Path,
+    roots: &[PathBuf],
+    tally: &mut Tally,
+) -> Result<(), String> {
     let mutants = std::env::var("ORBI_DIFFERENTIAL_MUTANTS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(DEFAULT_MUTANTS_PER_BASE);
     let cases = corpus(roots, mutants)?;
-    let verdicts = reference_verdicts(python, &root.join("schemas"), &cases)?;
-    let mut agree = 0usize;
-    let mut quirks: BTreeMap<Quirk, usize> = BTreeMap::new();
-    for (case, verdict) in cases.iter().zip(&verdicts) {
-        let ours = validate_bytes(case.schema.name, case.text.as_bytes(), case.profile);
-        match explain(&ours, verdict, &case.text) {
-            Ok(None) => {
-                agree += 1;
-                tally.pass();
+    let ours: Vec<Result<Value, Report>> = cases
+        .iter()
+        .map(|case| validate_bytes(case.schema.name, case.text.as_bytes(), case.profile))
+        .collect();
+    for reference in references {
+        let verdicts = reference.verdicts(root, &cases)?;
+        let mut agree = 0usize;
+        let mut quirks: BTreeMap<Quirk, usize> = BTreeMap::new();
+        for ((case, ours), verdict) in cases.iter().zip(&ours).zip(&verdicts) {
+            match explain(ours, verdict, &case.text) {
+                Ok(None) => {
+                    agree += 1;
+                    tally.pass();
+                }
+                Ok(Some(quirk)) if reference.allows(quirk) => {
+                    *quirks.entry(quirk).or_default() += 1;
+                    tally.pass();
+                }
+                outcome => tally.fail(format!(
+                    "differential vs {} on {} ({} {}): {}\n  document: {}",
+                    reference.name(),
+                    case.label,
+                    case.schema.name,
+                    case.profile,
+                    match outcome {
+                        Ok(Some(quirk)) => format!("unexpected deviation: {}", quirk.label()),
+                        Err(why) => why,
+                        Ok(None) => unreachable!("handled above"),
+                    },
+                    excerpt(&case.text)
+                )),
             }
-            Ok(Some(quirk)) => {
-                *quirks.entry(quirk).or_default() += 1;
-                tally.pass();
-            }
-            Err(why) => tally.fail(format!(
-                "differential {} ({} {}): {why}\n  document: {}",
-                case.label,
-                case.schema.name,
-                case.profile,
-                excerpt(&case.text)
-            )),
         }
-    }
-    println!(
-        "differential vs python-jsonschema ({}): {} documents, {agree} same verdict, {} known \
-         reference deviations",
-        python.display(),
-        cases.len(),
-        quirks.values().sum::<usize>()
-    );
-    for (quirk, count) in quirks {
-        println!("  {count:5}  {}", quirk.label());
+        println!(
+            "differential vs {}: {} documents, {agree} same verdict, {} known reference \
+             deviations",
+            reference.name(),
+            cases.len(),
+            quirks.values().sum::<usize>()
+        );
+        for (quirk, count) in quirks {
+            println!("  {count:5}  {}", quirk.label());
+        }
     }
     Ok(())
 }
@@ -169,18 +234,29 @@ fn explain(
             .ok_or_else(|| format!("orbi cannot parse it ({message}), the reference says valid")),
         (Err(report @ Report::Invalid { .. }), true) => {
             let document: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-            let issues = report.issues();
-            if issues.iter().all(|issue| {
-                let format_or_pattern =
-                    issue.keyword.ends_with("/format") || issue.keyword.ends_with("/pattern");
-                let value = document.pointer(&issue.instance);
-                format_or_pattern && ends_with_newline(value, &issue.keyword)
-            }) {
-                Ok(Some(Quirk::DollarBeforeNewline))
-            } else {
-                Err(format!(
+            let quirks: Vec<Option<Quirk>> = report
+                .issues()
+                .iter()
+                .map(|issue| {
+                    let value = document.pointer(&issue.instance);
+                    let format = issue.keyword.ends_with("/format");
+                    if (format || issue.keyword.ends_with("/pattern"))
+                        && ends_with_newline(value, &issue.keyword)
+                    {
+                        Some(Quirk::DollarBeforeNewline)
+                    } else if format && value.and_then(Value::as_str).is_some_and(is_comma_fraction)
+                    {
+                        Some(Quirk::CommaFraction)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            match quirks.first() {
+                Some(Some(first)) if quirks.iter().all(|q| q == &Some(*first)) => Ok(Some(*first)),
+                _ => Err(format!(
                     "orbi says invalid ({report}), the reference says valid"
-                ))
+                )),
             }
         }
         (Err(report), true) => Err(format!(
@@ -231,7 +307,9 @@ fn ends_with_newline(value: Option<&Value>, keyword: &str) -> bool {
 }
 
 fn parse_quirk(message: &str, text: &str) -> Option<Quirk> {
-    if message.contains("duplicate key") {
+    if text.starts_with('\u{feff}') {
+        Some(Quirk::ByteOrderMark)
+    } else if message.contains("duplicate key") {
         Some(Quirk::DuplicateKey)
     } else if has_surrogate_escape(text)
         && ["surrogate", "unicode code point", "hex escape"]
@@ -259,6 +337,11 @@ fn has_surrogate_escape(text: &str) -> bool {
         })
 }
 
+/// `…THH:MM:SS,…`: a fraction after a comma.
+fn is_comma_fraction(value: &str) -> bool {
+    value.get(19..20) == Some(",")
+}
+
 /// `YYYY-MM-DDTHH:MM:60…`: a leap second, whatever the hour.
 fn is_leap_second(value: &str) -> bool {
     value.len() > 19
@@ -277,11 +360,7 @@ fn excerpt(text: &str) -> String {
 }
 
 /// Runs the python driver over every case, in order.
-fn reference_verdicts(
-    python: &Path,
-    schemas: &Path,
-    cases: &[Case],
-) -> Result<Vec<Verdict>, String> {
+fn python_verdicts(python: &Path, schemas: &Path, cases: &[Case]) -> Result<Vec<Verdict>, String> {
     let mut child = Command::new(python)
         .arg("-c")
         .arg(DRIVER)
@@ -340,6 +419,111 @@ fn reference_verdicts(
         ));
     }
     Ok(verdicts)
+}
+
+/// Runs the `check-jsonschema` command line over every case: one process per schema and
+/// profile, the canonical files as committed for `seed` (the relative bind `$ref` resolves
+/// against the working directory), orbi's derivation for `frozen`.
+fn check_jsonschema_verdicts(
+    exe: &Path,
+    root: &Path,
+    cases: &[Case],
+) -> Result<Vec<Verdict>, String> {
+    let scratch = root.join("target/differential");
+    if scratch.exists() {
+        fs::remove_dir_all(&scratch)
+            .map_err(|err| format!("cannot clear {}: {err}", scratch.display()))?;
+    }
+    let (documents, frozen) = (scratch.join("documents"), scratch.join("frozen"));
+    for dir in [&documents, &frozen] {
+        fs::create_dir_all(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    }
+    for schema in registry().all() {
+        let text = serde_json::to_string_pretty(&Profile::Frozen.document(schema))
+            .map_err(|err| err.to_string())?;
+        fs::write(frozen.join(schema.file_name), text).map_err(|err| err.to_string())?;
+    }
+    let mut groups: BTreeMap<(Profile, &str), Vec<usize>> = BTreeMap::new();
+    for (index, case) in cases.iter().enumerate() {
+        let path = documents.join(format!("{index:05}.json"));
+        fs::write(&path, &case.text)
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        groups
+            .entry((case.profile, case.schema.file_name))
+            .or_default()
+            .push(index);
+    }
+    let mut verdicts: Vec<Verdict> = cases
+        .iter()
+        .map(|_| Verdict {
+            valid: true,
+            parse_error: None,
+            errors: Vec::new(),
+        })
+        .collect();
+    for ((profile, file_name), indices) in groups {
+        let schemas = match profile {
+            Profile::Seed => root.join("schemas"),
+            Profile::Frozen => frozen.clone(),
+        };
+        let output = Command::new(exe)
+            .current_dir(&schemas)
+            .args(["--output-format", "json", "--schemafile", file_name])
+            .args(
+                indices
+                    .iter()
+                    .map(|index| documents.join(format!("{index:05}.json"))),
+            )
+            .output()
+            .map_err(|err| format!("cannot run {}: {err}", exe.display()))?;
+        if !matches!(output.status.code(), Some(0 | 1)) {
+            return Err(format!(
+                "check-jsonschema failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .map_err(|err| format!("check-jsonschema output: {err}"))?;
+        let index_of = |error: &Value| -> Option<usize> {
+            let name = Path::new(error["filename"].as_str()?)
+                .file_stem()?
+                .to_str()?;
+            name.parse().ok()
+        };
+        for error in report["errors"].as_array().into_iter().flatten() {
+            let Some(index) = index_of(error) else {
+                continue;
+            };
+            let message = error["message"].as_str().unwrap_or_default();
+            let (keyword, value) = format_failure(message)
+                .map(|(format_value, _)| ("format".to_owned(), Some(format_value)))
+                .unwrap_or_else(|| ("?".to_owned(), None));
+            verdicts[index].valid = false;
+            verdicts[index].errors.push(ReferenceError {
+                path: error["path"].as_str().unwrap_or_default().to_owned(),
+                keyword,
+                value,
+            });
+        }
+        for error in report["parse_errors"].as_array().into_iter().flatten() {
+            let Some(index) = index_of(error) else {
+                continue;
+            };
+            verdicts[index].valid = false;
+            verdicts[index].parse_error =
+                Some(error["message"].as_str().unwrap_or_default().into());
+        }
+    }
+    Ok(verdicts)
+}
+
+/// `'<value>' is not a '<format>'` → (value, format). Python quotes with `'`; values that need
+/// escapes are never the ones a quirk is about, so they are left as printed.
+fn format_failure(message: &str) -> Option<(String, String)> {
+    let rest = message.strip_prefix('\'')?;
+    let (value, format) = rest.rsplit_once("' is not a '")?;
+    Some((value.to_owned(), format.strip_suffix('\'')?.to_owned()))
 }
 
 /// Fixtures (both profiles), seeded mutants of every valid fixture, and the raw texts.
@@ -794,6 +978,17 @@ fn split_pointer(pointer: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_jsonschema_format_messages() {
+        assert_eq!(
+            format_failure("'1990-12-31T23:59:60Z' is not a 'date-time'"),
+            Some(("1990-12-31T23:59:60Z".into(), "date-time".into()))
+        );
+        assert_eq!(format_failure("'x' is a required property"), None);
+        assert!(is_comma_fraction("2026-03-28T19:42:00,5Z"));
+        assert!(!is_comma_fraction("2026-03-28T19:42:00.5Z"));
+    }
 
     #[test]
     fn leap_seconds_and_pointers() {

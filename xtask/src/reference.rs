@@ -47,6 +47,24 @@ pub fn find_python(root: &Path) -> Option<PathBuf> {
         .find(|python| python_has_reference_modules(python))
 }
 
+/// The `check-jsonschema` executable: `$ORBI_CHECK_JSONSCHEMA`, then the benchmark's scratch
+/// venv, then the `PATH`.
+pub fn find_check_jsonschema(root: &Path) -> Option<PathBuf> {
+    let candidates = [
+        env::var_os("ORBI_CHECK_JSONSCHEMA").map(PathBuf::from),
+        Some(tools_dir(root).join("venv/bin/check-jsonschema")),
+        Some(PathBuf::from("check-jsonschema")),
+    ];
+    candidates.into_iter().flatten().find(|exe| {
+        Command::new(exe)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    })
+}
+
 fn python_has_reference_modules(python: &Path) -> bool {
     Command::new(python)
         .args(["-c", PYTHON_PROBE])
