@@ -46,7 +46,7 @@ enum SchemaCommand {
     },
     /// Validate documents against the canonical schemas (structure only).
     ///
-    /// PATH is a file, a directory (every *.<schema-name>.json below it), or `-` for stdin
+    /// PATH is a file, a directory (every *.SCHEMA-NAME.json below it), or `-` for stdin
     /// (needs --schema). Without --schema a file's schema comes from its name:
     /// `x.inac-control.json` is an inac-control. Exit 0: all valid; 1: at least one invalid;
     /// 2: usage or I/O error.

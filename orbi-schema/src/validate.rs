@@ -157,14 +157,8 @@ mod tests {
     use super::*;
     use orbi_types::{ClientInstanceAttachment, InacControl, ParticipantBind};
 
-    const BIND: &str = r#"{
-        "schema/v": 1, "bind/id": "pb:1", "bound-at": "2026-03-28T19:20:00Z",
-        "participant/id": "participant:did:key:z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
-        "via/node-id": "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE",
-        "session/id": "sess:1", "participant/key/alg": "ed25519",
-        "participant/key/public": "z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
-        "proof/participant-signature": {"alg": "ed25519", "value": "v"}
-    }"#;
+    /// A valid bind from the fixtures.
+    const BIND: &str = include_str!("../../schemas/examples/valid/k2-signed.participant-bind.json");
 
     #[test]
     fn a_valid_document_becomes_the_typed_artifact() {
@@ -278,7 +272,7 @@ mod tests {
             "serving-node/id": "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE",
             "client-instance/id": "c", "session/state": "attached",
             "export/capable?": true, "migration/allowed?": true, "participant-bind": {}}}"#,
-            BIND.replace("\"sess:1\"", "\"\"")
+            BIND.replace("\"sess:01JQPARTSESS001\"", "\"\"")
         );
         let report =
             validate::<ClientInstanceAttachment>(attachment.as_bytes(), Profile::Seed).unwrap_err();

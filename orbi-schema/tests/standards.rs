@@ -6,15 +6,12 @@
 use orbi_schema::{Profile, Report, validate_bytes};
 use serde_json::{Value, json};
 
+/// A valid bind from the fixtures.
 fn bind() -> Value {
-    json!({
-        "schema/v": 1, "bind/id": "pb:1", "bound-at": "2026-03-28T19:20:00Z",
-        "participant/id": "participant:did:key:z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
-        "via/node-id": "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE",
-        "session/id": "sess:1", "participant/key/alg": "ed25519",
-        "participant/key/public": "z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
-        "proof/participant-signature": {"alg": "ed25519", "value": "v"}
-    })
+    serde_json::from_str(include_str!(
+        "../../schemas/examples/valid/k2-signed.participant-bind.json"
+    ))
+    .unwrap()
 }
 
 fn bind_with(pointer: &str, value: Value) -> Result<Value, Report> {

@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod conformance;
 mod differential;
+mod pointer;
 mod reference;
 mod rng;
 mod schemas;
@@ -58,7 +59,7 @@ enum BenchTarget {
         #[arg(long, default_value_t = 20)]
         invalid_percent: usize,
         /// Timed runs per tool, after one warm-up run; the median is reported.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 5)]
         runs: usize,
         /// Working directory for the corpus (default: target/bench-validate).
         #[arg(long)]

@@ -47,6 +47,16 @@ pub struct Invocation {
     pub expected_codes: &'static [i32],
 }
 
+impl Invocation {
+    /// A validator: exit 0 (all valid) and 1 (some invalid) are both a completed run.
+    pub fn validator(command: Command) -> Invocation {
+        Invocation {
+            command,
+            expected_codes: &[0, 1],
+        }
+    }
+}
+
 /// Runs `invocations` in sequence, returning the wall-clock time of the whole sequence and
 /// every process's output.
 pub fn run_all(invocations: &mut [Invocation]) -> Result<(Duration, Vec<Output>), String> {
