@@ -213,18 +213,23 @@ fn validate(
     let mut out = Output::new();
     let (mut valid, mut invalid, mut unread) = (0usize, 0usize, 0usize);
     judge_all(&jobs, &validators, |job, verdict| {
-        match verdict {
-            Err(message) => {
+        let issues: &[Issue] = match verdict {
+            Verdict::Unreadable(message) => {
                 // Keep going: one unreadable file should not hide the verdicts on the rest.
                 out.flush()?;
                 eprintln!("orbi: {message}");
                 unread += 1;
                 return Ok(());
             }
-            Ok(issues) if issues.is_empty() => valid += 1,
-            Ok(_) => invalid += 1,
-        }
-        let issues = verdict.as_deref().unwrap_or_default();
+            Verdict::Valid => {
+                valid += 1;
+                &[]
+            }
+            Verdict::Invalid(issues) => {
+                invalid += 1;
+                issues
+            }
+        };
         out.verdict(format, &job.display(), job.schema.name, issues)
     })?;
     if format == Format::Text {
@@ -251,8 +256,15 @@ fn validate(
     })
 }
 
-/// The verdict on one document: its issues (none when valid), or why it could not be read.
-type Verdict = Result<Vec<Issue>, String>;
+/// The verdict on one document.
+enum Verdict {
+    /// It conforms.
+    Valid,
+    /// It does not (unparseable included); every reason, never empty.
+    Invalid(Vec<Issue>),
+    /// It could not be read: why.
+    Unreadable(String),
+}
 
 /// Jobs a worker claims at a time: large enough to keep the shared counter cold, small enough
 /// to balance the workers.
@@ -290,7 +302,9 @@ fn judge_all(
                         .iter()
                         .map(|job| match validators.get(job.schema.name) {
                             Some(validator) => judge(job, validator, &mut buffer),
-                            None => Err(format!("no validator for {}", job.schema.name)),
+                            None => {
+                                Verdict::Unreadable(format!("no validator for {}", job.schema.name))
+                            }
                         })
                         .collect();
                     if sender.send((start, verdicts)).is_err() {
@@ -319,11 +333,13 @@ fn judge_all(
 const MAX_WORKERS: usize = 8;
 
 fn judge(job: &Job, validator: &SchemaValidator, buffer: &mut Vec<u8>) -> Verdict {
-    job.read(buffer)?;
-    Ok(match validator.check_bytes(buffer) {
-        Ok(_) => Vec::new(),
-        Err(report) => report.issues(),
-    })
+    if let Err(message) = job.read(buffer) {
+        return Verdict::Unreadable(message);
+    }
+    match validator.check_bytes(buffer) {
+        Ok(_) => Verdict::Valid,
+        Err(report) => Verdict::Invalid(report.issues()),
+    }
 }
 
 /// Turns the command line into jobs, or a usage error naming the offending path. Nothing is

@@ -440,3 +440,31 @@ fn export_writes_the_canonical_files_byte_for_byte() {
         registry().get("inac-control").unwrap().document
     );
 }
+
+/// Documents are judged on several threads; the verdicts still come out in path order, each
+/// with its own verdict.
+#[test]
+fn many_documents_keep_their_order_and_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = BIND.replace("\"schema/v\": 1", "\"schema/v\": 2");
+    for index in 0..300 {
+        let text = if index % 7 == 3 { &broken } else { BIND };
+        fs::write(
+            dir.path().join(format!("{index:03}.participant-bind.json")),
+            text,
+        )
+        .unwrap();
+    }
+    let output = orbi(&["schema", "validate", "--format", "json", arg(dir.path())]);
+    assert_eq!(code(&output), 1);
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 300);
+    for (index, line) in lines.iter().enumerate() {
+        let expected = format!("{index:03}.participant-bind.json");
+        assert!(
+            line["path"].as_str().unwrap().ends_with(&expected),
+            "{line}"
+        );
+        assert_eq!(line["valid"], index % 7 != 3, "{line}");
+    }
+}

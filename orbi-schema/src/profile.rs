@@ -125,10 +125,15 @@ impl SchemaValidator {
         if self.inner.is_valid(document) {
             return Ok(());
         }
+        let mut issues = self.issues(document);
+        if issues.is_empty() {
+            // Fail closed should the library ever judge without saying why.
+            issues.push(Issue::document("", "does not conform to the schema"));
+        }
         Err(Report::Invalid {
             schema: self.name,
             profile: self.profile,
-            issues: self.issues(document),
+            issues,
         })
     }
 
