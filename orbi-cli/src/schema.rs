@@ -46,10 +46,10 @@ enum SchemaCommand {
     },
     /// Validate documents against the canonical schemas (structure only).
     ///
-    /// PATH is a file, a directory (every *.SCHEMA-NAME.json below it), or `-` for stdin
-    /// (needs --schema). Without --schema a file's schema comes from its name:
-    /// `x.inac-control.json` is an inac-control. Exit 0: all valid; 1: at least one invalid;
-    /// 2: usage or I/O error.
+    /// PATH is a file, a directory (every *.SCHEMA-NAME.json below it; with --schema, only
+    /// that schema's), or `-` for stdin (needs --schema). Without --schema a file's schema
+    /// comes from its name: `x.inac-control.json` is an inac-control. Exit 0: all valid;
+    /// 1: at least one invalid; 2: usage or I/O error.
     Validate {
         /// Validate every document against this schema (short name, $id or file name).
         #[arg(long)]

@@ -244,7 +244,7 @@ fn combinator(
                 format!("#{index}: {}", describe(first, false))
             }
             Some(first) => format!(
-                "#{index}: {} {}",
+                "#{index} at {}: {}",
                 first.instance_path(),
                 describe(first, false)
             ),
