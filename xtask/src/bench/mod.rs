@@ -2,8 +2,8 @@
 //! baseline measured in the same run.
 //!
 //! Every target lives in its own module beside this one (`validate`; `inac`, `archivist`, …
-//! as they land) and shares the helpers here: a release build of `orbi`, a timer that runs a
-//! command line several times and keeps the median.
+//! as they land) and shares the helpers here: a release build of `orbi`, a timer that runs
+//! every contender once per round, several rounds, and keeps each one's median.
 
 use std::{
     env,
@@ -85,22 +85,36 @@ pub fn run_all(invocations: &mut [Invocation]) -> Result<(Duration, Vec<Output>)
     Ok((start.elapsed(), outputs))
 }
 
-/// One warm-up run (not timed: it fills the page cache and Python's bytecode cache), then
-/// `runs` timed runs; returns the median and the outputs of the last run.
-pub fn measure(
+/// A contender: makes the processes of one timed run.
+pub type Contender<'a> = Box<dyn FnMut() -> Vec<Invocation> + 'a>;
+
+/// One warm-up run of each contender (not timed: it fills the page cache and Python's bytecode
+/// cache), then `runs` rounds in which every contender runs once, so that all of them meet
+/// the same machine load; returns each contender's median and the outputs of its last run.
+pub fn measure_interleaved(
     runs: usize,
-    mut invocations: impl FnMut() -> Vec<Invocation>,
-) -> Result<(Duration, Vec<Output>), String> {
-    run_all(&mut invocations())?;
-    let mut times = Vec::with_capacity(runs);
-    let mut last = Vec::new();
-    for _ in 0..runs.max(1) {
-        let (elapsed, outputs) = run_all(&mut invocations())?;
-        times.push(elapsed);
-        last = outputs;
+    contenders: &mut [Contender<'_>],
+) -> Result<Vec<(Duration, Vec<Output>)>, String> {
+    for contender in contenders.iter_mut() {
+        run_all(&mut contender())?;
     }
-    times.sort();
-    Ok((times[times.len() / 2], last))
+    let mut times = vec![Vec::with_capacity(runs); contenders.len()];
+    let mut last = vec![Vec::new(); contenders.len()];
+    for _ in 0..runs.max(1) {
+        for (index, contender) in contenders.iter_mut().enumerate() {
+            let (elapsed, outputs) = run_all(&mut contender())?;
+            times[index].push(elapsed);
+            last[index] = outputs;
+        }
+    }
+    Ok(times
+        .into_iter()
+        .zip(last)
+        .map(|(mut times, outputs)| {
+            times.sort();
+            (times[times.len() / 2], outputs)
+        })
+        .collect())
 }
 
 /// Seconds with three decimals.

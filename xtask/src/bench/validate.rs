@@ -8,7 +8,8 @@
 //! glob), every error collected (`--all-errors` for ajv), output captured. orbi is timed both
 //! ways: as one process over the whole directory (its natural use: it reads each file's schema
 //! from its name, which the references cannot) and like the references, one process per
-//! schema. Each figure is the median of `--runs` runs after one warm-up run. The ratios are the
+//! schema. Each figure is the median of `--runs` rounds after one warm-up run; every round runs
+//! each tool once, so all of them meet the same machine load. The ratios are the
 //! reference's time over orbi's: `P3 ajv_ratio=<x> check_jsonschema_ratio=<y>` against the
 //! one-process run, then the same-shape ratios. The tools' verdicts are compared file by file.
 
@@ -27,7 +28,7 @@ use proptest::{
 };
 use serde_json::{Value, json};
 
-use super::{Invocation, measure, release_orbi, seconds};
+use super::{Contender, Invocation, measure_interleaved, release_orbi, seconds};
 use crate::{
     pointer,
     reference::{self, AJV_PACKAGES, CHECK_JSONSCHEMA},
@@ -86,66 +87,73 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         .map(|d| file_name(&d.path))
         .collect();
 
-    let (orbi_time, outputs) = measure(options.runs, || {
-        one_per_schema(&by_schema, |schema, paths| {
+    let mut contenders: Vec<Contender<'_>> = vec![
+        // orbi's natural use: one process, the schema of each file from its name.
+        Box::new(|| {
             let mut command = Command::new(&orbi);
-            command.args(["schema", "validate", "--format", "json", "--schema", schema]);
-            command.args(paths);
             command
-        })
-    })?;
-    let orbi_invalid = orbi_verdicts(&outputs)?;
-
-    let (orbi_whole_time, outputs) = measure(options.runs, || {
-        let mut command = Command::new(&orbi);
-        command
-            .args(["schema", "validate", "--format", "json"])
-            .arg(&corpus_dir);
-        vec![Invocation::validator(command)]
-    })?;
+                .args(["schema", "validate", "--format", "json"])
+                .arg(&corpus_dir);
+            vec![Invocation::validator(command)]
+        }),
+        // orbi the references' way: one process per schema.
+        Box::new(|| {
+            one_per_schema(&by_schema, |schema, paths| {
+                let mut command = Command::new(&orbi);
+                command.args(["schema", "validate", "--format", "json", "--schema", schema]);
+                command.args(paths);
+                command
+            })
+        }),
+        Box::new(|| {
+            one_per_schema(&by_schema, |schema, _| {
+                let mut command = Command::new(&tools.ajv);
+                command.args([
+                    "validate",
+                    "--spec=draft2020",
+                    "-c",
+                    "ajv-formats",
+                    "--all-errors",
+                ]);
+                let file = |name: &str| resolved.join(format!("{name}.v1.schema.json"));
+                command.arg("-s").arg(file(schema));
+                for other in references_of(schema) {
+                    command.arg("-r").arg(file(other));
+                }
+                // ajv-cli expands the glob itself.
+                command
+                    .arg("-d")
+                    .arg(corpus_dir.join(format!("*.{schema}.json")));
+                command
+            })
+        }),
+        Box::new(|| {
+            one_per_schema(&by_schema, |schema, paths| {
+                let mut command = Command::new(&tools.check_jsonschema);
+                // The canonical files as committed: the relative bind `$ref` resolves against
+                // the working directory.
+                command.current_dir(&canonical);
+                command.args(["--output-format", "json", "--schemafile"]);
+                command.arg(format!("{schema}.v1.schema.json"));
+                command.args(paths);
+                command
+            })
+        }),
+    ];
+    let mut measured = measure_interleaved(options.runs, &mut contenders)?.into_iter();
+    let mut next = || measured.next().ok_or("a contender was not measured");
+    let (orbi_whole_time, outputs) = next()?;
     let orbi_whole_invalid = orbi_verdicts(&outputs)?;
-
-    let (ajv_time, outputs) = measure(options.runs, || {
-        one_per_schema(&by_schema, |schema, _| {
-            let mut command = Command::new(&tools.ajv);
-            command.args([
-                "validate",
-                "--spec=draft2020",
-                "-c",
-                "ajv-formats",
-                "--all-errors",
-            ]);
-            let file = |name: &str| resolved.join(format!("{name}.v1.schema.json"));
-            command.arg("-s").arg(file(schema));
-            for other in references_of(schema) {
-                command.arg("-r").arg(file(other));
-            }
-            // ajv-cli expands the glob itself.
-            command
-                .arg("-d")
-                .arg(corpus_dir.join(format!("*.{schema}.json")));
-            command
-        })
-    })?;
+    let (orbi_time, outputs) = next()?;
+    let orbi_invalid = orbi_verdicts(&outputs)?;
+    let (ajv_time, outputs) = next()?;
     let ajv_invalid = ajv_verdicts(&outputs);
-
-    let (check_time, outputs) = measure(options.runs, || {
-        one_per_schema(&by_schema, |schema, paths| {
-            let mut command = Command::new(&tools.check_jsonschema);
-            // The canonical files as committed: the relative bind `$ref` resolves against the
-            // working directory.
-            command.current_dir(&canonical);
-            command.args(["--output-format", "json", "--schemafile"]);
-            command.arg(format!("{schema}.v1.schema.json"));
-            command.args(paths);
-            command
-        })
-    })?;
+    let (check_time, outputs) = next()?;
     let check_invalid = check_jsonschema_verdicts(&outputs)?;
 
     let processes = by_schema.len();
     println!(
-        "median of {} runs after a warm-up, whole processes, output captured:",
+        "median of {} interleaved rounds after a warm-up, whole processes, output captured:",
         options.runs
     );
     let rows = [
