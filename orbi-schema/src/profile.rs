@@ -16,6 +16,8 @@ use std::{
 
 use serde_json::Value;
 
+use crate::Report;
+pub use crate::issue::Issue;
 use crate::registry::{CanonicalSchema, Registry, SchemaError};
 
 /// Which shape of the contracts to validate against.
@@ -89,27 +91,6 @@ impl FromStr for Profile {
     }
 }
 
-/// One reason a document does not conform.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Issue {
-    /// JSON pointer of the offending value in the document (`""` for the document itself).
-    pub instance: String,
-    /// JSON pointer of the failing keyword in the schema, e.g. `/properties/schema~1v/const`.
-    pub keyword: String,
-    /// What is wrong, in words.
-    pub message: String,
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} ({}): {}",
-            self.instance, self.keyword, self.message
-        )
-    }
-}
-
 /// A compiled canonical schema under one profile.
 pub struct SchemaValidator {
     name: &'static str,
@@ -139,15 +120,35 @@ impl SchemaValidator {
         self.inner.is_valid(document)
     }
 
+    /// `Ok` when `document` conforms, otherwise a [`Report::Invalid`] with every issue.
+    pub fn check(&self, document: &Value) -> Result<(), Report> {
+        if self.inner.is_valid(document) {
+            return Ok(());
+        }
+        let mut issues = self.issues(document);
+        if issues.is_empty() {
+            // Fail closed should the library ever judge without saying why.
+            issues.push(Issue::document("", "does not conform to the schema"));
+        }
+        Err(Report::Invalid {
+            schema: self.name,
+            profile: self.profile,
+            issues,
+        })
+    }
+
+    /// Parses `bytes` strictly (see [`crate::parse`]) and checks the value; returns the value.
+    pub fn check_bytes(&self, bytes: &[u8]) -> Result<Value, Report> {
+        let document = crate::parse(bytes)?;
+        self.check(&document)?;
+        Ok(document)
+    }
+
     /// Every reason `document` does not conform (empty when it does).
     pub fn issues(&self, document: &Value) -> Vec<Issue> {
         self.inner
             .iter_errors(document)
-            .map(|error| Issue {
-                instance: error.instance_path().to_string(),
-                keyword: error.schema_path().to_string(),
-                message: error.to_string(),
-            })
+            .map(|error| Issue::from_error(&error))
             .collect()
     }
 }
@@ -194,15 +195,12 @@ mod tests {
     use crate::registry;
     use serde_json::json;
 
+    /// A valid bind from the fixtures.
     fn bind() -> Value {
-        json!({
-            "schema/v": 1, "bind/id": "pb:1", "bound-at": "2026-03-28T19:20:00Z",
-            "participant/id": "participant:did:key:z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
-            "via/node-id": "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE",
-            "session/id": "sess:1", "participant/key/alg": "ed25519",
-            "participant/key/public": "z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn",
-            "proof/participant-signature": {"alg": "ed25519", "value": "v"}
-        })
+        serde_json::from_str(include_str!(
+            "../../schemas/examples/valid/k2-signed.participant-bind.json"
+        ))
+        .unwrap()
     }
 
     fn attachment(bind: Value) -> Value {

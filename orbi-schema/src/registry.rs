@@ -26,7 +26,7 @@ pub struct CanonicalSchema {
 }
 
 /// Why a schema could not be found or compiled.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
     /// No schema has this name, `$id` or file name.
     #[error("unknown schema {0:?}")]
@@ -93,6 +93,27 @@ impl Registry {
             .iter()
             .find(|schema| schema.name == key || schema.id == key || schema.file_name == key)
             .ok_or_else(|| SchemaError::Unknown(key.to_owned()))
+    }
+
+    /// The schema a document file declares by its name: `x.inac-control.json` names
+    /// `inac-control`. The longest matching `.<schema-name>.json` suffix wins; `None` when the
+    /// name has none.
+    ///
+    /// ```
+    /// let registry = orbi_schema::registry();
+    /// let schema = registry.for_file_name("offer.inac-control.json").unwrap();
+    /// assert_eq!(schema.name, "inac-control");
+    /// assert!(registry.for_file_name("inac-control.json").is_none());
+    /// ```
+    pub fn for_file_name(&self, file_name: &str) -> Option<&CanonicalSchema> {
+        let stem = file_name.strip_suffix(".json")?;
+        self.schemas
+            .iter()
+            .filter(|schema| {
+                stem.strip_suffix(schema.name)
+                    .is_some_and(|before| before.ends_with('.'))
+            })
+            .max_by_key(|schema| schema.name.len())
     }
 
     /// `document` with every `$ref` that names a registered file rewritten to its `$id`.

@@ -3,20 +3,26 @@
 //! Always: every fixture under `schemas/examples/{valid,invalid}` gets the verdict its directory
 //! names. With the reference data in `../shared` (or `$ORBI_SHARED`), also: our canonical
 //! schemas are semantically equal to upstream's on every validation keyword, and upstream's
-//! example artifacts get the verdicts their directories name.
+//! example artifacts get the verdicts their directories name. With a reference validator
+//! installed (python-jsonschema with its format checkers, see [`crate::reference`]), also: orbi
+//! and the reference give the same verdict on the fixtures, the upstream examples and thousands
+//! of mutants of them, up to the reference's documented deviations from the standards.
 
 use std::{
     fs,
     path::{Path, PathBuf},
 };
 
-use orbi_schema::{registry, semantic_diff};
+use orbi_schema::{Profile, registry, semantic_diff, validate_bytes};
 use serde_json::Value;
+
+use crate::{differential, reference};
 
 /// Runs every section; `Ok(false)` if any check failed.
 pub fn run(root: &Path) -> Result<bool, String> {
-    let mut report = Report::default();
-    verdicts(&root.join("schemas/examples"), "fixtures", &mut report)?;
+    let mut report = Tally::default();
+    let mut fixture_roots = vec![root.join("schemas/examples")];
+    verdicts(&fixture_roots[0], "fixtures", &mut report)?;
     match shared_dir(root) {
         Some(shared) => {
             println!("reference data: {}", shared.display());
@@ -26,8 +32,27 @@ pub fn run(root: &Path) -> Result<bool, String> {
                 "upstream examples",
                 &mut report,
             )?;
+            fixture_roots.push(shared.join("conformance"));
         }
         None => println!("reference data: ../shared not present; upstream checks skipped"),
+    }
+    let mut references = Vec::new();
+    match reference::find_python(root) {
+        Some(python) => references.push(differential::Reference::PythonJsonschema(python)),
+        None => println!(
+            "differential: no python with jsonschema, rfc3339-validator and rfc3987 found (set \
+             ORBI_REFERENCE_PYTHON, or run `cargo xtask bench validate` once to install one \
+             under target/reference-tools)"
+        ),
+    }
+    match reference::find_check_jsonschema(root) {
+        Some(exe) => references.push(differential::Reference::CheckJsonschema(exe)),
+        None => println!("differential: no check-jsonschema found (set ORBI_CHECK_JSONSCHEMA)"),
+    }
+    if references.is_empty() {
+        println!("differential: skipped, no reference validator installed");
+    } else {
+        differential::run(&references, root, &fixture_roots, &mut report)?;
     }
     println!(
         "conformance: {} checks, {} failed",
@@ -36,17 +61,20 @@ pub fn run(root: &Path) -> Result<bool, String> {
     Ok(report.failures == 0)
 }
 
+/// Counts checks and prints each failure.
 #[derive(Default)]
-struct Report {
+pub struct Tally {
     checks: usize,
     failures: usize,
 }
 
-impl Report {
-    fn pass(&mut self) {
+impl Tally {
+    /// One check passed.
+    pub fn pass(&mut self) {
         self.checks += 1;
     }
-    fn fail(&mut self, line: String) {
+    /// One check failed; `line` says which and why.
+    pub fn fail(&mut self, line: String) {
         self.checks += 1;
         self.failures += 1;
         println!("FAIL {line}");
@@ -61,7 +89,7 @@ fn shared_dir(root: &Path) -> Option<PathBuf> {
 }
 
 /// Our schemas against upstream's, keyword by keyword.
-fn upstream_schemas(dir: &Path, report: &mut Report) -> Result<(), String> {
+fn upstream_schemas(dir: &Path, report: &mut Tally) -> Result<(), String> {
     for ours in registry().all() {
         let path = dir.join(ours.file_name);
         if !path.exists() {
@@ -85,7 +113,7 @@ fn upstream_schemas(dir: &Path, report: &mut Report) -> Result<(), String> {
 }
 
 /// Every `*.<schema>.json` under `dir/valid` must validate and under `dir/invalid` must not.
-fn verdicts(dir: &Path, label: &str, report: &mut Report) -> Result<(), String> {
+fn verdicts(dir: &Path, label: &str, report: &mut Tally) -> Result<(), String> {
     let mut counted = 0;
     for (expect_valid, sub) in [(true, "valid"), (false, "invalid")] {
         let mut files: Vec<PathBuf> = fs::read_dir(dir.join(sub))
@@ -100,22 +128,17 @@ fn verdicts(dir: &Path, label: &str, report: &mut Report) -> Result<(), String> 
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            let Some(schema) = registry()
-                .all()
-                .iter()
-                .find(|schema| file_name.ends_with(&format!(".{}.json", schema.name)))
-            else {
+            let Some(schema) = registry().for_file_name(file_name) else {
                 report.fail(format!("{}: no schema for this file name", path.display()));
                 continue;
             };
-            let validator = registry()
-                .compile(schema.name, &schema.document)
-                .map_err(|err| err.to_string())?;
-            let instance = read_json(&path)?;
-            let errors: Vec<String> = validator
-                .iter_errors(&instance)
-                .map(|err| format!("{} {}", err.instance_path(), err))
-                .collect();
+            let bytes =
+                fs::read(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+            // The same call `orbi schema validate` makes: strict parse, then the schema.
+            let errors: Vec<String> = match validate_bytes(schema.name, &bytes, Profile::Seed) {
+                Ok(_) => Vec::new(),
+                Err(refusal) => refusal.issues().iter().map(ToString::to_string).collect(),
+            };
             match (expect_valid, errors.is_empty()) {
                 (true, true) | (false, false) => report.pass(),
                 (true, false) => report.fail(format!(
