@@ -26,6 +26,9 @@ pub fn run(root: &Path) -> Result<bool, String> {
                 "upstream examples",
                 &mut report,
             )?;
+            let (checks, failures) = crate::pod_conformance::run(&shared.join("conformance"))?;
+            report.checks += checks;
+            report.failures += failures;
         }
         None => println!("reference data: ../shared not present; upstream checks skipped"),
     }

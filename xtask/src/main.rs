@@ -14,6 +14,7 @@ use std::{
 use clap::{Parser, Subcommand};
 
 mod conformance;
+mod pod_conformance;
 mod schemas;
 
 #[derive(Parser)]
