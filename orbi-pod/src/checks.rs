@@ -1,10 +1,12 @@
 //! The stateless admission checks: kind detection, version, typed parse, opaque ids, strict
 //! keys (V3), key binding (V4), addressing (V5), the signature (V7) and clock skew (V8).
 
+use std::collections::HashMap;
+
 use ed25519_dalek::VerifyingKey;
 use orbi_types::{
-    Artifact, ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, NodeId,
-    ParticipantBind, Timestamp,
+    Artifact, ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, DidKey,
+    DidKeyError, NodeId, ParticipantBind, Timestamp,
     pod::bind_signing_input,
     signing::{self, SignatureError},
 };
@@ -187,36 +189,58 @@ pub(crate) fn opaque_ids(typed: &Typed) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Strictly decoded `did:key`s, by text. Decoding (base58, point decompression, canonical
+/// re-encoding) costs more than a signature check, and the same few keys (this node, the
+/// hosted participants) arrive again and again. Only successful decodings are kept; the map is
+/// bounded by starting over when full.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    keys: HashMap<String, VerifyingKey>,
+}
+
+impl KeyCache {
+    const CAPACITY: usize = 4096;
+
+    /// The strict decoding of `key` (see [`DidKey::verifying_key`]).
+    pub(crate) fn decode(&mut self, key: &DidKey) -> Result<VerifyingKey, DidKeyError> {
+        if let Some(found) = self.keys.get(key.as_str()) {
+            return Ok(*found);
+        }
+        let decoded = key.verifying_key()?;
+        if self.keys.len() >= Self::CAPACITY {
+            self.keys.clear();
+        }
+        self.keys.insert(key.as_str().to_owned(), decoded);
+        Ok(decoded)
+    }
+}
+
 /// V3: every `did:key` decodes strictly; returns the participant's verifying key.
-pub(crate) fn strict_keys(typed: &Typed) -> Result<VerifyingKey, Rejection> {
-    let unknown = |field: &str, err: orbi_types::DidKeyError| {
-        Rejection::new(
-            RejectionCode::SigUnknownSigner,
-            Check::V3,
-            format!("{field}: {err}"),
-        )
+pub(crate) fn strict_keys(typed: &Typed, cache: &mut KeyCache) -> Result<VerifyingKey, Rejection> {
+    let mut decode = |field: &str, key: DidKey| {
+        cache.decode(&key).map_err(|err| {
+            Rejection::new(
+                RejectionCode::SigUnknownSigner,
+                Check::V3,
+                format!("{field}: {err}"),
+            )
+        })
     };
     if let Some(node) = typed.serving_node() {
-        node.verifying_key()
-            .map_err(|err| unknown("serving-node/id", err))?;
+        decode("serving-node/id", node.did_key())?;
     }
     if let Typed::Attachment(a) = typed
         && let Some(pod_user) = &a.pod_user_id
     {
-        pod_user
-            .verifying_key()
-            .map_err(|err| unknown("pod-user/id", err))?;
+        decode("pod-user/id", pod_user.did_key())?;
     }
     let bind = typed.bind();
-    bind.participant_id
-        .verifying_key()
-        .map_err(|err| unknown("participant/id", err))?;
-    bind.via_node_id
-        .verifying_key()
-        .map_err(|err| unknown("via/node-id", err))?;
-    bind.participant_key_public
-        .verifying_key()
-        .map_err(|err| unknown("participant/key/public", err))
+    decode("participant/id", bind.participant_id.did_key())?;
+    decode("via/node-id", bind.via_node_id.did_key())?;
+    decode(
+        "participant/key/public",
+        bind.participant_key_public.clone(),
+    )
 }
 
 /// V4: the participant id names the bind's key, and the proof is ed25519.

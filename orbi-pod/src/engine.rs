@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::{
-    checks::{self, Typed, clip, invalid},
+    checks::{self, KeyCache, Typed, clip, invalid},
     code::{Check, PolicyWarning, Rejection, RejectionCode},
     policy::{HostPolicy, MAX_ARTIFACT_BYTES, RecoveryPolicy},
     session::{Session, SessionTable},
@@ -171,6 +171,7 @@ pub struct PodEngine<S> {
     pub(crate) store: S,
     pub(crate) sessions: SessionTable,
     validators: BTreeMap<ArtifactKind, Arc<SchemaValidator>>,
+    keys: KeyCache,
 }
 
 impl<S> std::fmt::Debug for PodEngine<S> {
@@ -192,6 +193,8 @@ struct Checked<'a> {
     kind: ArtifactKind,
     value: Value,
     typed: Typed,
+    /// Digest of the bind's JCS form, proofs included (I3 and the records).
+    bind_digest: Sha256Digest,
     bytes: &'a [u8],
     arrival: &'a str,
     now: OffsetDateTime,
@@ -203,10 +206,15 @@ impl Checked<'_> {
     }
 
     fn bind_value(&self) -> &Value {
-        match self.kind {
-            ArtifactKind::ParticipantBind => &self.value,
-            _ => self.value.get("participant-bind").unwrap_or(&Value::Null),
-        }
+        bind_member(self.kind, &self.value)
+    }
+}
+
+/// The bind inside an artifact of `kind` (the artifact itself for a bare bind), as received.
+fn bind_member(kind: ArtifactKind, value: &Value) -> &Value {
+    match kind {
+        ArtifactKind::ParticipantBind => value,
+        _ => value.get("participant-bind").unwrap_or(&Value::Null),
     }
 }
 
@@ -227,6 +235,7 @@ impl<S: Store> PodEngine<S> {
             store,
             sessions: SessionTable::default(),
             validators,
+            keys: KeyCache::default(),
         })
     }
 
@@ -284,6 +293,30 @@ impl<S: Store> PodEngine<S> {
             }
             other => other,
         }
+    }
+
+    /// Judges several artifacts at `now`, in order, as one group commit: each admission is
+    /// still atomic with its trace events and sees the ones before it, but the read model
+    /// reaches the disk once for the whole group, and only then are the outcomes returned.
+    /// If anything fails, every admission of the group is discarded and the error returned.
+    pub fn admit_group<'a>(
+        &mut self,
+        arrivals: impl IntoIterator<Item = (&'a [u8], &'a str)>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Admission>, EngineError> {
+        self.store.begin_group()?;
+        let mut admissions = Vec::new();
+        for (bytes, arrival) in arrivals {
+            match self.admit(bytes, arrival, now) {
+                Ok(admission) => admissions.push(admission),
+                Err(err) => {
+                    self.store.abandon_group();
+                    return Err(err);
+                }
+            }
+        }
+        self.store.finish_group()?;
+        Ok(admissions)
     }
 
     fn admit_once(
@@ -358,16 +391,18 @@ impl<S: Store> PodEngine<S> {
         self.schema_gate(kind, &value)?;
         let typed = Typed::parse(kind, &value)?;
         checks::opaque_ids(&typed)?;
+        let bind_digest = Self::digest(bind_member(kind, &value))?;
         let checked = Checked {
             kind,
             value,
             typed,
+            bind_digest,
             bytes,
             arrival,
             now,
         };
         // V3, V4, V5
-        let participant_key = checks::strict_keys(&checked.typed)?;
+        let participant_key = checks::strict_keys(&checked.typed, &mut self.keys)?;
         checks::key_binding(checked.bind())?;
         checks::addressing(&checked.typed, &self.node_id)?;
         let related = self.related(&checked.typed)?;
@@ -534,9 +569,8 @@ impl<S: Store> PodEngine<S> {
     /// I3: the bind against its session's cache. `Ok(Some(change))` when the bind is new.
     fn bind_cache(&self, checked: &Checked<'_>) -> Result<Option<(Change, TraceEvent)>, Fail> {
         let bind = checked.bind();
-        let digest = Self::digest(checked.bind_value())?;
         match self.store.bind_digest(&bind.session_id, &bind.bind_id)? {
-            Some(cached) if cached != digest => Err(Rejection::new(
+            Some(cached) if cached != checked.bind_digest => Err(Rejection::new(
                 RejectionCode::BindConflict,
                 Check::I3,
                 format!(
@@ -550,7 +584,7 @@ impl<S: Store> PodEngine<S> {
                 Change::CacheBind {
                     session_id: bind.session_id.clone(),
                     bind_id: bind.bind_id.clone(),
-                    digest,
+                    digest: checked.bind_digest.clone(),
                 },
                 self.trace(
                     TraceKind::BindAccepted,
@@ -797,7 +831,7 @@ impl<S: Store> PodEngine<S> {
             bind_id: bind.bind_id.clone(),
             bind_session: bind.session_id.clone(),
             bound_at: bind.bound_at.clone(),
-            bind_digest: Self::digest(checked.bind_value())?,
+            bind_digest: checked.bind_digest.clone(),
             attached_at: a.attached_at.clone(),
             admitted_at: checked.now,
             state: initial,

@@ -374,6 +374,111 @@ fn open_grants_protect_lineages_until_they_expire() {
 }
 
 #[test]
+fn group_commits_see_their_own_writes_and_can_be_abandoned() {
+    each_store!(StoreLimits::default(), |name, store| {
+        let mut engine = engine_on(store);
+        engine.open_session(SESS1, Session::default());
+        let a1 = bytes(&a1());
+        let d1 = bytes(&d1());
+        let admissions = engine
+            .admit_group(
+                [(&a1[..], SESS1), (&a1[..], SESS1), (&d1[..], SESS1)],
+                instant("2026-03-28T20:05:10Z"),
+            )
+            .unwrap();
+        let verdicts: Vec<&str> = admissions.iter().map(|a| a.verdict.as_str()).collect();
+        assert_eq!(verdicts, ["admitted", "replayed", "admitted"], "{name}");
+        assert_eq!(
+            engine
+                .store()
+                .attachment("attach:01JQCLIATT001")
+                .unwrap()
+                .unwrap()
+                .state,
+            AttachmentState::Detached,
+            "{name}"
+        );
+        // An abandoned group leaves nothing behind, a failed commit inside it neither.
+        let mut store = engine.into_store();
+        store.begin_group().unwrap();
+        assert!(store.begin_group().is_err(), "{name}: groups do not nest");
+        let live = SessionTable::default();
+        store
+            .commit(
+                Commit {
+                    changes: vec![Change::InsertAttachment(record(
+                        "a:g",
+                        "c:g",
+                        AttachmentState::Attached,
+                    ))],
+                    traces: vec![trace()],
+                },
+                &live,
+            )
+            .unwrap();
+        let clash = Commit {
+            changes: vec![
+                Change::InsertAttachment(record("a:h", "c:h", AttachmentState::Attached)),
+                Change::InsertAttachment(record("a:g", "c:i", AttachmentState::Detached)),
+            ],
+            traces: vec![],
+        };
+        assert!(store.commit(clash, &live).is_err(), "{name}");
+        assert!(
+            store.attachment("a:h").unwrap().is_none(),
+            "{name}: the failed commit left nothing"
+        );
+        assert!(
+            store.attachment("a:g").unwrap().is_some(),
+            "{name}: earlier commits are visible"
+        );
+        store.abandon_group();
+        assert!(store.attachment("a:g").unwrap().is_none(), "{name}");
+        assert_eq!(
+            store.counts().unwrap().traces,
+            3,
+            "{name}: the three of the first group"
+        );
+    });
+}
+
+#[test]
+fn sqlite_group_is_durable_only_once_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let open = || {
+        SqliteStore::open(
+            &path,
+            &k1().node_id(),
+            StoreLimits::default(),
+            Durability::Full,
+        )
+        .unwrap()
+    };
+    let live = SessionTable::default();
+    let insert = |id: &str| Commit {
+        changes: vec![Change::InsertAttachment(record(
+            id,
+            id,
+            AttachmentState::Attached,
+        ))],
+        traces: vec![trace()],
+    };
+    {
+        let mut store = open();
+        store.begin_group().unwrap();
+        store.commit(insert("a:1"), &live).unwrap();
+        store.finish_group().unwrap();
+        store.begin_group().unwrap();
+        store.commit(insert("a:2"), &live).unwrap();
+        // Dropped with the group open, as in a crash.
+    }
+    let store = open();
+    assert!(store.attachment("a:1").unwrap().is_some());
+    assert!(store.attachment("a:2").unwrap().is_none());
+}
+
+#[test]
 fn sqlite_survives_a_restart_and_keeps_bytes_as_received() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
@@ -513,6 +618,18 @@ impl Store for RacedStore {
             return Err(StoreError::Constraint("another writer was first".into()));
         }
         self.inner.commit(commit, live)
+    }
+
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        self.inner.begin_group()
+    }
+
+    fn finish_group(&mut self) -> Result<(), StoreError> {
+        self.inner.finish_group()
+    }
+
+    fn abandon_group(&mut self) {
+        self.inner.abandon_group()
     }
 }
 

@@ -23,6 +23,8 @@ use crate::{
 pub struct MemoryStore {
     limits: StoreLimits,
     tables: Tables,
+    /// The tables as they were when a group began.
+    group: Option<Tables>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -50,6 +52,7 @@ impl MemoryStore {
         MemoryStore {
             limits,
             tables: Tables::default(),
+            group: None,
         }
     }
 }
@@ -484,5 +487,24 @@ impl Store for MemoryStore {
         next.evict(&self.limits, live, grows)?;
         self.tables = next;
         Ok(())
+    }
+
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        if self.group.is_some() {
+            return Err(StoreError::Backend("a group commit is already open".into()));
+        }
+        self.group = Some(self.tables.clone());
+        Ok(())
+    }
+
+    fn finish_group(&mut self) -> Result<(), StoreError> {
+        self.group = None;
+        Ok(())
+    }
+
+    fn abandon_group(&mut self) {
+        if let Some(before) = self.group.take() {
+            self.tables = before;
+        }
     }
 }

@@ -397,6 +397,17 @@ pub trait Store {
     /// The most recent `limit` traces, oldest first.
     fn recent_traces(&self, limit: usize) -> Result<Vec<Trace>, StoreError>;
     /// Applies `commit` atomically, then evicts down to the limits, keeping every lineage
-    /// whose session is in `live`.
+    /// whose session is in `live`. A failed commit changes nothing.
     fn commit(&mut self, commit: Commit, live: &SessionTable) -> Result<(), StoreError>;
+
+    /// Starts a group commit: the commits that follow stay atomic one by one (a failed one
+    /// changes nothing, later reads see the earlier ones), and become durable together at
+    /// [`Store::finish_group`], one disk flush for the whole group.
+    fn begin_group(&mut self) -> Result<(), StoreError>;
+
+    /// Makes every commit since [`Store::begin_group`] durable; on failure none of them is.
+    fn finish_group(&mut self) -> Result<(), StoreError>;
+
+    /// Discards every commit since [`Store::begin_group`].
+    fn abandon_group(&mut self);
 }

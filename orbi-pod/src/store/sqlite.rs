@@ -177,6 +177,8 @@ pub struct SqliteStore {
     conn: Connection,
     path: String,
     limits: StoreLimits,
+    /// Whether a group commit (an open `BEGIN IMMEDIATE`) is in progress.
+    in_group: bool,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -248,7 +250,7 @@ impl SqliteStore {
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-             PRAGMA foreign_keys = ON;"
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;"
         ))
         .map_err(open_error)?;
         conn.execute_batch(SCHEMA).map_err(open_error)?;
@@ -281,6 +283,7 @@ impl SqliteStore {
             conn,
             path: shown,
             limits,
+            in_group: false,
         })
     }
 
@@ -365,6 +368,27 @@ fn counter(conn: &Connection, name: &str) -> Result<usize, StoreError> {
         .and_then(|mut statement| statement.query_row([name], |row| row.get(0)))
         .map_err(backend)?;
     Ok(usize::try_from(value).unwrap_or(0))
+}
+
+/// Runs a parameterless statement through the statement cache.
+fn run(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(backend)
+}
+
+fn all_counters(conn: &Connection) -> Result<Vec<(String, usize)>, StoreError> {
+    let mut statement = conn
+        .prepare_cached("SELECT name, value FROM counters")
+        .map_err(backend)?;
+    let rows = statement
+        .query_map([], |row| {
+            let value: i64 = row.get(1)?;
+            Ok((row.get(0)?, usize::try_from(value).unwrap_or(0)))
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(backend)
 }
 
 /// Maps a SQLite failure: constraint violations become [`StoreError::Constraint`], undecodable
@@ -743,6 +767,15 @@ fn evict(
     live: &SessionTable,
     grows: bool,
 ) -> Result<(), StoreError> {
+    let counts = all_counters(conn)?;
+    let over = |name: &str, max: usize| counts.iter().any(|(n, value)| n == name && *value > max);
+    if !over("records", limits.max_records)
+        && !over("tombstones", limits.max_tombstones)
+        && !over("binds", limits.max_binds)
+        && !over("traces", limits.max_traces)
+    {
+        return Ok(());
+    }
     while counter(conn, "records")? > limits.max_records {
         match evictable(conn, live)? {
             Some(detachment_id) => evict_lineage(conn, &detachment_id)?,
@@ -921,18 +954,68 @@ impl Store for SqliteStore {
 
     fn commit(&mut self, commit: Commit, live: &SessionTable) -> Result<(), StoreError> {
         let grows = commit.grows();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        for change in &commit.changes {
-            apply(&tx, change)?;
+        let apply_all = |conn: &Connection| -> Result<(), StoreError> {
+            for change in &commit.changes {
+                apply(conn, change)?;
+            }
+            for event in &commit.traces {
+                insert_trace(conn, event)?;
+            }
+            evict(conn, &self.limits, live, grows)
+        };
+        // Dropping the transaction or savepoint without committing it (on any error) rolls
+        // everything back.
+        if self.in_group {
+            run(&self.conn, "SAVEPOINT admission")?;
+            match apply_all(&self.conn) {
+                Ok(()) => run(&self.conn, "RELEASE admission"),
+                Err(err) => {
+                    // Undo this commit only; the group goes on.
+                    run(&self.conn, "ROLLBACK TO admission")?;
+                    run(&self.conn, "RELEASE admission")?;
+                    Err(err)
+                }
+            }
+        } else {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            apply_all(&tx)?;
+            tx.commit().map_err(backend)
         }
-        for event in &commit.traces {
-            insert_trace(&tx, event)?;
+    }
+
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        if self.in_group {
+            return Err(StoreError::Backend("a group commit is already open".into()));
         }
-        evict(&tx, &self.limits, live, grows)?;
-        // Dropping `tx` without commit (on any `?` above) rolls everything back.
-        tx.commit().map_err(backend)
+        run(&self.conn, "BEGIN IMMEDIATE")?;
+        self.in_group = true;
+        Ok(())
+    }
+
+    fn finish_group(&mut self) -> Result<(), StoreError> {
+        if !self.in_group {
+            return Ok(());
+        }
+        match run(&self.conn, "COMMIT") {
+            Ok(()) => {
+                self.in_group = false;
+                Ok(())
+            }
+            Err(err) => {
+                self.abandon_group();
+                Err(err)
+            }
+        }
+    }
+
+    fn abandon_group(&mut self) {
+        if self.in_group {
+            // A failed rollback leaves nothing to undo: SQLite rolls back on its own then.
+            let _ = run(&self.conn, "ROLLBACK");
+            self.in_group = false;
+        }
     }
 }
