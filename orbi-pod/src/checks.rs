@@ -355,3 +355,34 @@ pub(crate) fn in_order(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_cache_keeps_only_valid_keys_and_stays_bounded() {
+        let mut cache = KeyCache::default();
+        let k3 = DidKey::parse("z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK").unwrap();
+        let k4 = DidKey::parse("z6MkrLQkJr2YQ6L8eYw6Qk8f9P8GmJm7a3x6P1v1Q2w3E4r5").unwrap();
+        let first = cache.decode(&k3).unwrap();
+        assert_eq!(cache.decode(&k3).unwrap(), first);
+        assert_eq!(first, k3.verifying_key().unwrap());
+        // A key that does not decode is refused every time, and never remembered.
+        for _ in 0..2 {
+            assert!(matches!(
+                cache.decode(&k4),
+                Err(DidKeyError::NotCurvePoint { .. })
+            ));
+        }
+        assert_eq!(cache.keys.len(), 1);
+        for seed in 0..=KeyCache::CAPACITY {
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&(seed as u64).to_le_bytes());
+            cache
+                .decode(&orbi_types::KeyPair::from_seed(&bytes).did_key())
+                .unwrap();
+            assert!(cache.keys.len() <= KeyCache::CAPACITY);
+        }
+    }
+}

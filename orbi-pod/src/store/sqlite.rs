@@ -4,8 +4,8 @@ use std::{fmt, path::Path, str::FromStr, time::Duration};
 
 use orbi_types::{NodeId, Sha256Digest, Timestamp, pod::DetachReason};
 use rusqlite::{
-    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
-    types::Type,
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior,
+    config::DbConfig, params, types::Type,
 };
 use time::OffsetDateTime;
 
@@ -243,6 +243,10 @@ impl SqliteStore {
         };
         let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
         conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_error)?;
+        // Plans that do not depend on bound values: without this the bundled SQLite (built
+        // with STAT4) re-prepares some cached statements on every use.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(open_error)?;
         let synchronous = match durability {
             Durability::Full => "FULL",
