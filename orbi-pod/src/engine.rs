@@ -163,6 +163,29 @@ impl From<EngineError> for Fail {
     }
 }
 
+/// What an admission has learned so far; it becomes an [`Admission`] with its verdict.
+#[derive(Default)]
+struct Draft {
+    kind: Option<ArtifactKind>,
+    id: Option<String>,
+    state: Option<LifecycleState>,
+    warnings: Vec<PolicyWarning>,
+    transitions: Vec<Transition>,
+}
+
+impl Draft {
+    fn finish(self, verdict: Verdict) -> Admission {
+        Admission {
+            kind: self.kind,
+            id: self.id,
+            verdict,
+            state: self.state,
+            warnings: self.warnings,
+            transitions: self.transitions,
+        }
+    }
+}
+
 /// The serving node's pod engine over a read model `S`.
 pub struct PodEngine<S> {
     pub(crate) node_key: KeyPair,
@@ -325,16 +348,9 @@ impl<S: Store> PodEngine<S> {
         arrival: &str,
         now: OffsetDateTime,
     ) -> Result<Admission, EngineError> {
-        let mut out = Admission {
-            kind: None,
-            id: None,
-            verdict: Verdict::Rejected(invalid(Check::V0, "not judged")),
-            state: None,
-            warnings: Vec::new(),
-            transitions: Vec::new(),
-        };
+        let mut out = Draft::default();
         match self.judge(bytes, arrival, now, &mut out) {
-            Ok(()) => Ok(out),
+            Ok(verdict) => Ok(out.finish(verdict)),
             Err(Fail::Reject(rejection)) => {
                 let event = match rejection.check {
                     Check::V3 | Check::V4 | Check::V6a | Check::V6b | Check::V7 | Check::I3 => {
@@ -352,10 +368,14 @@ impl<S: Store> PodEngine<S> {
                     session = arrival,
                     "pod artifact rejected"
                 );
-                out.verdict = Verdict::Rejected(rejection);
-                out.state = None;
-                out.transitions.clear();
-                Ok(out)
+                Ok(Admission {
+                    kind: out.kind,
+                    id: out.id,
+                    verdict: Verdict::Rejected(rejection),
+                    state: None,
+                    warnings: Vec::new(),
+                    transitions: Vec::new(),
+                })
             }
             Err(Fail::Engine(err)) => Err(err),
         }
@@ -366,8 +386,8 @@ impl<S: Store> PodEngine<S> {
         bytes: &[u8],
         arrival: &str,
         now: OffsetDateTime,
-        out: &mut Admission,
-    ) -> Result<(), Fail> {
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
         // V0
         if bytes.len() > MAX_ARTIFACT_BYTES {
             return Err(invalid(
@@ -635,27 +655,26 @@ impl<S: Store> PodEngine<S> {
         }
     }
 
-    fn admit_bind(&mut self, checked: &Checked<'_>, out: &mut Admission) -> Result<(), Fail> {
+    fn admit_bind(&mut self, checked: &Checked<'_>, out: &mut Draft) -> Result<Verdict, Fail> {
         out.state = Some(LifecycleState::Bound);
         match self.bind_cache(checked)? {
-            None => out.verdict = Verdict::Replayed,
+            None => Ok(Verdict::Replayed),
             Some((change, trace)) => {
                 self.commit(Commit {
                     changes: vec![change],
                     traces: vec![trace],
                 })?;
-                out.verdict = Verdict::Admitted;
+                Ok(Verdict::Admitted)
             }
         }
-        Ok(())
     }
 
     fn admit_attachment(
         &mut self,
         checked: &Checked<'_>,
         a: &ClientInstanceAttachment,
-        out: &mut Admission,
-    ) -> Result<(), Fail> {
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
         let bind = checked.bind();
         // V9
         if let Some(pod_user) = &a.pod_user_id {
@@ -860,9 +879,8 @@ impl<S: Store> PodEngine<S> {
             to: initial.into(),
             artifact: None,
         });
-        out.verdict = Verdict::Admitted;
         out.state = Some(initial.into());
-        Ok(())
+        Ok(Verdict::Admitted)
     }
 
     /// The client's open grant for this participant, if still inside its window; an expired
@@ -915,8 +933,8 @@ impl<S: Store> PodEngine<S> {
         id: &str,
         check: Check,
         state: LifecycleState,
-        out: &mut Admission,
-    ) -> Result<(), Fail> {
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
         if !identical {
             return Err(Rejection::new(
                 RejectionCode::Conflict,
@@ -925,9 +943,8 @@ impl<S: Store> PodEngine<S> {
             )
             .into());
         }
-        out.verdict = Verdict::Replayed;
         out.state = Some(state);
-        Ok(())
+        Ok(Verdict::Replayed)
     }
 
     fn admit_detachment(
@@ -935,8 +952,8 @@ impl<S: Store> PodEngine<S> {
         checked: &Checked<'_>,
         d: &ClientInstanceDetachment,
         related: Related,
-        out: &mut Admission,
-    ) -> Result<(), Fail> {
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
         let bind = checked.bind();
         // D1
         let Some(attachment) = related.attachment else {
@@ -1068,9 +1085,8 @@ impl<S: Store> PodEngine<S> {
             to: LifecycleState::Detached,
             artifact: None,
         });
-        out.verdict = Verdict::Admitted;
         out.state = Some(LifecycleState::Detached);
-        Ok(())
+        Ok(Verdict::Admitted)
     }
 
     fn admit_recovery(
@@ -1078,8 +1094,8 @@ impl<S: Store> PodEngine<S> {
         checked: &Checked<'_>,
         r: &ClientInstanceRecovery,
         related: Related,
-        out: &mut Admission,
-    ) -> Result<(), Fail> {
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
         let bind = checked.bind();
         // R1
         let Some(detachment) = related.detachment else {
@@ -1259,9 +1275,8 @@ impl<S: Store> PodEngine<S> {
             to: LifecycleState::RecoveryGranted,
             artifact: None,
         });
-        out.verdict = Verdict::Admitted;
         out.state = Some(LifecycleState::RecoveryGranted);
-        Ok(())
+        Ok(Verdict::Admitted)
     }
 }
 

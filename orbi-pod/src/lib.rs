@@ -9,7 +9,9 @@
 //!   suspension and lift, host detachments it builds and attests itself, grant expiry).
 //! - [`SqliteStore`] is the durable read model (one live attachment per client enforced by a
 //!   unique index, every admission atomic with its trace events, bounded with documented
-//!   eviction); [`MemoryStore`] has the same rules for deterministic tests.
+//!   eviction, `synchronous=FULL` unless [`Durability::Normal`] is chosen); [`MemoryStore`] has
+//!   the same rules for deterministic tests. [`PodEngine::admit_group`] judges a burst of
+//!   artifacts as one group commit: each admission stays atomic, the disk is flushed once.
 //! - [`compose`] builds and signs artifacts; [`keyfile`] reads and writes ed25519 key files.
 //!
 //! ```
