@@ -520,3 +520,48 @@ fn defaults_fill_ids_and_times() {
     ]);
     run.expect(0, "admitted", "attached");
 }
+
+#[test]
+fn profile_and_tenant_flags_reach_the_engine() {
+    let w = Workspace::new();
+    w.build(
+        "b1.json",
+        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
+    );
+    let hosted = "pod-user:did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+    let mut attachment = w.build(
+        "a.json",
+        &[
+            "pod",
+            "attachment",
+            "--bind",
+            "b1.json",
+            "--client",
+            OLD,
+            "--attachment-id",
+            "attach:1",
+            "--at",
+            "2026-03-28T19:42:00Z",
+            "--pod-user",
+            hosted,
+        ],
+    );
+    attachment["pod/id"] = Value::from("pod:pl-wro-node-7f3c:user-42");
+    std::fs::write(w.path("a.json"), serde_json::to_vec(&attachment).unwrap()).unwrap();
+    let now = "2026-03-28T19:42:05Z";
+    w.admit("a.json", SESS1, now, &[])
+        .expect(1, "rejected", "E_PROTO_INVALID");
+    w.admit("a.json", SESS1, now, &["--profile", "seed"])
+        .expect(1, "rejected", "E_POD_TENANCY_UNKNOWN");
+    let tenant =
+        format!("{hosted}=participant:did:key:z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn");
+    w.admit(
+        "a.json",
+        SESS1,
+        now,
+        &["--profile", "seed", "--tenant", &tenant],
+    )
+    .expect(0, "admitted", "attached");
+    let bad = w.admit("a.json", SESS1, now, &["--tenant", "nonsense"]);
+    assert_eq!(bad.code, 2);
+}
