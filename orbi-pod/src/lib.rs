@@ -1,1 +1,119 @@
-//! placeholder
+//! The pod layer: participant binds and the client-instance attach, detach and recover
+//! engine of a serving node (spec pod).
+//!
+//! - [`PodEngine`] is **sans-IO**: it judges raw artifact bytes that arrived on a live
+//!   session, at a `now` the host passes in, against a [`HostPolicy`] and a read model behind
+//!   the [`Store`] trait. It runs every admission check of spec §5 in order (V0–V10, D1–D3,
+//!   R1–R4, I1–I3, then the state guards) and the state machine of §4 (T1–T18), including the
+//!   host-originated transitions (setup timeout, keepalive loss and return, grace end,
+//!   suspension and lift, host detachments it builds and attests itself, grant expiry).
+//! - [`SqliteStore`] is the durable read model (one live attachment per client enforced by a
+//!   unique index, every admission atomic with its trace events, bounded with documented
+//!   eviction, `synchronous=FULL` unless [`Durability::Normal`] is chosen); [`MemoryStore`] has
+//!   the same rules for deterministic tests. [`PodEngine::admit_group`] judges a burst of
+//!   artifacts as one group commit: each admission stays atomic, the disk is flushed once.
+//! - [`compose`] builds and signs artifacts; [`keyfile`] reads and writes ed25519 key files.
+//!
+//! ```
+//! use orbi_pod::{
+//!     HostPolicy, LifecycleState, MemoryStore, PodEngine, Session, Verdict,
+//!     compose::{self, AttachmentDraft, BindDraft},
+//! };
+//! use orbi_types::{KeyPair, Timestamp, pod::{ProfileType, SessionState}};
+//!
+//! let node = KeyPair::from_seed(&[0x29; 32]);
+//! let participant = KeyPair::from_seed(&[0x2a; 32]);
+//! let at = |text| Timestamp::parse(text).unwrap();
+//!
+//! let mut engine = PodEngine::new(node.clone(), HostPolicy::default(), MemoryStore::new())?;
+//! engine.open_session("sess:1", Session::default());
+//!
+//! let bind = compose::sign_bind(&participant, &BindDraft {
+//!     bind_id: "pb:1".into(),
+//!     bound_at: at("2026-03-28T19:20:00Z"),
+//!     via: node.node_id(),
+//!     session_id: "sess:1".into(),
+//!     policy_annotations: None,
+//! })?;
+//! let attachment = compose::attachment(&AttachmentDraft {
+//!     attachment_id: "attach:1".into(),
+//!     attached_at: at("2026-03-28T19:42:00Z"),
+//!     profile: ProfileType::PodClient,
+//!     serving_node: node.node_id(),
+//!     pod_user: None,
+//!     client_instance_id: "client:phone".into(),
+//!     models_local: None,
+//!     state: SessionState::Attached,
+//!     export_capable: true,
+//!     migration_allowed: true,
+//! }, bind);
+//! let bytes = serde_json::to_vec(&attachment)?;
+//! let now = at("2026-03-28T19:42:05Z").instant();
+//!
+//! let first = engine.admit(&bytes, "sess:1", now)?;
+//! assert_eq!(first.verdict, Verdict::Admitted);
+//! assert_eq!(first.state, Some(LifecycleState::Attached));
+//! // An identical replay changes nothing.
+//! assert_eq!(engine.admit(&bytes, "sess:1", now)?.verdict, Verdict::Replayed);
+//! // The same bytes on another session are refused.
+//! engine.open_session("sess:2", Session::default());
+//! let moved = engine.admit(&bytes, "sess:2", now)?;
+//! assert_eq!(moved.code().map(|code| code.as_str()), Some("E_POD_SESSION_MISMATCH"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Choices where the spec is silent or where we differ from its recommendations
+//!
+//! - **Shape profile** defaults to `frozen` (upstream HEAD, closed), as the spec recommends;
+//!   `seed` is the open draft shape (unknown bind members are signed, unknown proof members
+//!   ignored). A wrong `schema/v` is `E_PROTO_VERSION` (V2) although the gate fails on it too.
+//! - **A bare `participant-bind.v1`** can be admitted too: it runs the checks that apply to a
+//!   bind (V0–V8) and enters its session's bind cache (`participant-bind/accepted`).
+//! - **V6b**: participant-originated detachments (`user-request`, `device-loss`, `migration`)
+//!   need a bind on a live session (the spec's "bind expected" column); host-originated
+//!   reasons may also carry the attachment's bind verbatim. A detachment of an unknown
+//!   attachment is reported by D1 rather than V6b.
+//! - **T13**: an attached (or attaching) attachment whose session is no longer live is
+//!   treated like a degraded one: a new attachment of the same client host-detaches it with
+//!   `session-expired` and is admitted (the reconnect path).
+//! - **Recovery modes per detach reason** follow the spec's table; `operator-action` allows
+//!   `resume-after-suspension` and `reattach-existing-device` (our reading of "recovery under
+//!   operator policy"). A detachment is recovered once: a second recovery while a grant is
+//!   open, or after it was consumed, is `E_POD_STATE`; after expiry a new recovery may be
+//!   admitted. A recovery while the client is attached is `E_POD_ALREADY_ATTACHED`.
+//! - **T17** keeps the attachment's declared state (`attaching` or `attached`) when it
+//!   consumes a grant; a plain attachment also consumes an open grant of the same client and
+//!   participant, so a grant is never left behind to be used later.
+//! - **Degraded grace** (T7) is 90 s, one more keepalive timeout; the spec names none.
+//! - **Host-built detachments** carry this node's `proof/node-attestation` under the §6.2
+//!   "later" profile (`client-instance-detachment.v1` tag), and a deterministic
+//!   `detach:<ULID>` id, since the engine has no randomness source. Attestations on
+//!   *received* artifacts are not interpreted (their semantics are open upstream).
+//! - **Rejections are not stored**: they change nothing and are reported through `tracing`
+//!   (`participant-bind/rejected` or `error/occurred`, with code, class and check, never the
+//!   payload), so junk input costs no disk writes. Admissions and host transitions store their
+//!   trace events in the same transaction as their records.
+//! - **`E_POD_CAPACITY`** is ours: the bounded read model refuses a new attachment or
+//!   recovery when it is full of facts it may not evict (see [`store`]).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod checks;
+pub mod code;
+pub mod compose;
+mod engine;
+mod host;
+pub mod keyfile;
+pub mod policy;
+pub mod session;
+pub mod state;
+pub mod store;
+mod vocab;
+
+pub use code::{Check, PolicyWarning, Rejection, RejectionCode};
+pub use engine::{Admission, EngineError, PodEngine, Transition, Verdict};
+pub use policy::{HostPolicy, Offer, RecoveryPolicy, Timings};
+pub use session::{Session, SessionTable};
+pub use state::{ArtifactKind, AttachmentState, GrantState, LifecycleState, Rule, TraceKind};
+pub use store::{Durability, MemoryStore, SqliteStore, Store, StoreError, StoreLimits};

@@ -33,6 +33,9 @@ pub fn run(root: &Path) -> Result<bool, String> {
                 &mut report,
             )?;
             fixture_roots.push(shared.join("conformance"));
+            let (checks, failures) = crate::pod_conformance::run(&shared.join("conformance"))?;
+            report.checks += checks;
+            report.failures += failures;
         }
         None => println!("reference data: ../shared not present; upstream checks skipped"),
     }

@@ -22,6 +22,7 @@ mod differential;
 mod pointer;
 mod reference;
 mod rng;
+mod pod_conformance;
 mod schemas;
 
 #[derive(Parser)]

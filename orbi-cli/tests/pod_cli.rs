@@ -1,0 +1,567 @@
+//! `orbi pod` through the real binary: B1 from a seed, and the attach → replay → detach →
+//! recovery script of the "done when", with real files and a real SQLite database.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde_json::Value;
+
+const K1_SEED: &str = "2929292929292929292929292929292929292929292929292929292929292929";
+const K2_SEED: &str = "2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a";
+const K1_NODE: &str = "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE";
+const B1_SIGNATURE: &str =
+    "dGH7YsIiguOgGyw-2JYesHmuVNL_T1zGSC6c9FuS_O83nPT1egFZQQKeT6OXnVBo1xKznNUn3CSZFgimmTXkDQ";
+const B3_SIGNATURE: &str =
+    "A2YsBFPq_ecFL2mMJ8uB0OC0iJXZdwU7IpRBW06-S-CeptC35yKN9FinhCd_r8FIbZEYv3_OxOXNauyv1zk5Bw";
+const SESS1: &str = "sess:01JQPARTSESS001";
+const SESS3: &str = "sess:01JQPARTSESS003";
+const OLD: &str = "client:ios-a13-82d1";
+const NEW: &str = "client:ios-a17-19f4";
+
+/// A working directory with K1 (node) and K2 (participant) key files.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let workspace = Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for (name, seed) in [("k1.json", K1_SEED), ("k2.json", K2_SEED)] {
+            let out = workspace.path(name);
+            let run = workspace.orbi(&["keys", "generate", "--out", &out, "--seed", seed]);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+        }
+        workspace
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn orbi(&self, args: &[&str]) -> Run {
+        let output = Command::new(env!("CARGO_BIN_EXE_orbi"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+            stdout,
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    /// Runs a builder command and saves its output as `name`.
+    fn build(&self, name: &str, args: &[&str]) -> Value {
+        let run = self.orbi(args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        std::fs::write(self.path(name), &run.stdout).unwrap();
+        run.json
+    }
+
+    fn admit(&self, file: &str, session: &str, now: &str, extra: &[&str]) -> Run {
+        let db = self.path("pod.sqlite");
+        let key = self.path("k1.json");
+        let file = self.path(file);
+        let mut args = vec![
+            "pod",
+            "admit",
+            "--db",
+            &db,
+            "--node-key",
+            &key,
+            "--session",
+            session,
+            "--now",
+            now,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&file);
+        self.orbi(&args)
+    }
+}
+
+struct Run {
+    code: i32,
+    json: Value,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn expect(&self, code: i32, outcome: &str, detail: &str) {
+        assert_eq!(self.code, code, "{}{}", self.stdout, self.stderr);
+        assert_eq!(self.json["outcome"], outcome, "{}", self.stdout);
+        if outcome == "rejected" {
+            assert_eq!(self.json["code"], detail, "{}", self.stdout);
+        } else {
+            assert_eq!(self.json["state"], detail, "{}", self.stdout);
+        }
+    }
+}
+
+fn bind_args<'a>(bind_id: &'a str, at: &'a str, session: &'a str) -> Vec<&'a str> {
+    vec![
+        "pod",
+        "bind",
+        "--key",
+        "k2.json",
+        "--via",
+        K1_NODE,
+        "--session",
+        session,
+        "--bind-id",
+        bind_id,
+        "--at",
+        at,
+    ]
+}
+
+#[test]
+fn b1_from_the_seed() {
+    let workspace = Workspace::new();
+    let bind = workspace.build(
+        "b1.json",
+        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
+    );
+    assert_eq!(bind["proof/participant-signature"]["value"], B1_SIGNATURE);
+    assert_eq!(bind["proof/participant-signature"]["alg"], "ed25519");
+    let bind = workspace.build(
+        "b3.json",
+        &bind_args("pb:01JQPARTBIND003", "2026-03-28T20:24:30Z", SESS3),
+    );
+    assert_eq!(bind["proof/participant-signature"]["value"], B3_SIGNATURE);
+}
+
+#[test]
+fn attach_replay_detach_recover() {
+    let w = Workspace::new();
+    w.build(
+        "b1.json",
+        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
+    );
+    w.build(
+        "b3.json",
+        &bind_args("pb:01JQPARTBIND003", "2026-03-28T20:24:30Z", SESS3),
+    );
+    let attachment = w.build(
+        "a1.json",
+        &[
+            "pod",
+            "attachment",
+            "--bind",
+            "b1.json",
+            "--client",
+            OLD,
+            "--node",
+            K1_NODE,
+            "--attachment-id",
+            "attach:01JQCLIATT001",
+            "--at",
+            "2026-03-28T19:42:00Z",
+            "--models-local",
+            "false",
+        ],
+    );
+    assert_eq!(
+        attachment["participant-bind"]["proof/participant-signature"]["value"],
+        B1_SIGNATURE
+    );
+
+    // Attach, then replay: admitted, then idempotent.
+    w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
+        .expect(0, "admitted", "attached");
+    w.admit("a1.json", SESS1, "2026-03-28T19:43:00Z", &[])
+        .expect(0, "replayed", "attached");
+    // The same bytes on another session are refused.
+    w.admit(
+        "a1.json",
+        "sess:01JQPARTSESS002",
+        "2026-03-28T19:43:00Z",
+        &[],
+    )
+    .expect(1, "rejected", "E_POD_SESSION_MISMATCH");
+
+    // Detach (user-request, reusing B1), replay, then a second detachment of the same attachment.
+    let detach = |name: &str, id: &str| {
+        w.build(
+            name,
+            &[
+                "pod",
+                "detachment",
+                "--bind",
+                "b1.json",
+                "--attachment-id",
+                "attach:01JQCLIATT001",
+                "--client",
+                OLD,
+                "--reason",
+                "user-request",
+                "--detachment-id",
+                id,
+                "--at",
+                "2026-03-28T20:05:00Z",
+            ],
+        )
+    };
+    detach("d1.json", "detach:01JQCLIDET001");
+    detach("d2.json", "detach:01JQCLIDET002");
+    w.admit("d1.json", SESS1, "2026-03-28T20:05:10Z", &[])
+        .expect(0, "admitted", "detached");
+    w.admit("d1.json", SESS1, "2026-03-28T20:06:00Z", &[])
+        .expect(0, "replayed", "detached");
+    w.admit("d2.json", SESS1, "2026-03-28T20:06:00Z", &[])
+        .expect(1, "rejected", "E_POD_ALREADY_DETACHED");
+
+    // Upstream's replace-device recovery (new device) under the strict default, then allowed.
+    w.build(
+        "replace.json",
+        &[
+            "pod",
+            "recovery",
+            "--bind",
+            "b3.json",
+            "--client",
+            NEW,
+            "--mode",
+            "replace-device",
+            "--from-detachment",
+            "detach:01JQCLIDET001",
+            "--recovery-id",
+            "recover:01JQCLIREC001",
+            "--at",
+            "2026-03-28T20:25:00Z",
+            "--token-ref",
+            "migrate:01JQMIGRATE001",
+        ],
+    );
+    let strict = w.admit("replace.json", SESS3, "2026-03-28T20:25:10Z", &[]);
+    strict.expect(1, "rejected", "E_POD_CLIENT_MISMATCH");
+    assert_eq!(strict.json["check"], "R2");
+    let allowed = w.admit(
+        "replace.json",
+        SESS3,
+        "2026-03-28T20:25:10Z",
+        &["--recovery-policy", "allow-replace-device"],
+    );
+    allowed.expect(0, "admitted", "recovery-granted");
+    assert_eq!(allowed.json["transitions"][0]["client-instance/id"], NEW);
+
+    // The new device attaches with the recovery bind and consumes the grant (T17).
+    w.build(
+        "a2.json",
+        &[
+            "pod",
+            "attachment",
+            "--bind",
+            "b3.json",
+            "--client",
+            NEW,
+            "--attachment-id",
+            "attach:01JQCLIATT002",
+            "--at",
+            "2026-03-28T20:25:30Z",
+        ],
+    );
+    let attached = w.admit("a2.json", SESS3, "2026-03-28T20:25:35Z", &[]);
+    attached.expect(0, "admitted", "attached");
+    assert_eq!(attached.json["transitions"][0]["rule"], "T17");
+
+    // A recovery citing a detachment this node never saw fails closed.
+    w.build(
+        "unknown.json",
+        &[
+            "pod",
+            "recovery",
+            "--bind",
+            "b3.json",
+            "--client",
+            OLD,
+            "--mode",
+            "reattach-existing-device",
+            "--from-detachment",
+            "detach:NEVER",
+            "--at",
+            "2026-03-28T20:25:00Z",
+        ],
+    );
+    w.admit("unknown.json", SESS3, "2026-03-28T20:26:00Z", &[])
+        .expect(1, "rejected", "E_POD_UNKNOWN_DETACHMENT");
+
+    // Status: the whole history of the old client, and the counts.
+    let db = w.path("pod.sqlite");
+    let status = w.orbi(&["pod", "status", "--db", &db, "--client", OLD]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(status.json["attachments"][0]["state"], "detached");
+    assert_eq!(
+        status.json["detachments"][0]["detachment/id"],
+        "detach:01JQCLIDET001"
+    );
+    let status = w.orbi(&["pod", "status", "--db", &db]);
+    assert_eq!(status.json["node/id"], K1_NODE);
+    assert_eq!(status.json["counts"]["live"], 1);
+    assert_eq!(status.json["counts"]["recoveries"], 1);
+    assert_eq!(
+        status.json["live"][0]["attachment/id"],
+        "attach:01JQCLIATT002"
+    );
+    let kinds: Vec<&str> = status.json["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|trace| trace["event/type"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"client-instance/recovered"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"client-instance/recovery-consumed"),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn host_commands_suspend_lift_and_detach() {
+    let w = Workspace::new();
+    w.build(
+        "b1.json",
+        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
+    );
+    w.build(
+        "a1.json",
+        &[
+            "pod",
+            "attachment",
+            "--bind",
+            "b1.json",
+            "--client",
+            OLD,
+            "--attachment-id",
+            "attach:1",
+            "--at",
+            "2026-03-28T19:42:00Z",
+        ],
+    );
+    w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
+        .expect(0, "admitted", "attached");
+    let db = w.path("pod.sqlite");
+    let host = |args: &[&str]| {
+        let mut all = vec![
+            "pod",
+            "host",
+            "--db",
+            &db,
+            "--node-key",
+            "k1.json",
+            "--now",
+            "2026-03-28T19:50:00Z",
+        ];
+        all.extend_from_slice(args);
+        w.orbi(&all)
+    };
+    let suspended = host(&["suspend", "attach:1"]);
+    assert_eq!(suspended.code, 0, "{}", suspended.stderr);
+    assert_eq!(suspended.json["transitions"][0]["to"], "suspended");
+    let lifted = host(&["--live-session", SESS1, "lift", "attach:1"]);
+    assert_eq!(lifted.json["transitions"][0]["to"], "attached");
+    let again = host(&["lift", "attach:1"]);
+    assert_eq!(again.code, 1);
+    assert_eq!(again.json["outcome"], "refused");
+    let user = host(&["detach", "attach:1", "--reason", "user-request"]);
+    assert_eq!(user.code, 1);
+    let detached = host(&[
+        "detach",
+        "attach:1",
+        "--reason",
+        "operator-action",
+        "--notes",
+        "abuse",
+    ]);
+    assert_eq!(detached.code, 0, "{}", detached.stderr);
+    let artifact = &detached.json["transitions"][0]["artifact"];
+    assert_eq!(artifact["detach/reason"], "operator-action");
+    assert_eq!(artifact["detach/notes"], "abuse");
+    assert!(artifact["proof/node-attestation"]["value"].is_string());
+    // A plain attachment after an operator action needs a recovery first.
+    w.build("b2.json", &bind_args("pb:2", "2026-03-28T19:51:00Z", SESS1));
+    w.build(
+        "a2.json",
+        &[
+            "pod",
+            "attachment",
+            "--bind",
+            "b2.json",
+            "--client",
+            OLD,
+            "--attachment-id",
+            "attach:2",
+            "--at",
+            "2026-03-28T19:51:00Z",
+        ],
+    );
+    w.admit("a2.json", SESS1, "2026-03-28T19:51:05Z", &[])
+        .expect(1, "rejected", "E_POD_RECOVERY_REQUIRED");
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let w = Workspace::new();
+    let missing = w.admit("missing.json", SESS1, "2026-03-28T19:42:05Z", &[]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("missing.json"),
+        "{}",
+        missing.stderr
+    );
+    let bad_time = w.orbi(&[
+        "pod",
+        "bind",
+        "--key",
+        "k2.json",
+        "--via",
+        K1_NODE,
+        "--session",
+        "s",
+        "--at",
+        "yesterday",
+    ]);
+    assert_eq!(bad_time.code, 2);
+    let bad_node = w.orbi(&[
+        "pod",
+        "bind",
+        "--key",
+        "k2.json",
+        "--via",
+        "node:x",
+        "--session",
+        "s",
+    ]);
+    assert_eq!(bad_node.code, 2);
+    let no_db = w.orbi(&["pod", "status", "--db", &w.path("nothing.sqlite")]);
+    assert_eq!(no_db.code, 2);
+    assert!(!PathBuf::from(w.path("nothing.sqlite")).exists());
+    // The database is bound to the node that created it.
+    std::fs::write(w.path("junk.json"), "not json").unwrap();
+    w.admit("junk.json", SESS1, "2026-03-28T19:42:05Z", &[])
+        .expect(1, "rejected", "E_PROTO_INVALID");
+    let other = w.path("other.json");
+    w.orbi(&["keys", "generate", "--out", &other]);
+    let db = w.path("pod.sqlite");
+    let junk = w.path("junk.json");
+    let wrong = w.orbi(&[
+        "pod",
+        "admit",
+        "--db",
+        &db,
+        "--node-key",
+        &other,
+        "--session",
+        SESS1,
+        &junk,
+    ]);
+    assert_eq!(wrong.code, 2);
+    assert!(wrong.stderr.contains("belongs to node"), "{}", wrong.stderr);
+    assert!(Path::new(&db).exists());
+}
+
+#[test]
+fn defaults_fill_ids_and_times() {
+    let w = Workspace::new();
+    let bind = w.build(
+        "b.json",
+        &[
+            "pod",
+            "bind",
+            "--key",
+            "k2.json",
+            "--via",
+            K1_NODE,
+            "--session",
+            SESS1,
+        ],
+    );
+    let id = bind["bind/id"].as_str().unwrap();
+    assert!(id.starts_with("pb:") && id.len() == 3 + 26, "{id}");
+    let at = bind["bound-at"].as_str().unwrap();
+    assert!(at.ends_with('Z') && at.len() == 20, "{at}");
+    let attachment = w.build(
+        "a.json",
+        &["pod", "attachment", "--bind", "b.json", "--client", OLD],
+    );
+    assert!(
+        attachment["attachment/id"]
+            .as_str()
+            .unwrap()
+            .starts_with("attach:")
+    );
+    assert_eq!(
+        attachment["serving-node/id"], K1_NODE,
+        "defaults to the bind's via/node-id"
+    );
+    assert_eq!(attachment["session/state"], "attached");
+    // Admitted against the real clock.
+    let db = w.path("pod.sqlite");
+    let file = w.path("a.json");
+    let run = w.orbi(&[
+        "pod",
+        "admit",
+        "--db",
+        &db,
+        "--node-key",
+        "k1.json",
+        "--session",
+        SESS1,
+        &file,
+    ]);
+    run.expect(0, "admitted", "attached");
+}
+
+#[test]
+fn profile_and_tenant_flags_reach_the_engine() {
+    let w = Workspace::new();
+    w.build(
+        "b1.json",
+        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
+    );
+    let hosted = "pod-user:did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+    let mut attachment = w.build(
+        "a.json",
+        &[
+            "pod",
+            "attachment",
+            "--bind",
+            "b1.json",
+            "--client",
+            OLD,
+            "--attachment-id",
+            "attach:1",
+            "--at",
+            "2026-03-28T19:42:00Z",
+            "--pod-user",
+            hosted,
+        ],
+    );
+    attachment["pod/id"] = Value::from("pod:pl-wro-node-7f3c:user-42");
+    std::fs::write(w.path("a.json"), serde_json::to_vec(&attachment).unwrap()).unwrap();
+    let now = "2026-03-28T19:42:05Z";
+    w.admit("a.json", SESS1, now, &[])
+        .expect(1, "rejected", "E_PROTO_INVALID");
+    w.admit("a.json", SESS1, now, &["--profile", "seed"])
+        .expect(1, "rejected", "E_POD_TENANCY_UNKNOWN");
+    let tenant =
+        format!("{hosted}=participant:did:key:z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn");
+    w.admit(
+        "a.json",
+        SESS1,
+        now,
+        &["--profile", "seed", "--tenant", &tenant],
+    )
+    .expect(0, "admitted", "attached");
+    let bad = w.admit("a.json", SESS1, now, &["--tenant", "nonsense"]);
+    assert_eq!(bad.code, 2);
+}

@@ -1,0 +1,1292 @@
+//! The sans-IO pod engine: admission of pod artifacts (spec pod §5) and the lifecycle state
+//! machine (§4).
+//!
+//! The engine never reads a clock, opens a socket or spawns a task. Every call takes `now`
+//! from the host; the host reports live sessions; the read model sits behind [`Store`].
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use orbi_schema::{SchemaValidator, registry};
+use orbi_types::{
+    ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, KeyPair, NodeId,
+    ParticipantBind, Sha256Digest, Timestamp, canonical::to_canonical_bytes, json,
+    pod::DetachReason,
+};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::{
+    checks::{self, KeyCache, Typed, clip, invalid},
+    code::{Check, PolicyWarning, Rejection, RejectionCode},
+    policy::{HostPolicy, MAX_ARTIFACT_BYTES, RecoveryPolicy},
+    session::{Session, SessionTable},
+    state::{
+        ArtifactKind, AttachmentState, GrantState, LifecycleState, Rule, TraceKind, is_host_reason,
+        modes_after, needs_recovery,
+    },
+    store::{
+        AttachmentRec, Change, Commit, DetachmentOrigin, DetachmentRec, RecoveryRec, Store,
+        StoreError, TraceEvent,
+    },
+};
+
+/// How an admission ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// New facts were committed (with their trace events).
+    Admitted,
+    /// An identical artifact was admitted before; nothing changed.
+    Replayed,
+    /// Refused; nothing changed.
+    Rejected(Rejection),
+}
+
+impl Verdict {
+    /// `admitted`, `replayed` or `rejected`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Admitted => "admitted",
+            Verdict::Replayed => "replayed",
+            Verdict::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// One lifecycle transition the engine made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// The spec §4 rule.
+    pub rule: Rule,
+    /// The attachment (or, for T16/T18, recovery) it concerns.
+    pub subject: String,
+    /// The client instance.
+    pub client_instance_id: String,
+    /// The state before, if there was one.
+    pub from: Option<LifecycleState>,
+    /// The state after.
+    pub to: LifecycleState,
+    /// A detachment artifact the host built (T4/T7/T11/T13), to forward to the client.
+    pub artifact: Option<Vec<u8>>,
+}
+
+/// The outcome of [`PodEngine::admit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// Which artifact it was, once recognised.
+    pub kind: Option<ArtifactKind>,
+    /// The artifact's own id (`attachment/id`, `detachment/id`, `recovery/id`, `bind/id`),
+    /// once read.
+    pub id: Option<String>,
+    /// Admitted, replayed or rejected.
+    pub verdict: Verdict,
+    /// Where the subject stands afterwards.
+    pub state: Option<LifecycleState>,
+    /// Non-fatal policy remarks (V10).
+    pub warnings: Vec<PolicyWarning>,
+    /// Transitions made, in order (the T13 reconnect path makes two).
+    pub transitions: Vec<Transition>,
+}
+
+impl Admission {
+    /// The rejection, if rejected.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match &self.verdict {
+            Verdict::Rejected(rejection) => Some(rejection),
+            _ => None,
+        }
+    }
+
+    /// The rejection code, if rejected.
+    pub fn code(&self) -> Option<RejectionCode> {
+        self.rejection().map(|rejection| rejection.code)
+    }
+}
+
+/// Why the engine could not do its job (as opposed to rejecting an artifact).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The read model failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A canonical schema is missing or does not compile (a build defect).
+    #[error("schema registry: {0}")]
+    Schema(String),
+    /// A host event named an attachment that is not on record.
+    #[error("no attachment {0:?} on record")]
+    UnknownAttachment(String),
+    /// A host event does not apply in the attachment's state.
+    #[error("attachment {attachment_id:?} is {state}; cannot {event}")]
+    Transition {
+        /// The attachment.
+        attachment_id: String,
+        /// Its state.
+        state: AttachmentState,
+        /// What was asked.
+        event: &'static str,
+    },
+    /// The host asked to detach for a reason only a participant may give.
+    #[error(
+        "{0} is a participant-originated reason; the host detaches for session-expired, policy, operator-action or device-loss"
+    )]
+    NotHostReason(DetachReason),
+    /// An artifact this node built fails its own gate (a defect; nothing was committed).
+    #[error("built {what} fails the egress gate: {message}")]
+    Egress {
+        /// Which artifact.
+        what: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Internal: an admission either rejects or fails.
+pub(crate) enum Fail {
+    Reject(Rejection),
+    Engine(EngineError),
+}
+
+impl From<Rejection> for Fail {
+    fn from(rejection: Rejection) -> Self {
+        Fail::Reject(rejection)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(err: StoreError) -> Self {
+        Fail::Engine(EngineError::Store(err))
+    }
+}
+
+impl From<EngineError> for Fail {
+    fn from(err: EngineError) -> Self {
+        Fail::Engine(err)
+    }
+}
+
+/// What an admission has learned so far; it becomes an [`Admission`] with its verdict.
+#[derive(Default)]
+struct Draft {
+    kind: Option<ArtifactKind>,
+    id: Option<String>,
+    state: Option<LifecycleState>,
+    warnings: Vec<PolicyWarning>,
+    transitions: Vec<Transition>,
+}
+
+impl Draft {
+    fn finish(self, verdict: Verdict) -> Admission {
+        Admission {
+            kind: self.kind,
+            id: self.id,
+            verdict,
+            state: self.state,
+            warnings: self.warnings,
+            transitions: self.transitions,
+        }
+    }
+}
+
+/// The serving node's pod engine over a read model `S`.
+pub struct PodEngine<S> {
+    pub(crate) node_key: KeyPair,
+    pub(crate) node_id: NodeId,
+    pub(crate) policy: HostPolicy,
+    pub(crate) store: S,
+    pub(crate) sessions: SessionTable,
+    validators: BTreeMap<ArtifactKind, Arc<SchemaValidator>>,
+    keys: KeyCache,
+}
+
+impl<S> std::fmt::Debug for PodEngine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PodEngine({})", self.node_id)
+    }
+}
+
+/// What a checked artifact needs from the read model, looked up once.
+struct Related {
+    /// A detachment's attachment.
+    attachment: Option<AttachmentRec>,
+    /// A recovery's detachment.
+    detachment: Option<DetachmentRec>,
+}
+
+/// An artifact that passed V0–V2, with everything later checks need.
+struct Checked<'a> {
+    kind: ArtifactKind,
+    value: Value,
+    typed: Typed,
+    /// Digest of the bind's JCS form, proofs included (I3 and the records).
+    bind_digest: Sha256Digest,
+    bytes: &'a [u8],
+    arrival: &'a str,
+    now: OffsetDateTime,
+}
+
+impl Checked<'_> {
+    fn bind(&self) -> &ParticipantBind {
+        self.typed.bind()
+    }
+
+    fn bind_value(&self) -> &Value {
+        bind_member(self.kind, &self.value)
+    }
+}
+
+/// The bind inside an artifact of `kind` (the artifact itself for a bare bind), as received.
+fn bind_member(kind: ArtifactKind, value: &Value) -> &Value {
+    match kind {
+        ArtifactKind::ParticipantBind => value,
+        _ => value.get("participant-bind").unwrap_or(&Value::Null),
+    }
+}
+
+impl<S: Store> PodEngine<S> {
+    /// An engine for the node whose key is `node_key`.
+    pub fn new(node_key: KeyPair, policy: HostPolicy, store: S) -> Result<Self, EngineError> {
+        let mut validators = BTreeMap::new();
+        for kind in ArtifactKind::ALL {
+            let validator = registry()
+                .validator(kind.as_str(), policy.profile)
+                .map_err(|err| EngineError::Schema(err.to_string()))?;
+            validators.insert(*kind, validator);
+        }
+        Ok(PodEngine {
+            node_id: node_key.node_id(),
+            node_key,
+            policy,
+            store,
+            sessions: SessionTable::default(),
+            validators,
+            keys: KeyCache::default(),
+        })
+    }
+
+    pub(crate) fn validator(&self, kind: ArtifactKind) -> Option<&SchemaValidator> {
+        self.validators.get(&kind).map(|validator| &**validator)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    /// The host policy.
+    pub fn policy(&self) -> &HostPolicy {
+        &self.policy
+    }
+
+    /// The read model.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The live sessions.
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    /// Gives the read model back.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Marks a node-to-node session live.
+    pub fn open_session(&mut self, id: impl Into<String>, session: Session) {
+        self.sessions.open(id, session);
+    }
+
+    /// Judges one artifact (raw bytes) that arrived on the live session `arrival`, at `now`.
+    ///
+    /// Checks run in spec order (V0–V10, D1–D3, R1–R4, I1–I3, then the state guards) and stop
+    /// at the first failure. An admission commits its read-model changes and trace events
+    /// atomically; a replay or a rejection changes nothing (rejections are reported through
+    /// `tracing`, never stored, so bad input costs no disk writes).
+    pub fn admit(
+        &mut self,
+        bytes: &[u8],
+        arrival: &str,
+        now: OffsetDateTime,
+    ) -> Result<Admission, EngineError> {
+        match self.admit_once(bytes, arrival, now) {
+            // Another writer committed first (a shared database): judge again against the
+            // state it left, which turns the race into a replay or a proper rejection.
+            Err(EngineError::Store(StoreError::Constraint(_))) => {
+                self.admit_once(bytes, arrival, now)
+            }
+            other => other,
+        }
+    }
+
+    /// Judges several artifacts at `now`, in order, as one group commit: each admission is
+    /// still atomic with its trace events and sees the ones before it, but the read model
+    /// reaches the disk once for the whole group, and only then are the outcomes returned.
+    /// If anything fails, every admission of the group is discarded and the error returned.
+    pub fn admit_group<'a>(
+        &mut self,
+        arrivals: impl IntoIterator<Item = (&'a [u8], &'a str)>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Admission>, EngineError> {
+        self.store.begin_group()?;
+        let mut admissions = Vec::new();
+        for (bytes, arrival) in arrivals {
+            match self.admit(bytes, arrival, now) {
+                Ok(admission) => admissions.push(admission),
+                Err(err) => {
+                    self.store.abandon_group();
+                    return Err(err);
+                }
+            }
+        }
+        self.store.finish_group()?;
+        Ok(admissions)
+    }
+
+    fn admit_once(
+        &mut self,
+        bytes: &[u8],
+        arrival: &str,
+        now: OffsetDateTime,
+    ) -> Result<Admission, EngineError> {
+        let mut out = Draft::default();
+        match self.judge(bytes, arrival, now, &mut out) {
+            Ok(verdict) => Ok(out.finish(verdict)),
+            Err(Fail::Reject(rejection)) => {
+                let event = match rejection.check {
+                    Check::V3 | Check::V4 | Check::V6a | Check::V6b | Check::V7 | Check::I3 => {
+                        TraceKind::BindRejected
+                    }
+                    _ => TraceKind::ErrorOccurred,
+                };
+                tracing::info!(
+                    event_type = event.as_str(),
+                    class = rejection.code.class(),
+                    code = rejection.code.as_str(),
+                    check = rejection.check.as_str(),
+                    kind = out.kind.map(ArtifactKind::as_str),
+                    id = out.id.as_deref(),
+                    session = arrival,
+                    "pod artifact rejected"
+                );
+                Ok(Admission {
+                    kind: out.kind,
+                    id: out.id,
+                    verdict: Verdict::Rejected(rejection),
+                    state: None,
+                    warnings: Vec::new(),
+                    transitions: Vec::new(),
+                })
+            }
+            Err(Fail::Engine(err)) => Err(err),
+        }
+    }
+
+    fn judge(
+        &mut self,
+        bytes: &[u8],
+        arrival: &str,
+        now: OffsetDateTime,
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
+        // V0
+        if bytes.len() > MAX_ARTIFACT_BYTES {
+            return Err(invalid(
+                Check::V0,
+                format!(
+                    "artifact is {} bytes; the limit is {MAX_ARTIFACT_BYTES}",
+                    bytes.len()
+                ),
+            )
+            .into());
+        }
+        let value =
+            json::from_slice_strict(bytes).map_err(|err| invalid(Check::V1, err.to_string()))?;
+        let kind = checks::detect(&value)?;
+        out.kind = Some(kind);
+        out.id = value
+            .get(kind.id_field())
+            .and_then(Value::as_str)
+            .map(|id| clip(id, 256));
+        // V1, V2
+        self.schema_gate(kind, &value)?;
+        let typed = Typed::parse(kind, &value)?;
+        checks::opaque_ids(&typed)?;
+        let bind_digest = Self::digest(bind_member(kind, &value))?;
+        let checked = Checked {
+            kind,
+            value,
+            typed,
+            bind_digest,
+            bytes,
+            arrival,
+            now,
+        };
+        // V3, V4, V5
+        let participant_key = checks::strict_keys(&checked.typed, &mut self.keys)?;
+        checks::key_binding(checked.bind())?;
+        checks::addressing(&checked.typed, &self.node_id)?;
+        let related = self.related(&checked.typed)?;
+        // V6
+        self.session_check(&checked, &related)?;
+        // V7
+        checks::signature(checked.bind_value(), checked.bind(), &participant_key)?;
+        // V8
+        self.time_checks(&checked, &related)?;
+        match &checked.typed {
+            Typed::Bind(_) => self.admit_bind(&checked, out),
+            Typed::Attachment(attachment) => self.admit_attachment(&checked, attachment, out),
+            Typed::Detachment(detachment) => {
+                self.admit_detachment(&checked, detachment, related, out)
+            }
+            Typed::Recovery(recovery) => self.admit_recovery(&checked, recovery, related, out),
+        }
+    }
+
+    /// V1 and V2: the schema gate of the policy's profile; a wrong `schema/v` is reported as
+    /// `E_PROTO_VERSION` even though the gate fails on it too.
+    fn schema_gate(&self, kind: ArtifactKind, value: &Value) -> Result<(), Rejection> {
+        let Some(validator) = self.validators.get(&kind) else {
+            return Err(invalid(Check::V1, format!("no schema for {kind}")));
+        };
+        if validator.is_valid(value) {
+            return Ok(());
+        }
+        if let Some(version) = checks::wrong_version(value) {
+            return Err(version);
+        }
+        let issues = validator.issues(value);
+        let mut message: Vec<String> = issues
+            .iter()
+            .take(3)
+            .map(|issue| format!("{:?}: {}", issue.instance, clip(&issue.message, 160)))
+            .collect();
+        if issues.len() > 3 {
+            message.push(format!("and {} more", issues.len() - 3));
+        }
+        Err(invalid(
+            Check::V1,
+            format!(
+                "not a valid {kind} ({} profile): {}",
+                validator.profile(),
+                message.join("; ")
+            ),
+        ))
+    }
+
+    fn related(&self, typed: &Typed) -> Result<Related, StoreError> {
+        Ok(Related {
+            attachment: match typed {
+                Typed::Detachment(d) => self.store.attachment(&d.attachment_id)?,
+                _ => None,
+            },
+            detachment: match typed {
+                Typed::Recovery(r) => self.store.detachment(&r.from_detachment_id)?,
+                _ => None,
+            },
+        })
+    }
+
+    /// V6a (attachment, recovery, bind) and V6b (detachment).
+    fn session_check(&self, checked: &Checked<'_>, related: &Related) -> Result<(), Rejection> {
+        let check = match checked.kind {
+            ArtifactKind::Detachment => Check::V6b,
+            _ => Check::V6a,
+        };
+        let mismatch =
+            |message: String| Rejection::new(RejectionCode::SessionMismatch, check, message);
+        if !self.sessions.is_live(checked.arrival) {
+            return Err(mismatch(format!(
+                "the artifact arrived on session {:?}, which is not live",
+                clip(checked.arrival, 64)
+            )));
+        }
+        let bind_session = &checked.bind().session_id;
+        let Typed::Detachment(detachment) = &checked.typed else {
+            if bind_session != checked.arrival {
+                return Err(mismatch(format!(
+                    "bind session/id {bind_session:?} is not the session it arrived on ({:?})",
+                    clip(checked.arrival, 64)
+                )));
+            }
+            return Ok(());
+        };
+        // A detachment: participant reasons need a bind on a live session; host reasons may
+        // carry the attachment's bind copied verbatim (its session may be dead by now). An
+        // unknown attachment is left to D1.
+        if self.sessions.is_live(bind_session) {
+            return Ok(());
+        }
+        let Some(attachment) = &related.attachment else {
+            return Ok(());
+        };
+        let reason = detachment.detach_reason;
+        if is_host_reason(reason) && attachment.bind_session == *bind_session {
+            return Ok(());
+        }
+        Err(mismatch(if is_host_reason(reason) {
+            format!(
+                "bind session/id {bind_session:?} is neither live nor the session of attachment \
+                 {:?} ({:?})",
+                attachment.attachment_id, attachment.bind_session
+            )
+        } else {
+            format!(
+                "a {reason} detachment needs a bind on a live session; {bind_session:?} is not \
+                 live"
+            )
+        }))
+    }
+
+    /// V8: skew and order.
+    fn time_checks(&self, checked: &Checked<'_>, related: &Related) -> Result<(), Rejection> {
+        let skew = self.policy.timings.clock_skew;
+        checks::not_ahead(&checked.typed, checked.now, skew)?;
+        let bound = ("participant-bind bound-at", &checked.bind().bound_at);
+        if let Some(own) = checked.typed.own_time() {
+            checks::in_order(bound, own)?;
+        }
+        match &checked.typed {
+            Typed::Detachment(d) => {
+                if let Some(attachment) = &related.attachment {
+                    let attached = ("the attachment's attached-at", &attachment.attached_at);
+                    checks::in_order(attached, ("detached-at", &d.detached_at))?;
+                }
+            }
+            Typed::Recovery(r) => {
+                if let Some(detachment) = &related.detachment {
+                    let detached = ("the cited detached-at", &detachment.detached_at);
+                    checks::in_order(detached, ("recovered-at", &r.recovered_at))?;
+                }
+            }
+            Typed::Bind(_) | Typed::Attachment(_) => {}
+        }
+        if !matches!(checked.kind, ArtifactKind::Detachment)
+            && let Some(established) = self
+                .sessions
+                .get(checked.arrival)
+                .and_then(|session| session.established_at)
+            && checked.bind().bound_at.instant() < established - skew
+        {
+            return Err(Rejection::new(
+                RejectionCode::TimeOrder,
+                Check::V8,
+                format!(
+                    "participant-bind bound-at {} predates its session (established {})",
+                    checked.bind().bound_at,
+                    emit_time(established).map_or_else(String::new, |at| at.to_string())
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn digest(value: &Value) -> Result<Sha256Digest, Rejection> {
+        to_canonical_bytes(value)
+            .map(|bytes| Sha256Digest::of(&bytes))
+            .map_err(|err| invalid(Check::V1, err.to_string()))
+    }
+
+    /// I3: the bind against its session's cache. `Ok(Some(change))` when the bind is new.
+    fn bind_cache(&self, checked: &Checked<'_>) -> Result<Option<(Change, TraceEvent)>, Fail> {
+        let bind = checked.bind();
+        match self.store.bind_digest(&bind.session_id, &bind.bind_id)? {
+            Some(cached) if cached != checked.bind_digest => Err(Rejection::new(
+                RejectionCode::BindConflict,
+                Check::I3,
+                format!(
+                    "bind/id {:?} was seen on session {:?} with different content",
+                    bind.bind_id, bind.session_id
+                ),
+            )
+            .into()),
+            Some(_) => Ok(None),
+            None => Ok(Some((
+                Change::CacheBind {
+                    session_id: bind.session_id.clone(),
+                    bind_id: bind.bind_id.clone(),
+                    digest: checked.bind_digest.clone(),
+                },
+                self.trace(
+                    TraceKind::BindAccepted,
+                    checked.now,
+                    checked.arrival,
+                    json!({
+                        "bind/id": bind.bind_id,
+                        "session/id": bind.session_id,
+                        "participant/id": bind.participant_id.as_str(),
+                    }),
+                ),
+            ))),
+        }
+    }
+
+    /// Commits, turning a full read model into `E_POD_CAPACITY`.
+    fn commit(&mut self, commit: Commit) -> Result<(), Fail> {
+        match self.store.commit(commit, &self.sessions) {
+            Err(StoreError::Full { records }) => Err(Rejection::new(
+                RejectionCode::Capacity,
+                Check::S,
+                format!(
+                    "the read model holds its limit of {records} attachments and recoveries and \
+                     none may be evicted"
+                ),
+            )
+            .into()),
+            other => Ok(other?),
+        }
+    }
+
+    pub(crate) fn trace(
+        &self,
+        kind: TraceKind,
+        now: OffsetDateTime,
+        session: &str,
+        detail: Value,
+    ) -> TraceEvent {
+        TraceEvent {
+            kind,
+            ts: now,
+            node: self.node_id.clone(),
+            peer: self
+                .sessions
+                .get(session)
+                .and_then(|session| session.peer.clone()),
+            detail,
+        }
+    }
+
+    fn admit_bind(&mut self, checked: &Checked<'_>, out: &mut Draft) -> Result<Verdict, Fail> {
+        out.state = Some(LifecycleState::Bound);
+        match self.bind_cache(checked)? {
+            None => Ok(Verdict::Replayed),
+            Some((change, trace)) => {
+                self.commit(Commit {
+                    changes: vec![change],
+                    traces: vec![trace],
+                })?;
+                Ok(Verdict::Admitted)
+            }
+        }
+    }
+
+    fn admit_attachment(
+        &mut self,
+        checked: &Checked<'_>,
+        a: &ClientInstanceAttachment,
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
+        let bind = checked.bind();
+        // V9
+        if let Some(pod_user) = &a.pod_user_id {
+            let mapped = match pod_user.role() {
+                "participant" => pod_user.as_str() == bind.participant_id.as_str(),
+                _ => self.policy.tenancy.get(pod_user) == Some(&bind.participant_id),
+            };
+            if !mapped {
+                return Err(Rejection::new(
+                    RejectionCode::TenancyUnknown,
+                    Check::V9,
+                    format!(
+                        "pod-user/id {pod_user} is not a hosted user of participant {}",
+                        bind.participant_id
+                    ),
+                )
+                .into());
+            }
+        }
+        // V10
+        let offer = self.policy.offer(a.profile_type);
+        if a.export_capable != offer.export_capable
+            || a.migration_allowed != offer.migration_allowed
+        {
+            return Err(Rejection::new(
+                RejectionCode::PolicyMismatch,
+                Check::V10,
+                format!(
+                    "{} attachment declares export/capable? {} and migration/allowed? {}; this \
+                     host offers {} and {}",
+                    a.profile_type,
+                    a.export_capable,
+                    a.migration_allowed,
+                    offer.export_capable,
+                    offer.migration_allowed
+                ),
+            )
+            .into());
+        }
+        if a.profile_type == orbi_types::pod::ProfileType::PodClient && a.models_local == Some(true)
+        {
+            out.warnings.push(PolicyWarning::PodClientWithLocalModels);
+        }
+        if !a.export_capable {
+            out.warnings.push(PolicyWarning::ExportNotOffered);
+        }
+        if !a.migration_allowed {
+            out.warnings.push(PolicyWarning::MigrationNotOffered);
+        }
+        // I2
+        let digest = Self::digest(&checked.value)?;
+        if let Some(existing) = self.store.attachment(&a.attachment_id)? {
+            return self.replay(
+                existing.digest == digest,
+                "attachment/id",
+                &a.attachment_id,
+                Check::I2,
+                existing.state.into(),
+                out,
+            );
+        }
+        // I3
+        let new_bind = self.bind_cache(checked)?;
+        // State guards.
+        let Some(initial) = AttachmentState::initial(a.session_state) else {
+            return Err(state_error(format!(
+                "a new attachment cannot start as {}",
+                a.session_state
+            ))
+            .into());
+        };
+        let mut commit = Commit::default();
+        let client = &a.client_instance_id;
+        let previous_reason = match self.store.live_attachment(&self.node_id, client)? {
+            Some(old) => {
+                match old.state {
+                    AttachmentState::Suspended => {
+                        return Err(state_error(format!(
+                            "client {client:?} has suspended attachment {:?}; the host must lift \
+                             or end the suspension first",
+                            old.attachment_id
+                        ))
+                        .into());
+                    }
+                    AttachmentState::Attached | AttachmentState::Attaching
+                        if self.sessions.is_live(&old.bind_session) =>
+                    {
+                        return Err(Rejection::new(
+                            RejectionCode::AlreadyAttached,
+                            Check::S,
+                            format!(
+                                "client {client:?} is attached by {:?} on live session {:?}",
+                                old.attachment_id, old.bind_session
+                            ),
+                        )
+                        .into());
+                    }
+                    // Degraded, or its session is gone: the reconnect path (T13).
+                    _ => {
+                        let host = self.host_detachment(
+                            &old,
+                            DetachReason::SessionExpired,
+                            None,
+                            checked.now,
+                            Rule::T13,
+                        )?;
+                        commit.changes.extend(host.changes);
+                        commit.traces.extend(host.traces);
+                        out.transitions.push(host.transition);
+                        None
+                    }
+                }
+            }
+            None => match self.store.latest_detachment(client)? {
+                Some(latest) => Some((latest.reason, false)),
+                None => self.store.tombstone(client)?.map(|reason| (reason, true)),
+            },
+        };
+        let grant = self.usable_grant(client, bind, checked.now, &mut commit)?;
+        if let Some((reason, evicted)) = previous_reason
+            && needs_recovery(reason)
+            && grant.is_none()
+        {
+            return Err(Rejection::new(
+                RejectionCode::RecoveryRequired,
+                Check::S,
+                if evicted {
+                    format!(
+                        "client {client:?} was detached for {reason} and that detachment was \
+                         evicted; it cannot be recovered here, attach as a new client instance"
+                    )
+                } else {
+                    format!(
+                        "client {client:?} was detached for {reason}; admit a recovery for it \
+                         first"
+                    )
+                },
+            )
+            .into());
+        }
+        let rule = match (&grant, initial) {
+            (Some(_), _) => Rule::T17,
+            (None, AttachmentState::Attaching) => Rule::T1,
+            (None, _) => Rule::T2,
+        };
+        if let Some(grant) = &grant {
+            commit.changes.push(Change::SetGrant {
+                recovery_id: grant.recovery_id.clone(),
+                grant: GrantState::Consumed,
+                consumed_by: Some(a.attachment_id.clone()),
+            });
+            commit.traces.push(self.trace(
+                TraceKind::GrantConsumed,
+                checked.now,
+                checked.arrival,
+                json!({"recovery/id": grant.recovery_id, "attachment/id": a.attachment_id}),
+            ));
+        }
+        if let Some((change, trace)) = new_bind {
+            commit.changes.push(change);
+            commit.traces.push(trace);
+        }
+        commit.changes.push(Change::InsertAttachment(AttachmentRec {
+            attachment_id: a.attachment_id.clone(),
+            serving_node_id: a.serving_node_id.clone(),
+            client_instance_id: client.clone(),
+            participant_id: bind.participant_id.clone(),
+            pod_user_id: a.pod_user_id.clone(),
+            profile: a.profile_type,
+            export_capable: a.export_capable,
+            migration_allowed: a.migration_allowed,
+            models_local: a.models_local,
+            bind_id: bind.bind_id.clone(),
+            bind_session: bind.session_id.clone(),
+            bound_at: bind.bound_at.clone(),
+            bind_digest: checked.bind_digest.clone(),
+            attached_at: a.attached_at.clone(),
+            admitted_at: checked.now,
+            state: initial,
+            state_since: checked.now,
+            digest,
+            artifact: checked.bytes.to_vec(),
+        }));
+        commit.traces.push(self.trace(
+            TraceKind::Attached,
+            checked.now,
+            checked.arrival,
+            json!({
+                "attachment/id": a.attachment_id,
+                "client-instance/id": client,
+                "participant/id": bind.participant_id.as_str(),
+                "state": initial.as_str(),
+                "rule": rule.as_str(),
+            }),
+        ));
+        self.commit(commit)?;
+        out.transitions.push(Transition {
+            rule,
+            subject: a.attachment_id.clone(),
+            client_instance_id: client.clone(),
+            from: grant.map(|_| LifecycleState::RecoveryGranted),
+            to: initial.into(),
+            artifact: None,
+        });
+        out.state = Some(initial.into());
+        Ok(Verdict::Admitted)
+    }
+
+    /// The client's open grant for this participant, if still inside its window; an expired
+    /// one is closed in `commit` (T18).
+    fn usable_grant(
+        &self,
+        client: &str,
+        bind: &ParticipantBind,
+        now: OffsetDateTime,
+        commit: &mut Commit,
+    ) -> Result<Option<RecoveryRec>, StoreError> {
+        let Some(grant) = self.store.open_grant(client)? else {
+            return Ok(None);
+        };
+        if grant.grant_expires_at <= now {
+            self.expire_grant(&grant, now, commit);
+            return Ok(None);
+        }
+        Ok((grant.participant_id == bind.participant_id).then_some(grant))
+    }
+
+    pub(crate) fn expire_grant(
+        &self,
+        grant: &RecoveryRec,
+        now: OffsetDateTime,
+        commit: &mut Commit,
+    ) {
+        commit.changes.push(Change::SetGrant {
+            recovery_id: grant.recovery_id.clone(),
+            grant: GrantState::Expired,
+            consumed_by: None,
+        });
+        commit.traces.push(TraceEvent {
+            kind: TraceKind::GrantExpired,
+            ts: now,
+            node: self.node_id.clone(),
+            peer: None,
+            detail: json!({
+                "recovery/id": grant.recovery_id,
+                "client-instance/id": grant.client_instance_id,
+                "rule": Rule::T18.as_str(),
+            }),
+        });
+    }
+
+    fn replay(
+        &self,
+        identical: bool,
+        field: &str,
+        id: &str,
+        check: Check,
+        state: LifecycleState,
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
+        if !identical {
+            return Err(Rejection::new(
+                RejectionCode::Conflict,
+                check,
+                format!("{field} {id:?} was admitted before with different content"),
+            )
+            .into());
+        }
+        out.state = Some(state);
+        Ok(Verdict::Replayed)
+    }
+
+    fn admit_detachment(
+        &mut self,
+        checked: &Checked<'_>,
+        d: &ClientInstanceDetachment,
+        related: Related,
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
+        let bind = checked.bind();
+        // D1
+        let Some(attachment) = related.attachment else {
+            return Err(Rejection::new(
+                RejectionCode::UnknownAttachment,
+                Check::D1,
+                format!(
+                    "attachment/id {:?} is not known to this node (never admitted, or evicted)",
+                    d.attachment_id
+                ),
+            )
+            .into());
+        };
+        // D2
+        if attachment.client_instance_id != d.client_instance_id
+            || attachment.serving_node_id != d.serving_node_id
+        {
+            return Err(Rejection::new(
+                RejectionCode::ClientMismatch,
+                Check::D2,
+                format!(
+                    "detachment names client {:?}, but attachment {:?} is of client {:?}",
+                    d.client_instance_id, attachment.attachment_id, attachment.client_instance_id
+                ),
+            )
+            .into());
+        }
+        // D3
+        if attachment.participant_id != bind.participant_id {
+            return Err(Rejection::new(
+                RejectionCode::ParticipantMismatch,
+                Check::D3,
+                format!(
+                    "detachment is bound by {}, but attachment {:?} belongs to {}",
+                    bind.participant_id, attachment.attachment_id, attachment.participant_id
+                ),
+            )
+            .into());
+        }
+        // I1
+        let digest = Self::digest(&checked.value)?;
+        if let Some(existing) = self.store.detachment(&d.detachment_id)? {
+            return self.replay(
+                existing.digest == digest,
+                "detachment/id",
+                &d.detachment_id,
+                Check::I1,
+                LifecycleState::Detached,
+                out,
+            );
+        }
+        // I3
+        let new_bind = self.bind_cache(checked)?;
+        // State guards.
+        if attachment.state == AttachmentState::Detached {
+            let by = self
+                .store
+                .detachment_of(&attachment.attachment_id)?
+                .map(|earlier| earlier.detachment_id)
+                .unwrap_or_default();
+            return Err(Rejection::new(
+                RejectionCode::AlreadyDetached,
+                Check::S,
+                format!(
+                    "attachment {:?} was already ended by detachment {by:?}",
+                    attachment.attachment_id
+                ),
+            )
+            .into());
+        }
+        if d.detach_reason == DetachReason::Migration && !attachment.migration_allowed {
+            return Err(Rejection::new(
+                RejectionCode::MigrationNotAllowed,
+                Check::S,
+                format!(
+                    "attachment {:?} declared migration/allowed? false; a user-request \
+                     detachment still ends it",
+                    attachment.attachment_id
+                ),
+            )
+            .into());
+        }
+        let rule = if is_host_reason(d.detach_reason) {
+            Rule::T11
+        } else {
+            Rule::T10
+        };
+        let mut commit = Commit::default();
+        if let Some((change, trace)) = new_bind {
+            commit.changes.push(change);
+            commit.traces.push(trace);
+        }
+        commit.changes.push(Change::InsertDetachment(DetachmentRec {
+            detachment_id: d.detachment_id.clone(),
+            attachment_id: d.attachment_id.clone(),
+            client_instance_id: d.client_instance_id.clone(),
+            participant_id: bind.participant_id.clone(),
+            reason: d.detach_reason,
+            detached_at: d.detached_at.clone(),
+            admitted_at: checked.now,
+            origin: DetachmentOrigin::Admitted,
+            digest,
+            artifact: checked.bytes.to_vec(),
+        }));
+        commit.changes.push(Change::SetAttachmentState {
+            attachment_id: attachment.attachment_id.clone(),
+            state: AttachmentState::Detached,
+            since: checked.now,
+        });
+        commit.traces.push(self.trace(
+            TraceKind::Detached,
+            checked.now,
+            checked.arrival,
+            json!({
+                "detachment/id": d.detachment_id,
+                "attachment/id": d.attachment_id,
+                "client-instance/id": d.client_instance_id,
+                "detach/reason": d.detach_reason.as_str(),
+                "origin": DetachmentOrigin::Admitted.as_str(),
+                "rule": rule.as_str(),
+            }),
+        ));
+        self.commit(commit)?;
+        out.transitions.push(Transition {
+            rule,
+            subject: attachment.attachment_id.clone(),
+            client_instance_id: attachment.client_instance_id.clone(),
+            from: Some(attachment.state.into()),
+            to: LifecycleState::Detached,
+            artifact: None,
+        });
+        out.state = Some(LifecycleState::Detached);
+        Ok(Verdict::Admitted)
+    }
+
+    fn admit_recovery(
+        &mut self,
+        checked: &Checked<'_>,
+        r: &ClientInstanceRecovery,
+        related: Related,
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
+        let bind = checked.bind();
+        // R1
+        let Some(detachment) = related.detachment else {
+            return Err(Rejection::new(
+                RejectionCode::UnknownDetachment,
+                Check::R1,
+                format!(
+                    "recovery/from-detachment-id {:?} is not in this node's read model (never \
+                     seen, or evicted); recovery fails closed",
+                    r.from_detachment_id
+                ),
+            )
+            .into());
+        };
+        // R2
+        if detachment.client_instance_id != r.client_instance_id {
+            let replace_allowed = self.policy.recovery == RecoveryPolicy::AllowReplaceDevice
+                && r.recovery_mode == orbi_types::pod::RecoveryMode::ReplaceDevice
+                && r.token_ref.is_some();
+            if !replace_allowed {
+                return Err(Rejection::new(
+                    RejectionCode::ClientMismatch,
+                    Check::R2,
+                    format!(
+                        "recovery names client {:?}, but detachment {:?} ended client {:?} (a \
+                         new device needs replace-device, recovery/token-ref and a host that \
+                         allows it)",
+                        r.client_instance_id,
+                        detachment.detachment_id,
+                        detachment.client_instance_id
+                    ),
+                )
+                .into());
+            }
+        }
+        // R3
+        if detachment.participant_id != bind.participant_id {
+            return Err(Rejection::new(
+                RejectionCode::ParticipantMismatch,
+                Check::R3,
+                format!(
+                    "recovery is bound by {}, but detachment {:?} was authorised by {}",
+                    bind.participant_id, detachment.detachment_id, detachment.participant_id
+                ),
+            )
+            .into());
+        }
+        // R4
+        let mode = r.recovery_mode;
+        let mode_error =
+            |message: String| Rejection::new(RejectionCode::ModeNotAllowed, Check::R4, message);
+        if mode == orbi_types::pod::RecoveryMode::MigrateToNewHost && r.token_ref.is_none() {
+            return Err(mode_error("migrate-to-new-host needs recovery/token-ref".into()).into());
+        }
+        let allowed = modes_after(detachment.reason);
+        if !allowed.contains(&mode) {
+            let names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+            return Err(mode_error(format!(
+                "{mode} is not allowed after a {} detachment (allowed: {})",
+                detachment.reason,
+                names.join(", ")
+            ))
+            .into());
+        }
+        // I2
+        let digest = Self::digest(&checked.value)?;
+        if let Some(existing) = self.store.recovery(&r.recovery_id)? {
+            let state = match existing.grant {
+                GrantState::Open => LifecycleState::RecoveryGranted,
+                GrantState::Consumed => existing
+                    .consumed_by
+                    .as_deref()
+                    .map(|id| self.store.attachment(id))
+                    .transpose()?
+                    .flatten()
+                    .map_or(LifecycleState::Detached, |attachment| {
+                        attachment.state.into()
+                    }),
+                GrantState::Expired => LifecycleState::Detached,
+            };
+            return self.replay(
+                existing.digest == digest,
+                "recovery/id",
+                &r.recovery_id,
+                Check::I2,
+                state,
+                out,
+            );
+        }
+        // I3
+        let new_bind = self.bind_cache(checked)?;
+        // State guards.
+        let client = &r.client_instance_id;
+        if let Some(live) = self.store.live_attachment(&self.node_id, client)? {
+            return Err(Rejection::new(
+                RejectionCode::AlreadyAttached,
+                Check::S,
+                format!(
+                    "client {client:?} is attached by {:?}; there is nothing to recover",
+                    live.attachment_id
+                ),
+            )
+            .into());
+        }
+        let mut commit = Commit::default();
+        for prior in self.store.recoveries_from(&detachment.detachment_id)? {
+            match prior.grant {
+                GrantState::Open if prior.grant_expires_at > checked.now => {
+                    return Err(state_error(format!(
+                        "recovery {:?} already holds an open grant from detachment {:?}",
+                        prior.recovery_id, detachment.detachment_id
+                    ))
+                    .into());
+                }
+                GrantState::Open => self.expire_grant(&prior, checked.now, &mut commit),
+                GrantState::Consumed => {
+                    return Err(state_error(format!(
+                        "detachment {:?} was already recovered by {:?}",
+                        detachment.detachment_id, prior.recovery_id
+                    ))
+                    .into());
+                }
+                GrantState::Expired => {}
+            }
+        }
+        if let Some(other) = self.store.open_grant(client)?
+            && other.from_detachment_id != detachment.detachment_id
+        {
+            if other.grant_expires_at > checked.now {
+                return Err(state_error(format!(
+                    "client {client:?} already holds an open grant ({:?})",
+                    other.recovery_id
+                ))
+                .into());
+            }
+            self.expire_grant(&other, checked.now, &mut commit);
+        }
+        let expires = checked.now + self.policy.timings.recovery_window;
+        if let Some((change, trace)) = new_bind {
+            commit.changes.push(change);
+            commit.traces.push(trace);
+        }
+        commit.changes.push(Change::InsertRecovery(RecoveryRec {
+            recovery_id: r.recovery_id.clone(),
+            from_detachment_id: r.from_detachment_id.clone(),
+            client_instance_id: client.clone(),
+            participant_id: bind.participant_id.clone(),
+            mode,
+            recovered_at: r.recovered_at.clone(),
+            token_ref: r.token_ref.clone(),
+            admitted_at: checked.now,
+            grant: GrantState::Open,
+            grant_expires_at: expires,
+            consumed_by: None,
+            digest,
+            artifact: checked.bytes.to_vec(),
+        }));
+        commit.traces.push(self.trace(
+            TraceKind::Recovered,
+            checked.now,
+            checked.arrival,
+            json!({
+                "recovery/id": r.recovery_id,
+                "recovery/from-detachment-id": r.from_detachment_id,
+                "client-instance/id": client,
+                "recovery/mode": mode.as_str(),
+                "grant/expires-at": emit_time(expires).map(|at| at.to_string()),
+                "rule": Rule::T16.as_str(),
+            }),
+        ));
+        self.commit(commit)?;
+        out.transitions.push(Transition {
+            rule: Rule::T16,
+            subject: r.recovery_id.clone(),
+            client_instance_id: client.clone(),
+            from: Some(LifecycleState::Detached),
+            to: LifecycleState::RecoveryGranted,
+            artifact: None,
+        });
+        out.state = Some(LifecycleState::RecoveryGranted);
+        Ok(Verdict::Admitted)
+    }
+}
+
+fn state_error(message: String) -> Rejection {
+    Rejection::new(RejectionCode::State, Check::S, message)
+}
+
+/// A host instant as the timestamp we emit: UTC, `Z`, whole seconds, rounded up so that an
+/// emitted time is never before the instant it stands for. `None` outside years 0–9999.
+pub(crate) fn emit_time(instant: OffsetDateTime) -> Option<Timestamp> {
+    let seconds = instant.unix_timestamp() + i64::from(instant.nanosecond() > 0);
+    Timestamp::from_unix_seconds(seconds)
+}

@@ -1,0 +1,413 @@
+//! The durable read model behind a trait: records, atomic commits, bounded size.
+//!
+//! Two implementations: [`SqliteStore`] (durable, survives restarts) and [`MemoryStore`]
+//! (deterministic tests and ephemeral hosts). Both enforce the same rules, so the engine
+//! cannot tell them apart:
+//!
+//! - **one live attachment per (`serving-node/id`, `client-instance/id`)**, one detachment per
+//!   attachment, one open recovery grant per client, unique ids: a commit that would break one
+//!   fails as a whole with [`StoreError::Constraint`];
+//! - **every commit is atomic**: its record changes and its trace events land together or not
+//!   at all;
+//! - **bounded size with eviction** ([`StoreLimits`]). When attachments plus recoveries exceed
+//!   `max_records`, whole *lineages* are evicted oldest detachment first: the detachment, the
+//!   attachment it ended and every recovery citing it. A lineage is kept while its session is
+//!   live or a recovery grant on it is open. Evicted facts fail closed: a recovery citing an
+//!   evicted detachment is `E_POD_UNKNOWN_DETACHMENT` (R1), a detachment citing an evicted
+//!   attachment is `E_POD_UNKNOWN_ATTACHMENT` (D1), a replayed evicted attachment fails V6a
+//!   (its session is dead), and a client whose evicted last detachment required a recovery
+//!   keeps a small tombstone so that a plain attachment stays `E_POD_RECOVERY_REQUIRED`
+//!   (the recovery itself can no longer succeed: the client must come back as a new
+//!   instance). If nothing may be evicted, a commit that adds an attachment or a recovery
+//!   fails with [`StoreError::Full`] (`E_POD_CAPACITY`); detachments always fit, because exit
+//!   is never blocked. Bind-cache entries, tombstones and traces are evicted oldest first
+//!   beyond their own limits.
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use sqlite::{Durability, SqliteStore};
+
+use orbi_types::{
+    NodeId, ParticipantId, PodUserId, Sha256Digest, Timestamp,
+    pod::{DetachReason, ProfileType, RecoveryMode},
+};
+use time::OffsetDateTime;
+
+use crate::{
+    session::SessionTable,
+    state::{AttachmentState, GrantState, TraceKind},
+    vocab::vocabulary,
+};
+
+/// An admitted attachment and where it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachmentRec {
+    /// `attachment/id`.
+    pub attachment_id: String,
+    /// `serving-node/id` (always this node).
+    pub serving_node_id: NodeId,
+    /// `client-instance/id`.
+    pub client_instance_id: String,
+    /// The bind's `participant/id`.
+    pub participant_id: ParticipantId,
+    /// `pod-user/id`, if declared.
+    pub pod_user_id: Option<PodUserId>,
+    /// `profile/type`.
+    pub profile: ProfileType,
+    /// `export/capable?`.
+    pub export_capable: bool,
+    /// `migration/allowed?`.
+    pub migration_allowed: bool,
+    /// `models/local?`, if declared.
+    pub models_local: Option<bool>,
+    /// The bind's `bind/id`.
+    pub bind_id: String,
+    /// The bind's `session/id` (the session the attachment arrived on).
+    pub bind_session: String,
+    /// The bind's `bound-at`.
+    pub bound_at: Timestamp,
+    /// Digest of the bind's JCS form, proofs included.
+    pub bind_digest: Sha256Digest,
+    /// `attached-at`.
+    pub attached_at: Timestamp,
+    /// When this node admitted it (host clock).
+    pub admitted_at: OffsetDateTime,
+    /// The current state.
+    pub state: AttachmentState,
+    /// When the current state began (host clock).
+    pub state_since: OffsetDateTime,
+    /// Digest of the whole artifact's JCS form, proofs included (idempotency, I2).
+    pub digest: Sha256Digest,
+    /// The artifact exactly as received.
+    pub artifact: Vec<u8>,
+}
+
+vocabulary! {
+    /// Who made a detachment.
+    pub enum DetachmentOrigin: "detachment origin" {
+        /// Admitted from a peer (participant- or operator-made, carried over a session).
+        Admitted = "admitted",
+        /// Built by this node (T11, T4/T7 timeouts, the T13 reconnect path).
+        Host = "host",
+    }
+}
+
+/// An admitted or host-built detachment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetachmentRec {
+    /// `detachment/id`.
+    pub detachment_id: String,
+    /// The attachment it ended.
+    pub attachment_id: String,
+    /// `client-instance/id`.
+    pub client_instance_id: String,
+    /// The bind's `participant/id`.
+    pub participant_id: ParticipantId,
+    /// `detach/reason`.
+    pub reason: DetachReason,
+    /// `detached-at`.
+    pub detached_at: Timestamp,
+    /// When this node admitted or built it (host clock).
+    pub admitted_at: OffsetDateTime,
+    /// Admitted from a peer or built here.
+    pub origin: DetachmentOrigin,
+    /// Digest of the whole artifact's JCS form.
+    pub digest: Sha256Digest,
+    /// The artifact exactly as received (or as built).
+    pub artifact: Vec<u8>,
+}
+
+/// An admitted recovery and its one-shot grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryRec {
+    /// `recovery/id`.
+    pub recovery_id: String,
+    /// `recovery/from-detachment-id`.
+    pub from_detachment_id: String,
+    /// `client-instance/id` (the client the grant is for).
+    pub client_instance_id: String,
+    /// The bind's `participant/id`.
+    pub participant_id: ParticipantId,
+    /// `recovery/mode`.
+    pub mode: RecoveryMode,
+    /// `recovered-at`.
+    pub recovered_at: Timestamp,
+    /// `recovery/token-ref`, if any.
+    pub token_ref: Option<String>,
+    /// When this node admitted it (host clock).
+    pub admitted_at: OffsetDateTime,
+    /// Where the grant stands.
+    pub grant: GrantState,
+    /// When an open grant expires (host clock).
+    pub grant_expires_at: OffsetDateTime,
+    /// The attachment that consumed the grant.
+    pub consumed_by: Option<String>,
+    /// Digest of the whole artifact's JCS form.
+    pub digest: Sha256Digest,
+    /// The artifact exactly as received.
+    pub artifact: Vec<u8>,
+}
+
+/// One change to the read model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new attachment.
+    InsertAttachment(AttachmentRec),
+    /// An attachment changes state.
+    SetAttachmentState {
+        /// Which attachment.
+        attachment_id: String,
+        /// The new state.
+        state: AttachmentState,
+        /// When it changed (host clock).
+        since: OffsetDateTime,
+    },
+    /// A new detachment (the attachment's state is changed by its own `SetAttachmentState`).
+    InsertDetachment(DetachmentRec),
+    /// A new recovery.
+    InsertRecovery(RecoveryRec),
+    /// A recovery grant is consumed or expires.
+    SetGrant {
+        /// Which recovery.
+        recovery_id: String,
+        /// The new grant state.
+        grant: GrantState,
+        /// The consuming attachment, for `Consumed`.
+        consumed_by: Option<String>,
+    },
+    /// A bind enters its session's cache (I3).
+    CacheBind {
+        /// The bind's `session/id`.
+        session_id: String,
+        /// The bind's `bind/id`.
+        bind_id: String,
+        /// Digest of the bind's JCS form, proofs included.
+        digest: Sha256Digest,
+    },
+}
+
+/// A trace event before it is stored (P014 skeleton; `trace/id` is assigned by the store).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceEvent {
+    /// `event/type`.
+    pub kind: TraceKind,
+    /// `ts` (host clock).
+    pub ts: OffsetDateTime,
+    /// `node/self`.
+    pub node: NodeId,
+    /// `peer`, when the session's peer node is known.
+    pub peer: Option<NodeId>,
+    /// `detail`: ids, codes, states; never payload bytes or secrets.
+    pub detail: serde_json::Value,
+}
+
+impl TraceEvent {
+    /// The event as its P014 JSON object, under `trace_id`.
+    pub fn to_json(&self, trace_id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "trace/id": trace_id,
+            "event/type": self.kind.as_str(),
+            "ts": Timestamp::from_instant(self.ts).map(|ts| ts.as_str().to_owned()),
+            "node/self": self.node.as_str(),
+            "peer": self.peer.as_ref().map(NodeId::as_str),
+            "detail": self.detail,
+        })
+    }
+}
+
+/// A stored trace event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    /// `trace/id`, `trace:<sequence>`; never reused within one store.
+    pub trace_id: String,
+    /// The event.
+    pub event: TraceEvent,
+}
+
+/// Record changes and the trace events that explain them, committed atomically.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Commit {
+    /// Changes, applied in order.
+    pub changes: Vec<Change>,
+    /// Trace events, stored in order.
+    pub traces: Vec<TraceEvent>,
+}
+
+impl Commit {
+    /// Whether the commit adds an attachment or a recovery (and so may be refused when the
+    /// read model is full).
+    pub fn grows(&self) -> bool {
+        self.changes.iter().any(|change| {
+            matches!(
+                change,
+                Change::InsertAttachment(_) | Change::InsertRecovery(_)
+            )
+        })
+    }
+}
+
+/// Size limits of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Attachments plus recoveries kept (detachments follow their attachments).
+    pub max_records: usize,
+    /// Bind-cache entries kept.
+    pub max_binds: usize,
+    /// Tombstones of evicted clients that needed a recovery.
+    pub max_tombstones: usize,
+    /// Trace events kept.
+    pub max_traces: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_records: 100_000,
+            max_binds: 100_000,
+            max_tombstones: 100_000,
+            max_traces: 100_000,
+        }
+    }
+}
+
+/// Record counts, for status reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Attachments, live or detached.
+    pub attachments: usize,
+    /// Live attachments.
+    pub live: usize,
+    /// Detachments.
+    pub detachments: usize,
+    /// Recoveries.
+    pub recoveries: usize,
+    /// Open recovery grants.
+    pub open_grants: usize,
+    /// Bind-cache entries.
+    pub binds: usize,
+    /// Tombstones.
+    pub tombstones: usize,
+    /// Trace events.
+    pub traces: usize,
+}
+
+/// Everything on record about one client instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientHistory {
+    /// Its attachments, oldest first.
+    pub attachments: Vec<AttachmentRec>,
+    /// Its detachments, oldest first.
+    pub detachments: Vec<DetachmentRec>,
+    /// Recoveries for it, oldest first.
+    pub recoveries: Vec<RecoveryRec>,
+    /// The reason of its evicted last detachment, if a tombstone is kept.
+    pub tombstone: Option<DetachReason>,
+}
+
+/// Why the store failed. The engine never turns these into rejections except `Full`
+/// (`E_POD_CAPACITY`); `Constraint` makes it re-run the admission once (another writer won a
+/// race) before giving up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or set up.
+    #[error("cannot open database {path}: {message}")]
+    Open {
+        /// The database path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The database belongs to another node.
+    #[error("database {path} belongs to node {stored}, not {given}")]
+    WrongNode {
+        /// The database path.
+        path: String,
+        /// The node recorded in it.
+        stored: String,
+        /// The node that tried to use it.
+        given: String,
+    },
+    /// A uniqueness or reference rule of the read model refused the commit.
+    #[error("read model constraint refused the commit: {0}")]
+    Constraint(String),
+    /// Adding the records would exceed `max_records` and nothing may be evicted.
+    #[error("read model full: {records} attachments and recoveries, none of them evictable")]
+    Full {
+        /// The limit that was hit.
+        records: usize,
+    },
+    /// A stored record does not decode.
+    #[error("stored {what} is corrupt: {message}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Any other backend failure.
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+/// The read model the engine talks to.
+pub trait Store {
+    /// The attachment `attachment_id`.
+    fn attachment(&self, attachment_id: &str) -> Result<Option<AttachmentRec>, StoreError>;
+    /// The live attachment of `client` on `node`, if any.
+    fn live_attachment(
+        &self,
+        node: &NodeId,
+        client: &str,
+    ) -> Result<Option<AttachmentRec>, StoreError>;
+    /// Every live attachment (all sessions), oldest first.
+    fn live_attachments(&self) -> Result<Vec<AttachmentRec>, StoreError>;
+    /// Live attachments whose bind belongs to `session`.
+    fn live_attachments_on(&self, session: &str) -> Result<Vec<AttachmentRec>, StoreError>;
+    /// Attachments in `state` since `not_after` or earlier.
+    fn attachments_due(
+        &self,
+        state: AttachmentState,
+        not_after: OffsetDateTime,
+    ) -> Result<Vec<AttachmentRec>, StoreError>;
+    /// The detachment `detachment_id`.
+    fn detachment(&self, detachment_id: &str) -> Result<Option<DetachmentRec>, StoreError>;
+    /// The detachment that ended `attachment_id`.
+    fn detachment_of(&self, attachment_id: &str) -> Result<Option<DetachmentRec>, StoreError>;
+    /// The most recent detachment of `client`.
+    fn latest_detachment(&self, client: &str) -> Result<Option<DetachmentRec>, StoreError>;
+    /// The reason kept for `client` after its last lineage was evicted, if it needed recovery.
+    fn tombstone(&self, client: &str) -> Result<Option<DetachReason>, StoreError>;
+    /// The recovery `recovery_id`.
+    fn recovery(&self, recovery_id: &str) -> Result<Option<RecoveryRec>, StoreError>;
+    /// Recoveries citing `detachment_id`.
+    fn recoveries_from(&self, detachment_id: &str) -> Result<Vec<RecoveryRec>, StoreError>;
+    /// The open grant for `client`, if any (expired or not).
+    fn open_grant(&self, client: &str) -> Result<Option<RecoveryRec>, StoreError>;
+    /// Open grants expiring at `not_after` or earlier.
+    fn grants_due(&self, not_after: OffsetDateTime) -> Result<Vec<RecoveryRec>, StoreError>;
+    /// The cached digest of bind `bind_id` on `session`.
+    fn bind_digest(&self, session: &str, bind_id: &str)
+    -> Result<Option<Sha256Digest>, StoreError>;
+    /// Everything on record about `client`.
+    fn client_history(&self, client: &str) -> Result<ClientHistory, StoreError>;
+    /// Record counts.
+    fn counts(&self) -> Result<Counts, StoreError>;
+    /// The most recent `limit` traces, oldest first.
+    fn recent_traces(&self, limit: usize) -> Result<Vec<Trace>, StoreError>;
+    /// Applies `commit` atomically, then evicts down to the limits, keeping every lineage
+    /// whose session is in `live`. A failed commit changes nothing.
+    fn commit(&mut self, commit: Commit, live: &SessionTable) -> Result<(), StoreError>;
+
+    /// Starts a group commit: the commits that follow stay atomic one by one (a failed one
+    /// changes nothing, later reads see the earlier ones), and become durable together at
+    /// [`Store::finish_group`], one disk flush for the whole group.
+    fn begin_group(&mut self) -> Result<(), StoreError>;
+
+    /// Makes every commit since [`Store::begin_group`] durable; on failure none of them is.
+    fn finish_group(&mut self) -> Result<(), StoreError>;
+
+    /// Discards every commit since [`Store::begin_group`].
+    fn abandon_group(&mut self);
+}

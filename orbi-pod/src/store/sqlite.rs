@@ -1,0 +1,1025 @@
+//! The SQLite read model (rusqlite, bundled SQLite, WAL journal).
+
+use std::{fmt, path::Path, str::FromStr, time::Duration};
+
+use orbi_types::{NodeId, Sha256Digest, Timestamp, pod::DetachReason};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior,
+    config::DbConfig, params, types::Type,
+};
+use time::OffsetDateTime;
+
+use super::{
+    AttachmentRec, Change, ClientHistory, Commit, Counts, DetachmentRec, RecoveryRec, Store,
+    StoreError, StoreLimits, Trace, TraceEvent,
+};
+use crate::{
+    session::SessionTable,
+    state::{AttachmentState, needs_recovery},
+};
+
+/// How hard a commit insists on reaching the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: a commit is on disk when it returns, even across power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL` (WAL): commits stay atomic and survive a crash of the process; the
+    /// last few may be lost on power loss or an OS crash. Safe for this read model (a lost
+    /// detachment or recovery fails closed) but weaker; opt in knowingly.
+    Normal,
+}
+
+/// The version of the table layout below.
+const LAYOUT_VERSION: &str = "1";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS attachments (
+    seq INTEGER PRIMARY KEY,
+    attachment_id TEXT NOT NULL UNIQUE,
+    serving_node_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    pod_user_id TEXT,
+    profile TEXT NOT NULL,
+    export_capable INTEGER NOT NULL,
+    migration_allowed INTEGER NOT NULL,
+    models_local INTEGER,
+    bind_id TEXT NOT NULL,
+    bind_session TEXT NOT NULL,
+    bound_at TEXT NOT NULL,
+    bind_digest TEXT NOT NULL,
+    attached_at TEXT NOT NULL,
+    admitted_at INTEGER NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('attaching', 'attached', 'degraded', 'suspended', 'detached')),
+    state_since INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    artifact BLOB NOT NULL
+);
+-- One live attachment per (serving node, client instance), enforced by the database.
+CREATE UNIQUE INDEX IF NOT EXISTS attachments_one_live
+    ON attachments (serving_node_id, client_id) WHERE state <> 'detached';
+CREATE INDEX IF NOT EXISTS attachments_live_by_session
+    ON attachments (bind_session) WHERE state <> 'detached';
+CREATE INDEX IF NOT EXISTS attachments_due
+    ON attachments (state, state_since) WHERE state IN ('attaching', 'degraded');
+CREATE INDEX IF NOT EXISTS attachments_by_client ON attachments (client_id, seq);
+
+CREATE TABLE IF NOT EXISTS detachments (
+    seq INTEGER PRIMARY KEY,
+    detachment_id TEXT NOT NULL UNIQUE,
+    attachment_id TEXT NOT NULL UNIQUE REFERENCES attachments (attachment_id),
+    client_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detached_at TEXT NOT NULL,
+    admitted_at INTEGER NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('admitted', 'host')),
+    digest TEXT NOT NULL,
+    artifact BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS detachments_by_client ON detachments (client_id, seq);
+
+CREATE TABLE IF NOT EXISTS recoveries (
+    seq INTEGER PRIMARY KEY,
+    recovery_id TEXT NOT NULL UNIQUE,
+    from_detachment_id TEXT NOT NULL REFERENCES detachments (detachment_id),
+    client_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    recovered_at TEXT NOT NULL,
+    token_ref TEXT,
+    admitted_at INTEGER NOT NULL,
+    grant_state TEXT NOT NULL CHECK (grant_state IN ('open', 'consumed', 'expired')),
+    grant_expires_at INTEGER NOT NULL,
+    consumed_by TEXT,
+    digest TEXT NOT NULL,
+    artifact BLOB NOT NULL
+);
+-- One open recovery grant per client instance.
+CREATE UNIQUE INDEX IF NOT EXISTS recoveries_one_open_grant
+    ON recoveries (client_id) WHERE grant_state = 'open';
+CREATE INDEX IF NOT EXISTS recoveries_by_detachment ON recoveries (from_detachment_id);
+CREATE INDEX IF NOT EXISTS recoveries_due
+    ON recoveries (grant_expires_at) WHERE grant_state = 'open';
+
+CREATE TABLE IF NOT EXISTS binds (
+    seq INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    bind_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    UNIQUE (session_id, bind_id)
+);
+
+CREATE TABLE IF NOT EXISTS tombstones (
+    seq INTEGER PRIMARY KEY,
+    client_id TEXT NOT NULL UNIQUE,
+    reason TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS traces (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_type TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    node_self TEXT NOT NULL,
+    peer TEXT,
+    detail TEXT NOT NULL
+);
+
+-- Row counts kept by triggers, so that the limits cost O(1) per commit.
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO counters (name, value) VALUES
+    ('records', 0), ('binds', 0), ('tombstones', 0), ('traces', 0);
+CREATE TRIGGER IF NOT EXISTS attachments_counted AFTER INSERT ON attachments
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'records'; END;
+CREATE TRIGGER IF NOT EXISTS attachments_uncounted AFTER DELETE ON attachments
+    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'records'; END;
+CREATE TRIGGER IF NOT EXISTS recoveries_counted AFTER INSERT ON recoveries
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'records'; END;
+CREATE TRIGGER IF NOT EXISTS recoveries_uncounted AFTER DELETE ON recoveries
+    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'records'; END;
+CREATE TRIGGER IF NOT EXISTS binds_counted AFTER INSERT ON binds
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'binds'; END;
+CREATE TRIGGER IF NOT EXISTS binds_uncounted AFTER DELETE ON binds
+    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'binds'; END;
+CREATE TRIGGER IF NOT EXISTS tombstones_counted AFTER INSERT ON tombstones
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'tombstones'; END;
+CREATE TRIGGER IF NOT EXISTS tombstones_uncounted AFTER DELETE ON tombstones
+    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'tombstones'; END;
+CREATE TRIGGER IF NOT EXISTS traces_counted AFTER INSERT ON traces
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'traces'; END;
+CREATE TRIGGER IF NOT EXISTS traces_uncounted AFTER DELETE ON traces
+    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'traces'; END;
+";
+
+const ATTACHMENT_COLUMNS: &str = "attachment_id, serving_node_id, client_id, participant_id, \
+    pod_user_id, profile, export_capable, migration_allowed, models_local, bind_id, \
+    bind_session, bound_at, bind_digest, attached_at, admitted_at, state, state_since, digest, \
+    artifact";
+
+const DETACHMENT_COLUMNS: &str = "detachment_id, attachment_id, client_id, participant_id, \
+    reason, detached_at, admitted_at, origin, digest, artifact";
+
+const RECOVERY_COLUMNS: &str = "recovery_id, from_detachment_id, client_id, participant_id, \
+    mode, recovered_at, token_ref, admitted_at, grant_state, grant_expires_at, consumed_by, \
+    digest, artifact";
+
+/// The read model in a SQLite database file.
+///
+/// One database belongs to one node: its id is recorded on first use and a different node
+/// is refused. Several processes may share the file (SQLite locking, 5 s busy timeout); a
+/// commit that loses a race to another writer fails with [`StoreError::Constraint`] and the
+/// engine re-runs the admission against the winner's state.
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+    limits: StoreLimits,
+    /// Whether a group commit (an open `BEGIN IMMEDIATE`) is in progress.
+    in_group: bool,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SqliteStore({})", self.path)
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the read model of `node` at `path`.
+    pub fn open(
+        path: &Path,
+        node: &NodeId,
+        limits: StoreLimits,
+        durability: Durability,
+    ) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let store = Self::connect(path, flags, limits, durability)?;
+        match store.node_id()? {
+            Some(stored) if stored != *node => Err(StoreError::WrongNode {
+                path: store.path.clone(),
+                stored: stored.to_string(),
+                given: node.to_string(),
+            }),
+            Some(_) => Ok(store),
+            None => {
+                store
+                    .conn
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES ('node/id', ?1)",
+                        [node.as_str()],
+                    )
+                    .map_err(backend)?;
+                Ok(store)
+            }
+        }
+    }
+
+    /// Opens an existing read model without knowing its node (for status reports).
+    pub fn open_existing(path: &Path, limits: StoreLimits) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Self::connect(path, flags, limits, Durability::Full)
+    }
+
+    /// An in-memory SQLite read model (for tests of the SQL itself).
+    pub fn open_in_memory(node: &NodeId, limits: StoreLimits) -> Result<Self, StoreError> {
+        Self::open(Path::new(":memory:"), node, limits, Durability::Full)
+    }
+
+    fn connect(
+        path: &Path,
+        flags: OpenFlags,
+        limits: StoreLimits,
+        durability: Durability,
+    ) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        let open_error = |err: rusqlite::Error| StoreError::Open {
+            path: shown.clone(),
+            message: err.to_string(),
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_error)?;
+        // Plans that do not depend on bound values: without this the bundled SQLite (built
+        // with STAT4) re-prepares some cached statements on every use.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(open_error)?;
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;"
+        ))
+        .map_err(open_error)?;
+        conn.execute_batch(SCHEMA).map_err(open_error)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let layout: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'layout'", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(open_error)?;
+        match layout.as_deref() {
+            Some(LAYOUT_VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::Open {
+                    path: shown,
+                    message: format!(
+                        "unsupported read model layout {other:?} (expected {LAYOUT_VERSION})"
+                    ),
+                });
+            }
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('layout', ?1)",
+                    [LAYOUT_VERSION],
+                )
+                .map_err(open_error)?;
+            }
+        }
+        Ok(SqliteStore {
+            conn,
+            path: shown,
+            limits,
+            in_group: false,
+        })
+    }
+
+    /// The node this database belongs to, once one has used it.
+    pub fn node_id(&self) -> Result<Option<NodeId>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'node/id'", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(backend)?;
+        text.map(|text| parse_column("meta node/id", &text))
+            .transpose()
+    }
+
+    fn query<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut statement = self.conn.prepare_cached(sql).map_err(backend)?;
+        let rows = statement.query_map(params, map).map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(backend)
+    }
+
+    fn query_one<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut statement = self.conn.prepare_cached(sql).map_err(backend)?;
+        statement.query_row(params, map).optional().map_err(backend)
+    }
+
+    fn attachments_where(
+        &self,
+        condition: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<AttachmentRec>, StoreError> {
+        self.query(
+            &format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE {condition} ORDER BY seq"),
+            params,
+            attachment_row,
+        )
+    }
+
+    fn detachments_where(
+        &self,
+        condition: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<DetachmentRec>, StoreError> {
+        self.query(
+            &format!("SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE {condition} ORDER BY seq"),
+            params,
+            detachment_row,
+        )
+    }
+
+    fn recoveries_where(
+        &self,
+        condition: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<RecoveryRec>, StoreError> {
+        self.query(
+            &format!("SELECT {RECOVERY_COLUMNS} FROM recoveries WHERE {condition} ORDER BY seq"),
+            params,
+            recovery_row,
+        )
+    }
+
+    fn counter(&self, name: &str) -> Result<usize, StoreError> {
+        counter(&self.conn, name)
+    }
+}
+
+fn counter(conn: &Connection, name: &str) -> Result<usize, StoreError> {
+    let value: i64 = conn
+        .prepare_cached("SELECT value FROM counters WHERE name = ?1")
+        .and_then(|mut statement| statement.query_row([name], |row| row.get(0)))
+        .map_err(backend)?;
+    Ok(usize::try_from(value).unwrap_or(0))
+}
+
+/// Runs a parameterless statement through the statement cache.
+fn run(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(backend)
+}
+
+fn all_counters(conn: &Connection) -> Result<Vec<(String, usize)>, StoreError> {
+    let mut statement = conn
+        .prepare_cached("SELECT name, value FROM counters")
+        .map_err(backend)?;
+    let rows = statement
+        .query_map([], |row| {
+            let value: i64 = row.get(1)?;
+            Ok((row.get(0)?, usize::try_from(value).unwrap_or(0)))
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(backend)
+}
+
+/// Maps a SQLite failure: constraint violations become [`StoreError::Constraint`], undecodable
+/// columns [`StoreError::Corrupt`].
+fn backend(err: rusqlite::Error) -> StoreError {
+    match &err {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Constraint(err.to_string())
+        }
+        rusqlite::Error::FromSqlConversionFailure(column, _, source) => StoreError::Corrupt {
+            what: format!("column {column}"),
+            message: source.to_string(),
+        },
+        _ => StoreError::Backend(err.to_string()),
+    }
+}
+
+fn parse_column<T: FromStr>(what: &str, text: &str) -> Result<T, StoreError>
+where
+    T::Err: fmt::Display,
+{
+    text.parse().map_err(|err: T::Err| StoreError::Corrupt {
+        what: what.to_owned(),
+        message: err.to_string(),
+    })
+}
+
+/// Reads column `index` as text and parses it with `parse`.
+fn parsed<T, E: std::error::Error + Send + Sync + 'static>(
+    row: &Row<'_>,
+    index: usize,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text)
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, err.into()))
+}
+
+fn text_of<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    parsed(row, index, str::parse)
+}
+
+fn optional_text_of<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: Option<String> = row.get(index)?;
+    text.map(|text| {
+        text.parse().map_err(|err: T::Err| {
+            rusqlite::Error::FromSqlConversionFailure(index, Type::Text, err.into())
+        })
+    })
+    .transpose()
+}
+
+fn timestamp_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
+    parsed(row, index, Timestamp::parse)
+}
+
+/// Host instants are stored as Unix nanoseconds (good until the year 2262).
+fn instant_of(row: &Row<'_>, index: usize) -> rusqlite::Result<OffsetDateTime> {
+    let nanos: i64 = row.get(index)?;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(index, Type::Integer, err.into()))
+}
+
+fn nanos(instant: OffsetDateTime) -> i64 {
+    i64::try_from(instant.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn attachment_row(row: &Row<'_>) -> rusqlite::Result<AttachmentRec> {
+    Ok(AttachmentRec {
+        attachment_id: row.get(0)?,
+        serving_node_id: text_of(row, 1)?,
+        client_instance_id: row.get(2)?,
+        participant_id: text_of(row, 3)?,
+        pod_user_id: optional_text_of(row, 4)?,
+        profile: text_of(row, 5)?,
+        export_capable: row.get(6)?,
+        migration_allowed: row.get(7)?,
+        models_local: row.get(8)?,
+        bind_id: row.get(9)?,
+        bind_session: row.get(10)?,
+        bound_at: timestamp_of(row, 11)?,
+        bind_digest: text_of(row, 12)?,
+        attached_at: timestamp_of(row, 13)?,
+        admitted_at: instant_of(row, 14)?,
+        state: text_of(row, 15)?,
+        state_since: instant_of(row, 16)?,
+        digest: text_of(row, 17)?,
+        artifact: row.get(18)?,
+    })
+}
+
+fn detachment_row(row: &Row<'_>) -> rusqlite::Result<DetachmentRec> {
+    Ok(DetachmentRec {
+        detachment_id: row.get(0)?,
+        attachment_id: row.get(1)?,
+        client_instance_id: row.get(2)?,
+        participant_id: text_of(row, 3)?,
+        reason: text_of(row, 4)?,
+        detached_at: timestamp_of(row, 5)?,
+        admitted_at: instant_of(row, 6)?,
+        origin: text_of(row, 7)?,
+        digest: text_of(row, 8)?,
+        artifact: row.get(9)?,
+    })
+}
+
+fn recovery_row(row: &Row<'_>) -> rusqlite::Result<RecoveryRec> {
+    Ok(RecoveryRec {
+        recovery_id: row.get(0)?,
+        from_detachment_id: row.get(1)?,
+        client_instance_id: row.get(2)?,
+        participant_id: text_of(row, 3)?,
+        mode: text_of(row, 4)?,
+        recovered_at: timestamp_of(row, 5)?,
+        token_ref: row.get(6)?,
+        admitted_at: instant_of(row, 7)?,
+        grant: text_of(row, 8)?,
+        grant_expires_at: instant_of(row, 9)?,
+        consumed_by: row.get(10)?,
+        digest: text_of(row, 11)?,
+        artifact: row.get(12)?,
+    })
+}
+
+fn trace_row(row: &Row<'_>) -> rusqlite::Result<Trace> {
+    let seq: i64 = row.get(0)?;
+    Ok(Trace {
+        trace_id: format!("trace:{seq}"),
+        event: TraceEvent {
+            kind: text_of(row, 1)?,
+            ts: instant_of(row, 2)?,
+            node: text_of(row, 3)?,
+            peer: optional_text_of(row, 4)?,
+            detail: parsed(row, 5, |text| serde_json::from_str(text))?,
+        },
+    })
+}
+
+fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
+    let changed = match change {
+        Change::InsertAttachment(rec) => conn
+            .prepare_cached(&format!(
+                "INSERT INTO attachments ({ATTACHMENT_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+                 ?18, ?19)"
+            ))
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    rec.attachment_id,
+                    rec.serving_node_id.as_str(),
+                    rec.client_instance_id,
+                    rec.participant_id.as_str(),
+                    rec.pod_user_id.as_ref().map(|id| id.as_str()),
+                    rec.profile.as_str(),
+                    rec.export_capable,
+                    rec.migration_allowed,
+                    rec.models_local,
+                    rec.bind_id,
+                    rec.bind_session,
+                    rec.bound_at.as_str(),
+                    rec.bind_digest.as_str(),
+                    rec.attached_at.as_str(),
+                    nanos(rec.admitted_at),
+                    rec.state.as_str(),
+                    nanos(rec.state_since),
+                    rec.digest.as_str(),
+                    rec.artifact,
+                ])
+            }),
+        Change::SetAttachmentState {
+            attachment_id,
+            state,
+            since,
+        } => conn
+            .prepare_cached(
+                "UPDATE attachments SET state = ?1, state_since = ?2 WHERE attachment_id = ?3",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![state.as_str(), nanos(*since), attachment_id])
+            }),
+        Change::InsertDetachment(rec) => conn
+            .prepare_cached(&format!(
+                "INSERT INTO detachments ({DETACHMENT_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    rec.detachment_id,
+                    rec.attachment_id,
+                    rec.client_instance_id,
+                    rec.participant_id.as_str(),
+                    rec.reason.as_str(),
+                    rec.detached_at.as_str(),
+                    nanos(rec.admitted_at),
+                    rec.origin.as_str(),
+                    rec.digest.as_str(),
+                    rec.artifact,
+                ])
+            }),
+        Change::InsertRecovery(rec) => conn
+            .prepare_cached(&format!(
+                "INSERT INTO recoveries ({RECOVERY_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            ))
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    rec.recovery_id,
+                    rec.from_detachment_id,
+                    rec.client_instance_id,
+                    rec.participant_id.as_str(),
+                    rec.mode.as_str(),
+                    rec.recovered_at.as_str(),
+                    rec.token_ref,
+                    nanos(rec.admitted_at),
+                    rec.grant.as_str(),
+                    nanos(rec.grant_expires_at),
+                    rec.consumed_by,
+                    rec.digest.as_str(),
+                    rec.artifact,
+                ])
+            }),
+        Change::SetGrant {
+            recovery_id,
+            grant,
+            consumed_by,
+        } => conn
+            .prepare_cached(
+                "UPDATE recoveries SET grant_state = ?1, consumed_by = ?2 WHERE recovery_id = ?3",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![grant.as_str(), consumed_by, recovery_id])
+            }),
+        Change::CacheBind {
+            session_id,
+            bind_id,
+            digest,
+        } => conn
+            .prepare_cached("INSERT INTO binds (session_id, bind_id, digest) VALUES (?1, ?2, ?3)")
+            .and_then(|mut statement| {
+                statement.execute(params![session_id, bind_id, digest.as_str()])
+            }),
+    }
+    .map_err(backend)?;
+    if changed == 0 {
+        return Err(StoreError::Constraint(format!(
+            "{change:?} names no record",
+            change = change_target(change)
+        )));
+    }
+    Ok(())
+}
+
+fn change_target(change: &Change) -> String {
+    match change {
+        Change::SetAttachmentState { attachment_id, .. } => format!("attachment {attachment_id}"),
+        Change::SetGrant { recovery_id, .. } => format!("recovery {recovery_id}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn insert_trace(conn: &Connection, event: &TraceEvent) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO traces (event_type, ts, node_self, peer, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut statement| {
+        statement.execute(params![
+            event.kind.as_str(),
+            nanos(event.ts),
+            event.node.as_str(),
+            event.peer.as_ref().map(NodeId::as_str),
+            event.detail.to_string(),
+        ])
+    })
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The oldest lineage that may go: its session is dead and no grant on it is open.
+fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT d.detachment_id, a.bind_session FROM detachments d \
+             JOIN attachments a ON a.attachment_id = d.attachment_id \
+             WHERE NOT EXISTS (SELECT 1 FROM recoveries r \
+                 WHERE r.from_detachment_id = d.detachment_id AND r.grant_state = 'open') \
+             ORDER BY d.seq",
+        )
+        .map_err(backend)?;
+    let mut rows = statement.query([]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let session: String = row.get(1).map_err(backend)?;
+        if !live.is_live(&session) {
+            return row.get(0).map(Some).map_err(backend);
+        }
+    }
+    Ok(None)
+}
+
+fn evict_lineage(conn: &Connection, detachment_id: &str) -> Result<(), StoreError> {
+    let lineage: Option<(String, String, String, i64)> = conn
+        .prepare_cached(
+            "SELECT d.attachment_id, d.client_id, d.reason, a.seq FROM detachments d \
+             JOIN attachments a ON a.attachment_id = d.attachment_id WHERE d.detachment_id = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row([detachment_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .optional()
+        })
+        .map_err(backend)?;
+    let Some((attachment_id, client, reason, attachment_seq)) = lineage else {
+        return Ok(());
+    };
+    let reason: DetachReason = parse_column("detachment reason", &reason)?;
+    conn.execute(
+        "DELETE FROM recoveries WHERE from_detachment_id = ?1",
+        [detachment_id],
+    )
+    .map_err(backend)?;
+    conn.execute(
+        "DELETE FROM detachments WHERE detachment_id = ?1",
+        [detachment_id],
+    )
+    .map_err(backend)?;
+    conn.execute(
+        "DELETE FROM attachments WHERE attachment_id = ?1",
+        [&attachment_id],
+    )
+    .map_err(backend)?;
+    let newer: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM attachments WHERE client_id = ?1 AND seq > ?2)",
+            params![client, attachment_seq],
+            |row| row.get(0),
+        )
+        .map_err(backend)?;
+    if needs_recovery(reason) && !newer {
+        conn.execute("DELETE FROM tombstones WHERE client_id = ?1", [&client])
+            .map_err(backend)?;
+        conn.execute(
+            "INSERT INTO tombstones (client_id, reason) VALUES (?1, ?2)",
+            params![client, reason.as_str()],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn evict_oldest(conn: &Connection, table: &str, max: usize) -> Result<(), StoreError> {
+    let excess = counter(conn, table)?.saturating_sub(max);
+    if excess > 0 {
+        conn.execute(
+            &format!(
+                "DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY seq LIMIT ?1)"
+            ),
+            [i64::try_from(excess).unwrap_or(i64::MAX)],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn evict(
+    conn: &Connection,
+    limits: &StoreLimits,
+    live: &SessionTable,
+    grows: bool,
+) -> Result<(), StoreError> {
+    let counts = all_counters(conn)?;
+    let over = |name: &str, max: usize| counts.iter().any(|(n, value)| n == name && *value > max);
+    if !over("records", limits.max_records)
+        && !over("tombstones", limits.max_tombstones)
+        && !over("binds", limits.max_binds)
+        && !over("traces", limits.max_traces)
+    {
+        return Ok(());
+    }
+    while counter(conn, "records")? > limits.max_records {
+        match evictable(conn, live)? {
+            Some(detachment_id) => evict_lineage(conn, &detachment_id)?,
+            None if grows => {
+                return Err(StoreError::Full {
+                    records: limits.max_records,
+                });
+            }
+            None => break,
+        }
+    }
+    evict_oldest(conn, "tombstones", limits.max_tombstones)?;
+    evict_oldest(conn, "binds", limits.max_binds)?;
+    evict_oldest(conn, "traces", limits.max_traces)
+}
+
+impl Store for SqliteStore {
+    fn attachment(&self, attachment_id: &str) -> Result<Option<AttachmentRec>, StoreError> {
+        self.query_one(
+            &format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE attachment_id = ?1"),
+            [attachment_id],
+            attachment_row,
+        )
+    }
+
+    fn live_attachment(
+        &self,
+        node: &NodeId,
+        client: &str,
+    ) -> Result<Option<AttachmentRec>, StoreError> {
+        self.query_one(
+            &format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM attachments \
+                 WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'"
+            ),
+            params![node.as_str(), client],
+            attachment_row,
+        )
+    }
+
+    fn live_attachments(&self) -> Result<Vec<AttachmentRec>, StoreError> {
+        self.attachments_where("state <> 'detached'", [])
+    }
+
+    fn live_attachments_on(&self, session: &str) -> Result<Vec<AttachmentRec>, StoreError> {
+        self.attachments_where("bind_session = ?1 AND state <> 'detached'", [session])
+    }
+
+    fn attachments_due(
+        &self,
+        state: AttachmentState,
+        not_after: OffsetDateTime,
+    ) -> Result<Vec<AttachmentRec>, StoreError> {
+        self.attachments_where(
+            "state = ?1 AND state_since <= ?2",
+            params![state.as_str(), nanos(not_after)],
+        )
+    }
+
+    fn detachment(&self, detachment_id: &str) -> Result<Option<DetachmentRec>, StoreError> {
+        self.query_one(
+            &format!("SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE detachment_id = ?1"),
+            [detachment_id],
+            detachment_row,
+        )
+    }
+
+    fn detachment_of(&self, attachment_id: &str) -> Result<Option<DetachmentRec>, StoreError> {
+        self.query_one(
+            &format!("SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE attachment_id = ?1"),
+            [attachment_id],
+            detachment_row,
+        )
+    }
+
+    fn latest_detachment(&self, client: &str) -> Result<Option<DetachmentRec>, StoreError> {
+        self.query_one(
+            &format!(
+                "SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE client_id = ?1 \
+                 ORDER BY seq DESC LIMIT 1"
+            ),
+            [client],
+            detachment_row,
+        )
+    }
+
+    fn tombstone(&self, client: &str) -> Result<Option<DetachReason>, StoreError> {
+        self.query_one(
+            "SELECT reason FROM tombstones WHERE client_id = ?1",
+            [client],
+            |row| text_of(row, 0),
+        )
+    }
+
+    fn recovery(&self, recovery_id: &str) -> Result<Option<RecoveryRec>, StoreError> {
+        self.query_one(
+            &format!("SELECT {RECOVERY_COLUMNS} FROM recoveries WHERE recovery_id = ?1"),
+            [recovery_id],
+            recovery_row,
+        )
+    }
+
+    fn recoveries_from(&self, detachment_id: &str) -> Result<Vec<RecoveryRec>, StoreError> {
+        self.recoveries_where("from_detachment_id = ?1", [detachment_id])
+    }
+
+    fn open_grant(&self, client: &str) -> Result<Option<RecoveryRec>, StoreError> {
+        self.query_one(
+            &format!(
+                "SELECT {RECOVERY_COLUMNS} FROM recoveries \
+                 WHERE client_id = ?1 AND grant_state = 'open'"
+            ),
+            [client],
+            recovery_row,
+        )
+    }
+
+    fn grants_due(&self, not_after: OffsetDateTime) -> Result<Vec<RecoveryRec>, StoreError> {
+        self.recoveries_where(
+            "grant_state = 'open' AND grant_expires_at <= ?1",
+            [nanos(not_after)],
+        )
+    }
+
+    fn bind_digest(
+        &self,
+        session: &str,
+        bind_id: &str,
+    ) -> Result<Option<Sha256Digest>, StoreError> {
+        self.query_one(
+            "SELECT digest FROM binds WHERE session_id = ?1 AND bind_id = ?2",
+            [session, bind_id],
+            |row| text_of(row, 0),
+        )
+    }
+
+    fn client_history(&self, client: &str) -> Result<ClientHistory, StoreError> {
+        Ok(ClientHistory {
+            attachments: self.attachments_where("client_id = ?1", [client])?,
+            detachments: self.detachments_where("client_id = ?1", [client])?,
+            recoveries: self.recoveries_where("client_id = ?1", [client])?,
+            tombstone: self.tombstone(client)?,
+        })
+    }
+
+    fn counts(&self) -> Result<Counts, StoreError> {
+        let count = |sql: &str| -> Result<usize, StoreError> {
+            let value: i64 = self
+                .conn
+                .query_row(sql, [], |row| row.get(0))
+                .map_err(backend)?;
+            Ok(usize::try_from(value).unwrap_or(0))
+        };
+        Ok(Counts {
+            attachments: count("SELECT COUNT(*) FROM attachments")?,
+            live: count("SELECT COUNT(*) FROM attachments WHERE state <> 'detached'")?,
+            detachments: count("SELECT COUNT(*) FROM detachments")?,
+            recoveries: count("SELECT COUNT(*) FROM recoveries")?,
+            open_grants: count("SELECT COUNT(*) FROM recoveries WHERE grant_state = 'open'")?,
+            binds: self.counter("binds")?,
+            tombstones: self.counter("tombstones")?,
+            traces: self.counter("traces")?,
+        })
+    }
+
+    fn recent_traces(&self, limit: usize) -> Result<Vec<Trace>, StoreError> {
+        let mut traces = self.query(
+            "SELECT seq, event_type, ts, node_self, peer, detail FROM traces \
+             ORDER BY seq DESC LIMIT ?1",
+            [i64::try_from(limit).unwrap_or(i64::MAX)],
+            trace_row,
+        )?;
+        traces.reverse();
+        Ok(traces)
+    }
+
+    fn commit(&mut self, commit: Commit, live: &SessionTable) -> Result<(), StoreError> {
+        let grows = commit.grows();
+        let apply_all = |conn: &Connection| -> Result<(), StoreError> {
+            for change in &commit.changes {
+                apply(conn, change)?;
+            }
+            for event in &commit.traces {
+                insert_trace(conn, event)?;
+            }
+            evict(conn, &self.limits, live, grows)
+        };
+        // Dropping the transaction or savepoint without committing it (on any error) rolls
+        // everything back.
+        if self.in_group {
+            run(&self.conn, "SAVEPOINT admission")?;
+            match apply_all(&self.conn) {
+                Ok(()) => run(&self.conn, "RELEASE admission"),
+                Err(err) => {
+                    // Undo this commit only; the group goes on.
+                    run(&self.conn, "ROLLBACK TO admission")?;
+                    run(&self.conn, "RELEASE admission")?;
+                    Err(err)
+                }
+            }
+        } else {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            apply_all(&tx)?;
+            tx.commit().map_err(backend)
+        }
+    }
+
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        if self.in_group {
+            return Err(StoreError::Backend("a group commit is already open".into()));
+        }
+        run(&self.conn, "BEGIN IMMEDIATE")?;
+        self.in_group = true;
+        Ok(())
+    }
+
+    fn finish_group(&mut self) -> Result<(), StoreError> {
+        if !self.in_group {
+            return Ok(());
+        }
+        match run(&self.conn, "COMMIT") {
+            Ok(()) => {
+                self.in_group = false;
+                Ok(())
+            }
+            Err(err) => {
+                self.abandon_group();
+                Err(err)
+            }
+        }
+    }
+
+    fn abandon_group(&mut self) {
+        if self.in_group {
+            // A failed rollback leaves nothing to undo: SQLite rolls back on its own then.
+            let _ = run(&self.conn, "ROLLBACK");
+            self.in_group = false;
+        }
+    }
+}

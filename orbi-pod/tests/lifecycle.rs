@@ -1,0 +1,939 @@
+//! Spec pod §8.4 lifecycle scenarios L1–L13, the §8.1 upstream flow with B1/B3, and the
+//! host-originated transitions of §4 (T1–T18).
+
+mod common;
+
+use common::*;
+use orbi_pod::{
+    AttachmentState, Check, EngineError, HostPolicy, LifecycleState, RecoveryPolicy, RejectionCode,
+    Rule, Session, Store, TraceKind, Verdict, compose,
+};
+use orbi_types::pod::{DetachReason, RecoveryMode};
+use serde_json::{Value, json};
+
+const ATTACH_NOW: &str = "2026-03-28T19:42:05Z";
+const DETACH_NOW: &str = "2026-03-28T20:05:10Z";
+const RECOVER_NOW: &str = "2026-03-28T20:25:10Z";
+
+/// An engine with A1 attached and D1 admitted.
+fn detached_engine(policy: HostPolicy) -> orbi_pod::PodEngine<orbi_pod::MemoryStore> {
+    let mut engine = engine_with(policy);
+    assert_admitted(
+        &admit(&mut engine, &a1(), SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    assert_admitted(
+        &admit(&mut engine, &d1(), SESS1, DETACH_NOW),
+        LifecycleState::Detached,
+    );
+    engine
+}
+
+fn state_of<S: Store>(engine: &orbi_pod::PodEngine<S>, attachment_id: &str) -> AttachmentState {
+    engine
+        .store()
+        .attachment(attachment_id)
+        .unwrap()
+        .unwrap()
+        .state
+}
+
+fn trace_kinds<S: Store>(engine: &orbi_pod::PodEngine<S>) -> Vec<TraceKind> {
+    engine
+        .store()
+        .recent_traces(100)
+        .unwrap()
+        .into_iter()
+        .map(|trace| trace.event.kind)
+        .collect()
+}
+
+#[test]
+fn l1_attach_replay_conflict() {
+    let mut engine = engine();
+    let first = admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    assert_admitted(&first, LifecycleState::Attached);
+    assert_eq!(first.transitions[0].rule, Rule::T2);
+    assert_eq!(
+        trace_kinds(&engine),
+        [TraceKind::BindAccepted, TraceKind::Attached]
+    );
+    let replay = admit(&mut engine, &a1(), SESS1, "2026-03-28T19:43:00Z");
+    assert_eq!(replay.verdict, Verdict::Replayed);
+    assert_eq!(replay.state, Some(LifecycleState::Attached));
+    assert!(replay.transitions.is_empty());
+    assert_eq!(
+        trace_kinds(&engine).len(),
+        2,
+        "a replay has no side effects"
+    );
+    let mut changed = a1();
+    changed["session/state"] = json!("attaching");
+    let conflict = admit(&mut engine, &changed, SESS1, ATTACH_NOW);
+    assert_rejected(&conflict, RejectionCode::Conflict);
+    assert_eq!(conflict.rejection().unwrap().check, Check::I2);
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Attached
+    );
+}
+
+#[test]
+fn l2_detach_replay_and_second_detachment() {
+    let mut engine = detached_engine(HostPolicy::default());
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Detached
+    );
+    let replay = admit(&mut engine, &d1(), SESS1, "2026-03-28T20:06:00Z");
+    assert_eq!(replay.verdict, Verdict::Replayed);
+    assert_eq!(replay.state, Some(LifecycleState::Detached));
+    let d2 = detachment_with(
+        "detach:D2",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::UserRequest,
+        "2026-03-28T20:06:00Z",
+        b1(),
+    );
+    let second = admit(&mut engine, &d2, SESS1, "2026-03-28T20:06:00Z");
+    assert_rejected(&second, RejectionCode::AlreadyDetached);
+    assert!(
+        second
+            .rejection()
+            .unwrap()
+            .message
+            .contains("detach:01JQCLIDET001")
+    );
+    // Same detachment/id with different content: the first record wins.
+    let mut altered = d1();
+    altered["detach/notes"] = json!("changed my mind");
+    let conflict = admit(&mut engine, &altered, SESS1, "2026-03-28T20:06:00Z");
+    assert_rejected(&conflict, RejectionCode::Conflict);
+    assert_eq!(conflict.rejection().unwrap().check, Check::I1);
+}
+
+#[test]
+fn l3_l4_l5_detachment_checks() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    let unknown = detachment_with(
+        "detach:L3",
+        "attach:UNKNOWN",
+        CLIENT,
+        DetachReason::UserRequest,
+        DETACH_NOW,
+        b1(),
+    );
+    let admission = admit(&mut engine, &unknown, SESS1, DETACH_NOW);
+    assert_rejected(&admission, RejectionCode::UnknownAttachment);
+    assert_eq!(admission.rejection().unwrap().check, Check::D1);
+    let other_client = detachment_with(
+        "detach:L4",
+        "attach:01JQCLIATT001",
+        NEW_CLIENT,
+        DetachReason::UserRequest,
+        DETACH_NOW,
+        b1(),
+    );
+    assert_rejected(
+        &admit(&mut engine, &other_client, SESS1, DETACH_NOW),
+        RejectionCode::ClientMismatch,
+    );
+    let early = detachment_with(
+        "detach:L5",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::UserRequest,
+        "2026-03-28T19:30:00Z",
+        b1(),
+    );
+    let admission = admit(&mut engine, &early, SESS1, DETACH_NOW);
+    assert_rejected(&admission, RejectionCode::TimeOrder);
+    // D3: another participant cannot detach it.
+    let intruder = detachment_with(
+        "detach:D3",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::UserRequest,
+        DETACH_NOW,
+        bind(
+            &other_participant(),
+            "pb:intruder",
+            "2026-03-28T20:00:00Z",
+            SESS1,
+        ),
+    );
+    let admission = admit(&mut engine, &intruder, SESS1, DETACH_NOW);
+    assert_rejected(&admission, RejectionCode::ParticipantMismatch);
+    assert_eq!(admission.rejection().unwrap().check, Check::D3);
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Attached
+    );
+}
+
+#[test]
+fn l6_l7_l9_recovery_checks() {
+    let mut engine = detached_engine(HostPolicy::default());
+    engine.open_session(SESS3, Session::default());
+    let recover = |from: &str, at: &str, bind: Value| {
+        recovery_with(
+            "recover:L",
+            CLIENT,
+            RecoveryMode::ReattachExistingDevice,
+            from,
+            at,
+            None,
+            bind,
+        )
+    };
+    let unknown = admit(
+        &mut engine,
+        &recover("detach:NEVER", "2026-03-28T20:25:00Z", b3()),
+        SESS3,
+        RECOVER_NOW,
+    );
+    assert_rejected(&unknown, RejectionCode::UnknownDetachment);
+    assert_eq!(unknown.rejection().unwrap().check, Check::R1);
+    let other = bind(
+        &other_participant(),
+        "pb:other",
+        "2026-03-28T20:24:30Z",
+        SESS3,
+    );
+    let stranger = admit(
+        &mut engine,
+        &recover("detach:01JQCLIDET001", "2026-03-28T20:25:00Z", other),
+        SESS3,
+        RECOVER_NOW,
+    );
+    assert_rejected(&stranger, RejectionCode::ParticipantMismatch);
+    assert_eq!(stranger.rejection().unwrap().check, Check::R3);
+    let early_bind = bind(&k2(), "pb:early", "2026-03-28T20:00:00Z", SESS3);
+    let early = admit(
+        &mut engine,
+        &recover("detach:01JQCLIDET001", "2026-03-28T20:04:00Z", early_bind),
+        SESS3,
+        RECOVER_NOW,
+    );
+    assert_rejected(&early, RejectionCode::TimeOrder);
+}
+
+#[test]
+fn l8_reattach_then_attach_consumes_the_grant() {
+    let mut engine = detached_engine(HostPolicy::default());
+    engine.open_session(SESS3, Session::default());
+    let recovery = recovery_with(
+        "recover:L8",
+        CLIENT,
+        RecoveryMode::ReattachExistingDevice,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:25:00Z",
+        None,
+        b3(),
+    );
+    let granted = admit(&mut engine, &recovery, SESS3, RECOVER_NOW);
+    assert_admitted(&granted, LifecycleState::RecoveryGranted);
+    assert_eq!(granted.transitions[0].rule, Rule::T16);
+    assert_eq!(
+        admit(&mut engine, &recovery, SESS3, RECOVER_NOW).state,
+        Some(LifecycleState::RecoveryGranted)
+    );
+    let again = attachment_with("attach:L8", CLIENT, "2026-03-28T20:25:05Z", b3());
+    let attached = admit(&mut engine, &again, SESS3, RECOVER_NOW);
+    assert_admitted(&attached, LifecycleState::Attached);
+    assert_eq!(attached.transitions[0].rule, Rule::T17);
+    assert_eq!(
+        attached.transitions[0].from,
+        Some(LifecycleState::RecoveryGranted)
+    );
+    // The grant is used up, and a replay of the recovery reports where the client is now.
+    let grant = engine.store().recovery("recover:L8").unwrap().unwrap();
+    assert_eq!(grant.grant, orbi_pod::GrantState::Consumed);
+    assert_eq!(grant.consumed_by.as_deref(), Some("attach:L8"));
+    assert_eq!(
+        admit(&mut engine, &recovery, SESS3, RECOVER_NOW).state,
+        Some(LifecycleState::Attached)
+    );
+    // Recovering the same detachment again is a state error.
+    let second = recovery_with(
+        "recover:L8b",
+        CLIENT,
+        RecoveryMode::ReattachExistingDevice,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:25:00Z",
+        None,
+        b3(),
+    );
+    assert_rejected(
+        &admit(&mut engine, &second, SESS3, RECOVER_NOW),
+        RejectionCode::AlreadyAttached,
+    );
+}
+
+#[test]
+fn l10_second_attachment_live_then_degraded() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    engine.open_session(SESS2, Session::default());
+    let second = attachment_with(
+        "attach:L10",
+        CLIENT,
+        "2026-03-28T19:50:00Z",
+        bind(&k2(), "pb:L10", "2026-03-28T19:49:00Z", SESS2),
+    );
+    let refused = admit(&mut engine, &second, SESS2, "2026-03-28T19:50:00Z");
+    assert_rejected(&refused, RejectionCode::AlreadyAttached);
+    let degraded = engine
+        .keepalive_lost(SESS1, instant("2026-03-28T19:51:00Z"))
+        .unwrap();
+    assert_eq!(degraded[0].rule, Rule::T5);
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Degraded
+    );
+    let admitted = admit(&mut engine, &second, SESS2, "2026-03-28T19:52:00Z");
+    assert_admitted(&admitted, LifecycleState::Attached);
+    let rules: Vec<Rule> = admitted.transitions.iter().map(|t| t.rule).collect();
+    assert_eq!(rules, [Rule::T13, Rule::T2]);
+    let host_built = admitted.transitions[0].artifact.as_ref().unwrap();
+    let detachment: Value = serde_json::from_slice(host_built).unwrap();
+    assert_eq!(detachment["detach/reason"], "session-expired");
+    assert_eq!(
+        detachment["participant-bind"],
+        b1(),
+        "the bind is copied verbatim"
+    );
+    compose::verify_detachment_attestation(&k1().node_id(), &detachment).unwrap();
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Detached
+    );
+}
+
+#[test]
+fn l11_migration_needs_allowance_but_exit_does_not() {
+    let mut policy = HostPolicy::default();
+    policy.pod_client.migration_allowed = false;
+    let mut engine = engine_with(policy);
+    let mut attachment = a1();
+    attachment["migration/allowed?"] = json!(false);
+    assert_admitted(
+        &admit(&mut engine, &attachment, SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    let migrate = detachment_with(
+        "detach:L11",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::Migration,
+        DETACH_NOW,
+        b1(),
+    );
+    assert_rejected(
+        &admit(&mut engine, &migrate, SESS1, DETACH_NOW),
+        RejectionCode::MigrationNotAllowed,
+    );
+    let leave = detachment_with(
+        "detach:L11",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::UserRequest,
+        DETACH_NOW,
+        b1(),
+    );
+    assert_admitted(
+        &admit(&mut engine, &leave, SESS1, DETACH_NOW),
+        LifecycleState::Detached,
+    );
+}
+
+#[test]
+fn l12_device_loss_needs_replace_device() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    let lost = detachment_with(
+        "detach:L12",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::DeviceLoss,
+        DETACH_NOW,
+        bind(&k2(), "pb:report", "2026-03-28T20:05:00Z", SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &lost, SESS1, DETACH_NOW),
+        LifecycleState::Detached,
+    );
+    let plain = attachment_with(
+        "attach:L12",
+        CLIENT,
+        "2026-03-28T20:10:00Z",
+        bind(&k2(), "pb:L12", "2026-03-28T20:09:00Z", SESS1),
+    );
+    let admission = admit(&mut engine, &plain, SESS1, "2026-03-28T20:10:00Z");
+    assert_rejected(&admission, RejectionCode::RecoveryRequired);
+    let reattach = recovery_with(
+        "recover:L12",
+        CLIENT,
+        RecoveryMode::ReattachExistingDevice,
+        "detach:L12",
+        "2026-03-28T20:10:00Z",
+        None,
+        bind(&k2(), "pb:L12", "2026-03-28T20:09:00Z", SESS1),
+    );
+    let admission = admit(&mut engine, &reattach, SESS1, "2026-03-28T20:10:00Z");
+    assert_rejected(&admission, RejectionCode::ModeNotAllowed);
+    assert_eq!(admission.rejection().unwrap().check, Check::R4);
+    // replace-device for the same client is the way back.
+    let replace = recovery_with(
+        "recover:L12",
+        CLIENT,
+        RecoveryMode::ReplaceDevice,
+        "detach:L12",
+        "2026-03-28T20:10:00Z",
+        None,
+        bind(&k2(), "pb:L12", "2026-03-28T20:09:00Z", SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &replace, SESS1, "2026-03-28T20:10:00Z"),
+        LifecycleState::RecoveryGranted,
+    );
+    let admitted = admit(&mut engine, &plain, SESS1, "2026-03-28T20:10:30Z");
+    assert_admitted(&admitted, LifecycleState::Attached);
+    assert_eq!(admitted.transitions[0].rule, Rule::T17);
+}
+
+#[test]
+fn l13_replay_after_eviction_fails_on_its_dead_session() {
+    let limits = orbi_pod::StoreLimits {
+        max_records: 1,
+        ..Default::default()
+    };
+    let mut engine = orbi_pod::PodEngine::new(
+        k1(),
+        HostPolicy::default(),
+        orbi_pod::MemoryStore::with_limits(limits),
+    )
+    .unwrap();
+    engine.open_session(SESS1, Session::default());
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    admit(&mut engine, &d1(), SESS1, DETACH_NOW);
+    engine.close_session(SESS1, instant(DETACH_NOW)).unwrap();
+    // A newer attachment on a new session pushes the old lineage out.
+    engine.open_session(SESS2, Session::default());
+    let newer = attachment_with(
+        "attach:newer",
+        "client:other",
+        "2026-03-28T20:10:00Z",
+        bind(&k2(), "pb:newer", "2026-03-28T20:09:00Z", SESS2),
+    );
+    assert_admitted(
+        &admit(&mut engine, &newer, SESS2, "2026-03-28T20:10:00Z"),
+        LifecycleState::Attached,
+    );
+    assert!(
+        engine
+            .store()
+            .attachment("attach:01JQCLIATT001")
+            .unwrap()
+            .is_none()
+    );
+    let replayed = admit(&mut engine, &a1(), SESS2, "2026-03-28T20:11:00Z");
+    assert_rejected(&replayed, RejectionCode::SessionMismatch);
+    // And a recovery from the evicted detachment fails closed.
+    let recovery = recovery_with(
+        "recover:L13",
+        CLIENT,
+        RecoveryMode::ReattachExistingDevice,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:11:00Z",
+        None,
+        bind(&k2(), "pb:L13", "2026-03-28T20:10:30Z", SESS2),
+    );
+    assert_rejected(
+        &admit(&mut engine, &recovery, SESS2, "2026-03-28T20:11:00Z"),
+        RejectionCode::UnknownDetachment,
+    );
+}
+
+#[test]
+fn upstream_flow_with_b1_and_b3() {
+    for (policy, expected) in [
+        (RecoveryPolicy::Strict, Err(RejectionCode::ClientMismatch)),
+        (
+            RecoveryPolicy::AllowReplaceDevice,
+            Ok(LifecycleState::RecoveryGranted),
+        ),
+    ] {
+        let mut engine = detached_engine(HostPolicy::default().with_recovery(policy));
+        assert_eq!(
+            admit(&mut engine, &d1(), SESS1, DETACH_NOW).verdict,
+            Verdict::Replayed
+        );
+        engine.open_session(SESS3, Session::default());
+        let recovery = recovery_with(
+            "recover:01JQCLIREC001",
+            NEW_CLIENT,
+            RecoveryMode::ReplaceDevice,
+            "detach:01JQCLIDET001",
+            "2026-03-28T20:25:00Z",
+            Some("migrate:01JQMIGRATE001"),
+            b3(),
+        );
+        assert_eq!(
+            recovery["participant-bind"]["proof/participant-signature"]["value"],
+            B3_SIGNATURE
+        );
+        let admission = admit(&mut engine, &recovery, SESS3, RECOVER_NOW);
+        match expected {
+            Err(code) => {
+                assert_rejected(&admission, code);
+                assert_eq!(admission.rejection().unwrap().check, Check::R2);
+            }
+            Ok(state) => {
+                assert_admitted(&admission, state);
+                assert_eq!(admission.transitions[0].client_instance_id, NEW_CLIENT);
+                let grant = engine.store().open_grant(NEW_CLIENT).unwrap().unwrap();
+                assert_eq!(grant.recovery_id, "recover:01JQCLIREC001");
+            }
+        }
+    }
+    // Without recovery/token-ref the allowance does not apply.
+    let mut engine =
+        detached_engine(HostPolicy::default().with_recovery(RecoveryPolicy::AllowReplaceDevice));
+    engine.open_session(SESS3, Session::default());
+    let no_token = recovery_with(
+        "recover:no-token",
+        NEW_CLIENT,
+        RecoveryMode::ReplaceDevice,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:25:00Z",
+        None,
+        b3(),
+    );
+    assert_rejected(
+        &admit(&mut engine, &no_token, SESS3, RECOVER_NOW),
+        RejectionCode::ClientMismatch,
+    );
+}
+
+#[test]
+fn t1_t3_t4_setup_finished_declared_impaired_and_timed_out() {
+    let mut engine = engine();
+    let mut attaching = a1();
+    attaching["session/state"] = json!("attaching");
+    let admission = admit(&mut engine, &attaching, SESS1, ATTACH_NOW);
+    assert_admitted(&admission, LifecycleState::Attaching);
+    assert_eq!(admission.transitions[0].rule, Rule::T1);
+    let done = engine
+        .finish_setup("attach:01JQCLIATT001", instant("2026-03-28T19:42:10Z"))
+        .unwrap();
+    assert_eq!((done.rule, done.to), (Rule::T4, LifecycleState::Attached));
+    assert!(matches!(
+        engine.finish_setup("attach:01JQCLIATT001", instant(ATTACH_NOW)),
+        Err(EngineError::Transition { .. })
+    ));
+    for impaired in ["degraded", "suspended"] {
+        let mut value = attachment_with("attach:T3", "client:t3", "2026-03-28T19:42:00Z", b1());
+        value["session/state"] = json!(impaired);
+        let admission = admit(&mut engine, &value, SESS1, ATTACH_NOW);
+        assert_rejected(&admission, RejectionCode::State);
+    }
+    // An attachment left attaching for 30 s is detached by the host.
+    let slow = {
+        let mut value = attachment_with("attach:slow", "client:slow", "2026-03-28T19:42:00Z", b1());
+        value["session/state"] = json!("attaching");
+        value
+    };
+    admit(&mut engine, &slow, SESS1, ATTACH_NOW);
+    assert!(
+        engine
+            .tick(instant("2026-03-28T19:42:34Z"))
+            .unwrap()
+            .is_empty()
+    );
+    let expired = engine.tick(instant("2026-03-28T19:42:35Z")).unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        (expired[0].rule, expired[0].to),
+        (Rule::T4, LifecycleState::Detached)
+    );
+    assert_eq!(state_of(&engine, "attach:slow"), AttachmentState::Detached);
+    // The host-built detachment is a valid artifact; replaying it is idempotent.
+    let built = expired[0].artifact.clone().unwrap();
+    let replay = engine
+        .admit(&built, SESS1, instant("2026-03-28T19:43:00Z"))
+        .unwrap();
+    assert_eq!(replay.verdict, Verdict::Replayed, "{replay:#?}");
+    // Session-expired: a plain attachment may come back (T14).
+    let back = attachment_with(
+        "attach:slow-2",
+        "client:slow",
+        "2026-03-28T19:43:00Z",
+        bind(&k2(), "pb:back", "2026-03-28T19:43:00Z", SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &back, SESS1, "2026-03-28T19:43:00Z"),
+        LifecycleState::Attached,
+    );
+}
+
+#[test]
+fn t5_t6_t7_keepalive_and_grace() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    let id = "attach:01JQCLIATT001";
+    engine
+        .keepalive_lost(SESS1, instant("2026-03-28T19:50:00Z"))
+        .unwrap();
+    assert_eq!(state_of(&engine, id), AttachmentState::Degraded);
+    let restored = engine
+        .keepalive_restored(SESS1, instant("2026-03-28T19:50:30Z"))
+        .unwrap();
+    assert_eq!(restored[0].rule, Rule::T6);
+    assert_eq!(state_of(&engine, id), AttachmentState::Attached);
+    engine
+        .keepalive_lost(SESS1, instant("2026-03-28T19:51:00Z"))
+        .unwrap();
+    assert!(
+        engine
+            .tick(instant("2026-03-28T19:52:29Z"))
+            .unwrap()
+            .is_empty()
+    );
+    let ended = engine.tick(instant("2026-03-28T19:52:30Z")).unwrap();
+    assert_eq!(
+        (ended[0].rule, ended[0].to),
+        (Rule::T7, LifecycleState::Detached)
+    );
+    let history = engine.store().client_history(CLIENT).unwrap();
+    assert_eq!(history.detachments[0].reason, DetachReason::SessionExpired);
+    assert_eq!(
+        history.detachments[0].origin,
+        orbi_pod::store::DetachmentOrigin::Host
+    );
+    // Closing a session ends what is left on it at once.
+    let mut engine = engine_with(HostPolicy::default());
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    let closed = engine
+        .close_session(SESS1, instant("2026-03-28T19:50:00Z"))
+        .unwrap();
+    assert_eq!(
+        (closed[0].rule, closed[0].to),
+        (Rule::T7, LifecycleState::Detached)
+    );
+}
+
+#[test]
+fn t8_t9_suspend_and_lift() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    let id = "attach:01JQCLIATT001";
+    let suspended = engine.suspend(id, instant("2026-03-28T19:45:00Z")).unwrap();
+    assert_eq!(suspended.rule, Rule::T8);
+    // T13: a new attachment of a suspended client is refused.
+    engine.open_session(SESS2, Session::default());
+    let second = attachment_with(
+        "attach:T9",
+        CLIENT,
+        "2026-03-28T19:46:00Z",
+        bind(&k2(), "pb:T9", "2026-03-28T19:46:00Z", SESS2),
+    );
+    assert_rejected(
+        &admit(&mut engine, &second, SESS2, "2026-03-28T19:46:00Z"),
+        RejectionCode::State,
+    );
+    let lifted = engine.lift(id, instant("2026-03-28T19:47:00Z")).unwrap();
+    assert_eq!(
+        (lifted.rule, lifted.to),
+        (Rule::T9, LifecycleState::Attached)
+    );
+    engine.suspend(id, instant("2026-03-28T19:48:00Z")).unwrap();
+    // A session closing leaves a suspension in place; lifting it then degrades.
+    assert!(
+        engine
+            .close_session(SESS1, instant("2026-03-28T19:49:00Z"))
+            .unwrap()
+            .is_empty()
+    );
+    let lifted = engine.lift(id, instant("2026-03-28T19:50:00Z")).unwrap();
+    assert_eq!(lifted.to, LifecycleState::Degraded);
+    assert!(matches!(
+        engine.lift(id, instant("2026-03-28T19:50:00Z")),
+        Err(EngineError::Transition { .. })
+    ));
+    assert!(matches!(
+        engine.suspend("attach:nope", instant("2026-03-28T19:50:00Z")),
+        Err(EngineError::UnknownAttachment(_))
+    ));
+}
+
+#[test]
+fn t11_policy_detach_then_resume_after_suspension() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    let id = "attach:01JQCLIATT001";
+    assert!(matches!(
+        engine.detach(id, DetachReason::UserRequest, None, instant(DETACH_NOW)),
+        Err(EngineError::NotHostReason(DetachReason::UserRequest))
+    ));
+    let detached = engine
+        .detach(
+            id,
+            DetachReason::Policy,
+            Some("rate limit".into()),
+            instant(DETACH_NOW),
+        )
+        .unwrap();
+    assert_eq!(detached.rule, Rule::T11);
+    let artifact: Value = serde_json::from_slice(detached.artifact.as_ref().unwrap()).unwrap();
+    assert_eq!(artifact["detach/notes"], "rate limit");
+    assert_eq!(artifact["detached-at"], "2026-03-28T20:05:10Z");
+    assert!(matches!(
+        engine.detach(id, DetachReason::Policy, None, instant(DETACH_NOW)),
+        Err(EngineError::Transition { .. })
+    ));
+    let detachment_id = artifact["detachment/id"].as_str().unwrap().to_owned();
+    assert!(detachment_id.starts_with("detach:"));
+    let fresh = || bind(&k2(), "pb:resume", "2026-03-28T20:20:00Z", SESS1);
+    let plain = attachment_with(
+        "attach:after-policy",
+        CLIENT,
+        "2026-03-28T20:20:00Z",
+        fresh(),
+    );
+    assert_rejected(
+        &admit(&mut engine, &plain, SESS1, "2026-03-28T20:20:00Z"),
+        RejectionCode::RecoveryRequired,
+    );
+    let reattach = recovery_with(
+        "recover:wrong-mode",
+        CLIENT,
+        RecoveryMode::ReattachExistingDevice,
+        &detachment_id,
+        "2026-03-28T20:20:00Z",
+        None,
+        fresh(),
+    );
+    assert_rejected(
+        &admit(&mut engine, &reattach, SESS1, "2026-03-28T20:20:00Z"),
+        RejectionCode::ModeNotAllowed,
+    );
+    let resume = recovery_with(
+        "recover:resume",
+        CLIENT,
+        RecoveryMode::ResumeAfterSuspension,
+        &detachment_id,
+        "2026-03-28T20:20:00Z",
+        None,
+        fresh(),
+    );
+    assert_admitted(
+        &admit(&mut engine, &resume, SESS1, "2026-03-28T20:20:00Z"),
+        LifecycleState::RecoveryGranted,
+    );
+    assert_admitted(
+        &admit(&mut engine, &plain, SESS1, "2026-03-28T20:20:05Z"),
+        LifecycleState::Attached,
+    );
+}
+
+#[test]
+fn t16_t18_grants_expire_and_can_be_reissued() {
+    let mut engine = detached_engine(HostPolicy::default());
+    engine.open_session(SESS3, Session::default());
+    let recovery = |id: &str| {
+        recovery_with(
+            id,
+            CLIENT,
+            RecoveryMode::ReattachExistingDevice,
+            "detach:01JQCLIDET001",
+            "2026-03-28T20:25:00Z",
+            None,
+            b3(),
+        )
+    };
+    assert_admitted(
+        &admit(&mut engine, &recovery("recover:1"), SESS3, RECOVER_NOW),
+        LifecycleState::RecoveryGranted,
+    );
+    // While the grant is open, another recovery of the same detachment is refused.
+    assert_rejected(
+        &admit(&mut engine, &recovery("recover:2"), SESS3, RECOVER_NOW),
+        RejectionCode::State,
+    );
+    assert!(
+        engine
+            .tick(instant("2026-03-28T20:35:09Z"))
+            .unwrap()
+            .is_empty()
+    );
+    let expired = engine.tick(instant("2026-03-28T20:35:10Z")).unwrap();
+    assert_eq!(
+        (expired[0].rule, expired[0].to),
+        (Rule::T18, LifecycleState::Detached)
+    );
+    assert!(engine.store().open_grant(CLIENT).unwrap().is_none());
+    assert!(trace_kinds(&engine).contains(&TraceKind::GrantExpired));
+    // After expiry a new recovery may open a new grant.
+    assert_admitted(
+        &admit(
+            &mut engine,
+            &recovery("recover:2"),
+            SESS3,
+            "2026-03-28T20:36:00Z",
+        ),
+        LifecycleState::RecoveryGranted,
+    );
+}
+
+#[test]
+fn recovery_guards() {
+    let mut engine = detached_engine(HostPolicy::default());
+    let fresh = bind(&k2(), "pb:guard", "2026-03-28T20:24:00Z", SESS1);
+    let migrate = recovery_with(
+        "recover:m",
+        CLIENT,
+        RecoveryMode::MigrateToNewHost,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:25:00Z",
+        None,
+        fresh.clone(),
+    );
+    let admission = admit(&mut engine, &migrate, SESS1, RECOVER_NOW);
+    assert_rejected(&admission, RejectionCode::ModeNotAllowed);
+    assert!(admission.rejection().unwrap().message.contains("token-ref"));
+    let resume = recovery_with(
+        "recover:r",
+        CLIENT,
+        RecoveryMode::ResumeAfterSuspension,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:25:00Z",
+        None,
+        fresh.clone(),
+    );
+    assert_rejected(
+        &admit(&mut engine, &resume, SESS1, RECOVER_NOW),
+        RejectionCode::ModeNotAllowed,
+    );
+    // A client that is attached again has nothing to recover.
+    let again = attachment_with(
+        "attach:again",
+        CLIENT,
+        "2026-03-28T20:24:00Z",
+        fresh.clone(),
+    );
+    assert_admitted(
+        &admit(&mut engine, &again, SESS1, RECOVER_NOW),
+        LifecycleState::Attached,
+    );
+    let reattach = recovery_with(
+        "recover:x",
+        CLIENT,
+        RecoveryMode::ReattachExistingDevice,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:25:00Z",
+        None,
+        fresh,
+    );
+    assert_rejected(
+        &admit(&mut engine, &reattach, SESS1, RECOVER_NOW),
+        RejectionCode::AlreadyAttached,
+    );
+}
+
+#[test]
+fn v6b_binds_of_detachments() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    // Restart: the attachment is on record, its session is no longer live.
+    let mut engine =
+        orbi_pod::PodEngine::new(k1(), HostPolicy::default(), engine.into_store()).unwrap();
+    engine.open_session(SESS3, Session::default());
+    // A participant reason needs a bind on a live session; the original bind's is dead.
+    let user = detachment_with(
+        "detach:user",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::UserRequest,
+        DETACH_NOW,
+        b1(),
+    );
+    let admission = admit(&mut engine, &user, SESS3, DETACH_NOW);
+    assert_rejected(&admission, RejectionCode::SessionMismatch);
+    assert_eq!(admission.rejection().unwrap().check, Check::V6b);
+    // A fresh bind on the live session works for the participant.
+    let fresh = detachment_with(
+        "detach:user",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::UserRequest,
+        DETACH_NOW,
+        bind(&k2(), "pb:fresh", "2026-03-28T20:05:00Z", SESS3),
+    );
+    // A host reason may carry the attachment's own bind, copied verbatim.
+    let operator = detachment_with(
+        "detach:operator",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::OperatorAction,
+        DETACH_NOW,
+        b1(),
+    );
+    let mut other =
+        orbi_pod::PodEngine::new(k1(), HostPolicy::default(), engine.store().clone()).unwrap();
+    other.open_session(SESS3, Session::default());
+    assert_admitted(
+        &admit(&mut engine, &fresh, SESS3, DETACH_NOW),
+        LifecycleState::Detached,
+    );
+    let admission = admit(&mut other, &operator, SESS3, DETACH_NOW);
+    assert_admitted(&admission, LifecycleState::Detached);
+    assert_eq!(admission.transitions[0].rule, Rule::T11);
+    // But not a bind of some other dead session.
+    let mut third =
+        orbi_pod::PodEngine::new(k1(), HostPolicy::default(), orbi_pod::MemoryStore::new())
+            .unwrap();
+    third.open_session(SESS1, Session::default());
+    admit(&mut third, &a1(), SESS1, ATTACH_NOW);
+    let stray = detachment_with(
+        "detach:stray",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::Policy,
+        DETACH_NOW,
+        bind(&k2(), "pb:stray", "2026-03-28T19:30:00Z", "sess:dead"),
+    );
+    assert_rejected(
+        &admit(&mut third, &stray, SESS1, DETACH_NOW),
+        RejectionCode::SessionMismatch,
+    );
+}
+
+#[test]
+fn i3_bind_conflict_on_one_session() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    let same_id = bind(&k2(), "pb:01JQPARTBIND001", "2026-03-28T19:21:00Z", SESS1);
+    let admission = admit(&mut engine, &same_id, SESS1, ATTACH_NOW);
+    assert_rejected(&admission, RejectionCode::BindConflict);
+    assert_eq!(admission.rejection().unwrap().check, Check::I3);
+}
+
+#[test]
+fn orphans_degrade_after_a_restart() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    let store = engine.into_store();
+    let mut restarted = orbi_pod::PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
+    let degraded = restarted
+        .degrade_orphans(instant("2026-03-28T19:50:00Z"))
+        .unwrap();
+    assert_eq!(
+        (degraded[0].rule, degraded[0].to),
+        (Rule::T5, LifecycleState::Degraded)
+    );
+    let ended = restarted.tick(instant("2026-03-28T19:51:30Z")).unwrap();
+    assert_eq!(ended[0].to, LifecycleState::Detached);
+}

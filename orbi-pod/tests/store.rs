@@ -1,0 +1,647 @@
+//! The read-model contract, run against both stores: uniqueness enforced by the store itself,
+//! atomic commits, bounded size with eviction; plus SQLite durability across restarts.
+
+mod common;
+
+use common::*;
+use orbi_pod::{
+    AttachmentState, Durability, HostPolicy, LifecycleState, MemoryStore, PodEngine, RejectionCode,
+    Session, SessionTable, SqliteStore, Store, StoreError, StoreLimits, Verdict,
+    store::{AttachmentRec, Change, Commit, TraceEvent},
+};
+use orbi_types::{Sha256Digest, pod::DetachReason};
+use serde_json::json;
+
+/// Runs `body` against a fresh store of each kind, naming it `name`.
+macro_rules! each_store {
+    ($limits:expr, |$name:ident, $store:ident| $body:block) => {{
+        {
+            let $name = "memory";
+            #[allow(unused_mut)]
+            let mut $store = MemoryStore::with_limits($limits);
+            $body
+        }
+        {
+            let $name = "sqlite";
+            #[allow(unused_mut)]
+            let mut $store = SqliteStore::open_in_memory(&k1().node_id(), $limits).unwrap();
+            $body
+        }
+    }};
+}
+
+fn record(id: &str, client: &str, state: AttachmentState) -> AttachmentRec {
+    let now = instant("2026-03-28T19:42:05Z");
+    AttachmentRec {
+        attachment_id: id.into(),
+        serving_node_id: k1().node_id(),
+        client_instance_id: client.into(),
+        participant_id: k2().participant_id(),
+        pod_user_id: None,
+        profile: orbi_types::pod::ProfileType::PodClient,
+        export_capable: true,
+        migration_allowed: true,
+        models_local: None,
+        bind_id: "pb:1".into(),
+        bind_session: SESS1.into(),
+        bound_at: at("2026-03-28T19:20:00Z"),
+        bind_digest: Sha256Digest::of(b"bind"),
+        attached_at: at("2026-03-28T19:42:00Z"),
+        admitted_at: now,
+        state,
+        state_since: now,
+        digest: Sha256Digest::of(id.as_bytes()),
+        artifact: b"{}".to_vec(),
+    }
+}
+
+fn trace() -> TraceEvent {
+    TraceEvent {
+        kind: orbi_pod::TraceKind::Attached,
+        ts: instant("2026-03-28T19:42:05Z"),
+        node: k1().node_id(),
+        peer: None,
+        detail: json!({"n": 1}),
+    }
+}
+
+#[test]
+fn one_live_attachment_per_client_is_enforced_by_the_store() {
+    each_store!(StoreLimits::default(), |name, store| {
+        let live = SessionTable::default();
+        let both = Commit {
+            changes: vec![
+                Change::InsertAttachment(record("a:1", "c", AttachmentState::Attached)),
+                Change::InsertAttachment(record("a:2", "c", AttachmentState::Degraded)),
+            ],
+            traces: vec![trace()],
+        };
+        let err = store.commit(both, &live).unwrap_err();
+        assert!(matches!(err, StoreError::Constraint(_)), "{name}: {err:?}");
+        // Atomic: neither the first attachment nor the trace was kept.
+        assert!(store.attachment("a:1").unwrap().is_none(), "{name}");
+        assert_eq!(store.counts().unwrap().traces, 0, "{name}");
+        // A detached one and a live one may coexist; a second live one may not.
+        let ok = Commit {
+            changes: vec![
+                Change::InsertAttachment(record("a:1", "c", AttachmentState::Detached)),
+                Change::InsertAttachment(record("a:2", "c", AttachmentState::Attached)),
+            ],
+            traces: vec![trace()],
+        };
+        store.commit(ok, &live).unwrap();
+        let revive = Commit {
+            changes: vec![Change::SetAttachmentState {
+                attachment_id: "a:1".into(),
+                state: AttachmentState::Attached,
+                since: instant("2026-03-28T19:43:00Z"),
+            }],
+            traces: vec![],
+        };
+        assert!(
+            matches!(store.commit(revive, &live), Err(StoreError::Constraint(_))),
+            "{name}"
+        );
+        // Duplicate ids and dangling references are refused too.
+        let duplicate = Commit {
+            changes: vec![Change::InsertAttachment(record(
+                "a:2",
+                "d",
+                AttachmentState::Detached,
+            ))],
+            traces: vec![],
+        };
+        assert!(
+            matches!(
+                store.commit(duplicate, &live),
+                Err(StoreError::Constraint(_))
+            ),
+            "{name}"
+        );
+        let missing = Commit {
+            changes: vec![Change::SetAttachmentState {
+                attachment_id: "a:none".into(),
+                state: AttachmentState::Detached,
+                since: instant("2026-03-28T19:43:00Z"),
+            }],
+            traces: vec![],
+        };
+        assert!(
+            matches!(store.commit(missing, &live), Err(StoreError::Constraint(_))),
+            "{name}"
+        );
+        let counts = store.counts().unwrap();
+        assert_eq!(
+            (counts.attachments, counts.live, counts.traces),
+            (2, 1, 1),
+            "{name}"
+        );
+    });
+}
+
+/// Admits `count` attach/detach lineages of distinct clients on sessions `sess:<i>`, closing
+/// each session afterwards, with `reason` as the detach reason.
+fn lineages<S: Store>(
+    engine: &mut PodEngine<S>,
+    range: std::ops::Range<usize>,
+    reason: DetachReason,
+) {
+    for i in range {
+        let session = format!("sess:{i}");
+        engine.open_session(&session, Session::default());
+        let client = format!("client:{i}");
+        let attachment = attachment_with(
+            &format!("attach:{i}"),
+            &client,
+            "2026-03-28T19:42:00Z",
+            bind(&k2(), &format!("pb:{i}"), "2026-03-28T19:41:00Z", &session),
+        );
+        assert_admitted(
+            &admit(engine, &attachment, &session, "2026-03-28T19:42:05Z"),
+            LifecycleState::Attached,
+        );
+        let detachment = detachment_with(
+            &format!("detach:{i}"),
+            &format!("attach:{i}"),
+            &client,
+            reason,
+            "2026-03-28T19:43:00Z",
+            bind(&k2(), &format!("pb:{i}"), "2026-03-28T19:41:00Z", &session),
+        );
+        assert_admitted(
+            &admit(engine, &detachment, &session, "2026-03-28T19:43:05Z"),
+            LifecycleState::Detached,
+        );
+        engine
+            .close_session(&session, instant("2026-03-28T19:43:10Z"))
+            .unwrap();
+    }
+}
+
+fn engine_on<S: Store>(store: S) -> PodEngine<S> {
+    PodEngine::new(k1(), HostPolicy::default(), store).unwrap()
+}
+
+#[test]
+fn eviction_drops_whole_lineages_oldest_first_and_fails_closed() {
+    let limits = StoreLimits {
+        max_records: 3,
+        max_binds: 4,
+        max_tombstones: 2,
+        max_traces: 5,
+    };
+    each_store!(limits, |name, store| {
+        let mut engine = engine_on(store);
+        lineages(&mut engine, 0..5, DetachReason::UserRequest);
+        let counts = engine.store().counts().unwrap();
+        assert_eq!((counts.attachments, counts.detachments), (3, 3), "{name}");
+        assert_eq!((counts.binds, counts.traces), (4, 5), "{name}");
+        for gone in ["attach:0", "attach:1"] {
+            assert!(engine.store().attachment(gone).unwrap().is_none(), "{name}");
+        }
+        assert!(
+            engine.store().detachment("detach:0").unwrap().is_none(),
+            "{name}"
+        );
+        assert!(
+            engine.store().attachment("attach:2").unwrap().is_some(),
+            "{name}"
+        );
+        // A user-request lineage leaves no tombstone: the client may attach again.
+        assert_eq!(
+            engine.store().tombstone("client:0").unwrap(),
+            None,
+            "{name}"
+        );
+        // Recovery from an evicted detachment fails closed (R1).
+        engine.open_session(SESS3, Session::default());
+        let recovery = recovery_with(
+            "recover:evicted",
+            "client:0",
+            orbi_types::pod::RecoveryMode::ReattachExistingDevice,
+            "detach:0",
+            "2026-03-28T19:45:00Z",
+            None,
+            bind(&k2(), "pb:r", "2026-03-28T19:44:00Z", SESS3),
+        );
+        let admission = admit(&mut engine, &recovery, SESS3, "2026-03-28T19:45:00Z");
+        assert_rejected(&admission, RejectionCode::UnknownDetachment);
+    });
+}
+
+#[test]
+fn evicted_lineages_that_required_recovery_leave_a_tombstone() {
+    let limits = StoreLimits {
+        max_records: 1,
+        ..Default::default()
+    };
+    each_store!(limits, |name, store| {
+        let mut engine = engine_on(store);
+        lineages(&mut engine, 0..2, DetachReason::DeviceLoss);
+        assert_eq!(
+            engine.store().tombstone("client:0").unwrap(),
+            Some(DetachReason::DeviceLoss),
+            "{name}"
+        );
+        engine.open_session(SESS3, Session::default());
+        let plain = attachment_with(
+            "attach:back",
+            "client:0",
+            "2026-03-28T19:50:00Z",
+            bind(&k2(), "pb:back", "2026-03-28T19:49:00Z", SESS3),
+        );
+        let admission = admit(&mut engine, &plain, SESS3, "2026-03-28T19:50:00Z");
+        assert_rejected(&admission, RejectionCode::RecoveryRequired);
+        assert!(
+            admission.rejection().unwrap().message.contains("evicted"),
+            "{name}"
+        );
+    });
+}
+
+#[test]
+fn live_sessions_protect_lineages_and_a_full_store_refuses_growth() {
+    let limits = StoreLimits {
+        max_records: 1,
+        ..Default::default()
+    };
+    each_store!(limits, |name, store| {
+        let mut engine = engine_on(store);
+        engine.open_session(SESS1, Session::default());
+        admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+        // A second live attachment does not fit: nothing is evictable.
+        engine.open_session(SESS2, Session::default());
+        let second = attachment_with(
+            "attach:second",
+            "client:second",
+            "2026-03-28T19:42:00Z",
+            bind(&k2(), "pb:second", "2026-03-28T19:41:00Z", SESS2),
+        );
+        let admission = admit(&mut engine, &second, SESS2, "2026-03-28T19:42:05Z");
+        assert_rejected(&admission, RejectionCode::Capacity);
+        assert!(
+            engine
+                .store()
+                .attachment("attach:second")
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+        // Exit is never blocked by capacity.
+        assert_admitted(
+            &admit(&mut engine, &d1(), SESS1, "2026-03-28T20:05:10Z"),
+            LifecycleState::Detached,
+        );
+        // The detached lineage is still protected while its session is live.
+        let admission = admit(&mut engine, &second, SESS2, "2026-03-28T20:06:00Z");
+        assert_rejected(&admission, RejectionCode::Capacity);
+        // Once the session is gone it may be evicted.
+        engine
+            .close_session(SESS1, instant("2026-03-28T20:06:00Z"))
+            .unwrap();
+        assert_admitted(
+            &admit(&mut engine, &second, SESS2, "2026-03-28T20:06:00Z"),
+            LifecycleState::Attached,
+        );
+        assert!(
+            engine
+                .store()
+                .attachment("attach:01JQCLIATT001")
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+    });
+}
+
+#[test]
+fn open_grants_protect_lineages_until_they_expire() {
+    let limits = StoreLimits {
+        max_records: 2,
+        ..Default::default()
+    };
+    each_store!(limits, |name, store| {
+        let mut engine = engine_on(store);
+        engine.open_session(SESS1, Session::default());
+        admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+        admit(&mut engine, &d1(), SESS1, "2026-03-28T20:05:10Z");
+        engine
+            .close_session(SESS1, instant("2026-03-28T20:06:00Z"))
+            .unwrap();
+        engine.open_session(SESS3, Session::default());
+        let recovery = recovery_with(
+            "recover:g",
+            CLIENT,
+            orbi_types::pod::RecoveryMode::ReattachExistingDevice,
+            "detach:01JQCLIDET001",
+            "2026-03-28T20:25:00Z",
+            None,
+            b3(),
+        );
+        assert_admitted(
+            &admit(&mut engine, &recovery, SESS3, "2026-03-28T20:25:10Z"),
+            LifecycleState::RecoveryGranted,
+        );
+        let other = attachment_with(
+            "attach:other",
+            "client:other",
+            "2026-03-28T20:26:00Z",
+            bind(&k2(), "pb:other", "2026-03-28T20:26:00Z", SESS3),
+        );
+        assert_rejected(
+            &admit(&mut engine, &other, SESS3, "2026-03-28T20:26:00Z"),
+            RejectionCode::Capacity,
+        );
+        assert!(
+            engine
+                .store()
+                .detachment("detach:01JQCLIDET001")
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        engine.tick(instant("2026-03-28T20:35:10Z")).unwrap();
+        assert_admitted(
+            &admit(&mut engine, &other, SESS3, "2026-03-28T20:36:00Z"),
+            LifecycleState::Attached,
+        );
+        assert!(
+            engine.store().recovery("recover:g").unwrap().is_none(),
+            "{name}"
+        );
+        assert_eq!(engine.store().counts().unwrap().attachments, 1, "{name}");
+    });
+}
+
+#[test]
+fn group_commits_see_their_own_writes_and_can_be_abandoned() {
+    each_store!(StoreLimits::default(), |name, store| {
+        let mut engine = engine_on(store);
+        engine.open_session(SESS1, Session::default());
+        let a1 = bytes(&a1());
+        let d1 = bytes(&d1());
+        let admissions = engine
+            .admit_group(
+                [(&a1[..], SESS1), (&a1[..], SESS1), (&d1[..], SESS1)],
+                instant("2026-03-28T20:05:10Z"),
+            )
+            .unwrap();
+        let verdicts: Vec<&str> = admissions.iter().map(|a| a.verdict.as_str()).collect();
+        assert_eq!(verdicts, ["admitted", "replayed", "admitted"], "{name}");
+        assert_eq!(
+            engine
+                .store()
+                .attachment("attach:01JQCLIATT001")
+                .unwrap()
+                .unwrap()
+                .state,
+            AttachmentState::Detached,
+            "{name}"
+        );
+        // An abandoned group leaves nothing behind, a failed commit inside it neither.
+        let mut store = engine.into_store();
+        store.begin_group().unwrap();
+        assert!(store.begin_group().is_err(), "{name}: groups do not nest");
+        let live = SessionTable::default();
+        store
+            .commit(
+                Commit {
+                    changes: vec![Change::InsertAttachment(record(
+                        "a:g",
+                        "c:g",
+                        AttachmentState::Attached,
+                    ))],
+                    traces: vec![trace()],
+                },
+                &live,
+            )
+            .unwrap();
+        let clash = Commit {
+            changes: vec![
+                Change::InsertAttachment(record("a:h", "c:h", AttachmentState::Attached)),
+                Change::InsertAttachment(record("a:g", "c:i", AttachmentState::Detached)),
+            ],
+            traces: vec![],
+        };
+        assert!(store.commit(clash, &live).is_err(), "{name}");
+        assert!(
+            store.attachment("a:h").unwrap().is_none(),
+            "{name}: the failed commit left nothing"
+        );
+        assert!(
+            store.attachment("a:g").unwrap().is_some(),
+            "{name}: earlier commits are visible"
+        );
+        store.abandon_group();
+        assert!(store.attachment("a:g").unwrap().is_none(), "{name}");
+        assert_eq!(
+            store.counts().unwrap().traces,
+            3,
+            "{name}: the three of the first group"
+        );
+    });
+}
+
+#[test]
+fn sqlite_group_is_durable_only_once_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let open = || {
+        SqliteStore::open(
+            &path,
+            &k1().node_id(),
+            StoreLimits::default(),
+            Durability::Full,
+        )
+        .unwrap()
+    };
+    let live = SessionTable::default();
+    let insert = |id: &str| Commit {
+        changes: vec![Change::InsertAttachment(record(
+            id,
+            id,
+            AttachmentState::Attached,
+        ))],
+        traces: vec![trace()],
+    };
+    {
+        let mut store = open();
+        store.begin_group().unwrap();
+        store.commit(insert("a:1"), &live).unwrap();
+        store.finish_group().unwrap();
+        store.begin_group().unwrap();
+        store.commit(insert("a:2"), &live).unwrap();
+        // Dropped with the group open, as in a crash.
+    }
+    let store = open();
+    assert!(store.attachment("a:1").unwrap().is_some());
+    assert!(store.attachment("a:2").unwrap().is_none());
+}
+
+#[test]
+fn sqlite_survives_a_restart_and_keeps_bytes_as_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let pretty = serde_json::to_vec_pretty(&a1()).unwrap();
+    {
+        let store = SqliteStore::open(
+            &path,
+            &k1().node_id(),
+            StoreLimits::default(),
+            Durability::Full,
+        )
+        .unwrap();
+        let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
+        engine.open_session(SESS1, Session::default());
+        let admission = engine
+            .admit(&pretty, SESS1, instant("2026-03-28T19:42:05Z"))
+            .unwrap();
+        assert_admitted(&admission, LifecycleState::Attached);
+    }
+    let store = SqliteStore::open(
+        &path,
+        &k1().node_id(),
+        StoreLimits::default(),
+        Durability::Normal,
+    )
+    .unwrap();
+    let record = store.attachment("attach:01JQCLIATT001").unwrap().unwrap();
+    assert_eq!(record.artifact, pretty, "stored exactly as received");
+    assert_eq!(record.state, AttachmentState::Attached);
+    assert_eq!(record.participant_id, k2().participant_id());
+    let traces = store.recent_traces(10).unwrap();
+    assert_eq!(traces.len(), 2);
+    assert_eq!(traces[1].trace_id, "trace:2");
+    assert_eq!(
+        traces[1].event.detail["attachment/id"],
+        "attach:01JQCLIATT001"
+    );
+    let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
+    engine.open_session(SESS1, Session::default());
+    // The compact spelling of the same artifact is the same artifact (JCS-equal): a replay.
+    let replay = admit(&mut engine, &a1(), SESS1, "2026-03-28T19:43:00Z");
+    assert_eq!(replay.verdict, Verdict::Replayed);
+    assert_admitted(
+        &admit(&mut engine, &d1(), SESS1, "2026-03-28T20:05:10Z"),
+        LifecycleState::Detached,
+    );
+    drop(engine);
+    // The database belongs to K1.
+    let other = orbi_types::KeyPair::from_seed(&[9; 32]).node_id();
+    let err =
+        SqliteStore::open(&path, &other, StoreLimits::default(), Durability::Full).unwrap_err();
+    assert!(matches!(err, StoreError::WrongNode { .. }), "{err}");
+    let existing = SqliteStore::open_existing(&path, StoreLimits::default()).unwrap();
+    assert_eq!(existing.node_id().unwrap(), Some(k1().node_id()));
+    let history = existing.client_history(CLIENT).unwrap();
+    assert_eq!(
+        (history.attachments.len(), history.detachments.len()),
+        (1, 1)
+    );
+    assert!(
+        SqliteStore::open_existing(&dir.path().join("missing.sqlite"), StoreLimits::default())
+            .is_err()
+    );
+}
+
+#[test]
+fn sqlite_refuses_a_corrupt_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    {
+        let store = SqliteStore::open(
+            &path,
+            &k1().node_id(),
+            StoreLimits::default(),
+            Durability::Full,
+        )
+        .unwrap();
+        let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
+        engine.open_session(SESS1, Session::default());
+        admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE attachments SET participant_id = 'participant:nope'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(
+        &path,
+        &k1().node_id(),
+        StoreLimits::default(),
+        Durability::Full,
+    )
+    .unwrap();
+    let err = store.attachment("attach:01JQCLIATT001").unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+}
+
+/// A store whose first commit is beaten by "another writer" that commits the same thing.
+struct RacedStore {
+    inner: MemoryStore,
+    raced: bool,
+}
+
+macro_rules! delegate_reads {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> { self.inner.$name($($arg),*) })*
+    };
+}
+
+impl Store for RacedStore {
+    delegate_reads! {
+        attachment(id: &str) -> Option<AttachmentRec>;
+        live_attachment(node: &orbi_types::NodeId, client: &str) -> Option<AttachmentRec>;
+        live_attachments() -> Vec<AttachmentRec>;
+        live_attachments_on(session: &str) -> Vec<AttachmentRec>;
+        attachments_due(state: AttachmentState, not_after: time::OffsetDateTime) -> Vec<AttachmentRec>;
+        detachment(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
+        detachment_of(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
+        latest_detachment(client: &str) -> Option<orbi_pod::store::DetachmentRec>;
+        tombstone(client: &str) -> Option<DetachReason>;
+        recovery(id: &str) -> Option<orbi_pod::store::RecoveryRec>;
+        recoveries_from(id: &str) -> Vec<orbi_pod::store::RecoveryRec>;
+        open_grant(client: &str) -> Option<orbi_pod::store::RecoveryRec>;
+        grants_due(not_after: time::OffsetDateTime) -> Vec<orbi_pod::store::RecoveryRec>;
+        bind_digest(session: &str, bind_id: &str) -> Option<Sha256Digest>;
+        client_history(client: &str) -> orbi_pod::store::ClientHistory;
+        counts() -> orbi_pod::store::Counts;
+        recent_traces(limit: usize) -> Vec<orbi_pod::store::Trace>;
+    }
+
+    fn commit(&mut self, commit: Commit, live: &SessionTable) -> Result<(), StoreError> {
+        if !self.raced {
+            self.raced = true;
+            self.inner.commit(commit, live)?;
+            return Err(StoreError::Constraint("another writer was first".into()));
+        }
+        self.inner.commit(commit, live)
+    }
+
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        self.inner.begin_group()
+    }
+
+    fn finish_group(&mut self) -> Result<(), StoreError> {
+        self.inner.finish_group()
+    }
+
+    fn abandon_group(&mut self) {
+        self.inner.abandon_group()
+    }
+}
+
+#[test]
+fn losing_a_write_race_is_judged_again() {
+    let store = RacedStore {
+        inner: MemoryStore::new(),
+        raced: false,
+    };
+    let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
+    engine.open_session(SESS1, Session::default());
+    let admission = admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+    assert_eq!(admission.verdict, Verdict::Replayed);
+    assert_eq!(admission.state, Some(LifecycleState::Attached));
+}
