@@ -1,1 +1,112 @@
-//! placeholder
+//! The Inter-Node Artifact Channel (INAC) core: `inac-control.v1` frames, the receiver
+//! pipeline, authorization, idempotency and storage, with no transport.
+//!
+//! - [`Frame`]: strict codec and builders for the control frame.
+//! - [`Receiver`]: sans-IO decisions. It takes a frame, the node id the transport
+//!   authenticated and the current time, and answers with a [`Handled`]: a response
+//!   [`Frame`], an [`IncomingBody`] to feed for a stream-mode push, or a [`ServeArtifact`] for
+//!   a granted request. It never reads a clock or touches a socket; state lives behind the
+//!   [`Store`] and [`Ledger`] traits.
+//! - [`KindRegistry`] and [`Acceptor`]: which kinds this node takes and who decides about
+//!   them. Unknown kinds are refused, never stored by default.
+//! - [`FsStore`] + [`SqliteLedger`] persist; [`MemoryStore`] + [`MemoryLedger`] are for tests.
+//!
+//! # A push, inline
+//!
+//! ```
+//! use std::time::{Duration, UNIX_EPOCH};
+//! use orbi_inac::{Descriptor, Frame, Handled, KindRegistry, MemoryLedger, MemoryStore,
+//!     Receiver, ReceiverConfig, Store};
+//! use orbi_types::{KeyPair, inac::Operation};
+//!
+//! let receiver_key = KeyPair::from_seed(&[1; 32]);
+//! let sender = KeyPair::from_seed(&[2; 32]).node_id();
+//! let mut config = ReceiverConfig::default();
+//! config.allowed_peers.insert(sender.clone());
+//! let kinds = KindRegistry::builder().keep("vendor.note.v1", None).build()?;
+//! let store = MemoryStore::new();
+//! let mut receiver = Receiver::new(receiver_key, config, kinds, store.clone(), MemoryLedger::new());
+//!
+//! let bytes = br#"{"note":"hello"}"#;
+//! let descriptor = Descriptor::of_bytes("vendor.note.v1", "application/json", bytes);
+//! let push = Frame::push_inline(&descriptor, bytes).correlation_id("c-1").build()?;
+//! let now = UNIX_EPOCH + Duration::from_secs(1_774_726_920);
+//! let Handled::Answer(answer) = receiver.handle_bytes(&sender, &push.encode(), now) else {
+//!     unreachable!("inline pushes are answered at once")
+//! };
+//! assert_eq!(answer.operation(), Operation::Ingested);
+//! assert_eq!(answer.correlation_id(), Some("c-1"));
+//! assert!(store.contains(&descriptor.digest)?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # A push, streamed
+//!
+//! The transport evaluates the header completely before reading any body byte, then feeds the
+//! body in bounded chunks:
+//!
+//! ```
+//! # use std::time::{Duration, UNIX_EPOCH};
+//! # use orbi_inac::{Descriptor, Frame, KindRegistry, MemoryLedger, MemoryStore, Receiver,
+//! #     ReceiverConfig};
+//! # use orbi_types::{KeyPair, inac::Operation};
+//! use orbi_inac::{BodyEnd, Handled};
+//! # let sender = KeyPair::from_seed(&[2; 32]).node_id();
+//! # let mut config = ReceiverConfig::default();
+//! # config.allowed_peers.insert(sender.clone());
+//! # let kinds = KindRegistry::builder().keep("vendor.blob.v1", None).build()?;
+//! # let mut receiver = Receiver::new(KeyPair::from_seed(&[1; 32]), config, kinds,
+//! #     MemoryStore::new(), MemoryLedger::new());
+//! # let now = UNIX_EPOCH + Duration::from_secs(1_774_726_920);
+//! let body = vec![0u8; 100_000];
+//! let descriptor = Descriptor::of_bytes("vendor.blob.v1", "application/octet-stream", &body);
+//! let header = Frame::push_stream(&descriptor, "4").build()?;
+//! match receiver.handle(&sender, &header, now) {
+//!     Handled::ReadBody(mut incoming) => {
+//!         for chunk in body.chunks(16 * 1024) {
+//!             incoming.write(chunk)?;
+//!         }
+//!         let answer = receiver.finish_push(incoming, BodyEnd::Finished, now);
+//!         assert_eq!(answer.operation(), Operation::Ingested);
+//!     }
+//!     Handled::Answer(refusal) => panic!("refused before the body: {:?}", refusal.response()),
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Nothing in this crate depends on an async runtime or on QUIC; the transport is a thin
+//! adapter over [`Receiver`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod budget;
+mod descriptor;
+pub mod frame;
+mod kinds;
+pub mod ledger;
+mod outbound;
+pub mod passport;
+mod receiver;
+pub mod store;
+mod verdict;
+
+pub use budget::BudgetRule;
+pub use descriptor::Descriptor;
+pub use frame::{
+    AuthorizationMode, DecodeError, DecodeOptions, Frame, FrameAuthorization, FrameBuilder,
+    FrameError, MAX_FRAME_BYTES, Payload, RuleViolation,
+};
+pub use kinds::{
+    Acceptance, Acceptor, Delivery, KindConflicts, KindKey, KindMatch, KindRegistry,
+    KindRegistryBuilder, StoreAcceptor,
+};
+pub use ledger::{Ledger, LedgerError, MemoryLedger, SqliteLedger};
+pub use outbound::{OutboundAllow, OutboundAllows};
+pub use receiver::{
+    BodyEnd, BodyError, Handled, IncomingBody, RECENT_REFUSALS, Receiver, ReceiverConfig,
+    RefusalNote, RevocationView, ServeArtifact, Stats,
+};
+pub use store::{FsStore, MemoryStore, Store, StoreError};
+pub use verdict::{Deferral, Refusal, Verdict, is_retryable};
