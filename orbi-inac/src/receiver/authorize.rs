@@ -121,27 +121,10 @@ impl Receiver {
                 format!("invitation {} is revoked", passport.passport_id),
             ));
         }
-        let profile = passport
-            .profiles_named(INVITATION_PROFILE)
-            .find(|profile| {
-                profile.grants_push()
-                    && profile
-                        .peer_node_ids
-                        .as_ref()
-                        .is_some_and(|peers| peers.iter().any(|p| p == claim.peer.as_str()))
-                    && profile.covers(claim.peer, claim.descriptor)
-            })
-            .filter(|_| passport.node_id == *claim.peer && passport.allows_caller(claim.peer))
-            .ok_or_else(|| {
-                refuse(
-                    RefusalCode::InvitationScopeMismatch,
-                    format!(
-                        "invitation {} does not cover this peer and artifact",
-                        passport.passport_id
-                    ),
-                )
-            })?;
-        let single_use = profile.single_use.unwrap_or(true);
+        // Single use unless every invitation profile says otherwise (fail closed).
+        let mut profiles = passport.profiles_named(INVITATION_PROFILE).peekable();
+        let single_use =
+            profiles.peek().is_none() || profiles.any(|p| p.single_use.unwrap_or(true));
         if single_use
             && let Some(used) = &record.consumed
             && !used.same_transfer(&claim.consumption())
@@ -150,6 +133,25 @@ impl Receiver {
                 RefusalCode::InvitationRevoked,
                 format!(
                     "single-use invitation {} was already used by another transfer",
+                    passport.passport_id
+                ),
+            ));
+        }
+        let in_scope = passport.node_id == *claim.peer
+            && passport.allows_caller(claim.peer)
+            && passport.profiles_named(INVITATION_PROFILE).any(|profile| {
+                profile.grants_push()
+                    && profile
+                        .peer_node_ids
+                        .as_ref()
+                        .is_some_and(|peers| peers.iter().any(|p| p == claim.peer.as_str()))
+                    && profile.covers(claim.peer, claim.descriptor)
+            });
+        if !in_scope {
+            return Err(refuse(
+                RefusalCode::InvitationScopeMismatch,
+                format!(
+                    "invitation {} does not cover this peer and artifact",
                     passport.passport_id
                 ),
             ));
