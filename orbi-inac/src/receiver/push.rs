@@ -56,9 +56,35 @@ fn is_json(content_type: &str) -> bool {
         || essence.to_ascii_lowercase().ends_with("+json")
 }
 
-#[derive(Deserialize)]
-struct SchemaProbe {
-    schema: Option<serde_json::Value>,
+/// The top-level `schema` members of a JSON object body, read in one streaming pass (other
+/// members are skipped without being kept). Anything but an object yields an error.
+struct SchemaProbe(Vec<serde_json::Value>);
+
+impl<'de> Deserialize<'de> for SchemaProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = SchemaProbe;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a json object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SchemaProbe, A::Error> {
+                let mut found = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "schema" {
+                        found.push(map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(SchemaProbe(found))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
 }
 
 impl Receiver {
@@ -444,18 +470,19 @@ impl Receiver {
                 serde_json::from_reader(reader.take(self.config.kind_probe_max_bytes)).ok()?
             }
         };
-        match probe.schema {
-            Some(serde_json::Value::String(inner)) if inner != descriptor.schema => {
-                Some(Refusal::new(
-                    RefusalCode::KindConflict,
-                    format!(
-                        "the artifact says schema {inner:?} but was pushed as {:?}",
-                        descriptor.schema
-                    ),
-                ))
+        let conflict = match probe.0.as_slice() {
+            [] => None,
+            [serde_json::Value::String(inner)] if *inner != descriptor.schema => {
+                Some(format!("the artifact says schema {inner:?}"))
             }
-            _ => None,
-        }
+            [_] => None,
+            // A repeated member is ambiguous: parsers disagree on which one counts.
+            _ => Some("the artifact repeats its schema member".to_owned()),
+        }?;
+        Some(Refusal::new(
+            RefusalCode::KindConflict,
+            format!("{conflict} but was pushed as {:?}", descriptor.schema),
+        ))
     }
 
     /// Concludes a push outcome from step 8 on: records it under the idempotency key and, on

@@ -192,3 +192,37 @@ fn an_acceptor_policy_refusal_is_passed_through() {
     assert_answer(&answer, Operation::Refused, Some(RefusalCode::PolicyDenied));
     assert_eq!(node.stored_count(), 0);
 }
+
+#[test]
+fn only_a_contradicting_schema_member_of_a_json_object_is_a_kind_conflict() {
+    let mut node = standard();
+    let push =
+        |node: &mut Node, body: &[u8]| node.send(&peer(), &inline_push(BLOB, body, None), at(0));
+    // Arrays, scalars and objects without a string schema are the acceptor's business.
+    for body in [
+        &br#"["agora-record.v1"]"#[..],
+        br#""agora-record.v1""#,
+        br#"{"schema":1}"#,
+        b"not json",
+    ] {
+        assert_answer(&push(&mut node, body), Operation::Ingested, None);
+    }
+    let twice = br#"{"schema":"memarium-blob.v1","schema":"agora-record.v1"}"#;
+    assert_answer(
+        &push(&mut node, twice),
+        Operation::Refused,
+        Some(RefusalCode::KindConflict),
+    );
+    // Not probed: other media types, and bodies over the probe limit.
+    let record = br#"{"schema":"agora-record.v1"}"#;
+    let text = Frame::push_inline(&Descriptor::of_bytes(BLOB, "text/plain", record), record)
+        .build()
+        .unwrap();
+    assert_answer(&node.send(&peer(), &text, at(0)), Operation::Ingested, None);
+    let mut unprobed = Setup::new()
+        .allow(&peer().node_id())
+        .keep(BLOB, None)
+        .config(|c| c.kind_probe_max_bytes = 0)
+        .build();
+    assert_answer(&push(&mut unprobed, record), Operation::Ingested, None);
+}

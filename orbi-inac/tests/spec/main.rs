@@ -2,6 +2,7 @@
 //! receiver with an injected clock and in-memory state, plus persistence on real files and
 //! SQLite.
 
+mod authorization;
 mod common;
 mod frames;
 mod kinds;
