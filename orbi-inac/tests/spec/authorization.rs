@@ -10,56 +10,9 @@ use orbi_types::{
     KeyPair, NodeId, Timestamp,
     inac::{Operation, RefusalCode},
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::common::*;
-
-type Passport = Map<String, Value>;
-
-/// R with open offer intake and `memarium-blob.v1` / `agora-record.v1` kept; P is *not*
-/// allowlisted, so its pushes stand on their passports.
-fn invitation_node() -> Node {
-    Setup::new()
-        .keep(BLOB, None)
-        .keep("agora-record.v1", None)
-        .config(|c| c.open_offer_intake = true)
-        .build()
-}
-
-/// Runs the invitation flow for `descriptor`: offer, operator accept, offer again.
-fn invite(node: &mut Node, who: &KeyPair, descriptor: &Descriptor, now: u64) -> Passport {
-    let offer = Frame::offer(descriptor)
-        .correlation_id("c-offer")
-        .build()
-        .unwrap();
-    let first = node.send(who, &offer, at(now));
-    assert_answer(&first, Operation::Defer, None);
-    let id = node
-        .receiver
-        .offers()
-        .unwrap()
-        .into_iter()
-        .rfind(|o| o.peer == who.node_id() && o.descriptor == *descriptor)
-        .unwrap()
-        .id;
-    node.receiver.accept_offer(id, at(now)).unwrap();
-    let accepted = node.send(who, &offer, at(now));
-    assert_answer(&accepted, Operation::Accept, None);
-    accepted
-        .authorization()
-        .expect("accept carries the invitation")
-        .passport
-        .clone()
-}
-
-fn push_under(bytes: &[u8], schema: &str, key: &str, passport: &Passport) -> Frame {
-    Frame::push_inline(&Descriptor::of_bytes(schema, JSON, bytes), bytes)
-        .correlation_id("c-offer")
-        .idempotency_key(key)
-        .authorization(AuthorizationMode::InvitationPassport, passport)
-        .build()
-        .unwrap()
-}
 
 fn time(offset: i64) -> String {
     Timestamp::from_unix_seconds(T0 as i64 + offset)

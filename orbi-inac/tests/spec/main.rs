@@ -3,8 +3,11 @@
 //! SQLite.
 
 mod authorization;
+mod budgets;
+mod codes;
 mod common;
 mod frames;
 mod kinds;
 mod limits;
+mod requests;
 mod streams;
