@@ -9,5 +9,7 @@ mod common;
 mod frames;
 mod kinds;
 mod limits;
+mod persistence;
+mod properties;
 mod requests;
 mod streams;
