@@ -66,7 +66,9 @@
 //!         for chunk in body.chunks(16 * 1024) {
 //!             incoming.write(chunk)?;
 //!         }
-//!         let answer = receiver.finish_push(incoming, BodyEnd::Finished, now);
+//!         // Hash check and fsync happen here, outside the receiver.
+//!         let completed = incoming.complete(BodyEnd::Finished);
+//!         let answer = receiver.finish_push(completed, now);
 //!         assert_eq!(answer.operation(), Operation::Ingested);
 //!     }
 //!     Handled::Answer(refusal) => panic!("refused before the body: {:?}", refusal.response()),
@@ -105,8 +107,8 @@ pub use kinds::{
 pub use ledger::{Ledger, LedgerError, MemoryLedger, SqliteLedger};
 pub use outbound::{OutboundAllow, OutboundAllows};
 pub use receiver::{
-    BodyEnd, BodyError, Handled, IncomingBody, RECENT_REFUSALS, Receiver, ReceiverConfig,
-    RefusalNote, RevocationView, ServeArtifact, Stats,
+    BodyEnd, BodyError, CompletedBody, Handled, IncomingBody, RECENT_REFUSALS, Receiver,
+    ReceiverConfig, RefusalNote, RevocationView, ServeArtifact, Stats,
 };
 pub use store::{FsStore, MemoryStore, Store, StoreError};
 pub use verdict::{Deferral, Refusal, Verdict, is_retryable};

@@ -4,8 +4,9 @@
 //! Processing order for an initiating frame (spec §6): parse → peer gate → budgets → size
 //! limits → passport → kind → idempotency replay → bytes (size + sha256, before any acceptor)
 //! → acceptor → ledger. A stream-mode push stops after the header stage with
-//! [`Handled::ReadBody`]; the caller feeds the body into the [`IncomingBody`] and calls
-//! [`Receiver::finish_push`], which runs the byte check, the acceptor and the ledger.
+//! [`Handled::ReadBody`]; the caller feeds the body into the [`IncomingBody`], completes it
+//! (length and digest check, fsync: no receiver needed) and calls [`Receiver::finish_push`],
+//! which runs the acceptor and the ledger.
 
 mod authorize;
 mod body;
@@ -20,7 +21,7 @@ use std::{
 
 use orbi_types::{KeyPair, NodeId, ParticipantId, inac::Operation, inac::RefusalCode};
 
-pub use body::{BodyEnd, BodyError, IncomingBody};
+pub use body::{BodyEnd, BodyError, CompletedBody, IncomingBody};
 pub use request::ServeArtifact;
 
 use crate::{
@@ -116,7 +117,8 @@ pub enum Handled {
     /// (`STOP_SENDING`) instead of reading it.
     Answer(Frame),
     /// A stream-mode push was admitted to the body stage: read exactly
-    /// [`IncomingBody::remaining`] bytes into it, then call [`Receiver::finish_push`].
+    /// [`IncomingBody::remaining`] bytes into it, then [`IncomingBody::complete`] it and call
+    /// [`Receiver::finish_push`].
     ReadBody(IncomingBody),
     /// A `request` was granted: send [`ServeArtifact::push_frame`] (and, in stream mode, the
     /// body from [`Receiver::store`]).
@@ -332,12 +334,12 @@ impl Receiver {
         }
     }
 
-    /// Finishes a stream-mode push whose body ended as `end`: checks length and digest, runs
-    /// the acceptor and writes the ledger. The returned answer is sent when the stream can
-    /// still carry it (not after [`BodyEnd::Interrupted`]). The staged bytes never survive a
-    /// failure.
-    pub fn finish_push(&mut self, body: IncomingBody, end: BodyEnd, now: SystemTime) -> Frame {
-        self.finish_body(body, end, unix_ms(now))
+    /// Finishes a stream-mode push whose body stage ended ([`IncomingBody::complete`]): runs
+    /// the acceptor on verified bytes and writes the ledger. The returned answer is sent when
+    /// the stream can still carry it (not after [`BodyEnd::Interrupted`]). Staged bytes never
+    /// survive a failure.
+    pub fn finish_push(&mut self, body: CompletedBody, now: SystemTime) -> Frame {
+        self.finish_body(body, unix_ms(now))
     }
 
     /// Logs the decision with its side effects, updates the counters and builds the answer.
@@ -420,5 +422,23 @@ impl Receiver {
 
     fn is_own_issuer(&self, issuer: &ParticipantId) -> bool {
         *issuer == self.identity.participant_id()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The transport moves bodies into their own tasks and shares the receiver behind a lock.
+    #[test]
+    fn the_transport_can_move_what_it_needs_across_threads() {
+        fn send<T: Send>() {}
+        fn share<T: Send + Sync>() {}
+        send::<Receiver>();
+        send::<IncomingBody>();
+        send::<CompletedBody>();
+        send::<ServeArtifact>();
+        share::<Frame>();
+        share::<KindRegistry>();
     }
 }

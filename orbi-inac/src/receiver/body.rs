@@ -20,7 +20,7 @@ pub enum BodyEnd {
 }
 
 /// Why [`IncomingBody::write`] refused bytes. After an error the body is failed: further
-/// writes are refused and [`crate::Receiver::finish_push`] answers the failure.
+/// writes are refused and the finished push answers the failure.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     /// More bytes than `size/bytes` arrived.
@@ -40,7 +40,8 @@ pub enum BodyError {
 /// The body stage of an admitted stream-mode push.
 ///
 /// Feed it the raw body with [`IncomingBody::write`] in whatever chunks arrive (the caller
-/// keeps its own buffers bounded), then hand it to [`crate::Receiver::finish_push`]. The bytes
+/// keeps its own buffers bounded), then end it with [`IncomingBody::complete`] and hand the
+/// result to [`crate::Receiver::finish_push`]. The bytes
 /// are hashed incrementally and staged in the store; dropping the body at any point (a task
 /// cancelled, a connection lost) removes what was staged, and no acceptor ever sees a body
 /// that did not match.
@@ -151,8 +152,10 @@ impl IncomingBody {
         error
     }
 
-    /// Ends the body stage.
-    pub(super) fn close(self, end: BodyEnd) -> (Ticket, BodyOutcome) {
+    /// Ends the body stage: checks length and digest and makes matching bytes durable
+    /// (fsync). It needs no receiver, so run it outside any lock around one: for a large body
+    /// the fsync takes a while. Bytes that do not match are removed here.
+    pub fn complete(self, end: BodyEnd) -> CompletedBody {
         let IncomingBody {
             ticket,
             hasher,
@@ -198,6 +201,34 @@ impl IncomingBody {
                 }
             }
         };
-        (ticket, outcome)
+        CompletedBody { ticket, outcome }
+    }
+}
+
+/// A body stage that has ended, ready for [`crate::Receiver::finish_push`].
+pub struct CompletedBody {
+    pub(super) ticket: Ticket,
+    pub(super) outcome: BodyOutcome,
+}
+
+impl std::fmt::Debug for CompletedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompletedBody")
+            .field("peer", &self.ticket.exchange.peer)
+            .field("digest", &self.ticket.descriptor.digest)
+            .field("verified", &self.is_verified())
+            .finish()
+    }
+}
+
+impl CompletedBody {
+    /// What was pushed.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.ticket.descriptor
+    }
+
+    /// Whether the body matched its size and digest (the acceptor will see it).
+    pub fn is_verified(&self) -> bool {
+        matches!(self.outcome, BodyOutcome::Verified(_))
     }
 }

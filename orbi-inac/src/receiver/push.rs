@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{
     Exchange, Handled, Receiver,
     authorize::{Authority, PushClaim},
-    body::{BodyEnd, BodyOutcome, IncomingBody},
+    body::{BodyOutcome, CompletedBody, IncomingBody},
 };
 use crate::{
     Descriptor, Frame, Payload, Refusal, Verdict,
@@ -334,8 +334,8 @@ impl Receiver {
             .map_err(|e| Self::ledger_unavailable(&e))
     }
 
-    pub(super) fn finish_body(&mut self, body: IncomingBody, end: BodyEnd, now_ms: u64) -> Frame {
-        let (ticket, outcome) = body.close(end);
+    pub(super) fn finish_body(&mut self, body: CompletedBody, now_ms: u64) -> Frame {
+        let CompletedBody { ticket, outcome } = body;
         match outcome {
             BodyOutcome::Verified(staged) => {
                 self.admit(ticket, VerifiedBody::Staged(staged), now_ms)

@@ -204,7 +204,8 @@ impl Node {
                         break;
                     }
                 }
-                self.receiver.finish_push(incoming, BodyEnd::Finished, now)
+                self.receiver
+                    .finish_push(incoming.complete(BodyEnd::Finished), now)
             }
             Handled::Answer(frame) => frame,
             other => panic!("unexpected {other:?}"),

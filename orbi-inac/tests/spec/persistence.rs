@@ -187,7 +187,7 @@ fn a_crash_mid_body_leaves_an_orphan_that_opening_removes() {
         panic!("header refused")
     };
     body.write(&bytes).unwrap();
-    let answer = receiver.finish_push(body, orbi_inac::BodyEnd::Finished, at(1));
+    let answer = receiver.finish_push(body.complete(orbi_inac::BodyEnd::Finished), at(1));
     assert_answer(&answer, Operation::Ingested, None);
     assert_eq!(receiver.store().list().unwrap().len(), 1);
 }

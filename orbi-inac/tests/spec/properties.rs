@@ -134,7 +134,7 @@ proptest! {
             let expected = body.expected_len().min(4096) as usize;
             let mut body = body;
             let _ = body.write(&vec![0; expected]);
-            let _ = node.receiver.finish_push(body, BodyEnd::Finished, at(0));
+            let _ = node.receiver.finish_push(body.complete(BodyEnd::Finished), at(0));
         }
         prop_assert_eq!(node.store.staged_count(), 0);
     }
@@ -157,7 +157,7 @@ proptest! {
         for pair in points.windows(2) {
             incoming.write(&body[pair[0]..pair[1]]).unwrap();
         }
-        let answer = node.receiver.finish_push(incoming, BodyEnd::Finished, at(0));
+        let answer = node.receiver.finish_push(incoming.complete(BodyEnd::Finished), at(0));
         prop_assert_eq!(answer.operation(), Operation::Ingested);
         prop_assert!(node.holds(&body));
     }

@@ -89,7 +89,9 @@ fn zeros_with_the_right_digest_are_ingested_byte_for_byte() {
         body.write(chunk).unwrap();
     }
     assert_eq!(body.remaining(), 0);
-    let answer = node.receiver.finish_push(body, BodyEnd::Finished, at(0));
+    let answer = node
+        .receiver
+        .finish_push(body.complete(BodyEnd::Finished), at(0));
     assert_answer(&answer, Operation::Ingested, None);
     assert_eq!(answer.correlation_id(), Some("c-stream"));
     assert_eq!(node.acceptor.calls(), 1);
@@ -112,7 +114,9 @@ fn a_flipped_byte_is_digest_mismatch_with_no_acceptor_call_and_no_file() {
     );
     let mut body = node.begin(&zeros_header());
     body.write(&bytes).unwrap();
-    let answer = node.receiver.finish_push(body, BodyEnd::Finished, at(0));
+    let answer = node
+        .receiver
+        .finish_push(body.complete(BodyEnd::Finished), at(0));
     assert_answer(
         &answer,
         Operation::Refused,
@@ -128,7 +132,9 @@ fn a_body_cut_short_by_fin_is_malformed() {
     let mut node = fs_node();
     let mut body = node.begin(&zeros_header());
     body.write(&zeros()[..99_999]).unwrap();
-    let answer = node.receiver.finish_push(body, BodyEnd::Finished, at(0));
+    let answer = node
+        .receiver
+        .finish_push(body.complete(BodyEnd::Finished), at(0));
     assert_answer(&answer, Operation::Refused, Some(RefusalCode::Malformed));
     assert_eq!(node.acceptor.calls(), 0);
     assert_eq!(node.staged_files(), 0);
@@ -150,7 +156,9 @@ fn one_byte_too_many_is_malformed_and_discards_at_once() {
         "the staged file goes with the first extra byte"
     );
     assert_eq!(body.write(&[0]), Err(BodyError::Failed));
-    let answer = node.receiver.finish_push(body, BodyEnd::Finished, at(0));
+    let answer = node
+        .receiver
+        .finish_push(body.complete(BodyEnd::Finished), at(0));
     assert_answer(&answer, Operation::Refused, Some(RefusalCode::Malformed));
     assert_eq!(node.acceptor.calls(), 0);
 }
@@ -160,13 +168,17 @@ fn an_interrupted_body_admits_nothing_and_a_retry_ingests_once() {
     let mut node = fs_node();
     let mut body = node.begin(&zeros_header());
     body.write(&zeros()[..50_000]).unwrap();
-    let _ = node.receiver.finish_push(body, BodyEnd::Interrupted, at(0));
+    let _ = node
+        .receiver
+        .finish_push(body.complete(BodyEnd::Interrupted), at(0));
     assert_eq!(node.staged_files(), 0);
     assert_eq!(node.acceptor.calls(), 0);
     // The same idempotency key is evaluated afresh: the interrupted transfer never happened.
     let mut retry = node.begin(&zeros_header());
     retry.write(&zeros()).unwrap();
-    let answer = node.receiver.finish_push(retry, BodyEnd::Finished, at(1));
+    let answer = node
+        .receiver
+        .finish_push(retry.complete(BodyEnd::Finished), at(1));
     assert_answer(&answer, Operation::Ingested, None);
     let again = answer_of(
         node.receiver
@@ -194,7 +206,9 @@ fn a_stalled_body_admits_nothing() {
     let mut node = fs_node();
     let mut body = node.begin(&zeros_header());
     body.write(&zeros()[..10]).unwrap();
-    let answer = node.receiver.finish_push(body, BodyEnd::Stalled, at(900));
+    let answer = node
+        .receiver
+        .finish_push(body.complete(BodyEnd::Stalled), at(900));
     assert_answer(&answer, Operation::Refused, Some(RefusalCode::Malformed));
     assert_eq!(node.staged_files(), 0);
     assert_eq!(node.acceptor.calls(), 0);
