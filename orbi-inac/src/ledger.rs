@@ -6,7 +6,7 @@
 mod memory;
 mod sqlite;
 
-use orbi_types::{NodeId, Sha256Digest, inac::Operation, inac::RefusalCode};
+use orbi_types::{NodeId, Sha256Digest, Sha256Hasher, inac::Operation, inac::RefusalCode};
 
 pub use memory::MemoryLedger;
 pub use sqlite::SqliteLedger;
@@ -35,6 +35,45 @@ pub enum LedgerError {
     },
 }
 
+/// The receiver-local identity of a push admission (spec §3.4): sha256 over a
+/// domain-separated, length-framed tuple of the remote node id, the idempotency key (or, without
+/// one, the digest) and the schema. Retries of one transfer share it; the sender's own ids
+/// never take its place.
+///
+/// ```
+/// use orbi_inac::ledger::admission_id;
+/// use orbi_types::{KeyPair, Sha256Digest};
+///
+/// let peer = KeyPair::from_seed(&[2; 32]).node_id();
+/// let digest = Sha256Digest::of(b"{}");
+/// let first = admission_id(&peer, Some("k-1"), &digest, "memarium-blob.v1");
+/// assert_eq!(first, admission_id(&peer, Some("k-1"), &digest, "memarium-blob.v1"));
+/// assert_ne!(first, admission_id(&peer, None, &digest, "memarium-blob.v1"));
+/// ```
+pub fn admission_id(
+    peer: &NodeId,
+    idempotency_key: Option<&str>,
+    digest: &Sha256Digest,
+    schema: &str,
+) -> Sha256Digest {
+    let (kind, value): (&[u8], &str) = match idempotency_key {
+        Some(key) => (b"key", key),
+        None => (b"digest", digest.as_str()),
+    };
+    let mut hasher = Sha256Hasher::new();
+    hasher.update(b"orbi-inac-admission-v1\0");
+    for field in [
+        peer.as_str().as_bytes(),
+        kind,
+        value.as_bytes(),
+        schema.as_bytes(),
+    ] {
+        hasher.update(&(field.len() as u64).to_be_bytes());
+        hasher.update(field);
+    }
+    hasher.finish()
+}
+
 /// One decision as logged: every initiating frame gets one, refusals included.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferRecord {
@@ -50,6 +89,8 @@ pub struct TransferRecord {
     pub idempotency_key: Option<String>,
     /// The artifact, when the frame described one.
     pub descriptor: Option<Descriptor>,
+    /// The [`admission_id`] of a push.
+    pub admission_id: Option<Sha256Digest>,
     /// The answer's operation.
     pub answer: Operation,
     /// The answer's refusal code.
@@ -360,6 +401,7 @@ pub(crate) mod tests {
             correlation_id: Some("c".into()),
             idempotency_key: Some("k".into()),
             descriptor: Some(Descriptor::of_bytes("vendor.x.v1", "text/plain", b"x")),
+            admission_id: Some(Sha256Digest::of(b"admission")),
             answer: Operation::Refused,
             refusal_code: Some(RefusalCode::NotAuthorized),
             note: "no".into(),

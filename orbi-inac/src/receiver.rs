@@ -364,6 +364,18 @@ impl Receiver {
             correlation_id: exchange.correlation_id.clone(),
             idempotency_key: exchange.idempotency_key.clone(),
             descriptor: exchange.descriptor.clone(),
+            admission_id: exchange
+                .descriptor
+                .as_ref()
+                .filter(|_| exchange.operation == Some(Operation::Push))
+                .map(|d| {
+                    crate::ledger::admission_id(
+                        &exchange.peer,
+                        exchange.idempotency_key.as_deref(),
+                        &d.digest,
+                        &d.schema,
+                    )
+                }),
             answer: verdict.operation(),
             refusal_code: verdict.refusal_code(),
             note,

@@ -162,6 +162,23 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// A `partial` answer (reserved in v1: a truncated multi-artifact answer with a reason).
+    /// This node never sends one; the builder exists for completeness and tests.
+    pub fn partial(correlation_id: Option<&str>, message: &str) -> Frame {
+        let mut frame = Frame::answer(correlation_id, &Verdict::Ingested);
+        frame.control.operation = Operation::Partial;
+        frame.control.response = Some(Response {
+            status: orbi_types::inac::ResponseStatus::Partial,
+            refusal_code: None,
+            retryable: None,
+            retry_after_ms: None,
+            message: (!message.is_empty()).then(|| bounded_message(message)),
+        });
+        frame
+    }
+}
+
 impl FrameBuilder {
     fn new(operation: Operation) -> Self {
         let mut map = Map::new();

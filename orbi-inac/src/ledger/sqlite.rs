@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS transfers (
     correlation_id TEXT,
     idempotency_key TEXT,
     schema TEXT, content_type TEXT, artifact_id TEXT, digest TEXT, size_bytes INTEGER,
+    admission_id TEXT,
     answer TEXT NOT NULL,
     refusal_code TEXT,
     note TEXT NOT NULL
@@ -228,8 +229,9 @@ impl Ledger for SqliteLedger {
             let d = t.descriptor.as_ref();
             tx.execute(
                 "INSERT INTO transfers (at_ms, peer, operation, correlation_id, idempotency_key, \
-                 schema, content_type, artifact_id, digest, size_bytes, answer, refusal_code, note) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 schema, content_type, artifact_id, digest, size_bytes, admission_id, answer, \
+                 refusal_code, note) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     t.at_ms,
                     t.peer.as_str(),
@@ -241,6 +243,7 @@ impl Ledger for SqliteLedger {
                     d.map(|d| d.artifact_id.as_str()),
                     d.map(|d| d.digest.as_str()),
                     d.map(|d| d.size_bytes),
+                    t.admission_id.as_ref().map(Sha256Digest::as_str),
                     t.answer.as_str(),
                     t.refusal_code.map(|code| code.as_str()),
                     t.note,
@@ -392,8 +395,8 @@ impl Ledger for SqliteLedger {
     fn recent_transfers(&self, limit: usize) -> Result<Vec<TransferRecord>, LedgerError> {
         let mut statement = self.connection.prepare(
             "SELECT at_ms, peer, operation, correlation_id, idempotency_key, schema, \
-             content_type, artifact_id, digest, size_bytes, answer, refusal_code, note \
-             FROM transfers ORDER BY id DESC LIMIT ?1",
+             content_type, artifact_id, digest, size_bytes, answer, refusal_code, note, \
+             admission_id FROM transfers ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = statement
             .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
@@ -408,12 +411,13 @@ impl Ledger for SqliteLedger {
                     row.get::<_, String>(10)?,
                     row.get::<_, Option<String>>(11)?,
                     row.get::<_, String>(12)?,
+                    row.get::<_, Option<String>>(13)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(
-                |(at, peer, op, correlation, key, descriptor, answer, code, note)| {
+                |(at, peer, op, correlation, key, descriptor, answer, code, note, admission)| {
                     Ok(TransferRecord {
                         at_ms: unsigned(at, "time")?,
                         peer: parse(&peer, "peer")?,
@@ -421,6 +425,7 @@ impl Ledger for SqliteLedger {
                         correlation_id: correlation,
                         idempotency_key: key,
                         descriptor: descriptor.map(descriptor_from).transpose()?,
+                        admission_id: admission.map(|a| parse(&a, "admission id")).transpose()?,
                         answer: parse(&answer, "answer")?,
                         refusal_code: code.map(|c| parse(&c, "refusal code")).transpose()?,
                         note,

@@ -167,6 +167,7 @@ impl Receiver {
                 correlation_id: exchange.correlation_id.clone(),
                 idempotency_key: exchange.idempotency_key.clone(),
                 descriptor: exchange.descriptor.clone(),
+                admission_id: None,
                 answer: Operation::Push,
                 refusal_code: None,
                 note: "served".into(),

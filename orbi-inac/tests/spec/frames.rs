@@ -416,3 +416,39 @@ fn capability_passport_mode_behind_the_strict_flag() {
         edited(|v| v["authorization"] = json!({"mode": "own-artifact", "passport": passport}));
     assert_malformed(&unknown);
 }
+
+#[test]
+fn every_operation_has_a_builder_whose_frames_decode() {
+    use orbi_inac::{Deferral, Descriptor, Refusal, Verdict};
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, A0);
+    let refusal = Refusal::new(RefusalCode::PolicyDenied, "no");
+    let frames = [
+        Frame::offer(&descriptor).build().unwrap(),
+        Frame::request_for(BLOB, JSON)
+            .artifact_id(A0_DIGEST)
+            .build()
+            .unwrap(),
+        Frame::push_inline(&descriptor, A0).build().unwrap(),
+        Frame::push_stream(&descriptor, "4").build().unwrap(),
+        Frame::answer(Some("c"), &Verdict::Accept { invitation: None }),
+        Frame::answer(Some("c"), &Verdict::Decline(refusal.clone())),
+        Frame::answer(
+            Some("c"),
+            &Verdict::Defer(Deferral {
+                code: None,
+                retry_after_ms: 5,
+                message: String::new(),
+            }),
+        ),
+        Frame::answer(Some("c"), &Verdict::Ingested),
+        Frame::answer(Some("c"), &Verdict::AlreadyPresent),
+        Frame::answer(Some("c"), &Verdict::Refuse(refusal)),
+        Frame::partial(Some("c"), "truncated"),
+    ];
+    let mut operations: Vec<Operation> = frames.iter().map(Frame::operation).collect();
+    operations.dedup();
+    assert_eq!(operations, Operation::ALL);
+    for frame in &frames {
+        assert_eq!(&Frame::decode(&frame.encode()).unwrap(), frame);
+    }
+}

@@ -72,6 +72,10 @@ fn admissions_and_idempotency_survive_a_restart() {
     assert_eq!(log.len(), 4);
     assert_eq!(log[3].answer, Operation::Ingested);
     assert_eq!(log[3].at_ms, T0 * 1000);
+    // A retry shares the admission id of the original transfer; another key does not.
+    assert!(log[3].admission_id.is_some());
+    assert_eq!(log[2].admission_id, log[3].admission_id);
+    assert_ne!(log[1].admission_id, log[3].admission_id);
 }
 
 #[test]
