@@ -110,5 +110,5 @@ pub use receiver::{
     BodyEnd, BodyError, CompletedBody, Handled, IncomingBody, RECENT_REFUSALS, Receiver,
     ReceiverConfig, RefusalNote, RevocationView, ServeArtifact, Stats,
 };
-pub use store::{FsStore, MemoryStore, Store, StoreError};
+pub use store::{Durability, FsStore, MemoryStore, Store, StoreError};
 pub use verdict::{Deferral, Refusal, Verdict, is_retryable};

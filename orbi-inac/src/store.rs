@@ -34,6 +34,22 @@ pub enum StoreError {
     Digest(Sha256Digest),
 }
 
+/// How hard persistent state is pushed to the disk before a decision is answered.
+///
+/// Both levels survive a crash of the process: nothing half-written is ever visible
+/// (temporary files, renames, SQLite transactions). They differ on power loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync every stored object, its directory and every ledger transaction before
+    /// answering: an answered `ingested` survives power loss. The default.
+    #[default]
+    Full,
+    /// Leave flushing to the operating system (no fsync; SQLite `synchronous=NORMAL` in WAL
+    /// mode): the last answered decisions may be lost on power loss. For nodes whose disks
+    /// make per-decision fsync the bottleneck, and for benchmarks.
+    Relaxed,
+}
+
 /// Whether a commit added the bytes or found them already held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Committed {

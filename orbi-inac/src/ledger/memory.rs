@@ -16,6 +16,8 @@ pub struct MemoryLedger {
     transfers: Vec<TransferRecord>,
     idempotency: BTreeMap<(NodeId, String), IdempotencyRecord>,
     held: Vec<HeldArtifact>,
+    /// `(schema, digest)` → position in `held`.
+    held_index: BTreeMap<(String, Sha256Digest), usize>,
     offers: Vec<OfferRecord>,
     invitations: BTreeMap<String, InvitationRecord>,
     revoked: BTreeSet<String>,
@@ -47,7 +49,9 @@ impl Ledger for MemoryLedger {
         }
         if let Some(admitted) = &entry.admitted {
             let d = &admitted.descriptor;
-            if self.held(&d.schema, &d.digest)?.is_none() {
+            let key = (d.schema.clone(), d.digest.clone());
+            if !self.held_index.contains_key(&key) {
+                self.held_index.insert(key, self.held.len());
                 self.held.push(admitted.clone());
             }
         }
@@ -79,11 +83,8 @@ impl Ledger for MemoryLedger {
         schema: &str,
         digest: &Sha256Digest,
     ) -> Result<Option<HeldArtifact>, LedgerError> {
-        Ok(self
-            .held
-            .iter()
-            .find(|held| held.descriptor.schema == schema && held.descriptor.digest == *digest)
-            .cloned())
+        let key = (schema.to_owned(), digest.clone());
+        Ok(self.held_index.get(&key).map(|&at| self.held[at].clone()))
     }
 
     fn find_held(&self, query: &ArtifactQuery<'_>) -> Result<Option<HeldArtifact>, LedgerError> {

@@ -1,5 +1,5 @@
-//! [`SqliteLedger`]: the [`Ledger`] in one SQLite file (WAL, `synchronous=FULL`), so that
-//! every decision survives a crash the moment it is answered.
+//! [`SqliteLedger`]: the [`Ledger`] in one SQLite file (WAL; `synchronous=FULL` by default,
+//! so that every decision survives power loss the moment it is answered).
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -11,7 +11,7 @@ use super::{
     ArtifactQuery, Consumption, HeldArtifact, IdempotencyRecord, InvitationRecord, Ledger,
     LedgerEntry, LedgerError, OfferRecord, OfferState, RecordedOutcome, TransferRecord,
 };
-use crate::{Descriptor, passport::IssuedPassport};
+use crate::{Descriptor, passport::IssuedPassport, store::Durability};
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -195,20 +195,29 @@ fn held_from(row: HeldRow) -> Result<HeldArtifact, LedgerError> {
 }
 
 impl SqliteLedger {
-    /// Opens (creating if needed) the ledger file at `path`.
+    /// Opens (creating if needed) the ledger file at `path` with [`Durability::Full`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
-        Self::init(Connection::open(path)?)
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens (creating if needed) the ledger file at `path`.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, LedgerError> {
+        Self::init(Connection::open(path)?, durability)
     }
 
     /// A ledger in memory (SQLite's `:memory:`), for tests of the SQL itself.
     pub fn open_in_memory() -> Result<Self, LedgerError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, Durability::Full)
     }
 
-    fn init(connection: Connection) -> Result<Self, LedgerError> {
+    fn init(connection: Connection, durability: Durability) -> Result<Self, LedgerError> {
         connection.busy_timeout(Duration::from_secs(5))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Relaxed => "NORMAL",
+        };
+        connection.pragma_update(None, "synchronous", synchronous)?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         if version > SCHEMA_VERSION {
@@ -702,6 +711,19 @@ mod tests {
         );
         assert_eq!(before, after);
         assert!(reopened.is_revoked("passport:capability:x").unwrap());
+    }
+
+    #[test]
+    fn keeps_the_ledger_contract_relaxed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger =
+            SqliteLedger::open_with(dir.path().join("inac.sqlite"), Durability::Relaxed).unwrap();
+        super::super::tests::ledger_contract(&mut ledger);
+        let synchronous: i64 = ledger
+            .connection
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 1, "NORMAL");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::{
 use orbi_types::Sha256Digest;
 use tempfile::TempPath;
 
-use super::{Committed, StagedBody, StagingWriter, Store, StoreError, StoredObject};
+use super::{Committed, Durability, StagedBody, StagingWriter, Store, StoreError, StoredObject};
 
 const OBJECTS: &str = "objects";
 const STAGING: &str = "staging";
@@ -28,20 +28,33 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 /// A content-addressed store in a directory.
 ///
 /// Paths use the hex form of the digest so that they are safe on case-insensitive
-/// filesystems. Opening the store removes staged files orphaned by a crash.
+/// filesystems. Opening the store creates the 256 shard directories (so that a commit never
+/// creates a directory) and removes staged files orphaned by a crash.
 #[derive(Clone, Debug)]
 pub struct FsStore {
     root: Arc<PathBuf>,
+    durability: Durability,
     orphans_removed: usize,
 }
 
 impl FsStore {
-    /// Opens (creating if needed) the store at `root` and removes orphaned staged files.
+    /// Opens (creating if needed) the store at `root` with [`Durability::Full`].
     pub fn open(root: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(root, Durability::Full)
+    }
+
+    /// Opens (creating if needed) the store at `root` and removes orphaned staged files.
+    pub fn open_with(root: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let root = root.as_ref().to_owned();
-        for dir in [root.join(OBJECTS), root.join(STAGING)] {
+        let objects = root.join(OBJECTS);
+        for dir in [objects.clone(), root.join(STAGING)] {
             fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         }
+        for shard in 0..=255u8 {
+            let dir = objects.join(format!("{shard:02x}"));
+            fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        }
+        sync_dir(&objects)?;
         let staging = root.join(STAGING);
         let mut orphans_removed = 0;
         for entry in fs::read_dir(&staging).map_err(io_error("list", &staging))? {
@@ -54,6 +67,7 @@ impl FsStore {
         }
         Ok(FsStore {
             root: Arc::new(root),
+            durability,
             orphans_removed,
         })
     }
@@ -193,7 +207,9 @@ impl StagingWriter for FsStaging {
         let file = file
             .into_inner()
             .map_err(|error| io_error("write", &path)(error.into_error()))?;
-        file.sync_all().map_err(io_error("sync", &path))?;
+        if store.durability == Durability::Full {
+            file.sync_all().map_err(io_error("sync", &path))?;
+        }
         Ok(Box::new(FsStaged { path, len, store }))
     }
 }
@@ -220,16 +236,14 @@ impl StagedBody for FsStaged {
             .parent()
             .map(Path::to_owned)
             .unwrap_or_else(|| self.store.root.join(OBJECTS));
-        if !shard.is_dir() {
-            fs::create_dir_all(&shard).map_err(io_error("create", &shard))?;
-            sync_dir(&self.store.root.join(OBJECTS))?;
-        }
         if self.store.contains(digest)? {
             return Ok(Committed::AlreadyHeld);
         }
         match self.path.persist_noclobber(&target) {
             Ok(()) => {
-                sync_dir(&shard)?;
+                if self.store.durability == Durability::Full {
+                    sync_dir(&shard)?;
+                }
                 Ok(Committed::Stored)
             }
             // A concurrent commit of the same bytes won the race; ours is dropped (deleted).
@@ -261,6 +275,14 @@ mod tests {
         assert!(
             path.ends_with("44/136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a")
         );
+    }
+
+    #[test]
+    fn keeps_the_store_contract_relaxed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), Durability::Relaxed).unwrap();
+        super::super::tests::store_contract(&store);
+        assert_eq!(fs::read_dir(dir.path().join(OBJECTS)).unwrap().count(), 256);
     }
 
     #[test]
