@@ -35,15 +35,21 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// Runs `ours` and `baseline` alternately, `ROUNDS` times each, and returns the medians.
+/// Runs `ours` and `baseline` `ROUNDS` times each, alternating which goes first (so neither
+/// always inherits the other's page-cache write-back), and returns the medians.
 fn compare(
     mut ours: impl FnMut() -> Duration,
     mut baseline: impl FnMut() -> Duration,
 ) -> (Duration, Duration) {
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        a.push(ours());
-        b.push(baseline());
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            a.push(ours());
+            b.push(baseline());
+        } else {
+            b.push(baseline());
+            a.push(ours());
+        }
     }
     (median(a), median(b))
 }

@@ -344,8 +344,8 @@ pub trait Ledger: Send {
         descriptor: &Descriptor,
     ) -> Result<Option<OfferRecord>, LedgerError>;
 
-    /// How many offers from `peer` await a decision.
-    fn pending_offer_count(&self, peer: &NodeId) -> Result<u64, LedgerError>;
+    /// How many offers await a decision: from `peer`, or from anyone.
+    fn pending_offer_count(&self, peer: Option<&NodeId>) -> Result<u64, LedgerError>;
 
     /// One offer.
     fn offer(&self, id: u64) -> Result<Option<OfferRecord>, LedgerError>;
@@ -537,8 +537,9 @@ pub(crate) mod tests {
             .unwrap();
         let second = ledger.insert_offer(&p, &descriptor, None, 11).unwrap();
         assert_ne!(first, second);
-        assert_eq!(ledger.pending_offer_count(&p).unwrap(), 2);
-        assert_eq!(ledger.pending_offer_count(&peer(2)).unwrap(), 0);
+        assert_eq!(ledger.pending_offer_count(Some(&p)).unwrap(), 2);
+        assert_eq!(ledger.pending_offer_count(Some(&peer(2))).unwrap(), 0);
+        assert_eq!(ledger.pending_offer_count(None).unwrap(), 2);
         assert_eq!(
             ledger.latest_offer(&p, &descriptor).unwrap().unwrap().id,
             second
@@ -555,7 +556,7 @@ pub(crate) mod tests {
             ledger.decide_offer(999, true, 13),
             Err(LedgerError::UnknownOffer(999))
         ));
-        assert_eq!(ledger.pending_offer_count(&p).unwrap(), 1);
+        assert_eq!(ledger.pending_offer_count(Some(&p)).unwrap(), 1);
         assert_eq!(
             ledger
                 .offers()

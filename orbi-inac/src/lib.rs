@@ -85,7 +85,7 @@
 
 mod budget;
 mod descriptor;
-pub mod frame;
+mod frame;
 mod kinds;
 pub mod ledger;
 mod outbound;

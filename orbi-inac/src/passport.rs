@@ -393,7 +393,7 @@ pub struct InvitationTerms {
     pub serial: u64,
 }
 
-/// Issues and signs an `inac.invitation` passport (the [REC] layout of spec §5.2, plus our
+/// Issues and signs an `inac.invitation` passport (the recommended layout of spec §5.2, plus our
 /// `digests` key binding the offered bytes). Single use, short-lived, directed at one peer.
 pub fn issue_invitation(
     issuer: &KeyPair,

@@ -58,6 +58,9 @@ pub struct ReceiverConfig {
     pub invitation_ttl_seconds: u64,
     /// Pending offers per peer before `defer` + `quota-exceeded` (default 128).
     pub pending_offers_per_peer: u64,
+    /// Pending offers from all peers together (default 4096): with open intake, anyone can
+    /// mint node keys, so the per-peer cap alone does not bound the table.
+    pub pending_offers_total: u64,
     /// `retry/after-ms` on a deferred offer (default 60 000).
     pub offer_retry_after_ms: u64,
     /// Lifetime assumed for a passport with `expires_at: null` (default 86 400 s).
@@ -85,6 +88,7 @@ impl Default for ReceiverConfig {
             trusted_issuers: BTreeSet::new(),
             invitation_ttl_seconds: 3600,
             pending_offers_per_peer: 128,
+            pending_offers_total: 4096,
             offer_retry_after_ms: 60_000,
             passport_max_ttl_seconds: 86_400,
             revocation_max_staleness_seconds: 300,

@@ -138,11 +138,12 @@ impl Ledger for MemoryLedger {
             .cloned())
     }
 
-    fn pending_offer_count(&self, peer: &NodeId) -> Result<u64, LedgerError> {
+    fn pending_offer_count(&self, peer: Option<&NodeId>) -> Result<u64, LedgerError> {
         Ok(self
             .offers
             .iter()
-            .filter(|offer| offer.peer == *peer && offer.state == OfferState::Pending)
+            .filter(|offer| peer.is_none_or(|peer| offer.peer == *peer))
+            .filter(|offer| offer.state == OfferState::Pending)
             .count() as u64)
     }
 

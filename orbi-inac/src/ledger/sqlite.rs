@@ -496,10 +496,10 @@ impl Ledger for SqliteLedger {
             .transpose()
     }
 
-    fn pending_offer_count(&self, peer: &NodeId) -> Result<u64, LedgerError> {
+    fn pending_offer_count(&self, peer: Option<&NodeId>) -> Result<u64, LedgerError> {
         let count: i64 = self.connection.query_row(
-            "SELECT COUNT(*) FROM offers WHERE peer = ?1 AND state = ?2",
-            params![peer.as_str(), OfferState::Pending.as_str()],
+            "SELECT COUNT(*) FROM offers WHERE (?1 IS NULL OR peer = ?1) AND state = ?2",
+            params![peer.map(NodeId::as_str), OfferState::Pending.as_str()],
             |row| row.get(0),
         )?;
         unsigned(count, "count")

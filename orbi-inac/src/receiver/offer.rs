@@ -95,16 +95,24 @@ impl Receiver {
         descriptor: &Descriptor,
         now_ms: u64,
     ) -> Result<Verdict, Refusal> {
-        let pending = self
-            .ledger
-            .pending_offer_count(&exchange.peer)
-            .map_err(|e| Self::ledger_unavailable(&e))?;
-        if pending >= self.config.pending_offers_per_peer {
-            return Err(Refusal::new(
-                RefusalCode::QuotaExceeded,
-                format!("{pending} offers from this peer already await the operator"),
-            )
-            .retry_after_ms(self.config.offer_retry_after_ms));
+        let count = |peer| {
+            self.ledger
+                .pending_offer_count(peer)
+                .map_err(|e| Self::ledger_unavailable(&e))
+        };
+        let from_peer = count(Some(&exchange.peer))?;
+        let full = if from_peer >= self.config.pending_offers_per_peer {
+            Some(format!(
+                "{from_peer} offers from this peer already await the operator"
+            ))
+        } else {
+            let total = count(None)?;
+            (total >= self.config.pending_offers_total)
+                .then(|| format!("{total} offers already await the operator"))
+        };
+        if let Some(message) = full {
+            return Err(Refusal::new(RefusalCode::QuotaExceeded, message)
+                .retry_after_ms(self.config.offer_retry_after_ms));
         }
         let id = self
             .ledger

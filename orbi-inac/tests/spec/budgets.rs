@@ -158,6 +158,29 @@ fn the_129th_pending_offer_is_deferred_with_quota_exceeded() {
 }
 
 #[test]
+fn open_intake_is_bounded_across_peers_too() {
+    let mut node = Setup::new()
+        .keep(BLOB, None)
+        .config(|c| {
+            c.open_offer_intake = true;
+            c.pending_offers_total = 3;
+        })
+        .build();
+    for seed in 10..13u8 {
+        let stranger = orbi_types::KeyPair::from_seed(&[seed; 32]);
+        assert_answer(
+            &node.send(&stranger, &offer(&[seed]), at(0)),
+            Operation::Defer,
+            None,
+        );
+    }
+    let late = orbi_types::KeyPair::from_seed(&[13; 32]);
+    let answer = node.send(&late, &offer(&[13]), at(0));
+    assert_answer(&answer, Operation::Defer, Some(RefusalCode::QuotaExceeded));
+    assert_eq!(node.receiver.offers().unwrap().len(), 3);
+}
+
+#[test]
 fn operator_accept_then_reoffer_returns_one_invitation() {
     let mut node = standard();
     assert_answer(
