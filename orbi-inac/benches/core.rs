@@ -105,6 +105,18 @@ fn inline_pushes(count: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// Times `pushes` through `receiver`, each answered `ingested`.
+fn push_all(receiver: &mut Receiver, peer: &NodeId, pushes: &[(Vec<u8>, Vec<u8>)]) -> Duration {
+    let start = Instant::now();
+    for (_, frame) in pushes {
+        let Handled::Answer(answer) = receiver.handle_bytes(peer, frame, now()) else {
+            panic!("inline pushes are answered")
+        };
+        assert_eq!(answer.operation(), Operation::Ingested);
+    }
+    start.elapsed()
+}
+
 fn bench_decode() {
     let bytes = vec![b'a'; 65_536];
     let descriptor = Descriptor::of_bytes("vendor.blob.v1", "application/octet-stream", &bytes);
@@ -146,14 +158,7 @@ fn bench_inline_memory() {
                 MemoryStore::new(),
                 MemoryLedger::new(),
             );
-            let start = Instant::now();
-            for (_, frame) in &pushes {
-                let Handled::Answer(answer) = receiver.handle_bytes(&peer, frame, now()) else {
-                    panic!("inline pushes are answered")
-                };
-                assert_eq!(answer.operation(), Operation::Ingested);
-            }
-            start.elapsed()
+            push_all(&mut receiver, &peer, &pushes)
         },
         || {
             let start = Instant::now();
@@ -191,14 +196,7 @@ fn bench_inline_durable(durability: Durability) {
             let ledger = SqliteLedger::open_with(dir.path().join("inac.sqlite"), durability)
                 .expect("ledger");
             let mut receiver = Receiver::new(key.clone(), config(&peer), kinds(), store, ledger);
-            let start = Instant::now();
-            for (_, frame) in &pushes {
-                let Handled::Answer(answer) = receiver.handle_bytes(&peer, frame, now()) else {
-                    panic!("inline pushes are answered")
-                };
-                assert_eq!(answer.operation(), Operation::Ingested);
-            }
-            start.elapsed()
+            push_all(&mut receiver, &peer, &pushes)
         },
         || {
             let dir = tempfile::tempdir().expect("tempdir");

@@ -180,6 +180,15 @@ impl OfferState {
         }
     }
 
+    /// The state an operator decision leads to.
+    pub const fn decided(accept: bool) -> Self {
+        if accept {
+            OfferState::Accepted
+        } else {
+            OfferState::Rejected
+        }
+    }
+
     fn parse(text: &str) -> Option<Self> {
         [
             OfferState::Pending,

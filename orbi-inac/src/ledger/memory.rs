@@ -161,11 +161,7 @@ impl Ledger for MemoryLedger {
         accept: bool,
         at_ms: u64,
     ) -> Result<OfferRecord, LedgerError> {
-        let wanted = if accept {
-            OfferState::Accepted
-        } else {
-            OfferState::Rejected
-        };
+        let wanted = OfferState::decided(accept);
         let offer = self.offer_mut(id)?;
         match offer.state {
             OfferState::Pending => {

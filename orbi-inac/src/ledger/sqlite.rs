@@ -533,11 +533,7 @@ impl Ledger for SqliteLedger {
         accept: bool,
         at_ms: u64,
     ) -> Result<OfferRecord, LedgerError> {
-        let wanted = if accept {
-            OfferState::Accepted
-        } else {
-            OfferState::Rejected
-        };
+        let wanted = OfferState::decided(accept);
         self.connection.execute(
             "UPDATE offers SET state = ?2, decided_at_ms = ?3 WHERE id = ?1 AND state = ?4",
             params![id, wanted.as_str(), at_ms, OfferState::Pending.as_str()],

@@ -88,11 +88,7 @@ fn an_empty_allowlist_denies_offers_and_passportless_pushes() {
         Some(RefusalCode::NotAuthorized),
     );
     let answer = node.send_value(&peer(), &push_a0_value(), at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::NotAuthorized),
-    );
+    assert_refused(&answer, RefusalCode::NotAuthorized);
     assert_eq!(node.stored_count(), 0);
     assert!(node.receiver.offers().unwrap().is_empty());
 }
@@ -107,11 +103,7 @@ fn an_allowlisted_peer_pushes_without_a_passport() {
     );
     // Allowlisting one peer says nothing about another.
     let answer = node.send_value(&other_peer(), &push_a0_value(), at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::NotAuthorized),
-    );
+    assert_refused(&answer, RefusalCode::NotAuthorized);
 }
 
 // Invitations.
@@ -171,18 +163,10 @@ fn a_different_artifact_under_a_used_invitation_is_invitation_revoked() {
         None,
     );
     let answer = node.send(&peer(), &push_under(b"[]", BLOB, "k-2", &invitation), at(2));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationRevoked),
-    );
+    assert_refused(&answer, RefusalCode::InvitationRevoked);
     // The same artifact under a new key is a second use too.
     let answer = node.send(&peer(), &push_under(A0, BLOB, "k-3", &invitation), at(3));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationRevoked),
-    );
+    assert_refused(&answer, RefusalCode::InvitationRevoked);
 }
 
 #[test]
@@ -190,11 +174,7 @@ fn a_different_artifact_under_an_unused_invitation_is_out_of_scope() {
     let mut node = invitation_node();
     let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
     let answer = node.send(&peer(), &push_under(b"[]", BLOB, "k-1", &invitation), at(1));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationScopeMismatch),
-    );
+    assert_refused(&answer, RefusalCode::InvitationScopeMismatch);
 }
 
 #[test]
@@ -207,11 +187,7 @@ fn an_expired_invitation_is_invitation_expired() {
         "default ttl 3600 s"
     );
     let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(3600));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationExpired),
-    );
+    assert_refused(&answer, RefusalCode::InvitationExpired);
     assert_eq!(node.stored_count(), 0);
 }
 
@@ -222,11 +198,7 @@ fn a_revoked_invitation_is_invitation_revoked() {
     let id = invitation["passport_id"].as_str().unwrap().to_owned();
     node.receiver.revoke_passport(&id, at(1)).unwrap();
     let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(2));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationRevoked),
-    );
+    assert_refused(&answer, RefusalCode::InvitationRevoked);
 }
 
 #[test]
@@ -239,11 +211,7 @@ fn an_invitation_in_the_revocation_view_is_invitation_revoked() {
         revoked: BTreeSet::from([id]),
     }));
     let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(2));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationRevoked),
-    );
+    assert_refused(&answer, RefusalCode::InvitationRevoked);
 }
 
 #[test]
@@ -262,11 +230,7 @@ fn an_invitation_issued_by_another_node_is_invitation_unknown() {
         &push_under(A0, BLOB, "k-1", foreign.as_object()),
         at(1),
     );
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationUnknown),
-    );
+    assert_refused(&answer, RefusalCode::InvitationUnknown);
     // Signed with R's key but never issued through R's ledger: unknown as well.
     let unrecorded = issue_invitation(&receiver_key(), &terms).unwrap();
     let answer = node.send(
@@ -274,11 +238,7 @@ fn an_invitation_issued_by_another_node_is_invitation_unknown() {
         &push_under(A0, BLOB, "k-1", unrecorded.as_object()),
         at(1),
     );
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationUnknown),
-    );
+    assert_refused(&answer, RefusalCode::InvitationUnknown);
 }
 
 #[test]
@@ -291,11 +251,7 @@ fn an_invitation_for_q_presented_by_p_is_out_of_scope() {
         0,
     );
     let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &for_q), at(1));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationScopeMismatch),
-    );
+    assert_refused(&answer, RefusalCode::InvitationScopeMismatch);
 }
 
 #[test]
@@ -310,11 +266,7 @@ fn an_invitation_for_agora_records_used_for_a_blob_is_out_of_scope() {
     let profile = &for_records["scope"]["profiles"][0];
     assert_eq!(profile["artifact_schemas"], json!(["agora-record.v1"]));
     let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &for_records), at(1));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::InvitationScopeMismatch),
-    );
+    assert_refused(&answer, RefusalCode::InvitationScopeMismatch);
     assert_eq!(node.stored_count(), 0);
 }
 
@@ -324,19 +276,32 @@ fn a_tampered_invitation_is_not_authorized() {
     let mut invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
     invitation.insert("expires_at".into(), json!(time(999_999)));
     let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(1));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::NotAuthorized),
-    );
+    assert_refused(&answer, RefusalCode::NotAuthorized);
 }
 
 // General push passports.
 
+/// An `inac.push` passport from `issuer` for `holder`, covering blobs.
+fn push_passport(issuer: &KeyPair, holder: &NodeId) -> Passport {
+    passport(issuer, holder, "inac.push", push_profile())
+}
+
+/// P pushes `bytes` under `pass` at second `when`.
+fn push_under_passport(node: &mut Node, pass: &Passport, bytes: &[u8], when: u64) -> Frame {
+    let push = push_with(pass, bytes, AuthorizationMode::InvitationPassport);
+    node.send(&peer(), &push, at(when))
+}
+
+#[track_caller]
+fn assert_not_authorized(node: &mut Node, pass: &Passport, when: u64) {
+    let answer = push_under_passport(node, pass, A0, when);
+    assert_refused(&answer, RefusalCode::NotAuthorized);
+}
+
 #[test]
 fn a_general_push_passport_from_a_trusted_issuer_is_honoured() {
     let mut node = passport_node();
-    let pass = passport(&authority(), &peer().node_id(), "inac.push", push_profile());
+    let pass = push_passport(&authority(), &peer().node_id());
     for mode in AuthorizationMode::ALL {
         let bytes = format!("[\"{}\"]", mode.as_str());
         let answer = node.send(&peer(), &push_with(&pass, bytes.as_bytes(), mode), at(1));
@@ -348,88 +313,47 @@ fn a_general_push_passport_from_a_trusted_issuer_is_honoured() {
 fn without_a_revocation_view_a_foreign_passport_is_not_authorized() {
     let mut node = passport_node();
     node.receiver.set_revocation_view(None);
-    let pass = passport(&authority(), &peer().node_id(), "inac.push", push_profile());
-    let answer = node.send(
-        &peer(),
-        &push_with(&pass, A0, AuthorizationMode::InvitationPassport),
-        at(1),
-    );
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::NotAuthorized),
+    assert_not_authorized(
+        &mut node,
+        &push_passport(&authority(), &peer().node_id()),
+        1,
     );
 }
 
 #[test]
 fn a_stale_revocation_view_is_not_authorized() {
     let mut node = passport_node();
-    let pass = passport(&authority(), &peer().node_id(), "inac.push", push_profile());
+    let pass = push_passport(&authority(), &peer().node_id());
     // Local T_max is 300 s.
-    let push = push_with(&pass, A0, AuthorizationMode::InvitationPassport);
-    assert_answer(
-        &node.send(&peer(), &push, at(301)),
-        Operation::Refused,
-        Some(RefusalCode::NotAuthorized),
-    );
-    assert_answer(
-        &node.send(&peer(), &push, at(300)),
-        Operation::Ingested,
-        None,
-    );
+    assert_not_authorized(&mut node, &pass, 301);
+    let fresh = push_under_passport(&mut node, &pass, A0, 300);
+    assert_answer(&fresh, Operation::Ingested, None);
     // A profile may demand a fresher view than the local maximum.
-    let tight = json!({"profile": "inac-push@v1", "artifact_schemas": [BLOB], "max_revocation_staleness_seconds": 10});
+    let tight = json!({"profile": "inac-push@v1", "artifact_schemas": [BLOB],
+        "max_revocation_staleness_seconds": 10});
     let pass = passport(&authority(), &peer().node_id(), "inac.push", tight);
-    let answer = node.send(
-        &peer(),
-        &push_with(&pass, b"[]", AuthorizationMode::InvitationPassport),
-        at(11),
-    );
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::NotAuthorized),
-    );
+    let answer = push_under_passport(&mut node, &pass, b"[]", 11);
+    assert_refused(&answer, RefusalCode::NotAuthorized);
 }
 
 #[test]
 fn a_passport_in_the_revocation_view_is_not_authorized() {
     let mut node = passport_node();
-    let pass = passport(&authority(), &peer().node_id(), "inac.push", push_profile());
+    let pass = push_passport(&authority(), &peer().node_id());
     node.receiver.set_revocation_view(Some(RevocationView {
         as_of: at(0),
         revoked: BTreeSet::from([pass["passport_id"].as_str().unwrap().to_owned()]),
     }));
-    let answer = node.send(
-        &peer(),
-        &push_with(&pass, A0, AuthorizationMode::InvitationPassport),
-        at(1),
-    );
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::NotAuthorized),
-    );
+    assert_not_authorized(&mut node, &pass, 1);
 }
 
 #[test]
 fn an_untrusted_issuer_is_not_authorized() {
     let mut node = passport_node();
-    let pass = passport(
-        &other_peer(),
-        &peer().node_id(),
-        "inac.push",
-        push_profile(),
-    );
-    let answer = node.send(
-        &peer(),
-        &push_with(&pass, A0, AuthorizationMode::InvitationPassport),
-        at(1),
-    );
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::NotAuthorized),
+    assert_not_authorized(
+        &mut node,
+        &push_passport(&other_peer(), &peer().node_id()),
+        1,
     );
 }
 
@@ -437,93 +361,62 @@ fn an_untrusted_issuer_is_not_authorized() {
 fn passports_that_grant_no_inac_push_are_not_authorized() {
     let mut node = passport_node();
     let holder = peer().node_id();
-    let refuse = |node: &mut Node, pass: &Passport| {
-        let answer = node.send(
-            &peer(),
-            &push_with(pass, A0, AuthorizationMode::InvitationPassport),
-            at(1),
-        );
-        assert_answer(
-            &answer,
-            Operation::Refused,
-            Some(RefusalCode::NotAuthorized),
-        );
-    };
+    let with_profile =
+        |capability: &str, profile: Value| passport(&authority(), &holder, capability, profile);
     // A profile for another purpose (like the upstream *-present examples).
-    refuse(
-        &mut node,
-        &passport(
-            &authority(),
-            &holder,
-            "memarium-space-access",
-            json!({"profile": "memarium-space-access@v1", "artifact_schemas": [BLOB]}),
-        ),
+    let other_purpose = with_profile(
+        "memarium-space-access",
+        json!({"profile": "memarium-space-access@v1", "artifact_schemas": [BLOB]}),
     );
     // An inac-push profile for other schemas, and one with an empty schema list.
-    refuse(
-        &mut node,
-        &passport(
-            &authority(),
-            &holder,
-            "inac.push",
-            json!({"profile": "inac-push@v1", "artifact_schemas": ["agora-record.v1"]}),
-        ),
+    let other_schema = with_profile(
+        "inac.push",
+        json!({"profile": "inac-push@v1", "artifact_schemas": ["agora-record.v1"]}),
     );
-    refuse(
-        &mut node,
-        &passport(
-            &authority(),
-            &holder,
-            "inac.push",
-            json!({"profile": "inac-push@v1", "artifact_schemas": []}),
-        ),
+    let no_schema = with_profile(
+        "inac.push",
+        json!({"profile": "inac-push@v1", "artifact_schemas": []}),
     );
     // A placeholder signature.
-    let mut placeholder = passport(&authority(), &holder, "inac.push", push_profile());
+    let mut placeholder = push_passport(&authority(), &holder);
     placeholder.insert(
         "signature".into(),
         json!({"alg": "ed25519", "value": "base64url:signature"}),
     );
-    refuse(&mut node, &placeholder);
     // account_namespaces on a non-ledger passport.
-    let mut namespaces = passport(&authority(), &holder, "inac.push", push_profile());
+    let mut namespaces = push_passport(&authority(), &holder);
     namespaces.insert("account_namespaces".into(), json!(["ns"]));
     sign_passport(&authority(), &mut namespaces).unwrap();
-    refuse(&mut node, &namespaces);
     // Held by another node.
-    refuse(
-        &mut node,
-        &passport(
-            &authority(),
-            &other_peer().node_id(),
-            "inac.push",
-            push_profile(),
-        ),
-    );
+    let foreign_holder = push_passport(&authority(), &other_peer().node_id());
     // Delegated.
-    let mut delegated = passport(&authority(), &holder, "inac.push", push_profile());
+    let mut delegated = push_passport(&authority(), &holder);
     delegated.insert("issuer_delegation".into(), json!({"proxy_key": "z6Mk"}));
-    refuse(&mut node, &delegated);
+    for pass in [
+        other_purpose,
+        other_schema,
+        no_schema,
+        placeholder,
+        namespaces,
+        foreign_holder,
+        delegated,
+    ] {
+        assert_not_authorized(&mut node, &pass, 1);
+    }
     assert_eq!(node.stored_count(), 0);
 }
 
 #[test]
 fn an_expired_general_passport_is_not_authorized() {
     let mut node = passport_node();
-    let pass = passport(&authority(), &peer().node_id(), "inac.push", push_profile());
     node.receiver.set_revocation_view(Some(RevocationView {
         as_of: at(3600),
         revoked: BTreeSet::new(),
     }));
-    let answer = node.send(
-        &peer(),
-        &push_with(&pass, A0, AuthorizationMode::InvitationPassport),
-        at(3600),
-    );
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::NotAuthorized),
+    assert_not_authorized(
+        &mut node,
+        &push_passport(&authority(), &peer().node_id()),
+        3600,
     );
 }
 
@@ -546,11 +439,7 @@ fn custody_max_bytes_is_payload_too_large() {
         &push_with(&pass, &[b'x'; 100], AuthorizationMode::CustodyPassport),
         at(1),
     );
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::PayloadTooLarge),
-    );
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
     let answer = node.send(
         &peer(),
         &push_with(&pass, &[b'x'; 10], AuthorizationMode::CustodyPassport),
@@ -571,11 +460,7 @@ fn custody_max_records_is_quota_exceeded_for_a_second_distinct_artifact() {
     );
     let second = push_with(&pass, b"[]", AuthorizationMode::CustodyPassport);
     let answer = node.send(&peer(), &second, at(2));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::QuotaExceeded),
-    );
+    assert_refused(&answer, RefusalCode::QuotaExceeded);
     // The record already held under the passport does not count twice.
     assert_answer(
         &node.send(&peer(), &first, at(3)),

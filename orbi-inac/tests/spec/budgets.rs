@@ -33,7 +33,7 @@ fn a_zero_rate_budget_is_policy_denied() {
         ..BudgetRule::default()
     });
     let answer = node.send(&peer(), &inline_push(BLOB, A0, None), at(0));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::PolicyDenied));
+    assert_refused(&answer, RefusalCode::PolicyDenied);
     // The rule names pushes only: offers pass it.
     assert_answer(
         &node.send(&peer(), &offer(A0), at(0)),
@@ -60,7 +60,7 @@ fn the_third_push_in_a_minute_is_rate_limited() {
         None,
     );
     let third = node.send(&peer(), &push(2), at_ms(20_000));
-    assert_answer(&third, Operation::Refused, Some(RefusalCode::RateLimited));
+    assert_refused(&third, RefusalCode::RateLimited);
     let response = third.response().unwrap();
     assert_eq!(response.retryable, Some(true));
     assert_eq!(
@@ -88,11 +88,7 @@ fn a_budget_size_limit_is_payload_too_large() {
         ..BudgetRule::default()
     });
     let answer = node.send(&peer(), &inline_push(BLOB, &[b'x'; 100], None), at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::PayloadTooLarge),
-    );
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
     assert_answer(
         &node.send(&peer(), &inline_push(BLOB, &[b'x'; 10], None), at(0)),
         Operation::Ingested,
@@ -115,7 +111,7 @@ fn budget_lists_narrow_by_peer_schema_and_media_type() {
         None,
     );
     let answer = node.send(&other_peer(), &inline_push(BLOB, b"[]", None), at(0));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::PolicyDenied));
+    assert_refused(&answer, RefusalCode::PolicyDenied);
 }
 
 #[test]
@@ -277,7 +273,7 @@ fn the_same_key_with_another_digest_is_malformed() {
         None,
     );
     let answer = node.send(&peer(), &inline_push(BLOB, b"[]", Some("k-1")), at(1));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::Malformed));
+    assert_refused(&answer, RefusalCode::Malformed);
     assert_eq!(node.stored_count(), 1);
     // The original outcome stays recorded under the key.
     assert_answer(
@@ -299,11 +295,7 @@ fn a_repeated_key_after_handler_unavailable_is_evaluated_again() {
         .build();
     let push = inline_push(BLOB, A0, Some("k-1"));
     let first = node.send(&peer(), &push, at(0));
-    assert_answer(
-        &first,
-        Operation::Refused,
-        Some(RefusalCode::HandlerUnavailable),
-    );
+    assert_refused(&first, RefusalCode::HandlerUnavailable);
     acceptor.set(Acceptance::Keep);
     assert_answer(&node.send(&peer(), &push, at(1)), Operation::Ingested, None);
     assert_answer(&node.send(&peer(), &push, at(2)), Operation::Ingested, None);
@@ -326,10 +318,9 @@ fn a_terminal_refusal_is_replayed_for_the_same_key() {
         .build();
     let push = inline_push(BLOB, A0, Some("k-1"));
     for second in 0..3 {
-        assert_answer(
+        assert_refused(
             &node.send(&peer(), &push, at(second)),
-            Operation::Refused,
-            Some(RefusalCode::PolicyDenied),
+            RefusalCode::PolicyDenied,
         );
     }
     assert_eq!(acceptor.calls(), 1);

@@ -196,49 +196,30 @@ fn check(code: RefusalCode) -> Frame {
     answer
 }
 
-#[test]
-fn kind_not_supported() {
-    check(RefusalCode::KindNotSupported);
+/// One test per code whose scenario needs no extra assertion.
+macro_rules! code_tests {
+    ($($name:ident => $code:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check(RefusalCode::$code);
+            }
+        )+
+    };
 }
 
-#[test]
-fn kind_conflict() {
-    check(RefusalCode::KindConflict);
-}
-
-#[test]
-fn not_authorized() {
-    check(RefusalCode::NotAuthorized);
-}
-
-#[test]
-fn invitation_unknown() {
-    check(RefusalCode::InvitationUnknown);
-}
-
-#[test]
-fn invitation_expired() {
-    check(RefusalCode::InvitationExpired);
-}
-
-#[test]
-fn invitation_revoked() {
-    check(RefusalCode::InvitationRevoked);
-}
-
-#[test]
-fn invitation_scope_mismatch() {
-    check(RefusalCode::InvitationScopeMismatch);
-}
-
-#[test]
-fn payload_too_large() {
-    check(RefusalCode::PayloadTooLarge);
-}
-
-#[test]
-fn digest_mismatch() {
-    check(RefusalCode::DigestMismatch);
+code_tests! {
+    kind_not_supported => KindNotSupported,
+    kind_conflict => KindConflict,
+    not_authorized => NotAuthorized,
+    invitation_unknown => InvitationUnknown,
+    invitation_expired => InvitationExpired,
+    invitation_revoked => InvitationRevoked,
+    invitation_scope_mismatch => InvitationScopeMismatch,
+    payload_too_large => PayloadTooLarge,
+    digest_mismatch => DigestMismatch,
+    handler_unavailable => HandlerUnavailable,
+    policy_denied => PolicyDenied,
 }
 
 #[test]
@@ -248,19 +229,9 @@ fn malformed() {
 }
 
 #[test]
-fn handler_unavailable() {
-    check(RefusalCode::HandlerUnavailable);
-}
-
-#[test]
 fn operation_not_supported() {
     let answer = check(RefusalCode::OperationNotSupported);
     assert_eq!(answer.operation(), Operation::Decline);
-}
-
-#[test]
-fn policy_denied() {
-    check(RefusalCode::PolicyDenied);
 }
 
 #[test]
@@ -299,11 +270,7 @@ fn the_recent_refusal_window_keeps_sixteen() {
     let mut node = Setup::new().keep(BLOB, None).build();
     for n in 0..20u8 {
         let answer = node.send(&peer(), &inline_push(BLOB, &[n], None), at(u64::from(n)));
-        assert_answer(
-            &answer,
-            Operation::Refused,
-            Some(RefusalCode::NotAuthorized),
-        );
+        assert_refused(&answer, RefusalCode::NotAuthorized);
     }
     let window: Vec<u64> = node.receiver.recent_refusals().map(|n| n.at_ms).collect();
     assert_eq!(window.len(), orbi_inac::RECENT_REFUSALS);

@@ -170,6 +170,12 @@ pub fn assert_answer(frame: &Frame, operation: Operation, expected: Option<Refus
     }
 }
 
+/// Asserts a `refused` answer with `code`.
+#[track_caller]
+pub fn assert_refused(frame: &Frame, code: RefusalCode) {
+    assert_answer(frame, Operation::Refused, Some(code));
+}
+
 impl Node {
     pub fn send(&mut self, peer: &KeyPair, frame: &Frame, now: SystemTime) -> Frame {
         answer(self.receiver.handle(&peer.node_id(), frame, now))

@@ -351,7 +351,7 @@ fn duplicate_keys_and_oversized_frames() {
         node.receiver
             .handle_bytes(&peer().node_id(), duplicate, at(0)),
     );
-    assert_answer(&frame, Operation::Refused, Some(RefusalCode::Malformed));
+    assert_refused(&frame, RefusalCode::Malformed);
     let huge = vec![b' '; orbi_inac::MAX_FRAME_BYTES + 1];
     let error = Frame::decode(&huge).unwrap_err();
     assert!(
@@ -359,7 +359,7 @@ fn duplicate_keys_and_oversized_frames() {
         "{error}"
     );
     let frame = answer(node.receiver.handle_bytes(&peer().node_id(), &huge, at(0)));
-    assert_answer(&frame, Operation::Refused, Some(RefusalCode::Malformed));
+    assert_refused(&frame, RefusalCode::Malformed);
 }
 
 // §9.2: accepted at parse level.

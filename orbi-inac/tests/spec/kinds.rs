@@ -14,11 +14,7 @@ fn an_unknown_kind_is_refused_and_nothing_is_stored() {
     let mut node = standard();
     let answer = node.send(&peer(), &inline_push(UNKNOWN, A0, None), at(0));
     // The shape of the upstream `refused` example.
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::KindNotSupported),
-    );
+    assert_refused(&answer, RefusalCode::KindNotSupported);
     let response = answer.response().unwrap();
     assert_eq!(response.retryable, Some(false));
     assert!(response.message.as_deref().unwrap().contains(UNKNOWN));
@@ -62,7 +58,7 @@ fn two_exact_acceptors_are_a_readiness_error_and_a_forced_run_refuses_kind_confl
         .degraded()
         .build();
     let answer = node.send(&peer(), &inline_push(VENDOR, A0, None), at(0));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::KindConflict));
+    assert_refused(&answer, RefusalCode::KindConflict);
     assert_eq!(node.stored_count(), 0);
     // Unconflicted kinds still work.
     let answer = node.send(&peer(), &inline_push(BLOB, A0, None), at(0));
@@ -101,14 +97,14 @@ fn bytes_naming_another_schema_are_kind_conflict() {
         .build();
     let record = br#"{"schema":"agora-record.v1","record/id":"sha256:x"}"#;
     let answer = node.send(&peer(), &inline_push(BLOB, record, None), at(0));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::KindConflict));
+    assert_refused(&answer, RefusalCode::KindConflict);
     assert_eq!(acceptor.calls(), 0);
     // The same check runs on streamed bodies.
     let header = Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, record), "4")
         .build()
         .unwrap();
     let answer = node.stream(&peer(), &header, record, at(0));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::KindConflict));
+    assert_refused(&answer, RefusalCode::KindConflict);
     // A body that names its own schema, or none, passes.
     let own = br#"{"schema":"memarium-blob.v1"}"#;
     assert_answer(
@@ -129,11 +125,7 @@ fn an_acceptor_that_is_down_answers_handler_unavailable_retryably() {
         .accept("agora-record.v1", None, acceptor)
         .build();
     let answer = node.send(&peer(), &inline_push("agora-record.v1", A0, None), at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::HandlerUnavailable),
-    );
+    assert_refused(&answer, RefusalCode::HandlerUnavailable);
     let response = answer.response().unwrap();
     assert_eq!(response.retryable, Some(true));
     assert_eq!(response.retry_after_ms, Some(5_000));
@@ -189,7 +181,7 @@ fn an_acceptor_policy_refusal_is_passed_through() {
         .accept(BLOB, None, acceptor)
         .build();
     let answer = node.send(&peer(), &inline_push(BLOB, A0, None), at(0));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::PolicyDenied));
+    assert_refused(&answer, RefusalCode::PolicyDenied);
     assert_eq!(node.stored_count(), 0);
 }
 
@@ -208,11 +200,7 @@ fn only_a_contradicting_schema_member_of_a_json_object_is_a_kind_conflict() {
         assert_answer(&push(&mut node, body), Operation::Ingested, None);
     }
     let twice = br#"{"schema":"memarium-blob.v1","schema":"agora-record.v1"}"#;
-    assert_answer(
-        &push(&mut node, twice),
-        Operation::Refused,
-        Some(RefusalCode::KindConflict),
-    );
+    assert_refused(&push(&mut node, twice), RefusalCode::KindConflict);
     // Not probed: other media types, and bodies over the probe limit.
     let record = br#"{"schema":"agora-record.v1"}"#;
     let text = Frame::push_inline(&Descriptor::of_bytes(BLOB, "text/plain", record), record)

@@ -12,11 +12,7 @@ fn a0_bytes_with_the_digest_of_an_empty_array_is_digest_mismatch() {
     let mut value = push_a0_value();
     value["artifact"]["digest"] = json!(EMPTY_ARRAY_DIGEST);
     let answer = node.send_value(&peer(), &value, at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::DigestMismatch),
-    );
+    assert_refused(&answer, RefusalCode::DigestMismatch);
     assert_eq!(node.stored_count(), 0);
 }
 
@@ -26,11 +22,7 @@ fn three_bytes_declared_as_two_is_digest_mismatch() {
     let mut value = push_a0_value();
     value["artifact"]["bytes/base64url"] = json!("e30K");
     let answer = node.send_value(&peer(), &value, at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::DigestMismatch),
-    );
+    assert_refused(&answer, RefusalCode::DigestMismatch);
     assert_eq!(answer.correlation_id(), Some("inac-correlation:orbi-1"));
     assert_eq!(node.stored_count(), 0);
 }
@@ -63,11 +55,7 @@ fn inline_65537_bytes_are_payload_too_large() {
         "sha256:AI_8iNPJap8wdSTrNh5HxSIqiH_EX6DB-41CnFwjtDA"
     );
     let answer = node.send(&peer(), &frame, at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::PayloadTooLarge),
-    );
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
     assert_eq!(node.stored_count(), 0);
 }
 
@@ -119,11 +107,7 @@ fn one_gib_plus_one_is_payload_too_large() {
     let error = Frame::decode(&serde_json::to_vec(&value).unwrap()).unwrap_err();
     assert_eq!(error.refusal().code(), RefusalCode::PayloadTooLarge);
     let answer = node.send_value(&peer(), &value, at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::PayloadTooLarge),
-    );
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
     assert_eq!(answer.correlation_id(), Some("c-big"));
 }
 
@@ -140,11 +124,7 @@ fn a_configured_artifact_ceiling_refuses_the_header_before_the_body() {
         .unwrap();
     // The answer comes from the header alone: no body stage, nothing staged.
     let answer = answer(node.receiver.handle(&peer().node_id(), &header, at(0)));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::PayloadTooLarge),
-    );
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
     assert_eq!(node.store.staged_count(), 0);
 }
 
@@ -156,11 +136,7 @@ fn a_configured_inline_ceiling_applies() {
         .config(|c| c.inline_max_bytes = 10)
         .build();
     let answer = node.send(&peer(), &inline_push(BLOB, &[b'x'; 11], None), at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::PayloadTooLarge),
-    );
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
     let answer = node.send(&peer(), &inline_push(BLOB, &[b'x'; 10], None), at(0));
     assert_answer(&answer, Operation::Ingested, None);
 }

@@ -117,11 +117,7 @@ fn a_flipped_byte_is_digest_mismatch_with_no_acceptor_call_and_no_file() {
     let answer = node
         .receiver
         .finish_push(body.complete(BodyEnd::Finished), at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::DigestMismatch),
-    );
+    assert_refused(&answer, RefusalCode::DigestMismatch);
     assert_eq!(node.acceptor.calls(), 0);
     assert_eq!(node.staged_files(), 0);
     assert!(node.store.list().unwrap().is_empty());
@@ -135,7 +131,7 @@ fn a_body_cut_short_by_fin_is_malformed() {
     let answer = node
         .receiver
         .finish_push(body.complete(BodyEnd::Finished), at(0));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::Malformed));
+    assert_refused(&answer, RefusalCode::Malformed);
     assert_eq!(node.acceptor.calls(), 0);
     assert_eq!(node.staged_files(), 0);
 }
@@ -159,7 +155,7 @@ fn one_byte_too_many_is_malformed_and_discards_at_once() {
     let answer = node
         .receiver
         .finish_push(body.complete(BodyEnd::Finished), at(0));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::Malformed));
+    assert_refused(&answer, RefusalCode::Malformed);
     assert_eq!(node.acceptor.calls(), 0);
 }
 
@@ -209,7 +205,7 @@ fn a_stalled_body_admits_nothing() {
     let answer = node
         .receiver
         .finish_push(body.complete(BodyEnd::Stalled), at(900));
-    assert_answer(&answer, Operation::Refused, Some(RefusalCode::Malformed));
+    assert_refused(&answer, RefusalCode::Malformed);
     assert_eq!(node.staged_files(), 0);
     assert_eq!(node.acceptor.calls(), 0);
 }
@@ -223,21 +219,13 @@ fn a_sender_local_ref_is_operation_not_supported() {
     artifact.insert("artifact/ref".into(), "artifact-store:x".into());
     value.as_object_mut().unwrap().remove("transfer");
     let answer = node.send_value(&peer(), &value, at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::OperationNotSupported),
-    );
+    assert_refused(&answer, RefusalCode::OperationNotSupported);
     // An out-of-band href has no resolver here either.
     let artifact = value["artifact"].as_object_mut().unwrap();
     artifact.remove("artifact/ref");
     artifact.insert("artifact/href".into(), "https://example.org/a".into());
     let answer = node.send_value(&peer(), &value, at(0));
-    assert_answer(
-        &answer,
-        Operation::Refused,
-        Some(RefusalCode::OperationNotSupported),
-    );
+    assert_refused(&answer, RefusalCode::OperationNotSupported);
 }
 
 #[test]
