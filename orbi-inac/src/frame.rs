@@ -337,7 +337,8 @@ impl Frame {
             correlation_id: correlation_id.clone(),
             operation,
         };
-        schema_gate(&value, options).map_err(fail)?;
+        let mut value = value;
+        schema_gate(&mut value, options).map_err(fail)?;
         let order = KeyOrder::capture(&value);
         let Value::Object(mut map) = value else {
             // The schema gate demands an object.
@@ -452,7 +453,67 @@ impl Frame {
     }
 }
 
-fn schema_gate(value: &Value, options: DecodeOptions) -> Result<(), FrameError> {
+/// Where the inline payload text sits in a frame.
+const PAYLOAD_POINTER: &str = "/artifact/bytes~1base64url";
+
+/// Runs the canonical schema over `value`.
+///
+/// The inline payload text (up to ~87 000 characters) is the one member whose only schema
+/// rule, `pattern: ^[A-Za-z0-9_-]+$`, a regex engine makes expensive: it is checked here by a
+/// byte scan and stands in the document as a one-character placeholder while the validator
+/// runs, then goes back. A unit test pins the schema rule this relies on.
+fn schema_gate(value: &mut Value, options: DecodeOptions) -> Result<(), FrameError> {
+    let payload = value
+        .pointer_mut(PAYLOAD_POINTER)
+        .filter(|text| text.is_string())
+        .map(|text| std::mem::replace(text, Value::from("A")));
+    let result = validate(value, options);
+    let payload_ok = payload
+        .as_ref()
+        .and_then(Value::as_str)
+        .is_none_or(is_base64url_alphabet);
+    if let (Some(payload), Some(slot)) = (payload, value.pointer_mut(PAYLOAD_POINTER)) {
+        *slot = payload;
+    }
+    match (result, payload_ok) {
+        (result, true) => result,
+        (Err(FrameError::Schema(mut issues)), false) => {
+            issues.push(payload_pattern_issue());
+            Err(FrameError::Schema(issues))
+        }
+        (_, false) => Err(FrameError::Schema(vec![payload_pattern_issue()])),
+    }
+}
+
+/// The base64url alphabet as a lookup table.
+const BASE64URL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        byte += 1;
+    }
+    table
+};
+
+/// `^[A-Za-z0-9_-]+$`, branch-free over the bytes.
+fn is_base64url_alphabet(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .fold(true, |ok, byte| ok & BASE64URL[usize::from(byte)])
+}
+
+fn payload_pattern_issue() -> Issue {
+    Issue {
+        instance: PAYLOAD_POINTER.into(),
+        keyword: "/$defs/artifact/properties/bytes~1base64url/pattern".into(),
+        message: "bytes/base64url must match ^[A-Za-z0-9_-]+$".into(),
+    }
+}
+
+fn validate(value: &Value, options: DecodeOptions) -> Result<(), FrameError> {
     let Some(validator) = validator() else {
         return Err(FrameError::Schema(Vec::new()));
     };
@@ -593,4 +654,65 @@ fn check_push_location(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`schema_gate`] checks the payload text itself; that is only equivalent while the
+    /// canonical schema's whole rule for it is this pattern.
+    #[test]
+    fn the_payload_rule_the_gate_replicates_is_the_schema_rule() {
+        let schema = registry().get("inac-control").unwrap();
+        let mut rule = schema
+            .document
+            .pointer("/$defs/artifact/properties/bytes~1base64url")
+            .unwrap()
+            .clone();
+        rule.as_object_mut().unwrap().remove("description");
+        assert_eq!(
+            rule,
+            serde_json::json!({"type": "string", "pattern": "^[A-Za-z0-9_-]+$"})
+        );
+    }
+
+    #[test]
+    fn the_alphabet_table_matches_the_schema_pattern() {
+        for byte in 0..=255u8 {
+            let text = [byte];
+            let text = std::str::from_utf8(&text).unwrap_or("é");
+            assert_eq!(
+                is_base64url_alphabet(text),
+                orbi_types::b64::is_base64url_alphabet(text),
+                "{byte}"
+            );
+        }
+        assert!(!is_base64url_alphabet(""));
+        assert!(is_base64url_alphabet("e30-_Z9"));
+    }
+
+    #[test]
+    fn a_bad_payload_text_is_reported_with_other_issues_and_restored() {
+        let mut value = serde_json::json!({"schema": "inac-control.v1", "operation": "push",
+            "artifact": {"schema": "x", "content/type": "y", "artifact/id": "z",
+                "digest": "sha256:RBNvo1WzZ4oRRq0W9-hknpT7T8If536DEMBg9hyq_4o",
+                "size/bytes": 2, "bytes/base64url": "e30="}, "extra": 1});
+        let Err(FrameError::Schema(issues)) = schema_gate(&mut value, DecodeOptions::default())
+        else {
+            panic!("two issues expected")
+        };
+        let at: Vec<&str> = issues.iter().map(|i| i.instance.as_str()).collect();
+        assert!(at.contains(&PAYLOAD_POINTER) && at.contains(&""), "{at:?}");
+        assert_eq!(value.pointer(PAYLOAD_POINTER), Some(&Value::from("e30=")));
+        value.as_object_mut().unwrap().remove("extra");
+        let Err(FrameError::Schema(issues)) = schema_gate(&mut value, DecodeOptions::default())
+        else {
+            panic!("one issue expected")
+        };
+        assert_eq!(issues, vec![payload_pattern_issue()]);
+        value["artifact"]["bytes/base64url"] = Value::from("e30");
+        assert!(schema_gate(&mut value, DecodeOptions::default()).is_ok());
+        assert_eq!(value.pointer(PAYLOAD_POINTER), Some(&Value::from("e30")));
+    }
 }
