@@ -11,6 +11,9 @@
 //!   renamed, directory fsynced; one SQLite row committed with `synchronous=FULL`).
 //! - `inline-relaxed`: the same with [`Durability::Relaxed`] on both sides (no fsync, SQLite
 //!   `synchronous=NORMAL`).
+//! - `inline-ledger`: 1 KiB inline pushes taken by an acceptor (no object file) with a relaxed
+//!   [`SqliteLedger`] vs decoding, hashing and committing one SQLite row (`synchronous=NORMAL`):
+//!   the receiver's bookkeeping without the per-object file.
 //! - `stream-body`: a 256 MiB stream body fed in 1 MiB chunks through [`IncomingBody`] into
 //!   [`FsStore`] and admitted vs sha256 over the same chunks written to a file and fsynced.
 
@@ -179,6 +182,60 @@ fn bench_inline_memory() {
     );
 }
 
+fn bench_inline_ledger() {
+    let (key, peer) = node_ids();
+    let pushes = inline_pushes(5000);
+    let taken = KindRegistry::builder()
+        .accept("vendor.blob.v1", None, |_: &orbi_inac::Delivery<'_>| {
+            orbi_inac::Acceptance::Taken
+        })
+        .build()
+        .expect("one registration");
+    let (ours, baseline) = compare(
+        || {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let ledger =
+                SqliteLedger::open_with(dir.path().join("inac.sqlite"), Durability::Relaxed)
+                    .expect("ledger");
+            let mut receiver = Receiver::new(
+                key.clone(),
+                config(&peer),
+                taken.clone(),
+                MemoryStore::new(),
+                ledger,
+            );
+            push_all(&mut receiver, &peer, &pushes)
+        },
+        || {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let db = rusqlite::Connection::open(dir.path().join("raw.sqlite")).expect("db");
+            db.pragma_update(None, "journal_mode", "WAL").expect("wal");
+            db.pragma_update(None, "synchronous", "NORMAL")
+                .expect("normal");
+            db.execute_batch("CREATE TABLE t (digest TEXT PRIMARY KEY, size INTEGER)")
+                .expect("table");
+            let start = Instant::now();
+            for (bytes, frame) in &pushes {
+                black_box(Frame::decode(frame).expect("valid"));
+                let digest = Sha256Digest::of(bytes);
+                db.execute(
+                    "INSERT INTO t VALUES (?1, ?2)",
+                    rusqlite::params![digest.as_str(), bytes.len() as i64],
+                )
+                .expect("insert");
+            }
+            start.elapsed()
+        },
+    );
+    report(
+        "inline-ledger",
+        ours,
+        baseline,
+        " pushes/s",
+        pushes.len() as f64,
+    );
+}
+
 fn sync_dir(dir: &Path) {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -304,13 +361,14 @@ fn bench_stream_body() {
 
 fn main() {
     let only = std::env::args().nth(1).filter(|arg| !arg.starts_with('-'));
-    let benches: [(&str, fn()); 5] = [
+    let benches: [(&str, fn()); 6] = [
         ("decode", bench_decode),
         ("inline-memory", bench_inline_memory),
         ("inline-durable", || bench_inline_durable(Durability::Full)),
         ("inline-relaxed", || {
             bench_inline_durable(Durability::Relaxed)
         }),
+        ("inline-ledger", bench_inline_ledger),
         ("stream-body", bench_stream_body),
     ];
     for (name, bench) in benches {

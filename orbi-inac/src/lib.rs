@@ -77,8 +77,50 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Nothing in this crate depends on an async runtime or on QUIC; the transport is a thin
-//! adapter over [`Receiver`].
+//! # Driving the receiver from a transport
+//!
+//! Nothing in this crate depends on an async runtime or on QUIC; a transport is a thin adapter:
+//!
+//! 1. Read one length-prefixed control frame (at most [`MAX_FRAME_BYTES`]) and pass it with
+//!    the peer's authenticated node id and the current time to [`Receiver::handle_bytes`].
+//! 2. [`Handled::Answer`]: send it and end the exchange. For a stream-mode push
+//!    ([`Frame::is_stream_push`]) the header was refused (or the artifact is already held)
+//!    before any body byte was read: stop the sender instead of reading.
+//! 3. [`Handled::ReadBody`]: read exactly [`IncomingBody::remaining`] bytes in bounded chunks
+//!    into [`IncomingBody::write`] (hashing and staging happen there; a failed write means
+//!    stop reading), then [`IncomingBody::complete`] with how the stream ended and hand the
+//!    result to [`Receiver::finish_push`]. Dropping an [`IncomingBody`] anywhere (cancelled
+//!    task, lost connection) removes the staged bytes.
+//! 4. [`Handled::Serve`]: send [`ServeArtifact::push_frame`] and, in stream mode, the body
+//!    from [`Receiver::store`].
+//! 5. [`Handled::NoAnswer`]: a response frame arrived as an initiating one; send nothing.
+//!
+//! [`Receiver`] is `Send` and takes `&mut self`: share it behind a mutex. Body writes and
+//! [`IncomingBody::complete`] (which fsyncs) need no receiver, so a slow body never holds the
+//! lock; header evaluation and [`Receiver::finish_push`] are short.
+//!
+//! # Decisions where the spec leaves room
+//!
+//! - A passport under `authorization` is always verified, even from an allowlisted peer; the
+//!   passport's `capability_id` (not `authorization.mode`) picks the checks. Allowlisted
+//!   peers may offer and may push without a passport; with
+//!   [`ReceiverConfig::open_offer_intake`] others may offer too.
+//! - Invitations are issued lazily: the operator's accept is only a ledger decision (a tool
+//!   without the node key can record it), and the next matching offer gets a passport signed
+//!   then, valid for [`ReceiverConfig::invitation_ttl_seconds`]. One that lapses unused sends
+//!   the next offer back to the operator. Invitations also bind the offered digest.
+//! - General and custody passports must come from [`ReceiverConfig::trusted_issuers`] (or
+//!   this node) and need a fresh [`RevocationView`]; for passports this node issued, its own
+//!   ledger is the revocation view.
+//! - Pushes that never delivered a body properly (short, long, interrupted, stalled,
+//!   unstageable) are logged but not recorded under their idempotency key: a retry is
+//!   evaluated afresh. Every other push outcome is, and terminal ones are replayed.
+//! - A JSON body (up to [`ReceiverConfig::kind_probe_max_bytes`]) whose top-level `schema`
+//!   contradicts its descriptor is `kind-conflict`; a stream header for an artifact already
+//!   held is answered `already-present` before the body.
+//! - A `request` is served to the node that delivered the artifact and to
+//!   [`ReceiverConfig::request_peers`]; anyone else reads `not-authorized` whether or not the
+//!   artifact exists.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -15,9 +15,11 @@ use crate::{Descriptor, passport::IssuedPassport, store::Durability};
 
 const SCHEMA_VERSION: i64 = 1;
 
+/// Rows are never deleted, so plain `INTEGER PRIMARY KEY` ids only grow (no AUTOINCREMENT:
+/// it costs a write to `sqlite_sequence` on every insert).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS transfers (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,
     peer TEXT NOT NULL,
     operation TEXT,
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (peer, key)
 );
 CREATE TABLE IF NOT EXISTS artifacts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     schema TEXT NOT NULL, content_type TEXT NOT NULL, artifact_id TEXT NOT NULL,
     digest TEXT NOT NULL, size_bytes INTEGER NOT NULL,
     source_peer TEXT NOT NULL,
@@ -49,7 +51,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
     UNIQUE (schema, digest)
 );
 CREATE TABLE IF NOT EXISTS offers (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     peer TEXT NOT NULL,
     schema TEXT NOT NULL, content_type TEXT NOT NULL, artifact_id TEXT NOT NULL,
     digest TEXT NOT NULL, size_bytes INTEGER NOT NULL,
@@ -212,6 +214,7 @@ impl SqliteLedger {
 
     fn init(connection: Connection, durability: Durability) -> Result<Self, LedgerError> {
         connection.busy_timeout(Duration::from_secs(5))?;
+        connection.set_prepared_statement_cache_capacity(32);
         connection.pragma_update(None, "journal_mode", "WAL")?;
         let synchronous = match durability {
             Durability::Full => "FULL",
@@ -236,85 +239,85 @@ impl Ledger for SqliteLedger {
         let tx = self.connection.transaction()?;
         if let Some(t) = &entry.transfer {
             let d = t.descriptor.as_ref();
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO transfers (at_ms, peer, operation, correlation_id, idempotency_key, \
                  schema, content_type, artifact_id, digest, size_bytes, admission_id, answer, \
                  refusal_code, note) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    t.at_ms,
-                    t.peer.as_str(),
-                    t.operation.map(|op| op.as_str()),
-                    t.correlation_id,
-                    t.idempotency_key,
-                    d.map(|d| d.schema.as_str()),
-                    d.map(|d| d.content_type.as_str()),
-                    d.map(|d| d.artifact_id.as_str()),
-                    d.map(|d| d.digest.as_str()),
-                    d.map(|d| d.size_bytes),
-                    t.admission_id.as_ref().map(Sha256Digest::as_str),
-                    t.answer.as_str(),
-                    t.refusal_code.map(|code| code.as_str()),
-                    t.note,
-                ],
-            )?;
+            )?
+            .execute(params![
+                t.at_ms,
+                t.peer.as_str(),
+                t.operation.map(|op| op.as_str()),
+                t.correlation_id,
+                t.idempotency_key,
+                d.map(|d| d.schema.as_str()),
+                d.map(|d| d.content_type.as_str()),
+                d.map(|d| d.artifact_id.as_str()),
+                d.map(|d| d.digest.as_str()),
+                d.map(|d| d.size_bytes),
+                t.admission_id.as_ref().map(Sha256Digest::as_str),
+                t.answer.as_str(),
+                t.refusal_code.map(|code| code.as_str()),
+                t.note,
+            ])?;
             if let Some((key, record)) = &entry.idempotency {
                 let d = &record.descriptor;
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT OR REPLACE INTO idempotency (peer, key, schema, content_type, \
                      artifact_id, digest, size_bytes, answer, refusal_code, message) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        t.peer.as_str(),
-                        key,
-                        d.schema,
-                        d.content_type,
-                        d.artifact_id,
-                        d.digest.as_str(),
-                        d.size_bytes,
-                        record.outcome.answer.as_str(),
-                        record.outcome.refusal_code.map(|code| code.as_str()),
-                        record.outcome.message,
-                    ],
-                )?;
-            }
-        }
-        if let Some(held) = &entry.admitted {
-            let d = &held.descriptor;
-            tx.execute(
-                "INSERT OR IGNORE INTO artifacts (schema, content_type, artifact_id, digest, \
-                 size_bytes, source_peer, kept, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
+                )?
+                .execute(params![
+                    t.peer.as_str(),
+                    key,
                     d.schema,
                     d.content_type,
                     d.artifact_id,
                     d.digest.as_str(),
                     d.size_bytes,
-                    held.source_peer.as_str(),
-                    held.kept,
-                    held.at_ms,
-                ],
-            )?;
+                    record.outcome.answer.as_str(),
+                    record.outcome.refusal_code.map(|code| code.as_str()),
+                    record.outcome.message,
+                ])?;
+            }
+        }
+        if let Some(held) = &entry.admitted {
+            let d = &held.descriptor;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO artifacts (schema, content_type, artifact_id, digest, \
+                 size_bytes, source_peer, kept, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                d.schema,
+                d.content_type,
+                d.artifact_id,
+                d.digest.as_str(),
+                d.size_bytes,
+                held.source_peer.as_str(),
+                held.kept,
+                held.at_ms,
+            ])?;
         }
         if let Some((passport_id, used)) = &entry.consumed_invitation {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE invitations SET consumed_peer = ?2, consumed_key = ?3, \
                  consumed_digest = ?4, consumed_at_ms = ?5 \
                  WHERE passport_id = ?1 AND consumed_at_ms IS NULL",
-                params![
-                    passport_id,
-                    used.peer.as_str(),
-                    used.idempotency_key,
-                    used.digest.as_str(),
-                    used.at_ms,
-                ],
-            )?;
+            )?
+            .execute(params![
+                passport_id,
+                used.peer.as_str(),
+                used.idempotency_key,
+                used.digest.as_str(),
+                used.at_ms,
+            ])?;
         }
         if let Some((passport_id, schema, digest)) = &entry.custody_use {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO custody (passport_id, schema, digest) VALUES (?1, ?2, ?3)",
-                params![passport_id, schema, digest.as_str()],
-            )?;
+            )?
+            .execute(params![passport_id, schema, digest.as_str()])?;
         }
         tx.commit()?;
         Ok(())
@@ -327,19 +330,18 @@ impl Ledger for SqliteLedger {
     ) -> Result<Option<IdempotencyRecord>, LedgerError> {
         let row = self
             .connection
-            .query_row(
+            .prepare_cached(
                 "SELECT schema, content_type, artifact_id, digest, size_bytes, answer, \
                  refusal_code, message FROM idempotency WHERE peer = ?1 AND key = ?2",
-                params![peer.as_str(), key],
-                |row| {
-                    Ok((
-                        descriptor_at(row, 0)?,
-                        row.get::<_, String>(5)?,
-                        row.get::<_, Option<String>>(6)?,
-                        row.get::<_, String>(7)?,
-                    ))
-                },
-            )
+            )?
+            .query_row(params![peer.as_str(), key], |row| {
+                Ok((
+                    descriptor_at(row, 0)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, Option<String>>(6)?,
+                    row.get::<_, String>(7)?,
+                ))
+            })
             .optional()?;
         row.map(|(descriptor, answer, code, message)| {
             Ok(IdempotencyRecord {
@@ -360,11 +362,10 @@ impl Ledger for SqliteLedger {
         digest: &Sha256Digest,
     ) -> Result<Option<HeldArtifact>, LedgerError> {
         self.connection
-            .query_row(
-                &format!("SELECT {HELD_COLUMNS} FROM artifacts WHERE schema = ?1 AND digest = ?2"),
-                params![schema, digest.as_str()],
-                held_row,
-            )
+            .prepare_cached(&format!(
+                "SELECT {HELD_COLUMNS} FROM artifacts WHERE schema = ?1 AND digest = ?2"
+            ))?
+            .query_row(params![schema, digest.as_str()], held_row)
             .optional()?
             .map(held_from)
             .transpose()
@@ -372,12 +373,12 @@ impl Ledger for SqliteLedger {
 
     fn find_held(&self, query: &ArtifactQuery<'_>) -> Result<Option<HeldArtifact>, LedgerError> {
         self.connection
-            .query_row(
-                &format!(
-                    "SELECT {HELD_COLUMNS} FROM artifacts WHERE schema = ?1 AND content_type = ?2 \
+            .prepare_cached(&format!(
+                "SELECT {HELD_COLUMNS} FROM artifacts WHERE schema = ?1 AND content_type = ?2 \
                      AND (?3 IS NULL OR artifact_id = ?3) AND (?4 IS NULL OR digest = ?4) \
                      ORDER BY seq DESC LIMIT 1"
-                ),
+            ))?
+            .query_row(
                 params![
                     query.schema,
                     query.content_type,
@@ -392,7 +393,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn held_artifacts(&self) -> Result<Vec<HeldArtifact>, LedgerError> {
-        let mut statement = self.connection.prepare(&format!(
+        let mut statement = self.connection.prepare_cached(&format!(
             "SELECT {HELD_COLUMNS} FROM artifacts ORDER BY seq"
         ))?;
         let rows = statement
@@ -402,7 +403,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn recent_transfers(&self, limit: usize) -> Result<Vec<TransferRecord>, LedgerError> {
-        let mut statement = self.connection.prepare(
+        let mut statement = self.connection.prepare_cached(
             "SELECT at_ms, peer, operation, correlation_id, idempotency_key, schema, \
              content_type, artifact_id, digest, size_bytes, answer, refusal_code, note, \
              admission_id FROM transfers ORDER BY id DESC LIMIT ?1",
@@ -451,10 +452,12 @@ impl Ledger for SqliteLedger {
         correlation_id: Option<&str>,
         at_ms: u64,
     ) -> Result<u64, LedgerError> {
-        self.connection.execute(
-            "INSERT INTO offers (peer, schema, content_type, artifact_id, digest, size_bytes, \
+        self.connection
+            .prepare_cached(
+                "INSERT INTO offers (peer, schema, content_type, artifact_id, digest, size_bytes, \
              correlation_id, created_at_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+            )?
+            .execute(params![
                 peer.as_str(),
                 descriptor.schema,
                 descriptor.content_type,
@@ -464,8 +467,7 @@ impl Ledger for SqliteLedger {
                 correlation_id,
                 at_ms,
                 OfferState::Pending.as_str(),
-            ],
-        )?;
+            ])?;
         unsigned(self.connection.last_insert_rowid(), "offer id")
     }
 
@@ -475,12 +477,12 @@ impl Ledger for SqliteLedger {
         descriptor: &Descriptor,
     ) -> Result<Option<OfferRecord>, LedgerError> {
         self.connection
-            .query_row(
-                &format!(
-                    "SELECT {OFFER_COLUMNS} FROM offers WHERE peer = ?1 AND schema = ?2 \
+            .prepare_cached(&format!(
+                "SELECT {OFFER_COLUMNS} FROM offers WHERE peer = ?1 AND schema = ?2 \
                      AND content_type = ?3 AND artifact_id = ?4 AND digest = ?5 \
                      AND size_bytes = ?6 ORDER BY id DESC LIMIT 1"
-                ),
+            ))?
+            .query_row(
                 params![
                     peer.as_str(),
                     descriptor.schema,
@@ -497,21 +499,22 @@ impl Ledger for SqliteLedger {
     }
 
     fn pending_offer_count(&self, peer: Option<&NodeId>) -> Result<u64, LedgerError> {
-        let count: i64 = self.connection.query_row(
-            "SELECT COUNT(*) FROM offers WHERE (?1 IS NULL OR peer = ?1) AND state = ?2",
-            params![peer.map(NodeId::as_str), OfferState::Pending.as_str()],
-            |row| row.get(0),
-        )?;
+        let count: i64 = self
+            .connection
+            .prepare_cached(
+                "SELECT COUNT(*) FROM offers WHERE (?1 IS NULL OR peer = ?1) AND state = ?2",
+            )?
+            .query_row(
+                params![peer.map(NodeId::as_str), OfferState::Pending.as_str()],
+                |row| row.get(0),
+            )?;
         unsigned(count, "count")
     }
 
     fn offer(&self, id: u64) -> Result<Option<OfferRecord>, LedgerError> {
         self.connection
-            .query_row(
-                &format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = ?1"),
-                params![id],
-                offer_row,
-            )
+            .prepare_cached(&format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = ?1"))?
+            .query_row(params![id], offer_row)
             .optional()?
             .map(OfferRow::into_record)
             .transpose()
@@ -520,7 +523,7 @@ impl Ledger for SqliteLedger {
     fn offers(&self) -> Result<Vec<OfferRecord>, LedgerError> {
         let mut statement = self
             .connection
-            .prepare(&format!("SELECT {OFFER_COLUMNS} FROM offers ORDER BY id"))?;
+            .prepare_cached(&format!("SELECT {OFFER_COLUMNS} FROM offers ORDER BY id"))?;
         let rows = statement
             .query_map([], offer_row)?
             .collect::<Result<Vec<_>, _>>()?;
@@ -534,10 +537,16 @@ impl Ledger for SqliteLedger {
         at_ms: u64,
     ) -> Result<OfferRecord, LedgerError> {
         let wanted = OfferState::decided(accept);
-        self.connection.execute(
-            "UPDATE offers SET state = ?2, decided_at_ms = ?3 WHERE id = ?1 AND state = ?4",
-            params![id, wanted.as_str(), at_ms, OfferState::Pending.as_str()],
-        )?;
+        self.connection
+            .prepare_cached(
+                "UPDATE offers SET state = ?2, decided_at_ms = ?3 WHERE id = ?1 AND state = ?4",
+            )?
+            .execute(params![
+                id,
+                wanted.as_str(),
+                at_ms,
+                OfferState::Pending.as_str()
+            ])?;
         let offer = self.offer(id)?.ok_or(LedgerError::UnknownOffer(id))?;
         if offer.state != wanted {
             return Err(LedgerError::OfferDecided {
@@ -550,31 +559,30 @@ impl Ledger for SqliteLedger {
 
     fn insert_invitation(&mut self, invitation: &InvitationRecord) -> Result<(), LedgerError> {
         let tx = self.connection.transaction()?;
-        let linked = tx.execute(
-            "UPDATE offers SET invitation_id = ?2 WHERE id = ?1",
-            params![invitation.offer_id, invitation.passport_id],
-        )?;
+        let linked = tx
+            .prepare_cached("UPDATE offers SET invitation_id = ?2 WHERE id = ?1")?
+            .execute(params![invitation.offer_id, invitation.passport_id])?;
         if linked == 0 {
             return Err(LedgerError::UnknownOffer(invitation.offer_id));
         }
         let used = invitation.consumed.as_ref();
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO invitations (passport_id, offer_id, peer, passport, issued_at_ms, \
              expires_at_ms, consumed_peer, consumed_key, consumed_digest, consumed_at_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                invitation.passport_id,
-                invitation.offer_id,
-                invitation.peer.as_str(),
-                invitation.passport.to_json(),
-                invitation.issued_at_ms,
-                invitation.expires_at_ms,
-                used.map(|u| u.peer.as_str()),
-                used.and_then(|u| u.idempotency_key.as_deref()),
-                used.map(|u| u.digest.as_str()),
-                used.map(|u| u.at_ms),
-            ],
-        )?;
+        )?
+        .execute(params![
+            invitation.passport_id,
+            invitation.offer_id,
+            invitation.peer.as_str(),
+            invitation.passport.to_json(),
+            invitation.issued_at_ms,
+            invitation.expires_at_ms,
+            used.map(|u| u.peer.as_str()),
+            used.and_then(|u| u.idempotency_key.as_deref()),
+            used.map(|u| u.digest.as_str()),
+            used.map(|u| u.at_ms),
+        ])?;
         tx.commit()?;
         Ok(())
     }
@@ -593,25 +601,24 @@ impl Ledger for SqliteLedger {
         );
         let row: Option<InvitationRow> = self
             .connection
-            .query_row(
+            .prepare_cached(
                 "SELECT offer_id, peer, passport, issued_at_ms, expires_at_ms, consumed_peer, \
                  consumed_key, consumed_digest, consumed_at_ms FROM invitations \
                  WHERE passport_id = ?1",
-                params![passport_id],
-                |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                        row.get(7)?,
-                        row.get(8)?,
-                    ))
-                },
-            )
+            )?
+            .query_row(params![passport_id], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
+                    row.get(8)?,
+                ))
+            })
             .optional()?;
         let Some((offer_id, peer, passport, issued, expires, c_peer, c_key, c_digest, c_at)) = row
         else {
@@ -643,21 +650,19 @@ impl Ledger for SqliteLedger {
     }
 
     fn revoke(&mut self, passport_id: &str, at_ms: u64) -> Result<(), LedgerError> {
-        self.connection.execute(
-            "INSERT OR IGNORE INTO revocations (passport_id, at_ms) VALUES (?1, ?2)",
-            params![passport_id, at_ms],
-        )?;
+        self.connection
+            .prepare_cached(
+                "INSERT OR IGNORE INTO revocations (passport_id, at_ms) VALUES (?1, ?2)",
+            )?
+            .execute(params![passport_id, at_ms])?;
         Ok(())
     }
 
     fn is_revoked(&self, passport_id: &str) -> Result<bool, LedgerError> {
         Ok(self
             .connection
-            .query_row(
-                "SELECT 1 FROM revocations WHERE passport_id = ?1",
-                params![passport_id],
-                |_| Ok(()),
-            )
+            .prepare_cached("SELECT 1 FROM revocations WHERE passport_id = ?1")?
+            .query_row(params![passport_id], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -668,12 +673,15 @@ impl Ledger for SqliteLedger {
         schema: &str,
         digest: &Sha256Digest,
     ) -> Result<(u64, bool), LedgerError> {
-        let (count, holds): (i64, i64) = self.connection.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(schema = ?2 AND digest = ?3), 0) FROM custody \
+        let (count, holds): (i64, i64) = self
+            .connection
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(schema = ?2 AND digest = ?3), 0) FROM custody \
              WHERE passport_id = ?1",
-            params![passport_id, schema, digest.as_str()],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
+            )?
+            .query_row(params![passport_id, schema, digest.as_str()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
         Ok((unsigned(count, "count")?, holds > 0))
     }
 }

@@ -352,19 +352,17 @@ impl Receiver {
         }
     }
 
-    /// Steps 8–10 for verified bytes. State that may have changed while a body was in flight
-    /// (the key answered, the invitation used, the artifact admitted) is checked again.
+    /// Steps 8–10 for verified bytes. For a streamed body, state that may have changed while
+    /// it was in flight (the key answered, the invitation used) is checked again first.
     fn admit(&mut self, ticket: Ticket, body: VerifiedBody, now_ms: u64) -> Frame {
-        if let Err(Stop(verdict)) = self.replay(&ticket.exchange, &ticket.descriptor) {
-            return self.conclude(&ticket.exchange, verdict, LedgerEntry::default(), now_ms);
-        }
-        if let Err(refusal) = self.invitation_still_usable(&ticket) {
-            return self.conclude(
-                &ticket.exchange,
-                Verdict::Refuse(refusal),
-                LedgerEntry::default(),
-                now_ms,
-            );
+        if let VerifiedBody::Staged(_) = body {
+            if let Err(Stop(verdict)) = self.replay(&ticket.exchange, &ticket.descriptor) {
+                return self.conclude(&ticket.exchange, verdict, LedgerEntry::default(), now_ms);
+            }
+            if let Err(refusal) = self.invitation_still_usable(&ticket) {
+                let verdict = Verdict::Refuse(refusal);
+                return self.conclude(&ticket.exchange, verdict, LedgerEntry::default(), now_ms);
+            }
         }
         match self.held_already(&ticket.descriptor) {
             Ok(true) => return self.settle(ticket, Verdict::AlreadyPresent, Some(false), now_ms),
