@@ -29,6 +29,7 @@ use crate::{
     budget::{BudgetRule, Budgets},
     ledger::{Ledger, LedgerEntry, LedgerError, OfferRecord, TransferRecord},
     store::Store,
+    verdict::bounded_message,
 };
 
 /// How many refusals [`Receiver::recent_refusals`] keeps (spec §7).
@@ -356,9 +357,12 @@ impl Receiver {
         mut effects: LedgerEntry,
         now_ms: u64,
     ) -> Frame {
+        // Messages can quote peer-chosen text (ids, refs); the log keeps what the answer keeps.
         let note = match &verdict {
-            Verdict::Decline(refusal) | Verdict::Refuse(refusal) => refusal.message().to_owned(),
-            Verdict::Defer(deferral) => deferral.message.clone(),
+            Verdict::Decline(refusal) | Verdict::Refuse(refusal) => {
+                bounded_message(refusal.message())
+            }
+            Verdict::Defer(deferral) => bounded_message(&deferral.message),
             _ => String::new(),
         };
         effects.transfer = Some(TransferRecord {

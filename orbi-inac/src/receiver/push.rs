@@ -16,7 +16,7 @@ use crate::{
     Descriptor, Frame, Payload, Refusal, Verdict,
     budget::BudgetSubject,
     kinds::{Acceptance, Delivery, DeliveryBody, KindMatch},
-    ledger::{HeldArtifact, IdempotencyRecord, LedgerEntry, RecordedOutcome},
+    ledger::{Consumption, HeldArtifact, IdempotencyRecord, LedgerEntry, RecordedOutcome},
     store::{StagedBody, stage_bytes},
 };
 
@@ -26,6 +26,18 @@ pub(crate) struct Ticket {
     pub exchange: Exchange,
     pub descriptor: Descriptor,
     pub authority: Authority,
+}
+
+impl Ticket {
+    /// The use of a single-use invitation this transfer makes at `now_ms`.
+    fn consumption(&self, now_ms: u64) -> Consumption {
+        Consumption {
+            peer: self.exchange.peer.clone(),
+            idempotency_key: self.exchange.idempotency_key.clone(),
+            digest: self.descriptor.digest.clone(),
+            at_ms: now_ms,
+        }
+    }
 }
 
 /// Verified bytes, in memory (inline) or staged (stream).
@@ -141,7 +153,13 @@ impl Receiver {
             }
             Some(Payload::Stream { .. }) => self.begin_body(ticket, now_ms),
             Some(Payload::Reference(reference)) => {
-                let scheme = reference.split(':').next().unwrap_or_default();
+                let scheme: String = reference
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(32)
+                    .collect();
                 let refusal = Refusal::new(
                     RefusalCode::OperationNotSupported,
                     format!(
@@ -432,17 +450,10 @@ impl Receiver {
             .ledger
             .invitation(passport_id)
             .map_err(|e| Self::ledger_unavailable(&e))?;
-        let used_by_other = record.and_then(|r| r.consumed).is_some_and(|used| {
-            !used.same_transfer(
-                &PushClaim {
-                    peer: &ticket.exchange.peer,
-                    descriptor: &ticket.descriptor,
-                    idempotency_key: ticket.exchange.idempotency_key.as_deref(),
-                    now_ms: 0,
-                }
-                .consumption(),
-            )
-        });
+        let this_transfer = ticket.consumption(0);
+        let used_by_other = record
+            .and_then(|r| r.consumed)
+            .is_some_and(|used| !used.same_transfer(&this_transfer));
         if used_by_other {
             return Err(Refusal::new(
                 RefusalCode::InvitationRevoked,
@@ -468,19 +479,23 @@ impl Receiver {
                 serde_json::from_reader(reader.take(self.config.kind_probe_max_bytes)).ok()?
             }
         };
+        // The artifact's own text is not echoed: it is payload.
         let conflict = match probe.0.as_slice() {
-            [] => None,
-            [serde_json::Value::String(inner)] if *inner != descriptor.schema => {
-                Some(format!("the artifact says schema {inner:?}"))
-            }
-            [_] => None,
+            [] => false,
+            [serde_json::Value::String(inner)] => *inner != descriptor.schema,
+            [_] => false,
             // A repeated member is ambiguous: parsers disagree on which one counts.
-            _ => Some("the artifact repeats its schema member".to_owned()),
-        }?;
-        Some(Refusal::new(
-            RefusalCode::KindConflict,
-            format!("{conflict} but was pushed as {:?}", descriptor.schema),
-        ))
+            _ => true,
+        };
+        conflict.then(|| {
+            Refusal::new(
+                RefusalCode::KindConflict,
+                format!(
+                    "the artifact's own schema member contradicts the pushed schema {:?}",
+                    descriptor.schema
+                ),
+            )
+        })
     }
 
     /// Concludes a push outcome from step 8 on: records it under the idempotency key and, on
@@ -493,6 +508,7 @@ impl Receiver {
         kept: Option<bool>,
         now_ms: u64,
     ) -> Frame {
+        let consumption = ticket.consumption(now_ms);
         let Ticket {
             exchange,
             descriptor,
@@ -517,17 +533,11 @@ impl Receiver {
                 kept: kept.unwrap_or(false),
                 at_ms: now_ms,
             });
-            let claim = PushClaim {
-                peer: &exchange.peer,
-                descriptor: &descriptor,
-                idempotency_key: exchange.idempotency_key.as_deref(),
-                now_ms,
-            };
             match &authority {
                 Authority::Invitation {
                     passport_id,
                     single_use: true,
-                } => effects.consumed_invitation = Some((passport_id.clone(), claim.consumption())),
+                } => effects.consumed_invitation = Some((passport_id.clone(), consumption)),
                 Authority::Custody { passport_id } => {
                     effects.custody_use = Some((
                         passport_id.clone(),

@@ -266,3 +266,18 @@ fn a_stream_header_for_a_held_artifact_is_answered_before_the_body() {
     assert_answer(&answer, Operation::AlreadyPresent, None);
     assert_eq!(node.store.staged_count(), 0);
 }
+
+#[test]
+fn peer_chosen_text_in_refusals_is_bounded_in_the_answer_and_the_log() {
+    let mut node = standard();
+    let mut value = push_a0_value();
+    let artifact = value["artifact"].as_object_mut().unwrap();
+    artifact.remove("bytes/base64url");
+    artifact.insert("artifact/ref".into(), "x".repeat(200_000).into());
+    value.as_object_mut().unwrap().remove("transfer");
+    let answer = node.send_value(&peer(), &value, at(0));
+    assert_refused(&answer, RefusalCode::OperationNotSupported);
+    assert!(answer.response().unwrap().message.as_ref().unwrap().len() <= 1024);
+    let logged = &node.receiver.ledger().recent_transfers(1).unwrap()[0];
+    assert!(logged.note.chars().count() <= 1024, "{}", logged.note.len());
+}
