@@ -140,7 +140,7 @@ pub use budget::BudgetRule;
 pub use descriptor::Descriptor;
 pub use frame::{
     AuthorizationMode, DecodeError, DecodeOptions, Frame, FrameAuthorization, FrameBuilder,
-    FrameError, MAX_FRAME_BYTES, Payload, RuleViolation,
+    FrameError, MAX_FRAME_BYTES, OFFER_REF_PREFIX, Payload, RuleViolation, STREAM_REF_PREFIX,
 };
 pub use kinds::{
     Acceptance, Acceptor, Delivery, KindConflicts, KindKey, KindMatch, KindRegistry,
