@@ -1,0 +1,272 @@
+//! Builders for the initiating operations, and answer frames from verdicts.
+
+use orbi_types::{
+    InacControl, KeyOrder, Sha256Digest, b64,
+    inac::{InacControlTag, Operation, Response},
+};
+use serde_json::{Map, Value};
+
+use super::{
+    AuthorizationMode, DecodeError, DecodeOptions, Frame, FrameAuthorization, OFFER_REF_PREFIX,
+    STREAM_REF_PREFIX, is_token,
+};
+use crate::{Descriptor, Verdict, verdict::bounded_message};
+
+/// Builds an initiating frame. [`FrameBuilder::build`] runs the same checks as
+/// [`Frame::decode`], so a built frame is always valid.
+///
+/// ```
+/// use orbi_inac::{Descriptor, Frame};
+///
+/// let bytes = b"{}";
+/// let descriptor = Descriptor::of_bytes("vendor.note.v1", "application/json", bytes);
+/// let push = Frame::push_inline(&descriptor, bytes)
+///     .correlation_id("c-1")
+///     .idempotency_key("k-1")
+///     .build()?;
+/// assert_eq!(Frame::decode(&push.encode())?, push);
+/// # Ok::<(), orbi_inac::DecodeError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct FrameBuilder {
+    map: Map<String, Value>,
+    options: DecodeOptions,
+}
+
+fn descriptor_object(descriptor: &Descriptor) -> Map<String, Value> {
+    let mut artifact = Map::new();
+    artifact.insert("schema".into(), descriptor.schema.clone().into());
+    artifact.insert(
+        "content/type".into(),
+        descriptor.content_type.clone().into(),
+    );
+    artifact.insert("artifact/id".into(), descriptor.artifact_id.clone().into());
+    artifact.insert("digest".into(), descriptor.digest.as_str().into());
+    artifact.insert("size/bytes".into(), descriptor.size_bytes.into());
+    artifact
+}
+
+impl Frame {
+    /// An `offer` naming the artifact by `artifact/ref: inac-offer:<digest>`; offers never carry
+    /// bytes (spec §10.4).
+    pub fn offer(descriptor: &Descriptor) -> FrameBuilder {
+        let mut artifact = descriptor_object(descriptor);
+        artifact.insert(
+            "artifact/ref".into(),
+            format!("{OFFER_REF_PREFIX}{}", descriptor.digest).into(),
+        );
+        FrameBuilder::new(Operation::Offer).member("artifact", Value::Object(artifact))
+    }
+
+    /// A `push` carrying `bytes` inline (`transfer.mode: inline`). The contract cannot carry an
+    /// empty inline payload; push empty artifacts in stream mode.
+    pub fn push_inline(descriptor: &Descriptor, bytes: &[u8]) -> FrameBuilder {
+        let mut artifact = descriptor_object(descriptor);
+        artifact.insert("bytes/base64url".into(), b64::encode(bytes).into());
+        FrameBuilder::new(Operation::Push)
+            .member("artifact", Value::Object(artifact))
+            .transfer("mode", "inline".into())
+    }
+
+    /// A stream-mode `push` header: exactly `size/bytes` raw body bytes follow it on the stream
+    /// named `stream_id` (`artifact/ref: inac-stream:<stream_id>`, `transfer.mode: stream`).
+    pub fn push_stream(descriptor: &Descriptor, stream_id: &str) -> FrameBuilder {
+        let mut artifact = descriptor_object(descriptor);
+        artifact.insert(
+            "artifact/ref".into(),
+            format!("{STREAM_REF_PREFIX}{stream_id}").into(),
+        );
+        FrameBuilder::new(Operation::Push)
+            .member("artifact", Value::Object(artifact))
+            .transfer("mode", "stream".into())
+            .transfer("stream/id", stream_id.into())
+    }
+
+    /// A `request` for artifacts of `schema` and `content_type`; name the artifact with
+    /// [`FrameBuilder::artifact_id`] or [`FrameBuilder::digest`] (v1 receivers serve exact ids
+    /// only).
+    pub fn request_for(schema: &str, content_type: &str) -> FrameBuilder {
+        let mut request = Map::new();
+        request.insert("schema".into(), schema.into());
+        request.insert("content/type".into(), content_type.into());
+        FrameBuilder::new(Operation::Request).member("request", Value::Object(request))
+    }
+
+    /// The response frame for `verdict`, echoing `correlation_id` and nothing else of the
+    /// initiating frame (never its `meta`).
+    ///
+    /// ```
+    /// use orbi_inac::{Frame, Refusal, Verdict};
+    /// use orbi_types::inac::RefusalCode;
+    ///
+    /// let refusal = Refusal::new(RefusalCode::RateLimited, "too many pushes").retry_after_ms(750);
+    /// let frame = Frame::answer(Some("c-1"), &Verdict::Refuse(refusal));
+    /// let response = frame.response().unwrap();
+    /// assert_eq!(response.retryable, Some(true));
+    /// assert_eq!(response.retry_after_ms, Some(750));
+    /// assert_eq!(frame.correlation_id(), Some("c-1"));
+    /// ```
+    pub fn answer(correlation_id: Option<&str>, verdict: &Verdict) -> Frame {
+        let operation = verdict.operation();
+        let mut response = Response {
+            // Every verdict maps to a response operation, which always has a status.
+            status: operation
+                .response_status()
+                .unwrap_or(orbi_types::inac::ResponseStatus::Refused),
+            refusal_code: None,
+            retryable: None,
+            retry_after_ms: None,
+            message: None,
+        };
+        let non_empty = |text: &str| (!text.is_empty()).then(|| bounded_message(text));
+        match verdict {
+            Verdict::Decline(refusal) | Verdict::Refuse(refusal) => {
+                response.refusal_code = Some(refusal.code());
+                response.retryable = Some(refusal.retryable());
+                response.retry_after_ms = refusal.retry_after();
+                response.message = non_empty(refusal.message());
+            }
+            Verdict::Defer(deferral) => {
+                response.refusal_code = deferral.code;
+                response.retryable = Some(true);
+                response.retry_after_ms = Some(deferral.retry_after_ms);
+                response.message = non_empty(&deferral.message);
+            }
+            Verdict::Accept { .. } | Verdict::Ingested | Verdict::AlreadyPresent => {}
+        }
+        let authorization = match verdict {
+            Verdict::Accept {
+                invitation: Some(invitation),
+            } => Some(FrameAuthorization {
+                mode: AuthorizationMode::InvitationPassport,
+                passport: invitation.as_object().clone(),
+            }),
+            _ => None,
+        };
+        Frame {
+            control: InacControl {
+                schema: InacControlTag,
+                operation,
+                correlation_id: correlation_id.filter(|id| is_token(id)).map(str::to_owned),
+                idempotency_key: None,
+                artifact: None,
+                request: None,
+                transfer: None,
+                authorization: None,
+                response: Some(response),
+                meta: None,
+                key_order: KeyOrder::default(),
+            },
+            authorization,
+        }
+    }
+}
+
+impl Frame {
+    /// A `partial` answer (reserved in v1: a truncated multi-artifact answer with a reason).
+    /// This node never sends one; the builder exists for completeness and tests.
+    pub fn partial(correlation_id: Option<&str>, message: &str) -> Frame {
+        let mut frame = Frame::answer(correlation_id, &Verdict::Ingested);
+        frame.control.operation = Operation::Partial;
+        frame.control.response = Some(Response {
+            status: orbi_types::inac::ResponseStatus::Partial,
+            refusal_code: None,
+            retryable: None,
+            retry_after_ms: None,
+            message: (!message.is_empty()).then(|| bounded_message(message)),
+        });
+        frame
+    }
+}
+
+impl FrameBuilder {
+    fn new(operation: Operation) -> Self {
+        let mut map = Map::new();
+        map.insert("schema".into(), "inac-control.v1".into());
+        map.insert("operation".into(), operation.as_str().into());
+        FrameBuilder {
+            map,
+            options: DecodeOptions::default(),
+        }
+    }
+
+    fn member(mut self, key: &str, value: Value) -> Self {
+        self.map.insert(key.into(), value);
+        self
+    }
+
+    fn object_member(mut self, object: &str, key: &str, value: Value) -> Self {
+        let entry = self
+            .map
+            .entry(object)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(map) = entry {
+            map.insert(key.into(), value);
+        }
+        self
+    }
+
+    fn transfer(self, key: &str, value: Value) -> Self {
+        self.object_member("transfer", key, value)
+    }
+
+    /// Sets `correlation/id` (responses echo it; a push after an accepted offer reuses the
+    /// offer's).
+    pub fn correlation_id(self, id: &str) -> Self {
+        self.member("correlation/id", id.into())
+    }
+
+    /// Sets `idempotency/key` (a retry of the same transfer reuses it).
+    pub fn idempotency_key(self, key: &str) -> Self {
+        self.member("idempotency/key", key.into())
+    }
+
+    /// Names the exact artifact a `request` asks for.
+    pub fn artifact_id(self, artifact_id: &str) -> Self {
+        self.object_member("request", "artifact/id", artifact_id.into())
+    }
+
+    /// Names the exact digest a `request` asks for.
+    pub fn digest(self, digest: &Sha256Digest) -> Self {
+        self.object_member("request", "digest", digest.as_str().into())
+    }
+
+    /// Sets `transfer.chunk/size-bytes` (advisory).
+    pub fn chunk_size(self, bytes: u64) -> Self {
+        self.transfer("chunk/size-bytes", bytes.into())
+    }
+
+    /// Adds a `meta` entry (never echoed by receivers).
+    pub fn meta(self, key: &str, value: &str) -> Self {
+        self.object_member("meta", key, value.into())
+    }
+
+    /// Carries `passport` (a `capability-passport.v1` object) under `authorization`.
+    pub fn authorization(self, mode: AuthorizationMode, passport: &Map<String, Value>) -> Self {
+        let mut object = Map::new();
+        object.insert("mode".into(), mode.as_str().into());
+        object.insert("passport".into(), Value::Object(passport.clone()));
+        self.member("authorization", Value::Object(object))
+    }
+
+    /// Validates with `options` instead of the defaults (e.g. strict authorization modes).
+    pub fn options(mut self, options: DecodeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The frame, or why it breaks the contract (e.g. a token with a space, an empty inline
+    /// payload, a frame over 256 KiB).
+    pub fn build(self) -> Result<Frame, DecodeError> {
+        let value = Value::Object(self.map);
+        let len = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(0);
+        if len > super::MAX_FRAME_BYTES {
+            return Err(DecodeError {
+                reason: super::FrameError::TooLong { len },
+                correlation_id: None,
+                operation: None,
+            });
+        }
+        Frame::from_value_with(value, self.options)
+    }
+}

@@ -1,0 +1,553 @@
+//! `push`: the header stage (everything decidable before the body), the byte check, the
+//! acceptor and the ledger. Inline and stream pushes share every step; only the way the bytes
+//! arrive differs.
+
+use std::io::Read;
+
+use orbi_types::{Sha256Digest, inac::Operation, inac::RefusalCode};
+use serde::Deserialize;
+
+use super::{
+    Exchange, Handled, Receiver,
+    authorize::{Authority, PushClaim},
+    body::{BodyOutcome, CompletedBody, IncomingBody},
+};
+use crate::{
+    Descriptor, Frame, Payload, Refusal, Verdict,
+    budget::BudgetSubject,
+    kinds::{Acceptance, Delivery, DeliveryBody, KindMatch},
+    ledger::{Consumption, HeldArtifact, IdempotencyRecord, LedgerEntry, RecordedOutcome},
+    store::{StagedBody, stage_bytes},
+};
+
+/// Everything the header stage established, carried to the body stage.
+#[derive(Clone, Debug)]
+pub(crate) struct Ticket {
+    pub exchange: Exchange,
+    pub descriptor: Descriptor,
+    pub authority: Authority,
+}
+
+impl Ticket {
+    /// The use of a single-use invitation this transfer makes at `now_ms`.
+    fn consumption(&self, now_ms: u64) -> Consumption {
+        Consumption {
+            peer: self.exchange.peer.clone(),
+            idempotency_key: self.exchange.idempotency_key.clone(),
+            digest: self.descriptor.digest.clone(),
+            at_ms: now_ms,
+        }
+    }
+}
+
+/// Verified bytes, in memory (inline) or staged (stream).
+enum VerifiedBody {
+    Memory(Vec<u8>),
+    Staged(Box<dyn StagedBody>),
+}
+
+impl VerifiedBody {
+    fn delivery_body(&self) -> DeliveryBody<'_> {
+        match self {
+            VerifiedBody::Memory(bytes) => DeliveryBody::Memory(bytes),
+            VerifiedBody::Staged(staged) => DeliveryBody::Staged(staged.as_ref()),
+        }
+    }
+}
+
+/// A decision made before the body stage: the verdict, logged without side effects.
+struct Stop(Verdict);
+
+fn refused(code: RefusalCode, message: impl Into<String>) -> Stop {
+    Stop(Verdict::Refuse(Refusal::new(code, message)))
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.to_ascii_lowercase().ends_with("+json")
+}
+
+/// The top-level `schema` members of a JSON object body, read in one streaming pass (other
+/// members are skipped without being kept). Anything but an object yields an error.
+struct SchemaProbe(Vec<serde_json::Value>);
+
+impl<'de> Deserialize<'de> for SchemaProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = SchemaProbe;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a json object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SchemaProbe, A::Error> {
+                let mut found = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "schema" {
+                        found.push(map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(SchemaProbe(found))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+impl Receiver {
+    pub(super) fn handle_push(
+        &mut self,
+        peer: &orbi_types::NodeId,
+        frame: &Frame,
+        now_ms: u64,
+    ) -> Handled {
+        let exchange = Exchange::of(peer, frame);
+        let ticket = match self.push_header(&exchange, frame, now_ms) {
+            Ok(ticket) => ticket,
+            Err(Stop(verdict)) => {
+                return Handled::Answer(self.conclude(
+                    &exchange,
+                    verdict,
+                    LedgerEntry::default(),
+                    now_ms,
+                ));
+            }
+        };
+        match frame.payload() {
+            Some(Payload::Inline(text)) => {
+                let Ok(bytes) = text.decode() else {
+                    // The codec already proved the text canonical.
+                    let verdict = Verdict::Refuse(Refusal::new(
+                        RefusalCode::Malformed,
+                        "bytes/base64url does not decode",
+                    ));
+                    return Handled::Answer(self.conclude(
+                        &exchange,
+                        verdict,
+                        LedgerEntry::default(),
+                        now_ms,
+                    ));
+                };
+                let digest = Sha256Digest::of(&bytes);
+                if digest != ticket.descriptor.digest {
+                    let refusal = Refusal::new(
+                        RefusalCode::DigestMismatch,
+                        format!(
+                            "bytes hash to {digest}, not the declared {}",
+                            ticket.descriptor.digest
+                        ),
+                    );
+                    return Handled::Answer(self.settle(
+                        ticket,
+                        Verdict::Refuse(refusal),
+                        None,
+                        now_ms,
+                    ));
+                }
+                Handled::Answer(self.admit(ticket, VerifiedBody::Memory(bytes), now_ms))
+            }
+            Some(Payload::Stream { .. }) => self.begin_body(ticket, now_ms),
+            Some(Payload::Reference(reference)) => {
+                let scheme: String = reference
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(32)
+                    .collect();
+                let refusal = Refusal::new(
+                    RefusalCode::OperationNotSupported,
+                    format!(
+                        "artifact/ref scheme {scheme:?} cannot be resolved here; push inline or as inac-stream"
+                    ),
+                );
+                Handled::Answer(self.conclude(
+                    &exchange,
+                    Verdict::Refuse(refusal),
+                    LedgerEntry::default(),
+                    now_ms,
+                ))
+            }
+            Some(Payload::Href(_)) | None => {
+                let refusal = Refusal::new(
+                    RefusalCode::OperationNotSupported,
+                    "out-of-band artifact/href fetch is not supported; push inline or as inac-stream",
+                );
+                Handled::Answer(self.conclude(
+                    &exchange,
+                    Verdict::Refuse(refusal),
+                    LedgerEntry::default(),
+                    now_ms,
+                ))
+            }
+        }
+    }
+
+    /// Steps 2–7 of the processing order: peer gate, budgets, size limits, passport, kind,
+    /// idempotency. Nothing here reads the body.
+    fn push_header(
+        &mut self,
+        exchange: &Exchange,
+        frame: &Frame,
+        now_ms: u64,
+    ) -> Result<Ticket, Stop> {
+        let peer = &exchange.peer;
+        let Some(descriptor) = exchange.descriptor.clone() else {
+            return Err(refused(RefusalCode::Malformed, "push without artifact"));
+        };
+        let allowlisted = self.config.allowed_peers.contains(peer);
+        if !allowlisted && frame.authorization().is_none() {
+            return Err(refused(
+                RefusalCode::NotAuthorized,
+                "peer is not allowed to push here and presented no passport",
+            ));
+        }
+        self.budgets
+            .check(
+                BudgetSubject {
+                    peer,
+                    operation: Operation::Push,
+                    schema: &descriptor.schema,
+                    content_type: &descriptor.content_type,
+                    size_bytes: Some(descriptor.size_bytes),
+                },
+                now_ms,
+            )
+            .map_err(|refusal| Stop(Verdict::Refuse(refusal)))?;
+        if descriptor.size_bytes > self.config.max_artifact_size_bytes {
+            return Err(refused(
+                RefusalCode::PayloadTooLarge,
+                format!(
+                    "size/bytes {} exceeds this node's limit of {} bytes",
+                    descriptor.size_bytes, self.config.max_artifact_size_bytes
+                ),
+            ));
+        }
+        if let Some(Payload::Inline(_)) = frame.payload()
+            && descriptor.size_bytes > self.config.inline_max_bytes
+        {
+            return Err(refused(
+                RefusalCode::PayloadTooLarge,
+                format!(
+                    "inline payload of {} bytes exceeds the inline ceiling of {} bytes; push in stream mode",
+                    descriptor.size_bytes, self.config.inline_max_bytes
+                ),
+            ));
+        }
+        let claim = PushClaim {
+            peer,
+            descriptor: &descriptor,
+            idempotency_key: exchange.idempotency_key.as_deref(),
+            now_ms,
+        };
+        let authority = match frame.authorization() {
+            Some(authorization) => self
+                .authorize_push(&claim, authorization)
+                .map_err(|refusal| Stop(Verdict::Refuse(refusal)))?,
+            None => Authority::Allowlisted,
+        };
+        self.kind_available(&descriptor)
+            .map_err(|refusal| Stop(Verdict::Refuse(refusal)))?;
+        self.replay(exchange, &descriptor)?;
+        Ok(Ticket {
+            exchange: exchange.clone(),
+            descriptor,
+            authority,
+        })
+    }
+
+    pub(super) fn kind_available(&self, descriptor: &Descriptor) -> Result<(), Refusal> {
+        match self
+            .kinds
+            .lookup(&descriptor.schema, &descriptor.content_type)
+        {
+            KindMatch::Acceptor(_) => Ok(()),
+            KindMatch::Conflicted => Err(Refusal::new(
+                RefusalCode::KindConflict,
+                format!("more than one acceptor claims {} here", descriptor.schema),
+            )),
+            KindMatch::Unsupported => Err(Refusal::new(
+                RefusalCode::KindNotSupported,
+                format!(
+                    "no acceptor for {} ({}) at this node",
+                    descriptor.schema, descriptor.content_type
+                ),
+            )),
+        }
+    }
+
+    /// Spec §3.4: a repeated key with another descriptor is `malformed`; with the same one and
+    /// a terminal outcome, that outcome is replayed; a retryable outcome is evaluated afresh.
+    fn replay(&self, exchange: &Exchange, descriptor: &Descriptor) -> Result<(), Stop> {
+        let Some(key) = &exchange.idempotency_key else {
+            return Ok(());
+        };
+        let record = self
+            .ledger
+            .idempotency(&exchange.peer, key)
+            .map_err(|e| Stop(Verdict::Refuse(Self::ledger_unavailable(&e))))?;
+        match record {
+            Some(record) if record.descriptor != *descriptor => Err(refused(
+                RefusalCode::Malformed,
+                format!("idempotency/key {key:?} was used for a different artifact"),
+            )),
+            Some(record) => {
+                let verdict = record.outcome.verdict();
+                if verdict.is_terminal() {
+                    Err(Stop(verdict))
+                } else {
+                    Ok(())
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A stream header that passed every check: already held means no body is needed;
+    /// otherwise the body stage starts.
+    fn begin_body(&mut self, ticket: Ticket, now_ms: u64) -> Handled {
+        match self.held_already(&ticket.descriptor) {
+            Ok(true) => {
+                return Handled::Answer(self.settle(
+                    ticket,
+                    Verdict::AlreadyPresent,
+                    Some(false),
+                    now_ms,
+                ));
+            }
+            Ok(false) => {}
+            Err(refusal) => {
+                return Handled::Answer(self.conclude(
+                    &ticket.exchange,
+                    Verdict::Refuse(refusal),
+                    LedgerEntry::default(),
+                    now_ms,
+                ));
+            }
+        }
+        match self.store.stage() {
+            Ok(writer) => Handled::ReadBody(IncomingBody::new(ticket, writer)),
+            Err(error) => {
+                tracing::error!(%error, "cannot stage a body");
+                let refusal = Refusal::handler_unavailable("the receiver cannot stage bodies now");
+                Handled::Answer(self.conclude(
+                    &ticket.exchange,
+                    Verdict::Refuse(refusal),
+                    LedgerEntry::default(),
+                    now_ms,
+                ))
+            }
+        }
+    }
+
+    pub(super) fn held_already(&self, descriptor: &Descriptor) -> Result<bool, Refusal> {
+        self.ledger
+            .held(&descriptor.schema, &descriptor.digest)
+            .map(|held| held.is_some())
+            .map_err(|e| Self::ledger_unavailable(&e))
+    }
+
+    pub(super) fn finish_body(&mut self, body: CompletedBody, now_ms: u64) -> Frame {
+        let CompletedBody { ticket, outcome } = body;
+        match outcome {
+            BodyOutcome::Verified(staged) => {
+                self.admit(ticket, VerifiedBody::Staged(staged), now_ms)
+            }
+            BodyOutcome::Mismatch(refusal) => {
+                self.settle(ticket, Verdict::Refuse(refusal), None, now_ms)
+            }
+            BodyOutcome::Failed(refusal) => self.conclude(
+                &ticket.exchange,
+                Verdict::Refuse(refusal),
+                LedgerEntry::default(),
+                now_ms,
+            ),
+        }
+    }
+
+    /// Steps 8–10 for verified bytes. For a streamed body, state that may have changed while
+    /// it was in flight (the key answered, the invitation used) is checked again first.
+    fn admit(&mut self, ticket: Ticket, body: VerifiedBody, now_ms: u64) -> Frame {
+        if let VerifiedBody::Staged(_) = body {
+            if let Err(Stop(verdict)) = self.replay(&ticket.exchange, &ticket.descriptor) {
+                return self.conclude(&ticket.exchange, verdict, LedgerEntry::default(), now_ms);
+            }
+            if let Err(refusal) = self.invitation_still_usable(&ticket) {
+                let verdict = Verdict::Refuse(refusal);
+                return self.conclude(&ticket.exchange, verdict, LedgerEntry::default(), now_ms);
+            }
+        }
+        match self.held_already(&ticket.descriptor) {
+            Ok(true) => return self.settle(ticket, Verdict::AlreadyPresent, Some(false), now_ms),
+            Ok(false) => {}
+            Err(refusal) => {
+                return self.conclude(
+                    &ticket.exchange,
+                    Verdict::Refuse(refusal),
+                    LedgerEntry::default(),
+                    now_ms,
+                );
+            }
+        }
+        if let Some(refusal) = self.probe_kind(&ticket.descriptor, &body) {
+            return self.settle(ticket, Verdict::Refuse(refusal), None, now_ms);
+        }
+        let acceptance = match self
+            .kinds
+            .lookup(&ticket.descriptor.schema, &ticket.descriptor.content_type)
+        {
+            KindMatch::Acceptor(acceptor) => acceptor.accept(&Delivery {
+                peer: &ticket.exchange.peer,
+                descriptor: &ticket.descriptor,
+                body: body.delivery_body(),
+            }),
+            // The header stage checked the kind and the registry never changes.
+            KindMatch::Conflicted | KindMatch::Unsupported => Acceptance::Refuse(Refusal::new(
+                RefusalCode::KindNotSupported,
+                "no acceptor for this kind",
+            )),
+        };
+        let (verdict, kept) = match acceptance {
+            Acceptance::Keep => match self.keep(&ticket.descriptor.digest, body) {
+                Ok(()) => (Verdict::Ingested, Some(true)),
+                Err(refusal) => (Verdict::Refuse(refusal), None),
+            },
+            Acceptance::Taken => (Verdict::Ingested, Some(false)),
+            Acceptance::AlreadyPresent => (Verdict::AlreadyPresent, Some(false)),
+            Acceptance::Refuse(refusal) => (Verdict::Refuse(refusal), None),
+        };
+        self.settle(ticket, verdict, kept, now_ms)
+    }
+
+    fn keep(&self, digest: &Sha256Digest, body: VerifiedBody) -> Result<(), Refusal> {
+        let staged = match body {
+            VerifiedBody::Staged(staged) => Ok(staged),
+            VerifiedBody::Memory(bytes) => stage_bytes(self.store.as_ref(), &bytes),
+        };
+        staged
+            .and_then(|staged| staged.commit(digest))
+            .map(|_| ())
+            .map_err(|error| {
+                tracing::error!(%error, "cannot store an admitted artifact");
+                Refusal::handler_unavailable("the receiver cannot store the artifact now")
+            })
+    }
+
+    fn invitation_still_usable(&self, ticket: &Ticket) -> Result<(), Refusal> {
+        let Authority::Invitation {
+            passport_id,
+            single_use: true,
+        } = &ticket.authority
+        else {
+            return Ok(());
+        };
+        let record = self
+            .ledger
+            .invitation(passport_id)
+            .map_err(|e| Self::ledger_unavailable(&e))?;
+        let this_transfer = ticket.consumption(0);
+        let used_by_other = record
+            .and_then(|r| r.consumed)
+            .is_some_and(|used| !used.same_transfer(&this_transfer));
+        if used_by_other {
+            return Err(Refusal::new(
+                RefusalCode::InvitationRevoked,
+                format!(
+                    "single-use invitation {passport_id} was used by another transfer meanwhile"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `kind-conflict` when a JSON body names a different `schema` than its descriptor.
+    fn probe_kind(&self, descriptor: &Descriptor, body: &VerifiedBody) -> Option<Refusal> {
+        if descriptor.size_bytes > self.config.kind_probe_max_bytes
+            || !is_json(&descriptor.content_type)
+        {
+            return None;
+        }
+        let probe: SchemaProbe = match body {
+            VerifiedBody::Memory(bytes) => serde_json::from_slice(bytes).ok()?,
+            VerifiedBody::Staged(staged) => {
+                let reader = staged.open().ok()?;
+                serde_json::from_reader(reader.take(self.config.kind_probe_max_bytes)).ok()?
+            }
+        };
+        // The artifact's own text is not echoed: it is payload.
+        let conflict = match probe.0.as_slice() {
+            [] => false,
+            [serde_json::Value::String(inner)] => *inner != descriptor.schema,
+            [_] => false,
+            // A repeated member is ambiguous: parsers disagree on which one counts.
+            _ => true,
+        };
+        conflict.then(|| {
+            Refusal::new(
+                RefusalCode::KindConflict,
+                format!(
+                    "the artifact's own schema member contradicts the pushed schema {:?}",
+                    descriptor.schema
+                ),
+            )
+        })
+    }
+
+    /// Concludes a push outcome from step 8 on: records it under the idempotency key and, on
+    /// success, admits the artifact and consumes the authority (`kept`: whether the bytes are
+    /// in this node's store; `None` for refusals).
+    fn settle(
+        &mut self,
+        ticket: Ticket,
+        verdict: Verdict,
+        kept: Option<bool>,
+        now_ms: u64,
+    ) -> Frame {
+        let consumption = ticket.consumption(now_ms);
+        let Ticket {
+            exchange,
+            descriptor,
+            authority,
+        } = ticket;
+        let mut effects = LedgerEntry {
+            idempotency: exchange.idempotency_key.clone().map(|key| {
+                (
+                    key,
+                    IdempotencyRecord {
+                        descriptor: descriptor.clone(),
+                        outcome: RecordedOutcome::of(&verdict),
+                    },
+                )
+            }),
+            ..LedgerEntry::default()
+        };
+        if verdict.is_delivered() {
+            effects.admitted = Some(HeldArtifact {
+                descriptor: descriptor.clone(),
+                source_peer: exchange.peer.clone(),
+                kept: kept.unwrap_or(false),
+                at_ms: now_ms,
+            });
+            match &authority {
+                Authority::Invitation {
+                    passport_id,
+                    single_use: true,
+                } => effects.consumed_invitation = Some((passport_id.clone(), consumption)),
+                Authority::Custody { passport_id } => {
+                    effects.custody_use = Some((
+                        passport_id.clone(),
+                        descriptor.schema.clone(),
+                        descriptor.digest.clone(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        self.conclude(&exchange, verdict, effects, now_ms)
+    }
+}

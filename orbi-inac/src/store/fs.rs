@@ -1,0 +1,312 @@
+//! [`FsStore`]: objects at `objects/<2 hex>/<62 hex>` under a root directory; staged bodies in
+//! `staging/`, written, fsynced, then renamed into place without replacing an existing object.
+
+use std::{
+    fs::{self, File},
+    io::{self, BufWriter, Read, Write},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use orbi_types::Sha256Digest;
+use tempfile::TempPath;
+
+use super::{Committed, Durability, StagedBody, StagingWriter, Store, StoreError, StoredObject};
+
+const OBJECTS: &str = "objects";
+const STAGING: &str = "staging";
+const WRITE_BUFFER: usize = 256 * 1024;
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A content-addressed store in a directory.
+///
+/// Paths use the hex form of the digest so that they are safe on case-insensitive
+/// filesystems. Opening the store creates the 256 shard directories (so that a commit never
+/// creates a directory) and removes staged files orphaned by a crash.
+#[derive(Clone, Debug)]
+pub struct FsStore {
+    root: Arc<PathBuf>,
+    durability: Durability,
+    orphans_removed: usize,
+}
+
+impl FsStore {
+    /// Opens (creating if needed) the store at `root` with [`Durability::Full`].
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(root, Durability::Full)
+    }
+
+    /// Opens (creating if needed) the store at `root` and removes orphaned staged files.
+    pub fn open_with(root: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
+        let root = root.as_ref().to_owned();
+        let objects = root.join(OBJECTS);
+        for dir in [objects.clone(), root.join(STAGING)] {
+            fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        }
+        for shard in 0..=255u8 {
+            let dir = objects.join(format!("{shard:02x}"));
+            fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        }
+        sync_dir(&objects)?;
+        let staging = root.join(STAGING);
+        let mut orphans_removed = 0;
+        for entry in fs::read_dir(&staging).map_err(io_error("list", &staging))? {
+            let path = entry.map_err(io_error("list", &staging))?.path();
+            fs::remove_file(&path).map_err(io_error("remove orphan", &path))?;
+            orphans_removed += 1;
+        }
+        if orphans_removed > 0 {
+            tracing::info!(orphans_removed, "removed orphaned staged bodies");
+        }
+        Ok(FsStore {
+            root: Arc::new(root),
+            durability,
+            orphans_removed,
+        })
+    }
+
+    /// How many orphaned staged files [`FsStore::open`] removed.
+    pub fn orphans_removed(&self) -> usize {
+        self.orphans_removed
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The staging directory (empty whenever no transfer is in flight).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join(STAGING)
+    }
+
+    /// Where the object with `digest` lives.
+    pub fn object_path(&self, digest: &Sha256Digest) -> Result<PathBuf, StoreError> {
+        let bytes = digest
+            .bytes()
+            .map_err(|_| StoreError::Digest(digest.clone()))?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(self.root.join(OBJECTS).join(&hex[..2]).join(&hex[2..]))
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    // Directory fsync makes the rename durable; only unix supports opening a directory.
+    if cfg!(unix) {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error("sync", dir))?;
+    }
+    Ok(())
+}
+
+fn digest_of_path(path: &Path) -> Option<Sha256Digest> {
+    let low = path.file_name()?.to_str()?;
+    let high = path.parent()?.file_name()?.to_str()?;
+    let hex = format!("{high}{low}");
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(Sha256Digest::from_bytes(bytes))
+}
+
+impl Store for FsStore {
+    fn stage(&self) -> Result<Box<dyn StagingWriter>, StoreError> {
+        let staging = self.staging_dir();
+        let temp = tempfile::Builder::new()
+            .prefix("body-")
+            .suffix(".part")
+            .tempfile_in(&staging)
+            .map_err(io_error("create staged body in", &staging))?;
+        let (file, path) = temp.into_parts();
+        Ok(Box::new(FsStaging {
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            path,
+            len: 0,
+            store: self.clone(),
+        }))
+    }
+
+    fn contains(&self, digest: &Sha256Digest) -> Result<bool, StoreError> {
+        let path = self.object_path(digest)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.is_file()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(io_error("inspect", &path)(error)),
+        }
+    }
+
+    fn open(&self, digest: &Sha256Digest) -> Result<Option<Box<dyn Read + Send>>, StoreError> {
+        let path = self.object_path(digest)?;
+        match File::open(&path) {
+            Ok(file) => Ok(Some(Box::new(file))),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error("open", &path)(error)),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<StoredObject>, StoreError> {
+        let objects = self.root.join(OBJECTS);
+        let mut found = Vec::new();
+        for shard in fs::read_dir(&objects).map_err(io_error("list", &objects))? {
+            let shard = shard.map_err(io_error("list", &objects))?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&shard).map_err(io_error("list", &shard))? {
+                let entry = entry.map_err(io_error("list", &shard))?;
+                let path = entry.path();
+                let meta = entry.metadata().map_err(io_error("inspect", &path))?;
+                if let (true, Some(digest)) = (meta.is_file(), digest_of_path(&path)) {
+                    found.push(StoredObject {
+                        digest,
+                        size_bytes: meta.len(),
+                    });
+                }
+            }
+        }
+        found.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(found)
+    }
+}
+
+struct FsStaging {
+    file: BufWriter<File>,
+    path: TempPath,
+    len: u64,
+    store: FsStore,
+}
+
+impl StagingWriter for FsStaging {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.file
+            .write_all(bytes)
+            .map_err(io_error("write", &self.path))?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<Box<dyn StagedBody>, StoreError> {
+        let FsStaging {
+            file,
+            path,
+            len,
+            store,
+        } = *self;
+        let file = file
+            .into_inner()
+            .map_err(|error| io_error("write", &path)(error.into_error()))?;
+        if store.durability == Durability::Full {
+            file.sync_all().map_err(io_error("sync", &path))?;
+        }
+        Ok(Box::new(FsStaged { path, len, store }))
+    }
+}
+
+struct FsStaged {
+    path: TempPath,
+    len: u64,
+    store: FsStore,
+}
+
+impl StagedBody for FsStaged {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn open(&self) -> Result<Box<dyn Read + '_>, StoreError> {
+        let file = File::open(&self.path).map_err(io_error("open", &self.path))?;
+        Ok(Box::new(io::BufReader::new(file)))
+    }
+
+    fn commit(self: Box<Self>, digest: &Sha256Digest) -> Result<Committed, StoreError> {
+        let target = self.store.object_path(digest)?;
+        let shard = target
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| self.store.root.join(OBJECTS));
+        if self.store.contains(digest)? {
+            return Ok(Committed::AlreadyHeld);
+        }
+        match self.path.persist_noclobber(&target) {
+            Ok(()) => {
+                if self.store.durability == Durability::Full {
+                    sync_dir(&shard)?;
+                }
+                Ok(Committed::Stored)
+            }
+            // A concurrent commit of the same bytes won the race; ours is dropped (deleted).
+            Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => {
+                Ok(Committed::AlreadyHeld)
+            }
+            Err(error) => Err(StoreError::Io {
+                action: "rename into",
+                path: target,
+                source: error.error,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        super::super::tests::store_contract(&store);
+        assert_eq!(fs::read_dir(store.staging_dir()).unwrap().count(), 0);
+        let digest = Sha256Digest::of(b"{}");
+        let path = store.object_path(&digest).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{}");
+        assert!(
+            path.ends_with("44/136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a")
+        );
+    }
+
+    #[test]
+    fn keeps_the_store_contract_relaxed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), Durability::Relaxed).unwrap();
+        super::super::tests::store_contract(&store);
+        assert_eq!(fs::read_dir(dir.path().join(OBJECTS)).unwrap().count(), 256);
+    }
+
+    #[test]
+    fn open_removes_orphans_and_keeps_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let staged = super::super::stage_bytes(&store, b"{}").unwrap();
+        staged.commit(&Sha256Digest::of(b"{}")).unwrap();
+        // A crash mid-transfer leaves a staged file behind.
+        let mut writer = store.stage().unwrap();
+        writer.write(b"partial").unwrap();
+        std::mem::forget(writer);
+        fs::write(store.staging_dir().join("stray.part"), b"x").unwrap();
+        let reopened = FsStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.orphans_removed(), 2);
+        assert_eq!(fs::read_dir(reopened.staging_dir()).unwrap().count(), 0);
+        assert!(reopened.contains(&Sha256Digest::of(b"{}")).unwrap());
+    }
+
+    #[test]
+    fn lax_digests_have_no_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let lax = Sha256Digest::parse("sha256:abc").unwrap();
+        assert!(matches!(store.contains(&lax), Err(StoreError::Digest(_))));
+    }
+}

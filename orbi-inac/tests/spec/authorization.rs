@@ -1,0 +1,470 @@
+//! Spec §9.6: the peer gate, invitation passports, general and custody passports.
+
+use std::collections::BTreeSet;
+
+use orbi_inac::{
+    AuthorizationMode, Descriptor, Frame, RevocationView,
+    passport::{InvitationTerms, issue_invitation, sign_passport},
+};
+use orbi_types::{
+    KeyPair, NodeId, Timestamp,
+    inac::{Operation, RefusalCode},
+};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn time(offset: i64) -> String {
+    Timestamp::from_unix_seconds(T0 as i64 + offset)
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+fn authority() -> KeyPair {
+    KeyPair::from_seed(&[9; 32])
+}
+
+/// A passport issued and signed by `issuer` for `holder` with one profile.
+fn passport(issuer: &KeyPair, holder: &NodeId, capability: &str, profile: Value) -> Passport {
+    let Value::Object(mut object) = json!({
+        "schema": "capability-passport.v1",
+        "passport_id": format!("passport:capability:{capability}:1"),
+        "node_id": holder.as_str(),
+        "capability_id": capability,
+        "scope": {
+            "allowed_callers": [{"kind": "node", "subject_key": format!("did:key:{}", holder.did_key())}],
+            "profiles": [profile],
+        },
+        "issued_at": time(0),
+        "expires_at": time(3600),
+        "issuer/participant_id": issuer.participant_id().as_str(),
+        "issuer/node_id": issuer.node_id().as_str(),
+        "revocation_ref": null,
+    }) else {
+        unreachable!()
+    };
+    sign_passport(issuer, &mut object).unwrap();
+    object
+}
+
+fn push_profile() -> Value {
+    json!({"profile": "inac-push@v1", "artifact_schemas": [BLOB]})
+}
+
+/// R trusting `authority()`, with a fresh revocation view.
+fn passport_node() -> Node {
+    let mut node = Setup::new()
+        .keep(BLOB, None)
+        .config(|c| {
+            c.trusted_issuers.insert(authority().participant_id());
+        })
+        .build();
+    node.receiver.set_revocation_view(Some(RevocationView {
+        as_of: at(0),
+        revoked: BTreeSet::new(),
+    }));
+    node
+}
+
+fn push_with(passport: &Passport, bytes: &[u8], mode: AuthorizationMode) -> Frame {
+    Frame::push_inline(&Descriptor::of_bytes(BLOB, JSON, bytes), bytes)
+        .authorization(mode, passport)
+        .build()
+        .unwrap()
+}
+
+// The coarse peer gate.
+
+#[test]
+fn an_empty_allowlist_denies_offers_and_passportless_pushes() {
+    let mut node = Setup::new().keep(BLOB, None).build();
+    let offer = Frame::offer(&Descriptor::of_bytes(BLOB, JSON, A0))
+        .build()
+        .unwrap();
+    assert_answer(
+        &node.send(&peer(), &offer, at(0)),
+        Operation::Decline,
+        Some(RefusalCode::NotAuthorized),
+    );
+    let answer = node.send_value(&peer(), &push_a0_value(), at(0));
+    assert_refused(&answer, RefusalCode::NotAuthorized);
+    assert_eq!(node.stored_count(), 0);
+    assert!(node.receiver.offers().unwrap().is_empty());
+}
+
+#[test]
+fn an_allowlisted_peer_pushes_without_a_passport() {
+    let mut node = standard();
+    assert_answer(
+        &node.send_value(&peer(), &push_a0_value(), at(0)),
+        Operation::Ingested,
+        None,
+    );
+    // Allowlisting one peer says nothing about another.
+    let answer = node.send_value(&other_peer(), &push_a0_value(), at(0));
+    assert_refused(&answer, RefusalCode::NotAuthorized);
+}
+
+// Invitations.
+
+#[test]
+fn an_invitation_push_is_ingested_and_its_replay_consumes_nothing_more() {
+    let mut node = invitation_node();
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, A0);
+    let invitation = invite(&mut node, &peer(), &descriptor, 0);
+    assert_eq!(
+        invitation["capability_id"],
+        json!("inac.invitation"),
+        "dotted ids are accepted"
+    );
+    let push = push_under(A0, BLOB, "k-1", &invitation);
+    assert_answer(
+        &node.send(&peer(), &push, at(10)),
+        Operation::Ingested,
+        None,
+    );
+    let id = invitation["passport_id"].as_str().unwrap();
+    let consumed = node
+        .receiver
+        .ledger()
+        .invitation(id)
+        .unwrap()
+        .unwrap()
+        .consumed
+        .unwrap();
+    assert_eq!(consumed.idempotency_key.as_deref(), Some("k-1"));
+    assert_eq!(consumed.at_ms, (T0 + 10) * 1000);
+    // The same transfer again: the recorded outcome, no second use.
+    assert_answer(
+        &node.send(&peer(), &push, at(20)),
+        Operation::Ingested,
+        None,
+    );
+    let again = node
+        .receiver
+        .ledger()
+        .invitation(id)
+        .unwrap()
+        .unwrap()
+        .consumed
+        .unwrap();
+    assert_eq!(again, consumed);
+    assert_eq!(node.stored_count(), 1);
+}
+
+#[test]
+fn a_different_artifact_under_a_used_invitation_is_invitation_revoked() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    assert_answer(
+        &node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(1)),
+        Operation::Ingested,
+        None,
+    );
+    let answer = node.send(&peer(), &push_under(b"[]", BLOB, "k-2", &invitation), at(2));
+    assert_refused(&answer, RefusalCode::InvitationRevoked);
+    // The same artifact under a new key is a second use too.
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-3", &invitation), at(3));
+    assert_refused(&answer, RefusalCode::InvitationRevoked);
+}
+
+#[test]
+fn a_different_artifact_under_an_unused_invitation_is_out_of_scope() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    let answer = node.send(&peer(), &push_under(b"[]", BLOB, "k-1", &invitation), at(1));
+    assert_refused(&answer, RefusalCode::InvitationScopeMismatch);
+}
+
+#[test]
+fn an_expired_invitation_is_invitation_expired() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    assert_eq!(
+        invitation["expires_at"],
+        json!(time(3600)),
+        "default ttl 3600 s"
+    );
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(3600));
+    assert_refused(&answer, RefusalCode::InvitationExpired);
+    assert_eq!(node.stored_count(), 0);
+}
+
+#[test]
+fn a_revoked_invitation_is_invitation_revoked() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    let id = invitation["passport_id"].as_str().unwrap().to_owned();
+    node.receiver.revoke_passport(&id, at(1)).unwrap();
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(2));
+    assert_refused(&answer, RefusalCode::InvitationRevoked);
+}
+
+#[test]
+fn an_invitation_in_the_revocation_view_is_invitation_revoked() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    let id = invitation["passport_id"].as_str().unwrap().to_owned();
+    node.receiver.set_revocation_view(Some(RevocationView {
+        as_of: at(1),
+        revoked: BTreeSet::from([id]),
+    }));
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(2));
+    assert_refused(&answer, RefusalCode::InvitationRevoked);
+}
+
+#[test]
+fn an_invitation_issued_by_another_node_is_invitation_unknown() {
+    let mut node = invitation_node();
+    let terms = InvitationTerms {
+        peer: peer().node_id(),
+        descriptor: Descriptor::of_bytes(BLOB, JSON, A0),
+        issued_at: T0 as i64,
+        ttl_seconds: 3600,
+        serial: 1,
+    };
+    let foreign = issue_invitation(&other_peer(), &terms).unwrap();
+    let answer = node.send(
+        &peer(),
+        &push_under(A0, BLOB, "k-1", foreign.as_object()),
+        at(1),
+    );
+    assert_refused(&answer, RefusalCode::InvitationUnknown);
+    // Signed with R's key but never issued through R's ledger: unknown as well.
+    let unrecorded = issue_invitation(&receiver_key(), &terms).unwrap();
+    let answer = node.send(
+        &peer(),
+        &push_under(A0, BLOB, "k-1", unrecorded.as_object()),
+        at(1),
+    );
+    assert_refused(&answer, RefusalCode::InvitationUnknown);
+}
+
+#[test]
+fn an_invitation_for_q_presented_by_p_is_out_of_scope() {
+    let mut node = invitation_node();
+    let for_q = invite(
+        &mut node,
+        &other_peer(),
+        &Descriptor::of_bytes(BLOB, JSON, A0),
+        0,
+    );
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &for_q), at(1));
+    assert_refused(&answer, RefusalCode::InvitationScopeMismatch);
+}
+
+#[test]
+fn an_invitation_for_agora_records_used_for_a_blob_is_out_of_scope() {
+    let mut node = invitation_node();
+    let for_records = invite(
+        &mut node,
+        &peer(),
+        &Descriptor::of_bytes("agora-record.v1", JSON, A0),
+        0,
+    );
+    let profile = &for_records["scope"]["profiles"][0];
+    assert_eq!(profile["artifact_schemas"], json!(["agora-record.v1"]));
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &for_records), at(1));
+    assert_refused(&answer, RefusalCode::InvitationScopeMismatch);
+    assert_eq!(node.stored_count(), 0);
+}
+
+#[test]
+fn a_tampered_invitation_is_not_authorized() {
+    let mut node = invitation_node();
+    let mut invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    invitation.insert("expires_at".into(), json!(time(999_999)));
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(1));
+    assert_refused(&answer, RefusalCode::NotAuthorized);
+}
+
+// General push passports.
+
+/// An `inac.push` passport from `issuer` for `holder`, covering blobs.
+fn push_passport(issuer: &KeyPair, holder: &NodeId) -> Passport {
+    passport(issuer, holder, "inac.push", push_profile())
+}
+
+/// P pushes `bytes` under `pass` at second `when`.
+fn push_under_passport(node: &mut Node, pass: &Passport, bytes: &[u8], when: u64) -> Frame {
+    let push = push_with(pass, bytes, AuthorizationMode::InvitationPassport);
+    node.send(&peer(), &push, at(when))
+}
+
+#[track_caller]
+fn assert_not_authorized(node: &mut Node, pass: &Passport, when: u64) {
+    let answer = push_under_passport(node, pass, A0, when);
+    assert_refused(&answer, RefusalCode::NotAuthorized);
+}
+
+#[test]
+fn a_general_push_passport_from_a_trusted_issuer_is_honoured() {
+    let mut node = passport_node();
+    let pass = push_passport(&authority(), &peer().node_id());
+    for mode in AuthorizationMode::ALL {
+        let bytes = format!("[\"{}\"]", mode.as_str());
+        let answer = node.send(&peer(), &push_with(&pass, bytes.as_bytes(), mode), at(1));
+        assert_answer(&answer, Operation::Ingested, None);
+    }
+}
+
+#[test]
+fn without_a_revocation_view_a_foreign_passport_is_not_authorized() {
+    let mut node = passport_node();
+    node.receiver.set_revocation_view(None);
+    assert_not_authorized(
+        &mut node,
+        &push_passport(&authority(), &peer().node_id()),
+        1,
+    );
+}
+
+#[test]
+fn a_stale_revocation_view_is_not_authorized() {
+    let mut node = passport_node();
+    let pass = push_passport(&authority(), &peer().node_id());
+    // Local T_max is 300 s.
+    assert_not_authorized(&mut node, &pass, 301);
+    let fresh = push_under_passport(&mut node, &pass, A0, 300);
+    assert_answer(&fresh, Operation::Ingested, None);
+    // A profile may demand a fresher view than the local maximum.
+    let tight = json!({"profile": "inac-push@v1", "artifact_schemas": [BLOB],
+        "max_revocation_staleness_seconds": 10});
+    let pass = passport(&authority(), &peer().node_id(), "inac.push", tight);
+    let answer = push_under_passport(&mut node, &pass, b"[]", 11);
+    assert_refused(&answer, RefusalCode::NotAuthorized);
+}
+
+#[test]
+fn a_passport_in_the_revocation_view_is_not_authorized() {
+    let mut node = passport_node();
+    let pass = push_passport(&authority(), &peer().node_id());
+    node.receiver.set_revocation_view(Some(RevocationView {
+        as_of: at(0),
+        revoked: BTreeSet::from([pass["passport_id"].as_str().unwrap().to_owned()]),
+    }));
+    assert_not_authorized(&mut node, &pass, 1);
+}
+
+#[test]
+fn an_untrusted_issuer_is_not_authorized() {
+    let mut node = passport_node();
+    assert_not_authorized(
+        &mut node,
+        &push_passport(&other_peer(), &peer().node_id()),
+        1,
+    );
+}
+
+#[test]
+fn passports_that_grant_no_inac_push_are_not_authorized() {
+    let mut node = passport_node();
+    let holder = peer().node_id();
+    let with_profile =
+        |capability: &str, profile: Value| passport(&authority(), &holder, capability, profile);
+    // A profile for another purpose (like the upstream *-present examples).
+    let other_purpose = with_profile(
+        "memarium-space-access",
+        json!({"profile": "memarium-space-access@v1", "artifact_schemas": [BLOB]}),
+    );
+    // An inac-push profile for other schemas, and one with an empty schema list.
+    let other_schema = with_profile(
+        "inac.push",
+        json!({"profile": "inac-push@v1", "artifact_schemas": ["agora-record.v1"]}),
+    );
+    let no_schema = with_profile(
+        "inac.push",
+        json!({"profile": "inac-push@v1", "artifact_schemas": []}),
+    );
+    // A placeholder signature.
+    let mut placeholder = push_passport(&authority(), &holder);
+    placeholder.insert(
+        "signature".into(),
+        json!({"alg": "ed25519", "value": "base64url:signature"}),
+    );
+    // account_namespaces on a non-ledger passport.
+    let mut namespaces = push_passport(&authority(), &holder);
+    namespaces.insert("account_namespaces".into(), json!(["ns"]));
+    sign_passport(&authority(), &mut namespaces).unwrap();
+    // Held by another node.
+    let foreign_holder = push_passport(&authority(), &other_peer().node_id());
+    // Delegated.
+    let mut delegated = push_passport(&authority(), &holder);
+    delegated.insert("issuer_delegation".into(), json!({"proxy_key": "z6Mk"}));
+    for pass in [
+        other_purpose,
+        other_schema,
+        no_schema,
+        placeholder,
+        namespaces,
+        foreign_holder,
+        delegated,
+    ] {
+        assert_not_authorized(&mut node, &pass, 1);
+    }
+    assert_eq!(node.stored_count(), 0);
+}
+
+#[test]
+fn an_expired_general_passport_is_not_authorized() {
+    let mut node = passport_node();
+    node.receiver.set_revocation_view(Some(RevocationView {
+        as_of: at(3600),
+        revoked: BTreeSet::new(),
+    }));
+    assert_not_authorized(
+        &mut node,
+        &push_passport(&authority(), &peer().node_id()),
+        3600,
+    );
+}
+
+// Custody passports.
+
+fn custody(limits: Value) -> Passport {
+    let mut profile = json!({"profile": "memarium-custody@v1", "artifact_schemas": [BLOB]});
+    for (key, value) in limits.as_object().unwrap() {
+        profile[key] = value.clone();
+    }
+    passport(&authority(), &peer().node_id(), "memarium.custody", profile)
+}
+
+#[test]
+fn custody_max_bytes_is_payload_too_large() {
+    let mut node = passport_node();
+    let pass = custody(json!({"max_bytes": 10}));
+    let answer = node.send(
+        &peer(),
+        &push_with(&pass, &[b'x'; 100], AuthorizationMode::CustodyPassport),
+        at(1),
+    );
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
+    let answer = node.send(
+        &peer(),
+        &push_with(&pass, &[b'x'; 10], AuthorizationMode::CustodyPassport),
+        at(1),
+    );
+    assert_answer(&answer, Operation::Ingested, None);
+}
+
+#[test]
+fn custody_max_records_is_quota_exceeded_for_a_second_distinct_artifact() {
+    let mut node = passport_node();
+    let pass = custody(json!({"max_records": 1}));
+    let first = push_with(&pass, A0, AuthorizationMode::CustodyPassport);
+    assert_answer(
+        &node.send(&peer(), &first, at(1)),
+        Operation::Ingested,
+        None,
+    );
+    let second = push_with(&pass, b"[]", AuthorizationMode::CustodyPassport);
+    let answer = node.send(&peer(), &second, at(2));
+    assert_refused(&answer, RefusalCode::QuotaExceeded);
+    // The record already held under the passport does not count twice.
+    assert_answer(
+        &node.send(&peer(), &first, at(3)),
+        Operation::AlreadyPresent,
+        None,
+    );
+}

@@ -1,0 +1,142 @@
+//! Spec §9.3: byte identity and size limits.
+
+use orbi_inac::{Descriptor, Frame, Handled};
+use orbi_types::inac::{Operation, RefusalCode};
+use serde_json::json;
+
+use crate::common::*;
+
+#[test]
+fn a0_bytes_with_the_digest_of_an_empty_array_is_digest_mismatch() {
+    let mut node = standard();
+    let mut value = push_a0_value();
+    value["artifact"]["digest"] = json!(EMPTY_ARRAY_DIGEST);
+    let answer = node.send_value(&peer(), &value, at(0));
+    assert_refused(&answer, RefusalCode::DigestMismatch);
+    assert_eq!(node.stored_count(), 0);
+}
+
+#[test]
+fn three_bytes_declared_as_two_is_digest_mismatch() {
+    let mut node = standard();
+    let mut value = push_a0_value();
+    value["artifact"]["bytes/base64url"] = json!("e30K");
+    let answer = node.send_value(&peer(), &value, at(0));
+    assert_refused(&answer, RefusalCode::DigestMismatch);
+    assert_eq!(answer.correlation_id(), Some("inac-correlation:orbi-1"));
+    assert_eq!(node.stored_count(), 0);
+}
+
+#[test]
+fn inline_65536_bytes_pass_the_ceiling() {
+    let mut node = standard();
+    let bytes = vec![b'a'; 65_536];
+    let frame = inline_push(BLOB, &bytes, None);
+    assert_eq!(
+        frame.artifact().unwrap().digest.as_str(),
+        "sha256:v3GLb2U768GE4UefGTW42pdNcBuJOvz0nnAfPi-fnFo"
+    );
+    assert!(frame.encode().len() < orbi_inac::MAX_FRAME_BYTES);
+    assert_answer(
+        &node.send(&peer(), &frame, at(0)),
+        Operation::Ingested,
+        None,
+    );
+    assert!(node.holds(&bytes));
+}
+
+#[test]
+fn inline_65537_bytes_are_payload_too_large() {
+    let mut node = standard();
+    let bytes = vec![b'a'; 65_537];
+    let frame = inline_push(BLOB, &bytes, None);
+    assert_eq!(
+        frame.artifact().unwrap().digest.as_str(),
+        "sha256:AI_8iNPJap8wdSTrNh5HxSIqiH_EX6DB-41CnFwjtDA"
+    );
+    let answer = node.send(&peer(), &frame, at(0));
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
+    assert_eq!(node.stored_count(), 0);
+}
+
+#[test]
+fn the_same_65537_bytes_in_stream_mode_are_ingested() {
+    let mut node = standard();
+    let bytes = vec![b'a'; 65_537];
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, &bytes);
+    let header = Frame::push_stream(&descriptor, "4").build().unwrap();
+    assert_answer(
+        &node.stream(&peer(), &header, &bytes, at(0)),
+        Operation::Ingested,
+        None,
+    );
+    assert!(node.holds(&bytes));
+}
+
+fn header_of_size(size: u64) -> serde_json::Value {
+    json!({"schema": "inac-control.v1", "operation": "push", "correlation/id": "c-big",
+        "artifact": {"schema": BLOB, "content/type": "application/octet-stream",
+            "artifact/id": "big", "digest": A0_DIGEST, "size/bytes": size,
+            "artifact/ref": "inac-stream:4"},
+        "transfer": {"mode": "stream", "stream/id": "4"}})
+}
+
+#[test]
+fn one_gib_is_accepted_at_descriptor_level() {
+    let mut node = standard();
+    let bytes = serde_json::to_vec(&header_of_size(1_073_741_824)).unwrap();
+    match node.receiver.handle_bytes(&peer().node_id(), &bytes, at(0)) {
+        Handled::ReadBody(body) => {
+            assert_eq!(body.remaining(), 1_073_741_824);
+            assert_eq!(node.store.staged_count(), 1);
+            drop(body);
+            assert_eq!(
+                node.store.staged_count(),
+                0,
+                "an abandoned body leaves nothing"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn one_gib_plus_one_is_payload_too_large() {
+    let mut node = standard();
+    let value = header_of_size(1_073_741_825);
+    let error = Frame::decode(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+    assert_eq!(error.refusal().code(), RefusalCode::PayloadTooLarge);
+    let answer = node.send_value(&peer(), &value, at(0));
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
+    assert_eq!(answer.correlation_id(), Some("c-big"));
+}
+
+#[test]
+fn a_configured_artifact_ceiling_refuses_the_header_before_the_body() {
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .keep(BLOB, None)
+        .config(|c| c.max_artifact_size_bytes = 1000)
+        .build();
+    let body = vec![0u8; 100_000];
+    let header = Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, &body), "4")
+        .build()
+        .unwrap();
+    // The answer comes from the header alone: no body stage, nothing staged.
+    let answer = answer(node.receiver.handle(&peer().node_id(), &header, at(0)));
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
+    assert_eq!(node.store.staged_count(), 0);
+}
+
+#[test]
+fn a_configured_inline_ceiling_applies() {
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .keep(BLOB, None)
+        .config(|c| c.inline_max_bytes = 10)
+        .build();
+    let answer = node.send(&peer(), &inline_push(BLOB, &[b'x'; 11], None), at(0));
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
+    let answer = node.send(&peer(), &inline_push(BLOB, &[b'x'; 10], None), at(0));
+    assert_answer(&answer, Operation::Ingested, None);
+}

@@ -1,0 +1,167 @@
+//! `request` (issue item 6): exact-id pulls of held artifacts, answered with a `push`.
+
+use std::io::Read;
+
+use orbi_inac::{Descriptor, Frame, Handled, Payload, ServeArtifact, Store};
+use orbi_types::{
+    KeyPair,
+    inac::{Operation, RefusalCode},
+};
+
+use crate::common::*;
+
+fn request(descriptor: &Descriptor) -> Frame {
+    Frame::request_for(&descriptor.schema, &descriptor.content_type)
+        .artifact_id(&descriptor.artifact_id)
+        .correlation_id("c-request")
+        .build()
+        .unwrap()
+}
+
+fn serve(node: &mut Node, who: &KeyPair, frame: &Frame) -> ServeArtifact {
+    match node.receiver.handle(&who.node_id(), frame, at(10)) {
+        Handled::Serve(serve) => serve,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn the_source_peer_gets_its_artifact_back_inline() {
+    let mut node = standard();
+    let bytes = br#"{"note":"mine"}"#;
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, bytes).with_artifact_id("note:1");
+    let push = Frame::push_inline(&descriptor, bytes).build().unwrap();
+    assert_answer(&node.send(&peer(), &push, at(0)), Operation::Ingested, None);
+    let served = serve(&mut node, &peer(), &request(&descriptor));
+    assert!(served.is_inline());
+    assert_eq!(served.descriptor(), &descriptor);
+    let frame = served.push_frame("ignored").unwrap();
+    assert_eq!(frame.operation(), Operation::Push);
+    assert_eq!(frame.correlation_id(), Some("c-request"));
+    let Some(Payload::Inline(text)) = frame.payload() else {
+        panic!("inline expected")
+    };
+    assert_eq!(text.decode().unwrap(), bytes);
+    let logged = &node.receiver.ledger().recent_transfers(1).unwrap()[0];
+    assert_eq!(
+        (logged.operation, logged.answer),
+        (Some(Operation::Request), Operation::Push)
+    );
+    // The same artifact by digest.
+    let by_digest = Frame::request_for(BLOB, JSON)
+        .digest(&descriptor.digest)
+        .build()
+        .unwrap();
+    assert_eq!(
+        serve(&mut node, &peer(), &by_digest).descriptor(),
+        &descriptor
+    );
+}
+
+#[test]
+fn a_large_artifact_is_served_as_a_stream_from_the_store() {
+    let mut node = standard();
+    let bytes = vec![7u8; 70_000];
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, &bytes);
+    let header = Frame::push_stream(&descriptor, "4").build().unwrap();
+    assert_answer(
+        &node.stream(&peer(), &header, &bytes, at(0)),
+        Operation::Ingested,
+        None,
+    );
+    let served = serve(&mut node, &peer(), &request(&descriptor));
+    assert!(!served.is_inline());
+    let frame = served.push_frame("9").unwrap();
+    assert_eq!(frame.payload(), Some(Payload::Stream { stream_id: "9" }));
+    let mut body = Vec::new();
+    node.receiver
+        .store()
+        .open(&descriptor.digest)
+        .unwrap()
+        .unwrap()
+        .read_to_end(&mut body)
+        .unwrap();
+    assert_eq!(body, bytes);
+}
+
+#[test]
+fn others_learn_nothing_and_listed_peers_are_served() {
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .keep(BLOB, None)
+        .build();
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, A0);
+    assert_answer(
+        &node.send(&peer(), &inline_push(BLOB, A0, None), at(0)),
+        Operation::Ingested,
+        None,
+    );
+    let held = node.send(&other_peer(), &request(&descriptor), at(1));
+    let missing = node.send(
+        &other_peer(),
+        &request(&Descriptor::of_bytes(BLOB, JSON, b"[]")),
+        at(1),
+    );
+    for answer in [&held, &missing] {
+        assert_answer(answer, Operation::Decline, Some(RefusalCode::NotAuthorized));
+    }
+    assert_eq!(
+        held.response().unwrap().message,
+        missing.response().unwrap().message,
+        "held and missing read the same"
+    );
+    let mut open = Setup::new()
+        .allow(&peer().node_id())
+        .keep(BLOB, None)
+        .config(|c| {
+            c.request_peers.insert(other_peer().node_id());
+        })
+        .build();
+    open.send(&peer(), &inline_push(BLOB, A0, None), at(0));
+    serve(&mut open, &other_peer(), &request(&descriptor));
+}
+
+#[test]
+fn filtered_requests_are_operation_not_supported() {
+    let mut node = standard();
+    let filtered = Frame::request_for(BLOB, JSON)
+        .correlation_id("c-f")
+        .build()
+        .unwrap();
+    let answer = answer(node.receiver.handle(&peer().node_id(), &filtered, at(0)));
+    assert_answer(
+        &answer,
+        Operation::Decline,
+        Some(RefusalCode::OperationNotSupported),
+    );
+    assert_eq!(answer.correlation_id(), Some("c-f"));
+}
+
+#[test]
+fn artifacts_an_acceptor_took_are_not_served_from_the_store() {
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .accept(BLOB, None, Scripted::new(orbi_inac::Acceptance::Taken))
+        .build();
+    assert_answer(
+        &node.send(&peer(), &inline_push(BLOB, A0, None), at(0)),
+        Operation::Ingested,
+        None,
+    );
+    let answer = node.send(
+        &peer(),
+        &request(&Descriptor::of_bytes(BLOB, JSON, A0)),
+        at(1),
+    );
+    assert_answer(
+        &answer,
+        Operation::Decline,
+        Some(RefusalCode::NotAuthorized),
+    );
+    assert!(
+        !node
+            .store
+            .contains(&Descriptor::of_bytes(BLOB, JSON, A0).digest)
+            .unwrap()
+    );
+}
