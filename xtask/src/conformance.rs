@@ -36,6 +36,9 @@ pub fn run(root: &Path) -> Result<bool, String> {
             let (checks, failures) = crate::pod_conformance::run(&shared.join("conformance"))?;
             report.checks += checks;
             report.failures += failures;
+            let (checks, failures) = crate::inac_conformance::run(&shared.join("conformance"))?;
+            report.checks += checks;
+            report.failures += failures;
         }
         None => println!("reference data: ../shared not present; upstream checks skipped"),
     }

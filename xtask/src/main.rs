@@ -19,10 +19,11 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod conformance;
 mod differential;
+mod inac_conformance;
+mod pod_conformance;
 mod pointer;
 mod reference;
 mod rng;
-mod pod_conformance;
 mod schemas;
 
 #[derive(Parser)]
