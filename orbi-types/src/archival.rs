@@ -190,6 +190,86 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// Why an advertisement is not considered at all (spec archivist §4.1 stages 0 and 0b).
+    pub enum ExclusionCode: "exclusion code" {
+        /// Stage 0: it does not pass its schema (or cannot be read).
+        AdvertisementInvalid = "advertisement-invalid",
+        /// Stage 0b: its `created-at` lies further in the future than the allowed clock skew.
+        AdvertisementFutureDated = "advertisement-future-dated",
+        /// Stage 0b: the same archivist published a newer one.
+        AdvertisementSuperseded = "advertisement-superseded",
+        /// Stage 0b: older than the configured maximum age.
+        AdvertisementStale = "advertisement-stale",
+        /// The request is a direct submission to another archivist.
+        ArchivistNotTargeted = "archivist-not-targeted",
+    }
+}
+
+wire_enum! {
+    /// Advertisement lints (spec archivist §4.7): schema-valid, but suspicious.
+    pub enum LintCode: "lint code" {
+        /// `settlement/required: true` with `settlement/rail-hints: []`: nothing can settle.
+        SettlementRailsEmpty = "settlement-rails-empty",
+        /// `none` offered as a rail while settlement is required.
+        SettlementRailNoneWhileRequired = "settlement-rail-none-while-required",
+        /// The default idle TTL exceeds the default duration.
+        IdleTtlExceedsDuration = "idle-ttl-exceeds-duration",
+        /// Accepts `public-vault` but does not offer public discovery.
+        PublicVaultWithoutPublicDiscovery = "public-vault-without-public-discovery",
+        /// A scope, artifact type or timing profile is listed twice.
+        DuplicateEnumItems = "duplicate-enum-items",
+        /// A rail hint is listed twice.
+        DuplicateRailHints = "duplicate-rail-hints",
+    }
+}
+
+wire_enum! {
+    /// Why a stored package ended (the tombstone's cause, spec archivist §4.4).
+    pub enum ExpiryCause: "expiry cause" {
+        /// The effective duration ran out.
+        MaxDuration = "max-duration",
+        /// No successful retrieval within the idle TTL.
+        IdleTtl = "idle-ttl",
+        /// An operator removed it.
+        Operator = "operator",
+        /// A public forget request removed it.
+        Forget = "forget",
+    }
+}
+
+impl ExpiryCause {
+    /// The retrieval `reason/code` a `tombstoned` answer carries when the expiry clock ended
+    /// the storage; `None` for removals the clock did not decide (operator, forget).
+    pub const fn retrieval_reason(self) -> Option<RetrievalReason> {
+        match self {
+            ExpiryCause::MaxDuration => Some(RetrievalReason::RetentionExpired),
+            ExpiryCause::IdleTtl => Some(RetrievalReason::IdleTtlExpired),
+            ExpiryCause::Operator | ExpiryCause::Forget => None,
+        }
+    }
+}
+
+wire_enum! {
+    /// The `reason/code` of a retrieval response that is not `found` (spec archivist §4.7).
+    pub enum RetrievalReason: "retrieval reason" {
+        /// The caller is not authorized (whether or not the package exists).
+        NotAuthorized = "not-authorized",
+        /// No such package (authorized callers only).
+        UnknownPackage = "unknown-package",
+        /// The requested scope differs from the stored one.
+        ScopeMismatch = "scope-mismatch",
+        /// The retrieval request breaks its schema.
+        RequestInvalid = "request-invalid",
+        /// Training use without training eligibility.
+        TrainingNotEligible = "training-not-eligible",
+        /// The retention period has ended.
+        RetentionExpired = "retention-expired",
+        /// The idle TTL has ended.
+        IdleTtlExpired = "idle-ttl-expired",
+    }
+}
+
 /// `retention/hard-expires-at`: an RFC 3339 instant, or `null` when storage is unbounded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HardExpiry {

@@ -1,0 +1,195 @@
+//! Stage 0: admitting an advertisement (schema, typed parse, lints) into the compact form the
+//! engine matches against.
+
+use std::fmt;
+
+use orbi_schema::{Profile, registry};
+use orbi_types::{
+    ArchivistAdvertisement, Artifact, Timestamp,
+    archivist::{ArtifactType, PublicationScope, RetrievalMode, TimingProfile},
+    json,
+};
+use serde_json::Value;
+
+use crate::lint::{Lint, lint};
+
+/// Rails the spec names; unknown rail strings are kept but never ranked first.
+pub const KNOWN_RAILS: [&str; 4] = ["external-invoice", "host-ledger", "manual-transfer", "none"];
+
+/// An advertisement that passed stage 0, with its vocabularies as bit sets.
+#[derive(Clone, Debug)]
+pub struct Advertisement {
+    typed: ArchivistAdvertisement,
+    scopes: u8,
+    artifact_types: u8,
+    timing_profiles: u8,
+    rails: Vec<String>,
+    created_nanos: i128,
+    lints: Vec<Lint>,
+}
+
+/// An advertisement that fails stage 0, with every issue found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidAdvertisement {
+    /// Its `advertisement/id`, when readable.
+    pub advertisement_id: Option<String>,
+    /// Its `archivist/node-id`, when readable.
+    pub archivist: Option<String>,
+    /// Every problem, each naming the offending field.
+    pub issues: Vec<String>,
+}
+
+impl fmt::Display for InvalidAdvertisement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "advertisement {} is invalid: {}",
+            self.advertisement_id.as_deref().unwrap_or("(no id)"),
+            self.issues.join("; ")
+        )
+    }
+}
+
+impl std::error::Error for InvalidAdvertisement {}
+
+impl Advertisement {
+    /// Admits JSON bytes: strict parse (duplicate keys refused), then [`Advertisement::admit`].
+    pub fn admit_slice(bytes: &[u8]) -> Result<Advertisement, InvalidAdvertisement> {
+        match json::from_slice_strict(bytes) {
+            Ok(value) => Advertisement::admit(&value),
+            Err(error) => Err(InvalidAdvertisement {
+                advertisement_id: None,
+                archivist: None,
+                issues: vec![error.to_string()],
+            }),
+        }
+    }
+
+    /// Stage 0: `value` must pass the canonical schema and the typed parse.
+    ///
+    /// The typed parse is stricter than the schema in one documented place: integers must be
+    /// written as integers (`1.0` is a valid JSON Schema integer but is refused here), so an
+    /// admitted advertisement always re-serializes to the same text.
+    pub fn admit(value: &Value) -> Result<Advertisement, InvalidAdvertisement> {
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        let invalid = |issues: Vec<String>| InvalidAdvertisement {
+            advertisement_id: text("advertisement/id"),
+            archivist: text("archivist/node-id"),
+            issues,
+        };
+        let validator = registry()
+            .validator(ArchivistAdvertisement::NAME, Profile::Seed)
+            .map_err(|error| invalid(vec![format!("schema unavailable: {error}")]))?;
+        let issues: Vec<String> = validator
+            .issues(value)
+            .into_iter()
+            .map(|issue| format!("{:?}: {}", issue.instance, issue.message))
+            .collect();
+        if !issues.is_empty() {
+            return Err(invalid(issues));
+        }
+        let typed = ArchivistAdvertisement::from_value(value)
+            .map_err(|error| invalid(vec![error.to_string()]))?;
+        Ok(Advertisement::from_typed(typed))
+    }
+
+    /// Builds the compact form of an advertisement already known to be schema-valid.
+    fn from_typed(typed: ArchivistAdvertisement) -> Advertisement {
+        let mut rails: Vec<String> = Vec::new();
+        for rail in typed.rail_hints.iter().flatten() {
+            if !rails.contains(rail) {
+                rails.push(rail.clone());
+            }
+        }
+        // Archivist order, but a rail nobody knows never comes first.
+        rails.sort_by_key(|rail| !KNOWN_RAILS.contains(&rail.as_str()));
+        Advertisement {
+            scopes: mask(typed.accepted_scopes.iter().map(|s| *s as u8)),
+            artifact_types: mask(typed.accepted_artifact_types.iter().map(|t| *t as u8)),
+            timing_profiles: mask(typed.timing_profiles.iter().flatten().map(|t| *t as u8)),
+            rails,
+            created_nanos: typed.created_at.instant().unix_timestamp_nanos(),
+            lints: lint(&typed),
+            typed,
+        }
+    }
+
+    /// The typed advertisement, as received.
+    pub fn typed(&self) -> &ArchivistAdvertisement {
+        &self.typed
+    }
+
+    /// `advertisement/id`.
+    pub fn id(&self) -> &str {
+        &self.typed.advertisement_id
+    }
+
+    /// `archivist/node-id`.
+    pub fn archivist(&self) -> &str {
+        &self.typed.archivist_node_id
+    }
+
+    /// `created-at`.
+    pub fn created_at(&self) -> &Timestamp {
+        &self.typed.created_at
+    }
+
+    /// `created-at` in nanoseconds since the Unix epoch (for ordering).
+    pub fn created_nanos(&self) -> i128 {
+        self.created_nanos
+    }
+
+    /// `retrieval/mode`.
+    pub fn retrieval_mode(&self) -> RetrievalMode {
+        self.typed.retrieval_mode
+    }
+
+    /// Whether `scope` is in `accepted/scopes`.
+    pub fn accepts_scope(&self, scope: PublicationScope) -> bool {
+        self.scopes & (1 << scope as u8) != 0
+    }
+
+    /// Whether `kind` is in `accepted/artifact-types`.
+    pub fn accepts_type(&self, kind: ArtifactType) -> bool {
+        self.artifact_types & (1 << kind as u8) != 0
+    }
+
+    /// Whether `profile` is in `publication/timing-profiles` (an absent list supports none).
+    pub fn supports_timing(&self, profile: TimingProfile) -> bool {
+        self.timing_profiles & (1 << profile as u8) != 0
+    }
+
+    /// `retention/default-max-duration-sec`.
+    pub fn default_max_duration_sec(&self) -> Option<u64> {
+        self.typed.default_max_duration_sec
+    }
+
+    /// `retention/default-max-idle-ttl-sec`.
+    pub fn default_max_idle_ttl_sec(&self) -> Option<u64> {
+        self.typed.default_max_idle_ttl_sec
+    }
+
+    /// `replication/max-copies`, 1 when absent.
+    pub fn max_copies(&self) -> u64 {
+        self.typed.max_copies.unwrap_or(1)
+    }
+
+    /// `settlement/required`.
+    pub fn settlement_required(&self) -> bool {
+        self.typed.settlement_required
+    }
+
+    /// The rail hints without duplicates, in the archivist's order with unknown rails last.
+    pub fn rails(&self) -> &[String] {
+        &self.rails
+    }
+
+    /// The lints found at admission.
+    pub fn lints(&self) -> &[Lint] {
+        &self.lints
+    }
+}
+
+fn mask(bits: impl Iterator<Item = u8>) -> u8 {
+    bits.fold(0, |mask, bit| mask | 1 << bit)
+}

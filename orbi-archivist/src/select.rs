@@ -1,0 +1,285 @@
+//! Choosing among many archivists (spec archivist §4.1 stage 0b, §4.6): the newest
+//! advertisement per archivist, exclusions with reasons, a deterministic ranking, and the
+//! replication set over distinct archivists.
+//!
+//! Everything works on indices into a slice of admitted advertisements, so callers keep
+//! whatever they know about each one (its file, its cache entry).
+
+use std::cmp::Reverse;
+
+use orbi_types::{
+    Timestamp,
+    archival::{ExclusionCode, ReplicationCommitment},
+};
+
+use crate::{
+    advertisement::Advertisement,
+    engine::{Decision, Policy, Verdict, decide},
+    request::PreparedRequest,
+};
+
+/// An advertisement left out before matching, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exclusion {
+    /// Index into the admitted advertisements.
+    pub index: usize,
+    /// Why.
+    pub code: ExclusionCode,
+    /// The detail in words.
+    pub detail: String,
+}
+
+/// The outcome of stage 0b over admitted advertisements.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Indices of the advertisements to match, in input order.
+    pub current: Vec<usize>,
+    /// The others, in input order.
+    pub excluded: Vec<Exclusion>,
+}
+
+/// Stage 0b: per archivist only the newest advertisement counts (ties: the larger
+/// `advertisement/id`, then the later input); future-dated (beyond the skew), stale (beyond
+/// the configured age) and, for a direct submission, other archivists' advertisements are
+/// excluded. Each excluded advertisement gets exactly one code, the first that applies in the
+/// order future-dated, superseded, stale, not targeted.
+pub fn select(
+    ads: &[Advertisement],
+    target: Option<&str>,
+    policy: &Policy,
+    now: &Timestamp,
+) -> Selection {
+    let now_nanos = now.instant().unix_timestamp_nanos();
+    let seconds = |s: u64| i128::from(s) * 1_000_000_000;
+    let future_limit = now_nanos.saturating_add(seconds(policy.max_future_skew_sec));
+    let mut current = Vec::new();
+    let mut excluded = Vec::new();
+    let mut exclude = |index: usize, code: ExclusionCode, detail: String| {
+        excluded.push(Exclusion {
+            index,
+            code,
+            detail,
+        })
+    };
+
+    let mut present: Vec<usize> = Vec::with_capacity(ads.len());
+    for (index, ad) in ads.iter().enumerate() {
+        if ad.created_nanos() > future_limit {
+            exclude(
+                index,
+                ExclusionCode::AdvertisementFutureDated,
+                format!(
+                    "created-at {} is more than {} s after now ({now})",
+                    ad.created_at(),
+                    policy.max_future_skew_sec
+                ),
+            );
+        } else {
+            present.push(index);
+        }
+    }
+    // Newest per archivist: sort by archivist, then newest first.
+    let newness = |index: &usize| {
+        let ad = &ads[*index];
+        (
+            ad.archivist(),
+            Reverse(ad.created_nanos()),
+            Reverse(ad.id()),
+            Reverse(*index),
+        )
+    };
+    present.sort_by(|a, b| newness(a).cmp(&newness(b)));
+    let mut newest: Option<usize> = None;
+    for index in present {
+        let ad = &ads[index];
+        match newest {
+            Some(winner) if ads[winner].archivist() == ad.archivist() => {
+                exclude(
+                    index,
+                    ExclusionCode::AdvertisementSuperseded,
+                    format!(
+                        "{} (created-at {}) supersedes it for archivist {}",
+                        ads[winner].id(),
+                        ads[winner].created_at(),
+                        ad.archivist()
+                    ),
+                );
+                continue;
+            }
+            _ => newest = Some(index),
+        }
+        let age_limit = policy.max_advertisement_age_sec.map(seconds);
+        if let Some(limit) = age_limit
+            && now_nanos.saturating_sub(ad.created_nanos()) > limit
+        {
+            exclude(
+                index,
+                ExclusionCode::AdvertisementStale,
+                format!(
+                    "created-at {} is more than {} s before now ({now})",
+                    ad.created_at(),
+                    policy.max_advertisement_age_sec.unwrap_or_default()
+                ),
+            );
+        } else if let Some(target) = target.filter(|target| *target != ad.archivist()) {
+            exclude(
+                index,
+                ExclusionCode::ArchivistNotTargeted,
+                format!("the request is a direct submission to {target}"),
+            );
+        } else {
+            current.push(index);
+        }
+    }
+    current.sort_unstable();
+    excluded.sort_by_key(|exclusion| exclusion.index);
+    Selection { current, excluded }
+}
+
+/// The §4.6 ranking key; smaller ranks first. Ordered field by field, in this order:
+/// outcome class (accept, negotiate settlement only, negotiate terms, refused), mode-fit
+/// score, settlement not required first, retention then idle shortfall, larger default
+/// duration (absent counts as unbounded, the largest), newer `created-at`, then
+/// `advertisement/id` and `archivist/node-id` ascending. Distinct archivists never tie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RankKey<'a> {
+    class: u8,
+    mode_fit: u8,
+    settlement_required: bool,
+    retention_shortfall: u64,
+    idle_shortfall: u64,
+    headroom: Reverse<u64>,
+    created: Reverse<i128>,
+    advertisement_id: &'a str,
+    archivist: &'a str,
+}
+
+impl<'a> RankKey<'a> {
+    /// The key of `ad` under `decision`.
+    pub fn new(ad: &'a Advertisement, decision: &Decision) -> Self {
+        let class = match decision.verdict {
+            Verdict::Accept => 0,
+            Verdict::Negotiate(items) if items.settlement_only() => 1,
+            Verdict::Negotiate(_) => 2,
+            Verdict::Refuse(_) => 3,
+        };
+        RankKey {
+            class,
+            mode_fit: decision.terms.mode_fit,
+            settlement_required: decision.terms.settlement_required,
+            retention_shortfall: decision.retention_shortfall,
+            idle_shortfall: decision.idle_shortfall,
+            headroom: Reverse(ad.default_max_duration_sec().unwrap_or(u64::MAX)),
+            created: Reverse(ad.created_nanos()),
+            advertisement_id: ad.id(),
+            archivist: ad.archivist(),
+        }
+    }
+}
+
+/// One advertisement's decision, in rank order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ranked {
+    /// Index into the admitted advertisements.
+    pub index: usize,
+    /// The decision for the pair.
+    pub decision: Decision,
+}
+
+/// Decides `request` against every advertisement in `candidates` and orders the decisions by
+/// [`RankKey`]. Refusals are kept, last, so every reason stays visible.
+pub fn rank(
+    request: &PreparedRequest,
+    ads: &[Advertisement],
+    candidates: &[usize],
+    policy: &Policy,
+) -> Vec<Ranked> {
+    let mut ranked: Vec<Ranked> = candidates
+        .iter()
+        .map(|&index| Ranked {
+            index,
+            decision: decide(request, &ads[index], policy),
+        })
+        .collect();
+    ranked.sort_by_cached_key(|entry| RankKey::new(&ads[entry.index], &entry.decision));
+    ranked
+}
+
+/// Copies placed with one archivist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// Index into the admitted advertisements.
+    pub index: usize,
+    /// How many copies it keeps or coordinates.
+    pub copies: u64,
+    /// The decision for that many copies.
+    pub decision: Decision,
+}
+
+/// Where the requested copies go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationPlan {
+    /// Copies requested.
+    pub copies: u64,
+    /// Guarantee or hint.
+    pub commitment: ReplicationCommitment,
+    /// Placements, best ranked first, each on a distinct archivist.
+    pub assignments: Vec<Assignment>,
+    /// Copies no usable archivist could take.
+    pub missing: u64,
+}
+
+/// The replication set (§4.6 step 3). With `guarantee`, each copy goes to a distinct
+/// archivist; with `hint`, an archivist may coordinate up to its `replication/max-copies`,
+/// but at least `policy.min_distinct_archivists` archivists are used when there are that many
+/// copies. The requested copies are split per archivist, so an archivist whose
+/// `max-copies` is below the total still takes part.
+pub fn plan_replication(
+    request: &PreparedRequest,
+    ads: &[Advertisement],
+    candidates: &[usize],
+    policy: &Policy,
+) -> ReplicationPlan {
+    let copies = request.copies();
+    let commitment = request.commitment();
+    let single = request.with_copies(1);
+    let min_distinct = policy.min_distinct_archivists.clamp(1, copies);
+    let mut assignments = Vec::new();
+    let mut remaining = copies;
+    for entry in rank(&single, ads, candidates, policy) {
+        if remaining == 0 {
+            break;
+        }
+        if !entry.decision.is_candidate() {
+            continue;
+        }
+        let ad = &ads[entry.index];
+        let take = match commitment {
+            ReplicationCommitment::Guarantee => 1,
+            ReplicationCommitment::Hint => {
+                // Leave one copy for each distinct archivist still needed.
+                let still_needed = min_distinct.saturating_sub(assignments.len() as u64 + 1);
+                ad.max_copies()
+                    .min(remaining.saturating_sub(still_needed))
+                    .max(1)
+            }
+        };
+        let decision = if take == 1 {
+            entry.decision
+        } else {
+            decide(&request.with_copies(take), ad, policy)
+        };
+        remaining -= take;
+        assignments.push(Assignment {
+            index: entry.index,
+            copies: take,
+            decision,
+        });
+    }
+    ReplicationPlan {
+        copies,
+        commitment,
+        assignments,
+        missing: remaining,
+    }
+}
