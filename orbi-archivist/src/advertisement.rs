@@ -6,6 +6,7 @@ use std::fmt;
 use orbi_schema::{Profile, registry};
 use orbi_types::{
     ArchivistAdvertisement, Artifact, Timestamp,
+    archival::ExclusionCode,
     archivist::{ArtifactType, PublicationScope, RetrievalMode, TimingProfile},
     json,
 };
@@ -37,6 +38,13 @@ pub struct InvalidAdvertisement {
     pub archivist: Option<String>,
     /// Every problem, each naming the offending field.
     pub issues: Vec<String>,
+}
+
+impl InvalidAdvertisement {
+    /// The exclusion code it earns (stage 0).
+    pub const fn code(&self) -> ExclusionCode {
+        ExclusionCode::AdvertisementInvalid
+    }
 }
 
 impl fmt::Display for InvalidAdvertisement {
