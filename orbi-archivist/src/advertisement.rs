@@ -91,7 +91,10 @@ impl Advertisement {
         let issues: Vec<String> = validator
             .issues(value)
             .into_iter()
-            .map(|issue| format!("{:?}: {}", issue.instance, issue.message))
+            .map(|issue| match issue.instance.as_str() {
+                "" => issue.message,
+                pointer => format!("{pointer:?}: {}", issue.message),
+            })
             .collect();
         if !issues.is_empty() {
             return Err(invalid(issues));

@@ -31,7 +31,10 @@ fn fixtures(schema: &str) -> Vec<(bool, String, Value)> {
 fn check_counts(schema: &str, fixtures: &[(bool, String, Value)]) {
     let valid = fixtures.iter().filter(|f| f.0).count();
     assert!(valid >= 5, "{schema}: {valid} valid fixtures");
-    assert!(fixtures.len() - valid >= 10, "{schema}: too few invalid fixtures");
+    assert!(
+        fixtures.len() - valid >= 10,
+        "{schema}: too few invalid fixtures"
+    );
 }
 
 #[test]
@@ -45,7 +48,11 @@ fn request_typed_parse_plus_timing_rule_equals_schema_validity() {
         let issues = schema.issues(&document);
         assert_eq!(issues.is_empty(), valid, "{name}: {issues:?}");
         if !valid {
-            assert_eq!(issues.len(), 1, "{name} breaks more than one rule: {issues:?}");
+            assert_eq!(
+                issues.len(),
+                1,
+                "{name} breaks more than one rule: {issues:?}"
+            );
         }
         let typed_ok = ArchivalStorageRequest::from_value(&document)
             .map(|request| request.timing_rule_holds())
@@ -68,7 +75,11 @@ fn decision_fixtures_break_one_rule_and_valid_ones_round_trip() {
             let typed = ArchivalStorageDecision::from_value(&document).unwrap();
             assert_eq!(typed.to_value(), document, "{name}");
         } else {
-            assert_eq!(issues.len(), 1, "{name} breaks more than one rule: {issues:?}");
+            assert_eq!(
+                issues.len(),
+                1,
+                "{name} breaks more than one rule: {issues:?}"
+            );
         }
     }
 }

@@ -33,15 +33,9 @@ fn future_dated_stale_and_untargeted_advertisements_are_excluded_with_one_code_e
         // 0: dated 301 s ahead: beyond the default 300 s skew.
         admit(with(ad_f(), json!({"created-at": "2026-04-01T00:05:01Z"}))),
         // 1: 300 s ahead: within the skew.
-        admit(with(
-            ad_d(),
-            json!({"created-at": "2026-04-01T00:05:00Z"}),
-        )),
+        admit(with(ad_d(), json!({"created-at": "2026-04-01T00:05:00Z"}))),
         // 2: old, own archivist.
-        admit(with(
-            ad_p(),
-            json!({"created-at": "2025-01-01T00:00:00Z"}),
-        )),
+        admit(with(ad_p(), json!({"created-at": "2025-01-01T00:00:00Z"}))),
         // 3: AD-A.
         admit(ad_a()),
     ];
@@ -63,10 +57,19 @@ fn future_dated_stale_and_untargeted_advertisements_are_excluded_with_one_code_e
             (2, ExclusionCode::AdvertisementStale)
         ]
     );
-    assert!(selection.excluded[1].detail.contains("2592000 s"), "{:?}", selection.excluded);
+    assert!(
+        selection.excluded[1].detail.contains("2592000 s"),
+        "{:?}",
+        selection.excluded
+    );
 
     // Default policy: no age limit, so the March advertisement is still current in November.
-    let selection = select(&ads[2..], None, &Policy::default(), &at("2026-11-21T00:00:00Z"));
+    let selection = select(
+        &ads[2..],
+        None,
+        &Policy::default(),
+        &at("2026-11-21T00:00:00Z"),
+    );
     assert_eq!(selection.current, [0, 1]);
 
     // A direct submission leaves only its archivist.
@@ -97,11 +100,18 @@ fn a_future_dated_newer_advertisement_does_not_supersede_the_current_one() {
 
 #[test]
 fn supersession_ties_break_on_the_larger_id() {
-    let twin = with(ad_a(), json!({"advertisement/id": "archivist-advertisement:ZZZ"}));
+    let twin = with(
+        ad_a(),
+        json!({"advertisement/id": "archivist-advertisement:ZZZ"}),
+    );
     let ads = [admit(twin), admit(ad_a())];
     let selection = select(&ads, None, &Policy::default(), &at("2026-04-01T00:00:00Z"));
     assert_eq!(selection.current, [0]);
-    assert!(selection.excluded[0].detail.contains("archivist-advertisement:ZZZ"));
+    assert!(
+        selection.excluded[0]
+            .detail
+            .contains("archivist-advertisement:ZZZ")
+    );
 }
 
 #[test]
@@ -145,8 +155,14 @@ fn package_document_findings_cover_mismatch_integrity_and_inline_payload() {
 
     // The verification_ref form is as good as the signed one; a non-object is invalid.
     let mut referenced = pkg_f();
-    referenced["integrity/proof"] = json!({"alg": "sha256", "verification_ref": "memarium:proof:1"});
-    assert!(prepare(request_f()).with_package(&referenced).findings().is_empty());
+    referenced["integrity/proof"] =
+        json!({"alg": "sha256", "verification_ref": "memarium:proof:1"});
+    assert!(
+        prepare(request_f())
+            .with_package(&referenced)
+            .findings()
+            .is_empty()
+    );
     let not_object = prepare(request_f()).with_package(&json!([1]));
     assert_eq!(not_object.findings()[0].code, ReasonCode::PackageInvalid);
 }
@@ -254,7 +270,11 @@ fn the_explanation_covers_every_stage_in_words() {
     };
     assert_eq!(text(Stage::ExportGates).0, StageOutcome::Skipped);
     assert!(text(Stage::ExportGates).1.contains("not evaluated"));
-    assert!(text(Stage::Scope).1.contains("federation-vault is accepted"));
+    assert!(
+        text(Stage::Scope)
+            .1
+            .contains("federation-vault is accepted")
+    );
     assert!(
         text(Stage::Settlement)
             .1
@@ -262,14 +282,30 @@ fn the_explanation_covers_every_stage_in_words() {
     );
     assert_eq!(text(Stage::Settlement).0, StageOutcome::Negotiable);
 
-    let refused = prepare(request_with(json!({"settlement/can-settle": false, "replication/copies": 4})));
+    let refused = prepare(request_with(
+        json!({"settlement/can-settle": false, "replication/copies": 4}),
+    ));
     let decision = decide(&refused, &ad, &policy());
     let report = explain(&refused, &ad, &decision);
-    let settlement = report.iter().find(|r| r.stage == Stage::Settlement).unwrap();
+    let settlement = report
+        .iter()
+        .find(|r| r.stage == Stage::Settlement)
+        .unwrap();
     assert_eq!(settlement.outcome, StageOutcome::Refused);
-    assert!(settlement.text.contains("cannot settle"), "{}", settlement.text);
-    let replication = report.iter().find(|r| r.stage == Stage::Replication).unwrap();
-    assert!(replication.text.contains("4 copies exceed"), "{}", replication.text);
+    assert!(
+        settlement.text.contains("cannot settle"),
+        "{}",
+        settlement.text
+    );
+    let replication = report
+        .iter()
+        .find(|r| r.stage == Stage::Replication)
+        .unwrap();
+    assert!(
+        replication.text.contains("4 copies exceed"),
+        "{}",
+        replication.text
+    );
 }
 
 #[test]
@@ -293,8 +329,15 @@ fn an_accepted_record_is_a_valid_storage_confirmation() {
         .validator(ArchivalStorageDecision::NAME, Profile::Seed)
         .unwrap();
     let value = artifact.to_value();
-    assert!(validator.issues(&value).is_empty(), "{:?}", validator.issues(&value));
-    assert_eq!(ArchivalStorageDecision::from_value(&value).unwrap(), artifact);
+    assert!(
+        validator.issues(&value).is_empty(),
+        "{:?}",
+        validator.issues(&value)
+    );
+    assert_eq!(
+        ArchivalStorageDecision::from_value(&value).unwrap(),
+        artifact
+    );
 
     let missing = RecordContext {
         retrieval_ref: None,
@@ -321,7 +364,11 @@ fn an_accepted_record_is_a_valid_storage_confirmation() {
     assert_eq!(value["status"], "negotiation-required");
     assert_eq!(value["reason/codes"], json!(["settlement-required"]));
     assert_eq!(value["settlement/candidate-rails"], json!(["host-ledger"]));
-    assert!(validator.issues(&value).is_empty(), "{:?}", validator.issues(&value));
+    assert!(
+        validator.issues(&value).is_empty(),
+        "{:?}",
+        validator.issues(&value)
+    );
 }
 
 #[test]

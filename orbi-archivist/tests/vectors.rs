@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use orbi_archivist::{
-    Access, Advertisement, Decision, Deadline, ExpiryClock, ExpiryStatus, Finding, Negotiation,
+    Access, Advertisement, Deadline, Decision, ExpiryClock, ExpiryStatus, Finding, Negotiation,
     Policy, PreparedRequest, RetrievalStatus, Shortfall, Stage, StageOutcome, Verdict, decide,
     match_request, plan_replication, rank,
 };
@@ -41,7 +41,10 @@ fn settlement_only() -> Verdict {
 #[test]
 fn tv_01_ad_a_is_valid_and_ad_x_is_excluded_as_invalid() {
     let ad = admit(ad_a());
-    assert_eq!(ad.id(), "archivist-advertisement:01JP0Q6F9B4R47AK9A8R8Q2HKS");
+    assert_eq!(
+        ad.id(),
+        "archivist-advertisement:01JP0Q6F9B4R47AK9A8R8Q2HKS"
+    );
     assert!(ad.lints().is_empty(), "{:?}", ad.lints());
 
     let invalid = Advertisement::admit(&ad_x()).unwrap_err();
@@ -88,7 +91,8 @@ fn tv_03_unknown_key_survives_and_duplicates_are_linted_and_ignored() {
     );
 
     let mut duplicated = ad_a();
-    duplicated["accepted/scopes"] = json!(["private-retained", "federation-vault", "private-retained"]);
+    duplicated["accepted/scopes"] =
+        json!(["private-retained", "federation-vault", "private-retained"]);
     let admitted = admit(duplicated.clone());
     assert_eq!(
         admitted.lints().iter().map(|l| l.code).collect::<Vec<_>>(),
@@ -579,7 +583,11 @@ fn refusals_list_every_reason_in_pipeline_order() {
             ReasonCode::LiveMirrorNotAuthorized
         ]
     );
-    assert!(decision.notes.contains(NoteCode::RetrievalModeNarrowerThanScope));
+    assert!(
+        decision
+            .notes
+            .contains(NoteCode::RetrievalModeNarrowerThanScope)
+    );
 }
 
 #[test]
