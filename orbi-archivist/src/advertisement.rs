@@ -17,16 +17,66 @@ use crate::lint::{Lint, lint};
 /// Rails the spec names; unknown rail strings are kept but never ranked first.
 pub const KNOWN_RAILS: [&str; 4] = ["external-invoice", "host-ledger", "manual-transfer", "none"];
 
-/// An advertisement that passed stage 0, with its vocabularies as bit sets.
-#[derive(Clone, Debug)]
-pub struct Advertisement {
-    typed: ArchivistAdvertisement,
+/// The bit of a known rail in a [`RailMask`], `None` for a rail nobody knows.
+pub fn known_rail_bit(rail: &str) -> Option<u8> {
+    KNOWN_RAILS
+        .iter()
+        .position(|known| *known == rail)
+        .map(|index| 1 << index)
+}
+
+/// The known rails of a rail list as bits, plus whether it holds any unknown rail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RailMask {
+    /// One bit per [`KNOWN_RAILS`] entry.
+    pub known: u8,
+    /// Whether some rail is not in [`KNOWN_RAILS`].
+    pub has_unknown: bool,
+}
+
+impl RailMask {
+    /// The mask of `rails`.
+    pub fn of<'a>(rails: impl IntoIterator<Item = &'a str>) -> Self {
+        rails.into_iter().fold(RailMask::default(), |mask, rail| {
+            match known_rail_bit(rail) {
+                Some(bit) => RailMask {
+                    known: mask.known | bit,
+                    ..mask
+                },
+                None => RailMask {
+                    has_unknown: true,
+                    ..mask
+                },
+            }
+        })
+    }
+}
+
+/// What the engine reads on every decision, kept together (one or two cache lines) so that
+/// matching many advertisements does not wander through their full documents.
+#[derive(Clone, Copy, Debug)]
+struct HotFields {
+    created_nanos: i128,
+    default_max_duration_sec: Option<u64>,
+    default_max_idle_ttl_sec: Option<u64>,
+    max_copies: u64,
     scopes: u8,
     artifact_types: u8,
     timing_profiles: u8,
+    rails: RailMask,
+    retrieval_mode: RetrievalMode,
+    settlement_required: bool,
+}
+
+/// An advertisement that passed stage 0, with its vocabularies as bit sets.
+#[derive(Clone, Debug)]
+pub struct Advertisement {
+    profile: HotFields,
     rails: Vec<String>,
-    created_nanos: i128,
-    lints: Vec<Lint>,
+    // Boxed: the full document is read rarely, and a small entry keeps a slice of many
+    // advertisements dense in cache while matching.
+    typed: Box<ArchivistAdvertisement>,
+    lints: Box<[Lint]>,
 }
 
 /// An advertisement that fails stage 0, with every issue found.
@@ -115,13 +165,21 @@ impl Advertisement {
         // Archivist order, but a rail nobody knows never comes first.
         rails.sort_by_key(|rail| !KNOWN_RAILS.contains(&rail.as_str()));
         Advertisement {
-            scopes: mask(typed.accepted_scopes.iter().map(|s| *s as u8)),
-            artifact_types: mask(typed.accepted_artifact_types.iter().map(|t| *t as u8)),
-            timing_profiles: mask(typed.timing_profiles.iter().flatten().map(|t| *t as u8)),
+            profile: HotFields {
+                created_nanos: typed.created_at.instant().unix_timestamp_nanos(),
+                default_max_duration_sec: typed.default_max_duration_sec,
+                default_max_idle_ttl_sec: typed.default_max_idle_ttl_sec,
+                max_copies: typed.max_copies.unwrap_or(1),
+                scopes: mask(typed.accepted_scopes.iter().map(|s| *s as u8)),
+                artifact_types: mask(typed.accepted_artifact_types.iter().map(|t| *t as u8)),
+                timing_profiles: mask(typed.timing_profiles.iter().flatten().map(|t| *t as u8)),
+                rails: RailMask::of(rails.iter().map(String::as_str)),
+                retrieval_mode: typed.retrieval_mode,
+                settlement_required: typed.settlement_required,
+            },
             rails,
-            created_nanos: typed.created_at.instant().unix_timestamp_nanos(),
-            lints: lint(&typed),
-            typed,
+            lints: lint(&typed).into_boxed_slice(),
+            typed: Box::new(typed),
         }
     }
 
@@ -147,52 +205,57 @@ impl Advertisement {
 
     /// `created-at` in nanoseconds since the Unix epoch (for ordering).
     pub fn created_nanos(&self) -> i128 {
-        self.created_nanos
+        self.profile.created_nanos
     }
 
     /// `retrieval/mode`.
     pub fn retrieval_mode(&self) -> RetrievalMode {
-        self.typed.retrieval_mode
+        self.profile.retrieval_mode
     }
 
     /// Whether `scope` is in `accepted/scopes`.
     pub fn accepts_scope(&self, scope: PublicationScope) -> bool {
-        self.scopes & (1 << scope as u8) != 0
+        self.profile.scopes & (1 << scope as u8) != 0
     }
 
     /// Whether `kind` is in `accepted/artifact-types`.
     pub fn accepts_type(&self, kind: ArtifactType) -> bool {
-        self.artifact_types & (1 << kind as u8) != 0
+        self.profile.artifact_types & (1 << kind as u8) != 0
     }
 
     /// Whether `profile` is in `publication/timing-profiles` (an absent list supports none).
     pub fn supports_timing(&self, profile: TimingProfile) -> bool {
-        self.timing_profiles & (1 << profile as u8) != 0
+        self.profile.timing_profiles & (1 << profile as u8) != 0
     }
 
     /// `retention/default-max-duration-sec`.
     pub fn default_max_duration_sec(&self) -> Option<u64> {
-        self.typed.default_max_duration_sec
+        self.profile.default_max_duration_sec
     }
 
     /// `retention/default-max-idle-ttl-sec`.
     pub fn default_max_idle_ttl_sec(&self) -> Option<u64> {
-        self.typed.default_max_idle_ttl_sec
+        self.profile.default_max_idle_ttl_sec
     }
 
     /// `replication/max-copies`, 1 when absent.
     pub fn max_copies(&self) -> u64 {
-        self.typed.max_copies.unwrap_or(1)
+        self.profile.max_copies
     }
 
     /// `settlement/required`.
     pub fn settlement_required(&self) -> bool {
-        self.typed.settlement_required
+        self.profile.settlement_required
     }
 
     /// The rail hints without duplicates, in the archivist's order with unknown rails last.
     pub fn rails(&self) -> &[String] {
         &self.rails
+    }
+
+    /// The rails as a mask (for a quick intersection test).
+    pub fn rail_mask(&self) -> RailMask {
+        self.profile.rails
     }
 
     /// The lints found at admission.

@@ -3,7 +3,8 @@
 //! Every stage runs, every reason is collected, and the outcome is
 //! `Accept(terms)`, `Negotiate(items, provisional terms)` or `Refuse(reasons)`:
 //! any hard reason refuses; otherwise any negotiable item negotiates; otherwise it accepts.
-//! Pure: no I/O, no clock, no allocation unless rails are negotiated.
+//! Pure: no I/O, no clock, no allocation unless a settlement is negotiated (the candidate
+//! rails).
 
 use orbi_types::{
     archival::{DecisionStatus, NoteCode, ReasonCode, ReplicationCommitment},
@@ -378,6 +379,8 @@ pub fn decide(request: &PreparedRequest, ad: &Advertisement, policy: &Policy) ->
         stages[Stage::Settlement as usize] = StageOutcome::Skipped;
     } else if !request.can_settle() {
         refuse(&mut stages, ReasonCode::SettlementRequired);
+    } else if !request.shares_a_rail_with(&ad.rail_mask(), ad.rails()) {
+        refuse(&mut stages, ReasonCode::NoCommonSettlementRail);
     } else {
         candidate_rails = ad
             .rails()
@@ -385,12 +388,8 @@ pub fn decide(request: &PreparedRequest, ad: &Advertisement, policy: &Policy) ->
             .filter(|rail| request.accepts_rail(rail))
             .cloned()
             .collect();
-        if candidate_rails.is_empty() {
-            refuse(&mut stages, ReasonCode::NoCommonSettlementRail);
-        } else {
-            negotiation.settlement = true;
-            stages[Stage::Settlement as usize] = StageOutcome::Negotiable;
-        }
+        negotiation.settlement = true;
+        stages[Stage::Settlement as usize] = StageOutcome::Negotiable;
     }
 
     let verdict = if !hard.is_empty() {

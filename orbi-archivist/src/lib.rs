@@ -99,7 +99,12 @@ pub fn match_request(
 ) -> MatchReport {
     let selection = select(ads, request.target(), policy, now);
     let ranked = rank(request, ads, &selection.current, policy);
-    let replication = plan_replication(request, ads, &selection.current, policy);
+    // One copy asked: the ranking already is the one-copy-per-archivist ranking.
+    let replication = if request.copies() == 1 {
+        select::plan_from_ranking(request, ads, &ranked, policy)
+    } else {
+        plan_replication(request, ads, &selection.current, policy)
+    };
     MatchReport {
         selection,
         ranked,

@@ -11,6 +11,7 @@ use orbi_types::{
 use serde_json::Value;
 
 use crate::{
+    advertisement::{RailMask, known_rail_bit},
     codes::{ReasonSet, Stage},
     package::{check_package, public_vault_without_timing},
 };
@@ -50,6 +51,7 @@ pub struct NotAGateCode(pub ReasonCode);
 pub struct PreparedRequest {
     request: ArchivalStorageRequest,
     rails: Vec<String>,
+    rail_mask: RailMask,
     copies: u64,
     findings: Vec<Finding>,
     finding_set: ReasonSet,
@@ -71,6 +73,7 @@ impl PreparedRequest {
         }
         let mut prepared = PreparedRequest {
             request: request.clone(),
+            rail_mask: RailMask::of(rails.iter().map(String::as_str)),
             rails,
             copies: request.copies().get(),
             findings: Vec::new(),
@@ -185,7 +188,18 @@ impl PreparedRequest {
 
     /// Whether `rail` is acceptable to the requester (exact comparison).
     pub fn accepts_rail(&self, rail: &str) -> bool {
-        self.rails.iter().any(|mine| mine == rail)
+        match known_rail_bit(rail) {
+            Some(bit) => self.rail_mask.known & bit != 0,
+            None => self.rails.iter().any(|mine| mine == rail),
+        }
+    }
+
+    /// Whether some rail of `ad` is acceptable, without allocating.
+    pub fn shares_a_rail_with(&self, ad: &RailMask, ad_rails: &[String]) -> bool {
+        self.rail_mask.known & ad.known != 0
+            || (self.rail_mask.has_unknown
+                && ad.has_unknown
+                && ad_rails.iter().any(|rail| self.accepts_rail(rail)))
     }
 
     /// `negotiation/allowed` (default true).

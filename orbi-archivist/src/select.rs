@@ -5,7 +5,11 @@
 //! Everything works on indices into a slice of admitted advertisements, so callers keep
 //! whatever they know about each one (its file, its cache entry).
 
-use std::cmp::Reverse;
+use std::{
+    cmp::{Ordering, Reverse},
+    collections::HashMap,
+    fmt,
+};
 
 use orbi_types::{
     Timestamp,
@@ -62,7 +66,18 @@ pub fn select(
         })
     };
 
-    let mut present: Vec<usize> = Vec::with_capacity(ads.len());
+    // The newest advertisement per archivist among those not future-dated; ties go to the
+    // larger `advertisement/id`, then the later input.
+    let newness = |index: usize| {
+        let ad = &ads[index];
+        (ad.created_nanos(), ad.id(), index)
+    };
+    // Per archivist (by first appearance) its newest advertisement; per advertisement the
+    // archivist's slot, or NOT_PRESENT when future-dated.
+    const NOT_PRESENT: usize = usize::MAX;
+    let mut slots: HashMap<&str, usize> = HashMap::with_capacity(ads.len());
+    let mut newest: Vec<usize> = Vec::new();
+    let mut slot_of = vec![NOT_PRESENT; ads.len()];
     for (index, ad) in ads.iter().enumerate() {
         if ad.created_nanos() > future_limit {
             exclude(
@@ -74,42 +89,34 @@ pub fn select(
                     policy.max_future_skew_sec
                 ),
             );
-        } else {
-            present.push(index);
+            continue;
         }
+        let slot = *slots.entry(ad.archivist()).or_insert_with(|| {
+            newest.push(index);
+            newest.len() - 1
+        });
+        if newness(index) > newness(newest[slot]) {
+            newest[slot] = index;
+        }
+        slot_of[index] = slot;
     }
-    // Newest per archivist: sort by archivist, then newest first.
-    let newness = |index: &usize| {
-        let ad = &ads[*index];
-        (
-            ad.archivist(),
-            Reverse(ad.created_nanos()),
-            Reverse(ad.id()),
-            Reverse(*index),
-        )
-    };
-    present.sort_by(|a, b| newness(a).cmp(&newness(b)));
-    let mut newest: Option<usize> = None;
-    for index in present {
-        let ad = &ads[index];
-        match newest {
-            Some(winner) if ads[winner].archivist() == ad.archivist() => {
-                exclude(
-                    index,
-                    ExclusionCode::AdvertisementSuperseded,
-                    format!(
-                        "{} (created-at {}) supersedes it for archivist {}",
-                        ads[winner].id(),
-                        ads[winner].created_at(),
-                        ad.archivist()
-                    ),
-                );
-                continue;
-            }
-            _ => newest = Some(index),
-        }
-        let age_limit = policy.max_advertisement_age_sec.map(seconds);
-        if let Some(limit) = age_limit
+    let age_limit = policy.max_advertisement_age_sec.map(seconds);
+    for (index, ad) in ads.iter().enumerate() {
+        let Some(&winner) = newest.get(slot_of[index]) else {
+            continue;
+        };
+        if winner != index {
+            exclude(
+                index,
+                ExclusionCode::AdvertisementSuperseded,
+                format!(
+                    "{} (created-at {}) supersedes it for archivist {}",
+                    ads[winner].id(),
+                    ads[winner].created_at(),
+                    ad.archivist()
+                ),
+            );
+        } else if let Some(limit) = age_limit
             && now_nanos.saturating_sub(ad.created_nanos()) > limit
         {
             exclude(
@@ -141,17 +148,11 @@ pub fn select(
 /// score, settlement not required first, retention then idle shortfall, larger default
 /// duration (absent counts as unbounded, the largest), newer `created-at`, then
 /// `advertisement/id` and `archivist/node-id` ascending. Distinct archivists never tie.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy)]
 pub struct RankKey<'a> {
-    class: u8,
-    mode_fit: u8,
-    settlement_required: bool,
-    retention_shortfall: u64,
-    idle_shortfall: u64,
-    headroom: Reverse<u64>,
-    created: Reverse<i128>,
-    advertisement_id: &'a str,
-    archivist: &'a str,
+    numbers: (u8, u8, bool, u64, u64, Reverse<u64>, Reverse<i128>),
+    // The identifiers are read only when every number ties.
+    ad: &'a Advertisement,
 }
 
 impl<'a> RankKey<'a> {
@@ -164,16 +165,50 @@ impl<'a> RankKey<'a> {
             Verdict::Refuse(_) => 3,
         };
         RankKey {
-            class,
-            mode_fit: decision.terms.mode_fit,
-            settlement_required: decision.terms.settlement_required,
-            retention_shortfall: decision.retention_shortfall,
-            idle_shortfall: decision.idle_shortfall,
-            headroom: Reverse(ad.default_max_duration_sec().unwrap_or(u64::MAX)),
-            created: Reverse(ad.created_nanos()),
-            advertisement_id: ad.id(),
-            archivist: ad.archivist(),
+            numbers: (
+                class,
+                decision.terms.mode_fit,
+                decision.terms.settlement_required,
+                decision.retention_shortfall,
+                decision.idle_shortfall,
+                Reverse(ad.default_max_duration_sec().unwrap_or(u64::MAX)),
+                Reverse(ad.created_nanos()),
+            ),
+            ad,
         }
+    }
+}
+
+impl Ord for RankKey<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.numbers
+            .cmp(&other.numbers)
+            .then_with(|| self.ad.id().cmp(other.ad.id()))
+            .then_with(|| self.ad.archivist().cmp(other.ad.archivist()))
+    }
+}
+
+impl PartialOrd for RankKey<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for RankKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for RankKey<'_> {}
+
+impl fmt::Debug for RankKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RankKey")
+            .field("numbers", &self.numbers)
+            .field("advertisement_id", &self.ad.id())
+            .field("archivist", &self.ad.archivist())
+            .finish()
     }
 }
 
@@ -201,8 +236,35 @@ pub fn rank(
             decision: decide(request, &ads[index], policy),
         })
         .collect();
-    ranked.sort_by_cached_key(|entry| RankKey::new(&ads[entry.index], &entry.decision));
+    // Sort positions, not the (large) entries; the position breaks ties between duplicates.
+    let mut order: Vec<usize> = (0..ranked.len()).collect();
+    {
+        let keys: Vec<RankKey> = ranked
+            .iter()
+            .map(|entry| RankKey::new(&ads[entry.index], &entry.decision))
+            .collect();
+        order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]).then(a.cmp(&b)));
+    }
+    permute(&mut ranked, order);
     ranked
+}
+
+/// Reorders `items` in place so that `items[k]` becomes the old `items[order[k]]`, moving each
+/// entry once (cycle by cycle) instead of copying the vector.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    for start in 0..items.len() {
+        let mut current = start;
+        // A settled position points at itself.
+        while order[current] != current {
+            let next = order[current];
+            order[current] = current;
+            if next == start {
+                break;
+            }
+            items.swap(current, next);
+            current = next;
+        }
+    }
 }
 
 /// Copies placed with one archivist.
@@ -240,13 +302,28 @@ pub fn plan_replication(
     candidates: &[usize],
     policy: &Policy,
 ) -> ReplicationPlan {
+    let single = request.with_copies(1);
+    plan_from_ranking(
+        request,
+        ads,
+        &rank(&single, ads, candidates, policy),
+        policy,
+    )
+}
+
+/// [`plan_replication`] over a ranking already made for one copy per archivist.
+pub(crate) fn plan_from_ranking(
+    request: &PreparedRequest,
+    ads: &[Advertisement],
+    ranked_single: &[Ranked],
+    policy: &Policy,
+) -> ReplicationPlan {
     let copies = request.copies();
     let commitment = request.commitment();
-    let single = request.with_copies(1);
     let min_distinct = policy.min_distinct_archivists.clamp(1, copies);
     let mut assignments = Vec::new();
     let mut remaining = copies;
-    for entry in rank(&single, ads, candidates, policy) {
+    for entry in ranked_single {
         if remaining == 0 {
             break;
         }
@@ -265,7 +342,7 @@ pub fn plan_replication(
             }
         };
         let decision = if take == 1 {
-            entry.decision
+            entry.decision.clone()
         } else {
             decide(&request.with_copies(take), ad, policy)
         };
@@ -281,5 +358,24 @@ pub fn plan_replication(
         commitment,
         assignments,
         missing: remaining,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn permute_moves_every_item_to_its_ordered_place(
+            order in (0usize..40).prop_flat_map(|n| Just((0..n).collect::<Vec<_>>()).prop_shuffle())
+        ) {
+            let items: Vec<String> = (0..order.len()).map(|i| format!("item-{i}")).collect();
+            let expected: Vec<String> = order.iter().map(|&k| items[k].clone()).collect();
+            let mut permuted = items;
+            permute(&mut permuted, order);
+            prop_assert_eq!(permuted, expected);
+        }
     }
 }
