@@ -6,6 +6,8 @@
 //! Pure: no I/O, no clock, no allocation unless a settlement is negotiated (the candidate
 //! rails).
 
+use std::collections::BTreeSet;
+
 use orbi_types::{
     archival::{DecisionStatus, NoteCode, ReasonCode, ReplicationCommitment},
     archivist::{PublicationScope, RetrievalMode, TimingProfile},
@@ -32,6 +34,22 @@ pub struct Policy {
     /// The fewest distinct archivists a replication set uses when it has at least that many
     /// copies. Default 1; set 2 for high-value artifacts (NFR-006).
     pub min_distinct_archivists: u64,
+    /// Local federation policy: when set, only these `archivist/node-id`s are considered (an
+    /// empty set allows none). Default `None`: no allow list.
+    pub allowed_archivists: Option<BTreeSet<String>>,
+    /// Local federation policy: these `archivist/node-id`s are never considered.
+    pub denied_archivists: BTreeSet<String>,
+}
+
+impl Policy {
+    /// Whether local federation policy lets `archivist` be considered.
+    pub fn allows(&self, archivist: &str) -> bool {
+        !self.denied_archivists.contains(archivist)
+            && self
+                .allowed_archivists
+                .as_ref()
+                .is_none_or(|allowed| allowed.contains(archivist))
+    }
 }
 
 impl Default for Policy {
@@ -41,6 +59,8 @@ impl Default for Policy {
             max_advertisement_age_sec: None,
             max_future_skew_sec: 300,
             min_distinct_archivists: 1,
+            allowed_archivists: None,
+            denied_archivists: BTreeSet::new(),
         }
     }
 }

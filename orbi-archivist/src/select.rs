@@ -42,11 +42,12 @@ pub struct Selection {
     pub excluded: Vec<Exclusion>,
 }
 
-/// Stage 0b: per archivist only the newest advertisement counts (ties: the larger
-/// `advertisement/id`, then the later input); future-dated (beyond the skew), stale (beyond
-/// the configured age) and, for a direct submission, other archivists' advertisements are
-/// excluded. Each excluded advertisement gets exactly one code, the first that applies in the
-/// order future-dated, superseded, stale, not targeted.
+/// Stage 0b and local policy: per archivist only the newest advertisement counts (ties: the
+/// larger `advertisement/id`, then the later input); future-dated (beyond the skew), stale
+/// (beyond the configured age), disallowed (allow/deny lists) and, for a direct submission,
+/// other archivists' advertisements are excluded. Each excluded advertisement gets exactly one
+/// code, the first that applies in the order future-dated, superseded, stale, not allowed, not
+/// targeted. `policy_annotations` never take part.
 pub fn select(
     ads: &[Advertisement],
     target: Option<&str>,
@@ -127,6 +128,12 @@ pub fn select(
                     ad.created_at(),
                     policy.max_advertisement_age_sec.unwrap_or_default()
                 ),
+            );
+        } else if !policy.allows(ad.archivist()) {
+            exclude(
+                index,
+                ExclusionCode::ArchivistNotAllowed,
+                format!("local policy does not allow archivist {}", ad.archivist()),
             );
         } else if let Some(target) = target.filter(|target| *target != ad.archivist()) {
             exclude(

@@ -84,6 +84,36 @@ fn future_dated_stale_and_untargeted_advertisements_are_excluded_with_one_code_e
 }
 
 #[test]
+fn local_allow_and_deny_lists_exclude_archivists() {
+    let ads = [admit(ad_a()), admit(ad_f()), admit(ad_d())];
+    let now = at("2026-04-01T00:00:00Z");
+    let deny = Policy {
+        denied_archivists: ["node:archivist-f".to_owned()].into(),
+        ..Policy::default()
+    };
+    let selection = select(&ads, None, &deny, &now);
+    assert_eq!(selection.current, [0, 2]);
+    assert_eq!(
+        selection.excluded[0].code,
+        ExclusionCode::ArchivistNotAllowed
+    );
+
+    let allow = Policy {
+        allowed_archivists: Some(["node:archivist-d".to_owned()].into()),
+        ..Policy::default()
+    };
+    assert_eq!(select(&ads, None, &allow, &now).current, [2]);
+    // An empty allow list allows nobody (fail closed).
+    let nobody = Policy {
+        allowed_archivists: Some(Default::default()),
+        ..Policy::default()
+    };
+    let selection = select(&ads, None, &nobody, &now);
+    assert!(selection.current.is_empty());
+    assert_eq!(selection.excluded.len(), 3);
+}
+
+#[test]
 fn a_future_dated_newer_advertisement_does_not_supersede_the_current_one() {
     let future = with(
         ad_a(),

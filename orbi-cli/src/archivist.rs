@@ -89,6 +89,13 @@ struct MatchArgs {
     /// Use at least this many distinct archivists for a replicated package (2 for high value).
     #[arg(long, default_value_t = 1)]
     min_distinct_archivists: u64,
+    /// Consider only this archivist (`archivist/node-id`); repeatable. Without it, every
+    /// archivist not denied is considered.
+    #[arg(long = "allow-archivist")]
+    allow_archivists: Vec<String>,
+    /// Never consider this archivist; repeatable.
+    #[arg(long = "deny-archivist")]
+    deny_archivists: Vec<String>,
     /// The room showed onward transmission before a live-mirror started (P008).
     #[arg(long)]
     live_mirror_authorized: bool,
@@ -309,6 +316,9 @@ fn run_match(args: MatchArgs) -> Result<Outcome, CliError> {
         max_advertisement_age_sec: args.max_age_sec,
         max_future_skew_sec: args.max_skew_sec,
         min_distinct_archivists: args.min_distinct_archivists,
+        allowed_archivists: (!args.allow_archivists.is_empty())
+            .then(|| args.allow_archivists.iter().cloned().collect()),
+        denied_archivists: args.deny_archivists.iter().cloned().collect(),
     };
     let loaded = load_advertisements(&args.advertisements)?;
     // Admitted advertisements go to the engine; `sources[i]` remembers where each came from.

@@ -292,6 +292,32 @@ fn an_array_file_is_a_cache_of_advertisements_and_policy_flags_apply() {
     assert_eq!(code, 1);
     assert_eq!(aged["excluded"][0]["reason/code"], "advertisement-stale");
 
+    let (_, allowed) = match_json(
+        &dir,
+        &request(),
+        &[&cache],
+        &["--allow-archivist", "node:direct"],
+    );
+    assert_eq!(allowed["decisions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        allowed["excluded"][0]["reason/code"],
+        "archivist-not-allowed"
+    );
+    let (_, denied) = match_json(
+        &dir,
+        &request(),
+        &[&cache],
+        &["--deny-archivist", "node:direct"],
+    );
+    assert_eq!(
+        denied["decisions"][0]["archivist/node-id"],
+        "node:pl-wro-archivist-1"
+    );
+    assert_eq!(
+        denied["excluded"][0]["reason/code"],
+        "archivist-not-allowed"
+    );
+
     let mut two = request();
     two["replication/copies"] = json!(2);
     let (_, plan) = match_json(&dir, &two, &[&cache], &[]);

@@ -203,6 +203,9 @@ wire_enum! {
         AdvertisementStale = "advertisement-stale",
         /// The request is a direct submission to another archivist.
         ArchivistNotTargeted = "archivist-not-targeted",
+        /// Local federation policy does not allow this archivist (deny list, or not on a
+        /// configured allow list).
+        ArchivistNotAllowed = "archivist-not-allowed",
     }
 }
 

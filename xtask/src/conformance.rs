@@ -2,8 +2,9 @@
 //!
 //! Always: every fixture under `schemas/examples/{valid,invalid}` gets the verdict its directory
 //! names. With the reference data in `../shared` (or `$ORBI_SHARED`), also: our canonical
-//! schemas are semantically equal to upstream's on every validation keyword, and upstream's
-//! example artifacts get the verdicts their directories name.
+//! schemas are semantically equal to upstream's on every validation keyword, upstream's
+//! example artifacts get the verdicts their directories name, and the archivist engine decides
+//! upstream's example advertisement as the spec says (`archivist.rs`).
 
 use std::{
     fs,
@@ -26,6 +27,17 @@ pub fn run(root: &Path) -> Result<bool, String> {
                 "upstream examples",
                 &mut report,
             )?;
+            let checks = crate::archivist::check_upstream(&shared.join("conformance"))?;
+            println!(
+                "archivist engine: {} checks on upstream advertisements",
+                checks.len()
+            );
+            for check in checks {
+                match check {
+                    Ok(_) => report.pass(),
+                    Err(line) => report.fail(line),
+                }
+            }
         }
         None => println!("reference data: ../shared not present; upstream checks skipped"),
     }

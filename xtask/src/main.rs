@@ -13,6 +13,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
+mod archivist;
 mod conformance;
 mod schemas;
 
