@@ -16,42 +16,13 @@ use std::{
 };
 
 use criterion::{BatchSize, Criterion};
-use orbi_archivist::{Advertisement, Policy, PreparedRequest, decide, match_request, rank};
-use orbi_types::{ArchivalStorageRequest, Artifact, Timestamp};
+// The spec's fixtures (AD-A, the default request), shared with the tests.
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{ad_a, prepare, request_with};
+use orbi_archivist::{Advertisement, Policy, decide, match_request, rank};
+use orbi_types::Timestamp;
 use serde_json::{Value, json};
-
-fn ad_a() -> Value {
-    json!({
-        "schema/v": 1,
-        "advertisement/id": "archivist-advertisement:01JP0Q6F9B4R47AK9A8R8Q2HKS",
-        "created-at": "2026-03-22T22:22:33Z",
-        "archivist/node-id": "node:pl-wro-archivist-1",
-        "accepted/scopes": ["private-retained", "federation-vault"],
-        "accepted/artifact-types": ["transcript-bundle", "knowledge-artifact", "corpus-entry"],
-        "retrieval/mode": "federation-discovery",
-        "retention/default-max-duration-sec": 7776000,
-        "retention/default-max-idle-ttl-sec": 2592000,
-        "replication/max-copies": 3,
-        "publication/timing-profiles": ["delayed-bundle", "curator-gated"],
-        "settlement/required": true,
-        "settlement/rail-hints": ["external-invoice", "host-ledger"]
-    })
-}
-
-fn request(changes: Value) -> PreparedRequest {
-    let mut value = json!({
-        "schema/v": 1, "request/id": "storage-request:1", "requested-at": "2026-03-22T22:21:13Z",
-        "requester/node-id": "node:pl-wro-1", "package/id": "archival-package:1",
-        "publication/scope": "federation-vault", "artifact/type": "transcript-bundle",
-        "publication/timing-profile": "curator-gated",
-        "retention/max-duration-sec": 7776000, "retention/max-idle-ttl-sec": 2592000,
-        "settlement/can-settle": true, "settlement/acceptable-rails": ["host-ledger"]
-    });
-    for (key, change) in changes.as_object().into_iter().flatten() {
-        value[key] = change.clone();
-    }
-    PreparedRequest::new(&ArchivalStorageRequest::from_value(&value).expect("valid request"))
-}
 
 /// A deterministic xorshift generator (no dependency, same population every run).
 struct Rng(u64);
@@ -122,12 +93,12 @@ fn benches(criterion: &mut Criterion) {
     free_value["settlement/required"] = json!(false);
     let free = Advertisement::admit(&free_value).expect("AD-F");
     let policy = Policy::default();
-    let plain = request(json!({}));
-    let refused = request(json!({
+    let plain = prepare(request_with(json!({})));
+    let refused = prepare(request_with(json!({
         "publication/scope": "public-vault", "publication/timing-profile": "live-mirror",
         "artifact/type": "room-summary", "replication/copies": 9,
         "settlement/acceptable-rails": ["manual-transfer"]
-    }));
+    })));
 
     let mut group = criterion.benchmark_group(GROUP_DECISION);
     group.bench_function("negotiate", |b| {

@@ -85,6 +85,17 @@ pub enum Access {
 }
 
 impl Access {
+    /// Every kind of access.
+    pub const ALL: [Access; 7] = [
+        Access::Retrieval(RetrievalStatus::Found),
+        Access::Retrieval(RetrievalStatus::Denied),
+        Access::Retrieval(RetrievalStatus::Unavailable),
+        Access::Retrieval(RetrievalStatus::Tombstoned),
+        Access::IntegrityRevalidation,
+        Access::ReplicaSync,
+        Access::DiscoveryHit,
+    ];
+
     /// Whether this access counts as "retrieval" for the idle TTL.
     pub const fn resets_idle(self) -> bool {
         matches!(self, Access::Retrieval(RetrievalStatus::Found))

@@ -509,14 +509,13 @@ fn tv_23_later_retrievals_extend_idle_but_never_past_the_hard_limit() {
 fn tv_24_denied_and_other_accesses_never_reset_idle() {
     let mut clock = tv_22_clock();
     let later = at("2026-04-20T00:00:00Z");
-    for access in [
-        Access::Retrieval(RetrievalStatus::Denied),
-        Access::Retrieval(RetrievalStatus::Unavailable),
-        Access::Retrieval(RetrievalStatus::Tombstoned),
-        Access::IntegrityRevalidation,
-        Access::ReplicaSync,
-        Access::DiscoveryHit,
-    ] {
+    let others: Vec<Access> = Access::ALL
+        .into_iter()
+        .filter(|access| *access != Access::Retrieval(RetrievalStatus::Found))
+        .collect();
+    assert_eq!(others.len(), 6);
+    for access in others {
+        assert!(!access.resets_idle());
         clock.record(access, &later);
     }
     assert_eq!(stamp(clock.expiry().at), "2026-04-21T22:24:31Z");

@@ -505,53 +505,21 @@ pub fn archival_storage_request() -> impl Strategy<Value = Value> {
                     ("publication/scope", json!(scope)),
                     ("artifact/type", json!(kind)),
                 ];
-                push_some(
-                    &mut entries,
-                    "publication/timing-profile",
-                    timing.map(|t| json!(t)),
-                );
-                push_some(
-                    &mut entries,
-                    "retention/max-duration-sec",
-                    duration.map(Value::from),
-                );
-                push_some(
-                    &mut entries,
-                    "retention/max-idle-ttl-sec",
-                    idle.map(Value::from),
-                );
-                push_some(&mut entries, "replication/copies", copies.map(Value::from));
-                push_some(
-                    &mut entries,
-                    "replication/commitment",
-                    commitment.map(|c| json!(c)),
-                );
-                push_some(
-                    &mut entries,
-                    "settlement/can-settle",
-                    can_settle.map(Value::from),
-                );
-                push_some(
-                    &mut entries,
-                    "settlement/acceptable-rails",
-                    rails.map(|r| json!(r)),
-                );
-                push_some(
-                    &mut entries,
-                    "negotiation/allowed",
-                    negotiation.map(Value::from),
-                );
-                push_some(
-                    &mut entries,
-                    "retention/allow-shortfall",
-                    shortfall.map(Value::from),
-                );
-                push_some(
-                    &mut entries,
-                    "target/archivist-node-id",
-                    target.map(Value::from),
-                );
-                push_some(&mut entries, "policy_annotations", notes);
+                for (key, value) in [
+                    ("publication/timing-profile", timing.map(|t| json!(t))),
+                    ("retention/max-duration-sec", duration.map(Value::from)),
+                    ("retention/max-idle-ttl-sec", idle.map(Value::from)),
+                    ("replication/copies", copies.map(Value::from)),
+                    ("replication/commitment", commitment.map(|c| json!(c))),
+                    ("settlement/can-settle", can_settle.map(Value::from)),
+                    ("settlement/acceptable-rails", rails.map(|r| json!(r))),
+                    ("negotiation/allowed", negotiation.map(Value::from)),
+                    ("retention/allow-shortfall", shortfall.map(Value::from)),
+                    ("target/archivist-node-id", target.map(Value::from)),
+                    ("policy_annotations", notes),
+                ] {
+                    push_some(&mut entries, key, value);
+                }
                 object(entries, false)
             },
         )
@@ -624,36 +592,26 @@ pub fn archival_storage_decision() -> impl Strategy<Value = Value> {
                     );
                     entries.push(("reason/codes", json!(reasons)));
                 }
-                push_some(
-                    &mut entries,
-                    "retention/effective-max-duration-sec",
-                    duration.map(Value::from),
-                );
-                push_some(
-                    &mut entries,
-                    "retention/effective-max-idle-ttl-sec",
-                    idle.map(Value::from),
-                );
-                push_some(&mut entries, "replication/copies", copies.map(Value::from));
-                push_some(
-                    &mut entries,
-                    "replication/commitment",
-                    commitment.map(|c| json!(c)),
-                );
-                push_some(
-                    &mut entries,
-                    "settlement/candidate-rails",
-                    rails.map(|r| json!(r)),
-                );
-                push_some(&mut entries, "settlement/rail", chosen.map(Value::from));
-                push_some(&mut entries, "contract/ref", contract.map(Value::from));
-                push_some(
-                    &mut entries,
-                    "integrity/verified",
-                    verified.map(Value::from),
-                );
-                push_some(&mut entries, "reason/notes", notes.map(|n| json!(n)));
-                push_some(&mut entries, "policy_annotations", annotations);
+                for (key, value) in [
+                    (
+                        "retention/effective-max-duration-sec",
+                        duration.map(Value::from),
+                    ),
+                    (
+                        "retention/effective-max-idle-ttl-sec",
+                        idle.map(Value::from),
+                    ),
+                    ("replication/copies", copies.map(Value::from)),
+                    ("replication/commitment", commitment.map(|c| json!(c))),
+                    ("settlement/candidate-rails", rails.map(|r| json!(r))),
+                    ("settlement/rail", chosen.map(Value::from)),
+                    ("contract/ref", contract.map(Value::from)),
+                    ("integrity/verified", verified.map(Value::from)),
+                    ("reason/notes", notes.map(|n| json!(n))),
+                    ("policy_annotations", annotations),
+                ] {
+                    push_some(&mut entries, key, value);
+                }
                 object(entries, false)
             },
         )
