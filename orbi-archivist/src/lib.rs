@@ -15,6 +15,33 @@
 //!
 //! Pure: no I/O, no clock reads (the caller passes `now`), no printing.
 //!
+//! # Choices where the spec is silent
+//!
+//! - **Reason lists.** A refusal's `reason/codes` are its hard reasons in pipeline order; a
+//!   negotiation's are its items (`retention-exceeds-default`, `idle-ttl-exceeds-default`,
+//!   `settlement-required`). Negotiable items hidden by a refusal stay visible in
+//!   [`Decision::negotiation`] and in the explanation. Soft notes are separate
+//!   ([`NoteSet`]; `idle-ttl-clamped` is ours).
+//! - **Package facts.** The request copies the package's scope, type, timing and retention,
+//!   so stage 1 checks the package rule (`public-vault` ⇒ timing profile) on those copies and
+//!   reports `package-invalid`; [`PreparedRequest::with_package`] adds the package document's
+//!   own checks (1, 1b, 1c and `request-package-mismatch`).
+//! - **Stage 2** takes the export gates' findings as evidence
+//!   ([`PreparedRequest::with_gate_findings`]); without evidence the stage is reported as not
+//!   evaluated, never as passed. `live-mirror` outside `private-retained` needs
+//!   [`PreparedRequest::with_live_mirror_authorized`] (fail closed).
+//! - **Stage 0b.** Invalid advertisements never supersede; future-dated ones (beyond
+//!   [`Policy::max_future_skew_sec`]) neither. There is no default maximum age (upstream
+//!   advertisements have no validity window). Local allow/deny lists exclude with
+//!   `archivist-not-allowed`; an empty allow list allows nobody.
+//! - **Ranking.** An absent default duration counts as the largest headroom; refusals are
+//!   ranked last rather than dropped; `advertisement/id` then `archivist/node-id` break the
+//!   last ties, so the order is total.
+//! - **Replication.** The default commitment is `guarantee` (one copy per distinct archivist);
+//!   a `hint` lets one archivist coordinate up to its `replication/max-copies`.
+//! - **Expiry.** Whole seconds (instants floored); a tie between hard and idle expiry is
+//!   reported as `max-duration`.
+//!
 //! ```
 //! use orbi_archivist::{Advertisement, Policy, PreparedRequest, Verdict, match_request};
 //! use orbi_types::{Artifact, ArchivalStorageRequest, Timestamp};

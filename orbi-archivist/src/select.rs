@@ -107,16 +107,18 @@ pub fn select(
             continue;
         };
         if winner != index {
-            exclude(
-                index,
-                ExclusionCode::AdvertisementSuperseded,
-                format!(
-                    "{} (created-at {}) supersedes it for archivist {}",
-                    ads[winner].id(),
-                    ads[winner].created_at(),
-                    ad.archivist()
-                ),
-            );
+            let detail =
+                if ads[winner].id() == ad.id() && ads[winner].created_at() == ad.created_at() {
+                    format!("a later copy of {} is kept", ad.id())
+                } else {
+                    format!(
+                        "{} (created-at {}) supersedes it for archivist {}",
+                        ads[winner].id(),
+                        ads[winner].created_at(),
+                        ad.archivist()
+                    )
+                };
+            exclude(index, ExclusionCode::AdvertisementSuperseded, detail);
         } else if let Some(limit) = age_limit
             && now_nanos.saturating_sub(ad.created_nanos()) > limit
         {

@@ -145,6 +145,17 @@ fn supersession_ties_break_on_the_larger_id() {
 }
 
 #[test]
+fn a_repeated_advertisement_keeps_its_later_copy() {
+    let ads = [admit(ad_a()), admit(ad_a())];
+    let selection = select(&ads, None, &Policy::default(), &at("2026-04-01T00:00:00Z"));
+    assert_eq!(selection.current, [1]);
+    assert_eq!(
+        selection.excluded[0].detail,
+        "a later copy of archivist-advertisement:01JP0Q6F9B4R47AK9A8R8Q2HKS is kept"
+    );
+}
+
+#[test]
 fn package_document_findings_cover_mismatch_integrity_and_inline_payload() {
     // PKG-F matches its request: nothing to report, and 1b/1c now pass instead of skipping.
     let clean = prepare(request_f()).with_package(&pkg_f());
