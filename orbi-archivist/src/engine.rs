@@ -19,7 +19,7 @@ use crate::{
     request::PreparedRequest,
 };
 
-/// The configurable recommendations ([R]) of the spec. `Policy::default()` is the spec's
+/// The configurable recommendations (the spec's `[R]` items). `Policy::default()` is the spec's
 /// default policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {

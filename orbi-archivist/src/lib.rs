@@ -1,17 +1,17 @@
 //! The archivist policy engine: which archivist should keep an archival package, on which
 //! terms, and for how long (spec archivist §4).
 //!
-//! - [`Advertisement::admit`] is stage 0 (schema, typed parse, [`lint`]s);
+//! - [`Advertisement::admit`] is stage 0 (schema, typed parse, [`lint()`]s);
 //!   [`PreparedRequest`] resolves a request's defaults and its advertisement-independent
 //!   findings (the package rules, optionally a package document and export-gate evidence).
 //! - [`decide`] runs stages 1–10 for one pair and returns every reason, in pipeline order, as
 //!   `Accept`, `Negotiate(items)` or `Refuse(reasons)` with effective or provisional
-//!   [`Terms`] and soft notes; [`explain`] puts each stage into words.
-//! - [`select`] (stage 0b: newest per archivist, stale, future-dated, not targeted),
+//!   [`Terms`] and soft notes; [`explain()`] puts each stage into words.
+//! - [`select()`] (stage 0b: newest per archivist, stale, future-dated, not targeted),
 //!   [`rank`] (the §4.6 key) and [`plan_replication`] (distinct archivists) choose among
 //!   many; [`match_request`] does all three.
 //! - [`ExpiryClock`] is the §4.4 clock: hard and idle expiry, half-open, saturating.
-//! - [`record`] writes a decision as an `archival-storage-decision.v1` artifact.
+//! - [`record()`] writes a decision as an `archival-storage-decision.v1` artifact.
 //!
 //! Pure: no I/O, no clock reads (the caller passes `now`), no printing.
 //!
