@@ -72,6 +72,10 @@ struct HotFields {
 #[derive(Clone, Debug)]
 pub struct Advertisement {
     profile: HotFields,
+    // Copies of the two identifiers selection and ranking compare, kept out of the boxed
+    // document so that grouping by archivist does not pull whole documents into cache.
+    id: Box<str>,
+    archivist: Box<str>,
     rails: Vec<String>,
     // Boxed: the full document is read rarely, and a small entry keeps a slice of many
     // advertisements dense in cache while matching.
@@ -177,6 +181,8 @@ impl Advertisement {
                 retrieval_mode: typed.retrieval_mode,
                 settlement_required: typed.settlement_required,
             },
+            id: typed.advertisement_id.as_str().into(),
+            archivist: typed.archivist_node_id.as_str().into(),
             rails,
             lints: lint(&typed).into_boxed_slice(),
             typed: Box::new(typed),
@@ -190,12 +196,12 @@ impl Advertisement {
 
     /// `advertisement/id`.
     pub fn id(&self) -> &str {
-        &self.typed.advertisement_id
+        &self.id
     }
 
     /// `archivist/node-id`.
     pub fn archivist(&self) -> &str {
-        &self.typed.archivist_node_id
+        &self.archivist
     }
 
     /// `created-at`.
