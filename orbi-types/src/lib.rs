@@ -41,6 +41,7 @@ pub mod schemas;
 pub mod signing;
 pub mod timestamp;
 
+pub mod archival;
 pub mod archivist;
 pub mod inac;
 pub mod pod;
@@ -48,6 +49,7 @@ pub mod pod;
 #[cfg(any(test, feature = "strategies"))]
 pub mod strategies;
 
+pub use archival::{ArchivalStorageDecision, ArchivalStorageRequest};
 pub use archivist::ArchivistAdvertisement;
 pub use artifact::Artifact;
 pub use b64::Base64Url;

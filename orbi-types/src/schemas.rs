@@ -12,8 +12,9 @@ use schemars::{
 use serde_json::Value;
 
 use crate::{
-    ArchivistAdvertisement, Artifact, ClientInstanceAttachment, ClientInstanceDetachment,
-    ClientInstanceRecovery, InacControl, ParticipantBind,
+    ArchivalStorageDecision, ArchivalStorageRequest, ArchivistAdvertisement, Artifact,
+    ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, InacControl,
+    ParticipantBind,
 };
 
 /// A schema derived from an artifact type.
@@ -70,5 +71,7 @@ pub fn derive_all() -> Vec<DerivedSchema> {
         derive::<ClientInstanceRecovery>(),
         derive::<InacControl>(),
         derive::<ArchivistAdvertisement>(),
+        derive::<ArchivalStorageRequest>(),
+        derive::<ArchivalStorageDecision>(),
     ]
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     Base64Url, KeyPair, Sha256Digest, Timestamp,
+    archival::{DecisionStatus, NoteCode, ReasonCode, ReplicationCommitment},
     archivist::{ArtifactType, PublicationScope, RetrievalMode, TimingProfile},
     inac::{Operation, RefusalCode, TransferMode},
     pod::{DetachReason, ProfileType, RecoveryMode, SessionState},
@@ -439,6 +440,183 @@ pub fn archivist_advertisement() -> impl Strategy<Value = Value> {
         )
 }
 
+/// Settlement rail strings: the four known ones and free text.
+fn rail() -> impl Strategy<Value = String> {
+    prop_oneof![
+        select(vec![
+            "external-invoice",
+            "host-ledger",
+            "manual-transfer",
+            "none"
+        ])
+        .prop_map(str::to_owned),
+        "[a-z-]{1,16}",
+    ]
+}
+
+/// A schema-valid `archival-storage-request.v1` (closed: no unknown members).
+pub fn archival_storage_request() -> impl Strategy<Value = Value> {
+    (
+        (
+            opaque_id("storage-request"),
+            timestamp(),
+            "node:[a-z0-9-]{1,20}",
+            opaque_id("archival-package"),
+        ),
+        (
+            select(PublicationScope::ALL),
+            select(ArtifactType::ALL),
+            option::of(select(TimingProfile::ALL)),
+            select(TimingProfile::ALL),
+        ),
+        (
+            option::of(1u64..1 << 40),
+            option::of(1u64..1 << 40),
+            option::of(1u64..6),
+            option::of(select(ReplicationCommitment::ALL)),
+        ),
+        (
+            option::of(any::<bool>()),
+            option::of(collection::vec(rail(), 0..4)),
+            option::of(any::<bool>()),
+            option::of(any::<bool>()),
+        ),
+        (option::of("node:[a-z0-9-]{1,20}"), annotations()),
+    )
+        .prop_flat_map(
+            |(
+                (id, at, requester, package),
+                (scope, kind, timing, public_timing),
+                (duration, idle, copies, commitment),
+                (can_settle, rails, negotiation, shortfall),
+                (target, notes),
+            )| {
+                // The conditional: public-vault names a timing profile.
+                let timing = match scope {
+                    PublicationScope::PublicVault => Some(timing.unwrap_or(public_timing)),
+                    _ => timing,
+                };
+                let mut entries = vec![
+                    ("schema/v", json!(1)),
+                    ("request/id", json!(id)),
+                    ("requested-at", json!(at)),
+                    ("requester/node-id", json!(requester)),
+                    ("package/id", json!(package)),
+                    ("publication/scope", json!(scope)),
+                    ("artifact/type", json!(kind)),
+                ];
+                for (key, value) in [
+                    ("publication/timing-profile", timing.map(|t| json!(t))),
+                    ("retention/max-duration-sec", duration.map(Value::from)),
+                    ("retention/max-idle-ttl-sec", idle.map(Value::from)),
+                    ("replication/copies", copies.map(Value::from)),
+                    ("replication/commitment", commitment.map(|c| json!(c))),
+                    ("settlement/can-settle", can_settle.map(Value::from)),
+                    ("settlement/acceptable-rails", rails.map(|r| json!(r))),
+                    ("negotiation/allowed", negotiation.map(Value::from)),
+                    ("retention/allow-shortfall", shortfall.map(Value::from)),
+                    ("target/archivist-node-id", target.map(Value::from)),
+                    ("policy_annotations", notes),
+                ] {
+                    push_some(&mut entries, key, value);
+                }
+                object(entries, false)
+            },
+        )
+}
+
+/// A schema-valid `archival-storage-decision.v1` (closed: no unknown members).
+pub fn archival_storage_decision() -> impl Strategy<Value = Value> {
+    (
+        (
+            opaque_id("storage-decision"),
+            opaque_id("storage-request"),
+            opaque_id("archival-package"),
+            "node:[a-z0-9-]{1,20}",
+            opaque_id("archivist-advertisement"),
+        ),
+        (
+            timestamp(),
+            select(DecisionStatus::ALL),
+            select(PublicationScope::ALL),
+            option::of(timestamp()),
+        ),
+        (
+            option::of(1u64..1 << 40),
+            option::of(1u64..1 << 40),
+            option::of(1u64..6),
+            option::of(select(ReplicationCommitment::ALL)),
+        ),
+        (
+            option::of(collection::vec(rail(), 0..3)),
+            option::of(rail()),
+            option::of(opaque_id("procurement-contract")),
+            option::of(any::<bool>()),
+        ),
+        (
+            collection::vec(select(ReasonCode::ALL), 1..4),
+            option::of(collection::vec(select(NoteCode::ALL), 0..3)),
+            annotations(),
+        ),
+    )
+        .prop_flat_map(
+            |(
+                (id, request, package, archivist, advertisement),
+                (at, status, scope, expires),
+                (duration, idle, copies, commitment),
+                (rails, chosen, contract, verified),
+                (reasons, notes, annotations),
+            )| {
+                let mut entries = vec![
+                    ("schema/v", json!(1)),
+                    ("decision/id", json!(id)),
+                    ("request/id", json!(request)),
+                    ("package/id", json!(package)),
+                    ("archivist/node-id", json!(archivist)),
+                    ("advertisement/id", json!(advertisement)),
+                    ("decided-at", json!(at)),
+                    ("status", json!(status)),
+                    ("publication/scope", json!(scope)),
+                ];
+                // The conditionals: an acceptance names its retrieval ref and hard expiry and
+                // carries no reason; the other answers carry at least one.
+                if status == DecisionStatus::Accepted {
+                    entries.push(("retrieval/ref", json!(format!("vault:{id}"))));
+                    entries.push(("retention/hard-expires-at", json!(expires)));
+                    entries.push(("reason/codes", json!([])));
+                } else {
+                    push_some(
+                        &mut entries,
+                        "retention/hard-expires-at",
+                        expires.map(Value::from),
+                    );
+                    entries.push(("reason/codes", json!(reasons)));
+                }
+                for (key, value) in [
+                    (
+                        "retention/effective-max-duration-sec",
+                        duration.map(Value::from),
+                    ),
+                    (
+                        "retention/effective-max-idle-ttl-sec",
+                        idle.map(Value::from),
+                    ),
+                    ("replication/copies", copies.map(Value::from)),
+                    ("replication/commitment", commitment.map(|c| json!(c))),
+                    ("settlement/candidate-rails", rails.map(|r| json!(r))),
+                    ("settlement/rail", chosen.map(Value::from)),
+                    ("contract/ref", contract.map(Value::from)),
+                    ("integrity/verified", verified.map(Value::from)),
+                    ("reason/notes", notes.map(|n| json!(n))),
+                    ("policy_annotations", annotations),
+                ] {
+                    push_some(&mut entries, key, value);
+                }
+                object(entries, false)
+            },
+        )
+}
+
 /// `(schema name, strategy)` for every artifact, for tests that cover them all.
 pub fn all() -> Vec<(&'static str, BoxedStrategy<Value>)> {
     vec![
@@ -448,6 +626,14 @@ pub fn all() -> Vec<(&'static str, BoxedStrategy<Value>)> {
         ("client-instance-recovery", recovery().boxed()),
         ("inac-control", inac_control().boxed()),
         ("archivist-advertisement", archivist_advertisement().boxed()),
+        (
+            "archival-storage-request",
+            archival_storage_request().boxed(),
+        ),
+        (
+            "archival-storage-decision",
+            archival_storage_decision().boxed(),
+        ),
     ]
 }
 
@@ -455,8 +641,9 @@ pub fn all() -> Vec<(&'static str, BoxedStrategy<Value>)> {
 mod tests {
     use super::*;
     use crate::{
-        ArchivistAdvertisement, Artifact, ClientInstanceAttachment, ClientInstanceDetachment,
-        ClientInstanceRecovery, InacControl, ParticipantBind,
+        ArchivalStorageDecision, ArchivalStorageRequest, ArchivistAdvertisement, Artifact,
+        ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, InacControl,
+        ParticipantBind,
     };
 
     /// Parses the text of `value`, re-serializes it, and demands the same text back: the same
@@ -510,6 +697,10 @@ mod tests {
         fn inac_round_trips(v in inac_control()) { assert_round_trip::<InacControl>(&v)?; }
         #[test]
         fn advertisement_round_trips(v in archivist_advertisement()) { assert_round_trip::<ArchivistAdvertisement>(&v)?; }
+        #[test]
+        fn storage_request_round_trips(v in archival_storage_request()) { assert_round_trip::<ArchivalStorageRequest>(&v)?; }
+        #[test]
+        fn storage_decision_round_trips(v in archival_storage_decision()) { assert_round_trip::<ArchivalStorageDecision>(&v)?; }
 
         #[test]
         fn mutations_never_panic(bytes in attachment().prop_flat_map(mutated)) {
@@ -523,6 +714,11 @@ mod tests {
         #[test]
         fn advertisement_mutations_never_panic(bytes in archivist_advertisement().prop_flat_map(mutated)) {
             let _ = ArchivistAdvertisement::from_slice(&bytes);
+        }
+        #[test]
+        fn storage_mutations_never_panic(bytes in archival_storage_request().prop_flat_map(mutated)) {
+            let _ = ArchivalStorageRequest::from_slice(&bytes);
+            let _ = ArchivalStorageDecision::from_slice(&bytes);
         }
         #[test]
         fn arbitrary_bytes_never_panic(bytes in collection::vec(any::<u8>(), 0..256)) {

@@ -7,6 +7,8 @@
 //! installed (python-jsonschema with its format checkers, see [`crate::reference`]), also: orbi
 //! and the reference give the same verdict on the fixtures, the upstream examples and thousands
 //! of mutants of them, up to the reference's documented deviations from the standards.
+//! The archivist engine decides upstream's example advertisement as the spec says
+//! (`archivist.rs`).
 
 use std::{
     fs,
@@ -39,6 +41,17 @@ pub fn run(root: &Path) -> Result<bool, String> {
             let (checks, failures) = crate::inac_conformance::run(&shared.join("conformance"))?;
             report.checks += checks;
             report.failures += failures;
+            let checks = crate::archivist::check_upstream(&shared.join("conformance"))?;
+            println!(
+                "archivist engine: {} checks on upstream advertisements",
+                checks.len()
+            );
+            for check in checks {
+                match check {
+                    Ok(_) => report.pass(),
+                    Err(line) => report.fail(line),
+                }
+            }
         }
         None => println!("reference data: ../shared not present; upstream checks skipped"),
     }

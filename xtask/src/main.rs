@@ -16,6 +16,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
+mod archivist;
 mod bench;
 mod conformance;
 mod differential;

@@ -1,0 +1,225 @@
+//! The expiry clock of a stored package (spec archivist §4.4).
+//!
+//! - The clock starts at acceptance (`decided-at`), not at the package's `created-at`.
+//! - `hard = t0 + D`; `idle = last_access + I`, where `last_access` starts at `t0` and only a
+//!   `found` retrieval moves it (to the later of the two instants). Denied, unavailable and
+//!   tombstoned answers, integrity revalidation, replica sync and discovery hits never do,
+//!   otherwise idle expiry would never fire.
+//! - `expires_at = min(hard, idle)`; the package is expired from `expires_at` on (the interval
+//!   is half-open: alive on `[t0, expires_at)`). A tie is reported as `max-duration`.
+//! - Whole seconds (instants are floored), `checked_add`, and anything past
+//!   9999-12-31T23:59:59Z (not representable in RFC 3339) saturates to "never".
+
+use std::fmt;
+
+use orbi_types::{
+    Timestamp,
+    archival::{ExpiryCause, RetrievalReason},
+};
+
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z).
+pub const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
+
+/// A point in time in whole Unix seconds, or never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Deadline {
+    /// At this Unix second (never earlier than any `At`-less `Never`: `At(_) < Never`).
+    At(i64),
+    /// Never.
+    Never,
+}
+
+impl Deadline {
+    /// `start + length` seconds; `Never` when `length` is absent or the sum is not
+    /// representable.
+    pub fn after(start: i64, length: Option<u64>) -> Deadline {
+        length
+            .and_then(|length| i64::try_from(length).ok())
+            .and_then(|length| start.checked_add(length))
+            .filter(|end| *end <= MAX_UNIX_SECONDS)
+            .map_or(Deadline::Never, Deadline::At)
+    }
+
+    /// The deadline as a UTC timestamp, `None` for never.
+    pub fn timestamp(self) -> Option<Timestamp> {
+        match self {
+            Deadline::At(seconds) => Timestamp::from_unix_seconds(seconds),
+            Deadline::Never => None,
+        }
+    }
+}
+
+impl fmt::Display for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.timestamp() {
+            Some(at) => write!(f, "{at}"),
+            None => f.write_str("never"),
+        }
+    }
+}
+
+/// The `status` of a retrieval response (upstream `retrieval-response.v1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RetrievalStatus {
+    /// The package was served.
+    Found,
+    /// The caller was refused.
+    Denied,
+    /// Not available now.
+    Unavailable,
+    /// Expired or forgotten.
+    Tombstoned,
+}
+
+/// Something that touched a stored package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// A retrieval answered with this status; only `Found` resets the idle clock.
+    Retrieval(RetrievalStatus),
+    /// The archivist's own periodic integrity revalidation.
+    IntegrityRevalidation,
+    /// Synchronisation between replicas.
+    ReplicaSync,
+    /// A discovery or listing hit.
+    DiscoveryHit,
+}
+
+impl Access {
+    /// Every kind of access.
+    pub const ALL: [Access; 7] = [
+        Access::Retrieval(RetrievalStatus::Found),
+        Access::Retrieval(RetrievalStatus::Denied),
+        Access::Retrieval(RetrievalStatus::Unavailable),
+        Access::Retrieval(RetrievalStatus::Tombstoned),
+        Access::IntegrityRevalidation,
+        Access::ReplicaSync,
+        Access::DiscoveryHit,
+    ];
+
+    /// Whether this access counts as "retrieval" for the idle TTL.
+    pub const fn resets_idle(self) -> bool {
+        matches!(self, Access::Retrieval(RetrievalStatus::Found))
+    }
+}
+
+/// When a package expires and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Expiry {
+    /// `min(hard, idle)`.
+    pub at: Deadline,
+    /// Which limit ends it; `None` when it never expires.
+    pub cause: Option<ExpiryCause>,
+}
+
+/// The state of a package at some instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExpiryStatus {
+    /// Retrievable; it will expire at `expires_at`.
+    Live {
+        /// The current expiry.
+        expires_at: Deadline,
+    },
+    /// Expired: retrievals answer `tombstoned` with [`ExpiryStatus::retrieval_reason`].
+    Expired {
+        /// When it expired.
+        at: i64,
+        /// Which limit ended it.
+        cause: ExpiryCause,
+    },
+}
+
+impl ExpiryStatus {
+    /// The retrieval `reason/code` a `tombstoned` answer carries, `None` while live.
+    pub fn retrieval_reason(self) -> Option<RetrievalReason> {
+        match self {
+            ExpiryStatus::Live { .. } => None,
+            ExpiryStatus::Expired { cause, .. } => cause.retrieval_reason(),
+        }
+    }
+}
+
+/// The expiry clock of one stored package.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ExpiryClock {
+    accepted_at: i64,
+    max_idle_ttl_sec: Option<u64>,
+    hard: Deadline,
+    last_access: i64,
+}
+
+impl ExpiryClock {
+    /// A clock started at `accepted_at` with the effective terms (`None`: unbounded).
+    pub fn new(
+        accepted_at: &Timestamp,
+        max_duration_sec: Option<u64>,
+        max_idle_ttl_sec: Option<u64>,
+    ) -> Self {
+        let accepted_at = accepted_at.unix_seconds();
+        ExpiryClock {
+            accepted_at,
+            max_idle_ttl_sec,
+            hard: Deadline::after(accepted_at, max_duration_sec),
+            last_access: accepted_at,
+        }
+    }
+
+    /// Records an access at `at`; only a `found` retrieval moves the last access, and never
+    /// backwards.
+    pub fn record(&mut self, access: Access, at: &Timestamp) {
+        if access.resets_idle() {
+            self.last_access = self.last_access.max(at.unix_seconds());
+        }
+    }
+
+    /// The acceptance instant (Unix seconds).
+    pub fn accepted_at(&self) -> i64 {
+        self.accepted_at
+    }
+
+    /// The last successful retrieval, or the acceptance (Unix seconds).
+    pub fn last_access(&self) -> i64 {
+        self.last_access
+    }
+
+    /// `t0 + D`.
+    pub fn hard_expires_at(&self) -> Deadline {
+        self.hard
+    }
+
+    /// `last_access + I`.
+    pub fn idle_expires_at(&self) -> Deadline {
+        Deadline::after(self.last_access, self.max_idle_ttl_sec)
+    }
+
+    /// `min(hard, idle)` and its cause (a tie is `max-duration`).
+    pub fn expiry(&self) -> Expiry {
+        let idle = self.idle_expires_at();
+        match (self.hard, idle) {
+            (Deadline::Never, Deadline::Never) => Expiry {
+                at: Deadline::Never,
+                cause: None,
+            },
+            (hard, idle) if hard <= idle => Expiry {
+                at: hard,
+                cause: Some(ExpiryCause::MaxDuration),
+            },
+            (_, idle) => Expiry {
+                at: idle,
+                cause: Some(ExpiryCause::IdleTtl),
+            },
+        }
+    }
+
+    /// The state at `now`: expired iff `now ≥ expires_at`.
+    pub fn status_at(&self, now: &Timestamp) -> ExpiryStatus {
+        let expiry = self.expiry();
+        match (expiry.at, expiry.cause) {
+            (Deadline::At(at), Some(cause)) if now.unix_seconds() >= at => {
+                ExpiryStatus::Expired { at, cause }
+            }
+            _ => ExpiryStatus::Live {
+                expires_at: expiry.at,
+            },
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! A storage request prepared for matching: defaults resolved, rails deduplicated, and the
+//! findings that do not depend on the advertisement (stages 1–2) computed once.
+
+use std::fmt;
+
+use orbi_types::{
+    ArchivalStorageRequest,
+    archival::{ReasonCode, ReplicationCommitment},
+    archivist::{ArtifactType, PublicationScope, TimingProfile},
+};
+use serde_json::Value;
+
+use crate::{
+    advertisement::{RailMask, known_rail_bit},
+    codes::{ReasonSet, Stage},
+    package::{check_package, public_vault_without_timing},
+};
+
+/// One reason with the detail that explains it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The reason.
+    pub code: ReasonCode,
+    /// Which field and what is wrong, in words.
+    pub detail: String,
+}
+
+impl Finding {
+    /// A finding with a detail.
+    pub fn new(code: ReasonCode, detail: impl Into<String>) -> Self {
+        Finding {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+/// A gate finding whose code is not an export-gate code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("reason code {0} is not an export-gate code (stage 2)")]
+pub struct NotAGateCode(pub ReasonCode);
+
+/// A storage request ready for matching against many advertisements.
+#[derive(Clone, Debug)]
+pub struct PreparedRequest {
+    request: ArchivalStorageRequest,
+    rails: Vec<String>,
+    rail_mask: RailMask,
+    copies: u64,
+    findings: Vec<Finding>,
+    finding_set: ReasonSet,
+    package_checked: bool,
+    gates_evaluated: bool,
+    live_mirror_authorized: bool,
+}
+
+impl PreparedRequest {
+    /// Prepares `request`. Its copied package facts are checked against the package rule
+    /// (`public-vault` ⇒ timing profile, stage 1); gates count as not evaluated and
+    /// `live-mirror` as not authorized until the `with_…` methods say otherwise.
+    pub fn new(request: &ArchivalStorageRequest) -> Self {
+        let mut rails: Vec<String> = Vec::new();
+        for rail in request.acceptable_rails() {
+            if !rails.iter().any(|known| known == rail.as_str()) {
+                rails.push(rail.to_string());
+            }
+        }
+        let mut prepared = PreparedRequest {
+            request: request.clone(),
+            rail_mask: RailMask::of(rails.iter().map(String::as_str)),
+            rails,
+            copies: request.copies().get(),
+            findings: Vec::new(),
+            finding_set: ReasonSet::EMPTY,
+            package_checked: false,
+            gates_evaluated: false,
+            live_mirror_authorized: false,
+        };
+        if !request.timing_rule_holds() {
+            prepared.add(public_vault_without_timing());
+        }
+        prepared
+    }
+
+    /// Adds the stage 1–1c findings of the referenced `archival-package.v1` document.
+    pub fn with_package(mut self, package: &Value) -> Self {
+        for finding in check_package(package, &self.request) {
+            // The request's own timing-rule finding is the same fact; report it once.
+            if !self.findings.contains(&finding) {
+                self.add(finding);
+            }
+        }
+        self.package_checked = true;
+        self
+    }
+
+    /// Records the outcome of the export gates (stage 2): an empty list means every gate
+    /// passed. Only stage 2 codes are accepted.
+    pub fn with_gate_findings(
+        mut self,
+        findings: impl IntoIterator<Item = Finding>,
+    ) -> Result<Self, NotAGateCode> {
+        for finding in findings {
+            if Stage::of(finding.code) != Stage::ExportGates {
+                return Err(NotAGateCode(finding.code));
+            }
+            self.add(finding);
+        }
+        self.gates_evaluated = true;
+        Ok(self)
+    }
+
+    /// Whether the room showed onward transmission before a `live-mirror` started (P008):
+    /// the evidence stage 5 needs for `live-mirror` outside `private-retained`.
+    pub fn with_live_mirror_authorized(mut self, authorized: bool) -> Self {
+        self.live_mirror_authorized = authorized;
+        self
+    }
+
+    /// The same request asking for `copies` copies (the replication planner splits this way).
+    pub fn with_copies(&self, copies: u64) -> Self {
+        let mut split = self.clone();
+        split.copies = copies.max(1);
+        split
+    }
+
+    fn add(&mut self, finding: Finding) {
+        self.finding_set.insert(finding.code);
+        let at = self.findings.partition_point(|f| f.code <= finding.code);
+        self.findings.insert(at, finding);
+    }
+
+    /// The typed request, as received.
+    pub fn request(&self) -> &ArchivalStorageRequest {
+        &self.request
+    }
+
+    /// `publication/scope`.
+    pub fn scope(&self) -> PublicationScope {
+        self.request.publication_scope
+    }
+
+    /// `artifact/type`.
+    pub fn artifact_type(&self) -> ArtifactType {
+        self.request.artifact_type
+    }
+
+    /// `publication/timing-profile`.
+    pub fn timing_profile(&self) -> Option<TimingProfile> {
+        self.request.timing_profile
+    }
+
+    /// `retention/max-duration-sec`.
+    pub fn max_duration_sec(&self) -> Option<u64> {
+        self.request.max_duration_sec.map(|d| d.get())
+    }
+
+    /// `retention/max-idle-ttl-sec`.
+    pub fn max_idle_ttl_sec(&self) -> Option<u64> {
+        self.request.max_idle_ttl_sec.map(|i| i.get())
+    }
+
+    /// Copies asked of one archivist.
+    pub fn copies(&self) -> u64 {
+        self.copies
+    }
+
+    /// `replication/commitment` (default guarantee).
+    pub fn commitment(&self) -> ReplicationCommitment {
+        self.request.commitment()
+    }
+
+    /// `settlement/can-settle` (default false).
+    pub fn can_settle(&self) -> bool {
+        self.request.can_settle()
+    }
+
+    /// `settlement/acceptable-rails` without duplicates.
+    pub fn rails(&self) -> &[String] {
+        &self.rails
+    }
+
+    /// Whether `rail` is acceptable to the requester (exact comparison).
+    pub fn accepts_rail(&self, rail: &str) -> bool {
+        match known_rail_bit(rail) {
+            Some(bit) => self.rail_mask.known & bit != 0,
+            None => self.rails.iter().any(|mine| mine == rail),
+        }
+    }
+
+    /// Whether some rail of `ad` is acceptable, without allocating.
+    pub fn shares_a_rail_with(&self, ad: &RailMask, ad_rails: &[String]) -> bool {
+        self.rail_mask.known & ad.known != 0
+            || (self.rail_mask.has_unknown
+                && ad.has_unknown
+                && ad_rails.iter().any(|rail| self.accepts_rail(rail)))
+    }
+
+    /// `negotiation/allowed` (default true).
+    pub fn negotiation_allowed(&self) -> bool {
+        self.request.negotiation_allowed()
+    }
+
+    /// `retention/allow-shortfall` (default false).
+    pub fn allow_shortfall(&self) -> bool {
+        self.request.allow_shortfall()
+    }
+
+    /// `target/archivist-node-id`.
+    pub fn target(&self) -> Option<&str> {
+        self.request.target_archivist.as_deref()
+    }
+
+    /// The advertisement-independent findings (stages 1–2), in pipeline order.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// The codes of [`PreparedRequest::findings`].
+    pub fn finding_set(&self) -> ReasonSet {
+        self.finding_set
+    }
+
+    /// Whether a package document was checked (stages 1–1c beyond the request's own facts).
+    pub fn package_checked(&self) -> bool {
+        self.package_checked
+    }
+
+    /// Whether export-gate findings were recorded (stage 2).
+    pub fn gates_evaluated(&self) -> bool {
+        self.gates_evaluated
+    }
+
+    /// Whether `live-mirror` is authorized.
+    pub fn live_mirror_authorized(&self) -> bool {
+        self.live_mirror_authorized
+    }
+}

@@ -1,0 +1,497 @@
+//! `orbi archivist` end to end: the real binary on real files in a temporary directory.
+//!
+//! `cargo test` cannot read `../shared`, so AD-A is written here with the values of upstream's
+//! `bounded-retention.archivist-advertisement.json`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+fn ad_a() -> Value {
+    json!({
+        "schema/v": 1,
+        "advertisement/id": "archivist-advertisement:01JP0Q6F9B4R47AK9A8R8Q2HKS",
+        "created-at": "2026-03-22T22:22:33Z",
+        "archivist/node-id": "node:pl-wro-archivist-1",
+        "accepted/scopes": ["private-retained", "federation-vault"],
+        "accepted/artifact-types": ["transcript-bundle", "knowledge-artifact", "corpus-entry"],
+        "retrieval/mode": "federation-discovery",
+        "retention/default-max-duration-sec": 7776000,
+        "retention/default-max-idle-ttl-sec": 2592000,
+        "replication/max-copies": 3,
+        "publication/timing-profiles": ["delayed-bundle", "curator-gated"],
+        "settlement/required": true,
+        "settlement/rail-hints": ["external-invoice", "host-ledger"]
+    })
+}
+
+fn request() -> Value {
+    json!({
+        "schema/v": 1,
+        "request/id": "storage-request:01JQORBISR0001",
+        "requested-at": "2026-03-22T22:21:13Z",
+        "requester/node-id": "node:pl-wro-preserver-1",
+        "package/id": "archival-package:01JNZ94NQ90KJ0H2VTW6J8Q0DA",
+        "publication/scope": "federation-vault",
+        "artifact/type": "transcript-bundle",
+        "publication/timing-profile": "curator-gated",
+        "retention/max-duration-sec": 7776000,
+        "retention/max-idle-ttl-sec": 2592000,
+        "settlement/can-settle": true,
+        "settlement/acceptable-rails": ["host-ledger"]
+    })
+}
+
+struct Dir(TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        Dir(tempfile::tempdir().unwrap())
+    }
+
+    fn write(&self, name: &str, value: &Value) -> PathBuf {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+        path
+    }
+
+    fn write_bytes(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+fn orbi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{err}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn match_json(dir: &Dir, request: &Value, ads: &[&Path], extra: &[&str]) -> (i32, Value) {
+    let request = dir.write("request.json", request);
+    let mut args = vec![
+        "archivist",
+        "match",
+        "--request",
+        path(&request),
+        "--now",
+        "2026-11-21T10:00:00Z",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(ads.iter().map(|p| path(p)));
+    let output = orbi(&args);
+    (output.status.code().unwrap(), json_of(&output))
+}
+
+#[test]
+fn done_when_the_upstream_example_negotiates_on_host_ledger_and_a_free_copy_accepts() {
+    let dir = Dir::new();
+    let ad = dir.write("ad-a.json", &ad_a());
+    let (code, report) = match_json(&dir, &request(), &[&ad], &[]);
+    assert_eq!(code, 0);
+    let decision = &report["decisions"][0];
+    assert_eq!(decision["status"], "negotiation-required");
+    assert_eq!(decision["reason/codes"], json!(["settlement-required"]));
+    assert_eq!(
+        decision["terms"]["settlement/candidate-rails"],
+        json!(["host-ledger"])
+    );
+    assert_eq!(
+        decision["terms"]["retention/effective-max-duration-sec"],
+        7776000
+    );
+    assert_eq!(decision["advertisement/id"], ad_a()["advertisement/id"]);
+    assert_eq!(decision["archivist/node-id"], "node:pl-wro-archivist-1");
+
+    let mut free = ad_a();
+    free["settlement/required"] = json!(false);
+    let free = dir.write("ad-free.json", &free);
+    let (code, report) = match_json(&dir, &request(), &[&free], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["decisions"][0]["status"], "accepted");
+    assert_eq!(report["decisions"][0]["reason/codes"], json!([]));
+    assert_eq!(report["replication"]["missing"], 0);
+}
+
+#[test]
+fn a_refusal_lists_every_reason_and_exits_1() {
+    let dir = Dir::new();
+    let ad = dir.write("ad-a.json", &ad_a());
+    let mut bad = request();
+    bad["publication/scope"] = json!("public-vault");
+    bad["publication/timing-profile"] = json!("live-mirror");
+    bad["artifact/type"] = json!("room-summary");
+    bad["replication/copies"] = json!(4);
+    bad["settlement/can-settle"] = json!(false);
+    let (code, report) = match_json(&dir, &bad, &[&ad], &[]);
+    assert_eq!(code, 1);
+    let decision = &report["decisions"][0];
+    assert_eq!(decision["status"], "refused");
+    assert_eq!(
+        decision["reason/codes"],
+        json!([
+            "scope-not-accepted",
+            "artifact-type-not-accepted",
+            "timing-profile-unsupported",
+            "live-mirror-not-authorized",
+            "replication-exceeds-max",
+            "settlement-required"
+        ])
+    );
+    assert_eq!(
+        decision["notes"],
+        json!(["retrieval-mode-narrower-than-scope"])
+    );
+    let refused_stages: Vec<&str> = decision["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["outcome"] == "refused")
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused_stages, ["3", "4", "5", "9", "10"]);
+}
+
+#[test]
+fn text_output_explains_every_stage_in_words() {
+    let dir = Dir::new();
+    let ad = dir.write("ad-a.json", &ad_a());
+    let request = dir.write("request.json", &request());
+    let output = orbi(&[
+        "archivist",
+        "match",
+        "--request",
+        path(&request),
+        "--now",
+        "2026-11-21T10:00:00Z",
+        path(&ad),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("negotiation-required because settlement-required"),
+        "{text}"
+    );
+    for stage in ["stage 0 ", "stage 0b", "stage 1c", "stage 5 ", "stage 10"] {
+        assert!(text.contains(stage), "{stage} missing:\n{text}");
+    }
+    assert!(text.contains("settle on one of host-ledger"), "{text}");
+    assert!(text.contains("not evaluated: no gate evidence"), "{text}");
+    assert!(text.contains("1 of 1 copy placed"), "{text}");
+}
+
+#[test]
+fn invalid_and_superseded_advertisements_are_excluded_with_reasons() {
+    let dir = Dir::new();
+    let older = dir.write("older.json", &ad_a());
+    let mut newer = ad_a();
+    newer["advertisement/id"] = json!("archivist-advertisement:NEWER");
+    newer["created-at"] = json!("2026-04-01T00:00:00Z");
+    newer["settlement/required"] = json!(false);
+    let newer = dir.write("newer.json", &newer);
+    let mut invalid = ad_a();
+    invalid["archivist/node-id"] = json!("node:pl-wro-archivist-2");
+    invalid
+        .as_object_mut()
+        .unwrap()
+        .remove("settlement/rail-hints");
+    let invalid = dir.write("invalid.json", &invalid);
+    let broken = dir.write_bytes("broken.json", b"{\"schema/v\": 1,");
+    let (code, report) = match_json(&dir, &request(), &[&older, &newer, &invalid, &broken], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["decisions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        report["decisions"][0]["advertisement/id"],
+        "archivist-advertisement:NEWER"
+    );
+    let excluded: Vec<(String, String)> = report["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let source = e["source"].as_str().unwrap();
+            let file = Path::new(source).file_name().unwrap().to_str().unwrap();
+            (
+                file.to_owned(),
+                e["reason/code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        excluded,
+        [
+            ("invalid.json".into(), "advertisement-invalid".into()),
+            ("broken.json".into(), "advertisement-invalid".into()),
+            ("older.json".into(), "advertisement-superseded".into()),
+        ]
+    );
+    let invalid_details = report["excluded"][0]["details"].to_string();
+    assert!(
+        invalid_details.contains("settlement/rail-hints"),
+        "{invalid_details}"
+    );
+
+    // With only invalid advertisements nothing is usable: exit 1.
+    let (code, report) = match_json(&dir, &request(), &[&invalid], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(report["decisions"], json!([]));
+}
+
+#[test]
+fn an_array_file_is_a_cache_of_advertisements_and_policy_flags_apply() {
+    let dir = Dir::new();
+    let mut direct = ad_a();
+    direct["archivist/node-id"] = json!("node:direct");
+    direct["advertisement/id"] = json!("archivist-advertisement:DIRECT");
+    direct["retrieval/mode"] = json!("direct-only");
+    let cache = dir.write("cache.json", &json!([ad_a(), direct]));
+    let (_, report) = match_json(&dir, &request(), &[&cache], &[]);
+    let order: Vec<&str> = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["archivist/node-id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["node:pl-wro-archivist-1", "node:direct"]);
+    assert!(
+        report["decisions"][1]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("cache.json#1")
+    );
+
+    let (_, strict) = match_json(&dir, &request(), &[&cache], &["--strict-mode-fit"]);
+    assert_eq!(
+        strict["decisions"][1]["reason/codes"],
+        json!(["retrieval-mode-narrower-than-scope"])
+    );
+
+    let (code, aged) = match_json(&dir, &request(), &[&cache], &["--max-age-sec", "86400"]);
+    assert_eq!(code, 1);
+    assert_eq!(aged["excluded"][0]["reason/code"], "advertisement-stale");
+
+    let (_, allowed) = match_json(
+        &dir,
+        &request(),
+        &[&cache],
+        &["--allow-archivist", "node:direct"],
+    );
+    assert_eq!(allowed["decisions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        allowed["excluded"][0]["reason/code"],
+        "archivist-not-allowed"
+    );
+    let (_, denied) = match_json(
+        &dir,
+        &request(),
+        &[&cache],
+        &["--deny-archivist", "node:direct"],
+    );
+    assert_eq!(
+        denied["decisions"][0]["archivist/node-id"],
+        "node:pl-wro-archivist-1"
+    );
+    assert_eq!(
+        denied["excluded"][0]["reason/code"],
+        "archivist-not-allowed"
+    );
+
+    let mut two = request();
+    two["replication/copies"] = json!(2);
+    let (_, plan) = match_json(&dir, &two, &[&cache], &[]);
+    assert_eq!(
+        plan["replication"]["assignments"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn a_package_that_disagrees_with_the_request_is_refused() {
+    let dir = Dir::new();
+    let ad = dir.write("ad-a.json", &ad_a());
+    let package = dir.write(
+        "package.json",
+        &json!({
+            "schema/v": 1,
+            "package/id": "archival-package:01JNZ94NQ90KJ0H2VTW6J8Q0DA",
+            "artifact/id": "bundle:1", "artifact/type": "transcript-bundle",
+            "source/question-id": "question:1", "created-at": "2026-03-22T22:20:00Z",
+            "publication/scope": "federation-vault", "publication/timing-profile": "delayed-bundle",
+            "archival/basis": "federation-policy", "redaction/status": "partial",
+            "retention/max-duration-sec": 7776000, "retention/max-idle-ttl-sec": 2592000,
+            "payload/ref": "memarium:blob:1", "provenance/refs": ["transcript:1"],
+            "classification": {}, "integrity/proof": {"alg": "sha256", "verification_ref": "proof:1"}
+        }),
+    );
+    let (code, report) = match_json(&dir, &request(), &[&ad], &["--package", path(&package)]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        report["decisions"][0]["reason/codes"],
+        json!(["request-package-mismatch"])
+    );
+    let stage1 = &report["decisions"][0]["stages"][2];
+    assert!(
+        stage1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("publication/timing-profile"),
+        "{stage1}"
+    );
+}
+
+#[test]
+fn lint_reports_validity_and_lints_with_exit_codes() {
+    let dir = Dir::new();
+    let good = dir.write("good.json", &ad_a());
+    let mut empty_rails = ad_a();
+    empty_rails["settlement/rail-hints"] = json!([]);
+    let linted = dir.write("linted.json", &empty_rails);
+    let mut missing = ad_a();
+    missing.as_object_mut().unwrap().remove("retrieval/mode");
+    let invalid = dir.write("invalid.json", &missing);
+
+    let output = orbi(&["archivist", "lint", path(&good), path(&linted)]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("settlement-rails-empty"), "{text}");
+
+    let strict = orbi(&["archivist", "lint", "--strict", path(&good), path(&linted)]);
+    assert_eq!(strict.status.code(), Some(1));
+
+    let output = orbi(&[
+        "archivist",
+        "lint",
+        "--format",
+        "json",
+        path(&good),
+        path(&linted),
+        path(&invalid),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json_of(&output);
+    assert_eq!(report[0]["valid"], true);
+    assert_eq!(report[1]["lints"][0]["code"], "settlement-rails-empty");
+    assert_eq!(report[2]["valid"], false);
+    assert!(
+        report[2]["issues"][0]
+            .as_str()
+            .unwrap()
+            .contains("retrieval/mode")
+    );
+}
+
+#[test]
+fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
+    let base = [
+        "archivist",
+        "expiry",
+        "--accepted-at",
+        "2026-03-22T22:21:13Z",
+        "--max-duration-sec",
+        "7776000",
+        "--max-idle-ttl-sec",
+        "2592000",
+        "--access",
+        "2026-03-22T22:24:31Z",
+        "--access",
+        "2026-04-15T10:00:00Z",
+        "--access",
+        "2026-06-10T00:00:00Z",
+        "--format",
+        "json",
+    ];
+    let mut live = base.to_vec();
+    live.extend(["--now", "2026-06-20T22:21:12Z"]);
+    let output = orbi(&live);
+    assert_eq!(output.status.code(), Some(0));
+    let report = json_of(&output);
+    assert_eq!(report["hard-expires-at"], "2026-06-20T22:21:13Z");
+    assert_eq!(report["idle-expires-at"], "2026-07-10T00:00:00Z");
+    assert_eq!(report["expires-at"], "2026-06-20T22:21:13Z");
+    assert_eq!(report["cause"], "max-duration");
+    assert_eq!(report["status"], "live");
+
+    let mut expired = base.to_vec();
+    expired.extend(["--now", "2026-06-20T22:21:13Z"]);
+    let output = orbi(&expired);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json_of(&output);
+    assert_eq!(report["status"], "expired");
+    assert_eq!(report["reason/code"], "retention-expired");
+
+    // Unbounded terms never expire.
+    let output = orbi(&[
+        "archivist",
+        "expiry",
+        "--accepted-at",
+        "2026-03-22T22:21:13Z",
+        "--now",
+        "9999-12-31T23:59:59Z",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("expires at       never"), "{text}");
+}
+
+#[test]
+fn usage_and_io_errors_exit_2_with_a_message() {
+    let dir = Dir::new();
+    let ad = dir.write("ad-a.json", &ad_a());
+    let request = dir.write("request.json", &request());
+    let missing = dir.0.path().join("missing.json");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["archivist", "lint", path(&missing)],
+        vec!["archivist", "match", "--request", path(&missing), path(&ad)],
+        vec![
+            "archivist",
+            "match",
+            "--request",
+            path(&request),
+            "--now",
+            "yesterday",
+            path(&ad),
+        ],
+        vec!["archivist", "match", "--request", path(&ad), path(&ad)],
+        vec![
+            "archivist",
+            "expiry",
+            "--accepted-at",
+            "2026-13-01T00:00:00Z",
+        ],
+        vec!["archivist", "frobnicate"],
+    ];
+    for args in cases {
+        let output = orbi(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(!output.stderr.is_empty(), "{args:?}");
+    }
+    // The message names the offending input.
+    let output = orbi(&["archivist", "match", "--request", path(&ad), path(&ad)]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("request") && stderr.contains("ad-a.json"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,104 @@
+//! The archivist engine on upstream's own advertisements (`cargo xtask conformance`, with
+//! `../shared` present): the "done when" run on the real files.
+//!
+//! - `bounded-retention.archivist-advertisement.json` (AD-A) with a request for 7776000 s /
+//!   2592000 s and `host-ledger` is `negotiation-required` with candidate rail `host-ledger`;
+//!   the same advertisement with `settlement/required: false` is `accepted`.
+//! - Every upstream advertisement example is admitted exactly when its directory says valid.
+
+use std::{fs, path::Path};
+
+use orbi_archivist::{Advertisement, Policy, PreparedRequest, Verdict, match_request};
+use orbi_types::{ArchivalStorageRequest, Artifact, Timestamp};
+use serde_json::{Value, json};
+
+/// One check: `Ok` with what passed, or `Err` with what failed.
+pub type Check = Result<String, String>;
+
+const AD_A: &str = "valid/bounded-retention.archivist-advertisement.json";
+
+fn request() -> Result<PreparedRequest, String> {
+    let value = json!({
+        "schema/v": 1, "request/id": "storage-request:conformance",
+        "requested-at": "2026-03-22T22:21:13Z", "requester/node-id": "node:conformance",
+        "package/id": "archival-package:01JNZ94NQ90KJ0H2VTW6J8Q0DA",
+        "publication/scope": "federation-vault", "artifact/type": "transcript-bundle",
+        "publication/timing-profile": "curator-gated",
+        "retention/max-duration-sec": 7776000, "retention/max-idle-ttl-sec": 2592000,
+        "settlement/can-settle": true, "settlement/acceptable-rails": ["host-ledger"]
+    });
+    ArchivalStorageRequest::from_value(&value)
+        .map(|request| PreparedRequest::new(&request))
+        .map_err(|err| format!("conformance request: {err}"))
+}
+
+fn read(path: &Path) -> Result<Value, String> {
+    let bytes = fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|err| format!("{} is not json: {err}", path.display()))
+}
+
+/// Runs the checks against `conformance` (upstream's example directory).
+pub fn check_upstream(conformance: &Path) -> Result<Vec<Check>, String> {
+    let mut checks = Vec::new();
+    let request = request()?;
+    let now = Timestamp::parse("2026-11-21T00:00:00Z").map_err(|err| err.to_string())?;
+    let ad_a = read(&conformance.join(AD_A))?;
+    let mut free = ad_a.clone();
+    free["settlement/required"] = json!(false);
+    for (label, value, want_settlement) in [("AD-A", &ad_a, true), ("AD-A free copy", &free, false)]
+    {
+        let check = match Advertisement::admit(value) {
+            Err(err) => Err(format!("archivist {label}: {err}")),
+            Ok(ad) => {
+                let report = match_request(&request, &[ad], &Policy::default(), &now);
+                match report.ranked.first().map(|entry| &entry.decision) {
+                    Some(decision) if want_settlement => match decision.verdict {
+                        Verdict::Negotiate(items)
+                            if items.settlement_only()
+                                && decision.terms.candidate_rails == ["host-ledger"] =>
+                        {
+                            Ok(format!(
+                                "archivist {label}: negotiation-required on host-ledger"
+                            ))
+                        }
+                        _ => Err(format!(
+                            "archivist {label}: got {} {:?}",
+                            decision.status(),
+                            decision.reason_codes()
+                        )),
+                    },
+                    Some(decision) if decision.verdict == Verdict::Accept => {
+                        Ok(format!("archivist {label}: accepted"))
+                    }
+                    other => Err(format!("archivist {label}: got {other:?}")),
+                }
+            }
+        };
+        checks.push(check);
+    }
+    for (valid, dir) in [(true, "valid"), (false, "invalid")] {
+        let entries = fs::read_dir(conformance.join(dir))
+            .map_err(|err| format!("cannot list {}/{dir}: {err}", conformance.display()))?;
+        let mut paths: Vec<_> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| {
+                path.to_string_lossy()
+                    .ends_with(".archivist-advertisement.json")
+            })
+            .collect();
+        paths.sort();
+        for path in paths {
+            let admitted = Advertisement::admit(&read(&path)?).is_ok();
+            checks.push(if admitted == valid {
+                Ok(format!("archivist admission: {}", path.display()))
+            } else {
+                Err(format!(
+                    "archivist admission: {} expected {}",
+                    path.display(),
+                    if valid { "admitted" } else { "excluded" }
+                ))
+            });
+        }
+    }
+    Ok(checks)
+}
