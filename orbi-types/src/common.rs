@@ -136,9 +136,28 @@ pub struct UnknownVariant {
     pub expected: &'static str,
 }
 
-/// Defines a closed string vocabulary: the enum, `ALL`, `as_str`, `Display`, `FromStr`, serde
-/// (as the wire string) and an inline `{"type": "string", "enum": [...]}` schema.
-macro_rules! wire_enum {
+/// Defines a closed vocabulary of stable strings: the enum, `ALL` (in declaration order),
+/// `as_str`, `Display` and `FromStr` (whose error, [`UnknownVariant`], names the offending text
+/// and every accepted value). For codes, states and kinds that never travel as schema'd JSON;
+/// wire vocabularies use the crate-private `wire_enum!`, which adds serde and schemars.
+///
+/// ```
+/// orbi_types::vocabulary! {
+///     /// How a demo ends.
+///     pub enum Ending: "ending" {
+///         /// Well.
+///         Happy = "happy",
+///         /// Not well.
+///         Sad = "sad",
+///     }
+/// }
+/// assert_eq!("sad".parse::<Ending>(), Ok(Ending::Sad));
+/// assert_eq!(Ending::ALL, &[Ending::Happy, Ending::Sad]);
+/// let error = "meh".parse::<Ending>().unwrap_err();
+/// assert_eq!(error.to_string(), "unknown ending \"meh\": expected one of happy sad ");
+/// ```
+#[macro_export]
+macro_rules! vocabulary {
     (
         $(#[$doc:meta])*
         $vis:vis enum $name:ident : $kind:literal {
@@ -152,10 +171,10 @@ macro_rules! wire_enum {
         }
 
         impl $name {
-            /// Every value, in contract order.
+            /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
-            /// The wire text.
+            /// The stable text.
             pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $wire),+
@@ -163,23 +182,41 @@ macro_rules! wire_enum {
             }
         }
 
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl std::str::FromStr for $name {
-            type Err = $crate::common::UnknownVariant;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::UnknownVariant;
             fn from_str(text: &str) -> Result<Self, Self::Err> {
                 match text {
                     $($wire => Ok($name::$variant),)+
-                    _ => Err($crate::common::UnknownVariant {
+                    _ => Err($crate::UnknownVariant {
                         kind: $kind,
                         value: text.to_owned(),
                         expected: concat!($($wire, " "),+),
                     }),
                 }
+            }
+        }
+    };
+}
+
+/// A [`vocabulary!`] that also travels as JSON: serde as the wire string and an inline
+/// `{"type": "string", "enum": [...]}` schema.
+macro_rules! wire_enum {
+    (
+        $(#[$doc:meta])*
+        $vis:vis enum $name:ident : $kind:literal {
+            $( $(#[$vdoc:meta])* $variant:ident = $wire:literal ),+ $(,)?
+        }
+    ) => {
+        $crate::vocabulary! {
+            $(#[$doc])*
+            $vis enum $name : $kind {
+                $( $(#[$vdoc])* $variant = $wire ),+
             }
         }
 

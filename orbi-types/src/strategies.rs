@@ -617,6 +617,28 @@ pub fn archival_storage_decision() -> impl Strategy<Value = Value> {
         )
 }
 
+/// The bytes of `document` with one to five bytes flipped, inserted or deleted: near-valid
+/// input for "never panics" properties.
+pub fn mutated(document: Value) -> impl Strategy<Value = Vec<u8>> {
+    let text = serde_json::to_vec(&document).unwrap();
+    let len = text.len();
+    collection::vec((0..len, any::<u8>(), 0u8..3), 1..6).prop_map(move |edits| {
+        let mut bytes = text.clone();
+        for (at, byte, kind) in edits {
+            let at = at.min(bytes.len().saturating_sub(1));
+            match kind {
+                0 if !bytes.is_empty() => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                _ if !bytes.is_empty() => {
+                    bytes.remove(at);
+                }
+                _ => {}
+            }
+        }
+        bytes
+    })
+}
+
 /// `(schema name, strategy)` for every artifact, for tests that cover them all.
 pub fn all() -> Vec<(&'static str, BoxedStrategy<Value>)> {
     vec![
@@ -659,27 +681,6 @@ mod tests {
         let again = T::from_slice(&parsed.to_json_vec()).unwrap();
         prop_assert_eq!(again, parsed);
         Ok(())
-    }
-
-    /// Flips, inserts or deletes bytes of a valid document.
-    fn mutated(document: Value) -> impl Strategy<Value = Vec<u8>> {
-        let text = serde_json::to_vec(&document).unwrap();
-        let len = text.len();
-        collection::vec((0..len, any::<u8>(), 0u8..3), 1..6).prop_map(move |edits| {
-            let mut bytes = text.clone();
-            for (at, byte, kind) in edits {
-                let at = at.min(bytes.len().saturating_sub(1));
-                match kind {
-                    0 if !bytes.is_empty() => bytes[at] = byte,
-                    1 => bytes.insert(at, byte),
-                    _ if !bytes.is_empty() => {
-                        bytes.remove(at);
-                    }
-                    _ => {}
-                }
-            }
-            bytes
-        })
     }
 
     proptest! {
