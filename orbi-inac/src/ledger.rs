@@ -314,6 +314,18 @@ pub trait Ledger: Send {
     /// Writes one decision and everything it changes, atomically.
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError>;
 
+    /// Starts a group: writes until [`Ledger::commit_group`] are atomic each, become durable
+    /// together at the commit, and are visible to this ledger's own reads at once. The
+    /// default (for ledgers whose writes are durable at once) does nothing.
+    fn begin_group(&mut self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Makes every write since [`Ledger::begin_group`] durable; on error none of them is.
+    fn commit_group(&mut self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
     /// The record under `(peer, key)`.
     fn idempotency(
         &self,

@@ -132,6 +132,8 @@ mod kinds;
 pub mod ledger;
 mod outbound;
 pub mod passport;
+#[cfg(feature = "quic")]
+pub mod quic;
 mod receiver;
 pub mod store;
 mod verdict;

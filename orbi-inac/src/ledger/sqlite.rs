@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS custody (
 /// `offers accept` runs beside a serving node); writers wait up to five seconds for each other.
 pub struct SqliteLedger {
     connection: Connection,
+    in_group: bool,
 }
 
 impl std::fmt::Debug for SqliteLedger {
@@ -230,13 +231,44 @@ impl SqliteLedger {
         }
         connection.execute_batch(SCHEMA)?;
         connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(SqliteLedger { connection })
+        Ok(SqliteLedger {
+            connection,
+            in_group: false,
+        })
     }
 }
 
 impl Ledger for SqliteLedger {
+    fn begin_group(&mut self) -> Result<(), LedgerError> {
+        if !self.in_group {
+            // IMMEDIATE: take the write lock now (waiting up to the busy timeout for an operator
+            // tool), so that no write in the group can fail on a lock upgrade.
+            self.connection
+                .prepare_cached("BEGIN IMMEDIATE")?
+                .execute([])?;
+            self.in_group = true;
+        }
+        Ok(())
+    }
+
+    fn commit_group(&mut self) -> Result<(), LedgerError> {
+        if !self.in_group {
+            return Ok(());
+        }
+        self.in_group = false;
+        let committed = self.connection.prepare_cached("COMMIT")?.execute([]);
+        if let Err(error) = committed {
+            if !self.connection.is_autocommit() {
+                let _ = self.connection.execute_batch("ROLLBACK");
+            }
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
-        let tx = self.connection.transaction()?;
+        // A savepoint: its own transaction alone, one atomic part of a group inside one.
+        let tx = self.connection.savepoint()?;
         if let Some(t) = &entry.transfer {
             let d = t.descriptor.as_ref();
             tx.prepare_cached(
@@ -558,7 +590,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn insert_invitation(&mut self, invitation: &InvitationRecord) -> Result<(), LedgerError> {
-        let tx = self.connection.transaction()?;
+        let tx = self.connection.savepoint()?;
         let linked = tx
             .prepare_cached("UPDATE offers SET invitation_id = ?2 WHERE id = ?1")?
             .execute(params![invitation.offer_id, invitation.passport_id])?;

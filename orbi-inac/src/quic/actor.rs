@@ -1,0 +1,198 @@
+//! The receiver on its own thread. Exchange tasks send it jobs; it takes every job that is
+//! waiting (up to [`super::TransportConfig::group_max`]), decides them as one group, commits
+//! the group's ledger writes once ([`Receiver::commit_group`]) and only then replies. Under
+//! load that turns one durable commit per decision into one per group; an idle node still
+//! answers each job at once.
+
+use std::{io::Read, time::SystemTime};
+
+use orbi_types::NodeId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{CompletedBody, Frame, Handled, Receiver, Refusal, ServeArtifact, Verdict};
+
+/// What the receiver decided about one initiating frame.
+pub(crate) enum Decision {
+    Answer(Frame),
+    ReadBody(crate::IncomingBody),
+    Serve(ServeArtifact, Option<Box<dyn Read + Send>>),
+    NoAnswer,
+}
+
+type Task = Box<dyn FnOnce(&mut Receiver) + Send>;
+
+enum Job {
+    Frame {
+        peer: NodeId,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Decision>,
+    },
+    Unread {
+        peer: NodeId,
+        refusal: Refusal,
+        reply: oneshot::Sender<Frame>,
+    },
+    Finish {
+        body: CompletedBody,
+        reply: oneshot::Sender<Frame>,
+    },
+    Run(Task),
+}
+
+enum Reply {
+    Decision(oneshot::Sender<Decision>, Decision),
+    Frame(oneshot::Sender<Frame>, Frame),
+}
+
+/// The actor is gone (its thread ended: the server shut down or a job panicked).
+#[derive(Debug)]
+pub(crate) struct Gone;
+
+/// A handle to the receiver thread.
+#[derive(Clone)]
+pub(crate) struct ReceiverHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Starts the receiver thread; it ends when every handle is dropped, returning the receiver.
+pub(crate) fn spawn(
+    receiver: Receiver,
+    group_max: usize,
+) -> std::io::Result<(ReceiverHandle, std::thread::JoinHandle<Receiver>)> {
+    let (jobs, queue) = mpsc::channel(1024);
+    let thread = std::thread::Builder::new()
+        .name("inac-receiver".into())
+        .spawn(move || run(receiver, queue, group_max.max(1)))?;
+    Ok((ReceiverHandle { jobs }, thread))
+}
+
+fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize) -> Receiver {
+    let mut group = Vec::with_capacity(group_max);
+    while let Some(first) = queue.blocking_recv() {
+        group.push(first);
+        while group.len() < group_max {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let now = SystemTime::now();
+        receiver.begin_group();
+        let mut replies = Vec::with_capacity(group.len());
+        for job in group.drain(..) {
+            match job {
+                Job::Frame { peer, bytes, reply } => {
+                    let decision = match receiver.handle_bytes(&peer, &bytes, now) {
+                        Handled::Answer(frame) => Decision::Answer(frame),
+                        Handled::ReadBody(body) => Decision::ReadBody(body),
+                        Handled::Serve(serve) => {
+                            let body = if serve.is_inline() {
+                                None
+                            } else {
+                                receiver
+                                    .store()
+                                    .open(&serve.descriptor().digest)
+                                    .ok()
+                                    .flatten()
+                            };
+                            Decision::Serve(serve, body)
+                        }
+                        Handled::NoAnswer => Decision::NoAnswer,
+                    };
+                    replies.push(Reply::Decision(reply, decision));
+                }
+                Job::Unread {
+                    peer,
+                    refusal,
+                    reply,
+                } => replies.push(Reply::Frame(
+                    reply,
+                    receiver.refuse_unread(&peer, refusal, now),
+                )),
+                Job::Finish { body, reply } => {
+                    replies.push(Reply::Frame(reply, receiver.finish_push(body, now)))
+                }
+                Job::Run(task) => task(&mut receiver),
+            }
+        }
+        if let Err(error) = receiver.commit_group() {
+            // Nothing of the group is durable: no success may be reported.
+            tracing::error!(%error, decisions = replies.len(), "group commit failed");
+            for reply in &mut replies {
+                let frame = match reply {
+                    Reply::Decision(_, Decision::Answer(frame)) | Reply::Frame(_, frame) => frame,
+                    _ => continue,
+                };
+                let operation = frame.operation();
+                if !matches!(
+                    operation,
+                    orbi_types::inac::Operation::Refused
+                        | orbi_types::inac::Operation::Decline
+                        | orbi_types::inac::Operation::Defer
+                ) {
+                    let refusal =
+                        Refusal::handler_unavailable("the receiver's ledger is unavailable");
+                    let verdict = match operation {
+                        orbi_types::inac::Operation::Accept => {
+                            Verdict::refusing(orbi_types::inac::Operation::Offer, refusal)
+                        }
+                        _ => Verdict::Refuse(refusal),
+                    };
+                    *frame = Frame::answer(frame.correlation_id(), &verdict);
+                }
+            }
+        }
+        for reply in replies {
+            match reply {
+                Reply::Decision(reply, decision) => {
+                    let _ = reply.send(decision);
+                }
+                Reply::Frame(reply, frame) => {
+                    let _ = reply.send(frame);
+                }
+            }
+        }
+    }
+    receiver
+}
+
+impl ReceiverHandle {
+    async fn call<T>(&self, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Result<T, Gone> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(job(reply)).await.map_err(|_| Gone)?;
+        answer.await.map_err(|_| Gone)
+    }
+
+    /// Decides about one initiating frame from `peer`.
+    pub(crate) async fn frame(&self, peer: NodeId, bytes: Vec<u8>) -> Result<Decision, Gone> {
+        self.call(|reply| Job::Frame { peer, bytes, reply }).await
+    }
+
+    /// Logs and answers a frame that could not be read.
+    pub(crate) async fn unread(&self, peer: NodeId, refusal: Refusal) -> Result<Frame, Gone> {
+        self.call(|reply| Job::Unread {
+            peer,
+            refusal,
+            reply,
+        })
+        .await
+    }
+
+    /// Finishes a stream-mode push.
+    pub(crate) async fn finish(&self, body: CompletedBody) -> Result<Frame, Gone> {
+        self.call(|reply| Job::Finish { body, reply }).await
+    }
+
+    /// Runs `task` on the receiver thread (between groups) and returns its result.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Receiver) -> T + Send + 'static,
+    ) -> Result<T, Gone> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Run(Box::new(move |receiver: &mut Receiver| {
+            let _ = reply.send(task(receiver));
+        }));
+        self.jobs.send(job).await.map_err(|_| Gone)?;
+        answer.await.map_err(|_| Gone)
+    }
+}
