@@ -10,7 +10,8 @@
 //! - `offers` and `store` read (and `offers accept|reject` decide) a node's data directory, also
 //!   while it is being served.
 //!
-//! Data directory layout: `inac.sqlite` (the ledger) and `store/` (`objects/`, `staging/`).
+//! Data directory layout ([`orbi_inac::NodeState`]): `inac.sqlite` (the ledger, and objects up
+//! to 64 KiB) and `store/` (larger objects in `objects/`, bodies in transit in `staging/`).
 //! Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
 
 use std::{
@@ -23,7 +24,7 @@ use std::{
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use orbi_inac::{
-    AuthorizationMode, Descriptor, Durability, Frame, FrameBuilder, FsStore, KindRegistry,
+    AuthorizationMode, Descriptor, Durability, Frame, FrameBuilder, KindRegistry, NodeState,
     Receiver, ReceiverConfig, SqliteLedger, Store,
     ledger::{Ledger, LedgerError, OfferRecord},
     quic::{Client, PeerAddr, RequestOutcome, Server, Session, TransportConfig},
@@ -226,14 +227,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// `--transfer auto` sends inline up to the spec's default inline ceiling.
 const INLINE_MAX_BYTES: u64 = 65_536;
 
-fn ledger_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("inac.sqlite")
-}
-
-fn store_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("store")
-}
-
 fn parse_node(text: &str) -> Result<NodeId, CliError> {
     NodeId::parse(text)
         .ok()
@@ -268,12 +261,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     let kinds = kinds
         .build()
         .map_err(|conflicts| CliError::new(conflicts.to_string()))?;
-    std::fs::create_dir_all(&args.data_dir).map_err(|err| {
-        CliError::new(format!("cannot create {}: {err}", args.data_dir.display()))
-    })?;
-    let store = FsStore::open_with(store_path(&args.data_dir), durability)
-        .map_err(|err| CliError::new(err.to_string()))?;
-    let ledger = SqliteLedger::open_with(ledger_path(&args.data_dir), durability)
+    let NodeState { store, ledger } = NodeState::open(&args.data_dir, durability)
         .map_err(|err| CliError::new(err.to_string()))?;
     let receiver = Receiver::new(key.clone(), policy, kinds, store, ledger);
     runtime()?.block_on(async move {
@@ -570,19 +558,12 @@ fn offer_json(offer: &OfferRecord, ledger: &SqliteLedger) -> Result<Value, Ledge
     }))
 }
 
-fn open_ledger(data_dir: &Path) -> Result<SqliteLedger, CliError> {
-    let path = ledger_path(data_dir);
-    if !path.exists() {
-        return Err(CliError::new(format!(
-            "{} holds no inac ledger (inac.sqlite)",
-            data_dir.display()
-        )));
-    }
-    SqliteLedger::open(&path).map_err(|err| CliError::new(err.to_string()))
+fn inspect(data_dir: &Path) -> Result<NodeState, CliError> {
+    NodeState::inspect(data_dir).map_err(|err| CliError::new(err.to_string()))
 }
 
 fn offers(data_dir: &Path, action: Option<OffersAction>) -> Result<Outcome, CliError> {
-    let mut ledger = open_ledger(data_dir)?;
+    let mut ledger = inspect(data_dir)?.ledger;
     let ledger_error = |err: LedgerError| CliError::new(err.to_string());
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -617,14 +598,10 @@ fn offers(data_dir: &Path, action: Option<OffersAction>) -> Result<Outcome, CliE
 }
 
 fn store_list(data_dir: &Path) -> Result<Outcome, CliError> {
-    let store =
-        FsStore::inspect(store_path(data_dir)).map_err(|err| CliError::new(err.to_string()))?;
-    let held = match ledger_path(data_dir).exists() {
-        true => open_ledger(data_dir)?
-            .held_artifacts()
-            .map_err(|err| CliError::new(err.to_string()))?,
-        false => Vec::new(),
-    };
+    let NodeState { store, ledger } = inspect(data_dir)?;
+    let held = ledger
+        .held_artifacts()
+        .map_err(|err| CliError::new(err.to_string()))?;
     let objects = store
         .list()
         .map_err(|err| CliError::new(err.to_string()))?
@@ -645,7 +622,10 @@ fn store_list(data_dir: &Path) -> Result<Outcome, CliError> {
             json!({
                 "digest": object.digest.as_str(),
                 "size/bytes": object.size_bytes,
-                "path": store.object_path(&object.digest).ok().map(|p| p.display().to_string()),
+                "path": (object.size_bytes > store.small_max() as u64)
+                    .then(|| store.files().object_path(&object.digest).ok())
+                    .flatten()
+                    .map(|p| p.display().to_string()),
                 "held-as": kinds,
             })
         })

@@ -42,7 +42,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_default();
     let options: HashMap<String, String> = args
-        .filter_map(|arg| arg.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .filter_map(|arg| {
+            arg.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
         .collect();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -206,7 +209,9 @@ async fn echo_server() -> Result<(), Error> {
     let endpoint = listener()?;
     while let Some(incoming) = endpoint.accept().await {
         tokio::spawn(async move {
-            let Ok(connection) = incoming.await else { return };
+            let Ok(connection) = incoming.await else {
+                return;
+            };
             while let Ok((mut send, mut recv)) = connection.accept_bi().await {
                 tokio::spawn(async move {
                     let Ok(request) = read_frame(&mut recv, Duration::from_secs(5)).await else {

@@ -4,7 +4,7 @@
 //! deterministic tests. Both keep the same contract (tested against each).
 
 mod memory;
-mod sqlite;
+pub(crate) mod sqlite;
 
 use orbi_types::{NodeId, Sha256Digest, Sha256Hasher, inac::Operation, inac::RefusalCode};
 

@@ -9,7 +9,9 @@
 //!   [`Store`] and [`Ledger`] traits.
 //! - [`KindRegistry`] and [`Acceptor`]: which kinds this node takes and who decides about
 //!   them. Unknown kinds are refused, never stored by default.
-//! - [`FsStore`] + [`SqliteLedger`] persist; [`MemoryStore`] + [`MemoryLedger`] are for tests.
+//! - [`NodeState`] ([`HybridStore`] + [`SqliteLedger`] in one data directory) persists;
+//!   [`FsStore`] alone keeps every object as a file; [`MemoryStore`] + [`MemoryLedger`] are for
+//!   tests.
 //!
 //! # A push, inline
 //!
@@ -135,6 +137,7 @@ pub mod passport;
 #[cfg(feature = "quic")]
 pub mod quic;
 mod receiver;
+mod state;
 pub mod store;
 mod verdict;
 
@@ -154,5 +157,6 @@ pub use receiver::{
     BodyEnd, BodyError, CompletedBody, Handled, IncomingBody, RECENT_REFUSALS, Receiver,
     ReceiverConfig, RefusalNote, RevocationView, ServeArtifact, Stats,
 };
-pub use store::{Durability, FsStore, MemoryStore, Store, StoreError};
+pub use state::{NodeState, StateError};
+pub use store::{Durability, FsStore, HybridStore, MemoryStore, Store, StoreError};
 pub use verdict::{Deferral, Refusal, Verdict, is_retryable};

@@ -87,6 +87,9 @@ enum BenchTarget {
         /// Working directory (default: target/bench-inac).
         #[arg(long)]
         work: Option<PathBuf>,
+        /// Run only one figure.
+        #[arg(long, value_parser = ["p1", "p2"])]
+        only: Option<String>,
     },
 }
 
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
                     p2_count,
                     rounds,
                     work,
+                    only,
                 },
         } => bench::inac::run(
             &root,
@@ -151,6 +155,7 @@ fn main() -> ExitCode {
                 p2_count,
                 rounds,
                 work: work.unwrap_or_else(|| root.join("target/bench-inac")),
+                only,
             },
         ),
     };

@@ -12,8 +12,8 @@ use std::{
 };
 
 use orbi_inac::{
-    Acceptance, Delivery, Descriptor, Frame, FsStore, KindRegistry, Receiver, ReceiverConfig,
-    SqliteLedger, Store,
+    Acceptance, Delivery, Descriptor, Durability, Frame, HybridStore, KindRegistry, NodeState,
+    Receiver, ReceiverConfig, Store,
     quic::{Client, PeerAddr, Server, Session, TransportConfig},
 };
 use orbi_types::{
@@ -50,7 +50,8 @@ impl Counter {
 
 pub struct Node {
     pub server: Option<Server>,
-    pub store: FsStore,
+    /// Small objects in SQLite, large ones in files (the serving layout).
+    pub store: HybridStore,
     pub accepted: Counter,
     pub dir: tempfile::TempDir,
 }
@@ -88,8 +89,7 @@ impl Setup {
 
     pub fn start(self) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path().join("store")).unwrap();
-        let ledger = SqliteLedger::open(dir.path().join("inac.sqlite")).unwrap();
+        let NodeState { store, ledger } = NodeState::open(dir.path(), Durability::Full).unwrap();
         let accepted = Counter::default();
         let counter = accepted.clone();
         let kinds = KindRegistry::builder()
@@ -141,7 +141,9 @@ impl Node {
     }
 
     pub fn staged_files(&self) -> usize {
-        std::fs::read_dir(self.store.staging_dir()).unwrap().count()
+        std::fs::read_dir(self.store.files().staging_dir())
+            .unwrap()
+            .count()
     }
 
     pub fn holds(&self, bytes: &[u8]) -> bool {

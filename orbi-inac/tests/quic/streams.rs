@@ -33,7 +33,11 @@ async fn a_100_mb_stream_is_verified_and_stored_byte_for_byte() {
     assert_answer(&answer, Operation::Ingested, None);
     assert_eq!(answer.correlation_id(), Some("c-big"));
     assert_eq!(seen, 100_000_000);
-    let path = node.store.object_path(&Sha256Digest::of(&bytes)).unwrap();
+    let path = node
+        .store
+        .files()
+        .object_path(&Sha256Digest::of(&bytes))
+        .unwrap();
     assert!(
         std::fs::read(path).unwrap() == bytes,
         "stored byte for byte"

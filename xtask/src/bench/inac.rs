@@ -41,6 +41,8 @@ pub struct Options {
     pub rounds: usize,
     /// Working directory.
     pub work: PathBuf,
+    /// Run only this figure (`p1` or `p2`).
+    pub only: Option<String>,
 }
 
 const SERVER_SEED: &str = "4141414141414141414141414141414141414141414141414141414141414141";
@@ -65,18 +67,23 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     };
     let server_key = tools.key("r.json", SERVER_SEED)?;
     let sender_key = tools.key("s.json", SENDER_SEED)?;
-    let file = options.work.join("p1.bin");
-    println!("writing {} bytes to {}", options.p1_bytes, file.display());
-    let digest = write_p1_file(&file, options.p1_bytes)?;
-    let result = (|| {
-        let p1 = p1(&tools, &server_key, &sender_key, &file, &digest, options)?;
-        let p2 = p2(&tools, &server_key, &sender_key, options)?;
-        Ok::<_, String>((p1, p2))
-    })();
-    let _ = fs::remove_file(&file);
-    let (p1, p2) = result?;
-    println!("{p1}");
-    println!("{p2}");
+    let wanted = |figure: &str| options.only.as_deref().is_none_or(|only| only == figure);
+    let mut lines = Vec::new();
+    if wanted("p1") {
+        let file = options.work.join("p1.bin");
+        println!("writing {} bytes to {}", options.p1_bytes, file.display());
+        let digest = write_p1_file(&file, options.p1_bytes);
+        let line =
+            digest.and_then(|digest| p1(&tools, &server_key, &sender_key, &file, &digest, options));
+        let _ = fs::remove_file(&file);
+        lines.push(line?);
+    }
+    if wanted("p2") {
+        lines.push(p2(&tools, &server_key, &sender_key, options)?);
+    }
+    for line in lines {
+        println!("{line}");
+    }
     Ok(true)
 }
 
@@ -263,7 +270,9 @@ fn run_client(mut command: Command) -> Result<Finished, String> {
         .spawn()
         .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
     let mut sampler = Sampler::start(child.id());
-    let output = child.wait_with_output().map_err(|e| format!("client: {e}"))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("client: {e}"))?;
     let wall = started.elapsed();
     sampler.stop();
     if !output.status.success() {
@@ -340,7 +349,12 @@ fn p1(
         push.args(["inac", "push", "--key"])
             .arg(&sender_key.path)
             .args(["--to", &listener.to, "--schema", "bench.p1.v1"])
-            .args(["--content-type", "application/octet-stream", "--transfer", "stream"])
+            .args([
+                "--content-type",
+                "application/octet-stream",
+                "--transfer",
+                "stream",
+            ])
             .args(["--digest", digest])
             .arg(file);
         let run = run_client(push);
@@ -411,7 +425,12 @@ fn p2_rate(finished: &Finished) -> Result<f64, String> {
     Ok(count / elapsed)
 }
 
-fn p2(tools: &Tools, server_key: &Key, sender_key: &Key, options: &Options) -> Result<String, String> {
+fn p2(
+    tools: &Tools,
+    server_key: &Key,
+    sender_key: &Key,
+    options: &Options,
+) -> Result<String, String> {
     let data = tools.work.join("p2-data");
     let count = options.p2_count.to_string();
     let load = |to: &str, mode: &str| {
