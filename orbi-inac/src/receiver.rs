@@ -386,6 +386,13 @@ impl Receiver {
         self.ledger.commit_group()
     }
 
+    /// Lets group commits return before they reach the disk (see [`Ledger::defer_sync`]): a
+    /// transport that sends no answer of a group before the returned handle has synced keeps
+    /// every answer durable while the receiver goes on deciding. `None`: nothing to defer.
+    pub fn defer_sync(&mut self) -> Result<Option<crate::ledger::SyncHandle>, LedgerError> {
+        self.ledger.defer_sync()
+    }
+
     /// Finishes a stream-mode push whose body stage ended ([`IncomingBody::complete`]): runs
     /// the acceptor on verified bytes and writes the ledger. The returned answer is sent when
     /// the stream can still carry it (not after [`BodyEnd::Interrupted`]). Staged bytes never

@@ -2,14 +2,18 @@
 //! waiting (up to [`super::TransportConfig::group_max`]), decides them as one group, commits
 //! the group's ledger writes once ([`Receiver::commit_group`]) and only then replies. Under
 //! load that turns one durable commit per decision into one per group; an idle node still
-//! answers each job at once.
+//! answers each job at once. When the ledger can defer its sync ([`Receiver::defer_sync`]), a
+//! syncer thread makes each batch of committed groups durable and only then releases their
+//! answers, while the receiver already decides the next group.
 
 use std::{io::Read, time::SystemTime};
 
 use orbi_types::NodeId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{CompletedBody, Frame, Handled, Receiver, Refusal, ServeArtifact, Verdict};
+use crate::{
+    CompletedBody, Frame, Handled, Receiver, Refusal, ServeArtifact, Verdict, ledger::SyncHandle,
+};
 
 /// What the receiver decided about one initiating frame.
 pub(crate) enum Decision {
@@ -67,6 +71,16 @@ pub(crate) fn spawn(
 }
 
 fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize) -> Receiver {
+    // With a syncer, the receiver goes on deciding while the previous group reaches the disk;
+    // answers wait for their sync either way.
+    let syncer = match receiver.defer_sync() {
+        Ok(Some(handle)) => spawn_syncer(handle),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(%error, "cannot defer ledger syncs; every group syncs in its commit");
+            None
+        }
+    };
     let mut group = Vec::with_capacity(group_max);
     while let Some(first) = queue.blocking_recv() {
         group.push(first);
@@ -116,44 +130,88 @@ fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize)
             }
         }
         if let Err(error) = receiver.commit_group() {
-            // Nothing of the group is durable: no success may be reported.
             tracing::error!(%error, decisions = replies.len(), "group commit failed");
-            for reply in &mut replies {
-                let frame = match reply {
-                    Reply::Decision(_, Decision::Answer(frame)) | Reply::Frame(_, frame) => frame,
-                    _ => continue,
-                };
-                let operation = frame.operation();
-                if !matches!(
-                    operation,
-                    orbi_types::inac::Operation::Refused
-                        | orbi_types::inac::Operation::Decline
-                        | orbi_types::inac::Operation::Defer
-                ) {
-                    let refusal =
-                        Refusal::handler_unavailable("the receiver's ledger is unavailable");
-                    let verdict = match operation {
-                        orbi_types::inac::Operation::Accept => {
-                            Verdict::refusing(orbi_types::inac::Operation::Offer, refusal)
-                        }
-                        _ => Verdict::Refuse(refusal),
-                    };
-                    *frame = Frame::answer(frame.correlation_id(), &verdict);
-                }
-            }
+            withdraw_successes(&mut replies);
         }
-        for reply in replies {
-            match reply {
-                Reply::Decision(reply, decision) => {
-                    let _ = reply.send(decision);
-                }
-                Reply::Frame(reply, frame) => {
-                    let _ = reply.send(frame);
+        match &syncer {
+            Some(syncer) => {
+                if let Err(unsent) = syncer.send(replies) {
+                    // The syncer is gone: nothing can be confirmed durable.
+                    let mut replies = unsent.0;
+                    withdraw_successes(&mut replies);
+                    send_all(replies);
                 }
             }
+            None => send_all(replies),
         }
     }
     receiver
+}
+
+/// Replaces every answer that reports success (the decision is not durable).
+fn withdraw_successes(replies: &mut [Reply]) {
+    use orbi_types::inac::Operation;
+    for reply in replies {
+        let frame = match reply {
+            Reply::Decision(_, Decision::Answer(frame)) | Reply::Frame(_, frame) => frame,
+            _ => continue,
+        };
+        let operation = frame.operation();
+        if matches!(
+            operation,
+            Operation::Refused | Operation::Decline | Operation::Defer
+        ) {
+            continue;
+        }
+        let refusal = Refusal::handler_unavailable("the receiver's ledger is unavailable");
+        let verdict = match operation {
+            Operation::Accept => Verdict::refusing(Operation::Offer, refusal),
+            _ => Verdict::Refuse(refusal),
+        };
+        *frame = Frame::answer(frame.correlation_id(), &verdict);
+    }
+}
+
+fn send_all(replies: Vec<Reply>) {
+    for reply in replies {
+        match reply {
+            Reply::Decision(reply, decision) => {
+                let _ = reply.send(decision);
+            }
+            Reply::Frame(reply, frame) => {
+                let _ = reply.send(frame);
+            }
+        }
+    }
+}
+
+/// A thread that syncs the ledger once for every batch of groups waiting, then releases their
+/// answers. Ends when the receiver thread drops its sender.
+fn spawn_syncer(handle: SyncHandle) -> Option<std::sync::mpsc::Sender<Vec<Reply>>> {
+    let (sender, groups) = std::sync::mpsc::channel::<Vec<Reply>>();
+    let spawned = std::thread::Builder::new()
+        .name("inac-ledger-sync".into())
+        .spawn(move || {
+            while let Ok(first) = groups.recv() {
+                let mut waiting = vec![first];
+                waiting.extend(groups.try_iter());
+                let synced = handle.sync();
+                for mut replies in waiting {
+                    if let Err(error) = &synced {
+                        tracing::error!(%error, "ledger sync failed");
+                        withdraw_successes(&mut replies);
+                    }
+                    send_all(replies);
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(sender),
+        Err(error) => {
+            tracing::warn!(%error, "cannot start the ledger sync thread");
+            None
+        }
+    }
 }
 
 impl ReceiverHandle {

@@ -52,7 +52,8 @@ pub struct TransportConfig {
     /// Size of each buffer a body is copied into before it is hashed and written (default
     /// 1 MiB; three are used per body).
     pub body_buffer_bytes: usize,
-    /// Most decisions the receiver makes (and commits) as one group (default 64).
+    /// Most decisions the receiver makes (and commits) as one group (default 16: small enough
+    /// that the network and the receiver overlap, large enough to amortize each commit).
     pub group_max: usize,
     /// Nodes whose connections are closed right after the handshake (`0x101`).
     pub barred_peers: BTreeSet<NodeId>,
@@ -74,7 +75,7 @@ impl Default for TransportConfig {
             frame_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(15 * 60),
             body_buffer_bytes: 1024 * 1024,
-            group_max: 64,
+            group_max: 16,
             barred_peers: BTreeSet::new(),
             shutdown_grace: Duration::from_secs(30),
         }
