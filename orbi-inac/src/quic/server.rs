@@ -63,6 +63,8 @@ impl std::fmt::Debug for Server {
 struct Context {
     receiver: ReceiverHandle,
     config: TransportConfig,
+    /// How the receiver decodes frames; exchange tasks decode, the receiver only decides.
+    decode: crate::DecodeOptions,
 }
 
 impl Server {
@@ -81,6 +83,7 @@ impl Server {
                 key: node_id,
             });
         }
+        let decode = receiver.config().decode;
         let endpoint = endpoint(addr, Some(server_config(&identity, &config)?), &config)?;
         let local_addr = endpoint
             .local_addr()
@@ -93,6 +96,7 @@ impl Server {
         let context = Arc::new(Context {
             receiver: handle.clone(),
             config,
+            decode,
         });
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
@@ -284,7 +288,8 @@ async fn exchange(
             return;
         }
     };
-    let Ok(decision) = context.receiver.frame(peer.clone(), bytes).await else {
+    let decoded = Frame::decode_with(&bytes, context.decode);
+    let Ok(decision) = context.receiver.frame(peer.clone(), decoded).await else {
         let _ = send.reset(StreamCode::Done.varint());
         return;
     };

@@ -261,7 +261,13 @@ struct Finished {
     stdout: String,
 }
 
+/// Flushes every dirty page system-wide, so that no contender pays for another's writes.
+fn settle_disk() {
+    let _ = Command::new("sync").status();
+}
+
 fn run_client(mut command: Command) -> Result<Finished, String> {
+    settle_disk();
     let started = Instant::now();
     let child = command
         .stdin(Stdio::null())
@@ -339,55 +345,61 @@ fn p1(
     let (mut raw_sender_rss, mut raw_receiver_rss) = (Vec::new(), Vec::new());
     for round in 0..options.rounds.max(1) {
         println!("P1 round {}", round + 1);
-        // INAC: orbi inac push → orbi inac serve.
-        let listener = tools.serve(
-            server_key,
-            &data,
-            &["--allow", &sender_key.node_id, "--accept", "bench.p1.v1"],
-        )?;
-        let mut push = Command::new(&tools.orbi);
-        push.args(["inac", "push", "--key"])
-            .arg(&sender_key.path)
-            .args(["--to", &listener.to, "--schema", "bench.p1.v1"])
-            .args([
-                "--content-type",
-                "application/octet-stream",
-                "--transfer",
-                "stream",
-            ])
-            .args(["--digest", digest])
-            .arg(file);
-        let run = run_client(push);
-        let receiver_peak = listener.stop();
-        let run = run?;
-        let answer: Value = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
-        if answer["operation"] != "ingested" {
-            return Err(format!("P1 push answered {}", run.stdout.trim()));
-        }
-        let held = stored_size(&data, digest);
-        let _ = fs::remove_dir_all(&data);
-        if held != Some(options.p1_bytes) {
-            return Err(format!("P1: the store does not hold {digest} ({held:?})"));
-        }
-        ours.push(mb / run.wall.as_secs_f64());
-        sender_rss.push(run.rss_mib);
-        receiver_rss.push(receiver_peak);
-
-        for (mode, rates) in [("same-work", &mut same), ("discard", &mut discard)] {
-            let mut recv = tools.helper();
-            recv.args(["raw-recv", &format!("mode={mode}")])
-                .arg(format!("dir={}", raw.display()));
-            let listener = Listener::start(recv, false)?;
-            let mut send = tools.helper();
-            send.args(["raw-send", &format!("to={}", listener.to)])
-                .arg(format!("file={}", file.display()));
-            let run = run_client(send);
-            let peak = listener.stop();
-            let run = run?;
-            rates.push(mb / run.wall.as_secs_f64());
-            if mode == "same-work" {
-                raw_sender_rss.push(run.rss_mib);
-                raw_receiver_rss.push(peak);
+        // Each round starts with another contender, so none always follows the same one.
+        for turn in 0..3 {
+            match (round + turn) % 3 {
+                0 => {
+                    // INAC: orbi inac push → orbi inac serve.
+                    let listener = tools.serve(
+                        server_key,
+                        &data,
+                        &["--allow", &sender_key.node_id, "--accept", "bench.p1.v1"],
+                    )?;
+                    let mut push = Command::new(&tools.orbi);
+                    push.args(["inac", "push", "--key"])
+                        .arg(&sender_key.path)
+                        .args(["--to", &listener.to, "--schema", "bench.p1.v1"])
+                        .args(["--content-type", "application/octet-stream"])
+                        .args(["--transfer", "stream", "--digest", digest])
+                        .arg(file);
+                    let run = run_client(push);
+                    let receiver_peak = listener.stop();
+                    let run = run?;
+                    let answer: Value = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
+                    if answer["operation"] != "ingested" {
+                        return Err(format!("P1 push answered {}", run.stdout.trim()));
+                    }
+                    let held = stored_size(&data, digest);
+                    let _ = fs::remove_dir_all(&data);
+                    if held != Some(options.p1_bytes) {
+                        return Err(format!("P1: the store does not hold {digest} ({held:?})"));
+                    }
+                    ours.push(mb / run.wall.as_secs_f64());
+                    sender_rss.push(run.rss_mib);
+                    receiver_rss.push(receiver_peak);
+                }
+                other => {
+                    let (mode, rates) = if other == 1 {
+                        ("same-work", &mut same)
+                    } else {
+                        ("discard", &mut discard)
+                    };
+                    let mut recv = tools.helper();
+                    recv.args(["raw-recv", &format!("mode={mode}")])
+                        .arg(format!("dir={}", raw.display()));
+                    let listener = Listener::start(recv, false)?;
+                    let mut send = tools.helper();
+                    send.args(["raw-send", &format!("to={}", listener.to)])
+                        .arg(format!("file={}", file.display()));
+                    let run = run_client(send);
+                    let peak = listener.stop();
+                    let run = run?;
+                    rates.push(mb / run.wall.as_secs_f64());
+                    if mode == "same-work" {
+                        raw_sender_rss.push(run.rss_mib);
+                        raw_receiver_rss.push(peak);
+                    }
+                }
             }
         }
     }
