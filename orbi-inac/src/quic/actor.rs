@@ -29,7 +29,7 @@ type Task = Box<dyn FnOnce(&mut Receiver) + Send>;
 enum Job {
     Frame {
         peer: NodeId,
-        decoded: Result<Frame, DecodeError>,
+        decoded: Box<Result<Frame, DecodeError>>,
         reply: oneshot::Sender<Decision>,
     },
     Unread {
@@ -38,7 +38,7 @@ enum Job {
         reply: oneshot::Sender<Frame>,
     },
     Finish {
-        body: CompletedBody,
+        body: Box<CompletedBody>,
         reply: oneshot::Sender<Frame>,
     },
     Run(Task),
@@ -101,7 +101,7 @@ fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize)
                     decoded,
                     reply,
                 } => {
-                    let decision = match receiver.handle_decoded(&peer, decoded, now) {
+                    let decision = match receiver.handle_decoded(&peer, *decoded, now) {
                         Handled::Answer(frame) => Decision::Answer(frame),
                         Handled::ReadBody(body) => Decision::ReadBody(body),
                         Handled::Serve(serve) => {
@@ -129,7 +129,7 @@ fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize)
                     receiver.refuse_unread(&peer, refusal, now),
                 )),
                 Job::Finish { body, reply } => {
-                    replies.push(Reply::Frame(reply, receiver.finish_push(body, now)))
+                    replies.push(Reply::Frame(reply, receiver.finish_push(*body, now)))
                 }
                 Job::Run(task) => task(&mut receiver),
             }
@@ -234,7 +234,7 @@ impl ReceiverHandle {
     ) -> Result<Decision, Gone> {
         self.call(|reply| Job::Frame {
             peer,
-            decoded,
+            decoded: Box::new(decoded),
             reply,
         })
         .await
@@ -252,7 +252,11 @@ impl ReceiverHandle {
 
     /// Finishes a stream-mode push.
     pub(crate) async fn finish(&self, body: CompletedBody) -> Result<Frame, Gone> {
-        self.call(|reply| Job::Finish { body, reply }).await
+        self.call(|reply| Job::Finish {
+            body: Box::new(body),
+            reply,
+        })
+        .await
     }
 
     /// Runs `task` on the receiver thread (between groups) and returns its result.

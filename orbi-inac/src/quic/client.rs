@@ -207,13 +207,13 @@ impl std::fmt::Debug for Session {
 #[derive(Debug)]
 pub enum RequestOutcome {
     /// The peer answered without the artifact (`decline`, `partial`, `refused`).
-    Answered(Frame),
+    Answered(Box<Frame>),
     /// The artifact arrived, was verified and written; `answer` is what this side replied.
     Received {
         /// The peer's `push`.
-        push: Frame,
+        push: Box<Frame>,
         /// Our answer (`ingested`, or `refused` when the bytes did not match).
-        answer: Frame,
+        answer: Box<Frame>,
     },
 }
 
@@ -309,7 +309,7 @@ impl Session {
             .answer(&mut send, &mut recv, Operation::Request)
             .await?;
         if answer.operation() != Operation::Push {
-            return Ok(RequestOutcome::Answered(answer));
+            return Ok(RequestOutcome::Answered(Box::new(answer)));
         }
         let Some(descriptor) = answer.descriptor() else {
             return Err(ExchangeError::UnexpectedAnswer {
@@ -351,8 +351,8 @@ impl Session {
         }
         match result {
             Ok(()) => Ok(RequestOutcome::Received {
-                push: answer,
-                answer: ours,
+                push: Box::new(answer),
+                answer: Box::new(ours),
             }),
             Err(refusal) => Err(ExchangeError::Output {
                 path: out.to_owned(),
