@@ -133,12 +133,13 @@ enum TransferArg {
     Stream,
 }
 
+/// Who dials whom about which kind of artifact.
 #[derive(clap::Args)]
-struct SendArgs {
+struct Target {
     /// This node's key file.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
-    /// The receiving node, `NODE_ID@HOST:PORT`.
+    /// The other node, `NODE_ID@HOST:PORT`.
     #[arg(long, value_name = "NODE_ID@HOST:PORT")]
     to: String,
     /// The artifact's schema.
@@ -147,6 +148,20 @@ struct SendArgs {
     /// The artifact's media type.
     #[arg(long)]
     content_type: String,
+}
+
+impl Target {
+    fn peer(&self) -> Result<PeerAddr, CliError> {
+        self.to
+            .parse()
+            .map_err(|err: orbi_inac::quic::PeerAddrError| CliError::new(err.to_string()))
+    }
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    #[command(flatten)]
+    target: Target,
     /// The artifact's domain id (default: its digest).
     #[arg(long)]
     artifact_id: Option<String>,
@@ -173,18 +188,8 @@ struct SendArgs {
 
 #[derive(clap::Args)]
 struct RequestArgs {
-    /// This node's key file.
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
-    /// The node holding the artifact, `NODE_ID@HOST:PORT`.
-    #[arg(long, value_name = "NODE_ID@HOST:PORT")]
-    to: String,
-    /// The artifact's schema.
-    #[arg(long)]
-    schema: String,
-    /// The artifact's media type.
-    #[arg(long)]
-    content_type: String,
+    #[command(flatten)]
+    target: Target,
     /// The artifact's id.
     #[arg(long)]
     artifact_id: String,
@@ -330,8 +335,8 @@ fn describe(args: &SendArgs) -> Result<Descriptor, CliError> {
         }
     };
     Ok(Descriptor {
-        schema: args.schema.clone(),
-        content_type: args.content_type.clone(),
+        schema: args.target.schema.clone(),
+        content_type: args.target.content_type.clone(),
         artifact_id: args
             .artifact_id
             .clone()
@@ -381,11 +386,8 @@ fn decorate(
 }
 
 fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
-    let key = read_key(&args.key)?;
-    let peer: PeerAddr = args
-        .to
-        .parse()
-        .map_err(|err: orbi_inac::quic::PeerAddrError| CliError::new(err.to_string()))?;
+    let key = read_key(&args.target.key)?;
+    let peer = args.target.peer()?;
     let descriptor = describe(&args)?;
     let passport = args.passport.as_deref().map(read_passport).transpose()?;
     let inline = match args.transfer {
@@ -487,12 +489,9 @@ async fn push_stream(
 }
 
 fn request(args: RequestArgs) -> Result<Outcome, CliError> {
-    let key = read_key(&args.key)?;
-    let peer: PeerAddr = args
-        .to
-        .parse()
-        .map_err(|err: orbi_inac::quic::PeerAddrError| CliError::new(err.to_string()))?;
-    let frame = Frame::request_for(&args.schema, &args.content_type)
+    let key = read_key(&args.target.key)?;
+    let peer = args.target.peer()?;
+    let frame = Frame::request_for(&args.target.schema, &args.target.content_type)
         .artifact_id(&args.artifact_id)
         .build()
         .map_err(|err| CliError::new(format!("cannot build the request: {err}")))?;
