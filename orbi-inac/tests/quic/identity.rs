@@ -51,6 +51,15 @@ fn forged(key: &KeyPair, signer: &KeyPair) -> Arc<CertifiedKey> {
     ))
 }
 
+/// A hand-made TLS client that dials R presenting `key` (ALPN and early data left to the test).
+fn tls_client(key: Arc<CertifiedKey>) -> rustls::ClientConfig {
+    tls_client_builder()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ExpectedNode::new(node_key().node_id())))
+        .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(key)))
+}
+
 #[tokio::test]
 async fn both_ends_learn_each_other_and_agree_on_the_session_id() {
     let listener = raw_listener(&node_key());
@@ -149,14 +158,7 @@ async fn a_listener_that_cannot_sign_for_its_key_is_refused() {
 async fn a_dialer_that_cannot_sign_for_its_key_is_refused() {
     let node = Setup::new().start();
     // Claims P's key (allowlisted) but signs with another.
-    let tls = tls_client_builder()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ExpectedNode::new(node_key().node_id())))
-        .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(forged(
-            &peer_key(),
-            &key(9),
-        ))));
+    let tls = tls_client(forged(&peer_key(), &key(9)));
     let config = client_config_from_tls(tls, &TransportConfig::default()).unwrap();
     // In TLS 1.3 the dialer's proof is checked after the dialer considers the handshake done:
     // either the connect fails or the listener closes the connection right after.
@@ -199,13 +201,7 @@ async fn a_dialer_with_no_key_is_refused() {
 async fn a_wrong_alpn_is_refused() {
     let node = Setup::new().start();
     for alpn in [Some(b"h3".to_vec()), None] {
-        let mut tls = tls_client_builder()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ExpectedNode::new(node_key().node_id())))
-            .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(
-                certified_key(&peer_key()),
-            )));
+        let mut tls = tls_client(certified_key(&peer_key()));
         tls.alpn_protocols = alpn.into_iter().collect();
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
         let config = quinn::ClientConfig::new(Arc::new(crypto));
@@ -217,13 +213,7 @@ async fn a_wrong_alpn_is_refused() {
 #[tokio::test]
 async fn zero_rtt_is_never_available() {
     let node = Setup::new().start();
-    let mut tls = tls_client_builder()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ExpectedNode::new(node_key().node_id())))
-        .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(
-            certified_key(&peer_key()),
-        )));
+    let mut tls = tls_client(certified_key(&peer_key()));
     tls.alpn_protocols = vec![ALPN.to_vec()];
     // A client that would send early data if it could (resumption on, early data on).
     tls.enable_early_data = true;
