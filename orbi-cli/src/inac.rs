@@ -1,16 +1,634 @@
-//! `orbi inac` (being built; see the issue tracker).
+//! `orbi inac serve|push|offer|request|offers|store`: the Inter-Node Artifact Channel over QUIC.
+//!
+//! - `serve` runs a node: its first stdout line is `{"node/id": …, "listen": "HOST:PORT"}` (so
+//!   a script can read the port when listening on port 0); it stops gracefully on Ctrl-C or
+//!   SIGTERM, draining exchanges in flight, and prints `{"stats": …}`.
+//! - `push`, `offer`, `request` dial `NODE_ID@HOST:PORT`, print the answer frame (JSON) and exit
+//!   0 (ingested, already present, accepted, served), 1 (refused, declined, deferred) or 2
+//!   (usage, I/O, transport). Stream transfers draw a progress bar on stderr when it is a
+//!   terminal.
+//! - `offers` and `store` read (and `offers accept|reject` decide) a node's data directory, also
+//!   while it is being served.
+//!
+//! Data directory layout ([`orbi_inac::NodeState`]): `inac.sqlite` (the ledger, and objects up
+//! to 64 KiB) and `store/` (larger objects in `objects/`, bodies in transit in `staging/`).
+//! Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
 
-use crate::{CliError, Outcome};
+use std::{
+    io::{IsTerminal, Read},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use clap::{Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use orbi_inac::{
+    AuthorizationMode, Descriptor, Durability, Frame, FrameBuilder, KindRegistry, NodeState,
+    Receiver, ReceiverConfig, SqliteLedger, Store,
+    ledger::{Ledger, LedgerError, OfferRecord},
+    quic::{Client, PeerAddr, RequestOutcome, Server, Session, TransportConfig},
+};
+use orbi_types::{KeyPair, NodeId, Sha256Digest, Sha256Hasher, inac::Operation};
+use serde_json::{Map, Value, json};
+
+use crate::{CliError, Outcome, keys::read_key, pod::print_json};
 
 /// Arguments of `orbi inac`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Arguments, not yet interpreted.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    #[command(subcommand)]
+    command: InacCommand,
+}
+
+#[derive(Subcommand)]
+enum InacCommand {
+    /// Serve a node: accept exchanges from peers into the data directory.
+    Serve(ServeArgs),
+    /// Push an artifact to a node (inline, or streamed when larger than 64 KiB).
+    Push(SendArgs),
+    /// Offer an artifact (descriptor only); the answer may carry an invitation passport.
+    Offer(SendArgs),
+    /// Request an artifact by id from a node and write it to a file.
+    Request(RequestArgs),
+    /// List pending offers, or record the operator's decision on one.
+    Offers {
+        /// The node's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: Option<OffersAction>,
+    },
+    /// Inspect the node's content-addressed store.
+    Store {
+        /// The node's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum OffersAction {
+    /// Every offer, oldest first (the default).
+    List,
+    /// Accept an offer: the peer's next matching offer is answered with an invitation.
+    Accept {
+        /// The offer id from `list`.
+        id: u64,
+    },
+    /// Reject an offer: the peer's next matching offer is declined (policy-denied).
+    Reject {
+        /// The offer id from `list`.
+        id: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Every held object with what the ledger knows about it.
+    List,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The node's key file (`orbi keys generate`).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// UDP address to listen on; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Where the ledger and the store live (created if missing).
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// A peer allowed to offer and to push without a passport (repeatable; none: deny all).
+    #[arg(long = "allow", value_name = "NODE_ID")]
+    allow: Vec<String>,
+    /// Keep artifacts of this kind in the store (repeatable; none: every kind is refused).
+    #[arg(long = "accept", value_name = "SCHEMA[=CONTENT_TYPE]")]
+    accept: Vec<String>,
+    /// Let peers outside --allow offer (each offer waits for `orbi inac offers accept`).
+    #[arg(long)]
+    open_offers: bool,
+    /// `full`: every answer is on disk before it is sent (fsync; the default). `relaxed`:
+    /// leave flushing to the OS; the last answers may be lost on power failure.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
+    durability: DurabilityArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    Full,
+    Relaxed,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TransferArg {
+    /// Inline up to 64 KiB (and non-empty), streamed above.
+    Auto,
+    /// Always inline (the receiver refuses more than its inline ceiling).
+    Inline,
+    /// Always streamed.
+    Stream,
+}
+
+/// Who dials whom about which kind of artifact.
+#[derive(clap::Args)]
+struct Target {
+    /// This node's key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The other node, `NODE_ID@HOST:PORT`.
+    #[arg(long, value_name = "NODE_ID@HOST:PORT")]
+    to: String,
+    /// The artifact's schema.
+    #[arg(long)]
+    schema: String,
+    /// The artifact's media type.
+    #[arg(long)]
+    content_type: String,
+}
+
+impl Target {
+    fn peer(&self) -> Result<PeerAddr, CliError> {
+        self.to
+            .parse()
+            .map_err(|err: orbi_inac::quic::PeerAddrError| CliError::new(err.to_string()))
+    }
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The artifact's domain id (default: its digest).
+    #[arg(long)]
+    artifact_id: Option<String>,
+    /// Declare this digest instead of computing it (to test refusals).
+    #[arg(long)]
+    digest: Option<String>,
+    /// `idempotency/key`: a retry with the same key is answered without a second admission.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// `correlation/id` (a push after an accepted offer reuses the offer's).
+    #[arg(long)]
+    correlation_id: Option<String>,
+    /// How the bytes travel.
+    #[arg(long, value_enum, default_value_t = TransferArg::Auto)]
+    transfer: TransferArg,
+    /// A `capability-passport.v1` JSON file to present under `authorization` (e.g. the
+    /// invitation from an `offer` answer).
+    #[arg(long, value_name = "FILE")]
+    passport: Option<PathBuf>,
+    /// The artifact's bytes.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct RequestArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The artifact's id.
+    #[arg(long)]
+    artifact_id: String,
+    /// Where to write it (only once verified).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 /// Runs `orbi inac`.
-pub fn run(_args: Args) -> Result<Outcome, CliError> {
-    Err(CliError::new("orbi inac is not built yet"))
+pub fn run(args: Args) -> Result<Outcome, CliError> {
+    init_logging();
+    match args.command {
+        InacCommand::Serve(args) => serve(args),
+        InacCommand::Push(args) => send(args, Operation::Push),
+        InacCommand::Offer(args) => send(args, Operation::Offer),
+        InacCommand::Request(args) => request(args),
+        InacCommand::Offers { data_dir, action } => offers(&data_dir, action),
+        InacCommand::Store { data_dir, action } => match action {
+            StoreAction::List => store_list(&data_dir),
+        },
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::new(format!("cannot start the runtime: {err}")))
+}
+
+/// `--transfer auto` sends inline up to the spec's default inline ceiling.
+const INLINE_MAX_BYTES: u64 = 65_536;
+
+fn parse_node(text: &str) -> Result<NodeId, CliError> {
+    NodeId::parse(text)
+        .ok()
+        .filter(|node| node.role() == "node" && node.verifying_key().is_ok())
+        .ok_or_else(|| CliError::new(format!("{text:?} is not a strict node:did:key node id")))
+}
+
+fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
+    let key = read_key(&args.key)?;
+    let durability = match args.durability {
+        DurabilityArg::Full => Durability::Full,
+        DurabilityArg::Relaxed => Durability::Relaxed,
+    };
+    let mut policy = ReceiverConfig::default();
+    for node in &args.allow {
+        policy.allowed_peers.insert(parse_node(node)?);
+    }
+    policy.open_offer_intake = args.open_offers;
+    let mut kinds = KindRegistry::builder();
+    for kind in &args.accept {
+        let (schema, content_type) = match kind.split_once('=') {
+            Some((schema, content_type)) => (schema, Some(content_type)),
+            None => (kind.as_str(), None),
+        };
+        if schema.is_empty() || content_type.is_some_and(str::is_empty) {
+            return Err(CliError::new(format!(
+                "--accept {kind:?} must be SCHEMA or SCHEMA=CONTENT_TYPE"
+            )));
+        }
+        kinds = kinds.keep(schema, content_type);
+    }
+    let kinds = kinds
+        .build()
+        .map_err(|conflicts| CliError::new(conflicts.to_string()))?;
+    let NodeState { store, ledger } = NodeState::open(&args.data_dir, durability)
+        .map_err(|err| CliError::new(err.to_string()))?;
+    let receiver = Receiver::new(key.clone(), policy, kinds, store, ledger);
+    runtime()?.block_on(async move {
+        let server = Server::bind(args.listen, key, receiver, TransportConfig::default())
+            .map_err(|err| CliError::new(err.to_string()))?;
+        let first = json!({
+            "node/id": server.node_id().as_str(),
+            "listen": server.local_addr().to_string(),
+        });
+        println!("{first}");
+        {
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        }
+        wait_for_stop().await;
+        tracing::info!("shutting down");
+        let receiver = server.shutdown().await;
+        let stats = receiver.stats();
+        print_json(&json!({"stats": {
+            "frames": stats.frames,
+            "ingested": stats.ingested,
+            "already-present": stats.already_present,
+            "refused": stats.refused,
+            "malformed": stats.malformed,
+        }}));
+        Ok(Outcome::Success)
+    })
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The descriptor of `file`: its size, and its digest unless `--digest` names one.
+fn describe(args: &SendArgs) -> Result<Descriptor, CliError> {
+    let io =
+        |err: std::io::Error| CliError::new(format!("cannot read {}: {err}", args.file.display()));
+    let size_bytes = std::fs::metadata(&args.file).map_err(io)?.len();
+    let digest = match &args.digest {
+        Some(text) => text
+            .parse::<Sha256Digest>()
+            .map_err(|err| CliError::new(format!("--digest: {err}")))?,
+        None => {
+            let mut file = std::fs::File::open(&args.file).map_err(io)?;
+            let mut hasher = Sha256Hasher::new();
+            let mut buffer = vec![0u8; 1024 * 1024];
+            loop {
+                let n = file.read(&mut buffer).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+            }
+            hasher.finish()
+        }
+    };
+    Ok(Descriptor {
+        schema: args.target.schema.clone(),
+        content_type: args.target.content_type.clone(),
+        artifact_id: args
+            .artifact_id
+            .clone()
+            .unwrap_or_else(|| digest.as_str().to_owned()),
+        digest,
+        size_bytes,
+    })
+}
+
+fn read_passport(path: &Path) -> Result<(AuthorizationMode, Map<String, Value>), CliError> {
+    let bytes = std::fs::read(path)
+        .map_err(|err| CliError::new(format!("cannot read {}: {err}", path.display())))?;
+    let value: Value = orbi_types::json::from_slice_strict(&bytes)
+        .map_err(|err| CliError::new(format!("{}: {err}", path.display())))?;
+    let Value::Object(passport) = value else {
+        return Err(CliError::new(format!(
+            "{} must hold a capability-passport.v1 object",
+            path.display()
+        )));
+    };
+    // The receiver picks its checks by capability_id; the mode only labels the object.
+    let mode = match passport.get("capability_id").and_then(Value::as_str) {
+        Some("inac.invitation") => AuthorizationMode::InvitationPassport,
+        Some("memarium.custody") => AuthorizationMode::CustodyPassport,
+        _ => AuthorizationMode::CapabilityPassport,
+    };
+    Ok((mode, passport))
+}
+
+/// Adds the common optional members.
+fn decorate(
+    builder: FrameBuilder,
+    args: &SendArgs,
+    passport: Option<&(AuthorizationMode, Map<String, Value>)>,
+) -> FrameBuilder {
+    let mut builder = builder;
+    if let Some(id) = &args.correlation_id {
+        builder = builder.correlation_id(id);
+    }
+    if let Some(key) = &args.idempotency_key {
+        builder = builder.idempotency_key(key);
+    }
+    if let Some((mode, passport)) = passport {
+        builder = builder.authorization(*mode, passport);
+    }
+    builder
+}
+
+fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
+    let key = read_key(&args.target.key)?;
+    let peer = args.target.peer()?;
+    let descriptor = describe(&args)?;
+    let passport = args.passport.as_deref().map(read_passport).transpose()?;
+    let inline = match args.transfer {
+        TransferArg::Auto => descriptor.size_bytes > 0 && descriptor.size_bytes <= INLINE_MAX_BYTES,
+        TransferArg::Inline => true,
+        TransferArg::Stream => false,
+    };
+    let frame = match operation {
+        Operation::Offer => Some(decorate(
+            Frame::offer(&descriptor),
+            &args,
+            passport.as_ref(),
+        )),
+        _ if inline => {
+            // The frame limit (256 KiB) bounds what can go inline; read no more than that.
+            if descriptor.size_bytes > orbi_inac::MAX_FRAME_BYTES as u64 {
+                return Err(CliError::new(format!(
+                    "{} bytes cannot travel inline; use --transfer stream",
+                    descriptor.size_bytes
+                )));
+            }
+            let bytes = std::fs::read(&args.file).map_err(|err| {
+                CliError::new(format!("cannot read {}: {err}", args.file.display()))
+            })?;
+            Some(decorate(
+                Frame::push_inline(&descriptor, &bytes),
+                &args,
+                passport.as_ref(),
+            ))
+        }
+        _ => None,
+    };
+    let frame = frame
+        .map(|builder| builder.build())
+        .transpose()
+        .map_err(|err| CliError::new(format!("cannot build the frame: {err}")))?;
+    runtime()?.block_on(async move {
+        let (client, session) = connect(&peer, key).await?;
+        let answer = match frame {
+            Some(frame) => session.exchange(&frame).await,
+            None => push_stream(&session, &descriptor, &args, passport.as_ref()).await?,
+        };
+        client.close().await;
+        let answer = answer.map_err(|err| CliError::new(format!("{}: {err}", peer)))?;
+        print_json(&answer.to_value());
+        Ok(match answer.operation() {
+            Operation::Ingested | Operation::AlreadyPresent | Operation::Accept => Outcome::Success,
+            _ => Outcome::Refused,
+        })
+    })
+}
+
+async fn connect(peer: &PeerAddr, key: KeyPair) -> Result<(Client, Session), CliError> {
+    let client = Client::for_peer(peer, key, TransportConfig::default())
+        .map_err(|err| CliError::new(err.to_string()))?;
+    let session = client
+        .connect(peer)
+        .await
+        .map_err(|err| CliError::new(format!("{peer}: {err}")))?;
+    tracing::debug!(session = %session.id(), peer = %session.peer(), "connected");
+    Ok((client, session))
+}
+
+/// A progress bar on stderr for `total` bytes, hidden unless stderr is a terminal.
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn push_stream(
+    session: &Session,
+    descriptor: &Descriptor,
+    args: &SendArgs,
+    passport: Option<&(AuthorizationMode, Map<String, Value>)>,
+) -> Result<Result<Frame, orbi_inac::quic::ExchangeError>, CliError> {
+    let file = tokio::fs::File::open(&args.file)
+        .await
+        .map_err(|err| CliError::new(format!("cannot read {}: {err}", args.file.display())))?;
+    let bar = progress_bar(descriptor.size_bytes);
+    let progress = bar.clone();
+    let answer = session
+        .push_stream(
+            descriptor,
+            |builder| decorate(builder, args, passport),
+            file,
+            &mut move |sent| progress.set_position(sent),
+        )
+        .await;
+    bar.finish_and_clear();
+    Ok(answer)
+}
+
+fn request(args: RequestArgs) -> Result<Outcome, CliError> {
+    let key = read_key(&args.target.key)?;
+    let peer = args.target.peer()?;
+    let frame = Frame::request_for(&args.target.schema, &args.target.content_type)
+        .artifact_id(&args.artifact_id)
+        .build()
+        .map_err(|err| CliError::new(format!("cannot build the request: {err}")))?;
+    runtime()?.block_on(async move {
+        let (client, session) = connect(&peer, key).await?;
+        let bar = progress_bar(0);
+        let progress = bar.clone();
+        let outcome = session
+            .request_to_file(&frame, &args.out, &mut move |n| {
+                progress.set_length(progress.length().unwrap_or(0).max(n));
+                progress.set_position(n)
+            })
+            .await;
+        bar.finish_and_clear();
+        client.close().await;
+        match outcome.map_err(|err| CliError::new(format!("{peer}: {err}")))? {
+            RequestOutcome::Answered(answer) => {
+                print_json(&answer.to_value());
+                Ok(Outcome::Refused)
+            }
+            RequestOutcome::Received { push, answer } => {
+                let descriptor = push.descriptor();
+                print_json(&json!({
+                    "artifact": descriptor.map(|d| descriptor_json(&d)),
+                    "out": args.out.display().to_string(),
+                    "answer": answer.operation().as_str(),
+                }));
+                Ok(if answer.operation() == Operation::Ingested {
+                    Outcome::Success
+                } else {
+                    Outcome::Refused
+                })
+            }
+        }
+    })
+}
+
+fn descriptor_json(d: &Descriptor) -> Value {
+    json!({
+        "schema": d.schema,
+        "content/type": d.content_type,
+        "artifact/id": d.artifact_id,
+        "digest": d.digest.as_str(),
+        "size/bytes": d.size_bytes,
+    })
+}
+
+fn offer_json(offer: &OfferRecord, ledger: &SqliteLedger) -> Result<Value, LedgerError> {
+    let consumed = match &offer.invitation_id {
+        Some(id) => ledger.invitation(id)?.and_then(|i| i.consumed).is_some(),
+        None => false,
+    };
+    Ok(json!({
+        "id": offer.id,
+        "peer": offer.peer.as_str(),
+        "artifact": descriptor_json(&offer.descriptor),
+        "correlation/id": offer.correlation_id,
+        "state": offer.state.as_str(),
+        "created-at-ms": offer.created_at_ms,
+        "decided-at-ms": offer.decided_at_ms,
+        "invitation/id": offer.invitation_id,
+        "invitation/consumed": consumed,
+    }))
+}
+
+fn inspect(data_dir: &Path) -> Result<NodeState, CliError> {
+    NodeState::inspect(data_dir).map_err(|err| CliError::new(err.to_string()))
+}
+
+fn offers(data_dir: &Path, action: Option<OffersAction>) -> Result<Outcome, CliError> {
+    let mut ledger = inspect(data_dir)?.ledger;
+    let ledger_error = |err: LedgerError| CliError::new(err.to_string());
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64;
+    let (id, accept) = match action.unwrap_or(OffersAction::List) {
+        OffersAction::List => {
+            let list = ledger
+                .offers()
+                .map_err(ledger_error)?
+                .iter()
+                .map(|offer| offer_json(offer, &ledger))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ledger_error)?;
+            print_json(&Value::Array(list));
+            return Ok(Outcome::Success);
+        }
+        OffersAction::Accept { id } => (id, true),
+        OffersAction::Reject { id } => (id, false),
+    };
+    match ledger.decide_offer(id, accept, now_ms) {
+        Ok(offer) => {
+            print_json(&offer_json(&offer, &ledger).map_err(ledger_error)?);
+            Ok(Outcome::Success)
+        }
+        Err(err @ LedgerError::OfferDecided { .. }) => {
+            eprintln!("orbi: {err}");
+            Ok(Outcome::Refused)
+        }
+        Err(err) => Err(ledger_error(err)),
+    }
+}
+
+fn store_list(data_dir: &Path) -> Result<Outcome, CliError> {
+    let NodeState { store, ledger } = inspect(data_dir)?;
+    let held = ledger
+        .held_artifacts()
+        .map_err(|err| CliError::new(err.to_string()))?;
+    let objects = store
+        .list()
+        .map_err(|err| CliError::new(err.to_string()))?
+        .into_iter()
+        .map(|object| {
+            let kinds: Vec<Value> = held
+                .iter()
+                .filter(|h| h.kept && h.descriptor.digest == object.digest)
+                .map(|h| {
+                    json!({
+                        "schema": h.descriptor.schema,
+                        "content/type": h.descriptor.content_type,
+                        "artifact/id": h.descriptor.artifact_id,
+                        "source/peer": h.source_peer.as_str(),
+                    })
+                })
+                .collect();
+            json!({
+                "digest": object.digest.as_str(),
+                "size/bytes": object.size_bytes,
+                "path": (object.size_bytes > store.small_max() as u64)
+                    .then(|| store.files().object_path(&object.digest).ok())
+                    .flatten()
+                    .map(|p| p.display().to_string()),
+                "held-as": kinds,
+            })
+        })
+        .collect();
+    print_json(&Value::Array(objects));
+    Ok(Outcome::Success)
 }

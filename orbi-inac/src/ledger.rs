@@ -4,7 +4,7 @@
 //! deterministic tests. Both keep the same contract (tested against each).
 
 mod memory;
-mod sqlite;
+pub(crate) mod sqlite;
 
 use orbi_types::{NodeId, Sha256Digest, Sha256Hasher, inac::Operation, inac::RefusalCode};
 
@@ -72,6 +72,28 @@ pub fn admission_id(
         hasher.update(field);
     }
     hasher.finish()
+}
+
+/// Makes committed ledger writes durable (see [`Ledger::defer_sync`]).
+#[derive(Clone)]
+pub struct SyncHandle(std::sync::Arc<dyn Fn() -> std::io::Result<()> + Send + Sync>);
+
+impl SyncHandle {
+    /// A handle that runs `sync`.
+    pub fn new(sync: impl Fn() -> std::io::Result<()> + Send + Sync + 'static) -> Self {
+        SyncHandle(std::sync::Arc::new(sync))
+    }
+
+    /// Makes every write committed before this call durable.
+    pub fn sync(&self) -> std::io::Result<()> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncHandle")
+    }
 }
 
 /// One decision as logged: every initiating frame gets one, refusals included.
@@ -313,6 +335,27 @@ impl ArtifactQuery<'_> {
 pub trait Ledger: Send {
     /// Writes one decision and everything it changes, atomically.
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError>;
+
+    /// Starts a group: writes until [`Ledger::commit_group`] are atomic each, become durable
+    /// together at the commit, and are visible to this ledger's own reads at once. The
+    /// default (for ledgers whose writes are durable at once) does nothing.
+    fn begin_group(&mut self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Makes every write since [`Ledger::begin_group`] durable; on error none of them is.
+    /// After [`Ledger::defer_sync`], durable only once the [`SyncHandle`] has synced.
+    fn commit_group(&mut self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Lets commits return before their writes reach the disk; the returned handle makes every
+    /// write committed before the call durable, and may run on another thread while this
+    /// ledger goes on. The caller must sync before reporting any decision committed since the
+    /// last sync. `None` (the default): commits are as durable as they will get already.
+    fn defer_sync(&mut self) -> Result<Option<SyncHandle>, LedgerError> {
+        Ok(None)
+    }
 
     /// The record under `(peer, key)`.
     fn idempotency(

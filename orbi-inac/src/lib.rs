@@ -9,7 +9,13 @@
 //!   [`Store`] and [`Ledger`] traits.
 //! - [`KindRegistry`] and [`Acceptor`]: which kinds this node takes and who decides about
 //!   them. Unknown kinds are refused, never stored by default.
-//! - [`FsStore`] + [`SqliteLedger`] persist; [`MemoryStore`] + [`MemoryLedger`] are for tests.
+//! - [`quic`] (feature `quic`, on by default): the transport — authenticated QUIC
+//!   connections, one stream per exchange, a [`quic::Server`] around a receiver and a
+//!   [`quic::Client`] to dial one. The core below never imports it: `cargo build -p orbi-inac
+//!   --no-default-features` builds without tokio and quinn.
+//! - [`NodeState`] ([`HybridStore`] + [`SqliteLedger`] in one data directory) persists;
+//!   [`FsStore`] alone keeps every object as a file; [`MemoryStore`] + [`MemoryLedger`] are for
+//!   tests.
 //!
 //! # A push, inline
 //!
@@ -132,7 +138,10 @@ mod kinds;
 pub mod ledger;
 mod outbound;
 pub mod passport;
+#[cfg(feature = "quic")]
+pub mod quic;
 mod receiver;
+mod state;
 pub mod store;
 mod verdict;
 
@@ -152,5 +161,6 @@ pub use receiver::{
     BodyEnd, BodyError, CompletedBody, Handled, IncomingBody, RECENT_REFUSALS, Receiver,
     ReceiverConfig, RefusalNote, RevocationView, ServeArtifact, Stats,
 };
-pub use store::{Durability, FsStore, MemoryStore, Store, StoreError};
+pub use state::{NodeState, StateError};
+pub use store::{Durability, FsStore, HybridStore, MemoryStore, Store, StoreError};
 pub use verdict::{Deferral, Refusal, Verdict, is_retryable};

@@ -21,6 +21,7 @@ use std::{
 
 use orbi_types::{KeyPair, NodeId, ParticipantId, inac::Operation, inac::RefusalCode};
 
+use body::BodySlots;
 pub use body::{BodyEnd, BodyError, CompletedBody, IncomingBody};
 pub use request::ServeArtifact;
 
@@ -73,6 +74,12 @@ pub struct ReceiverConfig {
     /// JSON bodies up to this size are checked for a `schema` member that contradicts the
     /// descriptor (`kind-conflict`); 0 disables the check (default 1 MiB).
     pub kind_probe_max_bytes: u64,
+    /// Stream-mode pushes one peer may have in their body stage at once (default 4); the
+    /// next is refused `rate-limited` before its body. 0 refuses every stream push.
+    pub stream_pushes_per_peer: usize,
+    /// `retry/after-ms` on a push refused for [`ReceiverConfig::stream_pushes_per_peer`]
+    /// (default 1000).
+    pub stream_push_retry_after_ms: u64,
     /// How frames are decoded.
     pub decode: DecodeOptions,
 }
@@ -95,6 +102,8 @@ impl Default for ReceiverConfig {
             revocation_max_staleness_seconds: 300,
             clock_skew_seconds: 300,
             kind_probe_max_bytes: 1024 * 1024,
+            stream_pushes_per_peer: 4,
+            stream_push_retry_after_ms: 1000,
             decode: DecodeOptions::default(),
         }
     }
@@ -193,6 +202,7 @@ pub struct Receiver {
     revocations: Option<RevocationView>,
     stats: Stats,
     recent_refusals: VecDeque<RefusalNote>,
+    bodies: BodySlots,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -231,6 +241,7 @@ impl Receiver {
             revocations: None,
             stats: Stats::default(),
             recent_refusals: VecDeque::with_capacity(RECENT_REFUSALS),
+            bodies: BodySlots::default(),
         }
     }
 
@@ -303,7 +314,19 @@ impl Receiver {
     /// authenticated. Undecodable frames are answered (`malformed`, or `payload-too-large` /
     /// `digest-mismatch` where the spec pins those) and logged.
     pub fn handle_bytes(&mut self, peer: &NodeId, bytes: &[u8], now: SystemTime) -> Handled {
-        match Frame::decode_with(bytes, self.config.decode) {
+        self.handle_decoded(peer, Frame::decode_with(bytes, self.config.decode), now)
+    }
+
+    /// Like [`Receiver::handle_bytes`] for a frame the caller decoded itself with
+    /// [`ReceiverConfig::decode`] (a transport decodes on its own threads, so that the
+    /// receiver only decides).
+    pub fn handle_decoded(
+        &mut self,
+        peer: &NodeId,
+        decoded: Result<Frame, crate::DecodeError>,
+        now: SystemTime,
+    ) -> Handled {
+        match decoded {
             Ok(frame) => self.handle(peer, &frame, now),
             Err(error) => {
                 if error.operation.is_some_and(|op| !op.is_initiating()) {
@@ -328,6 +351,26 @@ impl Receiver {
         }
     }
 
+    /// Answers an initiating frame the transport could not read whole (e.g. a length prefix
+    /// over [`crate::MAX_FRAME_BYTES`]) with `refusal`, logged like any other decision. The
+    /// frame's operation is unknown, so the answer is a `refused`.
+    pub fn refuse_unread(&mut self, peer: &NodeId, refusal: Refusal, now: SystemTime) -> Frame {
+        let exchange = Exchange {
+            peer: peer.clone(),
+            operation: None,
+            correlation_id: None,
+            idempotency_key: None,
+            descriptor: None,
+        };
+        let verdict = Verdict::Refuse(refusal);
+        self.conclude(&exchange, verdict, LedgerEntry::default(), unix_ms(now))
+    }
+
+    /// Stream-mode pushes from `peer` now in their body stage.
+    pub fn bodies_in_flight(&self, peer: &NodeId) -> usize {
+        self.bodies.count(peer)
+    }
+
     /// Handles one decoded frame from `peer`.
     pub fn handle(&mut self, peer: &NodeId, frame: &Frame, now: SystemTime) -> Handled {
         let now_ms = unix_ms(now);
@@ -337,6 +380,29 @@ impl Receiver {
             Operation::Request => self.handle_request(peer, frame, now_ms),
             _ => Handled::NoAnswer,
         }
+    }
+
+    /// Starts a group of decisions whose ledger writes become durable together at
+    /// [`Receiver::commit_group`] (see [`Ledger::begin_group`]). A transport that decides many
+    /// frames at once groups them and sends no answer before the commit returns. If the
+    /// group cannot start, each decision is committed on its own as usual.
+    pub fn begin_group(&mut self) {
+        if let Err(error) = self.ledger.begin_group() {
+            tracing::warn!(%error, "cannot start a group; committing decisions one by one");
+        }
+    }
+
+    /// Commits the group started by [`Receiver::begin_group`]. On error nothing the group
+    /// decided is durable: answers that report success must not be sent.
+    pub fn commit_group(&mut self) -> Result<(), LedgerError> {
+        self.ledger.commit_group()
+    }
+
+    /// Lets group commits return before they reach the disk (see [`Ledger::defer_sync`]): a
+    /// transport that sends no answer of a group before the returned handle has synced keeps
+    /// every answer durable while the receiver goes on deciding. `None`: nothing to defer.
+    pub fn defer_sync(&mut self) -> Result<Option<crate::ledger::SyncHandle>, LedgerError> {
+        self.ledger.defer_sync()
     }
 
     /// Finishes a stream-mode push whose body stage ended ([`IncomingBody::complete`]): runs

@@ -1,5 +1,6 @@
 //! Content-addressed artifact storage behind the [`Store`] trait: [`FsStore`] on the
-//! filesystem, [`MemoryStore`] for deterministic tests.
+//! filesystem, [`HybridStore`] (small objects in the ledger's SQLite database, large ones in an
+//! [`FsStore`]), [`MemoryStore`] for deterministic tests.
 //!
 //! A body is first *staged* ([`Store::stage`]): written, hashed by the caller, made durable
 //! ([`StagingWriter::finish`]) and only then *committed* under its digest
@@ -7,6 +8,7 @@
 //! staged, so a failed, refused or interrupted transfer leaves nothing behind.
 
 mod fs;
+mod hybrid;
 mod memory;
 
 use std::{io, io::Read, path::PathBuf};
@@ -14,6 +16,7 @@ use std::{io, io::Read, path::PathBuf};
 use orbi_types::Sha256Digest;
 
 pub use fs::FsStore;
+pub use hybrid::HybridStore;
 pub use memory::MemoryStore;
 
 /// Why storage failed.
@@ -32,6 +35,9 @@ pub enum StoreError {
     /// The digest is not a strict sha256 digest, so it has no path.
     #[error("digest {0} is not a strict sha256 digest")]
     Digest(Sha256Digest),
+    /// The database holding small objects failed.
+    #[error("object database: {0}")]
+    Database(String),
 }
 
 /// How hard persistent state is pushed to the disk before a decision is answered.

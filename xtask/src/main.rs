@@ -8,6 +8,8 @@
 //!   reference validator installed, the differential verdict check (`differential`).
 //! - `bench validate`: `orbi schema validate` against ajv-cli and check-jsonschema, whole
 //!   process, on a generated corpus (`bench::validate`); prints the `P3 …` ratios.
+//! - `bench inac`: INAC over QUIC against raw quinn, separate processes (`bench::inac`);
+//!   prints the `P1 …` and `P2 …` ratios.
 
 use std::{
     path::{Path, PathBuf},
@@ -72,6 +74,25 @@ enum BenchTarget {
         #[arg(long)]
         tools: Option<PathBuf>,
     },
+    /// INAC over QUIC against raw quinn: P1 (1 GiB stream push) and P2 (1 KiB inline pushes,
+    /// 32 in flight).
+    Inac {
+        /// P1 artifact size in bytes.
+        #[arg(long, default_value_t = 1 << 30)]
+        p1_bytes: u64,
+        /// P2 pushes per round.
+        #[arg(long, default_value_t = 10_000)]
+        p2_count: usize,
+        /// Rounds; each figure is the median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Working directory (default: target/bench-inac).
+        #[arg(long)]
+        work: Option<PathBuf>,
+        /// Run only one figure.
+        #[arg(long, value_parser = ["p1", "p2"])]
+        only: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +139,25 @@ fn main() -> ExitCode {
                 runs,
                 work: work.unwrap_or_else(|| root.join("target/bench-validate")),
                 tools: tools.unwrap_or_else(|| reference::tools_dir(&root)),
+            },
+        ),
+        Command::Bench {
+            target:
+                BenchTarget::Inac {
+                    p1_bytes,
+                    p2_count,
+                    rounds,
+                    work,
+                    only,
+                },
+        } => bench::inac::run(
+            &root,
+            &bench::inac::Options {
+                p1_bytes,
+                p2_count,
+                rounds,
+                work: work.unwrap_or_else(|| root.join("target/bench-inac")),
+                only,
             },
         ),
     };

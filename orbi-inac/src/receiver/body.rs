@@ -1,5 +1,10 @@
 //! [`IncomingBody`]: the body of an admitted stream-mode push, hashed as it is staged.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
 use orbi_types::{NodeId, Sha256Hasher, inac::RefusalCode};
 
 use super::push::Ticket;
@@ -7,6 +12,49 @@ use crate::{
     Descriptor, Refusal,
     store::{StagedBody, StagingWriter},
 };
+
+/// Stream-mode pushes in their body stage, per peer (the per-peer cap of spec §8.3).
+#[derive(Clone, Debug, Default)]
+pub(super) struct BodySlots(Arc<Mutex<HashMap<NodeId, usize>>>);
+
+impl BodySlots {
+    /// A slot for one more body from `peer`, unless `limit` are already in flight.
+    pub(super) fn claim(&self, peer: &NodeId, limit: usize) -> Option<BodySlot> {
+        let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = table.entry(peer.clone()).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(BodySlot {
+            peer: peer.clone(),
+            slots: self.clone(),
+        })
+    }
+
+    pub(super) fn count(&self, peer: &NodeId) -> usize {
+        let table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        table.get(peer).copied().unwrap_or(0)
+    }
+}
+
+/// One claimed slot; released when the body (incoming or completed) is finished or dropped.
+pub(super) struct BodySlot {
+    peer: NodeId,
+    slots: BodySlots,
+}
+
+impl Drop for BodySlot {
+    fn drop(&mut self) {
+        let mut table = self.slots.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = table.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                table.remove(&self.peer);
+            }
+        }
+    }
+}
 
 /// How the body's stream ended, as the transport saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +99,7 @@ pub struct IncomingBody {
     received: u64,
     writer: Option<Box<dyn StagingWriter>>,
     failure: Option<BodyError>,
+    slot: BodySlot,
 }
 
 impl std::fmt::Debug for IncomingBody {
@@ -78,13 +127,14 @@ pub(super) enum BodyOutcome {
 }
 
 impl IncomingBody {
-    pub(super) fn new(ticket: Ticket, writer: Box<dyn StagingWriter>) -> Self {
+    pub(super) fn new(ticket: Ticket, writer: Box<dyn StagingWriter>, slot: BodySlot) -> Self {
         IncomingBody {
             ticket,
             hasher: Sha256Hasher::new(),
             received: 0,
             writer: Some(writer),
             failure: None,
+            slot,
         }
     }
 
@@ -162,6 +212,7 @@ impl IncomingBody {
             received,
             writer,
             failure,
+            slot,
         } = self;
         let expected = ticket.descriptor.size_bytes;
         let failed =
@@ -201,7 +252,11 @@ impl IncomingBody {
                 }
             }
         };
-        CompletedBody { ticket, outcome }
+        CompletedBody {
+            ticket,
+            outcome,
+            _slot: slot,
+        }
     }
 }
 
@@ -209,6 +264,8 @@ impl IncomingBody {
 pub struct CompletedBody {
     pub(super) ticket: Ticket,
     pub(super) outcome: BodyOutcome,
+    /// Held until [`crate::Receiver::finish_push`] has run.
+    pub(super) _slot: BodySlot,
 }
 
 impl std::fmt::Debug for CompletedBody {

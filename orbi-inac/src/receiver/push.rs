@@ -330,8 +330,27 @@ impl Receiver {
                 ));
             }
         }
+        let Some(slot) = self
+            .bodies
+            .claim(&ticket.exchange.peer, self.config.stream_pushes_per_peer)
+        else {
+            let refusal = Refusal::new(
+                RefusalCode::RateLimited,
+                format!(
+                    "{} stream pushes from this peer are already in progress",
+                    self.config.stream_pushes_per_peer
+                ),
+            )
+            .retry_after_ms(self.config.stream_push_retry_after_ms);
+            return Handled::Answer(self.conclude(
+                &ticket.exchange,
+                Verdict::Refuse(refusal),
+                LedgerEntry::default(),
+                now_ms,
+            ));
+        };
         match self.store.stage() {
-            Ok(writer) => Handled::ReadBody(IncomingBody::new(ticket, writer)),
+            Ok(writer) => Handled::ReadBody(IncomingBody::new(ticket, writer, slot)),
             Err(error) => {
                 tracing::error!(%error, "cannot stage a body");
                 let refusal = Refusal::handler_unavailable("the receiver cannot stage bodies now");
@@ -353,7 +372,11 @@ impl Receiver {
     }
 
     pub(super) fn finish_body(&mut self, body: CompletedBody, now_ms: u64) -> Frame {
-        let CompletedBody { ticket, outcome } = body;
+        let CompletedBody {
+            ticket,
+            outcome,
+            _slot,
+        } = body;
         match outcome {
             BodyOutcome::Verified(staged) => {
                 self.admit(ticket, VerifiedBody::Staged(staged), now_ms)

@@ -72,6 +72,20 @@ impl FsStore {
         })
     }
 
+    /// Opens an existing store for reading without touching it: no directory is created and
+    /// no staged file is removed (a serving node may be writing one). For operator tools that
+    /// run beside a serving node.
+    pub fn inspect(root: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let root = root.as_ref().to_owned();
+        let objects = root.join(OBJECTS);
+        fs::metadata(&objects).map_err(io_error("open", &objects))?;
+        Ok(FsStore {
+            root: Arc::new(root),
+            durability: Durability::Full,
+            orphans_removed: 0,
+        })
+    }
+
     /// How many orphaned staged files [`FsStore::open`] removed.
     pub fn orphans_removed(&self) -> usize {
         self.orphans_removed
@@ -300,6 +314,23 @@ mod tests {
         assert_eq!(reopened.orphans_removed(), 2);
         assert_eq!(fs::read_dir(reopened.staging_dir()).unwrap().count(), 0);
         assert!(reopened.contains(&Sha256Digest::of(b"{}")).unwrap());
+    }
+
+    #[test]
+    fn inspecting_leaves_staged_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(FsStore::inspect(dir.path()).is_err(), "no store there yet");
+        let store = FsStore::open(dir.path()).unwrap();
+        let mut writer = store.stage().unwrap();
+        writer.write(b"in flight").unwrap();
+        super::super::stage_bytes(&store, b"{}")
+            .unwrap()
+            .commit(&Sha256Digest::of(b"{}"))
+            .unwrap();
+        let inspected = FsStore::inspect(dir.path()).unwrap();
+        assert_eq!(inspected.list().unwrap().len(), 1);
+        assert_eq!(fs::read_dir(store.staging_dir()).unwrap().count(), 1);
+        drop(writer);
     }
 
     #[test]

@@ -281,3 +281,53 @@ fn peer_chosen_text_in_refusals_is_bounded_in_the_answer_and_the_log() {
     let logged = &node.receiver.ledger().recent_transfers(1).unwrap()[0];
     assert!(logged.note.chars().count() <= 1024, "{}", logged.note.len());
 }
+
+#[test]
+fn a_peer_over_its_stream_cap_is_rate_limited_before_its_body() {
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .allow(&other_peer().node_id())
+        .keep(BLOB, None)
+        .config(|c| c.stream_pushes_per_peer = 2)
+        .build();
+    let header = |seed: u8| {
+        let bytes = vec![seed; 1000];
+        Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, &bytes), "4")
+            .build()
+            .unwrap()
+    };
+    let first = node.begin(&peer(), &header(1), at(0));
+    let second = node.begin(&peer(), &header(2), at(0));
+    assert_eq!(node.receiver.bodies_in_flight(&peer().node_id()), 2);
+    let answer = answer(node.receiver.handle(&peer().node_id(), &header(3), at(0)));
+    assert_refused(&answer, RefusalCode::RateLimited);
+    assert_eq!(answer.response().unwrap().retry_after_ms, Some(1000));
+    // Other peers have their own slots.
+    let theirs = node.begin(&other_peer(), &header(4), at(0));
+    // A finished body frees its slot; so does a dropped one.
+    let mut first = first;
+    first.write(&[1; 1000]).unwrap();
+    let done = node
+        .receiver
+        .finish_push(first.complete(BodyEnd::Finished), at(1));
+    assert_answer(&done, Operation::Ingested, None);
+    drop(second);
+    assert_eq!(node.receiver.bodies_in_flight(&peer().node_id()), 0);
+    assert_eq!(node.receiver.bodies_in_flight(&other_peer().node_id()), 1);
+    drop(theirs);
+    node.begin(&peer(), &header(3), at(2));
+}
+
+#[test]
+fn a_frame_the_transport_could_not_read_is_refused_and_logged() {
+    let mut node = standard();
+    let refusal = orbi_inac::Refusal::new(RefusalCode::Malformed, "control frame too large");
+    let answer = node
+        .receiver
+        .refuse_unread(&peer().node_id(), refusal, at(0));
+    assert_refused(&answer, RefusalCode::Malformed);
+    let logged = &node.receiver.ledger().recent_transfers(1).unwrap()[0];
+    assert_eq!(logged.operation, None);
+    assert_eq!(logged.refusal_code, Some(RefusalCode::Malformed));
+    assert_eq!(node.receiver.stats().malformed, 1);
+}

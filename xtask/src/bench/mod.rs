@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod inac;
 pub mod validate;
 
 /// Builds the release `orbi` binary and returns its path.

@@ -1,0 +1,375 @@
+//! `orbi inac` through the real binary: `serve` and `push`/`offer`/`request`/`offers`/`store`
+//! processes on loopback, with real files and a real SQLite ledger, and every exit code.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::Value;
+
+const BLOB: &str = "vendor.blob.v1";
+const OCTETS: &str = "application/octet-stream";
+
+struct Run {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+/// A working directory with key files `r.json` (the serving node), `s.json` and `t.json`.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+fn seed(byte: u8) -> String {
+    format!("{byte:02x}").repeat(32)
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let workspace = Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for (name, byte) in [("r.json", 1), ("s.json", 2), ("t.json", 3)] {
+            let out = workspace.path(name);
+            let run = workspace.orbi(&["keys", "generate", "--out", &out, "--seed", &seed(byte)]);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+        }
+        workspace
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn node_id(&self, key: &str) -> String {
+        let run = self.orbi(&["keys", "show", &self.path(key)]);
+        run.json["node/id"].as_str().unwrap().to_owned()
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        std::fs::write(self.dir.path().join(name), bytes).unwrap();
+        self.path(name)
+    }
+
+    fn orbi(&self, args: &[&str]) -> Run {
+        let output = Command::new(env!("CARGO_BIN_EXE_orbi"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    /// Starts `orbi inac serve` as `r.json` on a free port with `extra` arguments.
+    fn serve(&self, extra: &[&str]) -> Served {
+        let data = self.path("data");
+        let key = self.path("r.json");
+        let mut args = vec![
+            "inac",
+            "serve",
+            "--key",
+            &key,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+        ];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
+            .args(&args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let line: Value = serde_json::from_str(&first).expect("first line is json");
+        let to = format!(
+            "{}@{}",
+            line["node/id"].as_str().unwrap(),
+            line["listen"].as_str().unwrap()
+        );
+        Served {
+            child,
+            stdout,
+            to,
+            data: PathBuf::from(data),
+        }
+    }
+}
+
+struct Served {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    to: String,
+    data: PathBuf,
+}
+
+impl Served {
+    /// SIGTERM, then the exit code and the rest of stdout.
+    fn stop(mut self) -> (i32, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stdout, &mut rest).unwrap();
+        (code, rest)
+    }
+
+    fn data(&self) -> &Path {
+        &self.data
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn push_args<'a>(key: &'a str, to: &'a str, file: &'a str) -> Vec<&'a str> {
+    vec![
+        "inac",
+        "push",
+        "--key",
+        key,
+        "--to",
+        to,
+        "--schema",
+        BLOB,
+        "--content-type",
+        OCTETS,
+        file,
+    ]
+}
+
+fn bytes(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
+        .collect()
+}
+
+#[test]
+fn push_exit_codes_and_the_store() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let served = ws.serve(&["--allow", &sender, "--accept", BLOB]);
+    let key = ws.path("s.json");
+
+    // 0: ingested inline, and again (already held, replayed).
+    let small = ws.write("small.bin", &bytes(5000, 1));
+    for _ in 0..2 {
+        let run = ws.orbi(&push_args(&key, &served.to, &small));
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            ["ingested", "already-present"].contains(&run.json["operation"].as_str().unwrap()),
+            "{}",
+            run.json
+        );
+    }
+
+    // 0: a 300 kB file goes in stream mode; stderr is not a terminal, so no progress bar.
+    let large_bytes = bytes(300_000, 2);
+    let large = ws.write("large.bin", &large_bytes);
+    let run = ws.orbi(&push_args(&key, &served.to, &large));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json["operation"], "ingested");
+    assert!(
+        !run.stderr.contains('\r') && !run.stderr.contains('\u{1b}'),
+        "no progress drawing off a terminal: {:?}",
+        run.stderr
+    );
+
+    // 1: refused (a declared digest that does not match, stream mode: after the body).
+    let mut args = push_args(&key, &served.to, &large);
+    args.extend([
+        "--digest",
+        "sha256:RBNvo1WzZ4oRRq0W9-hknpT7T8If536DEMBg9hyq_4o",
+    ]);
+    let run = ws.orbi(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.json["response"]["refusal/code"], "digest-mismatch");
+
+    // 1: a kind the node does not take.
+    let mut args = push_args(&key, &served.to, &small);
+    args[7] = "vendor.other.v1";
+    let run = ws.orbi(&args);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.json["response"]["refusal/code"], "kind-not-supported");
+
+    // 1: a peer the node does not allow.
+    let other = ws.path("t.json");
+    let run = ws.orbi(&push_args(&other, &served.to, &small));
+    assert_eq!(run.code, 1);
+    assert_eq!(run.json["response"]["refusal/code"], "not-authorized");
+
+    // 2: the listener is not the node named.
+    let (_, addr) = served.to.split_once('@').unwrap();
+    let impostor = format!("{}@{addr}", ws.node_id("t.json"));
+    let run = ws.orbi(&push_args(&key, &impostor, &small));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("orbi:"), "{}", run.stderr);
+
+    // 2: usage and input errors.
+    let run = ws.orbi(&push_args(&key, "not-a-peer", &small));
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("NODE_ID@HOST:PORT"), "{}", run.stderr);
+    let run = ws.orbi(&push_args(&key, &served.to, &ws.path("missing.bin")));
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("missing.bin"), "{}", run.stderr);
+    let run = ws.orbi(&["inac", "push", "--key", &key, &small]);
+    assert_eq!(run.code, 2);
+
+    // The store holds both artifacts under their digests.
+    let data = served.data().display().to_string();
+    let run = ws.orbi(&["inac", "store", "--data-dir", &data, "list"]);
+    assert_eq!(run.code, 0);
+    let listed = run.json.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{}", run.json);
+    let large_entry = listed.iter().find(|o| o["size/bytes"] == 300_000).unwrap();
+    let path = Path::new(&ws.path("")).join(large_entry["path"].as_str().unwrap());
+    assert_eq!(std::fs::read(path).unwrap(), large_bytes);
+    assert_eq!(large_entry["held-as"][0]["source/peer"], sender);
+
+    let (code, rest) = served.stop();
+    assert_eq!(code, 0, "graceful stop");
+    let stats: Value = serde_json::from_str(&rest).unwrap();
+    assert_eq!(stats["stats"]["ingested"], 2);
+}
+
+#[test]
+fn offer_operator_accept_invitation_push_consumed() {
+    let ws = Workspace::new();
+    let served = ws.serve(&["--open-offers", "--accept", BLOB]);
+    let key = ws.path("s.json");
+    let data = served.data().display().to_string();
+    let file = ws.write("offered.bin", &bytes(2000, 3));
+    let mut offer = push_args(&key, &served.to, &file);
+    offer[1] = "offer";
+    offer.extend(["--correlation-id", "c-offer"]);
+
+    let run = ws.orbi(&offer);
+    assert_eq!(run.code, 1, "deferred: {}", run.json);
+    assert_eq!(run.json["operation"], "defer");
+    let run = ws.orbi(&["inac", "offers", "--data-dir", &data]);
+    assert_eq!(run.code, 0);
+    assert_eq!(run.json[0]["state"], "pending");
+    let id = run.json[0]["id"].to_string();
+
+    let run = ws.orbi(&["inac", "offers", "--data-dir", &data, "accept", &id]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json["state"], "accepted");
+    let run = ws.orbi(&["inac", "offers", "--data-dir", &data, "reject", &id]);
+    assert_eq!(run.code, 1, "already accepted");
+    let run = ws.orbi(&["inac", "offers", "--data-dir", &data, "accept", "999"]);
+    assert_eq!(run.code, 2, "no such offer");
+
+    let run = ws.orbi(&offer);
+    assert_eq!(run.code, 0, "{}", run.json);
+    assert_eq!(run.json["operation"], "accept");
+    let passport = ws.write(
+        "invitation.json",
+        &serde_json::to_vec(&run.json["authorization"]["passport"]).unwrap(),
+    );
+
+    let mut push = push_args(&key, &served.to, &file);
+    push.extend(["--correlation-id", "c-offer", "--passport", &passport]);
+    let run = ws.orbi(&push);
+    assert_eq!(run.code, 0, "{} {}", run.json, run.stderr);
+    assert_eq!(run.json["operation"], "ingested");
+    assert_eq!(run.json["correlation/id"], "c-offer");
+
+    let run = ws.orbi(&["inac", "offers", "--data-dir", &data, "list"]);
+    assert_eq!(run.json[0]["invitation/consumed"], true);
+
+    // Another artifact under the used invitation.
+    let other = ws.write("other.bin", &bytes(100, 4));
+    let mut reuse = push_args(&key, &served.to, &other);
+    reuse.extend(["--passport", &passport]);
+    let run = ws.orbi(&reuse);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.json["response"]["refusal/code"], "invitation-revoked");
+}
+
+#[test]
+fn request_writes_the_verified_artifact() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let served = ws.serve(&["--allow", &sender, "--accept", BLOB]);
+    let key = ws.path("s.json");
+    let content = bytes(150_000, 5);
+    let file = ws.write("pushed.bin", &content);
+    let mut push = push_args(&key, &served.to, &file);
+    push.extend(["--artifact-id", "blob:one"]);
+    assert_eq!(ws.orbi(&push).code, 0);
+
+    let out = ws.path("fetched.bin");
+    let request = |id: &str| {
+        ws.orbi(&[
+            "inac",
+            "request",
+            "--key",
+            &key,
+            "--to",
+            &served.to,
+            "--schema",
+            BLOB,
+            "--content-type",
+            OCTETS,
+            "--artifact-id",
+            id,
+            "--out",
+            &out,
+        ])
+    };
+    let run = request("blob:one");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json["answer"], "ingested");
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+
+    let run = request("blob:none");
+    assert_eq!(run.code, 1);
+    assert_eq!(run.json["operation"], "decline");
+}
+
+#[test]
+fn data_dir_commands_report_usage_errors() {
+    let ws = Workspace::new();
+    let missing = ws.path("nowhere");
+    let run = ws.orbi(&["inac", "offers", "--data-dir", &missing]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("nowhere"), "{}", run.stderr);
+    let run = ws.orbi(&["inac", "store", "--data-dir", &missing, "list"]);
+    assert_eq!(run.code, 2);
+    let key = ws.path("r.json");
+    let run = ws.orbi(&[
+        "inac",
+        "serve",
+        "--key",
+        &key,
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &missing,
+        "--accept",
+        "=x",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--accept"), "{}", run.stderr);
+}

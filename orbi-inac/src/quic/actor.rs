@@ -1,0 +1,274 @@
+//! The receiver on its own thread. Exchange tasks send it jobs; it takes every job that is
+//! waiting (up to [`super::TransportConfig::group_max`]), decides them as one group, commits
+//! the group's ledger writes once ([`Receiver::commit_group`]) and only then replies. Under
+//! load that turns one durable commit per decision into one per group; an idle node still
+//! answers each job at once. When the ledger can defer its sync ([`Receiver::defer_sync`]), a
+//! syncer thread makes each batch of committed groups durable and only then releases their
+//! answers, while the receiver already decides the next group.
+
+use std::{io::Read, time::SystemTime};
+
+use orbi_types::NodeId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    CompletedBody, DecodeError, Frame, Handled, Receiver, Refusal, ServeArtifact, Verdict,
+    ledger::SyncHandle,
+};
+
+/// What the receiver decided about one initiating frame.
+pub(crate) enum Decision {
+    Answer(Frame),
+    ReadBody(crate::IncomingBody),
+    Serve(ServeArtifact, Option<Box<dyn Read + Send>>),
+    NoAnswer,
+}
+
+type Task = Box<dyn FnOnce(&mut Receiver) + Send>;
+
+enum Job {
+    Frame {
+        peer: NodeId,
+        decoded: Box<Result<Frame, DecodeError>>,
+        reply: oneshot::Sender<Decision>,
+    },
+    Unread {
+        peer: NodeId,
+        refusal: Refusal,
+        reply: oneshot::Sender<Frame>,
+    },
+    Finish {
+        body: Box<CompletedBody>,
+        reply: oneshot::Sender<Frame>,
+    },
+    Run(Task),
+}
+
+enum Reply {
+    Decision(oneshot::Sender<Decision>, Decision),
+    Frame(oneshot::Sender<Frame>, Frame),
+}
+
+/// The actor is gone (its thread ended: the server shut down or a job panicked).
+#[derive(Debug)]
+pub(crate) struct Gone;
+
+/// A handle to the receiver thread.
+#[derive(Clone)]
+pub(crate) struct ReceiverHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Starts the receiver thread; it ends when every handle is dropped, returning the receiver.
+pub(crate) fn spawn(
+    receiver: Receiver,
+    group_max: usize,
+) -> std::io::Result<(ReceiverHandle, std::thread::JoinHandle<Receiver>)> {
+    let (jobs, queue) = mpsc::channel(1024);
+    let thread = std::thread::Builder::new()
+        .name("inac-receiver".into())
+        .spawn(move || run(receiver, queue, group_max.max(1)))?;
+    Ok((ReceiverHandle { jobs }, thread))
+}
+
+fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize) -> Receiver {
+    // With a syncer, the receiver goes on deciding while the previous group reaches the disk;
+    // answers wait for their sync either way.
+    let syncer = match receiver.defer_sync() {
+        Ok(Some(handle)) => spawn_syncer(handle),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(%error, "cannot defer ledger syncs; every group syncs in its commit");
+            None
+        }
+    };
+    let mut group = Vec::with_capacity(group_max);
+    while let Some(first) = queue.blocking_recv() {
+        group.push(first);
+        while group.len() < group_max {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let now = SystemTime::now();
+        receiver.begin_group();
+        let mut replies = Vec::with_capacity(group.len());
+        for job in group.drain(..) {
+            match job {
+                Job::Frame {
+                    peer,
+                    decoded,
+                    reply,
+                } => {
+                    let decision = match receiver.handle_decoded(&peer, *decoded, now) {
+                        Handled::Answer(frame) => Decision::Answer(frame),
+                        Handled::ReadBody(body) => Decision::ReadBody(body),
+                        Handled::Serve(serve) => {
+                            let body = if serve.is_inline() {
+                                None
+                            } else {
+                                receiver
+                                    .store()
+                                    .open(&serve.descriptor().digest)
+                                    .ok()
+                                    .flatten()
+                            };
+                            Decision::Serve(serve, body)
+                        }
+                        Handled::NoAnswer => Decision::NoAnswer,
+                    };
+                    replies.push(Reply::Decision(reply, decision));
+                }
+                Job::Unread {
+                    peer,
+                    refusal,
+                    reply,
+                } => replies.push(Reply::Frame(
+                    reply,
+                    receiver.refuse_unread(&peer, refusal, now),
+                )),
+                Job::Finish { body, reply } => {
+                    replies.push(Reply::Frame(reply, receiver.finish_push(*body, now)))
+                }
+                Job::Run(task) => task(&mut receiver),
+            }
+        }
+        if let Err(error) = receiver.commit_group() {
+            tracing::error!(%error, decisions = replies.len(), "group commit failed");
+            withdraw_successes(&mut replies);
+        }
+        match &syncer {
+            Some(syncer) => {
+                if let Err(unsent) = syncer.send(replies) {
+                    // The syncer is gone: nothing can be confirmed durable.
+                    let mut replies = unsent.0;
+                    withdraw_successes(&mut replies);
+                    send_all(replies);
+                }
+            }
+            None => send_all(replies),
+        }
+    }
+    receiver
+}
+
+/// Replaces every answer that reports success (the decision is not durable).
+fn withdraw_successes(replies: &mut [Reply]) {
+    use orbi_types::inac::Operation;
+    for reply in replies {
+        let frame = match reply {
+            Reply::Decision(_, Decision::Answer(frame)) | Reply::Frame(_, frame) => frame,
+            _ => continue,
+        };
+        let operation = frame.operation();
+        if matches!(
+            operation,
+            Operation::Refused | Operation::Decline | Operation::Defer
+        ) {
+            continue;
+        }
+        let refusal = Refusal::handler_unavailable("the receiver's ledger is unavailable");
+        let verdict = match operation {
+            Operation::Accept => Verdict::refusing(Operation::Offer, refusal),
+            _ => Verdict::Refuse(refusal),
+        };
+        *frame = Frame::answer(frame.correlation_id(), &verdict);
+    }
+}
+
+fn send_all(replies: Vec<Reply>) {
+    for reply in replies {
+        match reply {
+            Reply::Decision(reply, decision) => {
+                let _ = reply.send(decision);
+            }
+            Reply::Frame(reply, frame) => {
+                let _ = reply.send(frame);
+            }
+        }
+    }
+}
+
+/// A thread that syncs the ledger once for every batch of groups waiting, then releases their
+/// answers. Ends when the receiver thread drops its sender.
+fn spawn_syncer(handle: SyncHandle) -> Option<std::sync::mpsc::Sender<Vec<Reply>>> {
+    let (sender, groups) = std::sync::mpsc::channel::<Vec<Reply>>();
+    let spawned = std::thread::Builder::new()
+        .name("inac-ledger-sync".into())
+        .spawn(move || {
+            while let Ok(first) = groups.recv() {
+                let mut waiting = vec![first];
+                waiting.extend(groups.try_iter());
+                let synced = handle.sync();
+                for mut replies in waiting {
+                    if let Err(error) = &synced {
+                        tracing::error!(%error, "ledger sync failed");
+                        withdraw_successes(&mut replies);
+                    }
+                    send_all(replies);
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(sender),
+        Err(error) => {
+            tracing::warn!(%error, "cannot start the ledger sync thread");
+            None
+        }
+    }
+}
+
+impl ReceiverHandle {
+    async fn call<T>(&self, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Result<T, Gone> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(job(reply)).await.map_err(|_| Gone)?;
+        answer.await.map_err(|_| Gone)
+    }
+
+    /// Decides about one initiating frame from `peer`, decoded by the caller.
+    pub(crate) async fn frame(
+        &self,
+        peer: NodeId,
+        decoded: Result<Frame, DecodeError>,
+    ) -> Result<Decision, Gone> {
+        self.call(|reply| Job::Frame {
+            peer,
+            decoded: Box::new(decoded),
+            reply,
+        })
+        .await
+    }
+
+    /// Logs and answers a frame that could not be read.
+    pub(crate) async fn unread(&self, peer: NodeId, refusal: Refusal) -> Result<Frame, Gone> {
+        self.call(|reply| Job::Unread {
+            peer,
+            refusal,
+            reply,
+        })
+        .await
+    }
+
+    /// Finishes a stream-mode push.
+    pub(crate) async fn finish(&self, body: CompletedBody) -> Result<Frame, Gone> {
+        self.call(|reply| Job::Finish {
+            body: Box::new(body),
+            reply,
+        })
+        .await
+    }
+
+    /// Runs `task` on the receiver thread (between groups) and returns its result.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Receiver) -> T + Send + 'static,
+    ) -> Result<T, Gone> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Run(Box::new(move |receiver: &mut Receiver| {
+            let _ = reply.send(task(receiver));
+        }));
+        self.jobs.send(job).await.map_err(|_| Gone)?;
+        answer.await.map_err(|_| Gone)
+    }
+}

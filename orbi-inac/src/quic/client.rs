@@ -1,0 +1,497 @@
+//! The dialer: connects to a node it names by id, and runs exchanges on the session.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use orbi_types::{
+    KeyPair, NodeId, Sha256Hasher,
+    inac::{Operation, RefusalCode},
+};
+use quinn::{Connection, RecvStream, SendStream, VarInt, WriteError};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::{
+    ConnectionCode, PeerAddr, SessionId, StreamCode, TransportConfig, TransportError,
+    config::{client_config, endpoint},
+    identity::peer_node_id,
+    wire::{ReadFrameError, read_frame, write_frame},
+};
+use crate::{DecodeError, Descriptor, Frame, FrameBuilder, Payload, Refusal, Verdict};
+
+/// Why an exchange did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The connection failed or was closed.
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// No answer within [`TransportConfig::response_timeout`] (the exchange was reset `0x4`).
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The peer reset or stopped the exchange without an answer.
+    #[error("peer ended the exchange with code {0:#x}")]
+    Reset(u64),
+    /// The answer is not a valid frame.
+    #[error("peer answered with an invalid frame: {0}")]
+    Frame(#[from] DecodeError),
+    /// The answer is a frame, but not a legal answer to what was sent.
+    #[error("peer answered {answer} to {initiating}, which is not a legal answer")]
+    UnexpectedAnswer {
+        /// What was sent.
+        initiating: Operation,
+        /// What came back.
+        answer: Operation,
+    },
+    /// The answer could not be read.
+    #[error("cannot read the answer: {0}")]
+    Read(ReadFrameError),
+    /// The frame to send could not be built.
+    #[error("cannot build the frame: {0}")]
+    Build(DecodeError),
+    /// The body source failed.
+    #[error("cannot read the body: {0}")]
+    Body(std::io::Error),
+    /// The body source ended before `size/bytes`.
+    #[error("body ended after {sent} of {expected} bytes")]
+    ShortBody {
+        /// Bytes sent.
+        sent: u64,
+        /// `size/bytes`.
+        expected: u64,
+    },
+    /// A received artifact could not be written out.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// The target file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+impl From<ReadFrameError> for ExchangeError {
+    fn from(error: ReadFrameError) -> Self {
+        match error {
+            ReadFrameError::Connection(lost) => ExchangeError::Connection(lost),
+            ReadFrameError::Reset(code) => ExchangeError::Reset(code),
+            ReadFrameError::Timeout(after) => ExchangeError::Timeout(after),
+            other => ExchangeError::Read(other),
+        }
+    }
+}
+
+fn write_error(error: WriteError) -> ExchangeError {
+    match error {
+        WriteError::ConnectionLost(lost) => ExchangeError::Connection(lost),
+        WriteError::Stopped(code) => ExchangeError::Reset(code.into_inner()),
+        other => ExchangeError::Read(ReadFrameError::Stream(other.to_string())),
+    }
+}
+
+/// A local endpoint that dials INAC listeners as the node `identity`.
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    identity: KeyPair,
+    config: Arc<TransportConfig>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("node_id", &self.identity.node_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Binds a local UDP socket (e.g. `0.0.0.0:0`) for dialling. Must be called inside a
+    /// tokio runtime.
+    pub fn bind(
+        local: SocketAddr,
+        identity: KeyPair,
+        config: TransportConfig,
+    ) -> Result<Client, TransportError> {
+        Ok(Client {
+            endpoint: endpoint(local, None, &config)?,
+            identity,
+            config: Arc::new(config),
+        })
+    }
+
+    /// A client on an ephemeral port of the family of `peer`'s address.
+    pub fn for_peer(
+        peer: &PeerAddr,
+        identity: KeyPair,
+        config: TransportConfig,
+    ) -> Result<Client, TransportError> {
+        let local: SocketAddr = if peer.addr.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        Self::bind(local, identity, config)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.identity.node_id()
+    }
+
+    /// Connects to `peer`; fails unless the listener proves `peer.node`'s key.
+    pub async fn connect(&self, peer: &PeerAddr) -> Result<Session, TransportError> {
+        let config = client_config(Some(&self.identity), &peer.node, &self.config)?;
+        let connecting = self
+            .endpoint
+            .connect_with(config, peer.addr, SERVER_NAME)
+            .map_err(|error| TransportError::Connect {
+                addr: peer.addr,
+                reason: error.to_string(),
+            })?;
+        let connection = connecting
+            .await
+            .map_err(|source| TransportError::Connection {
+                addr: peer.addr,
+                source,
+            })?;
+        // The verifier already compared the key; this reads the same proof back.
+        let proven = peer_node_id(&connection)?;
+        if proven != peer.node {
+            connection.close(ConnectionCode::AuthFailed.varint(), b"unexpected node");
+            return Err(super::identity::IdentityError::Unexpected {
+                expected: peer.node.clone(),
+                proven,
+            }
+            .into());
+        }
+        let id = SessionId::of(&connection)?;
+        Ok(Session {
+            connection,
+            peer: proven,
+            id,
+            config: self.config.clone(),
+        })
+    }
+
+    /// Closes every connection (`0x0`) and waits briefly until the peers know.
+    pub async fn close(&self) {
+        self.endpoint.close(ConnectionCode::Done.varint(), b"done");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// The TLS server name sent when dialling; raw public keys make it meaningless and SNI is off.
+const SERVER_NAME: &str = "orbiplex-inac";
+
+/// An authenticated connection to one peer.
+#[derive(Clone)]
+pub struct Session {
+    connection: Connection,
+    peer: NodeId,
+    id: SessionId,
+    config: Arc<TransportConfig>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.peer)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a `request` ended.
+#[derive(Debug)]
+pub enum RequestOutcome {
+    /// The peer answered without the artifact (`decline`, `partial`, `refused`).
+    Answered(Box<Frame>),
+    /// The artifact arrived, was verified and written; `answer` is what this side replied.
+    Received {
+        /// The peer's `push`.
+        push: Box<Frame>,
+        /// Our answer (`ingested`, or `refused` when the bytes did not match).
+        answer: Box<Frame>,
+    },
+}
+
+impl Session {
+    /// The node the handshake proved.
+    pub fn peer(&self) -> &NodeId {
+        &self.peer
+    }
+
+    /// This connection's session id (both ends compute the same).
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The underlying quinn connection.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Sends one frame (`offer`, an inline `push`) and returns the answer.
+    pub async fn exchange(&self, frame: &Frame) -> Result<Frame, ExchangeError> {
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        write_frame(&mut send, frame).await.map_err(write_error)?;
+        let _ = send.finish();
+        self.answer(&mut send, &mut recv, frame.operation()).await
+    }
+
+    /// Pushes `descriptor` in stream mode: the header (built from
+    /// [`Frame::push_stream`] with this stream's id, then `decorate`d with correlation id,
+    /// idempotency key, authorization…), then exactly `size/bytes` bytes read from `body`.
+    /// `progress` gets the running byte count. A receiver that refuses the header stops the
+    /// body at once; its answer is returned either way.
+    pub async fn push_stream<R: AsyncRead + Unpin>(
+        &self,
+        descriptor: &Descriptor,
+        decorate: impl FnOnce(FrameBuilder) -> FrameBuilder,
+        mut body: R,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Frame, ExchangeError> {
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        let stream_id = VarInt::from(send.id()).into_inner().to_string();
+        let header = decorate(Frame::push_stream(descriptor, &stream_id))
+            .build()
+            .map_err(ExchangeError::Build)?;
+        let mut stopped = write_frame(&mut send, &header).await.is_err();
+        let size = descriptor.size_bytes;
+        let mut buffer = vec![0u8; self.config.body_buffer_bytes.max(4096)];
+        let mut sent = 0u64;
+        while !stopped && sent < size {
+            let want = usize::try_from(size - sent).map_or(buffer.len(), |r| r.min(buffer.len()));
+            let n = match body.read(&mut buffer[..want]).await {
+                Ok(n) => n,
+                Err(error) => {
+                    let _ = send.reset(StreamCode::SenderAbort.varint());
+                    return Err(ExchangeError::Body(error));
+                }
+            };
+            if n == 0 {
+                let _ = send.reset(StreamCode::SenderAbort.varint());
+                return Err(ExchangeError::ShortBody {
+                    sent,
+                    expected: size,
+                });
+            }
+            match send.write_all(&buffer[..n]).await {
+                Ok(()) => {
+                    sent += n as u64;
+                    progress(sent);
+                }
+                // The receiver decided before taking the rest: its answer follows.
+                Err(WriteError::Stopped(_)) => stopped = true,
+                Err(error) => return Err(write_error(error)),
+            }
+        }
+        if !stopped {
+            let _ = send.finish();
+        }
+        self.answer(&mut send, &mut recv, Operation::Push).await
+    }
+
+    /// Sends a `request` and, if the peer serves it, verifies the artifact and writes it to
+    /// `out` (temp file beside it, fsync, rename), then answers `ingested`. Bytes that do not
+    /// match their descriptor are answered `refused` and never written.
+    pub async fn request_to_file(
+        &self,
+        request: &Frame,
+        out: &Path,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<RequestOutcome, ExchangeError> {
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        write_frame(&mut send, request).await.map_err(write_error)?;
+        let answer = self
+            .answer(&mut send, &mut recv, Operation::Request)
+            .await?;
+        if answer.operation() != Operation::Push {
+            return Ok(RequestOutcome::Answered(Box::new(answer)));
+        }
+        let Some(descriptor) = answer.descriptor() else {
+            return Err(ExchangeError::UnexpectedAnswer {
+                initiating: Operation::Request,
+                answer: Operation::Push,
+            });
+        };
+        let received = match answer.payload() {
+            Some(Payload::Inline(text)) => {
+                let bytes = text.decode().unwrap_or_default();
+                progress(bytes.len() as u64);
+                write_verified(out, &descriptor, Source::Memory(&bytes)).await
+            }
+            Some(Payload::Stream { .. }) => {
+                let source = Source::Stream {
+                    recv: &mut recv,
+                    stall: self.config.stall_timeout,
+                    progress,
+                };
+                write_verified(out, &descriptor, source).await
+            }
+            _ => Err(Refusal::new(
+                RefusalCode::OperationNotSupported,
+                "a served artifact must come inline or on the stream",
+            )),
+        };
+        let (verdict, result) = match received {
+            Ok(()) => (Verdict::Ingested, Ok(())),
+            Err(refusal) if refusal.code() == RefusalCode::HandlerUnavailable => {
+                (Verdict::Refuse(refusal.clone()), Err(refusal))
+            }
+            Err(refusal) => (Verdict::Refuse(refusal), Ok(())),
+        };
+        let ours = Frame::answer(answer.correlation_id(), &verdict);
+        let _ = recv.stop(StreamCode::Done.varint());
+        if write_frame(&mut send, &ours).await.is_ok() {
+            let _ = send.finish();
+            let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
+        }
+        match result {
+            Ok(()) => Ok(RequestOutcome::Received {
+                push: Box::new(answer),
+                answer: Box::new(ours),
+            }),
+            Err(refusal) => Err(ExchangeError::Output {
+                path: out.to_owned(),
+                source: std::io::Error::other(refusal.message().to_owned()),
+            }),
+        }
+    }
+
+    /// Reads the answer to `initiating` within the response timeout; on timeout the exchange
+    /// is reset with `0x4`.
+    async fn answer(
+        &self,
+        send: &mut SendStream,
+        recv: &mut RecvStream,
+        initiating: Operation,
+    ) -> Result<Frame, ExchangeError> {
+        let bytes = match read_frame(recv, self.config.response_timeout).await {
+            Ok(bytes) => bytes,
+            Err(ReadFrameError::Timeout(after)) => {
+                let _ = recv.stop(StreamCode::ResponseTimeout.varint());
+                let _ = send.reset(StreamCode::ResponseTimeout.varint());
+                return Err(ExchangeError::Timeout(after));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let frame = Frame::decode(&bytes)?;
+        if !is_legal_answer(initiating, frame.operation()) {
+            return Err(ExchangeError::UnexpectedAnswer {
+                initiating,
+                answer: frame.operation(),
+            });
+        }
+        Ok(frame)
+    }
+
+    /// Closes this connection (`0x0`).
+    pub fn close(&self) {
+        self.connection
+            .close(ConnectionCode::Done.varint(), b"done");
+    }
+}
+
+/// Spec §3.1 (with `refused` tolerated as the answer to anything, §3.2).
+fn is_legal_answer(initiating: Operation, answer: Operation) -> bool {
+    use Operation::*;
+    answer == Refused
+        || match initiating {
+            Offer => matches!(answer, Accept | Decline | Defer | AlreadyPresent),
+            Push => matches!(answer, Ingested | AlreadyPresent),
+            Request => matches!(answer, Push | Decline | Partial),
+            _ => false,
+        }
+}
+
+enum Source<'a> {
+    Memory(&'a [u8]),
+    Stream {
+        recv: &'a mut RecvStream,
+        stall: Duration,
+        progress: &'a mut (dyn FnMut(u64) + Send),
+    },
+}
+
+/// Writes the artifact to a temp file beside `out`, checking size and digest, and renames it
+/// into place only when both match.
+async fn write_verified(
+    out: &Path,
+    descriptor: &Descriptor,
+    source: Source<'_>,
+) -> Result<(), Refusal> {
+    let unavailable = |error: std::io::Error| {
+        Refusal::handler_unavailable(format!("cannot write {}: {error}", out.display()))
+    };
+    let parent = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".inac-request-")
+        .tempfile_in(&parent)
+        .map_err(unavailable)?;
+    let (file, path) = temp.into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut hasher = Sha256Hasher::new();
+    let mut received = 0u64;
+    let expected = descriptor.size_bytes;
+    let malformed = |message: String| Refusal::new(RefusalCode::Malformed, message);
+    use tokio::io::AsyncWriteExt;
+    match source {
+        Source::Memory(bytes) => {
+            hasher.update(bytes);
+            received = bytes.len() as u64;
+            file.write_all(bytes).await.map_err(unavailable)?;
+        }
+        Source::Stream {
+            recv,
+            stall,
+            progress,
+        } => {
+            let mut buffer = vec![0u8; 1024 * 1024];
+            loop {
+                let read = tokio::time::timeout(stall, recv.read(&mut buffer)).await;
+                let n = match read {
+                    Ok(Ok(Some(n))) => n,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(error)) => return Err(malformed(format!("body failed: {error}"))),
+                    Err(_) => return Err(malformed("body stalled".into())),
+                };
+                received += n as u64;
+                if received > expected {
+                    return Err(malformed(format!(
+                        "body is longer than its declared size/bytes of {expected}"
+                    )));
+                }
+                hasher.update(&buffer[..n]);
+                file.write_all(&buffer[..n]).await.map_err(unavailable)?;
+                progress(received);
+            }
+        }
+    }
+    if received != expected {
+        return Err(malformed(format!(
+            "body ended after {received} of {expected} bytes"
+        )));
+    }
+    let digest = hasher.finish();
+    if digest != descriptor.digest {
+        return Err(Refusal::new(
+            RefusalCode::DigestMismatch,
+            format!(
+                "body hashes to {digest}, not the declared {}",
+                descriptor.digest
+            ),
+        ));
+    }
+    file.flush().await.map_err(unavailable)?;
+    file.sync_all().await.map_err(unavailable)?;
+    drop(file);
+    path.persist(out)
+        .map_err(|error| unavailable(error.error))?;
+    Ok(())
+}

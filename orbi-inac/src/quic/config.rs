@@ -1,0 +1,229 @@
+//! Transport settings, and the quinn/rustls configurations built from them. Both the INAC
+//! [`super::Server`]/[`super::Client`] and raw-quinn baselines (benchmarks, tests) use these
+//! builders, so that they run on exactly the same TLS and flow-control settings.
+
+use std::{
+    collections::BTreeSet,
+    net::{SocketAddr, UdpSocket},
+    sync::Arc,
+    time::Duration,
+};
+
+use orbi_types::{KeyPair, NodeId};
+use quinn::{EndpointConfig, IdleTimeout, VarInt};
+use rustls::{
+    client::Resumption,
+    crypto::CryptoProvider,
+    server::{AlwaysResolvesServerRawPublicKeys, NoServerSessionStorage},
+};
+
+use super::{
+    ALPN, TransportError,
+    identity::{AnyNode, ExpectedNode, certified_key},
+};
+
+/// How the QUIC transport behaves. [`TransportConfig::default`] is the tuned default (spec §8
+/// plus what the benchmarks showed).
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Close a connection after this long without any packet (default 30 s).
+    pub idle_timeout: Duration,
+    /// Send a keep-alive after this long without traffic (default 10 s).
+    pub keep_alive: Duration,
+    /// Per-stream receive window, bytes (default 8 MiB).
+    pub stream_receive_window: u32,
+    /// Per-connection receive window, bytes (default 16 MiB).
+    pub receive_window: u32,
+    /// Unacknowledged bytes a sender may have in flight per connection (default 16 MiB).
+    pub send_window: u64,
+    /// `SO_RCVBUF`/`SO_SNDBUF` of the UDP socket (default 4 MiB; the kernel may cap it at
+    /// `net.core.rmem_max`/`wmem_max`).
+    pub socket_buffer_bytes: usize,
+    /// Exchanges (bidirectional streams) a peer may have open on one connection at once
+    /// (default 32).
+    pub max_concurrent_exchanges: u32,
+    /// How long a sender waits for the answer after its frame (stream mode: after the body's
+    /// FIN), spec `response_timeout_ms` (default 5 s).
+    pub response_timeout: Duration,
+    /// How long a listener waits for the initiating frame of an opened exchange (default 30 s).
+    pub frame_timeout: Duration,
+    /// A stream body with no progress for this long is reset with `0x6` (default 15 min).
+    pub stall_timeout: Duration,
+    /// Size of each buffer a body is copied into before it is hashed and written (default
+    /// 1 MiB; three are used per body).
+    pub body_buffer_bytes: usize,
+    /// Most decisions the receiver makes (and commits) as one group (default 16: small enough
+    /// that the network and the receiver overlap, large enough to amortize each commit).
+    pub group_max: usize,
+    /// Nodes whose connections are closed right after the handshake (`0x101`).
+    pub barred_peers: BTreeSet<NodeId>,
+    /// How long a graceful shutdown waits for in-flight exchanges (default 30 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(10),
+            stream_receive_window: 8 * 1024 * 1024,
+            receive_window: 16 * 1024 * 1024,
+            send_window: 16 * 1024 * 1024,
+            socket_buffer_bytes: 4 * 1024 * 1024,
+            max_concurrent_exchanges: 32,
+            response_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(15 * 60),
+            body_buffer_bytes: 1024 * 1024,
+            group_max: 16,
+            barred_peers: BTreeSet::new(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl TransportConfig {
+    /// The quinn transport parameters. `accept_exchanges`: whether the peer may open
+    /// exchanges towards this side (listeners yes, dialers no).
+    pub fn quinn_transport(&self, accept_exchanges: bool) -> quinn::TransportConfig {
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_idle_timeout(IdleTimeout::try_from(self.idle_timeout).ok())
+            .keep_alive_interval(Some(self.keep_alive))
+            .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
+            .receive_window(VarInt::from_u32(self.receive_window))
+            .send_window(self.send_window)
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .max_concurrent_bidi_streams(VarInt::from_u32(if accept_exchanges {
+                self.max_concurrent_exchanges
+            } else {
+                0
+            }));
+        transport
+    }
+}
+
+/// ring, TLS 1.3 suites only, AES-128-GCM first (the cheapest per byte with AES-NI).
+fn provider() -> Arc<CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .retain(|suite| suite.tls13().is_some());
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    Arc::new(provider)
+}
+
+fn tls_error(error: impl std::fmt::Display) -> TransportError {
+    TransportError::Tls(error.to_string())
+}
+
+/// The listener's quinn configuration: TLS 1.3 only, ALPN `orbiplex-inac/1`, the node key as
+/// a raw public key, mandatory client keys, no session tickets (so no resumption and no 0-RTT).
+pub fn server_config(
+    identity: &KeyPair,
+    config: &TransportConfig,
+) -> Result<quinn::ServerConfig, TransportError> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_error)?
+        .with_client_cert_verifier(Arc::new(AnyNode::default()))
+        .with_cert_resolver(Arc::new(AlwaysResolvesServerRawPublicKeys::new(
+            certified_key(identity),
+        )));
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    tls.send_tls13_tickets = 0;
+    tls.session_storage = Arc::new(NoServerSessionStorage {});
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(tls_error)?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(config.quinn_transport(true)));
+    Ok(server)
+}
+
+/// A dialer's quinn configuration for reaching `expected`: the handshake fails unless the
+/// server proves that node's key. `identity: None` sends no client key, which every INAC
+/// listener refuses (useful only to test that it does).
+pub fn client_config(
+    identity: Option<&KeyPair>,
+    expected: &NodeId,
+    config: &TransportConfig,
+) -> Result<quinn::ClientConfig, TransportError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_error)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ExpectedNode::new(expected.clone())));
+    let tls = match identity {
+        Some(identity) => builder.with_client_cert_resolver(Arc::new(
+            rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(identity)),
+        )),
+        None => builder.with_no_client_auth(),
+    };
+    client_config_from_tls(tls, config)
+}
+
+/// Wraps a rustls client configuration with the INAC settings (ALPN, no SNI, no resumption,
+/// no early data) and the transport parameters. Exposed for tests that need a hand-made TLS
+/// identity.
+pub fn client_config_from_tls(
+    mut tls: rustls::ClientConfig,
+    config: &TransportConfig,
+) -> Result<quinn::ClientConfig, TransportError> {
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    // The server name is meaningless with raw keys; sending none leaks nothing.
+    tls.enable_sni = false;
+    tls.resumption = Resumption::disabled();
+    tls.enable_early_data = false;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(tls_error)?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(Arc::new(config.quinn_transport(false)));
+    Ok(client)
+}
+
+/// A rustls client builder with the INAC provider, for hand-made identities in tests.
+pub fn tls_client_builder()
+-> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, TransportError> {
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_error)
+}
+
+/// A UDP socket on `addr` with the configured buffer sizes, wrapped in a quinn endpoint
+/// (a listener when `server` is given).
+pub fn endpoint(
+    addr: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+    config: &TransportConfig,
+) -> Result<quinn::Endpoint, TransportError> {
+    let bind = |source| TransportError::Bind { addr, source };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(bind)?;
+    if addr.is_ipv6() {
+        // Dual-stack where the system allows it; failure only narrows reachability.
+        let _ = socket.set_only_v6(false);
+    }
+    for (name, result) in [
+        (
+            "receive",
+            socket.set_recv_buffer_size(config.socket_buffer_bytes),
+        ),
+        (
+            "send",
+            socket.set_send_buffer_size(config.socket_buffer_bytes),
+        ),
+    ] {
+        if let Err(error) = result {
+            tracing::warn!(%error, buffer = name, "cannot size the udp socket buffer");
+        }
+    }
+    socket.bind(&addr.into()).map_err(bind)?;
+    let socket: UdpSocket = socket.into();
+    let runtime = quinn::default_runtime().ok_or(TransportError::NoRuntime)?;
+    quinn::Endpoint::new(EndpointConfig::default(), server, socket, runtime).map_err(bind)
+}

@@ -1,0 +1,100 @@
+//! Answering a granted `request` (spec §8.3): the `push` frame on the same stream, the body
+//! after it in stream mode, then the requester's own answer (`ingested`, …), which is logged.
+
+use std::io::Read;
+
+use orbi_types::NodeId;
+use quinn::{RecvStream, SendStream, VarInt};
+use tokio::sync::mpsc;
+
+use super::{
+    StreamCode, TransportConfig,
+    server::ServedBody,
+    wire::{read_frame, write_frame},
+};
+use crate::{Frame, ServeArtifact};
+
+pub(super) async fn serve_request(
+    peer: &NodeId,
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+    serve: ServeArtifact,
+    body: ServedBody,
+    config: &TransportConfig,
+) {
+    let stream_id = VarInt::from(send.id()).into_inner().to_string();
+    let push = match serve.push_frame(&stream_id) {
+        Ok(push) => push,
+        Err(error) => {
+            tracing::error!(%error, "cannot build the push answering a request");
+            let _ = send.reset(StreamCode::Malformed.varint());
+            return;
+        }
+    };
+    if write_frame(send, &push).await.is_err() {
+        return;
+    }
+    if !serve.is_inline() {
+        let Some(body) = body else {
+            tracing::error!(digest = %serve.descriptor().digest, "served artifact vanished from the store");
+            let _ = send.reset(StreamCode::SenderAbort.varint());
+            return;
+        };
+        if !send_body(send, body, serve.descriptor().size_bytes, config).await {
+            let _ = send.reset(StreamCode::SenderAbort.varint());
+            return;
+        }
+    }
+    let _ = send.finish();
+    // The requester answers after verifying what it received.
+    match read_frame(recv, config.response_timeout + config.response_timeout).await {
+        Ok(bytes) => match Frame::decode(&bytes) {
+            Ok(answer) => {
+                tracing::debug!(%peer, answer = %answer.operation(), "requester answered")
+            }
+            Err(error) => tracing::debug!(%peer, %error, "requester answered with a bad frame"),
+        },
+        Err(error) => tracing::debug!(%peer, %error, "requester did not answer"),
+    }
+}
+
+/// Streams exactly `size` bytes from `body` (read on a blocking thread).
+async fn send_body(
+    send: &mut SendStream,
+    body: Box<dyn Read + Send>,
+    size: u64,
+    config: &TransportConfig,
+) -> bool {
+    let chunk = config.body_buffer_bytes.max(4096);
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(2);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut body = body.take(size);
+        loop {
+            let mut buffer = vec![0u8; chunk];
+            match body.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buffer.truncate(n);
+                    if tx.blocking_send(Ok(buffer)).is_err() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    let _ = tx.blocking_send(Err(error));
+                    break;
+                }
+            }
+        }
+    });
+    let mut sent = 0u64;
+    while let Some(chunk) = rx.recv().await {
+        let Ok(chunk) = chunk else { break };
+        if send.write_all(&chunk).await.is_err() {
+            break;
+        }
+        sent += chunk.len() as u64;
+    }
+    drop(rx);
+    let _ = reader.await;
+    sent == size
+}

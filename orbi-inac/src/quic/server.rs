@@ -1,0 +1,503 @@
+//! The listener: accepts connections, learns each peer's node id from its handshake proof,
+//! and runs every exchange (one bidirectional stream) in its own task against the receiver
+//! thread.
+
+use std::{
+    io::Read,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use orbi_types::{KeyPair, NodeId, inac::Operation, inac::RefusalCode};
+use quinn::{RecvStream, SendStream};
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    ConnectionCode, SessionId, StreamCode, TransportConfig, TransportError,
+    actor::{self, Decision, ReceiverHandle},
+    config::{endpoint, server_config},
+    identity::peer_node_id,
+    wire::{ReadFrameError, read_frame, write_frame},
+};
+use crate::{BodyEnd, Frame, IncomingBody, Receiver, Refusal};
+
+/// An INAC listener on one UDP socket.
+///
+/// ```no_run
+/// # async fn serve(key: orbi_types::KeyPair, receiver: orbi_inac::Receiver) -> Result<(), Box<dyn std::error::Error>> {
+/// use orbi_inac::quic::{Server, TransportConfig};
+///
+/// let server = Server::bind("127.0.0.1:0".parse()?, key, receiver, TransportConfig::default())?;
+/// println!("listening on {} as {}", server.local_addr(), server.node_id());
+/// tokio::signal::ctrl_c().await?;
+/// let receiver = server.shutdown().await; // drains in-flight exchanges
+/// # drop(receiver); Ok(()) }
+/// ```
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    node_id: NodeId,
+    local_addr: SocketAddr,
+    receiver: ReceiverHandle,
+    thread: std::thread::JoinHandle<Receiver>,
+    shutdown: watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+    alive: mpsc::Sender<()>,
+    drained: mpsc::Receiver<()>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("node_id", &self.node_id)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every exchange task shares.
+struct Context {
+    receiver: ReceiverHandle,
+    config: TransportConfig,
+    /// How the receiver decodes frames; exchange tasks decode, the receiver only decides.
+    decode: crate::DecodeOptions,
+}
+
+impl Server {
+    /// Binds `addr` and starts serving `receiver` as the node whose key is `identity` (the
+    /// receiver must have been built with the same key). Must be called inside a tokio runtime.
+    pub fn bind(
+        addr: SocketAddr,
+        identity: KeyPair,
+        receiver: Receiver,
+        config: TransportConfig,
+    ) -> Result<Server, TransportError> {
+        let node_id = identity.node_id();
+        if receiver.node_id() != node_id {
+            return Err(TransportError::KeyMismatch {
+                receiver: receiver.node_id(),
+                key: node_id,
+            });
+        }
+        let decode = receiver.config().decode;
+        let endpoint = endpoint(addr, Some(server_config(&identity, &config)?), &config)?;
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|source| TransportError::Bind { addr, source })?;
+        let (handle, thread) = actor::spawn(receiver, config.group_max)
+            .map_err(|source| TransportError::Bind { addr, source })?;
+        let (shutdown, watching) = watch::channel(false);
+        let (alive, drained) = mpsc::channel(1);
+        let grace = config.shutdown_grace;
+        let context = Arc::new(Context {
+            receiver: handle.clone(),
+            config,
+            decode,
+        });
+        let accept = tokio::spawn(accept_loop(
+            endpoint.clone(),
+            context,
+            watching,
+            alive.clone(),
+        ));
+        tracing::info!(%node_id, %local_addr, "inac listener started");
+        Ok(Server {
+            endpoint,
+            node_id,
+            local_addr,
+            receiver: handle,
+            thread,
+            shutdown,
+            accept,
+            alive,
+            drained,
+            grace,
+        })
+    }
+
+    /// The bound address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This node's id, as peers see it proven in the handshake.
+    pub fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    /// Runs `task` on the receiver (between decision groups), e.g. to read its ledger or
+    /// record an operator decision.
+    pub async fn with_receiver<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Receiver) -> T + Send + 'static,
+    ) -> Result<T, TransportError> {
+        self.receiver
+            .run(task)
+            .await
+            .map_err(|_| TransportError::Closed)
+    }
+
+    /// Stops accepting connections and exchanges, waits (up to
+    /// [`TransportConfig::shutdown_grace`]) for the exchanges in flight to be answered, closes
+    /// every connection with `0x0` and returns the receiver.
+    pub async fn shutdown(self) -> Receiver {
+        let Server {
+            endpoint,
+            receiver,
+            thread,
+            shutdown,
+            accept,
+            alive,
+            mut drained,
+            grace,
+            ..
+        } = self;
+        let _ = shutdown.send(true);
+        // New connection attempts are refused from here on.
+        endpoint.set_server_config(None);
+        let _ = accept.await;
+        drop(alive);
+        if tokio::time::timeout(grace, drained.recv()).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "exchanges still in flight at the end of the shutdown grace"
+            );
+        }
+        endpoint.close(ConnectionCode::Done.varint(), b"shutting down");
+        drop(receiver);
+        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(receiver)) => receiver,
+            // The receiver thread only ends by returning the receiver; a panic there is a bug.
+            _ => panic!("the inac receiver thread panicked"),
+        }
+    }
+}
+
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    context: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = shutdown.changed() => break,
+        };
+        let Some(incoming) = incoming else { break };
+        tokio::spawn(serve_connection(
+            incoming,
+            context.clone(),
+            shutdown.clone(),
+            alive.clone(),
+        ));
+    }
+}
+
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    context: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::debug!(%remote, %error, "handshake failed");
+            return;
+        }
+    };
+    let peer = match peer_node_id(&connection) {
+        Ok(peer) => peer,
+        Err(error) => {
+            tracing::debug!(%remote, %error, "peer proof unusable");
+            connection.close(
+                ConnectionCode::AuthFailed.varint(),
+                b"authentication failed",
+            );
+            return;
+        }
+    };
+    if context.config.barred_peers.contains(&peer) {
+        tracing::info!(%peer, %remote, "barred peer refused");
+        connection.close(ConnectionCode::PeerNotAllowed.varint(), b"peer not allowed");
+        return;
+    }
+    let session = SessionId::of(&connection);
+    tracing::debug!(%peer, %remote, session = ?session.as_ref().map(SessionId::as_str), "peer connected");
+    loop {
+        let stream = tokio::select! {
+            stream = connection.accept_bi() => stream,
+            _ = shutdown.changed() => break,
+        };
+        match stream {
+            Ok((send, recv)) => {
+                tokio::spawn(exchange(
+                    context.clone(),
+                    peer.clone(),
+                    send,
+                    recv,
+                    alive.clone(),
+                ));
+            }
+            Err(error) => {
+                tracing::debug!(%peer, %error, "connection ended");
+                break;
+            }
+        }
+    }
+}
+
+/// One exchange: read the initiating frame, let the receiver decide, carry out the decision.
+async fn exchange(
+    context: Arc<Context>,
+    peer: NodeId,
+    mut send: SendStream,
+    mut recv: RecvStream,
+    _alive: mpsc::Sender<()>,
+) {
+    let config = &context.config;
+    let bytes = match read_frame(&mut recv, config.frame_timeout).await {
+        Ok(bytes) => bytes,
+        Err(ReadFrameError::TooLarge(len)) => {
+            let _ = recv.stop(StreamCode::FrameTooLarge.varint());
+            let refusal = Refusal::new(
+                RefusalCode::Malformed,
+                ReadFrameError::TooLarge(len).to_string(),
+            );
+            if let Ok(answer) = context.receiver.unread(peer, refusal).await {
+                answer_and_finish(&mut send, &answer, config).await;
+            }
+            return;
+        }
+        Err(error @ ReadFrameError::Timeout(_)) => {
+            tracing::debug!(%peer, %error, "no frame on an opened exchange");
+            let _ = recv.stop(StreamCode::ResponseTimeout.varint());
+            let _ = send.reset(StreamCode::ResponseTimeout.varint());
+            return;
+        }
+        Err(error) => {
+            tracing::debug!(%peer, %error, "exchange abandoned before its frame");
+            let _ = send.reset(StreamCode::Malformed.varint());
+            return;
+        }
+    };
+    let decoded = Frame::decode_with(&bytes, context.decode);
+    let Ok(decision) = context.receiver.frame(peer.clone(), decoded).await else {
+        let _ = send.reset(StreamCode::Done.varint());
+        return;
+    };
+    match decision {
+        Decision::Answer(answer) => {
+            // Anything still arriving (a refused stream body) is not wanted: stop it.
+            let code = match answer.operation() {
+                Operation::Ingested | Operation::AlreadyPresent => StreamCode::Done,
+                _ => StreamCode::Refused,
+            };
+            let _ = recv.stop(code.varint());
+            answer_and_finish(&mut send, &answer, config).await;
+        }
+        Decision::ReadBody(body) => {
+            if let Some(answer) = receive_body(&context, &mut recv, &mut send, body).await {
+                answer_and_finish(&mut send, &answer, config).await;
+            }
+        }
+        Decision::Serve(serve, body) => {
+            super::serve::serve_request(&peer, &mut send, &mut recv, serve, body, config).await;
+        }
+        Decision::NoAnswer => {
+            let _ = recv.stop(StreamCode::Malformed.varint());
+            let _ = send.finish();
+        }
+    }
+}
+
+/// Sends `answer`, finishes the stream and waits (bounded) until the peer has it, so that a
+/// shutdown right after cannot discard it.
+pub(super) async fn answer_and_finish(
+    send: &mut SendStream,
+    answer: &Frame,
+    config: &TransportConfig,
+) {
+    if write_frame(send, answer).await.is_err() {
+        return;
+    }
+    let _ = send.finish();
+    let _ = tokio::time::timeout(config.response_timeout, send.stopped()).await;
+}
+
+/// The body stage of an admitted stream push. Returns the answer to send, or `None` when the
+/// stream can no longer carry one (the sender reset it, the connection is gone, it stalled).
+async fn receive_body(
+    context: &Context,
+    recv: &mut RecvStream,
+    send: &mut SendStream,
+    body: IncomingBody,
+) -> Option<Frame> {
+    let config = &context.config;
+    let (end, body) = copy_body(recv, body, config).await;
+    match end {
+        BodyEnd::Finished => {}
+        BodyEnd::Stalled => {
+            let _ = recv.stop(StreamCode::Stale.varint());
+            let _ = send.reset(StreamCode::Stale.varint());
+        }
+        BodyEnd::Interrupted => {}
+    }
+    let peer = body.peer().clone();
+    // Length and digest check, fsync: a blocking pool thread, not the receiver thread.
+    let completed = tokio::task::spawn_blocking(move || body.complete(end))
+        .await
+        .ok()?;
+    let answer = context.receiver.finish(completed).await.ok()?;
+    tracing::debug!(%peer, ?end, answer = %answer.operation(), "stream push finished");
+    if end != BodyEnd::Finished {
+        return None;
+    }
+    if answer.operation() != Operation::Ingested && answer.operation() != Operation::AlreadyPresent
+    {
+        // A body that broke the protocol (too long) may still be arriving.
+        let _ = recv.stop(StreamCode::Refused.varint());
+    }
+    Some(answer)
+}
+
+/// Copies exactly the declared body from the stream into `body`: quinn's chunks are gathered
+/// into a few [`TransportConfig::body_buffer_bytes`] buffers that a blocking thread hashes and
+/// writes while the next one fills (handing quinn's small chunks over one by one costs far more
+/// memory). Returns how the stream ended.
+async fn copy_body(
+    recv: &mut RecvStream,
+    body: IncomingBody,
+    config: &TransportConfig,
+) -> (BodyEnd, IncomingBody) {
+    const BUFFERS: usize = 3;
+    let size = config.body_buffer_bytes.max(4096);
+    let remaining = body.remaining();
+    let (filled_tx, mut filled_rx) = mpsc::channel::<(Vec<u8>, usize)>(BUFFERS);
+    let (free_tx, mut free_rx) = mpsc::channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        let _ = free_tx.try_send(Vec::new());
+    }
+    let failed = Arc::new(AtomicBool::new(false));
+    let writer_failed = failed.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut body = body;
+        while let Some((buffer, len)) = filled_rx.blocking_recv() {
+            if !body.is_failed() && body.write(&buffer[..len]).is_err() {
+                writer_failed.store(true, Ordering::Relaxed);
+            }
+            let _ = free_tx.blocking_send(buffer);
+        }
+        body
+    });
+    let pump = Pump {
+        recv,
+        filled: filled_tx,
+        stall: config.stall_timeout,
+        failed: &failed,
+    };
+    let end = pump.run(&mut free_rx, remaining, size).await;
+    let body = match writer.await {
+        Ok(body) => body,
+        // The writer only ends by returning the body; a panic there is a bug.
+        Err(error) => panic!("inac body writer failed: {error}"),
+    };
+    (end, body)
+}
+
+/// The reading half of [`copy_body`].
+struct Pump<'a> {
+    recv: &'a mut RecvStream,
+    filled: mpsc::Sender<(Vec<u8>, usize)>,
+    stall: Duration,
+    failed: &'a AtomicBool,
+}
+
+/// One read, as the body stage sees it.
+enum Read1 {
+    Bytes(usize),
+    Fin,
+    End(BodyEnd),
+}
+
+impl Pump<'_> {
+    async fn read(&mut self, buffer: &mut [u8]) -> Read1 {
+        match tokio::time::timeout(self.stall, self.recv.read(buffer)).await {
+            Err(_) => Read1::End(BodyEnd::Stalled),
+            Ok(Ok(Some(n))) => Read1::Bytes(n),
+            Ok(Ok(None)) => Read1::Fin,
+            Ok(Err(_)) => Read1::End(BodyEnd::Interrupted),
+        }
+    }
+
+    async fn run(
+        mut self,
+        free: &mut mpsc::Receiver<Vec<u8>>,
+        mut remaining: u64,
+        size: usize,
+    ) -> BodyEnd {
+        loop {
+            let Some(mut buffer) = free.recv().await else {
+                return BodyEnd::Interrupted;
+            };
+            if buffer.len() < size {
+                buffer.resize(size, 0);
+            }
+            if remaining == 0 {
+                // The body is complete: only the FIN may follow. Extra bytes go to the body,
+                // which refuses them (`malformed`).
+                return match self.read(&mut buffer).await {
+                    Read1::Fin => BodyEnd::Finished,
+                    Read1::Bytes(n) => {
+                        let _ = self.filled.send((buffer, n)).await;
+                        BodyEnd::Finished
+                    }
+                    Read1::End(end) => end,
+                };
+            }
+            let want = usize::try_from(remaining).map_or(size, |r| r.min(size));
+            let mut len = 0;
+            let mut fin = false;
+            while len < want {
+                match self.read(&mut buffer[len..want]).await {
+                    Read1::Bytes(n) => len += n,
+                    Read1::Fin => {
+                        fin = true;
+                        break;
+                    }
+                    Read1::End(end) => return end,
+                }
+            }
+            remaining -= len as u64;
+            if self.filled.send((buffer, len)).await.is_err() {
+                return BodyEnd::Interrupted;
+            }
+            // A short body (FIN too early) or a failed write: stop reading; completing the
+            // body says which.
+            if fin || self.failed.load(Ordering::Relaxed) {
+                return BodyEnd::Finished;
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::Answer(frame) => write!(f, "Answer({})", frame.operation()),
+            Decision::ReadBody(body) => write!(f, "ReadBody({body:?})"),
+            Decision::Serve(serve, _) => write!(f, "Serve({serve:?})"),
+            Decision::NoAnswer => f.write_str("NoAnswer"),
+        }
+    }
+}
+
+/// A served body's source.
+pub(super) type ServedBody = Option<Box<dyn Read + Send>>;

@@ -1,0 +1,176 @@
+//! Control frames on a QUIC stream (spec §8.4): a `u32` big-endian length, then that many
+//! bytes of UTF-8 JSON, at most [`MAX_FRAME_BYTES`]. And the application error codes (§8.7).
+
+use std::time::Duration;
+
+use quinn::{RecvStream, SendStream, VarInt};
+
+use crate::{Frame, MAX_FRAME_BYTES};
+
+/// Application error codes on a stream (`STOP_SENDING` / `RESET_STREAM`), spec §8.7.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamCode {
+    /// `0x0`: the exchange is over (e.g. a header answered `already-present`).
+    Done,
+    /// `0x1`: refused; the answer frame says why.
+    Refused,
+    /// `0x2`: the frame or body broke the protocol.
+    Malformed,
+    /// `0x3`: the sender abandoned the transfer.
+    SenderAbort,
+    /// `0x4`: no answer within the response timeout.
+    ResponseTimeout,
+    /// `0x5`: a control frame over 256 KiB.
+    FrameTooLarge,
+    /// `0x6`: no body progress for the stall timeout.
+    Stale,
+}
+
+impl StreamCode {
+    /// Every code, by value.
+    pub const ALL: [StreamCode; 7] = [
+        StreamCode::Done,
+        StreamCode::Refused,
+        StreamCode::Malformed,
+        StreamCode::SenderAbort,
+        StreamCode::ResponseTimeout,
+        StreamCode::FrameTooLarge,
+        StreamCode::Stale,
+    ];
+
+    /// The code's value.
+    pub const fn value(self) -> u32 {
+        match self {
+            StreamCode::Done => 0x0,
+            StreamCode::Refused => 0x1,
+            StreamCode::Malformed => 0x2,
+            StreamCode::SenderAbort => 0x3,
+            StreamCode::ResponseTimeout => 0x4,
+            StreamCode::FrameTooLarge => 0x5,
+            StreamCode::Stale => 0x6,
+        }
+    }
+
+    /// As a QUIC varint.
+    pub fn varint(self) -> VarInt {
+        VarInt::from_u32(self.value())
+    }
+
+    /// The code with `value`, if it is one of ours.
+    pub fn from_value(value: u64) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|code| u64::from(code.value()) == value)
+    }
+}
+
+/// Application error codes closing a connection, spec §8.7.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionCode {
+    /// `0x0`: closed normally (the dialer is done, or the listener shut down gracefully).
+    Done,
+    /// `0x100`: the peer's proof could not be used. With raw public keys in the handshake a
+    /// failed proof ends the handshake with a TLS alert instead (QUIC `CRYPTO_ERROR`); this
+    /// code is for proofs that only fail after it.
+    AuthFailed,
+    /// `0x101`: the peer is barred by policy.
+    PeerNotAllowed,
+    /// `0x102`: the peer broke the protocol.
+    ProtocolViolation,
+}
+
+impl ConnectionCode {
+    /// The code's value.
+    pub const fn value(self) -> u32 {
+        match self {
+            ConnectionCode::Done => 0x0,
+            ConnectionCode::AuthFailed => 0x100,
+            ConnectionCode::PeerNotAllowed => 0x101,
+            ConnectionCode::ProtocolViolation => 0x102,
+        }
+    }
+
+    /// As a QUIC varint.
+    pub fn varint(self) -> VarInt {
+        VarInt::from_u32(self.value())
+    }
+}
+
+/// Why a control frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadFrameError {
+    /// The length prefix announces more than [`MAX_FRAME_BYTES`].
+    #[error("control frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge(u32),
+    /// The stream ended before the frame did.
+    #[error("stream ended inside a control frame")]
+    Truncated,
+    /// The peer reset the stream.
+    #[error("peer reset the stream with code {0}")]
+    Reset(u64),
+    /// Nothing arrived in time.
+    #[error("no control frame within {0:?}")]
+    Timeout(Duration),
+    /// The connection is gone.
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// Another stream failure.
+    #[error("stream failed: {0}")]
+    Stream(String),
+}
+
+impl From<quinn::ReadError> for ReadFrameError {
+    fn from(error: quinn::ReadError) -> Self {
+        match error {
+            quinn::ReadError::Reset(code) => ReadFrameError::Reset(code.into_inner()),
+            quinn::ReadError::ConnectionLost(lost) => ReadFrameError::Connection(lost),
+            other => ReadFrameError::Stream(other.to_string()),
+        }
+    }
+}
+
+impl From<quinn::ReadExactError> for ReadFrameError {
+    fn from(error: quinn::ReadExactError) -> Self {
+        match error {
+            quinn::ReadExactError::FinishedEarly(_) => ReadFrameError::Truncated,
+            quinn::ReadExactError::ReadError(error) => error.into(),
+        }
+    }
+}
+
+/// Reads one length-prefixed control frame within `timeout`. The length is checked before any
+/// frame byte is read, so an oversized frame costs four bytes.
+pub async fn read_frame(
+    recv: &mut RecvStream,
+    timeout: Duration,
+) -> Result<Vec<u8>, ReadFrameError> {
+    let read = async {
+        let mut prefix = [0u8; 4];
+        recv.read_exact(&mut prefix).await?;
+        let len = u32::from_be_bytes(prefix);
+        if len as usize > MAX_FRAME_BYTES {
+            return Err(ReadFrameError::TooLarge(len));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        recv.read_exact(&mut bytes).await?;
+        Ok(bytes)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| ReadFrameError::Timeout(timeout))?
+}
+
+/// The length-prefixed encoding of `frame`.
+pub fn encode_frame(frame: &Frame) -> Vec<u8> {
+    let json = frame.encode();
+    let mut bytes = Vec::with_capacity(json.len() + 4);
+    // Frames this crate builds or accepted are never over MAX_FRAME_BYTES.
+    bytes.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(&json);
+    bytes
+}
+
+/// Writes `frame` with its length prefix.
+pub async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), quinn::WriteError> {
+    send.write_all(&encode_frame(frame)).await
+}

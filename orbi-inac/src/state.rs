@@ -1,0 +1,83 @@
+//! [`NodeState`]: a node's durable state in one data directory, laid out the same way for the
+//! serving node and for the operator tools that read it beside the node.
+//!
+//! ```text
+//! <dir>/inac.sqlite   the ledger, and objects up to NodeState::SMALL_OBJECT_MAX bytes
+//! <dir>/store/        larger objects (objects/<2 hex>/<62 hex>) and staged bodies (staging/)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::{
+    Durability, FsStore, HybridStore, SqliteLedger, ledger::LedgerError, store::StoreError,
+};
+
+/// Why a data directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The directory could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// There is no node state in the directory.
+    #[error("{} holds no inac node state (inac.sqlite)", .0.display())]
+    Missing(PathBuf),
+    /// The store failed to open.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ledger failed to open.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// The store and the ledger of one node, sharing one SQLite database.
+#[derive(Debug)]
+pub struct NodeState {
+    /// Objects: small ones in the ledger's database, large ones in files.
+    pub store: HybridStore,
+    /// Decisions, keys, offers, invitations.
+    pub ledger: SqliteLedger,
+}
+
+impl NodeState {
+    /// The ledger file's name.
+    pub const LEDGER_FILE: &'static str = "inac.sqlite";
+    /// The file store's directory name.
+    pub const STORE_DIR: &'static str = "store";
+    /// The largest object kept in the database (the spec's inline ceiling).
+    pub const SMALL_OBJECT_MAX: usize = 64 * 1024;
+
+    /// Opens (creating if needed) the state in `dir` for a serving node; staged bodies left by
+    /// a crash are removed.
+    pub fn open(dir: &Path, durability: Durability) -> Result<NodeState, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Create {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let ledger = SqliteLedger::open_with(dir.join(Self::LEDGER_FILE), durability)?;
+        let files = FsStore::open_with(dir.join(Self::STORE_DIR), durability)?;
+        Ok(NodeState {
+            store: HybridStore::new(files, &ledger, Self::SMALL_OBJECT_MAX),
+            ledger,
+        })
+    }
+
+    /// Opens existing state for an operator tool beside a serving node: nothing is created
+    /// and no staged body is touched.
+    pub fn inspect(dir: &Path) -> Result<NodeState, StateError> {
+        let path = dir.join(Self::LEDGER_FILE);
+        if !path.is_file() {
+            return Err(StateError::Missing(dir.to_owned()));
+        }
+        let ledger = SqliteLedger::open(path)?;
+        let files = FsStore::inspect(dir.join(Self::STORE_DIR))?;
+        Ok(NodeState {
+            store: HybridStore::new(files, &ledger, Self::SMALL_OBJECT_MAX),
+            ledger,
+        })
+    }
+}

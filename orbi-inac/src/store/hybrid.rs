@@ -1,0 +1,265 @@
+//! [`HybridStore`]: small objects as rows of the ledger's SQLite database, larger ones as files
+//! of an [`FsStore`].
+//!
+//! A small object is written by the same connection, in the same transaction, as the decision
+//! that admits it: inside a ledger group ([`crate::Ledger::begin_group`]) every object and
+//! every ledger row of the group become durable with one commit. One file per small artifact
+//! (create, fsync, rename, directory fsync) would cost more than everything else a push does.
+
+use std::io::{Cursor, Read};
+
+use orbi_types::Sha256Digest;
+use rusqlite::{OptionalExtension, params};
+
+use super::{Committed, FsStore, StagedBody, StagingWriter, Store, StoreError, StoredObject};
+use crate::ledger::{
+    SqliteLedger,
+    sqlite::{SharedConnection, lock},
+};
+
+/// Objects up to `small_max` bytes in SQLite, larger ones in files.
+#[derive(Clone)]
+pub struct HybridStore {
+    files: FsStore,
+    db: SharedConnection,
+    small_max: usize,
+}
+
+impl std::fmt::Debug for HybridStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HybridStore")
+            .field("files", &self.files.root())
+            .field("small_max", &self.small_max)
+            .finish()
+    }
+}
+
+fn database(error: rusqlite::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+impl HybridStore {
+    /// Objects over `small_max` bytes go to `files`, smaller ones into `ledger`'s database.
+    pub fn new(files: FsStore, ledger: &SqliteLedger, small_max: usize) -> Self {
+        HybridStore {
+            files,
+            db: ledger.shared_connection(),
+            small_max,
+        }
+    }
+
+    /// The file store holding the large objects.
+    pub fn files(&self) -> &FsStore {
+        &self.files
+    }
+
+    /// The largest object kept in the database.
+    pub fn small_max(&self) -> usize {
+        self.small_max
+    }
+
+    fn small(&self, digest: &Sha256Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        lock(&self.db)
+            .prepare_cached("SELECT bytes FROM objects WHERE digest = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![digest.as_str()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(database)
+    }
+}
+
+impl Store for HybridStore {
+    fn stage(&self) -> Result<Box<dyn StagingWriter>, StoreError> {
+        Ok(Box::new(HybridStaging {
+            buffer: Vec::new(),
+            spill: None,
+            store: self.clone(),
+        }))
+    }
+
+    fn contains(&self, digest: &Sha256Digest) -> Result<bool, StoreError> {
+        let held = lock(&self.db)
+            .prepare_cached("SELECT 1 FROM objects WHERE digest = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![digest.as_str()], |_| Ok(()))
+                    .optional()
+            })
+            .map_err(database)?
+            .is_some();
+        Ok(held || self.files.contains(digest)?)
+    }
+
+    fn open(&self, digest: &Sha256Digest) -> Result<Option<Box<dyn Read + Send>>, StoreError> {
+        match self.small(digest)? {
+            Some(bytes) => Ok(Some(Box::new(Cursor::new(bytes)))),
+            None => self.files.open(digest),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<StoredObject>, StoreError> {
+        let mut objects = {
+            let db = lock(&self.db);
+            let mut statement = db
+                .prepare_cached("SELECT digest, length(bytes) FROM objects")
+                .map_err(database)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(database)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(database)?;
+            rows.into_iter()
+                .map(|(digest, len)| {
+                    Ok(StoredObject {
+                        digest: digest
+                            .parse()
+                            .map_err(|_| StoreError::Database(format!("bad digest {digest:?}")))?,
+                        size_bytes: u64::try_from(len).unwrap_or(0),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?
+        };
+        objects.extend(self.files.list()?);
+        objects.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(objects)
+    }
+}
+
+/// A body in memory until it outgrows `small_max`, then in a staged file.
+struct HybridStaging {
+    buffer: Vec<u8>,
+    spill: Option<Box<dyn StagingWriter>>,
+    store: HybridStore,
+}
+
+impl StagingWriter for HybridStaging {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        if let Some(spill) = &mut self.spill {
+            return spill.write(bytes);
+        }
+        if self.buffer.len() + bytes.len() <= self.store.small_max {
+            self.buffer.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let mut spill = self.store.files.stage()?;
+        spill.write(&self.buffer)?;
+        spill.write(bytes)?;
+        self.buffer = Vec::new();
+        self.spill = Some(spill);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<Box<dyn StagedBody>, StoreError> {
+        match self.spill {
+            Some(spill) => spill.finish(),
+            None => Ok(Box::new(SmallStaged {
+                bytes: self.buffer,
+                store: self.store,
+            })),
+        }
+    }
+}
+
+struct SmallStaged {
+    bytes: Vec<u8>,
+    store: HybridStore,
+}
+
+impl StagedBody for SmallStaged {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn open(&self) -> Result<Box<dyn Read + '_>, StoreError> {
+        Ok(Box::new(self.bytes.as_slice()))
+    }
+
+    fn commit(self: Box<Self>, digest: &Sha256Digest) -> Result<Committed, StoreError> {
+        // No look at the files: bytes of this size are never filed under this threshold (a
+        // node that lowered its threshold may hold a second, identical copy; both read alike).
+        let inserted = lock(&self.store.db)
+            .prepare_cached("INSERT OR IGNORE INTO objects (digest, bytes) VALUES (?1, ?2)")
+            .and_then(|mut statement| statement.execute(params![digest.as_str(), self.bytes]))
+            .map_err(database)?;
+        Ok(if inserted == 1 {
+            Committed::Stored
+        } else {
+            Committed::AlreadyHeld
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Ledger, store::stage_bytes};
+
+    fn hybrid(dir: &std::path::Path, small_max: usize) -> (HybridStore, SqliteLedger) {
+        let ledger = SqliteLedger::open(dir.join("inac.sqlite")).unwrap();
+        let files = FsStore::open(dir.join("store")).unwrap();
+        (HybridStore::new(files, &ledger, small_max), ledger)
+    }
+
+    #[test]
+    fn keeps_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _ledger) = hybrid(dir.path(), 64);
+        super::super::tests::store_contract(&store);
+        assert_eq!(store.files().list().unwrap(), vec![], "{{}} is small");
+    }
+
+    #[test]
+    fn large_objects_spill_to_files_and_small_ones_stay_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _ledger) = hybrid(dir.path(), 16);
+        let small = b"sixteen bytes!!!";
+        let large = b"seventeen bytes!!";
+        for bytes in [&small[..], &large[..]] {
+            let mut writer = store.stage().unwrap();
+            for chunk in bytes.chunks(5) {
+                writer.write(chunk).unwrap();
+            }
+            let staged = writer.finish().unwrap();
+            assert_eq!(
+                staged.commit(&Sha256Digest::of(bytes)).unwrap(),
+                Committed::Stored
+            );
+        }
+        assert_eq!(store.files().list().unwrap().len(), 1);
+        assert_eq!(store.list().unwrap().len(), 2);
+        for bytes in [&small[..], &large[..]] {
+            let mut read = Vec::new();
+            store
+                .open(&Sha256Digest::of(bytes))
+                .unwrap()
+                .unwrap()
+                .read_to_end(&mut read)
+                .unwrap();
+            assert_eq!(read, bytes);
+        }
+    }
+
+    #[test]
+    fn small_objects_commit_with_the_ledger_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut ledger) = hybrid(dir.path(), 1024);
+        let digest = Sha256Digest::of(b"{}");
+        // Another connection, as an operator tool beside the node has.
+        let other = SqliteLedger::open(dir.path().join("inac.sqlite")).unwrap();
+        let files = FsStore::inspect(dir.path().join("store")).unwrap();
+        let outside = HybridStore::new(files, &other, 1024);
+        ledger.begin_group().unwrap();
+        stage_bytes(&store, b"{}").unwrap().commit(&digest).unwrap();
+        assert!(store.contains(&digest).unwrap(), "visible inside the group");
+        assert!(
+            !outside.contains(&digest).unwrap(),
+            "invisible outside before the commit"
+        );
+        ledger.commit_group().unwrap();
+        assert!(outside.contains(&digest).unwrap());
+    }
+}

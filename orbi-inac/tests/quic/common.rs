@@ -1,0 +1,235 @@
+//! A node on loopback with a real `FsStore` and `SqliteLedger` in a temp dir, and clients.
+
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use orbi_inac::{
+    Acceptance, Delivery, Descriptor, Durability, Frame, HybridStore, KindRegistry, NodeState,
+    Receiver, ReceiverConfig, Store,
+    quic::{Client, PeerAddr, Server, Session, TransportConfig},
+};
+use orbi_types::{
+    KeyPair, NodeId,
+    inac::{Operation, RefusalCode},
+};
+
+pub const BLOB: &str = "vendor.blob.v1";
+pub const OCTETS: &str = "application/octet-stream";
+
+pub fn key(seed: u8) -> KeyPair {
+    KeyPair::from_seed(&[seed; 32])
+}
+
+/// R, the listening node.
+pub fn node_key() -> KeyPair {
+    key(1)
+}
+
+/// P, the usual dialer.
+pub fn peer_key() -> KeyPair {
+    key(2)
+}
+
+/// Counts acceptor calls; keeps every artifact.
+#[derive(Clone, Default)]
+pub struct Counter(Arc<AtomicUsize>);
+
+impl Counter {
+    pub fn calls(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub struct Node {
+    pub server: Option<Server>,
+    /// Small objects in SQLite, large ones in files (the serving layout).
+    pub store: HybridStore,
+    pub accepted: Counter,
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Setup {
+    pub policy: ReceiverConfig,
+    pub transport: TransportConfig,
+}
+
+impl Setup {
+    /// P allowlisted, `vendor.blob.v1` kept, default transport.
+    pub fn new() -> Self {
+        let mut policy = ReceiverConfig::default();
+        policy.allowed_peers.insert(peer_key().node_id());
+        Setup {
+            policy,
+            transport: TransportConfig::default(),
+        }
+    }
+
+    pub fn allow(mut self, peer: &KeyPair) -> Self {
+        self.policy.allowed_peers.insert(peer.node_id());
+        self
+    }
+
+    pub fn policy(mut self, edit: impl FnOnce(&mut ReceiverConfig)) -> Self {
+        edit(&mut self.policy);
+        self
+    }
+
+    pub fn transport(mut self, edit: impl FnOnce(&mut TransportConfig)) -> Self {
+        edit(&mut self.transport);
+        self
+    }
+
+    pub fn start(self) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let NodeState { store, ledger } = NodeState::open(dir.path(), Durability::Full).unwrap();
+        let accepted = Counter::default();
+        let counter = accepted.clone();
+        let kinds = KindRegistry::builder()
+            .accept(BLOB, None, move |_: &Delivery<'_>| {
+                counter.0.fetch_add(1, Ordering::SeqCst);
+                Acceptance::Keep
+            })
+            .build()
+            .unwrap();
+        let receiver = Receiver::new(node_key(), self.policy, kinds, store.clone(), ledger);
+        let server = Server::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            node_key(),
+            receiver,
+            self.transport,
+        )
+        .unwrap();
+        Node {
+            server: Some(server),
+            store,
+            accepted,
+            dir,
+        }
+    }
+}
+
+impl Node {
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server().local_addr()
+    }
+
+    pub fn peer_addr(&self) -> PeerAddr {
+        PeerAddr::new(node_key().node_id(), self.addr())
+    }
+
+    /// A connected session as `who`.
+    pub async fn connect(&self, who: &KeyPair) -> (Client, Session) {
+        self.connect_with(who, TransportConfig::default()).await
+    }
+
+    pub async fn connect_with(&self, who: &KeyPair, config: TransportConfig) -> (Client, Session) {
+        let client = Client::for_peer(&self.peer_addr(), who.clone(), config).unwrap();
+        let session = client.connect(&self.peer_addr()).await.unwrap();
+        (client, session)
+    }
+
+    pub fn staged_files(&self) -> usize {
+        std::fs::read_dir(self.store.files().staging_dir())
+            .unwrap()
+            .count()
+    }
+
+    pub fn holds(&self, bytes: &[u8]) -> bool {
+        self.store
+            .contains(&orbi_types::Sha256Digest::of(bytes))
+            .unwrap()
+    }
+
+    pub fn stored(&self) -> usize {
+        self.store.list().unwrap().len()
+    }
+
+    /// Runs on the receiver thread.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Receiver) -> T + Send + 'static,
+    ) -> T {
+        self.server().with_receiver(task).await.unwrap()
+    }
+
+    pub async fn shutdown(&mut self) -> Receiver {
+        self.server.take().unwrap().shutdown().await
+    }
+
+    /// Waits until `check` holds on the receiver (bodies finish on their own tasks).
+    pub async fn until(
+        &self,
+        what: &str,
+        check: impl Fn(&mut Receiver) -> bool + Send + Sync + Clone + 'static,
+    ) {
+        for _ in 0..200 {
+            let check = check.clone();
+            if self.with(move |r| check(r)).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+}
+
+pub fn inline_push(bytes: &[u8], key: &str) -> Frame {
+    let descriptor = Descriptor::of_bytes(BLOB, OCTETS, bytes);
+    Frame::push_inline(&descriptor, bytes)
+        .correlation_id(&format!("c-{key}"))
+        .idempotency_key(key)
+        .build()
+        .unwrap()
+}
+
+pub fn descriptor(bytes: &[u8]) -> Descriptor {
+    Descriptor::of_bytes(BLOB, OCTETS, bytes)
+}
+
+#[track_caller]
+pub fn assert_answer(frame: &Frame, operation: Operation, code: Option<RefusalCode>) {
+    assert_eq!(
+        (
+            frame.operation(),
+            frame.response().and_then(|r| r.refusal_code)
+        ),
+        (operation, code),
+        "answer {:?}",
+        frame.to_value()
+    );
+}
+
+pub fn ingested_count(receiver: &mut Receiver, peer: &NodeId) -> usize {
+    receiver
+        .ledger()
+        .recent_transfers(10_000)
+        .unwrap()
+        .iter()
+        .filter(|t| &t.peer == peer && t.answer == Operation::Ingested)
+        .count()
+}
+
+/// Deterministic, incompressible-looking bytes.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}

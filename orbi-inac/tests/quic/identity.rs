@@ -1,0 +1,258 @@
+//! Spec §8.1/§8.2/§9.8: the node key in the handshake, both directions, and the session id.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use orbi_inac::quic::{
+    ALPN, Client, PeerAddr, SessionId, TransportConfig, TransportError,
+    config::{client_config, client_config_from_tls, endpoint, server_config, tls_client_builder},
+    identity::{AnyNode, ExpectedNode, certified_key, peer_node_id},
+};
+use orbi_types::KeyPair;
+use rustls::{
+    client::AlwaysResolvesClientRawPublicKeys, server::AlwaysResolvesServerRawPublicKeys,
+    sign::CertifiedKey,
+};
+
+use crate::common::*;
+
+/// A bare quinn listener with the INAC server configuration; returns the connection the
+/// first dialer opens.
+fn raw_listener(identity: &KeyPair) -> quinn::Endpoint {
+    let config = TransportConfig::default();
+    let server = server_config(identity, &config).unwrap();
+    endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap()
+}
+
+fn dialer() -> quinn::Endpoint {
+    endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        &TransportConfig::default(),
+    )
+    .unwrap()
+}
+
+async fn dial(
+    endpoint: &quinn::Endpoint,
+    config: quinn::ClientConfig,
+    addr: SocketAddr,
+) -> Result<quinn::Connection, quinn::ConnectionError> {
+    endpoint
+        .connect_with(config, addr, "orbiplex-inac")
+        .unwrap()
+        .await
+}
+
+/// `key`'s public half, signed for by `signer` (a proof that cannot hold).
+fn forged(key: &KeyPair, signer: &KeyPair) -> Arc<CertifiedKey> {
+    Arc::new(CertifiedKey::new(
+        certified_key(key).cert.clone(),
+        certified_key(signer).key.clone(),
+    ))
+}
+
+/// A hand-made TLS client that dials R presenting `key` (ALPN and early data left to the test).
+fn tls_client(key: Arc<CertifiedKey>) -> rustls::ClientConfig {
+    tls_client_builder()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ExpectedNode::new(node_key().node_id())))
+        .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(key)))
+}
+
+#[tokio::test]
+async fn both_ends_learn_each_other_and_agree_on_the_session_id() {
+    let listener = raw_listener(&node_key());
+    let addr = listener.local_addr().unwrap();
+    let client = Client::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        peer_key(),
+        TransportConfig::default(),
+    )
+    .unwrap();
+    let peer = PeerAddr::new(node_key().node_id(), addr);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (session, accepted) = tokio::join!(client.connect(&peer), async {
+            listener.accept().await.unwrap().await.unwrap()
+        });
+        let session = session.unwrap();
+        assert_eq!(session.peer(), &node_key().node_id());
+        assert_eq!(peer_node_id(&accepted).unwrap(), peer_key().node_id());
+        let server_side = SessionId::of(&accepted).unwrap();
+        assert_eq!(session.id(), &server_side, "both ends derive the same id");
+        assert!(session.id().as_str().starts_with("sess:"));
+        assert_eq!(session.id().as_str().len(), "sess:".len() + 43);
+        assert_eq!(
+            accepted
+                .handshake_data()
+                .unwrap()
+                .downcast::<quinn::crypto::rustls::HandshakeData>()
+                .unwrap()
+                .protocol
+                .as_deref(),
+            Some(ALPN)
+        );
+        ids.push(session.id().clone());
+    }
+    assert_ne!(ids[0], ids[1], "every connection has its own session id");
+}
+
+#[tokio::test]
+async fn a_listener_proving_another_node_than_dialled_is_refused() {
+    let node = Setup::new().start();
+    let impostor = PeerAddr::new(key(9).node_id(), node.addr());
+    let client = Client::for_peer(&impostor, peer_key(), TransportConfig::default()).unwrap();
+    let error = client.connect(&impostor).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::Connection { .. }),
+        "{error}"
+    );
+    // The right id works on the same listener.
+    client.connect(&node.peer_addr()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_listener_that_cannot_sign_for_its_key_is_refused() {
+    // It presents R's key but signs the handshake with another key.
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_client_cert_verifier(Arc::new(AnyNode::default()))
+    .with_cert_resolver(Arc::new(AlwaysResolvesServerRawPublicKeys::new(forged(
+        &node_key(),
+        &key(9),
+    ))));
+    let mut tls = tls;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    let server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let listener = endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        Some(server),
+        &TransportConfig::default(),
+    )
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        if let Some(incoming) = listener.accept().await {
+            let _ = incoming.await;
+        }
+    });
+    let config = client_config(
+        Some(&peer_key()),
+        &node_key().node_id(),
+        &TransportConfig::default(),
+    )
+    .unwrap();
+    let result = dial(&dialer(), config, addr).await;
+    assert!(
+        result.is_err(),
+        "a handshake signed by another key must fail"
+    );
+}
+
+#[tokio::test]
+async fn a_dialer_that_cannot_sign_for_its_key_is_refused() {
+    let node = Setup::new().start();
+    // Claims P's key (allowlisted) but signs with another.
+    let tls = tls_client(forged(&peer_key(), &key(9)));
+    let config = client_config_from_tls(tls, &TransportConfig::default()).unwrap();
+    // In TLS 1.3 the dialer's proof is checked after the dialer considers the handshake done:
+    // either the connect fails or the listener closes the connection right after.
+    if let Ok(connection) = dial(&dialer(), config, node.addr()).await {
+        let closed = connection.closed().await;
+        assert!(
+            matches!(closed, quinn::ConnectionError::ConnectionClosed(_)),
+            "{closed:?}"
+        );
+        let push = connection.open_bi().await;
+        assert!(push.is_err());
+    }
+    let peer = peer_key().node_id();
+    let logged = node
+        .with(move |r| {
+            r.ledger()
+                .recent_transfers(10)
+                .unwrap()
+                .iter()
+                .filter(|t| t.peer == peer)
+                .count()
+        })
+        .await;
+    assert_eq!(logged, 0, "nothing ran as the claimed peer");
+}
+
+#[tokio::test]
+async fn a_dialer_with_no_key_is_refused() {
+    let node = Setup::new().start();
+    let config = client_config(None, &node_key().node_id(), &TransportConfig::default()).unwrap();
+    let result = dial(&dialer(), config, node.addr()).await;
+    let error = result.expect_err("mutual authentication is mandatory");
+    assert!(
+        matches!(error, quinn::ConnectionError::ConnectionClosed(_)),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_alpn_is_refused() {
+    let node = Setup::new().start();
+    for alpn in [Some(b"h3".to_vec()), None] {
+        let mut tls = tls_client(certified_key(&peer_key()));
+        tls.alpn_protocols = alpn.into_iter().collect();
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        let config = quinn::ClientConfig::new(Arc::new(crypto));
+        let result = dial(&dialer(), config, node.addr()).await;
+        assert!(result.is_err(), "no orbiplex-inac/1, no connection");
+    }
+}
+
+#[tokio::test]
+async fn zero_rtt_is_never_available() {
+    let node = Setup::new().start();
+    let mut tls = tls_client(certified_key(&peer_key()));
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    // A client that would send early data if it could (resumption on, early data on).
+    tls.enable_early_data = true;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let config = quinn::ClientConfig::new(Arc::new(crypto));
+    let dialer = dialer();
+    let first = dial(&dialer, config.clone(), node.addr()).await.unwrap();
+    // Give the listener the chance to send tickets (it sends none).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(first);
+    let connecting = dialer
+        .connect_with(config, node.addr(), "orbiplex-inac")
+        .unwrap();
+    assert!(
+        connecting.into_0rtt().is_err(),
+        "no session ticket, so no 0-RTT attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_barred_peer_is_closed_with_0x101() {
+    let node = Setup::new()
+        .transport(|t| {
+            t.barred_peers.insert(peer_key().node_id());
+        })
+        .start();
+    let client =
+        Client::for_peer(&node.peer_addr(), peer_key(), TransportConfig::default()).unwrap();
+    let closed = match client.connect(&node.peer_addr()).await {
+        Ok(session) => session.connection().closed().await,
+        Err(TransportError::Connection { source, .. }) => source,
+        Err(other) => panic!("unexpected {other}"),
+    };
+    match closed {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code.into_inner(), 0x101)
+        }
+        other => panic!("expected an application close, got {other:?}"),
+    }
+    // Another peer is served.
+    node.connect(&key(5)).await;
+}

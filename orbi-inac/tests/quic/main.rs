@@ -1,0 +1,8 @@
+//! INAC over real QUIC on loopback, with real files and real SQLite: identity and session,
+//! exchanges, stream bodies, concurrency, limits and shutdown.
+
+mod common;
+mod exchanges;
+mod identity;
+mod lifecycle;
+mod streams;

@@ -1,0 +1,268 @@
+//! Spec §8.5 and §9.4 over real QUIC: stream bodies verified byte for byte, refusals before
+//! the body, malformed and interrupted bodies, stalls, and the per-peer cap.
+
+use std::time::Duration;
+
+use orbi_inac::{
+    Frame,
+    quic::{ExchangeError, StreamCode, wire::encode_frame},
+};
+use orbi_types::{
+    Sha256Digest,
+    inac::{Operation, RefusalCode},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mb_stream_is_verified_and_stored_byte_for_byte() {
+    let node = Setup::new().start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let bytes = pattern(100_000_000, 3);
+    let mut seen = 0;
+    let answer = session
+        .push_stream(
+            &descriptor(&bytes),
+            |b| b.correlation_id("c-big").idempotency_key("k-big"),
+            &bytes[..],
+            &mut |sent| seen = sent,
+        )
+        .await
+        .unwrap();
+    assert_answer(&answer, Operation::Ingested, None);
+    assert_eq!(answer.correlation_id(), Some("c-big"));
+    assert_eq!(seen, 100_000_000);
+    let path = node
+        .store
+        .files()
+        .object_path(&Sha256Digest::of(&bytes))
+        .unwrap();
+    assert!(
+        std::fs::read(path).unwrap() == bytes,
+        "stored byte for byte"
+    );
+    assert_eq!(node.staged_files(), 0);
+}
+
+#[tokio::test]
+async fn a_flipped_byte_is_a_digest_mismatch_after_the_body() {
+    let node = Setup::new().start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let bytes = vec![0u8; 100_000];
+    let mut flipped = bytes.clone();
+    flipped[50_000] = 1;
+    let answer = session
+        .push_stream(&descriptor(&bytes), |b| b, &flipped[..], &mut |_| {})
+        .await
+        .unwrap();
+    assert_answer(
+        &answer,
+        Operation::Refused,
+        Some(RefusalCode::DigestMismatch),
+    );
+    assert_eq!(node.accepted.calls(), 0);
+    assert_eq!(node.stored(), 0);
+    assert_eq!(node.staged_files(), 0);
+}
+
+#[tokio::test]
+async fn a_refused_header_stops_a_1_gib_body_within_the_window() {
+    let window = 256 * 1024;
+    let node = Setup::new()
+        .transport(|t| t.stream_receive_window = window)
+        .start();
+    // Not allowlisted: refused on the header.
+    let (_client, session) = node.connect(&key(7)).await;
+    let size = 1u64 << 30;
+    let d = orbi_inac::Descriptor {
+        size_bytes: size,
+        ..descriptor(b"unused")
+    };
+    let mut sent = 0;
+    let answer = session
+        .push_stream(&d, |b| b, tokio::io::repeat(0).take(size), &mut |n| {
+            sent = n
+        })
+        .await
+        .unwrap();
+    assert_answer(
+        &answer,
+        Operation::Refused,
+        Some(RefusalCode::NotAuthorized),
+    );
+    let on_the_wire = session.connection().stats().udp_tx.bytes;
+    assert!(
+        on_the_wire < u64::from(window) + 128 * 1024,
+        "{on_the_wire} bytes left the sender for a refused push"
+    );
+    assert!(
+        sent < 64 << 20,
+        "the sender stopped early ({sent} bytes buffered)"
+    );
+    assert_eq!(node.staged_files(), 0);
+}
+
+/// Opens a raw exchange: the header of `declared`, then `body` and FIN.
+async fn raw_push(session: &orbi_inac::quic::Session, declared: &[u8], body: &[u8]) -> Frame {
+    let (mut send, mut recv) = session.connection().open_bi().await.unwrap();
+    let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+    let header = Frame::push_stream(&descriptor(declared), &id)
+        .build()
+        .unwrap();
+    send.write_all(&encode_frame(&header)).await.unwrap();
+    let _ = send.write_all(body).await;
+    let _ = send.finish();
+    let answer = orbi_inac::quic::wire::read_frame(&mut recv, Duration::from_secs(5))
+        .await
+        .unwrap();
+    Frame::decode(&answer).unwrap()
+}
+
+#[tokio::test]
+async fn a_short_or_long_body_is_malformed_and_never_admitted() {
+    let node = Setup::new().start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let bytes = vec![0u8; 100_000];
+    let short = raw_push(&session, &bytes, &bytes[..99_999]).await;
+    assert_answer(&short, Operation::Refused, Some(RefusalCode::Malformed));
+    let mut long = bytes.clone();
+    long.push(0);
+    let long = raw_push(&session, &bytes, &long).await;
+    assert_answer(&long, Operation::Refused, Some(RefusalCode::Malformed));
+    assert_eq!(node.accepted.calls(), 0);
+    assert_eq!(node.stored(), 0);
+    assert_eq!(node.staged_files(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_killed_mid_body_leaves_nothing_and_the_retry_ingests_once() {
+    // A killed process sends no close (and a close can be lost behind a full socket buffer):
+    // the idle timeout is what tells the listener.
+    let node = Setup::new()
+        .transport(|t| t.idle_timeout = Duration::from_secs(1))
+        .start();
+    let bytes = pattern(20_000_000, 4);
+    let d = descriptor(&bytes);
+    {
+        let (client, session) = node.connect(&peer_key()).await;
+        let (mut pipe, source) = tokio::io::duplex(1 << 20);
+        let d = d.clone();
+        let push = tokio::spawn(async move {
+            session
+                .push_stream(&d, |b| b.idempotency_key("k-retry"), source, &mut |_| {})
+                .await
+        });
+        pipe.write_all(&bytes[..5_000_000]).await.unwrap();
+        let peer = peer_key().node_id();
+        node.until("the body is staged", move |r| {
+            r.bodies_in_flight(&peer) == 1
+        })
+        .await;
+        client.close().await;
+        drop(pipe);
+        let result = push.await.unwrap();
+        assert!(result.is_err(), "{result:?}");
+    }
+    let peer = peer_key().node_id();
+    node.until("the body is abandoned", move |r| {
+        r.bodies_in_flight(&peer) == 0
+    })
+    .await;
+    assert_eq!(node.staged_files(), 0, "no temp file survives");
+    assert_eq!(node.accepted.calls(), 0);
+
+    let (_client, session) = node.connect(&peer_key()).await;
+    for _ in 0..2 {
+        let answer = session
+            .push_stream(
+                &d,
+                |b| b.idempotency_key("k-retry"),
+                &bytes[..],
+                &mut |_| {},
+            )
+            .await
+            .unwrap();
+        assert_answer(&answer, Operation::Ingested, None);
+    }
+    assert_eq!(node.accepted.calls(), 1, "ingested once");
+    assert_eq!(node.stored(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_reset_with_0x6_while_other_peers_go_on() {
+    let other = key(5);
+    let node = Setup::new()
+        .allow(&other)
+        .transport(|t| t.stall_timeout = Duration::from_millis(400))
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let bytes = pattern(4_000_000, 5);
+    let (mut pipe, source) = tokio::io::duplex(1 << 20);
+    let d = descriptor(&bytes);
+    let push =
+        tokio::spawn(async move { session.push_stream(&d, |b| b, source, &mut |_| {}).await });
+    pipe.write_all(&bytes[..1_000_000]).await.unwrap();
+
+    // Meanwhile another peer is served at once.
+    let (_c, quick) = node.connect(&other).await;
+    let small = pattern(500, 9);
+    let answer = quick
+        .exchange(&inline_push(&small, "k-quick"))
+        .await
+        .unwrap();
+    assert_answer(&answer, Operation::Ingested, None);
+
+    let peer = peer_key().node_id();
+    node.until("the stalled body is dropped", move |r| {
+        r.bodies_in_flight(&peer) == 0
+    })
+    .await;
+    assert_eq!(node.staged_files(), 0);
+    // The sender learns on its next write.
+    let _ = pipe.write_all(&bytes[1_000_000..2_000_000]).await;
+    drop(pipe);
+    let error = push.await.unwrap().unwrap_err();
+    assert!(
+        matches!(error, ExchangeError::Reset(code) if code == u64::from(StreamCode::Stale.value())),
+        "{error}"
+    );
+    assert_eq!(node.stored(), 1, "only the other peer's artifact");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_stream_cap_is_rate_limited_before_the_body() {
+    let node = Setup::new()
+        .policy(|p| p.stream_pushes_per_peer = 1)
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let first = pattern(3_000_000, 6);
+    let (mut pipe, source) = tokio::io::duplex(1 << 20);
+    let d = descriptor(&first);
+    let held = session.clone();
+    let push = tokio::spawn(async move { held.push_stream(&d, |b| b, source, &mut |_| {}).await });
+    pipe.write_all(&first[..1_000_000]).await.unwrap();
+    let peer = peer_key().node_id();
+    node.until("the first body is in flight", move |r| {
+        r.bodies_in_flight(&peer) == 1
+    })
+    .await;
+
+    let second = pattern(100_000, 7);
+    let answer = session
+        .push_stream(&descriptor(&second), |b| b, &second[..], &mut |_| {})
+        .await
+        .unwrap();
+    assert_answer(&answer, Operation::Refused, Some(RefusalCode::RateLimited));
+    let response = answer.response().unwrap();
+    assert_eq!(response.retryable, Some(true));
+    assert_eq!(response.retry_after_ms, Some(1000));
+
+    pipe.write_all(&first[1_000_000..]).await.unwrap();
+    assert_answer(&push.await.unwrap().unwrap(), Operation::Ingested, None);
+    let answer = session
+        .push_stream(&descriptor(&second), |b| b, &second[..], &mut |_| {})
+        .await
+        .unwrap();
+    assert_answer(&answer, Operation::Ingested, None);
+}
