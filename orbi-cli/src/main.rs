@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod archivist;
+mod demo;
 mod exit;
 mod inac;
 mod keys;
@@ -30,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole system end to end on embedded defaults (two nodes on loopback QUIC).
+    Demo(demo::Args),
     /// Canonical schemas: list, validate, export.
     Schema(schema::Args),
     /// Ed25519 identity keys.
@@ -45,6 +48,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Pod(args) => pod::run(args),
