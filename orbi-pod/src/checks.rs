@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use ed25519_dalek::VerifyingKey;
 use orbi_types::{
     Artifact, ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, DidKey,
-    DidKeyError, NodeId, ParticipantBind, Timestamp,
-    pod::bind_signing_input,
+    DidKeyError, NodeId, ParticipantBind, Sha256Digest, Sha256Hasher, SigningInput, Timestamp,
+    canonical::to_canonical_bytes,
+    pod::{BIND_PROOF_FIELDS, bind_signing_input},
     signing::{self, SignatureError},
 };
 use serde_json::Value;
@@ -291,17 +292,43 @@ pub(crate) fn addressing(typed: &Typed, node: &NodeId) -> Result<(), Rejection> 
     Ok(())
 }
 
+/// The bind's §6.2 signing input (for V7) and its identity (for I3 and the records), from one
+/// canonicalization of the bind as received.
+///
+/// The identity is SHA-256 over the signing input's length (8 bytes, big-endian), the signing
+/// input (tag, `0x00`, JCS of every member but the two proofs) and the JCS of an object holding
+/// just the proof members that are present. That encoding is injective, so two binds get the
+/// same identity exactly when their JCS forms, proofs included, are byte-equal: the I3 rule
+/// ("same `bind/id`, different digest → conflict") is unchanged, unknown members and proof
+/// members included, without a second canonicalization of the whole bind.
+pub(crate) fn bind_identity(bind: &Value) -> Result<(SigningInput, Sha256Digest), Rejection> {
+    let members = bind
+        .as_object()
+        .ok_or_else(|| invalid(Check::V1, "participant-bind must be a json object"))?;
+    let input = bind_signing_input(bind)
+        .ok_or_else(|| invalid(Check::V1, "participant-bind cannot be canonicalized"))?;
+    let proofs: serde_json::Map<String, Value> = BIND_PROOF_FIELDS
+        .iter()
+        .filter_map(|field| Some(((*field).to_owned(), members.get(*field)?.clone())))
+        .collect();
+    let proofs = to_canonical_bytes(&Value::Object(proofs))
+        .map_err(|err| invalid(Check::V1, err.to_string()))?;
+    let mut hasher = Sha256Hasher::new();
+    hasher.update(&(input.as_bytes().len() as u64).to_be_bytes());
+    hasher.update(input.as_bytes());
+    hasher.update(&proofs);
+    Ok((input, hasher.finish()))
+}
+
 /// V7: the participant signature verifies over the §6.2 input of the bind as received.
 pub(crate) fn signature(
-    bind_value: &Value,
+    input: &SigningInput,
     bind: &ParticipantBind,
     key: &VerifyingKey,
 ) -> Result<(), Rejection> {
     let sig_invalid =
         |message: String| Rejection::new(RejectionCode::SigInvalid, Check::V7, message);
-    let input = bind_signing_input(bind_value)
-        .ok_or_else(|| sig_invalid("participant-bind is not a json object".into()))?;
-    signing::verify(key, &input, &bind.participant_signature.value).map_err(|err| match err {
+    signing::verify(key, input, &bind.participant_signature.value).map_err(|err| match err {
         SignatureError::Encoding { .. } => sig_invalid(
             "proof/participant-signature value is not 86 unpadded base64url characters \
              (64 bytes)"
@@ -358,7 +385,84 @@ pub(crate) fn in_order(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn jcs_digest(value: &Value) -> Sha256Digest {
+        Sha256Digest::of(&to_canonical_bytes(value).unwrap())
+    }
+
+    /// Leaves drawn from a small set, so that generated pairs are often equal.
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0..3i64).prop_map(Value::from),
+            prop::sample::select(vec!["", "a", "ed25519", "\u{e9}"]).prop_map(Value::from),
+        ]
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(vec!["a", "b", "alg"]), inner), 0..3)
+                    .prop_map(|members| Value::Object(
+                        members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                    )),
+            ]
+        })
+    }
+
+    /// A bind-like object: members named like a bind's, proofs among them, in any order.
+    fn bind_like() -> impl Strategy<Value = Value> {
+        let names = prop::sample::select(vec![
+            "bind/id",
+            "session/id",
+            "x",
+            "proof/participant-signature",
+            "proof/node-attestation",
+        ]);
+        prop::collection::vec((names, json()), 0..6).prop_map(|members| {
+            Value::Object(members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        })
+    }
+
+    /// `a`, and either an unrelated object or `a` with one member set to another value.
+    fn bind_pair() -> impl Strategy<Value = (Value, Value)> {
+        (bind_like(), bind_like(), any::<prop::sample::Index>(), json(), any::<bool>()).prop_map(
+            |(a, other, index, replacement, related)| {
+                let members = a.as_object().unwrap();
+                if !related || members.is_empty() {
+                    return (a, other);
+                }
+                let mut b = members.clone();
+                let key = b.keys().nth(index.index(b.len())).unwrap().clone();
+                b.insert(key, replacement);
+                (a, Value::Object(b))
+            },
+        )
+    }
+
+    proptest! {
+        /// The I3 identity tells two binds apart exactly when their JCS forms differ.
+        #[test]
+        fn bind_identity_is_equal_exactly_when_jcs_is((a, b) in bind_pair()) {
+            let (_, id_a) = bind_identity(&a).unwrap();
+            let (_, id_b) = bind_identity(&b).unwrap();
+            prop_assert_eq!(id_a == id_b, jcs_digest(&a) == jcs_digest(&b));
+            // Member order never matters.
+            let reversed: serde_json::Map<String, Value> = a
+                .as_object()
+                .unwrap()
+                .iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            prop_assert_eq!(bind_identity(&Value::Object(reversed)).unwrap().1, id_a);
+        }
+    }
 
     #[test]
     fn key_cache_keeps_only_valid_keys_and_stays_bounded() {

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use orbi_schema::{SchemaValidator, registry};
 use orbi_types::{
     ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, KeyPair, NodeId,
-    ParticipantBind, Sha256Digest, Timestamp, canonical::to_canonical_bytes, json,
+    ParticipantBind, Sha256Digest, SigningInput, Timestamp, canonical::to_canonical_bytes, json,
     pod::DetachReason,
 };
 use serde_json::{Value, json};
@@ -216,7 +216,9 @@ struct Checked<'a> {
     kind: ArtifactKind,
     value: Value,
     typed: Typed,
-    /// Digest of the bind's JCS form, proofs included (I3 and the records).
+    /// The bind's §6.2 signing input (V7).
+    signing_input: SigningInput,
+    /// The bind's identity for the I3 cache and the records (see [`checks::bind_identity`]).
     bind_digest: Sha256Digest,
     bytes: &'a [u8],
     arrival: &'a str,
@@ -226,10 +228,6 @@ struct Checked<'a> {
 impl Checked<'_> {
     fn bind(&self) -> &ParticipantBind {
         self.typed.bind()
-    }
-
-    fn bind_value(&self) -> &Value {
-        bind_member(self.kind, &self.value)
     }
 }
 
@@ -411,11 +409,13 @@ impl<S: Store> PodEngine<S> {
         self.schema_gate(kind, &value)?;
         let typed = Typed::parse(kind, &value)?;
         checks::opaque_ids(&typed)?;
-        let bind_digest = Self::digest(bind_member(kind, &value))?;
+        // One canonicalization of the bind serves both V7 and I3.
+        let (signing_input, bind_digest) = checks::bind_identity(bind_member(kind, &value))?;
         let checked = Checked {
             kind,
             value,
             typed,
+            signing_input,
             bind_digest,
             bytes,
             arrival,
@@ -429,7 +429,7 @@ impl<S: Store> PodEngine<S> {
         // V6
         self.session_check(&checked, &related)?;
         // V7
-        checks::signature(checked.bind_value(), checked.bind(), &participant_key)?;
+        checks::signature(&checked.signing_input, checked.bind(), &participant_key)?;
         // V8
         self.time_checks(&checked, &related)?;
         match &checked.typed {
@@ -580,10 +580,22 @@ impl<S: Store> PodEngine<S> {
         Ok(())
     }
 
-    fn digest(value: &Value) -> Result<Sha256Digest, Rejection> {
-        to_canonical_bytes(value)
-            .map(|bytes| Sha256Digest::of(&bytes))
-            .map_err(|err| invalid(Check::V1, err.to_string()))
+    /// I1, I2: whether `checked` repeats `stored`, the artifact admitted before under the same
+    /// id. "Identical" is byte-equal JCS of the whole artifact, proofs included; equal bytes
+    /// decide the common replay without canonicalizing, and only different bytes (reordered
+    /// keys, other whitespace, or a real change) canonicalize both sides.
+    fn identical(stored: &[u8], checked: &Checked<'_>) -> Result<bool, Fail> {
+        if stored == checked.bytes {
+            return Ok(true);
+        }
+        let canonical = |value: &Value| {
+            to_canonical_bytes(value).map_err(|err| invalid(Check::V1, err.to_string()))
+        };
+        let earlier = json::from_slice_strict(stored).map_err(|err| StoreError::Corrupt {
+            what: "stored artifact".into(),
+            message: err.to_string(),
+        })?;
+        Ok(canonical(&earlier)? == canonical(&checked.value)?)
     }
 
     /// I3: the bind against its session's cache. `Ok(Some(change))` when the bind is new.
@@ -725,10 +737,9 @@ impl<S: Store> PodEngine<S> {
             out.warnings.push(PolicyWarning::MigrationNotOffered);
         }
         // I2
-        let digest = Self::digest(&checked.value)?;
         if let Some(existing) = self.store.attachment(&a.attachment_id)? {
             return self.replay(
-                existing.digest == digest,
+                Self::identical(&existing.artifact, checked)?,
                 "attachment/id",
                 &a.attachment_id,
                 Check::I2,
@@ -855,7 +866,6 @@ impl<S: Store> PodEngine<S> {
             admitted_at: checked.now,
             state: initial,
             state_since: checked.now,
-            digest,
             artifact: checked.bytes.to_vec(),
         }));
         commit.traces.push(self.trace(
@@ -994,10 +1004,9 @@ impl<S: Store> PodEngine<S> {
             .into());
         }
         // I1
-        let digest = Self::digest(&checked.value)?;
         if let Some(existing) = self.store.detachment(&d.detachment_id)? {
             return self.replay(
-                existing.digest == digest,
+                Self::identical(&existing.artifact, checked)?,
                 "detachment/id",
                 &d.detachment_id,
                 Check::I1,
@@ -1055,7 +1064,6 @@ impl<S: Store> PodEngine<S> {
             detached_at: d.detached_at.clone(),
             admitted_at: checked.now,
             origin: DetachmentOrigin::Admitted,
-            digest,
             artifact: checked.bytes.to_vec(),
         }));
         commit.changes.push(Change::SetAttachmentState {
@@ -1161,7 +1169,6 @@ impl<S: Store> PodEngine<S> {
             .into());
         }
         // I2
-        let digest = Self::digest(&checked.value)?;
         if let Some(existing) = self.store.recovery(&r.recovery_id)? {
             let state = match existing.grant {
                 GrantState::Open => LifecycleState::RecoveryGranted,
@@ -1177,7 +1184,7 @@ impl<S: Store> PodEngine<S> {
                 GrantState::Expired => LifecycleState::Detached,
             };
             return self.replay(
-                existing.digest == digest,
+                Self::identical(&existing.artifact, checked)?,
                 "recovery/id",
                 &r.recovery_id,
                 Check::I2,
@@ -1250,7 +1257,6 @@ impl<S: Store> PodEngine<S> {
             grant: GrantState::Open,
             grant_expires_at: expires,
             consumed_by: None,
-            digest,
             artifact: checked.bytes.to_vec(),
         }));
         commit.traces.push(self.trace(

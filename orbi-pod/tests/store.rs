@@ -50,7 +50,6 @@ fn record(id: &str, client: &str, state: AttachmentState) -> AttachmentRec {
         admitted_at: now,
         state,
         state_since: now,
-        digest: Sha256Digest::of(id.as_bytes()),
         artifact: b"{}".to_vec(),
     }
 }

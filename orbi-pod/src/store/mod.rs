@@ -68,7 +68,8 @@ pub struct AttachmentRec {
     pub bind_session: String,
     /// The bind's `bound-at`.
     pub bound_at: Timestamp,
-    /// Digest of the bind's JCS form, proofs included.
+    /// The bind's identity: equal exactly when the binds' JCS forms, proofs included, are
+    /// byte-equal (SHA-256 over the §6.2 signing input and the canonical proof members).
     pub bind_digest: Sha256Digest,
     /// `attached-at`.
     pub attached_at: Timestamp,
@@ -78,8 +79,6 @@ pub struct AttachmentRec {
     pub state: AttachmentState,
     /// When the current state began (host clock).
     pub state_since: OffsetDateTime,
-    /// Digest of the whole artifact's JCS form, proofs included (idempotency, I2).
-    pub digest: Sha256Digest,
     /// The artifact exactly as received.
     pub artifact: Vec<u8>,
 }
@@ -113,8 +112,6 @@ pub struct DetachmentRec {
     pub admitted_at: OffsetDateTime,
     /// Admitted from a peer or built here.
     pub origin: DetachmentOrigin,
-    /// Digest of the whole artifact's JCS form.
-    pub digest: Sha256Digest,
     /// The artifact exactly as received (or as built).
     pub artifact: Vec<u8>,
 }
@@ -144,8 +141,6 @@ pub struct RecoveryRec {
     pub grant_expires_at: OffsetDateTime,
     /// The attachment that consumed the grant.
     pub consumed_by: Option<String>,
-    /// Digest of the whole artifact's JCS form.
-    pub digest: Sha256Digest,
     /// The artifact exactly as received.
     pub artifact: Vec<u8>,
 }
@@ -183,7 +178,8 @@ pub enum Change {
         session_id: String,
         /// The bind's `bind/id`.
         bind_id: String,
-        /// Digest of the bind's JCS form, proofs included.
+        /// The bind's identity: equal exactly when the binds' JCS forms, proofs included, are
+        /// byte-equal (SHA-256 over the §6.2 signing input and the canonical proof members).
         digest: Sha256Digest,
     },
 }

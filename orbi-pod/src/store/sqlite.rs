@@ -31,7 +31,7 @@ pub enum Durability {
 }
 
 /// The version of the table layout below.
-const LAYOUT_VERSION: &str = "1";
+const LAYOUT_VERSION: &str = "2";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -56,7 +56,6 @@ CREATE TABLE IF NOT EXISTS attachments (
     state TEXT NOT NULL
         CHECK (state IN ('attaching', 'attached', 'degraded', 'suspended', 'detached')),
     state_since INTEGER NOT NULL,
-    digest TEXT NOT NULL,
     artifact BLOB NOT NULL
 );
 -- One live attachment per (serving node, client instance), enforced by the database.
@@ -78,7 +77,6 @@ CREATE TABLE IF NOT EXISTS detachments (
     detached_at TEXT NOT NULL,
     admitted_at INTEGER NOT NULL,
     origin TEXT NOT NULL CHECK (origin IN ('admitted', 'host')),
-    digest TEXT NOT NULL,
     artifact BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS detachments_by_client ON detachments (client_id, seq);
@@ -96,7 +94,6 @@ CREATE TABLE IF NOT EXISTS recoveries (
     grant_state TEXT NOT NULL CHECK (grant_state IN ('open', 'consumed', 'expired')),
     grant_expires_at INTEGER NOT NULL,
     consumed_by TEXT,
-    digest TEXT NOT NULL,
     artifact BLOB NOT NULL
 );
 -- One open recovery grant per client instance.
@@ -157,15 +154,14 @@ CREATE TRIGGER IF NOT EXISTS traces_uncounted AFTER DELETE ON traces
 
 const ATTACHMENT_COLUMNS: &str = "attachment_id, serving_node_id, client_id, participant_id, \
     pod_user_id, profile, export_capable, migration_allowed, models_local, bind_id, \
-    bind_session, bound_at, bind_digest, attached_at, admitted_at, state, state_since, digest, \
-    artifact";
+    bind_session, bound_at, bind_digest, attached_at, admitted_at, state, state_since, artifact";
 
 const DETACHMENT_COLUMNS: &str = "detachment_id, attachment_id, client_id, participant_id, \
-    reason, detached_at, admitted_at, origin, digest, artifact";
+    reason, detached_at, admitted_at, origin, artifact";
 
 const RECOVERY_COLUMNS: &str = "recovery_id, from_detachment_id, client_id, participant_id, \
     mode, recovered_at, token_ref, admitted_at, grant_state, grant_expires_at, consumed_by, \
-    digest, artifact";
+    artifact";
 
 /// The read model in a SQLite database file.
 ///
@@ -487,8 +483,7 @@ fn attachment_row(row: &Row<'_>) -> rusqlite::Result<AttachmentRec> {
         admitted_at: instant_of(row, 14)?,
         state: text_of(row, 15)?,
         state_since: instant_of(row, 16)?,
-        digest: text_of(row, 17)?,
-        artifact: row.get(18)?,
+        artifact: row.get(17)?,
     })
 }
 
@@ -502,8 +497,7 @@ fn detachment_row(row: &Row<'_>) -> rusqlite::Result<DetachmentRec> {
         detached_at: timestamp_of(row, 5)?,
         admitted_at: instant_of(row, 6)?,
         origin: text_of(row, 7)?,
-        digest: text_of(row, 8)?,
-        artifact: row.get(9)?,
+        artifact: row.get(8)?,
     })
 }
 
@@ -520,8 +514,7 @@ fn recovery_row(row: &Row<'_>) -> rusqlite::Result<RecoveryRec> {
         grant: text_of(row, 8)?,
         grant_expires_at: instant_of(row, 9)?,
         consumed_by: row.get(10)?,
-        digest: text_of(row, 11)?,
-        artifact: row.get(12)?,
+        artifact: row.get(11)?,
     })
 }
 
@@ -545,7 +538,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
             .prepare_cached(&format!(
                 "INSERT INTO attachments ({ATTACHMENT_COLUMNS}) VALUES \
                  (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18, ?19)"
+                 ?18)"
             ))
             .and_then(|mut statement| {
                 statement.execute(params![
@@ -566,7 +559,6 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
                     nanos(rec.admitted_at),
                     rec.state.as_str(),
                     nanos(rec.state_since),
-                    rec.digest.as_str(),
                     rec.artifact,
                 ])
             }),
@@ -584,7 +576,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
         Change::InsertDetachment(rec) => conn
             .prepare_cached(&format!(
                 "INSERT INTO detachments ({DETACHMENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             ))
             .and_then(|mut statement| {
                 statement.execute(params![
@@ -596,14 +588,13 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
                     rec.detached_at.as_str(),
                     nanos(rec.admitted_at),
                     rec.origin.as_str(),
-                    rec.digest.as_str(),
                     rec.artifact,
                 ])
             }),
         Change::InsertRecovery(rec) => conn
             .prepare_cached(&format!(
                 "INSERT INTO recoveries ({RECOVERY_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
             ))
             .and_then(|mut statement| {
                 statement.execute(params![
@@ -618,7 +609,6 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
                     rec.grant.as_str(),
                     nanos(rec.grant_expires_at),
                     rec.consumed_by,
-                    rec.digest.as_str(),
                     rec.artifact,
                 ])
             }),

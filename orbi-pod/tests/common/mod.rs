@@ -159,6 +159,13 @@ pub fn recovery_with(
     )
 }
 
+/// `bind` signed again by `key` after it was changed.
+pub fn resign(mut bind: Value, key: &KeyPair) -> Value {
+    let input = orbi_types::pod::bind_signing_input(&bind).unwrap();
+    bind["proof/participant-signature"]["value"] = serde_json::json!(key.sign(&input));
+    bind
+}
+
 pub fn bytes(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap()
 }
