@@ -409,7 +409,10 @@ mod tests {
                 prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
                 prop::collection::vec((prop::sample::select(vec!["a", "b", "alg"]), inner), 0..3)
                     .prop_map(|members| Value::Object(
-                        members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                        members
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect()
                     )),
             ]
         })
@@ -425,14 +428,25 @@ mod tests {
             "proof/node-attestation",
         ]);
         prop::collection::vec((names, json()), 0..6).prop_map(|members| {
-            Value::Object(members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            Value::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+            )
         })
     }
 
     /// `a`, and either an unrelated object or `a` with one member set to another value.
     fn bind_pair() -> impl Strategy<Value = (Value, Value)> {
-        (bind_like(), bind_like(), any::<prop::sample::Index>(), json(), any::<bool>()).prop_map(
-            |(a, other, index, replacement, related)| {
+        (
+            bind_like(),
+            bind_like(),
+            any::<prop::sample::Index>(),
+            json(),
+            any::<bool>(),
+        )
+            .prop_map(|(a, other, index, replacement, related)| {
                 let members = a.as_object().unwrap();
                 if !related || members.is_empty() {
                     return (a, other);
@@ -441,8 +455,7 @@ mod tests {
                 let key = b.keys().nth(index.index(b.len())).unwrap().clone();
                 b.insert(key, replacement);
                 (a, Value::Object(b))
-            },
-        )
+            })
     }
 
     proptest! {

@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use orbi_pod::{
-    Check, HostPolicy, LifecycleState, MemoryStore, PodEngine, RejectionCode, Session,
-    SqliteStore, Store, StoreLimits, Verdict,
+    Check, HostPolicy, LifecycleState, MemoryStore, PodEngine, RejectionCode, Session, SqliteStore,
+    Store, StoreLimits, Verdict,
 };
 use orbi_schema::Profile;
 use orbi_types::pod::RecoveryMode;
@@ -150,12 +150,8 @@ fn a_respelled_bind_is_the_same_bind() {
         let replay = engine.admit_bytes(&respelled(&b1), SESS1, ATTACH_NOW);
         assert_replayed(&replay, LifecycleState::Bound);
         // An attachment carrying the respelled bind reuses the cache entry.
-        let attachment = attachment_with(
-            "attach:1",
-            CLIENT,
-            "2026-03-28T19:42:00Z",
-            reordered(&b1),
-        );
+        let attachment =
+            attachment_with("attach:1", CLIENT, "2026-03-28T19:42:00Z", reordered(&b1));
         assert_admitted(
             &engine.admit_bytes(&bytes(&attachment), SESS1, ATTACH_NOW),
             LifecycleState::Attached,

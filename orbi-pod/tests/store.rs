@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use orbi_pod::{
     AttachmentState, Durability, HostPolicy, LifecycleState, MemoryStore, PodEngine, RejectionCode,
-    Session, SessionTable, SqliteStore, Store, StoreError, StoreLimits, Verdict,
+    Session, SessionTable, SqliteStore, Store, StoreError, StoreLimits, TraceKind, Verdict,
     store::{AttachmentRec, Change, Commit, TraceEvent},
 };
 use orbi_types::{Sha256Digest, pod::DetachReason};
@@ -439,6 +439,131 @@ fn group_commits_see_their_own_writes_and_can_be_abandoned() {
             "{name}: the three of the first group"
         );
     });
+}
+
+#[test]
+fn counts_stay_exact_through_evictions_and_a_capacity_refusal_inside_a_group() {
+    let limits = StoreLimits {
+        max_records: 2,
+        max_binds: 3,
+        max_tombstones: 1,
+        max_traces: 4,
+    };
+    each_store!(limits, |name, store| {
+        let mut engine = engine_on(store);
+        // Device-loss lineages leave tombstones as they are evicted; one is kept.
+        lineages(&mut engine, 0..4, DetachReason::DeviceLoss);
+        let counts = engine.store().counts().unwrap();
+        assert_eq!(
+            (counts.attachments, counts.detachments, counts.tombstones),
+            (2, 2, 1),
+            "{name}"
+        );
+        assert_eq!((counts.binds, counts.traces), (3, 4), "{name}");
+        assert_eq!(
+            engine.store().tombstone("client:1").unwrap(),
+            Some(DetachReason::DeviceLoss),
+            "{name}: the newest tombstone is the one kept"
+        );
+        // A group: two live attachments fill the store, the third is refused for capacity
+        // (nothing evictable while their sessions live), the fourth is a replay of the first.
+        engine.open_session(SESS1, Session::default());
+        let attach = |i: usize| {
+            bytes(&attachment_with(
+                &format!("attach:g{i}"),
+                &format!("client:g{i}"),
+                "2026-03-28T19:42:00Z",
+                bind(&k2(), &format!("pb:g{i}"), "2026-03-28T19:41:00Z", SESS1),
+            ))
+        };
+        let group = [attach(0), attach(1), attach(2), attach(0)];
+        let admissions = engine
+            .admit_group(
+                group.iter().map(|a| (&a[..], SESS1)),
+                instant("2026-03-28T19:42:05Z"),
+            )
+            .unwrap();
+        let verdicts: Vec<_> = admissions
+            .iter()
+            .map(|a| (a.verdict.as_str(), a.code()))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("admitted", None),
+                ("admitted", None),
+                ("rejected", Some(RejectionCode::Capacity)),
+                ("replayed", None),
+            ],
+            "{name}"
+        );
+        let store = engine.store();
+        assert!(store.attachment("attach:g2").unwrap().is_none(), "{name}");
+        assert!(store.attachment("attach:g1").unwrap().is_some(), "{name}");
+        let counts = store.counts().unwrap();
+        assert_eq!(
+            (counts.attachments, counts.live, counts.detachments),
+            (2, 2, 0),
+            "{name}: both old lineages were evicted to make room"
+        );
+        assert_eq!(
+            (counts.binds, counts.tombstones, counts.traces),
+            (3, 1, 4),
+            "{name}"
+        );
+        let kinds: Vec<TraceKind> = store
+            .recent_traces(10)
+            .unwrap()
+            .into_iter()
+            .map(|trace| trace.event.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                TraceKind::BindAccepted,
+                TraceKind::Attached,
+                TraceKind::BindAccepted,
+                TraceKind::Attached
+            ],
+            "{name}: the refused admission left no trace"
+        );
+    });
+}
+
+#[test]
+fn sqlite_trace_ids_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let limits = StoreLimits {
+        max_traces: 1,
+        ..Default::default()
+    };
+    let open = || SqliteStore::open(&path, &k1().node_id(), limits, Durability::Normal).unwrap();
+    let live = SessionTable::default();
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        let mut store = open();
+        for _ in 0..2 {
+            store
+                .commit(
+                    Commit {
+                        changes: vec![],
+                        traces: vec![trace(), trace()],
+                    },
+                    &live,
+                )
+                .unwrap();
+            let traces = store.recent_traces(10).unwrap();
+            assert_eq!(traces.len(), 1, "round {round}: only the newest is kept");
+            seen.push(traces[0].trace_id.clone());
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "trace:2", "trace:4", "trace:6", "trace:8", "trace:10", "trace:12"
+        ]
+    );
 }
 
 #[test]

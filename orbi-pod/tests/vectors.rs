@@ -414,7 +414,6 @@ fn flags_must_match_what_the_host_offers() {
     assert!(admission.warnings.is_empty());
 }
 
-/// Replaces a bind's signature by `key`'s signature over its current content.
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 

@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS tombstones (
 );
 
 CREATE TABLE IF NOT EXISTS traces (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     event_type TEXT NOT NULL,
     ts INTEGER NOT NULL,
     node_self TEXT NOT NULL,
@@ -126,30 +126,19 @@ CREATE TABLE IF NOT EXISTS traces (
     detail TEXT NOT NULL
 );
 
--- Row counts kept by triggers, so that the limits cost O(1) per commit.
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO counters (name, value) VALUES
-    ('records', 0), ('binds', 0), ('tombstones', 0), ('traces', 0);
-CREATE TRIGGER IF NOT EXISTS attachments_counted AFTER INSERT ON attachments
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'records'; END;
-CREATE TRIGGER IF NOT EXISTS attachments_uncounted AFTER DELETE ON attachments
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'records'; END;
-CREATE TRIGGER IF NOT EXISTS recoveries_counted AFTER INSERT ON recoveries
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'records'; END;
-CREATE TRIGGER IF NOT EXISTS recoveries_uncounted AFTER DELETE ON recoveries
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'records'; END;
-CREATE TRIGGER IF NOT EXISTS binds_counted AFTER INSERT ON binds
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'binds'; END;
-CREATE TRIGGER IF NOT EXISTS binds_uncounted AFTER DELETE ON binds
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'binds'; END;
-CREATE TRIGGER IF NOT EXISTS tombstones_counted AFTER INSERT ON tombstones
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'tombstones'; END;
-CREATE TRIGGER IF NOT EXISTS tombstones_uncounted AFTER DELETE ON tombstones
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'tombstones'; END;
-CREATE TRIGGER IF NOT EXISTS traces_counted AFTER INSERT ON traces
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'traces'; END;
-CREATE TRIGGER IF NOT EXISTS traces_uncounted AFTER DELETE ON traces
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'traces'; END;
+-- Row counts and the next trace sequence number, in one row that every commit updates once
+-- (no triggers: a trigger makes every insert a multi-row write that needs a statement
+-- journal). `next_trace` never goes back, so trace ids are never reused.
+CREATE TABLE IF NOT EXISTS counters (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    records INTEGER NOT NULL,
+    binds INTEGER NOT NULL,
+    tombstones INTEGER NOT NULL,
+    traces INTEGER NOT NULL,
+    next_trace INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counters (id, records, binds, tombstones, traces, next_trace)
+    VALUES (1, 0, 0, 0, 0, 1);
 ";
 
 const ATTACHMENT_COLUMNS: &str = "attachment_id, serving_node_id, client_id, participant_id, \
@@ -173,8 +162,11 @@ pub struct SqliteStore {
     conn: Connection,
     path: String,
     limits: StoreLimits,
-    /// Whether a group commit (an open `BEGIN IMMEDIATE`) is in progress.
-    in_group: bool,
+    /// The commits of the group in progress (an open `BEGIN IMMEDIATE`), if one is: a commit
+    /// that fails inside a group is undone by rolling the group back and applying these again,
+    /// which keeps each commit atomic without a savepoint (whose sub-journal copies every page
+    /// a commit touches).
+    group: Option<Vec<Commit>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -283,7 +275,7 @@ impl SqliteStore {
             conn,
             path: shown,
             limits,
-            in_group: false,
+            group: None,
         })
     }
 
@@ -357,17 +349,93 @@ impl SqliteStore {
         )
     }
 
-    fn counter(&self, name: &str) -> Result<usize, StoreError> {
-        counter(&self.conn, name)
+    /// Undoes the commit that just failed inside the group: rolls the group back and applies
+    /// its earlier commits again. If that fails too, the group is lost and an error says so.
+    fn restart_group(&mut self, live: &SessionTable) -> Result<(), StoreError> {
+        let done = self.group.take().unwrap_or_default();
+        let again = run(&self.conn, "ROLLBACK")
+            .and_then(|()| run(&self.conn, "BEGIN IMMEDIATE"))
+            .and_then(|()| {
+                done.iter()
+                    .try_for_each(|commit| apply_all(&self.conn, commit, &self.limits, live))
+            });
+        match again {
+            Ok(()) => {
+                self.group = Some(done);
+                Ok(())
+            }
+            Err(err) => {
+                let _ = run(&self.conn, "ROLLBACK");
+                Err(StoreError::Backend(format!(
+                    "group commit lost while undoing a failed commit: {err}"
+                )))
+            }
+        }
     }
 }
 
-fn counter(conn: &Connection, name: &str) -> Result<usize, StoreError> {
-    let value: i64 = conn
-        .prepare_cached("SELECT value FROM counters WHERE name = ?1")
-        .and_then(|mut statement| statement.query_row([name], |row| row.get(0)))
-        .map_err(backend)?;
-    Ok(usize::try_from(value).unwrap_or(0))
+/// The counters row: row counts and the next trace sequence number (or, as a change, how
+/// much each moves).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counters {
+    records: i64,
+    binds: i64,
+    tombstones: i64,
+    traces: i64,
+    next_trace: i64,
+}
+
+impl Counters {
+    fn count(value: i64) -> usize {
+        usize::try_from(value).unwrap_or(0)
+    }
+
+    fn over(&self, limits: &StoreLimits) -> bool {
+        Self::count(self.records) > limits.max_records
+            || Self::count(self.binds) > limits.max_binds
+            || Self::count(self.tombstones) > limits.max_tombstones
+            || Self::count(self.traces) > limits.max_traces
+    }
+}
+
+fn counters_row(row: &Row<'_>) -> rusqlite::Result<Counters> {
+    Ok(Counters {
+        records: row.get(0)?,
+        binds: row.get(1)?,
+        tombstones: row.get(2)?,
+        traces: row.get(3)?,
+        next_trace: row.get(4)?,
+    })
+}
+
+fn counters(conn: &Connection) -> Result<Counters, StoreError> {
+    conn.prepare_cached(
+        "SELECT records, binds, tombstones, traces, next_trace FROM counters WHERE id = 1",
+    )
+    .and_then(|mut statement| statement.query_row([], counters_row))
+    .map_err(backend)
+}
+
+/// Moves the counters by `change` and returns their new values.
+fn move_counters(conn: &Connection, change: &Counters) -> Result<Counters, StoreError> {
+    conn.prepare_cached(
+        "UPDATE counters SET records = records + ?1, binds = binds + ?2, \
+         tombstones = tombstones + ?3, traces = traces + ?4, next_trace = next_trace + ?5 \
+         WHERE id = 1 RETURNING records, binds, tombstones, traces, next_trace",
+    )
+    .and_then(|mut statement| {
+        statement.query_row(
+            params![
+                change.records,
+                change.binds,
+                change.tombstones,
+                change.traces,
+                change.next_trace
+            ],
+            counters_row,
+        )
+    })
+    .map_err(backend)
 }
 
 /// Runs a parameterless statement through the statement cache.
@@ -376,19 +444,6 @@ fn run(conn: &Connection, sql: &str) -> Result<(), StoreError> {
         .and_then(|mut statement| statement.execute([]))
         .map(drop)
         .map_err(backend)
-}
-
-fn all_counters(conn: &Connection) -> Result<Vec<(String, usize)>, StoreError> {
-    let mut statement = conn
-        .prepare_cached("SELECT name, value FROM counters")
-        .map_err(backend)?;
-    let rows = statement
-        .query_map([], |row| {
-            let value: i64 = row.get(1)?;
-            Ok((row.get(0)?, usize::try_from(value).unwrap_or(0)))
-        })
-        .map_err(backend)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(backend)
 }
 
 /// Maps a SQLite failure: constraint violations become [`StoreError::Constraint`], undecodable
@@ -651,12 +706,14 @@ fn change_target(change: &Change) -> String {
     }
 }
 
-fn insert_trace(conn: &Connection, event: &TraceEvent) -> Result<(), StoreError> {
+fn insert_trace(conn: &Connection, seq: i64, event: &TraceEvent) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO traces (event_type, ts, node_self, peer, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO traces (seq, event_type, ts, node_self, peer, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .and_then(|mut statement| {
         statement.execute(params![
+            seq,
             event.kind.as_str(),
             nanos(event.ts),
             event.node.as_str(),
@@ -689,7 +746,8 @@ fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, S
     Ok(None)
 }
 
-fn evict_lineage(conn: &Connection, detachment_id: &str) -> Result<(), StoreError> {
+/// Evicts the lineage of `detachment_id`; returns how the counters move.
+fn evict_lineage(conn: &Connection, detachment_id: &str) -> Result<Counters, StoreError> {
     let lineage: Option<(String, String, String, i64)> = conn
         .prepare_cached(
             "SELECT d.attachment_id, d.client_id, d.reason, a.seq FROM detachments d \
@@ -704,75 +762,83 @@ fn evict_lineage(conn: &Connection, detachment_id: &str) -> Result<(), StoreErro
         })
         .map_err(backend)?;
     let Some((attachment_id, client, reason, attachment_seq)) = lineage else {
-        return Ok(());
+        return Ok(Counters::default());
     };
     let reason: DetachReason = parse_column("detachment reason", &reason)?;
-    conn.execute(
-        "DELETE FROM recoveries WHERE from_detachment_id = ?1",
-        [detachment_id],
-    )
-    .map_err(backend)?;
-    conn.execute(
+    let delete = |sql: &str, key: &str| -> Result<i64, StoreError> {
+        let deleted = conn
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([key]))
+            .map_err(backend)?;
+        Ok(i64::try_from(deleted).unwrap_or(i64::MAX))
+    };
+    let mut change = Counters {
+        records: -delete(
+            "DELETE FROM recoveries WHERE from_detachment_id = ?1",
+            detachment_id,
+        )?,
+        ..Counters::default()
+    };
+    delete(
         "DELETE FROM detachments WHERE detachment_id = ?1",
-        [detachment_id],
-    )
-    .map_err(backend)?;
-    conn.execute(
+        detachment_id,
+    )?;
+    change.records -= delete(
         "DELETE FROM attachments WHERE attachment_id = ?1",
-        [&attachment_id],
-    )
-    .map_err(backend)?;
+        &attachment_id,
+    )?;
     let newer: bool = conn
-        .query_row(
+        .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM attachments WHERE client_id = ?1 AND seq > ?2)",
-            params![client, attachment_seq],
-            |row| row.get(0),
         )
+        .and_then(|mut statement| {
+            statement.query_row(params![client, attachment_seq], |row| row.get(0))
+        })
         .map_err(backend)?;
     if needs_recovery(reason) && !newer {
-        conn.execute("DELETE FROM tombstones WHERE client_id = ?1", [&client])
+        change.tombstones -= delete("DELETE FROM tombstones WHERE client_id = ?1", &client)?;
+        conn.prepare_cached("INSERT INTO tombstones (client_id, reason) VALUES (?1, ?2)")
+            .and_then(|mut statement| statement.execute(params![client, reason.as_str()]))
             .map_err(backend)?;
-        conn.execute(
-            "INSERT INTO tombstones (client_id, reason) VALUES (?1, ?2)",
-            params![client, reason.as_str()],
-        )
-        .map_err(backend)?;
+        change.tombstones += 1;
     }
-    Ok(())
+    Ok(change)
 }
 
-fn evict_oldest(conn: &Connection, table: &str, max: usize) -> Result<(), StoreError> {
-    let excess = counter(conn, table)?.saturating_sub(max);
-    if excess > 0 {
-        conn.execute(
+/// Deletes the oldest rows of `table` beyond `max` of its `count`; returns how many.
+fn evict_oldest(conn: &Connection, table: &str, count: i64, max: usize) -> Result<i64, StoreError> {
+    let excess = Counters::count(count).saturating_sub(max);
+    if excess == 0 {
+        return Ok(0);
+    }
+    let deleted = conn
+        .execute(
             &format!(
                 "DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY seq LIMIT ?1)"
             ),
             [i64::try_from(excess).unwrap_or(i64::MAX)],
         )
         .map_err(backend)?;
-    }
-    Ok(())
+    Ok(i64::try_from(deleted).unwrap_or(i64::MAX))
 }
 
+/// Evicts down to the limits, starting from the counters `now` holds.
 fn evict(
     conn: &Connection,
     limits: &StoreLimits,
     live: &SessionTable,
     grows: bool,
+    mut now: Counters,
 ) -> Result<(), StoreError> {
-    let counts = all_counters(conn)?;
-    let over = |name: &str, max: usize| counts.iter().any(|(n, value)| n == name && *value > max);
-    if !over("records", limits.max_records)
-        && !over("tombstones", limits.max_tombstones)
-        && !over("binds", limits.max_binds)
-        && !over("traces", limits.max_traces)
-    {
+    if !now.over(limits) {
         return Ok(());
     }
-    while counter(conn, "records")? > limits.max_records {
+    while Counters::count(now.records) > limits.max_records {
         match evictable(conn, live)? {
-            Some(detachment_id) => evict_lineage(conn, &detachment_id)?,
+            Some(detachment_id) => {
+                let change = evict_lineage(conn, &detachment_id)?;
+                now = move_counters(conn, &change)?;
+            }
             None if grows => {
                 return Err(StoreError::Full {
                     records: limits.max_records,
@@ -781,9 +847,44 @@ fn evict(
             None => break,
         }
     }
-    evict_oldest(conn, "tombstones", limits.max_tombstones)?;
-    evict_oldest(conn, "binds", limits.max_binds)?;
-    evict_oldest(conn, "traces", limits.max_traces)
+    let change = Counters {
+        tombstones: -evict_oldest(conn, "tombstones", now.tombstones, limits.max_tombstones)?,
+        binds: -evict_oldest(conn, "binds", now.binds, limits.max_binds)?,
+        traces: -evict_oldest(conn, "traces", now.traces, limits.max_traces)?,
+        ..Counters::default()
+    };
+    if change != Counters::default() {
+        move_counters(conn, &change)?;
+    }
+    Ok(())
+}
+
+/// Applies `commit` (its changes, its traces, the counters, then eviction) inside the open
+/// transaction.
+fn apply_all(
+    conn: &Connection,
+    commit: &Commit,
+    limits: &StoreLimits,
+    live: &SessionTable,
+) -> Result<(), StoreError> {
+    let mut change = Counters::default();
+    for each in &commit.changes {
+        apply(conn, each)?;
+        match each {
+            Change::InsertAttachment(_) | Change::InsertRecovery(_) => change.records += 1,
+            Change::CacheBind { .. } => change.binds += 1,
+            _ => {}
+        }
+    }
+    let traces = i64::try_from(commit.traces.len()).unwrap_or(i64::MAX);
+    change.traces = traces;
+    change.next_trace = traces;
+    let now = move_counters(conn, &change)?;
+    let first = now.next_trace - traces;
+    for (seq, event) in (first..).zip(&commit.traces) {
+        insert_trace(conn, seq, event)?;
+    }
+    evict(conn, limits, live, commit.grows(), now)
 }
 
 impl Store for SqliteStore {
@@ -923,15 +1024,16 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             Ok(usize::try_from(value).unwrap_or(0))
         };
+        let stored = counters(&self.conn)?;
         Ok(Counts {
             attachments: count("SELECT COUNT(*) FROM attachments")?,
             live: count("SELECT COUNT(*) FROM attachments WHERE state <> 'detached'")?,
             detachments: count("SELECT COUNT(*) FROM detachments")?,
             recoveries: count("SELECT COUNT(*) FROM recoveries")?,
             open_grants: count("SELECT COUNT(*) FROM recoveries WHERE grant_state = 'open'")?,
-            binds: self.counter("binds")?,
-            tombstones: self.counter("tombstones")?,
-            traces: self.counter("traces")?,
+            binds: Counters::count(stored.binds),
+            tombstones: Counters::count(stored.tombstones),
+            traces: Counters::count(stored.traces),
         })
     }
 
@@ -947,55 +1049,46 @@ impl Store for SqliteStore {
     }
 
     fn commit(&mut self, commit: Commit, live: &SessionTable) -> Result<(), StoreError> {
-        let grows = commit.grows();
-        let apply_all = |conn: &Connection| -> Result<(), StoreError> {
-            for change in &commit.changes {
-                apply(conn, change)?;
-            }
-            for event in &commit.traces {
-                insert_trace(conn, event)?;
-            }
-            evict(conn, &self.limits, live, grows)
-        };
-        // Dropping the transaction or savepoint without committing it (on any error) rolls
-        // everything back.
-        if self.in_group {
-            run(&self.conn, "SAVEPOINT admission")?;
-            match apply_all(&self.conn) {
-                Ok(()) => run(&self.conn, "RELEASE admission"),
-                Err(err) => {
-                    // Undo this commit only; the group goes on.
-                    run(&self.conn, "ROLLBACK TO admission")?;
-                    run(&self.conn, "RELEASE admission")?;
-                    Err(err)
-                }
-            }
-        } else {
+        if self.group.is_none() {
+            // Dropping the transaction without committing it (on any error) rolls it back.
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            apply_all(&tx)?;
-            tx.commit().map_err(backend)
+            apply_all(&tx, &commit, &self.limits, live)?;
+            return tx.commit().map_err(backend);
+        }
+        match apply_all(&self.conn, &commit, &self.limits, live) {
+            Ok(()) => {
+                if let Some(done) = &mut self.group {
+                    done.push(commit);
+                }
+                Ok(())
+            }
+            Err(err) => {
+                // Undo this commit only; the group goes on.
+                self.restart_group(live)?;
+                Err(err)
+            }
         }
     }
 
     fn begin_group(&mut self) -> Result<(), StoreError> {
-        if self.in_group {
+        if self.group.is_some() {
             return Err(StoreError::Backend("a group commit is already open".into()));
         }
         run(&self.conn, "BEGIN IMMEDIATE")?;
-        self.in_group = true;
+        self.group = Some(Vec::new());
         Ok(())
     }
 
     fn finish_group(&mut self) -> Result<(), StoreError> {
-        if !self.in_group {
+        if self.group.is_none() {
             return Ok(());
         }
         match run(&self.conn, "COMMIT") {
             Ok(()) => {
-                self.in_group = false;
+                self.group = None;
                 Ok(())
             }
             Err(err) => {
@@ -1006,10 +1099,9 @@ impl Store for SqliteStore {
     }
 
     fn abandon_group(&mut self) {
-        if self.in_group {
+        if self.group.take().is_some() {
             // A failed rollback leaves nothing to undo: SQLite rolls back on its own then.
             let _ = run(&self.conn, "ROLLBACK");
-            self.in_group = false;
         }
     }
 }

@@ -159,7 +159,7 @@ pub fn recovery_with(
     )
 }
 
-/// `bind` signed again by `key` after it was changed.
+/// Replaces a bind's signature by `key`'s signature over its current content.
 pub fn resign(mut bind: Value, key: &KeyPair) -> Value {
     let input = orbi_types::pod::bind_signing_input(&bind).unwrap();
     bind["proof/participant-signature"]["value"] = serde_json::json!(key.sign(&input));
