@@ -759,7 +759,8 @@ impl<S: Store> PodEngine<S> {
         };
         let mut commit = Commit::default();
         let client = &a.client_instance_id;
-        let previous_reason = match self.store.live_attachment(&self.node_id, client)? {
+        let standing = self.store.client_standing(&self.node_id, client)?;
+        let previous_reason = match standing.live {
             Some(old) => {
                 match old.state {
                     AttachmentState::Suspended => {
@@ -799,12 +800,12 @@ impl<S: Store> PodEngine<S> {
                     }
                 }
             }
-            None => match self.store.latest_detachment(client)? {
+            None => match standing.latest_detachment {
                 Some(latest) => Some((latest.reason, false)),
-                None => self.store.tombstone(client)?.map(|reason| (reason, true)),
+                None => standing.tombstone.map(|reason| (reason, true)),
             },
         };
-        let grant = self.usable_grant(client, bind, checked.now, &mut commit)?;
+        let grant = self.usable_grant(standing.open_grant, bind, checked.now, &mut commit);
         if let Some((reason, evicted)) = previous_reason
             && needs_recovery(reason)
             && grant.is_none()
@@ -893,23 +894,21 @@ impl<S: Store> PodEngine<S> {
         Ok(Verdict::Admitted)
     }
 
-    /// The client's open grant for this participant, if still inside its window; an expired
-    /// one is closed in `commit` (T18).
+    /// The client's open `grant`, if it is for this participant and still inside its window;
+    /// an expired one is closed in `commit` (T18).
     fn usable_grant(
         &self,
-        client: &str,
+        grant: Option<RecoveryRec>,
         bind: &ParticipantBind,
         now: OffsetDateTime,
         commit: &mut Commit,
-    ) -> Result<Option<RecoveryRec>, StoreError> {
-        let Some(grant) = self.store.open_grant(client)? else {
-            return Ok(None);
-        };
+    ) -> Option<RecoveryRec> {
+        let grant = grant?;
         if grant.grant_expires_at <= now {
             self.expire_grant(&grant, now, commit);
-            return Ok(None);
+            return None;
         }
-        Ok((grant.participant_id == bind.participant_id).then_some(grant))
+        (grant.participant_id == bind.participant_id).then_some(grant)
     }
 
     pub(crate) fn expire_grant(
@@ -1196,7 +1195,8 @@ impl<S: Store> PodEngine<S> {
         let new_bind = self.bind_cache(checked)?;
         // State guards.
         let client = &r.client_instance_id;
-        if let Some(live) = self.store.live_attachment(&self.node_id, client)? {
+        let standing = self.store.client_standing(&self.node_id, client)?;
+        if let Some(live) = standing.live {
             return Err(Rejection::new(
                 RejectionCode::AlreadyAttached,
                 Check::S,
@@ -1228,7 +1228,7 @@ impl<S: Store> PodEngine<S> {
                 GrantState::Expired => {}
             }
         }
-        if let Some(other) = self.store.open_grant(client)?
+        if let Some(other) = standing.open_grant
             && other.from_detachment_id != detachment.detachment_id
         {
             if other.grant_expires_at > checked.now {

@@ -5,9 +5,13 @@ mod common;
 
 use common::*;
 use orbi_pod::{
-    AttachmentState, Durability, HostPolicy, LifecycleState, MemoryStore, PodEngine, RejectionCode,
-    Session, SessionTable, SqliteStore, Store, StoreError, StoreLimits, TraceKind, Verdict,
-    store::{AttachmentRec, Change, Commit, TraceEvent},
+    AttachmentState, Durability, GrantState, HostPolicy, LifecycleState, MemoryStore, PodEngine,
+    RejectionCode, Session, SessionTable, SqliteStore, Store, StoreError, StoreLimits, TraceKind,
+    Verdict,
+    store::{
+        AttachmentRec, Change, ClientStanding, Commit, DetachmentOrigin, DetachmentRec,
+        RecoveryRec, TraceEvent,
+    },
 };
 use orbi_types::{Sha256Digest, pod::DetachReason};
 use serde_json::json;
@@ -240,6 +244,15 @@ fn evicted_lineages_that_required_recovery_leave_a_tombstone() {
         assert_eq!(
             engine.store().tombstone("client:0").unwrap(),
             Some(DetachReason::DeviceLoss),
+            "{name}"
+        );
+        let standing = engine
+            .store()
+            .client_standing(&k1().node_id(), "client:0")
+            .unwrap();
+        assert_eq!(
+            (standing.tombstone, standing.latest_detachment),
+            (Some(DetachReason::DeviceLoss), None),
             "{name}"
         );
         engine.open_session(SESS3, Session::default());
@@ -564,6 +577,106 @@ fn sqlite_trace_ids_are_never_reused() {
             "trace:2", "trace:4", "trace:6", "trace:8", "trace:10", "trace:12"
         ]
     );
+}
+
+#[test]
+fn client_standing_is_the_four_lookups_at_once() {
+    each_store!(StoreLimits::default(), |name, store| {
+        let live = SessionTable::default();
+        let now = instant("2026-03-28T19:50:00Z");
+        let detachment = DetachmentRec {
+            detachment_id: "d:1".into(),
+            attachment_id: "a:1".into(),
+            client_instance_id: "c".into(),
+            participant_id: k2().participant_id(),
+            reason: DetachReason::DeviceLoss,
+            detached_at: at("2026-03-28T19:45:00Z"),
+            admitted_at: now,
+            origin: DetachmentOrigin::Admitted,
+            artifact: b"{}".to_vec(),
+        };
+        let recovery = RecoveryRec {
+            recovery_id: "r:1".into(),
+            from_detachment_id: "d:1".into(),
+            client_instance_id: "c".into(),
+            participant_id: k2().participant_id(),
+            mode: orbi_types::pod::RecoveryMode::ReattachExistingDevice,
+            recovered_at: at("2026-03-28T19:46:00Z"),
+            token_ref: None,
+            admitted_at: now,
+            grant: GrantState::Open,
+            grant_expires_at: instant("2026-03-28T20:50:00Z"),
+            consumed_by: None,
+            artifact: b"{}".to_vec(),
+        };
+        for changes in [
+            vec![Change::InsertAttachment(record(
+                "a:1",
+                "c",
+                AttachmentState::Attached,
+            ))],
+            vec![
+                Change::InsertDetachment(detachment),
+                Change::SetAttachmentState {
+                    attachment_id: "a:1".into(),
+                    state: AttachmentState::Detached,
+                    since: now,
+                },
+                Change::InsertRecovery(recovery),
+                Change::InsertAttachment(record("a:2", "c", AttachmentState::Degraded)),
+                Change::InsertAttachment(record("a:3", "other", AttachmentState::Attached)),
+            ],
+        ] {
+            store
+                .commit(
+                    Commit {
+                        changes,
+                        traces: vec![],
+                    },
+                    &live,
+                )
+                .unwrap();
+        }
+        let node = k1().node_id();
+        for client in ["c", "other", "nobody"] {
+            let standing = store.client_standing(&node, client).unwrap();
+            assert_eq!(
+                standing,
+                ClientStanding {
+                    live: store.live_attachment(&node, client).unwrap(),
+                    latest_detachment: store.latest_detachment(client).unwrap(),
+                    tombstone: store.tombstone(client).unwrap(),
+                    open_grant: store.open_grant(client).unwrap(),
+                },
+                "{name}: {client}"
+            );
+        }
+        let standing = store.client_standing(&node, "c").unwrap();
+        assert_eq!(
+            standing.live.map(|rec| rec.attachment_id).as_deref(),
+            Some("a:2"),
+            "{name}"
+        );
+        assert_eq!(
+            standing
+                .latest_detachment
+                .map(|rec| rec.detachment_id)
+                .as_deref(),
+            Some("d:1"),
+            "{name}"
+        );
+        assert_eq!(
+            standing.open_grant.map(|rec| rec.recovery_id).as_deref(),
+            Some("r:1"),
+            "{name}"
+        );
+        let elsewhere = orbi_types::KeyPair::from_seed(&[9; 32]).node_id();
+        assert_eq!(
+            store.client_standing(&elsewhere, "c").unwrap().live,
+            None,
+            "{name}: live on this node only"
+        );
+    });
 }
 
 #[test]

@@ -302,6 +302,20 @@ pub struct ClientHistory {
     pub tombstone: Option<DetachReason>,
 }
 
+/// Where a client instance stands: everything attaching or recovering it must know about its
+/// past, looked up together (see [`Store::client_standing`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientStanding {
+    /// Its live attachment on the node, if any.
+    pub live: Option<AttachmentRec>,
+    /// Its most recent detachment, if any.
+    pub latest_detachment: Option<DetachmentRec>,
+    /// The reason kept after its last lineage was evicted, if it needed recovery.
+    pub tombstone: Option<DetachReason>,
+    /// Its open recovery grant (expired or not), if any.
+    pub open_grant: Option<RecoveryRec>,
+}
+
 /// Why the store failed. The engine never turns these into rejections except `Full`
 /// (`E_POD_CAPACITY`); `Constraint` makes it re-run the admission once (another writer won a
 /// race) before giving up.
@@ -383,6 +397,17 @@ pub trait Store {
     fn open_grant(&self, client: &str) -> Result<Option<RecoveryRec>, StoreError>;
     /// Open grants expiring at `not_after` or earlier.
     fn grants_due(&self, not_after: OffsetDateTime) -> Result<Vec<RecoveryRec>, StoreError>;
+    /// Where `client` stands on `node`: [`Store::live_attachment`],
+    /// [`Store::latest_detachment`], [`Store::tombstone`] and [`Store::open_grant`] at once
+    /// (a store may answer them in one look; for a client with no past, one miss).
+    fn client_standing(&self, node: &NodeId, client: &str) -> Result<ClientStanding, StoreError> {
+        Ok(ClientStanding {
+            live: self.live_attachment(node, client)?,
+            latest_detachment: self.latest_detachment(client)?,
+            tombstone: self.tombstone(client)?,
+            open_grant: self.open_grant(client)?,
+        })
+    }
     /// The cached digest of bind `bind_id` on `session`.
     fn bind_digest(&self, session: &str, bind_id: &str)
     -> Result<Option<Sha256Digest>, StoreError>;

@@ -10,8 +10,8 @@ use rusqlite::{
 use time::OffsetDateTime;
 
 use super::{
-    AttachmentRec, Change, ClientHistory, Commit, Counts, DetachmentRec, RecoveryRec, Store,
-    StoreError, StoreLimits, Trace, TraceEvent,
+    AttachmentRec, Change, ClientHistory, ClientStanding, Commit, Counts, DetachmentRec,
+    RecoveryRec, Store, StoreError, StoreLimits, Trace, TraceEvent,
 };
 use crate::{
     session::SessionTable,
@@ -141,16 +141,117 @@ INSERT OR IGNORE INTO counters (id, records, binds, tombstones, traces, next_tra
     VALUES (1, 0, 0, 0, 0, 1);
 ";
 
-const ATTACHMENT_COLUMNS: &str = "attachment_id, serving_node_id, client_id, participant_id, \
-    pod_user_id, profile, export_capable, migration_allowed, models_local, bind_id, \
-    bind_session, bound_at, bind_digest, attached_at, admitted_at, state, state_since, artifact";
+// Column lists as macros, so that every statement below is one constant string: the
+// statement cache finds it without building it first.
+macro_rules! attachment_columns {
+    () => {
+        "attachment_id, serving_node_id, client_id, participant_id, pod_user_id, profile, \
+         export_capable, migration_allowed, models_local, bind_id, bind_session, bound_at, \
+         bind_digest, attached_at, admitted_at, state, state_since, artifact"
+    };
+}
+macro_rules! detachment_columns {
+    () => {
+        "detachment_id, attachment_id, client_id, participant_id, reason, detached_at, \
+         admitted_at, origin, artifact"
+    };
+}
+macro_rules! recovery_columns {
+    () => {
+        "recovery_id, from_detachment_id, client_id, participant_id, mode, recovered_at, \
+         token_ref, admitted_at, grant_state, grant_expires_at, consumed_by, artifact"
+    };
+}
 
-const DETACHMENT_COLUMNS: &str = "detachment_id, attachment_id, client_id, participant_id, \
-    reason, detached_at, admitted_at, origin, artifact";
+const ATTACHMENT_COLUMNS: &str = attachment_columns!();
+const DETACHMENT_COLUMNS: &str = detachment_columns!();
+const RECOVERY_COLUMNS: &str = recovery_columns!();
 
-const RECOVERY_COLUMNS: &str = "recovery_id, from_detachment_id, client_id, participant_id, \
-    mode, recovered_at, token_ref, admitted_at, grant_state, grant_expires_at, consumed_by, \
-    artifact";
+const ATTACHMENT_BY_ID: &str = concat!(
+    "SELECT ",
+    attachment_columns!(),
+    " FROM attachments WHERE attachment_id = ?1"
+);
+const ATTACHMENT_BY_SEQ: &str = concat!(
+    "SELECT ",
+    attachment_columns!(),
+    " FROM attachments WHERE seq = ?1"
+);
+const LIVE_ATTACHMENT: &str = concat!(
+    "SELECT ",
+    attachment_columns!(),
+    " FROM attachments WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'"
+);
+const DETACHMENT_BY_ID: &str = concat!(
+    "SELECT ",
+    detachment_columns!(),
+    " FROM detachments WHERE detachment_id = ?1"
+);
+const DETACHMENT_BY_SEQ: &str = concat!(
+    "SELECT ",
+    detachment_columns!(),
+    " FROM detachments WHERE seq = ?1"
+);
+const DETACHMENT_OF: &str = concat!(
+    "SELECT ",
+    detachment_columns!(),
+    " FROM detachments WHERE attachment_id = ?1"
+);
+const LATEST_DETACHMENT: &str = concat!(
+    "SELECT ",
+    detachment_columns!(),
+    " FROM detachments WHERE client_id = ?1 ORDER BY seq DESC LIMIT 1"
+);
+const TOMBSTONE: &str = "SELECT reason FROM tombstones WHERE client_id = ?1";
+const RECOVERY_BY_ID: &str = concat!(
+    "SELECT ",
+    recovery_columns!(),
+    " FROM recoveries WHERE recovery_id = ?1"
+);
+const RECOVERY_BY_SEQ: &str = concat!(
+    "SELECT ",
+    recovery_columns!(),
+    " FROM recoveries WHERE seq = ?1"
+);
+const OPEN_GRANT: &str = concat!(
+    "SELECT ",
+    recovery_columns!(),
+    " FROM recoveries WHERE client_id = ?1 AND grant_state = 'open'"
+);
+const BIND_DIGEST: &str = "SELECT digest FROM binds WHERE session_id = ?1 AND bind_id = ?2";
+/// Where a client stands, as row numbers: one statement, one miss for a new client.
+const CLIENT_STANDING: &str = "SELECT \
+    (SELECT seq FROM attachments \
+        WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'), \
+    (SELECT seq FROM detachments WHERE client_id = ?2 ORDER BY seq DESC LIMIT 1), \
+    (SELECT reason FROM tombstones WHERE client_id = ?2), \
+    (SELECT seq FROM recoveries WHERE client_id = ?2 AND grant_state = 'open')";
+const SET_ATTACHMENT_STATE: &str =
+    "UPDATE attachments SET state = ?1, state_since = ?2 WHERE attachment_id = ?3";
+const SET_GRANT: &str =
+    "UPDATE recoveries SET grant_state = ?1, consumed_by = ?2 WHERE recovery_id = ?3";
+const INSERT_BIND: &str = "INSERT INTO binds (session_id, bind_id, digest) VALUES (?1, ?2, ?3)";
+const INSERT_TRACE: &str = "INSERT INTO traces (seq, event_type, ts, node_self, peer, detail) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const COUNTERS: &str =
+    "SELECT records, binds, tombstones, traces, next_trace FROM counters WHERE id = 1";
+const STORE_COUNTERS: &str = "UPDATE counters SET records = ?1, binds = ?2, tombstones = ?3, \
+    traces = ?4, next_trace = ?5 WHERE id = 1";
+const INSERT_ATTACHMENT: &str = concat!(
+    "INSERT INTO attachments (",
+    attachment_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+);
+const INSERT_DETACHMENT: &str = concat!(
+    "INSERT INTO detachments (",
+    detachment_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+);
+const INSERT_RECOVERY: &str = concat!(
+    "INSERT INTO recoveries (",
+    recovery_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+);
 
 /// The read model in a SQLite database file.
 ///
@@ -162,11 +263,20 @@ pub struct SqliteStore {
     conn: Connection,
     path: String,
     limits: StoreLimits,
-    /// The commits of the group in progress (an open `BEGIN IMMEDIATE`), if one is: a commit
-    /// that fails inside a group is undone by rolling the group back and applying these again,
-    /// which keeps each commit atomic without a savepoint (whose sub-journal copies every page
-    /// a commit touches).
-    group: Option<Vec<Commit>>,
+    /// The group commit in progress (an open `BEGIN IMMEDIATE`), if one is.
+    group: Option<Group>,
+}
+
+/// A group commit in progress.
+#[derive(Default)]
+struct Group {
+    /// Its commits so far: a commit that fails inside a group is undone by rolling the group
+    /// back and applying these again, which keeps each commit atomic without a savepoint
+    /// (whose sub-journal copies every page a commit touches).
+    done: Vec<Commit>,
+    /// The counters row as the group's commits left it (the group holds the write lock, so
+    /// nobody else moves it).
+    counters: Counters,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -313,6 +423,19 @@ impl SqliteStore {
         statement.query_row(params, map).optional().map_err(backend)
     }
 
+    /// The row `seq` found by `sql`, if there is a `seq`.
+    fn by_seq<T>(
+        &self,
+        sql: &str,
+        seq: Option<i64>,
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        match seq {
+            Some(seq) => self.query_one(sql, [seq], map),
+            None => Ok(None),
+        }
+    }
+
     fn attachments_where(
         &self,
         condition: &str,
@@ -352,16 +475,19 @@ impl SqliteStore {
     /// Undoes the commit that just failed inside the group: rolls the group back and applies
     /// its earlier commits again. If that fails too, the group is lost and an error says so.
     fn restart_group(&mut self, live: &SessionTable) -> Result<(), StoreError> {
-        let done = self.group.take().unwrap_or_default();
+        let done = self.group.take().unwrap_or_default().done;
         let again = run(&self.conn, "ROLLBACK")
             .and_then(|()| run(&self.conn, "BEGIN IMMEDIATE"))
-            .and_then(|()| {
-                done.iter()
-                    .try_for_each(|commit| apply_all(&self.conn, commit, &self.limits, live))
+            .and_then(|()| counters(&self.conn))
+            .and_then(|mut counters| {
+                for commit in &done {
+                    apply_all(&self.conn, commit, &self.limits, live, &mut counters)?;
+                }
+                Ok(counters)
             });
         match again {
-            Ok(()) => {
-                self.group = Some(done);
+            Ok(counters) => {
+                self.group = Some(Group { done, counters });
                 Ok(())
             }
             Err(err) => {
@@ -390,6 +516,14 @@ impl Counters {
         usize::try_from(value).unwrap_or(0)
     }
 
+    fn add(&mut self, change: &Counters) {
+        self.records += change.records;
+        self.binds += change.binds;
+        self.tombstones += change.tombstones;
+        self.traces += change.traces;
+        self.next_trace += change.next_trace;
+    }
+
     fn over(&self, limits: &StoreLimits) -> bool {
         Self::count(self.records) > limits.max_records
             || Self::count(self.binds) > limits.max_binds
@@ -409,33 +543,25 @@ fn counters_row(row: &Row<'_>) -> rusqlite::Result<Counters> {
 }
 
 fn counters(conn: &Connection) -> Result<Counters, StoreError> {
-    conn.prepare_cached(
-        "SELECT records, binds, tombstones, traces, next_trace FROM counters WHERE id = 1",
-    )
-    .and_then(|mut statement| statement.query_row([], counters_row))
-    .map_err(backend)
+    conn.prepare_cached(COUNTERS)
+        .and_then(|mut statement| statement.query_row([], counters_row))
+        .map_err(backend)
 }
 
-/// Moves the counters by `change` and returns their new values.
-fn move_counters(conn: &Connection, change: &Counters) -> Result<Counters, StoreError> {
-    conn.prepare_cached(
-        "UPDATE counters SET records = records + ?1, binds = binds + ?2, \
-         tombstones = tombstones + ?3, traces = traces + ?4, next_trace = next_trace + ?5 \
-         WHERE id = 1 RETURNING records, binds, tombstones, traces, next_trace",
-    )
-    .and_then(|mut statement| {
-        statement.query_row(
-            params![
-                change.records,
-                change.binds,
-                change.tombstones,
-                change.traces,
-                change.next_trace
-            ],
-            counters_row,
-        )
-    })
-    .map_err(backend)
+/// Writes the counters row (inside the transaction that read it).
+fn store_counters(conn: &Connection, counters: &Counters) -> Result<(), StoreError> {
+    conn.prepare_cached(STORE_COUNTERS)
+        .and_then(|mut statement| {
+            statement.execute(params![
+                counters.records,
+                counters.binds,
+                counters.tombstones,
+                counters.traces,
+                counters.next_trace
+            ])
+        })
+        .map(drop)
+        .map_err(backend)
 }
 
 /// Runs a parameterless statement through the statement cache.
@@ -589,104 +715,89 @@ fn trace_row(row: &Row<'_>) -> rusqlite::Result<Trace> {
 
 fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
     let changed = match change {
-        Change::InsertAttachment(rec) => conn
-            .prepare_cached(&format!(
-                "INSERT INTO attachments ({ATTACHMENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18)"
-            ))
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    rec.attachment_id,
-                    rec.serving_node_id.as_str(),
-                    rec.client_instance_id,
-                    rec.participant_id.as_str(),
-                    rec.pod_user_id.as_ref().map(|id| id.as_str()),
-                    rec.profile.as_str(),
-                    rec.export_capable,
-                    rec.migration_allowed,
-                    rec.models_local,
-                    rec.bind_id,
-                    rec.bind_session,
-                    rec.bound_at.as_str(),
-                    rec.bind_digest.as_str(),
-                    rec.attached_at.as_str(),
-                    nanos(rec.admitted_at),
-                    rec.state.as_str(),
-                    nanos(rec.state_since),
-                    rec.artifact,
-                ])
-            }),
+        Change::InsertAttachment(rec) => {
+            conn.prepare_cached(INSERT_ATTACHMENT)
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        rec.attachment_id,
+                        rec.serving_node_id.as_str(),
+                        rec.client_instance_id,
+                        rec.participant_id.as_str(),
+                        rec.pod_user_id.as_ref().map(|id| id.as_str()),
+                        rec.profile.as_str(),
+                        rec.export_capable,
+                        rec.migration_allowed,
+                        rec.models_local,
+                        rec.bind_id,
+                        rec.bind_session,
+                        rec.bound_at.as_str(),
+                        rec.bind_digest.as_str(),
+                        rec.attached_at.as_str(),
+                        nanos(rec.admitted_at),
+                        rec.state.as_str(),
+                        nanos(rec.state_since),
+                        rec.artifact,
+                    ])
+                })
+        }
         Change::SetAttachmentState {
             attachment_id,
             state,
             since,
         } => conn
-            .prepare_cached(
-                "UPDATE attachments SET state = ?1, state_since = ?2 WHERE attachment_id = ?3",
-            )
+            .prepare_cached(SET_ATTACHMENT_STATE)
             .and_then(|mut statement| {
                 statement.execute(params![state.as_str(), nanos(*since), attachment_id])
             }),
-        Change::InsertDetachment(rec) => conn
-            .prepare_cached(&format!(
-                "INSERT INTO detachments ({DETACHMENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ))
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    rec.detachment_id,
-                    rec.attachment_id,
-                    rec.client_instance_id,
-                    rec.participant_id.as_str(),
-                    rec.reason.as_str(),
-                    rec.detached_at.as_str(),
-                    nanos(rec.admitted_at),
-                    rec.origin.as_str(),
-                    rec.artifact,
-                ])
-            }),
-        Change::InsertRecovery(rec) => conn
-            .prepare_cached(&format!(
-                "INSERT INTO recoveries ({RECOVERY_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-            ))
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    rec.recovery_id,
-                    rec.from_detachment_id,
-                    rec.client_instance_id,
-                    rec.participant_id.as_str(),
-                    rec.mode.as_str(),
-                    rec.recovered_at.as_str(),
-                    rec.token_ref,
-                    nanos(rec.admitted_at),
-                    rec.grant.as_str(),
-                    nanos(rec.grant_expires_at),
-                    rec.consumed_by,
-                    rec.artifact,
-                ])
-            }),
+        Change::InsertDetachment(rec) => {
+            conn.prepare_cached(INSERT_DETACHMENT)
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        rec.detachment_id,
+                        rec.attachment_id,
+                        rec.client_instance_id,
+                        rec.participant_id.as_str(),
+                        rec.reason.as_str(),
+                        rec.detached_at.as_str(),
+                        nanos(rec.admitted_at),
+                        rec.origin.as_str(),
+                        rec.artifact,
+                    ])
+                })
+        }
+        Change::InsertRecovery(rec) => {
+            conn.prepare_cached(INSERT_RECOVERY)
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        rec.recovery_id,
+                        rec.from_detachment_id,
+                        rec.client_instance_id,
+                        rec.participant_id.as_str(),
+                        rec.mode.as_str(),
+                        rec.recovered_at.as_str(),
+                        rec.token_ref,
+                        nanos(rec.admitted_at),
+                        rec.grant.as_str(),
+                        nanos(rec.grant_expires_at),
+                        rec.consumed_by,
+                        rec.artifact,
+                    ])
+                })
+        }
         Change::SetGrant {
             recovery_id,
             grant,
             consumed_by,
-        } => conn
-            .prepare_cached(
-                "UPDATE recoveries SET grant_state = ?1, consumed_by = ?2 WHERE recovery_id = ?3",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![grant.as_str(), consumed_by, recovery_id])
-            }),
+        } => conn.prepare_cached(SET_GRANT).and_then(|mut statement| {
+            statement.execute(params![grant.as_str(), consumed_by, recovery_id])
+        }),
         Change::CacheBind {
             session_id,
             bind_id,
             digest,
-        } => conn
-            .prepare_cached("INSERT INTO binds (session_id, bind_id, digest) VALUES (?1, ?2, ?3)")
-            .and_then(|mut statement| {
-                statement.execute(params![session_id, bind_id, digest.as_str()])
-            }),
+        } => conn.prepare_cached(INSERT_BIND).and_then(|mut statement| {
+            statement.execute(params![session_id, bind_id, digest.as_str()])
+        }),
     }
     .map_err(backend)?;
     if changed == 0 {
@@ -707,21 +818,18 @@ fn change_target(change: &Change) -> String {
 }
 
 fn insert_trace(conn: &Connection, seq: i64, event: &TraceEvent) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO traces (seq, event_type, ts, node_self, peer, detail) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .and_then(|mut statement| {
-        statement.execute(params![
-            seq,
-            event.kind.as_str(),
-            nanos(event.ts),
-            event.node.as_str(),
-            event.peer.as_ref().map(NodeId::as_str),
-            event.detail.to_string(),
-        ])
-    })
-    .map_err(backend)?;
+    conn.prepare_cached(INSERT_TRACE)
+        .and_then(|mut statement| {
+            statement.execute(params![
+                seq,
+                event.kind.as_str(),
+                nanos(event.ts),
+                event.node.as_str(),
+                event.peer.as_ref().map(NodeId::as_str),
+                event.detail.to_string(),
+            ])
+        })
+        .map_err(backend)?;
     Ok(())
 }
 
@@ -822,23 +930,20 @@ fn evict_oldest(conn: &Connection, table: &str, count: i64, max: usize) -> Resul
     Ok(i64::try_from(deleted).unwrap_or(i64::MAX))
 }
 
-/// Evicts down to the limits, starting from the counters `now` holds.
+/// Evicts down to the limits, keeping `now` (the counters) up to date.
 fn evict(
     conn: &Connection,
     limits: &StoreLimits,
     live: &SessionTable,
     grows: bool,
-    mut now: Counters,
+    now: &mut Counters,
 ) -> Result<(), StoreError> {
     if !now.over(limits) {
         return Ok(());
     }
     while Counters::count(now.records) > limits.max_records {
         match evictable(conn, live)? {
-            Some(detachment_id) => {
-                let change = evict_lineage(conn, &detachment_id)?;
-                now = move_counters(conn, &change)?;
-            }
+            Some(detachment_id) => now.add(&evict_lineage(conn, &detachment_id)?),
             None if grows => {
                 return Err(StoreError::Full {
                     records: limits.max_records,
@@ -847,53 +952,41 @@ fn evict(
             None => break,
         }
     }
-    let change = Counters {
-        tombstones: -evict_oldest(conn, "tombstones", now.tombstones, limits.max_tombstones)?,
-        binds: -evict_oldest(conn, "binds", now.binds, limits.max_binds)?,
-        traces: -evict_oldest(conn, "traces", now.traces, limits.max_traces)?,
-        ..Counters::default()
-    };
-    if change != Counters::default() {
-        move_counters(conn, &change)?;
-    }
+    now.tombstones -= evict_oldest(conn, "tombstones", now.tombstones, limits.max_tombstones)?;
+    now.binds -= evict_oldest(conn, "binds", now.binds, limits.max_binds)?;
+    now.traces -= evict_oldest(conn, "traces", now.traces, limits.max_traces)?;
     Ok(())
 }
 
-/// Applies `commit` (its changes, its traces, the counters, then eviction) inside the open
-/// transaction.
+/// Applies `commit` (its changes, its traces, eviction, then the counters) inside the open
+/// write transaction whose counters row `now` holds; `now` follows.
 fn apply_all(
     conn: &Connection,
     commit: &Commit,
     limits: &StoreLimits,
     live: &SessionTable,
+    now: &mut Counters,
 ) -> Result<(), StoreError> {
-    let mut change = Counters::default();
     for each in &commit.changes {
         apply(conn, each)?;
         match each {
-            Change::InsertAttachment(_) | Change::InsertRecovery(_) => change.records += 1,
-            Change::CacheBind { .. } => change.binds += 1,
+            Change::InsertAttachment(_) | Change::InsertRecovery(_) => now.records += 1,
+            Change::CacheBind { .. } => now.binds += 1,
             _ => {}
         }
     }
-    let traces = i64::try_from(commit.traces.len()).unwrap_or(i64::MAX);
-    change.traces = traces;
-    change.next_trace = traces;
-    let now = move_counters(conn, &change)?;
-    let first = now.next_trace - traces;
-    for (seq, event) in (first..).zip(&commit.traces) {
-        insert_trace(conn, seq, event)?;
+    for event in &commit.traces {
+        insert_trace(conn, now.next_trace, event)?;
+        now.next_trace += 1;
+        now.traces += 1;
     }
-    evict(conn, limits, live, commit.grows(), now)
+    evict(conn, limits, live, commit.grows(), now)?;
+    store_counters(conn, now)
 }
 
 impl Store for SqliteStore {
     fn attachment(&self, attachment_id: &str) -> Result<Option<AttachmentRec>, StoreError> {
-        self.query_one(
-            &format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE attachment_id = ?1"),
-            [attachment_id],
-            attachment_row,
-        )
+        self.query_one(ATTACHMENT_BY_ID, [attachment_id], attachment_row)
     }
 
     fn live_attachment(
@@ -902,10 +995,7 @@ impl Store for SqliteStore {
         client: &str,
     ) -> Result<Option<AttachmentRec>, StoreError> {
         self.query_one(
-            &format!(
-                "SELECT {ATTACHMENT_COLUMNS} FROM attachments \
-                 WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'"
-            ),
+            LIVE_ATTACHMENT,
             params![node.as_str(), client],
             attachment_row,
         )
@@ -931,46 +1021,23 @@ impl Store for SqliteStore {
     }
 
     fn detachment(&self, detachment_id: &str) -> Result<Option<DetachmentRec>, StoreError> {
-        self.query_one(
-            &format!("SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE detachment_id = ?1"),
-            [detachment_id],
-            detachment_row,
-        )
+        self.query_one(DETACHMENT_BY_ID, [detachment_id], detachment_row)
     }
 
     fn detachment_of(&self, attachment_id: &str) -> Result<Option<DetachmentRec>, StoreError> {
-        self.query_one(
-            &format!("SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE attachment_id = ?1"),
-            [attachment_id],
-            detachment_row,
-        )
+        self.query_one(DETACHMENT_OF, [attachment_id], detachment_row)
     }
 
     fn latest_detachment(&self, client: &str) -> Result<Option<DetachmentRec>, StoreError> {
-        self.query_one(
-            &format!(
-                "SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE client_id = ?1 \
-                 ORDER BY seq DESC LIMIT 1"
-            ),
-            [client],
-            detachment_row,
-        )
+        self.query_one(LATEST_DETACHMENT, [client], detachment_row)
     }
 
     fn tombstone(&self, client: &str) -> Result<Option<DetachReason>, StoreError> {
-        self.query_one(
-            "SELECT reason FROM tombstones WHERE client_id = ?1",
-            [client],
-            |row| text_of(row, 0),
-        )
+        self.query_one(TOMBSTONE, [client], |row| text_of(row, 0))
     }
 
     fn recovery(&self, recovery_id: &str) -> Result<Option<RecoveryRec>, StoreError> {
-        self.query_one(
-            &format!("SELECT {RECOVERY_COLUMNS} FROM recoveries WHERE recovery_id = ?1"),
-            [recovery_id],
-            recovery_row,
-        )
+        self.query_one(RECOVERY_BY_ID, [recovery_id], recovery_row)
     }
 
     fn recoveries_from(&self, detachment_id: &str) -> Result<Vec<RecoveryRec>, StoreError> {
@@ -978,14 +1045,7 @@ impl Store for SqliteStore {
     }
 
     fn open_grant(&self, client: &str) -> Result<Option<RecoveryRec>, StoreError> {
-        self.query_one(
-            &format!(
-                "SELECT {RECOVERY_COLUMNS} FROM recoveries \
-                 WHERE client_id = ?1 AND grant_state = 'open'"
-            ),
-            [client],
-            recovery_row,
-        )
+        self.query_one(OPEN_GRANT, [client], recovery_row)
     }
 
     fn grants_due(&self, not_after: OffsetDateTime) -> Result<Vec<RecoveryRec>, StoreError> {
@@ -1000,11 +1060,29 @@ impl Store for SqliteStore {
         session: &str,
         bind_id: &str,
     ) -> Result<Option<Sha256Digest>, StoreError> {
-        self.query_one(
-            "SELECT digest FROM binds WHERE session_id = ?1 AND bind_id = ?2",
-            [session, bind_id],
-            |row| text_of(row, 0),
-        )
+        self.query_one(BIND_DIGEST, [session, bind_id], |row| text_of(row, 0))
+    }
+
+    fn client_standing(&self, node: &NodeId, client: &str) -> Result<ClientStanding, StoreError> {
+        type Found = (Option<i64>, Option<i64>, Option<String>, Option<i64>);
+        let found: Found = self
+            .conn
+            .prepare_cached(CLIENT_STANDING)
+            .and_then(|mut statement| {
+                statement.query_row(params![node.as_str(), client], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+            })
+            .map_err(backend)?;
+        let (live, latest, tombstone, grant) = found;
+        Ok(ClientStanding {
+            live: self.by_seq(ATTACHMENT_BY_SEQ, live, attachment_row)?,
+            latest_detachment: self.by_seq(DETACHMENT_BY_SEQ, latest, detachment_row)?,
+            tombstone: tombstone
+                .map(|reason| parse_column("tombstone reason", &reason))
+                .transpose()?,
+            open_grant: self.by_seq(RECOVERY_BY_SEQ, grant, recovery_row)?,
+        })
     }
 
     fn client_history(&self, client: &str) -> Result<ClientHistory, StoreError> {
@@ -1055,13 +1133,20 @@ impl Store for SqliteStore {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            apply_all(&tx, &commit, &self.limits, live)?;
+            let mut now = counters(&tx)?;
+            apply_all(&tx, &commit, &self.limits, live, &mut now)?;
             return tx.commit().map_err(backend);
         }
-        match apply_all(&self.conn, &commit, &self.limits, live) {
+        let mut now = self
+            .group
+            .as_ref()
+            .map(|group| group.counters)
+            .unwrap_or_default();
+        match apply_all(&self.conn, &commit, &self.limits, live, &mut now) {
             Ok(()) => {
-                if let Some(done) = &mut self.group {
-                    done.push(commit);
+                if let Some(group) = &mut self.group {
+                    group.counters = now;
+                    group.done.push(commit);
                 }
                 Ok(())
             }
@@ -1078,8 +1163,19 @@ impl Store for SqliteStore {
             return Err(StoreError::Backend("a group commit is already open".into()));
         }
         run(&self.conn, "BEGIN IMMEDIATE")?;
-        self.group = Some(Vec::new());
-        Ok(())
+        match counters(&self.conn) {
+            Ok(counters) => {
+                self.group = Some(Group {
+                    done: Vec::new(),
+                    counters,
+                });
+                Ok(())
+            }
+            Err(err) => {
+                let _ = run(&self.conn, "ROLLBACK");
+                Err(err)
+            }
+        }
     }
 
     fn finish_group(&mut self) -> Result<(), StoreError> {
@@ -1102,6 +1198,64 @@ impl Store for SqliteStore {
         if self.group.take().is_some() {
             // A failed rollback leaves nothing to undo: SQLite rolls back on its own then.
             let _ = run(&self.conn, "ROLLBACK");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every statement an admission runs, and what each must find its rows by.
+    const ADMISSION_PATH: [&str; 20] = [
+        ATTACHMENT_BY_ID,
+        ATTACHMENT_BY_SEQ,
+        LIVE_ATTACHMENT,
+        DETACHMENT_BY_ID,
+        DETACHMENT_BY_SEQ,
+        DETACHMENT_OF,
+        LATEST_DETACHMENT,
+        TOMBSTONE,
+        RECOVERY_BY_ID,
+        RECOVERY_BY_SEQ,
+        OPEN_GRANT,
+        BIND_DIGEST,
+        CLIENT_STANDING,
+        COUNTERS,
+        STORE_COUNTERS,
+        SET_ATTACHMENT_STATE,
+        SET_GRANT,
+        INSERT_ATTACHMENT,
+        INSERT_BIND,
+        INSERT_TRACE,
+    ];
+
+    #[test]
+    fn no_statement_on_the_admission_path_scans_a_table() {
+        let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        let store = SqliteStore::open_in_memory(&node, StoreLimits::default()).unwrap();
+        for sql in ADMISSION_PATH {
+            let mut statement = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            // Unbound parameters are NULL, which is all a plan needs.
+            let mut rows = statement.raw_query();
+            let mut plan = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                plan.push(row.get::<_, String>(3).unwrap());
+            }
+            assert!(
+                plan.iter()
+                    .all(|step| !step.starts_with("SCAN") || step == "SCAN CONSTANT ROW"),
+                "{sql}\n{plan:#?}"
+            );
+            if !sql.starts_with("INSERT") {
+                assert!(
+                    plan.iter().any(|step| step.starts_with("SEARCH")),
+                    "{sql}\n{plan:#?}"
+                );
+            }
         }
     }
 }
