@@ -8,7 +8,7 @@ use orbi_types::{
     Artifact, ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, DidKey,
     DidKeyError, NodeId, ParticipantBind, Sha256Digest, Sha256Hasher, SigningInput, Timestamp,
     canonical::to_canonical_bytes,
-    pod::{BIND_PROOF_FIELDS, bind_signing_input},
+    pod::{BIND_PROOF_FIELDS, PARTICIPANT_BIND_TAG},
     signing::{self, SignatureError},
 };
 use serde_json::Value;
@@ -295,24 +295,46 @@ pub(crate) fn addressing(typed: &Typed, node: &NodeId) -> Result<(), Rejection> 
 /// The bind's §6.2 signing input (for V7) and its identity (for I3 and the records), from one
 /// canonicalization of the bind as received.
 ///
+/// The signing input is [`bind_signing_input`]'s: `participant-bind.v1 ‖ 0x00 ‖ JCS(bind minus
+/// the two proof members)`. It is computed by taking the proof members out of the received
+/// object (not by copying the rest of it) and putting them back in place afterwards, so `bind`
+/// is unchanged when this returns.
+///
 /// The identity is SHA-256 over the signing input's length (8 bytes, big-endian), the signing
-/// input (tag, `0x00`, JCS of every member but the two proofs) and the JCS of an object holding
-/// just the proof members that are present. That encoding is injective, so two binds get the
-/// same identity exactly when their JCS forms, proofs included, are byte-equal: the I3 rule
-/// ("same `bind/id`, different digest → conflict") is unchanged, unknown members and proof
-/// members included, without a second canonicalization of the whole bind.
-pub(crate) fn bind_identity(bind: &Value) -> Result<(SigningInput, Sha256Digest), Rejection> {
+/// input and the JCS of an object holding just the proof members that are present. That
+/// encoding is injective, so two binds get the same identity exactly when their JCS forms,
+/// proofs included, are byte-equal: the I3 rule ("same `bind/id`, different digest →
+/// conflict") is unchanged, unknown members and proof members included, without a second
+/// canonicalization of the whole bind.
+pub(crate) fn bind_identity(bind: &mut Value) -> Result<(SigningInput, Sha256Digest), Rejection> {
     let members = bind
-        .as_object()
+        .as_object_mut()
         .ok_or_else(|| invalid(Check::V1, "participant-bind must be a json object"))?;
-    let input = bind_signing_input(bind)
-        .ok_or_else(|| invalid(Check::V1, "participant-bind cannot be canonicalized"))?;
-    let proofs: serde_json::Map<String, Value> = BIND_PROOF_FIELDS
-        .iter()
-        .filter_map(|field| Some(((*field).to_owned(), members.get(*field)?.clone())))
-        .collect();
-    let proofs = to_canonical_bytes(&Value::Object(proofs))
-        .map_err(|err| invalid(Check::V1, err.to_string()))?;
+    let mut positions = Vec::with_capacity(BIND_PROOF_FIELDS.len());
+    let mut proofs = serde_json::Map::new();
+    for field in BIND_PROOF_FIELDS {
+        if let Some(position) = members.keys().position(|key| key == field)
+            && let Some((name, value)) = members.shift_remove_entry(field)
+        {
+            positions.push(position);
+            proofs.insert(name, value);
+        }
+    }
+    let input = SigningInput::tagged(PARTICIPANT_BIND_TAG, bind);
+    let proofs = Value::Object(proofs);
+    let canonical_proofs = to_canonical_bytes(&proofs);
+    // Back in place, last taken first, so that every position is as it was.
+    if let (Some(members), Value::Object(proofs)) = (bind.as_object_mut(), proofs) {
+        for (position, (name, value)) in positions.into_iter().zip(proofs).rev() {
+            members.shift_insert(position, name, value);
+        }
+    }
+    let canonical =
+        |err: orbi_types::canonical::CanonicalError| invalid(Check::V1, err.to_string());
+    let (input, proofs) = (
+        input.map_err(canonical)?,
+        canonical_proofs.map_err(canonical)?,
+    );
     let mut hasher = Sha256Hasher::new();
     hasher.update(&(input.as_bytes().len() as u64).to_be_bytes());
     hasher.update(input.as_bytes());
@@ -385,6 +407,7 @@ pub(crate) fn in_order(
 
 #[cfg(test)]
 mod tests {
+    use orbi_types::pod::bind_signing_input;
     use proptest::prelude::*;
 
     use super::*;
@@ -462,9 +485,14 @@ mod tests {
         /// The I3 identity tells two binds apart exactly when their JCS forms differ.
         #[test]
         fn bind_identity_is_equal_exactly_when_jcs_is((a, b) in bind_pair()) {
-            let (_, id_a) = bind_identity(&a).unwrap();
-            let (_, id_b) = bind_identity(&b).unwrap();
+            let (mut a_in, mut b_in) = (a.clone(), b.clone());
+            let (input_a, id_a) = bind_identity(&mut a_in).unwrap();
+            let (_, id_b) = bind_identity(&mut b_in).unwrap();
             prop_assert_eq!(id_a == id_b, jcs_digest(&a) == jcs_digest(&b));
+            // The signing input is the shared definition's, and the bind is left as it was,
+            // member order included.
+            prop_assert_eq!(Some(input_a), bind_signing_input(&a));
+            prop_assert_eq!(serde_json::to_string(&a_in).unwrap(), serde_json::to_string(&a).unwrap());
             // Member order never matters.
             let reversed: serde_json::Map<String, Value> = a
                 .as_object()
@@ -473,7 +501,7 @@ mod tests {
                 .rev()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            prop_assert_eq!(bind_identity(&Value::Object(reversed)).unwrap().1, id_a);
+            prop_assert_eq!(bind_identity(&mut Value::Object(reversed)).unwrap().1, id_a);
         }
     }
 

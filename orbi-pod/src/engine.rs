@@ -232,10 +232,10 @@ impl Checked<'_> {
 }
 
 /// The bind inside an artifact of `kind` (the artifact itself for a bare bind), as received.
-fn bind_member(kind: ArtifactKind, value: &Value) -> &Value {
+fn bind_member(kind: ArtifactKind, value: &mut Value) -> Option<&mut Value> {
     match kind {
-        ArtifactKind::ParticipantBind => value,
-        _ => value.get("participant-bind").unwrap_or(&Value::Null),
+        ArtifactKind::ParticipantBind => Some(value),
+        _ => value.get_mut("participant-bind"),
     }
 }
 
@@ -397,7 +397,7 @@ impl<S: Store> PodEngine<S> {
             )
             .into());
         }
-        let value =
+        let mut value =
             json::from_slice_strict(bytes).map_err(|err| invalid(Check::V1, err.to_string()))?;
         let kind = checks::detect(&value)?;
         out.kind = Some(kind);
@@ -410,7 +410,9 @@ impl<S: Store> PodEngine<S> {
         let typed = Typed::parse(kind, &value)?;
         checks::opaque_ids(&typed)?;
         // One canonicalization of the bind serves both V7 and I3.
-        let (signing_input, bind_digest) = checks::bind_identity(bind_member(kind, &value))?;
+        let bind = bind_member(kind, &mut value)
+            .ok_or_else(|| invalid(Check::V1, "participant-bind is missing"))?;
+        let (signing_input, bind_digest) = checks::bind_identity(bind)?;
         let checked = Checked {
             kind,
             value,

@@ -544,6 +544,35 @@ fn counts_stay_exact_through_evictions_and_a_capacity_refusal_inside_a_group() {
 }
 
 #[test]
+fn traces_keep_their_node_and_peer() {
+    each_store!(StoreLimits::default(), |name, store| {
+        let other = orbi_types::KeyPair::from_seed(&[9; 32]).node_id();
+        let mut from_other = trace();
+        from_other.node = other.clone();
+        from_other.peer = Some(k1().node_id());
+        let mut with_peer = trace();
+        with_peer.peer = Some(other);
+        let events = vec![trace(), from_other, with_peer];
+        store
+            .commit(
+                Commit {
+                    changes: vec![],
+                    traces: events.clone(),
+                },
+                &SessionTable::default(),
+            )
+            .unwrap();
+        let stored: Vec<TraceEvent> = store
+            .recent_traces(10)
+            .unwrap()
+            .into_iter()
+            .map(|trace| trace.event)
+            .collect();
+        assert_eq!(stored, events, "{name}");
+    });
+}
+
+#[test]
 fn sqlite_trace_ids_are_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");

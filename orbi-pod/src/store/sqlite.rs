@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS attachments (
     bind_id TEXT NOT NULL,
     bind_session TEXT NOT NULL,
     bound_at TEXT NOT NULL,
-    bind_digest TEXT NOT NULL,
+    bind_digest BLOB NOT NULL,
     attached_at TEXT NOT NULL,
     admitted_at INTEGER NOT NULL,
     state TEXT NOT NULL
@@ -107,7 +107,7 @@ CREATE TABLE IF NOT EXISTS binds (
     seq INTEGER PRIMARY KEY,
     session_id TEXT NOT NULL,
     bind_id TEXT NOT NULL,
-    digest TEXT NOT NULL,
+    digest BLOB NOT NULL,
     UNIQUE (session_id, bind_id)
 );
 
@@ -121,7 +121,8 @@ CREATE TABLE IF NOT EXISTS traces (
     seq INTEGER PRIMARY KEY,
     event_type TEXT NOT NULL,
     ts INTEGER NOT NULL,
-    node_self TEXT NOT NULL,
+    -- NULL when it is this database's node (every trace the engine writes).
+    node_self TEXT,
     peer TEXT,
     detail TEXT NOT NULL
 );
@@ -263,6 +264,9 @@ pub struct SqliteStore {
     conn: Connection,
     path: String,
     limits: StoreLimits,
+    /// The node this database belongs to, once known: traces of this node are stored without
+    /// repeating its id.
+    node: Option<NodeId>,
     /// The group commit in progress (an open `BEGIN IMMEDIATE`), if one is.
     group: Option<Group>,
 }
@@ -296,14 +300,16 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let store = Self::connect(path, flags, limits, durability)?;
-        match store.node_id()? {
-            Some(stored) if stored != *node => Err(StoreError::WrongNode {
-                path: store.path.clone(),
-                stored: stored.to_string(),
-                given: node.to_string(),
-            }),
-            Some(_) => Ok(store),
+        let mut store = Self::connect(path, flags, limits, durability)?;
+        match store.node.take() {
+            Some(stored) if stored != *node => {
+                return Err(StoreError::WrongNode {
+                    path: store.path.clone(),
+                    stored: stored.to_string(),
+                    given: node.to_string(),
+                });
+            }
+            Some(_) => {}
             None => {
                 store
                     .conn
@@ -312,9 +318,10 @@ impl SqliteStore {
                         [node.as_str()],
                     )
                     .map_err(backend)?;
-                Ok(store)
             }
         }
+        store.node = Some(node.clone());
+        Ok(store)
     }
 
     /// Opens an existing read model without knowing its node (for status reports).
@@ -381,12 +388,15 @@ impl SqliteStore {
                 .map_err(open_error)?;
             }
         }
-        Ok(SqliteStore {
+        let mut store = SqliteStore {
             conn,
             path: shown,
             limits,
+            node: None,
             group: None,
-        })
+        };
+        store.node = store.node_id()?;
+        Ok(store)
     }
 
     /// The node this database belongs to, once one has used it.
@@ -481,7 +491,8 @@ impl SqliteStore {
             .and_then(|()| counters(&self.conn))
             .and_then(|mut counters| {
                 for commit in &done {
-                    apply_all(&self.conn, commit, &self.limits, live, &mut counters)?;
+                    let store = (&self.limits, self.node.as_ref());
+                    apply_all(&self.conn, commit, store, live, &mut counters)?;
                 }
                 Ok(counters)
             });
@@ -630,6 +641,17 @@ where
     .transpose()
 }
 
+/// Digests are stored as their 32 bytes.
+fn digest_bytes(digest: &Sha256Digest) -> Result<[u8; 32], StoreError> {
+    digest
+        .bytes()
+        .map_err(|err| StoreError::Constraint(format!("digest {digest} is not storable: {err}")))
+}
+
+fn digest_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Sha256Digest> {
+    row.get(index).map(Sha256Digest::from_bytes)
+}
+
 fn timestamp_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
     parsed(row, index, Timestamp::parse)
 }
@@ -659,7 +681,7 @@ fn attachment_row(row: &Row<'_>) -> rusqlite::Result<AttachmentRec> {
         bind_id: row.get(9)?,
         bind_session: row.get(10)?,
         bound_at: timestamp_of(row, 11)?,
-        bind_digest: text_of(row, 12)?,
+        bind_digest: digest_of(row, 12)?,
         attached_at: timestamp_of(row, 13)?,
         admitted_at: instant_of(row, 14)?,
         state: text_of(row, 15)?,
@@ -716,6 +738,7 @@ fn trace_row(row: &Row<'_>) -> rusqlite::Result<Trace> {
 fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
     let changed = match change {
         Change::InsertAttachment(rec) => {
+            let bind_digest = digest_bytes(&rec.bind_digest)?;
             conn.prepare_cached(INSERT_ATTACHMENT)
                 .and_then(|mut statement| {
                     statement.execute(params![
@@ -731,7 +754,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
                         rec.bind_id,
                         rec.bind_session,
                         rec.bound_at.as_str(),
-                        rec.bind_digest.as_str(),
+                        bind_digest,
                         rec.attached_at.as_str(),
                         nanos(rec.admitted_at),
                         rec.state.as_str(),
@@ -795,9 +818,11 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
             session_id,
             bind_id,
             digest,
-        } => conn.prepare_cached(INSERT_BIND).and_then(|mut statement| {
-            statement.execute(params![session_id, bind_id, digest.as_str()])
-        }),
+        } => {
+            let digest = digest_bytes(digest)?;
+            conn.prepare_cached(INSERT_BIND)
+                .and_then(|mut statement| statement.execute(params![session_id, bind_id, digest]))
+        }
     }
     .map_err(backend)?;
     if changed == 0 {
@@ -817,14 +842,21 @@ fn change_target(change: &Change) -> String {
     }
 }
 
-fn insert_trace(conn: &Connection, seq: i64, event: &TraceEvent) -> Result<(), StoreError> {
+/// Stores `event` as trace `seq`; `node_self` is left NULL when it is `this_node`.
+fn insert_trace(
+    conn: &Connection,
+    seq: i64,
+    event: &TraceEvent,
+    this_node: Option<&NodeId>,
+) -> Result<(), StoreError> {
+    let node_self = (this_node != Some(&event.node)).then(|| event.node.as_str());
     conn.prepare_cached(INSERT_TRACE)
         .and_then(|mut statement| {
             statement.execute(params![
                 seq,
                 event.kind.as_str(),
                 nanos(event.ts),
-                event.node.as_str(),
+                node_self,
                 event.peer.as_ref().map(NodeId::as_str),
                 event.detail.to_string(),
             ])
@@ -963,10 +995,11 @@ fn evict(
 fn apply_all(
     conn: &Connection,
     commit: &Commit,
-    limits: &StoreLimits,
+    store: (&StoreLimits, Option<&NodeId>),
     live: &SessionTable,
     now: &mut Counters,
 ) -> Result<(), StoreError> {
+    let (limits, this_node) = store;
     for each in &commit.changes {
         apply(conn, each)?;
         match each {
@@ -976,7 +1009,7 @@ fn apply_all(
         }
     }
     for event in &commit.traces {
-        insert_trace(conn, now.next_trace, event)?;
+        insert_trace(conn, now.next_trace, event, this_node)?;
         now.next_trace += 1;
         now.traces += 1;
     }
@@ -1060,7 +1093,7 @@ impl Store for SqliteStore {
         session: &str,
         bind_id: &str,
     ) -> Result<Option<Sha256Digest>, StoreError> {
-        self.query_one(BIND_DIGEST, [session, bind_id], |row| text_of(row, 0))
+        self.query_one(BIND_DIGEST, [session, bind_id], |row| digest_of(row, 0))
     }
 
     fn client_standing(&self, node: &NodeId, client: &str) -> Result<ClientStanding, StoreError> {
@@ -1117,8 +1150,9 @@ impl Store for SqliteStore {
 
     fn recent_traces(&self, limit: usize) -> Result<Vec<Trace>, StoreError> {
         let mut traces = self.query(
-            "SELECT seq, event_type, ts, node_self, peer, detail FROM traces \
-             ORDER BY seq DESC LIMIT ?1",
+            "SELECT seq, event_type, ts, \
+             COALESCE(node_self, (SELECT value FROM meta WHERE key = 'node/id')), peer, detail \
+             FROM traces ORDER BY seq DESC LIMIT ?1",
             [i64::try_from(limit).unwrap_or(i64::MAX)],
             trace_row,
         )?;
@@ -1134,7 +1168,13 @@ impl Store for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
             let mut now = counters(&tx)?;
-            apply_all(&tx, &commit, &self.limits, live, &mut now)?;
+            apply_all(
+                &tx,
+                &commit,
+                (&self.limits, self.node.as_ref()),
+                live,
+                &mut now,
+            )?;
             return tx.commit().map_err(backend);
         }
         let mut now = self
@@ -1142,7 +1182,8 @@ impl Store for SqliteStore {
             .as_ref()
             .map(|group| group.counters)
             .unwrap_or_default();
-        match apply_all(&self.conn, &commit, &self.limits, live, &mut now) {
+        let store = (&self.limits, self.node.as_ref());
+        match apply_all(&self.conn, &commit, store, live, &mut now) {
             Ok(()) => {
                 if let Some(group) = &mut self.group {
                     group.counters = now;
