@@ -25,8 +25,8 @@ use crate::{
         modes_after, needs_recovery,
     },
     store::{
-        AttachmentRec, Change, Commit, DetachmentOrigin, DetachmentRec, RecoveryRec, Store,
-        StoreError, TraceEvent,
+        AttachmentRec, Change, Commit, DetachmentOrigin, DetachmentRec, Found, Probe, RecoveryRec,
+        Store, StoreError, TraceEvent,
     },
 };
 
@@ -201,14 +201,6 @@ impl<S> std::fmt::Debug for PodEngine<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PodEngine({})", self.node_id)
     }
-}
-
-/// What a checked artifact needs from the read model, looked up once.
-struct Related {
-    /// A detachment's attachment.
-    attachment: Option<AttachmentRec>,
-    /// A recovery's detachment.
-    detachment: Option<DetachmentRec>,
 }
 
 /// An artifact that passed V0–V2, with everything later checks need.
@@ -427,20 +419,23 @@ impl<S: Store> PodEngine<S> {
         let participant_key = checks::strict_keys(&checked.typed, &mut self.keys)?;
         checks::key_binding(checked.bind())?;
         checks::addressing(&checked.typed, &self.node_id)?;
-        let related = self.related(&checked.typed)?;
+        // Everything the later checks read from the store, in one probe.
+        let found = self.store.probe(&self.probe(&checked.typed))?;
         // V6
-        self.session_check(&checked, &related)?;
+        self.session_check(&checked, &found)?;
         // V7
         checks::signature(&checked.signing_input, checked.bind(), &participant_key)?;
         // V8
-        self.time_checks(&checked, &related)?;
+        self.time_checks(&checked, &found)?;
         match &checked.typed {
-            Typed::Bind(_) => self.admit_bind(&checked, out),
-            Typed::Attachment(attachment) => self.admit_attachment(&checked, attachment, out),
-            Typed::Detachment(detachment) => {
-                self.admit_detachment(&checked, detachment, related, out)
+            Typed::Bind(_) => self.admit_bind(&checked, found, out),
+            Typed::Attachment(attachment) => {
+                self.admit_attachment(&checked, attachment, found, out)
             }
-            Typed::Recovery(recovery) => self.admit_recovery(&checked, recovery, related, out),
+            Typed::Detachment(detachment) => {
+                self.admit_detachment(&checked, detachment, found, out)
+            }
+            Typed::Recovery(recovery) => self.admit_recovery(&checked, recovery, found, out),
         }
     }
 
@@ -475,21 +470,36 @@ impl<S: Store> PodEngine<S> {
         ))
     }
 
-    fn related(&self, typed: &Typed) -> Result<Related, StoreError> {
-        Ok(Related {
-            attachment: match typed {
-                Typed::Detachment(d) => self.store.attachment(&d.attachment_id)?,
-                _ => None,
-            },
-            detachment: match typed {
-                Typed::Recovery(r) => self.store.detachment(&r.from_detachment_id)?,
-                _ => None,
-            },
-        })
+    /// What an artifact's checks read from the store: its own id (I1, I2), the records it
+    /// cites (D1, R1), its bind's cache entry (I3) and, for attachments and recoveries, where
+    /// its client stands (the state guards).
+    fn probe<'a>(&'a self, typed: &'a Typed) -> Probe<'a> {
+        let bind = typed.bind();
+        let mut probe = Probe {
+            bind: Some((&bind.session_id, &bind.bind_id)),
+            ..Probe::default()
+        };
+        match typed {
+            Typed::Bind(_) => {}
+            Typed::Attachment(a) => {
+                probe.attachment_id = Some(&a.attachment_id);
+                probe.client = Some((&self.node_id, &a.client_instance_id));
+            }
+            Typed::Detachment(d) => {
+                probe.attachment_id = Some(&d.attachment_id);
+                probe.detachment_id = Some(&d.detachment_id);
+            }
+            Typed::Recovery(r) => {
+                probe.detachment_id = Some(&r.from_detachment_id);
+                probe.recovery_id = Some(&r.recovery_id);
+                probe.client = Some((&self.node_id, &r.client_instance_id));
+            }
+        }
+        probe
     }
 
     /// V6a (attachment, recovery, bind) and V6b (detachment).
-    fn session_check(&self, checked: &Checked<'_>, related: &Related) -> Result<(), Rejection> {
+    fn session_check(&self, checked: &Checked<'_>, found: &Found) -> Result<(), Rejection> {
         let check = match checked.kind {
             ArtifactKind::Detachment => Check::V6b,
             _ => Check::V6a,
@@ -518,7 +528,7 @@ impl<S: Store> PodEngine<S> {
         if self.sessions.is_live(bind_session) {
             return Ok(());
         }
-        let Some(attachment) = &related.attachment else {
+        let Some(attachment) = &found.attachment else {
             return Ok(());
         };
         let reason = detachment.detach_reason;
@@ -540,7 +550,7 @@ impl<S: Store> PodEngine<S> {
     }
 
     /// V8: skew and order.
-    fn time_checks(&self, checked: &Checked<'_>, related: &Related) -> Result<(), Rejection> {
+    fn time_checks(&self, checked: &Checked<'_>, found: &Found) -> Result<(), Rejection> {
         let skew = self.policy.timings.clock_skew;
         checks::not_ahead(&checked.typed, checked.now, skew)?;
         let bound = ("participant-bind bound-at", &checked.bind().bound_at);
@@ -549,13 +559,13 @@ impl<S: Store> PodEngine<S> {
         }
         match &checked.typed {
             Typed::Detachment(d) => {
-                if let Some(attachment) = &related.attachment {
+                if let Some(attachment) = &found.attachment {
                     let attached = ("the attachment's attached-at", &attachment.attached_at);
                     checks::in_order(attached, ("detached-at", &d.detached_at))?;
                 }
             }
             Typed::Recovery(r) => {
-                if let Some(detachment) = &related.detachment {
+                if let Some(detachment) = &found.detachment {
                     let detached = ("the cited detached-at", &detachment.detached_at);
                     checks::in_order(detached, ("recovered-at", &r.recovered_at))?;
                 }
@@ -600,10 +610,15 @@ impl<S: Store> PodEngine<S> {
         Ok(canonical(&earlier)? == canonical(&checked.value)?)
     }
 
-    /// I3: the bind against its session's cache. `Ok(Some(change))` when the bind is new.
-    fn bind_cache(&self, checked: &Checked<'_>) -> Result<Option<(Change, TraceEvent)>, Fail> {
+    /// I3: the bind against its session's cache entry `cached`. `Ok(Some(change))` when the
+    /// bind is new.
+    fn bind_cache(
+        &self,
+        checked: &Checked<'_>,
+        cached: Option<Sha256Digest>,
+    ) -> Result<Option<(Change, TraceEvent)>, Fail> {
         let bind = checked.bind();
-        match self.store.bind_digest(&bind.session_id, &bind.bind_id)? {
+        match cached {
             Some(cached) if cached != checked.bind_digest => Err(Rejection::new(
                 RejectionCode::BindConflict,
                 Check::I3,
@@ -669,9 +684,14 @@ impl<S: Store> PodEngine<S> {
         }
     }
 
-    fn admit_bind(&mut self, checked: &Checked<'_>, out: &mut Draft) -> Result<Verdict, Fail> {
+    fn admit_bind(
+        &mut self,
+        checked: &Checked<'_>,
+        found: Found,
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
         out.state = Some(LifecycleState::Bound);
-        match self.bind_cache(checked)? {
+        match self.bind_cache(checked, found.bind_digest)? {
             None => Ok(Verdict::Replayed),
             Some((change, trace)) => {
                 self.commit(Commit {
@@ -687,6 +707,7 @@ impl<S: Store> PodEngine<S> {
         &mut self,
         checked: &Checked<'_>,
         a: &ClientInstanceAttachment,
+        found: Found,
         out: &mut Draft,
     ) -> Result<Verdict, Fail> {
         let bind = checked.bind();
@@ -739,7 +760,7 @@ impl<S: Store> PodEngine<S> {
             out.warnings.push(PolicyWarning::MigrationNotOffered);
         }
         // I2
-        if let Some(existing) = self.store.attachment(&a.attachment_id)? {
+        if let Some(existing) = found.attachment {
             return self.replay(
                 Self::identical(&existing.artifact, checked)?,
                 "attachment/id",
@@ -750,7 +771,7 @@ impl<S: Store> PodEngine<S> {
             );
         }
         // I3
-        let new_bind = self.bind_cache(checked)?;
+        let new_bind = self.bind_cache(checked, found.bind_digest)?;
         // State guards.
         let Some(initial) = AttachmentState::initial(a.session_state) else {
             return Err(state_error(format!(
@@ -761,7 +782,7 @@ impl<S: Store> PodEngine<S> {
         };
         let mut commit = Commit::default();
         let client = &a.client_instance_id;
-        let standing = self.store.client_standing(&self.node_id, client)?;
+        let standing = found.standing;
         let previous_reason = match standing.live {
             Some(old) => {
                 match old.state {
@@ -962,12 +983,12 @@ impl<S: Store> PodEngine<S> {
         &mut self,
         checked: &Checked<'_>,
         d: &ClientInstanceDetachment,
-        related: Related,
+        found: Found,
         out: &mut Draft,
     ) -> Result<Verdict, Fail> {
         let bind = checked.bind();
         // D1
-        let Some(attachment) = related.attachment else {
+        let Some(attachment) = found.attachment else {
             return Err(Rejection::new(
                 RejectionCode::UnknownAttachment,
                 Check::D1,
@@ -1005,7 +1026,7 @@ impl<S: Store> PodEngine<S> {
             .into());
         }
         // I1
-        if let Some(existing) = self.store.detachment(&d.detachment_id)? {
+        if let Some(existing) = found.detachment {
             return self.replay(
                 Self::identical(&existing.artifact, checked)?,
                 "detachment/id",
@@ -1016,7 +1037,7 @@ impl<S: Store> PodEngine<S> {
             );
         }
         // I3
-        let new_bind = self.bind_cache(checked)?;
+        let new_bind = self.bind_cache(checked, found.bind_digest)?;
         // State guards.
         if attachment.state == AttachmentState::Detached {
             let by = self
@@ -1102,12 +1123,12 @@ impl<S: Store> PodEngine<S> {
         &mut self,
         checked: &Checked<'_>,
         r: &ClientInstanceRecovery,
-        related: Related,
+        found: Found,
         out: &mut Draft,
     ) -> Result<Verdict, Fail> {
         let bind = checked.bind();
         // R1
-        let Some(detachment) = related.detachment else {
+        let Some(detachment) = found.detachment else {
             return Err(Rejection::new(
                 RejectionCode::UnknownDetachment,
                 Check::R1,
@@ -1170,7 +1191,7 @@ impl<S: Store> PodEngine<S> {
             .into());
         }
         // I2
-        if let Some(existing) = self.store.recovery(&r.recovery_id)? {
+        if let Some(existing) = found.recovery {
             let state = match existing.grant {
                 GrantState::Open => LifecycleState::RecoveryGranted,
                 GrantState::Consumed => existing
@@ -1194,10 +1215,10 @@ impl<S: Store> PodEngine<S> {
             );
         }
         // I3
-        let new_bind = self.bind_cache(checked)?;
+        let new_bind = self.bind_cache(checked, found.bind_digest)?;
         // State guards.
         let client = &r.client_instance_id;
-        let standing = self.store.client_standing(&self.node_id, client)?;
+        let standing = found.standing;
         if let Some(live) = standing.live {
             return Err(Rejection::new(
                 RejectionCode::AlreadyAttached,

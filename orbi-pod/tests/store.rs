@@ -9,8 +9,8 @@ use orbi_pod::{
     RejectionCode, Session, SessionTable, SqliteStore, Store, StoreError, StoreLimits, TraceKind,
     Verdict,
     store::{
-        AttachmentRec, Change, ClientStanding, Commit, DetachmentOrigin, DetachmentRec,
-        RecoveryRec, TraceEvent,
+        AttachmentRec, Change, ClientStanding, Commit, DetachmentOrigin, DetachmentRec, Found,
+        Probe, RecoveryRec, TraceEvent,
     },
 };
 use orbi_types::{Sha256Digest, pod::DetachReason};
@@ -609,7 +609,7 @@ fn sqlite_trace_ids_are_never_reused() {
 }
 
 #[test]
-fn client_standing_is_the_four_lookups_at_once() {
+fn probes_are_their_lookups_at_once() {
     each_store!(StoreLimits::default(), |name, store| {
         let live = SessionTable::default();
         let now = instant("2026-03-28T19:50:00Z");
@@ -704,6 +704,41 @@ fn client_standing_is_the_four_lookups_at_once() {
             store.client_standing(&elsewhere, "c").unwrap().live,
             None,
             "{name}: live on this node only"
+        );
+        // A probe is each of its lookups at once; unasked lookups stay empty.
+        for (attachment, detachment, recovery, bind) in [
+            ("a:1", "d:1", "r:1", ("sess:01JQPARTSESS001", "pb:1")),
+            ("a:9", "d:9", "r:9", ("sess:x", "pb:1")),
+        ] {
+            let probe = Probe {
+                attachment_id: Some(attachment),
+                detachment_id: Some(detachment),
+                recovery_id: Some(recovery),
+                bind: Some(bind),
+                client: Some((&node, "c")),
+            };
+            assert_eq!(
+                store.probe(&probe).unwrap(),
+                Found {
+                    attachment: store.attachment(attachment).unwrap(),
+                    detachment: store.detachment(detachment).unwrap(),
+                    recovery: store.recovery(recovery).unwrap(),
+                    bind_digest: store.bind_digest(bind.0, bind.1).unwrap(),
+                    standing: store.client_standing(&node, "c").unwrap(),
+                },
+                "{name}: {attachment}"
+            );
+        }
+        let only_attachment = Probe {
+            attachment_id: Some("a:1"),
+            ..Probe::default()
+        };
+        let found = store.probe(&only_attachment).unwrap();
+        assert!(found.attachment.is_some(), "{name}");
+        assert_eq!(
+            (found.detachment, found.recovery, found.standing),
+            (None, None, ClientStanding::default()),
+            "{name}"
         );
     });
 }

@@ -316,6 +316,36 @@ pub struct ClientStanding {
     pub open_grant: Option<RecoveryRec>,
 }
 
+/// The keys one admission looks up (see [`Store::probe`]); `None` skips that lookup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Probe<'a> {
+    /// An attachment by id (an attachment's own id, or the one a detachment cites).
+    pub attachment_id: Option<&'a str>,
+    /// A detachment by id (a detachment's own id, or the one a recovery cites).
+    pub detachment_id: Option<&'a str>,
+    /// A recovery by id.
+    pub recovery_id: Option<&'a str>,
+    /// A bind-cache entry by (`session/id`, `bind/id`).
+    pub bind: Option<(&'a str, &'a str)>,
+    /// Where a client stands, by (node, `client-instance/id`).
+    pub client: Option<(&'a NodeId, &'a str)>,
+}
+
+/// What a [`Probe`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The attachment, if asked for and on record.
+    pub attachment: Option<AttachmentRec>,
+    /// The detachment, if asked for and on record.
+    pub detachment: Option<DetachmentRec>,
+    /// The recovery, if asked for and on record.
+    pub recovery: Option<RecoveryRec>,
+    /// The cached bind digest, if asked for and cached.
+    pub bind_digest: Option<Sha256Digest>,
+    /// Where the client stands (empty if not asked for).
+    pub standing: ClientStanding,
+}
+
 /// Why the store failed. The engine never turns these into rejections except `Full`
 /// (`E_POD_CAPACITY`); `Constraint` makes it re-run the admission once (another writer won a
 /// race) before giving up.
@@ -406,6 +436,37 @@ pub trait Store {
             latest_detachment: self.latest_detachment(client)?,
             tombstone: self.tombstone(client)?,
             open_grant: self.open_grant(client)?,
+        })
+    }
+    /// Every lookup `probe` asks for at once (a store may answer them in one look; an
+    /// admission of new facts is then one miss).
+    fn probe(&self, probe: &Probe<'_>) -> Result<Found, StoreError> {
+        Ok(Found {
+            attachment: probe
+                .attachment_id
+                .map(|id| self.attachment(id))
+                .transpose()?
+                .flatten(),
+            detachment: probe
+                .detachment_id
+                .map(|id| self.detachment(id))
+                .transpose()?
+                .flatten(),
+            recovery: probe
+                .recovery_id
+                .map(|id| self.recovery(id))
+                .transpose()?
+                .flatten(),
+            bind_digest: probe
+                .bind
+                .map(|(session, bind_id)| self.bind_digest(session, bind_id))
+                .transpose()?
+                .flatten(),
+            standing: probe
+                .client
+                .map(|(node, client)| self.client_standing(node, client))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
     /// The cached digest of bind `bind_id` on `session`.

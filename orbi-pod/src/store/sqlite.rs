@@ -10,8 +10,8 @@ use rusqlite::{
 use time::OffsetDateTime;
 
 use super::{
-    AttachmentRec, Change, ClientHistory, ClientStanding, Commit, Counts, DetachmentRec,
-    RecoveryRec, Store, StoreError, StoreLimits, Trace, TraceEvent,
+    AttachmentRec, Change, ClientHistory, ClientStanding, Commit, Counts, DetachmentRec, Found,
+    Probe, RecoveryRec, Store, StoreError, StoreLimits, Trace, TraceEvent,
 };
 use crate::{
     session::SessionTable,
@@ -220,13 +220,19 @@ const OPEN_GRANT: &str = concat!(
     " FROM recoveries WHERE client_id = ?1 AND grant_state = 'open'"
 );
 const BIND_DIGEST: &str = "SELECT digest FROM binds WHERE session_id = ?1 AND bind_id = ?2";
-/// Where a client stands, as row numbers: one statement, one miss for a new client.
-const CLIENT_STANDING: &str = "SELECT \
+/// Every lookup of a [`Probe`], as row numbers (and the two small values): one statement, and
+/// for an admission of new facts one miss per index. A NULL key (a lookup not asked for)
+/// matches nothing and costs no seek.
+const PROBE: &str = "SELECT \
+    (SELECT seq FROM attachments WHERE attachment_id = ?1), \
+    (SELECT seq FROM detachments WHERE detachment_id = ?2), \
+    (SELECT seq FROM recoveries WHERE recovery_id = ?3), \
+    (SELECT digest FROM binds WHERE session_id = ?4 AND bind_id = ?5), \
     (SELECT seq FROM attachments \
-        WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'), \
-    (SELECT seq FROM detachments WHERE client_id = ?2 ORDER BY seq DESC LIMIT 1), \
-    (SELECT reason FROM tombstones WHERE client_id = ?2), \
-    (SELECT seq FROM recoveries WHERE client_id = ?2 AND grant_state = 'open')";
+        WHERE serving_node_id = ?6 AND client_id = ?7 AND state <> 'detached'), \
+    (SELECT seq FROM detachments WHERE client_id = ?7 ORDER BY seq DESC LIMIT 1), \
+    (SELECT reason FROM tombstones WHERE client_id = ?7), \
+    (SELECT seq FROM recoveries WHERE client_id = ?7 AND grant_state = 'open')";
 const SET_ATTACHMENT_STATE: &str =
     "UPDATE attachments SET state = ?1, state_since = ?2 WHERE attachment_id = ?3";
 const SET_GRANT: &str =
@@ -1097,24 +1103,69 @@ impl Store for SqliteStore {
     }
 
     fn client_standing(&self, node: &NodeId, client: &str) -> Result<ClientStanding, StoreError> {
-        type Found = (Option<i64>, Option<i64>, Option<String>, Option<i64>);
-        let found: Found = self
+        let probe = Probe {
+            client: Some((node, client)),
+            ..Probe::default()
+        };
+        Ok(self.probe(&probe)?.standing)
+    }
+
+    fn probe(&self, probe: &Probe<'_>) -> Result<Found, StoreError> {
+        struct Seqs {
+            attachment: Option<i64>,
+            detachment: Option<i64>,
+            recovery: Option<i64>,
+            bind_digest: Option<[u8; 32]>,
+            live: Option<i64>,
+            latest: Option<i64>,
+            tombstone: Option<String>,
+            grant: Option<i64>,
+        }
+        let (session, bind_id) = probe.bind.unzip();
+        let (node, client) = probe.client.unzip();
+        let seqs = self
             .conn
-            .prepare_cached(CLIENT_STANDING)
+            .prepare_cached(PROBE)
             .and_then(|mut statement| {
-                statement.query_row(params![node.as_str(), client], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })
+                statement.query_row(
+                    params![
+                        probe.attachment_id,
+                        probe.detachment_id,
+                        probe.recovery_id,
+                        session,
+                        bind_id,
+                        node.map(NodeId::as_str),
+                        client
+                    ],
+                    |row| {
+                        Ok(Seqs {
+                            attachment: row.get(0)?,
+                            detachment: row.get(1)?,
+                            recovery: row.get(2)?,
+                            bind_digest: row.get(3)?,
+                            live: row.get(4)?,
+                            latest: row.get(5)?,
+                            tombstone: row.get(6)?,
+                            grant: row.get(7)?,
+                        })
+                    },
+                )
             })
             .map_err(backend)?;
-        let (live, latest, tombstone, grant) = found;
-        Ok(ClientStanding {
-            live: self.by_seq(ATTACHMENT_BY_SEQ, live, attachment_row)?,
-            latest_detachment: self.by_seq(DETACHMENT_BY_SEQ, latest, detachment_row)?,
-            tombstone: tombstone
-                .map(|reason| parse_column("tombstone reason", &reason))
-                .transpose()?,
-            open_grant: self.by_seq(RECOVERY_BY_SEQ, grant, recovery_row)?,
+        Ok(Found {
+            attachment: self.by_seq(ATTACHMENT_BY_SEQ, seqs.attachment, attachment_row)?,
+            detachment: self.by_seq(DETACHMENT_BY_SEQ, seqs.detachment, detachment_row)?,
+            recovery: self.by_seq(RECOVERY_BY_SEQ, seqs.recovery, recovery_row)?,
+            bind_digest: seqs.bind_digest.map(Sha256Digest::from_bytes),
+            standing: ClientStanding {
+                live: self.by_seq(ATTACHMENT_BY_SEQ, seqs.live, attachment_row)?,
+                latest_detachment: self.by_seq(DETACHMENT_BY_SEQ, seqs.latest, detachment_row)?,
+                tombstone: seqs
+                    .tombstone
+                    .map(|reason| parse_column("tombstone reason", &reason))
+                    .transpose()?,
+                open_grant: self.by_seq(RECOVERY_BY_SEQ, seqs.grant, recovery_row)?,
+            },
         })
     }
 
@@ -1261,7 +1312,7 @@ mod tests {
         RECOVERY_BY_SEQ,
         OPEN_GRANT,
         BIND_DIGEST,
-        CLIENT_STANDING,
+        PROBE,
         COUNTERS,
         STORE_COUNTERS,
         SET_ATTACHMENT_STATE,
