@@ -610,13 +610,13 @@ impl<S: Store> PodEngine<S> {
         Ok(canonical(&earlier)? == canonical(&checked.value)?)
     }
 
-    /// I3: the bind against its session's cache entry `cached`. `Ok(Some(change))` when the
-    /// bind is new.
+    /// I3: the bind against its session's cache entry `cached`. `Ok(Some(trace))`, its
+    /// `participant-bind/accepted` event, when the bind is new.
     fn bind_cache(
         &self,
         checked: &Checked<'_>,
         cached: Option<Sha256Digest>,
-    ) -> Result<Option<(Change, TraceEvent)>, Fail> {
+    ) -> Result<Option<TraceEvent>, Fail> {
         let bind = checked.bind();
         match cached {
             Some(cached) if cached != checked.bind_digest => Err(Rejection::new(
@@ -629,24 +629,30 @@ impl<S: Store> PodEngine<S> {
             )
             .into()),
             Some(_) => Ok(None),
-            None => Ok(Some((
-                Change::CacheBind {
-                    session_id: bind.session_id.clone(),
-                    bind_id: bind.bind_id.clone(),
-                    digest: checked.bind_digest.clone(),
-                },
-                self.trace(
-                    TraceKind::BindAccepted,
-                    checked.now,
-                    checked.arrival,
-                    json!({
-                        "bind/id": bind.bind_id,
-                        "session/id": bind.session_id,
-                        "participant/id": bind.participant_id.as_str(),
-                    }),
-                ),
+            None => Ok(Some(self.trace(
+                TraceKind::BindAccepted,
+                checked.now,
+                checked.arrival,
+                json!({
+                    "bind/id": bind.bind_id,
+                    "session/id": bind.session_id,
+                    "participant/id": bind.participant_id.as_str(),
+                }),
             ))),
         }
+    }
+
+    /// Adds a new bind to `commit`: its cache entry and its trace. (A new attachment does not
+    /// need the entry: its own record carries the bind's session, id and digest, and the
+    /// store answers I3 from it.)
+    fn cache_bind(checked: &Checked<'_>, trace: TraceEvent, commit: &mut Commit) {
+        let bind = checked.bind();
+        commit.changes.push(Change::CacheBind {
+            session_id: bind.session_id.clone(),
+            bind_id: bind.bind_id.clone(),
+            digest: checked.bind_digest.clone(),
+        });
+        commit.traces.push(trace);
     }
 
     /// Commits, turning a full read model into `E_POD_CAPACITY`.
@@ -693,11 +699,10 @@ impl<S: Store> PodEngine<S> {
         out.state = Some(LifecycleState::Bound);
         match self.bind_cache(checked, found.bind_digest)? {
             None => Ok(Verdict::Replayed),
-            Some((change, trace)) => {
-                self.commit(Commit {
-                    changes: vec![change],
-                    traces: vec![trace],
-                })?;
+            Some(trace) => {
+                let mut commit = Commit::default();
+                Self::cache_bind(checked, trace, &mut commit);
+                self.commit(commit)?;
                 Ok(Verdict::Admitted)
             }
         }
@@ -868,10 +873,8 @@ impl<S: Store> PodEngine<S> {
                 json!({"recovery/id": grant.recovery_id, "attachment/id": a.attachment_id}),
             ));
         }
-        if let Some((change, trace)) = new_bind {
-            commit.changes.push(change);
-            commit.traces.push(trace);
-        }
+        // The record carries the bind (session, id, digest): no separate cache entry.
+        commit.traces.extend(new_bind);
         commit.changes.push(Change::InsertAttachment(AttachmentRec {
             attachment_id: a.attachment_id.clone(),
             serving_node_id: a.serving_node_id.clone(),
@@ -1073,9 +1076,8 @@ impl<S: Store> PodEngine<S> {
             Rule::T10
         };
         let mut commit = Commit::default();
-        if let Some((change, trace)) = new_bind {
-            commit.changes.push(change);
-            commit.traces.push(trace);
+        if let Some(trace) = new_bind {
+            Self::cache_bind(checked, trace, &mut commit);
         }
         commit.changes.push(Change::InsertDetachment(DetachmentRec {
             detachment_id: d.detachment_id.clone(),
@@ -1264,9 +1266,8 @@ impl<S: Store> PodEngine<S> {
             self.expire_grant(&other, checked.now, &mut commit);
         }
         let expires = checked.now + self.policy.timings.recovery_window;
-        if let Some((change, trace)) = new_bind {
-            commit.changes.push(change);
-            commit.traces.push(trace);
+        if let Some(trace) = new_bind {
+            Self::cache_bind(checked, trace, &mut commit);
         }
         commit.changes.push(Change::InsertRecovery(RecoveryRec {
             recovery_id: r.recovery_id.clone(),

@@ -198,7 +198,8 @@ fn eviction_drops_whole_lineages_oldest_first_and_fails_closed() {
         lineages(&mut engine, 0..5, DetachReason::UserRequest);
         let counts = engine.store().counts().unwrap();
         assert_eq!((counts.attachments, counts.detachments), (3, 3), "{name}");
-        assert_eq!((counts.binds, counts.traces), (4, 5), "{name}");
+        // Each lineage's bind came with its attachment, which keeps it: no cache entries.
+        assert_eq!((counts.binds, counts.traces), (0, 5), "{name}");
         for gone in ["attach:0", "attach:1"] {
             assert!(engine.store().attachment(gone).unwrap().is_none(), "{name}");
         }
@@ -472,7 +473,7 @@ fn counts_stay_exact_through_evictions_and_a_capacity_refusal_inside_a_group() {
             (2, 2, 1),
             "{name}"
         );
-        assert_eq!((counts.binds, counts.traces), (3, 4), "{name}");
+        assert_eq!((counts.binds, counts.traces), (0, 4), "{name}");
         assert_eq!(
             engine.store().tombstone("client:1").unwrap(),
             Some(DetachReason::DeviceLoss),
@@ -521,7 +522,7 @@ fn counts_stay_exact_through_evictions_and_a_capacity_refusal_inside_a_group() {
         );
         assert_eq!(
             (counts.binds, counts.tombstones, counts.traces),
-            (3, 1, 4),
+            (0, 1, 4),
             "{name}"
         );
         let kinds: Vec<TraceKind> = store
@@ -744,6 +745,69 @@ fn probes_are_their_lookups_at_once() {
 }
 
 #[test]
+fn bind_cache_entries_are_bounded_and_attachments_carry_their_binds() {
+    let limits = StoreLimits {
+        max_binds: 2,
+        ..Default::default()
+    };
+    each_store!(limits, |name, store| {
+        let mut engine = engine_on(store);
+        engine.open_session(SESS1, Session::default());
+        let now = "2026-03-28T19:42:05Z";
+        let bare = |id: &str, bound_at: &str| bind(&k2(), id, bound_at, SESS1);
+        for id in ["pb:1", "pb:2", "pb:3"] {
+            assert_admitted(
+                &admit(&mut engine, &bare(id, "2026-03-28T19:41:00Z"), SESS1, now),
+                LifecycleState::Bound,
+            );
+        }
+        assert_eq!(engine.store().counts().unwrap().binds, 2, "{name}");
+        // The oldest entry is gone (documented: an evicted entry is a miss), the others hold.
+        assert!(
+            engine.store().bind_digest(SESS1, "pb:1").unwrap().is_none(),
+            "{name}"
+        );
+        let changed = bare("pb:3", "2026-03-28T19:41:30Z");
+        assert_rejected(
+            &admit(&mut engine, &changed, SESS1, now),
+            RejectionCode::BindConflict,
+        );
+        // A bind that arrives with an attachment is cached by the attachment record.
+        let attachment = attachment_with(
+            "attach:a",
+            "client:a",
+            "2026-03-28T19:42:00Z",
+            bare("pb:a", "2026-03-28T19:41:00Z"),
+        );
+        assert_admitted(
+            &admit(&mut engine, &attachment, SESS1, now),
+            LifecycleState::Attached,
+        );
+        assert_eq!(engine.store().counts().unwrap().binds, 2, "{name}");
+        assert_eq!(
+            engine.store().bind_digest(SESS1, "pb:a").unwrap(),
+            engine
+                .store()
+                .attachment("attach:a")
+                .unwrap()
+                .map(|rec| rec.bind_digest),
+            "{name}"
+        );
+        let changed = bare("pb:a", "2026-03-28T19:41:30Z");
+        let conflict = admit(&mut engine, &changed, SESS1, now);
+        assert_rejected(&conflict, RejectionCode::BindConflict);
+        // The same bind again, alone: a replay of the cached bind.
+        let again = admit(
+            &mut engine,
+            &bare("pb:a", "2026-03-28T19:41:00Z"),
+            SESS1,
+            now,
+        );
+        assert_eq!(again.verdict, Verdict::Replayed, "{name}");
+    });
+}
+
+#[test]
 fn sqlite_group_is_durable_only_once_finished() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
@@ -774,9 +838,15 @@ fn sqlite_group_is_durable_only_once_finished() {
         store.commit(insert("a:2"), &live).unwrap();
         // Dropped with the group open, as in a crash.
     }
-    let store = open();
+    let mut store = open();
     assert!(store.attachment("a:1").unwrap().is_some());
     assert!(store.attachment("a:2").unwrap().is_none());
+    // The counters the finished group stored, and only those.
+    assert_eq!(store.counts().unwrap().traces, 1);
+    store.commit(insert("a:3"), &live).unwrap();
+    let traces = store.recent_traces(10).unwrap();
+    let ids: Vec<&str> = traces.iter().map(|trace| trace.trace_id.as_str()).collect();
+    assert_eq!(ids, ["trace:1", "trace:2"]);
 }
 
 #[test]

@@ -21,7 +21,11 @@
 //!   instance). If nothing may be evicted, a commit that adds an attachment or a recovery
 //!   fails with [`StoreError::Full`] (`E_POD_CAPACITY`); detachments always fit, because exit
 //!   is never blocked. Bind-cache entries, tombstones and traces are evicted oldest first
-//!   beyond their own limits.
+//!   beyond their own limits;
+//! - **the bind cache (I3) is the bind-cache entries plus the binds attachments carry**: an
+//!   attachment record holds its bind's session, id and digest, so a bind that first arrives
+//!   with an attachment needs no entry of its own and leaves with the attachment's lineage
+//!   (whose session is dead by then, so the bind is worthless: V6a, D1).
 
 mod memory;
 mod sqlite;
@@ -249,7 +253,7 @@ impl Commit {
 pub struct StoreLimits {
     /// Attachments plus recoveries kept (detachments follow their attachments).
     pub max_records: usize,
-    /// Bind-cache entries kept.
+    /// Bind-cache entries kept (binds that arrived with an attachment are kept by its record).
     pub max_binds: usize,
     /// Tombstones of evicted clients that needed a recovery.
     pub max_tombstones: usize,
@@ -281,7 +285,7 @@ pub struct Counts {
     pub recoveries: usize,
     /// Open recovery grants.
     pub open_grants: usize,
-    /// Bind-cache entries.
+    /// Bind-cache entries (binds that arrived with an attachment are kept by its record).
     pub binds: usize,
     /// Tombstones.
     pub tombstones: usize,
@@ -469,7 +473,9 @@ pub trait Store {
                 .unwrap_or_default(),
         })
     }
-    /// The cached digest of bind `bind_id` on `session`.
+    /// The digest of bind `bind_id` on `session` as cached (I3): its bind-cache entry, or the
+    /// bind an attachment on record carries (a new attachment's bind is kept by the
+    /// attachment record, not by a separate entry, and leaves with it).
     fn bind_digest(&self, session: &str, bind_id: &str)
     -> Result<Option<Sha256Digest>, StoreError>;
     /// Everything on record about `client`.

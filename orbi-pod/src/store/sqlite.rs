@@ -61,8 +61,9 @@ CREATE TABLE IF NOT EXISTS attachments (
 -- One live attachment per (serving node, client instance), enforced by the database.
 CREATE UNIQUE INDEX IF NOT EXISTS attachments_one_live
     ON attachments (serving_node_id, client_id) WHERE state <> 'detached';
-CREATE INDEX IF NOT EXISTS attachments_live_by_session
-    ON attachments (bind_session) WHERE state <> 'detached';
+-- The binds attachments carry: the bind cache for them (I3), and the live attachments of a
+-- session that closes.
+CREATE INDEX IF NOT EXISTS attachments_by_bind ON attachments (bind_session, bind_id);
 CREATE INDEX IF NOT EXISTS attachments_due
     ON attachments (state, state_since) WHERE state IN ('attaching', 'degraded');
 CREATE INDEX IF NOT EXISTS attachments_by_client ON attachments (client_id, seq);
@@ -183,6 +184,11 @@ const LIVE_ATTACHMENT: &str = concat!(
     attachment_columns!(),
     " FROM attachments WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'"
 );
+const LIVE_ATTACHMENTS_ON: &str = concat!(
+    "SELECT ",
+    attachment_columns!(),
+    " FROM attachments WHERE bind_session = ?1 AND state <> 'detached' ORDER BY seq"
+);
 const DETACHMENT_BY_ID: &str = concat!(
     "SELECT ",
     detachment_columns!(),
@@ -219,7 +225,10 @@ const OPEN_GRANT: &str = concat!(
     recovery_columns!(),
     " FROM recoveries WHERE client_id = ?1 AND grant_state = 'open'"
 );
-const BIND_DIGEST: &str = "SELECT digest FROM binds WHERE session_id = ?1 AND bind_id = ?2";
+/// A bind-cache entry, else the bind an attachment carries.
+const BIND_DIGEST: &str = "SELECT COALESCE(\
+    (SELECT digest FROM binds WHERE session_id = ?1 AND bind_id = ?2), \
+    (SELECT bind_digest FROM attachments WHERE bind_session = ?1 AND bind_id = ?2 LIMIT 1))";
 /// Every lookup of a [`Probe`], as row numbers (and the two small values): one statement, and
 /// for an admission of new facts one miss per index. A NULL key (a lookup not asked for)
 /// matches nothing and costs no seek.
@@ -227,7 +236,8 @@ const PROBE: &str = "SELECT \
     (SELECT seq FROM attachments WHERE attachment_id = ?1), \
     (SELECT seq FROM detachments WHERE detachment_id = ?2), \
     (SELECT seq FROM recoveries WHERE recovery_id = ?3), \
-    (SELECT digest FROM binds WHERE session_id = ?4 AND bind_id = ?5), \
+    COALESCE((SELECT digest FROM binds WHERE session_id = ?4 AND bind_id = ?5), \
+        (SELECT bind_digest FROM attachments WHERE bind_session = ?4 AND bind_id = ?5 LIMIT 1)), \
     (SELECT seq FROM attachments \
         WHERE serving_node_id = ?6 AND client_id = ?7 AND state <> 'detached'), \
     (SELECT seq FROM detachments WHERE client_id = ?7 ORDER BY seq DESC LIMIT 1), \
@@ -285,7 +295,7 @@ struct Group {
     /// (whose sub-journal copies every page a commit touches).
     done: Vec<Commit>,
     /// The counters row as the group's commits left it (the group holds the write lock, so
-    /// nobody else moves it).
+    /// nobody else moves it); stored once, when the group finishes.
     counters: Counters,
 }
 
@@ -996,8 +1006,9 @@ fn evict(
     Ok(())
 }
 
-/// Applies `commit` (its changes, its traces, eviction, then the counters) inside the open
-/// write transaction whose counters row `now` holds; `now` follows.
+/// Applies `commit` (its changes, its traces, eviction) inside the open write transaction
+/// whose counters row `now` holds; `now` follows, and the caller stores it before the
+/// transaction commits (once per group).
 fn apply_all(
     conn: &Connection,
     commit: &Commit,
@@ -1019,8 +1030,7 @@ fn apply_all(
         now.next_trace += 1;
         now.traces += 1;
     }
-    evict(conn, limits, live, commit.grows(), now)?;
-    store_counters(conn, now)
+    evict(conn, limits, live, commit.grows(), now)
 }
 
 impl Store for SqliteStore {
@@ -1045,7 +1055,7 @@ impl Store for SqliteStore {
     }
 
     fn live_attachments_on(&self, session: &str) -> Result<Vec<AttachmentRec>, StoreError> {
-        self.attachments_where("bind_session = ?1 AND state <> 'detached'", [session])
+        self.query(LIVE_ATTACHMENTS_ON, [session], attachment_row)
     }
 
     fn attachments_due(
@@ -1099,7 +1109,10 @@ impl Store for SqliteStore {
         session: &str,
         bind_id: &str,
     ) -> Result<Option<Sha256Digest>, StoreError> {
-        self.query_one(BIND_DIGEST, [session, bind_id], |row| digest_of(row, 0))
+        // One row, NULL when neither holds the bind.
+        let digest: Option<Option<[u8; 32]>> =
+            self.query_one(BIND_DIGEST, [session, bind_id], |row| row.get(0))?;
+        Ok(digest.flatten().map(Sha256Digest::from_bytes))
     }
 
     fn client_standing(&self, node: &NodeId, client: &str) -> Result<ClientStanding, StoreError> {
@@ -1226,6 +1239,7 @@ impl Store for SqliteStore {
                 live,
                 &mut now,
             )?;
+            store_counters(&tx, &now)?;
             return tx.commit().map_err(backend);
         }
         let mut now = self
@@ -1271,10 +1285,12 @@ impl Store for SqliteStore {
     }
 
     fn finish_group(&mut self) -> Result<(), StoreError> {
-        if self.group.is_none() {
+        let Some(group) = &self.group else {
             return Ok(());
-        }
-        match run(&self.conn, "COMMIT") {
+        };
+        let finished =
+            store_counters(&self.conn, &group.counters).and_then(|()| run(&self.conn, "COMMIT"));
+        match finished {
             Ok(()) => {
                 self.group = None;
                 Ok(())
@@ -1299,7 +1315,7 @@ mod tests {
     use super::*;
 
     /// Every statement an admission runs, and what each must find its rows by.
-    const ADMISSION_PATH: [&str; 20] = [
+    const ADMISSION_PATH: [&str; 21] = [
         ATTACHMENT_BY_ID,
         ATTACHMENT_BY_SEQ,
         LIVE_ATTACHMENT,
@@ -1313,6 +1329,7 @@ mod tests {
         OPEN_GRANT,
         BIND_DIGEST,
         PROBE,
+        LIVE_ATTACHMENTS_ON,
         COUNTERS,
         STORE_COUNTERS,
         SET_ATTACHMENT_STATE,
