@@ -25,8 +25,12 @@ pub enum Durability {
     #[default]
     Full,
     /// `synchronous=NORMAL` (WAL): commits stay atomic and survive a crash of the process; the
-    /// last few may be lost on power loss or an OS crash. Safe for this read model (a lost
-    /// detachment or recovery fails closed) but weaker; opt in knowingly.
+    /// last few acknowledged ones may be lost on power loss or an OS crash. Most lost facts
+    /// fail closed (a lost attachment or recovery is simply unknown), but a lost detachment
+    /// does not: its attachment comes back as an orphan, is host-detached as
+    /// `session-expired`, and a `device-loss` or `policy` exit that required a recovery no
+    /// longer does. That is why `Full` is the default (with group commits it costs one flush
+    /// per group); opt in knowingly, for hosts whose disks survive power loss.
     Normal,
 }
 
@@ -54,7 +58,10 @@ CREATE TABLE IF NOT EXISTS attachments (
     attached_at TEXT NOT NULL,
     admitted_at INTEGER NOT NULL,
     state TEXT NOT NULL
-        CHECK (state IN ('attaching', 'attached', 'degraded', 'suspended', 'detached')),
+        -- OR chains, not IN lists: SQLite builds an ephemeral index for a constant IN list
+        -- on every insert.
+        CHECK (state = 'attaching' OR state = 'attached' OR state = 'degraded'
+            OR state = 'suspended' OR state = 'detached'),
     state_since INTEGER NOT NULL,
     artifact BLOB NOT NULL
 );
@@ -77,7 +84,7 @@ CREATE TABLE IF NOT EXISTS detachments (
     reason TEXT NOT NULL,
     detached_at TEXT NOT NULL,
     admitted_at INTEGER NOT NULL,
-    origin TEXT NOT NULL CHECK (origin IN ('admitted', 'host')),
+    origin TEXT NOT NULL CHECK (origin = 'admitted' OR origin = 'host'),
     artifact BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS detachments_by_client ON detachments (client_id, seq);
@@ -92,7 +99,8 @@ CREATE TABLE IF NOT EXISTS recoveries (
     recovered_at TEXT NOT NULL,
     token_ref TEXT,
     admitted_at INTEGER NOT NULL,
-    grant_state TEXT NOT NULL CHECK (grant_state IN ('open', 'consumed', 'expired')),
+    grant_state TEXT NOT NULL
+        CHECK (grant_state = 'open' OR grant_state = 'consumed' OR grant_state = 'expired'),
     grant_expires_at INTEGER NOT NULL,
     consumed_by TEXT,
     artifact BLOB NOT NULL
@@ -1338,6 +1346,22 @@ mod tests {
         INSERT_BIND,
         INSERT_TRACE,
     ];
+
+    #[test]
+    fn no_statement_on_the_admission_path_builds_a_temporary_table() {
+        let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        let store = SqliteStore::open_in_memory(&node, StoreLimits::default()).unwrap();
+        for sql in ADMISSION_PATH {
+            let mut statement = store.conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            let mut rows = statement.raw_query();
+            while let Some(row) = rows.next().unwrap() {
+                let opcode: String = row.get(1).unwrap();
+                // An ephemeral table costs a page cache per execution (a CHECK with an IN
+                // list did that on every insert).
+                assert_ne!(opcode, "OpenEphemeral", "{sql}");
+            }
+        }
+    }
 
     #[test]
     fn no_statement_on_the_admission_path_scans_a_table() {
