@@ -874,6 +874,8 @@ fn insert_trace(
     this_node: Option<&NodeId>,
 ) -> Result<(), StoreError> {
     let node_self = (this_node != Some(&event.node)).then(|| event.node.as_str());
+    let detail = serde_json::to_string(&event.detail)
+        .map_err(|err| StoreError::Backend(format!("trace detail: {err}")))?;
     conn.prepare_cached(INSERT_TRACE)
         .and_then(|mut statement| {
             statement.execute(params![
@@ -882,7 +884,7 @@ fn insert_trace(
                 nanos(event.ts),
                 node_self,
                 event.peer.as_ref().map(NodeId::as_str),
-                event.detail.to_string(),
+                detail,
             ])
         })
         .map_err(backend)?;
