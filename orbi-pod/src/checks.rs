@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use ed25519_dalek::VerifyingKey;
 use orbi_types::{
     Artifact, ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, DidKey,
-    DidKeyError, NodeId, ParticipantBind, Sha256Digest, Sha256Hasher, SigningInput, Timestamp,
+    DidKeyError, NodeId, ParseError, ParticipantBind, Sha256Digest, Sha256Hasher, SigningInput,
+    Timestamp,
     canonical::to_canonical_bytes,
     pod::{BIND_PROOF_FIELDS, PARTICIPANT_BIND_TAG},
     signing::{self, SignatureError},
@@ -28,21 +29,22 @@ pub(crate) enum Typed {
     Recovery(Box<ClientInstanceRecovery>),
 }
 
+/// The typed parse of `value`: the type's own `Deserialize` impl, which is what
+/// [`Artifact::from_value`] runs too. Only when it fails does `from_value` run again, for its
+/// error with the JSON pointer of the bad field. The key order `from_value` records is not
+/// captured: the engine keeps received bytes and never re-serializes a received artifact.
+fn typed<T: Artifact>(value: &Value) -> Result<T, ParseError> {
+    T::deserialize(value).or_else(|_| T::from_value(value))
+}
+
 impl Typed {
     pub(crate) fn parse(kind: ArtifactKind, value: &Value) -> Result<Typed, Rejection> {
-        let typed =
-            match kind {
-                ArtifactKind::ParticipantBind => {
-                    ParticipantBind::from_value(value).map(|a| Typed::Bind(Box::new(a)))
-                }
-                ArtifactKind::Attachment => ClientInstanceAttachment::from_value(value)
-                    .map(|a| Typed::Attachment(Box::new(a))),
-                ArtifactKind::Detachment => ClientInstanceDetachment::from_value(value)
-                    .map(|a| Typed::Detachment(Box::new(a))),
-                ArtifactKind::Recovery => {
-                    ClientInstanceRecovery::from_value(value).map(|a| Typed::Recovery(Box::new(a)))
-                }
-            };
+        let typed = match kind {
+            ArtifactKind::ParticipantBind => typed(value).map(|a| Typed::Bind(Box::new(a))),
+            ArtifactKind::Attachment => typed(value).map(|a| Typed::Attachment(Box::new(a))),
+            ArtifactKind::Detachment => typed(value).map(|a| Typed::Detachment(Box::new(a))),
+            ArtifactKind::Recovery => typed(value).map(|a| Typed::Recovery(Box::new(a))),
+        };
         typed.map_err(|err| invalid(Check::V1, err.to_string()))
     }
 
@@ -502,6 +504,38 @@ mod tests {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             prop_assert_eq!(bind_identity(&mut Value::Object(reversed)).unwrap().1, id_a);
+        }
+    }
+
+    #[test]
+    fn typed_parse_errors_name_the_field_like_from_value() {
+        let node = orbi_types::KeyPair::from_seed(&[0x29; 32]);
+        let good = serde_json::json!({
+            "schema/v": 1,
+            "bind/id": "pb:1",
+            "bound-at": "2026-03-28T19:20:00Z",
+            "participant/id": node.participant_id().as_str(),
+            "via/node-id": node.node_id().as_str(),
+            "session/id": "sess:1",
+            "participant/key/alg": "ed25519",
+            "participant/key/public": node.did_key().as_str(),
+            "proof/participant-signature": {"alg": "ed25519", "value": "x"},
+        });
+        let parsed = Typed::parse(ArtifactKind::ParticipantBind, &good).unwrap();
+        assert_eq!(parsed.bind(), &ParticipantBind::from_value(&good).unwrap());
+        for (pointer, bad) in [
+            ("/bound-at", serde_json::json!("yesterday")),
+            ("/participant~1key~1alg", serde_json::json!("rsa")),
+            ("/via~1node-id", serde_json::json!(7)),
+        ] {
+            let mut value = good.clone();
+            *value.pointer_mut(pointer).unwrap() = bad;
+            let err = Typed::parse(ArtifactKind::ParticipantBind, &value)
+                .err()
+                .unwrap();
+            let expected = ParticipantBind::from_value(&value).unwrap_err().to_string();
+            assert_eq!(err.message, expected);
+            assert!(err.message.contains(pointer), "{}", err.message);
         }
     }
 
