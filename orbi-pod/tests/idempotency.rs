@@ -11,7 +11,6 @@ use orbi_pod::{
     Store, StoreLimits, Verdict,
 };
 use orbi_schema::Profile;
-use orbi_types::pod::RecoveryMode;
 use serde_json::{Map, Value, json};
 
 const ATTACH_NOW: &str = "2026-03-28T19:42:05Z";
@@ -115,15 +114,7 @@ fn replays_with_other_bytes_but_the_same_jcs_are_identical() {
         assert_conflict(&conflict, RejectionCode::Conflict, Check::I1);
         // I2 for a recovery.
         engine.open(SESS3);
-        let recovery = recovery_with(
-            "recover:1",
-            CLIENT,
-            RecoveryMode::ReattachExistingDevice,
-            "detach:01JQCLIDET001",
-            "2026-03-28T20:25:00Z",
-            None,
-            b3(),
-        );
+        let recovery = reattach_after_d1("recover:1");
         assert_admitted(
             &engine.admit_bytes(&bytes(&recovery), SESS3, RECOVER_NOW),
             LifecycleState::RecoveryGranted,

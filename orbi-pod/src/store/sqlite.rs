@@ -173,66 +173,48 @@ macro_rules! recovery_columns {
     };
 }
 
+/// `SELECT <every column> FROM <table> <tail>`.
+macro_rules! select_from {
+    (attachments $tail:literal) => {
+        concat!(
+            "SELECT ",
+            attachment_columns!(),
+            " FROM attachments ",
+            $tail
+        )
+    };
+    (detachments $tail:literal) => {
+        concat!(
+            "SELECT ",
+            detachment_columns!(),
+            " FROM detachments ",
+            $tail
+        )
+    };
+    (recoveries $tail:literal) => {
+        concat!("SELECT ", recovery_columns!(), " FROM recoveries ", $tail)
+    };
+}
+
 const ATTACHMENT_COLUMNS: &str = attachment_columns!();
 const DETACHMENT_COLUMNS: &str = detachment_columns!();
 const RECOVERY_COLUMNS: &str = recovery_columns!();
 
-const ATTACHMENT_BY_ID: &str = concat!(
-    "SELECT ",
-    attachment_columns!(),
-    " FROM attachments WHERE attachment_id = ?1"
-);
-const ATTACHMENT_BY_SEQ: &str = concat!(
-    "SELECT ",
-    attachment_columns!(),
-    " FROM attachments WHERE seq = ?1"
-);
-const LIVE_ATTACHMENT: &str = concat!(
-    "SELECT ",
-    attachment_columns!(),
-    " FROM attachments WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'"
-);
-const LIVE_ATTACHMENTS_ON: &str = concat!(
-    "SELECT ",
-    attachment_columns!(),
-    " FROM attachments WHERE bind_session = ?1 AND state <> 'detached' ORDER BY seq"
-);
-const DETACHMENT_BY_ID: &str = concat!(
-    "SELECT ",
-    detachment_columns!(),
-    " FROM detachments WHERE detachment_id = ?1"
-);
-const DETACHMENT_BY_SEQ: &str = concat!(
-    "SELECT ",
-    detachment_columns!(),
-    " FROM detachments WHERE seq = ?1"
-);
-const DETACHMENT_OF: &str = concat!(
-    "SELECT ",
-    detachment_columns!(),
-    " FROM detachments WHERE attachment_id = ?1"
-);
-const LATEST_DETACHMENT: &str = concat!(
-    "SELECT ",
-    detachment_columns!(),
-    " FROM detachments WHERE client_id = ?1 ORDER BY seq DESC LIMIT 1"
-);
+const ATTACHMENT_BY_ID: &str = select_from!(attachments "WHERE attachment_id = ?1");
+const ATTACHMENT_BY_SEQ: &str = select_from!(attachments "WHERE seq = ?1");
+const LIVE_ATTACHMENT: &str = select_from!(attachments
+    "WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'");
+const LIVE_ATTACHMENTS_ON: &str =
+    select_from!(attachments "WHERE bind_session = ?1 AND state <> 'detached' ORDER BY seq");
+const DETACHMENT_BY_ID: &str = select_from!(detachments "WHERE detachment_id = ?1");
+const DETACHMENT_BY_SEQ: &str = select_from!(detachments "WHERE seq = ?1");
+const DETACHMENT_OF: &str = select_from!(detachments "WHERE attachment_id = ?1");
+const LATEST_DETACHMENT: &str =
+    select_from!(detachments "WHERE client_id = ?1 ORDER BY seq DESC LIMIT 1");
 const TOMBSTONE: &str = "SELECT reason FROM tombstones WHERE client_id = ?1";
-const RECOVERY_BY_ID: &str = concat!(
-    "SELECT ",
-    recovery_columns!(),
-    " FROM recoveries WHERE recovery_id = ?1"
-);
-const RECOVERY_BY_SEQ: &str = concat!(
-    "SELECT ",
-    recovery_columns!(),
-    " FROM recoveries WHERE seq = ?1"
-);
-const OPEN_GRANT: &str = concat!(
-    "SELECT ",
-    recovery_columns!(),
-    " FROM recoveries WHERE client_id = ?1 AND grant_state = 'open'"
-);
+const RECOVERY_BY_ID: &str = select_from!(recoveries "WHERE recovery_id = ?1");
+const RECOVERY_BY_SEQ: &str = select_from!(recoveries "WHERE seq = ?1");
+const OPEN_GRANT: &str = select_from!(recoveries "WHERE client_id = ?1 AND grant_state = 'open'");
 /// A bind-cache entry, else the bind an attachment carries.
 const BIND_DIGEST: &str = "SELECT COALESCE(\
     (SELECT digest FROM binds WHERE session_id = ?1 AND bind_id = ?2), \
