@@ -19,10 +19,10 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod conformance;
 mod differential;
+mod pod_conformance;
 mod pointer;
 mod reference;
 mod rng;
-mod pod_conformance;
 mod schemas;
 
 #[derive(Parser)]
