@@ -6,10 +6,10 @@
 //!
 //! An admission is the whole path a serving node runs for one attachment arriving on a live
 //! session: strict JSON parse, kind detection, the schema gate, typed parse, strict did:key
-//! decoding, the signature check (one `verify_strict`), clock and order checks, idempotency and
-//! bind-cache lookups, the state guards, and the SQLite commit of the record, the bind-cache
-//! entry and two trace events in one transaction. Every attachment is distinct (own client,
-//! own bind), signed ahead of time. The baseline verifies the same signatures over the same
+//! decoding, the signature check (one `verify_strict`), clock and order checks, the store probe
+//! (idempotency, bind cache, where the client stands), the state guards, and the SQLite commit
+//! of the record (which also keeps its bind-cache entry) and two trace events in one
+//! transaction. Every attachment is distinct (own client, own bind), signed ahead of time. The baseline verifies the same signatures over the same
 //! signing inputs with `verify_strict` and nothing else. Each figure is the median of
 //! `--rounds` rounds, rounds interleaved with the baseline; the ratio is admissions/s over
 //! verifies/s.

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use ed25519_dalek::VerifyingKey;
 use orbi_types::{
     Artifact, ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, DidKey,
-    DidKeyError, NodeId, ParticipantBind, Timestamp,
-    pod::bind_signing_input,
+    DidKeyError, NodeId, ParseError, ParticipantBind, Sha256Digest, Sha256Hasher, SigningInput,
+    Timestamp,
+    canonical::to_canonical_bytes,
+    pod::{BIND_PROOF_FIELDS, PARTICIPANT_BIND_TAG},
     signing::{self, SignatureError},
 };
 use serde_json::Value;
@@ -27,21 +29,22 @@ pub(crate) enum Typed {
     Recovery(Box<ClientInstanceRecovery>),
 }
 
+/// The typed parse of `value`: the type's own `Deserialize` impl, which is what
+/// [`Artifact::from_value`] runs too. Only when it fails does `from_value` run again, for its
+/// error with the JSON pointer of the bad field. The key order `from_value` records is not
+/// captured: the engine keeps received bytes and never re-serializes a received artifact.
+fn typed<T: Artifact>(value: &Value) -> Result<T, ParseError> {
+    T::deserialize(value).or_else(|_| T::from_value(value))
+}
+
 impl Typed {
     pub(crate) fn parse(kind: ArtifactKind, value: &Value) -> Result<Typed, Rejection> {
-        let typed =
-            match kind {
-                ArtifactKind::ParticipantBind => {
-                    ParticipantBind::from_value(value).map(|a| Typed::Bind(Box::new(a)))
-                }
-                ArtifactKind::Attachment => ClientInstanceAttachment::from_value(value)
-                    .map(|a| Typed::Attachment(Box::new(a))),
-                ArtifactKind::Detachment => ClientInstanceDetachment::from_value(value)
-                    .map(|a| Typed::Detachment(Box::new(a))),
-                ArtifactKind::Recovery => {
-                    ClientInstanceRecovery::from_value(value).map(|a| Typed::Recovery(Box::new(a)))
-                }
-            };
+        let typed = match kind {
+            ArtifactKind::ParticipantBind => typed(value).map(|a| Typed::Bind(Box::new(a))),
+            ArtifactKind::Attachment => typed(value).map(|a| Typed::Attachment(Box::new(a))),
+            ArtifactKind::Detachment => typed(value).map(|a| Typed::Detachment(Box::new(a))),
+            ArtifactKind::Recovery => typed(value).map(|a| Typed::Recovery(Box::new(a))),
+        };
         typed.map_err(|err| invalid(Check::V1, err.to_string()))
     }
 
@@ -291,17 +294,65 @@ pub(crate) fn addressing(typed: &Typed, node: &NodeId) -> Result<(), Rejection> 
     Ok(())
 }
 
+/// The bind's §6.2 signing input (for V7) and its identity (for I3 and the records), from one
+/// canonicalization of the bind as received.
+///
+/// The signing input is [`bind_signing_input`]'s: `participant-bind.v1 ‖ 0x00 ‖ JCS(bind minus
+/// the two proof members)`. It is computed by taking the proof members out of the received
+/// object (not by copying the rest of it) and putting them back in place afterwards, so `bind`
+/// is unchanged when this returns.
+///
+/// The identity is SHA-256 over the signing input's length (8 bytes, big-endian), the signing
+/// input and the JCS of an object holding just the proof members that are present. That
+/// encoding is injective, so two binds get the same identity exactly when their JCS forms,
+/// proofs included, are byte-equal: the I3 rule ("same `bind/id`, different digest →
+/// conflict") is unchanged, unknown members and proof members included, without a second
+/// canonicalization of the whole bind.
+pub(crate) fn bind_identity(bind: &mut Value) -> Result<(SigningInput, Sha256Digest), Rejection> {
+    let members = bind
+        .as_object_mut()
+        .ok_or_else(|| invalid(Check::V1, "participant-bind must be a json object"))?;
+    let mut positions = Vec::with_capacity(BIND_PROOF_FIELDS.len());
+    let mut proofs = serde_json::Map::new();
+    for field in BIND_PROOF_FIELDS {
+        if let Some(position) = members.keys().position(|key| key == field)
+            && let Some((name, value)) = members.shift_remove_entry(field)
+        {
+            positions.push(position);
+            proofs.insert(name, value);
+        }
+    }
+    let input = SigningInput::tagged(PARTICIPANT_BIND_TAG, bind);
+    let proofs = Value::Object(proofs);
+    let canonical_proofs = to_canonical_bytes(&proofs);
+    // Back in place, last taken first, so that every position is as it was.
+    if let (Some(members), Value::Object(proofs)) = (bind.as_object_mut(), proofs) {
+        for (position, (name, value)) in positions.into_iter().zip(proofs).rev() {
+            members.shift_insert(position, name, value);
+        }
+    }
+    let canonical =
+        |err: orbi_types::canonical::CanonicalError| invalid(Check::V1, err.to_string());
+    let (input, proofs) = (
+        input.map_err(canonical)?,
+        canonical_proofs.map_err(canonical)?,
+    );
+    let mut hasher = Sha256Hasher::new();
+    hasher.update(&(input.as_bytes().len() as u64).to_be_bytes());
+    hasher.update(input.as_bytes());
+    hasher.update(&proofs);
+    Ok((input, hasher.finish()))
+}
+
 /// V7: the participant signature verifies over the §6.2 input of the bind as received.
 pub(crate) fn signature(
-    bind_value: &Value,
+    input: &SigningInput,
     bind: &ParticipantBind,
     key: &VerifyingKey,
 ) -> Result<(), Rejection> {
     let sig_invalid =
         |message: String| Rejection::new(RejectionCode::SigInvalid, Check::V7, message);
-    let input = bind_signing_input(bind_value)
-        .ok_or_else(|| sig_invalid("participant-bind is not a json object".into()))?;
-    signing::verify(key, &input, &bind.participant_signature.value).map_err(|err| match err {
+    signing::verify(key, input, &bind.participant_signature.value).map_err(|err| match err {
         SignatureError::Encoding { .. } => sig_invalid(
             "proof/participant-signature value is not 86 unpadded base64url characters \
              (64 bytes)"
@@ -358,7 +409,135 @@ pub(crate) fn in_order(
 
 #[cfg(test)]
 mod tests {
+    use orbi_types::pod::bind_signing_input;
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn jcs_digest(value: &Value) -> Sha256Digest {
+        Sha256Digest::of(&to_canonical_bytes(value).unwrap())
+    }
+
+    /// Leaves drawn from a small set, so that generated pairs are often equal.
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0..3i64).prop_map(Value::from),
+            prop::sample::select(vec!["", "a", "ed25519", "\u{e9}"]).prop_map(Value::from),
+        ]
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(vec!["a", "b", "alg"]), inner), 0..3)
+                    .prop_map(|members| Value::Object(
+                        members
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect()
+                    )),
+            ]
+        })
+    }
+
+    /// A bind-like object: members named like a bind's, proofs among them, in any order.
+    fn bind_like() -> impl Strategy<Value = Value> {
+        let names = prop::sample::select(vec![
+            "bind/id",
+            "session/id",
+            "x",
+            "proof/participant-signature",
+            "proof/node-attestation",
+        ]);
+        prop::collection::vec((names, json()), 0..6).prop_map(|members| {
+            Value::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+            )
+        })
+    }
+
+    /// `a`, and either an unrelated object or `a` with one member set to another value.
+    fn bind_pair() -> impl Strategy<Value = (Value, Value)> {
+        (
+            bind_like(),
+            bind_like(),
+            any::<prop::sample::Index>(),
+            json(),
+            any::<bool>(),
+        )
+            .prop_map(|(a, other, index, replacement, related)| {
+                let members = a.as_object().unwrap();
+                if !related || members.is_empty() {
+                    return (a, other);
+                }
+                let mut b = members.clone();
+                let key = b.keys().nth(index.index(b.len())).unwrap().clone();
+                b.insert(key, replacement);
+                (a, Value::Object(b))
+            })
+    }
+
+    proptest! {
+        /// The I3 identity tells two binds apart exactly when their JCS forms differ.
+        #[test]
+        fn bind_identity_is_equal_exactly_when_jcs_is((a, b) in bind_pair()) {
+            let (mut a_in, mut b_in) = (a.clone(), b.clone());
+            let (input_a, id_a) = bind_identity(&mut a_in).unwrap();
+            let (_, id_b) = bind_identity(&mut b_in).unwrap();
+            prop_assert_eq!(id_a == id_b, jcs_digest(&a) == jcs_digest(&b));
+            // The signing input is the shared definition's, and the bind is left as it was,
+            // member order included.
+            prop_assert_eq!(Some(input_a), bind_signing_input(&a));
+            prop_assert_eq!(serde_json::to_string(&a_in).unwrap(), serde_json::to_string(&a).unwrap());
+            // Member order never matters.
+            let reversed: serde_json::Map<String, Value> = a
+                .as_object()
+                .unwrap()
+                .iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            prop_assert_eq!(bind_identity(&mut Value::Object(reversed)).unwrap().1, id_a);
+        }
+    }
+
+    #[test]
+    fn typed_parse_errors_name_the_field_like_from_value() {
+        let node = orbi_types::KeyPair::from_seed(&[0x29; 32]);
+        let good = serde_json::json!({
+            "schema/v": 1,
+            "bind/id": "pb:1",
+            "bound-at": "2026-03-28T19:20:00Z",
+            "participant/id": node.participant_id().as_str(),
+            "via/node-id": node.node_id().as_str(),
+            "session/id": "sess:1",
+            "participant/key/alg": "ed25519",
+            "participant/key/public": node.did_key().as_str(),
+            "proof/participant-signature": {"alg": "ed25519", "value": "x"},
+        });
+        let parsed = Typed::parse(ArtifactKind::ParticipantBind, &good).unwrap();
+        assert_eq!(parsed.bind(), &ParticipantBind::from_value(&good).unwrap());
+        for (pointer, bad) in [
+            ("/bound-at", serde_json::json!("yesterday")),
+            ("/participant~1key~1alg", serde_json::json!("rsa")),
+            ("/via~1node-id", serde_json::json!(7)),
+        ] {
+            let mut value = good.clone();
+            *value.pointer_mut(pointer).unwrap() = bad;
+            let err = Typed::parse(ArtifactKind::ParticipantBind, &value)
+                .err()
+                .unwrap();
+            let expected = ParticipantBind::from_value(&value).unwrap_err().to_string();
+            assert_eq!(err.message, expected);
+            assert!(err.message.contains(pointer), "{}", err.message);
+        }
+    }
 
     #[test]
     fn key_cache_keeps_only_valid_keys_and_stays_bounded() {

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use orbi_schema::{SchemaValidator, registry};
 use orbi_types::{
     ClientInstanceAttachment, ClientInstanceDetachment, ClientInstanceRecovery, KeyPair, NodeId,
-    ParticipantBind, Sha256Digest, Timestamp, canonical::to_canonical_bytes, json,
+    ParticipantBind, Sha256Digest, SigningInput, Timestamp, canonical::to_canonical_bytes, json,
     pod::DetachReason,
 };
 use serde_json::{Value, json};
@@ -25,8 +25,8 @@ use crate::{
         modes_after, needs_recovery,
     },
     store::{
-        AttachmentRec, Change, Commit, DetachmentOrigin, DetachmentRec, RecoveryRec, Store,
-        StoreError, TraceEvent,
+        AttachmentRec, Change, Commit, DetachmentOrigin, DetachmentRec, Found, Probe, RecoveryRec,
+        Store, StoreError, TraceEvent,
     },
 };
 
@@ -203,20 +203,14 @@ impl<S> std::fmt::Debug for PodEngine<S> {
     }
 }
 
-/// What a checked artifact needs from the read model, looked up once.
-struct Related {
-    /// A detachment's attachment.
-    attachment: Option<AttachmentRec>,
-    /// A recovery's detachment.
-    detachment: Option<DetachmentRec>,
-}
-
 /// An artifact that passed V0–V2, with everything later checks need.
 struct Checked<'a> {
     kind: ArtifactKind,
     value: Value,
     typed: Typed,
-    /// Digest of the bind's JCS form, proofs included (I3 and the records).
+    /// The bind's §6.2 signing input (V7).
+    signing_input: SigningInput,
+    /// The bind's identity for the I3 cache and the records (see [`checks::bind_identity`]).
     bind_digest: Sha256Digest,
     bytes: &'a [u8],
     arrival: &'a str,
@@ -227,17 +221,13 @@ impl Checked<'_> {
     fn bind(&self) -> &ParticipantBind {
         self.typed.bind()
     }
-
-    fn bind_value(&self) -> &Value {
-        bind_member(self.kind, &self.value)
-    }
 }
 
 /// The bind inside an artifact of `kind` (the artifact itself for a bare bind), as received.
-fn bind_member(kind: ArtifactKind, value: &Value) -> &Value {
+fn bind_member(kind: ArtifactKind, value: &mut Value) -> Option<&mut Value> {
     match kind {
-        ArtifactKind::ParticipantBind => value,
-        _ => value.get("participant-bind").unwrap_or(&Value::Null),
+        ArtifactKind::ParticipantBind => Some(value),
+        _ => value.get_mut("participant-bind"),
     }
 }
 
@@ -399,7 +389,7 @@ impl<S: Store> PodEngine<S> {
             )
             .into());
         }
-        let value =
+        let mut value =
             json::from_slice_strict(bytes).map_err(|err| invalid(Check::V1, err.to_string()))?;
         let kind = checks::detect(&value)?;
         out.kind = Some(kind);
@@ -411,11 +401,15 @@ impl<S: Store> PodEngine<S> {
         self.schema_gate(kind, &value)?;
         let typed = Typed::parse(kind, &value)?;
         checks::opaque_ids(&typed)?;
-        let bind_digest = Self::digest(bind_member(kind, &value))?;
+        // One canonicalization of the bind serves both V7 and I3.
+        let bind = bind_member(kind, &mut value)
+            .ok_or_else(|| invalid(Check::V1, "participant-bind is missing"))?;
+        let (signing_input, bind_digest) = checks::bind_identity(bind)?;
         let checked = Checked {
             kind,
             value,
             typed,
+            signing_input,
             bind_digest,
             bytes,
             arrival,
@@ -425,20 +419,23 @@ impl<S: Store> PodEngine<S> {
         let participant_key = checks::strict_keys(&checked.typed, &mut self.keys)?;
         checks::key_binding(checked.bind())?;
         checks::addressing(&checked.typed, &self.node_id)?;
-        let related = self.related(&checked.typed)?;
+        // Everything the later checks read from the store, in one probe.
+        let found = self.store.probe(&self.probe(&checked.typed))?;
         // V6
-        self.session_check(&checked, &related)?;
+        self.session_check(&checked, &found)?;
         // V7
-        checks::signature(checked.bind_value(), checked.bind(), &participant_key)?;
+        checks::signature(&checked.signing_input, checked.bind(), &participant_key)?;
         // V8
-        self.time_checks(&checked, &related)?;
+        self.time_checks(&checked, &found)?;
         match &checked.typed {
-            Typed::Bind(_) => self.admit_bind(&checked, out),
-            Typed::Attachment(attachment) => self.admit_attachment(&checked, attachment, out),
-            Typed::Detachment(detachment) => {
-                self.admit_detachment(&checked, detachment, related, out)
+            Typed::Bind(_) => self.admit_bind(&checked, found, out),
+            Typed::Attachment(attachment) => {
+                self.admit_attachment(&checked, attachment, found, out)
             }
-            Typed::Recovery(recovery) => self.admit_recovery(&checked, recovery, related, out),
+            Typed::Detachment(detachment) => {
+                self.admit_detachment(&checked, detachment, found, out)
+            }
+            Typed::Recovery(recovery) => self.admit_recovery(&checked, recovery, found, out),
         }
     }
 
@@ -473,21 +470,36 @@ impl<S: Store> PodEngine<S> {
         ))
     }
 
-    fn related(&self, typed: &Typed) -> Result<Related, StoreError> {
-        Ok(Related {
-            attachment: match typed {
-                Typed::Detachment(d) => self.store.attachment(&d.attachment_id)?,
-                _ => None,
-            },
-            detachment: match typed {
-                Typed::Recovery(r) => self.store.detachment(&r.from_detachment_id)?,
-                _ => None,
-            },
-        })
+    /// What an artifact's checks read from the store: its own id (I1, I2), the records it
+    /// cites (D1, R1), its bind's cache entry (I3) and, for attachments and recoveries, where
+    /// its client stands (the state guards).
+    fn probe<'a>(&'a self, typed: &'a Typed) -> Probe<'a> {
+        let bind = typed.bind();
+        let mut probe = Probe {
+            bind: Some((&bind.session_id, &bind.bind_id)),
+            ..Probe::default()
+        };
+        match typed {
+            Typed::Bind(_) => {}
+            Typed::Attachment(a) => {
+                probe.attachment_id = Some(&a.attachment_id);
+                probe.client = Some((&self.node_id, &a.client_instance_id));
+            }
+            Typed::Detachment(d) => {
+                probe.attachment_id = Some(&d.attachment_id);
+                probe.detachment_id = Some(&d.detachment_id);
+            }
+            Typed::Recovery(r) => {
+                probe.detachment_id = Some(&r.from_detachment_id);
+                probe.recovery_id = Some(&r.recovery_id);
+                probe.client = Some((&self.node_id, &r.client_instance_id));
+            }
+        }
+        probe
     }
 
     /// V6a (attachment, recovery, bind) and V6b (detachment).
-    fn session_check(&self, checked: &Checked<'_>, related: &Related) -> Result<(), Rejection> {
+    fn session_check(&self, checked: &Checked<'_>, found: &Found) -> Result<(), Rejection> {
         let check = match checked.kind {
             ArtifactKind::Detachment => Check::V6b,
             _ => Check::V6a,
@@ -516,7 +528,7 @@ impl<S: Store> PodEngine<S> {
         if self.sessions.is_live(bind_session) {
             return Ok(());
         }
-        let Some(attachment) = &related.attachment else {
+        let Some(attachment) = &found.attachment else {
             return Ok(());
         };
         let reason = detachment.detach_reason;
@@ -538,7 +550,7 @@ impl<S: Store> PodEngine<S> {
     }
 
     /// V8: skew and order.
-    fn time_checks(&self, checked: &Checked<'_>, related: &Related) -> Result<(), Rejection> {
+    fn time_checks(&self, checked: &Checked<'_>, found: &Found) -> Result<(), Rejection> {
         let skew = self.policy.timings.clock_skew;
         checks::not_ahead(&checked.typed, checked.now, skew)?;
         let bound = ("participant-bind bound-at", &checked.bind().bound_at);
@@ -547,13 +559,13 @@ impl<S: Store> PodEngine<S> {
         }
         match &checked.typed {
             Typed::Detachment(d) => {
-                if let Some(attachment) = &related.attachment {
+                if let Some(attachment) = &found.attachment {
                     let attached = ("the attachment's attached-at", &attachment.attached_at);
                     checks::in_order(attached, ("detached-at", &d.detached_at))?;
                 }
             }
             Typed::Recovery(r) => {
-                if let Some(detachment) = &related.detachment {
+                if let Some(detachment) = &found.detachment {
                     let detached = ("the cited detached-at", &detachment.detached_at);
                     checks::in_order(detached, ("recovered-at", &r.recovered_at))?;
                 }
@@ -580,16 +592,33 @@ impl<S: Store> PodEngine<S> {
         Ok(())
     }
 
-    fn digest(value: &Value) -> Result<Sha256Digest, Rejection> {
-        to_canonical_bytes(value)
-            .map(|bytes| Sha256Digest::of(&bytes))
-            .map_err(|err| invalid(Check::V1, err.to_string()))
+    /// I1, I2: whether `checked` repeats `stored`, the artifact admitted before under the same
+    /// id. "Identical" is byte-equal JCS of the whole artifact, proofs included; equal bytes
+    /// decide the common replay without canonicalizing, and only different bytes (reordered
+    /// keys, other whitespace, or a real change) canonicalize both sides.
+    fn identical(stored: &[u8], checked: &Checked<'_>) -> Result<bool, Fail> {
+        if stored == checked.bytes {
+            return Ok(true);
+        }
+        let canonical = |value: &Value| {
+            to_canonical_bytes(value).map_err(|err| invalid(Check::V1, err.to_string()))
+        };
+        let earlier = json::from_slice_strict(stored).map_err(|err| StoreError::Corrupt {
+            what: "stored artifact".into(),
+            message: err.to_string(),
+        })?;
+        Ok(canonical(&earlier)? == canonical(&checked.value)?)
     }
 
-    /// I3: the bind against its session's cache. `Ok(Some(change))` when the bind is new.
-    fn bind_cache(&self, checked: &Checked<'_>) -> Result<Option<(Change, TraceEvent)>, Fail> {
+    /// I3: the bind against its session's cache entry `cached`. `Ok(Some(trace))`, its
+    /// `participant-bind/accepted` event, when the bind is new.
+    fn bind_cache(
+        &self,
+        checked: &Checked<'_>,
+        cached: Option<Sha256Digest>,
+    ) -> Result<Option<TraceEvent>, Fail> {
         let bind = checked.bind();
-        match self.store.bind_digest(&bind.session_id, &bind.bind_id)? {
+        match cached {
             Some(cached) if cached != checked.bind_digest => Err(Rejection::new(
                 RejectionCode::BindConflict,
                 Check::I3,
@@ -600,24 +629,30 @@ impl<S: Store> PodEngine<S> {
             )
             .into()),
             Some(_) => Ok(None),
-            None => Ok(Some((
-                Change::CacheBind {
-                    session_id: bind.session_id.clone(),
-                    bind_id: bind.bind_id.clone(),
-                    digest: checked.bind_digest.clone(),
-                },
-                self.trace(
-                    TraceKind::BindAccepted,
-                    checked.now,
-                    checked.arrival,
-                    json!({
-                        "bind/id": bind.bind_id,
-                        "session/id": bind.session_id,
-                        "participant/id": bind.participant_id.as_str(),
-                    }),
-                ),
+            None => Ok(Some(self.trace(
+                TraceKind::BindAccepted,
+                checked.now,
+                checked.arrival,
+                json!({
+                    "bind/id": bind.bind_id,
+                    "session/id": bind.session_id,
+                    "participant/id": bind.participant_id.as_str(),
+                }),
             ))),
         }
+    }
+
+    /// Adds a new bind to `commit`: its cache entry and its trace. (A new attachment does not
+    /// need the entry: its own record carries the bind's session, id and digest, and the
+    /// store answers I3 from it.)
+    fn cache_bind(checked: &Checked<'_>, trace: TraceEvent, commit: &mut Commit) {
+        let bind = checked.bind();
+        commit.changes.push(Change::CacheBind {
+            session_id: bind.session_id.clone(),
+            bind_id: bind.bind_id.clone(),
+            digest: checked.bind_digest.clone(),
+        });
+        commit.traces.push(trace);
     }
 
     /// Commits, turning a full read model into `E_POD_CAPACITY`.
@@ -655,15 +690,19 @@ impl<S: Store> PodEngine<S> {
         }
     }
 
-    fn admit_bind(&mut self, checked: &Checked<'_>, out: &mut Draft) -> Result<Verdict, Fail> {
+    fn admit_bind(
+        &mut self,
+        checked: &Checked<'_>,
+        found: Found,
+        out: &mut Draft,
+    ) -> Result<Verdict, Fail> {
         out.state = Some(LifecycleState::Bound);
-        match self.bind_cache(checked)? {
+        match self.bind_cache(checked, found.bind_digest)? {
             None => Ok(Verdict::Replayed),
-            Some((change, trace)) => {
-                self.commit(Commit {
-                    changes: vec![change],
-                    traces: vec![trace],
-                })?;
+            Some(trace) => {
+                let mut commit = Commit::default();
+                Self::cache_bind(checked, trace, &mut commit);
+                self.commit(commit)?;
                 Ok(Verdict::Admitted)
             }
         }
@@ -673,6 +712,7 @@ impl<S: Store> PodEngine<S> {
         &mut self,
         checked: &Checked<'_>,
         a: &ClientInstanceAttachment,
+        found: Found,
         out: &mut Draft,
     ) -> Result<Verdict, Fail> {
         let bind = checked.bind();
@@ -725,10 +765,9 @@ impl<S: Store> PodEngine<S> {
             out.warnings.push(PolicyWarning::MigrationNotOffered);
         }
         // I2
-        let digest = Self::digest(&checked.value)?;
-        if let Some(existing) = self.store.attachment(&a.attachment_id)? {
+        if let Some(existing) = found.attachment {
             return self.replay(
-                existing.digest == digest,
+                Self::identical(&existing.artifact, checked)?,
                 "attachment/id",
                 &a.attachment_id,
                 Check::I2,
@@ -737,7 +776,7 @@ impl<S: Store> PodEngine<S> {
             );
         }
         // I3
-        let new_bind = self.bind_cache(checked)?;
+        let new_bind = self.bind_cache(checked, found.bind_digest)?;
         // State guards.
         let Some(initial) = AttachmentState::initial(a.session_state) else {
             return Err(state_error(format!(
@@ -748,7 +787,8 @@ impl<S: Store> PodEngine<S> {
         };
         let mut commit = Commit::default();
         let client = &a.client_instance_id;
-        let previous_reason = match self.store.live_attachment(&self.node_id, client)? {
+        let standing = found.standing;
+        let previous_reason = match standing.live {
             Some(old) => {
                 match old.state {
                     AttachmentState::Suspended => {
@@ -788,12 +828,12 @@ impl<S: Store> PodEngine<S> {
                     }
                 }
             }
-            None => match self.store.latest_detachment(client)? {
+            None => match standing.latest_detachment {
                 Some(latest) => Some((latest.reason, false)),
-                None => self.store.tombstone(client)?.map(|reason| (reason, true)),
+                None => standing.tombstone.map(|reason| (reason, true)),
             },
         };
-        let grant = self.usable_grant(client, bind, checked.now, &mut commit)?;
+        let grant = self.usable_grant(standing.open_grant, bind, checked.now, &mut commit);
         if let Some((reason, evicted)) = previous_reason
             && needs_recovery(reason)
             && grant.is_none()
@@ -833,10 +873,8 @@ impl<S: Store> PodEngine<S> {
                 json!({"recovery/id": grant.recovery_id, "attachment/id": a.attachment_id}),
             ));
         }
-        if let Some((change, trace)) = new_bind {
-            commit.changes.push(change);
-            commit.traces.push(trace);
-        }
+        // The record carries the bind (session, id, digest): no separate cache entry.
+        commit.traces.extend(new_bind);
         commit.changes.push(Change::InsertAttachment(AttachmentRec {
             attachment_id: a.attachment_id.clone(),
             serving_node_id: a.serving_node_id.clone(),
@@ -855,7 +893,6 @@ impl<S: Store> PodEngine<S> {
             admitted_at: checked.now,
             state: initial,
             state_since: checked.now,
-            digest,
             artifact: checked.bytes.to_vec(),
         }));
         commit.traces.push(self.trace(
@@ -883,23 +920,21 @@ impl<S: Store> PodEngine<S> {
         Ok(Verdict::Admitted)
     }
 
-    /// The client's open grant for this participant, if still inside its window; an expired
-    /// one is closed in `commit` (T18).
+    /// The client's open `grant`, if it is for this participant and still inside its window;
+    /// an expired one is closed in `commit` (T18).
     fn usable_grant(
         &self,
-        client: &str,
+        grant: Option<RecoveryRec>,
         bind: &ParticipantBind,
         now: OffsetDateTime,
         commit: &mut Commit,
-    ) -> Result<Option<RecoveryRec>, StoreError> {
-        let Some(grant) = self.store.open_grant(client)? else {
-            return Ok(None);
-        };
+    ) -> Option<RecoveryRec> {
+        let grant = grant?;
         if grant.grant_expires_at <= now {
             self.expire_grant(&grant, now, commit);
-            return Ok(None);
+            return None;
         }
-        Ok((grant.participant_id == bind.participant_id).then_some(grant))
+        (grant.participant_id == bind.participant_id).then_some(grant)
     }
 
     pub(crate) fn expire_grant(
@@ -951,12 +986,12 @@ impl<S: Store> PodEngine<S> {
         &mut self,
         checked: &Checked<'_>,
         d: &ClientInstanceDetachment,
-        related: Related,
+        found: Found,
         out: &mut Draft,
     ) -> Result<Verdict, Fail> {
         let bind = checked.bind();
         // D1
-        let Some(attachment) = related.attachment else {
+        let Some(attachment) = found.attachment else {
             return Err(Rejection::new(
                 RejectionCode::UnknownAttachment,
                 Check::D1,
@@ -994,10 +1029,9 @@ impl<S: Store> PodEngine<S> {
             .into());
         }
         // I1
-        let digest = Self::digest(&checked.value)?;
-        if let Some(existing) = self.store.detachment(&d.detachment_id)? {
+        if let Some(existing) = found.detachment {
             return self.replay(
-                existing.digest == digest,
+                Self::identical(&existing.artifact, checked)?,
                 "detachment/id",
                 &d.detachment_id,
                 Check::I1,
@@ -1006,7 +1040,7 @@ impl<S: Store> PodEngine<S> {
             );
         }
         // I3
-        let new_bind = self.bind_cache(checked)?;
+        let new_bind = self.bind_cache(checked, found.bind_digest)?;
         // State guards.
         if attachment.state == AttachmentState::Detached {
             let by = self
@@ -1042,9 +1076,8 @@ impl<S: Store> PodEngine<S> {
             Rule::T10
         };
         let mut commit = Commit::default();
-        if let Some((change, trace)) = new_bind {
-            commit.changes.push(change);
-            commit.traces.push(trace);
+        if let Some(trace) = new_bind {
+            Self::cache_bind(checked, trace, &mut commit);
         }
         commit.changes.push(Change::InsertDetachment(DetachmentRec {
             detachment_id: d.detachment_id.clone(),
@@ -1055,7 +1088,6 @@ impl<S: Store> PodEngine<S> {
             detached_at: d.detached_at.clone(),
             admitted_at: checked.now,
             origin: DetachmentOrigin::Admitted,
-            digest,
             artifact: checked.bytes.to_vec(),
         }));
         commit.changes.push(Change::SetAttachmentState {
@@ -1093,12 +1125,12 @@ impl<S: Store> PodEngine<S> {
         &mut self,
         checked: &Checked<'_>,
         r: &ClientInstanceRecovery,
-        related: Related,
+        found: Found,
         out: &mut Draft,
     ) -> Result<Verdict, Fail> {
         let bind = checked.bind();
         // R1
-        let Some(detachment) = related.detachment else {
+        let Some(detachment) = found.detachment else {
             return Err(Rejection::new(
                 RejectionCode::UnknownDetachment,
                 Check::R1,
@@ -1161,8 +1193,7 @@ impl<S: Store> PodEngine<S> {
             .into());
         }
         // I2
-        let digest = Self::digest(&checked.value)?;
-        if let Some(existing) = self.store.recovery(&r.recovery_id)? {
+        if let Some(existing) = found.recovery {
             let state = match existing.grant {
                 GrantState::Open => LifecycleState::RecoveryGranted,
                 GrantState::Consumed => existing
@@ -1177,7 +1208,7 @@ impl<S: Store> PodEngine<S> {
                 GrantState::Expired => LifecycleState::Detached,
             };
             return self.replay(
-                existing.digest == digest,
+                Self::identical(&existing.artifact, checked)?,
                 "recovery/id",
                 &r.recovery_id,
                 Check::I2,
@@ -1186,10 +1217,11 @@ impl<S: Store> PodEngine<S> {
             );
         }
         // I3
-        let new_bind = self.bind_cache(checked)?;
+        let new_bind = self.bind_cache(checked, found.bind_digest)?;
         // State guards.
         let client = &r.client_instance_id;
-        if let Some(live) = self.store.live_attachment(&self.node_id, client)? {
+        let standing = found.standing;
+        if let Some(live) = standing.live {
             return Err(Rejection::new(
                 RejectionCode::AlreadyAttached,
                 Check::S,
@@ -1221,7 +1253,7 @@ impl<S: Store> PodEngine<S> {
                 GrantState::Expired => {}
             }
         }
-        if let Some(other) = self.store.open_grant(client)?
+        if let Some(other) = standing.open_grant
             && other.from_detachment_id != detachment.detachment_id
         {
             if other.grant_expires_at > checked.now {
@@ -1234,9 +1266,8 @@ impl<S: Store> PodEngine<S> {
             self.expire_grant(&other, checked.now, &mut commit);
         }
         let expires = checked.now + self.policy.timings.recovery_window;
-        if let Some((change, trace)) = new_bind {
-            commit.changes.push(change);
-            commit.traces.push(trace);
+        if let Some(trace) = new_bind {
+            Self::cache_bind(checked, trace, &mut commit);
         }
         commit.changes.push(Change::InsertRecovery(RecoveryRec {
             recovery_id: r.recovery_id.clone(),
@@ -1250,7 +1281,6 @@ impl<S: Store> PodEngine<S> {
             grant: GrantState::Open,
             grant_expires_at: expires,
             consumed_by: None,
-            digest,
             artifact: checked.bytes.to_vec(),
         }));
         commit.traces.push(self.trace(

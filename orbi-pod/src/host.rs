@@ -1,7 +1,7 @@
 //! Host-originated lifecycle events (spec pod §4): setup, keepalive, suspension, sessions
 //! closing, timeouts, and the detachments the host builds itself.
 
-use orbi_types::{Sha256Digest, canonical::to_canonical_bytes, json, pod::DetachReason};
+use orbi_types::{Sha256Digest, json, pod::DetachReason};
 use serde_json::json;
 use time::OffsetDateTime;
 use ulid::Ulid;
@@ -78,7 +78,6 @@ impl<S: Store> PodEngine<S> {
                 return Err(egress(issue.to_string()));
             }
         }
-        let canonical = to_canonical_bytes(&value).map_err(|err| egress(err.to_string()))?;
         let artifact = serde_json::to_vec(&value).map_err(|err| egress(err.to_string()))?;
         let changes = vec![
             Change::InsertDetachment(DetachmentRec {
@@ -90,7 +89,6 @@ impl<S: Store> PodEngine<S> {
                 detached_at,
                 admitted_at: now,
                 origin: DetachmentOrigin::Host,
-                digest: Sha256Digest::of(&canonical),
                 artifact: artifact.clone(),
             }),
             Change::SetAttachmentState {
@@ -412,7 +410,8 @@ fn host_detachment_id(
     reason: DetachReason,
     now: OffsetDateTime,
 ) -> String {
-    let mut seed = attachment.digest.as_str().as_bytes().to_vec();
+    let mut seed = attachment.attachment_id.as_bytes().to_vec();
+    seed.push(0);
     seed.extend_from_slice(reason.as_str().as_bytes());
     seed.extend_from_slice(&now.unix_timestamp_nanos().to_be_bytes());
     let hash = Sha256Digest::of(&seed).bytes().unwrap_or_default();

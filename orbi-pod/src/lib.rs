@@ -95,6 +95,26 @@
 //!   trace events in the same transaction as their records.
 //! - **`E_POD_CAPACITY`** is ours: the bounded read model refuses a new attachment or
 //!   recovery when it is full of facts it may not evict (see [`store`]).
+//! - **Idempotency without a canonicalization per admission.** I1/I2 "identical" is
+//!   byte-equal JCS of the whole artifact. Records keep the artifact exactly as received, so a
+//!   replay with the same bytes is identical without canonicalizing, and only a replay with
+//!   other bytes (reordered members, other whitespace, or a real change) canonicalizes both
+//!   sides. The I3 bind digest is SHA-256 over the length-prefixed §6.2 signing input (which
+//!   V7 needs anyway) and the JCS of the proof members alone: equal exactly when the binds'
+//!   JCS forms are, unknown and proof members included. One canonicalization of the bind per
+//!   admission instead of three passes.
+//!
+//! # Durability and throughput
+//!
+//! Each admission commits its records and trace events atomically; the spec asks no more.
+//! [`SqliteStore`] defaults to [`Durability::Full`] (`synchronous=FULL`): nothing is
+//! acknowledged before it is on disk. [`Durability::Normal`] survives process crashes but not
+//! power loss, and a lost detachment would not fail closed (a `device-loss` exit that required
+//! a recovery would come back as an orphan and end as `session-expired`), so it stays opt-in.
+//! What makes `Full` affordable is [`PodEngine::admit_group`]: a burst of admissions is judged
+//! in one write transaction, each admission still atomic (a failed one is undone by rolling the
+//! group back and applying the ones before it again), and the disk is flushed once for the
+//! group before any outcome is returned. `docs/benchmarks.md` (P4) has the figures.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

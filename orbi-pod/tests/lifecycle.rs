@@ -224,15 +224,7 @@ fn l6_l7_l9_recovery_checks() {
 fn l8_reattach_then_attach_consumes_the_grant() {
     let mut engine = detached_engine(HostPolicy::default());
     engine.open_session(SESS3, Session::default());
-    let recovery = recovery_with(
-        "recover:L8",
-        CLIENT,
-        RecoveryMode::ReattachExistingDevice,
-        "detach:01JQCLIDET001",
-        "2026-03-28T20:25:00Z",
-        None,
-        b3(),
-    );
+    let recovery = reattach_after_d1("recover:L8");
     let granted = admit(&mut engine, &recovery, SESS3, RECOVER_NOW);
     assert_admitted(&granted, LifecycleState::RecoveryGranted);
     assert_eq!(granted.transitions[0].rule, Rule::T16);
@@ -257,15 +249,7 @@ fn l8_reattach_then_attach_consumes_the_grant() {
         Some(LifecycleState::Attached)
     );
     // Recovering the same detachment again is a state error.
-    let second = recovery_with(
-        "recover:L8b",
-        CLIENT,
-        RecoveryMode::ReattachExistingDevice,
-        "detach:01JQCLIDET001",
-        "2026-03-28T20:25:00Z",
-        None,
-        b3(),
-    );
+    let second = reattach_after_d1("recover:L8b");
     assert_rejected(
         &admit(&mut engine, &second, SESS3, RECOVER_NOW),
         RejectionCode::AlreadyAttached,
@@ -743,17 +727,7 @@ fn t11_policy_detach_then_resume_after_suspension() {
 fn t16_t18_grants_expire_and_can_be_reissued() {
     let mut engine = detached_engine(HostPolicy::default());
     engine.open_session(SESS3, Session::default());
-    let recovery = |id: &str| {
-        recovery_with(
-            id,
-            CLIENT,
-            RecoveryMode::ReattachExistingDevice,
-            "detach:01JQCLIDET001",
-            "2026-03-28T20:25:00Z",
-            None,
-            b3(),
-        )
-    };
+    let recovery = reattach_after_d1;
     assert_admitted(
         &admit(&mut engine, &recovery("recover:1"), SESS3, RECOVER_NOW),
         LifecycleState::RecoveryGranted,

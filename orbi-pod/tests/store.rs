@@ -5,9 +5,13 @@ mod common;
 
 use common::*;
 use orbi_pod::{
-    AttachmentState, Durability, HostPolicy, LifecycleState, MemoryStore, PodEngine, RejectionCode,
-    Session, SessionTable, SqliteStore, Store, StoreError, StoreLimits, Verdict,
-    store::{AttachmentRec, Change, Commit, TraceEvent},
+    AttachmentState, Durability, GrantState, HostPolicy, LifecycleState, MemoryStore, PodEngine,
+    RejectionCode, Session, SessionTable, SqliteStore, Store, StoreError, StoreLimits, TraceKind,
+    Verdict,
+    store::{
+        AttachmentRec, Change, ClientStanding, Commit, DetachmentOrigin, DetachmentRec, Found,
+        Probe, RecoveryRec, TraceEvent,
+    },
 };
 use orbi_types::{Sha256Digest, pod::DetachReason};
 use serde_json::json;
@@ -50,7 +54,6 @@ fn record(id: &str, client: &str, state: AttachmentState) -> AttachmentRec {
         admitted_at: now,
         state,
         state_since: now,
-        digest: Sha256Digest::of(id.as_bytes()),
         artifact: b"{}".to_vec(),
     }
 }
@@ -195,7 +198,8 @@ fn eviction_drops_whole_lineages_oldest_first_and_fails_closed() {
         lineages(&mut engine, 0..5, DetachReason::UserRequest);
         let counts = engine.store().counts().unwrap();
         assert_eq!((counts.attachments, counts.detachments), (3, 3), "{name}");
-        assert_eq!((counts.binds, counts.traces), (4, 5), "{name}");
+        // Each lineage's bind came with its attachment, which keeps it: no cache entries.
+        assert_eq!((counts.binds, counts.traces), (0, 5), "{name}");
         for gone in ["attach:0", "attach:1"] {
             assert!(engine.store().attachment(gone).unwrap().is_none(), "{name}");
         }
@@ -241,6 +245,15 @@ fn evicted_lineages_that_required_recovery_leave_a_tombstone() {
         assert_eq!(
             engine.store().tombstone("client:0").unwrap(),
             Some(DetachReason::DeviceLoss),
+            "{name}"
+        );
+        let standing = engine
+            .store()
+            .client_standing(&k1().node_id(), "client:0")
+            .unwrap();
+        assert_eq!(
+            (standing.tombstone, standing.latest_detachment),
+            (Some(DetachReason::DeviceLoss), None),
             "{name}"
         );
         engine.open_session(SESS3, Session::default());
@@ -443,6 +456,358 @@ fn group_commits_see_their_own_writes_and_can_be_abandoned() {
 }
 
 #[test]
+fn counts_stay_exact_through_evictions_and_a_capacity_refusal_inside_a_group() {
+    let limits = StoreLimits {
+        max_records: 2,
+        max_binds: 3,
+        max_tombstones: 1,
+        max_traces: 4,
+    };
+    each_store!(limits, |name, store| {
+        let mut engine = engine_on(store);
+        // Device-loss lineages leave tombstones as they are evicted; one is kept.
+        lineages(&mut engine, 0..4, DetachReason::DeviceLoss);
+        let counts = engine.store().counts().unwrap();
+        assert_eq!(
+            (counts.attachments, counts.detachments, counts.tombstones),
+            (2, 2, 1),
+            "{name}"
+        );
+        assert_eq!((counts.binds, counts.traces), (0, 4), "{name}");
+        assert_eq!(
+            engine.store().tombstone("client:1").unwrap(),
+            Some(DetachReason::DeviceLoss),
+            "{name}: the newest tombstone is the one kept"
+        );
+        // A group: two live attachments fill the store, the third is refused for capacity
+        // (nothing evictable while their sessions live), the fourth is a replay of the first.
+        engine.open_session(SESS1, Session::default());
+        let attach = |i: usize| {
+            bytes(&attachment_with(
+                &format!("attach:g{i}"),
+                &format!("client:g{i}"),
+                "2026-03-28T19:42:00Z",
+                bind(&k2(), &format!("pb:g{i}"), "2026-03-28T19:41:00Z", SESS1),
+            ))
+        };
+        let group = [attach(0), attach(1), attach(2), attach(0)];
+        let admissions = engine
+            .admit_group(
+                group.iter().map(|a| (&a[..], SESS1)),
+                instant("2026-03-28T19:42:05Z"),
+            )
+            .unwrap();
+        let verdicts: Vec<_> = admissions
+            .iter()
+            .map(|a| (a.verdict.as_str(), a.code()))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("admitted", None),
+                ("admitted", None),
+                ("rejected", Some(RejectionCode::Capacity)),
+                ("replayed", None),
+            ],
+            "{name}"
+        );
+        let store = engine.store();
+        assert!(store.attachment("attach:g2").unwrap().is_none(), "{name}");
+        assert!(store.attachment("attach:g1").unwrap().is_some(), "{name}");
+        let counts = store.counts().unwrap();
+        assert_eq!(
+            (counts.attachments, counts.live, counts.detachments),
+            (2, 2, 0),
+            "{name}: both old lineages were evicted to make room"
+        );
+        assert_eq!(
+            (counts.binds, counts.tombstones, counts.traces),
+            (0, 1, 4),
+            "{name}"
+        );
+        let kinds: Vec<TraceKind> = store
+            .recent_traces(10)
+            .unwrap()
+            .into_iter()
+            .map(|trace| trace.event.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                TraceKind::BindAccepted,
+                TraceKind::Attached,
+                TraceKind::BindAccepted,
+                TraceKind::Attached
+            ],
+            "{name}: the refused admission left no trace"
+        );
+    });
+}
+
+#[test]
+fn traces_keep_their_node_and_peer() {
+    each_store!(StoreLimits::default(), |name, store| {
+        let other = orbi_types::KeyPair::from_seed(&[9; 32]).node_id();
+        let mut from_other = trace();
+        from_other.node = other.clone();
+        from_other.peer = Some(k1().node_id());
+        let mut with_peer = trace();
+        with_peer.peer = Some(other);
+        let events = vec![trace(), from_other, with_peer];
+        store
+            .commit(
+                Commit {
+                    changes: vec![],
+                    traces: events.clone(),
+                },
+                &SessionTable::default(),
+            )
+            .unwrap();
+        let stored: Vec<TraceEvent> = store
+            .recent_traces(10)
+            .unwrap()
+            .into_iter()
+            .map(|trace| trace.event)
+            .collect();
+        assert_eq!(stored, events, "{name}");
+    });
+}
+
+#[test]
+fn sqlite_trace_ids_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let limits = StoreLimits {
+        max_traces: 1,
+        ..Default::default()
+    };
+    let open = || SqliteStore::open(&path, &k1().node_id(), limits, Durability::Normal).unwrap();
+    let live = SessionTable::default();
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        let mut store = open();
+        for _ in 0..2 {
+            store
+                .commit(
+                    Commit {
+                        changes: vec![],
+                        traces: vec![trace(), trace()],
+                    },
+                    &live,
+                )
+                .unwrap();
+            let traces = store.recent_traces(10).unwrap();
+            assert_eq!(traces.len(), 1, "round {round}: only the newest is kept");
+            seen.push(traces[0].trace_id.clone());
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "trace:2", "trace:4", "trace:6", "trace:8", "trace:10", "trace:12"
+        ]
+    );
+}
+
+#[test]
+fn probes_are_their_lookups_at_once() {
+    each_store!(StoreLimits::default(), |name, store| {
+        let live = SessionTable::default();
+        let now = instant("2026-03-28T19:50:00Z");
+        let detachment = DetachmentRec {
+            detachment_id: "d:1".into(),
+            attachment_id: "a:1".into(),
+            client_instance_id: "c".into(),
+            participant_id: k2().participant_id(),
+            reason: DetachReason::DeviceLoss,
+            detached_at: at("2026-03-28T19:45:00Z"),
+            admitted_at: now,
+            origin: DetachmentOrigin::Admitted,
+            artifact: b"{}".to_vec(),
+        };
+        let recovery = RecoveryRec {
+            recovery_id: "r:1".into(),
+            from_detachment_id: "d:1".into(),
+            client_instance_id: "c".into(),
+            participant_id: k2().participant_id(),
+            mode: orbi_types::pod::RecoveryMode::ReattachExistingDevice,
+            recovered_at: at("2026-03-28T19:46:00Z"),
+            token_ref: None,
+            admitted_at: now,
+            grant: GrantState::Open,
+            grant_expires_at: instant("2026-03-28T20:50:00Z"),
+            consumed_by: None,
+            artifact: b"{}".to_vec(),
+        };
+        for changes in [
+            vec![Change::InsertAttachment(record(
+                "a:1",
+                "c",
+                AttachmentState::Attached,
+            ))],
+            vec![
+                Change::InsertDetachment(detachment),
+                Change::SetAttachmentState {
+                    attachment_id: "a:1".into(),
+                    state: AttachmentState::Detached,
+                    since: now,
+                },
+                Change::InsertRecovery(recovery),
+                Change::InsertAttachment(record("a:2", "c", AttachmentState::Degraded)),
+                Change::InsertAttachment(record("a:3", "other", AttachmentState::Attached)),
+            ],
+        ] {
+            store
+                .commit(
+                    Commit {
+                        changes,
+                        traces: vec![],
+                    },
+                    &live,
+                )
+                .unwrap();
+        }
+        let node = k1().node_id();
+        for client in ["c", "other", "nobody"] {
+            let standing = store.client_standing(&node, client).unwrap();
+            assert_eq!(
+                standing,
+                ClientStanding {
+                    live: store.live_attachment(&node, client).unwrap(),
+                    latest_detachment: store.latest_detachment(client).unwrap(),
+                    tombstone: store.tombstone(client).unwrap(),
+                    open_grant: store.open_grant(client).unwrap(),
+                },
+                "{name}: {client}"
+            );
+        }
+        let standing = store.client_standing(&node, "c").unwrap();
+        assert_eq!(
+            standing.live.map(|rec| rec.attachment_id).as_deref(),
+            Some("a:2"),
+            "{name}"
+        );
+        assert_eq!(
+            standing
+                .latest_detachment
+                .map(|rec| rec.detachment_id)
+                .as_deref(),
+            Some("d:1"),
+            "{name}"
+        );
+        assert_eq!(
+            standing.open_grant.map(|rec| rec.recovery_id).as_deref(),
+            Some("r:1"),
+            "{name}"
+        );
+        let elsewhere = orbi_types::KeyPair::from_seed(&[9; 32]).node_id();
+        assert_eq!(
+            store.client_standing(&elsewhere, "c").unwrap().live,
+            None,
+            "{name}: live on this node only"
+        );
+        // A probe is each of its lookups at once; unasked lookups stay empty.
+        for (attachment, detachment, recovery, bind) in [
+            ("a:1", "d:1", "r:1", ("sess:01JQPARTSESS001", "pb:1")),
+            ("a:9", "d:9", "r:9", ("sess:x", "pb:1")),
+        ] {
+            let probe = Probe {
+                attachment_id: Some(attachment),
+                detachment_id: Some(detachment),
+                recovery_id: Some(recovery),
+                bind: Some(bind),
+                client: Some((&node, "c")),
+            };
+            assert_eq!(
+                store.probe(&probe).unwrap(),
+                Found {
+                    attachment: store.attachment(attachment).unwrap(),
+                    detachment: store.detachment(detachment).unwrap(),
+                    recovery: store.recovery(recovery).unwrap(),
+                    bind_digest: store.bind_digest(bind.0, bind.1).unwrap(),
+                    standing: store.client_standing(&node, "c").unwrap(),
+                },
+                "{name}: {attachment}"
+            );
+        }
+        let only_attachment = Probe {
+            attachment_id: Some("a:1"),
+            ..Probe::default()
+        };
+        let found = store.probe(&only_attachment).unwrap();
+        assert!(found.attachment.is_some(), "{name}");
+        assert_eq!(
+            (found.detachment, found.recovery, found.standing),
+            (None, None, ClientStanding::default()),
+            "{name}"
+        );
+    });
+}
+
+#[test]
+fn bind_cache_entries_are_bounded_and_attachments_carry_their_binds() {
+    let limits = StoreLimits {
+        max_binds: 2,
+        ..Default::default()
+    };
+    each_store!(limits, |name, store| {
+        let mut engine = engine_on(store);
+        engine.open_session(SESS1, Session::default());
+        let now = "2026-03-28T19:42:05Z";
+        let bare = |id: &str, bound_at: &str| bind(&k2(), id, bound_at, SESS1);
+        for id in ["pb:1", "pb:2", "pb:3"] {
+            assert_admitted(
+                &admit(&mut engine, &bare(id, "2026-03-28T19:41:00Z"), SESS1, now),
+                LifecycleState::Bound,
+            );
+        }
+        assert_eq!(engine.store().counts().unwrap().binds, 2, "{name}");
+        // The oldest entry is gone (documented: an evicted entry is a miss), the others hold.
+        assert!(
+            engine.store().bind_digest(SESS1, "pb:1").unwrap().is_none(),
+            "{name}"
+        );
+        let changed = bare("pb:3", "2026-03-28T19:41:30Z");
+        assert_rejected(
+            &admit(&mut engine, &changed, SESS1, now),
+            RejectionCode::BindConflict,
+        );
+        // A bind that arrives with an attachment is cached by the attachment record.
+        let attachment = attachment_with(
+            "attach:a",
+            "client:a",
+            "2026-03-28T19:42:00Z",
+            bare("pb:a", "2026-03-28T19:41:00Z"),
+        );
+        assert_admitted(
+            &admit(&mut engine, &attachment, SESS1, now),
+            LifecycleState::Attached,
+        );
+        assert_eq!(engine.store().counts().unwrap().binds, 2, "{name}");
+        assert_eq!(
+            engine.store().bind_digest(SESS1, "pb:a").unwrap(),
+            engine
+                .store()
+                .attachment("attach:a")
+                .unwrap()
+                .map(|rec| rec.bind_digest),
+            "{name}"
+        );
+        let changed = bare("pb:a", "2026-03-28T19:41:30Z");
+        let conflict = admit(&mut engine, &changed, SESS1, now);
+        assert_rejected(&conflict, RejectionCode::BindConflict);
+        // The same bind again, alone: a replay of the cached bind.
+        let again = admit(
+            &mut engine,
+            &bare("pb:a", "2026-03-28T19:41:00Z"),
+            SESS1,
+            now,
+        );
+        assert_eq!(again.verdict, Verdict::Replayed, "{name}");
+    });
+}
+
+#[test]
 fn sqlite_group_is_durable_only_once_finished() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
@@ -473,9 +838,15 @@ fn sqlite_group_is_durable_only_once_finished() {
         store.commit(insert("a:2"), &live).unwrap();
         // Dropped with the group open, as in a crash.
     }
-    let store = open();
+    let mut store = open();
     assert!(store.attachment("a:1").unwrap().is_some());
     assert!(store.attachment("a:2").unwrap().is_none());
+    // The counters the finished group stored, and only those.
+    assert_eq!(store.counts().unwrap().traces, 1);
+    store.commit(insert("a:3"), &live).unwrap();
+    let traces = store.recent_traces(10).unwrap();
+    let ids: Vec<&str> = traces.iter().map(|trace| trace.trace_id.as_str()).collect();
+    assert_eq!(ids, ["trace:1", "trace:2"]);
 }
 
 #[test]

@@ -414,13 +414,6 @@ fn flags_must_match_what_the_host_offers() {
     assert!(admission.warnings.is_empty());
 }
 
-/// Replaces a bind's signature by `key`'s signature over its current content.
-fn resign(mut bind: Value, key: &orbi_types::KeyPair) -> Value {
-    let input = orbi_types::pod::bind_signing_input(&bind).unwrap();
-    bind["proof/participant-signature"]["value"] = json!(key.sign(&input));
-    bind
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 

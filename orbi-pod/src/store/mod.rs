@@ -21,7 +21,11 @@
 //!   instance). If nothing may be evicted, a commit that adds an attachment or a recovery
 //!   fails with [`StoreError::Full`] (`E_POD_CAPACITY`); detachments always fit, because exit
 //!   is never blocked. Bind-cache entries, tombstones and traces are evicted oldest first
-//!   beyond their own limits.
+//!   beyond their own limits;
+//! - **the bind cache (I3) is the bind-cache entries plus the binds attachments carry**: an
+//!   attachment record holds its bind's session, id and digest, so a bind that first arrives
+//!   with an attachment needs no entry of its own and leaves with the attachment's lineage
+//!   (whose session is dead by then, so the bind is worthless: V6a, D1).
 
 mod memory;
 mod sqlite;
@@ -68,7 +72,8 @@ pub struct AttachmentRec {
     pub bind_session: String,
     /// The bind's `bound-at`.
     pub bound_at: Timestamp,
-    /// Digest of the bind's JCS form, proofs included.
+    /// The bind's identity: equal exactly when the binds' JCS forms, proofs included, are
+    /// byte-equal (SHA-256 over the §6.2 signing input and the canonical proof members).
     pub bind_digest: Sha256Digest,
     /// `attached-at`.
     pub attached_at: Timestamp,
@@ -78,8 +83,6 @@ pub struct AttachmentRec {
     pub state: AttachmentState,
     /// When the current state began (host clock).
     pub state_since: OffsetDateTime,
-    /// Digest of the whole artifact's JCS form, proofs included (idempotency, I2).
-    pub digest: Sha256Digest,
     /// The artifact exactly as received.
     pub artifact: Vec<u8>,
 }
@@ -113,8 +116,6 @@ pub struct DetachmentRec {
     pub admitted_at: OffsetDateTime,
     /// Admitted from a peer or built here.
     pub origin: DetachmentOrigin,
-    /// Digest of the whole artifact's JCS form.
-    pub digest: Sha256Digest,
     /// The artifact exactly as received (or as built).
     pub artifact: Vec<u8>,
 }
@@ -144,8 +145,6 @@ pub struct RecoveryRec {
     pub grant_expires_at: OffsetDateTime,
     /// The attachment that consumed the grant.
     pub consumed_by: Option<String>,
-    /// Digest of the whole artifact's JCS form.
-    pub digest: Sha256Digest,
     /// The artifact exactly as received.
     pub artifact: Vec<u8>,
 }
@@ -183,7 +182,8 @@ pub enum Change {
         session_id: String,
         /// The bind's `bind/id`.
         bind_id: String,
-        /// Digest of the bind's JCS form, proofs included.
+        /// The bind's identity: equal exactly when the binds' JCS forms, proofs included, are
+        /// byte-equal (SHA-256 over the §6.2 signing input and the canonical proof members).
         digest: Sha256Digest,
     },
 }
@@ -253,7 +253,7 @@ impl Commit {
 pub struct StoreLimits {
     /// Attachments plus recoveries kept (detachments follow their attachments).
     pub max_records: usize,
-    /// Bind-cache entries kept.
+    /// Bind-cache entries kept (binds that arrived with an attachment are kept by its record).
     pub max_binds: usize,
     /// Tombstones of evicted clients that needed a recovery.
     pub max_tombstones: usize,
@@ -285,7 +285,7 @@ pub struct Counts {
     pub recoveries: usize,
     /// Open recovery grants.
     pub open_grants: usize,
-    /// Bind-cache entries.
+    /// Bind-cache entries (binds that arrived with an attachment are kept by its record).
     pub binds: usize,
     /// Tombstones.
     pub tombstones: usize,
@@ -304,6 +304,50 @@ pub struct ClientHistory {
     pub recoveries: Vec<RecoveryRec>,
     /// The reason of its evicted last detachment, if a tombstone is kept.
     pub tombstone: Option<DetachReason>,
+}
+
+/// Where a client instance stands: everything attaching or recovering it must know about its
+/// past, looked up together (see [`Store::client_standing`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientStanding {
+    /// Its live attachment on the node, if any.
+    pub live: Option<AttachmentRec>,
+    /// Its most recent detachment, if any.
+    pub latest_detachment: Option<DetachmentRec>,
+    /// The reason kept after its last lineage was evicted, if it needed recovery.
+    pub tombstone: Option<DetachReason>,
+    /// Its open recovery grant (expired or not), if any.
+    pub open_grant: Option<RecoveryRec>,
+}
+
+/// The keys one admission looks up (see [`Store::probe`]); `None` skips that lookup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Probe<'a> {
+    /// An attachment by id (an attachment's own id, or the one a detachment cites).
+    pub attachment_id: Option<&'a str>,
+    /// A detachment by id (a detachment's own id, or the one a recovery cites).
+    pub detachment_id: Option<&'a str>,
+    /// A recovery by id.
+    pub recovery_id: Option<&'a str>,
+    /// A bind-cache entry by (`session/id`, `bind/id`).
+    pub bind: Option<(&'a str, &'a str)>,
+    /// Where a client stands, by (node, `client-instance/id`).
+    pub client: Option<(&'a NodeId, &'a str)>,
+}
+
+/// What a [`Probe`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The attachment, if asked for and on record.
+    pub attachment: Option<AttachmentRec>,
+    /// The detachment, if asked for and on record.
+    pub detachment: Option<DetachmentRec>,
+    /// The recovery, if asked for and on record.
+    pub recovery: Option<RecoveryRec>,
+    /// The cached bind digest, if asked for and cached.
+    pub bind_digest: Option<Sha256Digest>,
+    /// Where the client stands (empty if not asked for).
+    pub standing: ClientStanding,
 }
 
 /// Why the store failed. The engine never turns these into rejections except `Full`
@@ -387,7 +431,51 @@ pub trait Store {
     fn open_grant(&self, client: &str) -> Result<Option<RecoveryRec>, StoreError>;
     /// Open grants expiring at `not_after` or earlier.
     fn grants_due(&self, not_after: OffsetDateTime) -> Result<Vec<RecoveryRec>, StoreError>;
-    /// The cached digest of bind `bind_id` on `session`.
+    /// Where `client` stands on `node`: [`Store::live_attachment`],
+    /// [`Store::latest_detachment`], [`Store::tombstone`] and [`Store::open_grant`] at once
+    /// (a store may answer them in one look; for a client with no past, one miss).
+    fn client_standing(&self, node: &NodeId, client: &str) -> Result<ClientStanding, StoreError> {
+        Ok(ClientStanding {
+            live: self.live_attachment(node, client)?,
+            latest_detachment: self.latest_detachment(client)?,
+            tombstone: self.tombstone(client)?,
+            open_grant: self.open_grant(client)?,
+        })
+    }
+    /// Every lookup `probe` asks for at once (a store may answer them in one look; an
+    /// admission of new facts is then one miss).
+    fn probe(&self, probe: &Probe<'_>) -> Result<Found, StoreError> {
+        Ok(Found {
+            attachment: probe
+                .attachment_id
+                .map(|id| self.attachment(id))
+                .transpose()?
+                .flatten(),
+            detachment: probe
+                .detachment_id
+                .map(|id| self.detachment(id))
+                .transpose()?
+                .flatten(),
+            recovery: probe
+                .recovery_id
+                .map(|id| self.recovery(id))
+                .transpose()?
+                .flatten(),
+            bind_digest: probe
+                .bind
+                .map(|(session, bind_id)| self.bind_digest(session, bind_id))
+                .transpose()?
+                .flatten(),
+            standing: probe
+                .client
+                .map(|(node, client)| self.client_standing(node, client))
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
+    /// The digest of bind `bind_id` on `session` as cached (I3): its bind-cache entry, or the
+    /// bind an attachment on record carries (a new attachment's bind is kept by the
+    /// attachment record, not by a separate entry, and leaves with it).
     fn bind_digest(&self, session: &str, bind_id: &str)
     -> Result<Option<Sha256Digest>, StoreError>;
     /// Everything on record about `client`.

@@ -10,8 +10,8 @@ use rusqlite::{
 use time::OffsetDateTime;
 
 use super::{
-    AttachmentRec, Change, ClientHistory, Commit, Counts, DetachmentRec, RecoveryRec, Store,
-    StoreError, StoreLimits, Trace, TraceEvent,
+    AttachmentRec, Change, ClientHistory, ClientStanding, Commit, Counts, DetachmentRec, Found,
+    Probe, RecoveryRec, Store, StoreError, StoreLimits, Trace, TraceEvent,
 };
 use crate::{
     session::SessionTable,
@@ -25,13 +25,17 @@ pub enum Durability {
     #[default]
     Full,
     /// `synchronous=NORMAL` (WAL): commits stay atomic and survive a crash of the process; the
-    /// last few may be lost on power loss or an OS crash. Safe for this read model (a lost
-    /// detachment or recovery fails closed) but weaker; opt in knowingly.
+    /// last few acknowledged ones may be lost on power loss or an OS crash. Most lost facts
+    /// fail closed (a lost attachment or recovery is simply unknown), but a lost detachment
+    /// does not: its attachment comes back as an orphan, is host-detached as
+    /// `session-expired`, and a `device-loss` or `policy` exit that required a recovery no
+    /// longer does. That is why `Full` is the default (with group commits it costs one flush
+    /// per group); opt in knowingly, for hosts whose disks survive power loss.
     Normal,
 }
 
 /// The version of the table layout below.
-const LAYOUT_VERSION: &str = "1";
+const LAYOUT_VERSION: &str = "2";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -50,20 +54,23 @@ CREATE TABLE IF NOT EXISTS attachments (
     bind_id TEXT NOT NULL,
     bind_session TEXT NOT NULL,
     bound_at TEXT NOT NULL,
-    bind_digest TEXT NOT NULL,
+    bind_digest BLOB NOT NULL,
     attached_at TEXT NOT NULL,
     admitted_at INTEGER NOT NULL,
     state TEXT NOT NULL
-        CHECK (state IN ('attaching', 'attached', 'degraded', 'suspended', 'detached')),
+        -- OR chains, not IN lists: SQLite builds an ephemeral index for a constant IN list
+        -- on every insert.
+        CHECK (state = 'attaching' OR state = 'attached' OR state = 'degraded'
+            OR state = 'suspended' OR state = 'detached'),
     state_since INTEGER NOT NULL,
-    digest TEXT NOT NULL,
     artifact BLOB NOT NULL
 );
 -- One live attachment per (serving node, client instance), enforced by the database.
 CREATE UNIQUE INDEX IF NOT EXISTS attachments_one_live
     ON attachments (serving_node_id, client_id) WHERE state <> 'detached';
-CREATE INDEX IF NOT EXISTS attachments_live_by_session
-    ON attachments (bind_session) WHERE state <> 'detached';
+-- The binds attachments carry: the bind cache for them (I3), and the live attachments of a
+-- session that closes.
+CREATE INDEX IF NOT EXISTS attachments_by_bind ON attachments (bind_session, bind_id);
 CREATE INDEX IF NOT EXISTS attachments_due
     ON attachments (state, state_since) WHERE state IN ('attaching', 'degraded');
 CREATE INDEX IF NOT EXISTS attachments_by_client ON attachments (client_id, seq);
@@ -77,8 +84,7 @@ CREATE TABLE IF NOT EXISTS detachments (
     reason TEXT NOT NULL,
     detached_at TEXT NOT NULL,
     admitted_at INTEGER NOT NULL,
-    origin TEXT NOT NULL CHECK (origin IN ('admitted', 'host')),
-    digest TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin = 'admitted' OR origin = 'host'),
     artifact BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS detachments_by_client ON detachments (client_id, seq);
@@ -93,10 +99,10 @@ CREATE TABLE IF NOT EXISTS recoveries (
     recovered_at TEXT NOT NULL,
     token_ref TEXT,
     admitted_at INTEGER NOT NULL,
-    grant_state TEXT NOT NULL CHECK (grant_state IN ('open', 'consumed', 'expired')),
+    grant_state TEXT NOT NULL
+        CHECK (grant_state = 'open' OR grant_state = 'consumed' OR grant_state = 'expired'),
     grant_expires_at INTEGER NOT NULL,
     consumed_by TEXT,
-    digest TEXT NOT NULL,
     artifact BLOB NOT NULL
 );
 -- One open recovery grant per client instance.
@@ -110,7 +116,7 @@ CREATE TABLE IF NOT EXISTS binds (
     seq INTEGER PRIMARY KEY,
     session_id TEXT NOT NULL,
     bind_id TEXT NOT NULL,
-    digest TEXT NOT NULL,
+    digest BLOB NOT NULL,
     UNIQUE (session_id, bind_id)
 );
 
@@ -121,51 +127,138 @@ CREATE TABLE IF NOT EXISTS tombstones (
 );
 
 CREATE TABLE IF NOT EXISTS traces (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     event_type TEXT NOT NULL,
     ts INTEGER NOT NULL,
-    node_self TEXT NOT NULL,
+    -- NULL when it is this database's node (every trace the engine writes).
+    node_self TEXT,
     peer TEXT,
     detail TEXT NOT NULL
 );
 
--- Row counts kept by triggers, so that the limits cost O(1) per commit.
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO counters (name, value) VALUES
-    ('records', 0), ('binds', 0), ('tombstones', 0), ('traces', 0);
-CREATE TRIGGER IF NOT EXISTS attachments_counted AFTER INSERT ON attachments
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'records'; END;
-CREATE TRIGGER IF NOT EXISTS attachments_uncounted AFTER DELETE ON attachments
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'records'; END;
-CREATE TRIGGER IF NOT EXISTS recoveries_counted AFTER INSERT ON recoveries
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'records'; END;
-CREATE TRIGGER IF NOT EXISTS recoveries_uncounted AFTER DELETE ON recoveries
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'records'; END;
-CREATE TRIGGER IF NOT EXISTS binds_counted AFTER INSERT ON binds
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'binds'; END;
-CREATE TRIGGER IF NOT EXISTS binds_uncounted AFTER DELETE ON binds
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'binds'; END;
-CREATE TRIGGER IF NOT EXISTS tombstones_counted AFTER INSERT ON tombstones
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'tombstones'; END;
-CREATE TRIGGER IF NOT EXISTS tombstones_uncounted AFTER DELETE ON tombstones
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'tombstones'; END;
-CREATE TRIGGER IF NOT EXISTS traces_counted AFTER INSERT ON traces
-    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'traces'; END;
-CREATE TRIGGER IF NOT EXISTS traces_uncounted AFTER DELETE ON traces
-    BEGIN UPDATE counters SET value = value - 1 WHERE name = 'traces'; END;
+-- Row counts and the next trace sequence number, in one row that every commit updates once
+-- (no triggers: a trigger makes every insert a multi-row write that needs a statement
+-- journal). `next_trace` never goes back, so trace ids are never reused.
+CREATE TABLE IF NOT EXISTS counters (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    records INTEGER NOT NULL,
+    binds INTEGER NOT NULL,
+    tombstones INTEGER NOT NULL,
+    traces INTEGER NOT NULL,
+    next_trace INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counters (id, records, binds, tombstones, traces, next_trace)
+    VALUES (1, 0, 0, 0, 0, 1);
 ";
 
-const ATTACHMENT_COLUMNS: &str = "attachment_id, serving_node_id, client_id, participant_id, \
-    pod_user_id, profile, export_capable, migration_allowed, models_local, bind_id, \
-    bind_session, bound_at, bind_digest, attached_at, admitted_at, state, state_since, digest, \
-    artifact";
+// Column lists as macros, so that every statement below is one constant string: the
+// statement cache finds it without building it first.
+macro_rules! attachment_columns {
+    () => {
+        "attachment_id, serving_node_id, client_id, participant_id, pod_user_id, profile, \
+         export_capable, migration_allowed, models_local, bind_id, bind_session, bound_at, \
+         bind_digest, attached_at, admitted_at, state, state_since, artifact"
+    };
+}
+macro_rules! detachment_columns {
+    () => {
+        "detachment_id, attachment_id, client_id, participant_id, reason, detached_at, \
+         admitted_at, origin, artifact"
+    };
+}
+macro_rules! recovery_columns {
+    () => {
+        "recovery_id, from_detachment_id, client_id, participant_id, mode, recovered_at, \
+         token_ref, admitted_at, grant_state, grant_expires_at, consumed_by, artifact"
+    };
+}
 
-const DETACHMENT_COLUMNS: &str = "detachment_id, attachment_id, client_id, participant_id, \
-    reason, detached_at, admitted_at, origin, digest, artifact";
+/// `SELECT <every column> FROM <table> <tail>`.
+macro_rules! select_from {
+    (attachments $tail:literal) => {
+        concat!(
+            "SELECT ",
+            attachment_columns!(),
+            " FROM attachments ",
+            $tail
+        )
+    };
+    (detachments $tail:literal) => {
+        concat!(
+            "SELECT ",
+            detachment_columns!(),
+            " FROM detachments ",
+            $tail
+        )
+    };
+    (recoveries $tail:literal) => {
+        concat!("SELECT ", recovery_columns!(), " FROM recoveries ", $tail)
+    };
+}
 
-const RECOVERY_COLUMNS: &str = "recovery_id, from_detachment_id, client_id, participant_id, \
-    mode, recovered_at, token_ref, admitted_at, grant_state, grant_expires_at, consumed_by, \
-    digest, artifact";
+const ATTACHMENT_COLUMNS: &str = attachment_columns!();
+const DETACHMENT_COLUMNS: &str = detachment_columns!();
+const RECOVERY_COLUMNS: &str = recovery_columns!();
+
+const ATTACHMENT_BY_ID: &str = select_from!(attachments "WHERE attachment_id = ?1");
+const ATTACHMENT_BY_SEQ: &str = select_from!(attachments "WHERE seq = ?1");
+const LIVE_ATTACHMENT: &str = select_from!(attachments
+    "WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'");
+const LIVE_ATTACHMENTS_ON: &str =
+    select_from!(attachments "WHERE bind_session = ?1 AND state <> 'detached' ORDER BY seq");
+const DETACHMENT_BY_ID: &str = select_from!(detachments "WHERE detachment_id = ?1");
+const DETACHMENT_BY_SEQ: &str = select_from!(detachments "WHERE seq = ?1");
+const DETACHMENT_OF: &str = select_from!(detachments "WHERE attachment_id = ?1");
+const LATEST_DETACHMENT: &str =
+    select_from!(detachments "WHERE client_id = ?1 ORDER BY seq DESC LIMIT 1");
+const TOMBSTONE: &str = "SELECT reason FROM tombstones WHERE client_id = ?1";
+const RECOVERY_BY_ID: &str = select_from!(recoveries "WHERE recovery_id = ?1");
+const RECOVERY_BY_SEQ: &str = select_from!(recoveries "WHERE seq = ?1");
+const OPEN_GRANT: &str = select_from!(recoveries "WHERE client_id = ?1 AND grant_state = 'open'");
+/// A bind-cache entry, else the bind an attachment carries.
+const BIND_DIGEST: &str = "SELECT COALESCE(\
+    (SELECT digest FROM binds WHERE session_id = ?1 AND bind_id = ?2), \
+    (SELECT bind_digest FROM attachments WHERE bind_session = ?1 AND bind_id = ?2 LIMIT 1))";
+/// Every lookup of a [`Probe`], as row numbers (and the two small values): one statement, and
+/// for an admission of new facts one miss per index. A NULL key (a lookup not asked for)
+/// matches nothing and costs no seek.
+const PROBE: &str = "SELECT \
+    (SELECT seq FROM attachments WHERE attachment_id = ?1), \
+    (SELECT seq FROM detachments WHERE detachment_id = ?2), \
+    (SELECT seq FROM recoveries WHERE recovery_id = ?3), \
+    COALESCE((SELECT digest FROM binds WHERE session_id = ?4 AND bind_id = ?5), \
+        (SELECT bind_digest FROM attachments WHERE bind_session = ?4 AND bind_id = ?5 LIMIT 1)), \
+    (SELECT seq FROM attachments \
+        WHERE serving_node_id = ?6 AND client_id = ?7 AND state <> 'detached'), \
+    (SELECT seq FROM detachments WHERE client_id = ?7 ORDER BY seq DESC LIMIT 1), \
+    (SELECT reason FROM tombstones WHERE client_id = ?7), \
+    (SELECT seq FROM recoveries WHERE client_id = ?7 AND grant_state = 'open')";
+const SET_ATTACHMENT_STATE: &str =
+    "UPDATE attachments SET state = ?1, state_since = ?2 WHERE attachment_id = ?3";
+const SET_GRANT: &str =
+    "UPDATE recoveries SET grant_state = ?1, consumed_by = ?2 WHERE recovery_id = ?3";
+const INSERT_BIND: &str = "INSERT INTO binds (session_id, bind_id, digest) VALUES (?1, ?2, ?3)";
+const INSERT_TRACE: &str = "INSERT INTO traces (seq, event_type, ts, node_self, peer, detail) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const COUNTERS: &str =
+    "SELECT records, binds, tombstones, traces, next_trace FROM counters WHERE id = 1";
+const STORE_COUNTERS: &str = "UPDATE counters SET records = ?1, binds = ?2, tombstones = ?3, \
+    traces = ?4, next_trace = ?5 WHERE id = 1";
+const INSERT_ATTACHMENT: &str = concat!(
+    "INSERT INTO attachments (",
+    attachment_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+);
+const INSERT_DETACHMENT: &str = concat!(
+    "INSERT INTO detachments (",
+    detachment_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+);
+const INSERT_RECOVERY: &str = concat!(
+    "INSERT INTO recoveries (",
+    recovery_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+);
 
 /// The read model in a SQLite database file.
 ///
@@ -177,8 +270,23 @@ pub struct SqliteStore {
     conn: Connection,
     path: String,
     limits: StoreLimits,
-    /// Whether a group commit (an open `BEGIN IMMEDIATE`) is in progress.
-    in_group: bool,
+    /// The node this database belongs to, once known: traces of this node are stored without
+    /// repeating its id.
+    node: Option<NodeId>,
+    /// The group commit in progress (an open `BEGIN IMMEDIATE`), if one is.
+    group: Option<Group>,
+}
+
+/// A group commit in progress.
+#[derive(Default)]
+struct Group {
+    /// Its commits so far: a commit that fails inside a group is undone by rolling the group
+    /// back and applying these again, which keeps each commit atomic without a savepoint
+    /// (whose sub-journal copies every page a commit touches).
+    done: Vec<Commit>,
+    /// The counters row as the group's commits left it (the group holds the write lock, so
+    /// nobody else moves it); stored once, when the group finishes.
+    counters: Counters,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -198,14 +306,16 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let store = Self::connect(path, flags, limits, durability)?;
-        match store.node_id()? {
-            Some(stored) if stored != *node => Err(StoreError::WrongNode {
-                path: store.path.clone(),
-                stored: stored.to_string(),
-                given: node.to_string(),
-            }),
-            Some(_) => Ok(store),
+        let mut store = Self::connect(path, flags, limits, durability)?;
+        match store.node.take() {
+            Some(stored) if stored != *node => {
+                return Err(StoreError::WrongNode {
+                    path: store.path.clone(),
+                    stored: stored.to_string(),
+                    given: node.to_string(),
+                });
+            }
+            Some(_) => {}
             None => {
                 store
                     .conn
@@ -214,9 +324,10 @@ impl SqliteStore {
                         [node.as_str()],
                     )
                     .map_err(backend)?;
-                Ok(store)
             }
         }
+        store.node = Some(node.clone());
+        Ok(store)
     }
 
     /// Opens an existing read model without knowing its node (for status reports).
@@ -283,12 +394,15 @@ impl SqliteStore {
                 .map_err(open_error)?;
             }
         }
-        Ok(SqliteStore {
+        let mut store = SqliteStore {
             conn,
             path: shown,
             limits,
-            in_group: false,
-        })
+            node: None,
+            group: None,
+        };
+        store.node = store.node_id()?;
+        Ok(store)
     }
 
     /// The node this database belongs to, once one has used it.
@@ -323,6 +437,19 @@ impl SqliteStore {
     ) -> Result<Option<T>, StoreError> {
         let mut statement = self.conn.prepare_cached(sql).map_err(backend)?;
         statement.query_row(params, map).optional().map_err(backend)
+    }
+
+    /// The row `seq` found by `sql`, if there is a `seq`.
+    fn by_seq<T>(
+        &self,
+        sql: &str,
+        seq: Option<i64>,
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        match seq {
+            Some(seq) => self.query_one(sql, [seq], map),
+            None => Ok(None),
+        }
     }
 
     fn attachments_where(
@@ -361,17 +488,97 @@ impl SqliteStore {
         )
     }
 
-    fn counter(&self, name: &str) -> Result<usize, StoreError> {
-        counter(&self.conn, name)
+    /// Undoes the commit that just failed inside the group: rolls the group back and applies
+    /// its earlier commits again. If that fails too, the group is lost and an error says so.
+    fn restart_group(&mut self, live: &SessionTable) -> Result<(), StoreError> {
+        let done = self.group.take().unwrap_or_default().done;
+        let again = run(&self.conn, "ROLLBACK")
+            .and_then(|()| run(&self.conn, "BEGIN IMMEDIATE"))
+            .and_then(|()| counters(&self.conn))
+            .and_then(|mut counters| {
+                for commit in &done {
+                    let store = (&self.limits, self.node.as_ref());
+                    apply_all(&self.conn, commit, store, live, &mut counters)?;
+                }
+                Ok(counters)
+            });
+        match again {
+            Ok(counters) => {
+                self.group = Some(Group { done, counters });
+                Ok(())
+            }
+            Err(err) => {
+                let _ = run(&self.conn, "ROLLBACK");
+                Err(StoreError::Backend(format!(
+                    "group commit lost while undoing a failed commit: {err}"
+                )))
+            }
+        }
     }
 }
 
-fn counter(conn: &Connection, name: &str) -> Result<usize, StoreError> {
-    let value: i64 = conn
-        .prepare_cached("SELECT value FROM counters WHERE name = ?1")
-        .and_then(|mut statement| statement.query_row([name], |row| row.get(0)))
-        .map_err(backend)?;
-    Ok(usize::try_from(value).unwrap_or(0))
+/// The counters row: row counts and the next trace sequence number (or, as a change, how
+/// much each moves).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counters {
+    records: i64,
+    binds: i64,
+    tombstones: i64,
+    traces: i64,
+    next_trace: i64,
+}
+
+impl Counters {
+    fn count(value: i64) -> usize {
+        usize::try_from(value).unwrap_or(0)
+    }
+
+    fn add(&mut self, change: &Counters) {
+        self.records += change.records;
+        self.binds += change.binds;
+        self.tombstones += change.tombstones;
+        self.traces += change.traces;
+        self.next_trace += change.next_trace;
+    }
+
+    fn over(&self, limits: &StoreLimits) -> bool {
+        Self::count(self.records) > limits.max_records
+            || Self::count(self.binds) > limits.max_binds
+            || Self::count(self.tombstones) > limits.max_tombstones
+            || Self::count(self.traces) > limits.max_traces
+    }
+}
+
+fn counters_row(row: &Row<'_>) -> rusqlite::Result<Counters> {
+    Ok(Counters {
+        records: row.get(0)?,
+        binds: row.get(1)?,
+        tombstones: row.get(2)?,
+        traces: row.get(3)?,
+        next_trace: row.get(4)?,
+    })
+}
+
+fn counters(conn: &Connection) -> Result<Counters, StoreError> {
+    conn.prepare_cached(COUNTERS)
+        .and_then(|mut statement| statement.query_row([], counters_row))
+        .map_err(backend)
+}
+
+/// Writes the counters row (inside the transaction that read it).
+fn store_counters(conn: &Connection, counters: &Counters) -> Result<(), StoreError> {
+    conn.prepare_cached(STORE_COUNTERS)
+        .and_then(|mut statement| {
+            statement.execute(params![
+                counters.records,
+                counters.binds,
+                counters.tombstones,
+                counters.traces,
+                counters.next_trace
+            ])
+        })
+        .map(drop)
+        .map_err(backend)
 }
 
 /// Runs a parameterless statement through the statement cache.
@@ -380,19 +587,6 @@ fn run(conn: &Connection, sql: &str) -> Result<(), StoreError> {
         .and_then(|mut statement| statement.execute([]))
         .map(drop)
         .map_err(backend)
-}
-
-fn all_counters(conn: &Connection) -> Result<Vec<(String, usize)>, StoreError> {
-    let mut statement = conn
-        .prepare_cached("SELECT name, value FROM counters")
-        .map_err(backend)?;
-    let rows = statement
-        .query_map([], |row| {
-            let value: i64 = row.get(1)?;
-            Ok((row.get(0)?, usize::try_from(value).unwrap_or(0)))
-        })
-        .map_err(backend)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(backend)
 }
 
 /// Maps a SQLite failure: constraint violations become [`StoreError::Constraint`], undecodable
@@ -453,6 +647,17 @@ where
     .transpose()
 }
 
+/// Digests are stored as their 32 bytes.
+fn digest_bytes(digest: &Sha256Digest) -> Result<[u8; 32], StoreError> {
+    digest
+        .bytes()
+        .map_err(|err| StoreError::Constraint(format!("digest {digest} is not storable: {err}")))
+}
+
+fn digest_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Sha256Digest> {
+    row.get(index).map(Sha256Digest::from_bytes)
+}
+
 fn timestamp_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
     parsed(row, index, Timestamp::parse)
 }
@@ -482,13 +687,12 @@ fn attachment_row(row: &Row<'_>) -> rusqlite::Result<AttachmentRec> {
         bind_id: row.get(9)?,
         bind_session: row.get(10)?,
         bound_at: timestamp_of(row, 11)?,
-        bind_digest: text_of(row, 12)?,
+        bind_digest: digest_of(row, 12)?,
         attached_at: timestamp_of(row, 13)?,
         admitted_at: instant_of(row, 14)?,
         state: text_of(row, 15)?,
         state_since: instant_of(row, 16)?,
-        digest: text_of(row, 17)?,
-        artifact: row.get(18)?,
+        artifact: row.get(17)?,
     })
 }
 
@@ -502,8 +706,7 @@ fn detachment_row(row: &Row<'_>) -> rusqlite::Result<DetachmentRec> {
         detached_at: timestamp_of(row, 5)?,
         admitted_at: instant_of(row, 6)?,
         origin: text_of(row, 7)?,
-        digest: text_of(row, 8)?,
-        artifact: row.get(9)?,
+        artifact: row.get(8)?,
     })
 }
 
@@ -520,8 +723,7 @@ fn recovery_row(row: &Row<'_>) -> rusqlite::Result<RecoveryRec> {
         grant: text_of(row, 8)?,
         grant_expires_at: instant_of(row, 9)?,
         consumed_by: row.get(10)?,
-        digest: text_of(row, 11)?,
-        artifact: row.get(12)?,
+        artifact: row.get(11)?,
     })
 }
 
@@ -541,107 +743,92 @@ fn trace_row(row: &Row<'_>) -> rusqlite::Result<Trace> {
 
 fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
     let changed = match change {
-        Change::InsertAttachment(rec) => conn
-            .prepare_cached(&format!(
-                "INSERT INTO attachments ({ATTACHMENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18, ?19)"
-            ))
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    rec.attachment_id,
-                    rec.serving_node_id.as_str(),
-                    rec.client_instance_id,
-                    rec.participant_id.as_str(),
-                    rec.pod_user_id.as_ref().map(|id| id.as_str()),
-                    rec.profile.as_str(),
-                    rec.export_capable,
-                    rec.migration_allowed,
-                    rec.models_local,
-                    rec.bind_id,
-                    rec.bind_session,
-                    rec.bound_at.as_str(),
-                    rec.bind_digest.as_str(),
-                    rec.attached_at.as_str(),
-                    nanos(rec.admitted_at),
-                    rec.state.as_str(),
-                    nanos(rec.state_since),
-                    rec.digest.as_str(),
-                    rec.artifact,
-                ])
-            }),
+        Change::InsertAttachment(rec) => {
+            let bind_digest = digest_bytes(&rec.bind_digest)?;
+            conn.prepare_cached(INSERT_ATTACHMENT)
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        rec.attachment_id,
+                        rec.serving_node_id.as_str(),
+                        rec.client_instance_id,
+                        rec.participant_id.as_str(),
+                        rec.pod_user_id.as_ref().map(|id| id.as_str()),
+                        rec.profile.as_str(),
+                        rec.export_capable,
+                        rec.migration_allowed,
+                        rec.models_local,
+                        rec.bind_id,
+                        rec.bind_session,
+                        rec.bound_at.as_str(),
+                        bind_digest,
+                        rec.attached_at.as_str(),
+                        nanos(rec.admitted_at),
+                        rec.state.as_str(),
+                        nanos(rec.state_since),
+                        rec.artifact,
+                    ])
+                })
+        }
         Change::SetAttachmentState {
             attachment_id,
             state,
             since,
         } => conn
-            .prepare_cached(
-                "UPDATE attachments SET state = ?1, state_since = ?2 WHERE attachment_id = ?3",
-            )
+            .prepare_cached(SET_ATTACHMENT_STATE)
             .and_then(|mut statement| {
                 statement.execute(params![state.as_str(), nanos(*since), attachment_id])
             }),
-        Change::InsertDetachment(rec) => conn
-            .prepare_cached(&format!(
-                "INSERT INTO detachments ({DETACHMENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            ))
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    rec.detachment_id,
-                    rec.attachment_id,
-                    rec.client_instance_id,
-                    rec.participant_id.as_str(),
-                    rec.reason.as_str(),
-                    rec.detached_at.as_str(),
-                    nanos(rec.admitted_at),
-                    rec.origin.as_str(),
-                    rec.digest.as_str(),
-                    rec.artifact,
-                ])
-            }),
-        Change::InsertRecovery(rec) => conn
-            .prepare_cached(&format!(
-                "INSERT INTO recoveries ({RECOVERY_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-            ))
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    rec.recovery_id,
-                    rec.from_detachment_id,
-                    rec.client_instance_id,
-                    rec.participant_id.as_str(),
-                    rec.mode.as_str(),
-                    rec.recovered_at.as_str(),
-                    rec.token_ref,
-                    nanos(rec.admitted_at),
-                    rec.grant.as_str(),
-                    nanos(rec.grant_expires_at),
-                    rec.consumed_by,
-                    rec.digest.as_str(),
-                    rec.artifact,
-                ])
-            }),
+        Change::InsertDetachment(rec) => {
+            conn.prepare_cached(INSERT_DETACHMENT)
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        rec.detachment_id,
+                        rec.attachment_id,
+                        rec.client_instance_id,
+                        rec.participant_id.as_str(),
+                        rec.reason.as_str(),
+                        rec.detached_at.as_str(),
+                        nanos(rec.admitted_at),
+                        rec.origin.as_str(),
+                        rec.artifact,
+                    ])
+                })
+        }
+        Change::InsertRecovery(rec) => {
+            conn.prepare_cached(INSERT_RECOVERY)
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        rec.recovery_id,
+                        rec.from_detachment_id,
+                        rec.client_instance_id,
+                        rec.participant_id.as_str(),
+                        rec.mode.as_str(),
+                        rec.recovered_at.as_str(),
+                        rec.token_ref,
+                        nanos(rec.admitted_at),
+                        rec.grant.as_str(),
+                        nanos(rec.grant_expires_at),
+                        rec.consumed_by,
+                        rec.artifact,
+                    ])
+                })
+        }
         Change::SetGrant {
             recovery_id,
             grant,
             consumed_by,
-        } => conn
-            .prepare_cached(
-                "UPDATE recoveries SET grant_state = ?1, consumed_by = ?2 WHERE recovery_id = ?3",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![grant.as_str(), consumed_by, recovery_id])
-            }),
+        } => conn.prepare_cached(SET_GRANT).and_then(|mut statement| {
+            statement.execute(params![grant.as_str(), consumed_by, recovery_id])
+        }),
         Change::CacheBind {
             session_id,
             bind_id,
             digest,
-        } => conn
-            .prepare_cached("INSERT INTO binds (session_id, bind_id, digest) VALUES (?1, ?2, ?3)")
-            .and_then(|mut statement| {
-                statement.execute(params![session_id, bind_id, digest.as_str()])
-            }),
+        } => {
+            let digest = digest_bytes(digest)?;
+            conn.prepare_cached(INSERT_BIND)
+                .and_then(|mut statement| statement.execute(params![session_id, bind_id, digest]))
+        }
     }
     .map_err(backend)?;
     if changed == 0 {
@@ -661,20 +848,28 @@ fn change_target(change: &Change) -> String {
     }
 }
 
-fn insert_trace(conn: &Connection, event: &TraceEvent) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO traces (event_type, ts, node_self, peer, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut statement| {
-        statement.execute(params![
-            event.kind.as_str(),
-            nanos(event.ts),
-            event.node.as_str(),
-            event.peer.as_ref().map(NodeId::as_str),
-            event.detail.to_string(),
-        ])
-    })
-    .map_err(backend)?;
+/// Stores `event` as trace `seq`; `node_self` is left NULL when it is `this_node`.
+fn insert_trace(
+    conn: &Connection,
+    seq: i64,
+    event: &TraceEvent,
+    this_node: Option<&NodeId>,
+) -> Result<(), StoreError> {
+    let node_self = (this_node != Some(&event.node)).then(|| event.node.as_str());
+    let detail = serde_json::to_string(&event.detail)
+        .map_err(|err| StoreError::Backend(format!("trace detail: {err}")))?;
+    conn.prepare_cached(INSERT_TRACE)
+        .and_then(|mut statement| {
+            statement.execute(params![
+                seq,
+                event.kind.as_str(),
+                nanos(event.ts),
+                node_self,
+                event.peer.as_ref().map(NodeId::as_str),
+                detail,
+            ])
+        })
+        .map_err(backend)?;
     Ok(())
 }
 
@@ -699,7 +894,8 @@ fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, S
     Ok(None)
 }
 
-fn evict_lineage(conn: &Connection, detachment_id: &str) -> Result<(), StoreError> {
+/// Evicts the lineage of `detachment_id`; returns how the counters move.
+fn evict_lineage(conn: &Connection, detachment_id: &str) -> Result<Counters, StoreError> {
     let lineage: Option<(String, String, String, i64)> = conn
         .prepare_cached(
             "SELECT d.attachment_id, d.client_id, d.reason, a.seq FROM detachments d \
@@ -714,75 +910,80 @@ fn evict_lineage(conn: &Connection, detachment_id: &str) -> Result<(), StoreErro
         })
         .map_err(backend)?;
     let Some((attachment_id, client, reason, attachment_seq)) = lineage else {
-        return Ok(());
+        return Ok(Counters::default());
     };
     let reason: DetachReason = parse_column("detachment reason", &reason)?;
-    conn.execute(
-        "DELETE FROM recoveries WHERE from_detachment_id = ?1",
-        [detachment_id],
-    )
-    .map_err(backend)?;
-    conn.execute(
+    let delete = |sql: &str, key: &str| -> Result<i64, StoreError> {
+        let deleted = conn
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([key]))
+            .map_err(backend)?;
+        Ok(i64::try_from(deleted).unwrap_or(i64::MAX))
+    };
+    let mut change = Counters {
+        records: -delete(
+            "DELETE FROM recoveries WHERE from_detachment_id = ?1",
+            detachment_id,
+        )?,
+        ..Counters::default()
+    };
+    delete(
         "DELETE FROM detachments WHERE detachment_id = ?1",
-        [detachment_id],
-    )
-    .map_err(backend)?;
-    conn.execute(
+        detachment_id,
+    )?;
+    change.records -= delete(
         "DELETE FROM attachments WHERE attachment_id = ?1",
-        [&attachment_id],
-    )
-    .map_err(backend)?;
+        &attachment_id,
+    )?;
     let newer: bool = conn
-        .query_row(
+        .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM attachments WHERE client_id = ?1 AND seq > ?2)",
-            params![client, attachment_seq],
-            |row| row.get(0),
         )
+        .and_then(|mut statement| {
+            statement.query_row(params![client, attachment_seq], |row| row.get(0))
+        })
         .map_err(backend)?;
     if needs_recovery(reason) && !newer {
-        conn.execute("DELETE FROM tombstones WHERE client_id = ?1", [&client])
+        change.tombstones -= delete("DELETE FROM tombstones WHERE client_id = ?1", &client)?;
+        conn.prepare_cached("INSERT INTO tombstones (client_id, reason) VALUES (?1, ?2)")
+            .and_then(|mut statement| statement.execute(params![client, reason.as_str()]))
             .map_err(backend)?;
-        conn.execute(
-            "INSERT INTO tombstones (client_id, reason) VALUES (?1, ?2)",
-            params![client, reason.as_str()],
-        )
-        .map_err(backend)?;
+        change.tombstones += 1;
     }
-    Ok(())
+    Ok(change)
 }
 
-fn evict_oldest(conn: &Connection, table: &str, max: usize) -> Result<(), StoreError> {
-    let excess = counter(conn, table)?.saturating_sub(max);
-    if excess > 0 {
-        conn.execute(
+/// Deletes the oldest rows of `table` beyond `max` of its `count`; returns how many.
+fn evict_oldest(conn: &Connection, table: &str, count: i64, max: usize) -> Result<i64, StoreError> {
+    let excess = Counters::count(count).saturating_sub(max);
+    if excess == 0 {
+        return Ok(0);
+    }
+    let deleted = conn
+        .execute(
             &format!(
                 "DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY seq LIMIT ?1)"
             ),
             [i64::try_from(excess).unwrap_or(i64::MAX)],
         )
         .map_err(backend)?;
-    }
-    Ok(())
+    Ok(i64::try_from(deleted).unwrap_or(i64::MAX))
 }
 
+/// Evicts down to the limits, keeping `now` (the counters) up to date.
 fn evict(
     conn: &Connection,
     limits: &StoreLimits,
     live: &SessionTable,
     grows: bool,
+    now: &mut Counters,
 ) -> Result<(), StoreError> {
-    let counts = all_counters(conn)?;
-    let over = |name: &str, max: usize| counts.iter().any(|(n, value)| n == name && *value > max);
-    if !over("records", limits.max_records)
-        && !over("tombstones", limits.max_tombstones)
-        && !over("binds", limits.max_binds)
-        && !over("traces", limits.max_traces)
-    {
+    if !now.over(limits) {
         return Ok(());
     }
-    while counter(conn, "records")? > limits.max_records {
+    while Counters::count(now.records) > limits.max_records {
         match evictable(conn, live)? {
-            Some(detachment_id) => evict_lineage(conn, &detachment_id)?,
+            Some(detachment_id) => now.add(&evict_lineage(conn, &detachment_id)?),
             None if grows => {
                 return Err(StoreError::Full {
                     records: limits.max_records,
@@ -791,18 +992,42 @@ fn evict(
             None => break,
         }
     }
-    evict_oldest(conn, "tombstones", limits.max_tombstones)?;
-    evict_oldest(conn, "binds", limits.max_binds)?;
-    evict_oldest(conn, "traces", limits.max_traces)
+    now.tombstones -= evict_oldest(conn, "tombstones", now.tombstones, limits.max_tombstones)?;
+    now.binds -= evict_oldest(conn, "binds", now.binds, limits.max_binds)?;
+    now.traces -= evict_oldest(conn, "traces", now.traces, limits.max_traces)?;
+    Ok(())
+}
+
+/// Applies `commit` (its changes, its traces, eviction) inside the open write transaction
+/// whose counters row `now` holds; `now` follows, and the caller stores it before the
+/// transaction commits (once per group).
+fn apply_all(
+    conn: &Connection,
+    commit: &Commit,
+    store: (&StoreLimits, Option<&NodeId>),
+    live: &SessionTable,
+    now: &mut Counters,
+) -> Result<(), StoreError> {
+    let (limits, this_node) = store;
+    for each in &commit.changes {
+        apply(conn, each)?;
+        match each {
+            Change::InsertAttachment(_) | Change::InsertRecovery(_) => now.records += 1,
+            Change::CacheBind { .. } => now.binds += 1,
+            _ => {}
+        }
+    }
+    for event in &commit.traces {
+        insert_trace(conn, now.next_trace, event, this_node)?;
+        now.next_trace += 1;
+        now.traces += 1;
+    }
+    evict(conn, limits, live, commit.grows(), now)
 }
 
 impl Store for SqliteStore {
     fn attachment(&self, attachment_id: &str) -> Result<Option<AttachmentRec>, StoreError> {
-        self.query_one(
-            &format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE attachment_id = ?1"),
-            [attachment_id],
-            attachment_row,
-        )
+        self.query_one(ATTACHMENT_BY_ID, [attachment_id], attachment_row)
     }
 
     fn live_attachment(
@@ -811,10 +1036,7 @@ impl Store for SqliteStore {
         client: &str,
     ) -> Result<Option<AttachmentRec>, StoreError> {
         self.query_one(
-            &format!(
-                "SELECT {ATTACHMENT_COLUMNS} FROM attachments \
-                 WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'"
-            ),
+            LIVE_ATTACHMENT,
             params![node.as_str(), client],
             attachment_row,
         )
@@ -825,7 +1047,7 @@ impl Store for SqliteStore {
     }
 
     fn live_attachments_on(&self, session: &str) -> Result<Vec<AttachmentRec>, StoreError> {
-        self.attachments_where("bind_session = ?1 AND state <> 'detached'", [session])
+        self.query(LIVE_ATTACHMENTS_ON, [session], attachment_row)
     }
 
     fn attachments_due(
@@ -840,46 +1062,23 @@ impl Store for SqliteStore {
     }
 
     fn detachment(&self, detachment_id: &str) -> Result<Option<DetachmentRec>, StoreError> {
-        self.query_one(
-            &format!("SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE detachment_id = ?1"),
-            [detachment_id],
-            detachment_row,
-        )
+        self.query_one(DETACHMENT_BY_ID, [detachment_id], detachment_row)
     }
 
     fn detachment_of(&self, attachment_id: &str) -> Result<Option<DetachmentRec>, StoreError> {
-        self.query_one(
-            &format!("SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE attachment_id = ?1"),
-            [attachment_id],
-            detachment_row,
-        )
+        self.query_one(DETACHMENT_OF, [attachment_id], detachment_row)
     }
 
     fn latest_detachment(&self, client: &str) -> Result<Option<DetachmentRec>, StoreError> {
-        self.query_one(
-            &format!(
-                "SELECT {DETACHMENT_COLUMNS} FROM detachments WHERE client_id = ?1 \
-                 ORDER BY seq DESC LIMIT 1"
-            ),
-            [client],
-            detachment_row,
-        )
+        self.query_one(LATEST_DETACHMENT, [client], detachment_row)
     }
 
     fn tombstone(&self, client: &str) -> Result<Option<DetachReason>, StoreError> {
-        self.query_one(
-            "SELECT reason FROM tombstones WHERE client_id = ?1",
-            [client],
-            |row| text_of(row, 0),
-        )
+        self.query_one(TOMBSTONE, [client], |row| text_of(row, 0))
     }
 
     fn recovery(&self, recovery_id: &str) -> Result<Option<RecoveryRec>, StoreError> {
-        self.query_one(
-            &format!("SELECT {RECOVERY_COLUMNS} FROM recoveries WHERE recovery_id = ?1"),
-            [recovery_id],
-            recovery_row,
-        )
+        self.query_one(RECOVERY_BY_ID, [recovery_id], recovery_row)
     }
 
     fn recoveries_from(&self, detachment_id: &str) -> Result<Vec<RecoveryRec>, StoreError> {
@@ -887,14 +1086,7 @@ impl Store for SqliteStore {
     }
 
     fn open_grant(&self, client: &str) -> Result<Option<RecoveryRec>, StoreError> {
-        self.query_one(
-            &format!(
-                "SELECT {RECOVERY_COLUMNS} FROM recoveries \
-                 WHERE client_id = ?1 AND grant_state = 'open'"
-            ),
-            [client],
-            recovery_row,
-        )
+        self.query_one(OPEN_GRANT, [client], recovery_row)
     }
 
     fn grants_due(&self, not_after: OffsetDateTime) -> Result<Vec<RecoveryRec>, StoreError> {
@@ -909,11 +1101,77 @@ impl Store for SqliteStore {
         session: &str,
         bind_id: &str,
     ) -> Result<Option<Sha256Digest>, StoreError> {
-        self.query_one(
-            "SELECT digest FROM binds WHERE session_id = ?1 AND bind_id = ?2",
-            [session, bind_id],
-            |row| text_of(row, 0),
-        )
+        // One row, NULL when neither holds the bind.
+        let digest: Option<Option<[u8; 32]>> =
+            self.query_one(BIND_DIGEST, [session, bind_id], |row| row.get(0))?;
+        Ok(digest.flatten().map(Sha256Digest::from_bytes))
+    }
+
+    fn client_standing(&self, node: &NodeId, client: &str) -> Result<ClientStanding, StoreError> {
+        let probe = Probe {
+            client: Some((node, client)),
+            ..Probe::default()
+        };
+        Ok(self.probe(&probe)?.standing)
+    }
+
+    fn probe(&self, probe: &Probe<'_>) -> Result<Found, StoreError> {
+        struct Seqs {
+            attachment: Option<i64>,
+            detachment: Option<i64>,
+            recovery: Option<i64>,
+            bind_digest: Option<[u8; 32]>,
+            live: Option<i64>,
+            latest: Option<i64>,
+            tombstone: Option<String>,
+            grant: Option<i64>,
+        }
+        let (session, bind_id) = probe.bind.unzip();
+        let (node, client) = probe.client.unzip();
+        let seqs = self
+            .conn
+            .prepare_cached(PROBE)
+            .and_then(|mut statement| {
+                statement.query_row(
+                    params![
+                        probe.attachment_id,
+                        probe.detachment_id,
+                        probe.recovery_id,
+                        session,
+                        bind_id,
+                        node.map(NodeId::as_str),
+                        client
+                    ],
+                    |row| {
+                        Ok(Seqs {
+                            attachment: row.get(0)?,
+                            detachment: row.get(1)?,
+                            recovery: row.get(2)?,
+                            bind_digest: row.get(3)?,
+                            live: row.get(4)?,
+                            latest: row.get(5)?,
+                            tombstone: row.get(6)?,
+                            grant: row.get(7)?,
+                        })
+                    },
+                )
+            })
+            .map_err(backend)?;
+        Ok(Found {
+            attachment: self.by_seq(ATTACHMENT_BY_SEQ, seqs.attachment, attachment_row)?,
+            detachment: self.by_seq(DETACHMENT_BY_SEQ, seqs.detachment, detachment_row)?,
+            recovery: self.by_seq(RECOVERY_BY_SEQ, seqs.recovery, recovery_row)?,
+            bind_digest: seqs.bind_digest.map(Sha256Digest::from_bytes),
+            standing: ClientStanding {
+                live: self.by_seq(ATTACHMENT_BY_SEQ, seqs.live, attachment_row)?,
+                latest_detachment: self.by_seq(DETACHMENT_BY_SEQ, seqs.latest, detachment_row)?,
+                tombstone: seqs
+                    .tombstone
+                    .map(|reason| parse_column("tombstone reason", &reason))
+                    .transpose()?,
+                open_grant: self.by_seq(RECOVERY_BY_SEQ, seqs.grant, recovery_row)?,
+            },
+        })
     }
 
     fn client_history(&self, client: &str) -> Result<ClientHistory, StoreError> {
@@ -933,22 +1191,24 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             Ok(usize::try_from(value).unwrap_or(0))
         };
+        let stored = counters(&self.conn)?;
         Ok(Counts {
             attachments: count("SELECT COUNT(*) FROM attachments")?,
             live: count("SELECT COUNT(*) FROM attachments WHERE state <> 'detached'")?,
             detachments: count("SELECT COUNT(*) FROM detachments")?,
             recoveries: count("SELECT COUNT(*) FROM recoveries")?,
             open_grants: count("SELECT COUNT(*) FROM recoveries WHERE grant_state = 'open'")?,
-            binds: self.counter("binds")?,
-            tombstones: self.counter("tombstones")?,
-            traces: self.counter("traces")?,
+            binds: Counters::count(stored.binds),
+            tombstones: Counters::count(stored.tombstones),
+            traces: Counters::count(stored.traces),
         })
     }
 
     fn recent_traces(&self, limit: usize) -> Result<Vec<Trace>, StoreError> {
         let mut traces = self.query(
-            "SELECT seq, event_type, ts, node_self, peer, detail FROM traces \
-             ORDER BY seq DESC LIMIT ?1",
+            "SELECT seq, event_type, ts, \
+             COALESCE(node_self, (SELECT value FROM meta WHERE key = 'node/id')), peer, detail \
+             FROM traces ORDER BY seq DESC LIMIT ?1",
             [i64::try_from(limit).unwrap_or(i64::MAX)],
             trace_row,
         )?;
@@ -957,55 +1217,74 @@ impl Store for SqliteStore {
     }
 
     fn commit(&mut self, commit: Commit, live: &SessionTable) -> Result<(), StoreError> {
-        let grows = commit.grows();
-        let apply_all = |conn: &Connection| -> Result<(), StoreError> {
-            for change in &commit.changes {
-                apply(conn, change)?;
-            }
-            for event in &commit.traces {
-                insert_trace(conn, event)?;
-            }
-            evict(conn, &self.limits, live, grows)
-        };
-        // Dropping the transaction or savepoint without committing it (on any error) rolls
-        // everything back.
-        if self.in_group {
-            run(&self.conn, "SAVEPOINT admission")?;
-            match apply_all(&self.conn) {
-                Ok(()) => run(&self.conn, "RELEASE admission"),
-                Err(err) => {
-                    // Undo this commit only; the group goes on.
-                    run(&self.conn, "ROLLBACK TO admission")?;
-                    run(&self.conn, "RELEASE admission")?;
-                    Err(err)
-                }
-            }
-        } else {
+        if self.group.is_none() {
+            // Dropping the transaction without committing it (on any error) rolls it back.
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            apply_all(&tx)?;
-            tx.commit().map_err(backend)
+            let mut now = counters(&tx)?;
+            apply_all(
+                &tx,
+                &commit,
+                (&self.limits, self.node.as_ref()),
+                live,
+                &mut now,
+            )?;
+            store_counters(&tx, &now)?;
+            return tx.commit().map_err(backend);
+        }
+        let mut now = self
+            .group
+            .as_ref()
+            .map(|group| group.counters)
+            .unwrap_or_default();
+        let store = (&self.limits, self.node.as_ref());
+        match apply_all(&self.conn, &commit, store, live, &mut now) {
+            Ok(()) => {
+                if let Some(group) = &mut self.group {
+                    group.counters = now;
+                    group.done.push(commit);
+                }
+                Ok(())
+            }
+            Err(err) => {
+                // Undo this commit only; the group goes on.
+                self.restart_group(live)?;
+                Err(err)
+            }
         }
     }
 
     fn begin_group(&mut self) -> Result<(), StoreError> {
-        if self.in_group {
+        if self.group.is_some() {
             return Err(StoreError::Backend("a group commit is already open".into()));
         }
         run(&self.conn, "BEGIN IMMEDIATE")?;
-        self.in_group = true;
-        Ok(())
+        match counters(&self.conn) {
+            Ok(counters) => {
+                self.group = Some(Group {
+                    done: Vec::new(),
+                    counters,
+                });
+                Ok(())
+            }
+            Err(err) => {
+                let _ = run(&self.conn, "ROLLBACK");
+                Err(err)
+            }
+        }
     }
 
     fn finish_group(&mut self) -> Result<(), StoreError> {
-        if !self.in_group {
+        let Some(group) = &self.group else {
             return Ok(());
-        }
-        match run(&self.conn, "COMMIT") {
+        };
+        let finished =
+            store_counters(&self.conn, &group.counters).and_then(|()| run(&self.conn, "COMMIT"));
+        match finished {
             Ok(()) => {
-                self.in_group = false;
+                self.group = None;
                 Ok(())
             }
             Err(err) => {
@@ -1016,10 +1295,84 @@ impl Store for SqliteStore {
     }
 
     fn abandon_group(&mut self) {
-        if self.in_group {
+        if self.group.take().is_some() {
             // A failed rollback leaves nothing to undo: SQLite rolls back on its own then.
             let _ = run(&self.conn, "ROLLBACK");
-            self.in_group = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every statement an admission runs, and what each must find its rows by.
+    const ADMISSION_PATH: [&str; 21] = [
+        ATTACHMENT_BY_ID,
+        ATTACHMENT_BY_SEQ,
+        LIVE_ATTACHMENT,
+        DETACHMENT_BY_ID,
+        DETACHMENT_BY_SEQ,
+        DETACHMENT_OF,
+        LATEST_DETACHMENT,
+        TOMBSTONE,
+        RECOVERY_BY_ID,
+        RECOVERY_BY_SEQ,
+        OPEN_GRANT,
+        BIND_DIGEST,
+        PROBE,
+        LIVE_ATTACHMENTS_ON,
+        COUNTERS,
+        STORE_COUNTERS,
+        SET_ATTACHMENT_STATE,
+        SET_GRANT,
+        INSERT_ATTACHMENT,
+        INSERT_BIND,
+        INSERT_TRACE,
+    ];
+
+    #[test]
+    fn no_statement_on_the_admission_path_builds_a_temporary_table() {
+        let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        let store = SqliteStore::open_in_memory(&node, StoreLimits::default()).unwrap();
+        for sql in ADMISSION_PATH {
+            let mut statement = store.conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            let mut rows = statement.raw_query();
+            while let Some(row) = rows.next().unwrap() {
+                let opcode: String = row.get(1).unwrap();
+                // An ephemeral table costs a page cache per execution (a CHECK with an IN
+                // list did that on every insert).
+                assert_ne!(opcode, "OpenEphemeral", "{sql}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_statement_on_the_admission_path_scans_a_table() {
+        let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        let store = SqliteStore::open_in_memory(&node, StoreLimits::default()).unwrap();
+        for sql in ADMISSION_PATH {
+            let mut statement = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            // Unbound parameters are NULL, which is all a plan needs.
+            let mut rows = statement.raw_query();
+            let mut plan = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                plan.push(row.get::<_, String>(3).unwrap());
+            }
+            assert!(
+                plan.iter()
+                    .all(|step| !step.starts_with("SCAN") || step == "SCAN CONSTANT ROW"),
+                "{sql}\n{plan:#?}"
+            );
+            if !sql.starts_with("INSERT") {
+                assert!(
+                    plan.iter().any(|step| step.starts_with("SEARCH")),
+                    "{sql}\n{plan:#?}"
+                );
+            }
         }
     }
 }

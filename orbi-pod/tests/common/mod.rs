@@ -159,6 +159,26 @@ pub fn recovery_with(
     )
 }
 
+/// R1-style recovery `id`: the client of D1 reattaches its device, bound by B3.
+pub fn reattach_after_d1(id: &str) -> Value {
+    recovery_with(
+        id,
+        CLIENT,
+        RecoveryMode::ReattachExistingDevice,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:25:00Z",
+        None,
+        b3(),
+    )
+}
+
+/// Replaces a bind's signature by `key`'s signature over its current content.
+pub fn resign(mut bind: Value, key: &KeyPair) -> Value {
+    let input = orbi_types::pod::bind_signing_input(&bind).unwrap();
+    bind["proof/participant-signature"]["value"] = serde_json::json!(key.sign(&input));
+    bind
+}
+
 pub fn bytes(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap()
 }
