@@ -52,7 +52,12 @@ fn main() {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
         })
         .collect();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Listeners run on the worker count `orbi inac serve` uses; load generators on the default.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if matches!(mode.as_str(), "raw-recv" | "echo-server") {
+        builder.worker_threads(orbi_inac::quic::config::server_worker_threads());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => fail(&error.to_string()),
     };
