@@ -223,7 +223,20 @@ fn init_logging() {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
+    build_runtime(tokio::runtime::Builder::new_multi_thread())
+}
+
+/// `serve`'s runtime leaves a core to the receiver thread.
+fn server_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(orbi_inac::quic::config::server_worker_threads());
+    build_runtime(builder)
+}
+
+fn build_runtime(
+    mut builder: tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, CliError> {
+    builder
         .enable_all()
         .build()
         .map_err(|err| CliError::new(format!("cannot start the runtime: {err}")))
@@ -269,7 +282,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     let NodeState { store, ledger } = NodeState::open(&args.data_dir, durability)
         .map_err(|err| CliError::new(err.to_string()))?;
     let receiver = Receiver::new(key.clone(), policy, kinds, store, ledger);
-    runtime()?.block_on(async move {
+    server_runtime()?.block_on(async move {
         let server = Server::bind(args.listen, key, receiver, TransportConfig::default())
             .map_err(|err| CliError::new(err.to_string()))?;
         let first = json!({

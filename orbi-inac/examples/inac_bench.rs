@@ -31,6 +31,11 @@ use orbi_inac::{
 use orbi_types::{KeyPair, Sha256Hasher, inac::Operation};
 use tokio::{io::AsyncReadExt, sync::mpsc};
 
+/// The same allocator as the `orbi` binary, so that the baselines and the INAC client differ
+/// from `orbi inac serve` only in the protocol work.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The listening helper's key (raw baselines).
 const LISTENER_SEED: [u8; 32] = [0x51; 32];
 /// The sending helper's key.
@@ -47,7 +52,12 @@ fn main() {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
         })
         .collect();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Listeners run on the worker count `orbi inac serve` uses; load generators on the default.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if matches!(mode.as_str(), "raw-recv" | "echo-server") {
+        builder.worker_threads(orbi_inac::quic::config::server_worker_threads());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => fail(&error.to_string()),
     };

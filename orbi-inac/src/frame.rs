@@ -11,13 +11,14 @@ use std::sync::{Arc, OnceLock};
 
 use orbi_schema::{Issue, Profile, SchemaValidator, registry};
 use orbi_types::{
-    Artifact, Base64Url, InacControl, KeyOrder, ParseError,
+    Artifact, Base64Url, InacControl, KeyOrder, ParseError, Sha256Digest,
     inac::{
         ArtifactDescriptor, ArtifactRequest, MAX_TOKEN_CHARS, Meta, Operation, Response, Transfer,
         TransferMode,
     },
     json,
 };
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use build::FrameBuilder;
@@ -102,6 +103,35 @@ pub struct Frame {
     /// Everything but `authorization` (kept apart so that superset modes parse).
     control: InacControl,
     authorization: Option<FrameAuthorization>,
+    /// The inline payload, decoded and hashed once when the frame was checked.
+    inline: Derived<Option<Arc<InlineBytes>>>,
+    /// The compact JSON, kept from [`FrameBuilder::build`] or made by the first
+    /// [`Frame::encode`].
+    wire: Derived<OnceLock<Arc<[u8]>>>,
+}
+
+/// The decoded `bytes/base64url` of a frame and their digest.
+#[derive(Clone)]
+struct InlineBytes {
+    bytes: Vec<u8>,
+    digest: Sha256Digest,
+}
+
+/// What a frame derives from its members: equal whenever the members are, and kept out of
+/// `Debug` (payload bytes stay out of logs).
+#[derive(Clone, Default)]
+struct Derived<T>(T);
+
+impl<T> PartialEq for Derived<T> {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> std::fmt::Debug for Derived<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 /// Where a pushed or offered artifact's bytes are.
@@ -348,14 +378,35 @@ impl Frame {
             Some(authorization) => Some(parse_authorization(authorization).map_err(fail)?),
             None => None,
         };
-        let mut control = InacControl::from_value(&Value::Object(map))
-            .map_err(|error| fail(FrameError::Shape(error)))?;
+        let value = Value::Object(map);
+        // The plain parse is the same as `Artifact::from_value`'s without tracking the path
+        // (or capturing the key order a second time); only a failure is parsed again for the
+        // pointer of the member that does not fit.
+        let mut control = match InacControl::deserialize(&value) {
+            Ok(control) => control,
+            Err(_) => {
+                InacControl::from_value(&value).map_err(|error| fail(FrameError::Shape(error)))?
+            }
+        };
         control.key_order = order;
-        check_rules(&control).map_err(fail)?;
-        Ok(Frame {
+        let inline = check_rules(&control).map_err(fail)?;
+        Ok(Frame::new(control, authorization, inline))
+    }
+
+    fn new(
+        control: InacControl,
+        authorization: Option<FrameAuthorization>,
+        inline: Option<Vec<u8>>,
+    ) -> Frame {
+        Frame {
             control,
             authorization,
-        })
+            inline: Derived(inline.map(|bytes| {
+                let digest = Sha256Digest::of(&bytes);
+                Arc::new(InlineBytes { bytes, digest })
+            })),
+            wire: Derived::default(),
+        }
     }
 
     /// The operation.
@@ -448,8 +499,26 @@ impl Frame {
 
     /// The frame as compact UTF-8 JSON, ready for the wire.
     pub fn encode(&self) -> Vec<u8> {
-        // A `Value` with string keys always serializes.
-        serde_json::to_vec(&self.to_value()).unwrap_or_default()
+        self.wire_json().to_vec()
+    }
+
+    /// [`Frame::encode`]'s bytes, made once per frame.
+    pub(crate) fn wire_json(&self) -> &[u8] {
+        self.wire.0.get_or_init(|| {
+            // A `Value` with string keys always serializes.
+            serde_json::to_vec(&self.to_value())
+                .unwrap_or_default()
+                .into()
+        })
+    }
+
+    /// The decoded inline payload (`bytes/base64url`) and the sha256 of those bytes (to be
+    /// compared with the declared digest), computed once when the frame was checked.
+    pub fn inline_bytes(&self) -> Option<(&[u8], &Sha256Digest)> {
+        self.inline
+            .0
+            .as_deref()
+            .map(|inline| (inline.bytes.as_slice(), &inline.digest))
     }
 }
 
@@ -564,7 +633,8 @@ fn parse_authorization(value: Value) -> Result<FrameAuthorization, FrameError> {
     Ok(FrameAuthorization { mode, passport })
 }
 
-fn check_rules(control: &InacControl) -> Result<(), FrameError> {
+/// The rules of spec §2 the schema cannot express; returns the decoded inline payload.
+fn check_rules(control: &InacControl) -> Result<Option<Vec<u8>>, FrameError> {
     let operation = control.operation;
     match (operation.response_status(), &control.response) {
         (Some(expected), Some(response)) if response.status != expected => {
@@ -588,7 +658,7 @@ fn check_rules(control: &InacControl) -> Result<(), FrameError> {
         .into());
     }
     let Some(artifact) = &control.artifact else {
-        return Ok(());
+        return Ok(None);
     };
     if artifact.digest.bytes().is_err() {
         return Err(RuleViolation::DigestForm {
@@ -596,30 +666,30 @@ fn check_rules(control: &InacControl) -> Result<(), FrameError> {
         }
         .into());
     }
+    let mut inline = None;
     if let Some(bytes) = &artifact.bytes_base64url {
         if !operation.is_initiating() {
             return Err(RuleViolation::BytesOnResponse(operation).into());
         }
-        // The exact length is known without decoding; a non-canonical length fails decode below.
-        let canonical = bytes.decoded_len().is_some() && bytes.decode().is_ok();
-        if !canonical {
-            return Err(RuleViolation::Base64 {
+        // The exact length is known without decoding; a non-canonical length fails decode.
+        let decoded = bytes
+            .decoded_len()
+            .and_then(|_| bytes.decode().ok())
+            .ok_or_else(|| RuleViolation::Base64 {
                 length: bytes.as_str().len(),
-            }
-            .into());
-        }
-        let decoded = bytes.decoded_len().unwrap_or_default() as u64;
-        if decoded != artifact.size_bytes {
+            })?;
+        if decoded.len() as u64 != artifact.size_bytes {
             return Err(FrameError::InlineLengthMismatch {
                 declared: artifact.size_bytes,
-                decoded,
+                decoded: decoded.len() as u64,
             });
         }
+        inline = Some(decoded);
     }
     if operation == Operation::Push {
         check_push_location(artifact, control.transfer.as_ref())?;
     }
-    Ok(())
+    Ok(inline)
 }
 
 fn check_push_location(

@@ -445,7 +445,7 @@ pub(crate) mod tests {
         KeyPair::from_seed(&[seed; 32]).node_id()
     }
 
-    fn transfer(peer: &NodeId, at_ms: u64) -> TransferRecord {
+    pub(crate) fn transfer(peer: &NodeId, at_ms: u64) -> TransferRecord {
         TransferRecord {
             at_ms,
             peer: peer.clone(),

@@ -59,6 +59,8 @@ impl NodeState {
             source,
         })?;
         let ledger = SqliteLedger::open_with(dir.join(Self::LEDGER_FILE), durability)?;
+        // Built now rather than by the first push, which would wait for it.
+        ledger.load_index()?;
         let files = FsStore::open_with(dir.join(Self::STORE_DIR), durability)?;
         Ok(NodeState {
             store: HybridStore::new(files, &ledger, Self::SMALL_OBJECT_MAX),

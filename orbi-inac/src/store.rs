@@ -8,7 +8,7 @@
 //! staged, so a failed, refused or interrupted transfer leaves nothing behind.
 
 mod fs;
-mod hybrid;
+pub(crate) mod hybrid;
 mod memory;
 
 use std::{io, io::Read, path::PathBuf};

@@ -143,8 +143,8 @@ impl Frame {
             }),
             _ => None,
         };
-        Frame {
-            control: InacControl {
+        Frame::new(
+            InacControl {
                 schema: InacControlTag,
                 operation,
                 correlation_id: correlation_id.filter(|id| is_token(id)).map(str::to_owned),
@@ -158,7 +158,8 @@ impl Frame {
                 key_order: KeyOrder::default(),
             },
             authorization,
-        }
+            None,
+        )
     }
 }
 
@@ -259,14 +260,17 @@ impl FrameBuilder {
     /// payload, a frame over 256 KiB).
     pub fn build(self) -> Result<Frame, DecodeError> {
         let value = Value::Object(self.map);
-        let len = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(0);
-        if len > super::MAX_FRAME_BYTES {
+        // Exactly what `encode` gives for the built frame (same members, same order): kept.
+        let json = serde_json::to_vec(&value).unwrap_or_default();
+        if json.len() > super::MAX_FRAME_BYTES {
             return Err(DecodeError {
-                reason: super::FrameError::TooLong { len },
+                reason: super::FrameError::TooLong { len: json.len() },
                 correlation_id: None,
                 operation: None,
             });
         }
-        Frame::from_value_with(value, self.options)
+        let frame = Frame::from_value_with(value, self.options)?;
+        let _ = frame.wire.0.set(json.into());
+        Ok(frame)
     }
 }

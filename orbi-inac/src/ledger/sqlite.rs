@@ -1,5 +1,14 @@
 //! [`SqliteLedger`]: the [`Ledger`] in one SQLite file (WAL; `synchronous=FULL` by default,
 //! so that every decision survives power loss the moment it is answered).
+//!
+//! The tables a push writes (`transfers`, `idempotency`, `artifacts`, `objects`) are
+//! append-only rowid tables without secondary indexes on random keys; their lookups go through
+//! [`index`], maps from hashed keys to row ids that this connection keeps current. A group of
+//! decisions then dirties the last leaf of each table instead of one random leaf per decision
+//! and per index.
+
+mod index;
+mod migrate;
 
 use std::{
     path::Path,
@@ -12,16 +21,23 @@ use orbi_types::{NodeId, Sha256Digest};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
+pub(crate) use self::index::{Index, Lookup, Table};
 use super::{
     ArtifactQuery, Consumption, HeldArtifact, IdempotencyRecord, InvitationRecord, Ledger,
     LedgerEntry, LedgerError, OfferRecord, OfferState, RecordedOutcome, SyncHandle, TransferRecord,
 };
 use crate::{Descriptor, passport::IssuedPassport, store::Durability};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `idempotency`, `artifacts` and `objects` lost their unique indexes to [`index`]
+/// (see [`migrate`]).
+const SCHEMA_VERSION: i64 = 2;
 
 /// Rows are never deleted, so plain `INTEGER PRIMARY KEY` ids only grow (no AUTOINCREMENT:
-/// it costs a write to `sqlite_sequence` on every insert).
+/// it costs a write to `sqlite_sequence` on every insert) and every row past a high-water mark
+/// is new. `idempotency` keeps every recorded outcome (the newest per `(peer, key)` counts);
+/// `artifacts` one row per `(schema, digest)` and `objects` one per digest, both enforced
+/// through [`index`] under the write lock. `artifacts_by_kind` serves requests naming neither
+/// id nor digest; its keys arrive in `seq` order within a kind, so it grows at a few leaves.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS transfers (
     id INTEGER PRIMARY KEY,
@@ -37,14 +53,14 @@ CREATE TABLE IF NOT EXISTS transfers (
     note TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS idempotency (
+    id INTEGER PRIMARY KEY,
     peer TEXT NOT NULL,
     key TEXT NOT NULL,
     schema TEXT NOT NULL, content_type TEXT NOT NULL, artifact_id TEXT NOT NULL,
     digest TEXT NOT NULL, size_bytes INTEGER NOT NULL,
     answer TEXT NOT NULL,
     refusal_code TEXT,
-    message TEXT NOT NULL,
-    PRIMARY KEY (peer, key)
+    message TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS artifacts (
     seq INTEGER PRIMARY KEY,
@@ -52,9 +68,9 @@ CREATE TABLE IF NOT EXISTS artifacts (
     digest TEXT NOT NULL, size_bytes INTEGER NOT NULL,
     source_peer TEXT NOT NULL,
     kept INTEGER NOT NULL,
-    at_ms INTEGER NOT NULL,
-    UNIQUE (schema, digest)
+    at_ms INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS artifacts_by_kind ON artifacts (schema, content_type);
 CREATE TABLE IF NOT EXISTS offers (
     id INTEGER PRIMARY KEY,
     peer TEXT NOT NULL,
@@ -82,7 +98,7 @@ CREATE TABLE IF NOT EXISTS revocations (
 );
 CREATE TABLE IF NOT EXISTS objects (
     id INTEGER PRIMARY KEY,
-    digest TEXT NOT NULL UNIQUE,
+    digest TEXT NOT NULL,
     bytes BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS custody (
@@ -101,13 +117,88 @@ pub struct SqliteLedger {
     durability: Durability,
 }
 
-/// The ledger's connection, shared with a [`crate::store::HybridStore`] whose small objects
-/// live in the same database (and so in the same transactions and group commits).
-pub(crate) type SharedConnection = Arc<Mutex<Connection>>;
+/// The ledger's connection and its lookup index, shared with a [`crate::store::HybridStore`]
+/// whose small objects live in the same database (and so in the same transactions and group
+/// commits).
+pub(crate) type SharedConnection = Arc<Mutex<Db>>;
 
-/// Locks a shared connection (a panic elsewhere leaves SQLite consistent: use it anyway).
-pub(crate) fn lock(connection: &SharedConnection) -> MutexGuard<'_, Connection> {
+/// A connection and the index of its append-only tables.
+pub(crate) struct Db {
+    pub(crate) connection: Connection,
+    pub(crate) index: Index,
+}
+
+/// Locks a shared connection (a panic elsewhere leaves SQLite and the index consistent: a
+/// write that did not finish was rolled back with its index changes).
+pub(crate) fn lock(connection: &SharedConnection) -> MutexGuard<'_, Db> {
     connection.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Statements that need no index run on the connection directly.
+impl std::ops::Deref for Db {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl Db {
+    /// Runs `write` atomically with the write lock held: in a transaction of its own (after
+    /// reading in what other connections committed), or inside the one already open (a
+    /// group) as a savepoint. On error neither the database nor the index keeps any of it.
+    pub(crate) fn write<T, E: From<rusqlite::Error>>(
+        &mut self,
+        write: impl FnOnce(&Connection, &mut Index) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let outermost = self.connection.is_autocommit();
+        let mark = self.index.mark();
+        let (begin, end, undo) = if outermost {
+            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+        } else {
+            (
+                "SAVEPOINT inac_write",
+                "RELEASE inac_write",
+                "ROLLBACK TO inac_write; RELEASE inac_write",
+            )
+        };
+        self.connection.prepare_cached(begin)?.execute([])?;
+        let result = if outermost {
+            self.index.refresh(&self.connection).map_err(E::from)
+        } else {
+            Ok(())
+        };
+        let result = result
+            .and_then(|()| write(&self.connection, &mut self.index))
+            .and_then(|value| {
+                self.connection.prepare_cached(end)?.execute([])?;
+                Ok(value)
+            });
+        match result {
+            Ok(value) => {
+                if outermost {
+                    self.index.committed();
+                }
+                Ok(value)
+            }
+            Err(error) => {
+                if !self.connection.is_autocommit() {
+                    let _ = self.connection.execute_batch(undo);
+                }
+                self.index.roll_back_to(mark);
+                Err(error)
+            }
+        }
+    }
+
+    /// Brings the index up to date before an indexed read outside this connection's
+    /// transactions.
+    pub(crate) fn fresh(&mut self) -> rusqlite::Result<()> {
+        if self.connection.is_autocommit() {
+            self.index.refresh(&self.connection)?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for SqliteLedger {
@@ -197,6 +288,26 @@ impl OfferRow {
 const HELD_COLUMNS: &str =
     "schema, content_type, artifact_id, digest, size_bytes, source_peer, kept, at_ms";
 
+/// The reads of the push path and of requests: each a row-id search or an index search, never
+/// a scan (a test checks their query plans).
+#[cfg(test)]
+const PLANNED_READS: [&str; 4] = [
+    IDEMPOTENCY_BY_ID,
+    ARTIFACT_BY_SEQ,
+    LATEST_OF_KIND,
+    crate::store::hybrid::OBJECT_BY_ID,
+];
+
+const IDEMPOTENCY_BY_ID: &str = "SELECT peer, key, schema, content_type, artifact_id, digest, \
+     size_bytes, answer, refusal_code, message FROM idempotency WHERE id = ?1";
+
+const ARTIFACT_BY_SEQ: &str = "SELECT schema, content_type, artifact_id, digest, size_bytes, \
+     source_peer, kept, at_ms FROM artifacts WHERE seq = ?1";
+
+const LATEST_OF_KIND: &str = "SELECT schema, content_type, artifact_id, digest, size_bytes, \
+     source_peer, kept, at_ms FROM artifacts WHERE schema = ?1 AND content_type = ?2 \
+     ORDER BY seq DESC LIMIT 1";
+
 type HeldRow = (DescriptorRow, String, bool, i64);
 
 fn held_row(row: &Row<'_>) -> rusqlite::Result<HeldRow> {
@@ -215,6 +326,128 @@ fn held_from(row: HeldRow) -> Result<HeldArtifact, LedgerError> {
         kept: row.2,
         at_ms: unsigned(row.3, "time")?,
     })
+}
+
+fn insert_transfer(tx: &Connection, t: &TransferRecord) -> rusqlite::Result<()> {
+    let d = t.descriptor.as_ref();
+    tx.prepare_cached(
+        "INSERT INTO transfers (at_ms, peer, operation, correlation_id, idempotency_key, \
+         schema, content_type, artifact_id, digest, size_bytes, admission_id, answer, \
+         refusal_code, note) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        t.at_ms,
+        t.peer.as_str(),
+        t.operation.map(|op| op.as_str()),
+        t.correlation_id,
+        t.idempotency_key,
+        d.map(|d| d.schema.as_str()),
+        d.map(|d| d.content_type.as_str()),
+        d.map(|d| d.artifact_id.as_str()),
+        d.map(|d| d.digest.as_str()),
+        d.map(|d| d.size_bytes),
+        t.admission_id.as_ref().map(Sha256Digest::as_str),
+        t.answer.as_str(),
+        t.refusal_code.map(|code| code.as_str()),
+        t.note,
+    ])?;
+    Ok(())
+}
+
+/// Appends the record under `(peer, key)`; it supersedes any earlier one.
+fn insert_idempotency(
+    tx: &Connection,
+    index: &mut Index,
+    peer: &str,
+    key: &str,
+    record: &IdempotencyRecord,
+) -> rusqlite::Result<()> {
+    index.load(tx, Table::Idempotency)?;
+    let d = &record.descriptor;
+    tx.prepare_cached(
+        "INSERT INTO idempotency (peer, key, schema, content_type, artifact_id, digest, \
+         size_bytes, answer, refusal_code, message) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        peer,
+        key,
+        d.schema,
+        d.content_type,
+        d.artifact_id,
+        d.digest.as_str(),
+        d.size_bytes,
+        record.outcome.answer.as_str(),
+        record.outcome.refusal_code.map(|code| code.as_str()),
+        record.outcome.message,
+    ])?;
+    let hash = index.hash_idempotency(peer, key);
+    index.inserted(
+        Table::Idempotency,
+        tx.last_insert_rowid(),
+        &[(Lookup::Idempotency, hash)],
+    );
+    Ok(())
+}
+
+/// Appends a held artifact (the caller checked that its `(schema, digest)` is new).
+fn insert_artifact(
+    tx: &Connection,
+    index: &mut Index,
+    held: &HeldArtifact,
+) -> rusqlite::Result<()> {
+    let d = &held.descriptor;
+    index.load(tx, Table::Artifacts)?;
+    tx.prepare_cached(
+        "INSERT INTO artifacts (schema, content_type, artifact_id, digest, size_bytes, \
+         source_peer, kept, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        d.schema,
+        d.content_type,
+        d.artifact_id,
+        d.digest.as_str(),
+        d.size_bytes,
+        held.source_peer.as_str(),
+        held.kept,
+        held.at_ms,
+    ])?;
+    let keys = [
+        (Lookup::Held, index.hash_held(&d.schema, d.digest.as_str())),
+        (
+            Lookup::ArtifactId,
+            index.hash_artifact_id(&d.schema, &d.content_type, &d.artifact_id),
+        ),
+    ];
+    index.inserted(Table::Artifacts, tx.last_insert_rowid(), &keys);
+    Ok(())
+}
+
+fn artifact_row(connection: &Connection, seq: i64) -> rusqlite::Result<Option<HeldRow>> {
+    connection
+        .prepare_cached(ARTIFACT_BY_SEQ)?
+        .query_row(params![seq], held_row)
+        .optional()
+}
+
+/// The held artifact `(schema, digest)`, through the index.
+fn held_row_of(
+    connection: &Connection,
+    index: &mut Index,
+    schema: &str,
+    digest: &str,
+) -> rusqlite::Result<Option<HeldRow>> {
+    let hash = index.hash_held(schema, digest);
+    for seq in index.candidates(connection, Lookup::Held, hash)? {
+        if let Some(row) = artifact_row(connection, seq)?
+            && row.0.0 == schema
+            && row.0.3 == digest
+        {
+            return Ok(Some(row));
+        }
+    }
+    Ok(None)
 }
 
 impl SqliteLedger {
@@ -256,10 +489,17 @@ impl SqliteLedger {
                 "ledger schema version {version} is newer than this build's {SCHEMA_VERSION}"
             )));
         }
-        connection.execute_batch(SCHEMA)?;
-        connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        if version == 1 {
+            migrate::from_v1(&connection)?;
+        } else {
+            connection.execute_batch(SCHEMA)?;
+            connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
         Ok(SqliteLedger {
-            connection: Arc::new(Mutex::new(connection)),
+            connection: Arc::new(Mutex::new(Db {
+                connection,
+                index: Index::new(),
+            })),
             in_group: false,
             durability,
         })
@@ -267,8 +507,18 @@ impl SqliteLedger {
 }
 
 impl SqliteLedger {
-    fn db(&self) -> MutexGuard<'_, Connection> {
+    fn db(&self) -> MutexGuard<'_, Db> {
         lock(&self.connection)
+    }
+
+    /// Builds the lookup index now (a serving node does so at start, not at its first push).
+    pub fn load_index(&self) -> Result<(), LedgerError> {
+        let mut db = self.db();
+        let Db { connection, index } = &mut *db;
+        for table in Table::ALL {
+            index.load(connection, table)?;
+        }
+        Ok(())
     }
 
     /// The connection, for a store that keeps its small objects in this database.
@@ -281,8 +531,17 @@ impl Ledger for SqliteLedger {
     fn begin_group(&mut self) -> Result<(), LedgerError> {
         if !self.in_group {
             // IMMEDIATE: take the write lock now (waiting up to the busy timeout for an operator
-            // tool), so that no write in the group can fail on a lock upgrade.
-            self.db().prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            // tool), so that no write in the group can fail on a lock upgrade, and nobody else
+            // commits until the group does: the index is read in once here.
+            {
+                let mut db = self.db();
+                db.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                let Db { connection, index } = &mut *db;
+                if let Err(error) = index.refresh(connection) {
+                    let _ = connection.execute_batch("ROLLBACK");
+                    return Err(error.into());
+                }
+            }
             self.in_group = true;
         }
         Ok(())
@@ -293,14 +552,18 @@ impl Ledger for SqliteLedger {
             return Ok(());
         }
         self.in_group = false;
-        let db = self.db();
-        let committed = db.prepare_cached("COMMIT")?.execute([]);
+        let mut db = self.db();
+        let committed = db
+            .prepare_cached("COMMIT")
+            .and_then(|mut statement| statement.execute([]));
         if let Err(error) = committed {
             if !db.is_autocommit() {
                 let _ = db.execute_batch("ROLLBACK");
             }
+            db.index.roll_back_to(0);
             return Err(error.into());
         }
+        db.index.committed();
         Ok(())
     }
 
@@ -334,93 +597,43 @@ impl Ledger for SqliteLedger {
     }
 
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
-        // A savepoint: its own transaction alone, one atomic part of a group inside one.
-        let mut db = self.db();
-        let tx = db.savepoint()?;
-        if let Some(t) = &entry.transfer {
-            let d = t.descriptor.as_ref();
-            tx.prepare_cached(
-                "INSERT INTO transfers (at_ms, peer, operation, correlation_id, idempotency_key, \
-                 schema, content_type, artifact_id, digest, size_bytes, admission_id, answer, \
-                 refusal_code, note) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?
-            .execute(params![
-                t.at_ms,
-                t.peer.as_str(),
-                t.operation.map(|op| op.as_str()),
-                t.correlation_id,
-                t.idempotency_key,
-                d.map(|d| d.schema.as_str()),
-                d.map(|d| d.content_type.as_str()),
-                d.map(|d| d.artifact_id.as_str()),
-                d.map(|d| d.digest.as_str()),
-                d.map(|d| d.size_bytes),
-                t.admission_id.as_ref().map(Sha256Digest::as_str),
-                t.answer.as_str(),
-                t.refusal_code.map(|code| code.as_str()),
-                t.note,
-            ])?;
-            if let Some((key, record)) = &entry.idempotency {
-                let d = &record.descriptor;
+        self.db().write(|tx, index| {
+            if let Some(t) = &entry.transfer {
+                insert_transfer(tx, t)?;
+                if let Some((key, record)) = &entry.idempotency {
+                    insert_idempotency(tx, index, t.peer.as_str(), key, record)?;
+                }
+            }
+            if let Some(held) = &entry.admitted {
+                let d = &held.descriptor;
+                // First admission wins: a second one of the same (schema, digest) adds nothing.
+                if held_row_of(tx, index, &d.schema, d.digest.as_str())?.is_none() {
+                    insert_artifact(tx, index, held)?;
+                }
+            }
+            if let Some((passport_id, used)) = &entry.consumed_invitation {
                 tx.prepare_cached(
-                    "INSERT OR REPLACE INTO idempotency (peer, key, schema, content_type, \
-                     artifact_id, digest, size_bytes, answer, refusal_code, message) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "UPDATE invitations SET consumed_peer = ?2, consumed_key = ?3, \
+                     consumed_digest = ?4, consumed_at_ms = ?5 \
+                     WHERE passport_id = ?1 AND consumed_at_ms IS NULL",
                 )?
                 .execute(params![
-                    t.peer.as_str(),
-                    key,
-                    d.schema,
-                    d.content_type,
-                    d.artifact_id,
-                    d.digest.as_str(),
-                    d.size_bytes,
-                    record.outcome.answer.as_str(),
-                    record.outcome.refusal_code.map(|code| code.as_str()),
-                    record.outcome.message,
+                    passport_id,
+                    used.peer.as_str(),
+                    used.idempotency_key,
+                    used.digest.as_str(),
+                    used.at_ms,
                 ])?;
             }
-        }
-        if let Some(held) = &entry.admitted {
-            let d = &held.descriptor;
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO artifacts (schema, content_type, artifact_id, digest, \
-                 size_bytes, source_peer, kept, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                d.schema,
-                d.content_type,
-                d.artifact_id,
-                d.digest.as_str(),
-                d.size_bytes,
-                held.source_peer.as_str(),
-                held.kept,
-                held.at_ms,
-            ])?;
-        }
-        if let Some((passport_id, used)) = &entry.consumed_invitation {
-            tx.prepare_cached(
-                "UPDATE invitations SET consumed_peer = ?2, consumed_key = ?3, \
-                 consumed_digest = ?4, consumed_at_ms = ?5 \
-                 WHERE passport_id = ?1 AND consumed_at_ms IS NULL",
-            )?
-            .execute(params![
-                passport_id,
-                used.peer.as_str(),
-                used.idempotency_key,
-                used.digest.as_str(),
-                used.at_ms,
-            ])?;
-        }
-        if let Some((passport_id, schema, digest)) = &entry.custody_use {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO custody (passport_id, schema, digest) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![passport_id, schema, digest.as_str()])?;
-        }
-        tx.commit()?;
-        Ok(())
+            if let Some((passport_id, schema, digest)) = &entry.custody_use {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO custody (passport_id, schema, digest) \
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![passport_id, schema, digest.as_str()])?;
+            }
+            Ok(())
+        })
     }
 
     fn idempotency(
@@ -428,32 +641,45 @@ impl Ledger for SqliteLedger {
         peer: &NodeId,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, LedgerError> {
-        let row = self
-            .db()
-            .prepare_cached(
-                "SELECT schema, content_type, artifact_id, digest, size_bytes, answer, \
-                 refusal_code, message FROM idempotency WHERE peer = ?1 AND key = ?2",
-            )?
-            .query_row(params![peer.as_str(), key], |row| {
-                Ok((
-                    descriptor_at(row, 0)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, Option<String>>(6)?,
-                    row.get::<_, String>(7)?,
-                ))
-            })
-            .optional()?;
-        row.map(|(descriptor, answer, code, message)| {
-            Ok(IdempotencyRecord {
+        let mut db = self.db();
+        db.fresh()?;
+        let Db { connection, index } = &mut *db;
+        let hash = index.hash_idempotency(peer.as_str(), key);
+        // The newest row under the key is the record (a retryable outcome may be followed).
+        for id in index
+            .candidates(connection, Lookup::Idempotency, hash)?
+            .into_iter()
+            .rev()
+        {
+            let row = connection
+                .prepare_cached(IDEMPOTENCY_BY_ID)?
+                .query_row(params![id], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        descriptor_at(row, 2)?,
+                        row.get::<_, String>(7)?,
+                        row.get::<_, Option<String>>(8)?,
+                        row.get::<_, String>(9)?,
+                    ))
+                })
+                .optional()?;
+            let Some((row_peer, row_key, descriptor, answer, code, message)) = row else {
+                continue;
+            };
+            if row_peer != peer.as_str() || row_key != key {
+                continue;
+            }
+            return Ok(Some(IdempotencyRecord {
                 descriptor: descriptor_from(descriptor)?,
                 outcome: RecordedOutcome {
                     answer: parse(&answer, "answer")?,
                     refusal_code: code.map(|c| parse(&c, "refusal code")).transpose()?,
                     message,
                 },
-            })
-        })
-        .transpose()
+            }));
+        }
+        Ok(None)
     }
 
     fn held(
@@ -461,35 +687,49 @@ impl Ledger for SqliteLedger {
         schema: &str,
         digest: &Sha256Digest,
     ) -> Result<Option<HeldArtifact>, LedgerError> {
-        self.db()
-            .prepare_cached(&format!(
-                "SELECT {HELD_COLUMNS} FROM artifacts WHERE schema = ?1 AND digest = ?2"
-            ))?
-            .query_row(params![schema, digest.as_str()], held_row)
-            .optional()?
+        let mut db = self.db();
+        db.fresh()?;
+        let Db { connection, index } = &mut *db;
+        held_row_of(connection, index, schema, digest.as_str())?
             .map(held_from)
             .transpose()
     }
 
     fn find_held(&self, query: &ArtifactQuery<'_>) -> Result<Option<HeldArtifact>, LedgerError> {
-        self.db()
-            .prepare_cached(&format!(
-                "SELECT {HELD_COLUMNS} FROM artifacts WHERE schema = ?1 AND content_type = ?2 \
-                     AND (?3 IS NULL OR artifact_id = ?3) AND (?4 IS NULL OR digest = ?4) \
-                     ORDER BY seq DESC LIMIT 1"
-            ))?
-            .query_row(
-                params![
-                    query.schema,
-                    query.content_type,
-                    query.artifact_id,
-                    query.digest.map(Sha256Digest::as_str),
-                ],
-                held_row,
-            )
-            .optional()?
-            .map(held_from)
-            .transpose()
+        let mut db = self.db();
+        db.fresh()?;
+        let Db { connection, index } = &mut *db;
+        let found = match (query.digest, query.artifact_id) {
+            // One row per (schema, digest): it matches or nothing does.
+            (Some(digest), _) => held_row_of(connection, index, query.schema, digest.as_str())?
+                .map(held_from)
+                .transpose()?
+                .filter(|held| query.matches(held)),
+            (None, Some(artifact_id)) => {
+                let hash = index.hash_artifact_id(query.schema, query.content_type, artifact_id);
+                let mut found = None;
+                for seq in index
+                    .candidates(connection, Lookup::ArtifactId, hash)?
+                    .into_iter()
+                    .rev()
+                {
+                    if let Some(held) = artifact_row(connection, seq)?.map(held_from).transpose()?
+                        && query.matches(&held)
+                    {
+                        found = Some(held);
+                        break;
+                    }
+                }
+                found
+            }
+            (None, None) => connection
+                .prepare_cached(LATEST_OF_KIND)?
+                .query_row(params![query.schema, query.content_type], held_row)
+                .optional()?
+                .map(held_from)
+                .transpose()?,
+        };
+        Ok(found)
     }
 
     fn held_artifacts(&self) -> Result<Vec<HeldArtifact>, LedgerError> {
@@ -661,7 +901,7 @@ impl Ledger for SqliteLedger {
 
     fn insert_invitation(&mut self, invitation: &InvitationRecord) -> Result<(), LedgerError> {
         let mut db = self.db();
-        let tx = db.savepoint()?;
+        let tx = db.connection.savepoint()?;
         let linked = tx
             .prepare_cached("UPDATE offers SET invitation_id = ?2 WHERE id = ?1")?
             .execute(params![invitation.offer_id, invitation.passport_id])?;
@@ -878,5 +1118,291 @@ mod tests {
             SqliteLedger::open(&path),
             Err(LedgerError::Corrupt(message)) if message.contains("99")
         ));
+    }
+
+    fn sample(tag: &[u8], peer_seed: u8) -> (Descriptor, HeldArtifact) {
+        let descriptor = Descriptor::of_bytes("vendor.x.v1", "text/plain", tag);
+        let held = HeldArtifact {
+            descriptor: descriptor.clone(),
+            source_peer: orbi_types::KeyPair::from_seed(&[peer_seed; 32]).node_id(),
+            kept: true,
+            at_ms: u64::from(peer_seed),
+        };
+        (descriptor, held)
+    }
+
+    fn admitting(held: &HeldArtifact) -> LedgerEntry {
+        LedgerEntry {
+            admitted: Some(held.clone()),
+            ..LedgerEntry::default()
+        }
+    }
+
+    fn rows(ledger: &SqliteLedger, table: &str) -> i64 {
+        ledger
+            .db()
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn keeps_the_ledger_contract_when_every_key_shares_one_hash() {
+        let mut ledger = SqliteLedger::open_in_memory().unwrap();
+        ledger.db().index = Index::colliding();
+        super::super::tests::ledger_contract(&mut ledger);
+        let (_, first) = sample(b"one", 1);
+        let (_, second) = sample(b"two", 2);
+        for held in [&first, &second, &first] {
+            ledger.record(&admitting(held)).unwrap();
+        }
+        assert_eq!(
+            rows(&ledger, "artifacts"),
+            3,
+            "the contract's one and these two"
+        );
+        for held in [&first, &second] {
+            let d = &held.descriptor;
+            assert_eq!(
+                ledger.held(&d.schema, &d.digest).unwrap().as_ref(),
+                Some(held)
+            );
+            let query = ArtifactQuery {
+                schema: &d.schema,
+                content_type: &d.content_type,
+                artifact_id: Some(&d.artifact_id),
+                digest: None,
+            };
+            assert_eq!(ledger.find_held(&query).unwrap().as_ref(), Some(held));
+        }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_neither_rows_nor_index_entries() {
+        let mut ledger = SqliteLedger::open_in_memory().unwrap();
+        let (a, kept) = sample(b"a", 1);
+        let (b, dropped) = sample(b"b", 2);
+        let fail = |ledger: &SqliteLedger| {
+            let failed: Result<(), LedgerError> = ledger.db().write(|tx, index| {
+                insert_artifact(tx, index, &dropped)?;
+                Err(LedgerError::Corrupt("stop".into()))
+            });
+            assert!(failed.is_err());
+        };
+        // Inside a group: the savepoint goes, the decision before it stays.
+        ledger.begin_group().unwrap();
+        ledger.record(&admitting(&kept)).unwrap();
+        fail(&ledger);
+        assert_eq!(ledger.held(&b.schema, &b.digest).unwrap(), None);
+        ledger.commit_group().unwrap();
+        // On its own: the whole transaction goes.
+        fail(&ledger);
+        assert_eq!(ledger.held(&b.schema, &b.digest).unwrap(), None);
+        assert_eq!(ledger.held(&a.schema, &a.digest).unwrap(), Some(kept));
+        assert_eq!(rows(&ledger, "artifacts"), 1);
+        assert_eq!(
+            ledger.db().index.entries(),
+            2,
+            "held and artifact id of the kept one"
+        );
+        ledger.record(&admitting(&dropped)).unwrap();
+        assert_eq!(ledger.held(&b.schema, &b.digest).unwrap(), Some(dropped));
+    }
+
+    #[test]
+    fn sees_what_other_connections_commit_and_keeps_keys_unique_across_them() {
+        use crate::store::Committed;
+        use crate::store::{FsStore, HybridStore, Store, stage_bytes};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inac.sqlite");
+        let mut ours = SqliteLedger::open(&path).unwrap();
+        let mut theirs = SqliteLedger::open(&path).unwrap();
+        let (d, held) = sample(b"shared", 1);
+        let peer = held.source_peer.clone();
+        let record = IdempotencyRecord {
+            descriptor: d.clone(),
+            outcome: RecordedOutcome::of(&crate::Verdict::Ingested),
+        };
+        // Our index is built (empty) before the other connection writes.
+        assert_eq!(ours.held(&d.schema, &d.digest).unwrap(), None);
+        assert_eq!(ours.idempotency(&peer, "k").unwrap(), None);
+        theirs
+            .record(&LedgerEntry {
+                transfer: Some(super::super::tests::transfer(&peer, 1)),
+                idempotency: Some(("k".into(), record.clone())),
+                admitted: Some(held.clone()),
+                ..LedgerEntry::default()
+            })
+            .unwrap();
+        assert_eq!(ours.held(&d.schema, &d.digest).unwrap(), Some(held.clone()));
+        assert_eq!(ours.idempotency(&peer, "k").unwrap(), Some(record));
+        let (_, later) = sample(b"shared", 2);
+        ours.begin_group().unwrap();
+        ours.record(&admitting(&later)).unwrap();
+        ours.commit_group().unwrap();
+        assert_eq!(
+            rows(&ours, "artifacts"),
+            1,
+            "the first admission stays the only one"
+        );
+        assert_eq!(theirs.held(&d.schema, &d.digest).unwrap(), Some(held));
+
+        let store = |ledger: &SqliteLedger| {
+            HybridStore::new(
+                FsStore::open(dir.path().join("store")).unwrap(),
+                ledger,
+                1024,
+            )
+        };
+        let (our_store, their_store) = (store(&ours), store(&theirs));
+        let digest = Sha256Digest::of(b"{}");
+        assert!(!our_store.contains(&digest).unwrap());
+        let staged = stage_bytes(&their_store, b"{}").unwrap();
+        assert_eq!(staged.commit(&digest).unwrap(), Committed::Stored);
+        assert!(our_store.contains(&digest).unwrap());
+        let again = stage_bytes(&our_store, b"{}").unwrap();
+        assert_eq!(again.commit(&digest).unwrap(), Committed::AlreadyHeld);
+        assert_eq!(rows(&ours, "objects"), 1);
+    }
+
+    /// The three tables as version 1 created them.
+    const V1_TABLES: &str = "
+        CREATE TABLE idempotency (peer TEXT NOT NULL, key TEXT NOT NULL,
+            schema TEXT NOT NULL, content_type TEXT NOT NULL, artifact_id TEXT NOT NULL,
+            digest TEXT NOT NULL, size_bytes INTEGER NOT NULL, answer TEXT NOT NULL,
+            refusal_code TEXT, message TEXT NOT NULL, PRIMARY KEY (peer, key));
+        CREATE TABLE artifacts (seq INTEGER PRIMARY KEY,
+            schema TEXT NOT NULL, content_type TEXT NOT NULL, artifact_id TEXT NOT NULL,
+            digest TEXT NOT NULL, size_bytes INTEGER NOT NULL, source_peer TEXT NOT NULL,
+            kept INTEGER NOT NULL, at_ms INTEGER NOT NULL, UNIQUE (schema, digest));
+        CREATE TABLE objects (id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE,
+            bytes BLOB NOT NULL);
+        PRAGMA user_version = 1;";
+
+    #[test]
+    fn migrates_a_version_1_ledger_keeping_every_row() {
+        use crate::store::{Committed, FsStore, HybridStore, Store, stage_bytes};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inac.sqlite");
+        let (d, held) = sample(b"old", 1);
+        let peer = held.source_peer.as_str().to_owned();
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(V1_TABLES).unwrap();
+            for (key, answer) in [("k-1", "refused"), ("k-2", "ingested")] {
+                old.execute(
+                    "INSERT INTO idempotency VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        peer,
+                        key,
+                        d.schema,
+                        d.content_type,
+                        d.artifact_id,
+                        d.digest.as_str(),
+                        d.size_bytes,
+                        answer,
+                        Option::<String>::None,
+                        "",
+                    ],
+                )
+                .unwrap();
+            }
+            old.execute(
+                "INSERT INTO artifacts VALUES (7, ?1, ?2, ?3, ?4, ?5, ?6, 1, 1)",
+                params![
+                    d.schema,
+                    d.content_type,
+                    d.artifact_id,
+                    d.digest.as_str(),
+                    d.size_bytes,
+                    peer,
+                ],
+            )
+            .unwrap();
+            old.execute(
+                "INSERT INTO objects VALUES (4, ?1, ?2)",
+                params![Sha256Digest::of(b"{}").as_str(), b"{}".to_vec()],
+            )
+            .unwrap();
+        }
+        let mut ledger = SqliteLedger::open(&path).unwrap();
+        let version: i64 = ledger
+            .db()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let leftovers: i64 = ledger
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v1' OR (type = 'index' \
+                 AND tbl_name IN ('idempotency', 'artifacts', 'objects') \
+                 AND name <> 'artifacts_by_kind')",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(leftovers, 0, "old tables and unique indexes are gone");
+        let peer: NodeId = peer.parse().unwrap();
+        let record = ledger.idempotency(&peer, "k-2").unwrap().unwrap();
+        assert_eq!(record.outcome.answer, orbi_types::inac::Operation::Ingested);
+        assert_eq!(record.descriptor, d);
+        assert!(ledger.idempotency(&peer, "k-1").unwrap().is_some());
+        assert_eq!(
+            ledger.held(&d.schema, &d.digest).unwrap(),
+            Some(held.clone())
+        );
+        ledger.record(&admitting(&held)).unwrap();
+        assert_eq!(rows(&ledger, "artifacts"), 1);
+        let store = HybridStore::new(
+            FsStore::open(dir.path().join("store")).unwrap(),
+            &ledger,
+            64,
+        );
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut store.open(&Sha256Digest::of(b"{}")).unwrap().unwrap(),
+            &mut bytes,
+        )
+        .unwrap();
+        assert_eq!(bytes, b"{}");
+        let again = stage_bytes(&store, b"{}").unwrap();
+        assert_eq!(
+            again.commit(&Sha256Digest::of(b"{}")).unwrap(),
+            Committed::AlreadyHeld
+        );
+        // A fresh row continues after the migrated ids.
+        let (_, newer) = sample(b"new", 2);
+        ledger.record(&admitting(&newer)).unwrap();
+        let seqs: Vec<i64> = ledger
+            .db()
+            .prepare("SELECT seq FROM artifacts ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(seqs, vec![7, 8]);
+    }
+
+    #[test]
+    fn reads_on_the_push_and_request_paths_search_and_never_scan() {
+        let ledger = SqliteLedger::open_in_memory().unwrap();
+        let db = ledger.db();
+        for sql in PLANNED_READS {
+            let mut explain = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; explain.parameter_count()];
+            let plan: Vec<String> = explain
+                .query_map(rusqlite::params_from_iter(nulls), |row| row.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().all(|step| step.starts_with("SEARCH")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 }

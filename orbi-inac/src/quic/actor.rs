@@ -74,14 +74,16 @@ pub(crate) fn spawn(
 fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize) -> Receiver {
     // With a syncer, the receiver goes on deciding while the previous group reaches the disk;
     // answers wait for their sync either way.
-    let syncer = match receiver.defer_sync() {
-        Ok(Some(handle)) => spawn_syncer(handle),
-        Ok(None) => None,
+    let deferred = match receiver.defer_sync() {
+        Ok(handle) => handle,
         Err(error) => {
             tracing::warn!(%error, "cannot defer ledger syncs; every group syncs in its commit");
             None
         }
     };
+    // Without the syncer thread, this thread syncs each group itself before answering.
+    let syncer = deferred.clone().and_then(spawn_syncer);
+    let inline_sync = deferred.filter(|_| syncer.is_none());
     let mut group = Vec::with_capacity(group_max);
     while let Some(first) = queue.blocking_recv() {
         group.push(first);
@@ -147,7 +149,15 @@ fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize)
                     send_all(replies);
                 }
             }
-            None => send_all(replies),
+            None => {
+                if let Some(handle) = &inline_sync
+                    && let Err(error) = handle.sync()
+                {
+                    tracing::error!(%error, "ledger sync failed");
+                    withdraw_successes(&mut replies);
+                }
+                send_all(replies);
+            }
         }
     }
     receiver

@@ -318,10 +318,10 @@ impl Session {
             });
         };
         let received = match answer.payload() {
-            Some(Payload::Inline(text)) => {
-                let bytes = text.decode().unwrap_or_default();
+            Some(Payload::Inline(_)) => {
+                let bytes = answer.inline_bytes().map_or(&[][..], |(bytes, _)| bytes);
                 progress(bytes.len() as u64);
-                write_verified(out, &descriptor, Source::Memory(&bytes)).await
+                write_verified(out, &descriptor, Source::Memory(bytes)).await
             }
             Some(Payload::Stream { .. }) => {
                 let source = Source::Stream {

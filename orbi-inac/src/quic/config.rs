@@ -119,6 +119,17 @@ fn tls_error(error: impl std::fmt::Display) -> TransportError {
     TransportError::Tls(error.to_string())
 }
 
+/// Tokio worker threads for a runtime that hosts a [`super::Server`]: one fewer than the
+/// cores (at least one), since the server's receiver thread keeps a core busy of its own. On
+/// two cores a second worker only adds wake-ups and work stealing: 1 KiB pushes ran ~12 %
+/// faster with one (docs/benchmarks.md), and so did the raw-quinn baselines, which the
+/// benchmark runs on the same count.
+pub fn server_worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |cores| cores.get().saturating_sub(1))
+        .max(1)
+}
+
 /// The listener's quinn configuration: TLS 1.3 only, ALPN `orbiplex-inac/1`, the node key as
 /// a raw public key, mandatory client keys, no session tickets (so no resumption and no 0-RTT).
 pub fn server_config(

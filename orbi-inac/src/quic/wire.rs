@@ -162,11 +162,11 @@ pub async fn read_frame(
 
 /// The length-prefixed encoding of `frame`.
 pub fn encode_frame(frame: &Frame) -> Vec<u8> {
-    let json = frame.encode();
+    let json = frame.wire_json();
     let mut bytes = Vec::with_capacity(json.len() + 4);
     // Frames this crate builds or accepted are never over MAX_FRAME_BYTES.
     bytes.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    bytes.extend_from_slice(&json);
+    bytes.extend_from_slice(json);
     bytes
 }
 

@@ -119,9 +119,9 @@ impl Receiver {
             }
         };
         match frame.payload() {
-            Some(Payload::Inline(text)) => {
-                let Ok(bytes) = text.decode() else {
-                    // The codec already proved the text canonical.
+            Some(Payload::Inline(_)) => {
+                // Decoded and hashed when the frame was checked (on the transport's thread).
+                let Some((bytes, digest)) = frame.inline_bytes() else {
                     let verdict = Verdict::Refuse(Refusal::new(
                         RefusalCode::Malformed,
                         "bytes/base64url does not decode",
@@ -133,8 +133,7 @@ impl Receiver {
                         now_ms,
                     ));
                 };
-                let digest = Sha256Digest::of(&bytes);
-                if digest != ticket.descriptor.digest {
+                if *digest != ticket.descriptor.digest {
                     let refusal = Refusal::new(
                         RefusalCode::DigestMismatch,
                         format!(
@@ -149,7 +148,7 @@ impl Receiver {
                         now_ms,
                     ));
                 }
-                Handled::Answer(self.admit(ticket, VerifiedBody::Memory(bytes), now_ms))
+                Handled::Answer(self.admit(ticket, VerifiedBody::Memory(bytes.to_vec()), now_ms))
             }
             Some(Payload::Stream { .. }) => self.begin_body(ticket, now_ms),
             Some(Payload::Reference(reference)) => {

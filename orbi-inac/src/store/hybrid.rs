@@ -9,12 +9,12 @@
 use std::io::{Cursor, Read};
 
 use orbi_types::Sha256Digest;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Committed, FsStore, StagedBody, StagingWriter, Store, StoreError, StoredObject};
 use crate::ledger::{
     SqliteLedger,
-    sqlite::{SharedConnection, lock},
+    sqlite::{Db, Index, Lookup, SharedConnection, Table, lock},
 };
 
 /// Objects up to `small_max` bytes in SQLite, larger ones in files.
@@ -58,12 +58,23 @@ impl HybridStore {
         self.small_max
     }
 
+    /// The id of the object row holding `digest`, if any.
+    fn small_id(&self, digest: &Sha256Digest) -> Result<Option<i64>, StoreError> {
+        let mut db = lock(&self.db);
+        db.fresh().map_err(database)?;
+        let Db { connection, index } = &mut *db;
+        object_id(connection, index, digest.as_str()).map_err(database)
+    }
+
     fn small(&self, digest: &Sha256Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(id) = self.small_id(digest)? else {
+            return Ok(None);
+        };
         lock(&self.db)
-            .prepare_cached("SELECT bytes FROM objects WHERE digest = ?1")
+            .prepare_cached(OBJECT_BY_ID)
             .and_then(|mut statement| {
                 statement
-                    .query_row(params![digest.as_str()], |row| row.get(0))
+                    .query_row(params![id], |row| row.get(1))
                     .optional()
             })
             .map_err(database)
@@ -80,16 +91,7 @@ impl Store for HybridStore {
     }
 
     fn contains(&self, digest: &Sha256Digest) -> Result<bool, StoreError> {
-        let held = lock(&self.db)
-            .prepare_cached("SELECT 1 FROM objects WHERE digest = ?1")
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![digest.as_str()], |_| Ok(()))
-                    .optional()
-            })
-            .map_err(database)?
-            .is_some();
-        Ok(held || self.files.contains(digest)?)
+        Ok(self.small_id(digest)?.is_some() || self.files.contains(digest)?)
     }
 
     fn open(&self, digest: &Sha256Digest) -> Result<Option<Box<dyn Read + Send>>, StoreError> {
@@ -164,6 +166,29 @@ impl StagingWriter for HybridStaging {
     }
 }
 
+/// One object row: its digest, then its bytes (a blob in overflow pages is only read when its
+/// column is).
+pub(crate) const OBJECT_BY_ID: &str = "SELECT digest, bytes FROM objects WHERE id = ?1";
+
+/// The object row holding `digest`, through the index (which this loads if needed).
+fn object_id(
+    connection: &Connection,
+    index: &mut Index,
+    digest: &str,
+) -> rusqlite::Result<Option<i64>> {
+    let hash = index.hash_object(digest);
+    for id in index.candidates(connection, Lookup::Object, hash)? {
+        let stored: Option<String> = connection
+            .prepare_cached(OBJECT_BY_ID)?
+            .query_row(params![id], |row| row.get(0))
+            .optional()?;
+        if stored.as_deref() == Some(digest) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
 struct SmallStaged {
     bytes: Vec<u8>,
     store: HybridStore,
@@ -181,15 +206,23 @@ impl StagedBody for SmallStaged {
     fn commit(self: Box<Self>, digest: &Sha256Digest) -> Result<Committed, StoreError> {
         // No look at the files: bytes of this size are never filed under this threshold (a
         // node that lowered its threshold may hold a second, identical copy; both read alike).
-        let inserted = lock(&self.store.db)
-            .prepare_cached("INSERT OR IGNORE INTO objects (digest, bytes) VALUES (?1, ?2)")
-            .and_then(|mut statement| statement.execute(params![digest.as_str(), self.bytes]))
-            .map_err(database)?;
-        Ok(if inserted == 1 {
-            Committed::Stored
-        } else {
-            Committed::AlreadyHeld
-        })
+        let digest = digest.as_str();
+        lock(&self.store.db)
+            .write(|tx, index| {
+                if object_id(tx, index, digest)?.is_some() {
+                    return Ok(Committed::AlreadyHeld);
+                }
+                tx.prepare_cached("INSERT INTO objects (digest, bytes) VALUES (?1, ?2)")?
+                    .execute(params![digest, self.bytes])?;
+                let hash = index.hash_object(digest);
+                index.inserted(
+                    Table::Objects,
+                    tx.last_insert_rowid(),
+                    &[(Lookup::Object, hash)],
+                );
+                Ok(Committed::Stored)
+            })
+            .map_err(database)
     }
 }
 
@@ -210,6 +243,36 @@ mod tests {
         let (store, _ledger) = hybrid(dir.path(), 64);
         super::super::tests::store_contract(&store);
         assert_eq!(store.files().list().unwrap(), vec![], "{{}} is small");
+    }
+
+    #[test]
+    fn keeps_the_store_contract_when_every_digest_shares_one_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ledger) = hybrid(dir.path(), 64);
+        lock(&ledger.shared_connection()).index = Index::colliding();
+        super::super::tests::store_contract(&store);
+        let objects: Vec<&[u8]> = vec![b"one", b"two", b"three"];
+        for bytes in &objects {
+            let staged = stage_bytes(&store, bytes).unwrap();
+            assert_eq!(
+                staged.commit(&Sha256Digest::of(bytes)).unwrap(),
+                Committed::Stored
+            );
+        }
+        for bytes in &objects {
+            let mut read = Vec::new();
+            let digest = Sha256Digest::of(bytes);
+            store
+                .open(&digest)
+                .unwrap()
+                .unwrap()
+                .read_to_end(&mut read)
+                .unwrap();
+            assert_eq!(&read, bytes);
+            let again = stage_bytes(&store, bytes).unwrap();
+            assert_eq!(again.commit(&digest).unwrap(), Committed::AlreadyHeld);
+        }
+        assert_eq!(store.list().unwrap().len(), 4);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Property tests: the codec is faithful (an accepted frame re-encodes to the same JSON value
 //! and text) and nothing panics on hostile input, at the codec or through the receiver.
 
-use orbi_inac::{BodyEnd, Descriptor, Frame, Handled, Refusal, Verdict};
+use orbi_inac::{BodyEnd, Descriptor, Frame, Handled, Payload, Refusal, Verdict};
 use orbi_types::{
+    Sha256Digest,
     inac::{Operation, RefusalCode},
     strategies,
 };
@@ -101,6 +102,22 @@ proptest! {
         if let Ok(frame) = Frame::decode(&bytes) {
             let value: Value = serde_json::from_slice(&bytes).unwrap();
             prop_assert_eq!(frame.to_value(), value);
+        }
+    }
+
+    #[test]
+    fn frames_keep_the_encoding_they_were_built_from_and_their_decoded_payload(frame in built_frame()) {
+        prop_assert_eq!(frame.encode(), serde_json::to_vec(&frame.to_value()).unwrap());
+        let decoded = Frame::decode(&frame.encode()).unwrap();
+        for frame in [&frame, &decoded] {
+            match frame.payload() {
+                Some(Payload::Inline(text)) => {
+                    let bytes = text.decode().unwrap();
+                    let digest = Sha256Digest::of(&bytes);
+                    prop_assert_eq!(frame.inline_bytes(), Some((bytes.as_slice(), &digest)));
+                }
+                _ => prop_assert!(frame.inline_bytes().is_none()),
+            }
         }
     }
 
