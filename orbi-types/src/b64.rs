@@ -22,7 +22,11 @@ const BASE64URL_ALPHABET: [bool; 256] = {
 
 /// Whether `text` is non-empty and uses only the base64url alphabet (no padding).
 pub fn is_base64url_alphabet(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(|b| BASE64URL_ALPHABET[usize::from(b)])
+    // A fold rather than `all`: branch-free, so it vectorizes over long inline payloads.
+    !text.is_empty()
+        && text
+            .bytes()
+            .fold(true, |ok, b| ok & BASE64URL_ALPHABET[usize::from(b)])
 }
 
 /// Encodes bytes as unpadded base64url.

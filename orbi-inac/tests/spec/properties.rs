@@ -12,27 +12,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// Flips, inserts or deletes a few bytes of a document.
-fn mutated(document: Value) -> impl Strategy<Value = Vec<u8>> {
-    let text = serde_json::to_vec(&document).unwrap();
-    let len = text.len();
-    collection::vec((0..len, any::<u8>(), 0u8..3), 1..6).prop_map(move |edits| {
-        let mut bytes = text.clone();
-        for (at, byte, kind) in edits {
-            let at = at.min(bytes.len().saturating_sub(1));
-            match kind {
-                0 if !bytes.is_empty() => bytes[at] = byte,
-                1 => bytes.insert(at, byte),
-                _ if !bytes.is_empty() => {
-                    bytes.remove(at);
-                }
-                _ => {}
-            }
-        }
-        bytes
-    })
-}
-
 /// Frames from the builders, with arbitrary tokens, payloads and meta.
 fn built_frame() -> impl Strategy<Value = Frame> {
     (
@@ -98,7 +77,7 @@ proptest! {
     }
 
     #[test]
-    fn accepted_mutations_re_encode_to_the_same_value(bytes in strategies::inac_control().prop_flat_map(mutated)) {
+    fn accepted_mutations_re_encode_to_the_same_value(bytes in strategies::inac_control().prop_flat_map(strategies::mutated)) {
         if let Ok(frame) = Frame::decode(&bytes) {
             let value: Value = serde_json::from_slice(&bytes).unwrap();
             prop_assert_eq!(frame.to_value(), value);
@@ -145,7 +124,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_frames_never_panic_the_receiver(bytes in strategies::inac_control().prop_flat_map(mutated)) {
+    fn mutated_frames_never_panic_the_receiver(bytes in strategies::inac_control().prop_flat_map(strategies::mutated)) {
         let mut node = standard();
         if let Handled::ReadBody(body) = node.receiver.handle_bytes(&peer().node_id(), &bytes, at(0)) {
             let expected = body.expected_len().min(4096) as usize;
