@@ -6,12 +6,6 @@
 
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc: `orbi inac serve` allocates on its network threads and
-/// frees on its receiver thread, which glibc serves slowly (1 KiB pushes: about a fifth of the
-/// server's CPU, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Parser, Subcommand};
 
 mod archivist;

@@ -31,11 +31,6 @@ use orbi_inac::{
 use orbi_types::{KeyPair, Sha256Hasher, inac::Operation};
 use tokio::{io::AsyncReadExt, sync::mpsc};
 
-/// The same allocator as the `orbi` binary, so that the baselines and the INAC client differ
-/// from `orbi inac serve` only in the protocol work.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The listening helper's key (raw baselines).
 const LISTENER_SEED: [u8; 32] = [0x51; 32];
 /// The sending helper's key.
