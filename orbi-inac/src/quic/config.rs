@@ -122,7 +122,7 @@ fn tls_error(error: impl std::fmt::Display) -> TransportError {
 /// Tokio worker threads for a runtime that hosts a [`super::Server`]: one fewer than the
 /// cores (at least one), since the server's receiver thread keeps a core busy of its own. On
 /// two cores a second worker only adds wake-ups and work stealing: 1 KiB pushes ran ~12 %
-/// faster with one (docs/benchmarks.md), and so did the raw-quinn baselines, which the
+/// faster with one (P2 in docs/benchmarks.md), and so did the raw-quinn baselines, which the
 /// benchmark runs on the same count.
 pub fn server_worker_threads() -> usize {
     std::thread::available_parallelism()
