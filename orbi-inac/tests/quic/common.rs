@@ -14,7 +14,7 @@ use std::{
 use orbi_inac::{
     Acceptance, Delivery, Descriptor, Durability, Frame, HybridStore, KindRegistry, NodeState,
     Receiver, ReceiverConfig, Store,
-    quic::{Client, PeerAddr, Server, Session, TransportConfig},
+    quic::{AppProtocol, Client, PeerAddr, Server, Session, TransportConfig},
 };
 use orbi_types::{
     KeyPair, NodeId,
@@ -59,6 +59,7 @@ pub struct Node {
 pub struct Setup {
     pub policy: ReceiverConfig,
     pub transport: TransportConfig,
+    pub apps: Vec<AppProtocol>,
 }
 
 impl Setup {
@@ -69,6 +70,7 @@ impl Setup {
         Setup {
             policy,
             transport: TransportConfig::default(),
+            apps: Vec::new(),
         }
     }
 
@@ -87,6 +89,12 @@ impl Setup {
         self
     }
 
+    /// Serves `app` beside INAC.
+    pub fn app(mut self, app: AppProtocol) -> Self {
+        self.apps.push(app);
+        self
+    }
+
     pub fn start(self) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let NodeState { store, ledger } = NodeState::open(dir.path(), Durability::Full).unwrap();
@@ -100,11 +108,12 @@ impl Setup {
             .build()
             .unwrap();
         let receiver = Receiver::new(node_key(), self.policy, kinds, store.clone(), ledger);
-        let server = Server::bind(
+        let server = Server::bind_with(
             "127.0.0.1:0".parse().unwrap(),
             node_key(),
             receiver,
             self.transport,
+            self.apps,
         )
         .unwrap();
         Node {
