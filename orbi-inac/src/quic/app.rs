@@ -88,6 +88,16 @@ impl AppProtocol {
     }
 }
 
+/// The protocol id the handshake of `connection` settled on ([`ALPN`] or an app's; rustls
+/// refuses a QUIC handshake without one, so `None` only for a connection still in it).
+pub fn negotiated_alpn(connection: &quinn::Connection) -> Option<Vec<u8>> {
+    connection
+        .handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
+}
+
 /// Why a set of application protocols cannot be served (see [`super::TransportError::Alpn`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AlpnError {

@@ -20,7 +20,7 @@ use super::{
     ALPN, AppConnection, AppProtocol, ConnectionCode, SessionId, StreamCode, TransportConfig,
     TransportError,
     actor::{self, Decision, ReceiverHandle},
-    app::offered_alpns,
+    app::{negotiated_alpn, offered_alpns},
     config::{endpoint, server_config_with_alpns},
     identity::peer_node_id,
     wire::{ReadFrameError, read_frame, write_frame},
@@ -285,7 +285,7 @@ async fn serve_connection(
         return;
     }
     let session = SessionId::of(&connection);
-    let protocol = negotiated_protocol(&connection);
+    let protocol = negotiated_alpn(&connection);
     if protocol.as_deref() != Some(ALPN) {
         let Alive { exchanges, apps } = alive;
         drop(exchanges);
@@ -319,15 +319,6 @@ async fn serve_connection(
             }
         }
     }
-}
-
-/// The ALPN the handshake settled on (rustls refuses a QUIC handshake without one).
-fn negotiated_protocol(connection: &quinn::Connection) -> Option<Vec<u8>> {
-    connection
-        .handshake_data()?
-        .downcast::<quinn::crypto::rustls::HandshakeData>()
-        .ok()?
-        .protocol
 }
 
 /// Hands an authenticated connection of an application protocol to its handler, in this

@@ -13,7 +13,7 @@ use orbi_inac::{
     Frame, KindRegistry, MemoryLedger, MemoryStore, Receiver, ReceiverConfig,
     quic::{
         ALPN, AlpnError, AppConnection, AppProtocol, Client, Server, SessionId, TransportConfig,
-        TransportError,
+        TransportError, negotiated_alpn,
         wire::{read_frame, write_frame},
     },
 };
@@ -91,28 +91,14 @@ async fn an_app_protocol_and_inac_share_one_endpoint() {
         calls,
         mut seen,
     } = echo_node(Setup::new());
-    let client =
-        Client::for_peer(&node.peer_addr(), peer_key(), TransportConfig::default()).unwrap();
-    let app = client
-        .connect_protocol(&node.peer_addr(), ECHO)
-        .await
-        .unwrap();
+    let (client, app) = node.connect_app(&peer_key(), ECHO).await;
     assert_eq!(app.peer(), &node_key().node_id());
     let Seen::Connected(dialer, session) = next(&mut seen).await else {
         panic!("connected first")
     };
     assert_eq!(dialer, peer_key().node_id());
     assert_eq!(&session, app.id(), "both ends export the same session id");
-    assert_eq!(
-        app.connection()
-            .handshake_data()
-            .unwrap()
-            .downcast::<quinn::crypto::rustls::HandshakeData>()
-            .unwrap()
-            .protocol
-            .as_deref(),
-        Some(ECHO)
-    );
+    assert_eq!(negotiated_alpn(app.connection()).as_deref(), Some(ECHO));
 
     // INAC on the same server, from the same client, while the app connection is open.
     let inac = client.connect(&node.peer_addr()).await.unwrap();
@@ -187,17 +173,8 @@ async fn a_barred_peer_never_reaches_an_app_handler() {
         t.barred_peers.insert(key(6).node_id());
     }));
     let client = Client::for_peer(&node.peer_addr(), key(6), TransportConfig::default()).unwrap();
-    let closed = match client.connect_protocol(&node.peer_addr(), ECHO).await {
-        Ok(session) => session.connection().closed().await,
-        Err(TransportError::Connection { source, .. }) => source,
-        Err(other) => panic!("unexpected {other}"),
-    };
-    match closed {
-        quinn::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(close.error_code.into_inner(), 0x101)
-        }
-        other => panic!("expected an application close, got {other:?}"),
-    }
+    let attempt = client.connect_protocol(&node.peer_addr(), ECHO).await;
+    assert_eq!(closed_with(attempt).await, 0x101);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
@@ -252,12 +229,7 @@ async fn shutdown_closes_app_connections_and_waits_for_their_handlers() {
     let Echo {
         mut node, mut seen, ..
     } = echo_node(Setup::new());
-    let client =
-        Client::for_peer(&node.peer_addr(), peer_key(), TransportConfig::default()).unwrap();
-    let app = client
-        .connect_protocol(&node.peer_addr(), ECHO)
-        .await
-        .unwrap();
+    let (client, app) = node.connect_app(&peer_key(), ECHO).await;
     assert!(matches!(next(&mut seen).await, Seen::Connected(..)));
     // The app connection is idle and open: it is closed, not drained for the whole grace.
     let started = std::time::Instant::now();
@@ -269,10 +241,6 @@ async fn shutdown_closes_app_connections_and_waits_for_their_handlers() {
     );
     // The handler returned before shutdown did.
     assert!(matches!(seen.try_recv(), Ok(Seen::Ended(_))));
-    match app.connection().closed().await {
-        quinn::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(close.error_code.into_inner(), 0x0)
-        }
-        other => panic!("expected an application close, got {other:?}"),
-    }
+    assert_eq!(closed_with(Ok(app)).await, 0x0);
+    drop(client);
 }

@@ -14,7 +14,7 @@ use std::{
 use orbi_inac::{
     Acceptance, Delivery, Descriptor, Durability, Frame, HybridStore, KindRegistry, NodeState,
     Receiver, ReceiverConfig, Store,
-    quic::{AppProtocol, Client, PeerAddr, Server, Session, TransportConfig},
+    quic::{AppProtocol, Client, PeerAddr, Server, Session, TransportConfig, TransportError},
 };
 use orbi_types::{
     KeyPair, NodeId,
@@ -143,6 +143,17 @@ impl Node {
         self.connect_with(who, TransportConfig::default()).await
     }
 
+    /// A client as `who` and its connection for the protocol `alpn`.
+    pub async fn connect_app(&self, who: &KeyPair, alpn: &[u8]) -> (Client, Session) {
+        let client =
+            Client::for_peer(&self.peer_addr(), who.clone(), TransportConfig::default()).unwrap();
+        let session = client
+            .connect_protocol(&self.peer_addr(), alpn)
+            .await
+            .unwrap();
+        (client, session)
+    }
+
     pub async fn connect_with(&self, who: &KeyPair, config: TransportConfig) -> (Client, Session) {
         let client = Client::for_peer(&self.peer_addr(), who.clone(), config).unwrap();
         let session = client.connect(&self.peer_addr()).await.unwrap();
@@ -191,6 +202,20 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("timed out waiting until {what}");
+    }
+}
+
+/// The application code a connection attempt ended with: closed in the handshake, or
+/// right after it.
+pub async fn closed_with(attempt: Result<Session, TransportError>) -> u64 {
+    let closed = match attempt {
+        Ok(session) => session.connection().closed().await,
+        Err(TransportError::Connection { source, .. }) => source,
+        Err(other) => panic!("unexpected {other}"),
+    };
+    match closed {
+        quinn::ConnectionError::ApplicationClosed(close) => close.error_code.into_inner(),
+        other => panic!("expected an application close, got {other:?}"),
     }
 }
 
