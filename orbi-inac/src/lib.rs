@@ -9,6 +9,9 @@
 //!   [`Store`] and [`Ledger`] traits.
 //! - [`KindRegistry`] and [`Acceptor`]: which kinds this node takes and who decides about
 //!   them. Unknown kinds are refused, never stored by default.
+//! - [`Publisher`] ([`publish`]): artifacts the node serves on `request` without having
+//!   received them (an archivist's advertisement), including well-known requests that name
+//!   only a schema.
 //! - [`quic`] (feature `quic`, on by default): the transport — authenticated QUIC
 //!   connections, one stream per exchange, a [`quic::Server`] around a receiver and a
 //!   [`quic::Client`] to dial one. The core below never imports it: `cargo build -p orbi-inac
@@ -126,7 +129,8 @@
 //!   held is answered `already-present` before the body.
 //! - A `request` is served to the node that delivered the artifact and to
 //!   [`ReceiverConfig::request_peers`]; anyone else reads `not-authorized` whether or not the
-//!   artifact exists.
+//!   artifact exists. A [`Publisher`] is asked before the held artifacts and decides per
+//!   peer itself ([`publish`] has the rules).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -138,6 +142,7 @@ mod kinds;
 pub mod ledger;
 mod outbound;
 pub mod passport;
+pub mod publish;
 #[cfg(feature = "quic")]
 pub mod quic;
 mod receiver;
@@ -157,6 +162,7 @@ pub use kinds::{
 };
 pub use ledger::{Ledger, LedgerError, MemoryLedger, SqliteLedger};
 pub use outbound::{OutboundAllow, OutboundAllows};
+pub use publish::{Published, PublishedQuery, Publisher};
 pub use receiver::{
     BodyEnd, BodyError, CompletedBody, Handled, IncomingBody, RECENT_REFUSALS, Receiver,
     ReceiverConfig, RefusalNote, RevocationView, ServeArtifact, Stats,

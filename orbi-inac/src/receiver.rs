@@ -16,6 +16,7 @@ mod request;
 
 use std::{
     collections::{BTreeSet, VecDeque},
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -26,7 +27,7 @@ pub use body::{BodyEnd, BodyError, CompletedBody, IncomingBody};
 pub use request::ServeArtifact;
 
 use crate::{
-    DecodeOptions, Descriptor, Frame, KindRegistry, Refusal, Verdict,
+    DecodeOptions, Descriptor, Frame, KindRegistry, Publisher, Refusal, Verdict,
     budget::{BudgetRule, Budgets},
     ledger::{Ledger, LedgerEntry, LedgerError, OfferRecord, TransferRecord},
     store::Store,
@@ -203,6 +204,7 @@ pub struct Receiver {
     stats: Stats,
     recent_refusals: VecDeque<RefusalNote>,
     bodies: BodySlots,
+    publisher: Option<Arc<dyn Publisher>>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -210,6 +212,7 @@ impl std::fmt::Debug for Receiver {
         f.debug_struct("Receiver")
             .field("node", &self.identity.node_id())
             .field("kinds", &self.kinds)
+            .field("publisher", &self.publisher.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -242,6 +245,7 @@ impl Receiver {
             stats: Stats::default(),
             recent_refusals: VecDeque::with_capacity(RECENT_REFUSALS),
             bodies: BodySlots::default(),
+            publisher: None,
         }
     }
 
@@ -283,6 +287,12 @@ impl Receiver {
     /// Replaces the revocation snapshot for passports issued by other nodes.
     pub fn set_revocation_view(&mut self, view: Option<RevocationView>) {
         self.revocations = view;
+    }
+
+    /// Sets (or, with `None`, removes) the [`Publisher`] whose artifacts `request`s are served
+    /// before the held ones; [`crate::publish`] has the rules.
+    pub fn set_publisher(&mut self, publisher: Option<Arc<dyn Publisher>>) {
+        self.publisher = publisher;
     }
 
     /// Every offer, oldest first.

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{
     ConnectionCode, PeerAddr, SessionId, StreamCode, TransportConfig, TransportError,
-    config::{client_config, endpoint},
+    config::{client_config_for_alpn, endpoint},
     identity::peer_node_id,
     wire::{ReadFrameError, read_frame, write_frame},
 };
@@ -140,9 +140,22 @@ impl Client {
         self.identity.node_id()
     }
 
-    /// Connects to `peer`; fails unless the listener proves `peer.node`'s key.
+    /// Connects to `peer` for INAC; fails unless the listener proves `peer.node`'s key. The
+    /// same as [`Client::connect_protocol`] with [`super::ALPN`].
     pub async fn connect(&self, peer: &PeerAddr) -> Result<Session, TransportError> {
-        let config = client_config(Some(&self.identity), &peer.node, &self.config)?;
+        self.connect_protocol(peer, super::ALPN).await
+    }
+
+    /// Connects to `peer` offering the protocol id `alpn` only: INAC's ([`super::ALPN`]) or an
+    /// [`super::AppProtocol`] the listener serves (the handshake fails if it serves none by
+    /// that id). Identity checks and the [`SessionId`] are those of INAC; on an application
+    /// protocol use [`Session::connection`] (the INAC exchange methods speak INAC).
+    pub async fn connect_protocol(
+        &self,
+        peer: &PeerAddr,
+        alpn: &[u8],
+    ) -> Result<Session, TransportError> {
+        let config = client_config_for_alpn(Some(&self.identity), &peer.node, &self.config, alpn)?;
         let connecting = self
             .endpoint
             .connect_with(config, peer.addr, SERVER_NAME)

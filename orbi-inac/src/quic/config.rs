@@ -136,6 +136,19 @@ pub fn server_config(
     identity: &KeyPair,
     config: &TransportConfig,
 ) -> Result<quinn::ServerConfig, TransportError> {
+    server_config_with_alpns(identity, config, vec![ALPN.to_vec()])
+}
+
+/// Like [`server_config`], offering the protocol ids `alpns` (in order of preference; the
+/// dialer offers one, so the order only matters to dialers that offer several).
+pub fn server_config_with_alpns(
+    identity: &KeyPair,
+    config: &TransportConfig,
+    alpns: Vec<Vec<u8>>,
+) -> Result<quinn::ServerConfig, TransportError> {
+    for alpn in &alpns {
+        super::app::check_length(alpn)?;
+    }
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_error)?
@@ -143,7 +156,7 @@ pub fn server_config(
         .with_cert_resolver(Arc::new(AlwaysResolvesServerRawPublicKeys::new(
             certified_key(identity),
         )));
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = alpns;
     tls.max_early_data_size = 0;
     tls.send_tls13_tickets = 0;
     tls.session_storage = Arc::new(NoServerSessionStorage {});
@@ -161,6 +174,17 @@ pub fn client_config(
     expected: &NodeId,
     config: &TransportConfig,
 ) -> Result<quinn::ClientConfig, TransportError> {
+    client_config_for_alpn(identity, expected, config, ALPN)
+}
+
+/// Like [`client_config`], offering the protocol id `alpn` instead of INAC's (an
+/// [`super::AppProtocol`] of the listener).
+pub fn client_config_for_alpn(
+    identity: Option<&KeyPair>,
+    expected: &NodeId,
+    config: &TransportConfig,
+    alpn: &[u8],
+) -> Result<quinn::ClientConfig, TransportError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_error)?
@@ -172,17 +196,27 @@ pub fn client_config(
         )),
         None => builder.with_no_client_auth(),
     };
-    client_config_from_tls(tls, config)
+    client_config_from_tls_for_alpn(tls, config, alpn)
 }
 
 /// Wraps a rustls client configuration with the INAC settings (ALPN, no SNI, no resumption,
 /// no early data) and the transport parameters. Exposed for tests that need a hand-made TLS
 /// identity.
 pub fn client_config_from_tls(
-    mut tls: rustls::ClientConfig,
+    tls: rustls::ClientConfig,
     config: &TransportConfig,
 ) -> Result<quinn::ClientConfig, TransportError> {
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    client_config_from_tls_for_alpn(tls, config, ALPN)
+}
+
+/// Like [`client_config_from_tls`], offering the protocol id `alpn`.
+pub fn client_config_from_tls_for_alpn(
+    mut tls: rustls::ClientConfig,
+    config: &TransportConfig,
+    alpn: &[u8],
+) -> Result<quinn::ClientConfig, TransportError> {
+    super::app::check_length(alpn)?;
+    tls.alpn_protocols = vec![alpn.to_vec()];
     // The server name is meaningless with raw keys; sending none leaks nothing.
     tls.enable_sni = false;
     tls.resumption = Resumption::disabled();

@@ -7,6 +7,11 @@
 //!   handshake proved. A dialer names the node it expects ([`PeerAddr`], `NODE_ID@HOST:PORT`)
 //!   and the handshake fails if the listener proves another key; the listener learns the
 //!   dialer's id from the dialer's proof and hands it to the receiver as the authenticated peer.
+//! - **Application protocols.** [`Server::bind_with`] serves [`AppProtocol`]s beside INAC on
+//!   the same UDP endpoint; the dialer picks one by ALPN ([`Client::connect_protocol`]) and
+//!   any other ALPN fails the handshake. They share INAC's identity rules and session id and
+//!   hand each connection, with the proven dialer, to the protocol's handler ([`app`] has
+//!   the details).
 //! - **Session id.** [`SessionId`]: `sess:` + base64url of 32 bytes exported from the TLS
 //!   session with the label [`SESSION_EXPORTER_LABEL`] and an empty context; both ends compute
 //!   it independently.
@@ -98,6 +103,7 @@
 //! ```
 
 mod actor;
+pub mod app;
 mod client;
 pub mod config;
 pub mod identity;
@@ -109,12 +115,14 @@ use std::{fmt, net::SocketAddr, str::FromStr};
 
 use orbi_types::{NodeId, b64};
 
+pub use app::{AlpnError, AppConnection, AppProtocol, negotiated_alpn};
 pub use client::{Client, ExchangeError, RequestOutcome, Session};
 pub use config::TransportConfig;
 pub use server::Server;
 pub use wire::{ConnectionCode, StreamCode};
 
-/// The ALPN protocol id; a connection without it is refused in the handshake.
+/// The ALPN protocol id of INAC; a connection offering neither it nor one of the listener's
+/// [`AppProtocol`]s is refused in the handshake.
 pub const ALPN: &[u8] = b"orbiplex-inac/1";
 
 /// The TLS exporter label of the session id (RFC 8446 §7.5), with an empty context.
@@ -170,6 +178,9 @@ pub enum TransportError {
     /// The server has shut down.
     #[error("the inac server has shut down")]
     Closed,
+    /// An application protocol id is unusable (reserved, duplicate, or of a bad length).
+    #[error("{0}")]
+    Alpn(#[from] AlpnError),
 }
 
 /// A node to dial: its id and where it listens, written `NODE_ID@HOST:PORT`.

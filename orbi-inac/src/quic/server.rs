@@ -17,9 +17,11 @@ use quinn::{RecvStream, SendStream};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    ConnectionCode, SessionId, StreamCode, TransportConfig, TransportError,
+    ALPN, AppConnection, AppProtocol, ConnectionCode, SessionId, StreamCode, TransportConfig,
+    TransportError,
     actor::{self, Decision, ReceiverHandle},
-    config::{endpoint, server_config},
+    app::{negotiated_alpn, offered_alpns},
+    config::{endpoint, server_config_with_alpns},
     identity::peer_node_id,
     wire::{ReadFrameError, read_frame, write_frame},
 };
@@ -47,6 +49,8 @@ pub struct Server {
     accept: tokio::task::JoinHandle<()>,
     alive: mpsc::Sender<()>,
     drained: mpsc::Receiver<()>,
+    apps_alive: mpsc::Sender<()>,
+    apps_drained: mpsc::Receiver<()>,
     grace: Duration,
 }
 
@@ -65,17 +69,41 @@ struct Context {
     config: TransportConfig,
     /// How the receiver decodes frames; exchange tasks decode, the receiver only decides.
     decode: crate::DecodeOptions,
+    /// The application protocols served beside INAC.
+    apps: Vec<AppProtocol>,
 }
 
 impl Server {
     /// Binds `addr` and starts serving `receiver` as the node whose key is `identity` (the
     /// receiver must have been built with the same key). Must be called inside a tokio runtime.
+    /// The same as [`Server::bind_with`] without application protocols.
     pub fn bind(
         addr: SocketAddr,
         identity: KeyPair,
         receiver: Receiver,
         config: TransportConfig,
     ) -> Result<Server, TransportError> {
+        Self::bind_with(addr, identity, receiver, config, Vec::new())
+    }
+
+    /// Like [`Server::bind`], also serving `apps` on the same endpoint: a dialer picks INAC or
+    /// one of them by ALPN ([`super::Client::connect_protocol`]); any other ALPN fails the
+    /// handshake. Every protocol gets the same identity checks (raw keys both ways,
+    /// [`TransportConfig::barred_peers`] closed before its handler runs) and the same
+    /// [`SessionId`]. An app using [`ALPN`], two apps with one ALPN, or an ALPN outside 1 to
+    /// 255 bytes is [`TransportError::Alpn`], before anything is bound.
+    ///
+    /// App handlers are not part of the graceful drain: [`Server::shutdown`] first lets the
+    /// INAC exchanges in flight finish, then closes every connection (`0x0`), so the handlers
+    /// see their connection end, and waits briefly for them to return.
+    pub fn bind_with(
+        addr: SocketAddr,
+        identity: KeyPair,
+        receiver: Receiver,
+        config: TransportConfig,
+        apps: Vec<AppProtocol>,
+    ) -> Result<Server, TransportError> {
+        let alpns = offered_alpns(&apps)?;
         let node_id = identity.node_id();
         if receiver.node_id() != node_id {
             return Err(TransportError::KeyMismatch {
@@ -84,7 +112,8 @@ impl Server {
             });
         }
         let decode = receiver.config().decode;
-        let endpoint = endpoint(addr, Some(server_config(&identity, &config)?), &config)?;
+        let tls = server_config_with_alpns(&identity, &config, alpns)?;
+        let endpoint = endpoint(addr, Some(tls), &config)?;
         let local_addr = endpoint
             .local_addr()
             .map_err(|source| TransportError::Bind { addr, source })?;
@@ -92,17 +121,22 @@ impl Server {
             .map_err(|source| TransportError::Bind { addr, source })?;
         let (shutdown, watching) = watch::channel(false);
         let (alive, drained) = mpsc::channel(1);
+        let (apps_alive, apps_drained) = mpsc::channel(1);
         let grace = config.shutdown_grace;
         let context = Arc::new(Context {
             receiver: handle.clone(),
             config,
             decode,
+            apps,
         });
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
             context,
             watching,
-            alive.clone(),
+            Alive {
+                exchanges: alive.clone(),
+                apps: apps_alive.clone(),
+            },
         ));
         tracing::info!(%node_id, %local_addr, "inac listener started");
         Ok(Server {
@@ -115,6 +149,8 @@ impl Server {
             accept,
             alive,
             drained,
+            apps_alive,
+            apps_drained,
             grace,
         })
     }
@@ -143,7 +179,8 @@ impl Server {
 
     /// Stops accepting connections and exchanges, waits (up to
     /// [`TransportConfig::shutdown_grace`]) for the exchanges in flight to be answered, closes
-    /// every connection with `0x0` and returns the receiver.
+    /// every connection with `0x0` (application protocols' too), waits up to 2 s for the
+    /// application handlers to return, and returns the receiver.
     pub async fn shutdown(self) -> Receiver {
         let Server {
             endpoint,
@@ -153,6 +190,8 @@ impl Server {
             accept,
             alive,
             mut drained,
+            apps_alive,
+            mut apps_drained,
             grace,
             ..
         } = self;
@@ -168,6 +207,13 @@ impl Server {
             );
         }
         endpoint.close(ConnectionCode::Done.varint(), b"shutting down");
+        drop(apps_alive);
+        if tokio::time::timeout(Duration::from_secs(2), apps_drained.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("application handlers still running after their connections closed");
+        }
         drop(receiver);
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
         match tokio::task::spawn_blocking(move || thread.join()).await {
@@ -178,11 +224,20 @@ impl Server {
     }
 }
 
+/// Held by every task the shutdown waits for; the channels close when the last is dropped.
+#[derive(Clone)]
+struct Alive {
+    /// INAC connections and exchanges (drained gracefully).
+    exchanges: mpsc::Sender<()>,
+    /// Application handlers (ended by closing their connections).
+    apps: mpsc::Sender<()>,
+}
+
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     context: Arc<Context>,
     mut shutdown: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
+    alive: Alive,
 ) {
     loop {
         let incoming = tokio::select! {
@@ -203,7 +258,7 @@ async fn serve_connection(
     incoming: quinn::Incoming,
     context: Arc<Context>,
     mut shutdown: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
+    alive: Alive,
 ) {
     let remote = incoming.remote_address();
     let connection = match incoming.await {
@@ -230,6 +285,18 @@ async fn serve_connection(
         return;
     }
     let session = SessionId::of(&connection);
+    let protocol = negotiated_alpn(&connection);
+    if protocol.as_deref() != Some(ALPN) {
+        let Alive { exchanges, apps } = alive;
+        drop(exchanges);
+        serve_app(&context, connection, peer, session, protocol, apps).await;
+        return;
+    }
+    let Alive {
+        exchanges: alive,
+        apps,
+    } = alive;
+    drop(apps);
     tracing::debug!(%peer, %remote, session = ?session.as_ref().map(SessionId::as_str), "peer connected");
     loop {
         let stream = tokio::select! {
@@ -252,6 +319,51 @@ async fn serve_connection(
             }
         }
     }
+}
+
+/// Hands an authenticated connection of an application protocol to its handler, in this
+/// connection's task, until the handler returns.
+async fn serve_app(
+    context: &Context,
+    connection: quinn::Connection,
+    peer: NodeId,
+    session: Result<SessionId, TransportError>,
+    protocol: Option<Vec<u8>>,
+    _alive: mpsc::Sender<()>,
+) {
+    let app = protocol
+        .as_deref()
+        .and_then(|alpn| context.apps.iter().find(|app| app.alpn() == alpn));
+    let Some(app) = app else {
+        // The TLS configuration offers only known protocols; this is a bug, not a peer error.
+        tracing::error!(%peer, ?protocol, "connection with an unserved protocol");
+        connection.close(
+            ConnectionCode::ProtocolViolation.varint(),
+            b"unknown protocol",
+        );
+        return;
+    };
+    let session = match session {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::warn!(%peer, %error, "no session id; connection closed");
+            connection.close(ConnectionCode::AuthFailed.varint(), b"no session id");
+            return;
+        }
+    };
+    tracing::debug!(
+        %peer,
+        remote = %connection.remote_address(),
+        session = session.as_str(),
+        protocol = %String::from_utf8_lossy(app.alpn()),
+        "application connection"
+    );
+    app.handle(AppConnection {
+        peer,
+        session,
+        connection,
+    })
+    .await;
 }
 
 /// One exchange: read the initiating frame, let the receiver decide, carry out the decision.

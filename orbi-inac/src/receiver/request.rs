@@ -1,5 +1,6 @@
 //! `request` (spec §3.1): exact-id pulls of artifacts held in the store, answered with a
-//! `push`. Filtered requests and `partial` answers are not part of v1 here.
+//! `push`, and publications ([`crate::publish`]: asked first, and the only answer to a
+//! well-known request). Filtered requests and `partial` answers are not part of v1 here.
 
 use std::io::Read;
 
@@ -7,7 +8,7 @@ use orbi_types::{NodeId, inac::Operation, inac::RefusalCode};
 
 use super::{Exchange, Handled, Receiver};
 use crate::{
-    DecodeError, Descriptor, Frame, Refusal, Verdict,
+    DecodeError, Descriptor, Frame, Published, PublishedQuery, Refusal, Verdict,
     budget::BudgetSubject,
     ledger::{ArtifactQuery, LedgerEntry},
 };
@@ -18,6 +19,7 @@ pub struct ServeArtifact {
     descriptor: Descriptor,
     correlation_id: Option<String>,
     inline: Option<Vec<u8>>,
+    published: bool,
 }
 
 impl std::fmt::Debug for ServeArtifact {
@@ -25,6 +27,7 @@ impl std::fmt::Debug for ServeArtifact {
         f.debug_struct("ServeArtifact")
             .field("descriptor", &self.descriptor)
             .field("inline", &self.inline.is_some())
+            .field("published", &self.published)
             .finish()
     }
 }
@@ -39,6 +42,11 @@ impl ServeArtifact {
     /// the store after it).
     pub fn is_inline(&self) -> bool {
         self.inline.is_some()
+    }
+
+    /// Whether this is a publication ([`crate::Publisher`]) rather than a held artifact.
+    pub fn is_published(&self) -> bool {
+        self.published
     }
 
     /// The `push` answering the request, echoing its `correlation/id`: inline when the
@@ -63,7 +71,7 @@ impl Receiver {
                 let mut exchange = exchange;
                 exchange.descriptor = Some(serve.descriptor.clone());
                 // Logged as answered by a push; the requester's ingest answer is its own.
-                self.conclude_serve(&exchange, now_ms);
+                self.conclude_serve(&exchange, serve.published, now_ms);
                 Handled::Serve(serve)
             }
             Err(refusal) => {
@@ -95,18 +103,21 @@ impl Receiver {
             },
             now_ms,
         )?;
-        if request.artifact_id.is_none() && request.digest.is_none() {
-            return Err(Refusal::new(
-                RefusalCode::OperationNotSupported,
-                "only exact requests (artifact/id or digest) are served",
-            ));
-        }
         let query = ArtifactQuery {
             schema: &request.schema,
             content_type: &request.content_type,
             artifact_id: request.artifact_id.as_deref(),
             digest: request.digest.as_ref(),
         };
+        if let Some(published) = self.published(&exchange.peer, &query) {
+            return self.serve_published(exchange, published);
+        }
+        if request.artifact_id.is_none() && request.digest.is_none() {
+            return Err(Refusal::new(
+                RefusalCode::OperationNotSupported,
+                "only exact requests (artifact/id or digest) are served",
+            ));
+        }
         let held = self
             .ledger
             .find_held(&query)
@@ -155,10 +166,68 @@ impl Receiver {
             descriptor,
             correlation_id: exchange.correlation_id.clone(),
             inline,
+            published: false,
         })
     }
 
-    fn conclude_serve(&mut self, exchange: &Exchange, now_ms: u64) {
+    /// The publisher's answer to `query`, if it is one that may be served: anything that does
+    /// not answer the query or whose bytes do not match its descriptor is logged and dropped.
+    fn published(&self, peer: &NodeId, query: &ArtifactQuery<'_>) -> Option<Published> {
+        let publisher = self.publisher.as_ref()?;
+        let query = PublishedQuery {
+            schema: query.schema,
+            content_type: query.content_type,
+            artifact_id: query.artifact_id,
+            digest: query.digest,
+        };
+        let published = publisher.lookup(peer, &query)?;
+        if !query.matches(&published.descriptor) {
+            tracing::error!(
+                %peer,
+                schema = query.schema,
+                published = ?published.descriptor,
+                "the publisher answered a request with another artifact; not served"
+            );
+            return None;
+        }
+        if !published.is_consistent() {
+            tracing::error!(
+                %peer,
+                published = ?published.descriptor,
+                actual_size = published.bytes.len(),
+                "published bytes do not match their descriptor; not served"
+            );
+            return None;
+        }
+        Some(published)
+    }
+
+    fn serve_published(
+        &self,
+        exchange: &Exchange,
+        published: Published,
+    ) -> Result<ServeArtifact, Refusal> {
+        let size = published.descriptor.size_bytes;
+        if size == 0 || size > self.config.inline_max_bytes {
+            tracing::warn!(
+                peer = %exchange.peer,
+                published = ?published.descriptor,
+                "a publication outside the inline range was requested"
+            );
+            return Err(Refusal::handler_unavailable(format!(
+                "published artifacts are served inline only (1 to {} bytes); this one has {size}",
+                self.config.inline_max_bytes
+            )));
+        }
+        Ok(ServeArtifact {
+            descriptor: published.descriptor,
+            correlation_id: exchange.correlation_id.clone(),
+            inline: Some(published.bytes.to_vec()),
+            published: true,
+        })
+    }
+
+    fn conclude_serve(&mut self, exchange: &Exchange, published: bool, now_ms: u64) {
         let entry = LedgerEntry {
             transfer: Some(crate::ledger::TransferRecord {
                 at_ms: now_ms,
@@ -170,7 +239,12 @@ impl Receiver {
                 admission_id: None,
                 answer: Operation::Push,
                 refusal_code: None,
-                note: "served".into(),
+                note: if published {
+                    "served publication"
+                } else {
+                    "served"
+                }
+                .into(),
             }),
             ..LedgerEntry::default()
         };

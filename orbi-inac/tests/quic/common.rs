@@ -14,7 +14,7 @@ use std::{
 use orbi_inac::{
     Acceptance, Delivery, Descriptor, Durability, Frame, HybridStore, KindRegistry, NodeState,
     Receiver, ReceiverConfig, Store,
-    quic::{Client, PeerAddr, Server, Session, TransportConfig},
+    quic::{AppProtocol, Client, PeerAddr, Server, Session, TransportConfig, TransportError},
 };
 use orbi_types::{
     KeyPair, NodeId,
@@ -59,6 +59,7 @@ pub struct Node {
 pub struct Setup {
     pub policy: ReceiverConfig,
     pub transport: TransportConfig,
+    pub apps: Vec<AppProtocol>,
 }
 
 impl Setup {
@@ -69,6 +70,7 @@ impl Setup {
         Setup {
             policy,
             transport: TransportConfig::default(),
+            apps: Vec::new(),
         }
     }
 
@@ -87,6 +89,12 @@ impl Setup {
         self
     }
 
+    /// Serves `app` beside INAC.
+    pub fn app(mut self, app: AppProtocol) -> Self {
+        self.apps.push(app);
+        self
+    }
+
     pub fn start(self) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let NodeState { store, ledger } = NodeState::open(dir.path(), Durability::Full).unwrap();
@@ -100,11 +108,12 @@ impl Setup {
             .build()
             .unwrap();
         let receiver = Receiver::new(node_key(), self.policy, kinds, store.clone(), ledger);
-        let server = Server::bind(
+        let server = Server::bind_with(
             "127.0.0.1:0".parse().unwrap(),
             node_key(),
             receiver,
             self.transport,
+            self.apps,
         )
         .unwrap();
         Node {
@@ -132,6 +141,17 @@ impl Node {
     /// A connected session as `who`.
     pub async fn connect(&self, who: &KeyPair) -> (Client, Session) {
         self.connect_with(who, TransportConfig::default()).await
+    }
+
+    /// A client as `who` and its connection for the protocol `alpn`.
+    pub async fn connect_app(&self, who: &KeyPair, alpn: &[u8]) -> (Client, Session) {
+        let client =
+            Client::for_peer(&self.peer_addr(), who.clone(), TransportConfig::default()).unwrap();
+        let session = client
+            .connect_protocol(&self.peer_addr(), alpn)
+            .await
+            .unwrap();
+        (client, session)
     }
 
     pub async fn connect_with(&self, who: &KeyPair, config: TransportConfig) -> (Client, Session) {
@@ -182,6 +202,20 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("timed out waiting until {what}");
+    }
+}
+
+/// The application code a connection attempt ended with: closed in the handshake, or
+/// right after it.
+pub async fn closed_with(attempt: Result<Session, TransportError>) -> u64 {
+    let closed = match attempt {
+        Ok(session) => session.connection().closed().await,
+        Err(TransportError::Connection { source, .. }) => source,
+        Err(other) => panic!("unexpected {other}"),
+    };
+    match closed {
+        quinn::ConnectionError::ApplicationClosed(close) => close.error_code.into_inner(),
+        other => panic!("expected an application close, got {other:?}"),
     }
 }
 

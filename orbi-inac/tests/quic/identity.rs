@@ -6,6 +6,7 @@ use orbi_inac::quic::{
     ALPN, Client, PeerAddr, SessionId, TransportConfig, TransportError,
     config::{client_config, client_config_from_tls, endpoint, server_config, tls_client_builder},
     identity::{AnyNode, ExpectedNode, certified_key, peer_node_id},
+    negotiated_alpn,
 };
 use orbi_types::KeyPair;
 use rustls::{
@@ -83,16 +84,7 @@ async fn both_ends_learn_each_other_and_agree_on_the_session_id() {
         assert_eq!(session.id(), &server_side, "both ends derive the same id");
         assert!(session.id().as_str().starts_with("sess:"));
         assert_eq!(session.id().as_str().len(), "sess:".len() + 43);
-        assert_eq!(
-            accepted
-                .handshake_data()
-                .unwrap()
-                .downcast::<quinn::crypto::rustls::HandshakeData>()
-                .unwrap()
-                .protocol
-                .as_deref(),
-            Some(ALPN)
-        );
+        assert_eq!(negotiated_alpn(&accepted).as_deref(), Some(ALPN));
         ids.push(session.id().clone());
     }
     assert_ne!(ids[0], ids[1], "every connection has its own session id");
@@ -242,17 +234,10 @@ async fn a_barred_peer_is_closed_with_0x101() {
         .start();
     let client =
         Client::for_peer(&node.peer_addr(), peer_key(), TransportConfig::default()).unwrap();
-    let closed = match client.connect(&node.peer_addr()).await {
-        Ok(session) => session.connection().closed().await,
-        Err(TransportError::Connection { source, .. }) => source,
-        Err(other) => panic!("unexpected {other}"),
-    };
-    match closed {
-        quinn::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(close.error_code.into_inner(), 0x101)
-        }
-        other => panic!("expected an application close, got {other:?}"),
-    }
+    assert_eq!(
+        closed_with(client.connect(&node.peer_addr()).await).await,
+        0x101
+    );
     // Another peer is served.
     node.connect(&key(5)).await;
 }

@@ -1,6 +1,7 @@
 //! INAC over real QUIC on loopback, with real files and real SQLite: identity and session,
 //! exchanges, stream bodies, concurrency, limits and shutdown.
 
+mod apps;
 mod common;
 mod exchanges;
 mod identity;

@@ -11,5 +11,6 @@ mod kinds;
 mod limits;
 mod persistence;
 mod properties;
+mod publications;
 mod requests;
 mod streams;
