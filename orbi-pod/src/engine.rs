@@ -286,6 +286,21 @@ impl<S: Store> PodEngine<S> {
         self.sessions.open(id, session);
     }
 
+    /// The transport lost session `id` for good: its attached attachments become degraded
+    /// (T5) and the session is forgotten, so nothing more is admitted on it. Unlike
+    /// [`PodEngine::close_session`] nothing is detached yet: [`PodEngine::tick`] detaches
+    /// the degraded ones with `session-expired` once the degraded grace has passed (T7), and a
+    /// recovery may come first.
+    pub fn session_lost(
+        &mut self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Transition>, EngineError> {
+        let transitions = self.keepalive_lost(id, now)?;
+        self.sessions.close(id);
+        Ok(transitions)
+    }
+
     /// Judges one artifact (raw bytes) that arrived on the live session `arrival`, at `now`.
     ///
     /// Checks run in spec order (V0–V10, D1–D3, R1–R4, I1–I3, then the state guards) and stop
@@ -526,6 +541,14 @@ impl<S: Store> PodEngine<S> {
         // carry the attachment's bind copied verbatim (its session may be dead by now). An
         // unknown attachment is left to D1.
         if self.sessions.is_live(bind_session) {
+            return Ok(());
+        }
+        // I1 before V6b: an identical replay of an admitted detachment succeeds wherever it
+        // arrives (upstream T12). It has no side effects, and only a holder of the signed bytes
+        // can send it: a client whose answer was lost retries on a new session.
+        if let Some(existing) = &found.detachment
+            && matches!(Self::identical(&existing.artifact, checked), Ok(true))
+        {
             return Ok(());
         }
         let Some(attachment) = &found.attachment else {

@@ -72,7 +72,9 @@
 //! - **V6b**: participant-originated detachments (`user-request`, `device-loss`, `migration`)
 //!   need a bind on a live session (the spec's "bind expected" column); host-originated
 //!   reasons may also carry the attachment's bind verbatim. A detachment of an unknown
-//!   attachment is reported by D1 rather than V6b.
+//!   attachment is reported by D1 rather than V6b. An identical replay of an admitted
+//!   detachment is answered `replayed` on any live session (I1 and upstream T12 before V6b):
+//!   it changes nothing, and a client whose answer was lost can only retry on a new session.
 //! - **T13**: an attached (or attaching) attachment whose session is no longer live is
 //!   treated like a degraded one: a new attachment of the same client host-detaches it with
 //!   `session-expired` and is admitted (the reconnect path).

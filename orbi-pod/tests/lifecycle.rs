@@ -114,6 +114,23 @@ fn l2_detach_replay_and_second_detachment() {
 }
 
 #[test]
+fn l2_a_detachment_replayed_on_a_later_session_is_idempotent() {
+    let mut engine = detached_engine(HostPolicy::default());
+    engine
+        .close_session(SESS1, instant("2026-03-28T20:06:00Z"))
+        .unwrap();
+    engine.open_session("sess:later", Session::default());
+    let replay = admit(&mut engine, &d1(), "sess:later", "2026-03-28T20:07:00Z");
+    assert_eq!(replay.verdict, Verdict::Replayed);
+    assert_eq!(replay.state, Some(LifecycleState::Detached));
+    // Only identical bytes: anything else still needs a bind on a live session.
+    let mut altered = d1();
+    altered["detach/notes"] = json!("changed my mind");
+    let conflict = admit(&mut engine, &altered, "sess:later", "2026-03-28T20:07:00Z");
+    assert_rejected(&conflict, RejectionCode::SessionMismatch);
+}
+
+#[test]
 fn l3_l4_l5_detachment_checks() {
     let mut engine = engine();
     admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
@@ -606,6 +623,42 @@ fn t5_t6_t7_keepalive_and_grace() {
     assert_eq!(
         (closed[0].rule, closed[0].to),
         (Rule::T7, LifecycleState::Detached)
+    );
+}
+
+#[test]
+fn a_lost_session_degrades_then_expires_after_the_grace() {
+    let mut engine = engine();
+    assert_admitted(
+        &admit(&mut engine, &a1(), SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    let lost = engine
+        .session_lost(SESS1, instant("2026-03-28T19:50:00Z"))
+        .unwrap();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].rule, Rule::T5);
+    assert!(!engine.sessions().is_live(SESS1));
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Degraded
+    );
+    // Nothing more is admitted on the lost session.
+    let replay = admit(&mut engine, &a1(), SESS1, "2026-03-28T19:50:01Z");
+    assert_rejected(&replay, RejectionCode::SessionMismatch);
+    // Within the grace nothing happens; after it, session-expired.
+    assert!(
+        engine
+            .tick(instant("2026-03-28T19:51:00Z"))
+            .unwrap()
+            .is_empty()
+    );
+    let expired = engine.tick(instant("2026-03-28T19:51:31Z")).unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].rule, Rule::T7);
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Detached
     );
 }
 
