@@ -62,22 +62,20 @@ impl HybridStore {
     fn small_id(&self, digest: &Sha256Digest) -> Result<Option<i64>, StoreError> {
         let mut db = lock(&self.db);
         db.fresh().map_err(database)?;
-        let Db { connection, index } = &mut *db;
+        let Db {
+            connection, index, ..
+        } = &mut *db;
         object_id(connection, index, digest.as_str()).map_err(database)
     }
 
+    /// The bytes of the object row holding `digest`, found and read under one lock.
     fn small(&self, digest: &Sha256Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(id) = self.small_id(digest)? else {
-            return Ok(None);
-        };
-        lock(&self.db)
-            .prepare_cached(OBJECT_BY_ID)
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![id], |row| row.get(1))
-                    .optional()
-            })
-            .map_err(database)
+        let mut db = lock(&self.db);
+        db.fresh().map_err(database)?;
+        let Db {
+            connection, index, ..
+        } = &mut *db;
+        object_bytes(connection, index, digest.as_str()).map_err(database)
     }
 }
 
@@ -177,13 +175,40 @@ fn object_id(
     digest: &str,
 ) -> rusqlite::Result<Option<i64>> {
     let hash = index.hash_object(digest);
-    for id in index.candidates(connection, Lookup::Object, hash)? {
+    for &id in index.candidates(connection, Lookup::Object, hash)? {
         let stored: Option<String> = connection
             .prepare_cached(OBJECT_BY_ID)?
             .query_row(params![id], |row| row.get(0))
             .optional()?;
         if stored.as_deref() == Some(digest) {
             return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// The bytes of the object row holding `digest`, through the index; each candidate's digest
+/// is compared before its bytes are read.
+fn object_bytes(
+    connection: &Connection,
+    index: &mut Index,
+    digest: &str,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    let hash = index.hash_object(digest);
+    for &id in index.candidates(connection, Lookup::Object, hash)? {
+        let bytes = connection
+            .prepare_cached(OBJECT_BY_ID)?
+            .query_row(params![id], |row| {
+                if row.get_ref(0)?.as_str()? == digest {
+                    row.get(1).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .optional()?
+            .flatten();
+        if bytes.is_some() {
+            return Ok(bytes);
         }
     }
     Ok(None)
