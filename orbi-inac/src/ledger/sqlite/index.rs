@@ -18,6 +18,11 @@
 //!   insert, so two processes on one database stay exact.
 //! - **Transactional.** Every change is journaled until the outermost transaction commits; a
 //!   rollback (of the transaction, or of the savepoint of one failed decision) undoes them.
+//!   When SQLite ends a group's whole transaction itself (it may, on a full disk, an I/O error
+//!   or out of memory), the whole group's changes are undone and the group writes nothing
+//!   more (`Db::write` in the parent module). As a second line, a high-water mark found past
+//!   its table's largest row id makes the table be read in afresh, and a scan that fails
+//!   leaves its table unloaded for the next lookup to retry.
 //! - **Cost.** One map entry per row of each indexed table (about 25–35 bytes: hashbrown slot
 //!   of two `u64`s at its load factor); an admitted keyed push adds four.
 
