@@ -58,24 +58,28 @@ impl HybridStore {
         self.small_max
     }
 
-    /// The id of the object row holding `digest`, if any.
-    fn small_id(&self, digest: &Sha256Digest) -> Result<Option<i64>, StoreError> {
+    /// Runs an indexed read of `digest` under one lock, with the index brought up to date.
+    fn read_small<T>(
+        &self,
+        digest: &Sha256Digest,
+        read: impl FnOnce(&Connection, &mut Index, &str) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let mut db = lock(&self.db);
         db.fresh().map_err(database)?;
         let Db {
             connection, index, ..
         } = &mut *db;
-        object_id(connection, index, digest.as_str()).map_err(database)
+        read(connection, index, digest.as_str()).map_err(database)
+    }
+
+    /// The id of the object row holding `digest`, if any.
+    fn small_id(&self, digest: &Sha256Digest) -> Result<Option<i64>, StoreError> {
+        self.read_small(digest, object_id)
     }
 
     /// The bytes of the object row holding `digest`, found and read under one lock.
     fn small(&self, digest: &Sha256Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut db = lock(&self.db);
-        db.fresh().map_err(database)?;
-        let Db {
-            connection, index, ..
-        } = &mut *db;
-        object_bytes(connection, index, digest.as_str()).map_err(database)
+        self.read_small(digest, object_bytes)
     }
 }
 
