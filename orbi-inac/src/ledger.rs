@@ -22,6 +22,18 @@ pub enum LedgerError {
     /// A stored row cannot be read back (a value no longer parses).
     #[error("ledger row is unreadable: {0}")]
     Corrupt(String),
+    /// The ledger file's schema is older than this build's, and it was opened without
+    /// migrating ([`SqliteLedger::open_existing`]). Version 0: the file was never a ledger.
+    #[error(
+        "ledger schema version {found} is older than this build's {current}; the serving node \
+         migrates it when it opens the ledger"
+    )]
+    Outdated {
+        /// The file's schema version.
+        found: i64,
+        /// This build's schema version.
+        current: i64,
+    },
     /// No offer has this id.
     #[error("no offer with id {0}")]
     UnknownOffer(u64),

@@ -68,14 +68,15 @@ impl NodeState {
         })
     }
 
-    /// Opens existing state for an operator tool beside a serving node: nothing is created
-    /// and no staged body is touched.
+    /// Opens existing state for an operator tool beside a serving node: nothing is created,
+    /// nothing migrated and no staged body is touched. A ledger of an older schema is
+    /// [`LedgerError::Outdated`] until the node's [`NodeState::open`] migrates it.
     pub fn inspect(dir: &Path) -> Result<NodeState, StateError> {
         let path = dir.join(Self::LEDGER_FILE);
         if !path.is_file() {
             return Err(StateError::Missing(dir.to_owned()));
         }
-        let ledger = SqliteLedger::open(path)?;
+        let ledger = SqliteLedger::open_existing(path)?;
         let files = FsStore::inspect(dir.join(Self::STORE_DIR))?;
         Ok(NodeState {
             store: HybridStore::new(files, &ledger, Self::SMALL_OBJECT_MAX),

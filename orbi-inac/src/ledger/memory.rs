@@ -22,6 +22,9 @@ pub struct MemoryLedger {
     invitations: BTreeMap<String, InvitationRecord>,
     revoked: BTreeSet<String>,
     custody: BTreeSet<(String, String, Sha256Digest)>,
+    /// Tests: what [`Ledger::defer_sync`] hands out.
+    #[cfg(test)]
+    pub(crate) deferred: Option<super::SyncHandle>,
 }
 
 impl MemoryLedger {
@@ -39,6 +42,11 @@ impl MemoryLedger {
 }
 
 impl Ledger for MemoryLedger {
+    #[cfg(test)]
+    fn defer_sync(&mut self) -> Result<Option<super::SyncHandle>, LedgerError> {
+        Ok(self.deferred.clone())
+    }
+
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
         if let Some(transfer) = &entry.transfer {
             self.transfers.push(transfer.clone());

@@ -113,7 +113,6 @@ CREATE TABLE IF NOT EXISTS custody (
 /// `offers accept` runs beside a serving node); writers wait up to five seconds for each other.
 pub struct SqliteLedger {
     connection: SharedConnection,
-    in_group: bool,
     durability: Durability,
 }
 
@@ -126,10 +125,36 @@ pub(crate) type SharedConnection = Arc<Mutex<Db>>;
 pub(crate) struct Db {
     pub(crate) connection: Connection,
     pub(crate) index: Index,
+    group: Group,
 }
 
-/// Locks a shared connection (a panic elsewhere leaves SQLite and the index consistent: a
-/// write that did not finish was rolled back with its index changes).
+/// The state of a ledger group ([`Ledger::begin_group`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Group {
+    /// Every write commits on its own.
+    Closed,
+    /// Writes join the group's transaction.
+    Open,
+    /// SQLite rolled back the group's whole transaction (on `SQLITE_FULL`, `SQLITE_IOERR` or
+    /// `SQLITE_NOMEM` it may undo more than the failed statement): every decision of the group
+    /// is gone, so writes fail until the group ends instead of committing on their own.
+    Broken,
+}
+
+/// The error of a write into a group whose transaction SQLite rolled back.
+fn group_lost() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        Some(
+            "the group's transaction was rolled back by an earlier error; nothing is written \
+             until the group ends"
+                .into(),
+        ),
+    )
+}
+
+/// Locks a shared connection. A panic elsewhere leaves SQLite and the index consistent: a
+/// [`Db::write`] that unwinds rolls back its transaction (or savepoint) and its index changes.
 pub(crate) fn lock(connection: &SharedConnection) -> MutexGuard<'_, Db> {
     connection.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -143,52 +168,100 @@ impl std::ops::Deref for Db {
     }
 }
 
+/// An unfinished [`Db::write`]: dropped before [`Unfinished::finished`] (on error or while
+/// unwinding from a panic), it undoes the write in SQLite and in the index.
+struct Unfinished<'a> {
+    db: &'a mut Db,
+    outermost: bool,
+    mark: usize,
+}
+
+impl Unfinished<'_> {
+    fn finished(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        let db = &mut *self.db;
+        if !db.connection.is_autocommit() {
+            let undo = if self.outermost {
+                "ROLLBACK"
+            } else {
+                "ROLLBACK TO inac_write; RELEASE inac_write"
+            };
+            let _ = db.connection.execute_batch(undo);
+        }
+        if !self.outermost && db.connection.is_autocommit() {
+            // SQLite ended the group's transaction, not just this savepoint: the index forgets
+            // the whole group, and the group writes nothing more.
+            db.index.roll_back_to(0);
+            if db.group == Group::Open {
+                db.group = Group::Broken;
+            }
+        } else {
+            db.index.roll_back_to(self.mark);
+        }
+    }
+}
+
 impl Db {
+    fn new(connection: Connection) -> Self {
+        Db {
+            connection,
+            index: Index::new(),
+            group: Group::Closed,
+        }
+    }
+
+    /// Fails while the open group is broken, noticing a group transaction that SQLite rolled
+    /// back under a statement run outside [`Db::write`].
+    pub(crate) fn writable(&mut self) -> rusqlite::Result<()> {
+        if self.group == Group::Open && self.connection.is_autocommit() {
+            self.index.roll_back_to(0);
+            self.group = Group::Broken;
+        }
+        if self.group == Group::Broken {
+            return Err(group_lost());
+        }
+        Ok(())
+    }
+
     /// Runs `write` atomically with the write lock held: in a transaction of its own (after
     /// reading in what other connections committed), or inside the one already open (a
-    /// group) as a savepoint. On error neither the database nor the index keeps any of it.
+    /// group) as a savepoint. On error, or if `write` panics, neither the database nor the
+    /// index keeps any of it; if SQLite rolled back the group's whole transaction, the index
+    /// forgets the whole group and later writes fail until the group ends.
     pub(crate) fn write<T, E: From<rusqlite::Error>>(
         &mut self,
         write: impl FnOnce(&Connection, &mut Index) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.writable()?;
         let outermost = self.connection.is_autocommit();
+        let (begin, end) = if outermost {
+            ("BEGIN IMMEDIATE", "COMMIT")
+        } else {
+            ("SAVEPOINT inac_write", "RELEASE inac_write")
+        };
         let mark = self.index.mark();
-        let (begin, end, undo) = if outermost {
-            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
-        } else {
-            (
-                "SAVEPOINT inac_write",
-                "RELEASE inac_write",
-                "ROLLBACK TO inac_write; RELEASE inac_write",
-            )
-        };
         self.connection.prepare_cached(begin)?.execute([])?;
-        let result = if outermost {
-            self.index.refresh(&self.connection).map_err(E::from)
-        } else {
-            Ok(())
+        let unfinished = Unfinished {
+            db: self,
+            outermost,
+            mark,
         };
-        let result = result
-            .and_then(|()| write(&self.connection, &mut self.index))
-            .and_then(|value| {
-                self.connection.prepare_cached(end)?.execute([])?;
-                Ok(value)
-            });
-        match result {
-            Ok(value) => {
-                if outermost {
-                    self.index.committed();
-                }
-                Ok(value)
-            }
-            Err(error) => {
-                if !self.connection.is_autocommit() {
-                    let _ = self.connection.execute_batch(undo);
-                }
-                self.index.roll_back_to(mark);
-                Err(error)
-            }
+        let db = &mut *unfinished.db;
+        if outermost {
+            db.index.refresh(&db.connection)?;
         }
+        let value = write(&db.connection, &mut db.index)?;
+        db.connection.prepare_cached(end)?.execute([])?;
+        if outermost {
+            db.index.committed();
+        }
+        unfinished.finished();
+        Ok(value)
     }
 
     /// Brings the index up to date before an indexed read outside this connection's
@@ -439,7 +512,7 @@ fn held_row_of(
     digest: &str,
 ) -> rusqlite::Result<Option<HeldRow>> {
     let hash = index.hash_held(schema, digest);
-    for seq in index.candidates(connection, Lookup::Held, hash)? {
+    for &seq in index.candidates(connection, Lookup::Held, hash)? {
         if let Some(row) = artifact_row(connection, seq)?
             && row.0.0 == schema
             && row.0.3 == digest
@@ -456,18 +529,50 @@ impl SqliteLedger {
         Self::open_with(path, Durability::Full)
     }
 
-    /// Opens (creating if needed) the ledger file at `path`.
+    /// Opens (creating if needed, migrating an older schema) the ledger file at `path`.
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, LedgerError> {
-        Self::init(Connection::open(path)?, durability)
+        Self::init(Connection::open(path)?, durability, Opening::Create)
+    }
+
+    /// Opens the existing ledger file at `path`, for a tool beside the node that serves it:
+    /// nothing is created and nothing migrated. A file of an older schema (or none, version 0)
+    /// is [`LedgerError::Outdated`]: the serving node's [`SqliteLedger::open`] migrates it.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_CREATE;
+        Self::init(
+            Connection::open_with_flags(path, flags)?,
+            Durability::Full,
+            Opening::Existing,
+        )
     }
 
     /// A ledger in memory (SQLite's `:memory:`), for tests of the SQL itself.
     pub fn open_in_memory() -> Result<Self, LedgerError> {
-        Self::init(Connection::open_in_memory()?, Durability::Full)
+        Self::init(
+            Connection::open_in_memory()?,
+            Durability::Full,
+            Opening::Create,
+        )
     }
 
-    fn init(connection: Connection, durability: Durability) -> Result<Self, LedgerError> {
+    fn init(
+        connection: Connection,
+        durability: Durability,
+        opening: Opening,
+    ) -> Result<Self, LedgerError> {
         connection.busy_timeout(Duration::from_secs(5))?;
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError::Corrupt(format!(
+                "ledger schema version {version} is newer than this build's {SCHEMA_VERSION}"
+            )));
+        }
+        if opening == Opening::Existing && version < SCHEMA_VERSION {
+            return Err(LedgerError::Outdated {
+                found: version,
+                current: SCHEMA_VERSION,
+            });
+        }
         connection.set_prepared_statement_cache_capacity(32);
         connection.pragma_update(None, "journal_mode", "WAL")?;
         let synchronous = match durability {
@@ -483,27 +588,26 @@ impl SqliteLedger {
         // Checkpoint every ~16 MiB of WAL instead of ~4 MiB: fewer, larger checkpoints, each
         // run by the commit that crosses the mark.
         connection.pragma_update(None, "wal_autocheckpoint", 4096)?;
-        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(LedgerError::Corrupt(format!(
-                "ledger schema version {version} is newer than this build's {SCHEMA_VERSION}"
-            )));
-        }
         if version == 1 {
             migrate::from_v1(&connection)?;
-        } else {
+        } else if opening == Opening::Create {
             connection.execute_batch(SCHEMA)?;
             connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         Ok(SqliteLedger {
-            connection: Arc::new(Mutex::new(Db {
-                connection,
-                index: Index::new(),
-            })),
-            in_group: false,
+            connection: Arc::new(Mutex::new(Db::new(connection))),
             durability,
         })
     }
+}
+
+/// How [`SqliteLedger::init`] treats a file that is not at [`SCHEMA_VERSION`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// Create the schema or migrate to it.
+    Create,
+    /// Refuse anything but the current schema.
+    Existing,
 }
 
 impl SqliteLedger {
@@ -511,10 +615,19 @@ impl SqliteLedger {
         lock(&self.connection)
     }
 
+    /// The connection for a write outside [`Db::write`] (see [`Db::writable`]).
+    fn writable(&self) -> Result<MutexGuard<'_, Db>, LedgerError> {
+        let mut db = self.db();
+        db.writable()?;
+        Ok(db)
+    }
+
     /// Builds the lookup index now (a serving node does so at start, not at its first push).
     pub fn load_index(&self) -> Result<(), LedgerError> {
         let mut db = self.db();
-        let Db { connection, index } = &mut *db;
+        let Db {
+            connection, index, ..
+        } = &mut *db;
         for table in Table::ALL {
             index.load(connection, table)?;
         }
@@ -529,30 +642,37 @@ impl SqliteLedger {
 
 impl Ledger for SqliteLedger {
     fn begin_group(&mut self) -> Result<(), LedgerError> {
-        if !self.in_group {
-            // IMMEDIATE: take the write lock now (waiting up to the busy timeout for an operator
-            // tool), so that no write in the group can fail on a lock upgrade, and nobody else
-            // commits until the group does: the index is read in once here.
-            {
-                let mut db = self.db();
-                db.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-                let Db { connection, index } = &mut *db;
-                if let Err(error) = index.refresh(connection) {
-                    let _ = connection.execute_batch("ROLLBACK");
-                    return Err(error.into());
-                }
-            }
-            self.in_group = true;
+        let mut db = self.db();
+        if db.group != Group::Closed {
+            return Ok(());
         }
+        // IMMEDIATE: take the write lock now (waiting up to the busy timeout for an operator
+        // tool), so that no write in the group can fail on a lock upgrade, and nobody else
+        // commits until the group does: the index is read in once here.
+        db.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let Db {
+            connection, index, ..
+        } = &mut *db;
+        if let Err(error) = index.refresh(connection) {
+            let _ = connection.execute_batch("ROLLBACK");
+            return Err(error.into());
+        }
+        db.group = Group::Open;
         Ok(())
     }
 
     fn commit_group(&mut self) -> Result<(), LedgerError> {
-        if !self.in_group {
-            return Ok(());
-        }
-        self.in_group = false;
         let mut db = self.db();
+        match std::mem::replace(&mut db.group, Group::Closed) {
+            Group::Closed => return Ok(()),
+            // Nothing of the group is left to commit; its answers must not report success.
+            Group::Broken => return Err(group_lost().into()),
+            Group::Open if db.is_autocommit() => {
+                db.index.roll_back_to(0);
+                return Err(group_lost().into());
+            }
+            Group::Open => {}
+        }
         let committed = db
             .prepare_cached("COMMIT")
             .and_then(|mut statement| statement.execute([]));
@@ -643,12 +763,14 @@ impl Ledger for SqliteLedger {
     ) -> Result<Option<IdempotencyRecord>, LedgerError> {
         let mut db = self.db();
         db.fresh()?;
-        let Db { connection, index } = &mut *db;
+        let Db {
+            connection, index, ..
+        } = &mut *db;
         let hash = index.hash_idempotency(peer.as_str(), key);
         // The newest row under the key is the record (a retryable outcome may be followed).
-        for id in index
+        for &id in index
             .candidates(connection, Lookup::Idempotency, hash)?
-            .into_iter()
+            .iter()
             .rev()
         {
             let row = connection
@@ -689,7 +811,9 @@ impl Ledger for SqliteLedger {
     ) -> Result<Option<HeldArtifact>, LedgerError> {
         let mut db = self.db();
         db.fresh()?;
-        let Db { connection, index } = &mut *db;
+        let Db {
+            connection, index, ..
+        } = &mut *db;
         held_row_of(connection, index, schema, digest.as_str())?
             .map(held_from)
             .transpose()
@@ -698,7 +822,9 @@ impl Ledger for SqliteLedger {
     fn find_held(&self, query: &ArtifactQuery<'_>) -> Result<Option<HeldArtifact>, LedgerError> {
         let mut db = self.db();
         db.fresh()?;
-        let Db { connection, index } = &mut *db;
+        let Db {
+            connection, index, ..
+        } = &mut *db;
         let found = match (query.digest, query.artifact_id) {
             // One row per (schema, digest): it matches or nothing does.
             (Some(digest), _) => held_row_of(connection, index, query.schema, digest.as_str())?
@@ -708,9 +834,9 @@ impl Ledger for SqliteLedger {
             (None, Some(artifact_id)) => {
                 let hash = index.hash_artifact_id(query.schema, query.content_type, artifact_id);
                 let mut found = None;
-                for seq in index
+                for &seq in index
                     .candidates(connection, Lookup::ArtifactId, hash)?
-                    .into_iter()
+                    .iter()
                     .rev()
                 {
                     if let Some(held) = artifact_row(connection, seq)?.map(held_from).transpose()?
@@ -794,7 +920,7 @@ impl Ledger for SqliteLedger {
         correlation_id: Option<&str>,
         at_ms: u64,
     ) -> Result<u64, LedgerError> {
-        let db = self.db();
+        let db = self.writable()?;
         db.prepare_cached(
             "INSERT INTO offers (peer, schema, content_type, artifact_id, digest, size_bytes, \
              correlation_id, created_at_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -879,7 +1005,7 @@ impl Ledger for SqliteLedger {
         at_ms: u64,
     ) -> Result<OfferRecord, LedgerError> {
         let wanted = OfferState::decided(accept);
-        self.db()
+        self.writable()?
             .prepare_cached(
                 "UPDATE offers SET state = ?2, decided_at_ms = ?3 WHERE id = ?1 AND state = ?4",
             )?
@@ -900,7 +1026,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn insert_invitation(&mut self, invitation: &InvitationRecord) -> Result<(), LedgerError> {
-        let mut db = self.db();
+        let mut db = self.writable()?;
         let tx = db.connection.savepoint()?;
         let linked = tx
             .prepare_cached("UPDATE offers SET invitation_id = ?2 WHERE id = ?1")?
@@ -993,7 +1119,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn revoke(&mut self, passport_id: &str, at_ms: u64) -> Result<(), LedgerError> {
-        self.db()
+        self.writable()?
             .prepare_cached(
                 "INSERT OR IGNORE INTO revocations (passport_id, at_ms) VALUES (?1, ?2)",
             )?
@@ -1385,6 +1511,228 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(seqs, vec![7, 8]);
+    }
+
+    /// Sets the connection's `max_page_count` (the pragma answers with the new value).
+    fn limit_pages(ledger: &SqliteLedger, pages: i64) {
+        let _: i64 = ledger
+            .db()
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_group_that_sqlite_rolls_back_whole_writes_nothing_more_and_leaves_no_index_entries() {
+        use crate::store::{FsStore, HybridStore, stage_bytes};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inac.sqlite");
+        let mut ledger = SqliteLedger::open(&path).unwrap();
+        let store = HybridStore::new(
+            FsStore::open(dir.path().join("store")).unwrap(),
+            &ledger,
+            1 << 20,
+        );
+        ledger.load_index().unwrap();
+        let (_, first) = sample(b"first", 1);
+        let (_, second) = sample(b"second", 2);
+        ledger.begin_group().unwrap();
+        ledger.record(&admitting(&first)).unwrap();
+        ledger.record(&admitting(&second)).unwrap();
+        // The database is full in the middle of the group: SQLite rolls back all of it.
+        let pages: i64 = ledger
+            .db()
+            .pragma_query_value(None, "page_count", |row| row.get(0))
+            .unwrap();
+        limit_pages(&ledger, pages + 2);
+        let big = vec![7u8; 200_000];
+        let full = stage_bytes(&store, &big)
+            .unwrap()
+            .commit(&Sha256Digest::of(&big));
+        assert!(full.is_err());
+        assert!(
+            ledger.db().is_autocommit(),
+            "the whole group was rolled back"
+        );
+        limit_pages(&ledger, 1 << 30);
+        // Nothing else of the group commits on its own.
+        let (_, third) = sample(b"third", 3);
+        assert!(ledger.record(&admitting(&third)).is_err());
+        let small = stage_bytes(&store, b"{}").unwrap();
+        assert!(small.commit(&Sha256Digest::of(b"{}")).is_err());
+        assert!(ledger.revoke("passport:capability:x", 1).is_err());
+        assert!(ledger.commit_group().is_err(), "the group's answers fail");
+        for table in ["artifacts", "objects", "revocations"] {
+            assert_eq!(rows(&ledger, table), 0, "{table}");
+        }
+        assert_eq!(ledger.db().index.entries(), 0);
+        // Rows another connection commits under the ids the group had used are read in.
+        let (_, theirs) = sample(b"theirs", 4);
+        SqliteLedger::open(&path)
+            .unwrap()
+            .record(&admitting(&theirs))
+            .unwrap();
+        let d = &theirs.descriptor;
+        assert_eq!(ledger.held(&d.schema, &d.digest).unwrap(), Some(theirs));
+        // The next group works.
+        ledger.begin_group().unwrap();
+        ledger.record(&admitting(&third)).unwrap();
+        ledger.commit_group().unwrap();
+        assert_eq!(rows(&ledger, "artifacts"), 2);
+        let d = &first.descriptor;
+        assert_eq!(ledger.held(&d.schema, &d.digest).unwrap(), None);
+    }
+
+    #[test]
+    fn a_high_water_mark_past_the_table_is_rebuilt_when_others_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inac.sqlite");
+        let ours = SqliteLedger::open(&path).unwrap();
+        ours.load_index().unwrap();
+        {
+            // As a group whose rows SQLite dropped could leave it.
+            let mut db = ours.db();
+            db.index.inserted(Table::Artifacts, 1000, &[]);
+            db.index.committed();
+        }
+        let (d, held) = sample(b"later", 1);
+        SqliteLedger::open(&path)
+            .unwrap()
+            .record(&admitting(&held))
+            .unwrap();
+        assert_eq!(ours.held(&d.schema, &d.digest).unwrap(), Some(held));
+        assert_eq!(ours.db().index.entries(), 2);
+    }
+
+    #[test]
+    fn a_failed_index_scan_leaves_the_table_unloaded_and_the_next_lookup_retries() {
+        let mut ledger = SqliteLedger::open_in_memory().unwrap();
+        let (_, first) = sample(b"first", 1);
+        let (d, second) = sample(b"second", 2);
+        ledger.record(&admitting(&first)).unwrap();
+        ledger.record(&admitting(&second)).unwrap();
+        // The second row's digest is no text: a scan of the table fails on it.
+        ledger
+            .db()
+            .execute("UPDATE artifacts SET digest = X'00' WHERE seq = 2", [])
+            .unwrap();
+        ledger.db().index = Index::new();
+        assert!(ledger.held(&d.schema, &d.digest).is_err());
+        // Repaired on this connection, which does not move `data_version`.
+        ledger
+            .db()
+            .execute(
+                "UPDATE artifacts SET digest = ?1 WHERE seq = 2",
+                [d.digest.as_str()],
+            )
+            .unwrap();
+        assert_eq!(ledger.held(&d.schema, &d.digest).unwrap(), Some(second));
+        assert_eq!(ledger.db().index.entries(), 4, "each row once");
+    }
+
+    #[test]
+    fn a_write_that_panics_is_rolled_back_and_later_writes_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inac.sqlite");
+        let mut ledger = SqliteLedger::open(&path).unwrap();
+        let (d, held) = sample(b"panic", 1);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<(), LedgerError> = ledger.db().write(|tx, index| {
+                insert_artifact(tx, index, &held)?;
+                panic!("a bug in the middle of a write");
+            });
+        }));
+        assert!(panicked.is_err());
+        assert!(ledger.db().is_autocommit(), "no transaction left open");
+        assert_eq!(ledger.db().index.entries(), 0);
+        assert_eq!(ledger.held(&d.schema, &d.digest).unwrap(), None);
+        ledger.record(&admitting(&held)).unwrap();
+        let other = SqliteLedger::open(&path).unwrap();
+        assert_eq!(other.held(&d.schema, &d.digest).unwrap(), Some(held));
+    }
+
+    fn v1_ledger(path: &Path, extra: &str) {
+        let old = Connection::open(path).unwrap();
+        old.execute_batch(V1_TABLES).unwrap();
+        old.execute_batch(extra).unwrap();
+    }
+
+    fn kind_index_table(connection: &Connection) -> Option<String> {
+        connection
+            .query_row(
+                "SELECT tbl_name FROM sqlite_master WHERE type = 'index' \
+                 AND name = 'artifacts_by_kind'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_migration_that_lost_the_race_to_another_process_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inac.sqlite");
+        v1_ledger(&path, "");
+        let (d, held) = sample(b"kept", 1);
+        let mut ledger = SqliteLedger::open(&path).unwrap();
+        ledger.record(&admitting(&held)).unwrap();
+        // A process that read version 1 before this one migrated.
+        let late = Connection::open(&path).unwrap();
+        migrate::from_v1(&late).unwrap();
+        assert_eq!(kind_index_table(&late).as_deref(), Some("artifacts"));
+        assert_eq!(
+            SqliteLedger::open(&path)
+                .unwrap()
+                .held(&d.schema, &d.digest)
+                .unwrap(),
+            Some(held)
+        );
+    }
+
+    #[test]
+    fn a_migration_frees_the_names_of_the_old_tables_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inac.sqlite");
+        v1_ledger(
+            &path,
+            "CREATE INDEX artifacts_by_kind ON artifacts (schema, content_type);",
+        );
+        let ledger = SqliteLedger::open(&path).unwrap();
+        assert_eq!(kind_index_table(&ledger.db()).as_deref(), Some("artifacts"));
+    }
+
+    #[test]
+    fn inspecting_an_old_ledger_refuses_and_changes_nothing() {
+        use crate::{NodeState, state::StateError};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(NodeState::LEDGER_FILE);
+        v1_ledger(&path, "");
+        let version = || -> i64 {
+            Connection::open(&path)
+                .unwrap()
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .unwrap()
+        };
+        assert!(matches!(
+            NodeState::inspect(dir.path()),
+            Err(StateError::Ledger(LedgerError::Outdated {
+                found: 1,
+                current: SCHEMA_VERSION
+            }))
+        ));
+        assert_eq!(version(), 1);
+        assert!(matches!(
+            SqliteLedger::open_existing(dir.path().join("absent.sqlite")),
+            Err(LedgerError::Database(_))
+        ));
+        assert!(!dir.path().join("absent.sqlite").exists());
+        drop(NodeState::open(dir.path(), Durability::Full).unwrap());
+        assert_eq!(version(), SCHEMA_VERSION);
+        assert!(NodeState::inspect(dir.path()).is_ok());
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! answers each job at once. When the ledger can defer its sync ([`Receiver::defer_sync`]), a
 //! syncer thread makes each batch of committed groups durable and only then releases their
 //! answers, while the receiver already decides the next group.
+//!
+//! Tasks ([`ReceiverHandle::run`]: operator decisions, reads) run outside any group: the
+//! decisions before a task are committed first, the task's writes commit as it makes them, and
+//! its result is returned only once they are durable, like an answer.
 
 use std::{io::Read, time::SystemTime};
 
@@ -24,7 +28,10 @@ pub(crate) enum Decision {
     NoAnswer,
 }
 
-type Task = Box<dyn FnOnce(&mut Receiver) + Send>;
+/// Delivers a task's result: `true` once what it wrote is durable, `false` if that failed.
+type Deliver = Box<dyn FnOnce(bool) + Send>;
+
+type Task = Box<dyn FnOnce(&mut Receiver) -> Deliver + Send>;
 
 enum Job {
     Frame {
@@ -47,6 +54,29 @@ enum Job {
 enum Reply {
     Decision(oneshot::Sender<Decision>, Decision),
     Frame(oneshot::Sender<Frame>, Frame),
+    /// A task's result, with whether its writes are durable.
+    Task(Deliver, bool),
+}
+
+/// How committed writes become durable before their replies go out.
+struct Durability {
+    /// A thread syncing batches of groups while the receiver decides the next one.
+    syncer: Option<std::sync::mpsc::Sender<Vec<Reply>>>,
+    /// Without the syncer: this thread syncs each group itself.
+    inline: Option<SyncHandle>,
+}
+
+/// The task ended before its writes were confirmed durable.
+#[derive(Debug)]
+pub(crate) struct NotDurable;
+
+/// Why [`ReceiverHandle::run`] returned no result.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// The actor is gone.
+    Gone,
+    /// The task ran, but its writes may not be durable.
+    NotDurable,
 }
 
 /// The actor is gone (its thread ended: the server shut down or a job panicked).
@@ -83,8 +113,10 @@ fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize)
     };
     // Without the syncer thread, this thread syncs each group itself before answering.
     let syncer = deferred.clone().and_then(spawn_syncer);
-    let inline_sync = deferred.filter(|_| syncer.is_none());
+    let inline = deferred.filter(|_| syncer.is_none());
+    let durability = Durability { syncer, inline };
     let mut group = Vec::with_capacity(group_max);
+    let mut replies = Vec::with_capacity(group_max);
     while let Some(first) = queue.blocking_recv() {
         group.push(first);
         while group.len() < group_max {
@@ -94,73 +126,94 @@ fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize)
             }
         }
         let now = SystemTime::now();
-        receiver.begin_group();
-        let mut replies = Vec::with_capacity(group.len());
+        let mut open = false;
         for job in group.drain(..) {
-            match job {
-                Job::Frame {
-                    peer,
-                    decoded,
-                    reply,
-                } => {
-                    let decision = match receiver.handle_decoded(&peer, *decoded, now) {
-                        Handled::Answer(frame) => Decision::Answer(frame),
-                        Handled::ReadBody(body) => Decision::ReadBody(body),
-                        Handled::Serve(serve) => {
-                            let body = if serve.is_inline() {
-                                None
-                            } else {
-                                receiver
-                                    .store()
-                                    .open(&serve.descriptor().digest)
-                                    .ok()
-                                    .flatten()
-                            };
-                            Decision::Serve(serve, body)
-                        }
-                        Handled::NoAnswer => Decision::NoAnswer,
-                    };
-                    replies.push(Reply::Decision(reply, decision));
+            let Job::Run(task) = job else {
+                if !open {
+                    receiver.begin_group();
+                    open = true;
                 }
-                Job::Unread {
-                    peer,
-                    refusal,
-                    reply,
-                } => replies.push(Reply::Frame(
-                    reply,
-                    receiver.refuse_unread(&peer, refusal, now),
-                )),
-                Job::Finish { body, reply } => {
-                    replies.push(Reply::Frame(reply, receiver.finish_push(*body, now)))
-                }
-                Job::Run(task) => task(&mut receiver),
+                replies.extend(decide(&mut receiver, job, now));
+                continue;
+            };
+            if open {
+                flush(&mut receiver, &mut replies, &durability);
+                open = false;
             }
+            let deliver = task(&mut receiver);
+            replies.push(Reply::Task(deliver, true));
+            flush(&mut receiver, &mut replies, &durability);
         }
-        if let Err(error) = receiver.commit_group() {
-            tracing::error!(%error, decisions = replies.len(), "group commit failed");
-            withdraw_successes(&mut replies);
-        }
-        match &syncer {
-            Some(syncer) => {
-                if let Err(unsent) = syncer.send(replies) {
-                    // The syncer is gone: nothing can be confirmed durable.
-                    let mut replies = unsent.0;
-                    withdraw_successes(&mut replies);
-                    send_all(replies);
-                }
-            }
-            None => {
-                if let Some(handle) = &inline_sync
-                    && let Err(error) = handle.sync()
-                {
-                    tracing::error!(%error, "ledger sync failed");
-                    withdraw_successes(&mut replies);
-                }
-                send_all(replies);
-            }
+        if open {
+            flush(&mut receiver, &mut replies, &durability);
         }
     }
     receiver
+}
+
+/// Decides one job of a group (a task is not one: `None`).
+fn decide(receiver: &mut Receiver, job: Job, now: SystemTime) -> Option<Reply> {
+    Some(match job {
+        Job::Frame {
+            peer,
+            decoded,
+            reply,
+        } => {
+            let decision = match receiver.handle_decoded(&peer, *decoded, now) {
+                Handled::Answer(frame) => Decision::Answer(frame),
+                Handled::ReadBody(body) => Decision::ReadBody(body),
+                Handled::Serve(serve) => {
+                    let body = if serve.is_inline() {
+                        None
+                    } else {
+                        receiver
+                            .store()
+                            .open(&serve.descriptor().digest)
+                            .ok()
+                            .flatten()
+                    };
+                    Decision::Serve(serve, body)
+                }
+                Handled::NoAnswer => Decision::NoAnswer,
+            };
+            Reply::Decision(reply, decision)
+        }
+        Job::Unread {
+            peer,
+            refusal,
+            reply,
+        } => Reply::Frame(reply, receiver.refuse_unread(&peer, refusal, now)),
+        Job::Finish { body, reply } => Reply::Frame(reply, receiver.finish_push(*body, now)),
+        Job::Run(_) => return None,
+    })
+}
+
+/// Commits the open group (if any) and sends `replies` once what they report is durable.
+fn flush(receiver: &mut Receiver, replies: &mut Vec<Reply>, durability: &Durability) {
+    let mut replies = std::mem::take(replies);
+    if let Err(error) = receiver.commit_group() {
+        tracing::error!(%error, decisions = replies.len(), "group commit failed");
+        withdraw_successes(&mut replies);
+    }
+    match &durability.syncer {
+        Some(syncer) => {
+            if let Err(unsent) = syncer.send(replies) {
+                // The syncer is gone: nothing can be confirmed durable.
+                let mut replies = unsent.0;
+                withdraw_successes(&mut replies);
+                send_all(replies);
+            }
+        }
+        None => {
+            if let Some(handle) = &durability.inline
+                && let Err(error) = handle.sync()
+            {
+                tracing::error!(%error, "ledger sync failed");
+                withdraw_successes(&mut replies);
+            }
+            send_all(replies);
+        }
+    }
 }
 
 /// Replaces every answer that reports success (the decision is not durable).
@@ -169,7 +222,11 @@ fn withdraw_successes(replies: &mut [Reply]) {
     for reply in replies {
         let frame = match reply {
             Reply::Decision(_, Decision::Answer(frame)) | Reply::Frame(_, frame) => frame,
-            _ => continue,
+            Reply::Task(_, durable) => {
+                *durable = false;
+                continue;
+            }
+            Reply::Decision(..) => continue,
         };
         let operation = frame.operation();
         if matches!(
@@ -196,6 +253,7 @@ fn send_all(replies: Vec<Reply>) {
             Reply::Frame(reply, frame) => {
                 let _ = reply.send(frame);
             }
+            Reply::Task(deliver, durable) => deliver(durable),
         }
     }
 }
@@ -269,16 +327,111 @@ impl ReceiverHandle {
         .await
     }
 
-    /// Runs `task` on the receiver thread (between groups) and returns its result.
+    /// Runs `task` on the receiver thread, outside any group, and returns its result once what
+    /// it wrote is durable.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         task: impl FnOnce(&mut Receiver) -> T + Send + 'static,
-    ) -> Result<T, Gone> {
+    ) -> Result<T, RunError> {
         let (reply, answer) = oneshot::channel();
         let job = Job::Run(Box::new(move |receiver: &mut Receiver| {
-            let _ = reply.send(task(receiver));
+            let value = task(receiver);
+            Box::new(move |durable: bool| {
+                let _ = reply.send(if durable { Ok(value) } else { Err(NotDurable) });
+            }) as Deliver
         }));
-        self.jobs.send(job).await.map_err(|_| Gone)?;
-        answer.await.map_err(|_| Gone)
+        self.jobs.send(job).await.map_err(|_| RunError::Gone)?;
+        match answer.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(NotDurable)) => Err(RunError::NotDurable),
+            Err(_) => Err(RunError::Gone),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{Mutex, mpsc as sync_mpsc},
+        task::{Context, Waker},
+        time::Duration,
+    };
+
+    use orbi_types::KeyPair;
+
+    use super::*;
+    use crate::{KindRegistry, MemoryLedger, MemoryStore, ReceiverConfig};
+
+    const PASSPORT: &str = "passport:capability:x";
+
+    fn receiver(sync: impl Fn() -> std::io::Result<()> + Send + Sync + 'static) -> Receiver {
+        let mut ledger = MemoryLedger::new();
+        ledger.deferred = Some(SyncHandle::new(sync));
+        let kinds = KindRegistry::builder().build().unwrap();
+        let key = KeyPair::from_seed(&[1; 32]);
+        Receiver::new(
+            key,
+            ReceiverConfig::default(),
+            kinds,
+            MemoryStore::new(),
+            ledger,
+        )
+    }
+
+    fn revoke(receiver: &mut Receiver) -> bool {
+        receiver
+            .revoke_passport(PASSPORT, SystemTime::now())
+            .is_ok()
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_task_returns_only_once_its_writes_are_durable() {
+        let (started, syncing) = sync_mpsc::channel();
+        let (release, released) = sync_mpsc::channel::<()>();
+        let (started, released) = (Mutex::new(started), Mutex::new(released));
+        // Each sync reports that it began, then waits until the test lets it end.
+        let receiver = receiver(move || {
+            let _ = started.lock().unwrap().send(());
+            let _ = released.lock().unwrap().recv();
+            Ok(())
+        });
+        let (handle, thread) = spawn(receiver, 8).unwrap();
+        let mut run = Box::pin(handle.run(revoke));
+        let mut context = Context::from_waker(Waker::noop());
+        assert!(
+            run.as_mut().poll(&mut context).is_pending(),
+            "the job is queued"
+        );
+        syncing
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the task's writes are synced");
+        assert!(
+            run.as_mut().poll(&mut context).is_pending(),
+            "no result while the sync is under way"
+        );
+        drop(release);
+        assert!(block_on(run).unwrap(), "revoked");
+        drop(handle);
+        let receiver = thread.join().unwrap();
+        assert!(receiver.ledger().is_revoked(PASSPORT).unwrap());
+    }
+
+    #[test]
+    fn a_task_whose_writes_fail_to_sync_returns_no_result() {
+        let receiver = receiver(|| Err(std::io::Error::other("the disk is gone")));
+        let (handle, thread) = spawn(receiver, 8).unwrap();
+        assert!(matches!(
+            block_on(handle.run(revoke)),
+            Err(RunError::NotDurable)
+        ));
+        drop(handle);
+        thread.join().unwrap();
     }
 }

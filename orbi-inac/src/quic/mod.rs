@@ -178,6 +178,10 @@ pub enum TransportError {
     /// The server has shut down.
     #[error("the inac server has shut down")]
     Closed,
+    /// A [`Server::with_receiver`] task ran, but the ledger failed to make its writes durable
+    /// (they may be lost in a crash); its result was dropped.
+    #[error("the receiver's ledger could not make the task's writes durable")]
+    NotDurable,
     /// An application protocol id is unusable (reserved, duplicate, or of a bad length).
     #[error("{0}")]
     Alpn(#[from] AlpnError),

@@ -165,16 +165,19 @@ impl Server {
         &self.node_id
     }
 
-    /// Runs `task` on the receiver (between decision groups), e.g. to read its ledger or
-    /// record an operator decision.
+    /// Runs `task` on the receiver, e.g. to read its ledger or record an operator decision.
+    /// It runs between decision groups (the decisions queued before it are committed first,
+    /// its own writes commit as it makes them) and its result is returned only once those
+    /// writes are durable; if they could not be made durable the result is dropped and the
+    /// error is [`TransportError::NotDurable`].
     pub async fn with_receiver<T: Send + 'static>(
         &self,
         task: impl FnOnce(&mut Receiver) -> T + Send + 'static,
     ) -> Result<T, TransportError> {
-        self.receiver
-            .run(task)
-            .await
-            .map_err(|_| TransportError::Closed)
+        self.receiver.run(task).await.map_err(|error| match error {
+            actor::RunError::Gone => TransportError::Closed,
+            actor::RunError::NotDurable => TransportError::NotDurable,
+        })
     }
 
     /// Stops accepting connections and exchanges, waits (up to

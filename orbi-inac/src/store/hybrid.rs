@@ -58,26 +58,28 @@ impl HybridStore {
         self.small_max
     }
 
-    /// The id of the object row holding `digest`, if any.
-    fn small_id(&self, digest: &Sha256Digest) -> Result<Option<i64>, StoreError> {
+    /// Runs an indexed read of `digest` under one lock, with the index brought up to date.
+    fn read_small<T>(
+        &self,
+        digest: &Sha256Digest,
+        read: impl FnOnce(&Connection, &mut Index, &str) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let mut db = lock(&self.db);
         db.fresh().map_err(database)?;
-        let Db { connection, index } = &mut *db;
-        object_id(connection, index, digest.as_str()).map_err(database)
+        let Db {
+            connection, index, ..
+        } = &mut *db;
+        read(connection, index, digest.as_str()).map_err(database)
     }
 
+    /// The id of the object row holding `digest`, if any.
+    fn small_id(&self, digest: &Sha256Digest) -> Result<Option<i64>, StoreError> {
+        self.read_small(digest, object_id)
+    }
+
+    /// The bytes of the object row holding `digest`, found and read under one lock.
     fn small(&self, digest: &Sha256Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(id) = self.small_id(digest)? else {
-            return Ok(None);
-        };
-        lock(&self.db)
-            .prepare_cached(OBJECT_BY_ID)
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![id], |row| row.get(1))
-                    .optional()
-            })
-            .map_err(database)
+        self.read_small(digest, object_bytes)
     }
 }
 
@@ -177,13 +179,40 @@ fn object_id(
     digest: &str,
 ) -> rusqlite::Result<Option<i64>> {
     let hash = index.hash_object(digest);
-    for id in index.candidates(connection, Lookup::Object, hash)? {
+    for &id in index.candidates(connection, Lookup::Object, hash)? {
         let stored: Option<String> = connection
             .prepare_cached(OBJECT_BY_ID)?
             .query_row(params![id], |row| row.get(0))
             .optional()?;
         if stored.as_deref() == Some(digest) {
             return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// The bytes of the object row holding `digest`, through the index; each candidate's digest
+/// is compared before its bytes are read.
+fn object_bytes(
+    connection: &Connection,
+    index: &mut Index,
+    digest: &str,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    let hash = index.hash_object(digest);
+    for &id in index.candidates(connection, Lookup::Object, hash)? {
+        let bytes = connection
+            .prepare_cached(OBJECT_BY_ID)?
+            .query_row(params![id], |row| {
+                if row.get_ref(0)?.as_str()? == digest {
+                    row.get(1).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .optional()?
+            .flatten();
+        if bytes.is_some() {
+            return Ok(bytes);
         }
     }
     Ok(None)

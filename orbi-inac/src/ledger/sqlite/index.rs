@@ -18,6 +18,11 @@
 //!   insert, so two processes on one database stay exact.
 //! - **Transactional.** Every change is journaled until the outermost transaction commits; a
 //!   rollback (of the transaction, or of the savepoint of one failed decision) undoes them.
+//!   When SQLite ends a group's whole transaction itself (it may, on a full disk, an I/O error
+//!   or out of memory), the whole group's changes are undone and the group writes nothing
+//!   more (`Db::write` in the parent module). As a second line, a high-water mark found past
+//!   its table's largest row id makes the table be read in afresh, and a scan that fails
+//!   leaves its table unloaded for the next lookup to retry.
 //! - **Cost.** One map entry per row of each indexed table (about 25–35 bytes: hashbrown slot
 //!   of two `u64`s at its load factor); an admitted keyed push adds four.
 
@@ -121,6 +126,15 @@ impl Table {
             Table::Objects => "SELECT id, digest FROM objects WHERE id > ?1 ORDER BY id",
         }
     }
+
+    /// The largest row id (0 when empty): a search of the rowid B-tree's right edge.
+    fn largest_id(self) -> &'static str {
+        match self {
+            Table::Idempotency => "SELECT COALESCE(max(id), 0) FROM idempotency",
+            Table::Artifacts => "SELECT COALESCE(max(seq), 0) FROM artifacts",
+            Table::Objects => "SELECT COALESCE(max(id), 0) FROM objects",
+        }
+    }
 }
 
 /// A lookup key, hashed with the index's random key.
@@ -137,6 +151,13 @@ pub(crate) enum Lookup {
 }
 
 impl Lookup {
+    const ALL: [Lookup; 4] = [
+        Lookup::Idempotency,
+        Lookup::Held,
+        Lookup::ArtifactId,
+        Lookup::Object,
+    ];
+
     fn slot(self) -> usize {
         self as usize
     }
@@ -223,9 +244,9 @@ impl Index {
         connection: &Connection,
         lookup: Lookup,
         hash: u64,
-    ) -> rusqlite::Result<Vec<i64>> {
+    ) -> rusqlite::Result<&[i64]> {
         self.load(connection, table_of(lookup))?;
-        Ok(self.maps[lookup.slot()].candidates(hash).to_vec())
+        Ok(self.maps[lookup.slot()].candidates(hash))
     }
 
     /// Records that this connection inserted row `id` of `table` with these keys (the table
@@ -245,7 +266,10 @@ impl Index {
     }
 
     /// Reads in what other connections committed since this one last looked. Call it with no
-    /// transaction open, or right after taking the write lock.
+    /// transaction open, or right after taking the write lock. A table whose high-water mark
+    /// lies past its largest row id (rows this connection saw were rolled back) is read in
+    /// afresh, so that rows committed later under those ids are not skipped. On error the
+    /// next call tries again.
     pub(crate) fn refresh(&mut self, connection: &Connection) -> rusqlite::Result<()> {
         let version: i64 = connection
             .prepare_cached("PRAGMA data_version")?
@@ -254,8 +278,23 @@ impl Index {
             return Ok(());
         }
         for table in Table::ALL {
-            if self.high_water[table.slot()].is_some() {
-                self.catch_up(connection, table)?;
+            let Some(mark) = self.high_water[table.slot()] else {
+                continue;
+            };
+            let largest: i64 = connection
+                .prepare_cached(table.largest_id())?
+                .query_row([], |row| row.get(0))?;
+            if mark > largest {
+                tracing::warn!(
+                    ?table,
+                    mark,
+                    largest,
+                    "lookup index ahead of its table; rebuilt"
+                );
+                self.unload(table);
+                self.load(connection, table)?;
+            } else {
+                self.catch_up(connection, table, mark)?;
             }
         }
         self.data_version = Some(version);
@@ -272,15 +311,34 @@ impl Index {
                         .query_row([], |row| row.get(0))?,
                 );
             }
-            self.high_water[table.slot()] = Some(0);
-            self.catch_up(connection, table)?;
+            self.catch_up(connection, table, 0)?;
         }
         Ok(())
     }
 
-    /// Adds the rows of `table` past its high-water mark.
-    fn catch_up(&mut self, connection: &Connection, table: Table) -> rusqlite::Result<()> {
-        let from = self.high_water[table.slot()].unwrap_or(0);
+    /// Adds the rows of `table` past `from` and moves its high-water mark to the last of
+    /// them. On error the table is unloaded (its next lookup reads it in again) rather than
+    /// left with part of the rows under a mark that would skip the rest.
+    fn catch_up(
+        &mut self,
+        connection: &Connection,
+        table: Table,
+        from: i64,
+    ) -> rusqlite::Result<()> {
+        match self.scan(connection, table, from) {
+            Ok(last) => {
+                self.high_water[table.slot()] = Some(last);
+                Ok(())
+            }
+            Err(error) => {
+                self.unload(table);
+                Err(error)
+            }
+        }
+    }
+
+    /// Adds the rows of `table` past `from` to its maps; returns the last id read.
+    fn scan(&mut self, connection: &Connection, table: Table, from: i64) -> rusqlite::Result<i64> {
         let mut statement = connection.prepare_cached(table.scan())?;
         let mut rows = statement.query(params![from])?;
         let mut last = from;
@@ -310,8 +368,21 @@ impl Index {
             }
             last = id;
         }
-        self.high_water[table.slot()] = Some(last);
-        Ok(())
+        Ok(last)
+    }
+
+    /// Forgets `table`'s maps (and their journal entries): its next lookup reads it in again.
+    fn unload(&mut self, table: Table) {
+        for lookup in Lookup::ALL {
+            if table_of(lookup) == table {
+                self.maps[lookup.slot()] = KeyMap::default();
+            }
+        }
+        self.high_water[table.slot()] = None;
+        self.journal.retain(|undo| match *undo {
+            Undo::Added(lookup, _) => table_of(lookup) != table,
+            Undo::HighWater(of, _) => of != table,
+        });
     }
 
     /// A savepoint of the journal: what [`Index::roll_back_to`] returns to.
