@@ -44,6 +44,13 @@ pub struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Push a storage request to an archivist node over INAC and print its decision.
+    ///
+    /// Exit 0 when accepted (`ingested`), 1 when refused (`policy-denied` with the decision's
+    /// reason codes), 2 on a usage, I/O or connection error.
+    Submit(crate::node::client::SubmitArgs),
+    /// Fetch archivists' advertisements over INAC, ranked for a request when one is given.
+    Discover(crate::node::client::DiscoverArgs),
     /// Check advertisements: schema validity and lints.
     Lint {
         /// Advertisement files (one advertisement or an array each).
@@ -142,6 +149,8 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
         } => lint(&files, strict, format),
         Command::Match(args) => run_match(args),
         Command::Expiry(args) => expiry(args),
+        Command::Submit(args) => crate::node::client::submit(args),
+        Command::Discover(args) => crate::node::client::discover(args),
     }
 }
 

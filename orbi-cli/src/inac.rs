@@ -213,7 +213,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
     }
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
@@ -227,7 +227,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 /// `serve`'s runtime leaves a core to the receiver thread.
-fn server_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn server_runtime() -> Result<tokio::runtime::Runtime, CliError> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(orbi_inac::quic::config::server_worker_threads());
     build_runtime(builder)
@@ -309,7 +309,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     })
 }
 
-async fn wait_for_stop() {
+pub(crate) async fn wait_for_stop() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

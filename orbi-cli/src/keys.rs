@@ -87,7 +87,7 @@ fn parse_seed(hex: &str) -> Result<Zeroizing<[u8; 32]>, CliError> {
     Ok(seed)
 }
 
-fn random_seed() -> Result<Zeroizing<[u8; 32]>, CliError> {
+pub(crate) fn random_seed() -> Result<Zeroizing<[u8; 32]>, CliError> {
     let mut seed = Zeroizing::new([0u8; 32]);
     getrandom::fill(seed.as_mut_slice())
         .map_err(|err| CliError::new(format!("no operating-system randomness: {err}")))?;

@@ -13,6 +13,7 @@ mod demo;
 mod exit;
 mod inac;
 mod keys;
+mod node;
 mod pod;
 mod schema;
 
@@ -43,6 +44,8 @@ enum Command {
     Inac(inac::Args),
     /// Archivist advertisements and storage matching.
     Archivist(archivist::Args),
+    /// Run a serving node (pods, INAC, archivist role) from a config file.
+    Node(node::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Pod(args) => pod::run(args),
         Command::Inac(args) => inac::run(args),
         Command::Archivist(args) => archivist::run(args),
+        Command::Node(args) => node::run(args),
     };
     exit::finish(result)
 }

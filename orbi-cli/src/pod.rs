@@ -14,8 +14,8 @@ use std::{
 
 use clap::Subcommand;
 use orbi_pod::{
-    Admission, Durability, EngineError, HostPolicy, PodEngine, RecoveryPolicy, Session,
-    SqliteStore, Store, StoreLimits, Transition, Verdict,
+    Durability, EngineError, HostPolicy, PodEngine, RecoveryPolicy, Session, SqliteStore, Store,
+    StoreLimits, Verdict,
     compose::{self, AttachmentDraft, BindDraft, DetachmentDraft, RecoveryDraft},
     policy::MAX_ARTIFACT_BYTES,
     store::{AttachmentRec, DetachmentRec, RecoveryRec},
@@ -28,7 +28,11 @@ use orbi_types::{
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::{CliError, Outcome, keys::read_key};
+use crate::{
+    CliError, Outcome,
+    keys::read_key,
+    node::pod_service::{admission_json, transition_json},
+};
 
 /// Arguments of `orbi pod`.
 #[derive(clap::Args)]
@@ -149,6 +153,14 @@ enum PodCommand {
         #[arg(long, value_name = "REF")]
         token_ref: Option<String>,
     },
+    /// Attach a client instance to a running node: dial it with the pod protocol, sign a
+    /// bind on that session, send the attachment and print the node's answer.
+    ///
+    /// Exit 0 admitted or replayed, 1 rejected, 2 usage, I/O or connection error.
+    Attach(crate::node::client::AttachArgs),
+    /// Detach a client instance from a running node (or replay a saved detachment) and print
+    /// the node's answer.
+    Detach(crate::node::client::DetachArgs),
     /// Judge one artifact arriving on a live session and commit it to the read model.
     ///
     /// Prints {"outcome": "admitted"|"replayed"|"rejected", "code"?, "check"?, "message"?,
@@ -360,6 +372,8 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                 bind,
             ));
         }
+        PodCommand::Attach(args) => return crate::node::client::attach(args),
+        PodCommand::Detach(args) => return crate::node::client::detach(args),
         PodCommand::Admit {
             node,
             session,
@@ -437,7 +451,7 @@ fn system_now() -> OffsetDateTime {
     OffsetDateTime::from(SystemTime::now())
 }
 
-fn now_timestamp() -> Result<Timestamp, CliError> {
+pub(crate) fn now_timestamp() -> Result<Timestamp, CliError> {
     Timestamp::from_instant(system_now())
         .ok_or_else(|| CliError::new("the system clock is outside years 0-9999"))
 }
@@ -536,43 +550,6 @@ fn admit(
         Verdict::Admitted | Verdict::Replayed => Outcome::Success,
         Verdict::Rejected(_) => Outcome::Refused,
     })
-}
-
-fn admission_json(admission: &Admission) -> Value {
-    let mut out = json!({
-        "outcome": admission.verdict.as_str(),
-        "kind": admission.kind.map(|kind| kind.as_str()),
-        "id": admission.id,
-    });
-    if let Some(state) = admission.state {
-        out["state"] = json!(state.as_str());
-    }
-    if let Some(rejection) = admission.rejection() {
-        out["code"] = json!(rejection.code.as_str());
-        out["check"] = json!(rejection.check.as_str());
-        out["message"] = json!(rejection.message);
-    }
-    out["warnings"] = admission
-        .warnings
-        .iter()
-        .map(|warning| warning.as_str())
-        .collect();
-    out["transitions"] = admission.transitions.iter().map(transition_json).collect();
-    out
-}
-
-fn transition_json(transition: &Transition) -> Value {
-    let mut out = json!({
-        "rule": transition.rule.as_str(),
-        "subject": transition.subject,
-        "client-instance/id": transition.client_instance_id,
-        "from": transition.from.map(|state| state.as_str()),
-        "to": transition.to.as_str(),
-    });
-    if let Some(artifact) = &transition.artifact {
-        out["artifact"] = serde_json::from_slice(artifact).unwrap_or(Value::Null);
-    }
-    out
 }
 
 fn host(node: NodeArgs, live: Vec<String>, action: HostAction) -> Result<Outcome, CliError> {

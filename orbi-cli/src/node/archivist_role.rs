@@ -1,0 +1,387 @@
+//! The archivist role over INAC.
+//!
+//! - **Discovery.** The node publishes its `archivist-advertisement.v1`: an INAC `request`
+//!   for that schema, with no id (or the advertisement's own id or digest), is answered with
+//!   the advertisement's exact bytes.
+//! - **Submission.** A pushed `archival-storage-request.v1` is judged by `orbi-archivist`
+//!   against the advertisement. The decision is recorded as an
+//!   `archival-storage-decision.v1` under `archivist/decisions/` in the data directory
+//!   (`ID.json`, the exact bytes served, beside `ID.peer`, the submitter's node id; both
+//!   written atomically and kept across restarts) and answered: `ingested` when accepted (the
+//!   request is kept in the store), else `refused` with `policy-denied` and a message naming
+//!   the decision id, its status and its reason codes. The submitter, and only it, may then
+//!   `request` the decision by its id.
+//! - **Identity.** A request's `requester/node-id` must be the node that pushed it
+//!   (`not-authorized` otherwise): the authenticated session is the only proof of who asks.
+//! - **Idempotency.** The decision id is derived from the request's digest, and a request
+//!   already decided gets its recorded decision back, so a retried push answers the same.
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use orbi_archivist::{Advertisement, Policy, PreparedRequest, RecordContext, decide, record};
+use orbi_inac::{
+    Acceptance, Acceptor, Delivery, Descriptor, Published, PublishedQuery, Publisher, Refusal,
+};
+use orbi_types::{
+    ArchivalStorageRequest, Artifact, NodeId, archival::DecisionStatus, inac::RefusalCode,
+};
+
+use crate::CliError;
+
+/// The advertisement's artifact schema.
+pub const ADVERTISEMENT_SCHEMA: &str = "archivist-advertisement.v1";
+/// The storage request's artifact schema.
+pub const REQUEST_SCHEMA: &str = "archival-storage-request.v1";
+/// The decision's artifact schema.
+pub const DECISION_SCHEMA: &str = "archival-storage-decision.v1";
+/// The media type of all three.
+pub const JSON: &str = "application/json";
+/// The most bytes a storage request may have.
+const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+
+/// A recorded decision and who may read it.
+struct Recorded {
+    submitter: NodeId,
+    status: DecisionStatus,
+    reasons: Vec<String>,
+    published: Published,
+}
+
+/// The archivist role: publisher of the advertisement and the decisions, acceptor of storage
+/// requests.
+pub struct ArchivistRole {
+    advertisement: Advertisement,
+    published: Published,
+    policy: Policy,
+    decisions_dir: PathBuf,
+    decisions: Mutex<BTreeMap<String, Recorded>>,
+}
+
+impl ArchivistRole {
+    /// Loads the advertisement file and the decisions recorded under `data_dir`.
+    pub fn open(
+        advertisement: &Path,
+        data_dir: &Path,
+        policy: Policy,
+    ) -> Result<ArchivistRole, CliError> {
+        let bytes = read_limited(advertisement, MAX_REQUEST_BYTES).map_err(|err| {
+            CliError::new(format!("cannot read {}: {err}", advertisement.display()))
+        })?;
+        let admitted = Advertisement::admit_slice(&bytes).map_err(|err| {
+            CliError::new(format!(
+                "{} is not a valid advertisement: {err}",
+                advertisement.display()
+            ))
+        })?;
+        let descriptor = Descriptor::of_bytes(ADVERTISEMENT_SCHEMA, JSON, &bytes)
+            .with_artifact_id(admitted.id());
+        let decisions_dir = data_dir.join("archivist").join("decisions");
+        std::fs::create_dir_all(&decisions_dir).map_err(|err| {
+            CliError::new(format!("cannot create {}: {err}", decisions_dir.display()))
+        })?;
+        let role = ArchivistRole {
+            advertisement: admitted,
+            published: Published {
+                descriptor,
+                bytes: bytes.into(),
+            },
+            policy,
+            decisions_dir,
+            decisions: Mutex::new(BTreeMap::new()),
+        };
+        role.load_decisions()?;
+        Ok(role)
+    }
+
+    /// The advertisement this node publishes.
+    pub fn advertisement(&self) -> &Advertisement {
+        &self.advertisement
+    }
+
+    /// How many decisions are recorded.
+    pub fn decision_count(&self) -> usize {
+        self.decisions.lock().map_or(0, |decisions| decisions.len())
+    }
+
+    fn load_decisions(&self) -> Result<(), CliError> {
+        let entries = std::fs::read_dir(&self.decisions_dir).map_err(|err| {
+            CliError::new(format!(
+                "cannot list {}: {err}",
+                self.decisions_dir.display()
+            ))
+        })?;
+        let mut decisions = self
+            .decisions
+            .lock()
+            .map_err(|_| CliError::new("the decision table is poisoned"))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|ext| ext != "json") {
+                continue;
+            }
+            let loaded = read_limited(&path, MAX_REQUEST_BYTES)
+                .and_then(|bytes| Ok((bytes, read_limited(&path.with_extension("peer"), 1024)?)))
+                .map_err(|err| err.to_string())
+                .and_then(|(bytes, peer)| parse_record(&bytes, &peer));
+            match loaded {
+                Ok((id, recorded)) => {
+                    decisions.insert(id, recorded);
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "decision file skipped")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges one storage request from `peer`; returns the decision id, status and reasons.
+    fn judge(&self, peer: &NodeId, bytes: &[u8], digest: &str) -> Result<Acceptance, Refusal> {
+        let decision_id = format!("archival-decision:{}", digest.trim_start_matches("sha256:"));
+        if let Some(answer) = self
+            .decisions
+            .lock()
+            .map_err(|_| Refusal::handler_unavailable("the archivist cannot decide now"))?
+            .get(&decision_id)
+            .map(|recorded| answer(&decision_id, recorded))
+        {
+            return Ok(answer);
+        }
+        let request = ArchivalStorageRequest::from_slice(bytes).map_err(|err| {
+            Refusal::new(
+                RefusalCode::Malformed,
+                format!("not an archival-storage-request.v1: {err}"),
+            )
+        })?;
+        if request.requester_node_id.as_str() != peer.as_str() {
+            return Err(Refusal::new(
+                RefusalCode::NotAuthorized,
+                "requester/node-id names another node than the one pushing",
+            ));
+        }
+        let prepared = PreparedRequest::new(&request);
+        let decision = decide(&prepared, &self.advertisement, &self.policy);
+        let status = decision.status();
+        let context = RecordContext {
+            decision_id: decision_id.clone(),
+            decided_at: crate::pod::now_timestamp()
+                .map_err(|err| Refusal::handler_unavailable(err.to_string()))?,
+            retrieval_ref: (status == DecisionStatus::Accepted)
+                .then(|| format!("retrieval:{}", request.request_id.as_str())),
+            integrity_verified: None,
+        };
+        let artifact = record(&prepared, &self.advertisement, &decision, context)
+            .map_err(|err| Refusal::handler_unavailable(format!("cannot record: {err}")))?;
+        let bytes = serde_json::to_vec(&artifact)
+            .map_err(|err| Refusal::handler_unavailable(format!("cannot record: {err}")))?;
+        // The submitter first: a decision file without its sidecar is skipped at load.
+        let stem = self.decisions_dir.join(file_stem(&decision_id));
+        write_atomically(&stem.with_extension("peer"), peer.as_str().as_bytes())
+            .and_then(|()| write_atomically(&stem.with_extension("json"), &bytes))
+            .map_err(|err| Refusal::handler_unavailable(format!("cannot record: {err}")))?;
+        let recorded = Recorded {
+            submitter: peer.clone(),
+            status,
+            reasons: decision
+                .reason_codes()
+                .iter()
+                .map(|code| code.as_str().to_owned())
+                .collect(),
+            published: Published {
+                descriptor: Descriptor::of_bytes(DECISION_SCHEMA, JSON, &bytes)
+                    .with_artifact_id(&decision_id),
+                bytes: bytes.into(),
+            },
+        };
+        let reply = answer(&decision_id, &recorded);
+        self.decisions
+            .lock()
+            .map_err(|_| Refusal::handler_unavailable("the archivist cannot decide now"))?
+            .insert(decision_id, recorded);
+        Ok(reply)
+    }
+}
+
+/// The INAC answer for a recorded decision.
+fn answer(decision_id: &str, recorded: &Recorded) -> Acceptance {
+    match recorded.status {
+        DecisionStatus::Accepted => Acceptance::Keep,
+        status => Acceptance::Refuse(Refusal::new(
+            RefusalCode::PolicyDenied,
+            format!(
+                "decision {decision_id}: {}: {}",
+                status.as_str(),
+                recorded.reasons.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Reads a decision file back (its id, status and reasons) with its submitter's sidecar.
+fn parse_record(bytes: &[u8], peer: &[u8]) -> Result<(String, Recorded), String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| err.to_string())?;
+    let text = |key: &str| {
+        value[key]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{key} is missing"))
+    };
+    let id = text("decision/id")?;
+    let submitter: NodeId = std::str::from_utf8(peer)
+        .map_err(|err| err.to_string())?
+        .trim()
+        .parse()
+        .map_err(|err| format!("submitter: {err}"))?;
+    let status: DecisionStatus = text("status")?
+        .parse()
+        .map_err(|_| "status is unknown".to_owned())?;
+    let reasons = value["reason/codes"]
+        .as_array()
+        .map(|codes| {
+            codes
+                .iter()
+                .filter_map(|code| code.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let descriptor = Descriptor::of_bytes(DECISION_SCHEMA, JSON, bytes).with_artifact_id(&id);
+    Ok((
+        id,
+        Recorded {
+            submitter,
+            status,
+            reasons,
+            published: Published {
+                descriptor,
+                bytes: bytes.into(),
+            },
+        },
+    ))
+}
+
+impl Acceptor for ArchivistRole {
+    fn accept(&self, delivery: &Delivery<'_>) -> Acceptance {
+        if delivery.descriptor().size_bytes > MAX_REQUEST_BYTES {
+            return Acceptance::Refuse(Refusal::new(
+                RefusalCode::PayloadTooLarge,
+                format!("a storage request has at most {MAX_REQUEST_BYTES} bytes"),
+            ));
+        }
+        let mut bytes = Vec::new();
+        let read = delivery
+            .open()
+            .map_err(|err| err.to_string())
+            .and_then(|reader| {
+                reader
+                    .take(MAX_REQUEST_BYTES)
+                    .read_to_end(&mut bytes)
+                    .map_err(|err| err.to_string())
+            });
+        if let Err(error) = read {
+            return Acceptance::Refuse(Refusal::handler_unavailable(format!(
+                "cannot read the request: {error}"
+            )));
+        }
+        let digest = delivery.descriptor().digest.as_str().to_owned();
+        match self.judge(delivery.peer(), &bytes, &digest) {
+            Ok(acceptance) => acceptance,
+            Err(refusal) => Acceptance::Refuse(refusal),
+        }
+    }
+}
+
+impl Publisher for ArchivistRole {
+    fn lookup(&self, peer: &NodeId, query: &PublishedQuery<'_>) -> Option<Published> {
+        if query.content_type != JSON {
+            return None;
+        }
+        match query.schema {
+            ADVERTISEMENT_SCHEMA => {
+                let descriptor = &self.published.descriptor;
+                let id_ok = query
+                    .artifact_id
+                    .is_none_or(|id| id == descriptor.artifact_id);
+                let digest_ok = query
+                    .digest
+                    .is_none_or(|digest| *digest == descriptor.digest);
+                (id_ok && digest_ok).then(|| self.published.clone())
+            }
+            DECISION_SCHEMA => {
+                let id = query.artifact_id?;
+                let decisions = self.decisions.lock().ok()?;
+                let recorded = decisions.get(id)?;
+                (recorded.submitter == *peer).then(|| recorded.published.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A shared role, registered as both acceptor and publisher.
+#[derive(Clone)]
+pub struct SharedRole(pub Arc<ArchivistRole>);
+
+impl Acceptor for SharedRole {
+    fn accept(&self, delivery: &Delivery<'_>) -> Acceptance {
+        self.0.accept(delivery)
+    }
+}
+
+impl Publisher for SharedRole {
+    fn lookup(&self, peer: &NodeId, query: &PublishedQuery<'_>) -> Option<Published> {
+        self.0.lookup(peer, query)
+    }
+}
+
+/// A decision id as a file name: every byte outside `[A-Za-z0-9._-]` becomes `_`.
+fn file_stem(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("over {limit} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename, then syncs the
+/// directory: a crash leaves the old file or the new one, never a torn one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("decision"),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}

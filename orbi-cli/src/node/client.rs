@@ -1,0 +1,438 @@
+//! Client commands against a running node: `orbi pod attach|detach` (the pod protocol) and
+//! `orbi archivist submit|discover` (INAC).
+//!
+//! Each dials the node with raw-public-key mutual TLS, so the node learns this side's node id
+//! from the handshake and both ends derive the same session id. Pod artifacts are built and
+//! signed here around that session id, then sent as bytes; what was sent can be saved
+//! (`--save`) and sent again byte for byte (`--replay`).
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use orbi_archivist::{Advertisement, Policy, PreparedRequest, match_request};
+use orbi_inac::{
+    Descriptor, Frame,
+    quic::{Client, PeerAddr, Session, TransportConfig},
+};
+use orbi_pod::{
+    compose::{self, AttachmentDraft, BindDraft, DetachmentDraft},
+    policy::MAX_ARTIFACT_BYTES,
+};
+use orbi_types::{
+    ArchivalStorageRequest, Artifact, KeyPair, PodUserId,
+    inac::Operation,
+    pod::{DetachReason, ProfileType, SessionState},
+};
+use serde_json::{Value, json};
+
+use super::{
+    archivist_role::{ADVERTISEMENT_SCHEMA, DECISION_SCHEMA, JSON, REQUEST_SCHEMA},
+    pod_service::{self, POD_ALPN},
+};
+use crate::{CliError, Outcome, keys::read_key, pod::print_json};
+
+/// Who speaks and to which node.
+#[derive(clap::Args)]
+pub struct Dial {
+    /// The participant's key file; it is also this side's node key unless --node-key.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// This side's node key, when it differs from the participant's.
+    #[arg(long, value_name = "FILE")]
+    node_key: Option<PathBuf>,
+    /// The serving node.
+    #[arg(long, value_name = "NODE_ID@HOST:PORT")]
+    to: PeerAddr,
+}
+
+/// Arguments of `orbi pod attach`.
+#[derive(clap::Args)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    dial: Dial,
+    /// `client-instance/id`.
+    #[arg(long, value_name = "ID")]
+    client: String,
+    /// `attachment/id` (default `attach:` + ULID).
+    #[arg(long, value_name = "ID")]
+    attachment_id: Option<String>,
+    /// `profile/type`: pod-client or hybrid.
+    #[arg(long, default_value = "pod-client")]
+    profile: ProfileType,
+    /// `pod-user/id`.
+    #[arg(long, value_name = "ID")]
+    pod_user: Option<PodUserId>,
+    /// Write the attachment that was sent to this file.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Keep the session open until SIGINT or SIGTERM (the attachment stays attached; when the
+    /// session ends it degrades, then is detached once the node's grace has passed).
+    #[arg(long)]
+    hold: bool,
+}
+
+/// Arguments of `orbi pod detach`.
+#[derive(clap::Args)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    dial: Dial,
+    /// `client-instance/id`.
+    #[arg(long, value_name = "ID", required_unless_present = "replay")]
+    client: Option<String>,
+    /// The attachment being ended.
+    #[arg(long, value_name = "ID", required_unless_present = "replay")]
+    attachment: Option<String>,
+    /// `detach/reason`: user-request, device-loss, session-expired, policy, migration or
+    /// operator-action.
+    #[arg(long, default_value = "user-request")]
+    reason: DetachReason,
+    /// `detachment/id` (default `detach:` + ULID).
+    #[arg(long, value_name = "ID")]
+    detachment_id: Option<String>,
+    /// `detach/notes`.
+    #[arg(long, value_name = "TEXT")]
+    notes: Option<String>,
+    /// Send this file's bytes as they are instead of building a detachment (a replay).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["client", "attachment"])]
+    replay: Option<PathBuf>,
+    /// Write the detachment that was sent to this file.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+}
+
+/// Arguments of `orbi archivist submit`.
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    /// This node's key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The archivist node.
+    #[arg(long, value_name = "NODE_ID@HOST:PORT")]
+    to: PeerAddr,
+    /// The archival-storage-request.v1 file, sent byte for byte.
+    #[arg(value_name = "REQUEST.json")]
+    request: PathBuf,
+}
+
+/// Arguments of `orbi archivist discover`.
+#[derive(clap::Args)]
+pub struct DiscoverArgs {
+    /// This node's key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Archivist nodes to ask (repeatable).
+    #[arg(long = "to", value_name = "NODE_ID@HOST:PORT", required = true)]
+    to: Vec<PeerAddr>,
+    /// Rank the advertisements for this storage request (default: list them as fetched).
+    #[arg(long, value_name = "REQUEST.json")]
+    request: Option<PathBuf>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::new(format!("cannot start the runtime: {err}")))
+}
+
+fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, CliError> {
+    let io = |err: std::io::Error| CliError::new(format!("cannot read {}: {err}", path.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() > limit {
+        return Err(CliError::new(format!(
+            "{} is over {limit} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn save(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
+    if let Some(path) = path {
+        std::fs::write(path, bytes)
+            .map_err(|err| CliError::new(format!("cannot write {}: {err}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Dials `to` with the pod ALPN; returns the participant key and the session.
+async fn pod_session(dial: &Dial) -> Result<(KeyPair, Client, Session), CliError> {
+    let participant = read_key(&dial.key)?;
+    let node = match &dial.node_key {
+        Some(path) => read_key(path)?,
+        None => participant.clone(),
+    };
+    let client = Client::for_peer(&dial.to, node, TransportConfig::default())
+        .map_err(|err| CliError::new(err.to_string()))?;
+    let session = client
+        .connect_protocol(&dial.to, POD_ALPN)
+        .await
+        .map_err(|err| CliError::new(format!("cannot reach {}: {err}", dial.to.node)))?;
+    Ok((participant, client, session))
+}
+
+fn bind(participant: &KeyPair, session: &Session) -> Result<Value, CliError> {
+    compose::sign_bind(
+        participant,
+        &BindDraft {
+            bind_id: format!("pb:{}", ulid::Ulid::generate()),
+            bound_at: crate::pod::now_timestamp()?,
+            via: session.peer().clone(),
+            session_id: session.id().as_str().to_owned(),
+            policy_annotations: None,
+        },
+    )
+    .map_err(|err| CliError::new(err.to_string()))
+}
+
+/// Prints the node's answer and maps its outcome to the exit code.
+fn report(session: &Session, mut answer: Value) -> Outcome {
+    let outcome = match answer["outcome"].as_str() {
+        Some("admitted" | "replayed") => Outcome::Success,
+        _ => Outcome::Refused,
+    };
+    answer["session/id"] = json!(session.id().as_str());
+    print_json(&answer);
+    outcome
+}
+
+/// `orbi pod attach`.
+pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
+    runtime()?.block_on(async move {
+        let (participant, client, session) = pod_session(&args.dial).await?;
+        let attachment = compose::attachment(
+            &AttachmentDraft {
+                attachment_id: args
+                    .attachment_id
+                    .unwrap_or_else(|| format!("attach:{}", ulid::Ulid::generate())),
+                attached_at: crate::pod::now_timestamp()?,
+                profile: args.profile,
+                serving_node: session.peer().clone(),
+                pod_user: args.pod_user,
+                client_instance_id: args.client,
+                models_local: None,
+                state: SessionState::Attached,
+                export_capable: true,
+                migration_allowed: true,
+            },
+            bind(&participant, &session)?,
+        );
+        let bytes = attachment.to_string().into_bytes();
+        save(args.save.as_deref(), &bytes)?;
+        let answer = pod_service::submit(&session, &bytes).await?;
+        let outcome = report(&session, answer);
+        if args.hold && outcome == Outcome::Success {
+            crate::inac::wait_for_stop().await;
+        }
+        client.close().await;
+        Ok(outcome)
+    })
+}
+
+/// `orbi pod detach`.
+pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
+    runtime()?.block_on(async move {
+        let replayed = match &args.replay {
+            Some(path) => Some(read_limited(path, MAX_ARTIFACT_BYTES)?),
+            None => None,
+        };
+        let (participant, client, session) = pod_session(&args.dial).await?;
+        let bytes = match replayed {
+            Some(bytes) => bytes,
+            None => compose::detachment(
+                &DetachmentDraft {
+                    detachment_id: args
+                        .detachment_id
+                        .unwrap_or_else(|| format!("detach:{}", ulid::Ulid::generate())),
+                    detached_at: crate::pod::now_timestamp()?,
+                    attachment_id: args.attachment.unwrap_or_default(),
+                    serving_node: session.peer().clone(),
+                    client_instance_id: args.client.unwrap_or_default(),
+                    reason: args.reason,
+                    notes: args.notes,
+                },
+                bind(&participant, &session)?,
+            )
+            .to_string()
+            .into_bytes(),
+        };
+        save(args.save.as_deref(), &bytes)?;
+        let answer = pod_service::submit(&session, &bytes).await?;
+        let outcome = report(&session, answer);
+        client.close().await;
+        Ok(outcome)
+    })
+}
+
+async fn inac_session(key: &Path, to: &PeerAddr) -> Result<(Client, Session), CliError> {
+    let key = read_key(key)?;
+    let client = Client::for_peer(to, key, TransportConfig::default())
+        .map_err(|err| CliError::new(err.to_string()))?;
+    let session = client
+        .connect(to)
+        .await
+        .map_err(|err| CliError::new(format!("cannot reach {}: {err}", to.node)))?;
+    Ok((client, session))
+}
+
+/// The answer frame as printable JSON: operation, refusal code and message.
+fn answer_json(answer: &Frame) -> Value {
+    let value = answer.to_value();
+    json!({
+        "operation": answer.operation().as_str(),
+        "refusal/code": value.pointer("/response/refusal~1code").cloned().unwrap_or(Value::Null),
+        "message": value.pointer("/response/message").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Requests one published artifact; returns its exact bytes, or the answer that refused it.
+async fn fetch(
+    session: &Session,
+    schema: &str,
+    artifact_id: Option<&str>,
+) -> Result<Result<Vec<u8>, Value>, CliError> {
+    let mut request = Frame::request_for(schema, JSON);
+    if let Some(id) = artifact_id {
+        request = request.artifact_id(id);
+    }
+    let request = request
+        .correlation_id(&format!("c-{}", ulid::Ulid::generate()))
+        .build()
+        .map_err(|err| CliError::new(err.to_string()))?;
+    let answer = session
+        .exchange(&request)
+        .await
+        .map_err(|err| CliError::new(format!("request to {}: {err}", session.peer())))?;
+    if answer.operation() != Operation::Push {
+        return Ok(Err(answer_json(&answer)));
+    }
+    match answer.inline_bytes() {
+        Some((bytes, _)) => Ok(Ok(bytes.to_vec())),
+        None => Err(CliError::new(format!(
+            "{} answered with a push without inline bytes",
+            session.peer()
+        ))),
+    }
+}
+
+/// `orbi archivist submit`.
+pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
+    let bytes = read_limited(&args.request, 64 * 1024)?;
+    // Refuse locally what the archivist would refuse as malformed, with the field named.
+    ArchivalStorageRequest::from_slice(&bytes).map_err(|err| {
+        CliError::new(format!(
+            "{} is not an archival-storage-request.v1: {err}",
+            args.request.display()
+        ))
+    })?;
+    runtime()?.block_on(async move {
+        let (client, session) = inac_session(&args.key, &args.to).await?;
+        let descriptor = Descriptor::of_bytes(REQUEST_SCHEMA, JSON, &bytes);
+        let push = Frame::push_inline(&descriptor, &bytes)
+            .correlation_id(&format!("c-{}", ulid::Ulid::generate()))
+            .idempotency_key(descriptor.digest.as_str())
+            .build()
+            .map_err(|err| CliError::new(err.to_string()))?;
+        let answer = session
+            .exchange(&push)
+            .await
+            .map_err(|err| CliError::new(format!("push to {}: {err}", session.peer())))?;
+        let mut out = answer_json(&answer);
+        let accepted = matches!(
+            answer.operation(),
+            Operation::Ingested | Operation::AlreadyPresent
+        );
+        let decision_id = format!(
+            "archival-decision:{}",
+            descriptor.digest.as_str().trim_start_matches("sha256:")
+        );
+        out["decision/id"] = json!(decision_id);
+        // The decision is recorded whatever it says; fetch it to show its reasons.
+        if let Ok(decision) = fetch(&session, DECISION_SCHEMA, Some(&decision_id)).await? {
+            out["decision"] = serde_json::from_slice(&decision).unwrap_or(Value::Null);
+        }
+        print_json(&out);
+        client.close().await;
+        Ok(if accepted {
+            Outcome::Success
+        } else {
+            Outcome::Refused
+        })
+    })
+}
+
+/// `orbi archivist discover`.
+pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
+    let request = match &args.request {
+        Some(path) => Some(
+            ArchivalStorageRequest::from_slice(&read_limited(path, 64 * 1024)?).map_err(|err| {
+                CliError::new(format!(
+                    "{} is not an archival-storage-request.v1: {err}",
+                    path.display()
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    runtime()?.block_on(async move {
+        let mut fetched = Vec::new();
+        let mut failures = Vec::new();
+        for peer in &args.to {
+            let result = async {
+                let (client, session) = inac_session(&args.key, peer).await?;
+                let bytes = fetch(&session, ADVERTISEMENT_SCHEMA, None).await;
+                client.close().await;
+                bytes
+            }
+            .await;
+            match result {
+                Ok(Ok(bytes)) => match Advertisement::admit_slice(&bytes) {
+                    Ok(ad) => fetched.push((peer.node.as_str().to_owned(), ad)),
+                    Err(err) => failures.push(json!({"node/id": peer.node.as_str(), "error": err.to_string()})),
+                },
+                Ok(Err(answer)) => failures.push(json!({"node/id": peer.node.as_str(), "answer": answer})),
+                Err(err) => failures.push(json!({"node/id": peer.node.as_str(), "error": err.to_string()})),
+            }
+        }
+        let advertisements: Vec<Value> = match &request {
+            Some(request) => {
+                let ads: Vec<Advertisement> = fetched.iter().map(|(_, ad)| ad.clone()).collect();
+                let now = crate::pod::now_timestamp()?;
+                let report = match_request(&PreparedRequest::new(request), &ads, &Policy::default(), &now);
+                report
+                    .ranked
+                    .iter()
+                    .filter_map(|ranked| Some((ranked, ads.get(ranked.index)?)))
+                    .enumerate()
+                    .map(|(rank, (ranked, ad))| {
+                        json!({
+                            "rank": rank + 1,
+                            "advertisement/id": ad.id(),
+                            "archivist/node-id": ad.archivist(),
+                            "status": ranked.decision.status().as_str(),
+                            "reason/codes": ranked.decision.reason_codes().iter().map(|code| code.as_str()).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect()
+            }
+            None => fetched
+                .iter()
+                .map(|(node, ad)| json!({"node/id": node, "advertisement": ad.typed()}))
+                .collect(),
+        };
+        let found = !advertisements.is_empty();
+        print_json(&json!({"advertisements": advertisements, "failures": failures}));
+        Ok(if found && failures.is_empty() {
+            Outcome::Success
+        } else {
+            Outcome::Refused
+        })
+    })
+}

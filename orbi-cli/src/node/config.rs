@@ -1,0 +1,402 @@
+//! `node.toml`: what one node serves, read once at start.
+//!
+//! Unknown keys are errors (a misspelt setting must not silently fall back to a default), and
+//! every value is checked before the node binds its socket. Relative paths are resolved
+//! against the directory of the config file, so a node directory can move as a whole.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use orbi_inac::{BudgetRule, Durability, ReceiverConfig, quic::PeerAddr};
+use orbi_pod::{HostPolicy, RecoveryPolicy};
+use orbi_schema::Profile;
+use orbi_types::{NodeId, ParticipantId, PodUserId, inac::Operation};
+use serde::Deserialize;
+
+use crate::CliError;
+
+/// The most bytes a config file may have.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    key: PathBuf,
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    #[serde(default)]
+    peers: Vec<String>,
+    #[serde(default)]
+    inac: RawInac,
+    #[serde(default)]
+    pod: RawPod,
+    archivist: Option<RawArchivist>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawInac {
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    accept: Vec<String>,
+    #[serde(default)]
+    durability: Option<String>,
+    #[serde(default)]
+    open_offers: bool,
+    #[serde(default)]
+    budgets: Vec<RawBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBudget {
+    #[serde(default)]
+    peers: Vec<String>,
+    #[serde(default)]
+    operations: Vec<String>,
+    #[serde(default)]
+    schemas: Vec<String>,
+    #[serde(default)]
+    content_types: Vec<String>,
+    max_size_bytes: Option<u64>,
+    max_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPod {
+    profile: Option<String>,
+    recovery: Option<String>,
+    #[serde(default)]
+    tenants: Vec<String>,
+    degraded_grace_sec: Option<u64>,
+    durability: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawArchivist {
+    advertisement: PathBuf,
+    #[serde(default)]
+    max_future_skew_sec: Option<u64>,
+}
+
+/// A checked node configuration.
+#[derive(Debug)]
+pub struct NodeConfig {
+    /// The node's key file.
+    pub key: PathBuf,
+    /// The UDP address to listen on.
+    pub listen: SocketAddr,
+    /// Where the INAC store and ledger, the pod read model and archival decisions live.
+    pub data_dir: PathBuf,
+    /// Known peers: trusted like `inac.allow`, and listed at start.
+    pub peers: Vec<PeerAddr>,
+    /// The INAC receiver's policy (allowlist, open offers, budgets).
+    pub inac: ReceiverConfig,
+    /// Kinds kept in the store: `(schema, content type or any)`.
+    pub accept: Vec<(String, Option<String>)>,
+    /// INAC ledger and store durability.
+    pub inac_durability: Durability,
+    /// The pod host policy.
+    pub pod: HostPolicy,
+    /// The pod read model's durability.
+    pub pod_durability: orbi_pod::Durability,
+    /// The archivist role, when the node has it.
+    pub archivist: Option<ArchivistRole>,
+}
+
+/// The archivist role's settings.
+#[derive(Debug)]
+pub struct ArchivistRole {
+    /// The advertisement file this node publishes.
+    pub advertisement: PathBuf,
+    /// How far ahead of the clock an advertisement may be dated.
+    pub max_future_skew_sec: Option<u64>,
+}
+
+impl NodeConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<NodeConfig, CliError> {
+        let text = read_bounded(path)?;
+        let raw: RawConfig = toml::from_str(&text)
+            .map_err(|err| CliError::new(format!("{}: {err}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        resolve(raw, base).map_err(|err| CliError::new(format!("{}: {err}", path.display())))
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<String, CliError> {
+    use std::io::Read;
+    let io = |err: std::io::Error| CliError::new(format!("cannot read {}: {err}", path.display()));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(CliError::new(format!(
+            "{} is over {MAX_CONFIG_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
+    let relative = |path: PathBuf| {
+        if path.is_absolute() {
+            path
+        } else {
+            base.join(path)
+        }
+    };
+    let peers = raw
+        .peers
+        .iter()
+        .map(|text| PeerAddr::from_str(text).map_err(|err| format!("peers: {text:?}: {err}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut inac = ReceiverConfig::default();
+    for peer in &peers {
+        inac.allowed_peers.insert(peer.node.clone());
+    }
+    for text in &raw.inac.allow {
+        inac.allowed_peers.insert(node_id(text, "inac.allow")?);
+    }
+    inac.open_offer_intake = raw.inac.open_offers;
+    for (index, budget) in raw.inac.budgets.iter().enumerate() {
+        inac.budgets
+            .push(budget_rule(budget).map_err(|err| format!("inac.budgets[{index}]: {err}"))?);
+    }
+    let accept = raw
+        .inac
+        .accept
+        .iter()
+        .map(|kind| parse_kind(kind))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inac_durability = match raw.inac.durability.as_deref() {
+        None | Some("full") => Durability::Full,
+        Some("relaxed") => Durability::Relaxed,
+        Some(other) => return Err(format!("inac.durability: {other:?} is not full or relaxed")),
+    };
+    let mut pod = HostPolicy::default();
+    if let Some(profile) = &raw.pod.profile {
+        pod.profile = Profile::from_str(profile)
+            .map_err(|_| format!("pod.profile: {profile:?} is not seed or frozen"))?;
+    }
+    match raw.pod.recovery.as_deref() {
+        None | Some("strict") => pod.recovery = RecoveryPolicy::Strict,
+        Some("allow-replace-device") => pod.recovery = RecoveryPolicy::AllowReplaceDevice,
+        Some(other) => {
+            return Err(format!(
+                "pod.recovery: {other:?} is not strict or allow-replace-device"
+            ));
+        }
+    }
+    for tenant in &raw.pod.tenants {
+        let (user, participant) = tenant
+            .split_once('=')
+            .ok_or_else(|| format!("pod.tenants: {tenant:?} is not POD_USER=PARTICIPANT"))?;
+        let user =
+            PodUserId::from_str(user).map_err(|err| format!("pod.tenants: {user:?}: {err}"))?;
+        let participant = ParticipantId::from_str(participant)
+            .map_err(|err| format!("pod.tenants: {participant:?}: {err}"))?;
+        pod.tenancy.insert(user, participant);
+    }
+    if let Some(seconds) = raw.pod.degraded_grace_sec {
+        let seconds = i64::try_from(seconds)
+            .map_err(|_| format!("pod.degraded-grace-sec: {seconds} is too large"))?;
+        pod.timings.degraded_grace = time::Duration::seconds(seconds);
+    }
+    let pod_durability = match raw.pod.durability.as_deref() {
+        None | Some("full") => orbi_pod::Durability::Full,
+        Some("normal") => orbi_pod::Durability::Normal,
+        Some(other) => return Err(format!("pod.durability: {other:?} is not full or normal")),
+    };
+    Ok(NodeConfig {
+        key: relative(raw.key),
+        listen: raw.listen,
+        data_dir: relative(raw.data_dir),
+        peers,
+        inac,
+        accept,
+        inac_durability,
+        pod,
+        pod_durability,
+        archivist: raw.archivist.map(|role| ArchivistRole {
+            advertisement: relative(role.advertisement),
+            max_future_skew_sec: role.max_future_skew_sec,
+        }),
+    })
+}
+
+fn node_id(text: &str, field: &str) -> Result<NodeId, String> {
+    NodeId::from_str(text).map_err(|err| format!("{field}: {text:?}: {err}"))
+}
+
+/// `SCHEMA` or `SCHEMA=CONTENT_TYPE`.
+pub fn parse_kind(kind: &str) -> Result<(String, Option<String>), String> {
+    let (schema, content_type) = match kind.split_once('=') {
+        Some((schema, content_type)) => (schema, Some(content_type)),
+        None => (kind, None),
+    };
+    if schema.is_empty() || content_type.is_some_and(str::is_empty) {
+        return Err(format!(
+            "inac.accept: {kind:?} must be SCHEMA or SCHEMA=CONTENT_TYPE"
+        ));
+    }
+    Ok((schema.to_owned(), content_type.map(str::to_owned)))
+}
+
+fn budget_rule(raw: &RawBudget) -> Result<BudgetRule, String> {
+    Ok(BudgetRule {
+        remote_node_ids: raw
+            .peers
+            .iter()
+            .map(|text| node_id(text, "peers"))
+            .collect::<Result<_, _>>()?,
+        operations: raw
+            .operations
+            .iter()
+            .map(|text| {
+                Operation::from_str(text).map_err(|_| format!("operations: {text:?} is unknown"))
+            })
+            .collect::<Result<_, _>>()?,
+        artifact_schemas: raw.schemas.clone(),
+        content_types: raw.content_types.clone(),
+        max_size_bytes: raw.max_size_bytes,
+        max_per_minute: raw.max_per_minute,
+    })
+}
+
+/// The commented config `orbi node init` writes.
+pub fn template(listen: SocketAddr, archivist: bool) -> String {
+    let archivist = if archivist {
+        "[archivist]\n\
+         # This node keeps artifacts for others: it publishes this advertisement (answering an\n\
+         # INAC `request` for archivist-advertisement.v1) and judges every pushed\n\
+         # archival-storage-request.v1 against it.\n\
+         advertisement = \"advertisement.json\"\n\
+         # max-future-skew-sec = 300\n"
+    } else {
+        "# [archivist]\n\
+         # advertisement = \"advertisement.json\"   # turns the archivist role on\n"
+    };
+    format!(
+        "# orbi node configuration. Relative paths are relative to this file.\n\
+         \n\
+         # The node's ed25519 key file (`orbi keys generate`); its node id is what peers dial.\n\
+         key = \"node.key\"\n\
+         # UDP address for QUIC (INAC and the pod protocol share it).\n\
+         listen = \"{listen}\"\n\
+         # Store, ledgers and the pod read model live here.\n\
+         data-dir = \"data\"\n\
+         # Known peers, NODE_ID@HOST:PORT: trusted like inac.allow.\n\
+         peers = []\n\
+         \n\
+         [inac]\n\
+         # Nodes that may offer and push without a passport. Empty denies everyone.\n\
+         allow = []\n\
+         # Kinds kept in the store: \"SCHEMA\" or \"SCHEMA=CONTENT_TYPE\". Empty refuses every kind.\n\
+         accept = []\n\
+         # full: every answer is on disk before it leaves; relaxed: the OS flushes later.\n\
+         durability = \"full\"\n\
+         # Let nodes outside `allow` offer (each offer waits for `orbi inac offers accept`).\n\
+         open-offers = false\n\
+         # Budgets, e.g.:\n\
+         # [[inac.budgets]]\n\
+         # schemas = [\"vendor.note.v1\"]\n\
+         # max-size-bytes = 1048576\n\
+         # max-per-minute = 600\n\
+         \n\
+         [pod]\n\
+         # Shape profile of pod artifacts: frozen (closed, upstream HEAD) or seed (open drafts).\n\
+         profile = \"frozen\"\n\
+         # strict, or allow-replace-device (a replace-device recovery may name a new client).\n\
+         recovery = \"strict\"\n\
+         # Hosted users, \"pod-user:did:key:…=participant:did:key:…\".\n\
+         tenants = []\n\
+         # How long an attachment whose session dropped stays degraded before it is detached\n\
+         # with session-expired.\n\
+         degraded-grace-sec = 90\n\
+         # full: fsync every commit; normal: WAL, may lose the last commits on power loss.\n\
+         durability = \"full\"\n\
+         \n\
+         {archivist}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<NodeConfig, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| err.to_string())?;
+        resolve(raw, Path::new("/etc/orbi"))
+    }
+
+    #[test]
+    fn the_template_loads_with_its_defaults() {
+        for archivist in [false, true] {
+            let config = load(&template("127.0.0.1:7400".parse().unwrap(), archivist)).unwrap();
+            assert_eq!(config.key, Path::new("/etc/orbi/node.key"));
+            assert_eq!(config.data_dir, Path::new("/etc/orbi/data"));
+            assert!(config.inac.allowed_peers.is_empty());
+            assert!(config.accept.is_empty());
+            assert_eq!(config.pod.profile, Profile::Frozen);
+            assert_eq!(
+                config.pod.timings.degraded_grace,
+                time::Duration::seconds(90)
+            );
+            assert_eq!(config.archivist.is_some(), archivist);
+        }
+    }
+
+    #[test]
+    fn peers_allow_kinds_and_budgets_are_parsed() {
+        let node = orbi_types::KeyPair::from_seed(&[7; 32]).node_id();
+        let text = format!(
+            "key = \"/k\"\nlisten = \"0.0.0.0:1\"\ndata-dir = \"d\"\npeers = [\"{node}@127.0.0.1:9\"]\n\
+             [inac]\naccept = [\"a.v1\", \"b.v1=text/plain\"]\n\
+             [[inac.budgets]]\noperations = [\"push\"]\nmax-per-minute = 3\n"
+        );
+        let config = load(&text).unwrap();
+        assert_eq!(config.key, Path::new("/k"));
+        assert!(config.inac.allowed_peers.contains(&node));
+        assert_eq!(
+            config.accept,
+            [
+                ("a.v1".to_owned(), None),
+                ("b.v1".to_owned(), Some("text/plain".to_owned()))
+            ]
+        );
+        assert_eq!(config.inac.budgets[0].operations, [Operation::Push]);
+        assert_eq!(config.inac.budgets[0].max_per_minute, Some(3));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let base = "key = \"k\"\nlisten = \"127.0.0.1:1\"\ndata-dir = \"d\"\n";
+        for (extra, named) in [
+            ("colour = 1\n", "colour"),
+            ("[inac]\nallow = [\"node:nope\"]\n", "inac.allow"),
+            ("[inac]\naccept = [\"=x\"]\n", "inac.accept"),
+            ("[inac]\ndurability = \"fast\"\n", "inac.durability"),
+            ("[pod]\nprofile = \"draft\"\n", "pod.profile"),
+            ("[pod]\ntenants = [\"x\"]\n", "pod.tenants"),
+            (
+                "[[inac.budgets]]\noperations = [\"fly\"]\n",
+                "inac.budgets[0]",
+            ),
+        ] {
+            let error = load(&format!("{base}{extra}")).unwrap_err();
+            assert!(error.contains(named), "{extra:?}: {error}");
+        }
+        assert!(load("listen = \"127.0.0.1:1\"\ndata-dir = \"d\"\n").is_err());
+    }
+}

@@ -1,0 +1,304 @@
+//! `orbi node init|run`: one serving node that hosts pods, INAC and, optionally, the archivist
+//! role on one QUIC endpoint.
+//!
+//! - **INAC** (ALPN `orbiplex-inac/1`): the receiver with the configured allowlist, budgets
+//!   and kept kinds; the INAC store and ledger live in `DATA/inac`.
+//! - **Pods** (ALPN `orbiplex-pod/1`, [`pod_service`]): lifecycle artifacts ride the
+//!   authenticated connection they bind to; the read model is `DATA/pod.sqlite`.
+//! - **Archivist** ([`archivist_role`]): the advertisement answers INAC requests, storage
+//!   requests pushed over INAC are judged and their decisions recorded.
+//!
+//! The first stdout line is `{"node/id", "listen", "roles"}`; logs go to stderr (`RUST_LOG`,
+//! default `info`). SIGINT or SIGTERM drains the exchanges in flight and stops; every state
+//! (store, ledgers, read model, decisions) is on disk, so a restart carries on. At start,
+//! attachments whose sessions died with the previous run are degraded (their grace then runs).
+
+pub mod archivist_role;
+pub mod client;
+pub mod config;
+pub mod pod_service;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use clap::Subcommand;
+use orbi_archivist::Policy;
+use orbi_inac::{
+    KindRegistry, NodeState, Receiver,
+    quic::{AppProtocol, Server, TransportConfig},
+};
+use orbi_pod::{PodEngine, SqliteStore, StoreLimits};
+use orbi_types::KeyPair;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use self::{
+    archivist_role::{ArchivistRole, JSON, REQUEST_SCHEMA, SharedRole},
+    config::NodeConfig,
+    pod_service::{POD_ALPN, SharedEngine},
+};
+use crate::{CliError, Outcome, keys::read_key, pod::print_json};
+
+/// Arguments of `orbi node`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: NodeCommand,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Write a commented `node.toml` and a fresh key into DIR.
+    Init {
+        /// The node directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// UDP address the node will listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7400")]
+        listen: std::net::SocketAddr,
+        /// Turn the archivist role on with this advertisement file (copied into DIR).
+        #[arg(long, value_name = "FILE")]
+        archivist: Option<PathBuf>,
+        /// Replace an existing config (the key is never replaced).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the node described by a config file until SIGINT or SIGTERM.
+    Run {
+        /// The config file (`orbi node init` writes one).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// Runs `orbi node`.
+pub fn run(args: Args) -> Result<Outcome, CliError> {
+    match args.command {
+        NodeCommand::Init {
+            dir,
+            listen,
+            archivist,
+            force,
+        } => init(&dir, listen, archivist.as_deref(), force),
+        NodeCommand::Run { config } => {
+            crate::inac::init_logging();
+            let config = NodeConfig::load(&config)?;
+            let runtime = crate::inac::server_runtime()?;
+            runtime.block_on(async move {
+                let node = RunningNode::start(&config).await?;
+                println!("{}", node.banner());
+                {
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                }
+                crate::inac::wait_for_stop().await;
+                tracing::info!("shutting down");
+                node.stop().await;
+                Ok(Outcome::Success)
+            })
+        }
+    }
+}
+
+fn init(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    archivist: Option<&Path>,
+    force: bool,
+) -> Result<Outcome, CliError> {
+    let io = |path: &Path, err: std::io::Error| {
+        CliError::new(format!("cannot write {}: {err}", path.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|err| io(dir, err))?;
+    let config_path = dir.join("node.toml");
+    if config_path.exists() && !force {
+        return Err(CliError::new(format!(
+            "{} exists (use --force to replace it)",
+            config_path.display()
+        )));
+    }
+    let key_path = dir.join("node.key");
+    let key = if key_path.exists() {
+        read_key(&key_path)?
+    } else {
+        let key = KeyPair::from_seed(&*crate::keys::random_seed()?);
+        orbi_pod::keyfile::write(&key_path, &key, false)
+            .map_err(|err| CliError::new(err.to_string()))?;
+        key
+    };
+    if let Some(advertisement) = archivist {
+        let target = dir.join("advertisement.json");
+        std::fs::copy(advertisement, &target).map_err(|err| io(&target, err))?;
+    }
+    std::fs::write(&config_path, config::template(listen, archivist.is_some()))
+        .map_err(|err| io(&config_path, err))?;
+    print_json(&json!({
+        "config": config_path.display().to_string(),
+        "key": key_path.display().to_string(),
+        "node/id": key.node_id().as_str(),
+        "participant/id": key.participant_id().as_str(),
+    }));
+    Ok(Outcome::Success)
+}
+
+/// A node serving on its endpoint.
+pub struct RunningNode {
+    server: Server,
+    engine: SharedEngine,
+    archivist: Option<Arc<ArchivistRole>>,
+    timers: tokio::task::JoinHandle<()>,
+    roles: Vec<&'static str>,
+}
+
+impl RunningNode {
+    /// Opens every state under the config's data directory and starts serving. Must be called
+    /// inside a tokio runtime.
+    pub async fn start(config: &NodeConfig) -> Result<RunningNode, CliError> {
+        let key = read_key(&config.key)?;
+        let data = &config.data_dir;
+        std::fs::create_dir_all(data)
+            .map_err(|err| CliError::new(format!("cannot create {}: {err}", data.display())))?;
+        let archivist = match &config.archivist {
+            Some(role) => {
+                let policy = Policy {
+                    max_future_skew_sec: role
+                        .max_future_skew_sec
+                        .unwrap_or(Policy::default().max_future_skew_sec),
+                    ..Policy::default()
+                };
+                let role = ArchivistRole::open(&role.advertisement, data, policy)?;
+                if role.advertisement().archivist() != key.node_id().as_str() {
+                    tracing::warn!(
+                        advertised = role.advertisement().archivist(),
+                        node = %key.node_id(),
+                        "the advertisement names another archivist/node-id than this node"
+                    );
+                }
+                Some(Arc::new(role))
+            }
+            None => None,
+        };
+        let mut kinds = KindRegistry::builder();
+        for (schema, content_type) in &config.accept {
+            kinds = kinds.keep(schema, content_type.as_deref());
+        }
+        if let Some(role) = &archivist {
+            kinds = kinds.accept(REQUEST_SCHEMA, Some(JSON), SharedRole(role.clone()));
+        }
+        let kinds = kinds
+            .build()
+            .map_err(|conflicts| CliError::new(conflicts.to_string()))?;
+        let NodeState { store, ledger } =
+            NodeState::open(&data.join("inac"), config.inac_durability)
+                .map_err(|err| CliError::new(err.to_string()))?;
+        let mut receiver = Receiver::new(key.clone(), config.inac.clone(), kinds, store, ledger);
+        if let Some(role) = &archivist {
+            receiver.set_publisher(Some(Arc::new(SharedRole(role.clone()))));
+        }
+        let engine = open_pod_engine(&key, config, data)?;
+        let pod = {
+            let engine = engine.clone();
+            AppProtocol::new(POD_ALPN, move |connection| {
+                pod_service::serve(engine.clone(), connection)
+            })
+        };
+        let server = Server::bind_with(
+            config.listen,
+            key,
+            receiver,
+            TransportConfig::default(),
+            vec![pod],
+        )
+        .map_err(|err| CliError::new(err.to_string()))?;
+        let timers = {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    pod_service::tick(&engine).await;
+                }
+            })
+        };
+        for peer in &config.peers {
+            tracing::info!(peer = %peer.node, addr = %peer.addr, "known peer");
+        }
+        let mut roles = vec!["inac", "pod"];
+        if archivist.is_some() {
+            roles.push("archivist");
+        }
+        Ok(RunningNode {
+            server,
+            engine,
+            archivist,
+            timers,
+            roles,
+        })
+    }
+
+    /// The first line `orbi node run` prints.
+    pub fn banner(&self) -> serde_json::Value {
+        json!({
+            "node/id": self.server.node_id().as_str(),
+            "listen": self.server.local_addr().to_string(),
+            "roles": self.roles,
+        })
+    }
+
+    /// The node's address, as clients dial it.
+    pub fn peer_addr(&self) -> orbi_inac::quic::PeerAddr {
+        orbi_inac::quic::PeerAddr::new(self.server.node_id().clone(), self.server.local_addr())
+    }
+
+    /// The pod engine (for status reads).
+    pub fn engine(&self) -> &SharedEngine {
+        &self.engine
+    }
+
+    /// Drains the exchanges in flight and stops; everything is on disk already.
+    pub async fn stop(self) {
+        self.timers.abort();
+        let receiver = self.server.shutdown().await;
+        let stats = receiver.stats();
+        tracing::info!(
+            frames = stats.frames,
+            ingested = stats.ingested,
+            refused = stats.refused,
+            decisions = self
+                .archivist
+                .as_ref()
+                .map_or(0, |role| role.decision_count()),
+            "node stopped"
+        );
+    }
+}
+
+fn open_pod_engine(
+    key: &KeyPair,
+    config: &NodeConfig,
+    data: &Path,
+) -> Result<SharedEngine, CliError> {
+    let store = SqliteStore::open(
+        &data.join("pod.sqlite"),
+        &key.node_id(),
+        StoreLimits::default(),
+        config.pod_durability,
+    )
+    .map_err(|err| CliError::new(err.to_string()))?;
+    let mut engine = PodEngine::new(key.clone(), config.pod.clone(), store)
+        .map_err(|err| CliError::new(err.to_string()))?;
+    // Sessions of the previous run are gone: their attachments lost keepalive at the stop.
+    let degraded = engine
+        .degrade_orphans(OffsetDateTime::now_utc())
+        .map_err(|err| CliError::new(err.to_string()))?;
+    if !degraded.is_empty() {
+        tracing::info!(
+            count = degraded.len(),
+            "attachments of ended sessions degraded"
+        );
+    }
+    Ok(Arc::new(Mutex::new(engine)))
+}

@@ -1,0 +1,223 @@
+//! The pod protocol on the node's QUIC endpoint: ALPN [`POD_ALPN`], beside INAC.
+//!
+//! A client node dials the serving node with this ALPN (the same raw-public-key mutual TLS as
+//! INAC, so both ends know each other's node id and derive the same session id). The
+//! connection is the live node-to-node session of spec pod §2: binds on it must name its
+//! session id. Each lifecycle artifact travels on its own bidirectional stream as a `u32`
+//! big-endian length and the artifact's exact bytes; the answer comes back the same way as a
+//! JSON object (`orbi pod admit`'s report: `outcome`, `code`, `check`, `message`, `state`,
+//! `transitions`, …). The bytes are handed to `orbi-pod` as received, never re-serialized.
+//!
+//! When the connection ends, keepalive is lost: the session's attached attachments become
+//! `degraded` (T5) and the session is forgotten; unless recovered meanwhile, they are detached
+//! with `session-expired` by the node's one-second timer once the degraded grace has passed
+//! (T7). Nothing waits per connection, so a stop is never held up by a grace period.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use orbi_inac::quic::{AppConnection, Session as QuicSession, wire};
+use orbi_pod::{Admission, PodEngine, Session, SqliteStore, Transition};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::CliError;
+
+/// The pod protocol's ALPN.
+pub const POD_ALPN: &[u8] = b"orbiplex-pod/1";
+
+/// How long a client has to send its artifact once it opened a stream.
+const ARTIFACT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The serving node's pod engine, shared by every connection and the timer task.
+pub type SharedEngine = Arc<Mutex<PodEngine<SqliteStore>>>;
+
+/// Runs `task` on the engine off the async threads (SQLite commits fsync).
+async fn with_engine<T: Send + 'static>(
+    engine: &SharedEngine,
+    task: impl FnOnce(&mut PodEngine<SqliteStore>) -> T + Send + 'static,
+) -> Option<T> {
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        // A panic while holding the lock leaves the engine's state unknown: stop serving.
+        let mut engine = engine.lock().ok()?;
+        Some(task(&mut engine))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Serves one pod connection until it ends, then starts its degraded grace.
+pub async fn serve(engine: SharedEngine, app: AppConnection) {
+    let AppConnection {
+        peer,
+        session,
+        connection,
+    } = app;
+    let session_id = session.as_str().to_owned();
+    {
+        let (id, peer) = (session_id.clone(), peer.clone());
+        with_engine(&engine, move |engine| {
+            engine.open_session(
+                id,
+                Session {
+                    established_at: Some(OffsetDateTime::now_utc()),
+                    peer: Some(peer),
+                },
+            );
+        })
+        .await;
+    }
+    tracing::info!(%peer, session = %session_id, "pod session opened");
+    while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+        let (engine, session_id) = (engine.clone(), session_id.clone());
+        tokio::spawn(async move {
+            let bytes = match wire::read_frame(&mut recv, ARTIFACT_TIMEOUT).await {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    tracing::debug!(%error, "pod stream abandoned");
+                    let _ = send.reset(wire::StreamCode::Malformed.varint());
+                    return;
+                }
+            };
+            let answer = with_engine(&engine, move |engine| {
+                let now = OffsetDateTime::now_utc();
+                engine
+                    .admit(&bytes, &session_id, now)
+                    .map(|admission| admission_json(&admission))
+            })
+            .await;
+            let answer = match answer {
+                Some(Ok(answer)) => answer,
+                Some(Err(error)) => {
+                    tracing::error!(%error, "pod admission failed");
+                    json!({"outcome": "error", "message": "the serving node cannot admit now"})
+                }
+                None => json!({"outcome": "error", "message": "the serving node cannot admit now"}),
+            };
+            log_admission(&answer);
+            let _ = write_message(&mut send, &answer).await;
+            let _ = send.finish();
+        });
+    }
+    tracing::info!(%peer, session = %session_id, "pod session ended: keepalive lost");
+    // Degraded now; the timer task detaches with session-expired once the grace has passed.
+    let lost = with_engine(&engine, move |engine| {
+        engine.session_lost(&session_id, OffsetDateTime::now_utc())
+    })
+    .await;
+    log_transitions(lost);
+}
+
+/// Runs the lifecycle timers (setup timeouts, degraded grace, grant expiry) once.
+pub async fn tick(engine: &SharedEngine) {
+    let transitions = with_engine(engine, |engine| engine.tick(OffsetDateTime::now_utc())).await;
+    log_transitions(transitions);
+}
+
+fn log_admission(answer: &Value) {
+    tracing::info!(
+        outcome = answer["outcome"].as_str().unwrap_or_default(),
+        kind = answer["kind"].as_str().unwrap_or_default(),
+        id = answer["id"].as_str().unwrap_or_default(),
+        code = answer["code"].as_str().unwrap_or_default(),
+        "pod artifact judged"
+    );
+}
+
+fn log_transitions(transitions: Option<Result<Vec<Transition>, orbi_pod::EngineError>>) {
+    match transitions {
+        Some(Ok(transitions)) => {
+            for transition in transitions {
+                tracing::info!(
+                    rule = transition.rule.as_str(),
+                    subject = %transition.subject,
+                    to = transition.to.as_str(),
+                    "pod transition"
+                );
+            }
+        }
+        Some(Err(error)) => tracing::error!(%error, "pod transition failed"),
+        None => tracing::error!("the pod engine is unavailable"),
+    }
+}
+
+/// `orbi pod admit`'s report of one admission.
+pub fn admission_json(admission: &Admission) -> Value {
+    let mut out = json!({
+        "outcome": admission.verdict.as_str(),
+        "kind": admission.kind.map(|kind| kind.as_str()),
+        "id": admission.id,
+    });
+    if let Some(state) = admission.state {
+        out["state"] = json!(state.as_str());
+    }
+    if let Some(rejection) = admission.rejection() {
+        out["code"] = json!(rejection.code.as_str());
+        out["check"] = json!(rejection.check.as_str());
+        out["message"] = json!(rejection.message);
+    }
+    out["warnings"] = admission
+        .warnings
+        .iter()
+        .map(|warning| warning.as_str())
+        .collect();
+    out["transitions"] = admission.transitions.iter().map(transition_json).collect();
+    out
+}
+
+/// One lifecycle transition as JSON.
+pub fn transition_json(transition: &Transition) -> Value {
+    let mut out = json!({
+        "rule": transition.rule.as_str(),
+        "subject": transition.subject,
+        "client-instance/id": transition.client_instance_id,
+        "from": transition.from.map(|state| state.as_str()),
+        "to": transition.to.as_str(),
+    });
+    if let Some(artifact) = &transition.artifact {
+        out["artifact"] = serde_json::from_slice(artifact).unwrap_or(Value::Null);
+    }
+    out
+}
+
+async fn write_message(
+    send: &mut quinn::SendStream,
+    bytes_or_json: &Value,
+) -> Result<(), quinn::WriteError> {
+    let body = bytes_or_json.to_string().into_bytes();
+    write_bytes(send, &body).await
+}
+
+async fn write_bytes(send: &mut quinn::SendStream, body: &[u8]) -> Result<(), quinn::WriteError> {
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    send.write_all(&len.to_be_bytes()).await?;
+    send.write_all(body).await
+}
+
+/// Client side: sends one artifact's exact bytes on `session` and returns the serving node's
+/// answer.
+pub async fn submit(session: &QuicSession, artifact: &[u8]) -> Result<Value, CliError> {
+    let failed = |what: &str, err: &dyn std::fmt::Display| {
+        CliError::new(format!(
+            "pod exchange with {}: {what}: {err}",
+            session.peer()
+        ))
+    };
+    let (mut send, mut recv) = session
+        .connection()
+        .open_bi()
+        .await
+        .map_err(|err| failed("open a stream", &err))?;
+    write_bytes(&mut send, artifact)
+        .await
+        .map_err(|err| failed("send", &err))?;
+    send.finish().map_err(|err| failed("finish", &err))?;
+    let answer = wire::read_frame(&mut recv, ARTIFACT_TIMEOUT * 3)
+        .await
+        .map_err(|err| failed("answer", &err))?;
+    serde_json::from_slice(&answer).map_err(|err| failed("answer is not JSON", &err))
+}

@@ -1,0 +1,442 @@
+//! `orbi node` end to end: two `orbi node run` processes from config files on loopback,
+//! driven by the client commands (`orbi pod attach|detach`, `orbi inac push`,
+//! `orbi archivist submit|discover`), with a restart of the serving node in the middle.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::{Value, json};
+
+struct Run {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+fn orbi(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// A node directory made by `orbi node init`.
+struct NodeDir {
+    dir: PathBuf,
+    node_id: String,
+}
+
+impl NodeDir {
+    fn init(root: &Path, name: &str) -> NodeDir {
+        let dir = root.join(name);
+        let run = orbi(
+            root,
+            &[
+                "node",
+                "init",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let node_id = run.json["node/id"].as_str().unwrap().to_owned();
+        NodeDir { dir, node_id }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.join("node.toml")
+    }
+
+    fn key(&self) -> String {
+        self.dir.join("node.key").display().to_string()
+    }
+
+    /// Replaces `from` with `to` in the config; the template must contain `from`.
+    fn edit(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        assert!(text.contains(from), "{from:?} not in the template");
+        std::fs::write(self.config(), text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn run(&self) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
+            .args(["node", "run", "--config", self.config().to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let banner: Value = serde_json::from_str(&first).expect("the first line is json");
+        assert_eq!(banner["node/id"], self.node_id.as_str());
+        let to = format!("{}@{}", self.node_id, banner["listen"].as_str().unwrap());
+        Running {
+            child,
+            to,
+            roles: banner["roles"].clone(),
+        }
+    }
+}
+
+struct Running {
+    child: Child,
+    to: String,
+    roles: Value,
+}
+
+impl Running {
+    /// SIGTERM; the exit code.
+    fn stop(mut self) -> i32 {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn advertisement(archivist: &str) -> Value {
+    json!({
+        "schema/v": 1, "advertisement/id": "archivist-advertisement:e2e-1",
+        "created-at": "2026-03-22T22:22:33Z", "archivist/node-id": archivist,
+        "accepted/scopes": ["private-retained", "federation-vault"],
+        "accepted/artifact-types": ["transcript-bundle", "knowledge-artifact"],
+        "retrieval/mode": "federation-discovery",
+        "retention/default-max-duration-sec": 7776000,
+        "retention/default-max-idle-ttl-sec": 2592000,
+        "replication/max-copies": 3,
+        "publication/timing-profiles": ["delayed-bundle", "curator-gated"],
+        "settlement/required": false
+    })
+}
+
+fn storage_request(requester: &str, id: &str, scope: &str) -> Value {
+    json!({
+        "schema/v": 1, "request/id": id, "requested-at": "2026-03-23T08:00:00Z",
+        "requester/node-id": requester, "package/id": "archival-package:e2e-1",
+        "publication/scope": scope, "artifact/type": "transcript-bundle",
+        "publication/timing-profile": "curator-gated",
+        "retention/max-duration-sec": 7776000, "retention/max-idle-ttl-sec": 2592000,
+        "settlement/can-settle": true, "settlement/acceptable-rails": ["host-ledger"]
+    })
+}
+
+fn write_json(path: &Path, value: &Value) -> String {
+    std::fs::write(path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let serving = NodeDir::init(root, "serving");
+    let client = NodeDir::init(root, "client");
+    // The serving node: lets the client push notes, keeps them, and is an archivist.
+    serving.edit("allow = []", &format!("allow = [\"{}\"]", client.node_id));
+    serving.edit("accept = []", "accept = [\"vendor.note.v1\"]");
+    write_json(
+        &serving.dir.join("advertisement.json"),
+        &advertisement(&serving.node_id),
+    );
+    serving.edit(
+        "# [archivist]",
+        "[archivist]\nadvertisement = \"advertisement.json\"\n# (was [archivist])",
+    );
+    // The client's own node accepts notes from the serving node.
+    client.edit("allow = []", &format!("allow = [\"{}\"]", serving.node_id));
+    client.edit("accept = []", "accept = [\"vendor.note.v1\"]");
+
+    let node = serving.run();
+    assert_eq!(node.roles, json!(["inac", "pod", "archivist"]));
+    let client_node = client.run();
+    assert_eq!(client_node.roles, json!(["inac", "pod"]));
+    let key = client.key();
+
+    // Attach over a live pod session: the bind names that session.
+    let attachment = root.join("attachment.json").display().to_string();
+    let attach = orbi(
+        root,
+        &[
+            "pod",
+            "attach",
+            "--key",
+            &key,
+            "--to",
+            &node.to,
+            "--client",
+            "client:e2e-phone",
+            "--attachment-id",
+            "attach:e2e-1",
+            "--save",
+            &attachment,
+        ],
+    );
+    assert_eq!(attach.code, 0, "{} {}", attach.json, attach.stderr);
+    assert_eq!(attach.json["outcome"], "admitted");
+    assert_eq!(attach.json["state"], "attached");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&attachment).unwrap()).unwrap();
+    assert_eq!(
+        saved["participant-bind"]["session/id"],
+        attach.json["session/id"]
+    );
+
+    // The same attachment bytes on another session are refused with the spec's reason.
+    let replayed_elsewhere = orbi(
+        root,
+        &[
+            "pod",
+            "detach",
+            "--key",
+            &key,
+            "--to",
+            &node.to,
+            "--replay",
+            &attachment,
+        ],
+    );
+    assert_eq!(replayed_elsewhere.code, 1, "{}", replayed_elsewhere.json);
+    assert_eq!(replayed_elsewhere.json["outcome"], "rejected");
+
+    // A note pushed both ways: each node keeps what the other sends.
+    let note = root.join("note.json");
+    std::fs::write(&note, br#"{"note":"hello from e2e"}"#).unwrap();
+    let note = note.display().to_string();
+    let push = |from: &str, to: &str| {
+        orbi(
+            root,
+            &[
+                "inac",
+                "push",
+                "--key",
+                from,
+                "--to",
+                to,
+                "--schema",
+                "vendor.note.v1",
+                "--content-type",
+                "application/json",
+                &note,
+            ],
+        )
+    };
+    let pushed = push(&key, &node.to);
+    assert_eq!(pushed.code, 0, "{} {}", pushed.json, pushed.stderr);
+    assert_eq!(pushed.json["operation"], "ingested", "{}", pushed.json);
+    let pushed_back = push(&serving.key(), &client_node.to);
+    assert_eq!(pushed_back.code, 0, "{}", pushed_back.json);
+
+    // Archivist: discovery, an accepted submission and a refused one with its reasons.
+    let discovered = orbi(
+        root,
+        &["archivist", "discover", "--key", &key, "--to", &node.to],
+    );
+    assert_eq!(
+        discovered.code, 0,
+        "{} {}",
+        discovered.json, discovered.stderr
+    );
+    assert_eq!(
+        discovered.json["advertisements"][0]["advertisement"]["advertisement/id"],
+        "archivist-advertisement:e2e-1"
+    );
+    let accepted = write_json(
+        &root.join("accepted.json"),
+        &storage_request(&client.node_id, "storage-request:e2e-1", "federation-vault"),
+    );
+    let submitted = orbi(
+        root,
+        &[
+            "archivist",
+            "submit",
+            "--key",
+            &key,
+            "--to",
+            &node.to,
+            &accepted,
+        ],
+    );
+    assert_eq!(submitted.code, 0, "{} {}", submitted.json, submitted.stderr);
+    assert_eq!(submitted.json["operation"], "ingested");
+    assert_eq!(
+        submitted.json["decision"]["status"], "accepted",
+        "{}",
+        submitted.json
+    );
+    let refused = write_json(
+        &root.join("refused.json"),
+        &storage_request(&client.node_id, "storage-request:e2e-2", "public-vault"),
+    );
+    let denied = orbi(
+        root,
+        &[
+            "archivist",
+            "submit",
+            "--key",
+            &key,
+            "--to",
+            &node.to,
+            &refused,
+        ],
+    );
+    assert_eq!(denied.code, 1, "{} {}", denied.json, denied.stderr);
+    assert_eq!(
+        denied.json["refusal/code"], "policy-denied",
+        "{}",
+        denied.json
+    );
+    let reasons = denied.json["decision"]["reason/codes"].as_array().unwrap();
+    assert!(!reasons.is_empty(), "{}", denied.json);
+    for reason in reasons {
+        let message = denied.json["message"].as_str().unwrap();
+        assert!(message.contains(reason.as_str().unwrap()), "{message}");
+    }
+    // Another node's name in requester/node-id is not accepted from this peer.
+    let impostor = write_json(
+        &root.join("impostor.json"),
+        &storage_request(
+            &serving.node_id,
+            "storage-request:e2e-3",
+            "federation-vault",
+        ),
+    );
+    let impersonated = orbi(
+        root,
+        &[
+            "archivist",
+            "submit",
+            "--key",
+            &key,
+            "--to",
+            &node.to,
+            &impostor,
+        ],
+    );
+    assert_eq!(impersonated.code, 1);
+    assert_eq!(impersonated.json["refusal/code"], "not-authorized");
+
+    // Detach, keeping the exact bytes sent.
+    let detachment = root.join("detachment.json").display().to_string();
+    let detach = orbi(
+        root,
+        &[
+            "pod",
+            "detach",
+            "--key",
+            &key,
+            "--to",
+            &node.to,
+            "--client",
+            "client:e2e-phone",
+            "--attachment",
+            "attach:e2e-1",
+            "--reason",
+            "user-request",
+            "--save",
+            &detachment,
+        ],
+    );
+    assert_eq!(detach.code, 0, "{} {}", detach.json, detach.stderr);
+    assert_eq!(detach.json["outcome"], "admitted");
+    assert_eq!(detach.json["state"], "detached");
+
+    // Restart the serving node: every state is still there.
+    assert_eq!(node.stop(), 0);
+    let node = serving.run();
+    let replay = orbi(
+        root,
+        &[
+            "pod",
+            "detach",
+            "--key",
+            &key,
+            "--to",
+            &node.to,
+            "--replay",
+            &detachment,
+        ],
+    );
+    assert_eq!(replay.code, 0, "{} {}", replay.json, replay.stderr);
+    assert_eq!(replay.json["outcome"], "replayed");
+    let again = push(&key, &node.to);
+    assert_eq!(again.json["operation"], "already-present", "{}", again.json);
+    let resubmitted = orbi(
+        root,
+        &[
+            "archivist",
+            "submit",
+            "--key",
+            &key,
+            "--to",
+            &node.to,
+            &accepted,
+        ],
+    );
+    assert_eq!(resubmitted.code, 0, "{}", resubmitted.json);
+    assert_eq!(
+        resubmitted.json["decision"]["decision/id"],
+        submitted.json["decision"]["decision/id"]
+    );
+
+    assert_eq!(node.stop(), 0);
+    assert_eq!(client_node.stop(), 0);
+    let status = orbi(
+        root,
+        &[
+            "pod",
+            "status",
+            "--db",
+            serving.dir.join("data/pod.sqlite").to_str().unwrap(),
+            "--client",
+            "client:e2e-phone",
+        ],
+    );
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(
+        status.json.to_string().contains("detach:"),
+        "{}",
+        status.json
+    );
+}
+
+#[test]
+fn a_bad_config_is_a_usage_error_naming_the_setting() {
+    let root = tempfile::tempdir().unwrap();
+    let node = NodeDir::init(root.path(), "n");
+    node.edit("durability = \"full\"", "durability = \"fast\"");
+    let run = orbi(
+        root.path(),
+        &["node", "run", "--config", node.config().to_str().unwrap()],
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("inac.durability"), "{}", run.stderr);
+    let again = orbi(
+        root.path(),
+        &["node", "init", "--dir", node.dir.to_str().unwrap()],
+    );
+    assert_eq!(again.code, 2, "init must not overwrite a config");
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+}
