@@ -1,43 +1,46 @@
-//! `orbi demo`: the whole system on embedded defaults, end to end, in a scratch directory.
+//! `orbi demo`: the whole mission on embedded defaults, end to end, in a scratch directory.
 //!
-//! Two nodes on loopback QUIC, a participant, real SQLite read models and a real store:
+//! Two real nodes ([`crate::node::RunningNode`], exactly what `orbi node run` serves) start in
+//! this process on loopback with fresh keys and their own `node.toml`: a serving node with
+//! the archivist role and a client node. Then, over authenticated QUIC:
 //!
-//! 1. **identities**: a serving node, a client node and a participant from fixed seeds;
-//! 2. **session**: the client node dials the serving node (raw-public-key mutual TLS); both
-//!    ends derive the same session id, which becomes the pod layer's `session/id`;
-//! 3. **pod**: the participant's signed bind rides that session into an attachment, which is
-//!    admitted, replayed, refused on another session, detached, recovered and re-attached;
-//! 4. **inac**: inline and streamed pushes are ingested, deduplicated and refused for the
-//!    right reasons (unknown kind, digest mismatch);
-//! 5. **archivist**: a storage request is matched against two advertisements;
-//! 6. **schemas**: every artifact the demo built validates against its canonical contract.
+//! 1. **pod**: a participant signs a bind on the live pod session and attaches a client
+//!    instance; the attachment is replayed (idempotent);
+//! 2. **inac**: a small artifact is pushed inline and a 10 MB one in stream mode (with a
+//!    progress bar), the first again (`already-present`), then pushes refused with their typed
+//!    codes (an unknown kind, a wrong digest);
+//! 3. **archivist**: the client discovers the archivist's advertisement and submits two
+//!    storage requests: one accepted, one refused with the decision's reasons;
+//! 4. **pod**: the client instance is detached;
+//! 5. **schemas**: every artifact that crossed the wire validates against its contract.
 //!
-//! Each step prints one JSON line with what it expected and what it got; the command exits 0
-//! when every step got what it expected, 1 otherwise.
+//! Each step prints what it expected and what it got (a line of text, or one JSON object with
+//! `--format json`); the command exits 0 only when every step got what it expected.
 
 use std::{
+    io::IsTerminal,
     path::{Path, PathBuf},
     time::SystemTime,
 };
 
-use orbi_archivist::{Advertisement, Policy, PreparedRequest, match_request};
-use orbi_inac::{
-    Descriptor, Durability, Frame, KindRegistry, NodeState, Receiver, ReceiverConfig, Store,
-    quic::{Client, PeerAddr, Server, TransportConfig},
-};
-use orbi_pod::{
-    HostPolicy, PodEngine, Session as PodSession, SqliteStore, StoreLimits, Verdict,
-    compose::{self, AttachmentDraft, BindDraft, DetachmentDraft, RecoveryDraft},
-};
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use orbi_inac::{Descriptor, Frame, quic::Session};
+use orbi_pod::keyfile;
 use orbi_schema::{Profile, validate};
-use orbi_types::{
-    ArchivalStorageRequest, Artifact, KeyPair, Sha256Digest, Timestamp,
-    inac::Operation,
-    pod::{DetachReason, ProfileType, RecoveryMode, SessionState},
-};
+use orbi_types::{KeyPair, Sha256Digest, inac::Operation, pod::DetachReason, pod::ProfileType};
 use serde_json::{Value, json};
 
-use crate::{CliError, Outcome};
+use crate::{
+    CliError, Outcome,
+    node::{
+        RunningNode,
+        archivist_role::ADVERTISEMENT_SCHEMA,
+        client::{self, AttachSpec, DetachSpec},
+        config::{self, NodeConfig},
+        pod_service,
+    },
+};
 
 /// Arguments of `orbi demo`.
 #[derive(clap::Args)]
@@ -48,12 +51,25 @@ pub struct Args {
     /// Keep the scratch directory afterwards.
     #[arg(long)]
     keep: bool,
+    /// `text`: a line per step; `json`: one JSON object per step.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
-/// The artifact kind the demo's serving node keeps.
+/// How steps are printed.
+#[derive(Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The artifact kind both nodes keep.
 const NOTE_SCHEMA: &str = "orbi.demo-note.v1";
-/// Size of the streamed artifact.
-const STREAM_BYTES: usize = 8 * 1024 * 1024;
+/// Size of the streamed artifact: 10 MB.
+const STREAM_BYTES: usize = 10_000_000;
+/// The demo's client instance.
+const CLIENT: &str = "client:demo-phone";
 
 /// Runs `orbi demo`.
 pub fn run(args: Args) -> Result<Outcome, CliError> {
@@ -67,18 +83,16 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
         .enable_all()
         .build()
         .map_err(|err| CliError::new(format!("cannot start the runtime: {err}")))?;
-    let mut report = Report::default();
+    let mut report = Report {
+        format: args.format,
+        ..Report::default()
+    };
     let result = runtime.block_on(demo(&dir, &mut report));
     if scratch {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result?;
-    report.line(json!({
-        "demo": "done",
-        "directory": if scratch { Value::Null } else { json!(dir.display().to_string()) },
-        "steps": report.steps,
-        "unexpected": report.unexpected,
-    }));
+    report.finish(if scratch { None } else { Some(&dir) });
     Ok(if report.unexpected == 0 {
         Outcome::Success
     } else {
@@ -94,20 +108,17 @@ fn scratch_dir() -> PathBuf {
     std::env::temp_dir().join(format!("orbi-demo-{}-{nanos}", std::process::id()))
 }
 
-/// Prints one JSON line per step and counts the unexpected ones.
+/// Prints each step and counts the unexpected ones.
 #[derive(Default)]
 struct Report {
+    format: Format,
     steps: usize,
     unexpected: usize,
-    /// Every artifact the demo built, by schema name, for the final schema step.
-    artifacts: Vec<(&'static str, Value)>,
+    /// Every artifact that crossed the wire, by schema name, for the final schema step.
+    artifacts: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl Report {
-    fn line(&self, value: Value) {
-        println!("{value}");
-    }
-
     /// Records a step: `expected` and `got` are compared as text.
     fn step(&mut self, name: &str, expected: impl ToString, got: impl ToString, detail: Value) {
         let (expected, got) = (expected.to_string(), got.to_string());
@@ -116,9 +127,46 @@ impl Report {
         if !ok {
             self.unexpected += 1;
         }
-        self.line(
-            json!({"step": name, "ok": ok, "expected": expected, "got": got, "detail": detail}),
-        );
+        match self.format {
+            Format::Json => println!(
+                "{}",
+                json!({"step": name, "ok": ok, "expected": expected, "got": got, "detail": detail})
+            ),
+            Format::Text => {
+                let mark = if ok { "ok  " } else { "FAIL" };
+                println!("{mark} {name:<28} {got}");
+                if !ok {
+                    println!("     expected: {expected}");
+                }
+                if let Some(note) = detail.get("note").and_then(Value::as_str) {
+                    println!("     {note}");
+                }
+            }
+        }
+    }
+
+    fn finish(&self, kept: Option<&Path>) {
+        match self.format {
+            Format::Json => println!(
+                "{}",
+                json!({
+                    "demo": "done",
+                    "directory": kept.map(|dir| dir.display().to_string()),
+                    "steps": self.steps,
+                    "unexpected": self.unexpected,
+                })
+            ),
+            Format::Text => {
+                println!(
+                    "{} of {} steps as expected",
+                    self.steps - self.unexpected,
+                    self.steps
+                );
+                if let Some(dir) = kept {
+                    println!("node directories kept in {}", dir.display());
+                }
+            }
+        }
     }
 }
 
@@ -126,391 +174,357 @@ fn cli<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> CliError + '_ {
     move |err| CliError::new(format!("{context}: {err}"))
 }
 
+/// A fresh key, written to `path` (mode 0600).
+fn fresh_key(path: &Path) -> Result<KeyPair, CliError> {
+    let key = KeyPair::from_seed(&*crate::keys::random_seed()?);
+    keyfile::write(path, &key, true).map_err(cli("key file"))?;
+    Ok(key)
+}
+
+/// Writes a node directory (`node.key`, `node.toml`) that trusts `peer` and keeps notes.
+fn node_dir(dir: &Path, peer: &KeyPair, archivist: Option<Value>) -> Result<PathBuf, CliError> {
+    std::fs::create_dir_all(dir).map_err(cli("node directory"))?;
+    let key = fresh_key(&dir.join("node.key"))?;
+    let mut text = config::template("127.0.0.1:0".parse().map_err(cli("address"))?, false)
+        .replacen(
+            "allow = []",
+            &format!("allow = [\"{}\"]", peer.node_id()),
+            1,
+        )
+        .replacen("accept = []", &format!("accept = [\"{NOTE_SCHEMA}\"]"), 1);
+    if let Some(mut advertisement) = archivist {
+        advertisement["archivist/node-id"] = json!(key.node_id().as_str());
+        let bytes = serde_json::to_vec_pretty(&advertisement).map_err(cli("advertisement"))?;
+        std::fs::write(dir.join("advertisement.json"), bytes).map_err(cli("advertisement"))?;
+        text.push_str("\n[archivist]\nadvertisement = \"advertisement.json\"\n");
+    }
+    let path = dir.join("node.toml");
+    std::fs::write(&path, text).map_err(cli("node.toml"))?;
+    Ok(path)
+}
+
 async fn demo(dir: &Path, report: &mut Report) -> Result<(), CliError> {
-    // 1. Identities from fixed seeds: K1 serves, K2 is the participant, K3 the client's node.
-    let serving = KeyPair::from_seed(&[0x29; 32]);
-    let participant = KeyPair::from_seed(&[0x2a; 32]);
-    let client_node = KeyPair::from_seed(&[0x2b; 32]);
+    // Fresh identities: the participant, and the client node it speaks through.
+    let participant = fresh_key(&dir.join("participant.key"))?;
+    let client_dir = dir.join("client");
+    std::fs::create_dir_all(&client_dir).map_err(cli("node directory"))?;
+    let client_key = fresh_key(&client_dir.join("node.key"))?;
+    let serving_config = node_dir(&dir.join("serving"), &client_key, Some(advertisement()))?;
+    let serving = RunningNode::start(&NodeConfig::load(&serving_config)?).await?;
+    let client_config = {
+        // The client node trusts the serving node; its key is the one made above.
+        let serving_id = serving.peer_addr().node;
+        let text = config::template("127.0.0.1:0".parse().map_err(cli("address"))?, false)
+            .replacen("allow = []", &format!("allow = [\"{serving_id}\"]"), 1)
+            .replacen("accept = []", &format!("accept = [\"{NOTE_SCHEMA}\"]"), 1);
+        let path = client_dir.join("node.toml");
+        std::fs::write(&path, text).map_err(cli("node.toml"))?;
+        path
+    };
+    let client_node = RunningNode::start(&NodeConfig::load(&client_config)?).await?;
     report.step(
-        "identities",
-        "node:did:key:z6MkwJFpvJVFe15ygGgYLTYuiPwfhkkDRkMG4eKQFT8g65yE",
-        serving.node_id(),
-        json!({"participant/id": participant.participant_id(), "client-node/id": client_node.node_id()}),
+        "nodes",
+        "serving: inac pod archivist; client: inac pod",
+        format!(
+            "serving: {}; client: {}",
+            roles(&serving.banner()),
+            roles(&client_node.banner())
+        ),
+        json!({"serving": serving.banner(), "client": client_node.banner()}),
     );
-
-    // 2. The serving node listens; the client node dials it by node id.
-    let NodeState { store, ledger } =
-        NodeState::open(&dir.join("inac"), Durability::Full).map_err(cli("inac data dir"))?;
-    let probe = store.clone();
-    let mut policy = ReceiverConfig::default();
-    policy.allowed_peers.insert(client_node.node_id());
-    let kinds = KindRegistry::builder()
-        .keep(NOTE_SCHEMA, None)
-        .build()
-        .map_err(cli("kinds"))?;
-    let receiver = Receiver::new(serving.clone(), policy, kinds, store, ledger);
-    let server = Server::bind(
-        "127.0.0.1:0".parse().map_err(cli("address"))?,
-        serving.clone(),
-        receiver,
-        TransportConfig::default(),
-    )
-    .map_err(cli("listen"))?;
-    let peer = PeerAddr::new(serving.node_id(), server.local_addr());
-    let client = Client::for_peer(&peer, client_node.clone(), TransportConfig::default())
-        .map_err(cli("client"))?;
-    let session = client.connect(&peer).await.map_err(cli("connect"))?;
-    let session_id = session.id().to_string();
-    report.step(
-        "session",
-        serving.node_id(),
-        session.peer(),
-        json!({"address": peer.to_string(), "session/id": session_id}),
-    );
-
-    let pod_result = pod(
-        dir,
-        report,
-        &serving,
-        &participant,
-        &client_node,
-        &session_id,
-    );
-    let inac_result = inac(report, &session, &probe).await;
-    client.close().await;
-    server.shutdown().await;
-    pod_result?;
-    inac_result?;
-    archivist(report)?;
+    let to = serving.peer_addr();
+    let result = exchanges(report, &participant, &client_key, &to, &serving).await;
+    serving.stop().await;
+    client_node.stop().await;
+    result?;
     schemas(report);
     Ok(())
 }
 
-fn now() -> Result<Timestamp, CliError> {
-    Timestamp::from_instant(time::OffsetDateTime::now_utc())
-        .ok_or_else(|| CliError::new("the clock is out of range"))
+fn roles(banner: &Value) -> String {
+    banner["roles"]
+        .as_array()
+        .map(|roles| {
+            roles
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
 }
 
-/// 3. The pod lifecycle over the live session.
-fn pod(
-    dir: &Path,
+async fn exchanges(
     report: &mut Report,
-    serving: &KeyPair,
     participant: &KeyPair,
-    client_node: &KeyPair,
-    session_id: &str,
+    client_key: &KeyPair,
+    to: &orbi_inac::quic::PeerAddr,
+    serving: &RunningNode,
 ) -> Result<(), CliError> {
-    let store = SqliteStore::open(
-        &dir.join("pod.sqlite"),
-        &serving.node_id(),
-        StoreLimits::default(),
-        orbi_pod::Durability::Full,
-    )
-    .map_err(cli("pod read model"))?;
-    let mut engine =
-        PodEngine::new(serving.clone(), HostPolicy::default(), store).map_err(cli("pod engine"))?;
-    let at = now()?;
-    let instant = at.instant();
-    engine.open_session(
-        session_id,
-        PodSession {
-            established_at: Some(instant),
-            peer: Some(client_node.node_id()),
-        },
+    // 1. Pod: attach over the live session the bind names.
+    let (pod_client, pod) = client::connect_pod(client_key.clone(), to).await?;
+    report.step(
+        "pod session",
+        to.node.as_str(),
+        pod.peer().as_str(),
+        json!({"session/id": pod.id().as_str(), "note": format!("session {}", pod.id().as_str())}),
     );
-    let bind = compose::sign_bind(
+    let attachment = client::attachment_bytes(
         participant,
-        &BindDraft {
-            bind_id: "pb:demo-1".into(),
-            bound_at: at.clone(),
-            via: serving.node_id(),
-            session_id: session_id.into(),
-            policy_annotations: None,
-        },
-    )
-    .map_err(cli("bind"))?;
-    report.artifacts.push(("participant-bind", bind.clone()));
-    let attachment = |id: &str| {
-        compose::attachment(
-            &AttachmentDraft {
-                attachment_id: id.into(),
-                attached_at: at.clone(),
-                profile: ProfileType::PodClient,
-                serving_node: serving.node_id(),
-                pod_user: None,
-                client_instance_id: "client:demo-phone".into(),
-                models_local: Some(false),
-                state: SessionState::Attached,
-                export_capable: true,
-                migration_allowed: true,
-            },
-            bind.clone(),
-        )
-    };
-    let mut admit =
-        |report: &mut Report, name: &str, artifact: &Value, session: &str, expected: &str| {
-            let bytes = serde_json::to_vec(artifact).unwrap_or_default();
-            let got = match engine.admit(&bytes, session, instant) {
-                Ok(admission) => match &admission.verdict {
-                    Verdict::Admitted => format!(
-                        "admitted {}",
-                        admission
-                            .state
-                            .map(|state| state.to_string())
-                            .unwrap_or_default()
-                    ),
-                    Verdict::Replayed => "replayed".into(),
-                    Verdict::Rejected(rejection) => rejection.code.to_string(),
-                },
-                Err(err) => format!("error: {err}"),
-            };
-            report.step(name, expected, got, json!({"session/id": session}));
-        };
-
-    let first = attachment("attach:demo-1");
-    report
-        .artifacts
-        .push(("client-instance-attachment", first.clone()));
-    admit(
-        report,
-        "pod attach",
-        &first,
-        session_id,
-        "admitted attached",
-    );
-    admit(report, "pod replay", &first, session_id, "replayed");
-    admit(
-        report,
-        "pod other session",
-        &first,
-        "sess:somewhere-else",
-        "E_POD_SESSION_MISMATCH",
-    );
-
-    let detachment = compose::detachment(
-        &DetachmentDraft {
-            detachment_id: "detach:demo-1".into(),
-            detached_at: at.clone(),
+        &pod,
+        AttachSpec {
+            client: CLIENT.into(),
             attachment_id: "attach:demo-1".into(),
-            serving_node: serving.node_id(),
-            client_instance_id: "client:demo-phone".into(),
-            reason: DetachReason::UserRequest,
-            notes: None,
+            profile: ProfileType::PodClient,
+            pod_user: None,
         },
-        bind.clone(),
-    );
+    )?;
     report
         .artifacts
-        .push(("client-instance-detachment", detachment.clone()));
-    admit(
-        report,
-        "pod detach",
-        &detachment,
-        session_id,
-        "admitted detached",
-    );
+        .push(("client-instance-attachment", attachment.clone()));
+    for (name, expected) in [
+        ("pod attach", "admitted attached"),
+        ("pod attach replayed", "replayed attached"),
+    ] {
+        let answer = pod_service::submit(&pod, &attachment).await?;
+        report.step(name, expected, pod_outcome(&answer), answer);
+    }
 
-    let recovery = compose::recovery(
-        &RecoveryDraft {
-            recovery_id: "recover:demo-1".into(),
-            recovered_at: at.clone(),
-            serving_node: serving.node_id(),
-            client_instance_id: "client:demo-phone".into(),
-            mode: RecoveryMode::ReattachExistingDevice,
-            from_detachment_id: "detach:demo-1".into(),
-            token_ref: None,
-        },
-        bind.clone(),
-    );
-    report
-        .artifacts
-        .push(("client-instance-recovery", recovery.clone()));
-    admit(
-        report,
-        "pod recover",
-        &recovery,
-        session_id,
-        "admitted recovery-granted",
-    );
-    admit(
-        report,
-        "pod re-attach",
-        &attachment("attach:demo-2"),
-        session_id,
-        "admitted attached",
-    );
-    Ok(())
-}
-
-/// 4. Artifact exchange over the live session.
-async fn inac(
-    report: &mut Report,
-    session: &orbi_inac::quic::Session,
-    store: &orbi_inac::HybridStore,
-) -> Result<(), CliError> {
+    // 2. INAC pushes from the client node.
+    let (inac_client, inac) = client::connect_inac(client_key.clone(), to).await?;
     let note = br#"{"schema":"orbi.demo-note.v1","text":"hello from the client node"}"#;
     let descriptor = Descriptor::of_bytes(NOTE_SCHEMA, "application/json", note);
-    let push = Frame::push_inline(&descriptor, note)
-        .correlation_id("demo:inline")
-        .idempotency_key("demo:inline")
-        .build()
-        .map_err(cli("frame"))?;
-    report.artifacts.push(("inac-control", push.to_value()));
-    let exchange = async |report: &mut Report, name: &str, frame: &Frame, expected: &str| {
-        let got = match session.exchange(frame).await {
-            Ok(answer) => match answer.response().and_then(|r| r.refusal_code) {
-                Some(code) if answer.operation() != Operation::AlreadyPresent => {
-                    format!("{} {code}", answer.operation())
-                }
-                _ => answer.operation().to_string(),
-            },
-            Err(err) => format!("error: {err}"),
-        };
-        report.step(name, expected, got, json!({"digest": frame_digest(frame)}));
+    let push = |descriptor: &Descriptor, bytes: &[u8], id: &str| {
+        Frame::push_inline(descriptor, bytes)
+            .correlation_id(id)
+            .idempotency_key(id)
+            .build()
+            .map_err(cli("frame"))
     };
-    exchange(report, "inac inline push", &push, "ingested").await;
-    let again = Frame::push_inline(&descriptor, note)
-        .correlation_id("demo:again")
-        .build()
-        .map_err(cli("frame"))?;
-    exchange(report, "inac same bytes again", &again, "already-present").await;
-
+    let inline = push(&descriptor, note, "demo:inline")?;
+    report.artifacts.push(("inac-control", inline.encode()));
+    exchange(report, &inac, "inac push inline", &inline, "ingested").await;
+    stream_push(report, &inac, serving).await;
+    let again = push(&descriptor, note, "demo:again")?;
+    exchange(report, &inac, "inac push again", &again, "already-present").await;
     let unknown = Descriptor::of_bytes("vendor.unknown.v1", "application/json", b"{}");
-    let unknown_push = Frame::push_inline(&unknown, b"{}")
-        .build()
-        .map_err(cli("frame"))?;
+    let unknown = push(&unknown, b"{}", "demo:unknown")?;
     exchange(
         report,
-        "inac unknown kind",
-        &unknown_push,
+        &inac,
+        "inac push unknown kind",
+        &unknown,
         "refused kind-not-supported",
     )
     .await;
-
     let mut forged = Descriptor::of_bytes(NOTE_SCHEMA, "application/json", b"[]");
     forged.digest = Sha256Digest::of(b"{}");
-    let forged_push = Frame::push_inline(&forged, b"[]")
-        .build()
-        .map_err(cli("frame"))?;
+    let forged = push(&forged, b"[]", "demo:forged")?;
     exchange(
         report,
-        "inac wrong digest",
-        &forged_push,
+        &inac,
+        "inac push wrong digest",
+        &forged,
         "refused digest-mismatch",
     )
     .await;
 
-    // A streamed body: the header is judged first, then 8 MiB are hashed into the store.
+    // 3. Archivist: discover, then one accepted and one refused storage request.
+    let got = match client::fetch(&inac, ADVERTISEMENT_SCHEMA, None).await? {
+        Ok(bytes) => {
+            report
+                .artifacts
+                .push(("archivist-advertisement", bytes.clone()));
+            serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|ad| ad["advertisement/id"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "an unreadable advertisement".into())
+        }
+        Err(answer) => format!("no advertisement: {answer}"),
+    };
+    report.step(
+        "archivist discover",
+        "archivist-advertisement:demo-1",
+        got,
+        json!({}),
+    );
+    for (name, id, scope, expected) in [
+        (
+            "archivist submit",
+            "storage-request:demo-1",
+            "federation-vault",
+            "ingested accepted []",
+        ),
+        (
+            "archivist submit refused",
+            "storage-request:demo-2",
+            "public-vault",
+            "refused refused [scope-not-accepted]",
+        ),
+    ] {
+        let request = storage_request(&client_key.node_id(), id, scope);
+        let bytes = serde_json::to_vec(&request).map_err(cli("storage request"))?;
+        report
+            .artifacts
+            .push(("archival-storage-request", bytes.clone()));
+        let (_, answer) = client::submit_request(&inac, &bytes).await?;
+        let decision = &answer["decision"];
+        if let Ok(decision) = serde_json::to_vec(decision) {
+            report
+                .artifacts
+                .push(("archival-storage-decision", decision));
+        }
+        let reasons: Vec<&str> = decision["reason/codes"]
+            .as_array()
+            .map(|codes| codes.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let got = format!(
+            "{} {} [{}]",
+            answer["operation"].as_str().unwrap_or("?"),
+            decision["status"].as_str().unwrap_or("no decision"),
+            reasons.join(", ")
+        );
+        let note = match answer["message"].as_str() {
+            Some(message) => message.to_owned(),
+            None => format!(
+                "decision {}",
+                decision["decision/id"].as_str().unwrap_or("?")
+            ),
+        };
+        let mut detail = answer.clone();
+        detail["note"] = json!(note);
+        report.step(name, expected, got, detail);
+    }
+    inac_client.close().await;
+
+    // 4. Pod: detach the client instance.
+    let detachment = client::detachment_bytes(
+        participant,
+        &pod,
+        DetachSpec {
+            client: CLIENT.into(),
+            attachment_id: "attach:demo-1".into(),
+            detachment_id: "detach:demo-1".into(),
+            reason: DetachReason::UserRequest,
+            notes: None,
+        },
+    )?;
+    report
+        .artifacts
+        .push(("client-instance-detachment", detachment.clone()));
+    let answer = pod_service::submit(&pod, &detachment).await?;
+    report.step(
+        "pod detach",
+        "admitted detached",
+        pod_outcome(&answer),
+        answer,
+    );
+    pod_client.close().await;
+    Ok(())
+}
+
+fn pod_outcome(answer: &Value) -> String {
+    let outcome = answer["outcome"].as_str().unwrap_or("?");
+    match (answer["state"].as_str(), answer["code"].as_str()) {
+        (_, Some(code)) => format!("{outcome} {code}"),
+        (Some(state), None) => format!("{outcome} {state}"),
+        (None, None) => outcome.to_owned(),
+    }
+}
+
+async fn exchange(
+    report: &mut Report,
+    session: &Session,
+    name: &str,
+    frame: &Frame,
+    expected: &str,
+) {
+    let got = match session.exchange(frame).await {
+        Ok(answer) => match answer.response().and_then(|r| r.refusal_code) {
+            Some(code) if answer.operation() != Operation::AlreadyPresent => {
+                format!("{} {code}", answer.operation())
+            }
+            _ => answer.operation().to_string(),
+        },
+        Err(err) => format!("error: {err}"),
+    };
+    let digest = frame
+        .to_value()
+        .pointer("/artifact/digest")
+        .cloned()
+        .unwrap_or(Value::Null);
+    report.step(name, expected, got, json!({"digest": digest}));
+}
+
+/// A 10 MB push in stream mode: the header is judged first, then the body is hashed into the
+/// store; a progress bar shows on a terminal.
+async fn stream_push(report: &mut Report, session: &Session, serving: &RunningNode) {
     let body: Vec<u8> = (0..STREAM_BYTES).map(|i| (i % 251) as u8).collect();
-    let streamed = Descriptor::of_bytes(NOTE_SCHEMA, "application/octet-stream", &body);
+    let descriptor = Descriptor::of_bytes(NOTE_SCHEMA, "application/octet-stream", &body);
+    let bar = if report.format == Format::Text && std::io::stderr().is_terminal() {
+        ProgressBar::new(STREAM_BYTES as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) =
+        ProgressStyle::with_template("     {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+    {
+        bar.set_style(style);
+    }
     let answer = session
         .push_stream(
-            &streamed,
+            &descriptor,
             |builder| builder.correlation_id("demo:stream"),
             &body[..],
-            &mut |_| {},
+            &mut |sent| bar.set_position(sent),
         )
         .await;
-    let held = store.contains(&streamed.digest).unwrap_or(false);
+    bar.finish_and_clear();
+    let held = serving.holds(&descriptor.digest).await;
     let got = match answer {
         Ok(answer) => format!("{} held={held}", answer.operation()),
         Err(err) => format!("error: {err}"),
     };
     report.step(
-        "inac stream push",
+        "inac push stream 10 MB",
         "ingested held=true",
         got,
-        json!({"bytes": STREAM_BYTES, "digest": streamed.digest}),
+        json!({"bytes": STREAM_BYTES, "digest": descriptor.digest}),
     );
-    Ok(())
 }
 
-fn frame_digest(frame: &Frame) -> Value {
-    frame
-        .to_value()
-        .pointer("/artifact/digest")
-        .cloned()
-        .unwrap_or(Value::Null)
+fn advertisement() -> Value {
+    json!({
+        "schema/v": 1, "advertisement/id": "archivist-advertisement:demo-1",
+        "created-at": "2026-03-22T22:22:33Z", "archivist/node-id": "",
+        "accepted/scopes": ["private-retained", "federation-vault"],
+        "accepted/artifact-types": ["transcript-bundle", "knowledge-artifact", "corpus-entry"],
+        "retrieval/mode": "federation-discovery",
+        "retention/default-max-duration-sec": 7776000,
+        "retention/default-max-idle-ttl-sec": 2592000,
+        "replication/max-copies": 3,
+        "publication/timing-profiles": ["delayed-bundle", "curator-gated"],
+        "settlement/required": false,
+    })
 }
 
-/// 5. Matching a storage request against two advertisements.
-fn archivist(report: &mut Report) -> Result<(), CliError> {
-    let advertisement = |required: bool| {
-        let mut ad = json!({
-            "schema/v": 1, "advertisement/id": format!("archivist-advertisement:demo-{required}"),
-            "created-at": "2026-03-22T22:22:33Z", "archivist/node-id": format!("node:demo-archivist-{required}"),
-            "accepted/scopes": ["private-retained", "federation-vault"],
-            "accepted/artifact-types": ["transcript-bundle", "knowledge-artifact", "corpus-entry"],
-            "retrieval/mode": "federation-discovery",
-            "retention/default-max-duration-sec": 7776000,
-            "retention/default-max-idle-ttl-sec": 2592000,
-            "replication/max-copies": 3,
-            "publication/timing-profiles": ["delayed-bundle", "curator-gated"],
-            "settlement/required": required,
-        });
-        if required {
-            ad["settlement/rail-hints"] = json!(["external-invoice", "host-ledger"]);
-        }
-        ad
-    };
-    let request = json!({
-        "schema/v": 1, "request/id": "storage-request:demo-1", "requested-at": "2026-03-23T08:00:00Z",
-        "requester/node-id": "node:demo-preserver", "package/id": "archival-package:demo-1",
-        "publication/scope": "federation-vault", "artifact/type": "transcript-bundle",
+fn storage_request(requester: &orbi_types::NodeId, id: &str, scope: &str) -> Value {
+    json!({
+        "schema/v": 1, "request/id": id, "requested-at": "2026-03-23T08:00:00Z",
+        "requester/node-id": requester.as_str(), "package/id": "archival-package:demo-1",
+        "publication/scope": scope, "artifact/type": "transcript-bundle",
         "publication/timing-profile": "curator-gated",
         "retention/max-duration-sec": 7776000, "retention/max-idle-ttl-sec": 2592000,
         "settlement/can-settle": true, "settlement/acceptable-rails": ["host-ledger"]
-    });
-    report
-        .artifacts
-        .push(("archival-storage-request", request.clone()));
-    let typed = ArchivalStorageRequest::from_value(&request).map_err(cli("storage request"))?;
-    let prepared = PreparedRequest::new(&typed);
-    let at = Timestamp::parse("2026-03-23T08:00:00Z").map_err(cli("timestamp"))?;
-    for (required, expected) in [
-        (true, "negotiation-required [host-ledger]"),
-        (false, "accepted []"),
-    ] {
-        let ad_value = advertisement(required);
-        report
-            .artifacts
-            .push(("archivist-advertisement", ad_value.clone()));
-        let ad = Advertisement::admit(&ad_value).map_err(cli("advertisement"))?;
-        let matched = match_request(&prepared, &[ad], &Policy::default(), &at);
-        let got = matched
-            .ranked
-            .first()
-            .map(|ranked| {
-                let decision = &ranked.decision;
-                let rails = if decision.is_candidate() && required {
-                    decision.terms.candidate_rails.join(",")
-                } else {
-                    String::new()
-                };
-                format!("{} [{rails}]", decision.status())
-            })
-            .unwrap_or_else(|| "no decision".into());
-        report.step(
-            if required {
-                "archivist settlement required"
-            } else {
-                "archivist free storage"
-            },
-            expected,
-            got,
-            json!({"advertisement/id": ad_value["advertisement/id"]}),
-        );
-    }
-    Ok(())
+    })
 }
 
-/// 6. Every artifact built above conforms to its canonical contract.
+/// 5. Every artifact that crossed the wire conforms to its canonical contract.
 fn schemas(report: &mut Report) {
     let artifacts = std::mem::take(&mut report.artifacts);
     let mut invalid = Vec::new();
-    for (schema, artifact) in &artifacts {
-        let bytes = serde_json::to_vec(artifact).unwrap_or_default();
-        if let Err(problem) = validate::validate_bytes(schema, &bytes, Profile::Seed) {
+    for (schema, bytes) in &artifacts {
+        if let Err(problem) = validate::validate_bytes(schema, bytes, Profile::Seed) {
             invalid.push(json!({"schema": schema, "report": problem.to_string()}));
         }
     }

@@ -9,7 +9,7 @@ fn demo_runs_every_step_as_expected_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("demo");
     let output = Command::new(env!("CARGO_BIN_EXE_orbi"))
-        .args(["demo", "--dir"])
+        .args(["demo", "--format", "json", "--dir"])
         .arg(&work)
         .output()
         .unwrap();
@@ -33,11 +33,17 @@ fn demo_runs_every_step_as_expected_and_cleans_up() {
         .map(|step| step["step"].as_str().unwrap())
         .collect();
     for expected in [
-        "session",
+        "nodes",
+        "pod session",
         "pod attach",
-        "pod recover",
-        "inac stream push",
-        "archivist free storage",
+        "inac push inline",
+        "inac push stream 10 MB",
+        "inac push again",
+        "inac push unknown kind",
+        "archivist discover",
+        "archivist submit",
+        "archivist submit refused",
+        "pod detach",
         "schemas",
     ] {
         assert!(
@@ -49,9 +55,33 @@ fn demo_runs_every_step_as_expected_and_cleans_up() {
     let summary = lines.last().unwrap();
     assert_eq!(summary["unexpected"], 0);
     assert_eq!(summary["steps"].as_u64(), Some(steps.len() as u64));
-    // With --dir the state stays: the pod read model and the INAC ledger are real files.
-    assert!(work.join("pod.sqlite").is_file());
-    assert!(work.join("inac/inac.sqlite").is_file());
+    // The refused submission names its reasons.
+    let refused = steps
+        .iter()
+        .find(|step| step["step"] == "archivist submit refused")
+        .unwrap();
+    assert_eq!(refused["detail"]["refusal/code"], "policy-denied");
+    assert!(
+        refused["detail"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("scope-not-accepted")
+    );
+    // With --dir the state stays: two node directories with real configs, SQLite read models,
+    // INAC ledgers and recorded decisions.
+    for node in ["serving", "client"] {
+        assert!(work.join(node).join("node.toml").is_file());
+        assert!(work.join(node).join("data/pod.sqlite").is_file());
+        assert!(work.join(node).join("data/inac/inac.sqlite").is_file());
+    }
+    let decisions = std::fs::read_dir(work.join("serving/data/archivist/decisions")).unwrap();
+    assert_eq!(
+        decisions
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json"))
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -65,7 +95,20 @@ fn demo_without_dir_leaves_no_scratch_directory() {
     let prefix = format!("orbi-demo-{}-", child.id());
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&output.stdout).contains(r#""unexpected":0"#));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Text by default: a line per step, none failed, and a summary that counts them.
+    let steps = stdout
+        .lines()
+        .filter(|line| line.starts_with("ok "))
+        .count();
+    assert!(
+        !stdout.lines().any(|line| line.starts_with("FAIL")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{steps} of {steps} steps as expected")),
+        "{stdout}"
+    );
     let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .filter_map(|entry| entry.ok())

@@ -162,6 +162,17 @@ fn save(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Dials `to` with the pod ALPN as `node`.
+pub async fn connect_pod(node: KeyPair, to: &PeerAddr) -> Result<(Client, Session), CliError> {
+    let client = Client::for_peer(to, node, TransportConfig::default())
+        .map_err(|err| CliError::new(err.to_string()))?;
+    let session = client
+        .connect_protocol(to, POD_ALPN)
+        .await
+        .map_err(|err| CliError::new(format!("cannot reach {}: {err}", to.node)))?;
+    Ok((client, session))
+}
+
 /// Dials `to` with the pod ALPN; returns the participant key and the session.
 async fn pod_session(dial: &Dial) -> Result<(KeyPair, Client, Session), CliError> {
     let participant = read_key(&dial.key)?;
@@ -169,15 +180,11 @@ async fn pod_session(dial: &Dial) -> Result<(KeyPair, Client, Session), CliError
         Some(path) => read_key(path)?,
         None => participant.clone(),
     };
-    let client = Client::for_peer(&dial.to, node, TransportConfig::default())
-        .map_err(|err| CliError::new(err.to_string()))?;
-    let session = client
-        .connect_protocol(&dial.to, POD_ALPN)
-        .await
-        .map_err(|err| CliError::new(format!("cannot reach {}: {err}", dial.to.node)))?;
+    let (client, session) = connect_pod(node, &dial.to).await?;
     Ok((participant, client, session))
 }
 
+/// A participant bind on `session`, through the node at its other end.
 fn bind(participant: &KeyPair, session: &Session) -> Result<Value, CliError> {
     compose::sign_bind(
         participant,
@@ -190,6 +197,77 @@ fn bind(participant: &KeyPair, session: &Session) -> Result<Value, CliError> {
         },
     )
     .map_err(|err| CliError::new(err.to_string()))
+}
+
+/// What an attachment says besides its bind.
+pub struct AttachSpec {
+    /// `client-instance/id`.
+    pub client: String,
+    /// `attachment/id`.
+    pub attachment_id: String,
+    /// `profile/type`.
+    pub profile: ProfileType,
+    /// `pod-user/id`.
+    pub pod_user: Option<PodUserId>,
+}
+
+/// The bytes of an attachment signed by `participant` for `session`.
+pub fn attachment_bytes(
+    participant: &KeyPair,
+    session: &Session,
+    spec: AttachSpec,
+) -> Result<Vec<u8>, CliError> {
+    let attachment = compose::attachment(
+        &AttachmentDraft {
+            attachment_id: spec.attachment_id,
+            attached_at: crate::pod::now_timestamp()?,
+            profile: spec.profile,
+            serving_node: session.peer().clone(),
+            pod_user: spec.pod_user,
+            client_instance_id: spec.client,
+            models_local: None,
+            state: SessionState::Attached,
+            export_capable: true,
+            migration_allowed: true,
+        },
+        bind(participant, session)?,
+    );
+    Ok(attachment.to_string().into_bytes())
+}
+
+/// What a detachment says besides its bind.
+pub struct DetachSpec {
+    /// `client-instance/id`.
+    pub client: String,
+    /// `attachment/id` being ended.
+    pub attachment_id: String,
+    /// `detachment/id`.
+    pub detachment_id: String,
+    /// `detach/reason`.
+    pub reason: DetachReason,
+    /// `detach/notes`.
+    pub notes: Option<String>,
+}
+
+/// The bytes of a detachment signed by `participant` for `session`.
+pub fn detachment_bytes(
+    participant: &KeyPair,
+    session: &Session,
+    spec: DetachSpec,
+) -> Result<Vec<u8>, CliError> {
+    let detachment = compose::detachment(
+        &DetachmentDraft {
+            detachment_id: spec.detachment_id,
+            detached_at: crate::pod::now_timestamp()?,
+            attachment_id: spec.attachment_id,
+            serving_node: session.peer().clone(),
+            client_instance_id: spec.client,
+            reason: spec.reason,
+            notes: spec.notes,
+        },
+        bind(participant, session)?,
+    );
+    Ok(detachment.to_string().into_bytes())
 }
 
 /// Prints the node's answer and maps its outcome to the exit code.
@@ -207,24 +285,18 @@ fn report(session: &Session, mut answer: Value) -> Outcome {
 pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
     runtime()?.block_on(async move {
         let (participant, client, session) = pod_session(&args.dial).await?;
-        let attachment = compose::attachment(
-            &AttachmentDraft {
+        let bytes = attachment_bytes(
+            &participant,
+            &session,
+            AttachSpec {
+                client: args.client,
                 attachment_id: args
                     .attachment_id
                     .unwrap_or_else(|| format!("attach:{}", ulid::Ulid::generate())),
-                attached_at: crate::pod::now_timestamp()?,
                 profile: args.profile,
-                serving_node: session.peer().clone(),
                 pod_user: args.pod_user,
-                client_instance_id: args.client,
-                models_local: None,
-                state: SessionState::Attached,
-                export_capable: true,
-                migration_allowed: true,
             },
-            bind(&participant, &session)?,
-        );
-        let bytes = attachment.to_string().into_bytes();
+        )?;
         save(args.save.as_deref(), &bytes)?;
         let answer = pod_service::submit(&session, &bytes).await?;
         let outcome = report(&session, answer);
@@ -246,22 +318,19 @@ pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
         let (participant, client, session) = pod_session(&args.dial).await?;
         let bytes = match replayed {
             Some(bytes) => bytes,
-            None => compose::detachment(
-                &DetachmentDraft {
+            None => detachment_bytes(
+                &participant,
+                &session,
+                DetachSpec {
+                    client: args.client.unwrap_or_default(),
+                    attachment_id: args.attachment.unwrap_or_default(),
                     detachment_id: args
                         .detachment_id
                         .unwrap_or_else(|| format!("detach:{}", ulid::Ulid::generate())),
-                    detached_at: crate::pod::now_timestamp()?,
-                    attachment_id: args.attachment.unwrap_or_default(),
-                    serving_node: session.peer().clone(),
-                    client_instance_id: args.client.unwrap_or_default(),
                     reason: args.reason,
                     notes: args.notes,
                 },
-                bind(&participant, &session)?,
-            )
-            .to_string()
-            .into_bytes(),
+            )?,
         };
         save(args.save.as_deref(), &bytes)?;
         let answer = pod_service::submit(&session, &bytes).await?;
@@ -271,9 +340,14 @@ pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
     })
 }
 
-async fn inac_session(key: &Path, to: &PeerAddr) -> Result<(Client, Session), CliError> {
-    let key = read_key(key)?;
-    let client = Client::for_peer(to, key, TransportConfig::default())
+/// Dials `to` with INAC as the node whose key file is `key`.
+pub async fn inac_session(key: &Path, to: &PeerAddr) -> Result<(Client, Session), CliError> {
+    connect_inac(read_key(key)?, to).await
+}
+
+/// Dials `to` with INAC as `node`.
+pub async fn connect_inac(node: KeyPair, to: &PeerAddr) -> Result<(Client, Session), CliError> {
+    let client = Client::for_peer(to, node, TransportConfig::default())
         .map_err(|err| CliError::new(err.to_string()))?;
     let session = client
         .connect(to)
@@ -283,7 +357,7 @@ async fn inac_session(key: &Path, to: &PeerAddr) -> Result<(Client, Session), Cl
 }
 
 /// The answer frame as printable JSON: operation, refusal code and message.
-fn answer_json(answer: &Frame) -> Value {
+pub fn answer_json(answer: &Frame) -> Value {
     let value = answer.to_value();
     json!({
         "operation": answer.operation().as_str(),
@@ -292,8 +366,8 @@ fn answer_json(answer: &Frame) -> Value {
     })
 }
 
-/// Requests one published artifact; returns its exact bytes, or the answer that refused it.
-async fn fetch(
+/// Requests one published artifact (no id: the node's well-known one of `schema`); returns its exact bytes, or the answer that refused it.
+pub async fn fetch(
     session: &Session,
     schema: &str,
     artifact_id: Option<&str>,
@@ -334,30 +408,7 @@ pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
     })?;
     runtime()?.block_on(async move {
         let (client, session) = inac_session(&args.key, &args.to).await?;
-        let descriptor = Descriptor::of_bytes(REQUEST_SCHEMA, JSON, &bytes);
-        let push = Frame::push_inline(&descriptor, &bytes)
-            .correlation_id(&format!("c-{}", ulid::Ulid::generate()))
-            .idempotency_key(descriptor.digest.as_str())
-            .build()
-            .map_err(|err| CliError::new(err.to_string()))?;
-        let answer = session
-            .exchange(&push)
-            .await
-            .map_err(|err| CliError::new(format!("push to {}: {err}", session.peer())))?;
-        let mut out = answer_json(&answer);
-        let accepted = matches!(
-            answer.operation(),
-            Operation::Ingested | Operation::AlreadyPresent
-        );
-        let decision_id = format!(
-            "archival-decision:{}",
-            descriptor.digest.as_str().trim_start_matches("sha256:")
-        );
-        out["decision/id"] = json!(decision_id);
-        // The decision is recorded whatever it says; fetch it to show its reasons.
-        if let Ok(decision) = fetch(&session, DECISION_SCHEMA, Some(&decision_id)).await? {
-            out["decision"] = serde_json::from_slice(&decision).unwrap_or(Value::Null);
-        }
+        let (accepted, out) = submit_request(&session, &bytes).await?;
         print_json(&out);
         client.close().await;
         Ok(if accepted {
@@ -366,6 +417,37 @@ pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
             Outcome::Refused
         })
     })
+}
+
+/// Pushes a storage request's exact bytes to the archivist at the other end of `session` and
+/// fetches the decision it recorded. Returns whether it was accepted, and the answer with the
+/// decision.
+pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<(bool, Value), CliError> {
+    let descriptor = Descriptor::of_bytes(REQUEST_SCHEMA, JSON, bytes);
+    let push = Frame::push_inline(&descriptor, bytes)
+        .correlation_id(&format!("c-{}", ulid::Ulid::generate()))
+        .idempotency_key(descriptor.digest.as_str())
+        .build()
+        .map_err(|err| CliError::new(err.to_string()))?;
+    let answer = session
+        .exchange(&push)
+        .await
+        .map_err(|err| CliError::new(format!("push to {}: {err}", session.peer())))?;
+    let mut out = answer_json(&answer);
+    let accepted = matches!(
+        answer.operation(),
+        Operation::Ingested | Operation::AlreadyPresent
+    );
+    let decision_id = format!(
+        "archival-decision:{}",
+        descriptor.digest.as_str().trim_start_matches("sha256:")
+    );
+    out["decision/id"] = json!(decision_id);
+    // The decision is recorded whatever it says; fetch it to show its reasons.
+    if let Ok(decision) = fetch(session, DECISION_SCHEMA, Some(&decision_id)).await? {
+        out["decision"] = serde_json::from_slice(&decision).unwrap_or(Value::Null);
+    }
+    Ok((accepted, out))
 }
 
 /// `orbi archivist discover`.

@@ -147,7 +147,6 @@ fn init(
 /// A node serving on its endpoint.
 pub struct RunningNode {
     server: Server,
-    engine: SharedEngine,
     archivist: Option<Arc<ArchivistRole>>,
     timers: tokio::task::JoinHandle<()>,
     roles: Vec<&'static str>,
@@ -232,7 +231,6 @@ impl RunningNode {
         }
         Ok(RunningNode {
             server,
-            engine,
             archivist,
             timers,
             roles,
@@ -253,9 +251,13 @@ impl RunningNode {
         orbi_inac::quic::PeerAddr::new(self.server.node_id().clone(), self.server.local_addr())
     }
 
-    /// The pod engine (for status reads).
-    pub fn engine(&self) -> &SharedEngine {
-        &self.engine
+    /// Whether the node's INAC store holds `digest`.
+    pub async fn holds(&self, digest: &orbi_types::Sha256Digest) -> bool {
+        let digest = digest.clone();
+        self.server
+            .with_receiver(move |receiver| receiver.store().contains(&digest).unwrap_or(false))
+            .await
+            .unwrap_or(false)
     }
 
     /// Drains the exchanges in flight and stops; everything is on disk already.
