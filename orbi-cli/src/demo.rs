@@ -35,7 +35,7 @@ use crate::{
     CliError, Outcome,
     node::{
         RunningNode,
-        archivist_role::ADVERTISEMENT_SCHEMA,
+        archivist_role::{self, ADVERTISEMENT_SCHEMA},
         client::{self, AttachSpec, DetachSpec},
         config::{self, NodeConfig},
         pod_service,
@@ -68,6 +68,8 @@ enum Format {
 const NOTE_SCHEMA: &str = "orbi.demo-note.v1";
 /// Size of the streamed artifact: 10 MB.
 const STREAM_BYTES: usize = 10_000_000;
+/// The serving node's advertisement id.
+const ADVERTISEMENT_ID: &str = "archivist-advertisement:demo-1";
 /// The demo's client instance.
 const CLIENT: &str = "client:demo-phone";
 
@@ -182,7 +184,7 @@ fn fresh_key(path: &Path) -> Result<KeyPair, CliError> {
 }
 
 /// Writes a node directory (`node.key`, `node.toml`) that trusts `peer` and keeps notes.
-fn node_dir(dir: &Path, peer: &KeyPair, archivist: Option<Value>) -> Result<PathBuf, CliError> {
+fn node_dir(dir: &Path, peer: &KeyPair, archivist: bool) -> Result<PathBuf, CliError> {
     std::fs::create_dir_all(dir).map_err(cli("node directory"))?;
     let key = fresh_key(&dir.join("node.key"))?;
     let mut text = config::template("127.0.0.1:0".parse().map_err(cli("address"))?, false)
@@ -192,8 +194,9 @@ fn node_dir(dir: &Path, peer: &KeyPair, archivist: Option<Value>) -> Result<Path
             1,
         )
         .replacen("accept = []", &format!("accept = [\"{NOTE_SCHEMA}\"]"), 1);
-    if let Some(mut advertisement) = archivist {
-        advertisement["archivist/node-id"] = json!(key.node_id().as_str());
+    if archivist {
+        let mut advertisement = archivist_role::default_advertisement(&key.node_id());
+        advertisement["advertisement/id"] = json!(ADVERTISEMENT_ID);
         let bytes = serde_json::to_vec_pretty(&advertisement).map_err(cli("advertisement"))?;
         std::fs::write(dir.join("advertisement.json"), bytes).map_err(cli("advertisement"))?;
         text.push_str("\n[archivist]\nadvertisement = \"advertisement.json\"\n");
@@ -209,7 +212,7 @@ async fn demo(dir: &Path, report: &mut Report) -> Result<(), CliError> {
     let client_dir = dir.join("client");
     std::fs::create_dir_all(&client_dir).map_err(cli("node directory"))?;
     let client_key = fresh_key(&client_dir.join("node.key"))?;
-    let serving_config = node_dir(&dir.join("serving"), &client_key, Some(advertisement()))?;
+    let serving_config = node_dir(&dir.join("serving"), &client_key, true)?;
     let serving = RunningNode::start(&NodeConfig::load(&serving_config)?).await?;
     let client_config = {
         // The client node trusts the serving node; its key is the one made above.
@@ -342,12 +345,7 @@ async fn exchanges(
         }
         Err(answer) => format!("no advertisement: {answer}"),
     };
-    report.step(
-        "archivist discover",
-        "archivist-advertisement:demo-1",
-        got,
-        json!({}),
-    );
+    report.step("archivist discover", ADVERTISEMENT_ID, got, json!({}));
     for (name, id, scope, expected) in [
         (
             "archivist submit",
@@ -491,21 +489,6 @@ async fn stream_push(report: &mut Report, session: &Session, serving: &RunningNo
         got,
         json!({"bytes": STREAM_BYTES, "digest": descriptor.digest}),
     );
-}
-
-fn advertisement() -> Value {
-    json!({
-        "schema/v": 1, "advertisement/id": "archivist-advertisement:demo-1",
-        "created-at": "2026-03-22T22:22:33Z", "archivist/node-id": "",
-        "accepted/scopes": ["private-retained", "federation-vault"],
-        "accepted/artifact-types": ["transcript-bundle", "knowledge-artifact", "corpus-entry"],
-        "retrieval/mode": "federation-discovery",
-        "retention/default-max-duration-sec": 7776000,
-        "retention/default-max-idle-ttl-sec": 2592000,
-        "replication/max-copies": 3,
-        "publication/timing-profiles": ["delayed-bundle", "curator-gated"],
-        "settlement/required": false,
-    })
 }
 
 fn storage_request(requester: &orbi_types::NodeId, id: &str, scope: &str) -> Value {

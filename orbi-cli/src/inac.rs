@@ -200,7 +200,7 @@ struct RequestArgs {
 
 /// Runs `orbi inac`.
 pub fn run(args: Args) -> Result<Outcome, CliError> {
-    init_logging();
+    init_logging("warn");
     match args.command {
         InacCommand::Serve(args) => serve(args),
         InacCommand::Push(args) => send(args, Operation::Push),
@@ -213,9 +213,10 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
     }
 }
 
-pub(crate) fn init_logging() {
+/// Logs to stderr, filtered by `RUST_LOG`, else at `default` (`warn`, `info`, …).
+pub(crate) fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -44,6 +44,26 @@ pub const JSON: &str = "application/json";
 /// The most bytes a storage request may have.
 const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 
+/// The advertisement `orbi node init --archivist` and `orbi demo` publish for `node`: free
+/// storage of transcripts, knowledge artifacts and corpus entries for private and federation
+/// scopes, 90 days by default, 30 days idle, up to three copies.
+pub fn default_advertisement(node: &NodeId) -> serde_json::Value {
+    serde_json::json!({
+        "schema/v": 1,
+        "advertisement/id": format!("archivist-advertisement:{}", ulid::Ulid::generate()),
+        "created-at": crate::pod::now_timestamp().map_or_else(|_| "2026-01-01T00:00:00Z".to_owned(), |at| at.as_str().to_owned()),
+        "archivist/node-id": node.as_str(),
+        "accepted/scopes": ["private-retained", "federation-vault"],
+        "accepted/artifact-types": ["transcript-bundle", "knowledge-artifact", "corpus-entry"],
+        "retrieval/mode": "federation-discovery",
+        "retention/default-max-duration-sec": 7776000,
+        "retention/default-max-idle-ttl-sec": 2592000,
+        "replication/max-copies": 3,
+        "publication/timing-profiles": ["delayed-bundle", "curator-gated"],
+        "settlement/required": false,
+    })
+}
+
 /// A recorded decision and who may read it.
 struct Recorded {
     submitter: NodeId,

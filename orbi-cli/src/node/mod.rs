@@ -31,7 +31,7 @@ use orbi_inac::{
     quic::{AppProtocol, Server, TransportConfig},
 };
 use orbi_pod::{PodEngine, SqliteStore, StoreLimits};
-use orbi_types::KeyPair;
+use orbi_types::{KeyPair, NodeId};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -59,9 +59,18 @@ enum NodeCommand {
         /// UDP address the node will listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7400")]
         listen: std::net::SocketAddr,
-        /// Turn the archivist role on with this advertisement file (copied into DIR).
+        /// A node allowed to offer and push (repeatable; goes to `inac.allow`).
+        #[arg(long, value_name = "NODE_ID")]
+        allow: Vec<NodeId>,
+        /// A kind to keep, SCHEMA or SCHEMA=CONTENT_TYPE (repeatable; goes to `inac.accept`).
+        #[arg(long, value_name = "KIND")]
+        accept: Vec<String>,
+        /// Turn the archivist role on, publishing a default advertisement for this node.
+        #[arg(long)]
+        archivist: bool,
+        /// Publish this advertisement file instead (copied into DIR; implies --archivist).
         #[arg(long, value_name = "FILE")]
-        archivist: Option<PathBuf>,
+        advertisement: Option<PathBuf>,
         /// Replace an existing config (the key is never replaced).
         #[arg(long)]
         force: bool,
@@ -80,11 +89,24 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
         NodeCommand::Init {
             dir,
             listen,
+            allow,
+            accept,
             archivist,
+            advertisement,
             force,
-        } => init(&dir, listen, archivist.as_deref(), force),
+        } => init(
+            &dir,
+            InitOptions {
+                listen,
+                allow,
+                accept,
+                archivist: archivist || advertisement.is_some(),
+                advertisement,
+                force,
+            },
+        ),
         NodeCommand::Run { config } => {
-            crate::inac::init_logging();
+            crate::inac::init_logging("info");
             let config = NodeConfig::load(&config)?;
             let runtime = crate::inac::server_runtime()?;
             runtime.block_on(async move {
@@ -103,18 +125,26 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
     }
 }
 
-fn init(
-    dir: &Path,
+/// What `orbi node init` writes.
+struct InitOptions {
     listen: std::net::SocketAddr,
-    archivist: Option<&Path>,
+    allow: Vec<NodeId>,
+    accept: Vec<String>,
+    archivist: bool,
+    advertisement: Option<PathBuf>,
     force: bool,
-) -> Result<Outcome, CliError> {
+}
+
+fn init(dir: &Path, options: InitOptions) -> Result<Outcome, CliError> {
     let io = |path: &Path, err: std::io::Error| {
         CliError::new(format!("cannot write {}: {err}", path.display()))
     };
+    for kind in &options.accept {
+        config::parse_kind(kind).map_err(CliError::new)?;
+    }
     std::fs::create_dir_all(dir).map_err(|err| io(dir, err))?;
     let config_path = dir.join("node.toml");
-    if config_path.exists() && !force {
+    if config_path.exists() && !options.force {
         return Err(CliError::new(format!(
             "{} exists (use --force to replace it)",
             config_path.display()
@@ -129,12 +159,45 @@ fn init(
             .map_err(|err| CliError::new(err.to_string()))?;
         key
     };
-    if let Some(advertisement) = archivist {
+    if options.archivist {
         let target = dir.join("advertisement.json");
-        std::fs::copy(advertisement, &target).map_err(|err| io(&target, err))?;
+        match &options.advertisement {
+            Some(file) => {
+                std::fs::copy(file, &target).map_err(|err| io(&target, err))?;
+            }
+            None => {
+                let ad = archivist_role::default_advertisement(&key.node_id());
+                let bytes =
+                    serde_json::to_vec_pretty(&ad).map_err(|err| CliError::new(err.to_string()))?;
+                std::fs::write(&target, bytes).map_err(|err| io(&target, err))?;
+            }
+        }
     }
-    std::fs::write(&config_path, config::template(listen, archivist.is_some()))
-        .map_err(|err| io(&config_path, err))?;
+    let list = |items: Vec<String>| {
+        let quoted: Vec<String> = items.iter().map(|item| json!(item).to_string()).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let text = config::template(options.listen, options.archivist)
+        .replacen(
+            "allow = []",
+            &format!(
+                "allow = {}",
+                list(
+                    options
+                        .allow
+                        .iter()
+                        .map(|id| id.as_str().to_owned())
+                        .collect()
+                )
+            ),
+            1,
+        )
+        .replacen(
+            "accept = []",
+            &format!("accept = {}", list(options.accept)),
+            1,
+        );
+    std::fs::write(&config_path, text).map_err(|err| io(&config_path, err))?;
     print_json(&json!({
         "config": config_path.display().to_string(),
         "key": key_path.display().to_string(),
