@@ -280,6 +280,8 @@ async fn exchanges(
             attachment_id: "attach:demo-1".into(),
             profile: ProfileType::PodClient,
             pod_user: None,
+            export_capable: true,
+            migration_allowed: true,
         },
     )?;
     report

@@ -440,3 +440,54 @@ fn a_bad_config_is_a_usage_error_naming_the_setting() {
     assert_eq!(again.code, 2, "init must not overwrite a config");
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
 }
+
+#[test]
+fn a_dropped_session_degrades_then_expires_after_the_grace() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let serving = NodeDir::init(root, "serving");
+    serving.edit("degraded-grace-sec = 90", "degraded-grace-sec = 1");
+    let client = NodeDir::init(root, "client");
+    let node = serving.run();
+    let attach = orbi(
+        root,
+        &[
+            "pod",
+            "attach",
+            "--key",
+            &client.key(),
+            "--to",
+            &node.to,
+            "--client",
+            "client:e2e-tablet",
+            "--attachment-id",
+            "attach:e2e-9",
+        ],
+    );
+    assert_eq!(attach.code, 0, "{} {}", attach.json, attach.stderr);
+    // The command has exited, so its session is gone: degraded, then session-expired.
+    let db = serving.dir.join("data/pod.sqlite");
+    let status = || {
+        orbi(
+            root,
+            &[
+                "pod",
+                "status",
+                "--db",
+                db.to_str().unwrap(),
+                "--client",
+                "client:e2e-tablet",
+            ],
+        )
+        .json
+        .to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut seen = status();
+    while !seen.contains("session-expired") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        seen = status();
+    }
+    assert!(seen.contains("session-expired"), "{seen}");
+    assert_eq!(node.stop(), 0);
+}

@@ -64,6 +64,12 @@ pub struct AttachArgs {
     /// `pod-user/id`.
     #[arg(long, value_name = "ID")]
     pod_user: Option<PodUserId>,
+    /// `export/capable?`: must equal what the node offers the profile.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    export_capable: bool,
+    /// `migration/allowed?`: must equal what the node offers the profile.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    migration_allowed: bool,
     /// Write the attachment that was sent to this file.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
@@ -209,6 +215,10 @@ pub struct AttachSpec {
     pub profile: ProfileType,
     /// `pod-user/id`.
     pub pod_user: Option<PodUserId>,
+    /// `export/capable?`.
+    pub export_capable: bool,
+    /// `migration/allowed?`.
+    pub migration_allowed: bool,
 }
 
 /// The bytes of an attachment signed by `participant` for `session`.
@@ -227,8 +237,8 @@ pub fn attachment_bytes(
             client_instance_id: spec.client,
             models_local: None,
             state: SessionState::Attached,
-            export_capable: true,
-            migration_allowed: true,
+            export_capable: spec.export_capable,
+            migration_allowed: spec.migration_allowed,
         },
         bind(participant, session)?,
     );
@@ -295,6 +305,8 @@ pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
                     .unwrap_or_else(|| format!("attach:{}", ulid::Ulid::generate())),
                 profile: args.profile,
                 pod_user: args.pod_user,
+                export_capable: args.export_capable,
+                migration_allowed: args.migration_allowed,
             },
         )?;
         save(args.save.as_deref(), &bytes)?;

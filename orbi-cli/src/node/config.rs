@@ -76,6 +76,16 @@ struct RawPod {
     tenants: Vec<String>,
     degraded_grace_sec: Option<u64>,
     durability: Option<String>,
+    pod_client: Option<RawOffer>,
+    hybrid: Option<RawOffer>,
+}
+
+/// What the host offers one profile (V10: attachments must declare exactly this).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawOffer {
+    export_capable: bool,
+    migration_allowed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,7 +93,7 @@ struct RawPod {
 struct RawArchivist {
     advertisement: PathBuf,
     #[serde(default)]
-    max_future_skew_sec: Option<u64>,
+    strict_mode_fit: bool,
 }
 
 /// A checked node configuration.
@@ -116,8 +126,8 @@ pub struct NodeConfig {
 pub struct ArchivistRole {
     /// The advertisement file this node publishes.
     pub advertisement: PathBuf,
-    /// How far ahead of the clock an advertisement may be dated.
-    pub max_future_skew_sec: Option<u64>,
+    /// Refuse, instead of noting, a retrieval mode narrower than the requested scope.
+    pub strict_mode_fit: bool,
 }
 
 impl NodeConfig {
@@ -213,6 +223,16 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
             .map_err(|_| format!("pod.degraded-grace-sec: {seconds} is too large"))?;
         pod.timings.degraded_grace = time::Duration::seconds(seconds);
     }
+    let offer = |raw: &RawOffer| orbi_pod::Offer {
+        export_capable: raw.export_capable,
+        migration_allowed: raw.migration_allowed,
+    };
+    if let Some(raw) = &raw.pod.pod_client {
+        pod.pod_client = offer(raw);
+    }
+    if let Some(raw) = &raw.pod.hybrid {
+        pod.hybrid = offer(raw);
+    }
     let pod_durability = match raw.pod.durability.as_deref() {
         None | Some("full") => orbi_pod::Durability::Full,
         Some("normal") => orbi_pod::Durability::Normal,
@@ -230,7 +250,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         pod_durability,
         archivist: raw.archivist.map(|role| ArchivistRole {
             advertisement: relative(role.advertisement),
-            max_future_skew_sec: role.max_future_skew_sec,
+            strict_mode_fit: role.strict_mode_fit,
         }),
     })
 }
@@ -282,7 +302,8 @@ pub fn template(listen: SocketAddr, archivist: bool) -> String {
          # INAC `request` for archivist-advertisement.v1) and judges every pushed\n\
          # archival-storage-request.v1 against it.\n\
          advertisement = \"advertisement.json\"\n\
-         # max-future-skew-sec = 300\n"
+         # Refuse, instead of noting, a retrieval mode narrower than the requested scope.\n\
+         strict-mode-fit = false\n"
     } else {
         "# [archivist]\n\
          # advertisement = \"advertisement.json\"   # turns the archivist role on\n"
@@ -326,6 +347,14 @@ pub fn template(listen: SocketAddr, archivist: bool) -> String {
          degraded-grace-sec = 90\n\
          # full: fsync every commit; normal: WAL, may lose the last commits on power loss.\n\
          durability = \"full\"\n\
+         # What the host offers each profile; attachments must declare exactly this (V10).\n\
+         # Both on by default: users may export and leave.\n\
+         # [pod.pod-client]\n\
+         # export-capable = true\n\
+         # migration-allowed = true\n\
+         # [pod.hybrid]\n\
+         # export-capable = true\n\
+         # migration-allowed = true\n\
          \n\
          {archivist}"
     )
@@ -363,7 +392,8 @@ mod tests {
         let text = format!(
             "key = \"/k\"\nlisten = \"0.0.0.0:1\"\ndata-dir = \"d\"\npeers = [\"{node}@127.0.0.1:9\"]\n\
              [inac]\naccept = [\"a.v1\", \"b.v1=text/plain\"]\n\
-             [[inac.budgets]]\noperations = [\"push\"]\nmax-per-minute = 3\n"
+             [[inac.budgets]]\noperations = [\"push\"]\nmax-per-minute = 3\n\
+             [pod.hybrid]\nexport-capable = true\nmigration-allowed = false\n"
         );
         let config = load(&text).unwrap();
         assert_eq!(config.key, Path::new("/k"));
@@ -377,6 +407,8 @@ mod tests {
         );
         assert_eq!(config.inac.budgets[0].operations, [Operation::Push]);
         assert_eq!(config.inac.budgets[0].max_per_minute, Some(3));
+        assert!(!config.pod.hybrid.migration_allowed);
+        assert!(config.pod.pod_client.migration_allowed);
     }
 
     #[test]

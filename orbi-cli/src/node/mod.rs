@@ -226,9 +226,7 @@ impl RunningNode {
         let archivist = match &config.archivist {
             Some(role) => {
                 let policy = Policy {
-                    max_future_skew_sec: role
-                        .max_future_skew_sec
-                        .unwrap_or(Policy::default().max_future_skew_sec),
+                    strict_mode_fit: role.strict_mode_fit,
                     ..Policy::default()
                 };
                 let role = ArchivistRole::open(&role.advertisement, data, policy)?;
