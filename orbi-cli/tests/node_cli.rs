@@ -175,18 +175,18 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
     let client_node = client.run();
     assert_eq!(client_node.roles, json!(["inac", "pod"]));
     let key = client.key();
+    let pod = |command: &str, to: &str, rest: &[&str]| {
+        let mut args = vec!["pod", command, "--key", &key, "--to", to];
+        args.extend_from_slice(rest);
+        orbi(root, &args)
+    };
 
     // Attach over a live pod session: the bind names that session.
     let attachment = root.join("attachment.json").display().to_string();
-    let attach = orbi(
-        root,
+    let attach = pod(
+        "attach",
+        &node.to,
         &[
-            "pod",
-            "attach",
-            "--key",
-            &key,
-            "--to",
-            &node.to,
             "--client",
             "client:e2e-phone",
             "--attachment-id",
@@ -205,19 +205,7 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
     );
 
     // The same attachment bytes on another session are refused with the spec's reason.
-    let replayed_elsewhere = orbi(
-        root,
-        &[
-            "pod",
-            "detach",
-            "--key",
-            &key,
-            "--to",
-            &node.to,
-            "--replay",
-            &attachment,
-        ],
-    );
+    let replayed_elsewhere = pod("detach", &node.to, &["--replay", &attachment]);
     assert_eq!(replayed_elsewhere.code, 1, "{}", replayed_elsewhere.json);
     assert_eq!(replayed_elsewhere.json["outcome"], "rejected");
 
@@ -250,6 +238,12 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
     assert_eq!(pushed_back.code, 0, "{}", pushed_back.json);
 
     // Archivist: discovery, an accepted submission and a refused one with its reasons.
+    let submit = |to: &str, request: &str| {
+        orbi(
+            root,
+            &["archivist", "submit", "--key", &key, "--to", to, request],
+        )
+    };
     let discovered = orbi(
         root,
         &["archivist", "discover", "--key", &key, "--to", &node.to],
@@ -267,18 +261,7 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
         &root.join("accepted.json"),
         &storage_request(&client.node_id, "storage-request:e2e-1", "federation-vault"),
     );
-    let submitted = orbi(
-        root,
-        &[
-            "archivist",
-            "submit",
-            "--key",
-            &key,
-            "--to",
-            &node.to,
-            &accepted,
-        ],
-    );
+    let submitted = submit(&node.to, &accepted);
     assert_eq!(submitted.code, 0, "{} {}", submitted.json, submitted.stderr);
     assert_eq!(submitted.json["operation"], "ingested");
     assert_eq!(
@@ -290,18 +273,7 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
         &root.join("refused.json"),
         &storage_request(&client.node_id, "storage-request:e2e-2", "public-vault"),
     );
-    let denied = orbi(
-        root,
-        &[
-            "archivist",
-            "submit",
-            "--key",
-            &key,
-            "--to",
-            &node.to,
-            &refused,
-        ],
-    );
+    let denied = submit(&node.to, &refused);
     assert_eq!(denied.code, 1, "{} {}", denied.json, denied.stderr);
     assert_eq!(
         denied.json["refusal/code"], "policy-denied",
@@ -323,32 +295,16 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
             "federation-vault",
         ),
     );
-    let impersonated = orbi(
-        root,
-        &[
-            "archivist",
-            "submit",
-            "--key",
-            &key,
-            "--to",
-            &node.to,
-            &impostor,
-        ],
-    );
+    let impersonated = submit(&node.to, &impostor);
     assert_eq!(impersonated.code, 1);
     assert_eq!(impersonated.json["refusal/code"], "not-authorized");
 
     // Detach, keeping the exact bytes sent.
     let detachment = root.join("detachment.json").display().to_string();
-    let detach = orbi(
-        root,
+    let detach = pod(
+        "detach",
+        &node.to,
         &[
-            "pod",
-            "detach",
-            "--key",
-            &key,
-            "--to",
-            &node.to,
             "--client",
             "client:e2e-phone",
             "--attachment",
@@ -366,35 +322,12 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
     // Restart the serving node: every state is still there.
     assert_eq!(node.stop(), 0);
     let node = serving.run();
-    let replay = orbi(
-        root,
-        &[
-            "pod",
-            "detach",
-            "--key",
-            &key,
-            "--to",
-            &node.to,
-            "--replay",
-            &detachment,
-        ],
-    );
+    let replay = pod("detach", &node.to, &["--replay", &detachment]);
     assert_eq!(replay.code, 0, "{} {}", replay.json, replay.stderr);
     assert_eq!(replay.json["outcome"], "replayed");
     let again = push(&key, &node.to);
     assert_eq!(again.json["operation"], "already-present", "{}", again.json);
-    let resubmitted = orbi(
-        root,
-        &[
-            "archivist",
-            "submit",
-            "--key",
-            &key,
-            "--to",
-            &node.to,
-            &accepted,
-        ],
-    );
+    let resubmitted = submit(&node.to, &accepted);
     assert_eq!(resubmitted.code, 0, "{}", resubmitted.json);
     assert_eq!(
         resubmitted.json["decision"]["decision/id"],
