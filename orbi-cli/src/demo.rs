@@ -45,7 +45,7 @@ use crate::{
 /// Arguments of `orbi demo`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Work in this directory (created if needed, kept afterwards) instead of a scratch one.
+    /// Work in this new or empty directory (kept afterwards) instead of a scratch one.
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Keep the scratch directory afterwards.
@@ -79,6 +79,13 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
         Some(dir) => (dir.clone(), false),
         None => (scratch_dir(), !args.keep),
     };
+    // Fresh keys every run: an earlier run's node directories would no longer match them.
+    if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(CliError::new(format!(
+            "{} is not empty; the demo needs a new or empty directory",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(&dir)
         .map_err(|err| CliError::new(format!("cannot create {}: {err}", dir.display())))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -118,7 +118,7 @@ impl Drop for Running {
     }
 }
 
-fn advertisement(archivist: &str) -> Value {
+fn advertisement_for(archivist: &str) -> Value {
     json!({
         "schema/v": 1, "advertisement/id": "archivist-advertisement:e2e-1",
         "created-at": "2026-03-22T22:22:33Z", "archivist/node-id": archivist,
@@ -155,12 +155,18 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
     let root = root.path();
     let serving = NodeDir::init(root, "serving");
     let client = NodeDir::init(root, "client");
-    // The serving node: lets the client push notes, keeps them, and is an archivist.
-    serving.edit("allow = []", &format!("allow = [\"{}\"]", client.node_id));
+    let other = NodeDir::init(root, "other");
+    let stranger = NodeDir::init(root, "stranger");
+    // The serving node: lets the client (and another node) push notes, keeps them, and is an
+    // archivist. The stranger is in no list.
+    serving.edit(
+        "allow = []",
+        &format!("allow = [\"{}\", \"{}\"]", client.node_id, other.node_id),
+    );
     serving.edit("accept = []", "accept = [\"vendor.note.v1\"]");
     write_json(
         &serving.dir.join("advertisement.json"),
-        &advertisement(&serving.node_id),
+        &advertisement_for(&serving.node_id),
     );
     serving.edit(
         "# [archivist]",
@@ -202,6 +208,27 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
     assert_eq!(
         saved["participant-bind"]["session/id"],
         attach.json["session/id"]
+    );
+
+    // A node in no allow list gets no pod session at all.
+    let stranger_attach = orbi(
+        root,
+        &[
+            "pod",
+            "attach",
+            "--key",
+            &stranger.key(),
+            "--to",
+            &node.to,
+            "--client",
+            "client:intruder",
+        ],
+    );
+    assert_eq!(stranger_attach.code, 2, "{}", stranger_attach.json);
+    assert!(
+        stranger_attach.stderr.contains("not allowed"),
+        "{}",
+        stranger_attach.stderr
     );
 
     // The same attachment bytes on another session are refused with the spec's reason.
@@ -286,6 +313,22 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
         let message = denied.json["message"].as_str().unwrap();
         assert!(message.contains(reason.as_str().unwrap()), "{message}");
     }
+    // The same accepted bytes from another node: the store already holds them, but that is
+    // no acceptance for this node, and the first submitter's decision stays private.
+    let copied = orbi(
+        root,
+        &[
+            "archivist",
+            "submit",
+            "--key",
+            &other.key(),
+            "--to",
+            &node.to,
+            &accepted,
+        ],
+    );
+    assert_eq!(copied.code, 1, "{}", copied.json);
+    assert_eq!(copied.json["decision"], Value::Null, "{}", copied.json);
     // Another node's name in requester/node-id is not accepted from this peer.
     let impostor = write_json(
         &root.join("impostor.json"),
@@ -356,6 +399,32 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
 }
 
 #[test]
+fn init_keeps_an_advertisement_given_in_place_and_the_demo_wants_a_fresh_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let node = NodeDir::init(root.path(), "n");
+    let advertisement = node.dir.join("advertisement.json");
+    let text = write_json(&advertisement, &advertisement_for(&node.node_id));
+    let again = orbi(
+        root.path(),
+        &[
+            "node",
+            "init",
+            "--dir",
+            node.dir.to_str().unwrap(),
+            "--advertisement",
+            &text,
+            "--force",
+        ],
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let kept: Value = serde_json::from_slice(&std::fs::read(&advertisement).unwrap()).unwrap();
+    assert_eq!(kept, advertisement_for(&node.node_id));
+    let demo = orbi(root.path(), &["demo", "--dir", node.dir.to_str().unwrap()]);
+    assert_eq!(demo.code, 2);
+    assert!(demo.stderr.contains("not empty"), "{}", demo.stderr);
+}
+
+#[test]
 fn a_bad_config_is_a_usage_error_naming_the_setting() {
     let root = tempfile::tempdir().unwrap();
     let node = NodeDir::init(root.path(), "n");
@@ -381,6 +450,14 @@ fn a_dropped_session_degrades_then_expires_after_the_grace() {
     let serving = NodeDir::init(root, "serving");
     serving.edit("degraded-grace-sec = 90", "degraded-grace-sec = 1");
     let client = NodeDir::init(root, "client");
+    // Pods only: the client may open pod sessions but is not an INAC peer.
+    serving.edit(
+        "# Nodes that may open pod sessions, besides inac.allow and the known peers.\nallow = []",
+        &format!(
+            "# Nodes that may open pod sessions.\nallow = [\"{}\"]",
+            client.node_id
+        ),
+    );
     let node = serving.run();
     let attach = orbi(
         root,

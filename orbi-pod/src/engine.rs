@@ -296,9 +296,10 @@ impl<S: Store> PodEngine<S> {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Transition>, EngineError> {
-        let transitions = self.keepalive_lost(id, now)?;
+        // Forgotten even if degrading fails: a session without a connection must never
+        // stay live (restart degrades whatever this left attached).
         self.sessions.close(id);
-        Ok(transitions)
+        self.keepalive_lost(id, now)
     }
 
     /// Judges one artifact (raw bytes) that arrived on the live session `arrival`, at `now`.

@@ -6,15 +6,25 @@
 //! - **Submission.** A pushed `archival-storage-request.v1` is judged by `orbi-archivist`
 //!   against the advertisement. The decision is recorded as an
 //!   `archival-storage-decision.v1` under `archivist/decisions/` in the data directory
-//!   (`ID.json`, the exact bytes served, beside `ID.peer`, the submitter's node id; both
-//!   written atomically and kept across restarts) and answered: `ingested` when accepted (the
+//!   (`ID.json`, the exact bytes served, beside `ID.peer`, the submitter's node id, with `:`
+//!   in the id written as `_`; both written atomically and kept across restarts) and
+//!   answered: `ingested` when accepted (the
 //!   request is kept in the store), else `refused` with `policy-denied` and a message naming
 //!   the decision id, its status and its reason codes. The submitter, and only it, may then
 //!   `request` the decision by its id.
 //! - **Identity.** A request's `requester/node-id` must be the node that pushed it
-//!   (`not-authorized` otherwise): the authenticated session is the only proof of who asks.
+//!   (`not-authorized` otherwise, checked before anything recorded is looked at): the
+//!   authenticated session is the only proof of who asks.
 //! - **Idempotency.** The decision id is derived from the request's digest, and a request
-//!   already decided gets its recorded decision back, so a retried push answers the same.
+//!   already decided gets its recorded decision back, so a retried push answers the same. A
+//!   decision's `retrieval/ref` is derived from its id, never from the requester's
+//!   `request/id`.
+//! - **Bounds.** Requests have at most 16 KiB; at most 100 000 decisions are kept, 1 000 per
+//!   requester (`rate-limited` beyond).
+//! - **Where the work runs.** The acceptor runs on the INAC receiver thread: a new decision
+//!   costs its two atomic file writes there. A decision is written before the INAC group
+//!   commits; if that commit fails the answer is withdrawn and the recorded decision is what a
+//!   retry gets.
 
 use std::{
     collections::BTreeMap,
@@ -41,8 +51,16 @@ pub const REQUEST_SCHEMA: &str = "archival-storage-request.v1";
 pub const DECISION_SCHEMA: &str = "archival-storage-decision.v1";
 /// The media type of all three.
 pub const JSON: &str = "application/json";
-/// The most bytes a storage request may have.
-const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+/// The most bytes a storage request may have: its decision (which repeats its ids) then
+/// stays well inside what a publication may have (64 KiB, served inline).
+const MAX_REQUEST_BYTES: u64 = 16 * 1024;
+/// The most bytes an advertisement or a recorded decision file may have.
+const MAX_DOCUMENT_BYTES: u64 = 64 * 1024;
+/// The most decisions kept, and kept for one requester; further requests are refused
+/// `rate-limited` (decisions are kept for good, so they must be bounded).
+const MAX_DECISIONS: usize = 100_000;
+/// See [`MAX_DECISIONS`].
+const MAX_DECISIONS_PER_PEER: usize = 1_000;
 
 /// The advertisement `orbi node init --archivist` and `orbi demo` publish for `node`: free
 /// storage of transcripts, knowledge artifacts and corpus entries for private and federation
@@ -80,6 +98,8 @@ pub struct ArchivistRole {
     policy: Policy,
     decisions_dir: PathBuf,
     decisions: Mutex<BTreeMap<String, Recorded>>,
+    /// [`MAX_DECISIONS`] and [`MAX_DECISIONS_PER_PEER`] (smaller in tests).
+    limits: (usize, usize),
 }
 
 impl ArchivistRole {
@@ -89,7 +109,7 @@ impl ArchivistRole {
         data_dir: &Path,
         policy: Policy,
     ) -> Result<ArchivistRole, CliError> {
-        let bytes = read_limited(advertisement, MAX_REQUEST_BYTES).map_err(|err| {
+        let bytes = read_limited(advertisement, MAX_DOCUMENT_BYTES).map_err(|err| {
             CliError::new(format!("cannot read {}: {err}", advertisement.display()))
         })?;
         let admitted = Advertisement::admit_slice(&bytes).map_err(|err| {
@@ -113,6 +133,7 @@ impl ArchivistRole {
             policy,
             decisions_dir,
             decisions: Mutex::new(BTreeMap::new()),
+            limits: (MAX_DECISIONS, MAX_DECISIONS_PER_PEER),
         };
         role.load_decisions()?;
         Ok(role)
@@ -144,7 +165,7 @@ impl ArchivistRole {
             if path.extension().is_none_or(|ext| ext != "json") {
                 continue;
             }
-            let loaded = read_limited(&path, MAX_REQUEST_BYTES)
+            let loaded = read_limited(&path, MAX_DOCUMENT_BYTES)
                 .and_then(|bytes| Ok((bytes, read_limited(&path.with_extension("peer"), 1024)?)))
                 .map_err(|err| err.to_string())
                 .and_then(|(bytes, peer)| parse_record(&bytes, &peer));
@@ -163,15 +184,9 @@ impl ArchivistRole {
     /// Judges one storage request from `peer`; returns the decision id, status and reasons.
     fn judge(&self, peer: &NodeId, bytes: &[u8], digest: &str) -> Result<Acceptance, Refusal> {
         let decision_id = format!("archival-decision:{}", digest.trim_start_matches("sha256:"));
-        if let Some(answer) = self
-            .decisions
-            .lock()
-            .map_err(|_| Refusal::handler_unavailable("the archivist cannot decide now"))?
-            .get(&decision_id)
-            .map(|recorded| answer(&decision_id, recorded))
-        {
-            return Ok(answer);
-        }
+        let unavailable = || Refusal::handler_unavailable("the archivist cannot decide now");
+        // Who asks is checked before anything recorded is revealed: the same bytes pushed by
+        // another node learn nothing about the first submitter's decision.
         let request = ArchivalStorageRequest::from_slice(bytes).map_err(|err| {
             Refusal::new(
                 RefusalCode::Malformed,
@@ -184,6 +199,22 @@ impl ArchivistRole {
                 "requester/node-id names another node than the one pushing",
             ));
         }
+        {
+            let decisions = self.decisions.lock().map_err(|_| unavailable())?;
+            if let Some(recorded) = decisions.get(&decision_id) {
+                return Ok(answer(&decision_id, recorded));
+            }
+            let from_peer = decisions
+                .values()
+                .filter(|recorded| recorded.submitter == *peer)
+                .count();
+            if decisions.len() >= self.limits.0 || from_peer >= self.limits.1 {
+                return Err(Refusal::new(
+                    RefusalCode::RateLimited,
+                    "this archivist keeps no more decisions for this node",
+                ));
+            }
+        }
         let prepared = PreparedRequest::new(&request);
         let decision = decide(&prepared, &self.advertisement, &self.policy);
         let status = decision.status();
@@ -191,8 +222,13 @@ impl ArchivistRole {
             decision_id: decision_id.clone(),
             decided_at: crate::pod::now_timestamp()
                 .map_err(|err| Refusal::handler_unavailable(err.to_string()))?,
-            retrieval_ref: (status == DecisionStatus::Accepted)
-                .then(|| format!("retrieval:{}", request.request_id.as_str())),
+            // Ours, not the requester's `request/id`: two requesters may pick the same id.
+            retrieval_ref: (status == DecisionStatus::Accepted).then(|| {
+                format!(
+                    "retrieval:{}",
+                    decision_id.trim_start_matches("archival-decision:")
+                )
+            }),
             integrity_verified: None,
         };
         let artifact = record(&prepared, &self.advertisement, &decision, context)
@@ -404,4 +440,114 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orbi_types::KeyPair;
+    use serde_json::json;
+
+    fn request(requester: &NodeId, id: &str, scope: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "schema/v": 1, "request/id": id, "requested-at": "2026-03-23T08:00:00Z",
+            "requester/node-id": requester.as_str(), "package/id": "archival-package:t",
+            "publication/scope": scope, "artifact/type": "transcript-bundle",
+        }))
+        .unwrap()
+    }
+
+    fn role(dir: &Path, node: &NodeId) -> ArchivistRole {
+        let ad = dir.join("ad.json");
+        std::fs::write(
+            &ad,
+            serde_json::to_vec(&default_advertisement(node)).unwrap(),
+        )
+        .unwrap();
+        ArchivistRole::open(&ad, dir, Policy::default()).unwrap()
+    }
+
+    fn judge(role: &ArchivistRole, peer: &NodeId, bytes: &[u8]) -> Result<Acceptance, Refusal> {
+        let digest = orbi_types::Sha256Digest::of(bytes);
+        role.judge(peer, bytes, digest.as_str())
+    }
+
+    fn decision_query(id: &str) -> PublishedQuery<'_> {
+        PublishedQuery {
+            schema: DECISION_SCHEMA,
+            content_type: JSON,
+            artifact_id: Some(id),
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn decisions_survive_a_restart_and_are_served_to_their_submitter_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (archivist, alice, bob) = (
+            KeyPair::from_seed(&[1; 32]).node_id(),
+            KeyPair::from_seed(&[2; 32]).node_id(),
+            KeyPair::from_seed(&[3; 32]).node_id(),
+        );
+        let bytes = request(&alice, "storage-request:1", "federation-vault");
+        let first = role(dir.path(), &archivist);
+        assert_eq!(judge(&first, &alice, &bytes), Ok(Acceptance::Keep));
+        let id = format!(
+            "archival-decision:{}",
+            orbi_types::Sha256Digest::of(&bytes)
+                .as_str()
+                .trim_start_matches("sha256:")
+        );
+        let served = first.lookup(&alice, &decision_query(&id)).unwrap();
+        drop(first);
+        let again = role(dir.path(), &archivist);
+        assert_eq!(again.decision_count(), 1);
+        let reloaded = again.lookup(&alice, &decision_query(&id)).unwrap();
+        assert_eq!(
+            reloaded.bytes, served.bytes,
+            "served byte for byte after a restart"
+        );
+        assert!(again.lookup(&bob, &decision_query(&id)).is_none());
+        // Bob pushing Alice's bytes learns nothing of her decision.
+        let refused = judge(&again, &bob, &bytes).unwrap_err();
+        assert_eq!(refused.code(), RefusalCode::NotAuthorized);
+        let decision: serde_json::Value = serde_json::from_slice(&reloaded.bytes).unwrap();
+        assert!(
+            decision["retrieval/ref"]
+                .as_str()
+                .unwrap()
+                .ends_with(id.trim_start_matches("archival-decision:"))
+        );
+    }
+
+    #[test]
+    fn refusals_name_their_reasons_and_decisions_are_bounded_per_requester() {
+        let dir = tempfile::tempdir().unwrap();
+        let archivist = KeyPair::from_seed(&[1; 32]).node_id();
+        let alice = KeyPair::from_seed(&[2; 32]).node_id();
+        let mut role = role(dir.path(), &archivist);
+        role.limits = (10, 2);
+        let refused = judge(&role, &alice, &request(&alice, "r:1", "public-vault"));
+        match refused {
+            Ok(Acceptance::Refuse(refusal)) => {
+                assert_eq!(refusal.code(), RefusalCode::PolicyDenied);
+                assert!(
+                    refusal.message().contains("scope-not-accepted"),
+                    "{refusal:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            judge(&role, &alice, &request(&alice, "r:2", "federation-vault")),
+            Ok(Acceptance::Keep)
+        );
+        let over = judge(&role, &alice, &request(&alice, "r:3", "federation-vault")).unwrap_err();
+        assert_eq!(over.code(), RefusalCode::RateLimited);
+        // A decided request is still answered the same once the cap is reached.
+        assert_eq!(
+            judge(&role, &alice, &request(&alice, "r:2", "federation-vault")),
+            Ok(Acceptance::Keep)
+        );
+    }
 }

@@ -281,10 +281,17 @@ pub fn detachment_bytes(
 }
 
 /// Prints the node's answer and maps its outcome to the exit code.
-fn report(session: &Session, mut answer: Value) -> Outcome {
+/// Prints the node's answer: exit 0 admitted or replayed, 1 rejected, 2 when the node could
+/// not judge the artifact at all.
+fn report(session: &Session, mut answer: Value) -> Result<Outcome, CliError> {
     let outcome = match answer["outcome"].as_str() {
-        Some("admitted" | "replayed") => Outcome::Success,
-        _ => Outcome::Refused,
+        Some("admitted" | "replayed") => Ok(Outcome::Success),
+        Some("rejected") => Ok(Outcome::Refused),
+        _ => Err(CliError::new(format!(
+            "{} could not judge the artifact: {}",
+            session.peer(),
+            answer["message"].as_str().unwrap_or("no reason given")
+        ))),
     };
     answer["session/id"] = json!(session.id().as_str());
     print_json(&answer);
@@ -311,7 +318,7 @@ pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
         )?;
         save(args.save.as_deref(), &bytes)?;
         let answer = pod_service::submit(&session, &bytes).await?;
-        let outcome = report(&session, answer);
+        let outcome = report(&session, answer)?;
         if args.hold && outcome == Outcome::Success {
             crate::inac::wait_for_stop().await;
         }
@@ -346,7 +353,7 @@ pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
         };
         save(args.save.as_deref(), &bytes)?;
         let answer = pod_service::submit(&session, &bytes).await?;
-        let outcome = report(&session, answer);
+        let outcome = report(&session, answer)?;
         client.close().await;
         Ok(outcome)
     })
@@ -411,13 +418,16 @@ pub async fn fetch(
 /// `orbi archivist submit`.
 pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
     let bytes = read_limited(&args.request, 64 * 1024)?;
-    // Refuse locally what the archivist would refuse as malformed, with the field named.
-    ArchivalStorageRequest::from_slice(&bytes).map_err(|err| {
-        CliError::new(format!(
-            "{} is not an archival-storage-request.v1: {err}",
-            args.request.display()
-        ))
-    })?;
+    // Judge locally what the archivist would refuse as malformed, with the field named.
+    if let Err(err) = ArchivalStorageRequest::from_slice(&bytes) {
+        print_json(&json!({
+            "invalid": format!(
+                "{} is not an archival-storage-request.v1: {err}",
+                args.request.display()
+            ),
+        }));
+        return Ok(Outcome::Refused);
+    }
     runtime()?.block_on(async move {
         let (client, session) = inac_session(&args.key, &args.to).await?;
         let (accepted, out) = submit_request(&session, &bytes).await?;
@@ -446,7 +456,7 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<(bool, Va
         .await
         .map_err(|err| CliError::new(format!("push to {}: {err}", session.peer())))?;
     let mut out = answer_json(&answer);
-    let accepted = matches!(
+    let stored = matches!(
         answer.operation(),
         Operation::Ingested | Operation::AlreadyPresent
     );
@@ -455,10 +465,18 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<(bool, Va
         descriptor.digest.as_str().trim_start_matches("sha256:")
     );
     out["decision/id"] = json!(decision_id);
-    // The decision is recorded whatever it says; fetch it to show its reasons.
-    if let Ok(decision) = fetch(session, DECISION_SCHEMA, Some(&decision_id)).await? {
-        out["decision"] = serde_json::from_slice(&decision).unwrap_or(Value::Null);
+    // The decision is recorded whatever it says; fetch it to show its reasons. The answer
+    // above is already the verdict, so a failed fetch is reported, not fatal.
+    match fetch(session, DECISION_SCHEMA, Some(&decision_id)).await {
+        Ok(Ok(decision)) => {
+            out["decision"] = serde_json::from_slice(&decision).unwrap_or(Value::Null);
+        }
+        Ok(Err(answer)) => out["decision/unavailable"] = answer,
+        Err(err) => out["decision/unavailable"] = json!(err.to_string()),
     }
+    // Accepted means this node's own decision says so: bytes the store already held (pushed
+    // by another requester) are not an acceptance for this one.
+    let accepted = stored && out["decision"]["status"] == "accepted";
     Ok((accepted, out))
 }
 
@@ -489,7 +507,7 @@ pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
             match result {
                 Ok(Ok(bytes)) => match Advertisement::admit_slice(&bytes) {
                     Ok(ad) => fetched.push((peer.node.as_str().to_owned(), ad)),
-                    Err(err) => failures.push(json!({"node/id": peer.node.as_str(), "error": err.to_string()})),
+                    Err(err) => failures.push(json!({"node/id": peer.node.as_str(), "invalid": err.to_string()})),
                 },
                 Ok(Err(answer)) => failures.push(json!({"node/id": peer.node.as_str(), "answer": answer})),
                 Err(err) => failures.push(json!({"node/id": peer.node.as_str(), "error": err.to_string()})),
@@ -521,9 +539,12 @@ pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
                 .map(|(node, ad)| json!({"node/id": node, "advertisement": ad.typed()}))
                 .collect(),
         };
-        let found = !advertisements.is_empty();
+        let unreachable = failures.iter().any(|failure| failure.get("error").is_some());
         print_json(&json!({"advertisements": advertisements, "failures": failures}));
-        Ok(if found && failures.is_empty() {
+        if unreachable {
+            return Err(CliError::new("some archivists could not be asked (see failures)"));
+        }
+        Ok(if failures.is_empty() {
             Outcome::Success
         } else {
             Outcome::Refused

@@ -18,6 +18,9 @@ use serde::Deserialize;
 
 use crate::CliError;
 
+/// The longest degraded grace: a year.
+const MAX_GRACE_SEC: u64 = 365 * 24 * 3600;
+
 /// The most bytes a config file may have.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -70,6 +73,8 @@ struct RawBudget {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawPod {
+    #[serde(default)]
+    allow: Vec<String>,
     profile: Option<String>,
     recovery: Option<String>,
     #[serde(default)]
@@ -113,6 +118,8 @@ pub struct NodeConfig {
     pub accept: Vec<(String, Option<String>)>,
     /// INAC ledger and store durability.
     pub inac_durability: Durability,
+    /// Nodes that may open pod sessions: `pod.allow`, `inac.allow` and the known peers.
+    pub pod_peers: std::collections::BTreeSet<NodeId>,
     /// The pod host policy.
     pub pod: HostPolicy,
     /// The pod read model's durability.
@@ -218,7 +225,16 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
             .map_err(|err| format!("pod.tenants: {participant:?}: {err}"))?;
         pod.tenancy.insert(user, participant);
     }
+    let mut pod_peers = inac.allowed_peers.clone();
+    for text in &raw.pod.allow {
+        pod_peers.insert(node_id(text, "pod.allow")?);
+    }
     if let Some(seconds) = raw.pod.degraded_grace_sec {
+        if seconds > MAX_GRACE_SEC {
+            return Err(format!(
+                "pod.degraded-grace-sec: {seconds} is over a year ({MAX_GRACE_SEC})"
+            ));
+        }
         let seconds = i64::try_from(seconds)
             .map_err(|_| format!("pod.degraded-grace-sec: {seconds} is too large"))?;
         pod.timings.degraded_grace = time::Duration::seconds(seconds);
@@ -246,6 +262,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         inac,
         accept,
         inac_durability,
+        pod_peers,
         pod,
         pod_durability,
         archivist: raw.archivist.map(|role| ArchivistRole {
@@ -336,6 +353,8 @@ pub fn template(listen: SocketAddr, archivist: bool) -> String {
          # max-per-minute = 600\n\
          \n\
          [pod]\n\
+         # Nodes that may open pod sessions, besides inac.allow and the known peers.\n\
+         allow = []\n\
          # Shape profile of pod artifacts: frozen (closed, upstream HEAD) or seed (open drafts).\n\
          profile = \"frozen\"\n\
          # strict, or allow-replace-device (a replace-device recovery may name a new client).\n\
@@ -398,6 +417,10 @@ mod tests {
         let config = load(&text).unwrap();
         assert_eq!(config.key, Path::new("/k"));
         assert!(config.inac.allowed_peers.contains(&node));
+        assert!(
+            config.pod_peers.contains(&node),
+            "known peers may open pod sessions"
+        );
         assert_eq!(
             config.accept,
             [
@@ -420,6 +443,11 @@ mod tests {
             ("[inac]\naccept = [\"=x\"]\n", "inac.accept"),
             ("[inac]\ndurability = \"fast\"\n", "inac.durability"),
             ("[pod]\nprofile = \"draft\"\n", "pod.profile"),
+            (
+                "[pod]\ndegraded-grace-sec = 99999999999\n",
+                "pod.degraded-grace-sec",
+            ),
+            ("[pod]\nallow = [\"x\"]\n", "pod.allow"),
             ("[pod]\ntenants = [\"x\"]\n", "pod.tenants"),
             (
                 "[[inac.budgets]]\noperations = [\"fly\"]\n",

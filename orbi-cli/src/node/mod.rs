@@ -162,9 +162,14 @@ fn init(dir: &Path, options: InitOptions) -> Result<Outcome, CliError> {
     if options.archivist {
         let target = dir.join("advertisement.json");
         match &options.advertisement {
-            Some(file) => {
-                std::fs::copy(file, &target).map_err(|err| io(&target, err))?;
+            // Copying a file onto itself would truncate it.
+            Some(file) if !same_file(file, &target) => {
+                let bytes = std::fs::read(file).map_err(|err| {
+                    CliError::new(format!("cannot read {}: {err}", file.display()))
+                })?;
+                std::fs::write(&target, bytes).map_err(|err| io(&target, err))?;
             }
+            Some(_) => {}
             None => {
                 let ad = archivist_role::default_advertisement(&key.node_id());
                 let bytes =
@@ -205,6 +210,13 @@ fn init(dir: &Path, options: InitOptions) -> Result<Outcome, CliError> {
         "participant/id": key.participant_id().as_str(),
     }));
     Ok(Outcome::Success)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// A node serving on its endpoint.
@@ -261,8 +273,9 @@ impl RunningNode {
         let engine = open_pod_engine(&key, config, data)?;
         let pod = {
             let engine = engine.clone();
+            let allowed = Arc::new(config.pod_peers.clone());
             AppProtocol::new(POD_ALPN, move |connection| {
-                pod_service::serve(engine.clone(), connection)
+                pod_service::serve(engine.clone(), allowed.clone(), connection)
             })
         };
         let server = Server::bind_with(

@@ -2,8 +2,11 @@
 //!
 //! A client node dials the serving node with this ALPN (the same raw-public-key mutual TLS as
 //! INAC, so both ends know each other's node id and derive the same session id). The
-//! connection is the live node-to-node session of spec pod §2: binds on it must name its
-//! session id. Each lifecycle artifact travels on its own bidirectional stream as a `u32`
+//! connection is the live node-to-node session of spec pod §2: attachment, recovery and bare
+//! bind artifacts must name its session id, and participant detachments a live one (the
+//! engine's V6a/V6b; an identical replay of an admitted detachment is answered `replayed`).
+//! Only allowed nodes get a session: `[pod] allow`, `inac.allow` and the known peers; anyone
+//! else is closed with `0x101`. Each lifecycle artifact travels on its own bidirectional stream as a `u32`
 //! big-endian length and the artifact's exact bytes; the answer comes back the same way as a
 //! JSON object (`orbi pod admit`'s report: `outcome`, `code`, `check`, `message`, `state`,
 //! `transitions`, …). The bytes are handed to `orbi-pod` as received, never re-serialized.
@@ -18,8 +21,11 @@ use std::{
     time::Duration,
 };
 
-use orbi_inac::quic::{AppConnection, Session as QuicSession, wire};
-use orbi_pod::{Admission, PodEngine, Session, SqliteStore, Transition};
+use orbi_inac::quic::{AppConnection, ConnectionCode, Session as QuicSession, wire};
+use orbi_pod::{
+    Admission, PodEngine, Session, SqliteStore, Transition, policy::MAX_ARTIFACT_BYTES,
+};
+use orbi_types::NodeId;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -41,7 +47,8 @@ async fn with_engine<T: Send + 'static>(
 ) -> Option<T> {
     let engine = engine.clone();
     tokio::task::spawn_blocking(move || {
-        // A panic while holding the lock leaves the engine's state unknown: stop serving.
+        // A panic while holding the lock leaves the engine's state unknown: admit nothing more
+        // (every answer is then "cannot admit now").
         let mut engine = engine.lock().ok()?;
         Some(task(&mut engine))
     })
@@ -50,13 +57,23 @@ async fn with_engine<T: Send + 'static>(
     .flatten()
 }
 
-/// Serves one pod connection until it ends, then starts its degraded grace.
-pub async fn serve(engine: SharedEngine, app: AppConnection) {
+/// The nodes that may open pod sessions (`[pod] allow`, `inac.allow` and known peers).
+pub type PodPeers = Arc<std::collections::BTreeSet<NodeId>>;
+
+/// Serves one pod connection until it ends, then starts its degraded grace. A node outside
+/// `allowed` is closed with `0x101` before anything is read (fail closed: an empty list
+/// admits nobody).
+pub async fn serve(engine: SharedEngine, allowed: PodPeers, app: AppConnection) {
     let AppConnection {
         peer,
         session,
         connection,
     } = app;
+    if !allowed.contains(&peer) {
+        tracing::info!(%peer, "pod session refused: peer not allowed");
+        connection.close(ConnectionCode::PeerNotAllowed.varint(), b"peer not allowed");
+        return;
+    }
     let session_id = session.as_str().to_owned();
     {
         let (id, peer) = (session_id.clone(), peer.clone());
@@ -75,7 +92,7 @@ pub async fn serve(engine: SharedEngine, app: AppConnection) {
     while let Ok((mut send, mut recv)) = connection.accept_bi().await {
         let (engine, session_id) = (engine.clone(), session_id.clone());
         tokio::spawn(async move {
-            let bytes = match wire::read_frame(&mut recv, ARTIFACT_TIMEOUT).await {
+            let bytes = match read_artifact(&mut recv).await {
                 Ok(bytes) => bytes,
                 Err(error) => {
                     tracing::debug!(%error, "pod stream abandoned");
@@ -96,7 +113,9 @@ pub async fn serve(engine: SharedEngine, app: AppConnection) {
                     tracing::error!(%error, "pod admission failed");
                     json!({"outcome": "error", "message": "the serving node cannot admit now"})
                 }
-                None => json!({"outcome": "error", "message": "the serving node cannot admit now"}),
+                None => {
+                    json!({"outcome": "error", "message": "the serving node cannot admit now"})
+                }
             };
             log_admission(&answer);
             let _ = write_message(&mut send, &answer).await;
@@ -118,7 +137,41 @@ pub async fn tick(engine: &SharedEngine) {
     log_transitions(transitions);
 }
 
+/// Reads one length-prefixed artifact of at most [`MAX_ARTIFACT_BYTES`]: the length is
+/// checked before anything is allocated.
+async fn read_artifact(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, String> {
+    let read = async {
+        let mut prefix = [0u8; 4];
+        recv.read_exact(&mut prefix)
+            .await
+            .map_err(|err| err.to_string())?;
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len > MAX_ARTIFACT_BYTES {
+            return Err(format!(
+                "a pod artifact of {len} bytes is over {MAX_ARTIFACT_BYTES}"
+            ));
+        }
+        let mut bytes = vec![0u8; len];
+        recv.read_exact(&mut bytes)
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(bytes)
+    };
+    tokio::time::timeout(ARTIFACT_TIMEOUT, read)
+        .await
+        .map_err(|_| format!("no artifact within {ARTIFACT_TIMEOUT:?}"))?
+}
+
 fn log_admission(answer: &Value) {
+    // Rejections are the peer's doing: debug, so that bad input costs no log volume.
+    if answer["outcome"] == "rejected" {
+        tracing::debug!(
+            kind = answer["kind"].as_str().unwrap_or_default(),
+            code = answer["code"].as_str().unwrap_or_default(),
+            "pod artifact rejected"
+        );
+        return;
+    }
     tracing::info!(
         outcome = answer["outcome"].as_str().unwrap_or_default(),
         kind = answer["kind"].as_str().unwrap_or_default(),
@@ -201,6 +254,12 @@ async fn write_bytes(send: &mut quinn::SendStream, body: &[u8]) -> Result<(), qu
 /// Client side: sends one artifact's exact bytes on `session` and returns the serving node's
 /// answer.
 pub async fn submit(session: &QuicSession, artifact: &[u8]) -> Result<Value, CliError> {
+    if artifact.len() > MAX_ARTIFACT_BYTES {
+        return Err(CliError::new(format!(
+            "a pod artifact has at most {MAX_ARTIFACT_BYTES} bytes; this one has {}",
+            artifact.len()
+        )));
+    }
     let failed = |what: &str, err: &dyn std::fmt::Display| {
         CliError::new(format!(
             "pod exchange with {}: {what}: {err}",
