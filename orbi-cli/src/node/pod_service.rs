@@ -131,9 +131,21 @@ pub async fn serve(engine: SharedEngine, allowed: PodPeers, app: AppConnection) 
     log_transitions(lost);
 }
 
-/// Runs the lifecycle timers (setup timeouts, degraded grace, grant expiry) once.
-pub async fn tick(engine: &SharedEngine) {
-    let transitions = with_engine(engine, |engine| engine.tick(OffsetDateTime::now_utc())).await;
+/// Runs the lifecycle timers (setup timeouts, degraded grace, grant expiry) once; with
+/// `sweep`, first degrades attached attachments whose session is no longer live (normally
+/// `session_lost` did that when the connection ended; this catches a failed one).
+pub async fn tick(engine: &SharedEngine, sweep: bool) {
+    let transitions = with_engine(engine, move |engine| {
+        let now = OffsetDateTime::now_utc();
+        let mut transitions = if sweep {
+            engine.degrade_orphans(now)?
+        } else {
+            Vec::new()
+        };
+        transitions.extend(engine.tick(now)?);
+        Ok(transitions)
+    })
+    .await;
     log_transitions(transitions);
 }
 
@@ -279,4 +291,89 @@ pub async fn submit(session: &QuicSession, artifact: &[u8]) -> Result<Value, Cli
         .await
         .map_err(|err| failed("answer", &err))?;
     serde_json::from_slice(&answer).map_err(|err| failed("answer is not JSON", &err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orbi_pod::{
+        AttachmentState, HostPolicy, Store, StoreLimits, Verdict,
+        compose::{self, AttachmentDraft, BindDraft},
+    };
+    use orbi_types::{
+        KeyPair, Timestamp,
+        pod::{ProfileType, SessionState},
+    };
+
+    fn engine(node: &KeyPair, db: &std::path::Path) -> PodEngine<SqliteStore> {
+        let store = SqliteStore::open(
+            db,
+            &node.node_id(),
+            StoreLimits::default(),
+            orbi_pod::Durability::Normal,
+        )
+        .unwrap();
+        PodEngine::new(node.clone(), HostPolicy::default(), store).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_sweep_degrades_attachments_whose_session_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("pod.sqlite");
+        let (node, participant) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
+        let now = Timestamp::from_instant(OffsetDateTime::now_utc()).unwrap();
+        let bind = compose::sign_bind(
+            &participant,
+            &BindDraft {
+                bind_id: "pb:sweep".into(),
+                bound_at: now.clone(),
+                via: node.node_id(),
+                session_id: "sess:sweep".into(),
+                policy_annotations: None,
+            },
+        )
+        .unwrap();
+        let attachment = compose::attachment(
+            &AttachmentDraft {
+                attachment_id: "attach:sweep".into(),
+                attached_at: now,
+                profile: ProfileType::PodClient,
+                serving_node: node.node_id(),
+                pod_user: None,
+                client_instance_id: "client:sweep".into(),
+                models_local: None,
+                state: SessionState::Attached,
+                export_capable: true,
+                migration_allowed: true,
+            },
+            bind,
+        );
+        {
+            let mut first = engine(&node, &db);
+            first.open_session("sess:sweep", Session::default());
+            let admitted = first
+                .admit(
+                    attachment.to_string().as_bytes(),
+                    "sess:sweep",
+                    OffsetDateTime::now_utc(),
+                )
+                .unwrap();
+            assert_eq!(admitted.verdict, Verdict::Admitted);
+        }
+        // Its session is gone and nobody degraded the attachment (a failed session_lost).
+        let shared: SharedEngine = Arc::new(Mutex::new(engine(&node, &db)));
+        let state = |engine: &SharedEngine| {
+            let engine = engine.lock().unwrap();
+            engine
+                .store()
+                .attachment("attach:sweep")
+                .unwrap()
+                .unwrap()
+                .state
+        };
+        tick(&shared, false).await;
+        assert_eq!(state(&shared), AttachmentState::Attached);
+        tick(&shared, true).await;
+        assert_eq!(state(&shared), AttachmentState::Degraded);
+    }
 }
