@@ -272,9 +272,15 @@ pub async fn submit(session: &QuicSession, artifact: &[u8]) -> Result<Value, Cli
             artifact.len()
         )));
     }
+    // A write can fail as plain "connection lost" before the peer's close frame is read;
+    // the connection's close reason (e.g. "peer not allowed") says why.
     let failed = |what: &str, err: &dyn std::fmt::Display| {
+        let why = match session.connection().close_reason() {
+            Some(reason) => reason.to_string(),
+            None => err.to_string(),
+        };
         CliError::new(format!(
-            "pod exchange with {}: {what}: {err}",
+            "pod exchange with {}: {what}: {why}",
             session.peer()
         ))
     };
