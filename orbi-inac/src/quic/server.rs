@@ -380,12 +380,9 @@ async fn exchange(
     let config = &context.config;
     let bytes = match read_frame(&mut recv, config.frame_timeout).await {
         Ok(bytes) => bytes,
-        Err(ReadFrameError::TooLarge(len)) => {
+        Err(error @ ReadFrameError::TooLarge { .. }) => {
             let _ = recv.stop(StreamCode::FrameTooLarge.varint());
-            let refusal = Refusal::new(
-                RefusalCode::Malformed,
-                ReadFrameError::TooLarge(len).to_string(),
-            );
+            let refusal = Refusal::new(RefusalCode::Malformed, error.to_string());
             if let Ok(answer) = context.receiver.unread(peer, refusal).await {
                 answer_and_finish(&mut send, &answer, config).await;
             }

@@ -99,9 +99,15 @@ impl ConnectionCode {
 /// Why a control frame could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadFrameError {
-    /// The length prefix announces more than [`MAX_FRAME_BYTES`].
-    #[error("control frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
-    TooLarge(u32),
+    /// The length prefix announces more than the reader's limit ([`MAX_FRAME_BYTES`] for
+    /// control frames).
+    #[error("frame of {len} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// The announced length.
+        len: u32,
+        /// The limit it exceeds.
+        limit: usize,
+    },
     /// The stream ended before the frame did.
     #[error("stream ended inside a control frame")]
     Truncated,
@@ -144,12 +150,22 @@ pub async fn read_frame(
     recv: &mut RecvStream,
     timeout: Duration,
 ) -> Result<Vec<u8>, ReadFrameError> {
+    read_frame_within(recv, timeout, MAX_FRAME_BYTES).await
+}
+
+/// [`read_frame`] with another size limit, for application protocols on the same framing
+/// (the pod protocol reads artifacts of at most 64 KiB).
+pub async fn read_frame_within(
+    recv: &mut RecvStream,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Vec<u8>, ReadFrameError> {
     let read = async {
         let mut prefix = [0u8; 4];
         recv.read_exact(&mut prefix).await?;
         let len = u32::from_be_bytes(prefix);
-        if len as usize > MAX_FRAME_BYTES {
-            return Err(ReadFrameError::TooLarge(len));
+        if len as usize > limit {
+            return Err(ReadFrameError::TooLarge { len, limit });
         }
         let mut bytes = vec![0u8; len as usize];
         recv.read_exact(&mut bytes).await?;
