@@ -14,8 +14,6 @@
 
 use std::{
     fmt::Write as _,
-    fs,
-    io::Read,
     path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -156,19 +154,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
 
 /// Reads a file of at most [`MAX_INPUT_BYTES`].
 fn read_bounded(path: &Path) -> Result<Vec<u8>, CliError> {
-    let io = |err: std::io::Error| CliError::new(format!("cannot read {}: {err}", path.display()));
-    let file = fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(CliError::new(format!(
-            "{} is larger than {MAX_INPUT_BYTES} bytes",
-            path.display()
-        )));
-    }
-    Ok(bytes)
+    crate::files::read_file(path, MAX_INPUT_BYTES)
 }
 
 /// One advertisement read from a file, admitted or not.

@@ -28,17 +28,19 @@ use indicatif::{ProgressBar, ProgressStyle};
 use orbi_inac::{Descriptor, Frame, quic::Session};
 use orbi_pod::keyfile;
 use orbi_schema::{Profile, validate};
-use orbi_types::{KeyPair, Sha256Digest, inac::Operation, pod::DetachReason, pod::ProfileType};
+use orbi_types::{
+    KeyPair, NodeId, Sha256Digest, inac::Operation, pod::DetachReason, pod::ProfileType,
+};
 use serde_json::{Value, json};
 
 use crate::{
     CliError, Outcome,
     node::{
-        RunningNode,
-        archivist_role::{self, ADVERTISEMENT_SCHEMA},
+        InitOptions, RunningNode,
+        archivist_role::ADVERTISEMENT_SCHEMA,
         client::{self, AttachSpec, DetachSpec},
-        config::{self, NodeConfig},
-        pod_service,
+        config::NodeConfig,
+        pod_service, write_node_dir,
     },
 };
 
@@ -68,8 +70,6 @@ enum Format {
 const NOTE_SCHEMA: &str = "orbi.demo-note.v1";
 /// Size of the streamed artifact: 10 MB.
 const STREAM_BYTES: usize = 10_000_000;
-/// The serving node's advertisement id.
-const ADVERTISEMENT_ID: &str = "archivist-advertisement:demo-1";
 /// The demo's client instance.
 const CLIENT: &str = "client:demo-phone";
 
@@ -88,10 +88,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
     }
     std::fs::create_dir_all(&dir)
         .map_err(|err| CliError::new(format!("cannot create {}: {err}", dir.display())))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| CliError::new(format!("cannot start the runtime: {err}")))?;
+    let runtime = crate::inac::runtime()?;
     let mut report = Report {
         format: args.format,
         ..Report::default()
@@ -190,47 +187,35 @@ fn fresh_key(path: &Path) -> Result<KeyPair, CliError> {
     Ok(key)
 }
 
-/// Writes a node directory (`node.key`, `node.toml`) that trusts `peer` and keeps notes.
-fn node_dir(dir: &Path, peer: &KeyPair, archivist: bool) -> Result<PathBuf, CliError> {
-    std::fs::create_dir_all(dir).map_err(cli("node directory"))?;
-    let key = fresh_key(&dir.join("node.key"))?;
-    let mut text = config::template("127.0.0.1:0".parse().map_err(cli("address"))?, false)
-        .replacen(
-            "allow = []",
-            &format!("allow = [\"{}\"]", peer.node_id()),
-            1,
-        )
-        .replacen("accept = []", &format!("accept = [\"{NOTE_SCHEMA}\"]"), 1);
-    if archivist {
-        let mut advertisement = archivist_role::default_advertisement(&key.node_id());
-        advertisement["advertisement/id"] = json!(ADVERTISEMENT_ID);
-        let bytes = serde_json::to_vec_pretty(&advertisement).map_err(cli("advertisement"))?;
-        std::fs::write(dir.join("advertisement.json"), bytes).map_err(cli("advertisement"))?;
-        text.push_str("\n[archivist]\nadvertisement = \"advertisement.json\"\n");
-    }
-    let path = dir.join("node.toml");
-    std::fs::write(&path, text).map_err(cli("node.toml"))?;
-    Ok(path)
+/// A node directory as `orbi node init` writes it: listening on a free loopback port, trusting
+/// `peer` and keeping notes; returns its key.
+fn node_dir(dir: &Path, peer: &[NodeId], archivist: bool) -> Result<KeyPair, CliError> {
+    let options = InitOptions {
+        listen: "127.0.0.1:0".parse().map_err(cli("address"))?,
+        allow: peer.to_vec(),
+        accept: vec![NOTE_SCHEMA.to_owned()],
+        archivist,
+        advertisement: None,
+        force: true,
+    };
+    write_node_dir(dir, &options)
 }
 
 async fn demo(dir: &Path, report: &mut Report) -> Result<(), CliError> {
-    // Fresh identities: the participant, and the client node it speaks through.
+    // Fresh identities: the participant, and the two nodes (each trusting the other; the
+    // client's config is written again once the serving node's id is known, keeping its key).
     let participant = fresh_key(&dir.join("participant.key"))?;
-    let client_dir = dir.join("client");
-    std::fs::create_dir_all(&client_dir).map_err(cli("node directory"))?;
-    let client_key = fresh_key(&client_dir.join("node.key"))?;
-    let serving_config = node_dir(&dir.join("serving"), &client_key, true)?;
-    let serving = RunningNode::start(&NodeConfig::load(&serving_config)?).await?;
-    let client_config = {
-        // The client node trusts the serving node; its key is the one made above.
-        let serving_id = serving.peer_addr().node;
-        let text = config::template("127.0.0.1:0".parse().map_err(cli("address"))?, false)
-            .replacen("allow = []", &format!("allow = [\"{serving_id}\"]"), 1)
-            .replacen("accept = []", &format!("accept = [\"{NOTE_SCHEMA}\"]"), 1);
-        let path = client_dir.join("node.toml");
-        std::fs::write(&path, text).map_err(cli("node.toml"))?;
-        path
-    };
+    let (client_dir, serving_dir) = (dir.join("client"), dir.join("serving"));
+    let client_key = node_dir(&client_dir, &[], false)?;
+    let serving_key = node_dir(&serving_dir, &[client_key.node_id()], true)?;
+    node_dir(&client_dir, &[serving_key.node_id()], false)?;
+    let serving = RunningNode::start(&NodeConfig::load(&serving_dir.join("node.toml"))?).await?;
+    let advertisement_id = std::fs::read(serving_dir.join("advertisement.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|ad| ad["advertisement/id"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let client_config = client_dir.join("node.toml");
     let client_node = RunningNode::start(&NodeConfig::load(&client_config)?).await?;
     report.step(
         "nodes",
@@ -243,7 +228,15 @@ async fn demo(dir: &Path, report: &mut Report) -> Result<(), CliError> {
         json!({"serving": serving.banner(), "client": client_node.banner()}),
     );
     let to = serving.peer_addr();
-    let result = exchanges(report, &participant, &client_key, &to, &serving).await;
+    let result = exchanges(
+        report,
+        &participant,
+        &client_key,
+        &to,
+        &serving,
+        &advertisement_id,
+    )
+    .await;
     serving.stop().await;
     client_node.stop().await;
     result?;
@@ -270,6 +263,7 @@ async fn exchanges(
     client_key: &KeyPair,
     to: &orbi_inac::quic::PeerAddr,
     serving: &RunningNode,
+    advertisement_id: &str,
 ) -> Result<(), CliError> {
     // 1. Pod: attach over the live session the bind names.
     let (pod_client, pod) = client::connect_pod(client_key.clone(), to).await?;
@@ -354,7 +348,7 @@ async fn exchanges(
         }
         Err(answer) => format!("no advertisement: {answer}"),
     };
-    report.step("archivist discover", ADVERTISEMENT_ID, got, json!({}));
+    report.step("archivist discover", advertisement_id, got, json!({}));
     for (name, id, scope, expected) in [
         (
             "archivist submit",

@@ -223,7 +223,8 @@ pub(crate) fn init_logging(default: &str) {
         .try_init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+/// A multi-threaded tokio runtime for a command.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     build_runtime(tokio::runtime::Builder::new_multi_thread())
 }
 

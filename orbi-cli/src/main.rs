@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod archivist;
 mod demo;
 mod exit;
+mod files;
 mod inac;
 mod keys;
 mod node;

@@ -443,7 +443,8 @@ fn parse_tenant(text: &str) -> Result<(PodUserId, ParticipantId), String> {
     ))
 }
 
-fn fresh_id(prefix: &str) -> String {
+/// `PREFIX:` + a fresh ULID.
+pub(crate) fn fresh_id(prefix: &str) -> String {
     format!("{prefix}:{}", ulid::Ulid::generate())
 }
 

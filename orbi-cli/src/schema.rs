@@ -9,7 +9,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     fs,
-    io::{self, BufWriter, Read, Write},
+    io::{self, BufWriter, Write},
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -23,7 +23,10 @@ use clap::{Subcommand, ValueEnum};
 use orbi_schema::{CanonicalSchema, Issue, Profile, SchemaValidator, registry};
 use serde_json::{Value, json};
 
-use crate::{CliError, Outcome};
+use crate::{
+    CliError, Outcome,
+    files::{read_bounded, write_atomically},
+};
 
 /// The largest document read, from a file or stdin. Artifacts are kilobytes; this bounds the
 /// memory one hostile input can claim.
@@ -171,19 +174,6 @@ impl Job {
                 .map_err(|err| format!("cannot read stdin: {err}")),
         }
     }
-}
-
-/// Appends at most `limit` bytes to `bytes`; a longer input is an error, never a truncated
-/// read.
-fn read_bounded(reader: impl Read, limit: u64, bytes: &mut Vec<u8>) -> io::Result<()> {
-    let read = reader.take(limit.saturating_add(1)).read_to_end(bytes)?;
-    if read as u64 > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than the {limit}-byte limit"),
-        ));
-    }
-    Ok(())
 }
 
 fn validate(
@@ -463,28 +453,6 @@ fn export(out_dir: &Path, profile: Profile, resolve_refs: bool) -> Result<Outcom
     Ok(Outcome::Success)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it into place, so a
-/// reader sees the old file or the whole new one, never half of it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let result = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
-}
-
 /// Buffered stdout; a failed write (a closed pipe, a full disk) is an I/O error of the command.
 struct Output {
     writer: BufWriter<io::StdoutLock<'static>>,
@@ -557,34 +525,4 @@ impl Output {
 
 fn write_error(err: io::Error) -> CliError {
     CliError::new(format!("cannot write to stdout: {err}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_are_bounded_and_never_truncated() {
-        let mut bytes = b"old".to_vec();
-        bytes.clear();
-        read_bounded(&b"12345"[..], 5, &mut bytes).unwrap();
-        assert_eq!(bytes, b"12345");
-        let err = read_bounded(&b"123456"[..], 5, &mut Vec::new()).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(err.to_string(), "larger than the 5-byte limit");
-    }
-
-    #[test]
-    fn atomic_writes_leave_no_temporary_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.json");
-        write_atomically(&path, b"one").unwrap();
-        write_atomically(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["a.json"]);
-    }
 }

@@ -28,7 +28,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
+    io::Read,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -38,10 +38,14 @@ use orbi_inac::{
     Acceptance, Acceptor, Delivery, Descriptor, Published, PublishedQuery, Publisher, Refusal,
 };
 use orbi_types::{
-    ArchivalStorageRequest, Artifact, NodeId, archival::DecisionStatus, inac::RefusalCode,
+    ArchivalStorageRequest, Artifact, NodeId, Sha256Digest, archival::DecisionStatus,
+    inac::RefusalCode,
 };
 
-use crate::CliError;
+use crate::{
+    CliError,
+    files::{read_file, write_atomically},
+};
 
 /// The advertisement's artifact schema.
 pub const ADVERTISEMENT_SCHEMA: &str = "archivist-advertisement.v1";
@@ -53,7 +57,7 @@ pub const DECISION_SCHEMA: &str = "archival-storage-decision.v1";
 pub const JSON: &str = "application/json";
 /// The most bytes a storage request may have: its decision (which repeats its ids) then
 /// stays well inside what a publication may have (64 KiB, served inline).
-const MAX_REQUEST_BYTES: u64 = 16 * 1024;
+pub const MAX_REQUEST_BYTES: u64 = 16 * 1024;
 /// The most bytes an advertisement or a recorded decision file may have.
 const MAX_DOCUMENT_BYTES: u64 = 64 * 1024;
 /// The most decisions kept, and kept for one requester; further requests are refused
@@ -68,7 +72,7 @@ const MAX_DECISIONS_PER_PEER: usize = 1_000;
 pub fn default_advertisement(node: &NodeId) -> serde_json::Value {
     serde_json::json!({
         "schema/v": 1,
-        "advertisement/id": format!("archivist-advertisement:{}", ulid::Ulid::generate()),
+        "advertisement/id": crate::pod::fresh_id("archivist-advertisement"),
         "created-at": crate::pod::now_timestamp().map_or_else(|_| "2026-01-01T00:00:00Z".to_owned(), |at| at.as_str().to_owned()),
         "archivist/node-id": node.as_str(),
         "accepted/scopes": ["private-retained", "federation-vault"],
@@ -109,9 +113,7 @@ impl ArchivistRole {
         data_dir: &Path,
         policy: Policy,
     ) -> Result<ArchivistRole, CliError> {
-        let bytes = read_limited(advertisement, MAX_DOCUMENT_BYTES).map_err(|err| {
-            CliError::new(format!("cannot read {}: {err}", advertisement.display()))
-        })?;
+        let bytes = read_file(advertisement, MAX_DOCUMENT_BYTES)?;
         let admitted = Advertisement::admit_slice(&bytes).map_err(|err| {
             CliError::new(format!(
                 "{} is not a valid advertisement: {err}",
@@ -165,8 +167,8 @@ impl ArchivistRole {
             if path.extension().is_none_or(|ext| ext != "json") {
                 continue;
             }
-            let loaded = read_limited(&path, MAX_DOCUMENT_BYTES)
-                .and_then(|bytes| Ok((bytes, read_limited(&path.with_extension("peer"), 1024)?)))
+            let loaded = read_file(&path, MAX_DOCUMENT_BYTES)
+                .and_then(|bytes| Ok((bytes, read_file(&path.with_extension("peer"), 1024)?)))
                 .map_err(|err| err.to_string())
                 .and_then(|(bytes, peer)| parse_record(&bytes, &peer));
             match loaded {
@@ -182,8 +184,13 @@ impl ArchivistRole {
     }
 
     /// Judges one storage request from `peer`; returns the decision id, status and reasons.
-    fn judge(&self, peer: &NodeId, bytes: &[u8], digest: &str) -> Result<Acceptance, Refusal> {
-        let decision_id = format!("archival-decision:{}", digest.trim_start_matches("sha256:"));
+    fn judge(
+        &self,
+        peer: &NodeId,
+        bytes: &[u8],
+        digest: &Sha256Digest,
+    ) -> Result<Acceptance, Refusal> {
+        let decision_id = decision_id(digest);
         let unavailable = || Refusal::handler_unavailable("the archivist cannot decide now");
         // Who asks is checked before anything recorded is revealed: the same bytes pushed by
         // another node learn nothing about the first submitter's decision.
@@ -223,12 +230,8 @@ impl ArchivistRole {
             decided_at: crate::pod::now_timestamp()
                 .map_err(|err| Refusal::handler_unavailable(err.to_string()))?,
             // Ours, not the requester's `request/id`: two requesters may pick the same id.
-            retrieval_ref: (status == DecisionStatus::Accepted).then(|| {
-                format!(
-                    "retrieval:{}",
-                    decision_id.trim_start_matches("archival-decision:")
-                )
-            }),
+            retrieval_ref: (status == DecisionStatus::Accepted)
+                .then(|| format!("retrieval:{}", digest_suffix(digest))),
             integrity_verified: None,
         };
         let artifact = record(&prepared, &self.advertisement, &decision, context)
@@ -261,6 +264,16 @@ impl ArchivistRole {
             .insert(decision_id, recorded);
         Ok(reply)
     }
+}
+
+/// The id of the decision on the storage request whose bytes have `digest`: stable, so a
+/// retried push finds its decision, and known to the submitter before it asks for it.
+pub fn decision_id(digest: &Sha256Digest) -> String {
+    format!("archival-decision:{}", digest_suffix(digest))
+}
+
+fn digest_suffix(digest: &Sha256Digest) -> &str {
+    digest.as_str().trim_start_matches("sha256:")
 }
 
 /// The INAC answer for a recorded decision.
@@ -343,8 +356,7 @@ impl Acceptor for ArchivistRole {
                 "cannot read the request: {error}"
             )));
         }
-        let digest = delivery.descriptor().digest.as_str().to_owned();
-        match self.judge(delivery.peer(), &bytes, &digest) {
+        match self.judge(delivery.peer(), &bytes, &delivery.descriptor().digest) {
             Ok(acceptance) => acceptance,
             Err(refusal) => Acceptance::Refuse(refusal),
         }
@@ -407,41 +419,6 @@ fn file_stem(id: &str) -> String {
         .collect()
 }
 
-fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(std::io::Error::other(format!("over {limit} bytes")));
-    }
-    Ok(bytes)
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename, then syncs the
-/// directory: a crash leaves the old file or the new one, never a torn one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("decision"),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,7 +446,7 @@ mod tests {
 
     fn judge(role: &ArchivistRole, peer: &NodeId, bytes: &[u8]) -> Result<Acceptance, Refusal> {
         let digest = orbi_types::Sha256Digest::of(bytes);
-        role.judge(peer, bytes, digest.as_str())
+        role.judge(peer, bytes, &digest)
     }
 
     fn decision_query(id: &str) -> PublishedQuery<'_> {

@@ -6,10 +6,7 @@
 //! signed here around that session id, then sent as bytes; what was sent can be saved
 //! (`--save`) and sent again byte for byte (`--replay`).
 
-use std::{
-    io::Read,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use orbi_archivist::{Advertisement, Policy, PreparedRequest, match_request};
 use orbi_inac::{
@@ -28,10 +25,17 @@ use orbi_types::{
 use serde_json::{Value, json};
 
 use super::{
-    archivist_role::{ADVERTISEMENT_SCHEMA, DECISION_SCHEMA, JSON, REQUEST_SCHEMA},
+    archivist_role::{
+        ADVERTISEMENT_SCHEMA, DECISION_SCHEMA, JSON, MAX_REQUEST_BYTES, REQUEST_SCHEMA, decision_id,
+    },
     pod_service::{self, POD_ALPN},
 };
-use crate::{CliError, Outcome, keys::read_key, pod::print_json};
+use crate::{
+    CliError, Outcome,
+    files::read_file,
+    keys::read_key,
+    pod::{fresh_id, print_json},
+};
 
 /// Who speaks and to which node.
 #[derive(clap::Args)]
@@ -136,30 +140,6 @@ pub struct DiscoverArgs {
     request: Option<PathBuf>,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| CliError::new(format!("cannot start the runtime: {err}")))
-}
-
-fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, CliError> {
-    let io = |err: std::io::Error| CliError::new(format!("cannot read {}: {err}", path.display()));
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .map_err(io)?
-        .take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() > limit {
-        return Err(CliError::new(format!(
-            "{} is over {limit} bytes",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
-
 fn save(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
     if let Some(path) = path {
         std::fs::write(path, bytes)
@@ -195,7 +175,7 @@ fn bind(participant: &KeyPair, session: &Session) -> Result<Value, CliError> {
     compose::sign_bind(
         participant,
         &BindDraft {
-            bind_id: format!("pb:{}", ulid::Ulid::generate()),
+            bind_id: fresh_id("pb"),
             bound_at: crate::pod::now_timestamp()?,
             via: session.peer().clone(),
             session_id: session.id().as_str().to_owned(),
@@ -300,16 +280,14 @@ fn report(session: &Session, mut answer: Value) -> Result<Outcome, CliError> {
 
 /// `orbi pod attach`.
 pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
-    runtime()?.block_on(async move {
+    crate::inac::runtime()?.block_on(async move {
         let (participant, client, session) = pod_session(&args.dial).await?;
         let bytes = attachment_bytes(
             &participant,
             &session,
             AttachSpec {
                 client: args.client,
-                attachment_id: args
-                    .attachment_id
-                    .unwrap_or_else(|| format!("attach:{}", ulid::Ulid::generate())),
+                attachment_id: args.attachment_id.unwrap_or_else(|| fresh_id("attach")),
                 profile: args.profile,
                 pod_user: args.pod_user,
                 export_capable: args.export_capable,
@@ -329,9 +307,9 @@ pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
 
 /// `orbi pod detach`.
 pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
-    runtime()?.block_on(async move {
+    crate::inac::runtime()?.block_on(async move {
         let replayed = match &args.replay {
-            Some(path) => Some(read_limited(path, MAX_ARTIFACT_BYTES)?),
+            Some(path) => Some(read_file(path, MAX_ARTIFACT_BYTES as u64)?),
             None => None,
         };
         let (participant, client, session) = pod_session(&args.dial).await?;
@@ -343,9 +321,7 @@ pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
                 DetachSpec {
                     client: args.client.unwrap_or_default(),
                     attachment_id: args.attachment.unwrap_or_default(),
-                    detachment_id: args
-                        .detachment_id
-                        .unwrap_or_else(|| format!("detach:{}", ulid::Ulid::generate())),
+                    detachment_id: args.detachment_id.unwrap_or_else(|| fresh_id("detach")),
                     reason: args.reason,
                     notes: args.notes,
                 },
@@ -396,7 +372,7 @@ pub async fn fetch(
         request = request.artifact_id(id);
     }
     let request = request
-        .correlation_id(&format!("c-{}", ulid::Ulid::generate()))
+        .correlation_id(&fresh_id("c"))
         .build()
         .map_err(|err| CliError::new(err.to_string()))?;
     let answer = session
@@ -417,7 +393,7 @@ pub async fn fetch(
 
 /// `orbi archivist submit`.
 pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
-    let bytes = read_limited(&args.request, 64 * 1024)?;
+    let bytes = read_file(&args.request, MAX_REQUEST_BYTES)?;
     // Judge locally what the archivist would refuse as malformed, with the field named.
     if let Err(err) = ArchivalStorageRequest::from_slice(&bytes) {
         print_json(&json!({
@@ -428,7 +404,7 @@ pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
         }));
         return Ok(Outcome::Refused);
     }
-    runtime()?.block_on(async move {
+    crate::inac::runtime()?.block_on(async move {
         let (client, session) = inac_session(&args.key, &args.to).await?;
         let (accepted, out) = submit_request(&session, &bytes).await?;
         print_json(&out);
@@ -447,7 +423,7 @@ pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
 pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<(bool, Value), CliError> {
     let descriptor = Descriptor::of_bytes(REQUEST_SCHEMA, JSON, bytes);
     let push = Frame::push_inline(&descriptor, bytes)
-        .correlation_id(&format!("c-{}", ulid::Ulid::generate()))
+        .correlation_id(&fresh_id("c"))
         .idempotency_key(descriptor.digest.as_str())
         .build()
         .map_err(|err| CliError::new(err.to_string()))?;
@@ -460,10 +436,7 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<(bool, Va
         answer.operation(),
         Operation::Ingested | Operation::AlreadyPresent
     );
-    let decision_id = format!(
-        "archival-decision:{}",
-        descriptor.digest.as_str().trim_start_matches("sha256:")
-    );
+    let decision_id = decision_id(&descriptor.digest);
     out["decision/id"] = json!(decision_id);
     // The decision is recorded whatever it says; fetch it to show its reasons. The answer
     // above is already the verdict, so a failed fetch is reported, not fatal.
@@ -484,16 +457,18 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<(bool, Va
 pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
     let request = match &args.request {
         Some(path) => Some(
-            ArchivalStorageRequest::from_slice(&read_limited(path, 64 * 1024)?).map_err(|err| {
-                CliError::new(format!(
-                    "{} is not an archival-storage-request.v1: {err}",
-                    path.display()
-                ))
-            })?,
+            ArchivalStorageRequest::from_slice(&read_file(path, MAX_REQUEST_BYTES)?).map_err(
+                |err| {
+                    CliError::new(format!(
+                        "{} is not an archival-storage-request.v1: {err}",
+                        path.display()
+                    ))
+                },
+            )?,
         ),
         None => None,
     };
-    runtime()?.block_on(async move {
+    crate::inac::runtime()?.block_on(async move {
         let mut fetched = Vec::new();
         let mut failures = Vec::new();
         for peer in &args.to {

@@ -149,20 +149,9 @@ impl NodeConfig {
 }
 
 fn read_bounded(path: &Path) -> Result<String, CliError> {
-    use std::io::Read;
-    let io = |err: std::io::Error| CliError::new(format!("cannot read {}: {err}", path.display()));
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(CliError::new(format!(
-            "{} is over {MAX_CONFIG_BYTES} bytes",
-            path.display()
-        )));
-    }
-    Ok(text)
+    let bytes = crate::files::read_file(path, MAX_CONFIG_BYTES)?;
+    String::from_utf8(bytes)
+        .map_err(|err| CliError::new(format!("{} is not UTF-8: {err}", path.display())))
 }
 
 fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
@@ -311,8 +300,22 @@ fn budget_rule(raw: &RawBudget) -> Result<BudgetRule, String> {
     })
 }
 
-/// The commented config `orbi node init` writes.
-pub fn template(listen: SocketAddr, archivist: bool) -> String {
+/// The commented config `orbi node init` writes: `allow` goes to `inac.allow` (and so may
+/// open pod sessions), `accept` to `inac.accept`.
+pub fn template(
+    listen: SocketAddr,
+    archivist: bool,
+    allow: &[NodeId],
+    accept: &[String],
+) -> String {
+    let list = |items: &mut dyn Iterator<Item = &str>| {
+        let quoted: Vec<String> = items
+            .map(|item| serde_json::Value::from(item).to_string())
+            .collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let allow = list(&mut allow.iter().map(NodeId::as_str));
+    let accept = list(&mut accept.iter().map(String::as_str));
     let archivist = if archivist {
         "[archivist]\n\
          # This node keeps artifacts for others: it publishes this advertisement (answering an\n\
@@ -339,9 +342,9 @@ pub fn template(listen: SocketAddr, archivist: bool) -> String {
          \n\
          [inac]\n\
          # Nodes that may offer and push without a passport. Empty denies everyone.\n\
-         allow = []\n\
+         allow = {allow}\n\
          # Kinds kept in the store: \"SCHEMA\" or \"SCHEMA=CONTENT_TYPE\". Empty refuses every kind.\n\
-         accept = []\n\
+         accept = {accept}\n\
          # full: every answer is on disk before it leaves; relaxed: the OS flushes later.\n\
          durability = \"full\"\n\
          # Let nodes outside `allow` offer (each offer waits for `orbi inac offers accept`).\n\
@@ -391,7 +394,13 @@ mod tests {
     #[test]
     fn the_template_loads_with_its_defaults() {
         for archivist in [false, true] {
-            let config = load(&template("127.0.0.1:7400".parse().unwrap(), archivist)).unwrap();
+            let config = load(&template(
+                "127.0.0.1:7400".parse().unwrap(),
+                archivist,
+                &[],
+                &[],
+            ))
+            .unwrap();
             assert_eq!(config.key, Path::new("/etc/orbi/node.key"));
             assert_eq!(config.data_dir, Path::new("/etc/orbi/data"));
             assert!(config.inac.allowed_peers.is_empty());

@@ -40,7 +40,7 @@ use self::{
     config::NodeConfig,
     pod_service::{POD_ALPN, SharedEngine},
 };
-use crate::{CliError, Outcome, keys::read_key, pod::print_json};
+use crate::{CliError, Outcome, files::write_atomically, keys::read_key, pod::print_json};
 
 /// Arguments of `orbi node`.
 #[derive(clap::Args)]
@@ -126,16 +126,35 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
 }
 
 /// What `orbi node init` writes.
-struct InitOptions {
-    listen: std::net::SocketAddr,
-    allow: Vec<NodeId>,
-    accept: Vec<String>,
-    archivist: bool,
-    advertisement: Option<PathBuf>,
-    force: bool,
+pub struct InitOptions {
+    /// The UDP address to listen on.
+    pub listen: std::net::SocketAddr,
+    /// `inac.allow`.
+    pub allow: Vec<NodeId>,
+    /// `inac.accept`.
+    pub accept: Vec<String>,
+    /// Whether the archivist role is on.
+    pub archivist: bool,
+    /// The advertisement to publish (default: [`archivist_role::default_advertisement`]).
+    pub advertisement: Option<PathBuf>,
+    /// Replace an existing config (the key is always kept).
+    pub force: bool,
 }
 
 fn init(dir: &Path, options: InitOptions) -> Result<Outcome, CliError> {
+    let key = write_node_dir(dir, &options)?;
+    print_json(&json!({
+        "config": dir.join("node.toml").display().to_string(),
+        "key": dir.join("node.key").display().to_string(),
+        "node/id": key.node_id().as_str(),
+        "participant/id": key.participant_id().as_str(),
+    }));
+    Ok(Outcome::Success)
+}
+
+/// Writes a node directory: `node.key` (made once, never replaced), `node.toml` and, with the
+/// archivist role, `advertisement.json`. Returns the node's key.
+pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliError> {
     let io = |path: &Path, err: std::io::Error| {
         CliError::new(format!("cannot write {}: {err}", path.display()))
     };
@@ -161,55 +180,31 @@ fn init(dir: &Path, options: InitOptions) -> Result<Outcome, CliError> {
     };
     if options.archivist {
         let target = dir.join("advertisement.json");
-        match &options.advertisement {
+        let bytes = match &options.advertisement {
             // Copying a file onto itself would truncate it.
-            Some(file) if !same_file(file, &target) => {
-                let bytes = std::fs::read(file).map_err(|err| {
+            Some(file) if same_file(file, &target) => None,
+            Some(file) => {
+                Some(std::fs::read(file).map_err(|err| {
                     CliError::new(format!("cannot read {}: {err}", file.display()))
-                })?;
-                std::fs::write(&target, bytes).map_err(|err| io(&target, err))?;
+                })?)
             }
-            Some(_) => {}
-            None => {
-                let ad = archivist_role::default_advertisement(&key.node_id());
-                let bytes =
-                    serde_json::to_vec_pretty(&ad).map_err(|err| CliError::new(err.to_string()))?;
-                std::fs::write(&target, bytes).map_err(|err| io(&target, err))?;
-            }
+            None => Some(
+                serde_json::to_vec_pretty(&archivist_role::default_advertisement(&key.node_id()))
+                    .map_err(|err| CliError::new(err.to_string()))?,
+            ),
+        };
+        if let Some(bytes) = bytes {
+            write_atomically(&target, &bytes).map_err(|err| io(&target, err))?;
         }
     }
-    let list = |items: Vec<String>| {
-        let quoted: Vec<String> = items.iter().map(|item| json!(item).to_string()).collect();
-        format!("[{}]", quoted.join(", "))
-    };
-    let text = config::template(options.listen, options.archivist)
-        .replacen(
-            "allow = []",
-            &format!(
-                "allow = {}",
-                list(
-                    options
-                        .allow
-                        .iter()
-                        .map(|id| id.as_str().to_owned())
-                        .collect()
-                )
-            ),
-            1,
-        )
-        .replacen(
-            "accept = []",
-            &format!("accept = {}", list(options.accept)),
-            1,
-        );
-    std::fs::write(&config_path, text).map_err(|err| io(&config_path, err))?;
-    print_json(&json!({
-        "config": config_path.display().to_string(),
-        "key": key_path.display().to_string(),
-        "node/id": key.node_id().as_str(),
-        "participant/id": key.participant_id().as_str(),
-    }));
-    Ok(Outcome::Success)
+    let text = config::template(
+        options.listen,
+        options.archivist,
+        &options.allow,
+        &options.accept,
+    );
+    write_atomically(&config_path, text.as_bytes()).map_err(|err| io(&config_path, err))?;
+    Ok(key)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

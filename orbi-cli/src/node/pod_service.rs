@@ -92,7 +92,9 @@ pub async fn serve(engine: SharedEngine, allowed: PodPeers, app: AppConnection) 
     while let Ok((mut send, mut recv)) = connection.accept_bi().await {
         let (engine, session_id) = (engine.clone(), session_id.clone());
         tokio::spawn(async move {
-            let bytes = match read_artifact(&mut recv).await {
+            // The length is checked before anything is allocated.
+            let read = wire::read_frame_within(&mut recv, ARTIFACT_TIMEOUT, MAX_ARTIFACT_BYTES);
+            let bytes = match read.await {
                 Ok(bytes) => bytes,
                 Err(error) => {
                     tracing::debug!(%error, "pod stream abandoned");
@@ -147,31 +149,6 @@ pub async fn tick(engine: &SharedEngine, sweep: bool) {
     })
     .await;
     log_transitions(transitions);
-}
-
-/// Reads one length-prefixed artifact of at most [`MAX_ARTIFACT_BYTES`]: the length is
-/// checked before anything is allocated.
-async fn read_artifact(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, String> {
-    let read = async {
-        let mut prefix = [0u8; 4];
-        recv.read_exact(&mut prefix)
-            .await
-            .map_err(|err| err.to_string())?;
-        let len = u32::from_be_bytes(prefix) as usize;
-        if len > MAX_ARTIFACT_BYTES {
-            return Err(format!(
-                "a pod artifact of {len} bytes is over {MAX_ARTIFACT_BYTES}"
-            ));
-        }
-        let mut bytes = vec![0u8; len];
-        recv.read_exact(&mut bytes)
-            .await
-            .map_err(|err| err.to_string())?;
-        Ok(bytes)
-    };
-    tokio::time::timeout(ARTIFACT_TIMEOUT, read)
-        .await
-        .map_err(|_| format!("no artifact within {ARTIFACT_TIMEOUT:?}"))?
 }
 
 fn log_admission(answer: &Value) {
@@ -249,18 +226,21 @@ pub fn transition_json(transition: &Transition) -> Value {
     out
 }
 
-async fn write_message(
-    send: &mut quinn::SendStream,
-    bytes_or_json: &Value,
-) -> Result<(), quinn::WriteError> {
-    let body = bytes_or_json.to_string().into_bytes();
-    write_bytes(send, &body).await
+async fn write_message(send: &mut quinn::SendStream, answer: &Value) -> Result<(), String> {
+    write_bytes(send, answer.to_string().as_bytes()).await
 }
 
-async fn write_bytes(send: &mut quinn::SendStream, body: &[u8]) -> Result<(), quinn::WriteError> {
-    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-    send.write_all(&len.to_be_bytes()).await?;
-    send.write_all(body).await
+/// Writes `body` with its `u32` length prefix; a body over the frame limit is refused rather
+/// than announced with a wrong length.
+async fn write_bytes(send: &mut quinn::SendStream, body: &[u8]) -> Result<(), String> {
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&len| len as usize <= orbi_inac::MAX_FRAME_BYTES)
+        .ok_or_else(|| format!("a frame of {} bytes is over the limit", body.len()))?;
+    send.write_all(&len.to_be_bytes())
+        .await
+        .map_err(|err| err.to_string())?;
+    send.write_all(body).await.map_err(|err| err.to_string())
 }
 
 /// Client side: sends one artifact's exact bytes on `session` and returns the serving node's

@@ -1,0 +1,111 @@
+//! The files commands read and write. Reads are bounded (never more than a limit in memory;
+//! a longer input is an error, never a silently truncated read); writes are atomic (a reader,
+//! or the next start after a crash, sees the old file or the whole new one).
+
+use std::{
+    fs,
+    io::{self, Read, Write},
+    path::Path,
+};
+
+use crate::CliError;
+
+/// Appends at most `limit` bytes of `reader` to `bytes`; a longer input is an error.
+pub fn read_bounded(reader: impl Read, limit: u64, bytes: &mut Vec<u8>) -> io::Result<()> {
+    let read = reader.take(limit.saturating_add(1)).read_to_end(bytes)?;
+    if read as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than the {limit}-byte limit"),
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes of `path` (`-`: stdin), at most `limit`; errors name the path.
+pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
+    let failed = |err: io::Error| CliError::new(format!("cannot read {}: {err}", path.display()));
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        read_bounded(io::stdin().lock(), limit, &mut bytes).map_err(failed)?;
+    } else {
+        let file = std::fs::File::open(path).map_err(failed)?;
+        read_bounded(file, limit, &mut bytes).map_err(failed)?;
+    }
+    Ok(bytes)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it into place and syncs
+/// the directory, so the old file or the whole new one is there, never half of it, and the
+/// rename itself survives a crash. The temporary file is removed when anything fails.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let result = (|| {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_bounded_and_never_truncated() {
+        let mut bytes = b"old".to_vec();
+        bytes.clear();
+        read_bounded(&b"12345"[..], 5, &mut bytes).unwrap();
+        assert_eq!(bytes, b"12345");
+        let err = read_bounded(&b"123456"[..], 5, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(err.to_string(), "larger than the 5-byte limit");
+    }
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.json"]);
+    }
+
+    #[test]
+    fn read_file_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.json");
+        std::fs::write(&path, b"123456").unwrap();
+        assert_eq!(read_file(&path, 6).unwrap(), b"123456");
+        let err = read_file(&path, 5).unwrap_err().to_string();
+        assert!(
+            err.contains("big.json") && err.contains("5-byte limit"),
+            "{err}"
+        );
+        let missing = read_file(&dir.path().join("nope"), 5)
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("nope"), "{missing}");
+    }
+}
