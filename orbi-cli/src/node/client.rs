@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     CliError, Outcome,
-    files::read_file,
+    files::{read_file, write_atomically},
     keys::read_key,
     pod::{fresh_id, print_json},
 };
@@ -140,9 +140,10 @@ pub struct DiscoverArgs {
     request: Option<PathBuf>,
 }
 
+/// `--save`: the exact bytes sent, written atomically (a replay must never send half a file).
 fn save(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
     if let Some(path) = path {
-        std::fs::write(path, bytes)
+        write_atomically(path, bytes)
             .map_err(|err| CliError::new(format!("cannot write {}: {err}", path.display())))?;
     }
     Ok(())
