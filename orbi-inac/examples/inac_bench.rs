@@ -7,6 +7,7 @@
 //! inac_bench raw-send  to=NODE@ADDR file=FILE              # one stream of the whole file
 //! inac_bench echo-server                                   # prints {"listen","node/id"}
 //! inac_bench echo-client to=NODE@ADDR count=N in-flight=K size=BYTES
+//! inac_bench memory-server accept=S                        # prints {"listen","node/id"}
 //! inac_bench p2-push   to=NODE@ADDR count=N in-flight=K size=BYTES schema=S
 //! ```
 //!
@@ -21,9 +22,9 @@ use std::{
 };
 
 use orbi_inac::{
-    Descriptor, Frame, Verdict,
+    Descriptor, Frame, KindRegistry, MemoryLedger, MemoryStore, Receiver, ReceiverConfig, Verdict,
     quic::{
-        Client, PeerAddr, TransportConfig,
+        Client, PeerAddr, Server, TransportConfig,
         config::{client_config, endpoint, server_config},
         wire::{encode_frame, read_frame},
     },
@@ -49,7 +50,7 @@ fn main() {
         .collect();
     // Listeners run on the worker count `orbi inac serve` uses; load generators on the default.
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if matches!(mode.as_str(), "raw-recv" | "echo-server") {
+    if matches!(mode.as_str(), "raw-recv" | "echo-server" | "memory-server") {
         builder.worker_threads(orbi_inac::quic::config::server_worker_threads());
     }
     let runtime = match builder.enable_all().build() {
@@ -61,6 +62,7 @@ fn main() {
             "raw-recv" => raw_recv(&options).await,
             "raw-send" => raw_send(&options).await,
             "echo-server" => echo_server().await,
+            "memory-server" => memory_server(&options).await,
             "echo-client" => echo_client(&options).await,
             "p2-push" => p2_push(&options).await,
             _ => Err(format!("unknown mode {mode:?}").into()),
@@ -239,6 +241,42 @@ async fn echo_server() -> Result<(), Error> {
             }
         });
     }
+    Ok(())
+}
+
+/// The whole INAC server (QUIC endpoint, receiver thread, pipeline) over a
+/// [`MemoryStore`] and a [`MemoryLedger`]: P2's bound when storage costs nothing (nothing is
+/// durable, and memory grows with every push, so this is a measurement and never a node).
+async fn memory_server(options: &HashMap<String, String>) -> Result<(), Error> {
+    let key = KeyPair::from_seed(&LISTENER_SEED);
+    let mut policy = ReceiverConfig::default();
+    policy
+        .allowed_peers
+        .insert(KeyPair::from_seed(&SENDER_SEED).node_id());
+    let kinds = KindRegistry::builder()
+        .keep(option(options, "accept")?, None)
+        .build()?;
+    let receiver = Receiver::new(
+        key.clone(),
+        policy,
+        kinds,
+        MemoryStore::new(),
+        MemoryLedger::new(),
+    );
+    let server = Server::bind(
+        "127.0.0.1:0".parse()?,
+        key,
+        receiver,
+        TransportConfig::default(),
+    )?;
+    let line = serde_json::json!({
+        "listen": server.local_addr().to_string(),
+        "node/id": server.node_id().as_str(),
+    });
+    println!("{line}");
+    std::io::stdout().flush()?;
+    // Runs until the benchmark kills it.
+    std::future::pending::<()>().await;
     Ok(())
 }
 

@@ -8,7 +8,9 @@
 //!   and receiver is sampled from `/proc` every 10 ms.
 //! - **P2**: 1 KiB inline pushes, 32 in flight on one connection, into `orbi inac serve`
 //!   (`--durability full`, and `relaxed` as a second figure), against raw quinn request/response
-//!   pairs of the same sizes. Times are measured inside the load generator.
+//!   pairs of the same sizes. Times are measured inside the load generator. A third contender,
+//!   the same INAC server over an in-memory store and ledger (`memory_ratio`), bounds what any
+//!   storage work could gain.
 //!
 //! Each round runs every contender once; each figure is the median of the rounds. The 1 GiB
 //! file and every data directory are deleted at the end.
@@ -452,7 +454,8 @@ fn p2(
             .args(["in-flight=32", "size=1024", "schema=bench.p2.v1"]);
         command
     };
-    let (mut full, mut relaxed, mut echo) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut full, mut relaxed, mut memory, mut echo) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..options.rounds.max(1) {
         println!("P2 round {}", round + 1);
         for (durability, rates) in [("full", &mut full), ("relaxed", &mut relaxed)] {
@@ -473,6 +476,13 @@ fn p2(
             let _ = fs::remove_dir_all(&data);
             rates.push(p2_rate(&run?)?);
         }
+        // The same pipeline with nothing stored: how much of the gap storage can close.
+        let mut server = tools.helper();
+        server.args(["memory-server", "accept=bench.p2.v1"]);
+        let listener = Listener::start(server, false)?;
+        let run = run_client(load(&listener.to, "p2-push"));
+        listener.stop();
+        memory.push(p2_rate(&run?)?);
         let mut server = tools.helper();
         server.arg("echo-server");
         let listener = Listener::start(server, false)?;
@@ -480,12 +490,15 @@ fn p2(
         listener.stop();
         echo.push(p2_rate(&run?)?);
     }
-    let (full, relaxed, echo) = (median(full), median(relaxed), median(echo));
+    let (full, relaxed, memory, echo) =
+        (median(full), median(relaxed), median(memory), median(echo));
     Ok(format!(
         "P2 ratio={:.3} durability=full ours_per_s={full:.0} echo_per_s={echo:.0} \
-         relaxed_ratio={:.3} relaxed_per_s={relaxed:.0} in_flight=32 size=1024 count={count} rounds={}",
+         relaxed_ratio={:.3} relaxed_per_s={relaxed:.0} memory_ratio={:.3} memory_per_s={memory:.0} \
+         in_flight=32 size=1024 count={count} rounds={}",
         full / echo,
         relaxed / echo,
+        memory / echo,
         options.rounds.max(1),
     ))
 }
