@@ -214,3 +214,49 @@ fn only_a_contradicting_schema_member_of_a_json_object_is_a_kind_conflict() {
         .build();
     assert_answer(&push(&mut unprobed, record), Operation::Ingested, None);
 }
+
+/// An acceptor that takes every artifact and asks for `outcome` to run before its answer.
+fn syncing(
+    ran: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    outcome: fn() -> std::io::Result<()>,
+) -> impl Fn(&orbi_inac::Delivery<'_>) -> Acceptance + Send + Sync {
+    move |delivery| {
+        let ran = ran.clone();
+        delivery.sync_before_answer(Box::new(move || {
+            ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            outcome()
+        }));
+        Acceptance::Taken
+    }
+}
+
+#[test]
+fn without_a_group_an_acceptors_sync_work_runs_before_handle_returns() {
+    use std::sync::{Arc, atomic::AtomicUsize, atomic::Ordering};
+    let p = peer();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut node = Setup::new()
+        .allow(&p.node_id())
+        .accept("agora-record.v1", None, syncing(ran.clone(), || Ok(())))
+        .build();
+    let answer = node.send(&p, &inline_push("agora-record.v1", A0, None), at(0));
+    assert_answer(&answer, Operation::Ingested, None);
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the work ran once, before the answer"
+    );
+
+    let failing = Arc::new(AtomicUsize::new(0));
+    let mut node = Setup::new()
+        .allow(&p.node_id())
+        .accept(
+            "agora-record.v1",
+            None,
+            syncing(failing.clone(), || Err(std::io::Error::other("disk full"))),
+        )
+        .build();
+    let answer = node.send(&p, &inline_push("agora-record.v1", A0, None), at(0));
+    assert_refused(&answer, RefusalCode::HandlerUnavailable);
+    assert_eq!(failing.load(Ordering::SeqCst), 1);
+}
