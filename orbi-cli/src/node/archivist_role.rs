@@ -569,85 +569,74 @@ mod tests {
         names
     }
 
-    /// A role, Alice, and one accepted request of hers (not judged yet).
-    struct Pending {
-        _dir: tempfile::TempDir,
-        role: ArchivistRole,
-        alice: NodeId,
-        decisions: PathBuf,
-        bytes: Vec<u8>,
-        id: String,
-    }
-
-    impl Pending {
-        fn new() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let archivist = KeyPair::from_seed(&[1; 32]).node_id();
-            let alice = KeyPair::from_seed(&[2; 32]).node_id();
-            let bytes = request(&alice, "r:1", "federation-vault");
-            Pending {
-                role: role(dir.path(), &archivist),
-                decisions: dir.path().join("archivist/decisions"),
-                id: id_of(&bytes),
-                _dir: dir,
-                alice,
-                bytes,
-            }
-        }
-    }
-
     #[test]
     fn a_decision_is_in_place_and_served_only_once_its_sync_work_ran() {
-        let p = Pending::new();
-        let (judged, mut first) = judge_pending(&p.role, &p.alice, &p.bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let (archivist, alice) = (
+            KeyPair::from_seed(&[1; 32]).node_id(),
+            KeyPair::from_seed(&[2; 32]).node_id(),
+        );
+        let role = role(dir.path(), &archivist);
+        let decisions = dir.path().join("archivist/decisions");
+        let bytes = request(&alice, "r:1", "federation-vault");
+        let id = id_of(&bytes);
+        let (judged, mut first) = judge_pending(&role, &alice, &bytes);
         assert_eq!(judged, Ok(Acceptance::Keep));
         assert_eq!(first.len(), 1);
         assert!(
-            p.role.lookup(&p.alice, &decision_query(&p.id)).is_none(),
+            role.lookup(&alice, &decision_query(&id)).is_none(),
             "not durable yet"
         );
         assert!(
-            file_names(&p.decisions)
+            file_names(&decisions)
                 .iter()
                 .all(|name| name.ends_with(TEMP_SUFFIX)),
             "nothing in place yet: {:?}",
-            file_names(&p.decisions)
+            file_names(&decisions)
         );
         // A retry meanwhile gets the same answer, held behind the first one's files.
-        let (again, mut retry) = judge_pending(&p.role, &p.alice, &p.bytes);
+        let (again, mut retry) = judge_pending(&role, &alice, &bytes);
         assert_eq!(again, Ok(Acceptance::Keep));
         assert_eq!(retry.len(), 1);
         first.remove(0)().unwrap();
         retry.remove(0)().unwrap();
-        assert!(p.role.lookup(&p.alice, &decision_query(&p.id)).is_some());
-        let stem = file_stem(&p.id);
+        assert!(role.lookup(&alice, &decision_query(&id)).is_some());
+        let stem = file_stem(&id);
         assert_eq!(
-            file_names(&p.decisions),
+            file_names(&decisions),
             [format!("{stem}.json"), format!("{stem}.peer")]
         );
         // Durable now: a later retry has nothing to wait for.
-        assert!(judge_pending(&p.role, &p.alice, &p.bytes).1.is_empty());
+        assert!(judge_pending(&role, &alice, &bytes).1.is_empty());
     }
 
     #[test]
     fn a_decision_whose_files_cannot_be_kept_is_withdrawn_and_decided_again() {
-        let p = Pending::new();
-        let (_, mut first) = judge_pending(&p.role, &p.alice, &p.bytes);
-        let (_, mut retry) = judge_pending(&p.role, &p.alice, &p.bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let (archivist, alice) = (
+            KeyPair::from_seed(&[1; 32]).node_id(),
+            KeyPair::from_seed(&[2; 32]).node_id(),
+        );
+        let role = role(dir.path(), &archivist);
+        let decisions = dir.path().join("archivist/decisions");
+        let bytes = request(&alice, "r:1", "federation-vault");
+        let id = id_of(&bytes);
+        let (_, mut first) = judge_pending(&role, &alice, &bytes);
+        let (_, mut retry) = judge_pending(&role, &alice, &bytes);
         // The staged files vanish before they are synced: the rename cannot happen.
-        for name in file_names(&p.decisions) {
-            std::fs::remove_file(p.decisions.join(name)).unwrap();
+        for name in file_names(&decisions) {
+            std::fs::remove_file(decisions.join(name)).unwrap();
         }
         assert!(first.remove(0)().is_err());
         assert!(
             retry.remove(0)().is_err(),
             "the retry's answer is withdrawn too"
         );
-        assert!(p.role.lookup(&p.alice, &decision_query(&p.id)).is_none());
-        assert_eq!(p.role.decision_count(), 0);
-        assert_eq!(judge(&p.role, &p.alice, &p.bytes), Ok(Acceptance::Keep));
-        assert!(p.role.lookup(&p.alice, &decision_query(&p.id)).is_some());
-        assert_eq!(p.role.decision_count(), 1);
+        assert!(role.lookup(&alice, &decision_query(&id)).is_none());
+        assert_eq!(role.decision_count(), 0);
+        assert_eq!(judge(&role, &alice, &bytes), Ok(Acceptance::Keep));
+        assert!(role.lookup(&alice, &decision_query(&id)).is_some());
+        assert_eq!(role.decision_count(), 1);
     }
 
     #[test]
