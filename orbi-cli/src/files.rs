@@ -5,8 +5,7 @@
 use std::{
     fs,
     io::{self, Read, Write},
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
+    path::Path,
 };
 
 use crate::CliError;
@@ -40,70 +39,28 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
 /// the directory, so the old file or the whole new one is there, never half of it, and the
 /// rename itself survives a crash. The temporary file is removed when anything fails.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    stage_file(path, bytes)?.commit()
-}
-
-/// The first half of [`write_atomically`]: `bytes` written to a temporary file beside `path`
-/// (a hidden `.NAME.PID.N.tmp`), not yet synced nor in place. [`StagedFile::commit`] does the
-/// slow half; a staged file dropped uncommitted is removed.
-pub fn stage_file(path: &Path, bytes: &[u8]) -> io::Result<StagedFile> {
-    static SERIAL: AtomicU64 = AtomicU64::new(0);
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(file_name);
-    let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
-    temp_name.push(format!(".{}.{serial}{TEMP_SUFFIX}", std::process::id()));
+    temp_name.push(format!(".{}.tmp", std::process::id()));
     let temp = path.with_file_name(temp_name);
-    let file = fs::File::create(&temp)?;
-    // Owned from here on: a failed write drops it, which removes the temporary file.
-    let mut staged = StagedFile {
-        temp,
-        path: path.to_owned(),
-        file: Some(file),
-    };
-    if let Some(file) = staged.file.as_mut() {
+    let result = (|| {
+        let mut file = fs::File::create(&temp)?;
         file.write_all(bytes)?;
-    }
-    Ok(staged)
-}
-
-/// How [`stage_file`]'s temporary names end; anything so named in a directory of ours is a
-/// leftover of a crash.
-pub const TEMP_SUFFIX: &str = ".tmp";
-
-/// A file written beside its final path by [`stage_file`], not yet durable nor in place.
-#[derive(Debug)]
-pub struct StagedFile {
-    temp: PathBuf,
-    path: PathBuf,
-    /// `None` once committed.
-    file: Option<fs::File>,
-}
-
-impl StagedFile {
-    /// Syncs the file, renames it into place and syncs the directory.
-    pub fn commit(mut self) -> io::Result<()> {
-        if let Some(file) = &self.file {
-            file.sync_all()?;
-        }
-        fs::rename(&self.temp, &self.path)?;
-        self.file = None;
-        let dir = match self.path.parent() {
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
         fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
     }
-}
-
-impl Drop for StagedFile {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.temp);
-        }
-    }
+    result
 }
 
 #[cfg(test)]
@@ -133,37 +90,6 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["a.json"]);
-    }
-
-    #[test]
-    fn a_staged_file_is_in_place_only_once_committed_and_gone_if_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let names = || -> Vec<String> {
-            let mut names: Vec<String> = fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            names
-        };
-        let path = dir.path().join("d.json");
-        let staged = stage_file(&path, b"kept").unwrap();
-        assert!(!path.exists(), "not in place before the commit");
-        assert_eq!(names().len(), 1);
-        assert!(names()[0].starts_with(".d.json.") && names()[0].ends_with(TEMP_SUFFIX));
-        staged.commit().unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"kept");
-        assert_eq!(names(), ["d.json"]);
-        // Two stages of one path never share a temporary file; an uncommitted one vanishes.
-        let (a, b) = (
-            stage_file(&path, b"a").unwrap(),
-            stage_file(&path, b"b").unwrap(),
-        );
-        assert_eq!(names().len(), 3);
-        drop(a);
-        b.commit().unwrap();
-        assert_eq!(names(), ["d.json"]);
-        assert_eq!(fs::read(&path).unwrap(), b"b");
     }
 
     #[test]

@@ -21,28 +21,21 @@
 //!   `request/id`.
 //! - **Bounds.** Requests have at most 16 KiB; at most 100 000 decisions are kept, 1 000 per
 //!   requester (`rate-limited` beyond).
-//! - **Where the work runs.** The acceptor runs on the INAC receiver thread, which decides
-//!   for the whole node, so it only writes the two files beside their places there. Syncing
-//!   them and renaming them into place runs with the INAC group's own sync
-//!   ([`Delivery::sync_before_answer`]), off that thread and before the answer leaves. A
-//!   decision is served (and counts as recorded for a retry) only once its files are durable;
-//!   if that fails the answer is withdrawn and a retry decides again. A retry that arrives
-//!   while the first answer's files are still being synced is answered only after them.
+//! - **Where the work runs.** The acceptor runs on the INAC receiver thread: a new decision
+//!   costs its two atomic file writes there. A decision is written before the INAC group
+//!   commits; if that commit fails the answer is withdrawn and the recorded decision is what a
+//!   retry gets.
 
 use std::{
     collections::BTreeMap,
     io::Read,
     path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU8, Ordering},
-    },
+    sync::{Arc, Mutex},
 };
 
 use orbi_archivist::{Advertisement, Policy, PreparedRequest, RecordContext, decide, record};
 use orbi_inac::{
     Acceptance, Acceptor, Delivery, Descriptor, Published, PublishedQuery, Publisher, Refusal,
-    SyncWork,
 };
 use orbi_types::{
     ArchivalStorageRequest, Artifact, NodeId, Sha256Digest, archival::DecisionStatus,
@@ -51,7 +44,7 @@ use orbi_types::{
 
 use crate::{
     CliError,
-    files::{TEMP_SUFFIX, read_file, stage_file},
+    files::{read_file, write_atomically},
 };
 
 /// The advertisement's artifact schema.
@@ -99,41 +92,6 @@ struct Recorded {
     status: DecisionStatus,
     reasons: Vec<String>,
     published: Published,
-    /// Whether its files are durable yet ([`Durable`]); shared with the sync work.
-    durable: Arc<AtomicU8>,
-}
-
-/// Where a decision's files are: [`Recorded::durable`]'s values.
-struct Durable;
-
-impl Durable {
-    /// Written beside their places, being synced.
-    const PENDING: u8 = 0;
-    /// Synced and in place.
-    const YES: u8 = 1;
-    /// Syncing them failed: the decision was never answered and is forgotten.
-    const FAILED: u8 = 2;
-}
-
-/// Marks a decision failed if its sync work is dropped without running (its staged files are
-/// removed then), so that a retry decides again instead of waiting for files that never come.
-struct FailedUnlessKept(Arc<AtomicU8>);
-
-impl Drop for FailedUnlessKept {
-    fn drop(&mut self) {
-        let _ = self.0.compare_exchange(
-            Durable::PENDING,
-            Durable::FAILED,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-    }
-}
-
-impl Recorded {
-    fn durability(&self) -> u8 {
-        self.durable.load(Ordering::Acquire)
-    }
 }
 
 /// The archivist role: publisher of the advertisement and the decisions, acceptor of storage
@@ -188,14 +146,9 @@ impl ArchivistRole {
         &self.advertisement
     }
 
-    /// How many decisions are recorded (durable, or on their way).
+    /// How many decisions are recorded.
     pub fn decision_count(&self) -> usize {
-        self.decisions.lock().map_or(0, |decisions| {
-            decisions
-                .values()
-                .filter(|recorded| recorded.durability() != Durable::FAILED)
-                .count()
-        })
+        self.decisions.lock().map_or(0, |decisions| decisions.len())
     }
 
     fn load_decisions(&self) -> Result<(), CliError> {
@@ -211,15 +164,6 @@ impl ArchivistRole {
             .map_err(|_| CliError::new("the decision table is poisoned"))?;
         for entry in entries.flatten() {
             let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
-                // Staged by a run that stopped before syncing it: never answered.
-                if let Err(error) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), %error, "cannot remove a leftover");
-                }
-                continue;
-            }
             if path.extension().is_none_or(|ext| ext != "json") {
                 continue;
             }
@@ -239,14 +183,12 @@ impl ArchivistRole {
         Ok(())
     }
 
-    /// Judges one storage request from `peer`. What must be durable before the answer leaves
-    /// is handed to `sync_before_answer`.
+    /// Judges one storage request from `peer`; returns the decision id, status and reasons.
     fn judge(
         &self,
         peer: &NodeId,
         bytes: &[u8],
         digest: &Sha256Digest,
-        sync_before_answer: &mut dyn FnMut(SyncWork),
     ) -> Result<Acceptance, Refusal> {
         let decision_id = decision_id(digest);
         let unavailable = || Refusal::handler_unavailable("the archivist cannot decide now");
@@ -265,18 +207,8 @@ impl ArchivistRole {
             ));
         }
         {
-            let mut decisions = self.decisions.lock().map_err(|_| unavailable())?;
-            // Decisions whose files could not be kept were never answered: decided again.
-            decisions.retain(|_, recorded| recorded.durability() != Durable::FAILED);
+            let decisions = self.decisions.lock().map_err(|_| unavailable())?;
             if let Some(recorded) = decisions.get(&decision_id) {
-                if recorded.durability() == Durable::PENDING {
-                    // The first answer is still waiting for the files; this one waits after it.
-                    let durable = recorded.durable.clone();
-                    sync_before_answer(Box::new(move || match durable.load(Ordering::Acquire) {
-                        Durable::YES => Ok(()),
-                        _ => Err(std::io::Error::other("the decision could not be kept")),
-                    }));
-                }
                 return Ok(answer(&decision_id, recorded));
             }
             let from_peer = decisions
@@ -306,24 +238,11 @@ impl ArchivistRole {
             .map_err(|err| Refusal::handler_unavailable(format!("cannot record: {err}")))?;
         let bytes = serde_json::to_vec(&artifact)
             .map_err(|err| Refusal::handler_unavailable(format!("cannot record: {err}")))?;
+        // The submitter first: a decision file without its sidecar is skipped at load.
         let stem = self.decisions_dir.join(file_stem(&decision_id));
-        let staged = stage_file(&stem.with_extension("peer"), peer.as_str().as_bytes())
-            .and_then(|sidecar| Ok((sidecar, stage_file(&stem.with_extension("json"), &bytes)?)))
+        write_atomically(&stem.with_extension("peer"), peer.as_str().as_bytes())
+            .and_then(|()| write_atomically(&stem.with_extension("json"), &bytes))
             .map_err(|err| Refusal::handler_unavailable(format!("cannot record: {err}")))?;
-        let durable = Arc::new(AtomicU8::new(Durable::PENDING));
-        let state = FailedUnlessKept(durable.clone());
-        sync_before_answer(Box::new(move || {
-            let (sidecar, decision) = staged;
-            // The submitter first: a decision file without its sidecar is skipped at load.
-            let kept = sidecar.commit().and_then(|()| decision.commit());
-            let now = if kept.is_ok() {
-                Durable::YES
-            } else {
-                Durable::FAILED
-            };
-            state.0.store(now, Ordering::Release);
-            kept
-        }));
         let recorded = Recorded {
             submitter: peer.clone(),
             status,
@@ -337,7 +256,6 @@ impl ArchivistRole {
                     .with_artifact_id(&decision_id),
                 bytes: bytes.into(),
             },
-            durable,
         };
         let reply = answer(&decision_id, &recorded);
         self.decisions
@@ -411,7 +329,6 @@ fn parse_record(bytes: &[u8], peer: &[u8]) -> Result<(String, Recorded), String>
                 descriptor,
                 bytes: bytes.into(),
             },
-            durable: Arc::new(AtomicU8::new(Durable::YES)),
         },
     ))
 }
@@ -439,13 +356,7 @@ impl Acceptor for ArchivistRole {
                 "cannot read the request: {error}"
             )));
         }
-        let mut sync = |work| delivery.sync_before_answer(work);
-        match self.judge(
-            delivery.peer(),
-            &bytes,
-            &delivery.descriptor().digest,
-            &mut sync,
-        ) {
+        match self.judge(delivery.peer(), &bytes, &delivery.descriptor().digest) {
             Ok(acceptance) => acceptance,
             Err(refusal) => Acceptance::Refuse(refusal),
         }
@@ -472,9 +383,7 @@ impl Publisher for ArchivistRole {
                 let id = query.artifact_id?;
                 let decisions = self.decisions.lock().ok()?;
                 let recorded = decisions.get(id)?;
-                // Served once its files are durable, the moment its answer may leave.
-                (recorded.submitter == *peer && recorded.durability() == Durable::YES)
-                    .then(|| recorded.published.clone())
+                (recorded.submitter == *peer).then(|| recorded.published.clone())
             }
             _ => None,
         }
@@ -535,136 +444,9 @@ mod tests {
         ArchivistRole::open(&ad, dir, Policy::default()).unwrap()
     }
 
-    /// Judges, leaving the sync work to the caller.
-    fn judge_pending(
-        role: &ArchivistRole,
-        peer: &NodeId,
-        bytes: &[u8],
-    ) -> (Result<Acceptance, Refusal>, Vec<SyncWork>) {
-        let digest = orbi_types::Sha256Digest::of(bytes);
-        let mut work = Vec::new();
-        let judged = role.judge(peer, bytes, &digest, &mut |w| work.push(w));
-        (judged, work)
-    }
-
-    /// Judges and runs the sync work, as the receiver does before answering.
     fn judge(role: &ArchivistRole, peer: &NodeId, bytes: &[u8]) -> Result<Acceptance, Refusal> {
-        let (judged, work) = judge_pending(role, peer, bytes);
-        for work in work {
-            work().unwrap();
-        }
-        judged
-    }
-
-    fn id_of(bytes: &[u8]) -> String {
-        decision_id(&orbi_types::Sha256Digest::of(bytes))
-    }
-
-    fn file_names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn a_decision_is_in_place_and_served_only_once_its_sync_work_ran() {
-        let dir = tempfile::tempdir().unwrap();
-        let (archivist, alice) = (
-            KeyPair::from_seed(&[1; 32]).node_id(),
-            KeyPair::from_seed(&[2; 32]).node_id(),
-        );
-        let role = role(dir.path(), &archivist);
-        let decisions = dir.path().join("archivist/decisions");
-        let bytes = request(&alice, "r:1", "federation-vault");
-        let id = id_of(&bytes);
-        let (judged, mut first) = judge_pending(&role, &alice, &bytes);
-        assert_eq!(judged, Ok(Acceptance::Keep));
-        assert_eq!(first.len(), 1);
-        assert!(
-            role.lookup(&alice, &decision_query(&id)).is_none(),
-            "not durable yet"
-        );
-        assert!(
-            file_names(&decisions)
-                .iter()
-                .all(|name| name.ends_with(TEMP_SUFFIX)),
-            "nothing in place yet: {:?}",
-            file_names(&decisions)
-        );
-        // A retry meanwhile gets the same answer, held behind the first one's files.
-        let (again, mut retry) = judge_pending(&role, &alice, &bytes);
-        assert_eq!(again, Ok(Acceptance::Keep));
-        assert_eq!(retry.len(), 1);
-        first.remove(0)().unwrap();
-        retry.remove(0)().unwrap();
-        assert!(role.lookup(&alice, &decision_query(&id)).is_some());
-        let stem = file_stem(&id);
-        assert_eq!(
-            file_names(&decisions),
-            [format!("{stem}.json"), format!("{stem}.peer")]
-        );
-        // Durable now: a later retry has nothing to wait for.
-        assert!(judge_pending(&role, &alice, &bytes).1.is_empty());
-    }
-
-    #[test]
-    fn a_decision_whose_files_cannot_be_kept_is_withdrawn_and_decided_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let (archivist, alice) = (
-            KeyPair::from_seed(&[1; 32]).node_id(),
-            KeyPair::from_seed(&[2; 32]).node_id(),
-        );
-        let role = role(dir.path(), &archivist);
-        let decisions = dir.path().join("archivist/decisions");
-        let bytes = request(&alice, "r:1", "federation-vault");
-        let id = id_of(&bytes);
-        let (_, mut first) = judge_pending(&role, &alice, &bytes);
-        let (_, mut retry) = judge_pending(&role, &alice, &bytes);
-        // The staged files vanish before they are synced: the rename cannot happen.
-        for name in file_names(&decisions) {
-            std::fs::remove_file(decisions.join(name)).unwrap();
-        }
-        assert!(first.remove(0)().is_err());
-        assert!(
-            retry.remove(0)().is_err(),
-            "the retry's answer is withdrawn too"
-        );
-        assert!(role.lookup(&alice, &decision_query(&id)).is_none());
-        assert_eq!(role.decision_count(), 0);
-        assert_eq!(judge(&role, &alice, &bytes), Ok(Acceptance::Keep));
-        assert!(role.lookup(&alice, &decision_query(&id)).is_some());
-        assert_eq!(role.decision_count(), 1);
-    }
-
-    #[test]
-    fn leftovers_of_an_interrupted_run_are_removed_at_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let (archivist, alice) = (
-            KeyPair::from_seed(&[1; 32]).node_id(),
-            KeyPair::from_seed(&[2; 32]).node_id(),
-        );
-        let first = role(dir.path(), &archivist);
-        let bytes = request(&alice, "r:1", "federation-vault");
-        let (_, work) = judge_pending(&first, &alice, &bytes);
-        // The node stops before the sync: nothing was answered, nothing must survive.
-        std::mem::forget(work);
-        drop(first);
-        let decisions = dir.path().join("archivist/decisions");
-        assert_eq!(file_names(&decisions).len(), 2, "two staged files");
-        let again = role(dir.path(), &archivist);
-        assert_eq!(again.decision_count(), 0);
-        assert!(file_names(&decisions).is_empty());
-        // Work dropped without running (its staged files go with it) is a failure, not a
-        // decision waited for forever.
-        let (_, work) = judge_pending(&again, &alice, &bytes);
-        drop(work);
-        assert!(file_names(&decisions).is_empty());
-        assert_eq!(again.decision_count(), 0);
-        assert_eq!(judge(&again, &alice, &bytes), Ok(Acceptance::Keep));
-        assert_eq!(again.decision_count(), 1);
+        let digest = orbi_types::Sha256Digest::of(bytes);
+        role.judge(peer, bytes, &digest)
     }
 
     fn decision_query(id: &str) -> PublishedQuery<'_> {
