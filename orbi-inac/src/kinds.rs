@@ -7,7 +7,7 @@
 //! registration order. A kind with no acceptor is refused (`kind-not-supported`) and nothing is
 //! stored: keeping bytes requires an explicit [`StoreAcceptor`] registration.
 
-use std::{cell::RefCell, collections::BTreeMap, fmt, io::Read, sync::Arc};
+use std::{collections::BTreeMap, fmt, io::Read, sync::Arc};
 
 use orbi_types::NodeId;
 
@@ -27,16 +27,11 @@ pub enum Acceptance {
     Refuse(Refusal),
 }
 
-/// What makes an acceptor's own writes durable (fsyncs, renames into place), run before the
-/// answer leaves: see [`Delivery::sync_before_answer`].
-pub type SyncWork = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
-
 /// A verified artifact offered to an acceptor: size and digest match the descriptor.
 pub struct Delivery<'a> {
     pub(crate) peer: &'a NodeId,
     pub(crate) descriptor: &'a Descriptor,
     pub(crate) body: DeliveryBody<'a>,
-    pub(crate) sync: RefCell<Vec<SyncWork>>,
 }
 
 pub(crate) enum DeliveryBody<'a> {
@@ -44,7 +39,7 @@ pub(crate) enum DeliveryBody<'a> {
     Staged(&'a dyn crate::store::StagedBody),
 }
 
-impl<'a> Delivery<'a> {
+impl Delivery<'_> {
     /// The authenticated node that pushed it.
     pub fn peer(&self) -> &NodeId {
         self.peer
@@ -71,46 +66,14 @@ impl<'a> Delivery<'a> {
             DeliveryBody::Staged(_) => None,
         }
     }
-
-    /// Hands the slow part of the acceptor's own durability (fsyncs, renames into place) to
-    /// whoever makes the receiver's decisions durable, instead of doing it inside
-    /// [`Acceptor::accept`], where it would hold up every other decision of the node.
-    ///
-    /// `work` runs once, in order with every other decision's, before this delivery's answer
-    /// leaves: inside a group ([`crate::Receiver::begin_group`]) together with the group's
-    /// sync, on its own as soon as `accept` returns otherwise. If it fails, an answer that
-    /// reports success is replaced by `handler-unavailable` (a refusal stays as it is).
-    pub fn sync_before_answer(&self, work: SyncWork) {
-        self.sync.borrow_mut().push(work);
-    }
-
-    pub(crate) fn new(
-        peer: &'a NodeId,
-        descriptor: &'a Descriptor,
-        body: DeliveryBody<'a>,
-    ) -> Self {
-        Delivery {
-            peer,
-            descriptor,
-            body,
-            sync: RefCell::default(),
-        }
-    }
-
-    /// The work registered by [`Delivery::sync_before_answer`], in order.
-    pub(crate) fn into_sync_work(self) -> Vec<SyncWork> {
-        self.sync.into_inner()
-    }
 }
 
 /// Decides about verified artifacts of the kinds it is registered for.
 ///
 /// Called only after the sender was authorized and the bytes matched size and digest. It runs
-/// synchronously inside the receiver, holding up the node's other decisions: a slow acceptor
-/// should hand work off and answer [`Acceptance::Taken`], and one that must make its own
-/// writes durable before answering should leave the fsyncs to
-/// [`Delivery::sync_before_answer`]. It may be called again for the same artifact after a
-/// retryable outcome, so it must be idempotent.
+/// synchronously inside the receiver; a slow acceptor should hand work off and answer
+/// [`Acceptance::Taken`]. It may be called again for the same artifact after a retryable
+/// outcome, so it must be idempotent.
 pub trait Acceptor: Send + Sync {
     /// Decides about one artifact.
     fn accept(&self, delivery: &Delivery<'_>) -> Acceptance;
@@ -321,7 +284,11 @@ mod tests {
             .unwrap();
         let peer = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
         let descriptor = Descriptor::of_bytes("vendor.x.v1", "application/json", b"{}");
-        let delivery = Delivery::new(&peer, &descriptor, DeliveryBody::Memory(b"{}"));
+        let delivery = Delivery {
+            peer: &peer,
+            descriptor: &descriptor,
+            body: DeliveryBody::Memory(b"{}"),
+        };
         let decide = |content_type| match registry.lookup("vendor.x.v1", content_type) {
             KindMatch::Acceptor(acceptor) => Some(acceptor.accept(&delivery)),
             _ => None,

@@ -158,7 +158,7 @@ pub use frame::{
 };
 pub use kinds::{
     Acceptance, Acceptor, Delivery, KindConflicts, KindKey, KindMatch, KindRegistry,
-    KindRegistryBuilder, StoreAcceptor, SyncWork,
+    KindRegistryBuilder, StoreAcceptor,
 };
 pub use ledger::{Ledger, LedgerError, MemoryLedger, SqliteLedger};
 pub use outbound::{OutboundAllow, OutboundAllows};

@@ -195,10 +195,6 @@ impl Exchange {
 /// The INAC receiver: policy, kinds, storage and ledger, driven by frames.
 pub struct Receiver {
     identity: KeyPair,
-    /// Whether a group is open ([`Receiver::begin_group`] succeeded, not yet committed).
-    grouped: bool,
-    /// Acceptors' [`crate::SyncWork`] of the open group, in decision order.
-    sync_work: Vec<crate::SyncWork>,
     config: ReceiverConfig,
     kinds: KindRegistry,
     store: Box<dyn Store>,
@@ -240,8 +236,6 @@ impl Receiver {
         let budgets = Budgets::new(config.budgets.clone());
         Receiver {
             identity,
-            grouped: false,
-            sync_work: Vec::new(),
             config,
             kinds,
             store: Box::new(store),
@@ -402,32 +396,16 @@ impl Receiver {
     /// [`Receiver::commit_group`] (see [`Ledger::begin_group`]). A transport that decides many
     /// frames at once groups them and sends no answer before the commit returns. If the
     /// group cannot start, each decision is committed on its own as usual.
-    ///
-    /// Acceptors' [`crate::SyncWork`] is collected while the group is open; the transport
-    /// runs it ([`Receiver::take_sync_work`]) after the group's sync and before any answer of
-    /// the group leaves.
     pub fn begin_group(&mut self) {
-        match self.ledger.begin_group() {
-            Ok(()) => self.grouped = true,
-            Err(error) => {
-                tracing::warn!(%error, "cannot start a group; committing decisions one by one")
-            }
+        if let Err(error) = self.ledger.begin_group() {
+            tracing::warn!(%error, "cannot start a group; committing decisions one by one");
         }
     }
 
     /// Commits the group started by [`Receiver::begin_group`]. On error nothing the group
     /// decided is durable: answers that report success must not be sent.
     pub fn commit_group(&mut self) -> Result<(), LedgerError> {
-        self.grouped = false;
         self.ledger.commit_group()
-    }
-
-    /// The acceptors' [`crate::SyncWork`] of the groups decided since the last call, in
-    /// decision order. A transport that groups decisions runs all of it once the group is
-    /// committed and synced, and sends none of the group's success answers if any of it
-    /// fails.
-    pub fn take_sync_work(&mut self) -> Vec<crate::SyncWork> {
-        std::mem::take(&mut self.sync_work)
     }
 
     /// Lets group commits return before they reach the disk (see [`Ledger::defer_sync`]): a

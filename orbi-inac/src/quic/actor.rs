@@ -4,9 +4,7 @@
 //! load that turns one durable commit per decision into one per group; an idle node still
 //! answers each job at once. When the ledger can defer its sync ([`Receiver::defer_sync`]), a
 //! syncer thread makes each batch of committed groups durable and only then releases their
-//! answers, while the receiver already decides the next group. Acceptors' own durability
-//! work ([`crate::Delivery::sync_before_answer`]) rides with its group and runs on the syncer
-//! after the ledger's sync, so an acceptor's fsyncs never stop the receiver either.
+//! answers, while the receiver already decides the next group.
 //!
 //! Tasks ([`ReceiverHandle::run`]: operator decisions, reads) run outside any group: the
 //! decisions before a task are committed first, the task's writes commit as it makes them, and
@@ -18,8 +16,8 @@ use orbi_types::NodeId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    CompletedBody, DecodeError, Frame, Handled, Receiver, Refusal, ServeArtifact, SyncWork,
-    Verdict, ledger::SyncHandle,
+    CompletedBody, DecodeError, Frame, Handled, Receiver, Refusal, ServeArtifact, Verdict,
+    ledger::SyncHandle,
 };
 
 /// What the receiver decided about one initiating frame.
@@ -60,34 +58,10 @@ enum Reply {
     Task(Deliver, bool),
 }
 
-/// A committed group on its way out: its replies, and the acceptors' sync work that must
-/// succeed (after the ledger's sync) before a success among them may leave.
-struct Committed {
-    replies: Vec<Reply>,
-    work: Vec<SyncWork>,
-}
-
-impl Committed {
-    /// Runs the acceptors' work in order (all of it, even after a failure: each piece makes
-    /// its own acceptor's state durable); on any failure the group's successes are withdrawn.
-    fn run_work(&mut self) {
-        let mut failed = false;
-        for work in self.work.drain(..) {
-            if let Err(error) = work() {
-                tracing::error!(%error, "an acceptor's writes could not be made durable");
-                failed = true;
-            }
-        }
-        if failed {
-            withdraw_successes(&mut self.replies);
-        }
-    }
-}
-
 /// How committed writes become durable before their replies go out.
 struct Durability {
     /// A thread syncing batches of groups while the receiver decides the next one.
-    syncer: Option<std::sync::mpsc::Sender<Committed>>,
+    syncer: Option<std::sync::mpsc::Sender<Vec<Reply>>>,
     /// Without the syncer: this thread syncs each group itself.
     inline: Option<SyncHandle>,
 }
@@ -221,18 +195,13 @@ fn flush(receiver: &mut Receiver, replies: &mut Vec<Reply>, durability: &Durabil
         tracing::error!(%error, decisions = replies.len(), "group commit failed");
         withdraw_successes(&mut replies);
     }
-    let mut group = Committed {
-        replies,
-        work: receiver.take_sync_work(),
-    };
     match &durability.syncer {
         Some(syncer) => {
-            if let Err(unsent) = syncer.send(group) {
+            if let Err(unsent) = syncer.send(replies) {
                 // The syncer is gone: nothing can be confirmed durable.
-                let mut group = unsent.0;
-                group.run_work();
-                withdraw_successes(&mut group.replies);
-                send_all(group.replies);
+                let mut replies = unsent.0;
+                withdraw_successes(&mut replies);
+                send_all(replies);
             }
         }
         None => {
@@ -240,10 +209,9 @@ fn flush(receiver: &mut Receiver, replies: &mut Vec<Reply>, durability: &Durabil
                 && let Err(error) = handle.sync()
             {
                 tracing::error!(%error, "ledger sync failed");
-                withdraw_successes(&mut group.replies);
+                withdraw_successes(&mut replies);
             }
-            group.run_work();
-            send_all(group.replies);
+            send_all(replies);
         }
     }
 }
@@ -292,8 +260,8 @@ fn send_all(replies: Vec<Reply>) {
 
 /// A thread that syncs the ledger once for every batch of groups waiting, then releases their
 /// answers. Ends when the receiver thread drops its sender.
-fn spawn_syncer(handle: SyncHandle) -> Option<std::sync::mpsc::Sender<Committed>> {
-    let (sender, groups) = std::sync::mpsc::channel::<Committed>();
+fn spawn_syncer(handle: SyncHandle) -> Option<std::sync::mpsc::Sender<Vec<Reply>>> {
+    let (sender, groups) = std::sync::mpsc::channel::<Vec<Reply>>();
     let spawned = std::thread::Builder::new()
         .name("inac-ledger-sync".into())
         .spawn(move || {
@@ -301,13 +269,12 @@ fn spawn_syncer(handle: SyncHandle) -> Option<std::sync::mpsc::Sender<Committed>
                 let mut waiting = vec![first];
                 waiting.extend(groups.try_iter());
                 let synced = handle.sync();
-                for mut group in waiting {
+                for mut replies in waiting {
                     if let Err(error) = &synced {
                         tracing::error!(%error, "ledger sync failed");
-                        withdraw_successes(&mut group.replies);
+                        withdraw_successes(&mut replies);
                     }
-                    group.run_work();
-                    send_all(group.replies);
+                    send_all(replies);
                 }
             }
         });
@@ -385,16 +352,12 @@ impl ReceiverHandle {
 #[cfg(test)]
 mod tests {
     use std::{
-        sync::{
-            Arc, Mutex,
-            atomic::{AtomicUsize, Ordering},
-            mpsc as sync_mpsc,
-        },
+        sync::{Mutex, mpsc as sync_mpsc},
         task::{Context, Waker},
         time::Duration,
     };
 
-    use orbi_types::{KeyPair, inac::Operation};
+    use orbi_types::KeyPair;
 
     use super::*;
     use crate::{KindRegistry, MemoryLedger, MemoryStore, ReceiverConfig};
@@ -458,109 +421,6 @@ mod tests {
         drop(handle);
         let receiver = thread.join().unwrap();
         assert!(receiver.ledger().is_revoked(PASSPORT).unwrap());
-    }
-
-    /// A receiver whose `x.v1` acceptor takes every push and registers `work` (made fresh
-    /// for each delivery) to run before the answer; `calls` counts the deliveries.
-    fn syncing_acceptor(
-        calls: Arc<AtomicUsize>,
-        work: impl Fn() -> SyncWork + Send + Sync + 'static,
-    ) -> (Receiver, NodeId) {
-        let peer = KeyPair::from_seed(&[2; 32]).node_id();
-        let mut ledger = MemoryLedger::new();
-        ledger.deferred = Some(SyncHandle::new(|| Ok(())));
-        let kinds = KindRegistry::builder()
-            .accept("x.v1", None, move |delivery: &crate::Delivery<'_>| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                delivery.sync_before_answer(work());
-                crate::Acceptance::Taken
-            })
-            .build()
-            .unwrap();
-        let mut config = ReceiverConfig::default();
-        config.allowed_peers.insert(peer.clone());
-        let receiver = Receiver::new(
-            KeyPair::from_seed(&[1; 32]),
-            config,
-            kinds,
-            MemoryStore::new(),
-            ledger,
-        );
-        (receiver, peer)
-    }
-
-    fn push(index: u8) -> Result<Frame, DecodeError> {
-        let bytes = [index; 16];
-        let descriptor = crate::Descriptor::of_bytes("x.v1", "application/octet-stream", &bytes);
-        Ok(Frame::push_inline(&descriptor, &bytes).build().unwrap())
-    }
-
-    fn answer(decision: Decision) -> Frame {
-        match decision {
-            Decision::Answer(frame) => frame,
-            _ => panic!("an answer"),
-        }
-    }
-
-    #[test]
-    fn an_acceptors_sync_work_runs_off_the_deciding_thread_before_its_answer_leaves() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (release, released) = sync_mpsc::channel::<()>();
-        let released = Arc::new(Mutex::new(released));
-        let (receiver, peer) = syncing_acceptor(calls.clone(), move || {
-            let released = released.clone();
-            Box::new(move || {
-                let _ = released.lock().unwrap().recv();
-                Ok(())
-            })
-        });
-        let (handle, thread) = spawn(receiver, 8).unwrap();
-        let mut first = Box::pin(handle.frame(peer.clone(), push(1)));
-        let mut context = Context::from_waker(Waker::noop());
-        assert!(first.as_mut().poll(&mut context).is_pending());
-        // While the first delivery's work is held, the receiver goes on deciding.
-        let mut second = Box::pin(handle.frame(peer, push(2)));
-        assert!(second.as_mut().poll(&mut context).is_pending());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while calls.load(Ordering::SeqCst) < 2 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the second push was decided"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(
-            first.as_mut().poll(&mut context).is_pending(),
-            "no answer before the acceptor's work has run"
-        );
-        drop(release);
-        assert_eq!(
-            answer(block_on(first).unwrap()).operation(),
-            Operation::Ingested
-        );
-        assert_eq!(
-            answer(block_on(second).unwrap()).operation(),
-            Operation::Ingested
-        );
-        drop(handle);
-        thread.join().unwrap();
-    }
-
-    #[test]
-    fn a_failed_sync_work_withdraws_the_success_it_was_for() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (receiver, peer) = syncing_acceptor(calls, || {
-            Box::new(|| Err(std::io::Error::other("the disk is full")))
-        });
-        let (handle, thread) = spawn(receiver, 8).unwrap();
-        let frame = answer(block_on(handle.frame(peer, push(1))).unwrap());
-        assert_eq!(frame.operation(), Operation::Refused);
-        assert_eq!(
-            frame.response().and_then(|r| r.refusal_code),
-            Some(orbi_types::inac::RefusalCode::HandlerUnavailable)
-        );
-        drop(handle);
-        thread.join().unwrap();
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     Descriptor, Frame, Payload, Refusal, Verdict,
     budget::BudgetSubject,
-    kinds::{Acceptance, Delivery, DeliveryBody, KindMatch, SyncWork},
+    kinds::{Acceptance, Delivery, DeliveryBody, KindMatch},
     ledger::{Consumption, HeldArtifact, IdempotencyRecord, LedgerEntry, RecordedOutcome},
     store::{StagedBody, stage_bytes},
 };
@@ -419,28 +419,21 @@ impl Receiver {
         if let Some(refusal) = self.probe_kind(&ticket.descriptor, &body) {
             return self.settle(ticket, Verdict::Refuse(refusal), None, now_ms);
         }
-        let (acceptance, sync_work) = match self
+        let acceptance = match self
             .kinds
             .lookup(&ticket.descriptor.schema, &ticket.descriptor.content_type)
         {
-            KindMatch::Acceptor(acceptor) => {
-                let delivery = Delivery::new(
-                    &ticket.exchange.peer,
-                    &ticket.descriptor,
-                    body.delivery_body(),
-                );
-                (acceptor.accept(&delivery), delivery.into_sync_work())
-            }
+            KindMatch::Acceptor(acceptor) => acceptor.accept(&Delivery {
+                peer: &ticket.exchange.peer,
+                descriptor: &ticket.descriptor,
+                body: body.delivery_body(),
+            }),
             // The header stage checked the kind and the registry never changes.
-            KindMatch::Conflicted | KindMatch::Unsupported => (
-                Acceptance::Refuse(Refusal::new(
-                    RefusalCode::KindNotSupported,
-                    "no acceptor for this kind",
-                )),
-                Vec::new(),
-            ),
+            KindMatch::Conflicted | KindMatch::Unsupported => Acceptance::Refuse(Refusal::new(
+                RefusalCode::KindNotSupported,
+                "no acceptor for this kind",
+            )),
         };
-        let acceptance = self.sync_acceptor_work(acceptance, sync_work);
         let (verdict, kept) = match acceptance {
             Acceptance::Keep => match self.keep(&ticket.descriptor.digest, body) {
                 Ok(()) => (Verdict::Ingested, Some(true)),
@@ -451,30 +444,6 @@ impl Receiver {
             Acceptance::Refuse(refusal) => (Verdict::Refuse(refusal), None),
         };
         self.settle(ticket, verdict, kept, now_ms)
-    }
-
-    /// Queues the acceptor's sync work for the open group, or runs it now without one; work
-    /// that fails turns a success into `handler-unavailable`.
-    fn sync_acceptor_work(&mut self, acceptance: Acceptance, work: Vec<SyncWork>) -> Acceptance {
-        if self.grouped {
-            self.sync_work.extend(work);
-            return acceptance;
-        }
-        let mut failed = None;
-        for work in work {
-            if let Err(error) = work() {
-                failed.get_or_insert(error);
-            }
-        }
-        match (failed, acceptance) {
-            (None, acceptance) | (Some(_), acceptance @ Acceptance::Refuse(_)) => acceptance,
-            (Some(error), _) => {
-                tracing::error!(%error, "an acceptor's writes could not be made durable");
-                Acceptance::Refuse(Refusal::handler_unavailable(
-                    "the acceptor cannot keep its decision now",
-                ))
-            }
-        }
     }
 
     fn keep(&self, digest: &Sha256Digest, body: VerifiedBody) -> Result<(), Refusal> {
