@@ -292,7 +292,7 @@ async fn serve_connection(
     if protocol.as_deref() != Some(ALPN) {
         let Alive { exchanges, apps } = alive;
         drop(exchanges);
-        serve_app(&context, connection, peer, session, protocol, apps).await;
+        serve_app(context, connection, peer, session, protocol, apps).await;
         return;
     }
     let Alive {
@@ -327,7 +327,7 @@ async fn serve_connection(
 /// Hands an authenticated connection of an application protocol to its handler, in this
 /// connection's task, until the handler returns.
 async fn serve_app(
-    context: &Context,
+    context: Arc<Context>,
     connection: quinn::Connection,
     peer: NodeId,
     session: Result<SessionId, TransportError>,
@@ -336,7 +336,12 @@ async fn serve_app(
 ) {
     let app = protocol
         .as_deref()
-        .and_then(|alpn| context.apps.iter().find(|app| app.alpn() == alpn));
+        .and_then(|alpn| context.apps.iter().find(|app| app.alpn() == alpn))
+        .cloned();
+    // The context holds a handle to the receiver thread, which ends (and lets the shutdown
+    // finish) only once every handle is gone: a handler that outlives the shutdown's wait
+    // must not keep one.
+    drop(context);
     let Some(app) = app else {
         // The TLS configuration offers only known protocols; this is a bug, not a peer error.
         tracing::error!(%peer, ?protocol, "connection with an unserved protocol");
@@ -431,14 +436,20 @@ async fn exchange(
 }
 
 /// Sends `answer`, finishes the stream and waits (bounded) until the peer has it, so that a
-/// shutdown right after cannot discard it.
+/// shutdown right after cannot discard it. A peer that gives the answer no flow-control
+/// credit within the response timeout gets the stream reset instead.
 pub(super) async fn answer_and_finish(
     send: &mut SendStream,
     answer: &Frame,
     config: &TransportConfig,
 ) {
-    if write_frame(send, answer).await.is_err() {
-        return;
+    match tokio::time::timeout(config.response_timeout, write_frame(send, answer)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return,
+        Err(_) => {
+            let _ = send.reset(StreamCode::ResponseTimeout.varint());
+            return;
+        }
     }
     let _ = send.finish();
     let _ = tokio::time::timeout(config.response_timeout, send.stopped()).await;

@@ -144,8 +144,12 @@ impl From<quinn::ReadExactError> for ReadFrameError {
     }
 }
 
+/// What a frame read reserves before its bytes arrive (most frames fit).
+const FIRST_ALLOCATION: usize = 16 * 1024;
+
 /// Reads one length-prefixed control frame within `timeout`. The length is checked before any
-/// frame byte is read, so an oversized frame costs four bytes.
+/// frame byte is read, so an oversized frame costs four bytes, and memory grows with the bytes
+/// that actually arrive, never with the length a peer merely declares.
 pub async fn read_frame(
     recv: &mut RecvStream,
     timeout: Duration,
@@ -167,8 +171,14 @@ pub async fn read_frame_within(
         if len as usize > limit {
             return Err(ReadFrameError::TooLarge { len, limit });
         }
-        let mut bytes = vec![0u8; len as usize];
-        recv.read_exact(&mut bytes).await?;
+        let len = len as usize;
+        let mut bytes = Vec::with_capacity(len.min(FIRST_ALLOCATION));
+        while bytes.len() < len {
+            match recv.read_chunk(len - bytes.len(), true).await? {
+                Some(chunk) => bytes.extend_from_slice(&chunk.bytes),
+                None => return Err(ReadFrameError::Truncated),
+            }
+        }
         Ok(bytes)
     };
     tokio::time::timeout(timeout, read)

@@ -244,3 +244,28 @@ async fn shutdown_closes_app_connections_and_waits_for_their_handlers() {
     assert_eq!(closed_with(Ok(app)).await, 0x0);
     drop(client);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_never_returns_does_not_hold_up_the_shutdown() {
+    const STUCK: &[u8] = b"orbi-test-stuck/1";
+    let (entered, mut started) = mpsc::unbounded_channel();
+    // Waits on something that is not its connection, for ever.
+    let stuck = AppProtocol::new(STUCK, move |_app: AppConnection| {
+        let entered = entered.clone();
+        async move {
+            let _ = entered.send(());
+            std::future::pending::<()>().await;
+        }
+    });
+    let mut node = Setup::new().app(stuck).start();
+    let (_client, _app) = node.connect_app(&peer_key(), STUCK).await;
+    tokio::time::timeout(Duration::from_secs(10), started.recv())
+        .await
+        .expect("the handler runs")
+        .expect("the handler is alive");
+    let shutdown = tokio::time::timeout(Duration::from_secs(20), node.shutdown()).await;
+    assert!(
+        shutdown.is_ok(),
+        "the shutdown returned although the handler never did"
+    );
+}
