@@ -31,8 +31,13 @@ pub(super) async fn serve_request(
             return;
         }
     };
-    if write_frame(send, &push).await.is_err() {
-        return;
+    match tokio::time::timeout(config.response_timeout, write_frame(send, &push)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return,
+        Err(_) => {
+            let _ = send.reset(StreamCode::ResponseTimeout.varint());
+            return;
+        }
     }
     if !serve.is_inline() {
         let Some(body) = body else {
@@ -58,7 +63,9 @@ pub(super) async fn serve_request(
     }
 }
 
-/// Streams exactly `size` bytes from `body` (read on a blocking thread).
+/// Streams exactly `size` bytes from `body` (read on a blocking thread). A requester that
+/// takes nothing for [`TransportConfig::stall_timeout`] is given up on: the reading thread
+/// ends with the channel, so a stuck requester never keeps a blocking thread for longer.
 async fn send_body(
     send: &mut SendStream,
     body: Box<dyn Read + Send>,
@@ -89,10 +96,14 @@ async fn send_body(
     let mut sent = 0u64;
     while let Some(chunk) = rx.recv().await {
         let Ok(chunk) = chunk else { break };
-        if send.write_all(&chunk).await.is_err() {
-            break;
+        match tokio::time::timeout(config.stall_timeout, send.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len() as u64,
+            Ok(Err(_)) => break,
+            Err(_) => {
+                tracing::debug!("requester stalled; serving abandoned");
+                break;
+            }
         }
-        sent += chunk.len() as u64;
     }
     drop(rx);
     let _ = reader.await;

@@ -486,7 +486,11 @@ async fn receive_body(
     if answer.operation() != Operation::Ingested && answer.operation() != Operation::AlreadyPresent
     {
         // A body that broke the protocol (too long) may still be arriving.
-        let _ = recv.stop(StreamCode::Refused.varint());
+        let code = match answer.response().and_then(|response| response.refusal_code) {
+            Some(RefusalCode::Malformed) => StreamCode::Malformed,
+            _ => StreamCode::Refused,
+        };
+        let _ = recv.stop(code.varint());
     }
     Some(answer)
 }

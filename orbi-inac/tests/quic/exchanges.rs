@@ -287,3 +287,45 @@ async fn a_peer_that_never_answers_times_out_with_0x4() {
     let _ = tokio::time::timeout(Duration::from_secs(3), reset_rx).await;
     let _ = encode_frame;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_that_stops_reading_is_given_up_on_after_the_stall_timeout() {
+    let node = Setup::new()
+        .transport(|t| t.stall_timeout = Duration::from_millis(400))
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    // Larger than the stream and connection windows, so that serving it must wait for reads.
+    let large = pattern(24_000_000, 3);
+    let answer = session
+        .push_stream(&descriptor(&large), |b| b, &large[..], &mut |_| {})
+        .await
+        .unwrap();
+    assert_answer(&answer, Operation::Ingested, None);
+    let request = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&descriptor(&large).artifact_id)
+        .build()
+        .unwrap();
+    let (mut send, mut recv) = session.connection().open_bi().await.unwrap();
+    orbi_inac::quic::wire::write_frame(&mut send, &request)
+        .await
+        .unwrap();
+    let push = orbi_inac::quic::wire::read_frame(&mut recv, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(Frame::decode(&push).unwrap().is_stream_push());
+    // Read nothing for longer than the stall timeout: the server gives the body up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut read = 0usize;
+    let ended = loop {
+        match recv.read_chunk(1 << 20, true).await {
+            Ok(Some(chunk)) => read += chunk.bytes.len(),
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
+    assert!(
+        matches!(ended, Err(quinn::ReadError::Reset(code)) if code == StreamCode::SenderAbort.varint()),
+        "{ended:?} after {read} bytes"
+    );
+    assert!(read < large.len());
+}

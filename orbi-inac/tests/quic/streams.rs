@@ -136,6 +136,30 @@ async fn a_short_or_long_body_is_malformed_and_never_admitted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_runs_on_is_stopped_as_malformed() {
+    let node = Setup::new().start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let declared = vec![0u8; 100_000];
+    let (mut send, _recv) = session.connection().open_bi().await.unwrap();
+    let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+    let header = Frame::push_stream(&descriptor(&declared), &id)
+        .build()
+        .unwrap();
+    send.write_all(&encode_frame(&header)).await.unwrap();
+    // Far more than declared: the receiver stops the stream once it sees the excess.
+    let endless = vec![0u8; 32 << 20];
+    let code = match send.write_all(&endless).await {
+        Err(quinn::WriteError::Stopped(code)) => Some(code),
+        Ok(()) => {
+            let _ = send.finish();
+            send.stopped().await.ok().flatten()
+        }
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(code, Some(StreamCode::Malformed.varint()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_killed_mid_body_leaves_nothing_and_the_retry_ingests_once() {
     // A killed process sends no close (and a close can be lost behind a full socket buffer):
     // the idle timeout is what tells the listener.
