@@ -330,13 +330,17 @@ impl Session {
                 answer: Operation::Push,
             });
         };
-        let received = match answer.payload() {
-            Some(Payload::Inline(_)) => {
+        let received = match (
+            served_as_asked(request, &answer, &descriptor),
+            answer.payload(),
+        ) {
+            (Err(refusal), _) => Err(refusal),
+            (Ok(()), Some(Payload::Inline(_))) => {
                 let bytes = answer.inline_bytes().map_or(&[][..], |(bytes, _)| bytes);
                 progress(bytes.len() as u64);
                 write_verified(out, &descriptor, Source::Memory(bytes)).await
             }
-            Some(Payload::Stream { .. }) => {
+            (Ok(()), Some(Payload::Stream { .. })) => {
                 let source = Source::Stream {
                     recv: &mut recv,
                     stall: self.config.stall_timeout,
@@ -344,7 +348,7 @@ impl Session {
                 };
                 write_verified(out, &descriptor, source).await
             }
-            _ => Err(Refusal::new(
+            (Ok(()), _) => Err(Refusal::new(
                 RefusalCode::OperationNotSupported,
                 "a served artifact must come inline or on the stream",
             )),
@@ -427,6 +431,43 @@ enum Source<'a> {
         stall: Duration,
         progress: &'a mut (dyn FnMut(u64) + Send),
     },
+}
+
+/// Whether the artifact a peer serves is the one `request` asked for: its kind, and its id and
+/// digest where the request named them, on the exchange the request opened. The bytes are
+/// checked against the served descriptor later; this checks the descriptor itself, so that a
+/// peer cannot answer with another artifact that merely verifies against its own descriptor.
+fn served_as_asked(request: &Frame, push: &Frame, served: &Descriptor) -> Result<(), Refusal> {
+    let not_asked = |what: String| {
+        Err(Refusal::new(
+            RefusalCode::Malformed,
+            format!("the served artifact is not the one requested: {what}"),
+        ))
+    };
+    if let Some(asked) = request.request() {
+        if served.schema != asked.schema || served.content_type != asked.content_type {
+            return not_asked(format!(
+                "{} {} instead of {} {}",
+                served.schema, served.content_type, asked.schema, asked.content_type
+            ));
+        }
+        if let Some(id) = &asked.artifact_id
+            && *id != served.artifact_id
+        {
+            return not_asked(format!("artifact/id {:?}", served.artifact_id));
+        }
+        if let Some(digest) = &asked.digest
+            && *digest != served.digest
+        {
+            return not_asked(format!("digest {}", served.digest));
+        }
+    }
+    if let Some(correlation) = request.correlation_id()
+        && push.correlation_id() != Some(correlation)
+    {
+        return not_asked(format!("correlation/id {:?}", push.correlation_id()));
+    }
+    Ok(())
 }
 
 /// Writes the artifact to a temp file beside `out`, checking size and digest, and renames it

@@ -329,3 +329,66 @@ async fn a_requester_that_stops_reading_is_given_up_on_after_the_stall_timeout()
     );
     assert!(read < large.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_another_artifact_than_the_one_requested_is_refused() {
+    use orbi_inac::quic::{
+        Client, PeerAddr,
+        config::{endpoint, server_config},
+        wire::{read_frame, write_frame},
+    };
+    // A peer that answers every request with a push of some other (well-formed) artifact.
+    let liar = node_key();
+    let config = TransportConfig::default();
+    let server = endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        Some(server_config(&liar, &config).unwrap()),
+        &config,
+    )
+    .unwrap();
+    let addr = PeerAddr::new(liar.node_id(), server.local_addr().unwrap());
+    let other = pattern(2000, 7);
+    tokio::spawn(async move {
+        let connection = server.accept().await.unwrap().await.unwrap();
+        while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+            let request = read_frame(&mut recv, Duration::from_secs(5)).await.unwrap();
+            let request = Frame::decode(&request).unwrap();
+            let mut push = Frame::push_inline(&descriptor(&other), &other);
+            if let Some(correlation) = request.correlation_id() {
+                push = push.correlation_id(correlation);
+            }
+            write_frame(&mut send, &push.build().unwrap())
+                .await
+                .unwrap();
+            let _ = send.finish();
+            let _ = read_frame(&mut recv, Duration::from_secs(5)).await;
+        }
+    });
+    let client = Client::for_peer(&addr, peer_key(), TransportConfig::default()).unwrap();
+    let session = client.connect(&addr).await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let wanted = descriptor(&pattern(2000, 8));
+    let by_id = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&wanted.artifact_id)
+        .build()
+        .unwrap();
+    let by_digest = Frame::request_for(BLOB, OCTETS)
+        .digest(&wanted.digest)
+        .build()
+        .unwrap();
+    for request in [by_id, by_digest] {
+        let path = out.path().join("wanted");
+        let outcome = session
+            .request_to_file(&request, &path, &mut |_| {})
+            .await
+            .unwrap();
+        let RequestOutcome::Received { answer, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_answer(&answer, Operation::Refused, Some(RefusalCode::Malformed));
+        assert!(
+            !path.exists(),
+            "nothing written for an artifact not asked for"
+        );
+    }
+}
