@@ -146,6 +146,7 @@ pub mod publish;
 #[cfg(feature = "quic")]
 pub mod quic;
 mod receiver;
+mod slots;
 mod state;
 pub mod store;
 mod verdict;

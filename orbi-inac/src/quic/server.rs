@@ -71,6 +71,10 @@ struct Context {
     decode: crate::DecodeOptions,
     /// The application protocols served beside INAC.
     apps: Vec<AppProtocol>,
+    /// Connections each peer holds ([`TransportConfig::max_connections_per_peer`]).
+    connections: crate::slots::PeerSlots,
+    /// Connections (and handshakes) in progress ([`TransportConfig::max_connections`]).
+    connection_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Server {
@@ -125,9 +129,15 @@ impl Server {
         let grace = config.shutdown_grace;
         let context = Arc::new(Context {
             receiver: handle.clone(),
+            connection_permits: Arc::new(tokio::sync::Semaphore::new(
+                config
+                    .max_connections
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             config,
             decode,
             apps,
+            connections: crate::slots::PeerSlots::default(),
         });
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
@@ -248,11 +258,17 @@ async fn accept_loop(
             _ = shutdown.changed() => break,
         };
         let Some(incoming) = incoming else { break };
+        let Ok(permit) = context.connection_permits.clone().try_acquire_owned() else {
+            tracing::debug!(remote = %incoming.remote_address(), "connection refused: at the limit");
+            incoming.refuse();
+            continue;
+        };
         tokio::spawn(serve_connection(
             incoming,
             context.clone(),
             shutdown.clone(),
             alive.clone(),
+            permit,
         ));
     }
 }
@@ -262,6 +278,7 @@ async fn serve_connection(
     context: Arc<Context>,
     mut shutdown: watch::Receiver<bool>,
     alive: Alive,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let remote = incoming.remote_address();
     let connection = match incoming.await {
@@ -287,6 +304,17 @@ async fn serve_connection(
         connection.close(ConnectionCode::PeerNotAllowed.varint(), b"peer not allowed");
         return;
     }
+    let Some(_slot) = context
+        .connections
+        .claim(&peer, context.config.max_connections_per_peer)
+    else {
+        tracing::info!(%peer, %remote, "peer over its connection limit refused");
+        connection.close(
+            ConnectionCode::TooManyConnections.varint(),
+            b"too many connections",
+        );
+        return;
+    };
     let session = SessionId::of(&connection);
     let protocol = negotiated_alpn(&connection);
     if protocol.as_deref() != Some(ALPN) {

@@ -77,6 +77,9 @@ pub enum ConnectionCode {
     PeerNotAllowed,
     /// `0x102`: the peer broke the protocol.
     ProtocolViolation,
+    /// `0x103` (ours; the spec defines `0x100`–`0x102`): the peer already has
+    /// [`super::TransportConfig::max_connections_per_peer`] connections open.
+    TooManyConnections,
 }
 
 impl ConnectionCode {
@@ -87,6 +90,7 @@ impl ConnectionCode {
             ConnectionCode::AuthFailed => 0x100,
             ConnectionCode::PeerNotAllowed => 0x101,
             ConnectionCode::ProtocolViolation => 0x102,
+            ConnectionCode::TooManyConnections => 0x103,
         }
     }
 

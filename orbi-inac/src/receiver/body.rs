@@ -1,10 +1,5 @@
 //! [`IncomingBody`]: the body of an admitted stream-mode push, hashed as it is staged.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-};
-
 use orbi_types::{NodeId, Sha256Hasher, inac::RefusalCode};
 
 use super::push::Ticket;
@@ -14,47 +9,11 @@ use crate::{
 };
 
 /// Stream-mode pushes in their body stage, per peer (the per-peer cap of spec §8.3).
-#[derive(Clone, Debug, Default)]
-pub(super) struct BodySlots(Arc<Mutex<HashMap<NodeId, usize>>>);
+pub(super) type BodySlots = crate::slots::PeerSlots;
 
-impl BodySlots {
-    /// A slot for one more body from `peer`, unless `limit` are already in flight.
-    pub(super) fn claim(&self, peer: &NodeId, limit: usize) -> Option<BodySlot> {
-        let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = table.entry(peer.clone()).or_insert(0);
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        Some(BodySlot {
-            peer: peer.clone(),
-            slots: self.clone(),
-        })
-    }
-
-    pub(super) fn count(&self, peer: &NodeId) -> usize {
-        let table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        table.get(peer).copied().unwrap_or(0)
-    }
-}
-
-/// One claimed slot; released when the body (incoming or completed) is finished or dropped.
-pub(super) struct BodySlot {
-    peer: NodeId,
-    slots: BodySlots,
-}
-
-impl Drop for BodySlot {
-    fn drop(&mut self) {
-        let mut table = self.slots.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = table.get_mut(&self.peer) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                table.remove(&self.peer);
-            }
-        }
-    }
-}
+/// One body's claim on [`BodySlots`]; released when the body (incoming or completed) is
+/// finished or dropped.
+pub(super) type BodySlot = crate::slots::PeerSlot;
 
 /// How the body's stream ended, as the transport saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

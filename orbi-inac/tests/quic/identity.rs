@@ -241,3 +241,66 @@ async fn a_barred_peer_is_closed_with_0x101() {
     // Another peer is served.
     node.connect(&key(5)).await;
 }
+
+#[tokio::test]
+async fn a_peer_over_its_connection_limit_is_closed_with_0x103() {
+    let node = Setup::new()
+        .transport(|t| t.max_connections_per_peer = 2)
+        .start();
+    let (_first, kept) = node.connect(&peer_key()).await;
+    let (_second, _also) = node.connect(&peer_key()).await;
+    let client =
+        Client::for_peer(&node.peer_addr(), peer_key(), TransportConfig::default()).unwrap();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        closed_with(client.connect(&node.peer_addr()).await),
+    )
+    .await;
+    assert_eq!(closed.ok(), Some(0x103), "the third connection is closed");
+    // Another peer is served, and a connection that ends gives its place back.
+    node.connect(&key(5)).await;
+    kept.connection().close(0u32.into(), b"done");
+    // The listener notices the close asynchronously: retry until an exchange goes through.
+    let mut served = false;
+    for _ in 0..100 {
+        if let Ok(again) = client.connect(&node.peer_addr()).await
+            && again
+                .exchange(&inline_push(b"after", "k-after"))
+                .await
+                .is_ok()
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served, "a closed connection gives its place back");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_listener_limit_are_refused_before_the_handshake() {
+    let node = Setup::new().transport(|t| t.max_connections = 1).start();
+    let (_first, kept) = node.connect(&peer_key()).await;
+    let client = Client::for_peer(&node.peer_addr(), key(5), TransportConfig::default()).unwrap();
+    match client.connect(&node.peer_addr()).await {
+        Err(TransportError::Connection {
+            source: quinn::ConnectionError::ConnectionClosed(close),
+            ..
+        }) => assert_eq!(
+            close.error_code,
+            quinn::TransportErrorCode::CONNECTION_REFUSED
+        ),
+        other => panic!("expected a refused connection, got {other:?}"),
+    }
+    drop(kept);
+    drop(_first);
+    let mut served = false;
+    for _ in 0..100 {
+        if client.connect(&node.peer_addr()).await.is_ok() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served, "a freed place is given to the next connection");
+}

@@ -1,0 +1,88 @@
+//! [`PeerSlots`]: how many of something each peer holds at once (stream bodies in the
+//! receiver, connections in the QUIC server), with a claim that gives its slot back when
+//! dropped, so no path can forget to.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use orbi_types::NodeId;
+
+/// Per-peer counts of claimed slots.
+#[derive(Clone, Debug, Default)]
+pub struct PeerSlots(Arc<Mutex<HashMap<NodeId, usize>>>);
+
+impl PeerSlots {
+    /// A slot for one more from `peer`, unless `limit` are already claimed.
+    pub fn claim(&self, peer: &NodeId, limit: usize) -> Option<PeerSlot> {
+        let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = table.entry(peer.clone()).or_insert(0);
+        if *count >= limit {
+            if *count == 0 {
+                table.remove(peer);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            peer: peer.clone(),
+            slots: self.clone(),
+        })
+    }
+
+    /// How many slots `peer` holds.
+    pub fn count(&self, peer: &NodeId) -> usize {
+        let table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        table.get(peer).copied().unwrap_or(0)
+    }
+}
+
+/// One claimed slot; given back when dropped.
+#[derive(Debug)]
+pub struct PeerSlot {
+    peer: NodeId,
+    slots: PeerSlots,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut table = self.slots.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = table.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                table.remove(&self.peer);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orbi_types::KeyPair;
+
+    use super::*;
+
+    #[test]
+    fn claims_stop_at_the_limit_and_come_back_when_dropped() {
+        let slots = PeerSlots::default();
+        let (a, b) = (
+            KeyPair::from_seed(&[1; 32]).node_id(),
+            KeyPair::from_seed(&[2; 32]).node_id(),
+        );
+        let first = slots.claim(&a, 2).unwrap();
+        let second = slots.claim(&a, 2).unwrap();
+        assert!(slots.claim(&a, 2).is_none(), "a is at its limit");
+        assert!(slots.claim(&b, 2).is_some(), "b is not");
+        assert!(slots.claim(&b, 0).is_none(), "a zero limit admits nobody");
+        assert_eq!(slots.count(&a), 2);
+        drop(first);
+        assert_eq!(slots.count(&a), 1);
+        drop(second);
+        assert_eq!(slots.count(&a), 0);
+        assert!(
+            slots.0.lock().unwrap().is_empty(),
+            "no entry is left behind"
+        );
+    }
+}
