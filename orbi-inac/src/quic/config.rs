@@ -92,12 +92,68 @@ impl Default for TransportConfig {
     }
 }
 
+/// The largest [`TransportConfig::body_buffer_bytes`]: spec §8.5's bounded buffers are at
+/// most 8 MiB (the upstream chunk ceiling).
+pub const MAX_BODY_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
 impl TransportConfig {
+    /// Checks every setting against its range, so that a mistaken value is an error naming
+    /// it rather than a limit silently switched off (a zero or oversized idle timeout would
+    /// disable it; a zero response timeout would fail every exchange). Run by every
+    /// constructor of a quinn configuration in this module.
+    pub fn validate(&self) -> Result<(), TransportError> {
+        let bad = |setting: &'static str, reason: &str| {
+            Err(TransportError::Config {
+                setting,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.idle_timeout.is_zero() || IdleTimeout::try_from(self.idle_timeout).is_err() {
+            return bad(
+                "idle_timeout",
+                "must be above zero and at most 2^62 ms (zero would disable it)",
+            );
+        }
+        for (setting, value) in [
+            ("keep_alive", self.keep_alive),
+            ("response_timeout", self.response_timeout),
+            ("frame_timeout", self.frame_timeout),
+            ("stall_timeout", self.stall_timeout),
+        ] {
+            if value.is_zero() {
+                return bad(setting, "must be above zero");
+            }
+        }
+        if !(4096..=MAX_BODY_BUFFER_BYTES).contains(&self.body_buffer_bytes) {
+            return bad("body_buffer_bytes", "must be between 4 KiB and 8 MiB");
+        }
+        for (setting, value) in [
+            (
+                "stream_receive_window",
+                u64::from(self.stream_receive_window),
+            ),
+            ("receive_window", u64::from(self.receive_window)),
+            ("send_window", self.send_window),
+            (
+                "max_concurrent_exchanges",
+                u64::from(self.max_concurrent_exchanges),
+            ),
+            ("group_max", self.group_max as u64),
+            ("max_connections", self.max_connections as u64),
+        ] {
+            if value == 0 {
+                return bad(setting, "must be above zero");
+            }
+        }
+        Ok(())
+    }
+
     /// The quinn transport parameters. `accept_exchanges`: whether the peer may open
     /// exchanges towards this side (listeners yes, dialers no).
     pub fn quinn_transport(&self, accept_exchanges: bool) -> quinn::TransportConfig {
         let mut transport = quinn::TransportConfig::default();
         transport
+            // `validate` has checked that it converts.
             .max_idle_timeout(IdleTimeout::try_from(self.idle_timeout).ok())
             .keep_alive_interval(Some(self.keep_alive))
             .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
@@ -156,6 +212,7 @@ pub fn server_config_with_alpns(
     config: &TransportConfig,
     alpns: Vec<Vec<u8>>,
 ) -> Result<quinn::ServerConfig, TransportError> {
+    config.validate()?;
     for alpn in &alpns {
         super::app::check_length(alpn)?;
     }
@@ -225,6 +282,7 @@ pub fn client_config_from_tls_for_alpn(
     config: &TransportConfig,
     alpn: &[u8],
 ) -> Result<quinn::ClientConfig, TransportError> {
+    config.validate()?;
     super::app::check_length(alpn)?;
     tls.alpn_protocols = vec![alpn.to_vec()];
     // The server name is meaningless with raw keys; sending none leaks nothing.
@@ -281,4 +339,53 @@ pub fn endpoint(
     let socket: UdpSocket = socket.into();
     let runtime = quinn::default_runtime().ok_or(TransportError::NoRuntime)?;
     quinn::Endpoint::new(EndpointConfig::default(), server, socket, runtime).map_err(bind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(edit: impl FnOnce(&mut TransportConfig)) -> &'static str {
+        let mut config = TransportConfig::default();
+        edit(&mut config);
+        let key = KeyPair::from_seed(&[1; 32]);
+        // The quinn configurations refuse it too, not only `validate`.
+        assert!(server_config(&key, &config).is_err());
+        match config.validate() {
+            Err(TransportError::Config { setting, .. }) => setting,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn settings_out_of_range_are_errors_naming_the_setting() {
+        assert!(TransportConfig::default().validate().is_ok());
+        assert_eq!(
+            rejected(|c| c.idle_timeout = Duration::ZERO),
+            "idle_timeout"
+        );
+        assert_eq!(
+            rejected(|c| c.idle_timeout = Duration::from_secs(u64::MAX)),
+            "idle_timeout"
+        );
+        assert_eq!(
+            rejected(|c| c.response_timeout = Duration::ZERO),
+            "response_timeout"
+        );
+        assert_eq!(
+            rejected(|c| c.stall_timeout = Duration::ZERO),
+            "stall_timeout"
+        );
+        assert_eq!(
+            rejected(|c| c.body_buffer_bytes = MAX_BODY_BUFFER_BYTES + 1),
+            "body_buffer_bytes"
+        );
+        assert_eq!(rejected(|c| c.body_buffer_bytes = 0), "body_buffer_bytes");
+        assert_eq!(rejected(|c| c.group_max = 0), "group_max");
+        assert_eq!(rejected(|c| c.max_connections = 0), "max_connections");
+        assert_eq!(
+            rejected(|c| c.max_concurrent_exchanges = 0),
+            "max_concurrent_exchanges"
+        );
+    }
 }

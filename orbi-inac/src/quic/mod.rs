@@ -191,6 +191,14 @@ pub enum TransportError {
     /// An application protocol id is unusable (reserved, duplicate, or of a bad length).
     #[error("{0}")]
     Alpn(#[from] AlpnError),
+    /// A [`TransportConfig`] setting is out of its range.
+    #[error("transport setting {setting}: {reason}")]
+    Config {
+        /// The setting (the field's name).
+        setting: &'static str,
+        /// Why it is unusable.
+        reason: String,
+    },
 }
 
 /// A node to dial: its id and where it listens, written `NODE_ID@HOST:PORT`.
