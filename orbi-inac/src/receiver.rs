@@ -81,6 +81,11 @@ pub struct ReceiverConfig {
     /// `retry/after-ms` on a push refused for [`ReceiverConfig::stream_pushes_per_peer`]
     /// (default 1000).
     pub stream_push_retry_after_ms: u64,
+    /// Artifacts served in stream mode to one peer at once (default 4): serving holds a
+    /// reading thread and buffers until the requester has taken the body, so a requester that
+    /// asks for many and reads none is refused `rate-limited` (with
+    /// [`ReceiverConfig::stream_push_retry_after_ms`]) instead. 0 serves none in stream mode.
+    pub stream_serves_per_peer: usize,
     /// How frames are decoded.
     pub decode: DecodeOptions,
 }
@@ -105,6 +110,7 @@ impl Default for ReceiverConfig {
             kind_probe_max_bytes: 1024 * 1024,
             stream_pushes_per_peer: 4,
             stream_push_retry_after_ms: 1000,
+            stream_serves_per_peer: 4,
             decode: DecodeOptions::default(),
         }
     }
@@ -204,6 +210,8 @@ pub struct Receiver {
     stats: Stats,
     recent_refusals: VecDeque<RefusalNote>,
     bodies: BodySlots,
+    /// Stream-mode serves per peer ([`ReceiverConfig::stream_serves_per_peer`]).
+    serves: crate::slots::PeerSlots,
     publisher: Option<Arc<dyn Publisher>>,
 }
 
@@ -245,6 +253,7 @@ impl Receiver {
             stats: Stats::default(),
             recent_refusals: VecDeque::with_capacity(RECENT_REFUSALS),
             bodies: BodySlots::default(),
+            serves: crate::slots::PeerSlots::default(),
             publisher: None,
         }
     }
@@ -379,6 +388,12 @@ impl Receiver {
     /// Stream-mode pushes from `peer` now in their body stage.
     pub fn bodies_in_flight(&self, peer: &NodeId) -> usize {
         self.bodies.count(peer)
+    }
+
+    /// Artifacts being served to `peer` in stream mode (each [`ServeArtifact`] of a stream
+    /// serve holds its place until dropped).
+    pub fn serves_in_flight(&self, peer: &NodeId) -> usize {
+        self.serves.count(peer)
     }
 
     /// Handles one decoded frame from `peer`.

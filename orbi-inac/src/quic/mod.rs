@@ -58,7 +58,9 @@
 //!   windows they bound what anyone who can reach the port can make the node buffer.
 //! - **Per-peer cap on concurrent stream pushes** ([`crate::ReceiverConfig::stream_pushes_per_peer`],
 //!   default 4) lives in the core, after every header check: the next push is refused
-//!   `rate-limited` with `retry/after-ms` before its body.
+//!   `rate-limited` with `retry/after-ms` before its body. Stream-mode serves of `request`s
+//!   have their own cap ([`crate::ReceiverConfig::stream_serves_per_peer`], default 4), and a
+//!   requester that takes nothing of a served body for the stall timeout is given up on.
 //! - **Timers.** The response timeout (5 s) runs from the end of what the sender sent (the
 //!   body's FIN in stream mode); on expiry the sender resets with `0x4`. A listener waits
 //!   [`TransportConfig::frame_timeout`] for the initiating frame and

@@ -20,7 +20,24 @@ pub struct ServeArtifact {
     correlation_id: Option<String>,
     inline: Option<Vec<u8>>,
     published: bool,
+    /// A stream serve's place under [`crate::ReceiverConfig::stream_serves_per_peer`].
+    slot: ServeSlot,
 }
+
+/// Holds a stream serve's per-peer place until the last clone of its [`ServeArtifact`] is
+/// dropped; not part of what the serve is (always equal).
+#[derive(Clone, Default)]
+struct ServeSlot {
+    _held: Option<std::sync::Arc<crate::slots::PeerSlot>>,
+}
+
+impl PartialEq for ServeSlot {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ServeSlot {}
 
 impl std::fmt::Debug for ServeArtifact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,11 +179,28 @@ impl Receiver {
             }
             None
         };
+        let slot = match inline {
+            Some(_) => ServeSlot::default(),
+            None => {
+                let limit = self.config.stream_serves_per_peer;
+                let slot = self.serves.claim(&exchange.peer, limit).ok_or_else(|| {
+                    Refusal::new(
+                        RefusalCode::RateLimited,
+                        format!("{limit} artifacts are already being streamed to this peer"),
+                    )
+                    .retry_after_ms(self.config.stream_push_retry_after_ms)
+                })?;
+                ServeSlot {
+                    _held: Some(std::sync::Arc::new(slot)),
+                }
+            }
+        };
         Ok(ServeArtifact {
             descriptor,
             correlation_id: exchange.correlation_id.clone(),
             inline,
             published: false,
+            slot,
         })
     }
 
@@ -224,6 +258,7 @@ impl Receiver {
             correlation_id: exchange.correlation_id.clone(),
             inline: Some(published.bytes.to_vec()),
             published: true,
+            slot: ServeSlot::default(),
         })
     }
 

@@ -165,3 +165,44 @@ fn artifacts_an_acceptor_took_are_not_served_from_the_store() {
             .unwrap()
     );
 }
+
+#[test]
+fn stream_serves_per_peer_are_capped_and_given_back_when_done() {
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .keep(BLOB, None)
+        .config(|c| c.stream_serves_per_peer = 2)
+        .build();
+    let bytes = vec![7u8; 70_000];
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, &bytes);
+    let header = Frame::push_stream(&descriptor, "4").build().unwrap();
+    assert_answer(
+        &node.stream(&peer(), &header, &bytes, at(0)),
+        Operation::Ingested,
+        None,
+    );
+    let first = serve(&mut node, &peer(), &request(&descriptor));
+    let second = serve(&mut node, &peer(), &request(&descriptor));
+    assert_eq!(node.receiver.serves_in_flight(&peer().node_id()), 2);
+    let Handled::Answer(refused) =
+        node.receiver
+            .handle(&peer().node_id(), &request(&descriptor), at(10))
+    else {
+        panic!("a third stream serve is refused")
+    };
+    assert_eq!(refused.operation(), Operation::Decline);
+    assert_eq!(code(&refused), Some(RefusalCode::RateLimited));
+    assert!(refused.response().and_then(|r| r.retry_after_ms).is_some());
+    // Inline serves are not held back.
+    let small = br#"{"note":"small"}"#;
+    let inline = Descriptor::of_bytes(BLOB, JSON, small);
+    let push = Frame::push_inline(&inline, small).build().unwrap();
+    assert_answer(&node.send(&peer(), &push, at(0)), Operation::Ingested, None);
+    assert!(serve(&mut node, &peer(), &request(&inline)).is_inline());
+    // A finished serve gives its place back.
+    drop(first);
+    assert_eq!(node.receiver.serves_in_flight(&peer().node_id()), 1);
+    let third = serve(&mut node, &peer(), &request(&descriptor));
+    drop((second, third));
+    assert_eq!(node.receiver.serves_in_flight(&peer().node_id()), 0);
+}
