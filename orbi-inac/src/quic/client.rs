@@ -304,7 +304,9 @@ impl Session {
         if !stopped {
             let _ = send.finish();
         }
-        self.answer(&mut send, &mut recv, Operation::Push).await
+        let wait = answer_wait_after_body(&self.config, size);
+        self.answer_within(&mut send, &mut recv, Operation::Push, wait)
+            .await
     }
 
     /// Sends a `request` and, if the peer serves it, verifies the artifact and writes it to
@@ -386,7 +388,19 @@ impl Session {
         recv: &mut RecvStream,
         initiating: Operation,
     ) -> Result<Frame, ExchangeError> {
-        let bytes = match read_frame(recv, self.config.response_timeout).await {
+        self.answer_within(send, recv, initiating, self.config.response_timeout)
+            .await
+    }
+
+    /// [`Session::answer`] with another timeout.
+    async fn answer_within(
+        &self,
+        send: &mut SendStream,
+        recv: &mut RecvStream,
+        initiating: Operation,
+        timeout: Duration,
+    ) -> Result<Frame, ExchangeError> {
+        let bytes = match read_frame(recv, timeout).await {
             Ok(bytes) => bytes,
             Err(ReadFrameError::Timeout(after)) => {
                 let _ = recv.stop(StreamCode::ResponseTimeout.varint());
@@ -410,6 +424,18 @@ impl Session {
         self.connection
             .close(ConnectionCode::Done.varint(), b"done");
     }
+}
+
+/// The slowest a receiver's disk is assumed to sync a stream body: the answer to a stream push
+/// comes after the receiver has made the whole body durable.
+const SLOWEST_SYNC_BYTES_PER_SECOND: u64 = 32 * 1024 * 1024;
+
+/// How long a sender waits for the answer once a stream body of `size` bytes is sent: the
+/// response timeout, plus the time the receiver's fsync of the body may take on a slow disk
+/// (a 1 GiB body may take 30 s there; timing out sooner would report a transfer that
+/// succeeded as failed).
+fn answer_wait_after_body(config: &TransportConfig, size: u64) -> Duration {
+    config.response_timeout + Duration::from_secs(size / SLOWEST_SYNC_BYTES_PER_SECOND)
 }
 
 /// Spec §3.1 (with `refused` tolerated as the answer to anything, §3.2).
@@ -548,4 +574,19 @@ async fn write_verified(
     path.persist(out)
         .map_err(|error| unavailable(error.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_for_a_stream_answer_grows_with_the_body_it_must_sync() {
+        let config = TransportConfig::default();
+        assert_eq!(answer_wait_after_body(&config, 0), config.response_timeout);
+        assert_eq!(
+            answer_wait_after_body(&config, 1 << 30),
+            config.response_timeout + Duration::from_secs(32)
+        );
+    }
 }

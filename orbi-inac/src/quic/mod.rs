@@ -62,7 +62,9 @@
 //!   have their own cap ([`crate::ReceiverConfig::stream_serves_per_peer`], default 4), and a
 //!   requester that takes nothing of a served body for the stall timeout is given up on.
 //! - **Timers.** The response timeout (5 s) runs from the end of what the sender sent (the
-//!   body's FIN in stream mode); on expiry the sender resets with `0x4`. A listener waits
+//!   body's FIN in stream mode, plus one second per 32 MiB of body: the answer follows the
+//!   receiver's fsync of it, which a slow disk may take that long for); on expiry the sender
+//!   resets with `0x4`. A listener waits
 //!   [`TransportConfig::frame_timeout`] for the initiating frame and
 //!   [`TransportConfig::stall_timeout`] (15 min) for body progress (then `0x6`, staged bytes
 //!   removed). A killed peer sends nothing: the idle timeout (30 s) ends its transfers.
