@@ -32,7 +32,7 @@ use orbi_inac::{
 use orbi_types::{KeyPair, NodeId, Sha256Digest, Sha256Hasher, inac::Operation};
 use serde_json::{Map, Value, json};
 
-use crate::{CliError, Outcome, keys::read_key, pod::print_json};
+use crate::{CliError, Outcome, files::read_file, keys::read_key, pod::print_json};
 
 /// Arguments of `orbi inac`.
 #[derive(clap::Args)]
@@ -247,6 +247,10 @@ fn build_runtime(
 /// `--transfer auto` sends inline up to the spec's default inline ceiling.
 const INLINE_MAX_BYTES: u64 = 65_536;
 
+/// The most bytes `--transfer inline` can carry: base64url makes 4 characters of every 3
+/// bytes, and the rest of the frame (descriptor, ids, passport) gets 16 KiB of the 256 KiB.
+const INLINE_CAPACITY_BYTES: u64 = ((orbi_inac::MAX_FRAME_BYTES as u64) - 16 * 1024) / 4 * 3;
+
 fn parse_node(text: &str) -> Result<NodeId, CliError> {
     NodeId::parse(text)
         .ok()
@@ -330,7 +334,16 @@ pub(crate) async fn wait_for_stop() {
 fn describe(args: &SendArgs) -> Result<Descriptor, CliError> {
     let io =
         |err: std::io::Error| CliError::new(format!("cannot read {}: {err}", args.file.display()));
-    let size_bytes = std::fs::metadata(&args.file).map_err(io)?.len();
+    let metadata = std::fs::metadata(&args.file).map_err(io)?;
+    // Its size is declared before it is read (and it is read twice: hashed, then sent), so
+    // it must be a file that stays put, not a pipe or a device.
+    if !metadata.is_file() {
+        return Err(CliError::new(format!(
+            "{} is not a regular file",
+            args.file.display()
+        )));
+    }
+    let size_bytes = metadata.len();
     let digest = match &args.digest {
         Some(text) => text
             .parse::<Sha256Digest>()
@@ -362,8 +375,8 @@ fn describe(args: &SendArgs) -> Result<Descriptor, CliError> {
 }
 
 fn read_passport(path: &Path) -> Result<(AuthorizationMode, Map<String, Value>), CliError> {
-    let bytes = std::fs::read(path)
-        .map_err(|err| CliError::new(format!("cannot read {}: {err}", path.display())))?;
+    // A passport travels inside a control frame: anything larger could never be sent.
+    let bytes = read_file(path, orbi_inac::MAX_FRAME_BYTES as u64)?;
     let value: Value = orbi_types::json::from_slice_strict(&bytes)
         .map_err(|err| CliError::new(format!("{}: {err}", path.display())))?;
     let Value::Object(passport) = value else {
@@ -417,16 +430,25 @@ fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
             passport.as_ref(),
         )),
         _ if inline => {
-            // The frame limit (256 KiB) bounds what can go inline; read no more than that.
-            if descriptor.size_bytes > orbi_inac::MAX_FRAME_BYTES as u64 {
+            // The frame limit (256 KiB, base64url inside) bounds what can go inline; read no
+            // more than that.
+            if descriptor.size_bytes > INLINE_CAPACITY_BYTES {
                 return Err(CliError::new(format!(
-                    "{} bytes cannot travel inline; use --transfer stream",
+                    "{} has {} bytes; at most {INLINE_CAPACITY_BYTES} fit in a control frame, \
+                     use --transfer stream",
+                    args.file.display(),
                     descriptor.size_bytes
                 )));
             }
-            let bytes = std::fs::read(&args.file).map_err(|err| {
-                CliError::new(format!("cannot read {}: {err}", args.file.display()))
-            })?;
+            let bytes = read_file(&args.file, INLINE_CAPACITY_BYTES)?;
+            if bytes.len() as u64 != descriptor.size_bytes {
+                return Err(CliError::new(format!(
+                    "{} changed while it was read ({} bytes, then {})",
+                    args.file.display(),
+                    descriptor.size_bytes,
+                    bytes.len()
+                )));
+            }
             Some(decorate(
                 Frame::push_inline(&descriptor, &bytes),
                 &args,

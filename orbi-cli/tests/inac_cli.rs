@@ -373,3 +373,39 @@ fn data_dir_commands_report_usage_errors() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--accept"), "{}", run.stderr);
 }
+
+#[test]
+fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
+    let ws = Workspace::new();
+    let key = ws.path("s.json");
+    // Nobody listens there: every error below must come before a connection is tried.
+    let to = format!("{}@127.0.0.1:9", ws.node_id("r.json"));
+    let run = ws.orbi(&push_args(&key, &to, "/dev/zero"));
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("/dev/zero is not a regular file"),
+        "{}",
+        run.stderr
+    );
+    let big = ws.write("big.bin", &bytes(200_000, 1));
+    let mut args = push_args(&key, &to, &big);
+    args.extend(["--transfer", "inline"]);
+    let run = ws.orbi(&args);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("big.bin has 200000 bytes") && run.stderr.contains("--transfer stream"),
+        "{}",
+        run.stderr
+    );
+    let small = ws.write("small.bin", &bytes(100, 2));
+    let passport = ws.write("passport.json", &vec![b' '; 300 * 1024]);
+    let mut args = push_args(&key, &to, &small);
+    args.extend(["--passport", &passport]);
+    let run = ws.orbi(&args);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("passport.json") && run.stderr.contains("limit"),
+        "{}",
+        run.stderr
+    );
+}
