@@ -409,3 +409,37 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
         run.stderr
     );
 }
+
+#[test]
+fn a_second_node_on_the_same_data_dir_is_refused() {
+    let ws = Workspace::new();
+    let first = ws.serve(&[]);
+    let key = ws.path("r.json");
+    let data = first.data().display().to_string();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(["inac", "serve", "--key", &key, "--listen", "127.0.0.1:0"])
+        .args(["--data-dir", &data])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("the second node started on a data dir in use");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    // The first one was not disturbed: it still stops cleanly.
+    let (code, _) = first.stop();
+    assert_eq!(code, 0);
+}

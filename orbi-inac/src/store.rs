@@ -38,6 +38,10 @@ pub enum StoreError {
     /// The database holding small objects failed.
     #[error("object database: {0}")]
     Database(String),
+    /// Another process (or another open store in this one) holds the store's lock: two
+    /// writers would remove each other's staged bodies.
+    #[error("{} is in use by another node (its LOCK is held)", .0.display())]
+    InUse(PathBuf),
 }
 
 /// How hard persistent state is pushed to the disk before a decision is answered.

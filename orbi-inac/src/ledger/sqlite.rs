@@ -1375,13 +1375,9 @@ mod tests {
         );
         assert_eq!(theirs.held(&d.schema, &d.digest).unwrap(), Some(held));
 
-        let store = |ledger: &SqliteLedger| {
-            HybridStore::new(
-                FsStore::open(dir.path().join("store")).unwrap(),
-                ledger,
-                1024,
-            )
-        };
+        // One file store (it admits one writer); the two ledgers' connections share its objects.
+        let files = FsStore::open(dir.path().join("store")).unwrap();
+        let store = |ledger: &SqliteLedger| HybridStore::new(files.clone(), ledger, 1024);
         let (our_store, their_store) = (store(&ours), store(&theirs));
         let digest = Sha256Digest::of(b"{}");
         assert!(!our_store.contains(&digest).unwrap());

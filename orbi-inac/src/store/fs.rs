@@ -35,7 +35,12 @@ pub struct FsStore {
     root: Arc<PathBuf>,
     durability: Durability,
     orphans_removed: usize,
+    /// The exclusive lock on `LOCK` of a store opened for writing, held while any clone lives.
+    _lock: Option<Arc<File>>,
 }
+
+/// The lock file of a store opened for writing ([`FsStore::open_with`]).
+pub const LOCK_FILE: &str = "LOCK";
 
 impl FsStore {
     /// Opens (creating if needed) the store at `root` with [`Durability::Full`].
@@ -44,8 +49,27 @@ impl FsStore {
     }
 
     /// Opens (creating if needed) the store at `root` and removes orphaned staged files.
+    ///
+    /// The store is locked (an exclusive advisory lock on `root/LOCK`, released when the last
+    /// clone is dropped or the process ends): a second writer would take the first one's
+    /// staged bodies for orphans and remove them. [`StoreError::InUse`] if it is held.
     pub fn open_with(root: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let root = root.as_ref().to_owned();
+        fs::create_dir_all(&root).map_err(io_error("create", &root))?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::InUse(root)),
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(io_error("lock", &lock_path)(source));
+            }
+        }
         let objects = root.join(OBJECTS);
         for dir in [objects.clone(), root.join(STAGING)] {
             fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
@@ -69,6 +93,7 @@ impl FsStore {
             root: Arc::new(root),
             durability,
             orphans_removed,
+            _lock: Some(Arc::new(lock)),
         })
     }
 
@@ -83,6 +108,7 @@ impl FsStore {
             root: Arc::new(root),
             durability: Durability::Full,
             orphans_removed: 0,
+            _lock: None,
         })
     }
 
@@ -278,6 +304,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_writer_at_a_time_and_readers_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FsStore::open(dir.path()).unwrap();
+        // A staged body of the first writer survives a second one trying to open.
+        let mut staging = first.stage().unwrap();
+        staging.write(b"in flight").unwrap();
+        match FsStore::open(dir.path()) {
+            Err(StoreError::InUse(path)) => assert_eq!(path, dir.path()),
+            other => panic!("expected InUse, got {other:?}"),
+        }
+        assert_eq!(fs::read_dir(first.staging_dir()).unwrap().count(), 1);
+        assert!(FsStore::inspect(dir.path()).is_ok(), "readers need no lock");
+        // The lock lives as long as any clone of the writer.
+        let clone = first.clone();
+        drop(first);
+        assert!(matches!(
+            FsStore::open(dir.path()),
+            Err(StoreError::InUse(_))
+        ));
+        drop((staging, clone));
+        assert!(
+            FsStore::open(dir.path()).is_ok(),
+            "free once the writer is gone"
+        );
+    }
+
+    #[test]
     fn keeps_the_store_contract() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::open(dir.path()).unwrap();
@@ -305,11 +358,10 @@ mod tests {
         let store = FsStore::open(dir.path()).unwrap();
         let staged = super::super::stage_bytes(&store, b"{}").unwrap();
         staged.commit(&Sha256Digest::of(b"{}")).unwrap();
-        // A crash mid-transfer leaves a staged file behind.
-        let mut writer = store.stage().unwrap();
-        writer.write(b"partial").unwrap();
-        std::mem::forget(writer);
+        // A crash mid-transfer leaves staged files behind (and releases the lock).
+        fs::write(store.staging_dir().join(".tmp-partial"), b"partial").unwrap();
         fs::write(store.staging_dir().join("stray.part"), b"x").unwrap();
+        drop(store);
         let reopened = FsStore::open(dir.path()).unwrap();
         assert_eq!(reopened.orphans_removed(), 2);
         assert_eq!(fs::read_dir(reopened.staging_dir()).unwrap().count(), 0);

@@ -171,14 +171,25 @@ fn a_crash_mid_body_leaves_an_orphan_that_opening_removes() {
             panic!("header refused")
         };
         body.write(&bytes[..60_000]).unwrap();
-        // A crash: no destructor runs, the staged file stays.
-        std::mem::forget(body);
+        // A crash: no destructor runs, so the staged file stays (and the OS releases the
+        // store's lock). In-process: keep a copy of the file, let everything drop, put it back.
+        let staging = dir.path().join("store/staging");
+        let entry = fs::read_dir(&staging)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let partial = fs::read(&entry).unwrap();
+        drop((body, receiver));
+        fs::write(&entry, partial).unwrap();
     }
     let staging = dir.path().join("store/staging");
     assert_eq!(fs::read_dir(&staging).unwrap().count(), 1);
     let store = FsStore::open(dir.path().join("store")).unwrap();
     assert_eq!(store.orphans_removed(), 1);
     assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
+    drop(store);
     // The retry is evaluated afresh and ingests once.
     let mut receiver = open(dir.path());
     let Handled::ReadBody(mut body) = receiver.handle(&peer().node_id(), &header, at(1)) else {
