@@ -217,9 +217,12 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
 pub(crate) fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person reading a terminal, never in a log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -528,6 +531,18 @@ async fn push_stream(
 fn request(args: RequestArgs) -> Result<Outcome, CliError> {
     let key = read_key(&args.target.key)?;
     let peer = args.target.peer()?;
+    // Found out before anything is asked of the peer, not after the whole transfer.
+    let out_dir = match args.out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !out_dir.is_dir() {
+        return Err(CliError::new(format!(
+            "--out {}: {} is not a directory",
+            args.out.display(),
+            out_dir.display()
+        )));
+    }
     let frame = Frame::request_for(&args.target.schema, &args.target.content_type)
         .artifact_id(&args.artifact_id)
         .build()
@@ -551,12 +566,20 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
             }
             RequestOutcome::Received { push, answer } => {
                 let descriptor = push.descriptor();
-                print_json(&json!({
+                let ingested = answer.operation() == Operation::Ingested;
+                let mut report = json!({
                     "artifact": descriptor.map(|d| descriptor_json(&d)),
-                    "out": args.out.display().to_string(),
                     "answer": answer.operation().as_str(),
-                }));
-                Ok(if answer.operation() == Operation::Ingested {
+                });
+                if ingested {
+                    // Only then is there a file at --out.
+                    report["out"] = json!(args.out.display().to_string());
+                } else if let Some(response) = answer.to_value().get("response") {
+                    // Why this side refused what it was sent (code and message).
+                    report["response"] = response.clone();
+                }
+                print_json(&report);
+                Ok(if ingested {
                     Outcome::Success
                 } else {
                     Outcome::Refused

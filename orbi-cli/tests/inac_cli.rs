@@ -408,6 +408,29 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
         "{}",
         run.stderr
     );
+    let run = ws.orbi(&[
+        "inac",
+        "request",
+        "--key",
+        &key,
+        "--to",
+        &to,
+        "--schema",
+        BLOB,
+        "--content-type",
+        OCTETS,
+        "--artifact-id",
+        "blob:one",
+        "--out",
+        "nowhere/x.bin",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("--out nowhere/x.bin: nowhere is not a directory"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -163,12 +163,24 @@ impl Client {
                 addr: peer.addr,
                 reason: error.to_string(),
             })?;
-        let connection = connecting
-            .await
-            .map_err(|source| TransportError::Connection {
+        let connection = connecting.await.map_err(|source| match &source {
+            // Raised here by our verifier (ExpectedNode), not sent by the listener: a TLS
+            // certificate alert as a QUIC crypto error.
+            quinn::ConnectionError::TransportError(error)
+                if CERTIFICATE_ALERTS
+                    .iter()
+                    .any(|alert| error.code == quinn::TransportErrorCode::crypto(*alert)) =>
+            {
+                TransportError::NotProven {
+                    addr: peer.addr,
+                    expected: peer.node.clone(),
+                }
+            }
+            _ => TransportError::Connection {
                 addr: peer.addr,
                 source,
-            })?;
+            },
+        })?;
         // The verifier already compared the key; this reads the same proof back.
         let proven = peer_node_id(&connection)?;
         if proven != peer.node {
@@ -426,6 +438,10 @@ impl Session {
     }
 }
 
+/// TLS `bad_certificate` (42) and `certificate_unknown` (46): the alerts rustls raises when our
+/// server verifier refuses a listener's key (another node, or no usable ed25519 key).
+const CERTIFICATE_ALERTS: [u8; 2] = [42, 46];
+
 /// The slowest a receiver's disk is assumed to sync a stream body: the answer to a stream push
 /// comes after the receiver has made the whole body durable.
 const SLOWEST_SYNC_BYTES_PER_SECOND: u64 = 32 * 1024 * 1024;
@@ -503,9 +519,9 @@ async fn write_verified(
     descriptor: &Descriptor,
     source: Source<'_>,
 ) -> Result<(), Refusal> {
-    let unavailable = |error: std::io::Error| {
-        Refusal::handler_unavailable(format!("cannot write {}: {error}", out.display()))
-    };
+    // The message goes to the peer too: it names no local path (the caller's error does).
+    let unavailable =
+        |error: std::io::Error| Refusal::handler_unavailable(format!("cannot store it: {error}"));
     let parent = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),

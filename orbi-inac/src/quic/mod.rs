@@ -179,6 +179,15 @@ pub enum TransportError {
         /// What quinn reported.
         source: quinn::ConnectionError,
     },
+    /// The listener did not prove the node the dialer named: another key, or none usable
+    /// (our verifier ended the handshake with a `bad_certificate` alert).
+    #[error("the listener at {addr} did not prove it is {expected}")]
+    NotProven {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// The node named in `NODE_ID@HOST:PORT`.
+        expected: NodeId,
+    },
     /// The peer's proof names no usable node.
     #[error("{0}")]
     Identity(#[from] identity::IdentityError),

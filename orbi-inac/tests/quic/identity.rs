@@ -97,8 +97,16 @@ async fn a_listener_proving_another_node_than_dialled_is_refused() {
     let client = Client::for_peer(&impostor, peer_key(), TransportConfig::default()).unwrap();
     let error = client.connect(&impostor).await.unwrap_err();
     assert!(
-        matches!(error, TransportError::Connection { .. }),
+        matches!(&error, TransportError::NotProven { expected, .. } if *expected == key(9).node_id()),
         "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the listener at {} did not prove it is {}",
+            node.addr(),
+            key(9).node_id()
+        )
     );
     // The right id works on the same listener.
     client.connect(&node.peer_addr()).await.unwrap();
