@@ -254,11 +254,16 @@ const INLINE_MAX_BYTES: u64 = 65_536;
 /// bytes, and the rest of the frame (descriptor, ids, passport) gets 16 KiB of the 256 KiB.
 const INLINE_CAPACITY_BYTES: u64 = ((orbi_inac::MAX_FRAME_BYTES as u64) - 16 * 1024) / 4 * 3;
 
-fn parse_node(text: &str) -> Result<NodeId, CliError> {
+/// An `--allow` value: a strict `node:did:key` of an ed25519 key.
+fn parse_allowed_node(text: &str) -> Result<NodeId, CliError> {
     NodeId::parse(text)
         .ok()
         .filter(|node| node.role() == "node" && node.verifying_key().is_ok())
-        .ok_or_else(|| CliError::new(format!("{text:?} is not a strict node:did:key node id")))
+        .ok_or_else(|| {
+            CliError::new(format!(
+                "--allow {text:?} is not a strict node:did:key node id"
+            ))
+        })
 }
 
 fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
@@ -269,7 +274,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     };
     let mut policy = ReceiverConfig::default();
     for node in &args.allow {
-        policy.allowed_peers.insert(parse_node(node)?);
+        policy.allowed_peers.insert(parse_allowed_node(node)?);
     }
     policy.open_offer_intake = args.open_offers;
     let mut kinds = KindRegistry::builder();
@@ -350,7 +355,14 @@ fn describe(args: &SendArgs) -> Result<Descriptor, CliError> {
     let digest = match &args.digest {
         Some(text) => text
             .parse::<Sha256Digest>()
-            .map_err(|err| CliError::new(format!("--digest: {err}")))?,
+            .ok()
+            // The wire form only: `sha256:` and 43 base64url characters.
+            .filter(|digest| digest.bytes().is_ok())
+            .ok_or_else(|| {
+                CliError::new(format!(
+                    "--digest {text:?} is not sha256: followed by 43 base64url characters"
+                ))
+            })?,
         None => {
             let mut file = std::fs::File::open(&args.file).map_err(io)?;
             let mut hasher = Sha256Hasher::new();

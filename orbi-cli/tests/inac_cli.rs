@@ -431,6 +431,32 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
         "{}",
         run.stderr
     );
+    let hex_digest = format!("sha256:{}", "ab".repeat(32));
+    let mut args = push_args(&key, &to, &small);
+    args.extend(["--digest", &hex_digest]);
+    let run = ws.orbi(&args);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains(&format!("--digest \"{hex_digest}\" is not")),
+        "{}",
+        run.stderr
+    );
+    let server_key = ws.path("r.json");
+    let run = ws.orbi(&[
+        "inac",
+        "serve",
+        "--key",
+        &server_key,
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        "data",
+        "--allow",
+        "bogus",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--allow \"bogus\""), "{}", run.stderr);
 }
 
 #[test]
