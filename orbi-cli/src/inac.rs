@@ -27,7 +27,7 @@ use orbi_inac::{
     AuthorizationMode, Descriptor, Durability, Frame, FrameBuilder, KindRegistry, NodeState,
     Receiver, ReceiverConfig, SqliteLedger, Store,
     ledger::{Ledger, LedgerError, OfferRecord},
-    quic::{Client, PeerAddr, RequestOutcome, Server, Session, TransportConfig},
+    quic::{Client, PeerAddr, RequestOutcome, Server, Session, TransportConfig, TransportError},
 };
 use orbi_types::{KeyPair, NodeId, Sha256Digest, Sha256Hasher, inac::Operation};
 use serde_json::{Map, Value, json};
@@ -115,6 +115,12 @@ struct ServeArgs {
     /// leave flushing to the OS; the last answers may be lost on power failure.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
     durability: DurabilityArg,
+    /// Connections kept at once (handshakes included; default 512).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Connections one peer node may keep at once (default 32).
+    #[arg(long, value_name = "N")]
+    max_connections_per_peer: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -293,11 +299,24 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     let kinds = kinds
         .build()
         .map_err(|conflicts| CliError::new(conflicts.to_string()))?;
+    let mut transport = TransportConfig::default();
+    if let Some(max) = args.max_connections {
+        transport.max_connections = max;
+    }
+    if let Some(max) = args.max_connections_per_peer {
+        transport.max_connections_per_peer = max;
+    }
+    transport.validate().map_err(|err| match err {
+        TransportError::Config { setting, reason } => {
+            CliError::new(format!("--{}: {reason}", setting.replace('_', "-")))
+        }
+        other => CliError::new(other.to_string()),
+    })?;
     let NodeState { store, ledger } = NodeState::open(&args.data_dir, durability)
         .map_err(|err| CliError::new(err.to_string()))?;
     let receiver = Receiver::new(key.clone(), policy, kinds, store, ledger);
     server_runtime()?.block_on(async move {
-        let server = Server::bind(args.listen, key, receiver, TransportConfig::default())
+        let server = Server::bind(args.listen, key, receiver, transport)
             .map_err(|err| CliError::new(err.to_string()))?;
         let first = json!({
             "node/id": server.node_id().as_str(),

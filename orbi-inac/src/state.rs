@@ -58,10 +58,12 @@ impl NodeState {
             path: dir.to_owned(),
             source,
         })?;
+        // The store's lock first: a second node on this directory is refused before it
+        // touches (or migrates) the running node's ledger.
+        let files = FsStore::open_with(dir.join(Self::STORE_DIR), durability)?;
         let ledger = SqliteLedger::open_with(dir.join(Self::LEDGER_FILE), durability)?;
         // Built now rather than by the first push, which would wait for it.
         ledger.load_index()?;
-        let files = FsStore::open_with(dir.join(Self::STORE_DIR), durability)?;
         Ok(NodeState {
             store: HybridStore::new(files, &ledger, Self::SMALL_OBJECT_MAX),
             ledger,

@@ -40,7 +40,7 @@ pub enum StoreError {
     Database(String),
     /// Another process (or another open store in this one) holds the store's lock: two
     /// writers would remove each other's staged bodies.
-    #[error("{} is in use by another node (its LOCK is held)", .0.display())]
+    #[error("{} is in use: another open store holds its LOCK", .0.display())]
     InUse(PathBuf),
 }
 

@@ -10,7 +10,10 @@ use std::{
     str::FromStr,
 };
 
-use orbi_inac::{BudgetRule, Durability, ReceiverConfig, quic::PeerAddr};
+use orbi_inac::{
+    BudgetRule, Durability, ReceiverConfig,
+    quic::{PeerAddr, TransportConfig},
+};
 use orbi_pod::{HostPolicy, RecoveryPolicy};
 use orbi_schema::Profile;
 use orbi_types::{NodeId, ParticipantId, PodUserId, inac::Operation};
@@ -53,6 +56,8 @@ struct RawInac {
     open_offers: bool,
     #[serde(default)]
     budgets: Vec<RawBudget>,
+    max_connections: Option<usize>,
+    max_connections_per_peer: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +123,8 @@ pub struct NodeConfig {
     pub accept: Vec<(String, Option<String>)>,
     /// INAC ledger and store durability.
     pub inac_durability: Durability,
+    /// The QUIC endpoint's settings (connection limits from `[inac]`, the rest default).
+    pub transport: TransportConfig,
     /// Nodes that may open pod sessions: `pod.allow`, `inac.allow` and the known peers.
     pub pod_peers: std::collections::BTreeSet<NodeId>,
     /// The pod host policy.
@@ -190,6 +197,19 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         Some("relaxed") => Durability::Relaxed,
         Some(other) => return Err(format!("inac.durability: {other:?} is not full or relaxed")),
     };
+    let mut transport = TransportConfig::default();
+    if let Some(max) = raw.inac.max_connections {
+        transport.max_connections = max;
+    }
+    if let Some(max) = raw.inac.max_connections_per_peer {
+        transport.max_connections_per_peer = max;
+    }
+    transport.validate().map_err(|err| match err {
+        orbi_inac::quic::TransportError::Config { setting, reason } => {
+            format!("inac.{}: {reason}", setting.replace('_', "-"))
+        }
+        other => other.to_string(),
+    })?;
     let mut pod = HostPolicy::default();
     if let Some(profile) = &raw.pod.profile {
         pod.profile = Profile::from_str(profile)
@@ -251,6 +271,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         inac,
         accept,
         inac_durability,
+        transport,
         pod_peers,
         pod,
         pod_durability,
@@ -349,6 +370,9 @@ pub fn template(
          durability = \"full\"\n\
          # Let nodes outside `allow` offer (each offer waits for `orbi inac offers accept`).\n\
          open-offers = false\n\
+         # Connections kept at once (INAC and pod sessions together), and per peer node.\n\
+         max-connections = 512\n\
+         max-connections-per-peer = 32\n\
          # Budgets, e.g.:\n\
          # [[inac.budgets]]\n\
          # schemas = [\"vendor.note.v1\"]\n\
@@ -411,7 +435,27 @@ mod tests {
                 time::Duration::seconds(90)
             );
             assert_eq!(config.archivist.is_some(), archivist);
+            assert_eq!(config.transport.max_connections, 512);
+            assert_eq!(config.transport.max_connections_per_peer, 32);
         }
+    }
+
+    #[test]
+    fn connection_limits_are_read_and_checked() {
+        let base = "key = \"k\"\nlisten = \"127.0.0.1:1\"\ndata-dir = \"d\"\n[inac]\n";
+        let config = load(&format!(
+            "{base}max-connections = 9\nmax-connections-per-peer = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                config.transport.max_connections,
+                config.transport.max_connections_per_peer
+            ),
+            (9, 3)
+        );
+        let error = load(&format!("{base}max-connections = 0\n")).unwrap_err();
+        assert!(error.contains("inac.max-connections"), "{error}");
     }
 
     #[test]

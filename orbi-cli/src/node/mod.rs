@@ -28,7 +28,7 @@ use clap::Subcommand;
 use orbi_archivist::Policy;
 use orbi_inac::{
     KindRegistry, NodeState, Receiver,
-    quic::{AppProtocol, Server, TransportConfig},
+    quic::{AppProtocol, Server},
 };
 use orbi_pod::{PodEngine, SqliteStore, StoreLimits};
 use orbi_types::{KeyPair, NodeId};
@@ -277,7 +277,7 @@ impl RunningNode {
             config.listen,
             key,
             receiver,
-            TransportConfig::default(),
+            config.transport.clone(),
             vec![pod],
         )
         .map_err(|err| CliError::new(err.to_string()))?;

@@ -451,7 +451,9 @@ const SLOWEST_SYNC_BYTES_PER_SECOND: u64 = 32 * 1024 * 1024;
 /// (a 1 GiB body may take 30 s there; timing out sooner would report a transfer that
 /// succeeded as failed).
 fn answer_wait_after_body(config: &TransportConfig, size: u64) -> Duration {
-    config.response_timeout + Duration::from_secs(size / SLOWEST_SYNC_BYTES_PER_SECOND)
+    config
+        .response_timeout
+        .saturating_add(Duration::from_secs(size / SLOWEST_SYNC_BYTES_PER_SECOND))
 }
 
 /// Spec §3.1 (with `refused` tolerated as the answer to anything, §3.2).
@@ -519,9 +521,11 @@ async fn write_verified(
     descriptor: &Descriptor,
     source: Source<'_>,
 ) -> Result<(), Refusal> {
-    // The message goes to the peer too: it names no local path (the caller's error does).
-    let unavailable =
-        |error: std::io::Error| Refusal::handler_unavailable(format!("cannot store it: {error}"));
+    // The message goes to the peer too: only the kind of failure, never a local path (the
+    // caller's error names the path).
+    let unavailable = |error: std::io::Error| {
+        Refusal::handler_unavailable(format!("cannot store it: {}", error.kind()))
+    };
     let parent = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),

@@ -57,12 +57,12 @@ pub struct TransportConfig {
     pub group_max: usize,
     /// Nodes whose connections are closed right after the handshake (`0x101`).
     pub barred_peers: BTreeSet<NodeId>,
-    /// Connections a listener keeps at once, handshakes included (default 256); beyond it
+    /// Connections a listener keeps at once, handshakes included (default 512); beyond it
     /// new attempts are refused before any cryptography (QUIC `CONNECTION_REFUSED`). Each
     /// connection may buffer up to [`TransportConfig::receive_window`] bytes, so this bounds
     /// a listener's memory against anyone who can reach it.
     pub max_connections: usize,
-    /// Connections one peer may keep at once (default 8); the next is closed with `0x103`
+    /// Connections one peer may keep at once (default 32); the next is closed with `0x103`
     /// right after the handshake. 0 closes every connection.
     pub max_connections_per_peer: usize,
     /// How long a graceful shutdown waits for in-flight exchanges (default 30 s).
@@ -85,8 +85,8 @@ impl Default for TransportConfig {
             body_buffer_bytes: 1024 * 1024,
             group_max: 16,
             barred_peers: BTreeSet::new(),
-            max_connections: 256,
-            max_connections_per_peer: 8,
+            max_connections: 512,
+            max_connections_per_peer: 32,
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -52,7 +52,7 @@ pub(super) async fn serve_request(
     }
     let _ = send.finish();
     // The requester answers after verifying what it received.
-    match read_frame(recv, config.response_timeout + config.response_timeout).await {
+    match read_frame(recv, config.response_timeout.saturating_mul(2)).await {
         Ok(bytes) => match Frame::decode(&bytes) {
             Ok(answer) => {
                 tracing::debug!(%peer, answer = %answer.operation(), "requester answered")
@@ -63,9 +63,10 @@ pub(super) async fn serve_request(
     }
 }
 
-/// Streams exactly `size` bytes from `body` (read on a blocking thread). A requester that
-/// takes nothing for [`TransportConfig::stall_timeout`] is given up on: the reading thread
-/// ends with the channel, so a stuck requester never keeps a blocking thread for longer.
+/// Streams exactly `size` bytes from `body` (read on a blocking thread). A requester that does
+/// not take a whole buffer ([`TransportConfig::body_buffer_bytes`], 1 MiB) within
+/// [`TransportConfig::stall_timeout`] (15 min) is given up on: the reading thread ends with
+/// the channel, so a stuck requester never keeps a blocking thread for longer.
 async fn send_body(
     send: &mut SendStream,
     body: Box<dyn Read + Send>,

@@ -258,6 +258,14 @@ async fn accept_loop(
             _ = shutdown.changed() => break,
         };
         let Some(incoming) = incoming else { break };
+        // The dialer proves it receives at its address (one round trip) before it may hold a
+        // place: spoofed Initial packets then cost nothing but the Retry.
+        if !incoming.remote_address_validated() && incoming.may_retry() {
+            if let Err(error) = incoming.retry() {
+                tracing::debug!(%error, "cannot send a retry");
+            }
+            continue;
+        }
         let Ok(permit) = context.connection_permits.clone().try_acquire_owned() else {
             tracing::debug!(remote = %incoming.remote_address(), "connection refused: at the limit");
             incoming.refuse();

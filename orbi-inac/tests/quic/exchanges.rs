@@ -291,7 +291,7 @@ async fn a_peer_that_never_answers_times_out_with_0x4() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requester_that_stops_reading_is_given_up_on_after_the_stall_timeout() {
     let node = Setup::new()
-        .transport(|t| t.stall_timeout = Duration::from_millis(400))
+        .transport(|t| t.stall_timeout = Duration::from_millis(1500))
         .start();
     let (_client, session) = node.connect(&peer_key()).await;
     // Larger than the stream and connection windows, so that serving it must wait for reads.
@@ -314,7 +314,7 @@ async fn a_requester_that_stops_reading_is_given_up_on_after_the_stall_timeout()
         .unwrap();
     assert!(Frame::decode(&push).unwrap().is_stream_push());
     // Read nothing for longer than the stall timeout: the server gives the body up.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let mut read = 0usize;
     let ended = loop {
         match recv.read_chunk(1 << 20, true).await {
