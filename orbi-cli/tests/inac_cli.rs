@@ -443,38 +443,29 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
         run.stderr
     );
     let server_key = ws.path("r.json");
-    let run = ws.orbi(&[
-        "inac",
-        "serve",
-        "--key",
-        &server_key,
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        "data",
-        "--allow",
-        "bogus",
-    ]);
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("--allow \"bogus\""), "{}", run.stderr);
-    let run = ws.orbi(&[
-        "inac",
-        "serve",
-        "--key",
-        &server_key,
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        "data",
-        "--max-connections",
-        "0",
-    ]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("--max-connections: must be above zero"),
-        "{}",
-        run.stderr
-    );
+    for (flag, value, named) in [
+        ("--allow", "bogus", "--allow \"bogus\""),
+        (
+            "--max-connections",
+            "0",
+            "--max-connections: must be above zero",
+        ),
+    ] {
+        let run = ws.orbi(&[
+            "inac",
+            "serve",
+            "--key",
+            &server_key,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "data",
+            flag,
+            value,
+        ]);
+        assert_eq!(run.code, 2);
+        assert!(run.stderr.contains(named), "{}", run.stderr);
+    }
 }
 
 #[test]

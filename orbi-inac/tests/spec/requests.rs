@@ -25,6 +25,19 @@ fn serve(node: &mut Node, who: &KeyPair, frame: &Frame) -> ServeArtifact {
     }
 }
 
+/// Pushes (in stream mode, as P) an artifact over the inline ceiling; returns it.
+fn hold_a_stream_artifact(node: &mut Node) -> (Descriptor, Vec<u8>) {
+    let bytes = vec![7u8; 70_000];
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, &bytes);
+    let header = Frame::push_stream(&descriptor, "4").build().unwrap();
+    assert_answer(
+        &node.stream(&peer(), &header, &bytes, at(0)),
+        Operation::Ingested,
+        None,
+    );
+    (descriptor, bytes)
+}
+
 #[test]
 fn the_source_peer_gets_its_artifact_back_inline() {
     let mut node = standard();
@@ -61,14 +74,7 @@ fn the_source_peer_gets_its_artifact_back_inline() {
 #[test]
 fn a_large_artifact_is_served_as_a_stream_from_the_store() {
     let mut node = standard();
-    let bytes = vec![7u8; 70_000];
-    let descriptor = Descriptor::of_bytes(BLOB, JSON, &bytes);
-    let header = Frame::push_stream(&descriptor, "4").build().unwrap();
-    assert_answer(
-        &node.stream(&peer(), &header, &bytes, at(0)),
-        Operation::Ingested,
-        None,
-    );
+    let (descriptor, bytes) = hold_a_stream_artifact(&mut node);
     let served = serve(&mut node, &peer(), &request(&descriptor));
     assert!(!served.is_inline());
     let frame = served.push_frame("9").unwrap();
@@ -173,14 +179,7 @@ fn stream_serves_per_peer_are_capped_and_given_back_when_done() {
         .keep(BLOB, None)
         .config(|c| c.stream_serves_per_peer = 2)
         .build();
-    let bytes = vec![7u8; 70_000];
-    let descriptor = Descriptor::of_bytes(BLOB, JSON, &bytes);
-    let header = Frame::push_stream(&descriptor, "4").build().unwrap();
-    assert_answer(
-        &node.stream(&peer(), &header, &bytes, at(0)),
-        Operation::Ingested,
-        None,
-    );
+    let (descriptor, _) = hold_a_stream_artifact(&mut node);
     let first = serve(&mut node, &peer(), &request(&descriptor));
     let second = serve(&mut node, &peer(), &request(&descriptor));
     assert_eq!(node.receiver.serves_in_flight(&peer().node_id()), 2);
