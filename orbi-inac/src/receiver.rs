@@ -76,7 +76,8 @@ pub struct ReceiverConfig {
     /// descriptor (`kind-conflict`); 0 disables the check (default 1 MiB).
     pub kind_probe_max_bytes: u64,
     /// Stream-mode pushes one peer may have in their body stage at once (default 4); the
-    /// next is refused `rate-limited` before its body. 0 refuses every stream push.
+    /// next is refused `rate-limited` before its body. 0 refuses every stream push
+    /// (`policy-denied`, no retry invited).
     pub stream_pushes_per_peer: usize,
     /// `retry/after-ms` on a push refused for [`ReceiverConfig::stream_pushes_per_peer`]
     /// (default 1000).
@@ -84,7 +85,8 @@ pub struct ReceiverConfig {
     /// Artifacts served in stream mode to one peer at once (default 4): serving holds a
     /// reading thread and buffers until the requester has taken the body, so a requester that
     /// asks for many and reads none is refused `rate-limited` (with
-    /// [`ReceiverConfig::stream_push_retry_after_ms`]) instead. 0 serves none in stream mode.
+    /// [`ReceiverConfig::stream_push_retry_after_ms`]) instead. 0 serves none in stream mode
+    /// (`policy-denied`, no retry invited).
     pub stream_serves_per_peer: usize,
     /// How frames are decoded.
     pub decode: DecodeOptions,

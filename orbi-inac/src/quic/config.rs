@@ -58,12 +58,13 @@ pub struct TransportConfig {
     /// Nodes whose connections are closed right after the handshake (`0x101`).
     pub barred_peers: BTreeSet<NodeId>,
     /// Connections a listener keeps at once, handshakes included (default 512); beyond it
-    /// new attempts are refused before any cryptography (QUIC `CONNECTION_REFUSED`). Each
-    /// connection may buffer up to [`TransportConfig::receive_window`] bytes, so this bounds
-    /// a listener's memory against anyone who can reach it.
+    /// new attempts are refused after the address check (a QUIC Retry) and before the TLS
+    /// handshake (QUIC `CONNECTION_REFUSED`). Each connection may buffer up to
+    /// [`TransportConfig::receive_window`] bytes (16 MiB by default: 8 GiB for 512), so this
+    /// bounds a listener's memory against anyone who can reach it; lower both on a small host.
     pub max_connections: usize,
     /// Connections one peer may keep at once (default 32); the next is closed with `0x103`
-    /// right after the handshake. 0 closes every connection.
+    /// right after the handshake.
     pub max_connections_per_peer: usize,
     /// How long a graceful shutdown waits for in-flight exchanges (default 30 s).
     pub shutdown_grace: Duration,
@@ -140,6 +141,10 @@ impl TransportConfig {
             ),
             ("group_max", self.group_max as u64),
             ("max_connections", self.max_connections as u64),
+            (
+                "max_connections_per_peer",
+                self.max_connections_per_peer as u64,
+            ),
         ] {
             if value == 0 {
                 return bad(setting, "must be above zero");
@@ -386,6 +391,10 @@ mod tests {
         assert_eq!(
             rejected(|c| c.max_concurrent_exchanges = 0),
             "max_concurrent_exchanges"
+        );
+        assert_eq!(
+            rejected(|c| c.max_connections_per_peer = 0),
+            "max_connections_per_peer"
         );
     }
 }

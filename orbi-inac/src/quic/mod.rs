@@ -50,14 +50,14 @@
 //! - **Frames over 256 KiB** are refused from the length prefix alone: `STOP_SENDING(0x5)`
 //!   and a `refused`/`malformed` answer (logged like any decision via
 //!   [`crate::Receiver::refuse_unread`]), since a reset would leave no room for the answer.
-//! - **Connection limits** (ours; the spec sets none). A listener keeps at most
+//! - **Connection limits** (ours; the spec sets none). A dialer first proves its address (a
+//!   QUIC Retry), so spoofed packets cannot hold places. A listener keeps at most
 //!   [`TransportConfig::max_connections`] connections (default 512) and refuses further
-//!   attempts before any cryptography, and at most
+//!   attempts with QUIC `CONNECTION_REFUSED` before the TLS handshake, and at most
 //!   [`TransportConfig::max_connections_per_peer`] (default 32) per authenticated peer,
 //!   closing the next with `0x103` right after the handshake. Together with the receive
-//!   windows they bound what anyone who can reach the port can make the node buffer. A
-//!   dialer must first prove its address (a QUIC Retry), so spoofed packets cannot hold
-//!   places. What they do not stop: someone with many keys holding idle connections up to
+//!   windows (16 MiB each by default: 8 GiB for 512 connections) they bound what anyone who
+//!   can reach the port can make the node buffer. What they do not stop: someone with many keys holding idle connections up to
 //!   the listener's limit (a per-address limit and places reserved for allowlisted peers
 //!   would; not built).
 //! - **Per-peer cap on concurrent stream pushes** ([`crate::ReceiverConfig::stream_pushes_per_peer`],

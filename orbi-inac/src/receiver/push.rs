@@ -333,14 +333,18 @@ impl Receiver {
             .bodies
             .claim(&ticket.exchange.peer, self.config.stream_pushes_per_peer)
         else {
-            let refusal = Refusal::new(
-                RefusalCode::RateLimited,
-                format!(
-                    "{} stream pushes from this peer are already in progress",
-                    self.config.stream_pushes_per_peer
+            let refusal = match self.config.stream_pushes_per_peer {
+                // Not a matter of waiting: no retry is invited.
+                0 => Refusal::new(
+                    RefusalCode::PolicyDenied,
+                    "this node takes no stream-mode push",
                 ),
-            )
-            .retry_after_ms(self.config.stream_push_retry_after_ms);
+                limit => Refusal::new(
+                    RefusalCode::RateLimited,
+                    format!("{limit} stream pushes from this peer are already in progress"),
+                )
+                .retry_after_ms(self.config.stream_push_retry_after_ms),
+            };
             return Handled::Answer(self.conclude(
                 &ticket.exchange,
                 Verdict::Refuse(refusal),

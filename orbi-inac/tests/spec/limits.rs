@@ -140,3 +140,19 @@ fn a_configured_inline_ceiling_applies() {
     let answer = node.send(&peer(), &inline_push(BLOB, &[b'x'; 10], None), at(0));
     assert_answer(&answer, Operation::Ingested, None);
 }
+
+#[test]
+fn a_node_that_takes_no_stream_push_says_so_without_inviting_a_retry() {
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .keep(BLOB, None)
+        .config(|c| c.stream_pushes_per_peer = 0)
+        .build();
+    let body = vec![0u8; 100_000];
+    let header = Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, &body), "4")
+        .build()
+        .unwrap();
+    let answer = node.send(&peer(), &header, at(0));
+    assert_refused(&answer, RefusalCode::PolicyDenied);
+    assert!(answer.response().and_then(|r| r.retry_after_ms).is_none());
+}

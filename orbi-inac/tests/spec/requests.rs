@@ -205,3 +205,21 @@ fn stream_serves_per_peer_are_capped_and_given_back_when_done() {
     drop((second, third));
     assert_eq!(node.receiver.serves_in_flight(&peer().node_id()), 0);
 }
+
+#[test]
+fn a_node_that_streams_nothing_says_so_without_inviting_a_retry() {
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .keep(BLOB, None)
+        .config(|c| c.stream_serves_per_peer = 0)
+        .build();
+    let (descriptor, _) = hold_a_stream_artifact(&mut node);
+    let Handled::Answer(refused) =
+        node.receiver
+            .handle(&peer().node_id(), &request(&descriptor), at(10))
+    else {
+        panic!("refused")
+    };
+    assert_eq!(code(&refused), Some(RefusalCode::PolicyDenied));
+    assert!(refused.response().and_then(|r| r.retry_after_ms).is_none());
+}
