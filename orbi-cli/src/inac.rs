@@ -680,6 +680,10 @@ fn offers(data_dir: &Path, action: Option<OffersAction>) -> Result<Outcome, CliE
             Ok(Outcome::Success)
         }
         Err(err @ LedgerError::OfferDecided { .. }) => {
+            // The offer as it stands, so that a script sees what was decided before.
+            if let Some(offer) = ledger.offer(id).map_err(ledger_error)? {
+                print_json(&offer_json(&offer, &ledger).map_err(ledger_error)?);
+            }
             eprintln!("orbi: {err}");
             Ok(Outcome::Refused)
         }

@@ -277,6 +277,10 @@ fn offer_operator_accept_invitation_push_consumed() {
     assert_eq!(run.json["state"], "accepted");
     let run = ws.orbi(&["inac", "offers", "--data-dir", &data, "reject", &id]);
     assert_eq!(run.code, 1, "already accepted");
+    assert_eq!(
+        run.json["state"], "accepted",
+        "stdout shows the offer as it stands"
+    );
     let run = ws.orbi(&["inac", "offers", "--data-dir", &data, "accept", "999"]);
     assert_eq!(run.code, 2, "no such offer");
 
