@@ -7,7 +7,9 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use orbi_types::NodeId;
+use orbi_types::{NodeId, inac::RefusalCode};
+
+use crate::Refusal;
 
 /// Per-peer counts of claimed slots.
 #[derive(Clone, Debug, Default)]
@@ -28,6 +30,29 @@ impl PeerSlots {
         Some(PeerSlot {
             peer: peer.clone(),
             slots: self.clone(),
+        })
+    }
+
+    /// [`PeerSlots::claim`], or the refusal a peer gets at the limit: `rate-limited` with
+    /// `retry/after-ms` while `limit` of `what` are in progress, `policy-denied` with no retry
+    /// invited when the limit is 0 (this node takes none of `what` at all).
+    pub fn claim_or_refuse(
+        &self,
+        peer: &NodeId,
+        limit: usize,
+        what: &str,
+        retry_after_ms: u64,
+    ) -> Result<PeerSlot, Refusal> {
+        self.claim(peer, limit).ok_or_else(|| match limit {
+            0 => Refusal::new(
+                RefusalCode::PolicyDenied,
+                format!("this node takes no {what} from any peer"),
+            ),
+            _ => Refusal::new(
+                RefusalCode::RateLimited,
+                format!("{limit} {what} of this peer are already in progress"),
+            )
+            .retry_after_ms(retry_after_ms),
         })
     }
 

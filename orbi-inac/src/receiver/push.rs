@@ -329,28 +329,22 @@ impl Receiver {
                 ));
             }
         }
-        let Some(slot) = self
-            .bodies
-            .claim(&ticket.exchange.peer, self.config.stream_pushes_per_peer)
-        else {
-            let refusal = match self.config.stream_pushes_per_peer {
-                // Not a matter of waiting: no retry is invited.
-                0 => Refusal::new(
-                    RefusalCode::PolicyDenied,
-                    "this node takes no stream-mode push",
-                ),
-                limit => Refusal::new(
-                    RefusalCode::RateLimited,
-                    format!("{limit} stream pushes from this peer are already in progress"),
-                )
-                .retry_after_ms(self.config.stream_push_retry_after_ms),
-            };
-            return Handled::Answer(self.conclude(
-                &ticket.exchange,
-                Verdict::Refuse(refusal),
-                LedgerEntry::default(),
-                now_ms,
-            ));
+        let claimed = self.bodies.claim_or_refuse(
+            &ticket.exchange.peer,
+            self.config.stream_pushes_per_peer,
+            "stream-mode pushes",
+            self.config.stream_push_retry_after_ms,
+        );
+        let slot = match claimed {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                return Handled::Answer(self.conclude(
+                    &ticket.exchange,
+                    Verdict::Refuse(refusal),
+                    LedgerEntry::default(),
+                    now_ms,
+                ));
+            }
         };
         match self.store.stage() {
             Ok(writer) => Handled::ReadBody(IncomingBody::new(ticket, writer, slot)),

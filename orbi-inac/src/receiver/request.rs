@@ -182,22 +182,12 @@ impl Receiver {
         let slot = match inline {
             Some(_) => ServeSlot::default(),
             None => {
-                let limit = self.config.stream_serves_per_peer;
-                let slot = self
-                    .serves
-                    .claim(&exchange.peer, limit)
-                    .ok_or_else(|| match limit {
-                        // Not a matter of waiting: no retry is invited.
-                        0 => Refusal::new(
-                            RefusalCode::PolicyDenied,
-                            "this node serves no artifact in stream mode",
-                        ),
-                        _ => Refusal::new(
-                            RefusalCode::RateLimited,
-                            format!("{limit} artifacts are already being streamed to this peer"),
-                        )
-                        .retry_after_ms(self.config.stream_push_retry_after_ms),
-                    })?;
+                let slot = self.serves.claim_or_refuse(
+                    &exchange.peer,
+                    self.config.stream_serves_per_peer,
+                    "stream-mode serves",
+                    self.config.stream_push_retry_after_ms,
+                )?;
                 ServeSlot {
                     _held: Some(std::sync::Arc::new(slot)),
                 }
