@@ -497,11 +497,13 @@ fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
         .map_err(|err| CliError::new(format!("cannot build the frame: {err}")))?;
     runtime()?.block_on(async move {
         let (client, session) = connect(&peer, key).await?;
-        let answer = match frame {
-            Some(frame) => session.exchange(&frame).await,
-            None => push_stream(&session, &descriptor, &args, passport.as_ref()).await?,
-        };
-        client.close().await;
+        let answer = closing(&client, async {
+            match frame {
+                Some(frame) => Ok(session.exchange(&frame).await),
+                None => push_stream(&session, &descriptor, &args, passport.as_ref()).await,
+            }
+        })
+        .await?;
         let answer = answer.map_err(|err| CliError::new(format!("{}: {err}", peer)))?;
         print_json(&answer.to_value());
         Ok(match answer.operation() {
@@ -509,6 +511,15 @@ fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
             _ => Outcome::Refused,
         })
     })
+}
+
+/// Runs `work`, then closes `client` whatever `work` returned: a command failing half-way
+/// leaves no connection for the peer to keep until its idle timeout (where it would count
+/// against the peer's connection limit).
+pub(crate) async fn closing<T>(client: &Client, work: impl std::future::Future<Output = T>) -> T {
+    let result = work.await;
+    client.close().await;
+    result
 }
 
 async fn connect(peer: &PeerAddr, key: KeyPair) -> Result<(Client, Session), CliError> {
@@ -582,14 +593,15 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
         let (client, session) = connect(&peer, key).await?;
         let bar = progress_bar(0);
         let progress = bar.clone();
-        let outcome = session
-            .request_to_file(&frame, &args.out, &mut move |n| {
+        let outcome = closing(
+            &client,
+            session.request_to_file(&frame, &args.out, &mut move |n| {
                 progress.set_length(progress.length().unwrap_or(0).max(n));
                 progress.set_position(n)
-            })
-            .await;
+            }),
+        )
+        .await;
         bar.finish_and_clear();
-        client.close().await;
         match outcome.map_err(|err| CliError::new(format!("{peer}: {err}")))? {
             RequestOutcome::Answered(answer) => {
                 print_json(&answer.to_value());

@@ -501,3 +501,46 @@ fn a_dropped_session_degrades_then_expires_after_the_grace() {
     assert!(seen.contains("session-expired"), "{seen}");
     assert_eq!(node.stop(), 0);
 }
+
+#[test]
+fn a_command_failing_half_way_leaves_no_connection_behind() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let serving = NodeDir::init(root, "serving");
+    // One connection per peer: a connection left open would refuse the next command.
+    serving.edit(
+        "max-connections-per-peer = 32",
+        "max-connections-per-peer = 1",
+    );
+    let client = NodeDir::init(root, "client");
+    serving.edit(
+        "# Nodes that may open pod sessions, besides inac.allow and the known peers.\nallow = []",
+        &format!(
+            "# Nodes that may open pod sessions.\nallow = [\"{}\"]",
+            client.node_id
+        ),
+    );
+    let node = serving.run();
+    let key = client.key();
+    let attach = |extra: &[&str]| {
+        let mut args = vec![
+            "pod",
+            "attach",
+            "--key",
+            &key,
+            "--to",
+            &node.to,
+            "--client",
+            "client:e2e-phone",
+        ];
+        args.extend_from_slice(extra);
+        orbi(root, &args)
+    };
+    // Fails after the session is open: the artifact cannot be saved where asked.
+    let unsaved = root.join("no/such/dir/attach.json");
+    let failed = attach(&["--save", unsaved.to_str().unwrap()]);
+    assert_eq!(failed.code, 2, "{}", failed.stderr);
+    let attached = attach(&[]);
+    assert_eq!(attached.code, 0, "{} {}", attached.json, attached.stderr);
+    assert_eq!(node.stop(), 0);
+}

@@ -33,6 +33,7 @@ use super::{
 use crate::{
     CliError, Outcome,
     files::{read_file, write_atomically},
+    inac::closing,
     keys::read_key,
     pod::{fresh_id, print_json},
 };
@@ -283,26 +284,28 @@ fn report(session: &Session, mut answer: Value) -> Result<Outcome, CliError> {
 pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
     crate::inac::runtime()?.block_on(async move {
         let (participant, client, session) = pod_session(&args.dial).await?;
-        let bytes = attachment_bytes(
-            &participant,
-            &session,
-            AttachSpec {
-                client: args.client,
-                attachment_id: args.attachment_id.unwrap_or_else(|| fresh_id("attach")),
-                profile: args.profile,
-                pod_user: args.pod_user,
-                export_capable: args.export_capable,
-                migration_allowed: args.migration_allowed,
-            },
-        )?;
-        save(args.save.as_deref(), &bytes)?;
-        let answer = pod_service::submit(&session, &bytes).await?;
-        let outcome = report(&session, answer)?;
-        if args.hold && outcome == Outcome::Success {
-            crate::inac::wait_for_stop().await;
-        }
-        client.close().await;
-        Ok(outcome)
+        closing(&client, async {
+            let bytes = attachment_bytes(
+                &participant,
+                &session,
+                AttachSpec {
+                    client: args.client,
+                    attachment_id: args.attachment_id.unwrap_or_else(|| fresh_id("attach")),
+                    profile: args.profile,
+                    pod_user: args.pod_user,
+                    export_capable: args.export_capable,
+                    migration_allowed: args.migration_allowed,
+                },
+            )?;
+            save(args.save.as_deref(), &bytes)?;
+            let answer = pod_service::submit(&session, &bytes).await?;
+            let outcome = report(&session, answer)?;
+            if args.hold && outcome == Outcome::Success {
+                crate::inac::wait_for_stop().await;
+            }
+            Ok(outcome)
+        })
+        .await
     })
 }
 
@@ -314,25 +317,26 @@ pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
             None => None,
         };
         let (participant, client, session) = pod_session(&args.dial).await?;
-        let bytes = match replayed {
-            Some(bytes) => bytes,
-            None => detachment_bytes(
-                &participant,
-                &session,
-                DetachSpec {
-                    client: args.client.unwrap_or_default(),
-                    attachment_id: args.attachment.unwrap_or_default(),
-                    detachment_id: args.detachment_id.unwrap_or_else(|| fresh_id("detach")),
-                    reason: args.reason,
-                    notes: args.notes,
-                },
-            )?,
-        };
-        save(args.save.as_deref(), &bytes)?;
-        let answer = pod_service::submit(&session, &bytes).await?;
-        let outcome = report(&session, answer)?;
-        client.close().await;
-        Ok(outcome)
+        closing(&client, async {
+            let bytes = match replayed {
+                Some(bytes) => bytes,
+                None => detachment_bytes(
+                    &participant,
+                    &session,
+                    DetachSpec {
+                        client: args.client.unwrap_or_default(),
+                        attachment_id: args.attachment.unwrap_or_default(),
+                        detachment_id: args.detachment_id.unwrap_or_else(|| fresh_id("detach")),
+                        reason: args.reason,
+                        notes: args.notes,
+                    },
+                )?,
+            };
+            save(args.save.as_deref(), &bytes)?;
+            let answer = pod_service::submit(&session, &bytes).await?;
+            report(&session, answer)
+        })
+        .await
     })
 }
 
@@ -407,9 +411,8 @@ pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
     }
     crate::inac::runtime()?.block_on(async move {
         let (client, session) = inac_session(&args.key, &args.to).await?;
-        let (accepted, out) = submit_request(&session, &bytes).await?;
+        let (accepted, out) = closing(&client, submit_request(&session, &bytes)).await?;
         print_json(&out);
-        client.close().await;
         Ok(if accepted {
             Outcome::Success
         } else {
@@ -475,9 +478,7 @@ pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
         for peer in &args.to {
             let result = async {
                 let (client, session) = inac_session(&args.key, peer).await?;
-                let bytes = fetch(&session, ADVERTISEMENT_SCHEMA, None).await;
-                client.close().await;
-                bytes
+                closing(&client, fetch(&session, ADVERTISEMENT_SCHEMA, None)).await
             }
             .await;
             match result {
