@@ -121,6 +121,9 @@ struct ServeArgs {
     /// Connections one peer node may keep at once (default 32).
     #[arg(long, value_name = "N")]
     max_connections_per_peer: Option<usize>,
+    /// Connections from one IP address at once, handshakes included (default 128).
+    #[arg(long, value_name = "N")]
+    max_connections_per_address: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -305,6 +308,9 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     }
     if let Some(max) = args.max_connections_per_peer {
         transport.max_connections_per_peer = max;
+    }
+    if let Some(max) = args.max_connections_per_address {
+        transport.max_connections_per_address = max;
     }
     transport.validate().map_err(|err| match err {
         TransportError::Config { setting, reason } => {

@@ -1,9 +1,10 @@
-//! [`PeerSlots`]: how many of something each peer holds at once (stream bodies in the
-//! receiver, connections in the QUIC server), with a claim that gives its slot back when
-//! dropped, so no path can forget to.
+//! [`Slots`]: how many of something each holder (a peer node, an address) has at once (stream
+//! bodies in the receiver, connections in the QUIC server), with a claim that gives its slot
+//! back when dropped, so no path can forget to.
 
 use std::{
     collections::HashMap,
+    hash::Hash,
     sync::{Arc, Mutex, PoisonError},
 };
 
@@ -11,28 +12,54 @@ use orbi_types::{NodeId, inac::RefusalCode};
 
 use crate::Refusal;
 
-/// Per-peer counts of claimed slots.
-#[derive(Clone, Debug, Default)]
-pub struct PeerSlots(Arc<Mutex<HashMap<NodeId, usize>>>);
+/// Counts of claimed slots per holder.
+#[derive(Debug)]
+pub struct Slots<K: Eq + Hash>(Arc<Mutex<HashMap<K, usize>>>);
 
-impl PeerSlots {
-    /// A slot for one more from `peer`, unless `limit` are already claimed.
-    pub fn claim(&self, peer: &NodeId, limit: usize) -> Option<PeerSlot> {
+impl<K: Eq + Hash> Clone for Slots<K> {
+    fn clone(&self) -> Self {
+        Slots(self.0.clone())
+    }
+}
+
+impl<K: Eq + Hash> Default for Slots<K> {
+    fn default() -> Self {
+        Slots(Arc::default())
+    }
+}
+
+/// Slots per peer node.
+pub type PeerSlots = Slots<NodeId>;
+
+/// A claimed slot of a peer node.
+pub type PeerSlot = Slot<NodeId>;
+
+impl<K: Eq + Hash + Clone> Slots<K> {
+    /// A slot for one more from `holder`, unless `limit` are already claimed.
+    pub fn claim(&self, holder: &K, limit: usize) -> Option<Slot<K>> {
         let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = table.entry(peer.clone()).or_insert(0);
+        let count = table.entry(holder.clone()).or_insert(0);
         if *count >= limit {
             if *count == 0 {
-                table.remove(peer);
+                table.remove(holder);
             }
             return None;
         }
         *count += 1;
-        Some(PeerSlot {
-            peer: peer.clone(),
+        Some(Slot {
+            holder: holder.clone(),
             slots: self.clone(),
         })
     }
 
+    /// How many slots `holder` holds.
+    pub fn count(&self, holder: &K) -> usize {
+        let table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        table.get(holder).copied().unwrap_or(0)
+    }
+}
+
+impl PeerSlots {
     /// [`PeerSlots::claim`], or the refusal a peer gets at the limit: `rate-limited` with
     /// `retry/after-ms` while `limit` of `what` are in progress, `policy-denied` with no retry
     /// invited when the limit is 0 (this node takes none of `what` at all).
@@ -55,28 +82,22 @@ impl PeerSlots {
             .retry_after_ms(retry_after_ms),
         })
     }
-
-    /// How many slots `peer` holds.
-    pub fn count(&self, peer: &NodeId) -> usize {
-        let table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        table.get(peer).copied().unwrap_or(0)
-    }
 }
 
 /// One claimed slot; given back when dropped.
 #[derive(Debug)]
-pub struct PeerSlot {
-    peer: NodeId,
-    slots: PeerSlots,
+pub struct Slot<K: Eq + Hash> {
+    holder: K,
+    slots: Slots<K>,
 }
 
-impl Drop for PeerSlot {
+impl<K: Eq + Hash> Drop for Slot<K> {
     fn drop(&mut self) {
         let mut table = self.slots.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = table.get_mut(&self.peer) {
+        if let Some(count) = table.get_mut(&self.holder) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                table.remove(&self.peer);
+                table.remove(&self.holder);
             }
         }
     }

@@ -58,6 +58,7 @@ struct RawInac {
     budgets: Vec<RawBudget>,
     max_connections: Option<usize>,
     max_connections_per_peer: Option<usize>,
+    max_connections_per_address: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +204,9 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
     }
     if let Some(max) = raw.inac.max_connections_per_peer {
         transport.max_connections_per_peer = max;
+    }
+    if let Some(max) = raw.inac.max_connections_per_address {
+        transport.max_connections_per_address = max;
     }
     transport.validate().map_err(|err| match err {
         orbi_inac::quic::TransportError::Config { setting, reason } => {
@@ -370,9 +374,11 @@ pub fn template(
          durability = \"full\"\n\
          # Let nodes outside `allow` offer (each offer waits for `orbi inac offers accept`).\n\
          open-offers = false\n\
-         # Connections kept at once (INAC and pod sessions together), and per peer node.\n\
+         # Connections kept at once (INAC and pod sessions together), per peer node, and per\n\
+         # IP address (handshakes included).\n\
          max-connections = 512\n\
          max-connections-per-peer = 32\n\
+         max-connections-per-address = 128\n\
          # Budgets, e.g.:\n\
          # [[inac.budgets]]\n\
          # schemas = [\"vendor.note.v1\"]\n\
@@ -437,6 +443,7 @@ mod tests {
             assert_eq!(config.archivist.is_some(), archivist);
             assert_eq!(config.transport.max_connections, 512);
             assert_eq!(config.transport.max_connections_per_peer, 32);
+            assert_eq!(config.transport.max_connections_per_address, 128);
         }
     }
 

@@ -66,6 +66,10 @@ pub struct TransportConfig {
     /// Connections one peer may keep at once (default 32); the next is closed with `0x103`
     /// right after the handshake.
     pub max_connections_per_peer: usize,
+    /// Connections (handshakes included) from one IP address at once (default 128): one host
+    /// with many keys cannot take every place of [`TransportConfig::max_connections`].
+    /// Refused like connections over that limit, before the TLS handshake.
+    pub max_connections_per_address: usize,
     /// How long a graceful shutdown waits for in-flight exchanges (default 30 s).
     pub shutdown_grace: Duration,
 }
@@ -88,6 +92,7 @@ impl Default for TransportConfig {
             barred_peers: BTreeSet::new(),
             max_connections: 512,
             max_connections_per_peer: 32,
+            max_connections_per_address: 128,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -144,6 +149,10 @@ impl TransportConfig {
             (
                 "max_connections_per_peer",
                 self.max_connections_per_peer as u64,
+            ),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address as u64,
             ),
         ] {
             if value == 0 {

@@ -75,6 +75,8 @@ struct Context {
     connections: crate::slots::PeerSlots,
     /// Connections (and handshakes) in progress ([`TransportConfig::max_connections`]).
     connection_permits: Arc<tokio::sync::Semaphore>,
+    /// Connections per remote IP ([`TransportConfig::max_connections_per_address`]).
+    addresses: crate::slots::Slots<std::net::IpAddr>,
 }
 
 impl Server {
@@ -138,6 +140,7 @@ impl Server {
             decode,
             apps,
             connections: crate::slots::PeerSlots::default(),
+            addresses: crate::slots::Slots::default(),
         });
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
@@ -266,8 +269,17 @@ async fn accept_loop(
             }
             continue;
         }
+        let remote = incoming.remote_address();
+        let from_address = context
+            .addresses
+            .claim(&remote.ip(), context.config.max_connections_per_address);
+        let Some(from_address) = from_address else {
+            tracing::debug!(%remote, "connection refused: its address is at its limit");
+            incoming.refuse();
+            continue;
+        };
         let Ok(permit) = context.connection_permits.clone().try_acquire_owned() else {
-            tracing::debug!(remote = %incoming.remote_address(), "connection refused: at the limit");
+            tracing::debug!(%remote, "connection refused: at the limit");
             incoming.refuse();
             continue;
         };
@@ -276,7 +288,7 @@ async fn accept_loop(
             context.clone(),
             shutdown.clone(),
             alive.clone(),
-            permit,
+            (permit, from_address),
         ));
     }
 }
@@ -286,7 +298,10 @@ async fn serve_connection(
     context: Arc<Context>,
     mut shutdown: watch::Receiver<bool>,
     alive: Alive,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _places: (
+        tokio::sync::OwnedSemaphorePermit,
+        crate::slots::Slot<std::net::IpAddr>,
+    ),
 ) {
     let remote = incoming.remote_address();
     let connection = match incoming.await {

@@ -286,29 +286,36 @@ async fn a_peer_over_its_connection_limit_is_closed_with_0x103() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_listener_limit_are_refused_before_the_handshake() {
-    let node = Setup::new().transport(|t| t.max_connections = 1).start();
-    let (_first, kept) = node.connect(&peer_key()).await;
-    let client = Client::for_peer(&node.peer_addr(), key(5), TransportConfig::default()).unwrap();
-    match client.connect(&node.peer_addr()).await {
-        Err(TransportError::Connection {
-            source: quinn::ConnectionError::ConnectionClosed(close),
-            ..
-        }) => assert_eq!(
-            close.error_code,
-            quinn::TransportErrorCode::CONNECTION_REFUSED
-        ),
-        other => panic!("expected a refused connection, got {other:?}"),
-    }
-    drop(kept);
-    drop(_first);
-    let mut served = false;
-    for _ in 0..100 {
-        if client.connect(&node.peer_addr()).await.is_ok() {
-            served = true;
-            break;
+async fn connections_beyond_the_listener_or_address_limit_are_refused_before_the_handshake() {
+    let limits: [fn(&mut TransportConfig); 2] = [
+        |t| t.max_connections = 1,
+        // Every test dialer is on 127.0.0.1, whatever its key.
+        |t| t.max_connections_per_address = 1,
+    ];
+    for limit in limits {
+        let node = Setup::new().transport(limit).start();
+        let (first, kept) = node.connect(&peer_key()).await;
+        let client =
+            Client::for_peer(&node.peer_addr(), key(5), TransportConfig::default()).unwrap();
+        match client.connect(&node.peer_addr()).await {
+            Err(TransportError::Connection {
+                source: quinn::ConnectionError::ConnectionClosed(close),
+                ..
+            }) => assert_eq!(
+                close.error_code,
+                quinn::TransportErrorCode::CONNECTION_REFUSED
+            ),
+            other => panic!("expected a refused connection, got {other:?}"),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop((kept, first));
+        let mut served = false;
+        for _ in 0..100 {
+            if client.connect(&node.peer_addr()).await.is_ok() {
+                served = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(served, "a freed place is given to the next connection");
     }
-    assert!(served, "a freed place is given to the next connection");
 }
