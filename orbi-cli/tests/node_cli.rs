@@ -71,6 +71,17 @@ impl NodeDir {
         std::fs::write(self.config(), text.replacen(from, to, 1)).unwrap();
     }
 
+    /// Lets `client` open pod sessions (only: it is not an INAC peer).
+    fn allow_pod_sessions_from(&self, client: &NodeDir) {
+        self.edit(
+            "# Nodes that may open pod sessions, besides inac.allow and the known peers.\nallow = []",
+            &format!(
+                "# Nodes that may open pod sessions.\nallow = [\"{}\"]",
+                client.node_id
+            ),
+        );
+    }
+
     fn run(&self) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
             .args(["node", "run", "--config", self.config().to_str().unwrap()])
@@ -451,13 +462,7 @@ fn a_dropped_session_degrades_then_expires_after_the_grace() {
     serving.edit("degraded-grace-sec = 90", "degraded-grace-sec = 1");
     let client = NodeDir::init(root, "client");
     // Pods only: the client may open pod sessions but is not an INAC peer.
-    serving.edit(
-        "# Nodes that may open pod sessions, besides inac.allow and the known peers.\nallow = []",
-        &format!(
-            "# Nodes that may open pod sessions.\nallow = [\"{}\"]",
-            client.node_id
-        ),
-    );
+    serving.allow_pod_sessions_from(&client);
     let node = serving.run();
     let attach = orbi(
         root,
@@ -513,13 +518,7 @@ fn a_command_failing_half_way_leaves_no_connection_behind() {
         "max-connections-per-peer = 1",
     );
     let client = NodeDir::init(root, "client");
-    serving.edit(
-        "# Nodes that may open pod sessions, besides inac.allow and the known peers.\nallow = []",
-        &format!(
-            "# Nodes that may open pod sessions.\nallow = [\"{}\"]",
-            client.node_id
-        ),
-    );
+    serving.allow_pod_sessions_from(&client);
     let node = serving.run();
     let key = client.key();
     let attach = |extra: &[&str]| {

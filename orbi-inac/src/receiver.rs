@@ -440,6 +440,16 @@ impl Receiver {
         self.finish_body(body, unix_ms(now))
     }
 
+    /// [`Receiver::conclude`] for a refusal that changes nothing else.
+    fn refuse(&mut self, exchange: &Exchange, refusal: Refusal, now_ms: u64) -> Frame {
+        self.conclude(
+            exchange,
+            Verdict::Refuse(refusal),
+            LedgerEntry::default(),
+            now_ms,
+        )
+    }
+
     /// Logs the decision with its side effects, updates the counters and builds the answer.
     /// If the ledger cannot record a success, the answer becomes `handler-unavailable`: the
     /// sender retries and nothing is half-admitted.

@@ -165,24 +165,14 @@ impl Receiver {
                         "artifact/ref scheme {scheme:?} cannot be resolved here; push inline or as inac-stream"
                     ),
                 );
-                Handled::Answer(self.conclude(
-                    &exchange,
-                    Verdict::Refuse(refusal),
-                    LedgerEntry::default(),
-                    now_ms,
-                ))
+                Handled::Answer(self.refuse(&exchange, refusal, now_ms))
             }
             Some(Payload::Href(_)) | None => {
                 let refusal = Refusal::new(
                     RefusalCode::OperationNotSupported,
                     "out-of-band artifact/href fetch is not supported; push inline or as inac-stream",
                 );
-                Handled::Answer(self.conclude(
-                    &exchange,
-                    Verdict::Refuse(refusal),
-                    LedgerEntry::default(),
-                    now_ms,
-                ))
+                Handled::Answer(self.refuse(&exchange, refusal, now_ms))
             }
         }
     }
@@ -321,12 +311,7 @@ impl Receiver {
             }
             Ok(false) => {}
             Err(refusal) => {
-                return Handled::Answer(self.conclude(
-                    &ticket.exchange,
-                    Verdict::Refuse(refusal),
-                    LedgerEntry::default(),
-                    now_ms,
-                ));
+                return Handled::Answer(self.refuse(&ticket.exchange, refusal, now_ms));
             }
         }
         let claimed = self.bodies.claim_or_refuse(
@@ -338,12 +323,7 @@ impl Receiver {
         let slot = match claimed {
             Ok(slot) => slot,
             Err(refusal) => {
-                return Handled::Answer(self.conclude(
-                    &ticket.exchange,
-                    Verdict::Refuse(refusal),
-                    LedgerEntry::default(),
-                    now_ms,
-                ));
+                return Handled::Answer(self.refuse(&ticket.exchange, refusal, now_ms));
             }
         };
         match self.store.stage() {
@@ -351,12 +331,7 @@ impl Receiver {
             Err(error) => {
                 tracing::error!(%error, "cannot stage a body");
                 let refusal = Refusal::handler_unavailable("the receiver cannot stage bodies now");
-                Handled::Answer(self.conclude(
-                    &ticket.exchange,
-                    Verdict::Refuse(refusal),
-                    LedgerEntry::default(),
-                    now_ms,
-                ))
+                Handled::Answer(self.refuse(&ticket.exchange, refusal, now_ms))
             }
         }
     }
@@ -381,12 +356,7 @@ impl Receiver {
             BodyOutcome::Mismatch(refusal) => {
                 self.settle(ticket, Verdict::Refuse(refusal), None, now_ms)
             }
-            BodyOutcome::Failed(refusal) => self.conclude(
-                &ticket.exchange,
-                Verdict::Refuse(refusal),
-                LedgerEntry::default(),
-                now_ms,
-            ),
+            BodyOutcome::Failed(refusal) => self.refuse(&ticket.exchange, refusal, now_ms),
         }
     }
 
@@ -406,12 +376,7 @@ impl Receiver {
             Ok(true) => return self.settle(ticket, Verdict::AlreadyPresent, Some(false), now_ms),
             Ok(false) => {}
             Err(refusal) => {
-                return self.conclude(
-                    &ticket.exchange,
-                    Verdict::Refuse(refusal),
-                    LedgerEntry::default(),
-                    now_ms,
-                );
+                return self.refuse(&ticket.exchange, refusal, now_ms);
             }
         }
         if let Some(refusal) = self.probe_kind(&ticket.descriptor, &body) {
