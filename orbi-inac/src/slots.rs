@@ -61,25 +61,20 @@ impl<K: Eq + Hash + Clone> Slots<K> {
 
 impl PeerSlots {
     /// [`PeerSlots::claim`], or the refusal a peer gets at the limit: `rate-limited` with
-    /// `retry/after-ms` while `limit` of `what` are in progress, `policy-denied` with no retry
-    /// invited when the limit is 0 (this node takes none of `what` at all).
+    /// `retry/after-ms` and the message "LIMIT `busy`" while `limit` are in progress, or
+    /// `policy-denied` with the message `none` and no retry invited when the limit is 0 (this
+    /// node does none of it at all).
     pub fn claim_or_refuse(
         &self,
         peer: &NodeId,
         limit: usize,
-        what: &str,
+        (none, busy): (&str, &str),
         retry_after_ms: u64,
     ) -> Result<PeerSlot, Refusal> {
         self.claim(peer, limit).ok_or_else(|| match limit {
-            0 => Refusal::new(
-                RefusalCode::PolicyDenied,
-                format!("this node takes no {what} from any peer"),
-            ),
-            _ => Refusal::new(
-                RefusalCode::RateLimited,
-                format!("{limit} {what} of this peer are already in progress"),
-            )
-            .retry_after_ms(retry_after_ms),
+            0 => Refusal::new(RefusalCode::PolicyDenied, none),
+            _ => Refusal::new(RefusalCode::RateLimited, format!("{limit} {busy}"))
+                .retry_after_ms(retry_after_ms),
         })
     }
 }

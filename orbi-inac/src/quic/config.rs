@@ -66,9 +66,10 @@ pub struct TransportConfig {
     /// Connections one peer may keep at once (default 32); the next is closed with `0x103`
     /// right after the handshake.
     pub max_connections_per_peer: usize,
-    /// Connections (handshakes included) from one IP address at once (default 128): one host
-    /// with many keys cannot take every place of [`TransportConfig::max_connections`].
-    /// Refused like connections over that limit, before the TLS handshake.
+    /// Connections (handshakes included) from one address at once (default 128): an IPv4
+    /// address or an IPv6 /64, so that a few hosts cannot take every place of
+    /// [`TransportConfig::max_connections`] however many keys they make. Refused like
+    /// connections over that limit, before the TLS handshake.
     pub max_connections_per_address: usize,
     /// How long a graceful shutdown waits for in-flight exchanges (default 30 s).
     pub shutdown_grace: Duration,
@@ -404,6 +405,10 @@ mod tests {
         assert_eq!(
             rejected(|c| c.max_connections_per_peer = 0),
             "max_connections_per_peer"
+        );
+        assert_eq!(
+            rejected(|c| c.max_connections_per_address = 0),
+            "max_connections_per_address"
         );
     }
 }

@@ -55,11 +55,11 @@
 //!   [`TransportConfig::max_connections`] connections (default 512) and refuses further
 //!   attempts with QUIC `CONNECTION_REFUSED` before the TLS handshake, and at most
 //!   [`TransportConfig::max_connections_per_peer`] (default 32) per authenticated peer,
-//!   closing the next with `0x103` right after the handshake; one IP address may hold at most
-//!   [`TransportConfig::max_connections_per_address`] (default 128), refused like the rest
-//!   before the handshake. Together with the receive windows (16 MiB each by default: 8 GiB
-//!   for 512 connections) they bound what anyone who can reach the port can make the node
-//!   buffer. What they do not stop: someone with many keys holding idle connections up to
+//!   closing the next with `0x103` right after the handshake; one address (an IPv4 address
+//!   or an IPv6 /64) may hold at most [`TransportConfig::max_connections_per_address`]
+//!   (default 128), refused like the rest before the handshake. Together with the receive
+//!   windows (16 MiB each by default: 8 GiB for 512 connections) they bound what anyone who
+//!   can reach the port can make the node buffer. What they do not stop: someone with many keys holding idle connections up to
 //!   the listener's limit from several addresses (places reserved for allowlisted peers
 //!   would; not built).
 //! - **Per-peer cap on concurrent stream pushes** ([`crate::ReceiverConfig::stream_pushes_per_peer`],

@@ -270,9 +270,10 @@ async fn accept_loop(
             continue;
         }
         let remote = incoming.remote_address();
-        let from_address = context
-            .addresses
-            .claim(&remote.ip(), context.config.max_connections_per_address);
+        let from_address = context.addresses.claim(
+            &address_block(remote.ip()),
+            context.config.max_connections_per_address,
+        );
         let Some(from_address) = from_address else {
             tracing::debug!(%remote, "connection refused: its address is at its limit");
             incoming.refuse();
@@ -290,6 +291,19 @@ async fn accept_loop(
             alive.clone(),
             (permit, from_address),
         ));
+    }
+}
+
+/// What [`TransportConfig::max_connections_per_address`] counts as one address: an IPv4
+/// address (also when it arrives IPv4-mapped on the dual-stack socket), or an IPv6 /64, the
+/// block one host is usually given.
+fn address_block(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -679,3 +693,27 @@ impl std::fmt::Debug for Decision {
 
 /// A served body's source.
 pub(super) type ServedBody = Option<Box<dyn Read + Send>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_an_ipv4_address_or_an_ipv6_block_of_64() {
+        let ip = |text: &str| text.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(address_block(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(address_block(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(
+            address_block(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            address_block(ip("2001:db8:1:2::1")),
+            address_block(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            address_block(ip("2001:db8:1:2::1")),
+            address_block(ip("2001:db8:1:3::1"))
+        );
+    }
+}

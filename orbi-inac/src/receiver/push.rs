@@ -317,7 +317,10 @@ impl Receiver {
         let claimed = self.bodies.claim_or_refuse(
             &ticket.exchange.peer,
             self.config.stream_pushes_per_peer,
-            "stream-mode pushes",
+            (
+                "this node takes no stream-mode push",
+                "stream-mode pushes of this peer are already in progress",
+            ),
             self.config.stream_push_retry_after_ms,
         );
         let slot = match claimed {

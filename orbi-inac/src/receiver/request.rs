@@ -185,7 +185,10 @@ impl Receiver {
                 let slot = self.serves.claim_or_refuse(
                     &exchange.peer,
                     self.config.stream_serves_per_peer,
-                    "stream-mode serves",
+                    (
+                        "this node serves no artifact in stream mode",
+                        "artifacts are already being streamed to this peer",
+                    ),
                     self.config.stream_push_retry_after_ms,
                 )?;
                 ServeSlot {
