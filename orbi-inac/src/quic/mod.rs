@@ -59,9 +59,9 @@
 //!   or an IPv6 /64) may hold at most [`TransportConfig::max_connections_per_address`]
 //!   (default 128), refused like the rest before the handshake. Together with the receive
 //!   windows (16 MiB each by default: 8 GiB for 512 connections) they bound what anyone who
-//!   can reach the port can make the node buffer. What they do not stop: someone with many keys holding idle connections up to
-//!   the listener's limit from several addresses (places reserved for allowlisted peers
-//!   would; not built).
+//!   can reach the port can make the node buffer. What they do not stop: someone with many
+//!   keys holding idle connections up to the listener's limit from several addresses
+//!   (places reserved for allowlisted peers would; not built).
 //! - **Per-peer cap on concurrent stream pushes** ([`crate::ReceiverConfig::stream_pushes_per_peer`],
 //!   default 4) lives in the core, after every header check: the next push is refused
 //!   `rate-limited` with `retry/after-ms` before its body. Stream-mode serves of `request`s

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::{
     StreamCode, TransportConfig,
     server::ServedBody,
-    wire::{read_frame, write_frame},
+    wire::{read_frame, write_frame_within},
 };
 use crate::{Frame, ServeArtifact};
 
@@ -31,13 +31,8 @@ pub(super) async fn serve_request(
             return;
         }
     };
-    match tokio::time::timeout(config.response_timeout, write_frame(send, &push)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => return,
-        Err(_) => {
-            let _ = send.reset(StreamCode::ResponseTimeout.varint());
-            return;
-        }
+    if !write_frame_within(send, &push, config.response_timeout).await {
+        return;
     }
     if !serve.is_inline() {
         let Some(body) = body else {

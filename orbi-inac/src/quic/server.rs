@@ -23,7 +23,7 @@ use super::{
     app::{negotiated_alpn, offered_alpns},
     config::{endpoint, server_config_with_alpns},
     identity::peer_node_id,
-    wire::{ReadFrameError, read_frame, write_frame},
+    wire::{ReadFrameError, read_frame, write_frame_within},
 };
 use crate::{BodyEnd, Frame, IncomingBody, Receiver, Refusal};
 
@@ -508,13 +508,8 @@ pub(super) async fn answer_and_finish(
     answer: &Frame,
     config: &TransportConfig,
 ) {
-    match tokio::time::timeout(config.response_timeout, write_frame(send, answer)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => return,
-        Err(_) => {
-            let _ = send.reset(StreamCode::ResponseTimeout.varint());
-            return;
-        }
+    if !write_frame_within(send, answer, config.response_timeout).await {
+        return;
     }
     let _ = send.finish();
     let _ = tokio::time::timeout(config.response_timeout, send.stopped()).await;

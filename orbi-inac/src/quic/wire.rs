@@ -204,3 +204,19 @@ pub fn encode_frame(frame: &Frame) -> Vec<u8> {
 pub async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), quinn::WriteError> {
     send.write_all(&encode_frame(frame)).await
 }
+
+/// [`write_frame`] for a listener's frame (an answer, a served push): a peer that gives it no
+/// flow-control credit within `timeout` gets the stream reset with `0x4`. Whether it went out.
+pub(crate) async fn write_frame_within(
+    send: &mut SendStream,
+    frame: &Frame,
+    timeout: Duration,
+) -> bool {
+    match tokio::time::timeout(timeout, write_frame(send, frame)).await {
+        Ok(written) => written.is_ok(),
+        Err(_) => {
+            let _ = send.reset(StreamCode::ResponseTimeout.varint());
+            false
+        }
+    }
+}
