@@ -302,22 +302,13 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     let kinds = kinds
         .build()
         .map_err(|conflicts| CliError::new(conflicts.to_string()))?;
-    let mut transport = TransportConfig::default();
-    if let Some(max) = args.max_connections {
-        transport.max_connections = max;
+    let transport = ConnectionLimits {
+        total: args.max_connections,
+        per_peer: args.max_connections_per_peer,
+        per_address: args.max_connections_per_address,
     }
-    if let Some(max) = args.max_connections_per_peer {
-        transport.max_connections_per_peer = max;
-    }
-    if let Some(max) = args.max_connections_per_address {
-        transport.max_connections_per_address = max;
-    }
-    transport.validate().map_err(|err| match err {
-        TransportError::Config { setting, reason } => {
-            CliError::new(format!("--{}: {reason}", setting.replace('_', "-")))
-        }
-        other => CliError::new(other.to_string()),
-    })?;
+    .transport("--")
+    .map_err(CliError::new)?;
     let NodeState { store, ledger } = NodeState::open(&args.data_dir, durability)
         .map_err(|err| CliError::new(err.to_string()))?;
     let receiver = Receiver::new(key.clone(), policy, kinds, store, ledger);
@@ -517,6 +508,42 @@ fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
             _ => Outcome::Refused,
         })
     })
+}
+
+/// The connection limits a node's operator may set (`None`: the default), for `orbi inac
+/// serve`'s flags and `node.toml`'s `[inac]` alike.
+pub(crate) struct ConnectionLimits {
+    /// `max-connections`.
+    pub total: Option<usize>,
+    /// `max-connections-per-peer`.
+    pub per_peer: Option<usize>,
+    /// `max-connections-per-address`.
+    pub per_address: Option<usize>,
+}
+
+impl ConnectionLimits {
+    /// The transport settings with these limits, checked; an error names the setting as the
+    /// user wrote it: `prefix` then its kebab-case name (`--max-connections`,
+    /// `inac.max-connections`).
+    pub(crate) fn transport(&self, prefix: &str) -> Result<TransportConfig, String> {
+        let mut transport = TransportConfig::default();
+        for (value, field) in [
+            (self.total, &mut transport.max_connections),
+            (self.per_peer, &mut transport.max_connections_per_peer),
+            (self.per_address, &mut transport.max_connections_per_address),
+        ] {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        transport.validate().map_err(|err| match err {
+            TransportError::Config { setting, reason } => {
+                format!("{prefix}{}: {reason}", setting.replace('_', "-"))
+            }
+            other => other.to_string(),
+        })?;
+        Ok(transport)
+    }
 }
 
 /// Runs `work`, then closes `client` whatever `work` returned: a command failing half-way

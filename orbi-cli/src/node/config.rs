@@ -198,22 +198,12 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         Some("relaxed") => Durability::Relaxed,
         Some(other) => return Err(format!("inac.durability: {other:?} is not full or relaxed")),
     };
-    let mut transport = TransportConfig::default();
-    if let Some(max) = raw.inac.max_connections {
-        transport.max_connections = max;
+    let transport = crate::inac::ConnectionLimits {
+        total: raw.inac.max_connections,
+        per_peer: raw.inac.max_connections_per_peer,
+        per_address: raw.inac.max_connections_per_address,
     }
-    if let Some(max) = raw.inac.max_connections_per_peer {
-        transport.max_connections_per_peer = max;
-    }
-    if let Some(max) = raw.inac.max_connections_per_address {
-        transport.max_connections_per_address = max;
-    }
-    transport.validate().map_err(|err| match err {
-        orbi_inac::quic::TransportError::Config { setting, reason } => {
-            format!("inac.{}: {reason}", setting.replace('_', "-"))
-        }
-        other => other.to_string(),
-    })?;
+    .transport("inac.")?;
     let mut pod = HostPolicy::default();
     if let Some(profile) = &raw.pod.profile {
         pod.profile = Profile::from_str(profile)
