@@ -1,22 +1,19 @@
 //! `orbi inac` through the real binary: `serve` and `push`/`offer`/`request`/`offers`/`store`
 //! processes on loopback, with real files and a real SQLite ledger, and every exit code.
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
+    io::BufReader,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
 
+use common::{Run, Started};
 use serde_json::Value;
 
 const BLOB: &str = "vendor.blob.v1";
 const OCTETS: &str = "application/octet-stream";
-
-struct Run {
-    code: i32,
-    json: Value,
-    stderr: String,
-}
 
 /// A working directory with key files `r.json` (the serving node), `s.json` and `t.json`.
 struct Workspace {
@@ -55,18 +52,7 @@ impl Workspace {
     }
 
     fn orbi(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_orbi"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
+        common::run(self.dir.path(), args)
     }
 
     /// Starts `orbi inac serve` as `r.json` on a free port with `extra` arguments.
@@ -84,23 +70,9 @@ impl Workspace {
             &data,
         ];
         args.extend_from_slice(extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
-            .args(&args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let line: Value = serde_json::from_str(&first).expect("first line is json");
-        let to = format!(
-            "{}@{}",
-            line["node/id"].as_str().unwrap(),
-            line["listen"].as_str().unwrap()
-        );
+        let started = common::start(self.dir.path(), &args);
+        let to = started.to();
+        let Started { child, stdout, .. } = started;
         Served {
             child,
             stdout,

@@ -2,33 +2,18 @@
 //! driven by the client commands (`orbi pod attach|detach`, `orbi inac push`,
 //! `orbi archivist submit|discover`), with a restart of the serving node in the middle.
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
 };
 
+use common::{Run, Started};
 use serde_json::{Value, json};
 
-struct Run {
-    code: i32,
-    json: Value,
-    stderr: String,
-}
-
 fn orbi(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_orbi"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    common::run(dir, args)
 }
 
 /// A node directory made by `orbi node init`.
@@ -83,17 +68,11 @@ impl NodeDir {
     }
 
     fn run(&self) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
-            .args(["node", "run", "--config", self.config().to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let banner: Value = serde_json::from_str(&first).expect("the first line is json");
+        let config = self.config();
+        let Started { child, banner, .. } = common::start(
+            &self.dir,
+            &["node", "run", "--config", config.to_str().unwrap()],
+        );
         assert_eq!(banner["node/id"], self.node_id.as_str());
         let to = format!("{}@{}", self.node_id, banner["listen"].as_str().unwrap());
         Running {

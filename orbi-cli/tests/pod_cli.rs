@@ -1,11 +1,11 @@
 //! `orbi pod` through the real binary: B1 from a seed, and the attach → replay → detach →
 //! recovery script of the "done when", with real files and a real SQLite database.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::Run;
 use serde_json::Value;
 
 const K1_SEED: &str = "2929292929292929292929292929292929292929292929292929292929292929";
@@ -43,18 +43,7 @@ impl Workspace {
     }
 
     fn orbi(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_orbi"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
-            stdout,
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
+        common::run(self.dir.path(), args)
     }
 
     /// Runs a builder command and saves its output as `name`.
@@ -87,14 +76,12 @@ impl Workspace {
     }
 }
 
-struct Run {
-    code: i32,
-    json: Value,
-    stdout: String,
-    stderr: String,
+/// What a finished run is expected to have said.
+trait Expect {
+    fn expect(&self, code: i32, outcome: &str, detail: &str);
 }
 
-impl Run {
+impl Expect for Run {
     #[track_caller]
     fn expect(&self, code: i32, outcome: &str, detail: &str) {
         assert_eq!(self.code, code, "{}{}", self.stdout, self.stderr);

@@ -1,0 +1,78 @@
+//! What the CLI's end-to-end tests share: running `orbi` to completion, and starting a
+//! long-running `orbi` (a server, a node) that announces itself on its first stdout line.
+
+#![allow(dead_code)] // Each test binary uses its own part.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, ChildStdout, Command, Stdio},
+};
+
+use serde_json::Value;
+
+/// One finished `orbi` run.
+pub struct Run {
+    pub code: i32,
+    /// Stdout as JSON (`Null` when it is not).
+    pub json: Value,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `orbi args` in `dir` with no stdin, to completion.
+pub fn run(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stdout,
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// A long-running `orbi` and the JSON line it printed first.
+pub struct Started {
+    pub child: Child,
+    /// The rest of its stdout.
+    pub stdout: BufReader<ChildStdout>,
+    pub banner: Value,
+}
+
+impl Started {
+    /// `NODE_ID@HOST:PORT` from the banner's `node/id` and `listen`.
+    pub fn to(&self) -> String {
+        format!(
+            "{}@{}",
+            self.banner["node/id"].as_str().unwrap(),
+            self.banner["listen"].as_str().unwrap()
+        )
+    }
+}
+
+/// Starts `orbi args` in `dir` (stderr discarded) and waits for its first stdout line.
+pub fn start(dir: &Path, args: &[&str]) -> Started {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let banner = serde_json::from_str(&first).expect("the first line is json");
+    Started {
+        child,
+        stdout,
+        banner,
+    }
+}
