@@ -55,11 +55,10 @@ impl Workspace {
         common::run(self.dir.path(), args)
     }
 
-    /// Starts `orbi inac serve` as `r.json` on a free port with `extra` arguments.
-    fn serve(&self, extra: &[&str]) -> Served {
-        let data = self.path("data");
+    /// `orbi inac serve` as `r.json` on a free port, with its data in `data`, then `extra`.
+    fn serve_args(&self, data: &str, extra: &[&str]) -> Vec<String> {
         let key = self.path("r.json");
-        let mut args = vec![
+        [
             "inac",
             "serve",
             "--key",
@@ -67,9 +66,25 @@ impl Workspace {
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
-            &data,
-        ];
-        args.extend_from_slice(extra);
+            data,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|arg| arg.to_string())
+        .collect()
+    }
+
+    /// Runs `orbi inac serve` ([`Workspace::serve_args`]) to completion: for usage errors.
+    fn serve_fails(&self, data: &str, extra: &[&str]) -> Run {
+        let args = self.serve_args(data, extra);
+        self.orbi(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Starts `orbi inac serve` as `r.json` on a free port with `extra` arguments.
+    fn serve(&self, extra: &[&str]) -> Served {
+        let data = self.path("data");
+        let args = self.serve_args(&data, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let started = common::start(self.dir.path(), &args);
         let to = started.to();
         let Started { child, stdout, .. } = started;
@@ -333,19 +348,7 @@ fn data_dir_commands_report_usage_errors() {
     assert!(run.stderr.contains("nowhere"), "{}", run.stderr);
     let run = ws.orbi(&["inac", "store", "--data-dir", &missing, "list"]);
     assert_eq!(run.code, 2);
-    let key = ws.path("r.json");
-    let run = ws.orbi(&[
-        "inac",
-        "serve",
-        "--key",
-        &key,
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &missing,
-        "--accept",
-        "=x",
-    ]);
+    let run = ws.serve_fails(&missing, &["--accept", "=x"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--accept"), "{}", run.stderr);
 }
@@ -418,7 +421,6 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
         "{}",
         run.stderr
     );
-    let server_key = ws.path("r.json");
     for (flag, value, named) in [
         ("--allow", "bogus", "--allow \"bogus\""),
         (
@@ -427,18 +429,7 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
             "--max-connections: must be above zero",
         ),
     ] {
-        let run = ws.orbi(&[
-            "inac",
-            "serve",
-            "--key",
-            &server_key,
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            "data",
-            flag,
-            value,
-        ]);
+        let run = ws.serve_fails("data", &[flag, value]);
         assert_eq!(run.code, 2);
         assert!(run.stderr.contains(named), "{}", run.stderr);
     }
@@ -448,11 +439,9 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
 fn a_second_node_on_the_same_data_dir_is_refused() {
     let ws = Workspace::new();
     let first = ws.serve(&[]);
-    let key = ws.path("r.json");
     let data = first.data().display().to_string();
     let mut second = Command::new(env!("CARGO_BIN_EXE_orbi"))
-        .args(["inac", "serve", "--key", &key, "--listen", "127.0.0.1:0"])
-        .args(["--data-dir", &data])
+        .args(ws.serve_args(&data, &[]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
