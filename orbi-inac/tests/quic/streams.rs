@@ -243,8 +243,14 @@ async fn a_stalled_body_is_reset_with_0x6_while_other_peers_go_on() {
     })
     .await;
     assert_eq!(node.staged_files(), 0);
-    // The sender learns on its next write.
-    let _ = pipe.write_all(&bytes[1_000_000..2_000_000]).await;
+    // The sender learns on its first write once the listener's stop has reached it: feed it
+    // slowly (the stop may still be in flight) until it gives up.
+    for chunk in bytes[1_000_000..].chunks(64 * 1024) {
+        if push.is_finished() || pipe.write_all(chunk).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(pipe);
     let error = push.await.unwrap().unwrap_err();
     assert!(
