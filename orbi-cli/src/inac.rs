@@ -124,6 +124,10 @@ struct ServeArgs {
     /// Connections from one IP address at once, handshakes included (default 128).
     #[arg(long, value_name = "N")]
     max_connections_per_address: Option<usize>,
+    /// Connections held at once by nodes outside --allow (default 256; 0: none), so that
+    /// strangers cannot take the places of allowed peers.
+    #[arg(long, value_name = "N")]
+    max_guest_connections: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -306,6 +310,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
         total: args.max_connections,
         per_peer: args.max_connections_per_peer,
         per_address: args.max_connections_per_address,
+        guests: args.max_guest_connections,
     }
     .transport("--")
     .map_err(CliError::new)?;
@@ -519,6 +524,8 @@ pub(crate) struct ConnectionLimits {
     pub per_peer: Option<usize>,
     /// `max-connections-per-address`.
     pub per_address: Option<usize>,
+    /// `max-guest-connections`.
+    pub guests: Option<usize>,
 }
 
 impl ConnectionLimits {
@@ -531,6 +538,7 @@ impl ConnectionLimits {
             (self.total, &mut transport.max_connections),
             (self.per_peer, &mut transport.max_connections_per_peer),
             (self.per_address, &mut transport.max_connections_per_address),
+            (self.guests, &mut transport.max_guest_connections),
         ] {
             if let Some(value) = value {
                 *field = value;
@@ -628,9 +636,9 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
         let progress = bar.clone();
         let outcome = closing(
             &client,
-            session.request_to_file(&frame, &args.out, &mut move |n| {
-                progress.set_length(progress.length().unwrap_or(0).max(n));
-                progress.set_position(n)
+            session.request_to_file(&frame, &args.out, &mut move |received, size| {
+                progress.set_length(size);
+                progress.set_position(received)
             }),
         )
         .await;

@@ -466,3 +466,29 @@ fn a_second_node_on_the_same_data_dir_is_refused() {
     let (code, _) = first.stop();
     assert_eq!(code, 0);
 }
+
+#[test]
+fn with_no_guest_places_only_allowed_peers_are_served() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let served = ws.serve(&[
+        "--allow",
+        &sender,
+        "--accept",
+        BLOB,
+        "--max-guest-connections",
+        "0",
+    ]);
+    let small = ws.write("small.bin", &bytes(100, 3));
+    let run = ws.orbi(&push_args(&ws.path("s.json"), &served.to, &small));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // A stranger is closed right after its handshake (0x103), before any frame: a transport
+    // failure rather than a refusal.
+    let run = ws.orbi(&push_args(&ws.path("t.json"), &served.to, &small));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("too many connections"),
+        "{}",
+        run.stderr
+    );
+}

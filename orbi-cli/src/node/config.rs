@@ -59,6 +59,7 @@ struct RawInac {
     max_connections: Option<usize>,
     max_connections_per_peer: Option<usize>,
     max_connections_per_address: Option<usize>,
+    max_guest_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,10 +199,11 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         Some("relaxed") => Durability::Relaxed,
         Some(other) => return Err(format!("inac.durability: {other:?} is not full or relaxed")),
     };
-    let transport = crate::inac::ConnectionLimits {
+    let mut transport = crate::inac::ConnectionLimits {
         total: raw.inac.max_connections,
         per_peer: raw.inac.max_connections_per_peer,
         per_address: raw.inac.max_connections_per_address,
+        guests: raw.inac.max_guest_connections,
     }
     .transport("inac.")?;
     let mut pod = HostPolicy::default();
@@ -232,6 +234,8 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
     for text in &raw.pod.allow {
         pod_peers.insert(node_id(text, "pod.allow")?);
     }
+    // Pod clients are no strangers: they keep their places beside the inac peers'.
+    transport.known_peers.clone_from(&pod_peers);
     if let Some(seconds) = raw.pod.degraded_grace_sec {
         if seconds > MAX_GRACE_SEC {
             return Err(format!(
@@ -369,6 +373,8 @@ pub fn template(
          max-connections = 512\n\
          max-connections-per-peer = 32\n\
          max-connections-per-address = 128\n\
+         # Connections held by nodes outside inac.allow, pod.allow and peers (0: none).\n\
+         max-guest-connections = 256\n\
          # Budgets, e.g.:\n\
          # [[inac.budgets]]\n\
          # schemas = [\"vendor.note.v1\"]\n\
@@ -434,6 +440,7 @@ mod tests {
             assert_eq!(config.transport.max_connections, 512);
             assert_eq!(config.transport.max_connections_per_peer, 32);
             assert_eq!(config.transport.max_connections_per_address, 128);
+            assert_eq!(config.transport.max_guest_connections, 256);
         }
     }
 
@@ -441,15 +448,16 @@ mod tests {
     fn connection_limits_are_read_and_checked() {
         let base = "key = \"k\"\nlisten = \"127.0.0.1:1\"\ndata-dir = \"d\"\n[inac]\n";
         let config = load(&format!(
-            "{base}max-connections = 9\nmax-connections-per-peer = 3\n"
+            "{base}max-connections = 9\nmax-connections-per-peer = 3\nmax-guest-connections = 0\n"
         ))
         .unwrap();
         assert_eq!(
             (
                 config.transport.max_connections,
-                config.transport.max_connections_per_peer
+                config.transport.max_connections_per_peer,
+                config.transport.max_guest_connections,
             ),
-            (9, 3)
+            (9, 3, 0)
         );
         let error = load(&format!("{base}max-connections = 0\n")).unwrap_err();
         assert!(error.contains("inac.max-connections"), "{error}");
@@ -458,14 +466,20 @@ mod tests {
     #[test]
     fn peers_allow_kinds_and_budgets_are_parsed() {
         let node = orbi_types::KeyPair::from_seed(&[7; 32]).node_id();
+        let pod_client = orbi_types::KeyPair::from_seed(&[8; 32]).node_id();
         let text = format!(
             "key = \"/k\"\nlisten = \"0.0.0.0:1\"\ndata-dir = \"d\"\npeers = [\"{node}@127.0.0.1:9\"]\n\
              [inac]\naccept = [\"a.v1\", \"b.v1=text/plain\"]\n\
              [[inac.budgets]]\noperations = [\"push\"]\nmax-per-minute = 3\n\
+             [pod]\nallow = [\"{pod_client}\"]\n\
              [pod.hybrid]\nexport-capable = true\nmigration-allowed = false\n"
         );
         let config = load(&text).unwrap();
         assert_eq!(config.key, Path::new("/k"));
+        assert!(
+            config.transport.known_peers.contains(&pod_client),
+            "pod clients keep their connection places beside the inac peers'"
+        );
         assert!(config.inac.allowed_peers.contains(&node));
         assert!(
             config.pod_peers.contains(&node),

@@ -323,12 +323,13 @@ impl Session {
 
     /// Sends a `request` and, if the peer serves it, verifies the artifact and writes it to
     /// `out` (temp file beside it, fsync, rename), then answers `ingested`. Bytes that do not
-    /// match their descriptor are answered `refused` and never written.
+    /// match their descriptor are answered `refused` and never written. `progress` gets the
+    /// bytes received so far and the served artifact's size, once it is known.
     pub async fn request_to_file(
         &self,
         request: &Frame,
         out: &Path,
-        progress: &mut (dyn FnMut(u64) + Send),
+        progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<RequestOutcome, ExchangeError> {
         let (mut send, mut recv) = self.connection.open_bi().await?;
         write_frame(&mut send, request).await.map_err(write_error)?;
@@ -351,14 +352,15 @@ impl Session {
             (Err(refusal), _) => Err(refusal),
             (Ok(()), Some(Payload::Inline(_))) => {
                 let bytes = answer.inline_bytes().map_or(&[][..], |(bytes, _)| bytes);
-                progress(bytes.len() as u64);
+                progress(bytes.len() as u64, descriptor.size_bytes);
                 write_verified(out, &descriptor, Source::Memory(bytes)).await
             }
             (Ok(()), Some(Payload::Stream { .. })) => {
+                let size = descriptor.size_bytes;
                 let source = Source::Stream {
                     recv: &mut recv,
                     stall: self.config.stall_timeout,
-                    progress,
+                    progress: &mut |received| progress(received, size),
                 };
                 write_verified(out, &descriptor, source).await
             }

@@ -71,6 +71,24 @@ pub struct TransportConfig {
     /// [`TransportConfig::max_connections`] however many keys they make. Refused like
     /// connections over that limit, before the TLS handshake.
     pub max_connections_per_address: usize,
+    /// Connections held at once by peers this node does not know (default 256): peers outside
+    /// the receiver's [`crate::ReceiverConfig::allowed_peers`] and
+    /// [`crate::ReceiverConfig::request_peers`] and [`TransportConfig::known_peers`]. The rest
+    /// of [`TransportConfig::max_connections`] stays free for the peers it knows, however many
+    /// keys strangers make; a stranger's connection beyond it is closed with `0x103` right
+    /// after the handshake. 0 lets no stranger hold a connection.
+    pub max_guest_connections: usize,
+    /// Peers that count as known for [`TransportConfig::max_guest_connections`] besides the
+    /// receiver's allowed and request peers (e.g. the clients an application protocol admits).
+    pub known_peers: BTreeSet<NodeId>,
+    /// Handshakes one address (as for [`TransportConfig::max_connections_per_address`]) may
+    /// have in progress at once (default 16): before its handshake a dialer's key is unknown,
+    /// so this is what keeps a few hosts from holding the places known peers need to start
+    /// theirs. Refused like connections over the address limit.
+    pub max_handshakes_per_address: usize,
+    /// How long a dialer has to complete its handshake once its address is proven (default
+    /// 10 s); a dialer that stalls it loses its place.
+    pub handshake_timeout: Duration,
     /// How long a graceful shutdown waits for in-flight exchanges (default 30 s).
     pub shutdown_grace: Duration,
 }
@@ -94,6 +112,10 @@ impl Default for TransportConfig {
             max_connections: 512,
             max_connections_per_peer: 32,
             max_connections_per_address: 128,
+            max_guest_connections: 256,
+            known_peers: BTreeSet::new(),
+            max_handshakes_per_address: 16,
+            handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -126,6 +148,7 @@ impl TransportConfig {
             ("response_timeout", self.response_timeout),
             ("frame_timeout", self.frame_timeout),
             ("stall_timeout", self.stall_timeout),
+            ("handshake_timeout", self.handshake_timeout),
         ] {
             if value.is_zero() {
                 return bad(setting, "must be above zero");
@@ -154,6 +177,10 @@ impl TransportConfig {
             (
                 "max_connections_per_address",
                 self.max_connections_per_address as u64,
+            ),
+            (
+                "max_handshakes_per_address",
+                self.max_handshakes_per_address as u64,
             ),
         ] {
             if value == 0 {
@@ -410,5 +437,19 @@ mod tests {
             rejected(|c| c.max_connections_per_address = 0),
             "max_connections_per_address"
         );
+        assert_eq!(
+            rejected(|c| c.max_handshakes_per_address = 0),
+            "max_handshakes_per_address"
+        );
+        assert_eq!(
+            rejected(|c| c.handshake_timeout = Duration::ZERO),
+            "handshake_timeout"
+        );
+        // Letting no stranger in is a policy, not a mistake.
+        let closed = TransportConfig {
+            max_guest_connections: 0,
+            ..TransportConfig::default()
+        };
+        assert!(closed.validate().is_ok());
     }
 }

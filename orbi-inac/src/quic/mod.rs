@@ -59,9 +59,16 @@
 //!   or an IPv6 /64) may hold at most [`TransportConfig::max_connections_per_address`]
 //!   (default 128), refused like the rest before the handshake. Together with the receive
 //!   windows (16 MiB each by default: 8 GiB for 512 connections) they bound what anyone who
-//!   can reach the port can make the node buffer. What they do not stop: someone with many
-//!   keys holding idle connections up to the listener's limit from several addresses
-//!   (places reserved for allowlisted peers would; not built).
+//!   can reach the port can make the node buffer. Peers the node does not know (outside the
+//!   receiver's allowed and request peers and [`TransportConfig::known_peers`]) share
+//!   [`TransportConfig::max_guest_connections`] (default 256), so strangers with many keys
+//!   cannot take the places of known peers; the next stranger is closed with `0x103`. Before
+//!   its handshake a dialer's key is unknown, so handshakes are bounded per address instead
+//!   ([`TransportConfig::max_handshakes_per_address`], 16) and in time
+//!   ([`TransportConfig::handshake_timeout`], 10 s). What remains: a flood of stalled
+//!   handshakes and stranger connections from many addresses (16 or more IPv4 addresses or
+//!   IPv6 /64s at the defaults) can still fill the places a known peer needs to start its
+//!   handshake, for as long as the flood lasts.
 //! - **Per-peer cap on concurrent stream pushes** ([`crate::ReceiverConfig::stream_pushes_per_peer`],
 //!   default 4) lives in the core, after every header check: the next push is refused
 //!   `rate-limited` with `retry/after-ms` before its body. Stream-mode serves of `request`s

@@ -77,6 +77,13 @@ struct Context {
     connection_permits: Arc<tokio::sync::Semaphore>,
     /// Connections per remote IP ([`TransportConfig::max_connections_per_address`]).
     addresses: crate::slots::Slots<std::net::IpAddr>,
+    /// Handshakes in progress per remote IP ([`TransportConfig::max_handshakes_per_address`]).
+    handshakes: crate::slots::Slots<std::net::IpAddr>,
+    /// The peers this node knows: the receiver's allowed and request peers and
+    /// [`TransportConfig::known_peers`]. Everyone else is a guest.
+    known: std::collections::BTreeSet<NodeId>,
+    /// Connections guests hold ([`TransportConfig::max_guest_connections`]).
+    guest_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Server {
@@ -118,6 +125,14 @@ impl Server {
             });
         }
         let decode = receiver.config().decode;
+        let known = receiver
+            .config()
+            .allowed_peers
+            .iter()
+            .chain(&receiver.config().request_peers)
+            .chain(&config.known_peers)
+            .cloned()
+            .collect();
         let tls = server_config_with_alpns(&identity, &config, alpns)?;
         let endpoint = endpoint(addr, Some(tls), &config)?;
         let local_addr = endpoint
@@ -136,11 +151,18 @@ impl Server {
                     .max_connections
                     .min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
+            guest_permits: Arc::new(tokio::sync::Semaphore::new(
+                config
+                    .max_guest_connections
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+            known,
             config,
             decode,
             apps,
             connections: crate::slots::PeerSlots::default(),
             addresses: crate::slots::Slots::default(),
+            handshakes: crate::slots::Slots::default(),
         });
         let accept = tokio::spawn(accept_loop(
             endpoint.clone(),
@@ -279,6 +301,15 @@ async fn accept_loop(
             incoming.refuse();
             continue;
         };
+        let handshake = context.handshakes.claim(
+            &address_block(remote.ip()),
+            context.config.max_handshakes_per_address,
+        );
+        let Some(handshake) = handshake else {
+            tracing::debug!(%remote, "connection refused: its address has too many handshakes");
+            incoming.refuse();
+            continue;
+        };
         let Ok(permit) = context.connection_permits.clone().try_acquire_owned() else {
             tracing::debug!(%remote, "connection refused: at the limit");
             incoming.refuse();
@@ -289,7 +320,11 @@ async fn accept_loop(
             context.clone(),
             shutdown.clone(),
             alive.clone(),
-            (permit, from_address),
+            Places {
+                permit,
+                from_address,
+                handshake,
+            },
         ));
     }
 }
@@ -307,24 +342,43 @@ fn address_block(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
+/// The places a connection holds while it lives (given back when dropped).
+struct Places {
+    /// One of [`TransportConfig::max_connections`].
+    permit: tokio::sync::OwnedSemaphorePermit,
+    /// One of its address's [`TransportConfig::max_connections_per_address`].
+    from_address: crate::slots::Slot<std::net::IpAddr>,
+    /// One of its address's [`TransportConfig::max_handshakes_per_address`], until the
+    /// handshake ends.
+    handshake: crate::slots::Slot<std::net::IpAddr>,
+}
+
 async fn serve_connection(
     incoming: quinn::Incoming,
     context: Arc<Context>,
     mut shutdown: watch::Receiver<bool>,
     alive: Alive,
-    _places: (
-        tokio::sync::OwnedSemaphorePermit,
-        crate::slots::Slot<std::net::IpAddr>,
-    ),
+    places: Places,
 ) {
+    let Places {
+        permit: _permit,
+        from_address: _from_address,
+        handshake,
+    } = places;
     let remote = incoming.remote_address();
-    let connection = match incoming.await {
-        Ok(connection) => connection,
-        Err(error) => {
+    // Dropping the unfinished handshake closes it and frees its places.
+    let connection = match tokio::time::timeout(context.config.handshake_timeout, incoming).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
             tracing::debug!(%remote, %error, "handshake failed");
             return;
         }
+        Err(_) => {
+            tracing::debug!(%remote, "handshake not completed in time");
+            return;
+        }
     };
+    drop(handshake);
     let peer = match peer_node_id(&connection) {
         Ok(peer) => peer,
         Err(error) => {
@@ -341,6 +395,19 @@ async fn serve_connection(
         connection.close(ConnectionCode::PeerNotAllowed.varint(), b"peer not allowed");
         return;
     }
+    let _guest = if context.known.contains(&peer) {
+        None
+    } else {
+        let Ok(permit) = context.guest_permits.clone().try_acquire_owned() else {
+            tracing::info!(%peer, %remote, "unknown peer refused: guest connections at their limit");
+            connection.close(
+                ConnectionCode::TooManyConnections.varint(),
+                b"too many connections",
+            );
+            return;
+        };
+        Some(permit)
+    };
     let Some(_slot) = context
         .connections
         .claim(&peer, context.config.max_connections_per_peer)

@@ -78,7 +78,8 @@ pub enum ConnectionCode {
     /// `0x102`: the peer broke the protocol.
     ProtocolViolation,
     /// `0x103` (ours; the spec defines `0x100`–`0x102`): the peer already has
-    /// [`super::TransportConfig::max_connections_per_peer`] connections open.
+    /// [`super::TransportConfig::max_connections_per_peer`] connections open, or it is a
+    /// stranger and strangers hold [`super::TransportConfig::max_guest_connections`].
     TooManyConnections,
 }
 

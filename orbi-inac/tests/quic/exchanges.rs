@@ -134,10 +134,15 @@ async fn requests_are_served_inline_and_streamed() {
             .build()
             .unwrap();
         let path = out.path().join(name);
+        let mut last = None;
         let outcome = session
-            .request_to_file(&request, &path, &mut |_| {})
+            .request_to_file(&request, &path, &mut |received, size| {
+                last = Some((received, size))
+            })
             .await
             .unwrap();
+        let len = bytes.len() as u64;
+        assert_eq!(last, Some((len, len)), "progress ends at the served size");
         let RequestOutcome::Received { push, answer } = outcome else {
             panic!("not served: {outcome:?}")
         };
@@ -152,7 +157,7 @@ async fn requests_are_served_inline_and_streamed() {
         .build()
         .unwrap();
     let outcome = stranger
-        .request_to_file(&request, &out.path().join("nope"), &mut |_| {})
+        .request_to_file(&request, &out.path().join("nope"), &mut |_, _| {})
         .await
         .unwrap();
     let RequestOutcome::Answered(answer) = outcome else {
@@ -379,7 +384,7 @@ async fn a_peer_serving_another_artifact_than_the_one_requested_is_refused() {
     for request in [by_id, by_digest] {
         let path = out.path().join("wanted");
         let outcome = session
-            .request_to_file(&request, &path, &mut |_| {})
+            .request_to_file(&request, &path, &mut |_, _| {})
             .await
             .unwrap();
         let RequestOutcome::Received { answer, .. } = outcome else {

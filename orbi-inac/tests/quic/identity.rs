@@ -319,3 +319,173 @@ async fn connections_beyond_the_listener_or_address_limit_are_refused_before_the
         assert!(served, "a freed place is given to the next connection");
     }
 }
+
+/// Whether `who` gets an answer to an exchange (any answer: the connection is served).
+async fn served(node: &Node, who: &KeyPair, key: &str) -> bool {
+    let Ok(client) = Client::for_peer(&node.peer_addr(), who.clone(), TransportConfig::default())
+    else {
+        return false;
+    };
+    match client.connect(&node.peer_addr()).await {
+        Ok(session) => session.exchange(&inline_push(b"hello", key)).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn strangers_share_the_guest_places_and_known_peers_keep_theirs() {
+    let known = key(7);
+    let node = Setup::new()
+        .transport(|t| {
+            t.max_guest_connections = 1;
+            t.known_peers.insert(key(7).node_id());
+        })
+        .start();
+    let (_guest, guest) = node.connect(&key(5)).await;
+    assert!(guest.exchange(&inline_push(b"g", "k-g")).await.is_ok());
+    let stranger = Client::for_peer(&node.peer_addr(), key(6), TransportConfig::default()).unwrap();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        closed_with(stranger.connect(&node.peer_addr()).await),
+    )
+    .await;
+    assert_eq!(closed.ok(), Some(0x103), "the second stranger is closed");
+    assert!(
+        served(&node, &peer_key(), "k-allowed").await,
+        "an allowed peer"
+    );
+    assert!(served(&node, &known, "k-known").await, "a known peer");
+    // A guest that leaves gives its place to the next stranger.
+    guest.connection().close(0u32.into(), b"done");
+    let mut next = false;
+    for _ in 0..100 {
+        if served(&node, &key(6), "k-next").await {
+            next = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(next, "a guest place comes back when its connection ends");
+}
+
+/// A dialer's verifier that holds its side of the handshake for a while before checking, as
+/// a dialer that stalls half-way would.
+/// It says when it starts to stall: the listener has then sent its flight and holds the
+/// handshake's places.
+#[derive(Debug)]
+struct Stalling {
+    verifier: ExpectedNode,
+    stall: std::time::Duration,
+    stalling: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Stalling {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if let Some(stalling) = self.stalling.lock().unwrap().take() {
+            let _ = stalling.send(());
+        }
+        std::thread::sleep(self.stall);
+        self.verifier
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.verifier.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.verifier.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.verifier.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.verifier.requires_raw_public_keys()
+    }
+}
+
+/// How long the staller holds its handshake: far beyond the listener's handshake timeout.
+const STALL: std::time::Duration = std::time::Duration::from_secs(6);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_holds_its_address_place_only_until_the_handshake_timeout() {
+    let node = Setup::new()
+        .transport(|t| {
+            t.max_handshakes_per_address = 1;
+            t.handshake_timeout = std::time::Duration::from_millis(1500);
+        })
+        .start();
+    let addr = node.addr();
+    let (stalling, stalled) = std::sync::mpsc::channel();
+    // The staller's verifier blocks its thread, so it dials from a runtime of its own.
+    let staller = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let tls = tls_client_builder()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Stalling {
+                    verifier: ExpectedNode::new(node_key().node_id()),
+                    stall: STALL,
+                    stalling: std::sync::Mutex::new(Some(stalling)),
+                }))
+                .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(
+                    certified_key(&peer_key()),
+                )));
+            let config = client_config_from_tls(tls, &TransportConfig::default()).unwrap();
+            let _ = dial(&dialer(), config, addr).await;
+        })
+    });
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || stalled.recv())
+        .await
+        .unwrap()
+        .expect("the staller reached the listener");
+    let client = Client::for_peer(&node.peer_addr(), key(5), TransportConfig::default()).unwrap();
+    let refused = matches!(
+        client.connect(&node.peer_addr()).await,
+        Err(TransportError::Connection {
+            source: quinn::ConnectionError::ConnectionClosed(close),
+            ..
+        }) if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+    );
+    assert!(refused, "no second handshake from the staller's address");
+    let mut next = false;
+    while started.elapsed() < STALL / 2 {
+        if served(&node, &peer_key(), "k-after-stall").await {
+            next = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        next,
+        "the handshake timeout frees the place while the staller still stalls"
+    );
+    tokio::task::spawn_blocking(move || staller.join())
+        .await
+        .unwrap()
+        .unwrap();
+}
