@@ -167,6 +167,9 @@ impl Store for NoStore {
     fn live_attachments_on(&self, _: &str) -> Result<Vec<AttachmentRec>, StoreError> {
         Ok(Vec::new())
     }
+    fn count_live_attachments_on(&self, _: &str) -> Result<usize, StoreError> {
+        Ok(0)
+    }
     fn attachments_due(
         &self,
         _: AttachmentState,

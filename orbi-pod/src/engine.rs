@@ -897,6 +897,7 @@ impl<S: Store> PodEngine<S> {
                 json!({"recovery/id": grant.recovery_id, "attachment/id": a.attachment_id}),
             ));
         }
+        self.peer_share(checked.arrival)?;
         // The record carries the bind (session, id, digest): no separate cache entry.
         commit.traces.extend(new_bind);
         commit.changes.push(Change::InsertAttachment(AttachmentRec {
@@ -932,6 +933,7 @@ impl<S: Store> PodEngine<S> {
             }),
         ));
         self.commit(commit)?;
+        self.sessions.count_attached(checked.arrival);
         out.transitions.push(Transition {
             rule,
             subject: a.attachment_id.clone(),
@@ -942,6 +944,37 @@ impl<S: Store> PodEngine<S> {
         });
         out.state = Some(initial.into());
         Ok(Verdict::Admitted)
+    }
+
+    /// Keeps one peer node from filling the read model: the live sessions of the node that
+    /// session `arrival` belongs to may hold at most
+    /// [`HostPolicy::max_live_attachments_per_peer`] live attachments together. The session
+    /// table's running count is an upper bound (detachments are not counted down), so the
+    /// read model is asked for the exact count only when that bound reaches the limit.
+    fn peer_share(&mut self, arrival: &str) -> Result<(), Fail> {
+        let limit = self.policy.max_live_attachments_per_peer;
+        if self.sessions.held_at_most(arrival) < limit {
+            return Ok(());
+        }
+        let mut held = 0usize;
+        for session in self.sessions.same_holder(arrival) {
+            let live = self.store.count_live_attachments_on(&session)?;
+            self.sessions.set_attached(&session, live);
+            held = held.saturating_add(live);
+        }
+        if held < limit {
+            return Ok(());
+        }
+        let holder = match self.sessions.get(arrival).and_then(|s| s.peer.as_ref()) {
+            Some(peer) => format!("peer {peer}"),
+            None => format!("session {:?}", clip(arrival, 64)),
+        };
+        Err(Rejection::new(
+            RejectionCode::Capacity,
+            Check::S,
+            format!("{holder} holds its limit of {limit} live attachments"),
+        )
+        .into())
     }
 
     /// The client's open `grant`, if it is for this participant and still inside its window;

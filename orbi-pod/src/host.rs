@@ -366,6 +366,12 @@ impl<S: Store> PodEngine<S> {
                 )?);
             }
         }
+        // Closed sessions count for their peer while they have live attachments; the
+        // detachments above may have ended the last of them.
+        for session in self.sessions.lost() {
+            let live = self.store.count_live_attachments_on(&session)?;
+            self.sessions.set_attached(&session, live);
+        }
         for grant in self.store.grants_due(now)? {
             let mut commit = Commit::default();
             self.expire_grant(&grant, now, &mut commit);

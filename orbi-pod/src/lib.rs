@@ -96,7 +96,11 @@
 //!   payload), so junk input costs no disk writes. Admissions and host transitions store their
 //!   trace events in the same transaction as their records.
 //! - **`E_POD_CAPACITY`** is ours: the bounded read model refuses a new attachment or
-//!   recovery when it is full of facts it may not evict (see [`store`]).
+//!   recovery when it is full of facts it may not evict (see [`store`]), and one peer node may
+//!   hold at most [`HostPolicy::max_live_attachments_per_peer`] live attachments over all its
+//!   sessions (default 25 000, a quarter of the default read model), so that one client node
+//!   cannot fill it for the others. Its sessions' attachments still count after they drop,
+//!   while they wait degraded or suspended; reconnecting does not reset the count.
 //! - **Idempotency without a canonicalization per admission.** I1/I2 "identical" is
 //!   byte-equal JCS of the whole artifact. Records keep the artifact exactly as received, so a
 //!   replay with the same bytes is identical without canonicalizing, and only a replay with

@@ -87,6 +87,11 @@ pub struct HostPolicy {
     pub hybrid: Offer,
     /// Timings.
     pub timings: Timings,
+    /// Live attachments that all live sessions of one peer node may hold together (default
+    /// 25 000, a quarter of the default read model), so that one client node cannot fill the
+    /// read model for the others; the next is rejected `E_POD_CAPACITY`. A session whose
+    /// peer the host did not name is held to it on its own.
+    pub max_live_attachments_per_peer: usize,
 }
 
 impl Default for HostPolicy {
@@ -98,6 +103,7 @@ impl Default for HostPolicy {
             pod_client: Offer::default(),
             hybrid: Offer::default(),
             timings: Timings::default(),
+            max_live_attachments_per_peer: 25_000,
         }
     }
 }

@@ -18,21 +18,170 @@ pub struct Session {
     pub peer: Option<NodeId>,
 }
 
+/// Whose share of the read model a session's attachments count against: its peer node, or
+/// the session alone when the host did not say which node it is.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Holder {
+    Peer(NodeId),
+    Session(String),
+}
+
+impl Holder {
+    fn of(id: &str, session: &Session) -> Holder {
+        match &session.peer {
+            Some(peer) => Holder::Peer(peer.clone()),
+            None => Holder::Session(id.to_owned()),
+        }
+    }
+}
+
 /// Live sessions by id.
+///
+/// It also keeps, per session and per holder (its peer node, or the session alone when the
+/// host did not name one), an upper bound of the live attachments bound to it: counted up on
+/// every admitted attachment and set exactly when the engine recounts from the read model (detachments are not counted down, so the bound is only ever too high,
+/// and a recount is needed only when it reaches a limit). A peer's session that closes with
+/// attachments still counts for the peer (they wait, degraded or suspended, for their client
+/// to come back) until a recount finds none left on it.
 #[derive(Clone, Debug, Default)]
 pub struct SessionTable {
     live: BTreeMap<String, Session>,
+    /// Closed sessions of a peer node that may still have live attachments.
+    lost: BTreeMap<String, Holder>,
+    attached: BTreeMap<String, usize>,
+    held: BTreeMap<Holder, usize>,
 }
 
 impl SessionTable {
     /// Marks `id` live (or updates what is known about it).
     pub fn open(&mut self, id: impl Into<String>, session: Session) {
-        self.live.insert(id.into(), session);
+        let id = id.into();
+        // A session that is told again keeps its count, under its (possibly new) holder.
+        let carried = self.forget_attached(&id);
+        self.lost.remove(&id);
+        let holder = Holder::of(&id, &session);
+        self.live.insert(id.clone(), session);
+        if carried > 0 {
+            self.attached.insert(id, carried);
+            *self.held.entry(holder).or_insert(0) += carried;
+        }
     }
 
     /// Forgets `id`; returns whether it was live.
     pub fn close(&mut self, id: &str) -> bool {
-        self.live.remove(id).is_some()
+        let Some(session) = self.live.remove(id) else {
+            return false;
+        };
+        match Holder::of(id, &session) {
+            Holder::Peer(peer) if self.attached.contains_key(id) => {
+                self.lost.insert(id.to_owned(), Holder::Peer(peer));
+            }
+            holder => {
+                // Nobody else shares a session's own share.
+                if let Some(count) = self.attached.remove(id) {
+                    self.release(&holder, count);
+                }
+            }
+        }
+        true
+    }
+
+    /// Whose share session `id` (live or lost) counts against.
+    fn holder(&self, id: &str) -> Option<Holder> {
+        match self.live.get(id) {
+            Some(session) => Some(Holder::of(id, session)),
+            None => self.lost.get(id).cloned(),
+        }
+    }
+
+    fn release(&mut self, holder: &Holder, count: usize) {
+        if let Some(held) = self.held.get_mut(holder) {
+            *held = held.saturating_sub(count);
+            if *held == 0 {
+                self.held.remove(holder);
+            }
+        }
+    }
+
+    /// Removes `id`'s count from its holder's; returns it.
+    fn forget_attached(&mut self, id: &str) -> usize {
+        let Some(holder) = self.holder(id) else {
+            return 0;
+        };
+        let Some(count) = self.attached.remove(id) else {
+            return 0;
+        };
+        self.release(&holder, count);
+        count
+    }
+
+    /// At least the live attachments that the holder of the live session `id` (its peer
+    /// node, or the session itself) holds over its live and lost sessions.
+    pub(crate) fn held_at_most(&self, id: &str) -> usize {
+        self.live
+            .get(id)
+            .and_then(|session| self.held.get(&Holder::of(id, session)))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The sessions, live and lost, that count against the holder of session `id`.
+    pub(crate) fn same_holder(&self, id: &str) -> Vec<String> {
+        let Some(holder) = self.holder(id) else {
+            return Vec::new();
+        };
+        let live = self
+            .live
+            .iter()
+            .filter(|(other, session)| Holder::of(other, session) == holder)
+            .map(|(other, _)| other.clone());
+        let lost = self
+            .lost
+            .iter()
+            .filter(|(_, of)| **of == holder)
+            .map(|(other, _)| other.clone());
+        live.chain(lost).collect()
+    }
+
+    /// The closed sessions still counted for their peer.
+    pub(crate) fn lost(&self) -> Vec<String> {
+        self.lost.keys().cloned().collect()
+    }
+
+    /// One more live attachment on the live session `id`.
+    pub(crate) fn count_attached(&mut self, id: &str) {
+        let Some(session) = self.live.get(id) else {
+            return;
+        };
+        // Admissions are hot: look up before building owned keys.
+        let holder = Holder::of(id, session);
+        match self.held.get_mut(&holder) {
+            Some(held) => *held += 1,
+            None => {
+                self.held.insert(holder, 1);
+            }
+        }
+        match self.attached.get_mut(id) {
+            Some(count) => *count += 1,
+            None => {
+                self.attached.insert(id.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Session `id` (live or lost) has exactly `count` live attachments, recounted from the
+    /// read model. A lost session with none is forgotten.
+    pub(crate) fn set_attached(&mut self, id: &str, count: usize) {
+        let Some(holder) = self.holder(id) else {
+            return;
+        };
+        self.forget_attached(id);
+        if count > 0 {
+            *self.held.entry(holder).or_insert(0) += count;
+            self.attached.insert(id.to_owned(), count);
+        } else {
+            self.lost.remove(id);
+        }
     }
 
     /// The live session `id`.
@@ -58,5 +207,57 @@ impl SessionTable {
     /// Whether no session is live.
     pub fn is_empty(&self) -> bool {
         self.live.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(seed: u8) -> Session {
+        Session {
+            peer: Some(orbi_types::KeyPair::from_seed(&[seed; 32]).node_id()),
+            ..Session::default()
+        }
+    }
+
+    #[test]
+    fn counts_add_up_per_peer_node_and_follow_lost_sessions_until_recounted() {
+        let mut table = SessionTable::default();
+        table.open("a", of(1));
+        table.open("b", of(1));
+        table.open("c", of(2));
+        for id in ["a", "a", "b", "c"] {
+            table.count_attached(id);
+        }
+        assert_eq!((table.held_at_most("a"), table.held_at_most("c")), (3, 1));
+        assert_eq!(table.same_holder("b"), ["a", "b"]);
+        // Told again about a session: its count stays.
+        table.open("a", of(1));
+        assert_eq!(table.held_at_most("b"), 3);
+        // A closed session with attachments still counts for its node ...
+        assert!(table.close("a"));
+        assert_eq!(table.held_at_most("b"), 3);
+        assert_eq!(table.same_holder("b"), ["b", "a"]);
+        assert_eq!(table.lost(), ["a"]);
+        // ... until a recount finds none on it.
+        table.set_attached("a", 0);
+        assert_eq!(table.held_at_most("b"), 1);
+        assert!(table.lost().is_empty());
+        // A session whose peer nobody named is its own holder and is forgotten on close.
+        table.open("d", Session::default());
+        table.count_attached("d");
+        assert_eq!(table.held_at_most("d"), 1);
+        assert!(table.close("d"));
+        assert!(table.lost().is_empty());
+        assert!(
+            table
+                .held
+                .keys()
+                .all(|holder| matches!(holder, Holder::Peer(_)))
+        );
+        // A recount sets the exact figure either way.
+        table.set_attached("b", 7);
+        assert_eq!(table.held_at_most("b"), 7);
     }
 }

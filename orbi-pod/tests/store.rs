@@ -967,6 +967,7 @@ impl Store for RacedStore {
         live_attachment(node: &orbi_types::NodeId, client: &str) -> Option<AttachmentRec>;
         live_attachments() -> Vec<AttachmentRec>;
         live_attachments_on(session: &str) -> Vec<AttachmentRec>;
+        count_live_attachments_on(session: &str) -> usize;
         attachments_due(state: AttachmentState, not_after: time::OffsetDateTime) -> Vec<AttachmentRec>;
         detachment(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
         detachment_of(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
@@ -1015,4 +1016,111 @@ fn losing_a_write_race_is_judged_again() {
     let admission = admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
     assert_eq!(admission.verdict, Verdict::Replayed);
     assert_eq!(admission.state, Some(LifecycleState::Attached));
+}
+
+#[test]
+fn one_peer_node_holds_at_most_its_share_of_live_attachments() {
+    each_store!(StoreLimits::default(), |name, store| {
+        let policy = HostPolicy {
+            max_live_attachments_per_peer: 2,
+            ..HostPolicy::default()
+        };
+        let mut engine = PodEngine::new(k1(), policy, store).unwrap();
+        let node = |seed: u8| Session {
+            peer: Some(orbi_types::KeyPair::from_seed(&[seed; 32]).node_id()),
+            ..Session::default()
+        };
+        // Two sessions of one client node, one of another.
+        engine.open_session(SESS1, node(40));
+        engine.open_session(SESS2, node(40));
+        engine.open_session(SESS3, node(41));
+        let attach = |n: u32, session: &str| {
+            attachment_with(
+                &format!("attach:{n}"),
+                &format!("client:{n}"),
+                "2026-03-28T19:42:00Z",
+                bind(&k2(), &format!("pb:{n}"), "2026-03-28T19:41:00Z", session),
+            )
+        };
+        let now = "2026-03-28T19:42:05Z";
+        for (n, session) in [(1, SESS1), (2, SESS2)] {
+            assert_admitted(
+                &admit(&mut engine, &attach(n, session), session, now),
+                LifecycleState::Attached,
+            );
+        }
+        // The node's third, on either session, is over its share.
+        let admission = admit(&mut engine, &attach(3, SESS1), SESS1, now);
+        assert_rejected(&admission, RejectionCode::Capacity);
+        let message = &admission.rejection().unwrap().message;
+        assert!(
+            message.contains("limit of 2 live attachments"),
+            "{name}: {message}"
+        );
+        assert!(
+            engine.store().attachment("attach:3").unwrap().is_none(),
+            "{name}"
+        );
+        // Another node is not held to the first one's share.
+        assert_admitted(
+            &admit(&mut engine, &attach(4, SESS3), SESS3, now),
+            LifecycleState::Attached,
+        );
+        // A detachment gives its place back.
+        let detach = detachment_with(
+            "detach:1",
+            "attach:1",
+            "client:1",
+            DetachReason::UserRequest,
+            "2026-03-28T20:05:00Z",
+            bind(&k2(), "pb:d1", "2026-03-28T20:04:00Z", SESS1),
+        );
+        assert_admitted(
+            &admit(&mut engine, &detach, SESS1, "2026-03-28T20:05:05Z"),
+            LifecycleState::Detached,
+        );
+        assert_admitted(
+            &admit(
+                &mut engine,
+                &attach(3, SESS1),
+                SESS1,
+                "2026-03-28T20:06:00Z",
+            ),
+            LifecycleState::Attached,
+        );
+        assert_rejected(
+            &admit(
+                &mut engine,
+                &attach(5, SESS2),
+                SESS2,
+                "2026-03-28T20:06:00Z",
+            ),
+            RejectionCode::Capacity,
+        );
+        // A lost session's attachments still count for its node while they wait, degraded,
+        // for their clients to come back (a node cannot shed its count by reconnecting) ...
+        engine
+            .session_lost(SESS2, instant("2026-03-28T20:06:00Z"))
+            .unwrap();
+        assert_rejected(
+            &admit(
+                &mut engine,
+                &attach(5, SESS1),
+                SESS1,
+                "2026-03-28T20:06:01Z",
+            ),
+            RejectionCode::Capacity,
+        );
+        // ... until the degraded grace ends them.
+        engine.tick(instant("2026-03-28T20:08:00Z")).unwrap();
+        assert_admitted(
+            &admit(
+                &mut engine,
+                &attach(5, SESS1),
+                SESS1,
+                "2026-03-28T20:08:00Z",
+            ),
+            LifecycleState::Attached,
+        );
+    });
 }

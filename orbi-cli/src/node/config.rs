@@ -87,6 +87,7 @@ struct RawPod {
     #[serde(default)]
     tenants: Vec<String>,
     degraded_grace_sec: Option<u64>,
+    max_live_attachments_per_peer: Option<usize>,
     durability: Option<String>,
     pod_client: Option<RawOffer>,
     hybrid: Option<RawOffer>,
@@ -246,6 +247,9 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
             .map_err(|_| format!("pod.degraded-grace-sec: {seconds} is too large"))?;
         pod.timings.degraded_grace = time::Duration::seconds(seconds);
     }
+    if let Some(limit) = raw.pod.max_live_attachments_per_peer {
+        pod.max_live_attachments_per_peer = limit;
+    }
     let offer = |raw: &RawOffer| orbi_pod::Offer {
         export_capable: raw.export_capable,
         migration_allowed: raw.migration_allowed,
@@ -393,6 +397,8 @@ pub fn template(
          # How long an attachment whose session dropped stays degraded before it is detached\n\
          # with session-expired.\n\
          degraded-grace-sec = 90\n\
+         # Live attachments all sessions of one client node may hold together (0: none).\n\
+         max-live-attachments-per-peer = 25000\n\
          # full: fsync every commit; normal: WAL, may lose the last commits on power loss.\n\
          durability = \"full\"\n\
          # What the host offers each profile; attachments must declare exactly this (V10).\n\
@@ -441,6 +447,7 @@ mod tests {
             assert_eq!(config.transport.max_connections_per_peer, 32);
             assert_eq!(config.transport.max_connections_per_address, 128);
             assert_eq!(config.transport.max_guest_connections, 256);
+            assert_eq!(config.pod.max_live_attachments_per_peer, 25_000);
         }
     }
 
@@ -471,7 +478,7 @@ mod tests {
             "key = \"/k\"\nlisten = \"0.0.0.0:1\"\ndata-dir = \"d\"\npeers = [\"{node}@127.0.0.1:9\"]\n\
              [inac]\naccept = [\"a.v1\", \"b.v1=text/plain\"]\n\
              [[inac.budgets]]\noperations = [\"push\"]\nmax-per-minute = 3\n\
-             [pod]\nallow = [\"{pod_client}\"]\n\
+             [pod]\nallow = [\"{pod_client}\"]\nmax-live-attachments-per-peer = 7\n\
              [pod.hybrid]\nexport-capable = true\nmigration-allowed = false\n"
         );
         let config = load(&text).unwrap();
@@ -480,6 +487,7 @@ mod tests {
             config.transport.known_peers.contains(&pod_client),
             "pod clients keep their connection places beside the inac peers'"
         );
+        assert_eq!(config.pod.max_live_attachments_per_peer, 7);
         assert!(config.inac.allowed_peers.contains(&node));
         assert!(
             config.pod_peers.contains(&node),

@@ -325,6 +325,15 @@ impl Store for MemoryStore {
         ))
     }
 
+    fn count_live_attachments_on(&self, session: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .tables
+            .attachments
+            .values()
+            .filter(|(_, rec)| rec.state.is_live() && rec.bind_session == session)
+            .count())
+    }
+
     fn attachments_due(
         &self,
         state: AttachmentState,

@@ -409,6 +409,8 @@ pub trait Store {
     fn live_attachments(&self) -> Result<Vec<AttachmentRec>, StoreError>;
     /// Live attachments whose bind belongs to `session`.
     fn live_attachments_on(&self, session: &str) -> Result<Vec<AttachmentRec>, StoreError>;
+    /// How many live attachments have their bind on `session` (without reading them).
+    fn count_live_attachments_on(&self, session: &str) -> Result<usize, StoreError>;
     /// Attachments in `state` since `not_after` or earlier.
     fn attachments_due(
         &self,

@@ -206,6 +206,8 @@ const LIVE_ATTACHMENT: &str = select_from!(attachments
     "WHERE serving_node_id = ?1 AND client_id = ?2 AND state <> 'detached'");
 const LIVE_ATTACHMENTS_ON: &str =
     select_from!(attachments "WHERE bind_session = ?1 AND state <> 'detached' ORDER BY seq");
+const COUNT_LIVE_ATTACHMENTS_ON: &str =
+    "SELECT COUNT(*) FROM attachments WHERE bind_session = ?1 AND state <> 'detached'";
 const DETACHMENT_BY_ID: &str = select_from!(detachments "WHERE detachment_id = ?1");
 const DETACHMENT_BY_SEQ: &str = select_from!(detachments "WHERE seq = ?1");
 const DETACHMENT_OF: &str = select_from!(detachments "WHERE attachment_id = ?1");
@@ -1048,6 +1050,15 @@ impl Store for SqliteStore {
 
     fn live_attachments_on(&self, session: &str) -> Result<Vec<AttachmentRec>, StoreError> {
         self.query(LIVE_ATTACHMENTS_ON, [session], attachment_row)
+    }
+
+    fn count_live_attachments_on(&self, session: &str) -> Result<usize, StoreError> {
+        let count: i64 = self
+            .conn
+            .prepare_cached(COUNT_LIVE_ATTACHMENTS_ON)
+            .and_then(|mut statement| statement.query_row([session], |row| row.get(0)))
+            .map_err(backend)?;
+        Ok(usize::try_from(count).unwrap_or(0))
     }
 
     fn attachments_due(
