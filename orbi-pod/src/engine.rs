@@ -186,6 +186,10 @@ impl Draft {
     }
 }
 
+/// After a recount finds a peer node at its attachment limit, how long its further attempts
+/// are refused on that count without asking the read model again.
+pub const RECOUNT_BACKOFF: time::Duration = time::Duration::seconds(1);
+
 /// The serving node's pod engine over a read model `S`.
 pub struct PodEngine<S> {
     pub(crate) node_key: KeyPair,
@@ -334,17 +338,24 @@ impl<S: Store> PodEngine<S> {
         now: OffsetDateTime,
     ) -> Result<Vec<Admission>, EngineError> {
         self.store.begin_group()?;
+        // Counts taken inside the group see its uncommitted changes: a failed group puts back
+        // the ones from before it.
+        let counted = self.sessions.clone();
         let mut admissions = Vec::new();
         for (bytes, arrival) in arrivals {
             match self.admit(bytes, arrival, now) {
                 Ok(admission) => admissions.push(admission),
                 Err(err) => {
                     self.store.abandon_group();
+                    self.sessions = counted;
                     return Err(err);
                 }
             }
         }
-        self.store.finish_group()?;
+        if let Err(err) = self.store.finish_group() {
+            self.sessions = counted;
+            return Err(err.into());
+        }
         Ok(admissions)
     }
 
@@ -812,6 +823,8 @@ impl<S: Store> PodEngine<S> {
         let mut commit = Commit::default();
         let client = &a.client_instance_id;
         let standing = found.standing;
+        // The session of a live attachment this one replaces (T13), which frees its place.
+        let mut replaces = None;
         let previous_reason = match standing.live {
             Some(old) => {
                 match old.state {
@@ -848,6 +861,7 @@ impl<S: Store> PodEngine<S> {
                         commit.changes.extend(host.changes);
                         commit.traces.extend(host.traces);
                         out.transitions.push(host.transition);
+                        replaces = Some(old.bind_session.clone());
                         None
                     }
                 }
@@ -897,7 +911,7 @@ impl<S: Store> PodEngine<S> {
                 json!({"recovery/id": grant.recovery_id, "attachment/id": a.attachment_id}),
             ));
         }
-        self.peer_share(checked.arrival)?;
+        self.peer_share(checked.arrival, replaces.as_deref(), checked.now)?;
         // The record carries the bind (session, id, digest): no separate cache entry.
         commit.traces.extend(new_bind);
         commit.changes.push(Change::InsertAttachment(AttachmentRec {
@@ -946,24 +960,39 @@ impl<S: Store> PodEngine<S> {
         Ok(Verdict::Admitted)
     }
 
-    /// Keeps one peer node from filling the read model: the live sessions of the node that
-    /// session `arrival` belongs to may hold at most
-    /// [`HostPolicy::max_live_attachments_per_peer`] live attachments together. The session
-    /// table's running count is an upper bound (detachments are not counted down), so the
-    /// read model is asked for the exact count only when that bound reaches the limit.
-    fn peer_share(&mut self, arrival: &str) -> Result<(), Fail> {
+    /// Keeps one peer node from filling the read model: the sessions of the node that session
+    /// `arrival` belongs to (live ones, and closed ones whose attachments still wait for their
+    /// clients) may hold at most [`HostPolicy::max_live_attachments_per_peer`] live
+    /// attachments together. An attachment that replaces one of the node's own (`replaces`,
+    /// the old one's session, T13) takes no new place. The session table's running count is
+    /// an upper bound, so the read model is asked for the exact count only when that bound
+    /// reaches the limit, and after a recount that refuses, not again for
+    /// [`RECOUNT_BACKOFF`]: a node at its limit cannot make every attempt cost a recount.
+    fn peer_share(
+        &mut self,
+        arrival: &str,
+        replaces: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(), Fail> {
         let limit = self.policy.max_live_attachments_per_peer;
-        if self.sessions.held_at_most(arrival) < limit {
+        let credit =
+            usize::from(replaces.is_some_and(|old| self.sessions.same_holder_as(arrival, old)));
+        let fits = |held: usize| held.saturating_sub(credit) < limit;
+        if fits(self.sessions.held_at_most(arrival)) {
             return Ok(());
         }
-        let mut held = 0usize;
-        for session in self.sessions.same_holder(arrival) {
-            let live = self.store.count_live_attachments_on(&session)?;
-            self.sessions.set_attached(&session, live);
-            held = held.saturating_add(live);
-        }
-        if held < limit {
-            return Ok(());
+        if self.sessions.may_recount(arrival, now) {
+            let mut held = 0usize;
+            for session in self.sessions.same_holder(arrival) {
+                let live = self.store.count_live_attachments_on(&session)?;
+                self.sessions.set_attached(&session, live);
+                held = held.saturating_add(live);
+            }
+            if fits(held) {
+                return Ok(());
+            }
+            self.sessions
+                .refused_after_recount(arrival, now + RECOUNT_BACKOFF);
         }
         let holder = match self.sessions.get(arrival).and_then(|s| s.peer.as_ref()) {
             Some(peer) => format!("peer {peer}"),

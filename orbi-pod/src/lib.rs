@@ -100,7 +100,8 @@
 //!   hold at most [`HostPolicy::max_live_attachments_per_peer`] live attachments over all its
 //!   sessions (default 25 000, a quarter of the default read model), so that one client node
 //!   cannot fill it for the others. Its sessions' attachments still count after they drop,
-//!   while they wait degraded or suspended; reconnecting does not reset the count.
+//!   while they wait degraded or suspended, so reconnecting does not reset the count (a
+//!   restart of the serving node does: the counts are kept in memory).
 //! - **Idempotency without a canonicalization per admission.** I1/I2 "identical" is
 //!   byte-equal JCS of the whole artifact. Records keep the artifact exactly as received, so a
 //!   replay with the same bytes is identical without canonicalizing, and only a replay with
@@ -138,7 +139,7 @@ pub mod store;
 mod vocab;
 
 pub use code::{Check, PolicyWarning, Rejection, RejectionCode};
-pub use engine::{Admission, EngineError, PodEngine, Transition, Verdict};
+pub use engine::{Admission, EngineError, PodEngine, RECOUNT_BACKOFF, Transition, Verdict};
 pub use policy::{HostPolicy, Offer, RecoveryPolicy, Timings};
 pub use session::{Session, SessionTable};
 pub use state::{ArtifactKind, AttachmentState, GrantState, LifecycleState, Rule, TraceKind};

@@ -87,10 +87,12 @@ pub struct HostPolicy {
     pub hybrid: Offer,
     /// Timings.
     pub timings: Timings,
-    /// Live attachments that all live sessions of one peer node may hold together (default
-    /// 25 000, a quarter of the default read model), so that one client node cannot fill the
-    /// read model for the others; the next is rejected `E_POD_CAPACITY`. A session whose
-    /// peer the host did not name is held to it on its own.
+    /// Live attachments that the sessions of one peer node may hold together (default 25 000,
+    /// a quarter of the default read model), so that one client node cannot fill the read
+    /// model for the others; the next is rejected `E_POD_CAPACITY`, and 0 admits none. Closed
+    /// sessions count while their attachments wait, degraded or suspended, for their clients
+    /// (counted in this process: see [`crate::SessionTable`]). A session whose peer the host
+    /// did not name is held to it on its own.
     pub max_live_attachments_per_peer: usize,
 }
 

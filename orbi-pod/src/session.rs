@@ -39,10 +39,15 @@ impl Holder {
 ///
 /// It also keeps, per session and per holder (its peer node, or the session alone when the
 /// host did not name one), an upper bound of the live attachments bound to it: counted up on
-/// every admitted attachment and set exactly when the engine recounts from the read model (detachments are not counted down, so the bound is only ever too high,
-/// and a recount is needed only when it reaches a limit). A peer's session that closes with
-/// attachments still counts for the peer (they wait, degraded or suspended, for their client
-/// to come back) until a recount finds none left on it.
+/// every admitted attachment and set exactly when the engine recounts from the read model
+/// (detachments are not counted down, so a recount is needed only when the bound reaches a
+/// limit). A peer's session that closes with attachments still counts for the peer (they
+/// wait, degraded or suspended, for their client to come back) until a recount finds none
+/// left on it.
+///
+/// The counts live in this process only: after a restart they start from zero (the sessions
+/// of before are gone, and their attachments are not counted for anyone until they end), and
+/// attachments another process commits to a shared read model are not counted.
 #[derive(Clone, Debug, Default)]
 pub struct SessionTable {
     live: BTreeMap<String, Session>,
@@ -50,6 +55,8 @@ pub struct SessionTable {
     lost: BTreeMap<String, Holder>,
     attached: BTreeMap<String, usize>,
     held: BTreeMap<Holder, usize>,
+    /// Holders a recount found at their limit, and until when that count stands.
+    refused: BTreeMap<Holder, OffsetDateTime>,
 }
 
 impl SessionTable {
@@ -80,6 +87,9 @@ impl SessionTable {
                 // Nobody else shares a session's own share.
                 if let Some(count) = self.attached.remove(id) {
                     self.release(&holder, count);
+                }
+                if matches!(holder, Holder::Session(_)) {
+                    self.refused.remove(&holder);
                 }
             }
         }
@@ -148,12 +158,49 @@ impl SessionTable {
         self.lost.keys().cloned().collect()
     }
 
+    /// How many closed sessions still count for their peer node: they had live attachments
+    /// (degraded or suspended, waiting for their clients) when last counted.
+    pub fn lost_counted(&self) -> usize {
+        self.lost.len()
+    }
+
+    /// Whether sessions `a` and `b` (live or lost) count against the same holder.
+    pub(crate) fn same_holder_as(&self, a: &str, b: &str) -> bool {
+        match (self.holder(a), self.holder(b)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Whether the holder of session `id` may be recounted at `now` (no recount has found it
+    /// at its limit for a while).
+    pub(crate) fn may_recount(&mut self, id: &str, now: OffsetDateTime) -> bool {
+        let Some(holder) = self.holder(id) else {
+            return true;
+        };
+        match self.refused.get(&holder) {
+            Some(until) if now < *until => false,
+            Some(_) => {
+                self.refused.remove(&holder);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// A recount found the holder of session `id` at its limit; that stands until `until`.
+    pub(crate) fn refused_after_recount(&mut self, id: &str, until: OffsetDateTime) {
+        if let Some(holder) = self.holder(id) {
+            self.refused.insert(holder, until);
+        }
+    }
+
     /// One more live attachment on the live session `id`.
     pub(crate) fn count_attached(&mut self, id: &str) {
         let Some(session) = self.live.get(id) else {
             return;
         };
-        // Admissions are hot: look up before building owned keys.
+        // Admissions are hot: insert owned session ids only when new.
         let holder = Holder::of(id, session);
         match self.held.get_mut(&holder) {
             Some(held) => *held += 1,

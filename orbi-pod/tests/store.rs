@@ -1124,3 +1124,239 @@ fn one_peer_node_holds_at_most_its_share_of_live_attachments() {
         );
     });
 }
+
+/// A store that counts recounts and can be told to fail its next group commit.
+struct Instrumented {
+    inner: MemoryStore,
+    recounts: std::cell::Cell<usize>,
+    fail_next_group: std::cell::Cell<bool>,
+}
+
+impl Store for Instrumented {
+    delegate_reads! {
+        attachment(id: &str) -> Option<AttachmentRec>;
+        live_attachment(node: &orbi_types::NodeId, client: &str) -> Option<AttachmentRec>;
+        live_attachments() -> Vec<AttachmentRec>;
+        live_attachments_on(session: &str) -> Vec<AttachmentRec>;
+        attachments_due(state: AttachmentState, not_after: time::OffsetDateTime) -> Vec<AttachmentRec>;
+        detachment(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
+        detachment_of(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
+        latest_detachment(client: &str) -> Option<orbi_pod::store::DetachmentRec>;
+        tombstone(client: &str) -> Option<DetachReason>;
+        recovery(id: &str) -> Option<orbi_pod::store::RecoveryRec>;
+        recoveries_from(id: &str) -> Vec<orbi_pod::store::RecoveryRec>;
+        open_grant(client: &str) -> Option<orbi_pod::store::RecoveryRec>;
+        grants_due(not_after: time::OffsetDateTime) -> Vec<orbi_pod::store::RecoveryRec>;
+        bind_digest(session: &str, bind_id: &str) -> Option<Sha256Digest>;
+        client_history(client: &str) -> orbi_pod::store::ClientHistory;
+        counts() -> orbi_pod::store::Counts;
+        recent_traces(limit: usize) -> Vec<orbi_pod::store::Trace>;
+    }
+
+    fn count_live_attachments_on(&self, session: &str) -> Result<usize, StoreError> {
+        self.recounts.set(self.recounts.get() + 1);
+        self.inner.count_live_attachments_on(session)
+    }
+
+    fn commit(&mut self, commit: Commit, live: &SessionTable) -> Result<(), StoreError> {
+        self.inner.commit(commit, live)
+    }
+
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        self.inner.begin_group()
+    }
+
+    fn finish_group(&mut self) -> Result<(), StoreError> {
+        if self.fail_next_group.take() {
+            self.inner.abandon_group();
+            return Err(StoreError::Backend("the disk is gone".into()));
+        }
+        self.inner.finish_group()
+    }
+
+    fn abandon_group(&mut self) {
+        self.inner.abandon_group()
+    }
+}
+
+/// An engine on an [`Instrumented`] store where node 40 may hold `limit` live attachments,
+/// with SESS1 and SESS2 its sessions.
+fn share_engine(limit: usize) -> PodEngine<Instrumented> {
+    let store = Instrumented {
+        inner: MemoryStore::new(),
+        recounts: std::cell::Cell::new(0),
+        fail_next_group: std::cell::Cell::new(false),
+    };
+    let policy = HostPolicy {
+        max_live_attachments_per_peer: limit,
+        ..HostPolicy::default()
+    };
+    let mut engine = PodEngine::new(k1(), policy, store).unwrap();
+    for session in [SESS1, SESS2] {
+        engine.open_session(
+            session,
+            Session {
+                peer: Some(orbi_types::KeyPair::from_seed(&[40; 32]).node_id()),
+                ..Session::default()
+            },
+        );
+    }
+    engine
+}
+
+/// Attachment `id` of `client` on `session`.
+fn attach_on(id: &str, client: &str, session: &str) -> serde_json::Value {
+    attachment_with(
+        id,
+        client,
+        "2026-03-28T19:42:00Z",
+        bind(&k2(), &format!("pb:{id}"), "2026-03-28T19:41:00Z", session),
+    )
+}
+
+#[test]
+fn a_node_at_its_share_may_bring_its_own_clients_back_on_a_new_session() {
+    let mut engine = share_engine(2);
+    let now = "2026-03-28T19:42:05Z";
+    for n in 1..=2 {
+        let attach = attach_on(&format!("attach:{n}"), &format!("client:{n}"), SESS1);
+        assert_admitted(
+            &admit(&mut engine, &attach, SESS1, now),
+            LifecycleState::Attached,
+        );
+    }
+    engine
+        .session_lost(SESS1, instant("2026-03-28T19:43:00Z"))
+        .unwrap();
+    // Client 1 comes back on the node's new session: its degraded attachment is replaced
+    // (T13), so the node's share does not grow.
+    let back = attach_on("attach:1b", "client:1", SESS2);
+    assert_admitted(
+        &admit(&mut engine, &back, SESS2, "2026-03-28T19:43:10Z"),
+        LifecycleState::Attached,
+    );
+    // A third client still does not fit.
+    assert_rejected(
+        &admit(
+            &mut engine,
+            &attach_on("attach:3", "client:3", SESS2),
+            SESS2,
+            "2026-03-28T19:43:10Z",
+        ),
+        RejectionCode::Capacity,
+    );
+}
+
+#[test]
+fn a_node_at_its_share_is_recounted_at_most_once_per_backoff() {
+    let mut engine = share_engine(1);
+    let now = instant("2026-03-28T19:42:05Z");
+    let first = attach_on("attach:1", "client:1", SESS1);
+    assert_admitted(
+        &admit(&mut engine, &first, SESS1, "2026-03-28T19:42:05Z"),
+        LifecycleState::Attached,
+    );
+    let attempt = |engine: &mut PodEngine<Instrumented>, n: u32, at: time::OffsetDateTime| {
+        let value = attach_on(&format!("attach:x{n}"), &format!("client:x{n}"), SESS2);
+        engine.admit(&bytes(&value), SESS2, at).unwrap()
+    };
+    for n in 0..5 {
+        let admission = attempt(
+            &mut engine,
+            n,
+            now + time::Duration::milliseconds(100 * i64::from(n)),
+        );
+        assert_rejected(&admission, RejectionCode::Capacity);
+    }
+    let recounts = engine.store().recounts.get();
+    assert_eq!(
+        recounts, 2,
+        "one recount for each of the node's two sessions, once"
+    );
+    let later = now + orbi_pod::RECOUNT_BACKOFF + time::Duration::milliseconds(1);
+    assert_rejected(&attempt(&mut engine, 9, later), RejectionCode::Capacity);
+    assert_eq!(
+        engine.store().recounts.get(),
+        recounts + 2,
+        "recounted again after the backoff"
+    );
+}
+
+#[test]
+fn a_failed_group_puts_the_counts_back() {
+    let mut engine = share_engine(3);
+    let now = "2026-03-28T19:42:05Z";
+    for n in 1..=3 {
+        let attach = attach_on(&format!("attach:{n}"), &format!("client:{n}"), SESS1);
+        assert_admitted(
+            &admit(&mut engine, &attach, SESS1, now),
+            LifecycleState::Attached,
+        );
+    }
+    // A group detaches two and attaches one (recounting inside the group), then fails.
+    let detach = |n: u32| {
+        bytes(&detachment_with(
+            &format!("detach:{n}"),
+            &format!("attach:{n}"),
+            &format!("client:{n}"),
+            DetachReason::UserRequest,
+            "2026-03-28T20:05:00Z",
+            bind(&k2(), &format!("pb:d{n}"), "2026-03-28T20:04:00Z", SESS1),
+        ))
+    };
+    let fourth = bytes(&attach_on("attach:4", "client:4", SESS1));
+    engine.store().fail_next_group.set(true);
+    let group = [
+        (detach(1), SESS1),
+        (detach(2), SESS1),
+        (fourth.clone(), SESS1),
+    ];
+    let result = engine.admit_group(
+        group
+            .iter()
+            .map(|(bytes, session)| (bytes.as_slice(), *session)),
+        instant("2026-03-28T20:05:05Z"),
+    );
+    assert!(result.is_err());
+    // The three are still live: a fourth does not fit.
+    assert_eq!(engine.store().count_live_attachments_on(SESS1).unwrap(), 3);
+    assert_rejected(
+        &admit(
+            &mut engine,
+            &attach_on("attach:5", "client:5", SESS2),
+            SESS2,
+            "2026-03-28T20:05:10Z",
+        ),
+        RejectionCode::Capacity,
+    );
+}
+
+#[test]
+fn the_timer_forgets_closed_sessions_once_their_attachments_end() {
+    let mut engine = share_engine(10);
+    let attach = attach_on("attach:1", "client:1", SESS1);
+    assert_admitted(
+        &admit(&mut engine, &attach, SESS1, "2026-03-28T19:42:05Z"),
+        LifecycleState::Attached,
+    );
+    engine
+        .session_lost(SESS1, instant("2026-03-28T19:43:00Z"))
+        .unwrap();
+    assert_eq!(
+        engine.sessions().lost_counted(),
+        1,
+        "degraded, still counted"
+    );
+    engine.tick(instant("2026-03-28T19:43:30Z")).unwrap();
+    assert_eq!(
+        engine.sessions().lost_counted(),
+        1,
+        "within the degraded grace"
+    );
+    engine.tick(instant("2026-03-28T19:45:00Z")).unwrap();
+    assert_eq!(
+        engine.sessions().lost_counted(),
+        0,
+        "detached by the timer, forgotten"
+    );
+}

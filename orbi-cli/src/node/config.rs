@@ -397,7 +397,7 @@ pub fn template(
          # How long an attachment whose session dropped stays degraded before it is detached\n\
          # with session-expired.\n\
          degraded-grace-sec = 90\n\
-         # Live attachments all sessions of one client node may hold together (0: none).\n\
+         # Live attachments all sessions of one client node may hold together (0 admits none).\n\
          max-live-attachments-per-peer = 25000\n\
          # full: fsync every commit; normal: WAL, may lose the last commits on power loss.\n\
          durability = \"full\"\n\
