@@ -124,8 +124,9 @@ struct ServeArgs {
     /// Connections from one IP address at once, handshakes included (default 128).
     #[arg(long, value_name = "N")]
     max_connections_per_address: Option<usize>,
-    /// Connections held at once by nodes outside --allow (default 256; 0: none), so that
-    /// strangers cannot take the places of allowed peers.
+    /// Connections held at once by nodes outside --allow (default 256, or half of a lower
+    /// --max-connections; 0: none; below --max-connections), so that strangers cannot take
+    /// every place from allowed peers.
     #[arg(long, value_name = "N")]
     max_guest_connections: Option<usize>,
 }
@@ -543,6 +544,11 @@ impl ConnectionLimits {
             if let Some(value) = value {
                 *field = value;
             }
+        }
+        // Strangers get half of a lowered total unless told otherwise, so that the peers the
+        // node knows keep places.
+        if let (Some(total), None) = (self.total, self.guests) {
+            transport.max_guest_connections = transport.max_guest_connections.min(total / 2);
         }
         transport.validate().map_err(|err| match err {
             TransportError::Config { setting, reason } => {

@@ -468,6 +468,15 @@ mod tests {
         );
         let error = load(&format!("{base}max-connections = 0\n")).unwrap_err();
         assert!(error.contains("inac.max-connections"), "{error}");
+        // A lowered total keeps half of it for the peers the node knows ...
+        let config = load(&format!("{base}max-connections = 100\n")).unwrap();
+        assert_eq!(config.transport.max_guest_connections, 50);
+        // ... and strangers may never be given all of it.
+        let error = load(&format!(
+            "{base}max-connections = 100\nmax-guest-connections = 100\n"
+        ))
+        .unwrap_err();
+        assert!(error.contains("inac.max-guest-connections"), "{error}");
     }
 
     #[test]

@@ -324,7 +324,7 @@ impl Session {
     /// Sends a `request` and, if the peer serves it, verifies the artifact and writes it to
     /// `out` (temp file beside it, fsync, rename), then answers `ingested`. Bytes that do not
     /// match their descriptor are answered `refused` and never written. `progress` gets the
-    /// bytes received so far and the served artifact's size, once it is known.
+    /// bytes received so far and the served artifact's size.
     pub async fn request_to_file(
         &self,
         request: &Frame,

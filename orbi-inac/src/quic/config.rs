@@ -76,7 +76,9 @@ pub struct TransportConfig {
     /// [`crate::ReceiverConfig::request_peers`] and [`TransportConfig::known_peers`]. The rest
     /// of [`TransportConfig::max_connections`] stays free for the peers it knows, however many
     /// keys strangers make; a stranger's connection beyond it is closed with `0x103` right
-    /// after the handshake. 0 lets no stranger hold a connection.
+    /// after the handshake. 0 lets no stranger hold a connection; it must be below
+    /// `max_connections`. Peers admitted by other means than those lists (a passport from a
+    /// trusted issuer, open offers, a node asking back what it delivered) are strangers here.
     pub max_guest_connections: usize,
     /// Peers that count as known for [`TransportConfig::max_guest_connections`] besides the
     /// receiver's allowed and request peers (e.g. the clients an application protocol admits).
@@ -186,6 +188,12 @@ impl TransportConfig {
             if value == 0 {
                 return bad(setting, "must be above zero");
             }
+        }
+        if self.max_guest_connections >= self.max_connections {
+            return bad(
+                "max_guest_connections",
+                "must be below max_connections, so that the peers this node knows keep places",
+            );
         }
         Ok(())
     }
@@ -444,6 +452,10 @@ mod tests {
         assert_eq!(
             rejected(|c| c.handshake_timeout = Duration::ZERO),
             "handshake_timeout"
+        );
+        assert_eq!(
+            rejected(|c| c.max_guest_connections = c.max_connections),
+            "max_guest_connections"
         );
         // Letting no stranger in is a policy, not a mistake.
         let closed = TransportConfig {

@@ -66,9 +66,11 @@
 //!   its handshake a dialer's key is unknown, so handshakes are bounded per address instead
 //!   ([`TransportConfig::max_handshakes_per_address`], 16) and in time
 //!   ([`TransportConfig::handshake_timeout`], 10 s). What remains: a flood of stalled
-//!   handshakes and stranger connections from many addresses (16 or more IPv4 addresses or
-//!   IPv6 /64s at the defaults) can still fill the places a known peer needs to start its
-//!   handshake, for as long as the flood lasts.
+//!   handshakes and stranger connections from many addresses (at the defaults 16 IPv4
+//!   addresses or IPv6 /64s when known peers hold nothing, fewer when they already hold
+//!   places; an IPv6 /48 holds 65 536 /64s) can still fill the places a known peer needs to
+//!   start its handshake, for as long as the flood lasts. Peers admitted by passports or open
+//!   offers are strangers to this count.
 //! - **Per-peer cap on concurrent stream pushes** ([`crate::ReceiverConfig::stream_pushes_per_peer`],
 //!   default 4) lives in the core, after every header check: the next push is refused
 //!   `rate-limited` with `retry/after-ms` before its body. Stream-mode serves of `request`s

@@ -366,8 +366,12 @@ async fn serve_connection(
         handshake,
     } = places;
     let remote = incoming.remote_address();
-    // Dropping the unfinished handshake closes it and frees its places.
-    let connection = match tokio::time::timeout(context.config.handshake_timeout, incoming).await {
+    // Dropping the unfinished handshake closes it and frees its places; so does a shutdown.
+    let handshake_done = tokio::select! {
+        done = tokio::time::timeout(context.config.handshake_timeout, incoming) => done,
+        _ = shutdown.changed() => return,
+    };
+    let connection = match handshake_done {
         Ok(Ok(connection)) => connection,
         Ok(Err(error)) => {
             tracing::debug!(%remote, %error, "handshake failed");
@@ -395,6 +399,18 @@ async fn serve_connection(
         connection.close(ConnectionCode::PeerNotAllowed.varint(), b"peer not allowed");
         return;
     }
+    // The peer's own limit first: a stranger over it must not hold a guest place meanwhile.
+    let Some(_slot) = context
+        .connections
+        .claim(&peer, context.config.max_connections_per_peer)
+    else {
+        tracing::info!(%peer, %remote, "peer over its connection limit refused");
+        connection.close(
+            ConnectionCode::TooManyConnections.varint(),
+            b"too many connections",
+        );
+        return;
+    };
     let _guest = if context.known.contains(&peer) {
         None
     } else {
@@ -407,17 +423,6 @@ async fn serve_connection(
             return;
         };
         Some(permit)
-    };
-    let Some(_slot) = context
-        .connections
-        .claim(&peer, context.config.max_connections_per_peer)
-    else {
-        tracing::info!(%peer, %remote, "peer over its connection limit refused");
-        connection.close(
-            ConnectionCode::TooManyConnections.varint(),
-            b"too many connections",
-        );
-        return;
     };
     let session = SessionId::of(&connection);
     let protocol = negotiated_alpn(&connection);

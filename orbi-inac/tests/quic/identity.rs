@@ -288,7 +288,10 @@ async fn a_peer_over_its_connection_limit_is_closed_with_0x103() {
 #[tokio::test]
 async fn connections_beyond_the_listener_or_address_limit_are_refused_before_the_handshake() {
     let limits: [fn(&mut TransportConfig); 2] = [
-        |t| t.max_connections = 1,
+        |t| {
+            t.max_connections = 1;
+            t.max_guest_connections = 0;
+        },
         // Every test dialer is on 127.0.0.1, whatever its key.
         |t| t.max_connections_per_address = 1,
     ];
@@ -488,4 +491,28 @@ async fn a_stalled_handshake_holds_its_address_place_only_until_the_handshake_ti
         .await
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_finished_handshake_gives_its_address_place_back() {
+    let node = Setup::new()
+        .transport(|t| t.max_handshakes_per_address = 1)
+        .start();
+    // One connection stays open; the next from the same address still gets its handshake.
+    let (_client, kept) = node.connect(&peer_key()).await;
+    assert!(kept.exchange(&inline_push(b"kept", "k-kept")).await.is_ok());
+    assert!(served(&node, &key(5), "k-second").await);
+}
+
+#[tokio::test]
+async fn request_peers_are_known_peers() {
+    let asker = key(6);
+    let node = Setup::new()
+        .policy(|p| {
+            p.request_peers.insert(key(6).node_id());
+        })
+        .transport(|t| t.max_guest_connections = 0)
+        .start();
+    assert!(served(&node, &asker, "k-asker").await, "a request peer");
+    assert!(!served(&node, &key(7), "k-stranger").await, "a stranger");
 }
