@@ -961,27 +961,36 @@ macro_rules! delegate_reads {
     };
 }
 
+/// Every read but `count_live_attachments_on` (which some wrappers count), to `self.inner`.
+macro_rules! delegate_other_reads {
+    () => {
+        delegate_reads! {
+            attachment(id: &str) -> Option<AttachmentRec>;
+            live_attachment(node: &orbi_types::NodeId, client: &str) -> Option<AttachmentRec>;
+            live_attachments() -> Vec<AttachmentRec>;
+            live_attachments_on(session: &str) -> Vec<AttachmentRec>;
+            attachments_due(state: AttachmentState, not_after: time::OffsetDateTime) -> Vec<AttachmentRec>;
+            detachment(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
+            detachment_of(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
+            latest_detachment(client: &str) -> Option<orbi_pod::store::DetachmentRec>;
+            tombstone(client: &str) -> Option<DetachReason>;
+            recovery(id: &str) -> Option<orbi_pod::store::RecoveryRec>;
+            recoveries_from(id: &str) -> Vec<orbi_pod::store::RecoveryRec>;
+            open_grant(client: &str) -> Option<orbi_pod::store::RecoveryRec>;
+            grants_due(not_after: time::OffsetDateTime) -> Vec<orbi_pod::store::RecoveryRec>;
+            bind_digest(session: &str, bind_id: &str) -> Option<Sha256Digest>;
+            client_history(client: &str) -> orbi_pod::store::ClientHistory;
+            counts() -> orbi_pod::store::Counts;
+            recent_traces(limit: usize) -> Vec<orbi_pod::store::Trace>;
+        }
+    };
+}
+
 impl Store for RacedStore {
     delegate_reads! {
-        attachment(id: &str) -> Option<AttachmentRec>;
-        live_attachment(node: &orbi_types::NodeId, client: &str) -> Option<AttachmentRec>;
-        live_attachments() -> Vec<AttachmentRec>;
-        live_attachments_on(session: &str) -> Vec<AttachmentRec>;
         count_live_attachments_on(session: &str) -> usize;
-        attachments_due(state: AttachmentState, not_after: time::OffsetDateTime) -> Vec<AttachmentRec>;
-        detachment(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
-        detachment_of(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
-        latest_detachment(client: &str) -> Option<orbi_pod::store::DetachmentRec>;
-        tombstone(client: &str) -> Option<DetachReason>;
-        recovery(id: &str) -> Option<orbi_pod::store::RecoveryRec>;
-        recoveries_from(id: &str) -> Vec<orbi_pod::store::RecoveryRec>;
-        open_grant(client: &str) -> Option<orbi_pod::store::RecoveryRec>;
-        grants_due(not_after: time::OffsetDateTime) -> Vec<orbi_pod::store::RecoveryRec>;
-        bind_digest(session: &str, bind_id: &str) -> Option<Sha256Digest>;
-        client_history(client: &str) -> orbi_pod::store::ClientHistory;
-        counts() -> orbi_pod::store::Counts;
-        recent_traces(limit: usize) -> Vec<orbi_pod::store::Trace>;
     }
+    delegate_other_reads!();
 
     fn commit(&mut self, commit: Commit, live: &SessionTable) -> Result<(), StoreError> {
         if !self.raced {
@@ -1133,25 +1142,7 @@ struct Instrumented {
 }
 
 impl Store for Instrumented {
-    delegate_reads! {
-        attachment(id: &str) -> Option<AttachmentRec>;
-        live_attachment(node: &orbi_types::NodeId, client: &str) -> Option<AttachmentRec>;
-        live_attachments() -> Vec<AttachmentRec>;
-        live_attachments_on(session: &str) -> Vec<AttachmentRec>;
-        attachments_due(state: AttachmentState, not_after: time::OffsetDateTime) -> Vec<AttachmentRec>;
-        detachment(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
-        detachment_of(id: &str) -> Option<orbi_pod::store::DetachmentRec>;
-        latest_detachment(client: &str) -> Option<orbi_pod::store::DetachmentRec>;
-        tombstone(client: &str) -> Option<DetachReason>;
-        recovery(id: &str) -> Option<orbi_pod::store::RecoveryRec>;
-        recoveries_from(id: &str) -> Vec<orbi_pod::store::RecoveryRec>;
-        open_grant(client: &str) -> Option<orbi_pod::store::RecoveryRec>;
-        grants_due(not_after: time::OffsetDateTime) -> Vec<orbi_pod::store::RecoveryRec>;
-        bind_digest(session: &str, bind_id: &str) -> Option<Sha256Digest>;
-        client_history(client: &str) -> orbi_pod::store::ClientHistory;
-        counts() -> orbi_pod::store::Counts;
-        recent_traces(limit: usize) -> Vec<orbi_pod::store::Trace>;
-    }
+    delegate_other_reads!();
 
     fn count_live_attachments_on(&self, session: &str) -> Result<usize, StoreError> {
         self.recounts.set(self.recounts.get() + 1);

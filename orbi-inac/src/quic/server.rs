@@ -292,39 +292,42 @@ async fn accept_loop(
             continue;
         }
         let remote = incoming.remote_address();
-        let from_address = context.addresses.claim(
-            &address_block(remote.ip()),
-            context.config.max_connections_per_address,
-        );
-        let Some(from_address) = from_address else {
-            tracing::debug!(%remote, "connection refused: its address is at its limit");
-            incoming.refuse();
-            continue;
-        };
-        let handshake = context.handshakes.claim(
-            &address_block(remote.ip()),
-            context.config.max_handshakes_per_address,
-        );
-        let Some(handshake) = handshake else {
-            tracing::debug!(%remote, "connection refused: its address has too many handshakes");
-            incoming.refuse();
-            continue;
-        };
-        let Ok(permit) = context.connection_permits.clone().try_acquire_owned() else {
-            tracing::debug!(%remote, "connection refused: at the limit");
-            incoming.refuse();
-            continue;
+        let block = address_block(remote.ip());
+        let config = &context.config;
+        let places = context
+            .addresses
+            .claim(&block, config.max_connections_per_address)
+            .ok_or("its address is at its limit")
+            .and_then(|from_address| {
+                let handshake = context
+                    .handshakes
+                    .claim(&block, config.max_handshakes_per_address)
+                    .ok_or("its address has too many handshakes")?;
+                let permit = context
+                    .connection_permits
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| "the listener is at its limit")?;
+                Ok(Places {
+                    permit,
+                    from_address,
+                    handshake,
+                })
+            });
+        let places = match places {
+            Ok(places) => places,
+            Err(why) => {
+                tracing::debug!(%remote, "connection refused: {why}");
+                incoming.refuse();
+                continue;
+            }
         };
         tokio::spawn(serve_connection(
             incoming,
             context.clone(),
             shutdown.clone(),
             alive.clone(),
-            Places {
-                permit,
-                from_address,
-                handshake,
-            },
+            places,
         ));
     }
 }
