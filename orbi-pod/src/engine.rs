@@ -340,20 +340,20 @@ impl<S: Store> PodEngine<S> {
         self.store.begin_group()?;
         // Counts taken inside the group see its uncommitted changes: a failed group puts back
         // the ones from before it.
-        let counted = self.sessions.clone();
+        let counted = self.sessions.counts();
         let mut admissions = Vec::new();
         for (bytes, arrival) in arrivals {
             match self.admit(bytes, arrival, now) {
                 Ok(admission) => admissions.push(admission),
                 Err(err) => {
                     self.store.abandon_group();
-                    self.sessions = counted;
+                    self.sessions.restore_counts(counted);
                     return Err(err);
                 }
             }
         }
         if let Err(err) = self.store.finish_group() {
-            self.sessions = counted;
+            self.sessions.restore_counts(counted);
             return Err(err.into());
         }
         Ok(admissions)
@@ -947,7 +947,11 @@ impl<S: Store> PodEngine<S> {
             }),
         ));
         self.commit(commit)?;
-        self.sessions.count_attached(checked.arrival);
+        match &replaces {
+            // The replaced attachment was detached by this same commit.
+            Some(old) => self.sessions.move_attached(old, checked.arrival),
+            None => self.sessions.count_attached(checked.arrival),
+        }
         out.transitions.push(Transition {
             rule,
             subject: a.attachment_id.clone(),
@@ -967,7 +971,8 @@ impl<S: Store> PodEngine<S> {
     /// the old one's session, T13) takes no new place. The session table's running count is
     /// an upper bound, so the read model is asked for the exact count only when that bound
     /// reaches the limit, and after a recount that refuses, not again for
-    /// [`RECOUNT_BACKOFF`]: a node at its limit cannot make every attempt cost a recount.
+    /// [`RECOUNT_BACKOFF`] unless one of the node's attachments ends: a node at its limit
+    /// cannot make every attempt cost a recount.
     fn peer_share(
         &mut self,
         arrival: &str,
@@ -975,13 +980,14 @@ impl<S: Store> PodEngine<S> {
         now: OffsetDateTime,
     ) -> Result<(), Fail> {
         let limit = self.policy.max_live_attachments_per_peer;
-        let credit =
-            usize::from(replaces.is_some_and(|old| self.sessions.same_holder_as(arrival, old)));
+        let credit = usize::from(
+            replaces.is_some_and(|old| self.sessions.counted_for_holder_of(arrival, old)),
+        );
         let fits = |held: usize| held.saturating_sub(credit) < limit;
         if fits(self.sessions.held_at_most(arrival)) {
             return Ok(());
         }
-        if self.sessions.may_recount(arrival, now) {
+        if self.sessions.may_recount(arrival, now, RECOUNT_BACKOFF) {
             let mut held = 0usize;
             for session in self.sessions.same_holder(arrival) {
                 let live = self.store.count_live_attachments_on(&session)?;
@@ -991,8 +997,7 @@ impl<S: Store> PodEngine<S> {
             if fits(held) {
                 return Ok(());
             }
-            self.sessions
-                .refused_after_recount(arrival, now + RECOUNT_BACKOFF);
+            self.sessions.refused_after_recount(arrival, now);
         }
         let holder = match self.sessions.get(arrival).and_then(|s| s.peer.as_ref()) {
             Some(peer) => format!("peer {peer}"),
@@ -1195,6 +1200,7 @@ impl<S: Store> PodEngine<S> {
             }),
         ));
         self.commit(commit)?;
+        self.sessions.freed(&attachment.bind_session);
         out.transitions.push(Transition {
             rule,
             subject: attachment.attachment_id.clone(),

@@ -140,6 +140,7 @@ impl<S: Store> PodEngine<S> {
             },
             &self.sessions,
         )?;
+        self.sessions.freed(&attachment.bind_session);
         Ok(host.transition)
     }
 
@@ -372,6 +373,8 @@ impl<S: Store> PodEngine<S> {
             let live = self.store.count_live_attachments_on(&session)?;
             self.sessions.set_attached(&session, live);
         }
+        self.sessions
+            .prune_refused(now, crate::engine::RECOUNT_BACKOFF);
         for grant in self.store.grants_due(now)? {
             let mut commit = Commit::default();
             self.expire_grant(&grant, now, &mut commit);

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use orbi_types::NodeId;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 /// What the host knows about one live session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,11 +51,17 @@ impl Holder {
 #[derive(Clone, Debug, Default)]
 pub struct SessionTable {
     live: BTreeMap<String, Session>,
+    counts: Counts,
+}
+
+/// The count fields of a [`SessionTable`], which a failed group commit puts back.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Counts {
     /// Closed sessions of a peer node that may still have live attachments.
     lost: BTreeMap<String, Holder>,
     attached: BTreeMap<String, usize>,
     held: BTreeMap<Holder, usize>,
-    /// Holders a recount found at their limit, and until when that count stands.
+    /// Holders a recount found at their limit, and when.
     refused: BTreeMap<Holder, OffsetDateTime>,
 }
 
@@ -65,12 +71,12 @@ impl SessionTable {
         let id = id.into();
         // A session that is told again keeps its count, under its (possibly new) holder.
         let carried = self.forget_attached(&id);
-        self.lost.remove(&id);
+        self.counts.lost.remove(&id);
         let holder = Holder::of(&id, &session);
         self.live.insert(id.clone(), session);
         if carried > 0 {
-            self.attached.insert(id, carried);
-            *self.held.entry(holder).or_insert(0) += carried;
+            self.counts.attached.insert(id, carried);
+            *self.counts.held.entry(holder).or_insert(0) += carried;
         }
     }
 
@@ -80,16 +86,16 @@ impl SessionTable {
             return false;
         };
         match Holder::of(id, &session) {
-            Holder::Peer(peer) if self.attached.contains_key(id) => {
-                self.lost.insert(id.to_owned(), Holder::Peer(peer));
+            Holder::Peer(peer) if self.counts.attached.contains_key(id) => {
+                self.counts.lost.insert(id.to_owned(), Holder::Peer(peer));
             }
             holder => {
                 // Nobody else shares a session's own share.
-                if let Some(count) = self.attached.remove(id) {
+                if let Some(count) = self.counts.attached.remove(id) {
                     self.release(&holder, count);
                 }
                 if matches!(holder, Holder::Session(_)) {
-                    self.refused.remove(&holder);
+                    self.counts.refused.remove(&holder);
                 }
             }
         }
@@ -100,15 +106,15 @@ impl SessionTable {
     fn holder(&self, id: &str) -> Option<Holder> {
         match self.live.get(id) {
             Some(session) => Some(Holder::of(id, session)),
-            None => self.lost.get(id).cloned(),
+            None => self.counts.lost.get(id).cloned(),
         }
     }
 
     fn release(&mut self, holder: &Holder, count: usize) {
-        if let Some(held) = self.held.get_mut(holder) {
+        if let Some(held) = self.counts.held.get_mut(holder) {
             *held = held.saturating_sub(count);
             if *held == 0 {
-                self.held.remove(holder);
+                self.counts.held.remove(holder);
             }
         }
     }
@@ -118,7 +124,7 @@ impl SessionTable {
         let Some(holder) = self.holder(id) else {
             return 0;
         };
-        let Some(count) = self.attached.remove(id) else {
+        let Some(count) = self.counts.attached.remove(id) else {
             return 0;
         };
         self.release(&holder, count);
@@ -130,7 +136,7 @@ impl SessionTable {
     pub(crate) fn held_at_most(&self, id: &str) -> usize {
         self.live
             .get(id)
-            .and_then(|session| self.held.get(&Holder::of(id, session)))
+            .and_then(|session| self.counts.held.get(&Holder::of(id, session)))
             .copied()
             .unwrap_or(0)
     }
@@ -146,6 +152,7 @@ impl SessionTable {
             .filter(|(other, session)| Holder::of(other, session) == holder)
             .map(|(other, _)| other.clone());
         let lost = self
+            .counts
             .lost
             .iter()
             .filter(|(_, of)| **of == holder)
@@ -155,13 +162,13 @@ impl SessionTable {
 
     /// The closed sessions still counted for their peer.
     pub(crate) fn lost(&self) -> Vec<String> {
-        self.lost.keys().cloned().collect()
+        self.counts.lost.keys().cloned().collect()
     }
 
     /// How many closed sessions still count for their peer node: they had live attachments
     /// (degraded or suspended, waiting for their clients) when last counted.
     pub fn lost_counted(&self) -> usize {
-        self.lost.len()
+        self.counts.lost.len()
     }
 
     /// Whether sessions `a` and `b` (live or lost) count against the same holder.
@@ -172,27 +179,77 @@ impl SessionTable {
         }
     }
 
-    /// Whether the holder of session `id` may be recounted at `now` (no recount has found it
-    /// at its limit for a while).
-    pub(crate) fn may_recount(&mut self, id: &str, now: OffsetDateTime) -> bool {
+    /// Whether the holder of session `id` may be recounted at `now`: no recount has found it
+    /// at its limit within `backoff` before (a clock that stepped back does not extend that).
+    pub(crate) fn may_recount(&mut self, id: &str, now: OffsetDateTime, backoff: Duration) -> bool {
         let Some(holder) = self.holder(id) else {
             return true;
         };
-        match self.refused.get(&holder) {
-            Some(until) if now < *until => false,
+        match self.counts.refused.get(&holder) {
+            Some(at) if *at <= now && now < *at + backoff => false,
             Some(_) => {
-                self.refused.remove(&holder);
+                self.counts.refused.remove(&holder);
                 true
             }
             None => true,
         }
     }
 
-    /// A recount found the holder of session `id` at its limit; that stands until `until`.
-    pub(crate) fn refused_after_recount(&mut self, id: &str, until: OffsetDateTime) {
+    /// A recount found the holder of session `id` at its limit at `now`.
+    pub(crate) fn refused_after_recount(&mut self, id: &str, now: OffsetDateTime) {
         if let Some(holder) = self.holder(id) {
-            self.refused.insert(holder, until);
+            self.counts.refused.insert(holder, now);
         }
+    }
+
+    /// An attachment bound to session `id` ended: its holder may be recounted at once.
+    pub(crate) fn freed(&mut self, id: &str) {
+        if let Some(holder) = self.holder(id) {
+            self.counts.refused.remove(&holder);
+        }
+    }
+
+    /// Forgets refusals older than `backoff` (or from a clock that has since stepped back).
+    pub(crate) fn prune_refused(&mut self, now: OffsetDateTime, backoff: Duration) {
+        self.counts
+            .refused
+            .retain(|_, at| *at <= now && now < *at + backoff);
+    }
+
+    /// Whether session `old` has counted attachments for the holder of session `id`.
+    pub(crate) fn counted_for_holder_of(&self, id: &str, old: &str) -> bool {
+        self.same_holder_as(id, old) && self.counts.attached.get(old).is_some_and(|n| *n > 0)
+    }
+
+    /// One counted attachment of session `old` was replaced by one on the live session `id`
+    /// of the same holder: the holder's count stays.
+    pub(crate) fn move_attached(&mut self, old: &str, id: &str) {
+        if !self.counted_for_holder_of(id, old) {
+            return self.count_attached(id);
+        }
+        if let Some(count) = self.counts.attached.get_mut(old) {
+            *count -= 1;
+            if *count == 0 {
+                self.counts.attached.remove(old);
+                self.counts.lost.remove(old);
+            }
+        }
+        match self.counts.attached.get_mut(id) {
+            Some(count) => *count += 1,
+            None => {
+                self.counts.attached.insert(id.to_owned(), 1);
+            }
+        }
+    }
+
+    /// The count fields, to put back with [`SessionTable::restore_counts`].
+    pub(crate) fn counts(&self) -> Counts {
+        self.counts.clone()
+    }
+
+    /// Puts back counts taken with [`SessionTable::counts`].
+    pub(crate) fn restore_counts(&mut self, counts: Counts) {
+        self.counts = counts;
     }
 
     /// One more live attachment on the live session `id`.
@@ -202,16 +259,16 @@ impl SessionTable {
         };
         // Admissions are hot: insert owned session ids only when new.
         let holder = Holder::of(id, session);
-        match self.held.get_mut(&holder) {
+        match self.counts.held.get_mut(&holder) {
             Some(held) => *held += 1,
             None => {
-                self.held.insert(holder, 1);
+                self.counts.held.insert(holder, 1);
             }
         }
-        match self.attached.get_mut(id) {
+        match self.counts.attached.get_mut(id) {
             Some(count) => *count += 1,
             None => {
-                self.attached.insert(id.to_owned(), 1);
+                self.counts.attached.insert(id.to_owned(), 1);
             }
         }
     }
@@ -224,10 +281,10 @@ impl SessionTable {
         };
         self.forget_attached(id);
         if count > 0 {
-            *self.held.entry(holder).or_insert(0) += count;
-            self.attached.insert(id.to_owned(), count);
+            *self.counts.held.entry(holder).or_insert(0) += count;
+            self.counts.attached.insert(id.to_owned(), count);
         } else {
-            self.lost.remove(id);
+            self.counts.lost.remove(id);
         }
     }
 
@@ -299,6 +356,7 @@ mod tests {
         assert!(table.lost().is_empty());
         assert!(
             table
+                .counts
                 .held
                 .keys()
                 .all(|holder| matches!(holder, Holder::Peer(_)))

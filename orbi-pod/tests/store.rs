@@ -1351,3 +1351,76 @@ fn the_timer_forgets_closed_sessions_once_their_attachments_end() {
         "detached by the timer, forgotten"
     );
 }
+
+#[test]
+fn bringing_clients_back_moves_their_places_without_a_recount() {
+    let mut engine = share_engine(3);
+    for n in 1..=3 {
+        let attach = attach_on(&format!("attach:{n}"), &format!("client:{n}"), SESS1);
+        assert_admitted(
+            &admit(&mut engine, &attach, SESS1, "2026-03-28T19:42:05Z"),
+            LifecycleState::Attached,
+        );
+    }
+    engine
+        .session_lost(SESS1, instant("2026-03-28T19:43:00Z"))
+        .unwrap();
+    for n in 1..=3 {
+        let back = attach_on(&format!("attach:{n}b"), &format!("client:{n}"), SESS2);
+        assert_admitted(
+            &admit(&mut engine, &back, SESS2, "2026-03-28T19:43:10Z"),
+            LifecycleState::Attached,
+        );
+    }
+    assert_eq!(
+        engine.store().recounts.get(),
+        0,
+        "each return took its old place"
+    );
+    assert_eq!(
+        engine.sessions().lost_counted(),
+        0,
+        "the lost session has nothing left"
+    );
+    assert_rejected(
+        &admit(
+            &mut engine,
+            &attach_on("attach:4", "client:4", SESS2),
+            SESS2,
+            "2026-03-28T19:43:10Z",
+        ),
+        RejectionCode::Capacity,
+    );
+}
+
+#[test]
+fn an_ended_attachment_lifts_the_recount_backoff() {
+    let mut engine = share_engine(1);
+    let first = attach_on("attach:1", "client:1", SESS1);
+    assert_admitted(
+        &admit(&mut engine, &first, SESS1, "2026-03-28T19:42:05Z"),
+        LifecycleState::Attached,
+    );
+    let second = attach_on("attach:2", "client:2", SESS2);
+    assert_rejected(
+        &admit(&mut engine, &second, SESS2, "2026-03-28T19:42:06.000Z"),
+        RejectionCode::Capacity,
+    );
+    let detach = detachment_with(
+        "detach:1",
+        "attach:1",
+        "client:1",
+        DetachReason::UserRequest,
+        "2026-03-28T19:42:06.100Z",
+        bind(&k2(), "pb:d1", "2026-03-28T19:42:06Z", SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &detach, SESS1, "2026-03-28T19:42:06.200Z"),
+        LifecycleState::Detached,
+    );
+    // Within the backoff, but a place was freed: recounted, and it fits.
+    assert_admitted(
+        &admit(&mut engine, &second, SESS2, "2026-03-28T19:42:06.300Z"),
+        LifecycleState::Attached,
+    );
+}

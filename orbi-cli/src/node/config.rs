@@ -377,8 +377,9 @@ pub fn template(
          max-connections = 512\n\
          max-connections-per-peer = 32\n\
          max-connections-per-address = 128\n\
-         # Connections held by nodes outside inac.allow, pod.allow and peers (0: none).\n\
-         max-guest-connections = 256\n\
+         # Connections held by nodes outside inac.allow, pod.allow and peers (0: none); it must\n\
+         # be below max-connections. Default: 256, or half of a lower max-connections.\n\
+         # max-guest-connections = 256\n\
          # Budgets, e.g.:\n\
          # [[inac.budgets]]\n\
          # schemas = [\"vendor.note.v1\"]\n\
@@ -468,9 +469,13 @@ mod tests {
         );
         let error = load(&format!("{base}max-connections = 0\n")).unwrap_err();
         assert!(error.contains("inac.max-connections"), "{error}");
-        // A lowered total keeps half of it for the peers the node knows ...
+        // A lowered total keeps half of it for the peers the node knows, in a file written
+        // from the template too ...
         let config = load(&format!("{base}max-connections = 100\n")).unwrap();
         assert_eq!(config.transport.max_guest_connections, 50);
+        let text = template("127.0.0.1:7400".parse().unwrap(), false, &[], &[])
+            .replace("max-connections = 512", "max-connections = 100");
+        assert_eq!(load(&text).unwrap().transport.max_guest_connections, 50);
         // ... and strangers may never be given all of it.
         let error = load(&format!(
             "{base}max-connections = 100\nmax-guest-connections = 100\n"
