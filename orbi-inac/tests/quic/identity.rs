@@ -429,17 +429,10 @@ impl rustls::client::danger::ServerCertVerifier for Stalling {
 /// How long the staller holds its handshake: far beyond the listener's handshake timeout.
 const STALL: std::time::Duration = std::time::Duration::from_secs(6);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_handshake_holds_its_address_place_only_until_the_handshake_timeout() {
-    let node = Setup::new()
-        .transport(|t| {
-            t.max_handshakes_per_address = 1;
-            t.handshake_timeout = std::time::Duration::from_millis(1500);
-        })
-        .start();
-    let addr = node.addr();
+/// Dials `addr` as P from a thread of its own (its verifier blocks that thread) and stalls
+/// the handshake for [`STALL`]; returns once the listener holds the handshake.
+async fn stall_handshake(addr: SocketAddr) -> std::thread::JoinHandle<()> {
     let (stalling, stalled) = std::sync::mpsc::channel();
-    // The staller's verifier blocks its thread, so it dials from a runtime of its own.
     let staller = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -461,11 +454,24 @@ async fn a_stalled_handshake_holds_its_address_place_only_until_the_handshake_ti
             let _ = dial(&dialer(), config, addr).await;
         })
     });
-    let started = std::time::Instant::now();
     tokio::task::spawn_blocking(move || stalled.recv())
         .await
         .unwrap()
         .expect("the staller reached the listener");
+    staller
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_holds_its_address_place_only_until_the_handshake_timeout() {
+    let node = Setup::new()
+        .transport(|t| {
+            t.max_handshakes_per_address = 1;
+            t.handshake_timeout = std::time::Duration::from_millis(1500);
+        })
+        .start();
+    let addr = node.addr();
+    let staller = stall_handshake(addr).await;
+    let started = std::time::Instant::now();
     let client = Client::for_peer(&node.peer_addr(), key(5), TransportConfig::default()).unwrap();
     let refused = matches!(
         client.connect(&node.peer_addr()).await,
@@ -515,4 +521,26 @@ async fn request_peers_are_known_peers() {
         .start();
     assert!(served(&node, &asker, "k-asker").await, "a request peer");
     assert!(!served(&node, &key(7), "k-stranger").await, "a stranger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_does_not_wait_for_a_stalled_handshake() {
+    let mut node = Setup::new()
+        .transport(|t| {
+            t.handshake_timeout = std::time::Duration::from_secs(30);
+            t.shutdown_grace = std::time::Duration::from_secs(30);
+        })
+        .start();
+    let staller = stall_handshake(node.addr()).await;
+    let started = std::time::Instant::now();
+    node.shutdown().await;
+    let took = started.elapsed();
+    assert!(
+        took < STALL,
+        "shutdown took {took:?}: it waited for the stalled handshake"
+    );
+    tokio::task::spawn_blocking(move || staller.join())
+        .await
+        .unwrap()
+        .unwrap();
 }
