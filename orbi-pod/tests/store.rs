@@ -1205,17 +1205,42 @@ fn attach_on(id: &str, client: &str, session: &str) -> serde_json::Value {
     )
 }
 
+/// Clients `n` in `clients`, attached as `attach:{n}{suffix}` on `session` at `now`: all admitted.
+fn attach_clients(
+    engine: &mut PodEngine<Instrumented>,
+    clients: std::ops::RangeInclusive<u32>,
+    suffix: &str,
+    session: &str,
+    now: &str,
+) {
+    for n in clients {
+        let attach = attach_on(
+            &format!("attach:{n}{suffix}"),
+            &format!("client:{n}"),
+            session,
+        );
+        assert_admitted(
+            &admit(engine, &attach, session, now),
+            LifecycleState::Attached,
+        );
+    }
+}
+
+/// A new client `n` on `session` at `now` is over its node's share.
+#[track_caller]
+fn assert_over_share(engine: &mut PodEngine<Instrumented>, n: u32, session: &str, now: &str) {
+    let attach = attach_on(&format!("attach:{n}"), &format!("client:{n}"), session);
+    assert_rejected(
+        &admit(engine, &attach, session, now),
+        RejectionCode::Capacity,
+    );
+}
+
 #[test]
 fn a_node_at_its_share_may_bring_its_own_clients_back_on_a_new_session() {
     let mut engine = share_engine(2);
     let now = "2026-03-28T19:42:05Z";
-    for n in 1..=2 {
-        let attach = attach_on(&format!("attach:{n}"), &format!("client:{n}"), SESS1);
-        assert_admitted(
-            &admit(&mut engine, &attach, SESS1, now),
-            LifecycleState::Attached,
-        );
-    }
+    attach_clients(&mut engine, 1..=2, "", SESS1, now);
     engine
         .session_lost(SESS1, instant("2026-03-28T19:43:00Z"))
         .unwrap();
@@ -1227,15 +1252,7 @@ fn a_node_at_its_share_may_bring_its_own_clients_back_on_a_new_session() {
         LifecycleState::Attached,
     );
     // A third client still does not fit.
-    assert_rejected(
-        &admit(
-            &mut engine,
-            &attach_on("attach:3", "client:3", SESS2),
-            SESS2,
-            "2026-03-28T19:43:10Z",
-        ),
-        RejectionCode::Capacity,
-    );
+    assert_over_share(&mut engine, 3, SESS2, "2026-03-28T19:43:10Z");
 }
 
 #[test]
@@ -1277,13 +1294,7 @@ fn a_node_at_its_share_is_recounted_at_most_once_per_backoff() {
 fn a_failed_group_puts_the_counts_back() {
     let mut engine = share_engine(3);
     let now = "2026-03-28T19:42:05Z";
-    for n in 1..=3 {
-        let attach = attach_on(&format!("attach:{n}"), &format!("client:{n}"), SESS1);
-        assert_admitted(
-            &admit(&mut engine, &attach, SESS1, now),
-            LifecycleState::Attached,
-        );
-    }
+    attach_clients(&mut engine, 1..=3, "", SESS1, now);
     // A group detaches two and attaches one (recounting inside the group), then fails.
     let detach = |n: u32| {
         bytes(&detachment_with(
@@ -1311,15 +1322,7 @@ fn a_failed_group_puts_the_counts_back() {
     assert!(result.is_err());
     // The three are still live: a fourth does not fit.
     assert_eq!(engine.store().count_live_attachments_on(SESS1).unwrap(), 3);
-    assert_rejected(
-        &admit(
-            &mut engine,
-            &attach_on("attach:5", "client:5", SESS2),
-            SESS2,
-            "2026-03-28T20:05:10Z",
-        ),
-        RejectionCode::Capacity,
-    );
+    assert_over_share(&mut engine, 5, SESS2, "2026-03-28T20:05:10Z");
 }
 
 #[test]
@@ -1355,23 +1358,11 @@ fn the_timer_forgets_closed_sessions_once_their_attachments_end() {
 #[test]
 fn bringing_clients_back_moves_their_places_without_a_recount() {
     let mut engine = share_engine(3);
-    for n in 1..=3 {
-        let attach = attach_on(&format!("attach:{n}"), &format!("client:{n}"), SESS1);
-        assert_admitted(
-            &admit(&mut engine, &attach, SESS1, "2026-03-28T19:42:05Z"),
-            LifecycleState::Attached,
-        );
-    }
+    attach_clients(&mut engine, 1..=3, "", SESS1, "2026-03-28T19:42:05Z");
     engine
         .session_lost(SESS1, instant("2026-03-28T19:43:00Z"))
         .unwrap();
-    for n in 1..=3 {
-        let back = attach_on(&format!("attach:{n}b"), &format!("client:{n}"), SESS2);
-        assert_admitted(
-            &admit(&mut engine, &back, SESS2, "2026-03-28T19:43:10Z"),
-            LifecycleState::Attached,
-        );
-    }
+    attach_clients(&mut engine, 1..=3, "b", SESS2, "2026-03-28T19:43:10Z");
     assert_eq!(
         engine.store().recounts.get(),
         0,
@@ -1382,15 +1373,7 @@ fn bringing_clients_back_moves_their_places_without_a_recount() {
         0,
         "the lost session has nothing left"
     );
-    assert_rejected(
-        &admit(
-            &mut engine,
-            &attach_on("attach:4", "client:4", SESS2),
-            SESS2,
-            "2026-03-28T19:43:10Z",
-        ),
-        RejectionCode::Capacity,
-    );
+    assert_over_share(&mut engine, 4, SESS2, "2026-03-28T19:43:10Z");
 }
 
 #[test]
