@@ -410,53 +410,50 @@ mod tests {
     #[test]
     fn settings_out_of_range_are_errors_naming_the_setting() {
         assert!(TransportConfig::default().validate().is_ok());
-        assert_eq!(
-            rejected(|c| c.idle_timeout = Duration::ZERO),
-            "idle_timeout"
-        );
-        assert_eq!(
-            rejected(|c| c.idle_timeout = Duration::from_secs(u64::MAX)),
-            "idle_timeout"
-        );
-        assert_eq!(
-            rejected(|c| c.response_timeout = Duration::ZERO),
-            "response_timeout"
-        );
-        assert_eq!(
-            rejected(|c| c.stall_timeout = Duration::ZERO),
-            "stall_timeout"
-        );
-        assert_eq!(
-            rejected(|c| c.body_buffer_bytes = MAX_BODY_BUFFER_BYTES + 1),
-            "body_buffer_bytes"
-        );
-        assert_eq!(rejected(|c| c.body_buffer_bytes = 0), "body_buffer_bytes");
-        assert_eq!(rejected(|c| c.group_max = 0), "group_max");
-        assert_eq!(rejected(|c| c.max_connections = 0), "max_connections");
-        assert_eq!(
-            rejected(|c| c.max_concurrent_exchanges = 0),
-            "max_concurrent_exchanges"
-        );
-        assert_eq!(
-            rejected(|c| c.max_connections_per_peer = 0),
-            "max_connections_per_peer"
-        );
-        assert_eq!(
-            rejected(|c| c.max_connections_per_address = 0),
-            "max_connections_per_address"
-        );
-        assert_eq!(
-            rejected(|c| c.max_handshakes_per_address = 0),
-            "max_handshakes_per_address"
-        );
-        assert_eq!(
-            rejected(|c| c.handshake_timeout = Duration::ZERO),
-            "handshake_timeout"
-        );
-        assert_eq!(
-            rejected(|c| c.max_guest_connections = c.max_connections),
-            "max_guest_connections"
-        );
+        let cases: [(fn(&mut TransportConfig), &str); 15] = [
+            (|c| c.idle_timeout = Duration::ZERO, "idle_timeout"),
+            (
+                |c| c.idle_timeout = Duration::from_secs(u64::MAX),
+                "idle_timeout",
+            ),
+            (|c| c.response_timeout = Duration::ZERO, "response_timeout"),
+            (|c| c.stall_timeout = Duration::ZERO, "stall_timeout"),
+            (
+                |c| c.handshake_timeout = Duration::ZERO,
+                "handshake_timeout",
+            ),
+            (
+                |c| c.body_buffer_bytes = MAX_BODY_BUFFER_BYTES + 1,
+                "body_buffer_bytes",
+            ),
+            (|c| c.body_buffer_bytes = 0, "body_buffer_bytes"),
+            (|c| c.group_max = 0, "group_max"),
+            (|c| c.max_connections = 0, "max_connections"),
+            (
+                |c| c.max_concurrent_exchanges = 0,
+                "max_concurrent_exchanges",
+            ),
+            (
+                |c| c.max_connections_per_peer = 0,
+                "max_connections_per_peer",
+            ),
+            (
+                |c| c.max_connections_per_address = 0,
+                "max_connections_per_address",
+            ),
+            (
+                |c| c.max_handshakes_per_address = 0,
+                "max_handshakes_per_address",
+            ),
+            (
+                |c| c.max_guest_connections = c.max_connections,
+                "max_guest_connections",
+            ),
+            (|c| c.max_connections = 100, "max_guest_connections"),
+        ];
+        for (edit, setting) in cases {
+            assert_eq!(rejected(edit), setting);
+        }
         // Letting no stranger in is a policy, not a mistake.
         let closed = TransportConfig {
             max_guest_connections: 0,
