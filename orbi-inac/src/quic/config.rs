@@ -410,7 +410,8 @@ mod tests {
     #[test]
     fn settings_out_of_range_are_errors_naming_the_setting() {
         assert!(TransportConfig::default().validate().is_ok());
-        let cases: [(fn(&mut TransportConfig), &str); 15] = [
+        type Edit = fn(&mut TransportConfig);
+        let cases: [(Edit, &str); 15] = [
             (|c| c.idle_timeout = Duration::ZERO, "idle_timeout"),
             (
                 |c| c.idle_timeout = Duration::from_secs(u64::MAX),
