@@ -360,33 +360,18 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
     // Nobody listens there: every error below must come before a connection is tried.
     let to = format!("{}@127.0.0.1:9", ws.node_id("r.json"));
     let run = ws.orbi(&push_args(&key, &to, "/dev/zero"));
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("/dev/zero is not a regular file"),
-        "{}",
-        run.stderr
-    );
+    run.assert_usage_error(&["/dev/zero is not a regular file"]);
     let big = ws.write("big.bin", &bytes(200_000, 1));
     let mut args = push_args(&key, &to, &big);
     args.extend(["--transfer", "inline"]);
     let run = ws.orbi(&args);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("big.bin has 200000 bytes") && run.stderr.contains("--transfer stream"),
-        "{}",
-        run.stderr
-    );
+    run.assert_usage_error(&["big.bin has 200000 bytes", "--transfer stream"]);
     let small = ws.write("small.bin", &bytes(100, 2));
     let passport = ws.write("passport.json", &vec![b' '; 300 * 1024]);
     let mut args = push_args(&key, &to, &small);
     args.extend(["--passport", &passport]);
     let run = ws.orbi(&args);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("passport.json") && run.stderr.contains("limit"),
-        "{}",
-        run.stderr
-    );
+    run.assert_usage_error(&["passport.json", "limit"]);
     let run = ws.orbi(&[
         "inac",
         "request",
@@ -403,24 +388,12 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
         "--out",
         "nowhere/x.bin",
     ]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr
-            .contains("--out nowhere/x.bin: nowhere is not a directory"),
-        "{}",
-        run.stderr
-    );
+    run.assert_usage_error(&["--out nowhere/x.bin: nowhere is not a directory"]);
     let hex_digest = format!("sha256:{}", "ab".repeat(32));
     let mut args = push_args(&key, &to, &small);
     args.extend(["--digest", &hex_digest]);
     let run = ws.orbi(&args);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr
-            .contains(&format!("--digest \"{hex_digest}\" is not")),
-        "{}",
-        run.stderr
-    );
+    run.assert_usage_error(&[&format!("--digest \"{hex_digest}\" is not")]);
     for (flag, value, named) in [
         ("--allow", "bogus", "--allow \"bogus\""),
         (
@@ -429,9 +402,8 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
             "--max-connections: must be above zero",
         ),
     ] {
-        let run = ws.serve_fails("data", &[flag, value]);
-        assert_eq!(run.code, 2);
-        assert!(run.stderr.contains(named), "{}", run.stderr);
+        ws.serve_fails("data", &[flag, value])
+            .assert_usage_error(&[named]);
     }
 }
 

@@ -20,6 +20,23 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// Asserts a usage or input error: exit code 2 and a message on stderr containing every
+    /// one of `parts`.
+    #[track_caller]
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn assert_usage_error(&self, parts: &[&str]) {
+        assert_eq!(self.code, 2, "{}", self.stderr);
+        for part in parts {
+            assert!(
+                self.stderr.contains(part),
+                "{part:?} not in {}",
+                self.stderr
+            );
+        }
+    }
+}
+
 /// Runs `orbi args` in `dir` with no stdin, to completion.
 pub fn run(dir: &Path, args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_orbi"))

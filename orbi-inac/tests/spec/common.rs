@@ -134,10 +134,28 @@ impl Setup {
 
 /// P allowlisted; `memarium-blob.v1` kept whatever its media type.
 pub fn standard() -> Node {
+    standard_with(|_| {})
+}
+
+/// [`standard`] with `edit` applied to its receiver policy.
+pub fn standard_with(edit: impl FnOnce(&mut ReceiverConfig)) -> Node {
     Setup::new()
         .allow(&peer().node_id())
         .keep(BLOB, None)
+        .config(edit)
         .build()
+}
+
+/// Pushes `bytes` as a `BLOB` in stream mode, as P, and asserts they were ingested.
+pub fn ingest_stream(node: &mut Node, bytes: &[u8]) -> Descriptor {
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, bytes);
+    let header = Frame::push_stream(&descriptor, "4").build().unwrap();
+    assert_answer(
+        &node.stream(&peer(), &header, bytes, at(0)),
+        Operation::Ingested,
+        None,
+    );
+    descriptor
 }
 
 pub fn answer(handled: Handled) -> Frame {

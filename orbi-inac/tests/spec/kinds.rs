@@ -207,10 +207,6 @@ fn only_a_contradicting_schema_member_of_a_json_object_is_a_kind_conflict() {
         .build()
         .unwrap();
     assert_answer(&node.send(&peer(), &text, at(0)), Operation::Ingested, None);
-    let mut unprobed = Setup::new()
-        .allow(&peer().node_id())
-        .keep(BLOB, None)
-        .config(|c| c.kind_probe_max_bytes = 0)
-        .build();
+    let mut unprobed = standard_with(|c| c.kind_probe_max_bytes = 0);
     assert_answer(&push(&mut unprobed, record), Operation::Ingested, None);
 }

@@ -63,13 +63,7 @@ fn inline_65537_bytes_are_payload_too_large() {
 fn the_same_65537_bytes_in_stream_mode_are_ingested() {
     let mut node = standard();
     let bytes = vec![b'a'; 65_537];
-    let descriptor = Descriptor::of_bytes(BLOB, JSON, &bytes);
-    let header = Frame::push_stream(&descriptor, "4").build().unwrap();
-    assert_answer(
-        &node.stream(&peer(), &header, &bytes, at(0)),
-        Operation::Ingested,
-        None,
-    );
+    ingest_stream(&mut node, &bytes);
     assert!(node.holds(&bytes));
 }
 
@@ -113,11 +107,7 @@ fn one_gib_plus_one_is_payload_too_large() {
 
 #[test]
 fn a_configured_artifact_ceiling_refuses_the_header_before_the_body() {
-    let mut node = Setup::new()
-        .allow(&peer().node_id())
-        .keep(BLOB, None)
-        .config(|c| c.max_artifact_size_bytes = 1000)
-        .build();
+    let mut node = standard_with(|c| c.max_artifact_size_bytes = 1000);
     let body = vec![0u8; 100_000];
     let header = Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, &body), "4")
         .build()
@@ -130,11 +120,7 @@ fn a_configured_artifact_ceiling_refuses_the_header_before_the_body() {
 
 #[test]
 fn a_configured_inline_ceiling_applies() {
-    let mut node = Setup::new()
-        .allow(&peer().node_id())
-        .keep(BLOB, None)
-        .config(|c| c.inline_max_bytes = 10)
-        .build();
+    let mut node = standard_with(|c| c.inline_max_bytes = 10);
     let answer = node.send(&peer(), &inline_push(BLOB, &[b'x'; 11], None), at(0));
     assert_refused(&answer, RefusalCode::PayloadTooLarge);
     let answer = node.send(&peer(), &inline_push(BLOB, &[b'x'; 10], None), at(0));
@@ -143,11 +129,7 @@ fn a_configured_inline_ceiling_applies() {
 
 #[test]
 fn a_node_that_takes_no_stream_push_says_so_without_inviting_a_retry() {
-    let mut node = Setup::new()
-        .allow(&peer().node_id())
-        .keep(BLOB, None)
-        .config(|c| c.stream_pushes_per_peer = 0)
-        .build();
+    let mut node = standard_with(|c| c.stream_pushes_per_peer = 0);
     let body = vec![0u8; 100_000];
     let header = Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, &body), "4")
         .build()

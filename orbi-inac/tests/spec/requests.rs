@@ -28,14 +28,7 @@ fn serve(node: &mut Node, who: &KeyPair, frame: &Frame) -> ServeArtifact {
 /// Pushes (in stream mode, as P) an artifact over the inline ceiling; returns it.
 fn hold_a_stream_artifact(node: &mut Node) -> (Descriptor, Vec<u8>) {
     let bytes = vec![7u8; 70_000];
-    let descriptor = Descriptor::of_bytes(BLOB, JSON, &bytes);
-    let header = Frame::push_stream(&descriptor, "4").build().unwrap();
-    assert_answer(
-        &node.stream(&peer(), &header, &bytes, at(0)),
-        Operation::Ingested,
-        None,
-    );
-    (descriptor, bytes)
+    (ingest_stream(node, &bytes), bytes)
 }
 
 #[test]
@@ -92,10 +85,7 @@ fn a_large_artifact_is_served_as_a_stream_from_the_store() {
 
 #[test]
 fn others_learn_nothing_and_listed_peers_are_served() {
-    let mut node = Setup::new()
-        .allow(&peer().node_id())
-        .keep(BLOB, None)
-        .build();
+    let mut node = standard();
     let descriptor = Descriptor::of_bytes(BLOB, JSON, A0);
     assert_answer(
         &node.send(&peer(), &inline_push(BLOB, A0, None), at(0)),
@@ -116,13 +106,9 @@ fn others_learn_nothing_and_listed_peers_are_served() {
         missing.response().unwrap().message,
         "held and missing read the same"
     );
-    let mut open = Setup::new()
-        .allow(&peer().node_id())
-        .keep(BLOB, None)
-        .config(|c| {
-            c.request_peers.insert(other_peer().node_id());
-        })
-        .build();
+    let mut open = standard_with(|c| {
+        c.request_peers.insert(other_peer().node_id());
+    });
     open.send(&peer(), &inline_push(BLOB, A0, None), at(0));
     serve(&mut open, &other_peer(), &request(&descriptor));
 }
@@ -174,21 +160,16 @@ fn artifacts_an_acceptor_took_are_not_served_from_the_store() {
 
 #[test]
 fn stream_serves_per_peer_are_capped_and_given_back_when_done() {
-    let mut node = Setup::new()
-        .allow(&peer().node_id())
-        .keep(BLOB, None)
-        .config(|c| c.stream_serves_per_peer = 2)
-        .build();
+    let mut node = standard_with(|c| c.stream_serves_per_peer = 2);
     let (descriptor, _) = hold_a_stream_artifact(&mut node);
     let first = serve(&mut node, &peer(), &request(&descriptor));
     let second = serve(&mut node, &peer(), &request(&descriptor));
     assert_eq!(node.receiver.serves_in_flight(&peer().node_id()), 2);
-    let Handled::Answer(refused) =
+    // A third stream serve is refused.
+    let refused = answer(
         node.receiver
-            .handle(&peer().node_id(), &request(&descriptor), at(10))
-    else {
-        panic!("a third stream serve is refused")
-    };
+            .handle(&peer().node_id(), &request(&descriptor), at(10)),
+    );
     assert_eq!(refused.operation(), Operation::Decline);
     assert_eq!(code(&refused), Some(RefusalCode::RateLimited));
     assert!(refused.response().and_then(|r| r.retry_after_ms).is_some());
@@ -208,18 +189,12 @@ fn stream_serves_per_peer_are_capped_and_given_back_when_done() {
 
 #[test]
 fn a_node_that_streams_nothing_says_so_without_inviting_a_retry() {
-    let mut node = Setup::new()
-        .allow(&peer().node_id())
-        .keep(BLOB, None)
-        .config(|c| c.stream_serves_per_peer = 0)
-        .build();
+    let mut node = standard_with(|c| c.stream_serves_per_peer = 0);
     let (descriptor, _) = hold_a_stream_artifact(&mut node);
-    let Handled::Answer(refused) =
+    let refused = answer(
         node.receiver
-            .handle(&peer().node_id(), &request(&descriptor), at(10))
-    else {
-        panic!("refused")
-    };
+            .handle(&peer().node_id(), &request(&descriptor), at(10)),
+    );
     assert_eq!(code(&refused), Some(RefusalCode::PolicyDenied));
     assert!(refused.response().and_then(|r| r.retry_after_ms).is_none());
 }
