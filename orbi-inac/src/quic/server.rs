@@ -146,16 +146,8 @@ impl Server {
         let grace = config.shutdown_grace;
         let context = Arc::new(Context {
             receiver: handle.clone(),
-            connection_permits: Arc::new(tokio::sync::Semaphore::new(
-                config
-                    .max_connections
-                    .min(tokio::sync::Semaphore::MAX_PERMITS),
-            )),
-            guest_permits: Arc::new(tokio::sync::Semaphore::new(
-                config
-                    .max_guest_connections
-                    .min(tokio::sync::Semaphore::MAX_PERMITS),
-            )),
+            connection_permits: permits(config.max_connections),
+            guest_permits: permits(config.max_guest_connections),
             known,
             config,
             decode,
@@ -332,6 +324,13 @@ async fn accept_loop(
     }
 }
 
+/// A semaphore of `count` permits (at most what tokio allows).
+fn permits(count: usize) -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(
+        count.min(tokio::sync::Semaphore::MAX_PERMITS),
+    ))
+}
+
 /// What [`TransportConfig::max_connections_per_address`] counts as one address: an IPv4
 /// address (also when it arrives IPv4-mapped on the dual-stack socket), or an IPv6 /64, the
 /// block one host is usually given.
@@ -402,27 +401,26 @@ async fn serve_connection(
         connection.close(ConnectionCode::PeerNotAllowed.varint(), b"peer not allowed");
         return;
     }
+    let too_many = |why: &str| {
+        tracing::info!(%peer, %remote, "{why}");
+        connection.close(
+            ConnectionCode::TooManyConnections.varint(),
+            b"too many connections",
+        );
+    };
     // The peer's own limit first: a stranger over it must not hold a guest place meanwhile.
     let Some(_slot) = context
         .connections
         .claim(&peer, context.config.max_connections_per_peer)
     else {
-        tracing::info!(%peer, %remote, "peer over its connection limit refused");
-        connection.close(
-            ConnectionCode::TooManyConnections.varint(),
-            b"too many connections",
-        );
+        too_many("peer over its connection limit refused");
         return;
     };
     let _guest = if context.known.contains(&peer) {
         None
     } else {
         let Ok(permit) = context.guest_permits.clone().try_acquire_owned() else {
-            tracing::info!(%peer, %remote, "unknown peer refused: guest connections at their limit");
-            connection.close(
-                ConnectionCode::TooManyConnections.varint(),
-                b"too many connections",
-            );
+            too_many("unknown peer refused: guest connections at their limit");
             return;
         };
         Some(permit)
