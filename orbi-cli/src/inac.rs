@@ -270,14 +270,11 @@ const INLINE_CAPACITY_BYTES: u64 = ((orbi_inac::MAX_FRAME_BYTES as u64) - 16 * 1
 
 /// An `--allow` value: a strict `node:did:key` of an ed25519 key.
 fn parse_allowed_node(text: &str) -> Result<NodeId, CliError> {
-    NodeId::parse(text)
-        .ok()
-        .filter(|node| node.role() == "node" && node.verifying_key().is_ok())
-        .ok_or_else(|| {
-            CliError::new(format!(
-                "--allow {text:?} is not a strict node:did:key node id"
-            ))
-        })
+    NodeId::parse_strict(text).map_err(|_| {
+        CliError::new(format!(
+            "--allow {text:?} is not a strict node:did:key node id"
+        ))
+    })
 }
 
 fn serve(args: ServeArgs) -> Result<Outcome, CliError> {

@@ -243,6 +243,20 @@ macro_rules! role_id {
             pub fn verifying_key(&self) -> Result<VerifyingKey, DidKeyError> {
                 self.did_key().verifying_key()
             }
+
+            /// Strict parse: [`Self::parse`], and a key that decodes
+            /// ([`Self::verifying_key`]), as an id a peer can prove must be.
+            pub fn parse_strict(text: &str) -> Result<Self, IdError> {
+                let id = Self::parse(text)?;
+                match id.verifying_key() {
+                    Ok(_) => Ok(id),
+                    Err(_) => Err(IdError {
+                        kind: $kind,
+                        value: text.to_owned(),
+                        expected: "a did:key of an ed25519 public key",
+                    }),
+                }
+            }
         }
 
         impl fmt::Display for $name {
@@ -361,7 +375,10 @@ mod tests {
 
     #[test]
     fn k4_is_lenient_valid_but_strictly_not_a_point() {
-        let id = ParticipantId::parse(&format!("participant:did:key:{K4_NOT_A_POINT}")).unwrap();
+        let text = format!("participant:did:key:{K4_NOT_A_POINT}");
+        assert!(ParticipantId::parse_strict(&text).is_err());
+        assert!(NodeId::parse_strict(&format!("node:did:key:{K1}")).is_ok());
+        let id = ParticipantId::parse(&text).unwrap();
         assert_eq!(
             id.verifying_key(),
             Err(DidKeyError::NotCurvePoint {

@@ -284,8 +284,9 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
     })
 }
 
+/// A node id the peer must be able to prove: a strict `node:did:key` (like `--allow`).
 fn node_id(text: &str, field: &str) -> Result<NodeId, String> {
-    NodeId::from_str(text).map_err(|err| format!("{field}: {text:?}: {err}"))
+    NodeId::parse_strict(text).map_err(|err| format!("{field}: {text:?}: {err}"))
 }
 
 /// `SCHEMA` or `SCHEMA=CONTENT_TYPE`.
@@ -534,6 +535,8 @@ mod tests {
                 "pod.degraded-grace-sec",
             ),
             ("[pod]\nallow = [\"x\"]\n", "pod.allow"),
+            // The right shape, but no key a peer could prove (like `--allow`, refused).
+            ("[pod]\nallow = [\"node:did:key:z1\"]\n", "pod.allow"),
             ("[pod]\ntenants = [\"x\"]\n", "pod.tenants"),
             (
                 "[[inac.budgets]]\noperations = [\"fly\"]\n",

@@ -268,10 +268,7 @@ impl FromStr for PeerAddr {
         let (node, address) = text
             .rsplit_once('@')
             .ok_or_else(|| PeerAddrError::Shape(text.to_owned()))?;
-        let node = NodeId::parse(node)
-            .ok()
-            .filter(|node| node.role() == "node" && node.verifying_key().is_ok())
-            .ok_or_else(|| PeerAddrError::Node(node.to_owned()))?;
+        let node = NodeId::parse_strict(node).map_err(|_| PeerAddrError::Node(node.to_owned()))?;
         let addr = std::net::ToSocketAddrs::to_socket_addrs(address)
             .ok()
             .and_then(|mut addrs| addrs.next())
