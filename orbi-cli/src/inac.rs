@@ -129,6 +129,12 @@ struct ServeArgs {
     /// every place from allowed peers.
     #[arg(long, value_name = "N")]
     max_guest_connections: Option<usize>,
+    /// Handshakes in progress at once from addresses no allowed peer has connected from
+    /// (default 128, or a quarter of a lower --max-connections, and never what the guests
+    /// leave; above 0), so that strangers on many addresses cannot keep allowed peers from
+    /// coming back.
+    #[arg(long, value_name = "N")]
+    max_unfamiliar_handshakes: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -309,6 +315,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
         per_peer: args.max_connections_per_peer,
         per_address: args.max_connections_per_address,
         guests: args.max_guest_connections,
+        unfamiliar: args.max_unfamiliar_handshakes,
     }
     .transport("--")
     .map_err(CliError::new)?;
@@ -524,6 +531,8 @@ pub(crate) struct ConnectionLimits {
     pub per_address: Option<usize>,
     /// `max-guest-connections`.
     pub guests: Option<usize>,
+    /// `max-unfamiliar-handshakes`.
+    pub unfamiliar: Option<usize>,
 }
 
 impl ConnectionLimits {
@@ -537,6 +546,7 @@ impl ConnectionLimits {
             (self.per_peer, &mut transport.max_connections_per_peer),
             (self.per_address, &mut transport.max_connections_per_address),
             (self.guests, &mut transport.max_guest_connections),
+            (self.unfamiliar, &mut transport.max_unfamiliar_handshakes),
         ] {
             if let Some(value) = value {
                 *field = value;
@@ -546,6 +556,21 @@ impl ConnectionLimits {
         // node knows keep places.
         if let (Some(total), None) = (self.total, self.guests) {
             transport.max_guest_connections = transport.max_guest_connections.min(total / 2);
+        }
+        // Strangers' handshakes get a quarter of a lowered total, and never what the guests
+        // leave to known peers, unless told otherwise.
+        if self.unfamiliar.is_none() {
+            let total = transport.max_connections;
+            let left = total.saturating_sub(transport.max_guest_connections.saturating_add(1));
+            let share = match self.total {
+                Some(_) => total / 4,
+                None => transport.max_unfamiliar_handshakes,
+            };
+            transport.max_unfamiliar_handshakes = transport
+                .max_unfamiliar_handshakes
+                .min(share)
+                .min(left)
+                .max(1);
         }
         transport.validate().map_err(|err| match err {
             TransportError::Config { setting, reason } => {

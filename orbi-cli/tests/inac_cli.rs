@@ -401,6 +401,11 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
             "0",
             "--max-connections: must be above zero",
         ),
+        (
+            "--max-unfamiliar-handshakes",
+            "0",
+            "--max-unfamiliar-handshakes: must be above zero",
+        ),
     ] {
         ws.serve_fails("data", &[flag, value])
             .assert_usage_error(&[named]);

@@ -60,6 +60,7 @@ struct RawInac {
     max_connections_per_peer: Option<usize>,
     max_connections_per_address: Option<usize>,
     max_guest_connections: Option<usize>,
+    max_unfamiliar_handshakes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +206,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         per_peer: raw.inac.max_connections_per_peer,
         per_address: raw.inac.max_connections_per_address,
         guests: raw.inac.max_guest_connections,
+        unfamiliar: raw.inac.max_unfamiliar_handshakes,
     }
     .transport("inac.")?;
     let mut pod = HostPolicy::default();
@@ -381,6 +383,10 @@ pub fn template(
          # Connections held by nodes outside inac.allow, pod.allow and peers (0: none); it must\n\
          # be below max-connections. Default: 256, or half of a lower max-connections.\n\
          # max-guest-connections = 256\n\
+         # Handshakes in progress from addresses none of those nodes has connected from (above\n\
+         # 0; with max-guest-connections below max-connections). Default: 128, or a quarter of\n\
+         # a lower max-connections.\n\
+         # max-unfamiliar-handshakes = 128\n\
          # Budgets, e.g.:\n\
          # [[inac.budgets]]\n\
          # schemas = [\"vendor.note.v1\"]\n\
@@ -449,6 +455,7 @@ mod tests {
             assert_eq!(config.transport.max_connections_per_peer, 32);
             assert_eq!(config.transport.max_connections_per_address, 128);
             assert_eq!(config.transport.max_guest_connections, 256);
+            assert_eq!(config.transport.max_unfamiliar_handshakes, 128);
             assert_eq!(config.pod.max_live_attachments_per_peer, 25_000);
         }
     }
@@ -483,6 +490,30 @@ mod tests {
         ))
         .unwrap_err();
         assert!(error.contains("inac.max-guest-connections"), "{error}");
+        // Strangers' handshakes get a quarter of a lowered total, never what the guests leave
+        // to known peers, and whatever the file says within those bounds.
+        let limits = |text: &str| {
+            load(&format!("{base}{text}")).map(|config| {
+                (
+                    config.transport.max_guest_connections,
+                    config.transport.max_unfamiliar_handshakes,
+                )
+            })
+        };
+        assert_eq!(limits("max-connections = 100\n"), Ok((50, 25)));
+        assert_eq!(limits("max-guest-connections = 500\n"), Ok((500, 11)));
+        assert_eq!(limits("max-unfamiliar-handshakes = 7\n"), Ok((256, 7)));
+        for wrong in [
+            "max-unfamiliar-handshakes = 0\n",
+            "max-unfamiliar-handshakes = 256\n",
+            "max-guest-connections = 511\n",
+        ] {
+            let error = limits(wrong).unwrap_err();
+            assert!(
+                error.contains("inac.max-unfamiliar-handshakes"),
+                "{wrong}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -88,6 +88,16 @@ pub struct TransportConfig {
     /// so this is what keeps a few hosts from holding the places known peers need to start
     /// theirs. Refused like connections over the address limit.
     pub max_handshakes_per_address: usize,
+    /// Handshakes in progress at once from addresses no known peer has connected from
+    /// (default 128). A known peer's finished handshake makes its address familiar (the
+    /// listener remembers the latest [`FAMILIAR_ADDRESSES`]); handshakes from
+    /// familiar addresses do not count here. Together with
+    /// [`TransportConfig::max_guest_connections`] it must stay below
+    /// [`TransportConfig::max_connections`]: the rest is what strangers, however many
+    /// addresses and keys they use, cannot take from known peers coming back. Must be above
+    /// zero (a peer's first connection comes from an unfamiliar address). Refused like
+    /// connections over the address limit.
+    pub max_unfamiliar_handshakes: usize,
     /// How long a dialer has to complete its handshake once its address is proven (default
     /// 10 s); a dialer that stalls it loses its place.
     pub handshake_timeout: Duration,
@@ -117,11 +127,17 @@ impl Default for TransportConfig {
             max_guest_connections: 256,
             known_peers: BTreeSet::new(),
             max_handshakes_per_address: 16,
+            max_unfamiliar_handshakes: 128,
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
         }
     }
 }
+
+/// How many address blocks a listener remembers as familiar
+/// ([`TransportConfig::max_unfamiliar_handshakes`]); the one seen longest ago is forgotten
+/// first.
+pub const FAMILIAR_ADDRESSES: usize = 4096;
 
 /// The largest [`TransportConfig::body_buffer_bytes`]: spec §8.5's bounded buffers are at
 /// most 8 MiB (the upstream chunk ceiling).
@@ -184,6 +200,10 @@ impl TransportConfig {
                 "max_handshakes_per_address",
                 self.max_handshakes_per_address as u64,
             ),
+            (
+                "max_unfamiliar_handshakes",
+                self.max_unfamiliar_handshakes as u64,
+            ),
         ] {
             if value == 0 {
                 return bad(setting, "must be above zero");
@@ -193,6 +213,17 @@ impl TransportConfig {
             return bad(
                 "max_guest_connections",
                 "must be below max_connections, so that the peers this node knows keep places",
+            );
+        }
+        if self
+            .max_guest_connections
+            .saturating_add(self.max_unfamiliar_handshakes)
+            >= self.max_connections
+        {
+            return bad(
+                "max_unfamiliar_handshakes",
+                "together with max_guest_connections must be below max_connections, so that \
+                 the peers this node knows keep places however many addresses strangers use",
             );
         }
         Ok(())
@@ -411,7 +442,7 @@ mod tests {
     fn settings_out_of_range_are_errors_naming_the_setting() {
         assert!(TransportConfig::default().validate().is_ok());
         type Edit = fn(&mut TransportConfig);
-        let cases: [(Edit, &str); 15] = [
+        let cases: [(Edit, &str); 18] = [
             (|c| c.idle_timeout = Duration::ZERO, "idle_timeout"),
             (
                 |c| c.idle_timeout = Duration::from_secs(u64::MAX),
@@ -451,6 +482,19 @@ mod tests {
                 "max_guest_connections",
             ),
             (|c| c.max_connections = 100, "max_guest_connections"),
+            (
+                |c| c.max_unfamiliar_handshakes = 0,
+                "max_unfamiliar_handshakes",
+            ),
+            // 256 guests and 256 unfamiliar handshakes would leave known peers nothing.
+            (
+                |c| c.max_unfamiliar_handshakes = 256,
+                "max_unfamiliar_handshakes",
+            ),
+            (
+                |c| c.max_unfamiliar_handshakes = usize::MAX,
+                "max_unfamiliar_handshakes",
+            ),
         ];
         for (edit, setting) in cases {
             assert_eq!(rejected(edit), setting);

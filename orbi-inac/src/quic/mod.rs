@@ -65,12 +65,18 @@
 //!   cannot take the places of known peers; the next stranger is closed with `0x103`. Before
 //!   its handshake a dialer's key is unknown, so handshakes are bounded per address instead
 //!   ([`TransportConfig::max_handshakes_per_address`], 16) and in time
-//!   ([`TransportConfig::handshake_timeout`], 10 s). What remains: a flood of stalled
-//!   handshakes and stranger connections from many addresses (at the defaults 16 IPv4
-//!   addresses or IPv6 /64s when known peers hold nothing, fewer when they already hold
-//!   places; an IPv6 /48 holds 65 536 /64s) can still fill the places a known peer needs to
-//!   start its handshake, for as long as the flood lasts. Peers admitted by passports or open
-//!   offers are strangers to this count.
+//!   ([`TransportConfig::handshake_timeout`], 10 s), and by familiarity: once a known peer
+//!   has connected from an address, that address is familiar (the latest
+//!   [`config::FAMILIAR_ADDRESSES`] are remembered), and handshakes from all other addresses
+//!   share [`TransportConfig::max_unfamiliar_handshakes`] (default 128). Guests and
+//!   unfamiliar handshakes together stay below the total, so a flood of stalled handshakes
+//!   and stranger connections from however many addresses (an IPv6 /48 holds 65 536 /64s)
+//!   leaves at least 128 places at the defaults to known peers coming back from addresses
+//!   they used before. What remains: while such a flood lasts, a known peer's first
+//!   handshake from an address it has not used since the listener started waits like a
+//!   stranger's, and strangers sharing a familiar address (one IPv4 address behind NAT, or
+//!   one IPv6 /64) get its places too, up to the per-address limits. Peers admitted by
+//!   passports or open offers are strangers to both counts.
 //! - **Per-peer cap on concurrent stream pushes** ([`crate::ReceiverConfig::stream_pushes_per_peer`],
 //!   default 4) lives in the core, after every header check: the next push is refused
 //!   `rate-limited` with `retry/after-ms` before its body. Stream-mode serves of `request`s
@@ -131,6 +137,7 @@ mod actor;
 pub mod app;
 mod client;
 pub mod config;
+mod familiar;
 pub mod identity;
 mod serve;
 mod server;

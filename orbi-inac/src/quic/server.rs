@@ -84,6 +84,10 @@ struct Context {
     known: std::collections::BTreeSet<NodeId>,
     /// Connections guests hold ([`TransportConfig::max_guest_connections`]).
     guest_permits: Arc<tokio::sync::Semaphore>,
+    /// Address blocks known peers have connected from.
+    familiar: super::familiar::FamiliarAddresses,
+    /// Handshakes from other addresses ([`TransportConfig::max_unfamiliar_handshakes`]).
+    unfamiliar_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Server {
@@ -148,6 +152,8 @@ impl Server {
             receiver: handle.clone(),
             connection_permits: permits(config.max_connections),
             guest_permits: permits(config.max_guest_connections),
+            familiar: super::familiar::FamiliarAddresses::new(super::config::FAMILIAR_ADDRESSES),
+            unfamiliar_permits: permits(config.max_unfamiliar_handshakes),
             known,
             config,
             decode,
@@ -295,6 +301,18 @@ async fn accept_loop(
                     .handshakes
                     .claim(&block, config.max_handshakes_per_address)
                     .ok_or("its address has too many handshakes")?;
+                // Strangers' handshakes from however many addresses share these places, so
+                // they cannot take every place from known peers coming back.
+                let unfamiliar = if context.familiar.contains(&block) {
+                    None
+                } else {
+                    let permit = context
+                        .unfamiliar_permits
+                        .clone()
+                        .try_acquire_owned()
+                        .map_err(|_| "handshakes from unfamiliar addresses are at their limit")?;
+                    Some(permit)
+                };
                 let permit = context
                     .connection_permits
                     .clone()
@@ -303,7 +321,10 @@ async fn accept_loop(
                 Ok(Places {
                     permit,
                     from_address,
-                    handshake,
+                    handshake: Handshake {
+                        _slot: handshake,
+                        _unfamiliar: unfamiliar,
+                    },
                 })
             });
         let places = match places {
@@ -350,9 +371,16 @@ struct Places {
     permit: tokio::sync::OwnedSemaphorePermit,
     /// One of its address's [`TransportConfig::max_connections_per_address`].
     from_address: crate::slots::Slot<std::net::IpAddr>,
-    /// One of its address's [`TransportConfig::max_handshakes_per_address`], until the
-    /// handshake ends.
-    handshake: crate::slots::Slot<std::net::IpAddr>,
+    /// Its handshake's places, until the handshake ends.
+    handshake: Handshake,
+}
+
+/// The places a handshake holds until it ends.
+struct Handshake {
+    /// One of its address's [`TransportConfig::max_handshakes_per_address`].
+    _slot: crate::slots::Slot<std::net::IpAddr>,
+    /// From an unfamiliar address: one of [`TransportConfig::max_unfamiliar_handshakes`].
+    _unfamiliar: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 async fn serve_connection(
@@ -417,6 +445,8 @@ async fn serve_connection(
         return;
     };
     let _guest = if context.known.contains(&peer) {
+        // Its next handshake from here is not one of the unfamiliar ones.
+        context.familiar.remember(address_block(remote.ip()));
         None
     } else {
         let Ok(permit) = context.guest_permits.clone().try_acquire_owned() else {

@@ -287,17 +287,26 @@ async fn a_peer_over_its_connection_limit_is_closed_with_0x103() {
 
 #[tokio::test]
 async fn connections_beyond_the_listener_or_address_limit_are_refused_before_the_handshake() {
-    let limits: [fn(&mut TransportConfig); 2] = [
-        |t| {
-            t.max_connections = 1;
-            t.max_guest_connections = 0;
-        },
+    // Each limit, and how many connections the allowed peer keeps to reach it.
+    type Edit = fn(&mut TransportConfig);
+    let limits: [(Edit, usize); 2] = [
+        (
+            |t| {
+                t.max_connections = 2;
+                t.max_guest_connections = 0;
+                t.max_unfamiliar_handshakes = 1;
+            },
+            2,
+        ),
         // Every test dialer is on 127.0.0.1, whatever its key.
-        |t| t.max_connections_per_address = 1,
+        (|t| t.max_connections_per_address = 1, 1),
     ];
-    for limit in limits {
+    for (limit, holders) in limits {
         let node = Setup::new().transport(limit).start();
-        let (first, kept) = node.connect(&peer_key()).await;
+        let mut kept = Vec::new();
+        for _ in 0..holders {
+            kept.push(node.connect(&peer_key()).await);
+        }
         let client =
             Client::for_peer(&node.peer_addr(), key(5), TransportConfig::default()).unwrap();
         match client.connect(&node.peer_addr()).await {
@@ -310,7 +319,7 @@ async fn connections_beyond_the_listener_or_address_limit_are_refused_before_the
             ),
             other => panic!("expected a refused connection, got {other:?}"),
         }
-        drop((kept, first));
+        drop(kept);
         let mut served = false;
         for _ in 0..100 {
             if client.connect(&node.peer_addr()).await.is_ok() {
@@ -429,9 +438,14 @@ impl rustls::client::danger::ServerCertVerifier for Stalling {
 /// How long the staller holds its handshake: far beyond the listener's handshake timeout.
 const STALL: std::time::Duration = std::time::Duration::from_secs(6);
 
-/// Dials `addr` as P from a thread of its own (its verifier blocks that thread) and stalls
-/// the handshake for [`STALL`]; returns once the listener holds the handshake.
+/// Dials `addr` as P from 127.0.0.1 (see [`stall_handshake_from`]).
 async fn stall_handshake(addr: SocketAddr) -> std::thread::JoinHandle<()> {
+    stall_handshake_from([127, 0, 0, 1], addr).await
+}
+
+/// Dials `addr` as P from `local` in a thread of its own (its verifier blocks that thread)
+/// and stalls the handshake for [`STALL`]; returns once the listener holds the handshake.
+async fn stall_handshake_from(local: [u8; 4], addr: SocketAddr) -> std::thread::JoinHandle<()> {
     let (stalling, stalled) = std::sync::mpsc::channel();
     let staller = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -451,7 +465,8 @@ async fn stall_handshake(addr: SocketAddr) -> std::thread::JoinHandle<()> {
                     certified_key(&peer_key()),
                 )));
             let config = client_config_from_tls(tls, &TransportConfig::default()).unwrap();
-            let _ = dial(&dialer(), config, addr).await;
+            let dialer = endpoint((local, 0).into(), None, &TransportConfig::default()).unwrap();
+            let _ = dial(&dialer, config, addr).await;
         })
     });
     tokio::task::spawn_blocking(move || stalled.recv())
@@ -538,6 +553,55 @@ async fn a_shutdown_does_not_wait_for_a_stalled_handshake() {
     assert!(
         took < STALL,
         "shutdown took {took:?}: it waited for the stalled handshake"
+    );
+    tokio::task::spawn_blocking(move || staller.join())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Whether dialling from `local` as `who` is refused before the handshake.
+async fn refused_from(node: &Node, local: [u8; 4], who: &KeyPair) -> bool {
+    let client = Client::bind((local, 0).into(), who.clone(), TransportConfig::default()).unwrap();
+    matches!(
+        client.connect(&node.peer_addr()).await,
+        Err(TransportError::Connection {
+            source: quinn::ConnectionError::ConnectionClosed(close),
+            ..
+        }) if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_handshakes_cannot_take_the_places_of_known_peers_coming_back() {
+    let known = key(7);
+    let node = Setup::new()
+        .transport(|t| {
+            t.max_unfamiliar_handshakes = 1;
+            t.handshake_timeout = std::time::Duration::from_secs(30);
+            t.known_peers.insert(key(7).node_id());
+        })
+        .start();
+    // The allowed peer's first connection, from 127.0.0.1, makes that address familiar.
+    assert!(served(&node, &peer_key(), "k-first").await);
+    // A staller on another address holds the one place for unfamiliar handshakes...
+    let staller = stall_handshake_from([127, 0, 0, 2], node.addr()).await;
+    assert!(
+        refused_from(&node, [127, 0, 0, 3], &key(5)).await,
+        "a stranger's handshake from a third address"
+    );
+    assert!(
+        refused_from(&node, [127, 0, 0, 4], &known).await,
+        "a known peer's first handshake from a new address waits like anyone's"
+    );
+    // ... but not the places of handshakes from the familiar address.
+    assert!(
+        served(&node, &peer_key(), "k-back").await,
+        "the allowed peer coming back"
+    );
+    assert!(
+        served(&node, &known, "k-known").await,
+        "a known peer from a familiar address"
     );
     tokio::task::spawn_blocking(move || staller.join())
         .await
