@@ -81,7 +81,9 @@ fn parse_leap_second(text: &str) -> Option<OffsetDateTime> {
     let mut replaced = text.to_owned();
     replaced.replace_range(17..19, "59");
     let instant = OffsetDateTime::parse(&replaced, &Rfc3339).ok()?;
-    let utc = instant.to_offset(UtcOffset::UTC);
+    // Near the ends of the range the UTC form can fall outside what `time` represents
+    // (9999-12-31T23:59:60-23:59 is in year 10000): no leap second there, and no panic.
+    let utc = instant.checked_to_offset(UtcOffset::UTC)?;
     // A leap second can only be the last second of a UTC day.
     (utc.hour() == 23 && utc.minute() == 59).then_some(instant)
 }
@@ -163,6 +165,45 @@ mod tests {
         ] {
             assert!(Timestamp::parse(text).is_err(), "{text}");
         }
+    }
+
+    proptest::proptest! {
+        /// Any text of the RFC 3339 shape, over the whole range of years, offsets and
+        /// seconds (60 included), parses or is refused: never a panic, and every instant
+        /// accepted can be compared and counted in seconds.
+        #[test]
+        fn every_rfc3339_shaped_text_parses_or_is_refused(
+            year in 0u32..=9999,
+            month in 1u32..=12,
+            day in 1u32..=31,
+            clock in (0u32..=23, 0u32..=59, 0u32..=60),
+            offset in proptest::option::of((proptest::bool::ANY, 0u32..=23, 0u32..=59)),
+        ) {
+            let (hour, minute, second) = clock;
+            let zone = match offset {
+                None => "Z".to_owned(),
+                Some((east, hours, minutes)) => {
+                    format!("{}{hours:02}:{minutes:02}", if east { '+' } else { '-' })
+                }
+            };
+            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{zone}");
+            if let Ok(parsed) = Timestamp::parse(&text) {
+                let epoch = Timestamp::parse("1970-01-01T00:00:00Z").unwrap();
+                proptest::prop_assert_eq!(
+                    parsed.instant() > epoch.instant(),
+                    parsed.unix_seconds() > 0
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn leap_seconds_at_the_ends_of_the_range_are_refused_not_a_panic() {
+        for text in ["9999-12-31T23:59:60-23:59", "9999-12-31T23:59:60-00:01"] {
+            assert!(Timestamp::parse(text).is_err(), "{text}");
+        }
+        // The last leap second the range can hold is still one.
+        assert!(Timestamp::parse("9999-12-31T23:59:60Z").is_ok());
     }
 
     #[test]

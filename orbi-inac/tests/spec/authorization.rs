@@ -392,6 +392,11 @@ fn passports_that_grant_no_inac_push_are_not_authorized() {
     // Delegated.
     let mut delegated = push_passport(&authority(), &holder);
     delegated.insert("issuer_delegation".into(), json!({"proxy_key": "z6Mk"}));
+    // Issued at a leap second whose UTC form is past the year 9999 (it once panicked the
+    // receiver).
+    let mut out_of_range = push_passport(&authority(), &holder);
+    out_of_range.insert("issued_at".into(), json!("9999-12-31T23:59:60-23:59"));
+    sign_passport(&authority(), &mut out_of_range).unwrap();
     for pass in [
         other_purpose,
         other_schema,
@@ -400,6 +405,7 @@ fn passports_that_grant_no_inac_push_are_not_authorized() {
         namespaces,
         foreign_holder,
         delegated,
+        out_of_range,
     ] {
         assert_not_authorized(&mut node, &pass, 1);
     }
