@@ -130,9 +130,8 @@ struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_guest_connections: Option<usize>,
     /// Handshakes in progress at once from addresses no allowed peer has connected from
-    /// (default 128, or a quarter of a lower --max-connections, and never what the guests
-    /// leave; above 0), so that strangers on many addresses cannot keep allowed peers from
-    /// coming back.
+    /// (default 128; never more than half of what the guest connections leave; above 0), so
+    /// that strangers on many addresses cannot keep allowed peers from coming back.
     #[arg(long, value_name = "N")]
     max_unfamiliar_handshakes: Option<usize>,
 }
@@ -556,21 +555,6 @@ impl ConnectionLimits {
         // node knows keep places.
         if let (Some(total), None) = (self.total, self.guests) {
             transport.max_guest_connections = transport.max_guest_connections.min(total / 2);
-        }
-        // Strangers' handshakes get a quarter of a lowered total, and never what the guests
-        // leave to known peers, unless told otherwise.
-        if self.unfamiliar.is_none() {
-            let total = transport.max_connections;
-            let left = total.saturating_sub(transport.max_guest_connections.saturating_add(1));
-            let share = match self.total {
-                Some(_) => total / 4,
-                None => transport.max_unfamiliar_handshakes,
-            };
-            transport.max_unfamiliar_handshakes = transport
-                .max_unfamiliar_handshakes
-                .min(share)
-                .min(left)
-                .max(1);
         }
         transport.validate().map_err(|err| match err {
             TransportError::Config { setting, reason } => {

@@ -384,8 +384,7 @@ pub fn template(
          # be below max-connections. Default: 256, or half of a lower max-connections.\n\
          # max-guest-connections = 256\n\
          # Handshakes in progress from addresses none of those nodes has connected from (above\n\
-         # 0; with max-guest-connections below max-connections). Default: 128, or a quarter of\n\
-         # a lower max-connections.\n\
+         # 0). Default: 128; never more than half of what max-guest-connections leaves.\n\
          # max-unfamiliar-handshakes = 128\n\
          # Budgets, e.g.:\n\
          # [[inac.budgets]]\n\
@@ -455,7 +454,7 @@ mod tests {
             assert_eq!(config.transport.max_connections_per_peer, 32);
             assert_eq!(config.transport.max_connections_per_address, 128);
             assert_eq!(config.transport.max_guest_connections, 256);
-            assert_eq!(config.transport.max_unfamiliar_handshakes, 128);
+            assert_eq!(config.transport.unfamiliar_handshake_places(), 128);
             assert_eq!(config.pod.max_live_attachments_per_peer, 25_000);
         }
     }
@@ -490,30 +489,14 @@ mod tests {
         ))
         .unwrap_err();
         assert!(error.contains("inac.max-guest-connections"), "{error}");
-        // Strangers' handshakes get a quarter of a lowered total, never what the guests leave
-        // to known peers, and whatever the file says within those bounds.
-        let limits = |text: &str| {
-            load(&format!("{base}{text}")).map(|config| {
-                (
-                    config.transport.max_guest_connections,
-                    config.transport.max_unfamiliar_handshakes,
-                )
-            })
-        };
-        assert_eq!(limits("max-connections = 100\n"), Ok((50, 25)));
-        assert_eq!(limits("max-guest-connections = 500\n"), Ok((500, 11)));
-        assert_eq!(limits("max-unfamiliar-handshakes = 7\n"), Ok((256, 7)));
-        for wrong in [
-            "max-unfamiliar-handshakes = 0\n",
-            "max-unfamiliar-handshakes = 256\n",
-            "max-guest-connections = 511\n",
-        ] {
-            let error = limits(wrong).unwrap_err();
-            assert!(
-                error.contains("inac.max-unfamiliar-handshakes"),
-                "{wrong}: {error}"
-            );
-        }
+        // The file's value is read and checked; the listener caps it at half of what the
+        // guests leave.
+        let config = load(&format!("{base}max-unfamiliar-handshakes = 7\n")).unwrap();
+        assert_eq!(config.transport.max_unfamiliar_handshakes, 7);
+        let config = load(&format!("{base}max-connections = 100\n")).unwrap();
+        assert_eq!(config.transport.unfamiliar_handshake_places(), 25);
+        let error = load(&format!("{base}max-unfamiliar-handshakes = 0\n")).unwrap_err();
+        assert!(error.contains("inac.max-unfamiliar-handshakes"), "{error}");
     }
 
     #[test]

@@ -89,14 +89,19 @@ pub struct TransportConfig {
     /// theirs. Refused like connections over the address limit.
     pub max_handshakes_per_address: usize,
     /// Handshakes in progress at once from addresses no known peer has connected from
-    /// (default 128). A known peer's finished handshake makes its address familiar (the
-    /// listener remembers the latest [`FAMILIAR_ADDRESSES`]); handshakes from
-    /// familiar addresses do not count here. Together with
-    /// [`TransportConfig::max_guest_connections`] it must stay below
-    /// [`TransportConfig::max_connections`]: the rest is what strangers, however many
-    /// addresses and keys they use, cannot take from known peers coming back. Must be above
-    /// zero (a peer's first connection comes from an unfamiliar address). Refused like
-    /// connections over the address limit.
+    /// (default 128), but never more than half of what
+    /// [`TransportConfig::max_guest_connections`] leaves of
+    /// [`TransportConfig::max_connections`] (at least one; see
+    /// [`TransportConfig::unfamiliar_handshake_places`]). A known peer's finished handshake
+    /// makes its address familiar (the listener remembers each known peer's latest
+    /// [`FAMILIAR_ADDRESSES_PER_PEER`] since it started); handshakes from familiar addresses do
+    /// not count here. So strangers using however many addresses and keys hold at most the
+    /// guest places after their handshakes and these before, and the rest of
+    /// `max_connections` stays for known peers coming back from addresses they used before.
+    /// Strangers sharing such an address (behind the same NAT, in the same IPv6 /64) share
+    /// its places too, up to the per-address limits. Must be above zero: a peer's first
+    /// connection comes from an unfamiliar address. Refused like connections over the
+    /// address limit.
     pub max_unfamiliar_handshakes: usize,
     /// How long a dialer has to complete its handshake once its address is proven (default
     /// 10 s); a dialer that stalls it loses its place.
@@ -134,10 +139,10 @@ impl Default for TransportConfig {
     }
 }
 
-/// How many address blocks a listener remembers as familiar
-/// ([`TransportConfig::max_unfamiliar_handshakes`]); the one seen longest ago is forgotten
-/// first.
-pub const FAMILIAR_ADDRESSES: usize = 4096;
+/// How many addresses (IPv4 addresses or IPv6 /64s) of each known peer a listener remembers
+/// as familiar ([`TransportConfig::max_unfamiliar_handshakes`]): its latest; a fifth forgets
+/// the one it used longest ago.
+pub const FAMILIAR_ADDRESSES_PER_PEER: usize = 4;
 
 /// The largest [`TransportConfig::body_buffer_bytes`]: spec §8.5's bounded buffers are at
 /// most 8 MiB (the upstream chunk ceiling).
@@ -215,18 +220,25 @@ impl TransportConfig {
                 "must be below max_connections, so that the peers this node knows keep places",
             );
         }
-        if self
-            .max_guest_connections
-            .saturating_add(self.max_unfamiliar_handshakes)
-            >= self.max_connections
-        {
-            return bad(
-                "max_unfamiliar_handshakes",
-                "together with max_guest_connections must be below max_connections, so that \
-                 the peers this node knows keep places however many addresses strangers use",
-            );
-        }
         Ok(())
+    }
+
+    /// How many handshakes from unfamiliar addresses a listener lets run at once:
+    /// [`TransportConfig::max_unfamiliar_handshakes`], capped at half of what
+    /// [`TransportConfig::max_guest_connections`] leaves of
+    /// [`TransportConfig::max_connections`] (128 of 256 at the defaults), and at least one.
+    ///
+    /// ```
+    /// use orbi_inac::quic::TransportConfig;
+    /// assert_eq!(TransportConfig::default().unfamiliar_handshake_places(), 128);
+    /// let small = TransportConfig { max_connections: 100, max_guest_connections: 50, ..Default::default() };
+    /// assert_eq!(small.unfamiliar_handshake_places(), 25);
+    /// ```
+    pub fn unfamiliar_handshake_places(&self) -> usize {
+        let left = self
+            .max_connections
+            .saturating_sub(self.max_guest_connections);
+        self.max_unfamiliar_handshakes.min(left / 2).max(1)
     }
 
     /// The quinn transport parameters. `accept_exchanges`: whether the peer may open
@@ -442,7 +454,7 @@ mod tests {
     fn settings_out_of_range_are_errors_naming_the_setting() {
         assert!(TransportConfig::default().validate().is_ok());
         type Edit = fn(&mut TransportConfig);
-        let cases: [(Edit, &str); 18] = [
+        let cases: [(Edit, &str); 16] = [
             (|c| c.idle_timeout = Duration::ZERO, "idle_timeout"),
             (
                 |c| c.idle_timeout = Duration::from_secs(u64::MAX),
@@ -486,18 +498,33 @@ mod tests {
                 |c| c.max_unfamiliar_handshakes = 0,
                 "max_unfamiliar_handshakes",
             ),
-            // 256 guests and 256 unfamiliar handshakes would leave known peers nothing.
-            (
-                |c| c.max_unfamiliar_handshakes = 256,
-                "max_unfamiliar_handshakes",
-            ),
-            (
-                |c| c.max_unfamiliar_handshakes = usize::MAX,
-                "max_unfamiliar_handshakes",
-            ),
         ];
         for (edit, setting) in cases {
             assert_eq!(rejected(edit), setting);
+        }
+        // Unfamiliar handshakes get at most half of what guests leave, and always one.
+        for ((total, guests, unfamiliar), places) in [
+            ((512, 256, 128), 128),
+            ((512, 256, usize::MAX), 128),
+            ((512, 500, 128), 6),
+            ((512, 0, 128), 128),
+            ((100, 50, 128), 25),
+            ((100, 50, 7), 7),
+            ((2, 1, 128), 1),
+            ((1, 0, 128), 1),
+        ] {
+            let config = TransportConfig {
+                max_connections: total,
+                max_guest_connections: guests,
+                max_unfamiliar_handshakes: unfamiliar,
+                ..TransportConfig::default()
+            };
+            assert!(config.validate().is_ok());
+            assert_eq!(
+                config.unfamiliar_handshake_places(),
+                places,
+                "{total} {guests} {unfamiliar}"
+            );
         }
         // Letting no stranger in is a policy, not a mistake.
         let closed = TransportConfig {

@@ -66,17 +66,18 @@
 //!   its handshake a dialer's key is unknown, so handshakes are bounded per address instead
 //!   ([`TransportConfig::max_handshakes_per_address`], 16) and in time
 //!   ([`TransportConfig::handshake_timeout`], 10 s), and by familiarity: once a known peer
-//!   has connected from an address, that address is familiar (the latest
-//!   [`config::FAMILIAR_ADDRESSES`] are remembered), and handshakes from all other addresses
-//!   share [`TransportConfig::max_unfamiliar_handshakes`] (default 128). Guests and
-//!   unfamiliar handshakes together stay below the total, so a flood of stalled handshakes
-//!   and stranger connections from however many addresses (an IPv6 /48 holds 65 536 /64s)
-//!   leaves at least 128 places at the defaults to known peers coming back from addresses
-//!   they used before. What remains: while such a flood lasts, a known peer's first
-//!   handshake from an address it has not used since the listener started waits like a
-//!   stranger's, and strangers sharing a familiar address (one IPv4 address behind NAT, or
-//!   one IPv6 /64) get its places too, up to the per-address limits. Peers admitted by
-//!   passports or open offers are strangers to both counts.
+//!   has connected from an address, that address is familiar (each known peer's latest
+//!   [`config::FAMILIAR_ADDRESSES_PER_PEER`] since the listener started), and handshakes from
+//!   all other addresses share [`TransportConfig::unfamiliar_handshake_places`] (128 at the
+//!   defaults: [`TransportConfig::max_unfamiliar_handshakes`], at most half of what the
+//!   guests leave). So strangers on however many addresses (an IPv6 /48 holds 65 536 /64s)
+//!   hold at most 256 + 128 places at the defaults, and the other 128 or more stay for known
+//!   peers' connections, new ones from familiar addresses included. What remains: while
+//!   strangers hold those places, a known peer's first handshake from an address it has not
+//!   used since the listener started waits like a stranger's, and strangers sharing a
+//!   familiar address (one IPv4 address behind NAT, one IPv6 /64) get up to its per-address
+//!   limits outside both counts. Peers admitted by passports or open offers are strangers to
+//!   both counts.
 //! - **Per-peer cap on concurrent stream pushes** ([`crate::ReceiverConfig::stream_pushes_per_peer`],
 //!   default 4) lives in the core, after every header check: the next push is refused
 //!   `rate-limited` with `retry/after-ms` before its body. Stream-mode serves of `request`s

@@ -86,7 +86,7 @@ struct Context {
     guest_permits: Arc<tokio::sync::Semaphore>,
     /// Address blocks known peers have connected from.
     familiar: super::familiar::FamiliarAddresses,
-    /// Handshakes from other addresses ([`TransportConfig::max_unfamiliar_handshakes`]).
+    /// Handshakes from other addresses ([`TransportConfig::unfamiliar_handshake_places`]).
     unfamiliar_permits: Arc<tokio::sync::Semaphore>,
 }
 
@@ -152,8 +152,10 @@ impl Server {
             receiver: handle.clone(),
             connection_permits: permits(config.max_connections),
             guest_permits: permits(config.max_guest_connections),
-            familiar: super::familiar::FamiliarAddresses::new(super::config::FAMILIAR_ADDRESSES),
-            unfamiliar_permits: permits(config.max_unfamiliar_handshakes),
+            familiar: super::familiar::FamiliarAddresses::new(
+                super::config::FAMILIAR_ADDRESSES_PER_PEER,
+            ),
+            unfamiliar_permits: permits(config.unfamiliar_handshake_places()),
             known,
             config,
             decode,
@@ -379,7 +381,7 @@ struct Places {
 struct Handshake {
     /// One of its address's [`TransportConfig::max_handshakes_per_address`].
     _slot: crate::slots::Slot<std::net::IpAddr>,
-    /// From an unfamiliar address: one of [`TransportConfig::max_unfamiliar_handshakes`].
+    /// From an unfamiliar address: one of [`TransportConfig::unfamiliar_handshake_places`].
     _unfamiliar: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -446,7 +448,7 @@ async fn serve_connection(
     };
     let _guest = if context.known.contains(&peer) {
         // Its next handshake from here is not one of the unfamiliar ones.
-        context.familiar.remember(address_block(remote.ip()));
+        context.familiar.remember(&peer, address_block(remote.ip()));
         None
     } else {
         let Ok(permit) = context.guest_permits.clone().try_acquire_owned() else {

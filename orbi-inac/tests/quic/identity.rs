@@ -334,7 +334,13 @@ async fn connections_beyond_the_listener_or_address_limit_are_refused_before_the
 
 /// Whether `who` gets an answer to an exchange (any answer: the connection is served).
 async fn served(node: &Node, who: &KeyPair, key: &str) -> bool {
-    let Ok(client) = Client::for_peer(&node.peer_addr(), who.clone(), TransportConfig::default())
+    served_from(node, [127, 0, 0, 1], who, key).await
+}
+
+/// Whether `who`, dialling from `local`, gets an answer to an exchange (all of 127.0.0.0/8 is
+/// loopback on Linux, where these tests run).
+async fn served_from(node: &Node, local: [u8; 4], who: &KeyPair, key: &str) -> bool {
+    let Ok(client) = Client::bind((local, 0).into(), who.clone(), TransportConfig::default())
     else {
         return false;
     };
@@ -602,6 +608,39 @@ async fn strangers_handshakes_cannot_take_the_places_of_known_peers_coming_back(
     assert!(
         served(&node, &known, "k-known").await,
         "a known peer from a familiar address"
+    );
+    tokio::task::spawn_blocking(move || staller.join())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_give_their_unfamiliar_place_back_and_make_no_address_familiar() {
+    let node = Setup::new()
+        .transport(|t| {
+            t.max_unfamiliar_handshakes = 1;
+            t.handshake_timeout = std::time::Duration::from_secs(30);
+        })
+        .start();
+    // A stranger's finished handshake gives the one place back while its connection lives.
+    let first = Client::bind(
+        ([127, 0, 0, 2], 0).into(),
+        key(5),
+        TransportConfig::default(),
+    )
+    .unwrap();
+    let kept = first.connect(&node.peer_addr()).await.unwrap();
+    assert!(kept.exchange(&inline_push(b"kept", "k-kept")).await.is_ok());
+    assert!(
+        served_from(&node, [127, 0, 0, 3], &key(6), "k-next").await,
+        "the next stranger's handshake gets the place back"
+    );
+    // Its address did not become familiar: with the place held, it waits like any other.
+    let staller = stall_handshake_from([127, 0, 0, 4], node.addr()).await;
+    assert!(
+        refused_from(&node, [127, 0, 0, 2], &key(5)).await,
+        "a stranger's address is not familiar"
     );
     tokio::task::spawn_blocking(move || staller.join())
         .await
