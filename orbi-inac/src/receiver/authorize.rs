@@ -27,7 +27,12 @@ pub(crate) enum Authority {
     /// A general push passport.
     Passport,
     /// A custody passport, whose record quota the admission consumes.
-    Custody { passport_id: String },
+    Custody {
+        /// The passport.
+        passport_id: String,
+        /// `max_records` of the profile that allowed the push (`None`: no record limit).
+        max_records: Option<u64>,
+    },
 }
 
 fn refuse(code: RefusalCode, message: impl Into<String>) -> Refusal {
@@ -317,6 +322,7 @@ impl Receiver {
                 None => {
                     return Ok(Authority::Custody {
                         passport_id: passport.passport_id.clone(),
+                        max_records: profile.max_records,
                     });
                 }
                 Some(refusal) => {

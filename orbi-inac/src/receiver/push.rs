@@ -364,13 +364,17 @@ impl Receiver {
     }
 
     /// Steps 8–10 for verified bytes. For a streamed body, state that may have changed while
-    /// it was in flight (the key answered, the invitation used) is checked again first.
+    /// it was in flight (the key answered, the invitation used, the custody quota used up) is
+    /// checked again first.
     fn admit(&mut self, ticket: Ticket, body: VerifiedBody, now_ms: u64) -> Frame {
         if let VerifiedBody::Staged(_) = body {
             if let Err(Stop(verdict)) = self.replay(&ticket.exchange, &ticket.descriptor) {
                 return self.conclude(&ticket.exchange, verdict, LedgerEntry::default(), now_ms);
             }
-            if let Err(refusal) = self.invitation_still_usable(&ticket) {
+            let still = self
+                .invitation_still_usable(&ticket)
+                .and_then(|()| self.custody_still_within(&ticket));
+            if let Err(refusal) = still {
                 let verdict = Verdict::Refuse(refusal);
                 return self.conclude(&ticket.exchange, verdict, LedgerEntry::default(), now_ms);
             }
@@ -453,6 +457,30 @@ impl Receiver {
         Ok(())
     }
 
+    /// A custody passport's record quota, checked again once a streamed body has arrived:
+    /// other pushes under the same passport may have used it up meanwhile.
+    fn custody_still_within(&self, ticket: &Ticket) -> Result<(), Refusal> {
+        let Authority::Custody {
+            passport_id,
+            max_records: Some(max),
+        } = &ticket.authority
+        else {
+            return Ok(());
+        };
+        let descriptor = &ticket.descriptor;
+        let (records, holds) = self
+            .ledger
+            .custody_usage(passport_id, &descriptor.schema, &descriptor.digest)
+            .map_err(|e| Self::ledger_unavailable(&e))?;
+        if records >= *max && !holds {
+            return Err(Refusal::new(
+                RefusalCode::QuotaExceeded,
+                format!("custody passport already holds its {max} records"),
+            ));
+        }
+        Ok(())
+    }
+
     /// `kind-conflict` when a JSON body names a different `schema` than its descriptor.
     fn probe_kind(&self, descriptor: &Descriptor, body: &VerifiedBody) -> Option<Refusal> {
         if descriptor.size_bytes > self.config.kind_probe_max_bytes
@@ -526,7 +554,7 @@ impl Receiver {
                     passport_id,
                     single_use: true,
                 } => effects.consumed_invitation = Some((passport_id.clone(), consumption)),
-                Authority::Custody { passport_id } => {
+                Authority::Custody { passport_id, .. } => {
                     effects.custody_use = Some((
                         passport_id.clone(),
                         descriptor.schema.clone(),

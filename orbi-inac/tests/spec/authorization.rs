@@ -455,6 +455,31 @@ fn custody_max_bytes_is_payload_too_large() {
 }
 
 #[test]
+fn custody_max_records_holds_for_stream_pushes_admitted_side_by_side() {
+    let mut node = passport_node();
+    let pass = custody(json!({"max_records": 1}));
+    let header = |bytes: &[u8], stream: &str| {
+        Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, bytes), stream)
+            .authorization(AuthorizationMode::CustodyPassport, &pass)
+            .build()
+            .unwrap()
+    };
+    // Both headers pass while the passport holds nothing yet.
+    let mut first = node.begin(&peer(), &header(A0, "4"), at(1));
+    let mut second = node.begin(&peer(), &header(b"[]", "8"), at(1));
+    first.write(A0).unwrap();
+    second.write(b"[]").unwrap();
+    let finish = |node: &mut Node, body: orbi_inac::IncomingBody| {
+        node.receiver
+            .finish_push(body.complete(orbi_inac::BodyEnd::Finished), at(2))
+    };
+    assert_answer(&finish(&mut node, first), Operation::Ingested, None);
+    // The first used the one record while the second was in flight.
+    assert_refused(&finish(&mut node, second), RefusalCode::QuotaExceeded);
+    assert!(!node.holds(b"[]"));
+}
+
+#[test]
 fn custody_max_records_is_quota_exceeded_for_a_second_distinct_artifact() {
     let mut node = passport_node();
     let pass = custody(json!({"max_records": 1}));
