@@ -9,7 +9,7 @@ pub(crate) mod sqlite;
 use orbi_types::{NodeId, Sha256Digest, Sha256Hasher, inac::Operation, inac::RefusalCode};
 
 pub use memory::MemoryLedger;
-pub use sqlite::SqliteLedger;
+pub use sqlite::{SqliteLedger, TRANSFER_LOG_ROWS};
 
 use crate::{Descriptor, Refusal, Verdict, passport::IssuedPassport};
 
@@ -121,7 +121,8 @@ pub struct TransferRecord {
     pub correlation_id: Option<String>,
     /// `idempotency/key`.
     pub idempotency_key: Option<String>,
-    /// The artifact, when the frame described one.
+    /// The artifact, when the frame described one; the receiver cuts its `schema`,
+    /// `content/type` and `artifact/id` at 256 characters (marked with a trailing `…`).
     pub descriptor: Option<Descriptor>,
     /// The [`admission_id`] of a push.
     pub admission_id: Option<Sha256Digest>,

@@ -161,7 +161,7 @@ pub use kinds::{
     Acceptance, Acceptor, Delivery, KindConflicts, KindKey, KindMatch, KindRegistry,
     KindRegistryBuilder, StoreAcceptor,
 };
-pub use ledger::{Ledger, LedgerError, MemoryLedger, SqliteLedger};
+pub use ledger::{Ledger, LedgerError, MemoryLedger, SqliteLedger, TRANSFER_LOG_ROWS};
 pub use outbound::{OutboundAllow, OutboundAllows};
 pub use publish::{Published, PublishedQuery, Publisher};
 pub use receiver::{

@@ -474,7 +474,7 @@ impl Receiver {
             operation: exchange.operation,
             correlation_id: exchange.correlation_id.clone(),
             idempotency_key: exchange.idempotency_key.clone(),
-            descriptor: exchange.descriptor.clone(),
+            descriptor: exchange.descriptor.as_ref().map(logged_descriptor),
             admission_id: exchange
                 .descriptor
                 .as_ref()
@@ -545,6 +545,27 @@ impl Receiver {
 
     fn is_own_issuer(&self, issuer: &ParticipantId) -> bool {
         *issuer == self.identity.participant_id()
+    }
+}
+
+/// The longest text of a descriptor field the transfer log keeps, in characters.
+pub(crate) const MAX_LOGGED_FIELD_CHARS: usize = 256;
+
+/// `descriptor` as the transfer log keeps it: the contract bounds `schema`, `content/type` and
+/// `artifact/id` only by the frame's size, and refusals are logged before any budget runs, so
+/// each is cut at [`MAX_LOGGED_FIELD_CHARS`] (marked with a trailing `…`) rather than let one
+/// frame write 256 KiB to disk.
+fn logged_descriptor(descriptor: &Descriptor) -> Descriptor {
+    let cut = |text: &str| match text.char_indices().nth(MAX_LOGGED_FIELD_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    };
+    Descriptor {
+        schema: cut(&descriptor.schema),
+        content_type: cut(&descriptor.content_type),
+        artifact_id: cut(&descriptor.artifact_id),
+        digest: descriptor.digest.clone(),
+        size_bytes: descriptor.size_bytes,
     }
 }
 

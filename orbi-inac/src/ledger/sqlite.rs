@@ -114,7 +114,16 @@ CREATE TABLE IF NOT EXISTS custody (
 pub struct SqliteLedger {
     connection: SharedConnection,
     durability: Durability,
+    /// How many of the latest decisions `transfers` keeps ([`TRANSFER_LOG_ROWS`]).
+    transfer_log_rows: u64,
 }
+
+/// How many decisions the transfer log keeps by default: every decision is written to it
+/// (spec §6), and anyone who can reach the node can make it decide, so older decisions are
+/// dropped (at about 300 bytes a decision, a few hundred MB). What a decision changed
+/// (idempotency outcomes, held artifacts, offers, invitations, custody use) lives in other
+/// tables and is kept.
+pub const TRANSFER_LOG_ROWS: u64 = 1_000_000;
 
 /// The ledger's connection and its lookup index, shared with a [`crate::store::HybridStore`]
 /// whose small objects live in the same database (and so in the same transactions and group
@@ -401,7 +410,9 @@ fn held_from(row: HeldRow) -> Result<HeldArtifact, LedgerError> {
     })
 }
 
-fn insert_transfer(tx: &Connection, t: &TransferRecord) -> rusqlite::Result<()> {
+/// Appends a decision to the transfer log, and every so often drops what lies beyond its
+/// latest `keep` (ids grow by one per row, so the cut is one range at the table's start).
+fn insert_transfer(tx: &Connection, t: &TransferRecord, keep: u64) -> rusqlite::Result<()> {
     let d = t.descriptor.as_ref();
     tx.prepare_cached(
         "INSERT INTO transfers (at_ms, peer, operation, correlation_id, idempotency_key, \
@@ -425,6 +436,11 @@ fn insert_transfer(tx: &Connection, t: &TransferRecord) -> rusqlite::Result<()> 
         t.refusal_code.map(|code| code.as_str()),
         t.note,
     ])?;
+    let id = u64::try_from(tx.last_insert_rowid()).unwrap_or(0);
+    if id > keep && id % keep.clamp(1, 1024) == 0 {
+        tx.prepare_cached("DELETE FROM transfers WHERE id <= ?1")?
+            .execute(params![id - keep])?;
+    }
     Ok(())
 }
 
@@ -597,6 +613,7 @@ impl SqliteLedger {
         Ok(SqliteLedger {
             connection: Arc::new(Mutex::new(Db::new(connection))),
             durability,
+            transfer_log_rows: TRANSFER_LOG_ROWS,
         })
     }
 }
@@ -620,6 +637,13 @@ impl SqliteLedger {
         let mut db = self.db();
         db.writable()?;
         Ok(db)
+    }
+
+    /// Keeps the latest `rows` decisions in the transfer log instead of
+    /// [`TRANSFER_LOG_ROWS`] (at least one).
+    pub fn with_transfer_log_rows(mut self, rows: u64) -> Self {
+        self.transfer_log_rows = rows.max(1);
+        self
     }
 
     /// Builds the lookup index now (a serving node does so at start, not at its first push).
@@ -717,9 +741,10 @@ impl Ledger for SqliteLedger {
     }
 
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        let keep = self.transfer_log_rows;
         self.db().write(|tx, index| {
             if let Some(t) = &entry.transfer {
-                insert_transfer(tx, t)?;
+                insert_transfer(tx, t, keep)?;
                 if let Some((key, record)) = &entry.idempotency {
                     insert_idempotency(tx, index, t.peer.as_str(), key, record)?;
                 }
@@ -1158,6 +1183,32 @@ impl Ledger for SqliteLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transfer_log_keeps_its_latest_decisions_only() {
+        let mut ledger = SqliteLedger::open_in_memory()
+            .unwrap()
+            .with_transfer_log_rows(10);
+        let peer = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        for at_ms in 1..=95 {
+            ledger
+                .record(&LedgerEntry {
+                    transfer: Some(super::super::tests::transfer(&peer, at_ms)),
+                    ..LedgerEntry::default()
+                })
+                .unwrap();
+        }
+        let kept: Vec<u64> = ledger
+            .recent_transfers(1000)
+            .unwrap()
+            .iter()
+            .map(|t| t.at_ms)
+            .collect();
+        // Cut every 10 rows: between 10 and 19 kept, the newest first.
+        assert_eq!(kept.len(), 15, "{kept:?}");
+        assert_eq!(kept.first(), Some(&95));
+        assert_eq!(kept.last(), Some(&81));
+    }
 
     #[test]
     fn keeps_the_ledger_contract_in_memory() {

@@ -138,3 +138,21 @@ fn a_node_that_takes_no_stream_push_says_so_without_inviting_a_retry() {
     assert_refused(&answer, RefusalCode::PolicyDenied);
     assert!(answer.response().and_then(|r| r.retry_after_ms).is_none());
 }
+
+#[test]
+fn a_refusal_logs_at_most_256_characters_of_each_descriptor_field() {
+    let mut node = standard();
+    let mut descriptor = Descriptor::of_bytes(BLOB, JSON, A0);
+    descriptor.artifact_id = "é".repeat(100_000);
+    let frame = Frame::push_inline(&descriptor, A0).build().unwrap();
+    // A stranger: refused before anything else, and still logged.
+    let answer = node.send(&other_peer(), &frame, at(0));
+    assert_refused(&answer, RefusalCode::NotAuthorized);
+    let logged = node.receiver.ledger().recent_transfers(1).unwrap();
+    let logged = logged[0].descriptor.as_ref().unwrap();
+    assert_eq!(logged.artifact_id, format!("{}…", "é".repeat(256)));
+    assert_eq!(
+        (logged.schema.as_str(), logged.digest.clone()),
+        (BLOB, descriptor.digest)
+    );
+}
