@@ -237,9 +237,11 @@ async fn demo(dir: &Path, report: &mut Report) -> Result<(), CliError> {
         &advertisement_id,
     )
     .await;
-    serving.stop().await;
-    client_node.stop().await;
+    let stopped = (serving.stop().await, client_node.stop().await);
     result?;
+    for stop in [stopped.0, stopped.1] {
+        stop.map_err(|err| CliError::new(err.to_string()))?;
+    }
     schemas(report);
     Ok(())
 }

@@ -333,9 +333,16 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             use std::io::Write;
             let _ = std::io::stdout().flush();
         }
-        wait_for_stop().await;
+        let failed = wait_for_stop_or(server.receiver_failed()).await;
         tracing::info!("shutting down");
-        let receiver = server.shutdown().await;
+        let receiver = server.shutdown().await.map_err(|err| {
+            CliError::new(format!(
+                "{err}; its committed decisions are in the ledger, restart it"
+            ))
+        })?;
+        if failed {
+            return Err(CliError::new(TransportError::ReceiverFailed.to_string()));
+        }
         let stats = receiver.stats();
         print_json(&json!({"stats": {
             "frames": stats.frames,
@@ -348,6 +355,15 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     })
 }
 
+/// Waits for a stop signal or for `failed`; `true` if `failed` came first.
+pub(crate) async fn wait_for_stop_or(failed: impl std::future::Future<Output = ()>) -> bool {
+    tokio::select! {
+        _ = wait_for_stop() => false,
+        _ = failed => true,
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
 pub(crate) async fn wait_for_stop() {
     #[cfg(unix)]
     {

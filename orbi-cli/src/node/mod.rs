@@ -116,9 +116,16 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                     use std::io::Write;
                     let _ = std::io::stdout().flush();
                 }
-                crate::inac::wait_for_stop().await;
+                let failed = crate::inac::wait_for_stop_or(node.receiver_failed()).await;
                 tracing::info!("shutting down");
-                node.stop().await;
+                node.stop()
+                    .await
+                    .map_err(|err| CliError::new(err.to_string()))?;
+                if failed {
+                    return Err(CliError::new(
+                        orbi_inac::quic::TransportError::ReceiverFailed.to_string(),
+                    ));
+                }
                 Ok(Outcome::Success)
             })
         }
@@ -329,10 +336,16 @@ impl RunningNode {
             .unwrap_or(false)
     }
 
+    /// Resolves if the INAC receiver stops after an internal error (see
+    /// [`orbi_inac::quic::Server::receiver_failed`]).
+    pub async fn receiver_failed(&self) {
+        self.server.receiver_failed().await;
+    }
+
     /// Drains the exchanges in flight and stops; everything is on disk already.
-    pub async fn stop(self) {
+    pub async fn stop(self) -> Result<(), orbi_inac::quic::TransportError> {
         self.timers.abort();
-        let receiver = self.server.shutdown().await;
+        let receiver = self.server.shutdown().await?;
         let stats = receiver.stats();
         tracing::info!(
             frames = stats.frames,
@@ -344,6 +357,7 @@ impl RunningNode {
                 .map_or(0, |role| role.decision_count()),
             "node stopped"
         );
+        Ok(())
     }
 }
 

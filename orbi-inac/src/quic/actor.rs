@@ -89,16 +89,36 @@ pub(crate) struct ReceiverHandle {
     jobs: mpsc::Sender<Job>,
 }
 
+/// The receiver thread: its end, and a flag set if it ends by a panic.
+pub(crate) struct Thread {
+    /// Ends with the receiver, or `None` after a panic.
+    pub(crate) join: std::thread::JoinHandle<Option<Receiver>>,
+    /// Becomes `true` if the thread panicked.
+    pub(crate) failed: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Starts the receiver thread; it ends when every handle is dropped, returning the receiver.
 pub(crate) fn spawn(
     receiver: Receiver,
     group_max: usize,
-) -> std::io::Result<(ReceiverHandle, std::thread::JoinHandle<Receiver>)> {
+) -> std::io::Result<(ReceiverHandle, Thread)> {
     let (jobs, queue) = mpsc::channel(1024);
-    let thread = std::thread::Builder::new()
+    let (fail, failed) = tokio::sync::watch::channel(false);
+    let join = std::thread::Builder::new()
         .name("inac-receiver".into())
-        .spawn(move || run(receiver, queue, group_max.max(1)))?;
-    Ok((ReceiverHandle { jobs }, thread))
+        .spawn(move || {
+            // A panic is a bug; the node must then stop loudly rather than refuse every
+            // exchange from here on. The jobs it held are dropped, so their exchanges end.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(receiver, queue, group_max.max(1))
+            }));
+            if ran.is_err() {
+                tracing::error!("the inac receiver stopped after a panic");
+                let _ = fail.send(true);
+            }
+            ran.ok()
+        })?;
+    Ok((ReceiverHandle { jobs }, Thread { join, failed }))
 }
 
 fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize) -> Receiver {
@@ -403,6 +423,7 @@ mod tests {
             Ok(())
         });
         let (handle, thread) = spawn(receiver, 8).unwrap();
+        let thread = thread.join;
         let mut run = Box::pin(handle.run(revoke));
         let mut context = Context::from_waker(Waker::noop());
         assert!(
@@ -419,7 +440,7 @@ mod tests {
         drop(release);
         assert!(block_on(run).unwrap(), "revoked");
         drop(handle);
-        let receiver = thread.join().unwrap();
+        let receiver = thread.join().unwrap().unwrap();
         assert!(receiver.ledger().is_revoked(PASSPORT).unwrap());
     }
 
@@ -427,6 +448,7 @@ mod tests {
     fn a_task_whose_writes_fail_to_sync_returns_no_result() {
         let receiver = receiver(|| Err(std::io::Error::other("the disk is gone")));
         let (handle, thread) = spawn(receiver, 8).unwrap();
+        let thread = thread.join;
         assert!(matches!(
             block_on(handle.run(revoke)),
             Err(RunError::NotDurable)

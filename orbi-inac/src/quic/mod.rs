@@ -128,7 +128,7 @@
 //!     let answer = session.exchange(&Frame::push_inline(&descriptor, bytes).build()?).await?;
 //!     assert_eq!(answer.operation(), Operation::Ingested);
 //!     client.close().await;
-//!     server.shutdown().await;
+//!     server.shutdown().await?;
 //!     Ok::<(), Box<dyn std::error::Error>>(())
 //! })
 //! # }
@@ -220,6 +220,10 @@ pub enum TransportError {
     /// The server has shut down.
     #[error("the inac server has shut down")]
     Closed,
+    /// The receiver stopped after an internal error (a bug): its in-memory state is lost, every
+    /// decision it committed is in the ledger. Restart the node.
+    #[error("the inac receiver stopped after an internal error")]
+    ReceiverFailed,
     /// A [`Server::with_receiver`] task ran, but the ledger failed to make its writes durable
     /// (they may be lost in a crash); its result was dropped.
     #[error("the receiver's ledger could not make the task's writes durable")]

@@ -36,7 +36,7 @@ use crate::{BodyEnd, Frame, IncomingBody, Receiver, Refusal};
 /// let server = Server::bind("127.0.0.1:0".parse()?, key, receiver, TransportConfig::default())?;
 /// println!("listening on {} as {}", server.local_addr(), server.node_id());
 /// tokio::signal::ctrl_c().await?;
-/// let receiver = server.shutdown().await; // drains in-flight exchanges
+/// let receiver = server.shutdown().await?; // drains in-flight exchanges
 /// # drop(receiver); Ok(()) }
 /// ```
 pub struct Server {
@@ -44,7 +44,7 @@ pub struct Server {
     node_id: NodeId,
     local_addr: SocketAddr,
     receiver: ReceiverHandle,
-    thread: std::thread::JoinHandle<Receiver>,
+    thread: actor::Thread,
     shutdown: watch::Sender<bool>,
     accept: tokio::task::JoinHandle<()>,
     alive: mpsc::Sender<()>,
@@ -200,6 +200,18 @@ impl Server {
         &self.node_id
     }
 
+    /// Resolves if the receiver stops after an internal error (a bug): from then on every
+    /// exchange is reset, so whoever runs the server should shut it down
+    /// ([`Server::shutdown`] then returns [`TransportError::ReceiverFailed`]) and restart it.
+    /// Pending for as long as the receiver runs.
+    pub async fn receiver_failed(&self) {
+        let mut failed = self.thread.failed.clone();
+        if failed.wait_for(|failed| *failed).await.is_err() {
+            // The thread ended without failing (a shutdown): never resolve.
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Runs `task` on the receiver, e.g. to read its ledger or record an operator decision.
     /// It runs between decision groups (the decisions queued before it are committed first,
     /// its own writes commit as it makes them) and its result is returned only once those
@@ -218,8 +230,9 @@ impl Server {
     /// Stops accepting connections and exchanges, waits (up to
     /// [`TransportConfig::shutdown_grace`]) for the exchanges in flight to be answered, closes
     /// every connection with `0x0` (application protocols' too), waits up to 2 s for the
-    /// application handlers to return, and returns the receiver.
-    pub async fn shutdown(self) -> Receiver {
+    /// application handlers to return, and returns the receiver, or
+    /// [`TransportError::ReceiverFailed`] if it stopped after an internal error.
+    pub async fn shutdown(self) -> Result<Receiver, TransportError> {
         let Server {
             endpoint,
             receiver,
@@ -254,10 +267,10 @@ impl Server {
         }
         drop(receiver);
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
-        match tokio::task::spawn_blocking(move || thread.join()).await {
-            Ok(Ok(receiver)) => receiver,
-            // The receiver thread only ends by returning the receiver; a panic there is a bug.
-            _ => panic!("the inac receiver thread panicked"),
+        let join = thread.join;
+        match tokio::task::spawn_blocking(move || join.join()).await {
+            Ok(Ok(Some(receiver))) => Ok(receiver),
+            _ => Err(TransportError::ReceiverFailed),
         }
     }
 }

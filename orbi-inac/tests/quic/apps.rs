@@ -221,7 +221,7 @@ async fn the_inac_alpn_and_duplicates_are_refused_at_bind() {
         Err(TransportError::Alpn(AlpnError::Length(_)))
     ));
     let server = bind(vec![noop(b"a/1"), noop(b"b/1")]).unwrap();
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

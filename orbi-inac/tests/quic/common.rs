@@ -185,7 +185,7 @@ impl Node {
     }
 
     pub async fn shutdown(&mut self) -> Receiver {
-        self.server.take().unwrap().shutdown().await
+        self.server.take().unwrap().shutdown().await.unwrap()
     }
 
     /// Waits until `check` holds on the receiver (bodies finish on their own tasks).
