@@ -355,14 +355,14 @@ async fn exchanges(
         (
             "archivist submit",
             "storage-request:demo-1",
-            "federation-vault",
+            "private-retained",
             "ingested accepted []",
         ),
         (
             "archivist submit refused",
             "storage-request:demo-2",
             "public-vault",
-            "refused refused [scope-not-accepted]",
+            "refused refused [curation-missing, scope-not-accepted]",
         ),
     ] {
         let request = storage_request(&client_key.node_id(), id, scope);

@@ -276,7 +276,7 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
     );
     let accepted = write_json(
         &root.join("accepted.json"),
-        &storage_request(&client.node_id, "storage-request:e2e-1", "federation-vault"),
+        &storage_request(&client.node_id, "storage-request:e2e-1", "private-retained"),
     );
     let submitted = submit(&node.to, &accepted);
     assert_eq!(submitted.code, 0, "{} {}", submitted.json, submitted.stderr);

@@ -12,6 +12,13 @@
 //!   request is kept in the store), else `refused` with `policy-denied` and a message naming
 //!   the decision id, its status and its reason codes. The submitter, and only it, may then
 //!   `request` the decision by its id.
+//! - **Export gates (stage 2).** A storage request carries no curation evidence and the role
+//!   fetches none, so `federation-vault` and `public-vault` requests fail closed with
+//!   `curation-missing` (spec §5: those scopes need an accepting `curation-decision.v1`);
+//!   `private-retained` is exempt from curation and its other gates are reported as not
+//!   evaluated.
+//! - **Direct submissions.** A request whose `target/archivist-node-id` names another
+//!   archivist is refused `policy-denied` (`archivist-not-targeted`) and not decided.
 //! - **Identity.** A request's `requester/node-id` must be the node that pushed it
 //!   (`not-authorized` otherwise, checked before anything recorded is looked at): the
 //!   authenticated session is the only proof of who asks.
@@ -38,12 +45,16 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use orbi_archivist::{Advertisement, Policy, PreparedRequest, RecordContext, decide, record};
+use orbi_archivist::{
+    Advertisement, Finding, Policy, PreparedRequest, RecordContext, decide, record,
+};
 use orbi_inac::{
     Acceptance, Acceptor, Delivery, Descriptor, Published, PublishedQuery, Publisher, Refusal,
 };
 use orbi_types::{
-    ArchivalStorageRequest, Artifact, NodeId, Sha256Digest, archival::DecisionStatus,
+    ArchivalStorageRequest, Artifact, NodeId, Sha256Digest,
+    archival::{DecisionStatus, ReasonCode},
+    archivist::PublicationScope,
     inac::RefusalCode,
 };
 
@@ -211,6 +222,18 @@ impl ArchivistRole {
                 "requester/node-id names another node than the one pushing",
             ));
         }
+        // A direct submission to another archivist is not ours to decide.
+        if let Some(target) = &request.target_archivist
+            && target.as_str() != self.advertisement.archivist()
+        {
+            return Err(Refusal::new(
+                RefusalCode::PolicyDenied,
+                format!(
+                    "target/archivist-node-id names {} (archivist-not-targeted)",
+                    bounded(target.as_str())
+                ),
+            ));
+        }
         {
             let decisions = self.decisions.lock().map_err(|_| unavailable())?;
             if let Some(recorded) = decisions.get(&decision_id) {
@@ -227,7 +250,7 @@ impl ArchivistRole {
                 ));
             }
         }
-        let prepared = PreparedRequest::new(&request);
+        let prepared = with_gate_evidence(PreparedRequest::new(&request));
         let decision = decide(&prepared, &self.advertisement, &self.policy);
         let status = decision.status();
         let context = RecordContext {
@@ -424,6 +447,35 @@ fn file_stem(id: &str) -> String {
         .collect()
 }
 
+/// Stage 2 as far as this role can judge it. A storage request carries no curation evidence
+/// and the role fetches none, so for the scopes that need an accepting curation decision
+/// (`federation-vault`, `public-vault`; spec §5) the gate fails closed with
+/// `curation-missing`. `private-retained` is exempt from curation, and its other gates are
+/// left as not evaluated, as the engine reports them.
+fn with_gate_evidence(prepared: PreparedRequest) -> PreparedRequest {
+    let scope = prepared.request().publication_scope;
+    if scope == PublicationScope::PrivateRetained {
+        return prepared;
+    }
+    let missing = Finding::new(
+        ReasonCode::CurationMissing,
+        format!(
+            "{} needs an accepting curation-decision.v1, and a storage request carries none",
+            scope.as_str()
+        ),
+    );
+    match prepared.clone().with_gate_findings([missing]) {
+        Ok(gated) => gated,
+        // curation-missing is a stage 2 code; this arm is unreachable by construction.
+        Err(_) => prepared,
+    }
+}
+
+/// At most 128 characters of peer-chosen text, for a refusal message.
+fn bounded(text: &str) -> String {
+    text.chars().take(128).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,7 +523,7 @@ mod tests {
             KeyPair::from_seed(&[2; 32]).node_id(),
             KeyPair::from_seed(&[3; 32]).node_id(),
         );
-        let bytes = request(&alice, "storage-request:1", "federation-vault");
+        let bytes = request(&alice, "storage-request:1", "private-retained");
         let first = role(dir.path(), &archivist);
         assert_eq!(judge(&first, &alice, &bytes), Ok(Acceptance::Keep));
         let id = format!(
@@ -513,22 +565,60 @@ mod tests {
         match refused {
             Ok(Acceptance::Refuse(refusal)) => {
                 assert_eq!(refusal.code(), RefusalCode::PolicyDenied);
-                assert!(
-                    refusal.message().contains("scope-not-accepted"),
-                    "{refusal:?}"
-                );
+                for reason in ["curation-missing", "scope-not-accepted"] {
+                    assert!(refusal.message().contains(reason), "{refusal:?}");
+                }
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            judge(&role, &alice, &request(&alice, "r:2", "federation-vault")),
+            judge(&role, &alice, &request(&alice, "r:2", "private-retained")),
             Ok(Acceptance::Keep)
         );
-        let over = judge(&role, &alice, &request(&alice, "r:3", "federation-vault")).unwrap_err();
+        let over = judge(&role, &alice, &request(&alice, "r:3", "private-retained")).unwrap_err();
         assert_eq!(over.code(), RefusalCode::RateLimited);
         // A decided request is still answered the same once the cap is reached.
         assert_eq!(
-            judge(&role, &alice, &request(&alice, "r:2", "federation-vault")),
+            judge(&role, &alice, &request(&alice, "r:2", "private-retained")),
+            Ok(Acceptance::Keep)
+        );
+    }
+
+    #[test]
+    fn scopes_that_need_curation_fail_closed_and_other_archivists_requests_are_not_decided() {
+        let dir = tempfile::tempdir().unwrap();
+        let archivist = KeyPair::from_seed(&[1; 32]).node_id();
+        let alice = KeyPair::from_seed(&[2; 32]).node_id();
+        let role = role(dir.path(), &archivist);
+        // The advertisement accepts federation-vault, but nothing shows a curator accepted it.
+        match judge(&role, &alice, &request(&alice, "r:1", "federation-vault")) {
+            Ok(Acceptance::Refuse(refusal)) => {
+                assert_eq!(refusal.code(), RefusalCode::PolicyDenied);
+                assert!(
+                    refusal.message().contains("curation-missing"),
+                    "{refusal:?}"
+                );
+                assert!(!refusal.message().contains("scope-not-accepted"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A direct submission to another archivist: refused, and no decision recorded.
+        let other = KeyPair::from_seed(&[9; 32]).node_id();
+        let mut targeted: serde_json::Value =
+            serde_json::from_slice(&request(&alice, "r:2", "private-retained")).unwrap();
+        targeted["target/archivist-node-id"] = serde_json::json!(other.as_str());
+        let refusal = judge(&role, &alice, &serde_json::to_vec(&targeted).unwrap()).unwrap_err();
+        assert_eq!(refusal.code(), RefusalCode::PolicyDenied);
+        assert!(refusal.message().contains("archivist-not-targeted"));
+        assert_eq!(
+            role.decision_count(),
+            1,
+            "only the federation-vault refusal"
+        );
+        // Addressed to this archivist, it is decided.
+        targeted["target/archivist-node-id"] = serde_json::json!(archivist.as_str());
+        assert_eq!(
+            judge(&role, &alice, &serde_json::to_vec(&targeted).unwrap()),
             Ok(Acceptance::Keep)
         );
     }

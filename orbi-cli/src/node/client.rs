@@ -18,7 +18,7 @@ use orbi_pod::{
     policy::MAX_ARTIFACT_BYTES,
 };
 use orbi_types::{
-    ArchivalStorageRequest, Artifact, KeyPair, PodUserId,
+    ArchivalStorageRequest, Artifact, KeyPair, NodeId, PodUserId,
     inac::Operation,
     pod::{DetachReason, ProfileType, SessionState},
 };
@@ -457,6 +457,20 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<(bool, Va
     Ok((accepted, out))
 }
 
+/// The advertisement `server` answered with, if valid and its own: the session proved who
+/// answered, and an advertisement for another archivist could supersede that archivist's own
+/// (stage 0b keeps the newest per `archivist/node-id`) or rank it under terms it never set.
+fn served_advertisement(server: &NodeId, bytes: &[u8]) -> Result<Advertisement, String> {
+    let ad = Advertisement::admit_slice(bytes).map_err(|err| err.to_string())?;
+    if ad.archivist() != server.as_str() {
+        return Err(format!(
+            "the advertisement names archivist {}, not the node that served it",
+            ad.archivist().chars().take(128).collect::<String>()
+        ));
+    }
+    Ok(ad)
+}
+
 /// `orbi archivist discover`.
 pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
     let request = match &args.request {
@@ -482,9 +496,9 @@ pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
             }
             .await;
             match result {
-                Ok(Ok(bytes)) => match Advertisement::admit_slice(&bytes) {
+                Ok(Ok(bytes)) => match served_advertisement(&peer.node, &bytes) {
                     Ok(ad) => fetched.push((peer.node.as_str().to_owned(), ad)),
-                    Err(err) => failures.push(json!({"node/id": peer.node.as_str(), "invalid": err.to_string()})),
+                    Err(invalid) => failures.push(json!({"node/id": peer.node.as_str(), "invalid": invalid})),
                 },
                 Ok(Err(answer)) => failures.push(json!({"node/id": peer.node.as_str(), "answer": answer})),
                 Err(err) => failures.push(json!({"node/id": peer.node.as_str(), "error": err.to_string()})),
@@ -527,4 +541,27 @@ pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
             Outcome::Refused
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::archivist_role::default_advertisement;
+
+    #[test]
+    fn a_served_advertisement_must_name_the_node_that_served_it() {
+        let (server, other) = (
+            KeyPair::from_seed(&[1; 32]).node_id(),
+            KeyPair::from_seed(&[2; 32]).node_id(),
+        );
+        let own = serde_json::to_vec(&default_advertisement(&server)).unwrap();
+        assert_eq!(
+            served_advertisement(&server, &own).unwrap().archivist(),
+            server.as_str()
+        );
+        let foreign = serde_json::to_vec(&default_advertisement(&other)).unwrap();
+        let refused = served_advertisement(&server, &foreign).unwrap_err();
+        assert!(refused.contains("not the node that served it"), "{refused}");
+        assert!(served_advertisement(&server, b"{}").is_err());
+    }
 }
