@@ -77,6 +77,13 @@ impl Delivery<'_> {
 pub trait Acceptor: Send + Sync {
     /// Decides about one artifact.
     fn accept(&self, delivery: &Delivery<'_>) -> Acceptance;
+
+    /// The largest artifact this acceptor takes, if it has a limit: a push or offer declaring
+    /// more is refused `payload-too-large` with the header, before any body byte is read
+    /// (default: none beyond the receiver's own).
+    fn max_size_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<F> Acceptor for F

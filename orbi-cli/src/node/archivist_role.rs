@@ -362,6 +362,11 @@ fn parse_record(bytes: &[u8], peer: &[u8]) -> Result<(String, Recorded), String>
 }
 
 impl Acceptor for ArchivistRole {
+    /// Refused with the header: a larger body is never received.
+    fn max_size_bytes(&self) -> Option<u64> {
+        Some(MAX_REQUEST_BYTES)
+    }
+
     fn accept(&self, delivery: &Delivery<'_>) -> Acceptance {
         if delivery.descriptor().size_bytes > MAX_REQUEST_BYTES {
             return Acceptance::Refuse(Refusal::new(
@@ -425,6 +430,10 @@ pub struct SharedRole(pub Arc<ArchivistRole>);
 impl Acceptor for SharedRole {
     fn accept(&self, delivery: &Delivery<'_>) -> Acceptance {
         self.0.accept(delivery)
+    }
+
+    fn max_size_bytes(&self) -> Option<u64> {
+        self.0.max_size_bytes()
     }
 }
 

@@ -255,7 +255,16 @@ impl Receiver {
             .kinds
             .lookup(&descriptor.schema, &descriptor.content_type)
         {
-            KindMatch::Acceptor(_) => Ok(()),
+            KindMatch::Acceptor(acceptor) => match acceptor.max_size_bytes() {
+                Some(max) if descriptor.size_bytes > max => Err(Refusal::new(
+                    RefusalCode::PayloadTooLarge,
+                    format!(
+                        "{} artifacts have at most {max} bytes here",
+                        descriptor.schema
+                    ),
+                )),
+                _ => Ok(()),
+            },
             KindMatch::Conflicted => Err(Refusal::new(
                 RefusalCode::KindConflict,
                 format!("more than one acceptor claims {} here", descriptor.schema),

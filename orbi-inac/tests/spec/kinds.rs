@@ -210,3 +210,72 @@ fn only_a_contradicting_schema_member_of_a_json_object_is_a_kind_conflict() {
     let mut unprobed = standard_with(|c| c.kind_probe_max_bytes = 0);
     assert_answer(&push(&mut unprobed, record), Operation::Ingested, None);
 }
+
+/// [`Scripted`] with a size limit.
+struct Limited(Scripted, u64);
+
+impl orbi_inac::Acceptor for Limited {
+    fn accept(&self, delivery: &orbi_inac::Delivery<'_>) -> Acceptance {
+        self.0.accept(delivery)
+    }
+
+    fn max_size_bytes(&self) -> Option<u64> {
+        Some(self.1)
+    }
+}
+
+#[test]
+fn an_acceptors_size_limit_refuses_with_the_header_before_any_body() {
+    let scripted = Scripted::new(Acceptance::Keep);
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .accept(VENDOR, None, Limited(scripted.clone(), 10))
+        .build();
+    let big = [b'x'; 100];
+    let header = Frame::push_stream(&Descriptor::of_bytes(VENDOR, JSON, &big), "4")
+        .build()
+        .unwrap();
+    // Answered at once: no body is asked for.
+    let answer = answer(node.receiver.handle(&peer().node_id(), &header, at(0)));
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
+    assert!(
+        answer
+            .response()
+            .unwrap()
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("at most 10 bytes")
+    );
+    let offer = Frame::offer(&Descriptor::of_bytes(VENDOR, JSON, &big))
+        .build()
+        .unwrap();
+    assert_answer(
+        &node.send(&peer(), &offer, at(0)),
+        Operation::Decline,
+        Some(RefusalCode::PayloadTooLarge),
+    );
+    assert_refused(
+        &node.send(
+            &peer(),
+            &inline_push(VENDOR, &[b'x'; 11], Some("k-11")),
+            at(0),
+        ),
+        RefusalCode::PayloadTooLarge,
+    );
+    assert_eq!(
+        scripted.calls(),
+        0,
+        "the acceptor never sees what is too large"
+    );
+    assert_answer(
+        &node.send(
+            &peer(),
+            &inline_push(VENDOR, &[b'x'; 10], Some("k-10")),
+            at(0),
+        ),
+        Operation::Ingested,
+        None,
+    );
+    assert_eq!(scripted.calls(), 1);
+}
