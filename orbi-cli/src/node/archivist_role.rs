@@ -26,8 +26,11 @@
 //!   already decided gets its recorded decision back, so a retried push answers the same. A
 //!   decision's `retrieval/ref` is derived from its id, never from the requester's
 //!   `request/id`.
-//! - **Bounds.** Requests have at most 16 KiB; at most 100 000 decisions are kept, 1 000 per
-//!   requester (`rate-limited` beyond).
+//! - **Bounds.** Requests have at most 16 KiB, refused with the header (the body is never
+//!   received); at most 100 000 decisions are kept, 1 000 per requester (`rate-limited`
+//!   beyond). Decisions are kept for good (they are what a retry is answered from), so a
+//!   requester at its bound stays there until the operator removes decision files (`ID.json`
+//!   with its `ID.peer`) and restarts the node.
 //! - **Where the work runs.** The acceptor runs on the INAC receiver thread: a new decision
 //!   costs its two atomic file writes there (about 0.9 ms of fsyncs on the reference disk,
 //!   during which the node decides nothing else). A decision is written before the INAC group
@@ -110,6 +113,50 @@ struct Recorded {
     published: Published,
 }
 
+/// The recorded decisions by id, and how many each submitter has (so the per-requester bound
+/// costs no scan of every decision on each push).
+#[derive(Default)]
+struct Decisions {
+    by_id: BTreeMap<String, Recorded>,
+    per_submitter: std::collections::HashMap<NodeId, usize>,
+}
+
+impl Decisions {
+    fn get(&self, id: &str) -> Option<&Recorded> {
+        self.by_id.get(id)
+    }
+
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    fn from_submitter(&self, peer: &NodeId) -> usize {
+        self.per_submitter.get(peer).copied().unwrap_or(0)
+    }
+
+    fn insert(&mut self, id: String, recorded: Recorded) {
+        let submitter = recorded.submitter.clone();
+        match self.by_id.insert(id, recorded) {
+            // The same id again (it is derived from the request's bytes): counted once.
+            Some(replaced) if replaced.submitter == submitter => {}
+            Some(replaced) => {
+                self.forget_one(&replaced.submitter);
+                *self.per_submitter.entry(submitter).or_insert(0) += 1;
+            }
+            None => *self.per_submitter.entry(submitter).or_insert(0) += 1,
+        }
+    }
+
+    fn forget_one(&mut self, peer: &NodeId) {
+        if let Some(count) = self.per_submitter.get_mut(peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_submitter.remove(peer);
+            }
+        }
+    }
+}
+
 /// The archivist role: publisher of the advertisement and the decisions, acceptor of storage
 /// requests.
 pub struct ArchivistRole {
@@ -117,7 +164,7 @@ pub struct ArchivistRole {
     published: Published,
     policy: Policy,
     decisions_dir: PathBuf,
-    decisions: Mutex<BTreeMap<String, Recorded>>,
+    decisions: Mutex<Decisions>,
     /// [`MAX_DECISIONS`] and [`MAX_DECISIONS_PER_PEER`] (smaller in tests).
     limits: (usize, usize),
 }
@@ -150,7 +197,7 @@ impl ArchivistRole {
             },
             policy,
             decisions_dir,
-            decisions: Mutex::new(BTreeMap::new()),
+            decisions: Mutex::default(),
             limits: (MAX_DECISIONS, MAX_DECISIONS_PER_PEER),
         };
         role.load_decisions()?;
@@ -239,10 +286,7 @@ impl ArchivistRole {
             if let Some(recorded) = decisions.get(&decision_id) {
                 return Ok(answer(&decision_id, recorded));
             }
-            let from_peer = decisions
-                .values()
-                .filter(|recorded| recorded.submitter == *peer)
-                .count();
+            let from_peer = decisions.from_submitter(peer);
             if decisions.len() >= self.limits.0 || from_peer >= self.limits.1 {
                 return Err(Refusal::new(
                     RefusalCode::RateLimited,
@@ -591,6 +635,40 @@ mod tests {
             judge(&role, &alice, &request(&alice, "r:2", "private-retained")),
             Ok(Acceptance::Keep)
         );
+    }
+
+    #[test]
+    fn decisions_are_counted_per_submitter_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let archivist = KeyPair::from_seed(&[1; 32]).node_id();
+        let (alice, bob) = (
+            KeyPair::from_seed(&[2; 32]).node_id(),
+            KeyPair::from_seed(&[3; 32]).node_id(),
+        );
+        let role = role(dir.path(), &archivist);
+        for (who, id) in [
+            (&alice, "r:1"),
+            (&alice, "r:2"),
+            (&alice, "r:1"),
+            (&bob, "r:1"),
+        ] {
+            let _ = judge(&role, who, &request(who, id, "private-retained"));
+        }
+        let counts = |role: &ArchivistRole| {
+            let decisions = role.decisions.lock().unwrap();
+            (
+                decisions.from_submitter(&alice),
+                decisions.from_submitter(&bob),
+            )
+        };
+        assert_eq!(
+            counts(&role),
+            (2, 1),
+            "a retried request is not counted again"
+        );
+        drop(role);
+        let reloaded = super::tests::role(dir.path(), &archivist);
+        assert_eq!(counts(&reloaded), (2, 1), "counted again from the files");
     }
 
     #[test]
