@@ -130,7 +130,7 @@ impl Decisions {
         self.by_id.len()
     }
 
-    fn from_submitter(&self, peer: &NodeId) -> usize {
+    fn count_of(&self, peer: &NodeId) -> usize {
         self.per_submitter.get(peer).copied().unwrap_or(0)
     }
 
@@ -286,7 +286,7 @@ impl ArchivistRole {
             if let Some(recorded) = decisions.get(&decision_id) {
                 return Ok(answer(&decision_id, recorded));
             }
-            let from_peer = decisions.from_submitter(peer);
+            let from_peer = decisions.count_of(peer);
             if decisions.len() >= self.limits.0 || from_peer >= self.limits.1 {
                 return Err(Refusal::new(
                     RefusalCode::RateLimited,
@@ -656,10 +656,7 @@ mod tests {
         }
         let counts = |role: &ArchivistRole| {
             let decisions = role.decisions.lock().unwrap();
-            (
-                decisions.from_submitter(&alice),
-                decisions.from_submitter(&bob),
-            )
+            (decisions.count_of(&alice), decisions.count_of(&bob))
         };
         assert_eq!(
             counts(&role),
