@@ -51,6 +51,17 @@ pub enum DidKeyError {
         /// The offending `z…` text.
         key: String,
     },
+    /// The multibase body is longer than any 34-byte value's encoding (checked before
+    /// decoding, which takes time quadratic in the length). Only its start is kept.
+    #[error(
+        "did:key {key:?}… has {chars} base58btc characters, at most {MAX_DID_KEY_BODY_CHARS} encode an ed25519 key"
+    )]
+    TooLong {
+        /// The first characters of the offending `z…` text.
+        key: String,
+        /// How many characters follow the `z`.
+        chars: usize,
+    },
     /// The decoded body is not multicodec prefix plus 32 key bytes.
     #[error("did:key {key:?} decodes to {length} bytes, expected 34")]
     Length {
@@ -80,6 +91,10 @@ pub enum DidKeyError {
         key: String,
     },
 }
+
+/// The most base58btc characters a 34-byte value (multicodec prefix and ed25519 key) encodes
+/// to: ⌈34 · log 256 / log 58⌉.
+pub const MAX_DID_KEY_BODY_CHARS: usize = 47;
 
 /// A bare multibase `did:key` body, `z` + base58btc, as in `participant/key/public`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,6 +130,12 @@ impl DidKey {
     pub fn verifying_key(&self) -> Result<VerifyingKey, DidKeyError> {
         let key = || self.0.clone();
         let body = &self.0[1..];
+        if body.len() > MAX_DID_KEY_BODY_CHARS {
+            return Err(DidKeyError::TooLong {
+                key: self.0.chars().take(MAX_DID_KEY_BODY_CHARS + 1).collect(),
+                chars: body.len(),
+            });
+        }
         let bytes = bs58::decode(body)
             .into_vec()
             .map_err(|_| DidKeyError::NotBase58 { key: key() })?;
@@ -418,6 +439,29 @@ mod tests {
                 prefix: [0x12, 0x00],
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn strict_rejects_an_overlong_body_before_decoding_it() {
+        // Decoding 60 000 base58 characters takes most of a second; the length alone says no
+        // (only this check yields TooLong).
+        let long = DidKey::parse(&format!("z{}", "2".repeat(60_000))).unwrap();
+        let error = long.verifying_key().unwrap_err();
+        assert!(
+            matches!(&error, DidKeyError::TooLong { chars: 60_000, key } if key.len() == 48),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().len() < 200,
+            "the message quotes only the start"
+        );
+        // Every ed25519 key encodes to exactly the maximum.
+        assert_eq!(K1.len(), MAX_DID_KEY_BODY_CHARS + 1);
+        let one_more = DidKey::parse(&format!("{K1}1")).unwrap();
+        assert!(matches!(
+            one_more.verifying_key(),
+            Err(DidKeyError::TooLong { chars: 48, .. })
         ));
     }
 
