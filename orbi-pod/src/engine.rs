@@ -849,6 +849,20 @@ impl<S: Store> PodEngine<S> {
                         )
                         .into());
                     }
+                    // The reconnect path is the same participant's: anyone else would end
+                    // its attachment and be handed its signed bind in the host's detachment.
+                    _ if old.participant_id != bind.participant_id => {
+                        return Err(Rejection::new(
+                            RejectionCode::ParticipantMismatch,
+                            Check::S,
+                            format!(
+                                "client {client:?} is attached by {} ({:?}, waiting for its \
+                                 session to come back); only that participant may reconnect it",
+                                old.participant_id, old.attachment_id
+                            ),
+                        )
+                        .into());
+                    }
                     // Degraded, or its session is gone: the reconnect path (T13).
                     _ => {
                         let host = self.host_detachment(

@@ -77,7 +77,10 @@
 //!   it changes nothing, and a client whose answer was lost can only retry on a new session.
 //! - **T13**: an attached (or attaching) attachment whose session is no longer live is
 //!   treated like a degraded one: a new attachment of the same client host-detaches it with
-//!   `session-expired` and is admitted (the reconnect path).
+//!   `session-expired` and is admitted (the reconnect path). Only the participant of the old
+//!   attachment may take it: another one is refused `E_POD_PARTICIPANT_MISMATCH` (otherwise
+//!   it could end someone else's attachment and receive its signed bind in the host's
+//!   detachment), as D3 and R3 require for detachments and recoveries.
 //! - **Recovery modes per detach reason** follow the spec's table; `operator-action` allows
 //!   `resume-after-suspension` and `reattach-existing-device` (our reading of "recovery under
 //!   operator policy"). A detachment is recovered once: a second recovery while a grant is

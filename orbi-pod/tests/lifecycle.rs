@@ -314,6 +314,47 @@ fn l10_second_attachment_live_then_degraded() {
 }
 
 #[test]
+fn only_the_same_participant_may_take_the_reconnect_path() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    engine
+        .keepalive_lost(SESS1, instant("2026-03-28T19:51:00Z"))
+        .unwrap();
+    engine.open_session(SESS2, Session::default());
+    // Another participant naming the degraded client: refused, and the victim keeps its
+    // attachment (and its bind is not handed out in a host detachment).
+    let intruder = attachment_with(
+        "attach:intruder",
+        CLIENT,
+        "2026-03-28T19:52:00Z",
+        bind(
+            &other_participant(),
+            "pb:intruder",
+            "2026-03-28T19:51:30Z",
+            SESS2,
+        ),
+    );
+    let refused = admit(&mut engine, &intruder, SESS2, "2026-03-28T19:52:00Z");
+    assert_rejected(&refused, RejectionCode::ParticipantMismatch);
+    assert!(refused.transitions.is_empty());
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Degraded
+    );
+    // The participant itself still reconnects.
+    let own = attachment_with(
+        "attach:own",
+        CLIENT,
+        "2026-03-28T19:52:30Z",
+        bind(&k2(), "pb:own", "2026-03-28T19:52:10Z", SESS2),
+    );
+    let admitted = admit(&mut engine, &own, SESS2, "2026-03-28T19:52:30Z");
+    assert_admitted(&admitted, LifecycleState::Attached);
+    let rules: Vec<Rule> = admitted.transitions.iter().map(|t| t.rule).collect();
+    assert_eq!(rules, [Rule::T13, Rule::T2]);
+}
+
+#[test]
 fn l11_migration_needs_allowance_but_exit_does_not() {
     let mut policy = HostPolicy::default();
     policy.pod_client.migration_allowed = false;
