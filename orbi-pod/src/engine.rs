@@ -375,7 +375,8 @@ impl<S: Store> PodEngine<S> {
                     }
                     _ => TraceKind::ErrorOccurred,
                 };
-                tracing::info!(
+                // Debug: rejections are the peer's doing, and must cost it no log volume.
+                tracing::debug!(
                     event_type = event.as_str(),
                     class = rejection.code.class(),
                     code = rejection.code.as_str(),
