@@ -272,58 +272,93 @@ fn evicted_lineages_that_required_recovery_leave_a_tombstone() {
     });
 }
 
+/// Whether the read model still holds `attach:{n}`.
+fn holds<S: Store>(engine: &PodEngine<S>, n: u32) -> bool {
+    engine
+        .store()
+        .attachment(&format!("attach:{n}"))
+        .unwrap()
+        .is_some()
+}
+
 #[test]
-fn live_sessions_protect_lineages_and_a_full_store_refuses_growth() {
+fn live_attachments_are_never_evicted_and_history_on_open_sessions_goes_last() {
     let limits = StoreLimits {
-        max_records: 1,
+        max_records: 2,
         ..Default::default()
     };
     each_store!(limits, |name, store| {
         let mut engine = engine_on(store);
-        engine.open_session(SESS1, Session::default());
-        admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
-        // A second live attachment does not fit: nothing is evictable.
-        engine.open_session(SESS2, Session::default());
-        let second = attachment_with(
-            "attach:second",
-            "client:second",
-            "2026-03-28T19:42:00Z",
-            bind(&k2(), "pb:second", "2026-03-28T19:41:00Z", SESS2),
-        );
-        let admission = admit(&mut engine, &second, SESS2, "2026-03-28T19:42:05Z");
+        let now = "2026-03-28T19:42:05Z";
+        // Attachment `n` of client `n` on `session`, and its user-request detachment.
+        let attach = |n: u32, session: &str| {
+            attachment_with(
+                &format!("attach:{n}"),
+                &format!("client:{n}"),
+                "2026-03-28T19:42:00Z",
+                bind(&k2(), &format!("pb:{n}"), "2026-03-28T19:41:00Z", session),
+            )
+        };
+        let detach = |n: u32, session: &str, at: &str| {
+            detachment_with(
+                &format!("detach:{n}"),
+                &format!("attach:{n}"),
+                &format!("client:{n}"),
+                DetachReason::UserRequest,
+                at,
+                bind(&k2(), &format!("pb:{n}"), "2026-03-28T19:41:00Z", session),
+            )
+        };
+        for session in [SESS1, SESS2, SESS3] {
+            engine.open_session(session, Session::default());
+        }
+        for (n, session) in [(1, SESS1), (2, SESS2)] {
+            assert_admitted(
+                &admit(&mut engine, &attach(n, session), session, now),
+                LifecycleState::Attached,
+            );
+        }
+        // Full of live attachments: nothing may go.
+        let admission = admit(&mut engine, &attach(3, SESS3), SESS3, now);
         assert_rejected(&admission, RejectionCode::Capacity);
-        assert!(
-            engine
-                .store()
-                .attachment("attach:second")
-                .unwrap()
-                .is_none(),
-            "{name}"
-        );
-        // Exit is never blocked by capacity.
-        assert_admitted(
-            &admit(&mut engine, &d1(), SESS1, "2026-03-28T20:05:10Z"),
-            LifecycleState::Detached,
-        );
-        // The detached lineage is still protected while its session is live.
-        let admission = admit(&mut engine, &second, SESS2, "2026-03-28T20:06:00Z");
-        assert_rejected(&admission, RejectionCode::Capacity);
-        // Once the session is gone it may be evicted.
+        assert!(!holds(&engine, 3), "{name}");
+        // Exit is never blocked by capacity. Client 1 leaves on its open session, then client
+        // 2 leaves and its session ends.
+        for (n, session, at) in [
+            (1, SESS1, "2026-03-28T19:50:00Z"),
+            (2, SESS2, "2026-03-28T19:51:00Z"),
+        ] {
+            assert_admitted(
+                &admit(&mut engine, &detach(n, session, at), session, at),
+                LifecycleState::Detached,
+            );
+        }
         engine
-            .close_session(SESS1, instant("2026-03-28T20:06:00Z"))
+            .close_session(SESS2, instant("2026-03-28T19:52:00Z"))
             .unwrap();
+        // The dead session's lineage goes first, though client 1's detachment is older.
         assert_admitted(
-            &admit(&mut engine, &second, SESS2, "2026-03-28T20:06:00Z"),
+            &admit(
+                &mut engine,
+                &attach(3, SESS3),
+                SESS3,
+                "2026-03-28T19:53:00Z",
+            ),
             LifecycleState::Attached,
         );
-        assert!(
-            engine
-                .store()
-                .attachment("attach:01JQCLIATT001")
-                .unwrap()
-                .is_none(),
-            "{name}"
+        assert!(!holds(&engine, 2) && holds(&engine, 1), "{name}");
+        // With no other left, the history on the open session goes too: one peer attaching
+        // and detaching in turn there cannot keep others out.
+        assert_admitted(
+            &admit(
+                &mut engine,
+                &attach(4, SESS3),
+                SESS3,
+                "2026-03-28T19:54:00Z",
+            ),
+            LifecycleState::Attached,
         );
+        assert!(!holds(&engine, 1) && holds(&engine, 3), "{name}");
     });
 }
 

@@ -201,17 +201,28 @@ impl Tables {
     }
 
     /// The oldest lineage that may go: its session is dead and no grant on it is open.
+    /// As the SQLite store's: the oldest lineage with no open grant whose session is dead,
+    /// else the oldest on a live session.
     fn evictable(&self, live: &SessionTable) -> Option<String> {
         let mut detachments: Vec<&(u64, DetachmentRec)> = self.detachments.values().collect();
         detachments.sort_by_key(|(seq, _)| *seq);
-        detachments.into_iter().find_map(|(_, detachment)| {
-            let (_, attachment) = self.attachments.get(&detachment.attachment_id)?;
+        let mut oldest_on_live = None;
+        for (_, detachment) in detachments {
+            let Some((_, attachment)) = self.attachments.get(&detachment.attachment_id) else {
+                continue;
+            };
             let grant_open = self.recoveries.values().any(|(_, rec)| {
                 rec.from_detachment_id == detachment.detachment_id && rec.grant == GrantState::Open
             });
-            (!live.is_live(&attachment.bind_session) && !grant_open)
-                .then(|| detachment.detachment_id.clone())
-        })
+            if grant_open {
+                continue;
+            }
+            if !live.is_live(&attachment.bind_session) {
+                return Some(detachment.detachment_id.clone());
+            }
+            oldest_on_live.get_or_insert_with(|| detachment.detachment_id.clone());
+        }
+        oldest_on_live
     }
 
     fn evict_lineage(&mut self, detachment_id: &str) {

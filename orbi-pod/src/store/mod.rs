@@ -11,11 +11,17 @@
 //!   at all;
 //! - **bounded size with eviction** ([`StoreLimits`]). When attachments plus recoveries exceed
 //!   `max_records`, whole *lineages* are evicted oldest detachment first: the detachment, the
-//!   attachment it ended and every recovery citing it. A lineage is kept while its session is
-//!   live or a recovery grant on it is open. Evicted facts fail closed: a recovery citing an
+//!   attachment it ended and every recovery citing it. A lineage with an open recovery grant
+//!   is kept, and so is every live attachment. Lineages whose session is dead go first; one
+//!   on a still-live session goes only when no other may, so that a peer attaching and
+//!   detaching in turn on one open session cannot fill the read model for everyone. A
+//!   replay of such an evicted attachment on its session is then admitted anew, and its bind
+//!   id no longer guards against a different bind (I2 and I3 give way under that pressure):
+//!   only that session's own peer node can replay there, and its participant's bind already
+//!   lets it make such attachments. Evicted facts fail closed: a recovery citing an
 //!   evicted detachment is `E_POD_UNKNOWN_DETACHMENT` (R1), a detachment citing an evicted
 //!   attachment is `E_POD_UNKNOWN_ATTACHMENT` (D1), a replayed evicted attachment fails V6a
-//!   (its session is dead), and a client whose evicted last detachment required a recovery
+//!   once its session is dead, and a client whose evicted last detachment required a recovery
 //!   keeps a small tombstone so that a plain attachment stays `E_POD_RECOVERY_REQUIRED`
 //!   (the recovery itself can no longer succeed: the client must come back as a new
 //!   instance). If nothing may be evicted, a commit that adds an attachment or a recovery

@@ -875,7 +875,8 @@ fn insert_trace(
     Ok(())
 }
 
-/// The oldest lineage that may go: its session is dead and no grant on it is open.
+/// The oldest lineage that may go (no grant on it is open): one whose session is dead, else
+/// (see the module docs) the oldest on a live session.
 fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, StoreError> {
     let mut statement = conn
         .prepare_cached(
@@ -887,13 +888,17 @@ fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, S
         )
         .map_err(backend)?;
     let mut rows = statement.query([]).map_err(backend)?;
+    let mut oldest_on_live = None;
     while let Some(row) = rows.next().map_err(backend)? {
         let session: String = row.get(1).map_err(backend)?;
         if !live.is_live(&session) {
             return row.get(0).map(Some).map_err(backend);
         }
+        if oldest_on_live.is_none() {
+            oldest_on_live = Some(row.get(0).map_err(backend)?);
+        }
     }
-    Ok(None)
+    Ok(oldest_on_live)
 }
 
 /// Evicts the lineage of `detachment_id`; returns how the counters move.
