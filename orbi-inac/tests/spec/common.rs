@@ -169,6 +169,14 @@ pub fn code(frame: &Frame) -> Option<RefusalCode> {
     frame.response().and_then(|r| r.refusal_code)
 }
 
+/// The answer's `response.message` (empty when it has none).
+pub fn message(frame: &Frame) -> &str {
+    frame
+        .response()
+        .and_then(|r| r.message.as_deref())
+        .unwrap_or_default()
+}
+
 /// Asserts the answer's operation and code, and that `retryable` follows the spec table.
 #[track_caller]
 pub fn assert_answer(frame: &Frame, operation: Operation, expected: Option<RefusalCode>) {

@@ -17,7 +17,7 @@ fn an_unknown_kind_is_refused_and_nothing_is_stored() {
     assert_refused(&answer, RefusalCode::KindNotSupported);
     let response = answer.response().unwrap();
     assert_eq!(response.retryable, Some(false));
-    assert!(response.message.as_deref().unwrap().contains(UNKNOWN));
+    assert!(message(&answer).contains(UNKNOWN));
     assert_eq!(answer.correlation_id(), Some("inac-correlation:test"));
     assert_eq!(node.stored_count(), 0);
     assert_eq!(node.store.staged_count(), 0);
@@ -238,15 +238,7 @@ fn an_acceptors_size_limit_refuses_with_the_header_before_any_body() {
     // Answered at once: no body is asked for.
     let answer = answer(node.receiver.handle(&peer().node_id(), &header, at(0)));
     assert_refused(&answer, RefusalCode::PayloadTooLarge);
-    assert!(
-        answer
-            .response()
-            .unwrap()
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("at most 10 bytes")
-    );
+    assert!(message(&answer).contains("at most 10 bytes"));
     let offer = Frame::offer(&Descriptor::of_bytes(VENDOR, JSON, &big))
         .build()
         .unwrap();

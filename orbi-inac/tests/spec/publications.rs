@@ -313,12 +313,7 @@ fn publications_beyond_the_inline_ceiling_or_empty_are_handler_unavailable() {
             Some(RefusalCode::HandlerUnavailable),
         );
         assert!(
-            answer
-                .response()
-                .unwrap()
-                .message
-                .as_deref()
-                .is_some_and(|m| m.contains("served inline only")),
+            message(&answer).contains("served inline only"),
             "{:?}",
             answer.to_value()
         );
