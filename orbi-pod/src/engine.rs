@@ -856,10 +856,12 @@ impl<S: Store> PodEngine<S> {
                         return Err(Rejection::new(
                             RejectionCode::ParticipantMismatch,
                             Check::S,
+                            // Naming the other participant or attachment would tell anyone
+                            // who guesses a client id who uses it.
                             format!(
-                                "client {client:?} is attached by {} ({:?}, waiting for its \
-                                 session to come back); only that participant may reconnect it",
-                                old.participant_id, old.attachment_id
+                                "client {client:?} is attached by another participant, waiting \
+                                 for its session to come back; only that participant may \
+                                 reconnect it"
                             ),
                         )
                         .into());

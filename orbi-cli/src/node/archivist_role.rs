@@ -86,15 +86,16 @@ const MAX_DECISIONS: usize = 100_000;
 const MAX_DECISIONS_PER_PEER: usize = 1_000;
 
 /// The advertisement `orbi node init --archivist` and `orbi demo` publish for `node`: free
-/// storage of transcripts, knowledge artifacts and corpus entries for private and federation
-/// scopes, 90 days by default, 30 days idle, up to three copies.
+/// storage of transcripts, knowledge artifacts and corpus entries in `private-retained` (the
+/// one scope the role can accept: the others need curation evidence a storage request does
+/// not carry), 90 days by default, 30 days idle, up to three copies.
 pub fn default_advertisement(node: &NodeId) -> serde_json::Value {
     serde_json::json!({
         "schema/v": 1,
         "advertisement/id": crate::pod::fresh_id("archivist-advertisement"),
         "created-at": crate::pod::now_timestamp().map_or_else(|_| "2026-01-01T00:00:00Z".to_owned(), |at| at.as_str().to_owned()),
         "archivist/node-id": node.as_str(),
-        "accepted/scopes": ["private-retained", "federation-vault"],
+        "accepted/scopes": ["private-retained"],
         "accepted/artifact-types": ["transcript-bundle", "knowledge-artifact", "corpus-entry"],
         "retrieval/mode": "federation-discovery",
         "retention/default-max-duration-sec": 7776000,
@@ -545,12 +546,15 @@ mod tests {
     }
 
     fn role(dir: &Path, node: &NodeId) -> ArchivistRole {
+        role_accepting(dir, node, &["private-retained"])
+    }
+
+    /// A role whose advertisement accepts `scopes`.
+    fn role_accepting(dir: &Path, node: &NodeId, scopes: &[&str]) -> ArchivistRole {
+        let mut advertisement = default_advertisement(node);
+        advertisement["accepted/scopes"] = json!(scopes);
         let ad = dir.join("ad.json");
-        std::fs::write(
-            &ad,
-            serde_json::to_vec(&default_advertisement(node)).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(&ad, serde_json::to_vec(&advertisement).unwrap()).unwrap();
         ArchivistRole::open(&ad, dir, Policy::default()).unwrap()
     }
 
@@ -673,7 +677,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let archivist = KeyPair::from_seed(&[1; 32]).node_id();
         let alice = KeyPair::from_seed(&[2; 32]).node_id();
-        let role = role(dir.path(), &archivist);
+        let role = role_accepting(
+            dir.path(),
+            &archivist,
+            &["private-retained", "federation-vault"],
+        );
         // The advertisement accepts federation-vault, but nothing shows a curator accepted it.
         match judge(&role, &alice, &request(&alice, "r:1", "federation-vault")) {
             Ok(Acceptance::Refuse(refusal)) => {

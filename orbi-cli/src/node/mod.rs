@@ -251,6 +251,19 @@ impl RunningNode {
                         "the advertisement names another archivist/node-id than this node"
                     );
                 }
+                use orbi_types::archivist::PublicationScope;
+                for scope in [
+                    PublicationScope::FederationVault,
+                    PublicationScope::PublicVault,
+                ] {
+                    if role.advertisement().accepts_scope(scope) {
+                        tracing::warn!(
+                            scope = scope.as_str(),
+                            "the advertisement accepts a scope this role refuses \
+                             (curation-missing: a storage request carries no curation evidence)"
+                        );
+                    }
+                }
                 Some(Arc::new(role))
             }
             None => None,

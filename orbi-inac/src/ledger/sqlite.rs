@@ -120,10 +120,13 @@ pub struct SqliteLedger {
 
 /// How many decisions the transfer log keeps by default: every decision is written to it
 /// (spec §6), and anyone who can reach the node can make it decide, so older decisions are
-/// dropped (at about 300 bytes a decision, a few hundred MB). What a decision changed
+/// dropped. A typical decision takes about 300 bytes (75 MB for all of them); one whose peer
+/// filled every text field (256 characters each, up to 4 bytes a character, and a
+/// 1 024-character note) about 7 KB, under 2 GB for all. What a decision changed
 /// (idempotency outcomes, held artifacts, offers, invitations, custody use) lives in other
-/// tables and is kept.
-pub const TRANSFER_LOG_ROWS: u64 = 1_000_000;
+/// tables and is kept. A ledger from before this limit loses its older rows in one delete,
+/// inside the first group that reaches a multiple of 1 024 decisions.
+pub const TRANSFER_LOG_ROWS: u64 = 250_000;
 
 /// The ledger's connection and its lookup index, shared with a [`crate::store::HybridStore`]
 /// whose small objects live in the same database (and so in the same transactions and group

@@ -104,13 +104,14 @@ pub(crate) fn spawn(
 ) -> std::io::Result<(ReceiverHandle, Thread)> {
     let (jobs, queue) = mpsc::channel(1024);
     let (fail, failed) = tokio::sync::watch::channel(false);
+    let fail = std::sync::Arc::new(fail);
     let join = std::thread::Builder::new()
         .name("inac-receiver".into())
         .spawn(move || {
             // A panic is a bug; the node must then stop loudly rather than refuse every
             // exchange from here on. The jobs it held are dropped, so their exchanges end.
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run(receiver, queue, group_max.max(1))
+                run(receiver, queue, group_max.max(1), &fail)
             }));
             if ran.is_err() {
                 tracing::error!("the inac receiver stopped after a panic");
@@ -121,7 +122,15 @@ pub(crate) fn spawn(
     Ok((ReceiverHandle { jobs }, Thread { join, failed }))
 }
 
-fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize) -> Receiver {
+/// Reports a failure of the receiver or of its syncer ([`Thread::failed`]).
+type Fail = std::sync::Arc<tokio::sync::watch::Sender<bool>>;
+
+fn run(
+    mut receiver: Receiver,
+    mut queue: mpsc::Receiver<Job>,
+    group_max: usize,
+    fail: &Fail,
+) -> Receiver {
     // With a syncer, the receiver goes on deciding while the previous group reaches the disk;
     // answers wait for their sync either way.
     let deferred = match receiver.defer_sync() {
@@ -132,7 +141,9 @@ fn run(mut receiver: Receiver, mut queue: mpsc::Receiver<Job>, group_max: usize)
         }
     };
     // Without the syncer thread, this thread syncs each group itself before answering.
-    let syncer = deferred.clone().and_then(spawn_syncer);
+    let syncer = deferred
+        .clone()
+        .and_then(|handle| spawn_syncer(handle, fail.clone()));
     let inline = deferred.filter(|_| syncer.is_none());
     let durability = Durability { syncer, inline };
     let mut group = Vec::with_capacity(group_max);
@@ -280,22 +291,30 @@ fn send_all(replies: Vec<Reply>) {
 
 /// A thread that syncs the ledger once for every batch of groups waiting, then releases their
 /// answers. Ends when the receiver thread drops its sender.
-fn spawn_syncer(handle: SyncHandle) -> Option<std::sync::mpsc::Sender<Vec<Reply>>> {
+/// A panic there (a bug) is reported like the receiver's own: without the syncer every answer
+/// would be withdrawn from then on.
+fn spawn_syncer(handle: SyncHandle, fail: Fail) -> Option<std::sync::mpsc::Sender<Vec<Reply>>> {
     let (sender, groups) = std::sync::mpsc::channel::<Vec<Reply>>();
     let spawned = std::thread::Builder::new()
         .name("inac-ledger-sync".into())
         .spawn(move || {
-            while let Ok(first) = groups.recv() {
-                let mut waiting = vec![first];
-                waiting.extend(groups.try_iter());
-                let synced = handle.sync();
-                for mut replies in waiting {
-                    if let Err(error) = &synced {
-                        tracing::error!(%error, "ledger sync failed");
-                        withdraw_successes(&mut replies);
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                while let Ok(first) = groups.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(groups.try_iter());
+                    let synced = handle.sync();
+                    for mut replies in waiting {
+                        if let Err(error) = &synced {
+                            tracing::error!(%error, "ledger sync failed");
+                            withdraw_successes(&mut replies);
+                        }
+                        send_all(replies);
                     }
-                    send_all(replies);
                 }
+            }));
+            if ran.is_err() {
+                tracing::error!("the inac ledger syncer stopped after a panic");
+                let _ = fail.send(true);
             }
         });
     match spawned {
@@ -442,6 +461,27 @@ mod tests {
         drop(handle);
         let receiver = thread.join().unwrap().unwrap();
         assert!(receiver.ledger().is_revoked(PASSPORT).unwrap());
+    }
+
+    #[test]
+    fn a_syncer_that_panics_is_reported_as_a_failure() {
+        let receiver = receiver(|| panic!("a bug in the ledger sync"));
+        let (handle, thread) = spawn(receiver, 8).unwrap();
+        // The task's result is dropped with the syncer: nothing is confirmed durable.
+        assert!(matches!(block_on(handle.run(revoke)), Err(RunError::Gone)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !*thread.failed.borrow() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the failure is reported"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(handle);
+        assert!(
+            thread.join.join().unwrap().is_some(),
+            "the receiver itself ends normally"
+        );
     }
 
     #[test]

@@ -226,7 +226,9 @@ impl TransportConfig {
     /// How many handshakes from unfamiliar addresses a listener lets run at once:
     /// [`TransportConfig::max_unfamiliar_handshakes`], capped at half of what
     /// [`TransportConfig::max_guest_connections`] leaves of
-    /// [`TransportConfig::max_connections`] (128 of 256 at the defaults), and at least one.
+    /// [`TransportConfig::max_connections`] (128 of 256 at the defaults), and at least one:
+    /// when the guests leave a single place (say a total of 1), that place is shared with
+    /// strangers' handshakes and nothing is reserved for known peers.
     ///
     /// ```
     /// use orbi_inac::quic::TransportConfig;

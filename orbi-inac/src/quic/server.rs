@@ -200,8 +200,9 @@ impl Server {
         &self.node_id
     }
 
-    /// Resolves if the receiver stops after an internal error (a bug): from then on every
-    /// exchange is reset, so whoever runs the server should shut it down
+    /// Resolves if the receiver (or the thread that syncs its ledger) stops after an internal
+    /// error (a bug): from then on every exchange is reset or refused, so whoever runs the
+    /// server should shut it down
     /// ([`Server::shutdown`] then returns [`TransportError::ReceiverFailed`]) and restart it.
     /// Pending for as long as the receiver runs.
     pub async fn receiver_failed(&self) {

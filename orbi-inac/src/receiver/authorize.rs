@@ -30,7 +30,8 @@ pub(crate) enum Authority {
     Custody {
         /// The passport.
         passport_id: String,
-        /// `max_records` of the profile that allowed the push (`None`: no record limit).
+        /// The largest `max_records` of the profiles that allowed the push (`None`: one of them
+        /// has no record limit).
         max_records: Option<u64>,
     },
 }
@@ -301,8 +302,10 @@ impl Receiver {
                 &claim.descriptor.digest,
             )
             .map_err(|e| Self::ledger_unavailable(&e))?;
-        // Profiles compose by OR: one must allow the push by itself.
+        // Profiles compose by OR: one must allow the push by itself. The record limit kept for
+        // the body-time re-check is the most generous of every profile that allows it.
         let mut first_failure = None;
+        let mut allowed: Option<Option<u64>> = None;
         for profile in covering {
             let failure = match (profile.max_bytes, profile.max_records) {
                 (Some(max), _) if claim.descriptor.size_bytes > max => Some(refuse(
@@ -320,9 +323,11 @@ impl Receiver {
             };
             match failure {
                 None => {
-                    return Ok(Authority::Custody {
-                        passport_id: passport.passport_id.clone(),
-                        max_records: profile.max_records,
+                    allowed = Some(match (allowed, profile.max_records) {
+                        (None, limit) => limit,
+                        (Some(Some(kept)), Some(limit)) => Some(kept.max(limit)),
+                        // No record limit in one allowing profile: none at all.
+                        (Some(_), _) => None,
                     });
                 }
                 Some(refusal) => {
@@ -330,6 +335,15 @@ impl Receiver {
                 }
             }
         }
-        Err(first_failure.unwrap_or_else(|| not_authorized("custody passport grants nothing")))
+        match allowed {
+            Some(max_records) => Ok(Authority::Custody {
+                passport_id: passport.passport_id.clone(),
+                max_records,
+            }),
+            None => {
+                Err(first_failure
+                    .unwrap_or_else(|| not_authorized("custody passport grants nothing")))
+            }
+        }
     }
 }

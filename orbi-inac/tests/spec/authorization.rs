@@ -456,27 +456,43 @@ fn custody_max_bytes_is_payload_too_large() {
 
 #[test]
 fn custody_max_records_holds_for_stream_pushes_admitted_side_by_side() {
-    let mut node = passport_node();
-    let pass = custody(json!({"max_records": 1}));
-    let header = |bytes: &[u8], stream: &str| {
-        Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, bytes), stream)
-            .authorization(AuthorizationMode::CustodyPassport, &pass)
-            .build()
-            .unwrap()
-    };
-    // Both headers pass while the passport holds nothing yet.
-    let mut first = node.begin(&peer(), &header(A0, "4"), at(1));
-    let mut second = node.begin(&peer(), &header(b"[]", "8"), at(1));
-    first.write(A0).unwrap();
-    second.write(b"[]").unwrap();
-    let finish = |node: &mut Node, body: orbi_inac::IncomingBody| {
-        node.receiver
-            .finish_push(body.complete(orbi_inac::BodyEnd::Finished), at(2))
-    };
-    assert_answer(&finish(&mut node, first), Operation::Ingested, None);
-    // The first used the one record while the second was in flight.
-    assert_refused(&finish(&mut node, second), RefusalCode::QuotaExceeded);
-    assert!(!node.holds(b"[]"));
+    // One record at most; and the same beside a profile with no record limit (profiles
+    // compose by OR, so that passport allows both).
+    let one = custody(json!({"max_records": 1}));
+    let mut or_unlimited = one.clone();
+    or_unlimited["scope"]["profiles"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"profile": "memarium-custody@v1", "artifact_schemas": [BLOB]}));
+    sign_passport(&authority(), &mut or_unlimited).unwrap();
+    for (pass, second_answer) in [
+        (one, Some(RefusalCode::QuotaExceeded)),
+        (or_unlimited, None),
+    ] {
+        let mut node = passport_node();
+        let header = |bytes: &[u8], stream: &str| {
+            Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, bytes), stream)
+                .authorization(AuthorizationMode::CustodyPassport, &pass)
+                .build()
+                .unwrap()
+        };
+        // Both headers pass while the passport holds nothing yet.
+        let mut first = node.begin(&peer(), &header(A0, "4"), at(1));
+        let mut second = node.begin(&peer(), &header(b"[]", "8"), at(1));
+        first.write(A0).unwrap();
+        second.write(b"[]").unwrap();
+        let finish = |node: &mut Node, body: orbi_inac::IncomingBody| {
+            node.receiver
+                .finish_push(body.complete(orbi_inac::BodyEnd::Finished), at(2))
+        };
+        assert_answer(&finish(&mut node, first), Operation::Ingested, None);
+        // The first used the one record while the second was in flight.
+        match second_answer {
+            Some(code) => assert_refused(&finish(&mut node, second), code),
+            None => assert_answer(&finish(&mut node, second), Operation::Ingested, None),
+        }
+        assert_eq!(node.holds(b"[]"), second_answer.is_none());
+    }
 }
 
 #[test]

@@ -200,7 +200,6 @@ impl Tables {
             .find(|rec| rec.client_instance_id == client && rec.grant == GrantState::Open)
     }
 
-    /// The oldest lineage that may go: its session is dead and no grant on it is open.
     /// As the SQLite store's: the oldest lineage with no open grant whose session is dead,
     /// else the oldest on a live session.
     fn evictable(&self, live: &SessionTable) -> Option<String> {

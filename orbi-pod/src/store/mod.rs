@@ -15,9 +15,10 @@
 //!   is kept, and so is every live attachment. Lineages whose session is dead go first; one
 //!   on a still-live session goes only when no other may, so that a peer attaching and
 //!   detaching in turn on one open session cannot fill the read model for everyone. A
-//!   replay of such an evicted attachment on its session is then admitted anew, and its bind
-//!   id no longer guards against a different bind (I2 and I3 give way under that pressure):
-//!   only that session's own peer node can replay there, and its participant's bind already
+//!   replay of such an evicted attachment on its session is then admitted anew, a retried
+//!   detachment of it is `E_POD_UNKNOWN_ATTACHMENT` rather than `replayed`, and its bind id
+//!   no longer guards against a different bind (I1, I2 and I3 give way under that pressure):
+//!   only that session's own peer node can send there, and its participant's bind already
 //!   lets it make such attachments. Evicted facts fail closed: a recovery citing an
 //!   evicted detachment is `E_POD_UNKNOWN_DETACHMENT` (R1), a detachment citing an evicted
 //!   attachment is `E_POD_UNKNOWN_ATTACHMENT` (D1), a replayed evicted attachment fails V6a
