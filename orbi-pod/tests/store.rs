@@ -299,16 +299,6 @@ fn live_attachments_are_never_evicted_and_history_on_open_sessions_goes_last() {
                 bind(&k2(), &format!("pb:{n}"), "2026-03-28T19:41:00Z", session),
             )
         };
-        let detach = |n: u32, session: &str, at: &str| {
-            detachment_with(
-                &format!("detach:{n}"),
-                &format!("attach:{n}"),
-                &format!("client:{n}"),
-                DetachReason::UserRequest,
-                at,
-                bind(&k2(), &format!("pb:{n}"), "2026-03-28T19:41:00Z", session),
-            )
-        };
         for session in [SESS1, SESS2, SESS3] {
             engine.open_session(session, Session::default());
         }
@@ -329,7 +319,12 @@ fn live_attachments_are_never_evicted_and_history_on_open_sessions_goes_last() {
             (2, SESS2, "2026-03-28T19:51:00Z"),
         ] {
             assert_admitted(
-                &admit(&mut engine, &detach(n, session, at), session, at),
+                &admit(
+                    &mut engine,
+                    &user_detach(n, session, at, "2026-03-28T19:41:00Z"),
+                    session,
+                    at,
+                ),
                 LifecycleState::Detached,
             );
         }
@@ -1104,14 +1099,7 @@ fn one_peer_node_holds_at_most_its_share_of_live_attachments() {
             LifecycleState::Attached,
         );
         // A detachment gives its place back.
-        let detach = detachment_with(
-            "detach:1",
-            "attach:1",
-            "client:1",
-            DetachReason::UserRequest,
-            "2026-03-28T20:05:00Z",
-            bind(&k2(), "pb:d1", "2026-03-28T20:04:00Z", SESS1),
-        );
+        let detach = user_detach(1, SESS1, "2026-03-28T20:05:00Z", "2026-03-28T20:04:00Z");
         assert_admitted(
             &admit(&mut engine, &detach, SESS1, "2026-03-28T20:05:05Z"),
             LifecycleState::Detached,
@@ -1233,6 +1221,19 @@ fn attach_on(id: &str, client: &str, session: &str) -> serde_json::Value {
     )
 }
 
+/// The user-request detachment `detach:{n}` of `attach:{n}` (client `n`) on `session`, at
+/// `detached_at`, under a bind `pb:d{n}` made at `bound_at`.
+fn user_detach(n: u32, session: &str, detached_at: &str, bound_at: &str) -> serde_json::Value {
+    detachment_with(
+        &format!("detach:{n}"),
+        &format!("attach:{n}"),
+        &format!("client:{n}"),
+        DetachReason::UserRequest,
+        detached_at,
+        bind(&k2(), &format!("pb:d{n}"), bound_at, session),
+    )
+}
+
 /// Clients `n` in `clients`, attached as `attach:{n}{suffix}` on `session` at `now`: all admitted.
 fn attach_clients(
     engine: &mut PodEngine<Instrumented>,
@@ -1325,13 +1326,11 @@ fn a_failed_group_puts_the_counts_back() {
     attach_clients(&mut engine, 1..=3, "", SESS1, now);
     // A group detaches two and attaches one (recounting inside the group), then fails.
     let detach = |n: u32| {
-        bytes(&detachment_with(
-            &format!("detach:{n}"),
-            &format!("attach:{n}"),
-            &format!("client:{n}"),
-            DetachReason::UserRequest,
+        bytes(&user_detach(
+            n,
+            SESS1,
             "2026-03-28T20:05:00Z",
-            bind(&k2(), &format!("pb:d{n}"), "2026-03-28T20:04:00Z", SESS1),
+            "2026-03-28T20:04:00Z",
         ))
     };
     let fourth = bytes(&attach_on("attach:4", "client:4", SESS1));
@@ -1417,14 +1416,7 @@ fn an_ended_attachment_lifts_the_recount_backoff() {
         &admit(&mut engine, &second, SESS2, "2026-03-28T19:42:06.000Z"),
         RejectionCode::Capacity,
     );
-    let detach = detachment_with(
-        "detach:1",
-        "attach:1",
-        "client:1",
-        DetachReason::UserRequest,
-        "2026-03-28T19:42:06.100Z",
-        bind(&k2(), "pb:d1", "2026-03-28T19:42:06Z", SESS1),
-    );
+    let detach = user_detach(1, SESS1, "2026-03-28T19:42:06.100Z", "2026-03-28T19:42:06Z");
     assert_admitted(
         &admit(&mut engine, &detach, SESS1, "2026-03-28T19:42:06.200Z"),
         LifecycleState::Detached,
