@@ -89,6 +89,7 @@ struct RawPod {
     tenants: Vec<String>,
     degraded_grace_sec: Option<u64>,
     max_live_attachments_per_peer: Option<usize>,
+    max_records: Option<usize>,
     durability: Option<String>,
     pod_client: Option<RawOffer>,
     hybrid: Option<RawOffer>,
@@ -135,6 +136,8 @@ pub struct NodeConfig {
     pub pod: HostPolicy,
     /// The pod read model's durability.
     pub pod_durability: orbi_pod::Durability,
+    /// The pod read model's bounds.
+    pub pod_limits: orbi_pod::StoreLimits,
     /// The archivist role, when the node has it.
     pub archivist: Option<ArchivistRole>,
 }
@@ -262,6 +265,12 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
     if let Some(raw) = &raw.pod.hybrid {
         pod.hybrid = offer(raw);
     }
+    let mut pod_limits = orbi_pod::StoreLimits::default();
+    match raw.pod.max_records {
+        Some(0) => return Err("pod.max-records: must be above zero".into()),
+        Some(records) => pod_limits.max_records = records,
+        None => {}
+    }
     let pod_durability = match raw.pod.durability.as_deref() {
         None | Some("full") => orbi_pod::Durability::Full,
         Some("normal") => orbi_pod::Durability::Normal,
@@ -279,6 +288,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         pod_peers,
         pod,
         pod_durability,
+        pod_limits,
         archivist: raw.archivist.map(|role| ArchivistRole {
             advertisement: relative(role.advertisement),
             strict_mode_fit: role.strict_mode_fit,
@@ -406,6 +416,10 @@ pub fn template(
          degraded-grace-sec = 90\n\
          # Live attachments all sessions of one client node may hold together (0 admits none).\n\
          max-live-attachments-per-peer = 25000\n\
+         # Attachments and recoveries the read model keeps (each with its detachment, up to\n\
+         # 64 KiB apiece: about 13 GB at worst for 100000, a few hundred MB typically); the\n\
+         # oldest ended ones are evicted first, live ones never.\n\
+         max-records = 100000\n\
          # full: fsync every commit; normal: WAL, may lose the last commits on power loss.\n\
          durability = \"full\"\n\
          # What the host offers each profile; attachments must declare exactly this (V10).\n\
@@ -456,6 +470,7 @@ mod tests {
             assert_eq!(config.transport.max_guest_connections, 256);
             assert_eq!(config.transport.unfamiliar_handshake_places(), 128);
             assert_eq!(config.pod.max_live_attachments_per_peer, 25_000);
+            assert_eq!(config.pod_limits.max_records, 100_000);
         }
     }
 
@@ -507,7 +522,7 @@ mod tests {
             "key = \"/k\"\nlisten = \"0.0.0.0:1\"\ndata-dir = \"d\"\npeers = [\"{node}@127.0.0.1:9\"]\n\
              [inac]\naccept = [\"a.v1\", \"b.v1=text/plain\"]\n\
              [[inac.budgets]]\noperations = [\"push\"]\nmax-per-minute = 3\n\
-             [pod]\nallow = [\"{pod_client}\"]\nmax-live-attachments-per-peer = 7\n\
+             [pod]\nallow = [\"{pod_client}\"]\nmax-live-attachments-per-peer = 7\nmax-records = 9\n\
              [pod.hybrid]\nexport-capable = true\nmigration-allowed = false\n"
         );
         let config = load(&text).unwrap();
@@ -517,6 +532,7 @@ mod tests {
             "pod clients keep their connection places beside the inac peers'"
         );
         assert_eq!(config.pod.max_live_attachments_per_peer, 7);
+        assert_eq!(config.pod_limits.max_records, 9);
         assert!(config.inac.allowed_peers.contains(&node));
         assert!(
             config.pod_peers.contains(&node),
@@ -552,6 +568,7 @@ mod tests {
             // The right shape, but no key a peer could prove (like `--allow`, refused).
             ("[pod]\nallow = [\"node:did:key:z1\"]\n", "pod.allow"),
             ("[pod]\ntenants = [\"x\"]\n", "pod.tenants"),
+            ("[pod]\nmax-records = 0\n", "pod.max-records"),
             (
                 "[[inac.budgets]]\noperations = [\"fly\"]\n",
                 "inac.budgets[0]",

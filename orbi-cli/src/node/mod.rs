@@ -30,7 +30,7 @@ use orbi_inac::{
     KindRegistry, NodeState, Receiver,
     quic::{AppProtocol, Server},
 };
-use orbi_pod::{PodEngine, SqliteStore, StoreLimits};
+use orbi_pod::{PodEngine, SqliteStore};
 use orbi_types::{KeyPair, NodeId};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -382,7 +382,7 @@ fn open_pod_engine(
     let store = SqliteStore::open(
         &data.join("pod.sqlite"),
         &key.node_id(),
-        StoreLimits::default(),
+        config.pod_limits.clone(),
         config.pod_durability,
     )
     .map_err(|err| CliError::new(err.to_string()))?;
