@@ -382,7 +382,7 @@ fn open_pod_engine(
     let store = SqliteStore::open(
         &data.join("pod.sqlite"),
         &key.node_id(),
-        config.pod_limits.clone(),
+        config.pod_limits,
         config.pod_durability,
     )
     .map_err(|err| CliError::new(err.to_string()))?;
