@@ -120,8 +120,15 @@ pub async fn serve(engine: SharedEngine, allowed: PodPeers, app: AppConnection) 
                 }
             };
             log_admission(&answer);
-            let _ = write_message(&mut send, &answer).await;
-            let _ = send.finish();
+            // A client that takes no answer does not keep this task.
+            match tokio::time::timeout(ARTIFACT_TIMEOUT, write_message(&mut send, &answer)).await {
+                Ok(_) => {
+                    let _ = send.finish();
+                }
+                Err(_) => {
+                    let _ = send.reset(wire::StreamCode::ResponseTimeout.varint());
+                }
+            }
         });
     }
     tracing::info!(%peer, session = %session_id, "pod session ended: keepalive lost");
@@ -243,9 +250,22 @@ async fn write_bytes(send: &mut quinn::SendStream, body: &[u8]) -> Result<(), St
     send.write_all(body).await.map_err(|err| err.to_string())
 }
 
+/// How long a client waits for a whole pod exchange: opening the stream, sending the
+/// artifact and the serving node's answer (its admission commits, and may wait behind others).
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(40);
+
 /// Client side: sends one artifact's exact bytes on `session` and returns the serving node's
-/// answer.
+/// answer. A serving node that grants no stream, takes no bytes or never answers is given up
+/// on after 40 s.
 pub async fn submit(session: &QuicSession, artifact: &[u8]) -> Result<Value, CliError> {
+    submit_within(session, artifact, SUBMIT_TIMEOUT).await
+}
+
+async fn submit_within(
+    session: &QuicSession,
+    artifact: &[u8],
+    limit: Duration,
+) -> Result<Value, CliError> {
     if artifact.len() > MAX_ARTIFACT_BYTES {
         return Err(CliError::new(format!(
             "a pod artifact has at most {MAX_ARTIFACT_BYTES} bytes; this one has {}",
@@ -264,19 +284,28 @@ pub async fn submit(session: &QuicSession, artifact: &[u8]) -> Result<Value, Cli
             session.peer()
         ))
     };
-    let (mut send, mut recv) = session
-        .connection()
-        .open_bi()
-        .await
-        .map_err(|err| failed("open a stream", &err))?;
-    write_bytes(&mut send, artifact)
-        .await
-        .map_err(|err| failed("send", &err))?;
-    send.finish().map_err(|err| failed("finish", &err))?;
-    let answer = wire::read_frame(&mut recv, ARTIFACT_TIMEOUT * 3)
-        .await
-        .map_err(|err| failed("answer", &err))?;
-    serde_json::from_slice(&answer).map_err(|err| failed("answer is not JSON", &err))
+    let exchange = async {
+        let (mut send, mut recv) = session
+            .connection()
+            .open_bi()
+            .await
+            .map_err(|err| failed("open a stream", &err))?;
+        write_bytes(&mut send, artifact)
+            .await
+            .map_err(|err| failed("send", &err))?;
+        send.finish().map_err(|err| failed("finish", &err))?;
+        let answer = wire::read_frame(&mut recv, limit)
+            .await
+            .map_err(|err| failed("answer", &err))?;
+        serde_json::from_slice(&answer).map_err(|err| failed("answer is not JSON", &err))
+    };
+    match tokio::time::timeout(limit, exchange).await {
+        Ok(answered) => answered,
+        Err(_) => Err(CliError::new(format!(
+            "pod exchange with {}: no answer within {limit:?}",
+            session.peer()
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -290,6 +319,95 @@ mod tests {
         KeyPair, Timestamp,
         pod::{ProfileType, SessionState},
     };
+
+    #[tokio::test]
+    async fn a_serving_node_that_grants_no_stream_cannot_hold_a_submit() {
+        use orbi_inac::quic::{
+            Client, PeerAddr, TransportConfig,
+            config::{endpoint, server_config_with_alpns},
+        };
+        let (node, client_key) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
+        let config = TransportConfig::default();
+        let mut server = server_config_with_alpns(&node, &config, vec![POD_ALPN.to_vec()]).unwrap();
+        let mut transport = config.quinn_transport(true);
+        transport.max_concurrent_bidi_streams(0u8.into());
+        server.transport_config(Arc::new(transport));
+        let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
+        let peer = PeerAddr {
+            node: node.node_id(),
+            addr: listener.local_addr().unwrap(),
+        };
+        let held = tokio::spawn(async move {
+            let connection = listener.accept().await.unwrap().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(connection);
+        });
+        let client = Client::for_peer(&peer, client_key, config).unwrap();
+        let session = client.connect_protocol(&peer, POD_ALPN).await.unwrap();
+        let submitted = tokio::time::timeout(
+            Duration::from_secs(10),
+            submit_within(&session, b"{}", Duration::from_millis(500)),
+        )
+        .await
+        .expect("the submit ends on its own limit");
+        let error = submitted.unwrap_err().to_string();
+        assert!(error.contains("no answer within 500ms"), "{error}");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_no_answer_does_not_keep_the_serving_task() {
+        use orbi_inac::quic::{
+            SessionId, TransportConfig,
+            config::{client_config_for_alpn, endpoint, server_config_with_alpns},
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client_key) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
+        let engine: SharedEngine =
+            Arc::new(Mutex::new(engine(&node, &dir.path().join("pod.sqlite"))));
+        let config = TransportConfig::default();
+        let server = server_config_with_alpns(&node, &config, vec![POD_ALPN.to_vec()]).unwrap();
+        let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let allowed: PodPeers = Arc::new([client_key.node_id()].into());
+        let served = tokio::spawn(async move {
+            let connection = listener.accept().await.unwrap().await.unwrap();
+            let app = AppConnection {
+                peer: orbi_inac::quic::identity::peer_node_id(&connection).unwrap(),
+                session: SessionId::of(&connection).unwrap(),
+                connection,
+            };
+            serve(engine, allowed, app).await;
+        });
+        // 16 bytes of stream credit: less than any answer.
+        let mut dial =
+            client_config_for_alpn(Some(&client_key), &node.node_id(), &config, POD_ALPN).unwrap();
+        let mut transport = config.quinn_transport(false);
+        transport.stream_receive_window(16u8.into());
+        dial.transport_config(Arc::new(transport));
+        let client = endpoint("127.0.0.1:0".parse().unwrap(), None, &config).unwrap();
+        let connection = client
+            .connect_with(dial, addr, "pod")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, mut recv) = connection.open_bi().await.unwrap();
+        write_bytes(&mut send, b"{}").await.unwrap();
+        send.finish().unwrap();
+        // Reading would grant credit: only wait for the serving node to give up on the answer.
+        let reset = tokio::time::timeout(ARTIFACT_TIMEOUT * 2, recv.received_reset())
+            .await
+            .expect("the serving node gives up on the answer");
+        assert_eq!(
+            reset.unwrap(),
+            Some(wire::StreamCode::ResponseTimeout.varint())
+        );
+        connection.close(0u8.into(), b"done");
+        tokio::time::timeout(Duration::from_secs(10), served)
+            .await
+            .expect("the connection's task ends")
+            .unwrap();
+    }
 
     fn engine(node: &KeyPair, db: &std::path::Path) -> PodEngine<SqliteStore> {
         let store = SqliteStore::open(

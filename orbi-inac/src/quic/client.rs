@@ -18,7 +18,7 @@ use super::{
     ConnectionCode, PeerAddr, SessionId, StreamCode, TransportConfig, TransportError,
     config::{client_config_for_alpn, endpoint},
     identity::peer_node_id,
-    wire::{ReadFrameError, read_frame, write_frame},
+    wire::{ReadFrameError, read_frame, write_frame, write_frame_within},
 };
 use crate::{DecodeError, Descriptor, Frame, FrameBuilder, Payload, Refusal, Verdict};
 
@@ -31,6 +31,16 @@ pub enum ExchangeError {
     /// No answer within [`TransportConfig::response_timeout`] (the exchange was reset `0x4`).
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The peer let nothing through for this long while we waited to open the exchange or to
+    /// send a frame or body bytes (it gave no stream or flow-control credit); the exchange was
+    /// reset (`0x4` for a frame, `0x6` for a body).
+    #[error("peer let nothing through for {after:?} while {waiting}")]
+    Stalled {
+        /// What we were waiting to do.
+        waiting: Stall,
+        /// How long we waited.
+        after: Duration,
+    },
     /// The peer reset or stopped the exchange without an answer.
     #[error("peer ended the exchange with code {0:#x}")]
     Reset(u64),
@@ -80,6 +90,30 @@ impl From<ReadFrameError> for ExchangeError {
             ReadFrameError::Timeout(after) => ExchangeError::Timeout(after),
             other => ExchangeError::Read(other),
         }
+    }
+}
+
+/// What a sender was waiting to do when the peer stopped letting anything through
+/// ([`ExchangeError::Stalled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stall {
+    /// Opening the exchange: the peer granted no stream within
+    /// [`TransportConfig::frame_timeout`].
+    Open,
+    /// Sending a control frame: no flow-control credit within
+    /// [`TransportConfig::response_timeout`].
+    Frame,
+    /// Sending body bytes: no progress within [`TransportConfig::stall_timeout`].
+    Body,
+}
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stall::Open => "opening the exchange",
+            Stall::Frame => "sending a frame",
+            Stall::Body => "sending the body",
+        })
     }
 }
 
@@ -260,8 +294,8 @@ impl Session {
 
     /// Sends one frame (`offer`, an inline `push`) and returns the answer.
     pub async fn exchange(&self, frame: &Frame) -> Result<Frame, ExchangeError> {
-        let (mut send, mut recv) = self.connection.open_bi().await?;
-        write_frame(&mut send, frame).await.map_err(write_error)?;
+        let (mut send, mut recv) = self.open().await?;
+        self.send_frame(&mut send, frame).await?;
         let _ = send.finish();
         self.answer(&mut send, &mut recv, frame.operation()).await
     }
@@ -278,12 +312,17 @@ impl Session {
         mut body: R,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Frame, ExchangeError> {
-        let (mut send, mut recv) = self.connection.open_bi().await?;
+        let (mut send, mut recv) = self.open().await?;
         let stream_id = VarInt::from(send.id()).into_inner().to_string();
         let header = decorate(Frame::push_stream(descriptor, &stream_id))
             .build()
             .map_err(ExchangeError::Build)?;
-        let mut stopped = write_frame(&mut send, &header).await.is_err();
+        let mut stopped = match self.send_frame(&mut send, &header).await {
+            Ok(()) => false,
+            Err(stalled @ ExchangeError::Stalled { .. }) => return Err(stalled),
+            // The receiver refused before the header was all in: its answer follows.
+            Err(_) => true,
+        };
         let size = descriptor.size_bytes;
         let mut buffer = vec![0u8; self.config.body_buffer_bytes.max(4096)];
         let mut sent = 0u64;
@@ -303,14 +342,22 @@ impl Session {
                     expected: size,
                 });
             }
-            match send.write_all(&buffer[..n]).await {
-                Ok(()) => {
+            let stall = self.config.stall_timeout;
+            match tokio::time::timeout(stall, send.write_all(&buffer[..n])).await {
+                Ok(Ok(())) => {
                     sent += n as u64;
                     progress(sent);
                 }
                 // The receiver decided before taking the rest: its answer follows.
-                Err(WriteError::Stopped(_)) => stopped = true,
-                Err(error) => return Err(write_error(error)),
+                Ok(Err(WriteError::Stopped(_))) => stopped = true,
+                Ok(Err(error)) => return Err(write_error(error)),
+                Err(_) => {
+                    let _ = send.reset(StreamCode::Stale.varint());
+                    return Err(ExchangeError::Stalled {
+                        waiting: Stall::Body,
+                        after: stall,
+                    });
+                }
             }
         }
         if !stopped {
@@ -331,8 +378,8 @@ impl Session {
         out: &Path,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<RequestOutcome, ExchangeError> {
-        let (mut send, mut recv) = self.connection.open_bi().await?;
-        write_frame(&mut send, request).await.map_err(write_error)?;
+        let (mut send, mut recv) = self.open().await?;
+        self.send_frame(&mut send, request).await?;
         let answer = self
             .answer(&mut send, &mut recv, Operation::Request)
             .await?;
@@ -378,7 +425,7 @@ impl Session {
         };
         let ours = Frame::answer(answer.correlation_id(), &verdict);
         let _ = recv.stop(StreamCode::Done.varint());
-        if write_frame(&mut send, &ours).await.is_ok() {
+        if write_frame_within(&mut send, &ours, self.config.response_timeout).await {
             let _ = send.finish();
             let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
         }
@@ -391,6 +438,36 @@ impl Session {
                 path: out.to_owned(),
                 source: std::io::Error::other(refusal.message().to_owned()),
             }),
+        }
+    }
+
+    /// Opens an exchange; a peer that grants no stream within
+    /// [`TransportConfig::frame_timeout`] (every exchange it holds open stays past its own
+    /// timeouts) is given up on.
+    async fn open(&self) -> Result<(SendStream, RecvStream), ExchangeError> {
+        let limit = self.config.frame_timeout;
+        match tokio::time::timeout(limit, self.connection.open_bi()).await {
+            Ok(opened) => Ok(opened?),
+            Err(_) => Err(ExchangeError::Stalled {
+                waiting: Stall::Open,
+                after: limit,
+            }),
+        }
+    }
+
+    /// Writes `frame`; a peer that gives it no flow-control credit within the response
+    /// timeout gets the exchange reset with `0x4`.
+    async fn send_frame(&self, send: &mut SendStream, frame: &Frame) -> Result<(), ExchangeError> {
+        let limit = self.config.response_timeout;
+        match tokio::time::timeout(limit, write_frame(send, frame)).await {
+            Ok(written) => written.map_err(write_error),
+            Err(_) => {
+                let _ = send.reset(StreamCode::ResponseTimeout.varint());
+                Err(ExchangeError::Stalled {
+                    waiting: Stall::Frame,
+                    after: limit,
+                })
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 mod apps;
 mod common;
 mod exchanges;
+mod hostile;
 mod identity;
 mod lifecycle;
 mod streams;
