@@ -1,6 +1,6 @@
 //! Exit codes shared by every command.
 
-use std::process::ExitCode;
+use std::{borrow::Cow, fmt::Write, process::ExitCode};
 
 /// How a command that ran to completion judged its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +29,51 @@ pub fn finish(result: Result<Outcome, CliError>) -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("orbi: {error}");
+            eprintln!("orbi: {}", terminal_safe(&error.to_string()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// `text` with every character a terminal would act on written out as `\u{..}`: control
+/// characters (C0 but newline and tab, DEL, C1) and the bidirectional overrides. Error messages
+/// quote peers (a connection's close reason, a refusal message) and files; on stderr they
+/// must not move the cursor, retitle the window or reorder what the operator reads.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    let acts = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(acts) {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if acts(c) {
+            let _ = write!(safe, "{}", c.escape_unicode());
+        } else {
+            safe.push(c);
+        }
+    }
+    Cow::Owned(safe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn what_a_terminal_would_act_on_is_written_out() {
+        let hostile = "closed by peer: \u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{7f}\u{202e}txt.exe";
+        assert_eq!(
+            terminal_safe(hostile),
+            "closed by peer: \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{9b}31m\\u{7f}\\u{202e}txt.exe"
+        );
+    }
+
+    #[test]
+    fn plain_text_lines_and_letters_pass_unchanged() {
+        let plain = "cannot read «données.json»:\n\tno such file (état 2) — 東京";
+        assert!(matches!(terminal_safe(plain), std::borrow::Cow::Borrowed(text) if text == plain));
     }
 }

@@ -207,7 +207,7 @@ fn validate(
             Verdict::Unreadable(message) => {
                 // Keep going: one unreadable file should not hide the verdicts on the rest.
                 out.flush()?;
-                eprintln!("orbi: {message}");
+                eprintln!("orbi: {}", crate::exit::terminal_safe(message));
                 unread += 1;
                 return Ok(());
             }
@@ -456,17 +456,25 @@ fn export(out_dir: &Path, profile: Profile, resolve_refs: bool) -> Result<Outcom
 /// Buffered stdout; a failed write (a closed pipe, a full disk) is an I/O error of the command.
 struct Output {
     writer: BufWriter<io::StdoutLock<'static>>,
+    /// The line being written, reused.
+    line: String,
 }
 
 impl Output {
     fn new() -> Self {
         Output {
             writer: BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+            line: String::new(),
         }
     }
 
+    /// Writes one text line; file names and quoted values in it cannot drive the terminal.
     fn line(&mut self, text: std::fmt::Arguments<'_>) -> Result<(), CliError> {
-        writeln!(self.writer, "{text}").map_err(write_error)
+        use std::fmt::Write as _;
+        self.line.clear();
+        let _ = self.line.write_fmt(text);
+        let safe = crate::exit::terminal_safe(&self.line);
+        writeln!(self.writer, "{safe}").map_err(write_error)
     }
 
     fn json(&mut self, value: &Value) -> Result<(), CliError> {

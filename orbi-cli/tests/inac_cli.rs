@@ -348,6 +348,15 @@ fn data_dir_commands_report_usage_errors() {
     assert!(run.stderr.contains("nowhere"), "{}", run.stderr);
     let run = ws.orbi(&["inac", "store", "--data-dir", &missing, "list"]);
     assert_eq!(run.code, 2);
+    // What the message quotes cannot drive the operator's terminal.
+    let hostile = ws.path("x\u{1b}[2J\u{1b}]0;owned\u{7}");
+    let run = ws.orbi(&["inac", "store", "--data-dir", &hostile, "list"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("x\\u{1b}[2J\\u{1b}]0;owned\\u{7}") && !run.stderr.contains('\u{1b}'),
+        "{:?}",
+        run.stderr
+    );
     let run = ws.serve_fails(&missing, &["--accept", "=x"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--accept"), "{}", run.stderr);

@@ -199,6 +199,30 @@ fn json_output_has_the_fixed_shape_and_every_error() {
 }
 
 #[test]
+fn text_verdicts_cannot_drive_the_terminal() {
+    // A file name and a quoted value that would set the window title and reverse the text.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x\u{1b}]0;owned\u{7}.inac-control.json");
+    fs::write(
+        &path,
+        "{\"schema\": \"inac-control.v1\", \"operation\": \"\u{202e}\u{9b}2J\"}",
+    )
+    .unwrap();
+    let output = orbi(&["schema", "validate", arg(&path)]);
+    assert_eq!(code(&output), 1);
+    let text = stdout(&output);
+    assert!(
+        text.contains("x\\u{1b}]0;owned\\u{7}.inac-control.json: invalid"),
+        "{text}"
+    );
+    assert!(text.contains("\\u{202e}\\u{9b}2J"), "{text}");
+    assert!(
+        !text.contains(['\u{1b}', '\u{7}', '\u{202e}', '\u{9b}']),
+        "{text:?}"
+    );
+}
+
+#[test]
 fn unparseable_json_is_invalid_with_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.inac-control.json");
