@@ -31,10 +31,10 @@ pub enum ExchangeError {
     /// No answer within [`TransportConfig::response_timeout`] (the exchange was reset `0x4`).
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    /// The peer let nothing through for this long while we waited to open the exchange or to
-    /// send a frame or body bytes (it gave no stream or flow-control credit); the exchange was
-    /// reset (`0x4` for a frame, `0x6` for a body).
-    #[error("peer let nothing through for {after:?} while {waiting}")]
+    /// The peer made no progress for this long while we waited to open the exchange, to send
+    /// a frame or body bytes (it gave no stream or flow-control credit) or to receive a served
+    /// body; the exchange was reset (`0x4` for a frame, `0x6` for a body).
+    #[error("peer made no progress for {after:?} while {waiting}")]
     Stalled {
         /// What we were waiting to do.
         waiting: Stall,
@@ -105,6 +105,8 @@ pub enum Stall {
     Frame,
     /// Sending body bytes: no progress within [`TransportConfig::stall_timeout`].
     Body,
+    /// Receiving a served body: no bytes within [`TransportConfig::stall_timeout`].
+    Served,
 }
 
 impl std::fmt::Display for Stall {
@@ -113,6 +115,7 @@ impl std::fmt::Display for Stall {
             Stall::Open => "opening the exchange",
             Stall::Frame => "sending a frame",
             Stall::Body => "sending the body",
+            Stall::Served => "receiving the served body",
         })
     }
 }
@@ -370,7 +373,9 @@ impl Session {
 
     /// Sends a `request` and, if the peer serves it, verifies the artifact and writes it to
     /// `out` (temp file beside it, fsync, rename), then answers `ingested`. Bytes that do not
-    /// match their descriptor are answered `refused` and never written. `progress` gets the
+    /// match their descriptor are answered `refused` and never written. A transfer that
+    /// breaks off (the peer resets it, the connection fails, no body byte within the stall
+    /// timeout) is an error: nothing is written or answered, and the exchange is reset. `progress` gets the
     /// bytes received so far and the served artifact's size.
     pub async fn request_to_file(
         &self,
@@ -396,7 +401,7 @@ impl Session {
             served_as_asked(request, &answer, &descriptor),
             answer.payload(),
         ) {
-            (Err(refusal), _) => Err(refusal),
+            (Err(refusal), _) => Err(NotReceived::Refused(refusal)),
             (Ok(()), Some(Payload::Inline(_))) => {
                 let bytes = answer.inline_bytes().map_or(&[][..], |(bytes, _)| bytes);
                 progress(bytes.len() as u64, descriptor.size_bytes);
@@ -411,17 +416,25 @@ impl Session {
                 };
                 write_verified(out, &descriptor, source).await
             }
-            (Ok(()), _) => Err(Refusal::new(
+            (Ok(()), _) => Err(NotReceived::Refused(Refusal::new(
                 RefusalCode::OperationNotSupported,
                 "a served artifact must come inline or on the stream",
-            )),
+            ))),
         };
         let (verdict, result) = match received {
             Ok(()) => (Verdict::Ingested, Ok(())),
-            Err(refusal) if refusal.code() == RefusalCode::HandlerUnavailable => {
+            // The transfer broke off: nothing was judged, and there is no one to answer.
+            Err(NotReceived::Aborted { error, code }) => {
+                let _ = recv.stop(code.varint());
+                let _ = send.reset(code.varint());
+                return Err(error);
+            }
+            Err(NotReceived::Refused(refusal))
+                if refusal.code() == RefusalCode::HandlerUnavailable =>
+            {
                 (Verdict::Refuse(refusal.clone()), Err(refusal))
             }
-            Err(refusal) => (Verdict::Refuse(refusal), Ok(())),
+            Err(NotReceived::Refused(refusal)) => (Verdict::Refuse(refusal), Ok(())),
         };
         let ours = Frame::answer(answer.correlation_id(), &verdict);
         let _ = recv.stop(StreamCode::Done.varint());
@@ -593,13 +606,33 @@ fn served_as_asked(request: &Frame, push: &Frame, served: &Descriptor) -> Result
     Ok(())
 }
 
+/// Why a served artifact was not written out.
+enum NotReceived {
+    /// Judged and refused (wrong size or digest, cannot store): answered with the refusal.
+    Refused(Refusal),
+    /// The transfer broke off (the peer reset it, the connection failed, no body progress):
+    /// the exchange is reset with `code`, nothing is answered.
+    Aborted {
+        /// What the caller is told.
+        error: ExchangeError,
+        /// The stream code both halves of the exchange are ended with.
+        code: StreamCode,
+    },
+}
+
+impl From<Refusal> for NotReceived {
+    fn from(refusal: Refusal) -> Self {
+        NotReceived::Refused(refusal)
+    }
+}
+
 /// Writes the artifact to a temp file beside `out`, checking size and digest, and renames it
 /// into place only when both match.
 async fn write_verified(
     out: &Path,
     descriptor: &Descriptor,
     source: Source<'_>,
-) -> Result<(), Refusal> {
+) -> Result<(), NotReceived> {
     // The message goes to the peer too: only the kind of failure, never a local path (the
     // caller's error names the path).
     let unavailable = |error: std::io::Error| {
@@ -637,14 +670,28 @@ async fn write_verified(
                 let n = match read {
                     Ok(Ok(Some(n))) => n,
                     Ok(Ok(None)) => break,
-                    Ok(Err(error)) => return Err(malformed(format!("body failed: {error}"))),
-                    Err(_) => return Err(malformed("body stalled".into())),
+                    Ok(Err(error)) => {
+                        return Err(NotReceived::Aborted {
+                            error: ExchangeError::from(ReadFrameError::from(error)),
+                            code: StreamCode::Done,
+                        });
+                    }
+                    Err(_) => {
+                        return Err(NotReceived::Aborted {
+                            error: ExchangeError::Stalled {
+                                waiting: Stall::Served,
+                                after: stall,
+                            },
+                            code: StreamCode::Stale,
+                        });
+                    }
                 };
                 received += n as u64;
                 if received > expected {
                     return Err(malformed(format!(
                         "body is longer than its declared size/bytes of {expected}"
-                    )));
+                    ))
+                    .into());
                 }
                 hasher.update(&buffer[..n]);
                 file.write_all(&buffer[..n]).await.map_err(unavailable)?;
@@ -653,9 +700,7 @@ async fn write_verified(
         }
     }
     if received != expected {
-        return Err(malformed(format!(
-            "body ended after {received} of {expected} bytes"
-        )));
+        return Err(malformed(format!("body ended after {received} of {expected} bytes")).into());
     }
     let digest = hasher.finish();
     if digest != descriptor.digest {
@@ -665,7 +710,8 @@ async fn write_verified(
                 "body hashes to {digest}, not the declared {}",
                 descriptor.digest
             ),
-        ));
+        )
+        .into());
     }
     file.flush().await.map_err(unavailable)?;
     file.sync_all().await.map_err(unavailable)?;

@@ -9,7 +9,7 @@ use orbi_inac::{
     quic::{
         Client, ExchangeError, PeerAddr, Session, Stall, StreamCode, TransportConfig,
         config::{endpoint, server_config},
-        wire::read_frame,
+        wire::{read_frame, write_frame},
     },
 };
 use quinn::VarInt;
@@ -140,4 +140,90 @@ async fn a_listener_that_never_reads_the_body_cannot_hold_a_stream_push() {
         "the window stopped the body at {sent} bytes"
     );
     held.abort();
+}
+
+/// A listener that serves any request with the push header of a 1 MiB artifact, 1000 body
+/// bytes, and, once the requester has taken them (`taken`), `then` on its half of the
+/// exchange; returns the stream code it saw from us.
+fn serve_a_broken_body(
+    listener: quinn::Endpoint,
+    body: Vec<u8>,
+    taken: tokio::sync::oneshot::Receiver<()>,
+    then: fn(&mut quinn::SendStream),
+) -> tokio::task::JoinHandle<Option<VarInt>> {
+    tokio::spawn(async move {
+        let connection = listener.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let descriptor = Descriptor::of_bytes(BLOB, OCTETS, &body);
+        let stream_id = VarInt::from(send.id()).into_inner().to_string();
+        let header = Frame::push_stream(&descriptor, &stream_id).build().unwrap();
+        write_frame(&mut send, &header).await.unwrap();
+        send.write_all(&body[..1000]).await.unwrap();
+        let _ = taken.await;
+        then(&mut send);
+        let ours = tokio::time::timeout(Duration::from_secs(10), send.stopped()).await;
+        drop(connection);
+        ours.ok().and_then(Result::ok).flatten()
+    })
+}
+
+/// Requests the 1 MiB artifact into a fresh directory; the error and what the directory holds.
+async fn request_broken_body(
+    session: &Session,
+    body: &[u8],
+    taken: tokio::sync::oneshot::Sender<()>,
+) -> (ExchangeError, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = Descriptor::of_bytes(BLOB, OCTETS, body).artifact_id;
+    let request = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&digest)
+        .build()
+        .unwrap();
+    let out = dir.path().join("out.bin");
+    let mut taken = Some(taken);
+    let mut progress = |received: u64, _| {
+        if received > 0
+            && let Some(taken) = taken.take()
+        {
+            let _ = taken.send(());
+        }
+    };
+    let error = error_of(session.request_to_file(&request, &out, &mut progress)).await;
+    (error, std::fs::read_dir(dir.path()).unwrap().count())
+}
+
+#[tokio::test]
+async fn a_served_body_the_peer_breaks_off_is_an_error_not_our_refusal() {
+    let (listener, peer) = hostile_listener(|_| {});
+    let body = vec![9u8; 1 << 20];
+    let (taken, on_taken) = tokio::sync::oneshot::channel();
+    let served = serve_a_broken_body(listener, body.clone(), on_taken, |send| {
+        send.reset(StreamCode::SenderAbort.varint()).unwrap();
+    });
+    let (_client, session) = dial(&peer).await;
+    let (error, left) = request_broken_body(&session, &body, taken).await;
+    assert!(
+        matches!(error, ExchangeError::Reset(code) if code == u64::from(StreamCode::SenderAbort.value())),
+        "{error}"
+    );
+    assert_eq!(left, 0, "no file and no temp file");
+    served.abort();
+}
+
+#[tokio::test]
+async fn a_served_body_that_stalls_is_given_up_with_0x6() {
+    let (listener, peer) = hostile_listener(|_| {});
+    let body = vec![9u8; 1 << 20];
+    // Sends nothing more and keeps the stream open.
+    let (taken, on_taken) = tokio::sync::oneshot::channel();
+    let served = serve_a_broken_body(listener, body.clone(), on_taken, |_| {});
+    let (_client, session) = dial(&peer).await;
+    let (error, left) = request_broken_body(&session, &body, taken).await;
+    assert_eq!(stalled_on(&error), Some(Stall::Served), "{error}");
+    assert_eq!(left, 0, "no file and no temp file");
+    // The connection stays up until the listener has seen our STOP_SENDING.
+    assert_eq!(served.await.unwrap(), Some(StreamCode::Stale.varint()));
 }
