@@ -37,10 +37,15 @@ type Handler =
 ///
 /// let echo = AppProtocol::new(b"example-echo/1", |app| async move {
 ///     while let Ok((mut send, mut recv)) = app.connection.accept_bi().await {
-///         if let Ok(bytes) = recv.read_to_end(64 * 1024).await {
-///             let _ = send.write_all(&bytes).await;
-///             let _ = send.finish();
-///         }
+///         // One task per stream, each bounded in bytes and time: a slow or silent peer
+///         // holds nothing for long and delays no other stream.
+///         let limit = std::time::Duration::from_secs(10);
+///         tokio::spawn(tokio::time::timeout(limit, async move {
+///             if let Ok(bytes) = recv.read_to_end(64 * 1024).await {
+///                 let _ = send.write_all(&bytes).await;
+///                 let _ = send.finish();
+///             }
+///         }));
 ///     }
 /// });
 /// assert_eq!(echo.alpn(), b"example-echo/1");
