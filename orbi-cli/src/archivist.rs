@@ -229,7 +229,7 @@ fn emit(text: &str) -> Result<(), CliError> {
 
 fn emit_json(value: &Value) -> Result<(), CliError> {
     // A Value always serializes.
-    emit(&(serde_json::to_string_pretty(value).unwrap_or_default() + "\n"))
+    emit(&(crate::json_out::to_string_pretty(value) + "\n"))
 }
 
 fn lint_json(lints: &[Lint]) -> Value {
@@ -282,7 +282,7 @@ fn lint(files: &[PathBuf], strict: bool, format: Format) -> Result<Outcome, CliE
     }
     match format {
         Format::Json => emit_json(&Value::Array(reports))?,
-        Format::Text => emit(&text)?,
+        Format::Text => emit(&crate::exit::terminal_safe(&text))?,
     }
     Ok(if failed {
         Outcome::Refused
@@ -340,7 +340,7 @@ fn run_match(args: MatchArgs) -> Result<Outcome, CliError> {
     };
     match args.format {
         Format::Json => emit_json(&view.json())?,
-        Format::Text => emit(&view.text())?,
+        Format::Text => emit(&crate::exit::terminal_safe(&view.text()))?,
     }
     let usable = report
         .ranked
@@ -675,7 +675,7 @@ fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
                 ),
                 None => writeln!(out, "at {now}: live"),
             };
-            emit(&out)?;
+            emit(&crate::exit::terminal_safe(&out))?;
         }
     }
     Ok(if expired {

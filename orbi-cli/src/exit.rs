@@ -40,22 +40,25 @@ pub fn finish(result: Result<Outcome, CliError>) -> ExitCode {
 /// quote peers (a connection's close reason, a refusal message) and files; on stderr they
 /// must not move the cursor, retitle the window or reorder what the operator reads.
 pub fn terminal_safe(text: &str) -> Cow<'_, str> {
-    let acts = |c: char| {
-        (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.contains(acts) {
+    if !text.contains(acts_on_terminal) {
         return Cow::Borrowed(text);
     }
     let mut safe = String::with_capacity(text.len() + 16);
     for c in text.chars() {
-        if acts(c) {
+        if acts_on_terminal(c) {
             let _ = write!(safe, "{}", c.escape_unicode());
         } else {
             safe.push(c);
         }
     }
     Cow::Owned(safe)
+}
+
+/// Whether a terminal would act on `c` rather than show it: a control character (but newline
+/// and tab) or a bidirectional override.
+pub fn acts_on_terminal(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod demo;
 mod exit;
 mod files;
 mod inac;
+mod json_out;
 mod keys;
 mod node;
 mod pod;

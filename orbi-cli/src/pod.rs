@@ -395,7 +395,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
 pub(crate) fn print_json(value: &Value) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    let written = serde_json::to_writer_pretty(&mut stdout, value)
+    let written = crate::json_out::write(&mut stdout, value, true)
         .map_err(std::io::Error::from)
         .and_then(|()| writeln!(stdout));
     if let Err(err) = written

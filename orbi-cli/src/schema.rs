@@ -478,7 +478,8 @@ impl Output {
     }
 
     fn json(&mut self, value: &Value) -> Result<(), CliError> {
-        serde_json::to_writer(&mut self.writer, value).map_err(|err| write_error(err.into()))?;
+        crate::json_out::write(&mut self.writer, value, false)
+            .map_err(|err| write_error(err.into()))?;
         self.writer.write_all(b"\n").map_err(write_error)
     }
 

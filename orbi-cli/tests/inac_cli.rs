@@ -198,6 +198,18 @@ fn push_exit_codes_and_the_store() {
     args[7] = "vendor.other.v1";
     let run = ws.orbi(&args);
     assert_eq!(run.code, 1);
+    // The refusal quotes the kind: what a terminal would act on is escaped in the JSON.
+    let mut args = push_args(&key, &served.to, &small);
+    args[7] = "vendor.x\u{202e}\u{9b}2J.v1";
+    let run = ws.orbi(&args);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains(r"vendor.x\u202e\u009b2J.v1") && !run.stdout.contains('\u{202e}'),
+        "{:?}",
+        run.stdout
+    );
+    let message = run.json["response"]["message"].as_str().unwrap();
+    assert!(message.contains("vendor.x\u{202e}\u{9b}2J.v1"), "{message}");
     assert_eq!(run.json["response"]["refusal/code"], "kind-not-supported");
 
     // 1: a peer the node does not allow.

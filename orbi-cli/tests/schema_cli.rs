@@ -220,6 +220,18 @@ fn text_verdicts_cannot_drive_the_terminal() {
         !text.contains(['\u{1b}', '\u{7}', '\u{202e}', '\u{9b}']),
         "{text:?}"
     );
+    // In JSON the same characters are \u escapes, and the values are intact.
+    let output = orbi(&["schema", "validate", "--format", "json", arg(&path)]);
+    let text = stdout(&output);
+    assert!(
+        text.contains(r"x\u001b]0;owned\u0007.inac-control.json"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(['\u{1b}', '\u{7}', '\u{202e}', '\u{9b}']),
+        "{text:?}"
+    );
+    assert_eq!(json_lines(&output)[0]["path"], arg(&path));
 }
 
 #[test]
