@@ -18,7 +18,7 @@ use super::{
     ConnectionCode, PeerAddr, SessionId, StreamCode, TransportConfig, TransportError,
     config::{client_config_for_alpn, endpoint},
     identity::peer_node_id,
-    wire::{ReadFrameError, read_frame, write_frame, write_frame_within},
+    wire::{BodyClock, Late, ReadFrameError, read_frame, write_frame, write_frame_within},
 };
 use crate::{DecodeError, Descriptor, Frame, FrameBuilder, Payload, Refusal, Verdict};
 
@@ -41,6 +41,16 @@ pub enum ExchangeError {
         /// How long we waited.
         after: Duration,
     },
+    /// A stream body (sent or served) moved slower than
+    /// [`TransportConfig::min_body_rate`] on average and missed its deadline; the exchange
+    /// was reset `0x6`.
+    #[error("peer kept the body under {min_rate} bytes/s on average while {waiting}")]
+    TooSlow {
+        /// What we were doing.
+        waiting: Stall,
+        /// The minimum average rate, bytes per second.
+        min_rate: u64,
+    },
     /// The peer reset or stopped the exchange without an answer.
     #[error("peer ended the exchange with code {0:#x}")]
     Reset(u64),
@@ -54,6 +64,15 @@ pub enum ExchangeError {
         initiating: Operation,
         /// What came back.
         answer: Operation,
+    },
+    /// The peer stopped a stream body and still answered `ingested`: it cannot hold bytes it
+    /// never took (only `already-present` or a refusal may come early).
+    #[error("peer answered ingested after stopping the body at {sent} of {expected} bytes")]
+    IngestedUnread {
+        /// Bytes sent before the peer stopped the body.
+        sent: u64,
+        /// `size/bytes`.
+        expected: u64,
     },
     /// The answer could not be read.
     #[error("cannot read the answer: {0}")]
@@ -117,6 +136,17 @@ impl std::fmt::Display for Stall {
             Stall::Body => "sending the body",
             Stall::Served => "receiving the served body",
         })
+    }
+}
+
+/// The error of a body step that did not finish in time.
+fn late(late: Late, waiting: Stall, config: &TransportConfig) -> ExchangeError {
+    match late {
+        Late::Stalled(after) => ExchangeError::Stalled { waiting, after },
+        Late::TooSlow => ExchangeError::TooSlow {
+            waiting,
+            min_rate: config.min_body_rate,
+        },
     }
 }
 
@@ -279,6 +309,28 @@ pub enum RequestOutcome {
     },
 }
 
+/// How a `request` for an inline artifact ended ([`Session::request_inline`]).
+#[derive(Debug)]
+pub enum InlineOutcome {
+    /// The peer answered without the artifact (`decline`, `partial`, `refused`).
+    Answered(Box<Frame>),
+    /// The artifact arrived inline and is the one asked for; this side answered `ingested`.
+    Received {
+        /// The peer's `push`.
+        push: Box<Frame>,
+        /// The artifact's exact bytes.
+        bytes: Vec<u8>,
+    },
+    /// The peer served something else (another kind, id or digest, bytes that do not hash to
+    /// their digest, or a stream body); this side answered `refused` with `refusal`.
+    Refused {
+        /// The peer's `push`.
+        push: Box<Frame>,
+        /// Why it was refused.
+        refusal: Refusal,
+    },
+}
+
 impl Session {
     /// The node the handshake proved.
     pub fn peer(&self) -> &NodeId {
@@ -329,6 +381,7 @@ impl Session {
         let size = descriptor.size_bytes;
         let mut buffer = vec![0u8; self.config.body_buffer_bytes.max(4096)];
         let mut sent = 0u64;
+        let clock = BodyClock::start(&self.config, size);
         while !stopped && sent < size {
             let want = usize::try_from(size - sent).map_or(buffer.len(), |r| r.min(buffer.len()));
             let n = match body.read(&mut buffer[..want]).await {
@@ -345,8 +398,7 @@ impl Session {
                     expected: size,
                 });
             }
-            let stall = self.config.stall_timeout;
-            match tokio::time::timeout(stall, send.write_all(&buffer[..n])).await {
+            match clock.step(send.write_all(&buffer[..n])).await {
                 Ok(Ok(())) => {
                     sent += n as u64;
                     progress(sent);
@@ -354,12 +406,9 @@ impl Session {
                 // The receiver decided before taking the rest: its answer follows.
                 Ok(Err(WriteError::Stopped(_))) => stopped = true,
                 Ok(Err(error)) => return Err(write_error(error)),
-                Err(_) => {
+                Err(missed) => {
                     let _ = send.reset(StreamCode::Stale.varint());
-                    return Err(ExchangeError::Stalled {
-                        waiting: Stall::Body,
-                        after: stall,
-                    });
+                    return Err(late(missed, Stall::Body, &self.config));
                 }
             }
         }
@@ -367,8 +416,16 @@ impl Session {
             let _ = send.finish();
         }
         let wait = answer_wait_after_body(&self.config, size);
-        self.answer_within(&mut send, &mut recv, Operation::Push, wait)
-            .await
+        let answer = self
+            .answer_within(&mut send, &mut recv, Operation::Push, wait)
+            .await?;
+        if stopped && sent < size && answer.operation() == Operation::Ingested {
+            return Err(ExchangeError::IngestedUnread {
+                sent,
+                expected: size,
+            });
+        }
+        Ok(answer)
     }
 
     /// Sends a `request` and, if the peer serves it, verifies the artifact and writes it to
@@ -411,7 +468,8 @@ impl Session {
                 let size = descriptor.size_bytes;
                 let source = Source::Stream {
                     recv: &mut recv,
-                    stall: self.config.stall_timeout,
+                    clock: BodyClock::start(&self.config, size),
+                    config: &self.config,
                     progress: &mut |received| progress(received, size),
                 };
                 write_verified(out, &descriptor, source).await
@@ -482,6 +540,58 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// Sends a `request` for a small artifact the peer serves inline (a published
+    /// advertisement, a decision) and checks what it serves as [`Session::request_to_file`]
+    /// does: the kind, id and digest asked for, and bytes that hash to the declared digest.
+    /// The peer gets this side's answer (`ingested` or `refused`) either way; a stream body
+    /// is refused unread.
+    pub async fn request_inline(&self, request: &Frame) -> Result<InlineOutcome, ExchangeError> {
+        let (mut send, mut recv) = self.open().await?;
+        self.send_frame(&mut send, request).await?;
+        let push = self
+            .answer(&mut send, &mut recv, Operation::Request)
+            .await?;
+        if push.operation() != Operation::Push {
+            return Ok(InlineOutcome::Answered(Box::new(push)));
+        }
+        let Some(descriptor) = push.descriptor() else {
+            return Err(ExchangeError::UnexpectedAnswer {
+                initiating: Operation::Request,
+                answer: Operation::Push,
+            });
+        };
+        let checked =
+            served_as_asked(request, &push, &descriptor).and_then(|()| match push.inline_bytes() {
+                Some((bytes, digest)) if *digest == descriptor.digest => Ok(bytes.to_vec()),
+                Some((_, digest)) => Err(Refusal::new(
+                    RefusalCode::DigestMismatch,
+                    format!(
+                        "inline bytes hash to {digest}, not the declared {}",
+                        descriptor.digest
+                    ),
+                )),
+                None => Err(Refusal::new(
+                    RefusalCode::OperationNotSupported,
+                    "this request takes the artifact inline only",
+                )),
+            });
+        let verdict = match &checked {
+            Ok(_) => Verdict::Ingested,
+            Err(refusal) => Verdict::Refuse(refusal.clone()),
+        };
+        let ours = Frame::answer(push.correlation_id(), &verdict);
+        let _ = recv.stop(StreamCode::Done.varint());
+        if write_frame_within(&mut send, &ours, self.config.response_timeout).await {
+            let _ = send.finish();
+            let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
+        }
+        let push = Box::new(push);
+        Ok(match checked {
+            Ok(bytes) => InlineOutcome::Received { push, bytes },
+            Err(refusal) => InlineOutcome::Refused { push, refusal },
+        })
     }
 
     /// Reads the answer to `initiating` within the response timeout; on timeout the exchange
@@ -564,7 +674,8 @@ enum Source<'a> {
     Memory(&'a [u8]),
     Stream {
         recv: &'a mut RecvStream,
-        stall: Duration,
+        clock: BodyClock,
+        config: &'a TransportConfig,
         progress: &'a mut (dyn FnMut(u64) + Send),
     },
 }
@@ -661,12 +772,13 @@ async fn write_verified(
         }
         Source::Stream {
             recv,
-            stall,
+            clock,
+            config,
             progress,
         } => {
             let mut buffer = vec![0u8; 1024 * 1024];
             loop {
-                let read = tokio::time::timeout(stall, recv.read(&mut buffer)).await;
+                let read = clock.step(recv.read(&mut buffer)).await;
                 let n = match read {
                     Ok(Ok(Some(n))) => n,
                     Ok(Ok(None)) => break,
@@ -676,12 +788,9 @@ async fn write_verified(
                             code: StreamCode::Done,
                         });
                     }
-                    Err(_) => {
+                    Err(missed) => {
                         return Err(NotReceived::Aborted {
-                            error: ExchangeError::Stalled {
-                                waiting: Stall::Served,
-                                after: stall,
-                            },
+                            error: late(missed, Stall::Served, config),
                             code: StreamCode::Stale,
                         });
                     }

@@ -49,6 +49,11 @@ pub struct TransportConfig {
     pub frame_timeout: Duration,
     /// A stream body with no progress for this long is reset with `0x6` (default 15 min).
     pub stall_timeout: Duration,
+    /// The slowest average a stream body may move at, bytes per second (default 64 KiB/s): a
+    /// body of `size` bytes not done within the stall timeout plus `size / min_body_rate` is
+    /// reset with `0x6`, so that a peer sending (or taking) one byte just inside each stall
+    /// timeout cannot hold a transfer for longer. A 1 GiB body gets 15 min + 4 h 33 min.
+    pub min_body_rate: u64,
     /// Size of each buffer a body is copied into before it is hashed and written (default
     /// 1 MiB; three are used per body).
     pub body_buffer_bytes: usize,
@@ -123,6 +128,7 @@ impl Default for TransportConfig {
             response_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(15 * 60),
+            min_body_rate: 64 * 1024,
             body_buffer_bytes: 1024 * 1024,
             group_max: 16,
             barred_peers: BTreeSet::new(),
@@ -176,6 +182,12 @@ impl TransportConfig {
             if value.is_zero() {
                 return bad(setting, "must be above zero");
             }
+        }
+        if self.min_body_rate == 0 {
+            return bad(
+                "min_body_rate",
+                "must be above zero (zero would disable it)",
+            );
         }
         if !(4096..=MAX_BODY_BUFFER_BYTES).contains(&self.body_buffer_bytes) {
             return bad("body_buffer_bytes", "must be between 4 KiB and 8 MiB");
@@ -464,6 +476,7 @@ mod tests {
             ),
             (|c| c.response_timeout = Duration::ZERO, "response_timeout"),
             (|c| c.stall_timeout = Duration::ZERO, "stall_timeout"),
+            (|c| c.min_body_rate = 0, "min_body_rate"),
             (
                 |c| c.handshake_timeout = Duration::ZERO,
                 "handshake_timeout",

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::{
     StreamCode, TransportConfig,
     server::ServedBody,
-    wire::{read_frame, write_frame_within},
+    wire::{BodyClock, read_frame, write_frame_within},
 };
 use crate::{Frame, ServeArtifact};
 
@@ -90,13 +90,15 @@ async fn send_body(
         }
     });
     let mut sent = 0u64;
+    let clock = BodyClock::start(config, size);
     while let Some(chunk) = rx.recv().await {
         let Ok(chunk) = chunk else { break };
-        match tokio::time::timeout(config.stall_timeout, send.write_all(&chunk)).await {
+        match clock.step(send.write_all(&chunk)).await {
             Ok(Ok(())) => sent += chunk.len() as u64,
             Ok(Err(_)) => break,
-            Err(_) => {
-                tracing::debug!("requester stalled; serving abandoned");
+            Err(late) => {
+                tracing::debug!(?late, "requester too slow; serving abandoned");
+                let _ = send.reset(StreamCode::Stale.varint());
                 break;
             }
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use quinn::{RecvStream, SendStream, VarInt};
 
+use super::TransportConfig;
 use crate::{Frame, MAX_FRAME_BYTES};
 
 /// Application error codes on a stream (`STOP_SENDING` / `RESET_STREAM`), spec §8.7.
@@ -218,6 +219,57 @@ pub(crate) async fn write_frame_within(
         Err(_) => {
             let _ = send.reset(StreamCode::ResponseTimeout.varint());
             false
+        }
+    }
+}
+
+/// The time limits of one stream body, sent or received: each step (a read, a write) must
+/// make progress within [`TransportConfig::stall_timeout`], and the whole body must be done by
+/// its deadline (the stall timeout plus `size` at [`TransportConfig::min_body_rate`]).
+pub(crate) struct BodyClock {
+    stall: Duration,
+    deadline: tokio::time::Instant,
+}
+
+/// Why a body step did not finish in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Late {
+    /// No progress within the stall timeout.
+    Stalled(Duration),
+    /// The body's deadline passed: it moved slower than the minimum rate on average.
+    TooSlow,
+}
+
+impl BodyClock {
+    /// The clock of a body of `size` bytes starting now.
+    pub(crate) fn start(config: &TransportConfig, size: u64) -> Self {
+        let at_min_rate =
+            Duration::from_millis(size.saturating_mul(1000) / config.min_body_rate.max(1));
+        let allowed = config.stall_timeout.saturating_add(at_min_rate);
+        let now = tokio::time::Instant::now();
+        // Beyond what an Instant can hold, a century is as good as forever.
+        let deadline = now
+            .checked_add(allowed)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        BodyClock {
+            stall: config.stall_timeout,
+            deadline,
+        }
+    }
+
+    /// Runs one step of the body within both limits.
+    pub(crate) async fn step<F: Future>(&self, step: F) -> Result<F::Output, Late> {
+        let left = self
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        if left < self.stall {
+            tokio::time::timeout(left, step)
+                .await
+                .map_err(|_| Late::TooSlow)
+        } else {
+            tokio::time::timeout(self.stall, step)
+                .await
+                .map_err(|_| Late::Stalled(self.stall))
         }
     }
 }

@@ -5,13 +5,15 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use orbi_inac::{
-    Descriptor, Frame,
+    Descriptor, Frame, Verdict,
     quic::{
-        Client, ExchangeError, PeerAddr, Session, Stall, StreamCode, TransportConfig,
+        Client, ExchangeError, InlineOutcome, PeerAddr, Session, Stall, StreamCode,
+        TransportConfig,
         config::{endpoint, server_config},
         wire::{read_frame, write_frame},
     },
 };
+use orbi_types::inac::{Operation, RefusalCode};
 use quinn::VarInt;
 
 use crate::common::{BLOB, OCTETS, node_key, peer_key};
@@ -226,4 +228,239 @@ async fn a_served_body_that_stalls_is_given_up_with_0x6() {
     assert_eq!(left, 0, "no file and no temp file");
     // The connection stays up until the listener has seen our STOP_SENDING.
     assert_eq!(served.await.unwrap(), Some(StreamCode::Stale.varint()));
+}
+
+/// Limits under which a 1 MiB body has 0.7 s + 1 s: trickling is too slow, each step is not.
+fn trickle_limits() -> TransportConfig {
+    TransportConfig {
+        min_body_rate: 1024 * 1024,
+        ..short_limits()
+    }
+}
+
+#[tokio::test]
+async fn a_served_body_trickled_inside_each_stall_timeout_is_given_up_by_its_deadline() {
+    let (listener, peer) = hostile_listener(|_| {});
+    let body = vec![9u8; 1 << 20];
+    let descriptor = Descriptor::of_bytes(BLOB, OCTETS, &body);
+    let served = tokio::spawn(async move {
+        let connection = listener.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let stream_id = VarInt::from(send.id()).into_inner().to_string();
+        let header = Frame::push_stream(&descriptor, &stream_id).build().unwrap();
+        write_frame(&mut send, &header).await.unwrap();
+        // 1000 bytes every 100 ms: always well inside the 700 ms stall timeout.
+        for chunk in body.chunks(1000) {
+            if send.write_all(chunk).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let ours = tokio::time::timeout(Duration::from_secs(10), send.stopped()).await;
+        drop(connection);
+        ours.ok().and_then(Result::ok).flatten()
+    });
+    let client = Client::for_peer(&peer, peer_key(), trickle_limits()).unwrap();
+    let session = client.connect(&peer).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let request = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&Descriptor::of_bytes(BLOB, OCTETS, &vec![9u8; 1 << 20]).artifact_id)
+        .build()
+        .unwrap();
+    let out = dir.path().join("out.bin");
+    let error = error_of(session.request_to_file(&request, &out, &mut |_, _| {})).await;
+    assert!(
+        matches!(
+            error,
+            ExchangeError::TooSlow {
+                waiting: Stall::Served,
+                min_rate: 1_048_576
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert_eq!(served.await.unwrap(), Some(StreamCode::Stale.varint()));
+}
+
+#[tokio::test]
+async fn a_listener_that_takes_the_body_by_the_drop_cannot_hold_a_stream_push() {
+    // 64 KiB of stream credit, then 2000 bytes taken every 100 ms: each of our 4 KiB writes
+    // gets credit well inside the stall timeout, the whole body never comes near its deadline.
+    let (listener, peer) = hostile_listener(|transport| {
+        transport.stream_receive_window(VarInt::from_u32(64 * 1024));
+    });
+    let held = tokio::spawn(async move {
+        let connection = listener.accept().await.unwrap().await.unwrap();
+        let (_send, mut recv) = connection.accept_bi().await.unwrap();
+        read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let mut drop_of = [0u8; 2000];
+        loop {
+            match recv.read(&mut drop_of).await {
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok(None) => return None,
+                Err(quinn::ReadError::Reset(code)) => return Some(code),
+                Err(_) => return None,
+            }
+        }
+    });
+    let limits = TransportConfig {
+        stall_timeout: Duration::from_secs(2),
+        body_buffer_bytes: 4096,
+        ..trickle_limits()
+    };
+    let client = Client::for_peer(&peer, peer_key(), limits).unwrap();
+    let session = client.connect(&peer).await.unwrap();
+    let body = vec![7u8; 1 << 20];
+    let descriptor = Descriptor::of_bytes(BLOB, OCTETS, &body);
+    let mut sent = 0u64;
+    let error =
+        error_of(session.push_stream(&descriptor, |header| header, &body[..], &mut |n| sent = n))
+            .await;
+    assert!(
+        matches!(
+            error,
+            ExchangeError::TooSlow {
+                waiting: Stall::Body,
+                ..
+            }
+        ),
+        "{error} after {sent} bytes"
+    );
+    assert!(
+        sent > 64 * 1024,
+        "the body moved ({sent} bytes), just too slowly"
+    );
+    assert_eq!(held.await.unwrap(), Some(StreamCode::Stale.varint()));
+}
+
+/// A listener that answers one request with `serve(request)` and returns the requester's
+/// answer frame.
+fn serve_inline(
+    listener: quinn::Endpoint,
+    serve: impl FnOnce(&Frame) -> Frame + Send + 'static,
+) -> tokio::task::JoinHandle<Frame> {
+    tokio::spawn(async move {
+        let connection = listener.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let request = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let push = serve(&Frame::decode(&request).unwrap());
+        write_frame(&mut send, &push).await.unwrap();
+        let _ = send.finish();
+        let answer = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        Frame::decode(&answer).unwrap()
+    })
+}
+
+fn refusal_code(frame: &Frame) -> Option<RefusalCode> {
+    frame.response().and_then(|response| response.refusal_code)
+}
+
+#[tokio::test]
+async fn an_inline_request_takes_only_what_it_asked_for_and_says_so() {
+    const ASKED: &[u8] = b"the decision";
+    let id = Descriptor::of_bytes(BLOB, OCTETS, ASKED).artifact_id;
+    let request = || {
+        Frame::request_for(BLOB, OCTETS)
+            .artifact_id(&id)
+            .correlation_id("c-1")
+            .build()
+            .unwrap()
+    };
+    // Each wrong push, and the refusal it earns.
+    let other_kind = |request: &Frame| {
+        let mut served = Descriptor::of_bytes("vendor.other.v1", OCTETS, ASKED);
+        served.artifact_id = request.request().unwrap().artifact_id.clone().unwrap();
+        Frame::push_inline(&served, ASKED)
+            .correlation_id("c-1")
+            .build()
+            .unwrap()
+    };
+    let other_id = |_: &Frame| {
+        let served = Descriptor::of_bytes(BLOB, OCTETS, b"another one");
+        Frame::push_inline(&served, b"another one")
+            .correlation_id("c-1")
+            .build()
+            .unwrap()
+    };
+    let wrong_digest = |request: &Frame| {
+        let mut served = Descriptor::of_bytes(BLOB, OCTETS, ASKED);
+        served.artifact_id = request.request().unwrap().artifact_id.clone().unwrap();
+        served.digest = Descriptor::of_bytes(BLOB, OCTETS, b"the_decision").digest;
+        Frame::push_inline(&served, ASKED)
+            .correlation_id("c-1")
+            .build()
+            .unwrap()
+    };
+    let right = |request: &Frame| {
+        let mut served = Descriptor::of_bytes(BLOB, OCTETS, ASKED);
+        served.artifact_id = request.request().unwrap().artifact_id.clone().unwrap();
+        Frame::push_inline(&served, ASKED)
+            .correlation_id("c-1")
+            .build()
+            .unwrap()
+    };
+    let cases: [(fn(&Frame) -> Frame, Option<RefusalCode>); 4] = [
+        (other_kind, Some(RefusalCode::Malformed)),
+        (other_id, Some(RefusalCode::Malformed)),
+        (wrong_digest, Some(RefusalCode::DigestMismatch)),
+        (right, None),
+    ];
+    for (serve, refused) in cases {
+        let (listener, peer) = hostile_listener(|_| {});
+        let listener_saw = serve_inline(listener, serve);
+        let (_client, session) = dial(&peer).await;
+        let outcome = session.request_inline(&request()).await.unwrap();
+        let ours = listener_saw.await.unwrap();
+        match (outcome, refused) {
+            (InlineOutcome::Received { bytes, .. }, None) => {
+                assert_eq!(bytes, ASKED);
+                assert_eq!(ours.operation(), Operation::Ingested);
+            }
+            (InlineOutcome::Refused { refusal, .. }, Some(code)) => {
+                assert_eq!(refusal.code(), code, "{}", refusal.message());
+                assert_eq!(ours.operation(), Operation::Refused);
+                assert_eq!(refusal_code(&ours), Some(code));
+            }
+            (outcome, refused) => panic!("{outcome:?} where {refused:?} was due"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn ingested_for_a_body_the_listener_stopped_is_not_believed() {
+    let (listener, peer) = hostile_listener(|_| {});
+    let held = tokio::spawn(async move {
+        let connection = listener.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let header = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let header = Frame::decode(&header).unwrap();
+        let _ = recv.stop(StreamCode::Done.varint());
+        let answer = Frame::answer(header.correlation_id(), &Verdict::Ingested);
+        write_frame(&mut send, &answer).await.unwrap();
+        let _ = send.finish();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(connection);
+    });
+    let (_client, session) = dial(&peer).await;
+    let body = vec![7u8; 32 << 20];
+    let descriptor = Descriptor::of_bytes(BLOB, OCTETS, &body);
+    let error =
+        error_of(session.push_stream(&descriptor, |header| header, &body[..], &mut |_| {})).await;
+    assert!(
+        matches!(error, ExchangeError::IngestedUnread { sent, expected } if sent < expected),
+        "{error}"
+    );
+    held.abort();
 }

@@ -261,6 +261,43 @@ async fn a_stalled_body_is_reset_with_0x6_while_other_peers_go_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_trickled_inside_each_stall_timeout_is_reset_by_its_deadline() {
+    // 2 MB at 1 MiB/s at least: done within 0.4 s + ~1.9 s. It comes at ~80 kB/s, each piece
+    // well inside the stall timeout.
+    let node = Setup::new()
+        .transport(|t| {
+            t.stall_timeout = Duration::from_millis(400);
+            t.min_body_rate = 1024 * 1024;
+        })
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let bytes = pattern(2_000_000, 7);
+    let (mut pipe, source) = tokio::io::duplex(64 * 1024);
+    let d = descriptor(&bytes);
+    let push =
+        tokio::spawn(async move { session.push_stream(&d, |b| b, source, &mut |_| {}).await });
+    for chunk in bytes.chunks(4096) {
+        if push.is_finished() || pipe.write_all(chunk).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(pipe);
+    let error = push.await.unwrap().unwrap_err();
+    assert!(
+        matches!(error, ExchangeError::Reset(code) if code == u64::from(StreamCode::Stale.value())),
+        "{error}"
+    );
+    let peer = peer_key().node_id();
+    node.until("the trickled body is dropped", move |r| {
+        r.bodies_in_flight(&peer) == 0
+    })
+    .await;
+    assert_eq!(node.staged_files(), 0);
+    assert_eq!(node.stored(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_over_its_stream_cap_is_rate_limited_before_the_body() {
     let node = Setup::new()
         .policy(|p| p.stream_pushes_per_peer = 1)
