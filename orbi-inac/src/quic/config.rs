@@ -468,7 +468,7 @@ mod tests {
     fn settings_out_of_range_are_errors_naming_the_setting() {
         assert!(TransportConfig::default().validate().is_ok());
         type Edit = fn(&mut TransportConfig);
-        let cases: [(Edit, &str); 16] = [
+        let cases: [(Edit, &str); 17] = [
             (|c| c.idle_timeout = Duration::ZERO, "idle_timeout"),
             (
                 |c| c.idle_timeout = Duration::from_secs(u64::MAX),

@@ -361,6 +361,9 @@ fn serve_inline(
     })
 }
 
+/// What a listener serves for a request.
+type Serve = fn(&Frame) -> Frame;
+
 fn refusal_code(frame: &Frame) -> Option<RefusalCode> {
     frame.response().and_then(|response| response.refusal_code)
 }
@@ -409,7 +412,7 @@ async fn an_inline_request_takes_only_what_it_asked_for_and_says_so() {
             .build()
             .unwrap()
     };
-    let cases: [(fn(&Frame) -> Frame, Option<RefusalCode>); 4] = [
+    let cases: [(Serve, Option<RefusalCode>); 4] = [
         (other_kind, Some(RefusalCode::Malformed)),
         (other_id, Some(RefusalCode::Malformed)),
         (wrong_digest, Some(RefusalCode::DigestMismatch)),
