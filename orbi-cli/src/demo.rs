@@ -370,7 +370,11 @@ async fn exchanges(
         report
             .artifacts
             .push(("archival-storage-request", bytes.clone()));
-        let (_, answer) = client::submit_request(&inac, &bytes).await?;
+        let submitted = client::submit_request(&inac, &bytes).await?;
+        if let Some(lost) = submitted.decision_lost {
+            return Err(lost);
+        }
+        let answer = submitted.report;
         let decision = &answer["decision"];
         if let Ok(decision) = serde_json::to_vec(decision) {
             report

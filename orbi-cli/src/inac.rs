@@ -662,16 +662,26 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
         let (client, session) = connect(&peer, key).await?;
         let bar = progress_bar(0);
         let progress = bar.clone();
-        let outcome = closing(
-            &client,
-            session.request_to_file(&frame, &args.out, &mut move |received, size| {
+        let requested = async {
+            // Stopped by the operator, the transfer is dropped: its temp file beside --out
+            // goes with it, and the exchange is reset.
+            let mut progress = move |received, size| {
                 progress.set_length(size);
                 progress.set_position(received)
-            }),
-        )
-        .await;
+            };
+            tokio::select! {
+                outcome = session.request_to_file(&frame, &args.out, &mut progress) => {
+                    outcome.map_err(|err| CliError::new(format!("{peer}: {err}")))
+                }
+                () = wait_for_stop() => Err(CliError::new(format!(
+                    "{peer}: interrupted; nothing was written to {}",
+                    args.out.display()
+                ))),
+            }
+        };
+        let outcome = closing(&client, requested).await;
         bar.finish_and_clear();
-        match outcome.map_err(|err| CliError::new(format!("{peer}: {err}")))? {
+        match outcome? {
             RequestOutcome::Answered(answer) => {
                 print_json(&answer.to_value());
                 Ok(Outcome::Refused)

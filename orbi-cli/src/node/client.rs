@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use orbi_archivist::{Advertisement, Policy, PreparedRequest, match_request};
 use orbi_inac::{
     Descriptor, Frame,
-    quic::{Client, PeerAddr, Session, TransportConfig},
+    quic::{Client, InlineOutcome, PeerAddr, Session, TransportConfig},
 };
 use orbi_pod::{
     compose::{self, AttachmentDraft, BindDraft, DetachmentDraft},
@@ -301,7 +301,18 @@ pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
             let answer = pod_service::submit(&session, &bytes).await?;
             let outcome = report(&session, answer)?;
             if args.hold && outcome == Outcome::Success {
-                crate::inac::wait_for_stop().await;
+                // Held until the operator stops it, unless the node ends the session first:
+                // then the attachment degrades there, and the operator must know.
+                let connection = session.connection().clone();
+                tokio::select! {
+                    () = crate::inac::wait_for_stop() => {}
+                    closed = connection.closed() => {
+                        return Err(CliError::new(format!(
+                            "{} ended the session: {closed}",
+                            session.peer()
+                        )));
+                    }
+                }
             }
             Ok(outcome)
         })
@@ -380,18 +391,18 @@ pub async fn fetch(
         .correlation_id(&fresh_id("c"))
         .build()
         .map_err(|err| CliError::new(err.to_string()))?;
-    let answer = session
-        .exchange(&request)
+    let outcome = session
+        .request_inline(&request)
         .await
         .map_err(|err| CliError::new(format!("request to {}: {err}", session.peer())))?;
-    if answer.operation() != Operation::Push {
-        return Ok(Err(answer_json(&answer)));
-    }
-    match answer.inline_bytes() {
-        Some((bytes, _)) => Ok(Ok(bytes.to_vec())),
-        None => Err(CliError::new(format!(
-            "{} answered with a push without inline bytes",
-            session.peer()
+    match outcome {
+        InlineOutcome::Answered(answer) => Ok(Err(answer_json(&answer))),
+        InlineOutcome::Received { bytes, .. } => Ok(Ok(bytes)),
+        InlineOutcome::Refused { refusal, .. } => Err(CliError::new(format!(
+            "{} served something other than what was asked for ({}): {}",
+            session.peer(),
+            refusal.code().as_str(),
+            refusal.message()
         ))),
     }
 }
@@ -411,9 +422,14 @@ pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
     }
     crate::inac::runtime()?.block_on(async move {
         let (client, session) = inac_session(&args.key, &args.to).await?;
-        let (accepted, out) = closing(&client, submit_request(&session, &bytes)).await?;
-        print_json(&out);
-        Ok(if accepted {
+        let submitted = closing(&client, submit_request(&session, &bytes)).await?;
+        print_json(&submitted.report);
+        if let Some(lost) = submitted.decision_lost {
+            return Err(CliError::new(format!(
+                "the push was answered, but its decision is unknown: {lost}"
+            )));
+        }
+        Ok(if submitted.accepted {
             Outcome::Success
         } else {
             Outcome::Refused
@@ -422,9 +438,9 @@ pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
 }
 
 /// Pushes a storage request's exact bytes to the archivist at the other end of `session` and
-/// fetches the decision it recorded. Returns whether it was accepted, and the answer with the
-/// decision.
-pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<(bool, Value), CliError> {
+/// fetches the decision it recorded: whether it was accepted, and the answer with the
+/// decision (or a transport failure that left the decision unknown).
+pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<Submitted, CliError> {
     let descriptor = Descriptor::of_bytes(REQUEST_SCHEMA, JSON, bytes);
     let push = Frame::push_inline(&descriptor, bytes)
         .correlation_id(&fresh_id("c"))
@@ -446,15 +462,56 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<(bool, Va
     // above is already the verdict, so a failed fetch is reported, not fatal.
     match fetch(session, DECISION_SCHEMA, Some(&decision_id)).await {
         Ok(Ok(decision)) => {
-            out["decision"] = serde_json::from_slice(&decision).unwrap_or(Value::Null);
+            let decision: Value = serde_json::from_slice(&decision).unwrap_or(Value::Null);
+            // The decision must be about this request, not merely stored under its id.
+            let asked: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+            if decision["request/id"] != asked["request/id"] {
+                let lost = CliError::new(format!(
+                    "{} served a decision about request {} instead of {}",
+                    session.peer(),
+                    decision["request/id"],
+                    asked["request/id"]
+                ));
+                return Ok(Submitted::unknown(out, lost));
+            }
+            out["decision"] = decision;
         }
         Ok(Err(answer)) => out["decision/unavailable"] = answer,
-        Err(err) => out["decision/unavailable"] = json!(err.to_string()),
+        // The transport failed or the node served something else: the archivist may well
+        // have accepted. Not a refusal.
+        Err(lost) => return Ok(Submitted::unknown(out, lost)),
     }
     // Accepted means this node's own decision says so: bytes the store already held (pushed
     // by another requester) are not an acceptance for this one.
     let accepted = stored && out["decision"]["status"] == "accepted";
-    Ok((accepted, out))
+    Ok(Submitted {
+        accepted,
+        report: out,
+        decision_lost: None,
+    })
+}
+
+/// What [`submit_request`] learned.
+pub struct Submitted {
+    /// The archivist's own decision accepts the request.
+    pub accepted: bool,
+    /// The push's answer and the decision (or why it is unavailable), as printed.
+    pub report: Value,
+    /// The decision could not be fetched because the transport failed after the push was
+    /// answered: the outcome is unknown.
+    pub decision_lost: Option<CliError>,
+}
+
+impl Submitted {
+    /// The push was answered (`report`), but its decision could not be had (`lost`).
+    fn unknown(mut report: Value, lost: CliError) -> Self {
+        report["decision/unavailable"] = json!(lost.to_string());
+        Submitted {
+            accepted: false,
+            report,
+            decision_lost: Some(lost),
+        }
+    }
 }
 
 /// The advertisement `server` answered with, if valid and its own: the session proved who

@@ -255,7 +255,7 @@ async fn write_bytes(send: &mut quinn::SendStream, body: &[u8]) -> Result<(), St
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// Client side: sends one artifact's exact bytes on `session` and returns the serving node's
-/// answer. A serving node that grants no stream, takes no bytes or never answers is given up
+/// answer, a JSON object. A serving node that grants no stream, takes no bytes or never answers is given up
 /// on after 40 s.
 pub async fn submit(session: &QuicSession, artifact: &[u8]) -> Result<Value, CliError> {
     submit_within(session, artifact, SUBMIT_TIMEOUT).await
@@ -297,7 +297,11 @@ async fn submit_within(
         let answer = wire::read_frame(&mut recv, limit)
             .await
             .map_err(|err| failed("answer", &err))?;
-        serde_json::from_slice(&answer).map_err(|err| failed("answer is not JSON", &err))
+        match serde_json::from_slice(&answer) {
+            Ok(answer @ Value::Object(_)) => Ok(answer),
+            Ok(_) => Err(failed("answer", &"not a JSON object")),
+            Err(err) => Err(failed("answer is not JSON", &err)),
+        }
     };
     match tokio::time::timeout(limit, exchange).await {
         Ok(answered) => answered,

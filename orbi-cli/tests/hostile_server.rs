@@ -1,0 +1,382 @@
+//! A hostile node (a real node key on loopback, then answers no honest node gives) against
+//! `orbi`'s client commands: each ends with a clear exit code and message, never a panic, a
+//! hang, a false success or a file left behind.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use orbi_inac::{
+    Descriptor, Frame, Verdict,
+    quic::{
+        ALPN, TransportConfig,
+        config::{endpoint, server_config_with_alpns},
+        wire::{read_frame, write_frame},
+    },
+};
+use orbi_types::KeyPair;
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+
+const BLOB: &str = "vendor.blob.v1";
+const OCTETS: &str = "application/octet-stream";
+const POD_ALPN: &[u8] = b"orbiplex-pod/1";
+
+fn node_key() -> KeyPair {
+    KeyPair::from_seed(&[1; 32])
+}
+
+/// A temp dir holding the client's key file `c.json`; its path.
+fn workspace() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("c.json").display().to_string();
+    let seed = "02".repeat(32);
+    let run = common::run(
+        dir.path(),
+        &["keys", "generate", "--out", &key, "--seed", &seed],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    (dir, key)
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A listener proving the node key for `alpn`, and `NODE_ID@ADDR` to dial it.
+fn listener(rt: &Runtime, alpn: &[u8]) -> (quinn::Endpoint, String) {
+    let _entered = rt.enter();
+    let config = TransportConfig::default();
+    let server = server_config_with_alpns(&node_key(), &config, vec![alpn.to_vec()]).unwrap();
+    let endpoint = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
+    let addr: SocketAddr = endpoint.local_addr().unwrap();
+    (
+        endpoint,
+        format!("{}@{addr}", node_key().node_id().as_str()),
+    )
+}
+
+/// A pod node that answers the first artifact with `answer`, then, with `close`, ends the
+/// session 200 ms later.
+fn pod_node(rt: &Runtime, answer: &'static [u8], close: bool) -> String {
+    let (endpoint, to) = listener(rt, POD_ALPN);
+    rt.spawn(async move {
+        let connection = endpoint.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let _artifact = recv.read_to_end(1 << 20).await.unwrap();
+        send.write_all(&(answer.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        send.write_all(answer).await.unwrap();
+        let _ = send.finish();
+        if close {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            connection.close(0u32.into(), b"gone");
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    to
+}
+
+/// Starts `orbi args` in `dir`.
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits up to `limit` for `child` to exit; its exit code and stderr (kills it on timeout).
+fn exit_within(mut child: Child, limit: Duration) -> Option<(i32, String)> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if child.try_wait().unwrap().is_some() {
+            let output = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            return Some((output.status.code().unwrap_or(-1), stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_pod_answer_that_is_not_an_object_is_an_error_not_a_panic() {
+    let rt = runtime();
+    let to = pod_node(&rt, b"[]", false);
+    let (dir, key) = workspace();
+    let run = common::run(
+        dir.path(),
+        &[
+            "pod", "attach", "--key", &key, "--to", &to, "--client", "c1",
+        ],
+    );
+    run.assert_usage_error(&["answer: not a JSON object"]);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn a_held_attachment_whose_session_the_node_ends_is_reported() {
+    let rt = runtime();
+    let to = pod_node(&rt, br#"{"outcome":"admitted"}"#, true);
+    let (dir, key) = workspace();
+    let args = [
+        "pod", "attach", "--key", &key, "--to", &to, "--client", "c1", "--hold",
+    ];
+    let held = spawn(dir.path(), &args);
+    let (code, stderr) =
+        exit_within(held, Duration::from_secs(20)).expect("the client noticed the session end");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("ended the session"), "{stderr}");
+}
+
+#[test]
+fn an_interrupted_request_leaves_no_temp_file() {
+    let rt = runtime();
+    let (endpoint, to) = listener(&rt, ALPN);
+    rt.spawn(async move {
+        let connection = endpoint.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let request = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let asked = Frame::decode(&request).unwrap().request().unwrap().clone();
+        let body = vec![7u8; 1 << 20];
+        let mut served = Descriptor::of_bytes(&asked.schema, &asked.content_type, &body);
+        served.artifact_id = asked.artifact_id.unwrap();
+        let stream_id = quinn::VarInt::from(send.id()).into_inner().to_string();
+        let header = Frame::push_stream(&served, &stream_id).build().unwrap();
+        write_frame(&mut send, &header).await.unwrap();
+        // Part of the body, then nothing for a long while.
+        send.write_all(&body[..100_000]).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(connection);
+    });
+    let (dir, key) = workspace();
+    let args = [
+        "inac",
+        "request",
+        "--key",
+        &key,
+        "--to",
+        &to,
+        "--schema",
+        BLOB,
+        "--content-type",
+        OCTETS,
+        "--artifact-id",
+        "blob:one",
+        "--out",
+        "out.bin",
+    ];
+    let request = spawn(dir.path(), &args);
+    let temp_files = || -> Vec<PathBuf> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| {
+                path.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".inac")
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    while temp_files().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no transfer began"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    interrupt(&request);
+    let (code, stderr) =
+        exit_within(request, Duration::from_secs(20)).expect("the request stops when asked");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(temp_files(), Vec::<PathBuf>::new());
+    assert!(!dir.path().join("out.bin").exists());
+}
+
+/// An archivist that answers the pushed storage request `ingested`, then handles the
+/// decision request with `decide` (which writes to the stream, or not).
+fn archivist(rt: &Runtime, decide: fn(Frame) -> Option<Frame>) -> String {
+    let (endpoint, to) = listener(rt, ALPN);
+    rt.spawn(async move {
+        let connection = endpoint.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let push = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let push = Frame::decode(&push).unwrap();
+        let answer = Frame::answer(push.correlation_id(), &Verdict::Ingested);
+        write_frame(&mut send, &answer).await.unwrap();
+        let _ = send.finish();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let request = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        match decide(Frame::decode(&request).unwrap()) {
+            Some(served) => {
+                write_frame(&mut send, &served).await.unwrap();
+                let _ = send.finish();
+            }
+            None => connection.close(0u32.into(), b"restarting"),
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(connection);
+    });
+    to
+}
+
+/// A decision served for `request` with `bytes`, under the asked kind and id.
+fn decision(request: &Frame, bytes: &[u8]) -> Frame {
+    let asked = request.request().unwrap();
+    let mut served = Descriptor::of_bytes(&asked.schema, &asked.content_type, bytes);
+    served.artifact_id = asked.artifact_id.clone().unwrap();
+    let mut push = Frame::push_inline(&served, bytes);
+    if let Some(correlation) = request.correlation_id() {
+        push = push.correlation_id(correlation);
+    }
+    push.build().unwrap()
+}
+
+fn submit(to: &str) -> common::Run {
+    let (dir, key) = workspace();
+    let request = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas/examples/valid/minimal-private.archival-storage-request.json");
+    let request = request.display().to_string();
+    common::run(
+        dir.path(),
+        &["archivist", "submit", "--key", &key, "--to", to, &request],
+    )
+}
+
+fn request_id() -> Value {
+    let request = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas/examples/valid/minimal-private.archival-storage-request.json");
+    let request: Value = serde_json::from_slice(&std::fs::read(request).unwrap()).unwrap();
+    request["request/id"].clone()
+}
+
+#[test]
+fn a_submit_whose_decision_is_lost_is_unknown_not_refused() {
+    let rt = runtime();
+    let to = archivist(&rt, |_| None);
+    let run = submit(&to);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("its decision is unknown"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.json["operation"], "ingested", "how far it got");
+    assert!(run.json["decision/unavailable"].is_string(), "{}", run.json);
+}
+
+#[test]
+fn a_submit_is_not_accepted_by_a_decision_it_did_not_ask_for() {
+    let rt = runtime();
+    // Another kind under the asked id.
+    let to = archivist(&rt, |request| {
+        let bytes = br#"{"status":"accepted"}"#;
+        let mut served = Descriptor::of_bytes("vendor.other.v1", "text/plain", bytes);
+        served.artifact_id = request.request().unwrap().artifact_id.clone().unwrap();
+        Some(Frame::push_inline(&served, bytes).build().unwrap())
+    });
+    let run = submit(&to);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("served something other than what was asked for (malformed)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.json["decision"], Value::Null, "{}", run.json);
+
+    // The asked kind and id, about another request.
+    let to = archivist(&rt, |request| {
+        let bytes = br#"{"request/id":"storage-request:someone-else","status":"accepted"}"#;
+        Some(decision(&request, bytes))
+    });
+    let run = submit(&to);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("served a decision about request"),
+        "{}",
+        run.stderr
+    );
+
+    // About this request: taken as it says.
+    let to = archivist(&rt, |request| {
+        let bytes = serde_json::to_vec(&json!({"request/id": request_id(), "status": "accepted"}));
+        Some(decision(&request, &bytes.unwrap()))
+    });
+    let run = submit(&to);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json["decision"]["status"], "accepted");
+}
+
+#[test]
+fn advertisement_text_from_a_peer_cannot_drive_the_terminal() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas/examples/valid/federation-host-ledger.archivist-advertisement.json");
+    let mut advertisement: Value =
+        serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    advertisement["advertisement/id"] = json!("archivist-advertisement:x\u{1b}]0;owned\u{7}");
+    advertisement["settlement/rail-hints"] = json!(["host-ledger\u{1b}[2J\u{202e}"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cache.json"),
+        serde_json::to_vec(&advertisement).unwrap(),
+    )
+    .unwrap();
+    let request = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas/examples/valid/federation-host-ledger.archival-storage-request.json");
+    for args in [
+        vec!["archivist", "lint", "cache.json"],
+        vec![
+            "archivist",
+            "match",
+            "--request",
+            request.to_str().unwrap(),
+            "cache.json",
+        ],
+    ] {
+        let run = common::run(dir.path(), &args);
+        assert!(
+            run.stdout.contains("x\\u{1b}]0;owned"),
+            "{args:?}: {}",
+            run.stdout
+        );
+        assert!(
+            !run.stdout.contains(['\u{1b}', '\u{7}', '\u{202e}']),
+            "{args:?}: {:?}",
+            run.stdout
+        );
+    }
+}
