@@ -90,6 +90,13 @@
 //!   [`TransportConfig::frame_timeout`] for the initiating frame and
 //!   [`TransportConfig::stall_timeout`] (15 min) for body progress (then `0x6`, staged bytes
 //!   removed). A killed peer sends nothing: the idle timeout (30 s) ends its transfers.
+//!   **Beyond the spec:** a body must also be done within the stall timeout plus its size at
+//!   [`TransportConfig::min_body_rate`] (64 KiB/s), on both sides and in both directions, or
+//!   it is reset `0x6` too: the stall timeout alone resets on each byte, so a peer trickling
+//!   one byte per 15 min could hold a transfer (and one of its peer's stream places) for ever.
+//!   A dialer bounds its own waits the same way ([`ExchangeError::Stalled`],
+//!   [`ExchangeError::TooSlow`]): opening an exchange (frame timeout), writing a frame
+//!   (response timeout), every body step.
 //! - **Durability.** Group commit never answers before the group is durable. With
 //!   [`crate::Durability::Full`] the SQLite ledger commits without syncing and a syncer thread
 //!   `fdatasync`s the WAL once per batch of groups before their answers leave
