@@ -64,6 +64,38 @@ struct Durability {
     syncer: Option<std::sync::mpsc::Sender<Vec<Reply>>>,
     /// Without the syncer: this thread syncs each group itself.
     inline: Option<SyncHandle>,
+    /// Set for good by the first failed sync (see [`SyncFailed`]).
+    failed_sync: SyncFailed,
+}
+
+/// Whether a ledger sync has failed. After a failed `fdatasync` the kernel may have dropped
+/// the dirty pages and marked them clean, so a later sync can succeed without writing them,
+/// while the commits they held stay visible to the receiver: a retried push would be answered
+/// from a decision that is not on disk. So one failure withdraws every success from then on
+/// and stops the node ([`Thread::failed`]); a restart recovers from what the disk really holds.
+#[derive(Clone)]
+struct SyncFailed {
+    set: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fail: Fail,
+}
+
+impl SyncFailed {
+    fn new(fail: Fail) -> Self {
+        SyncFailed {
+            set: Default::default(),
+            fail,
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn record(&self, error: &std::io::Error) {
+        tracing::error!(%error, "ledger sync failed; no answer reports success from now on, and the node stops");
+        self.set.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.fail.send(true);
+    }
 }
 
 /// The task ended before its writes were confirmed durable.
@@ -141,11 +173,16 @@ fn run(
         }
     };
     // Without the syncer thread, this thread syncs each group itself before answering.
+    let failed_sync = SyncFailed::new(fail.clone());
     let syncer = deferred
         .clone()
-        .and_then(|handle| spawn_syncer(handle, fail.clone()));
+        .and_then(|handle| spawn_syncer(handle, failed_sync.clone()));
     let inline = deferred.filter(|_| syncer.is_none());
-    let durability = Durability { syncer, inline };
+    let durability = Durability {
+        syncer,
+        inline,
+        failed_sync,
+    };
     let mut group = Vec::with_capacity(group_max);
     let mut replies = Vec::with_capacity(group_max);
     while let Some(first) = queue.blocking_recv() {
@@ -239,7 +276,9 @@ fn flush(receiver: &mut Receiver, replies: &mut Vec<Reply>, durability: &Durabil
             if let Some(handle) = &durability.inline
                 && let Err(error) = handle.sync()
             {
-                tracing::error!(%error, "ledger sync failed");
+                durability.failed_sync.record(&error);
+            }
+            if durability.failed_sync.is_set() {
                 withdraw_successes(&mut replies);
             }
             send_all(replies);
@@ -293,7 +332,10 @@ fn send_all(replies: Vec<Reply>) {
 /// answers. Ends when the receiver thread drops its sender.
 /// A panic there (a bug) is reported like the receiver's own: without the syncer every answer
 /// would be withdrawn from then on.
-fn spawn_syncer(handle: SyncHandle, fail: Fail) -> Option<std::sync::mpsc::Sender<Vec<Reply>>> {
+fn spawn_syncer(
+    handle: SyncHandle,
+    failed_sync: SyncFailed,
+) -> Option<std::sync::mpsc::Sender<Vec<Reply>>> {
     let (sender, groups) = std::sync::mpsc::channel::<Vec<Reply>>();
     let spawned = std::thread::Builder::new()
         .name("inac-ledger-sync".into())
@@ -302,10 +344,11 @@ fn spawn_syncer(handle: SyncHandle, fail: Fail) -> Option<std::sync::mpsc::Sende
                 while let Ok(first) = groups.recv() {
                     let mut waiting = vec![first];
                     waiting.extend(groups.try_iter());
-                    let synced = handle.sync();
+                    if let Err(error) = handle.sync() {
+                        failed_sync.record(&error);
+                    }
                     for mut replies in waiting {
-                        if let Err(error) = &synced {
-                            tracing::error!(%error, "ledger sync failed");
+                        if failed_sync.is_set() {
                             withdraw_successes(&mut replies);
                         }
                         send_all(replies);
@@ -314,7 +357,7 @@ fn spawn_syncer(handle: SyncHandle, fail: Fail) -> Option<std::sync::mpsc::Sende
             }));
             if ran.is_err() {
                 tracing::error!("the inac ledger syncer stopped after a panic");
-                let _ = fail.send(true);
+                let _ = failed_sync.fail.send(true);
             }
         });
     match spawned {
@@ -482,6 +525,67 @@ mod tests {
             thread.join.join().unwrap().is_some(),
             "the receiver itself ends normally"
         );
+    }
+
+    #[test]
+    fn after_one_failed_sync_nothing_reports_success_and_the_node_stops() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use orbi_types::inac::Operation;
+
+        use crate::Descriptor;
+        // The first sync fails (EIO); later ones succeed, as on Linux after a writeback error
+        // even though the pages of the first were never written.
+        let syncs = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = syncs.clone();
+        let mut ledger = MemoryLedger::new();
+        ledger.deferred = Some(SyncHandle::new(move || {
+            match counted.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(std::io::Error::from_raw_os_error(5)),
+                _ => Ok(()),
+            }
+        }));
+        let peer = KeyPair::from_seed(&[2; 32]).node_id();
+        let mut config = ReceiverConfig::default();
+        config.allowed_peers.insert(peer.clone());
+        let kinds = KindRegistry::builder()
+            .keep("blob.v1", None)
+            .build()
+            .unwrap();
+        let key = KeyPair::from_seed(&[1; 32]);
+        let receiver = Receiver::new(key, config, kinds, MemoryStore::new(), ledger);
+        let (handle, thread) = spawn(receiver, 8).unwrap();
+        let bytes = br#"{"hello":"world"}"#;
+        let descriptor = Descriptor::of_bytes("blob.v1", "application/json", bytes);
+        let push = |key: &str| {
+            Frame::push_inline(&descriptor, bytes)
+                .idempotency_key(key)
+                .build()
+                .unwrap()
+        };
+        let answer = |frame: Frame| match block_on(handle.frame(peer.clone(), Ok(frame))) {
+            Ok(Decision::Answer(frame)) => frame,
+            _ => panic!("an answer"),
+        };
+        assert_eq!(answer(push("k-1")).operation(), Operation::Refused);
+        assert!(*thread.failed.borrow(), "the failure stops the node");
+        // The retry would be replayed from the decision whose sync failed: withdrawn too, as
+        // is any other success.
+        let retry = answer(push("k-1"));
+        assert_eq!(retry.operation(), Operation::Refused);
+        let refusal = retry.response().and_then(|response| response.refusal_code);
+        assert_eq!(
+            refusal,
+            Some(orbi_types::inac::RefusalCode::HandlerUnavailable)
+        );
+        assert_eq!(answer(push("k-2")).operation(), Operation::Refused);
+        assert!(syncs.load(Ordering::SeqCst) >= 2, "later syncs succeeded");
+        assert!(matches!(
+            block_on(handle.run(revoke)),
+            Err(RunError::NotDurable)
+        ));
+        drop(handle);
+        thread.join.join().unwrap();
     }
 
     #[test]

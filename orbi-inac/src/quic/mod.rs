@@ -227,9 +227,12 @@ pub enum TransportError {
     /// The server has shut down.
     #[error("the inac server has shut down")]
     Closed,
-    /// The receiver stopped after an internal error (a bug): its in-memory state is lost, every
-    /// decision it committed is in the ledger. Restart the node.
-    #[error("the inac receiver stopped after an internal error")]
+    /// The receiver stopped after an internal error (a bug), or its ledger failed to sync
+    /// (an I/O error: decisions it had committed may not be on disk, so it answers nothing
+    /// as a success any more). Restart the node: the ledger recovers what the disk holds.
+    #[error(
+        "the inac receiver stopped after an internal error or a failed ledger sync (see the log)"
+    )]
     ReceiverFailed,
     /// A [`Server::with_receiver`] task ran, but the ledger failed to make its writes durable
     /// (they may be lost in a crash); its result was dropped.

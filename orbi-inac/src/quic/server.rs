@@ -201,7 +201,8 @@ impl Server {
     }
 
     /// Resolves if the receiver (or the thread that syncs its ledger) stops after an internal
-    /// error (a bug): from then on every exchange is reset or refused, so whoever runs the
+    /// error (a bug), or once a ledger sync has failed: from then on every exchange is reset
+    /// or refused (no success is reported after a failed sync), so whoever runs the
     /// server should shut it down
     /// ([`Server::shutdown`] then returns [`TransportError::ReceiverFailed`]) and restart it.
     /// Pending for as long as the receiver runs.

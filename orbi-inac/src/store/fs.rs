@@ -137,7 +137,15 @@ impl FsStore {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Directory syncs made on this thread (tests only).
+    static DIR_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(test)]
+    DIR_SYNCS.with(|syncs| syncs.set(syncs.get() + 1));
     // Directory fsync makes the rename durable; only unix supports opening a directory.
     if cfg!(unix) {
         File::open(dir)
@@ -276,19 +284,45 @@ impl StagedBody for FsStaged {
             .parent()
             .map(Path::to_owned)
             .unwrap_or_else(|| self.store.root.join(OBJECTS));
-        if self.store.contains(digest)? {
-            return Ok(Committed::AlreadyHeld);
+        let full = self.store.durability == Durability::Full;
+        // A held object's entry may come from a commit whose directory sync failed (its push
+        // was refused and may be retried): it is only reported held once synced.
+        let held = |store: &FsStore| -> Result<Committed, StoreError> {
+            if store.durability == Durability::Full {
+                sync_dir(&shard)?;
+            }
+            Ok(Committed::AlreadyHeld)
+        };
+        match fs::metadata(&target) {
+            Ok(meta) if meta.is_file() && meta.len() == self.len => return held(&self.store),
+            // Cut short (a power loss after a relaxed commit leaves a new name's data behind):
+            // these bytes, verified against the digest, replace it.
+            Ok(meta) if meta.is_file() => {
+                self.path.persist(&target).map_err(|error| StoreError::Io {
+                    action: "replace",
+                    path: target.clone(),
+                    source: error.error,
+                })?;
+                if full {
+                    sync_dir(&shard)?;
+                }
+                return Ok(Committed::Stored);
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io_error("inspect", &target)(error)),
         }
         match self.path.persist_noclobber(&target) {
             Ok(()) => {
-                if self.store.durability == Durability::Full {
+                if full {
                     sync_dir(&shard)?;
                 }
                 Ok(Committed::Stored)
             }
             // A concurrent commit of the same bytes won the race; ours is dropped (deleted).
             Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => {
-                Ok(Committed::AlreadyHeld)
+                drop(error);
+                held(&self.store)
             }
             Err(error) => Err(StoreError::Io {
                 action: "rename into",
@@ -383,6 +417,52 @@ mod tests {
         assert_eq!(inspected.list().unwrap().len(), 1);
         assert_eq!(fs::read_dir(store.staging_dir()).unwrap().count(), 1);
         drop(writer);
+    }
+
+    fn commit(store: &FsStore, bytes: &[u8]) -> Committed {
+        super::super::stage_bytes(store, bytes)
+            .unwrap()
+            .commit(&Sha256Digest::of(bytes))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_object_cut_short_is_replaced_by_verified_bytes() {
+        // What a power loss can leave after a relaxed commit: the name, without the data.
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), Durability::Relaxed).unwrap();
+        let bytes = b"the whole artifact";
+        assert_eq!(commit(&store, bytes), Committed::Stored);
+        let path = store.object_path(&Sha256Digest::of(bytes)).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        assert_eq!(commit(&store, bytes), Committed::Stored);
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+        assert_eq!(commit(&store, bytes), Committed::AlreadyHeld, "whole now");
+        assert_eq!(fs::read_dir(store.staging_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_object_reported_held_has_its_directory_entry_synced() {
+        // The entry may be from a commit whose directory sync failed and whose push is now
+        // retried: held is only said once the entry is durable.
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        commit(&store, b"{}");
+        let before = DIR_SYNCS.with(std::cell::Cell::get);
+        assert_eq!(commit(&store, b"{}"), Committed::AlreadyHeld);
+        assert_eq!(DIR_SYNCS.with(std::cell::Cell::get), before + 1);
+        // Relaxed never syncs.
+        let relaxed = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(relaxed.path(), Durability::Relaxed).unwrap();
+        let before = DIR_SYNCS.with(std::cell::Cell::get);
+        commit(&store, b"{}");
+        assert_eq!(commit(&store, b"{}"), Committed::AlreadyHeld);
+        assert_eq!(DIR_SYNCS.with(std::cell::Cell::get), before);
     }
 
     #[test]
