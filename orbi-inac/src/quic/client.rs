@@ -65,15 +65,6 @@ pub enum ExchangeError {
         /// What came back.
         answer: Operation,
     },
-    /// The peer stopped a stream body and still answered `ingested`: it cannot hold bytes it
-    /// never took (only `already-present` or a refusal may come early).
-    #[error("peer answered ingested after stopping the body at {sent} of {expected} bytes")]
-    IngestedUnread {
-        /// Bytes sent before the peer stopped the body.
-        sent: u64,
-        /// `size/bytes`.
-        expected: u64,
-    },
     /// The answer could not be read.
     #[error("cannot read the answer: {0}")]
     Read(ReadFrameError),
@@ -416,16 +407,10 @@ impl Session {
             let _ = send.finish();
         }
         let wait = answer_wait_after_body(&self.config, size);
-        let answer = self
-            .answer_within(&mut send, &mut recv, Operation::Push, wait)
-            .await?;
-        if stopped && sent < size && answer.operation() == Operation::Ingested {
-            return Err(ExchangeError::IngestedUnread {
-                sent,
-                expected: size,
-            });
-        }
-        Ok(answer)
+        // An early `ingested` is legitimate: a retry under the same idempotency key is
+        // answered with the recorded outcome, body unread (spec §3.4).
+        self.answer_within(&mut send, &mut recv, Operation::Push, wait)
+            .await
     }
 
     /// Sends a `request` and, if the peer serves it, verifies the artifact and writes it to

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use orbi_inac::{
-    Descriptor, Frame, Verdict,
+    Descriptor, Frame,
     quic::{
         Client, ExchangeError, InlineOutcome, PeerAddr, Session, Stall, StreamCode,
         TransportConfig,
@@ -437,33 +437,4 @@ async fn an_inline_request_takes_only_what_it_asked_for_and_says_so() {
             (outcome, refused) => panic!("{outcome:?} where {refused:?} was due"),
         }
     }
-}
-
-#[tokio::test]
-async fn ingested_for_a_body_the_listener_stopped_is_not_believed() {
-    let (listener, peer) = hostile_listener(|_| {});
-    let held = tokio::spawn(async move {
-        let connection = listener.accept().await.unwrap().await.unwrap();
-        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
-        let header = read_frame(&mut recv, Duration::from_secs(10))
-            .await
-            .unwrap();
-        let header = Frame::decode(&header).unwrap();
-        let _ = recv.stop(StreamCode::Done.varint());
-        let answer = Frame::answer(header.correlation_id(), &Verdict::Ingested);
-        write_frame(&mut send, &answer).await.unwrap();
-        let _ = send.finish();
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        drop(connection);
-    });
-    let (_client, session) = dial(&peer).await;
-    let body = vec![7u8; 32 << 20];
-    let descriptor = Descriptor::of_bytes(BLOB, OCTETS, &body);
-    let error =
-        error_of(session.push_stream(&descriptor, |header| header, &body[..], &mut |_| {})).await;
-    assert!(
-        matches!(error, ExchangeError::IngestedUnread { sent, expected } if sent < expected),
-        "{error}"
-    );
-    held.abort();
 }
