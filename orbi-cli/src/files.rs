@@ -37,30 +37,26 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, renames it into place and syncs
 /// the directory, so the old file or the whole new one is there, never half of it, and the
-/// rename itself survives a crash. The temporary file is removed when anything fails.
+/// rename itself survives a crash. The temporary file is removed when anything fails. It is
+/// created exclusively under a random name, so nothing planted beside `path` (a symlink at a
+/// guessable name) is followed; the new file gets the mode a plain create would (the umask's).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let result = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".orbi-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
     }
-    result
+    let mut temp = builder.tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|error| error.error)?;
+    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -90,6 +86,31 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["a.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_follow_nothing_planted_beside_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let precious = dir.path().join("precious");
+        fs::write(&precious, b"keep").unwrap();
+        // Links at every name the old scheme would have used, and then some.
+        for name in [
+            format!(".x.json.{}.tmp", std::process::id()),
+            ".x.json.tmp".to_owned(),
+        ] {
+            std::os::unix::fs::symlink(&precious, dir.path().join(name)).unwrap();
+        }
+        let path = dir.path().join("x.json");
+        write_atomically(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(fs::read(&precious).unwrap(), b"keep");
+        // The mode is the umask's, as for a plain create (not the temp file's 0600).
+        let created = dir.path().join("plain");
+        fs::write(&created, b"").unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), mode(&created));
     }
 
     #[test]

@@ -738,10 +738,15 @@ async fn write_verified(
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
     };
-    let temp = tempfile::Builder::new()
-        .prefix(".inac-request-")
-        .tempfile_in(&parent)
-        .map_err(unavailable)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".inac-request-");
+    // The artifact gets the mode a plain create would give it (the umask's), not 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let temp = builder.tempfile_in(&parent).map_err(unavailable)?;
     let (file, path) = temp.into_parts();
     let mut file = tokio::fs::File::from_std(file);
     let mut hasher = Sha256Hasher::new();
@@ -810,14 +815,49 @@ async fn write_verified(
     file.flush().await.map_err(unavailable)?;
     file.sync_all().await.map_err(unavailable)?;
     drop(file);
-    path.persist(out)
-        .map_err(|error| unavailable(error.error))?;
+    let out = out.to_owned();
+    tokio::task::spawn_blocking(move || persist_durably(path, &out, &parent))
+        .await
+        .map_err(|_| unavailable(std::io::Error::other("the rename task failed")))?
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Directory syncs made on this thread (tests only).
+    static DIR_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Renames the synced `temp` to `out` and syncs `dir` (their directory), so that the name
+/// survives a crash too before the peer is told `ingested`.
+fn persist_durably(temp: tempfile::TempPath, out: &Path, dir: &Path) -> std::io::Result<()> {
+    temp.persist(out).map_err(|error| error.error)?;
+    #[cfg(test)]
+    DIR_SYNCS.with(|syncs| syncs.set(syncs.get() + 1));
+    // Only unix can open a directory to sync it.
+    if cfg!(unix) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_received_artifact_is_renamed_into_place_and_its_directory_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+        std::fs::write(temp.path(), b"bytes").unwrap();
+        let out = dir.path().join("out.bin");
+        let before = DIR_SYNCS.with(std::cell::Cell::get);
+        persist_durably(temp.into_temp_path(), &out, dir.path()).unwrap();
+        assert_eq!(DIR_SYNCS.with(std::cell::Cell::get), before + 1);
+        assert_eq!(std::fs::read(&out).unwrap(), b"bytes");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn the_wait_for_a_stream_answer_grows_with_the_body_it_must_sync() {

@@ -149,6 +149,15 @@ async fn requests_are_served_inline_and_streamed() {
         assert_eq!(push.is_stream_push(), bytes.len() > 65_536);
         assert_answer(&answer, Operation::Ingested, None);
         assert_eq!(&std::fs::read(&path).unwrap(), bytes);
+        // The mode a plain create gives (the umask's), not the temp file's 0600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let plain = out.path().join(format!("{name}.plain"));
+            std::fs::write(&plain, b"").unwrap();
+            let mode = |path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), mode(&plain));
+        }
     }
     // Someone else asking learns nothing.
     let (_other, stranger) = node.connect(&key(8)).await;
