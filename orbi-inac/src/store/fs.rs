@@ -78,7 +78,16 @@ impl FsStore {
             let dir = objects.join(format!("{shard:02x}"));
             fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         }
+        // The entries just made (shards, `objects/` and `staging/`, the root itself) must
+        // survive a crash as well as the objects later renamed into them.
         sync_dir(&objects)?;
+        sync_dir(&root)?;
+        if let Some(parent) = root
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            sync_dir(parent)?;
+        }
         let staging = root.join(STAGING);
         let mut orphans_removed = 0;
         for entry in fs::read_dir(&staging).map_err(io_error("list", &staging))? {
@@ -463,6 +472,15 @@ mod tests {
         commit(&store, b"{}");
         assert_eq!(commit(&store, b"{}"), Committed::AlreadyHeld);
         assert_eq!(DIR_SYNCS.with(std::cell::Cell::get), before);
+    }
+
+    #[test]
+    fn opening_syncs_the_directories_it_may_have_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = DIR_SYNCS.with(std::cell::Cell::get);
+        let _store = FsStore::open(dir.path().join("store")).unwrap();
+        // objects/ (the shards), the root (objects/, staging/), its parent (the root).
+        assert_eq!(DIR_SYNCS.with(std::cell::Cell::get), before + 3);
     }
 
     #[test]
