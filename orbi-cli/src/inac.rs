@@ -212,6 +212,13 @@ struct RequestArgs {
     /// The artifact's id.
     #[arg(long)]
     artifact_id: String,
+    /// The digest the artifact must have (`sha256:...`): anything else is refused unread.
+    #[arg(long)]
+    digest: Option<String>,
+    /// The largest artifact to take, in bytes: a larger one is refused `payload-too-large`
+    /// before any of it is read (default: no limit).
+    #[arg(long, value_name = "BYTES")]
+    max_bytes: Option<u64>,
     /// Where to write it (only once verified).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -394,16 +401,7 @@ fn describe(args: &SendArgs) -> Result<Descriptor, CliError> {
     }
     let size_bytes = metadata.len();
     let digest = match &args.digest {
-        Some(text) => text
-            .parse::<Sha256Digest>()
-            .ok()
-            // The wire form only: `sha256:` and 43 base64url characters.
-            .filter(|digest| digest.bytes().is_ok())
-            .ok_or_else(|| {
-                CliError::new(format!(
-                    "--digest {text:?} is not sha256: followed by 43 base64url characters"
-                ))
-            })?,
+        Some(text) => digest_arg(text)?,
         None => {
             let mut file = std::fs::File::open(&args.file).map_err(io)?;
             let mut hasher = Sha256Hasher::new();
@@ -639,6 +637,18 @@ async fn push_stream(
     Ok(answer)
 }
 
+/// A `--digest` value: the wire form only, `sha256:` and 43 base64url characters.
+fn digest_arg(text: &str) -> Result<Sha256Digest, CliError> {
+    text.parse::<Sha256Digest>()
+        .ok()
+        .filter(|digest| digest.bytes().is_ok())
+        .ok_or_else(|| {
+            CliError::new(format!(
+                "--digest {text:?} is not sha256: followed by 43 base64url characters"
+            ))
+        })
+}
+
 fn request(args: RequestArgs) -> Result<Outcome, CliError> {
     let key = read_key(&args.target.key)?;
     let peer = args.target.peer()?;
@@ -654,10 +664,15 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
             out_dir.display()
         )));
     }
-    let frame = Frame::request_for(&args.target.schema, &args.target.content_type)
-        .artifact_id(&args.artifact_id)
+    let mut frame = Frame::request_for(&args.target.schema, &args.target.content_type)
+        .artifact_id(&args.artifact_id);
+    if let Some(digest) = &args.digest {
+        frame = frame.digest(&digest_arg(digest)?);
+    }
+    let frame = frame
         .build()
         .map_err(|err| CliError::new(format!("cannot build the request: {err}")))?;
+    let max_bytes = args.max_bytes.unwrap_or(u64::MAX);
     runtime()?.block_on(async move {
         let (client, session) = connect(&peer, key).await?;
         let bar = progress_bar(0);
@@ -670,7 +685,7 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
                 progress.set_position(received)
             };
             tokio::select! {
-                outcome = session.request_to_file(&frame, &args.out, &mut progress) => {
+                outcome = session.request_to_file_up_to(&frame, &args.out, max_bytes, &mut progress) => {
                     outcome.map_err(|err| CliError::new(format!("{peer}: {err}")))
                 }
                 () = wait_for_stop() => Err(CliError::new(format!(

@@ -323,8 +323,8 @@ fn request_writes_the_verified_artifact() {
     assert_eq!(ws.orbi(&push).code, 0);
 
     let out = ws.path("fetched.bin");
-    let request = |id: &str| {
-        ws.orbi(&[
+    let request_with = |id: &str, more: &[&str]| {
+        let mut args = vec![
             "inac",
             "request",
             "--key",
@@ -339,11 +339,33 @@ fn request_writes_the_verified_artifact() {
             id,
             "--out",
             &out,
-        ])
+        ];
+        args.extend(more);
+        ws.orbi(&args)
     };
-    let run = request("blob:one");
+    let request = |id: &str| request_with(id, &[]);
+
+    // Larger than --max-bytes: refused from its descriptor, nothing written.
+    let run = request_with("blob:one", &["--max-bytes", "149999"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.json["response"]["refusal/code"], "payload-too-large");
+    assert!(!std::path::Path::new(&out).exists());
+    // Another digest than the one pinned: not taken.
+    let other = "sha256:RBNvo1WzZ4oRRq0W9-hknpT7T8If536DEMBg9hyq_4o";
+    let run = request_with("blob:one", &["--digest", other]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!std::path::Path::new(&out).exists());
+    request_with("blob:one", &["--digest", "sha256:short"])
+        .assert_usage_error(&["--digest \"sha256:short\" is not sha256:"]);
+
+    let run = request_with("blob:one", &["--max-bytes", "150000"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json["answer"], "ingested");
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+    std::fs::remove_file(&out).unwrap();
+    let digest = run.json["artifact"]["digest"].as_str().unwrap().to_owned();
+    let run = request_with("blob:one", &["--digest", &digest]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), content);
 
     let run = request("blob:none");

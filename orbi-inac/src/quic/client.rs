@@ -417,12 +417,26 @@ impl Session {
     /// `out` (temp file beside it, fsync, rename), then answers `ingested`. Bytes that do not
     /// match their descriptor are answered `refused` and never written. A transfer that
     /// breaks off (the peer resets it, the connection fails, no body byte within the stall
-    /// timeout) is an error: nothing is written or answered, and the exchange is reset. `progress` gets the
-    /// bytes received so far and the served artifact's size.
+    /// timeout) is an error: nothing is written or answered, and the exchange is reset.
+    /// `progress` gets the bytes received so far and the served artifact's size.
     pub async fn request_to_file(
         &self,
         request: &Frame,
         out: &Path,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<RequestOutcome, ExchangeError> {
+        self.request_to_file_up_to(request, out, u64::MAX, progress)
+            .await
+    }
+
+    /// [`Session::request_to_file`] for an artifact of at most `max_bytes`: a larger one is
+    /// refused `payload-too-large` from its descriptor, before any byte of it is read or
+    /// anything is written.
+    pub async fn request_to_file_up_to(
+        &self,
+        request: &Frame,
+        out: &Path,
+        max_bytes: u64,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<RequestOutcome, ExchangeError> {
         let (mut send, mut recv) = self.open().await?;
@@ -439,8 +453,20 @@ impl Session {
                 answer: Operation::Push,
             });
         };
+        let within = |()| {
+            if descriptor.size_bytes > max_bytes {
+                return Err(Refusal::new(
+                    RefusalCode::PayloadTooLarge,
+                    format!(
+                        "{} bytes is over this requester's limit of {max_bytes}",
+                        descriptor.size_bytes
+                    ),
+                ));
+            }
+            Ok(())
+        };
         let received = match (
-            served_as_asked(request, &answer, &descriptor),
+            served_as_asked(request, &answer, &descriptor).and_then(within),
             answer.payload(),
         ) {
             (Err(refusal), _) => Err(NotReceived::Refused(refusal)),
