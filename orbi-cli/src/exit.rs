@@ -58,7 +58,10 @@ pub fn terminal_safe(text: &str) -> Cow<'_, str> {
 /// and tab) or a bidirectional override.
 pub fn acts_on_terminal(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 #[cfg(test)]
@@ -67,10 +70,11 @@ mod tests {
 
     #[test]
     fn what_a_terminal_would_act_on_is_written_out() {
-        let hostile = "closed by peer: \u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{7f}\u{202e}txt.exe";
+        let hostile =
+            "closed by peer: \u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{7f}\u{202e}txt.exe\u{61c}";
         assert_eq!(
             terminal_safe(hostile),
-            "closed by peer: \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{9b}31m\\u{7f}\\u{202e}txt.exe"
+            "closed by peer: \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{9b}31m\\u{7f}\\u{202e}txt.exe\\u{61c}"
         );
     }
 

@@ -637,6 +637,17 @@ async fn push_stream(
     Ok(answer)
 }
 
+/// Enough of a file's metadata to tell whether it was replaced: length, modification time
+/// and (on unix) inode; `None` when there is no file.
+fn out_state(path: &Path) -> Option<(u64, Option<std::time::SystemTime>, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.len(), meta.modified().ok(), inode))
+}
+
 /// A `--digest` value: the wire form only, `sha256:` and 43 base64url characters.
 fn digest_arg(text: &str) -> Result<Sha256Digest, CliError> {
     text.parse::<Sha256Digest>()
@@ -684,14 +695,22 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
                 progress.set_length(size);
                 progress.set_position(received)
             };
+            // What --out was before: an interrupt after the verified artifact was renamed into
+            // place (while our answer is still on its way) must not be reported as nothing.
+            let before = out_state(&args.out);
             tokio::select! {
                 outcome = session.request_to_file_up_to(&frame, &args.out, max_bytes, &mut progress) => {
                     outcome.map_err(|err| CliError::new(format!("{peer}: {err}")))
                 }
-                () = wait_for_stop() => Err(CliError::new(format!(
-                    "{peer}: interrupted; nothing was written to {}",
-                    args.out.display()
-                ))),
+                () = wait_for_stop() => Err(CliError::new(if out_state(&args.out) == before {
+                    format!("{peer}: interrupted; nothing was written to {}", args.out.display())
+                } else {
+                    format!(
+                        "{peer}: interrupted after the verified artifact was written to {}; \
+                         the node may not have had our answer",
+                        args.out.display()
+                    )
+                })),
             }
         };
         let outcome = closing(&client, requested).await;

@@ -222,9 +222,86 @@ fn an_interrupted_request_leaves_no_temp_file() {
     assert!(!dir.path().join("out.bin").exists());
 }
 
+#[test]
+fn an_interrupt_after_the_artifact_is_written_says_so() {
+    let rt = runtime();
+    // Credit for the request as it is read, never for the requester's answer: the request
+    // waits there after the verified artifact is renamed into place.
+    let (endpoint, to) = {
+        let _entered = rt.enter();
+        let config = TransportConfig::default();
+        let mut server =
+            server_config_with_alpns(&node_key(), &config, vec![ALPN.to_vec()]).unwrap();
+        let mut transport = config.quinn_transport(true);
+        transport.stream_receive_window(16u8.into());
+        server.transport_config(std::sync::Arc::new(transport));
+        let endpoint = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
+        let addr: SocketAddr = endpoint.local_addr().unwrap();
+        (
+            endpoint,
+            format!("{}@{addr}", node_key().node_id().as_str()),
+        )
+    };
+    rt.spawn(async move {
+        let connection = endpoint.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let request = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let request = Frame::decode(&request).unwrap();
+        write_frame(&mut send, &decision(&request, b"the artifact"))
+            .await
+            .unwrap();
+        let _ = send.finish();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop((recv, connection));
+    });
+    let (dir, key) = workspace();
+    let args = [
+        "inac",
+        "request",
+        "--key",
+        &key,
+        "--to",
+        &to,
+        "--schema",
+        BLOB,
+        "--content-type",
+        OCTETS,
+        "--artifact-id",
+        "blob:one",
+        "--out",
+        "out.bin",
+    ];
+    let request = spawn(dir.path(), &args);
+    let out = dir.path().join("out.bin");
+    let started = Instant::now();
+    while !out.exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no file");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    interrupt(&request);
+    let (code, stderr) = exit_within(request, Duration::from_secs(20)).expect("it stops");
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"the artifact");
+    assert!(
+        stderr.contains("interrupted after the verified artifact was written to out.bin"),
+        "{stderr}"
+    );
+}
+
 /// An archivist that answers the pushed storage request `ingested`, then handles the
 /// decision request with `decide` (which writes to the stream, or not).
 fn archivist(rt: &Runtime, decide: fn(Frame) -> Option<Frame>) -> String {
+    archivist_answering(rt, Verdict::Ingested, decide)
+}
+
+/// [`archivist`] answering the push with `verdict`.
+fn archivist_answering(
+    rt: &Runtime,
+    verdict: Verdict,
+    decide: fn(Frame) -> Option<Frame>,
+) -> String {
     let (endpoint, to) = listener(rt, ALPN);
     rt.spawn(async move {
         let connection = endpoint.accept().await.unwrap().await.unwrap();
@@ -233,7 +310,7 @@ fn archivist(rt: &Runtime, decide: fn(Frame) -> Option<Frame>) -> String {
             .await
             .unwrap();
         let push = Frame::decode(&push).unwrap();
-        let answer = Frame::answer(push.correlation_id(), &Verdict::Ingested);
+        let answer = Frame::answer(push.correlation_id(), &verdict);
         write_frame(&mut send, &answer).await.unwrap();
         let _ = send.finish();
         let (mut send, mut recv) = connection.accept_bi().await.unwrap();
@@ -295,6 +372,33 @@ fn a_submit_whose_decision_is_lost_is_unknown_not_refused() {
         run.stderr
     );
     assert_eq!(run.json["operation"], "ingested", "how far it got");
+    assert!(run.json["decision/unavailable"].is_string(), "{}", run.json);
+}
+
+#[test]
+fn a_stored_submit_without_its_decision_is_unknown_and_a_refused_one_stays_refused() {
+    let rt = runtime();
+    let decline = |request: Frame| {
+        let refusal = orbi_inac::Refusal::new(orbi_types::inac::RefusalCode::PolicyDenied, "none");
+        let verdict = Verdict::refusing(orbi_types::inac::Operation::Request, refusal);
+        Some(Frame::answer(request.correlation_id(), &verdict))
+    };
+    let to = archivist(&rt, decline);
+    let run = submit(&to);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did not serve the decision"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.json["operation"], "ingested");
+
+    // Refused by the push's own answer: the lost decision changes nothing.
+    let refusal = orbi_inac::Refusal::new(orbi_types::inac::RefusalCode::PolicyDenied, "no");
+    let to = archivist_answering(&rt, Verdict::Refuse(refusal), |_| None);
+    let run = submit(&to);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.json["operation"], "refused");
     assert!(run.json["decision/unavailable"].is_string(), "{}", run.json);
 }
 

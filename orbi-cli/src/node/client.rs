@@ -458,8 +458,22 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<Submitted
     );
     let decision_id = decision_id(&descriptor.digest);
     out["decision/id"] = json!(decision_id);
-    // The decision is recorded whatever it says; fetch it to show its reasons. The answer
-    // above is already the verdict, so a failed fetch is reported, not fatal.
+    // The decision is recorded whatever it says; fetch it to show its reasons. A refused push
+    // is refused whatever the fetch gives. A stored one is accepted only by its decision: a
+    // fetch that yields none leaves the outcome unknown (exit 2), not refused.
+    let unknown = |out: Value, lost: CliError| {
+        if stored {
+            Submitted::unknown(out, lost)
+        } else {
+            let mut report = out;
+            report["decision/unavailable"] = json!(lost.to_string());
+            Submitted {
+                accepted: false,
+                report,
+                decision_lost: None,
+            }
+        }
+    };
     match fetch(session, DECISION_SCHEMA, Some(&decision_id)).await {
         Ok(Ok(decision)) => {
             let decision: Value = serde_json::from_slice(&decision).unwrap_or(Value::Null);
@@ -472,14 +486,22 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<Submitted
                     decision["request/id"],
                     asked["request/id"]
                 ));
-                return Ok(Submitted::unknown(out, lost));
+                return Ok(unknown(out, lost));
             }
             out["decision"] = decision;
         }
-        Ok(Err(answer)) => out["decision/unavailable"] = answer,
-        // The transport failed or the node served something else: the archivist may well
-        // have accepted. Not a refusal.
-        Err(lost) => return Ok(Submitted::unknown(out, lost)),
+        Ok(Err(answer)) => {
+            let lost = CliError::new(format!(
+                "{} did not serve the decision: {}",
+                session.peer(),
+                answer["operation"].as_str().unwrap_or("no answer")
+            ));
+            let mut out = unknown(out, lost);
+            out.report["decision/unavailable"] = answer;
+            return Ok(out);
+        }
+        // The transport failed or the node served something else.
+        Err(lost) => return Ok(unknown(out, lost)),
     }
     // Accepted means this node's own decision says so: bytes the store already held (pushed
     // by another requester) are not an acceptance for this one.

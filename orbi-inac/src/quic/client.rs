@@ -18,7 +18,10 @@ use super::{
     ConnectionCode, PeerAddr, SessionId, StreamCode, TransportConfig, TransportError,
     config::{client_config_for_alpn, endpoint},
     identity::peer_node_id,
-    wire::{BodyClock, Late, ReadFrameError, read_frame, write_frame, write_frame_within},
+    wire::{
+        BodyClock, FrameWrite, Late, ReadFrameError, read_frame, write_frame_moving,
+        write_frame_within,
+    },
 };
 use crate::{DecodeError, Descriptor, Frame, FrameBuilder, Payload, Refusal, Verdict};
 
@@ -110,8 +113,8 @@ pub enum Stall {
     /// Opening the exchange: the peer granted no stream within
     /// [`TransportConfig::frame_timeout`].
     Open,
-    /// Sending a control frame: no flow-control credit within
-    /// [`TransportConfig::response_timeout`].
+    /// Sending a control frame: none of it let through within
+    /// [`TransportConfig::frame_timeout`].
     Frame,
     /// Sending body bytes: no progress within [`TransportConfig::stall_timeout`].
     Body,
@@ -127,6 +130,19 @@ impl std::fmt::Display for Stall {
             Stall::Body => "sending the body",
             Stall::Served => "receiving the served body",
         })
+    }
+}
+
+/// How a requester stops the rest of a served exchange once it has judged it (spec §8.7):
+/// `0x0` when taken, `0x1` when refused (the answer says why), `0x2` when it broke the
+/// protocol.
+fn stop_code(verdict: &Verdict) -> StreamCode {
+    match verdict {
+        Verdict::Refuse(refusal) if refusal.code() == RefusalCode::Malformed => {
+            StreamCode::Malformed
+        }
+        Verdict::Refuse(_) => StreamCode::Refused,
+        _ => StreamCode::Done,
     }
 }
 
@@ -506,8 +522,8 @@ impl Session {
             Err(NotReceived::Refused(refusal)) => (Verdict::Refuse(refusal), Ok(())),
         };
         let ours = Frame::answer(answer.correlation_id(), &verdict);
-        let _ = recv.stop(StreamCode::Done.varint());
-        if write_frame_within(&mut send, &ours, self.config.response_timeout).await {
+        let _ = recv.stop(stop_code(&verdict).varint());
+        if write_frame_within(&mut send, &ours, self.config.frame_timeout).await {
             let _ = send.finish();
             let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
         }
@@ -537,19 +553,17 @@ impl Session {
         }
     }
 
-    /// Writes `frame`; a peer that gives it no flow-control credit within the response
-    /// timeout gets the exchange reset with `0x4`.
+    /// Writes `frame`; a peer that lets none of it through for
+    /// [`TransportConfig::frame_timeout`] gets the exchange reset with `0x4`.
     async fn send_frame(&self, send: &mut SendStream, frame: &Frame) -> Result<(), ExchangeError> {
-        let limit = self.config.response_timeout;
-        match tokio::time::timeout(limit, write_frame(send, frame)).await {
-            Ok(written) => written.map_err(write_error),
-            Err(_) => {
-                let _ = send.reset(StreamCode::ResponseTimeout.varint());
-                Err(ExchangeError::Stalled {
-                    waiting: Stall::Frame,
-                    after: limit,
-                })
-            }
+        let idle = self.config.frame_timeout;
+        match write_frame_moving(send, frame, idle).await {
+            FrameWrite::Written => Ok(()),
+            FrameWrite::Failed(error) => Err(write_error(error)),
+            FrameWrite::Stalled => Err(ExchangeError::Stalled {
+                waiting: Stall::Frame,
+                after: idle,
+            }),
         }
     }
 
@@ -593,8 +607,8 @@ impl Session {
             Err(refusal) => Verdict::Refuse(refusal.clone()),
         };
         let ours = Frame::answer(push.correlation_id(), &verdict);
-        let _ = recv.stop(StreamCode::Done.varint());
-        if write_frame_within(&mut send, &ours, self.config.response_timeout).await {
+        let _ = recv.stop(stop_code(&verdict).varint());
+        if write_frame_within(&mut send, &ours, self.config.frame_timeout).await {
             let _ = send.finish();
             let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
         }

@@ -45,7 +45,9 @@ pub struct TransportConfig {
     /// How long a sender waits for the answer after its frame (stream mode: after the body's
     /// FIN), spec `response_timeout_ms` (default 5 s).
     pub response_timeout: Duration,
-    /// How long a listener waits for the initiating frame of an opened exchange (default 30 s).
+    /// How long a listener waits for the initiating frame of an opened exchange, a dialer for
+    /// the peer to grant it a stream, and either side for any byte of a frame it writes to
+    /// move (default 30 s).
     pub frame_timeout: Duration,
     /// A stream body with no progress for this long is reset with `0x6` (default 15 min).
     pub stall_timeout: Duration,

@@ -96,7 +96,7 @@
 //!   one byte per 15 min could hold a transfer (and one of its peer's stream places) for ever.
 //!   A dialer bounds its own waits the same way ([`ExchangeError::Stalled`],
 //!   [`ExchangeError::TooSlow`]): opening an exchange (frame timeout), writing a frame
-//!   (response timeout), every body step.
+//!   (frame timeout without progress), every body step.
 //! - **Durability.** Group commit never answers before the group is durable. With
 //!   [`crate::Durability::Full`] the SQLite ledger commits without syncing and a syncer thread
 //!   `fdatasync`s the WAL once per batch of groups before their answers leave

@@ -621,14 +621,15 @@ async fn exchange(
 }
 
 /// Sends `answer`, finishes the stream and waits (bounded) until the peer has it, so that a
-/// shutdown right after cannot discard it. A peer that gives the answer no flow-control
-/// credit within the response timeout gets the stream reset instead.
+/// shutdown right after cannot discard it. A peer that lets none of the answer through for
+/// [`TransportConfig::frame_timeout`] gets the stream reset `0x4` instead (an honest peer's
+/// connection may be busy with bodies for a while, but it moves).
 pub(super) async fn answer_and_finish(
     send: &mut SendStream,
     answer: &Frame,
     config: &TransportConfig,
 ) {
-    if !write_frame_within(send, answer, config.response_timeout).await {
+    if !write_frame_within(send, answer, config.frame_timeout).await {
         return;
     }
     let _ = send.finish();

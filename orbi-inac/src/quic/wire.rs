@@ -207,20 +207,51 @@ pub async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), qui
     send.write_all(&encode_frame(frame)).await
 }
 
-/// [`write_frame`] for a listener's frame (an answer, a served push): a peer that gives it no
-/// flow-control credit within `timeout` gets the stream reset with `0x4`. Whether it went out.
+/// How a frame write ended ([`write_frame_moving`]).
+#[derive(Debug)]
+pub(crate) enum FrameWrite {
+    /// Every byte went out.
+    Written,
+    /// No byte went out for the idle limit; the stream was reset `0x4`.
+    Stalled,
+    /// The stream or connection failed.
+    Failed(quinn::WriteError),
+}
+
+/// Writes `frame`, giving up (reset `0x4`) only once none of its bytes has gone out for
+/// `idle`: an honest peer's frame may wait behind other streams' bodies for connection credit
+/// for a while, but the connection keeps moving; a peer that grants no credit at all is left.
+pub(crate) async fn write_frame_moving(
+    send: &mut SendStream,
+    frame: &Frame,
+    idle: Duration,
+) -> FrameWrite {
+    let bytes = encode_frame(frame);
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match tokio::time::timeout(idle, send.write(&bytes[sent..])).await {
+            Ok(Ok(n)) => sent += n,
+            Ok(Err(error)) => return FrameWrite::Failed(error),
+            Err(_) => {
+                let _ = send.reset(StreamCode::ResponseTimeout.varint());
+                return FrameWrite::Stalled;
+            }
+        }
+    }
+    FrameWrite::Written
+}
+
+/// [`write_frame_moving`] for a frame whose failure needs no reason (an answer, a served
+/// push): whether it went out.
 pub(crate) async fn write_frame_within(
     send: &mut SendStream,
     frame: &Frame,
-    timeout: Duration,
+    idle: Duration,
 ) -> bool {
-    match tokio::time::timeout(timeout, write_frame(send, frame)).await {
-        Ok(written) => written.is_ok(),
-        Err(_) => {
-            let _ = send.reset(StreamCode::ResponseTimeout.varint());
-            false
-        }
-    }
+    matches!(
+        write_frame_moving(send, frame, idle).await,
+        FrameWrite::Written
+    )
 }
 
 /// The time limits of one stream body, sent or received: each step (a read, a write) must

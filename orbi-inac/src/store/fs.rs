@@ -55,6 +55,7 @@ impl FsStore {
     /// staged bodies for orphans and remove them. [`StoreError::InUse`] if it is held.
     pub fn open_with(root: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let root = root.as_ref().to_owned();
+        let made_root = !root.is_dir();
         fs::create_dir_all(&root).map_err(io_error("create", &root))?;
         let lock_path = root.join(LOCK_FILE);
         let lock = File::options()
@@ -82,11 +83,21 @@ impl FsStore {
         // survive a crash as well as the objects later renamed into them.
         sync_dir(&objects)?;
         sync_dir(&root)?;
-        if let Some(parent) = root
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
+        // The root's own entry, when this open made it. A parent this user may enter but not
+        // list cannot be opened to sync: the store still opens (as it did before this sync).
+        if made_root
+            && let Some(parent) = root
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
         {
-            sync_dir(parent)?;
+            match sync_dir(parent) {
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::PermissionDenied =>
+                {
+                    tracing::debug!(parent = %parent.display(), "cannot sync the store's parent directory");
+                }
+                synced => synced?,
+            }
         }
         let staging = root.join(STAGING);
         let mut orphans_removed = 0;
@@ -478,9 +489,14 @@ mod tests {
     fn opening_syncs_the_directories_it_may_have_made() {
         let dir = tempfile::tempdir().unwrap();
         let before = DIR_SYNCS.with(std::cell::Cell::get);
-        let _store = FsStore::open(dir.path().join("store")).unwrap();
+        let store = FsStore::open(dir.path().join("store")).unwrap();
         // objects/ (the shards), the root (objects/, staging/), its parent (the root).
         assert_eq!(DIR_SYNCS.with(std::cell::Cell::get), before + 3);
+        drop(store);
+        // Reopened, the root's entry is not new: its parent is left alone.
+        let before = DIR_SYNCS.with(std::cell::Cell::get);
+        let _store = FsStore::open(dir.path().join("store")).unwrap();
+        assert_eq!(DIR_SYNCS.with(std::cell::Cell::get), before + 2);
     }
 
     #[test]

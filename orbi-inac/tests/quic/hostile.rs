@@ -438,3 +438,100 @@ async fn an_inline_request_takes_only_what_it_asked_for_and_says_so() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_served_body_refused_unread_is_stopped_with_0x1() {
+    let (listener, peer) = hostile_listener(|_| {});
+    let body = vec![9u8; 1 << 20];
+    let served = tokio::spawn(async move {
+        let connection = listener.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let descriptor = Descriptor::of_bytes(BLOB, OCTETS, &body);
+        let stream_id = VarInt::from(send.id()).into_inner().to_string();
+        let header = Frame::push_stream(&descriptor, &stream_id).build().unwrap();
+        write_frame(&mut send, &header).await.unwrap();
+        let _ = send.write_all(&body).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(10), send.stopped()).await;
+        let answer = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        drop(connection);
+        let stopped = stopped.ok().and_then(Result::ok).flatten();
+        (stopped, Frame::decode(&answer).unwrap())
+    });
+    let (_client, session) = dial(&peer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let request = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&Descriptor::of_bytes(BLOB, OCTETS, &vec![9u8; 1 << 20]).artifact_id)
+        .build()
+        .unwrap();
+    let out = dir.path().join("out.bin");
+    session
+        .request_to_file_up_to(&request, &out, 1000, &mut |_, _| {})
+        .await
+        .unwrap();
+    let (stopped, answer) = served.await.unwrap();
+    assert_eq!(refusal_code(&answer), Some(RefusalCode::PayloadTooLarge));
+    assert_eq!(stopped, Some(StreamCode::Refused.varint()), "spec 8.5: 0x1");
+    assert!(!out.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_beside_bodies_that_fill_the_connection_still_goes_through() {
+    // An honest listener with a slow disk: each of 4 stream bodies is taken at ~160 kB/s, so
+    // the connection's credit frees slowly, and an offer on the same session waits its turn
+    // longer than the response timeout. It moves, so it must not be given up.
+    let (listener, peer) = hostile_listener(|_| {});
+    let server = tokio::spawn(async move {
+        let connection = listener.accept().await.unwrap().await.unwrap();
+        while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+            tokio::spawn(async move {
+                let Ok(frame) = read_frame(&mut recv, Duration::from_secs(60)).await else {
+                    return;
+                };
+                let frame = Frame::decode(&frame).unwrap();
+                if frame.operation() == Operation::Offer {
+                    let refusal = orbi_inac::Refusal::new(RefusalCode::PolicyDenied, "no");
+                    let verdict = orbi_inac::Verdict::refusing(Operation::Offer, refusal);
+                    let answer = Frame::answer(frame.correlation_id(), &verdict);
+                    let _ = write_frame(&mut send, &answer).await;
+                    let _ = send.finish();
+                    let _ = send.stopped().await;
+                    return;
+                }
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(Some(_)) = recv.read(&mut buffer).await {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                }
+            });
+        }
+    });
+    let client = Client::for_peer(&peer, peer_key(), TransportConfig::default()).unwrap();
+    let session = std::sync::Arc::new(client.connect(&peer).await.unwrap());
+    let body = std::sync::Arc::new(vec![7u8; 64 << 20]);
+    let pushes: Vec<_> = (0..4)
+        .map(|_| {
+            let (session, body) = (session.clone(), body.clone());
+            tokio::spawn(async move {
+                let descriptor = Descriptor::of_bytes(BLOB, OCTETS, &body);
+                session
+                    .push_stream(&descriptor, |header| header, &body[..], &mut |_| {})
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for _ in 0..3 {
+        let answered = tokio::time::timeout(Duration::from_secs(60), session.exchange(&offer()))
+            .await
+            .expect("the offer moves");
+        assert_eq!(answered.unwrap().operation(), Operation::Decline);
+    }
+    for push in pushes {
+        push.abort();
+    }
+    server.abort();
+}
