@@ -134,6 +134,11 @@ struct ServeArgs {
     /// that strangers on many addresses cannot keep allowed peers from coming back.
     #[arg(long, value_name = "N")]
     max_unfamiliar_handshakes: Option<usize>,
+    /// The slowest average a stream body may move at, bytes per second, after the 15 min
+    /// stall timeout (default 65536): a slower body is reset, so that a peer trickling bytes
+    /// cannot hold a transfer. Lower it for peers on slow links.
+    #[arg(long, value_name = "BYTES_PER_SECOND")]
+    min_body_rate: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -167,6 +172,10 @@ struct Target {
     /// The artifact's media type.
     #[arg(long)]
     content_type: String,
+    /// The slowest average a stream body may move at, bytes per second, after the 15 min
+    /// stall timeout (default 65536). Lower it on a slow link.
+    #[arg(long, value_name = "BYTES_PER_SECOND")]
+    min_body_rate: Option<u64>,
 }
 
 impl Target {
@@ -174,6 +183,16 @@ impl Target {
         self.to
             .parse()
             .map_err(|err: orbi_inac::quic::PeerAddrError| CliError::new(err.to_string()))
+    }
+
+    /// The dialer's transport settings.
+    fn transport(&self) -> Result<TransportConfig, CliError> {
+        TransportLimits {
+            min_body_rate: self.min_body_rate,
+            ..TransportLimits::default()
+        }
+        .transport("--")
+        .map_err(CliError::new)
     }
 }
 
@@ -316,12 +335,13 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     let kinds = kinds
         .build()
         .map_err(|conflicts| CliError::new(conflicts.to_string()))?;
-    let transport = ConnectionLimits {
+    let transport = TransportLimits {
         total: args.max_connections,
         per_peer: args.max_connections_per_peer,
         per_address: args.max_connections_per_address,
         guests: args.max_guest_connections,
         unfamiliar: args.max_unfamiliar_handshakes,
+        min_body_rate: args.min_body_rate,
     }
     .transport("--")
     .map_err(CliError::new)?;
@@ -470,6 +490,7 @@ fn decorate(
 fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
     let key = read_key(&args.target.key)?;
     let peer = args.target.peer()?;
+    let transport = args.target.transport()?;
     let descriptor = describe(&args)?;
     let passport = args.passport.as_deref().map(read_passport).transpose()?;
     let inline = match args.transfer {
@@ -516,7 +537,7 @@ fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
         .transpose()
         .map_err(|err| CliError::new(format!("cannot build the frame: {err}")))?;
     runtime()?.block_on(async move {
-        let (client, session) = connect(&peer, key).await?;
+        let (client, session) = connect(&peer, key, transport).await?;
         let answer = closing(&client, async {
             match frame {
                 Some(frame) => Ok(session.exchange(&frame).await),
@@ -533,9 +554,10 @@ fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
     })
 }
 
-/// The connection limits a node's operator may set (`None`: the default), for `orbi inac
+/// The transport limits a node's operator may set (`None`: the default), for `orbi inac
 /// serve`'s flags and `node.toml`'s `[inac]` alike.
-pub(crate) struct ConnectionLimits {
+#[derive(Default)]
+pub(crate) struct TransportLimits {
     /// `max-connections`.
     pub total: Option<usize>,
     /// `max-connections-per-peer`.
@@ -546,9 +568,11 @@ pub(crate) struct ConnectionLimits {
     pub guests: Option<usize>,
     /// `max-unfamiliar-handshakes`.
     pub unfamiliar: Option<usize>,
+    /// `min-body-rate`.
+    pub min_body_rate: Option<u64>,
 }
 
-impl ConnectionLimits {
+impl TransportLimits {
     /// The transport settings with these limits, checked; an error names the setting as the
     /// user wrote it: `prefix` then its kebab-case name (`--max-connections`,
     /// `inac.max-connections`).
@@ -564,6 +588,9 @@ impl ConnectionLimits {
             if let Some(value) = value {
                 *field = value;
             }
+        }
+        if let Some(rate) = self.min_body_rate {
+            transport.min_body_rate = rate;
         }
         // Strangers get half of a lowered total unless told otherwise, so that the peers the
         // node knows keep places.
@@ -589,9 +616,13 @@ pub(crate) async fn closing<T>(client: &Client, work: impl std::future::Future<O
     result
 }
 
-async fn connect(peer: &PeerAddr, key: KeyPair) -> Result<(Client, Session), CliError> {
-    let client = Client::for_peer(peer, key, TransportConfig::default())
-        .map_err(|err| CliError::new(err.to_string()))?;
+async fn connect(
+    peer: &PeerAddr,
+    key: KeyPair,
+    transport: TransportConfig,
+) -> Result<(Client, Session), CliError> {
+    let client =
+        Client::for_peer(peer, key, transport).map_err(|err| CliError::new(err.to_string()))?;
     let session = client
         .connect(peer)
         .await
@@ -663,6 +694,7 @@ fn digest_arg(text: &str) -> Result<Sha256Digest, CliError> {
 fn request(args: RequestArgs) -> Result<Outcome, CliError> {
     let key = read_key(&args.target.key)?;
     let peer = args.target.peer()?;
+    let transport = args.target.transport()?;
     // Found out before anything is asked of the peer, not after the whole transfer.
     let out_dir = match args.out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -685,7 +717,7 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
         .map_err(|err| CliError::new(format!("cannot build the request: {err}")))?;
     let max_bytes = args.max_bytes.unwrap_or(u64::MAX);
     runtime()?.block_on(async move {
-        let (client, session) = connect(&peer, key).await?;
+        let (client, session) = connect(&peer, key, transport).await?;
         let bar = progress_bar(0);
         let progress = bar.clone();
         let requested = async {

@@ -449,10 +449,19 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
             "0",
             "--max-unfamiliar-handshakes: must be above zero",
         ),
+        (
+            "--min-body-rate",
+            "0",
+            "--min-body-rate: must be above zero",
+        ),
     ] {
         ws.serve_fails("data", &[flag, value])
             .assert_usage_error(&[named]);
     }
+    let mut args = push_args(&key, &to, &small);
+    args.extend(["--min-body-rate", "0"]);
+    ws.orbi(&args)
+        .assert_usage_error(&["--min-body-rate: must be above zero"]);
 }
 
 #[test]

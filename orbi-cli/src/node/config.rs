@@ -61,6 +61,7 @@ struct RawInac {
     max_connections_per_address: Option<usize>,
     max_guest_connections: Option<usize>,
     max_unfamiliar_handshakes: Option<usize>,
+    min_body_rate: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,12 +205,13 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         Some("relaxed") => Durability::Relaxed,
         Some(other) => return Err(format!("inac.durability: {other:?} is not full or relaxed")),
     };
-    let mut transport = crate::inac::ConnectionLimits {
+    let mut transport = crate::inac::TransportLimits {
         total: raw.inac.max_connections,
         per_peer: raw.inac.max_connections_per_peer,
         per_address: raw.inac.max_connections_per_address,
         guests: raw.inac.max_guest_connections,
         unfamiliar: raw.inac.max_unfamiliar_handshakes,
+        min_body_rate: raw.inac.min_body_rate,
     }
     .transport("inac.")?;
     let mut pod = HostPolicy::default();
@@ -396,6 +398,9 @@ pub fn template(
          # Handshakes in progress from addresses none of those nodes has connected from (above\n\
          # 0). Default: 128; never more than half of what max-guest-connections leaves.\n\
          # max-unfamiliar-handshakes = 128\n\
+         # The slowest average a stream body may move at after 15 min without progress, in\n\
+         # bytes per second (above 0); slower bodies are reset. Lower it for slow links.\n\
+         # min-body-rate = 65536\n\
          # Budgets, e.g.:\n\
          # [[inac.budgets]]\n\
          # schemas = [\"vendor.note.v1\"]\n\
@@ -512,6 +517,13 @@ mod tests {
         assert_eq!(config.transport.unfamiliar_handshake_places(), 25);
         let error = load(&format!("{base}max-unfamiliar-handshakes = 0\n")).unwrap_err();
         assert!(error.contains("inac.max-unfamiliar-handshakes"), "{error}");
+        let config = load(&format!("{base}min-body-rate = 1024\n")).unwrap();
+        assert_eq!(config.transport.min_body_rate, 1024);
+        let error = load(&format!("{base}min-body-rate = 0\n")).unwrap_err();
+        assert!(
+            error.contains("inac.min-body-rate: must be above zero"),
+            "{error}"
+        );
     }
 
     #[test]
