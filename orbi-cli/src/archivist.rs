@@ -45,9 +45,11 @@ enum Command {
     /// Push a storage request to an archivist node over INAC and print its decision.
     ///
     /// Exit 0 when accepted (`ingested`), 1 when refused (`policy-denied` with the decision's
-    /// reason codes), 2 on a usage, I/O or connection error (also when the push was answered
-    /// but the connection failed before its decision could be fetched: the outcome is unknown,
-    /// and the printed answer says how far it got).
+    /// reason codes, or bytes it already held for another requester), 2 on a usage, I/O or
+    /// connection error (also when the push was answered but its decision could not be had:
+    /// the connection failed, the archivist served something else, or did not serve the
+    /// decision of a request it just stored; the outcome is unknown, and the printed answer
+    /// says how far it got).
     Submit(crate::node::client::SubmitArgs),
     /// Fetch archivists' advertisements over INAC, ranked for a request when one is given.
     Discover(crate::node::client::DiscoverArgs),

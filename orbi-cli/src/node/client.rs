@@ -452,15 +452,16 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<Submitted
         .await
         .map_err(|err| CliError::new(format!("push to {}: {err}", session.peer())))?;
     let mut out = answer_json(&answer);
+    let answer_operation = answer.operation();
     let stored = matches!(
-        answer.operation(),
+        answer_operation,
         Operation::Ingested | Operation::AlreadyPresent
     );
     let decision_id = decision_id(&descriptor.digest);
     out["decision/id"] = json!(decision_id);
     // The decision is recorded whatever it says; fetch it to show its reasons. A refused push
     // is refused whatever the fetch gives. A stored one is accepted only by its decision: a
-    // fetch that yields none leaves the outcome unknown (exit 2), not refused.
+    // fetch that fails, or serves something else, leaves the outcome unknown (exit 2).
     let unknown = |out: Value, lost: CliError| {
         if stored {
             Submitted::unknown(out, lost)
@@ -490,7 +491,10 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<Submitted
             }
             out["decision"] = decision;
         }
-        Ok(Err(answer)) => {
+        // Bytes stored for this push have a decision the archivist must show. Bytes it held
+        // already may be another requester's, whose decision stays private: declined, that is
+        // no acceptance for this one.
+        Ok(Err(answer)) if answer_operation == Operation::Ingested => {
             let lost = CliError::new(format!(
                 "{} did not serve the decision: {}",
                 session.peer(),
@@ -500,6 +504,7 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<Submitted
             out.report["decision/unavailable"] = answer;
             return Ok(out);
         }
+        Ok(Err(answer)) => out["decision/unavailable"] = answer,
         // The transport failed or the node served something else.
         Err(lost) => return Ok(unknown(out, lost)),
     }
