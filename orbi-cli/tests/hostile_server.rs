@@ -54,15 +54,47 @@ fn runtime() -> Runtime {
 
 /// A listener proving the node key for `alpn`, and `NODE_ID@ADDR` to dial it.
 fn listener(rt: &Runtime, alpn: &[u8]) -> (quinn::Endpoint, String) {
+    listener_shaped(rt, alpn, |_| {})
+}
+
+/// [`listener`] with `shape`d transport parameters.
+fn listener_shaped(
+    rt: &Runtime,
+    alpn: &[u8],
+    shape: impl FnOnce(&mut quinn::TransportConfig),
+) -> (quinn::Endpoint, String) {
     let _entered = rt.enter();
     let config = TransportConfig::default();
-    let server = server_config_with_alpns(&node_key(), &config, vec![alpn.to_vec()]).unwrap();
+    let mut server = server_config_with_alpns(&node_key(), &config, vec![alpn.to_vec()]).unwrap();
+    let mut transport = config.quinn_transport(true);
+    shape(&mut transport);
+    server.transport_config(std::sync::Arc::new(transport));
     let endpoint = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
     let addr: SocketAddr = endpoint.local_addr().unwrap();
     (
         endpoint,
         format!("{}@{addr}", node_key().node_id().as_str()),
     )
+}
+
+/// `orbi inac request` for `blob:one` into `out.bin`.
+fn request_args<'a>(key: &'a str, to: &'a str) -> [&'a str; 14] {
+    [
+        "inac",
+        "request",
+        "--key",
+        key,
+        "--to",
+        to,
+        "--schema",
+        BLOB,
+        "--content-type",
+        OCTETS,
+        "--artifact-id",
+        "blob:one",
+        "--out",
+        "out.bin",
+    ]
 }
 
 /// A pod node that answers the first artifact with `answer`, then, with `close`, ends the
@@ -176,23 +208,7 @@ fn an_interrupted_request_leaves_no_temp_file() {
         drop(connection);
     });
     let (dir, key) = workspace();
-    let args = [
-        "inac",
-        "request",
-        "--key",
-        &key,
-        "--to",
-        &to,
-        "--schema",
-        BLOB,
-        "--content-type",
-        OCTETS,
-        "--artifact-id",
-        "blob:one",
-        "--out",
-        "out.bin",
-    ];
-    let request = spawn(dir.path(), &args);
+    let request = spawn(dir.path(), &request_args(&key, &to));
     let temp_files = || -> Vec<PathBuf> {
         std::fs::read_dir(dir.path())
             .unwrap()
@@ -227,21 +243,9 @@ fn an_interrupt_after_the_artifact_is_written_says_so() {
     let rt = runtime();
     // Credit for the request as it is read, never for the requester's answer: the request
     // waits there after the verified artifact is renamed into place.
-    let (endpoint, to) = {
-        let _entered = rt.enter();
-        let config = TransportConfig::default();
-        let mut server =
-            server_config_with_alpns(&node_key(), &config, vec![ALPN.to_vec()]).unwrap();
-        let mut transport = config.quinn_transport(true);
+    let (endpoint, to) = listener_shaped(&rt, ALPN, |transport| {
         transport.stream_receive_window(16u8.into());
-        server.transport_config(std::sync::Arc::new(transport));
-        let endpoint = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
-        let addr: SocketAddr = endpoint.local_addr().unwrap();
-        (
-            endpoint,
-            format!("{}@{addr}", node_key().node_id().as_str()),
-        )
-    };
+    });
     rt.spawn(async move {
         let connection = endpoint.accept().await.unwrap().await.unwrap();
         let (mut send, mut recv) = connection.accept_bi().await.unwrap();
@@ -257,23 +261,7 @@ fn an_interrupt_after_the_artifact_is_written_says_so() {
         drop((recv, connection));
     });
     let (dir, key) = workspace();
-    let args = [
-        "inac",
-        "request",
-        "--key",
-        &key,
-        "--to",
-        &to,
-        "--schema",
-        BLOB,
-        "--content-type",
-        OCTETS,
-        "--artifact-id",
-        "blob:one",
-        "--out",
-        "out.bin",
-    ];
-    let request = spawn(dir.path(), &args);
+    let request = spawn(dir.path(), &request_args(&key, &to));
     let out = dir.path().join("out.bin");
     let started = Instant::now();
     while !out.exists() {
