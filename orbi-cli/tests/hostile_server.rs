@@ -77,6 +77,23 @@ fn listener_shaped(
     )
 }
 
+/// Accepts the first connection and its first exchange, and reads the exchange's frame.
+async fn first_exchange(
+    endpoint: &quinn::Endpoint,
+) -> (
+    quinn::Connection,
+    quinn::SendStream,
+    quinn::RecvStream,
+    Frame,
+) {
+    let connection = endpoint.accept().await.unwrap().await.unwrap();
+    let (send, mut recv) = connection.accept_bi().await.unwrap();
+    let frame = read_frame(&mut recv, Duration::from_secs(10))
+        .await
+        .unwrap();
+    (connection, send, recv, Frame::decode(&frame).unwrap())
+}
+
 /// `orbi inac request` for `blob:one` into `out.bin`.
 fn request_args<'a>(key: &'a str, to: &'a str) -> [&'a str; 14] {
     [
@@ -247,12 +264,7 @@ fn an_interrupt_after_the_artifact_is_written_says_so() {
         transport.stream_receive_window(16u8.into());
     });
     rt.spawn(async move {
-        let connection = endpoint.accept().await.unwrap().await.unwrap();
-        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
-        let request = read_frame(&mut recv, Duration::from_secs(10))
-            .await
-            .unwrap();
-        let request = Frame::decode(&request).unwrap();
+        let (connection, mut send, recv, request) = first_exchange(&endpoint).await;
         write_frame(&mut send, &decision(&request, b"the artifact"))
             .await
             .unwrap();
@@ -292,12 +304,7 @@ fn archivist_answering(
 ) -> String {
     let (endpoint, to) = listener(rt, ALPN);
     rt.spawn(async move {
-        let connection = endpoint.accept().await.unwrap().await.unwrap();
-        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
-        let push = read_frame(&mut recv, Duration::from_secs(10))
-            .await
-            .unwrap();
-        let push = Frame::decode(&push).unwrap();
+        let (connection, mut send, _recv, push) = first_exchange(&endpoint).await;
         let answer = Frame::answer(push.correlation_id(), &verdict);
         write_frame(&mut send, &answer).await.unwrap();
         let _ = send.finish();
