@@ -114,7 +114,8 @@ pub enum Stall {
     /// [`TransportConfig::frame_timeout`].
     Open,
     /// Sending a control frame: none of it let through within
-    /// [`TransportConfig::frame_timeout`].
+    /// [`TransportConfig::frame_timeout`], or not all of it by its deadline (the frame timeout
+    /// plus its length at [`TransportConfig::min_body_rate`]).
     Frame,
     /// Sending body bytes: no progress within [`TransportConfig::stall_timeout`].
     Body,
@@ -523,7 +524,7 @@ impl Session {
         };
         let ours = Frame::answer(answer.correlation_id(), &verdict);
         let _ = recv.stop(stop_code(&verdict).varint());
-        if write_frame_within(&mut send, &ours, self.config.frame_timeout).await {
+        if write_frame_within(&mut send, &ours, &self.config).await {
             let _ = send.finish();
             let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
         }
@@ -554,10 +555,11 @@ impl Session {
     }
 
     /// Writes `frame`; a peer that lets none of it through for
-    /// [`TransportConfig::frame_timeout`] gets the exchange reset with `0x4`.
+    /// [`TransportConfig::frame_timeout`], or trickles it past its deadline, gets the exchange
+    /// reset with `0x4`.
     async fn send_frame(&self, send: &mut SendStream, frame: &Frame) -> Result<(), ExchangeError> {
         let idle = self.config.frame_timeout;
-        match write_frame_moving(send, frame, idle).await {
+        match write_frame_moving(send, frame, &self.config).await {
             FrameWrite::Written => Ok(()),
             FrameWrite::Failed(error) => Err(write_error(error)),
             FrameWrite::Stalled => Err(ExchangeError::Stalled {
@@ -608,7 +610,7 @@ impl Session {
         };
         let ours = Frame::answer(push.correlation_id(), &verdict);
         let _ = recv.stop(stop_code(&verdict).varint());
-        if write_frame_within(&mut send, &ours, self.config.frame_timeout).await {
+        if write_frame_within(&mut send, &ours, &self.config).await {
             let _ = send.finish();
             let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
         }
@@ -855,26 +857,27 @@ async fn write_verified(
     file.flush().await.map_err(unavailable)?;
     file.sync_all().await.map_err(unavailable)?;
     drop(file);
-    let out = out.to_owned();
-    tokio::task::spawn_blocking(move || persist_durably(path, &out, &parent))
+    // The rename happens here, within this poll, so that a caller who stops waiting (Ctrl-C)
+    // either finds the file renamed or never renamed; only the directory sync, which changes
+    // nothing a reader sees, runs on.
+    path.persist(out)
+        .map_err(|error| unavailable(error.error))?;
+    tokio::task::spawn_blocking(move || sync_parent(&parent))
         .await
-        .map_err(|_| unavailable(std::io::Error::other("the rename task failed")))?
+        .map_err(|_| unavailable(std::io::Error::other("the directory sync task failed")))?
         .map_err(unavailable)?;
     Ok(())
 }
 
+/// Directory syncs made (tests only; one test in this crate receives artifacts).
 #[cfg(test)]
-thread_local! {
-    /// Directory syncs made on this thread (tests only).
-    static DIR_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
+static DIR_SYNCS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Renames the synced `temp` to `out` and syncs `dir` (their directory), so that the name
+/// Syncs `dir`, the directory a received artifact was renamed into, so that its name
 /// survives a crash too before the peer is told `ingested`.
-fn persist_durably(temp: tempfile::TempPath, out: &Path, dir: &Path) -> std::io::Result<()> {
-    temp.persist(out).map_err(|error| error.error)?;
+fn sync_parent(dir: &Path) -> std::io::Result<()> {
     #[cfg(test)]
-    DIR_SYNCS.with(|syncs| syncs.set(syncs.get() + 1));
+    DIR_SYNCS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     // Only unix can open a directory to sync it.
     if cfg!(unix) {
         std::fs::File::open(dir)?.sync_all()?;
@@ -887,16 +890,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_received_artifact_is_renamed_into_place_and_its_directory_synced() {
+    fn a_received_artifact_is_written_renamed_and_its_directory_synced() {
         let dir = tempfile::tempdir().unwrap();
-        let temp = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
-        std::fs::write(temp.path(), b"bytes").unwrap();
         let out = dir.path().join("out.bin");
-        let before = DIR_SYNCS.with(std::cell::Cell::get);
-        persist_durably(temp.into_temp_path(), &out, dir.path()).unwrap();
-        assert_eq!(DIR_SYNCS.with(std::cell::Cell::get), before + 1);
-        assert_eq!(std::fs::read(&out).unwrap(), b"bytes");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let descriptor = Descriptor::of_bytes("vendor.blob.v1", "application/octet-stream", b"x");
+        let syncs = || DIR_SYNCS.load(std::sync::atomic::Ordering::SeqCst);
+        let before = syncs();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(write_verified(&out, &descriptor, Source::Memory(b"x")))
+            .map_err(|_| "refused")
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"x");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file"
+        );
+        assert_eq!(
+            syncs(),
+            before + 1,
+            "the directory was synced before the answer"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub(super) async fn serve_request(
             return;
         }
     };
-    if !write_frame_within(send, &push, config.frame_timeout).await {
+    if !write_frame_within(send, &push, config).await {
         return;
     }
     if !serve.is_inline() {

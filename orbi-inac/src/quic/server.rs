@@ -629,7 +629,7 @@ pub(super) async fn answer_and_finish(
     answer: &Frame,
     config: &TransportConfig,
 ) {
-    if !write_frame_within(send, answer, config.frame_timeout).await {
+    if !write_frame_within(send, answer, config).await {
         return;
     }
     let _ = send.finish();

@@ -212,24 +212,32 @@ pub async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), qui
 pub(crate) enum FrameWrite {
     /// Every byte went out.
     Written,
-    /// No byte went out for the idle limit; the stream was reset `0x4`.
+    /// No byte went out for the frame timeout, or the frame missed its deadline; the stream
+    /// was reset `0x4`.
     Stalled,
     /// The stream or connection failed.
     Failed(quinn::WriteError),
 }
 
-/// Writes `frame`, giving up (reset `0x4`) only once none of its bytes has gone out for
-/// `idle`: an honest peer's frame may wait behind other streams' bodies for connection credit
-/// for a while, but the connection keeps moving; a peer that grants no credit at all is left.
+/// Writes `frame` under the limits of a body of its length, with
+/// [`TransportConfig::frame_timeout`] as the time a step may take: an honest peer's frame may
+/// wait behind other streams' bodies for connection credit a while (the connection keeps
+/// moving), while a peer that grants no credit, or a byte of it at a time, is left by the
+/// frame's deadline (frame timeout + length at [`TransportConfig::min_body_rate`]).
 pub(crate) async fn write_frame_moving(
     send: &mut SendStream,
     frame: &Frame,
-    idle: Duration,
+    config: &TransportConfig,
 ) -> FrameWrite {
     let bytes = encode_frame(frame);
+    let clock = BodyClock::new(
+        config.frame_timeout,
+        config.min_body_rate,
+        bytes.len() as u64,
+    );
     let mut sent = 0;
     while sent < bytes.len() {
-        match tokio::time::timeout(idle, send.write(&bytes[sent..])).await {
+        match clock.step(send.write(&bytes[sent..])).await {
             Ok(Ok(n)) => sent += n,
             Ok(Err(error)) => return FrameWrite::Failed(error),
             Err(_) => {
@@ -246,10 +254,10 @@ pub(crate) async fn write_frame_moving(
 pub(crate) async fn write_frame_within(
     send: &mut SendStream,
     frame: &Frame,
-    idle: Duration,
+    config: &TransportConfig,
 ) -> bool {
     matches!(
-        write_frame_moving(send, frame, idle).await,
+        write_frame_moving(send, frame, config).await,
         FrameWrite::Written
     )
 }
@@ -274,18 +282,20 @@ pub(crate) enum Late {
 impl BodyClock {
     /// The clock of a body of `size` bytes starting now.
     pub(crate) fn start(config: &TransportConfig, size: u64) -> Self {
-        let at_min_rate =
-            Duration::from_millis(size.saturating_mul(1000) / config.min_body_rate.max(1));
-        let allowed = config.stall_timeout.saturating_add(at_min_rate);
+        Self::new(config.stall_timeout, config.min_body_rate, size)
+    }
+
+    /// A clock whose steps may take `stall` each, and whose `size` bytes must be done within
+    /// `stall` plus their time at `min_rate` bytes per second.
+    pub(crate) fn new(stall: Duration, min_rate: u64, size: u64) -> Self {
+        let at_min_rate = Duration::from_millis(size.saturating_mul(1000) / min_rate.max(1));
+        let allowed = stall.saturating_add(at_min_rate);
         let now = tokio::time::Instant::now();
         // Beyond what an Instant can hold, a century is as good as forever.
         let deadline = now
             .checked_add(allowed)
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-        BodyClock {
-            stall: config.stall_timeout,
-            deadline,
-        }
+        BodyClock { stall, deadline }
     }
 
     /// Runs one step of the body within both limits.

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use orbi_inac::{
     Descriptor, Frame,
     quic::{
-        Client, ExchangeError, InlineOutcome, PeerAddr, Session, Stall, StreamCode,
+        Client, ExchangeError, InlineOutcome, PeerAddr, RequestOutcome, Session, Stall, StreamCode,
         TransportConfig,
         config::{endpoint, server_config},
         wire::{read_frame, write_frame},
@@ -477,10 +477,13 @@ async fn a_served_body_refused_unread_is_stopped_with_0x1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_beside_bodies_that_fill_the_connection_still_goes_through() {
-    // An honest listener with a slow disk: each of 4 stream bodies is taken at ~160 kB/s, so
-    // the connection's credit frees slowly, and an offer on the same session waits its turn
-    // longer than the response timeout. It moves, so it must not be given up.
-    let (listener, peer) = hostile_listener(|_| {});
+    // An honest listener with a slow disk: a 4 MiB connection window, and each of 4 stream
+    // bodies taken 8 KiB per 400 ms, so the connection's credit comes back in steps seconds
+    // apart and an offer on the same session waits its turn longer than the response
+    // timeout. It moves, so it must not be given up.
+    let (listener, peer) = hostile_listener(|transport| {
+        transport.receive_window(VarInt::from_u32(4 << 20));
+    });
     let server = tokio::spawn(async move {
         let connection = listener.accept().await.unwrap().await.unwrap();
         while let Ok((mut send, mut recv)) = connection.accept_bi().await {
@@ -498,7 +501,7 @@ async fn an_offer_beside_bodies_that_fill_the_connection_still_goes_through() {
                     let _ = send.stopped().await;
                     return;
                 }
-                let mut buffer = vec![0u8; 64 * 1024];
+                let mut buffer = vec![0u8; 8 * 1024];
                 while let Ok(Some(_)) = recv.read(&mut buffer).await {
                     tokio::time::sleep(Duration::from_millis(400)).await;
                 }
@@ -507,7 +510,7 @@ async fn an_offer_beside_bodies_that_fill_the_connection_still_goes_through() {
     });
     let client = Client::for_peer(&peer, peer_key(), TransportConfig::default()).unwrap();
     let session = std::sync::Arc::new(client.connect(&peer).await.unwrap());
-    let body = std::sync::Arc::new(vec![7u8; 64 << 20]);
+    let body = std::sync::Arc::new(vec![7u8; 8 << 20]);
     let pushes: Vec<_> = (0..4)
         .map(|_| {
             let (session, body) = (session.clone(), body.clone());
@@ -519,15 +522,132 @@ async fn an_offer_beside_bodies_that_fill_the_connection_still_goes_through() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for _ in 0..3 {
-        let answered = tokio::time::timeout(Duration::from_secs(60), session.exchange(&offer()))
-            .await
-            .expect("the offer moves");
-        assert_eq!(answered.unwrap().operation(), Operation::Decline);
-    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let answered = tokio::time::timeout(Duration::from_secs(60), session.exchange(&offer()))
+        .await
+        .expect("the offer moves");
+    assert_eq!(answered.unwrap().operation(), Operation::Decline);
+    let waited = started.elapsed();
     for push in pushes {
         push.abort();
     }
     server.abort();
+    assert!(
+        waited > TransportConfig::default().response_timeout,
+        "the case needs an offer that waits longer than the response timeout: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_listener_that_takes_a_frame_a_byte_at_a_time_is_left_by_its_deadline() {
+    // 8 bytes of stream credit, then one byte taken every 300 ms: always inside the frame
+    // timeout, never near the frame's deadline.
+    let (listener, peer) = hostile_listener(|transport| {
+        transport.stream_receive_window(VarInt::from_u32(8));
+    });
+    let held = tokio::spawn(async move {
+        let connection = listener.accept().await.unwrap().await.unwrap();
+        let (_send, mut recv) = connection.accept_bi().await.unwrap();
+        let mut byte = [0u8; 1];
+        loop {
+            match recv.read(&mut byte).await {
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(300)).await,
+                Ok(None) => return None,
+                Err(quinn::ReadError::Reset(code)) => return Some(code),
+                Err(_) => return None,
+            }
+            let _ = &connection;
+        }
+    });
+    let (_client, session) = dial(&peer).await;
+    let error = error_of(session.exchange(&offer())).await;
+    assert_eq!(stalled_on(&error), Some(Stall::Frame), "{error}");
+    assert_eq!(
+        held.await.unwrap(),
+        Some(StreamCode::ResponseTimeout.varint())
+    );
+}
+
+#[tokio::test]
+async fn a_served_body_longer_than_declared_is_stopped_with_0x2() {
+    let (listener, peer) = hostile_listener(|_| {});
+    let body = vec![9u8; 1000];
+    let served = tokio::spawn(async move {
+        let (connection, mut send, _recv, _request) = first_exchange(&listener).await;
+        send_push_header(&mut send, &body).await;
+        // Twice the declared bytes, and the stream left open for the requester's stop.
+        let _ = send.write_all(&body).await;
+        let _ = send.write_all(&body).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(10), send.stopped()).await;
+        drop(connection);
+        stopped.ok().and_then(Result::ok).flatten()
+    });
+    let (_client, session) = dial(&peer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let request = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&Descriptor::of_bytes(BLOB, OCTETS, &[9u8; 1000]).artifact_id)
+        .build()
+        .unwrap();
+    let out = dir.path().join("out.bin");
+    let outcome = session
+        .request_to_file(&request, &out, &mut |_, _| {})
+        .await
+        .unwrap();
+    let RequestOutcome::Received { answer, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(refusal_code(&answer), Some(RefusalCode::Malformed));
+    assert_eq!(
+        served.await.unwrap(),
+        Some(StreamCode::Malformed.varint()),
+        "0x2"
+    );
+    assert!(!out.exists());
+}
+
+#[tokio::test]
+async fn a_dialer_that_takes_an_answer_a_byte_at_a_time_is_left_by_its_deadline() {
+    use orbi_inac::quic::{ALPN, config::client_config_for_alpn};
+
+    use crate::common::{Setup, inline_push};
+    // A real node with short limits; a raw dialer granting 8 bytes of credit and taking one
+    // byte of the answer every 300 ms: inside the frame timeout, never near its deadline.
+    let node = Setup::new()
+        .transport(|t| {
+            t.frame_timeout = Duration::from_millis(700);
+            t.response_timeout = Duration::from_millis(700);
+        })
+        .start();
+    let config = TransportConfig::default();
+    let mut dial =
+        client_config_for_alpn(Some(&peer_key()), &node_key().node_id(), &config, ALPN).unwrap();
+    let mut transport = config.quinn_transport(false);
+    transport.stream_receive_window(VarInt::from_u32(8));
+    dial.transport_config(std::sync::Arc::new(transport));
+    let client = endpoint("127.0.0.1:0".parse().unwrap(), None, &config).unwrap();
+    let connection = client
+        .connect_with(dial, node.addr(), "inac")
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    write_frame(&mut send, &inline_push(b"{}", "k-drip"))
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    let mut byte = [0u8; 1];
+    let started = std::time::Instant::now();
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), recv.read(&mut byte)).await {
+            Ok(Ok(Some(_))) => tokio::time::sleep(Duration::from_millis(300)).await,
+            Ok(outcome) => break outcome,
+            Err(_) => panic!("the node still writes its answer after 10 s"),
+        }
+    };
+    assert!(
+        matches!(ended, Err(quinn::ReadError::Reset(code)) if code == StreamCode::ResponseTimeout.varint()),
+        "{ended:?} after {:?}",
+        started.elapsed()
+    );
 }
