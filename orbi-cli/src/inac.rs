@@ -884,3 +884,47 @@ fn store_list(data_dir: &Path) -> Result<Outcome, CliError> {
     print_json(&Value::Array(objects));
     Ok(Outcome::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_min_body_rate_reaches_the_transport_of_serve_and_of_a_dialer() {
+        let limits = TransportLimits {
+            min_body_rate: Some(4096),
+            ..TransportLimits::default()
+        };
+        assert_eq!(limits.transport("--").unwrap().min_body_rate, 4096);
+        assert_eq!(
+            TransportLimits::default()
+                .transport("--")
+                .unwrap()
+                .min_body_rate,
+            TransportConfig::default().min_body_rate
+        );
+
+        #[derive(Parser)]
+        struct Dial {
+            #[command(flatten)]
+            target: Target,
+        }
+        let dial = Dial::try_parse_from([
+            "orbi",
+            "--key",
+            "k.json",
+            "--to",
+            "x@127.0.0.1:1",
+            "--schema",
+            "s.v1",
+            "--content-type",
+            "t/t",
+            "--min-body-rate",
+            "2048",
+        ])
+        .unwrap();
+        assert_eq!(dial.target.transport().unwrap().min_body_rate, 2048);
+    }
+}
