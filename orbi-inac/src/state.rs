@@ -54,10 +54,16 @@ impl NodeState {
     /// Opens (creating if needed) the state in `dir` for a serving node; staged bodies left by
     /// a crash are removed.
     pub fn open(dir: &Path, durability: Durability) -> Result<NodeState, StateError> {
+        let made = !dir.is_dir();
         std::fs::create_dir_all(dir).map_err(|source| StateError::Create {
             path: dir.to_owned(),
             source,
         })?;
+        // The new directory's own entry: without it a crash could lose the whole state,
+        // answered decisions included.
+        if made && durability == Durability::Full {
+            crate::store::sync_new_entry(dir)?;
+        }
         // The store's lock first: a second node on this directory is refused before it
         // touches (or migrates) the running node's ledger.
         let files = FsStore::open_with(dir.join(Self::STORE_DIR), durability)?;
@@ -84,5 +90,24 @@ impl NodeState {
             store: HybridStore::new(files, &ledger, Self::SMALL_OBJECT_MAX),
             ledger,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_state_directory_has_its_entry_synced_once() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("node");
+        let before = crate::store::dir_syncs();
+        let state = NodeState::open(&dir, Durability::Full).unwrap();
+        // The node directory's entry, then the store's (objects/, the store root, its entry).
+        assert_eq!(crate::store::dir_syncs(), before + 4);
+        drop(state);
+        let before = crate::store::dir_syncs();
+        let _state = NodeState::open(&dir, Durability::Full).unwrap();
+        assert_eq!(crate::store::dir_syncs(), before + 2, "nothing new to sync");
     }
 }

@@ -85,19 +85,8 @@ impl FsStore {
         sync_dir(&root)?;
         // The root's own entry, when this open made it. A parent this user may enter but not
         // list cannot be opened to sync: the store still opens (as it did before this sync).
-        if made_root
-            && let Some(parent) = root
-                .parent()
-                .filter(|parent| !parent.as_os_str().is_empty())
-        {
-            match sync_dir(parent) {
-                Err(StoreError::Io { source, .. })
-                    if source.kind() == io::ErrorKind::PermissionDenied =>
-                {
-                    tracing::debug!(parent = %parent.display(), "cannot sync the store's parent directory");
-                }
-                synced => synced?,
-            }
+        if made_root {
+            sync_new_entry(&root)?;
         }
         let staging = root.join(STAGING);
         let mut orphans_removed = 0;
@@ -161,6 +150,33 @@ impl FsStore {
 thread_local! {
     /// Directory syncs made on this thread (tests only).
     static DIR_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Syncs the directory holding `made`, a directory this process just created, so that its
+/// entry survives a crash too. A parent this user may enter but not list cannot be opened to
+/// sync; that is tolerated (nothing worked there before this sync either).
+pub(crate) fn sync_new_entry(made: &Path) -> Result<(), StoreError> {
+    let Some(parent) = made.parent() else {
+        return Ok(());
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    match sync_dir(parent) {
+        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
+            tracing::debug!(parent = %parent.display(), "cannot sync a new directory's parent");
+            Ok(())
+        }
+        synced => synced,
+    }
+}
+
+/// Directory syncs made on this thread (tests only).
+#[cfg(test)]
+pub(crate) fn dir_syncs() -> usize {
+    DIR_SYNCS.with(std::cell::Cell::get)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
