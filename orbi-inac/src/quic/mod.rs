@@ -96,7 +96,11 @@
 //!   one byte per 15 min could hold a transfer (and one of its peer's stream places) for ever.
 //!   A dialer bounds its own waits the same way ([`ExchangeError::Stalled`],
 //!   [`ExchangeError::TooSlow`]): opening an exchange (frame timeout), writing a frame
-//!   (frame timeout without progress), every body step.
+//!   (frame timeout without progress, and the frame's own deadline), every body step. A
+//!   frame shares the connection's flow-control credit with the bodies on it, first come
+//!   first served: behind bodies to a receiver slower than the sender, a frame that gets no
+//!   credit for the frame timeout is reset like a stalled one (retry it, or push fewer
+//!   bodies at once to that node).
 //! - **Durability.** Group commit never answers before the group is durable. With
 //!   [`crate::Durability::Full`] the SQLite ledger commits without syncing and a syncer thread
 //!   `fdatasync`s the WAL once per batch of groups before their answers leave
