@@ -456,19 +456,14 @@ impl Session {
         max_bytes: u64,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<RequestOutcome, ExchangeError> {
-        let (mut send, mut recv) = self.open().await?;
-        self.send_frame(&mut send, request).await?;
-        let answer = self
-            .answer(&mut send, &mut recv, Operation::Request)
-            .await?;
-        if answer.operation() != Operation::Push {
-            return Ok(RequestOutcome::Answered(Box::new(answer)));
-        }
-        let Some(descriptor) = answer.descriptor() else {
-            return Err(ExchangeError::UnexpectedAnswer {
-                initiating: Operation::Request,
-                answer: Operation::Push,
-            });
+        let Served {
+            mut send,
+            mut recv,
+            push: answer,
+            descriptor,
+        } = match self.send_request(request).await? {
+            Ok(served) => served,
+            Err(answer) => return Ok(RequestOutcome::Answered(answer)),
         };
         let within = |()| {
             if descriptor.size_bytes > max_bytes {
@@ -522,12 +517,9 @@ impl Session {
             }
             Err(NotReceived::Refused(refusal)) => (Verdict::Refuse(refusal), Ok(())),
         };
-        let ours = Frame::answer(answer.correlation_id(), &verdict);
-        let _ = recv.stop(stop_code(&verdict).varint());
-        if write_frame_within(&mut send, &ours, &self.config).await {
-            let _ = send.finish();
-            let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
-        }
+        let ours = self
+            .answer_served(&mut send, &mut recv, &answer, &verdict)
+            .await;
         match result {
             Ok(()) => Ok(RequestOutcome::Received {
                 push: Box::new(answer),
@@ -575,19 +567,14 @@ impl Session {
     /// The peer gets this side's answer (`ingested` or `refused`) either way; a stream body
     /// is refused unread.
     pub async fn request_inline(&self, request: &Frame) -> Result<InlineOutcome, ExchangeError> {
-        let (mut send, mut recv) = self.open().await?;
-        self.send_frame(&mut send, request).await?;
-        let push = self
-            .answer(&mut send, &mut recv, Operation::Request)
-            .await?;
-        if push.operation() != Operation::Push {
-            return Ok(InlineOutcome::Answered(Box::new(push)));
-        }
-        let Some(descriptor) = push.descriptor() else {
-            return Err(ExchangeError::UnexpectedAnswer {
-                initiating: Operation::Request,
-                answer: Operation::Push,
-            });
+        let Served {
+            mut send,
+            mut recv,
+            push,
+            descriptor,
+        } = match self.send_request(request).await? {
+            Ok(served) => served,
+            Err(answer) => return Ok(InlineOutcome::Answered(answer)),
         };
         let checked =
             served_as_asked(request, &push, &descriptor).and_then(|()| match push.inline_bytes() {
@@ -608,17 +595,60 @@ impl Session {
             Ok(_) => Verdict::Ingested,
             Err(refusal) => Verdict::Refuse(refusal.clone()),
         };
-        let ours = Frame::answer(push.correlation_id(), &verdict);
-        let _ = recv.stop(stop_code(&verdict).varint());
-        if write_frame_within(&mut send, &ours, &self.config).await {
-            let _ = send.finish();
-            let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
-        }
+        self.answer_served(&mut send, &mut recv, &push, &verdict)
+            .await;
         let push = Box::new(push);
         Ok(match checked {
             Ok(bytes) => InlineOutcome::Received { push, bytes },
             Err(refusal) => InlineOutcome::Refused { push, refusal },
         })
+    }
+
+    /// Opens an exchange for `request` and reads the answer: the served push with its
+    /// descriptor and the exchange's halves, or (`Err`) an answer without the artifact.
+    async fn send_request(
+        &self,
+        request: &Frame,
+    ) -> Result<Result<Served, Box<Frame>>, ExchangeError> {
+        let (mut send, mut recv) = self.open().await?;
+        self.send_frame(&mut send, request).await?;
+        let push = self
+            .answer(&mut send, &mut recv, Operation::Request)
+            .await?;
+        if push.operation() != Operation::Push {
+            return Ok(Err(Box::new(push)));
+        }
+        let Some(descriptor) = push.descriptor() else {
+            return Err(ExchangeError::UnexpectedAnswer {
+                initiating: Operation::Request,
+                answer: Operation::Push,
+            });
+        };
+        Ok(Ok(Served {
+            send,
+            recv,
+            push,
+            descriptor,
+        }))
+    }
+
+    /// Ends a served exchange with this side's `verdict`: stops what is left of the body
+    /// (spec §8.7 code), answers, and waits (bounded) until the peer has the answer.
+    /// Returns the answer.
+    async fn answer_served(
+        &self,
+        send: &mut SendStream,
+        recv: &mut RecvStream,
+        push: &Frame,
+        verdict: &Verdict,
+    ) -> Frame {
+        let ours = Frame::answer(push.correlation_id(), verdict);
+        let _ = recv.stop(stop_code(verdict).varint());
+        if write_frame_within(send, &ours, &self.config).await {
+            let _ = send.finish();
+            let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;
+        }
+        ours
     }
 
     /// Reads the answer to `initiating` within the response timeout; on timeout the exchange
@@ -742,6 +772,14 @@ fn served_as_asked(request: &Frame, push: &Frame, served: &Descriptor) -> Result
         return not_asked(format!("correlation/id {:?}", push.correlation_id()));
     }
     Ok(())
+}
+
+/// A `push` a peer served for a request, and the exchange it came on.
+struct Served {
+    send: SendStream,
+    recv: RecvStream,
+    push: Frame,
+    descriptor: Descriptor,
 }
 
 /// Why a served artifact was not written out.
