@@ -20,7 +20,7 @@ pub mod pod_service;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -398,5 +398,5 @@ fn open_pod_engine(
             "attachments of ended sessions degraded"
         );
     }
-    Ok(Arc::new(Mutex::new(engine)))
+    Ok(SharedEngine::new(engine))
 }

@@ -17,7 +17,11 @@
 //! (T7). Nothing waits per connection, so a stop is never held up by a grace period.
 
 use std::{
-    sync::{Arc, Mutex},
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -28,6 +32,7 @@ use orbi_pod::{
 use orbi_types::NodeId;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
 use crate::CliError;
 
@@ -37,20 +42,68 @@ pub const POD_ALPN: &[u8] = b"orbiplex-pod/1";
 /// How long a client has to send its artifact once it opened a stream.
 const ARTIFACT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The serving node's pod engine, shared by every connection and the timer task.
-pub type SharedEngine = Arc<Mutex<PodEngine<SqliteStore>>>;
+/// Admissions one peer node may have waiting for the engine at once, over all its
+/// connections: the others wait for a place without holding anything but their stream.
+const ADMISSIONS_PER_PEER: usize = 4;
 
-/// Runs `task` on the engine off the async threads (SQLite commits fsync).
+/// The serving node's pod engine, shared by every connection and the timer task.
+///
+/// Work on it waits its turn in order (a fair async lock), and only the task holding the
+/// lock uses a blocking thread (SQLite commits fsync): a flood of streams waits as tasks,
+/// never as parked threads, and cannot delay the others by more than its place in the
+/// queue. Each peer node has [`ADMISSIONS_PER_PEER`] places in that queue.
+#[derive(Clone)]
+pub struct SharedEngine {
+    engine: Arc<tokio::sync::Mutex<PodEngine<SqliteStore>>>,
+    /// Set by a panic while the engine was in use: its state is unknown, so nothing more is
+    /// admitted (every answer is then "cannot admit now").
+    broken: Arc<AtomicBool>,
+    places: Arc<Mutex<HashMap<NodeId, Arc<Semaphore>>>>,
+}
+
+impl SharedEngine {
+    /// Shares `engine`.
+    pub fn new(engine: PodEngine<SqliteStore>) -> Self {
+        SharedEngine {
+            engine: Arc::new(tokio::sync::Mutex::new(engine)),
+            broken: Arc::default(),
+            places: Arc::default(),
+        }
+    }
+
+    /// `peer`'s places in the queue (the allowed peers are few: one entry each).
+    fn places_of(&self, peer: &NodeId) -> Arc<Semaphore> {
+        let mut places = self
+            .places
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        places
+            .entry(peer.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(ADMISSIONS_PER_PEER)))
+            .clone()
+    }
+}
+
+/// Runs `task` on the engine, in turn, on a blocking thread.
 async fn with_engine<T: Send + 'static>(
     engine: &SharedEngine,
     task: impl FnOnce(&mut PodEngine<SqliteStore>) -> T + Send + 'static,
 ) -> Option<T> {
-    let engine = engine.clone();
+    let mut held = engine.engine.clone().lock_owned().await;
+    let broken = engine.broken.clone();
+    if broken.load(Ordering::SeqCst) {
+        return None;
+    }
     tokio::task::spawn_blocking(move || {
-        // A panic while holding the lock leaves the engine's state unknown: admit nothing more
-        // (every answer is then "cannot admit now").
-        let mut engine = engine.lock().ok()?;
-        Some(task(&mut engine))
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut held))) {
+            Ok(done) => Some(done),
+            Err(_) => {
+                // Marked while the lock is still held: whoever takes it next sees it.
+                broken.store(true, Ordering::SeqCst);
+                tracing::error!("the pod engine stopped after a panic; restart the node");
+                None
+            }
+        }
     })
     .await
     .ok()
@@ -91,6 +144,7 @@ pub async fn serve(engine: SharedEngine, allowed: PodPeers, app: AppConnection) 
     tracing::info!(%peer, session = %session_id, "pod session opened");
     while let Ok((mut send, mut recv)) = connection.accept_bi().await {
         let (engine, session_id) = (engine.clone(), session_id.clone());
+        let places = engine.places_of(&peer);
         tokio::spawn(async move {
             // The length is checked before anything is allocated.
             let read = wire::read_frame_within(&mut recv, ARTIFACT_TIMEOUT, MAX_ARTIFACT_BYTES);
@@ -98,9 +152,20 @@ pub async fn serve(engine: SharedEngine, allowed: PodPeers, app: AppConnection) 
                 Ok(bytes) => bytes,
                 Err(error) => {
                     tracing::debug!(%error, "pod stream abandoned");
-                    let _ = send.reset(wire::StreamCode::Malformed.varint());
+                    // The code says why (spec §8.7): over the limit, too slow, or broken.
+                    let code = match error {
+                        wire::ReadFrameError::TooLarge { .. } => wire::StreamCode::FrameTooLarge,
+                        wire::ReadFrameError::Timeout(_) => wire::StreamCode::ResponseTimeout,
+                        _ => wire::StreamCode::Malformed,
+                    };
+                    let _ = recv.stop(code.varint());
+                    let _ = send.reset(code.varint());
                     return;
                 }
+            };
+            // The semaphore is never closed.
+            let Ok(_place) = places.acquire_owned().await else {
+                return;
             };
             let answer = with_engine(&engine, move |engine| {
                 let now = OffsetDateTime::now_utc();
@@ -367,8 +432,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let (node, client_key) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
-        let engine: SharedEngine =
-            Arc::new(Mutex::new(engine(&node, &dir.path().join("pod.sqlite"))));
+        let engine: SharedEngine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
         let config = TransportConfig::default();
         let server = server_config_with_alpns(&node, &config, vec![POD_ALPN.to_vec()]).unwrap();
         let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
@@ -469,9 +533,9 @@ mod tests {
             assert_eq!(admitted.verdict, Verdict::Admitted);
         }
         // Its session is gone and nobody degraded the attachment (a failed session_lost).
-        let shared: SharedEngine = Arc::new(Mutex::new(engine(&node, &db)));
-        let state = |engine: &SharedEngine| {
-            let engine = engine.lock().unwrap();
+        let shared = SharedEngine::new(engine(&node, &db));
+        let state = |shared: &SharedEngine| {
+            let engine = shared.engine.try_lock().unwrap();
             engine
                 .store()
                 .attachment("attach:sweep")
@@ -483,5 +547,168 @@ mod tests {
         assert_eq!(state(&shared), AttachmentState::Attached);
         tick(&shared, true).await;
         assert_eq!(state(&shared), AttachmentState::Degraded);
+    }
+
+    #[tokio::test]
+    async fn an_artifact_over_the_limit_is_ended_with_frame_too_large() {
+        use orbi_inac::quic::{
+            SessionId, TransportConfig,
+            config::{client_config_for_alpn, endpoint, server_config_with_alpns},
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (node, peer) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
+        let engine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
+        let config = TransportConfig::default();
+        let server = server_config_with_alpns(&node, &config, vec![POD_ALPN.to_vec()]).unwrap();
+        let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let allowed: PodPeers = Arc::new([peer.node_id()].into());
+        tokio::spawn(async move {
+            let connection = listener.accept().await.unwrap().await.unwrap();
+            let app = AppConnection {
+                peer: orbi_inac::quic::identity::peer_node_id(&connection).unwrap(),
+                session: SessionId::of(&connection).unwrap(),
+                connection,
+            };
+            serve(engine, allowed, app).await;
+        });
+        let dial = client_config_for_alpn(Some(&peer), &node.node_id(), &config, POD_ALPN).unwrap();
+        let client = endpoint("127.0.0.1:0".parse().unwrap(), None, &config).unwrap();
+        let connection = client
+            .connect_with(dial, addr, "pod")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, mut recv) = connection.open_bi().await.unwrap();
+        let announced = u32::try_from(MAX_ARTIFACT_BYTES + 1).unwrap();
+        send.write_all(&announced.to_be_bytes()).await.unwrap();
+        let ended = recv.read_to_end(1024).await;
+        assert!(
+            matches!(
+                ended,
+                Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code)))
+                    if code == wire::StreamCode::FrameTooLarge.varint()
+            ),
+            "{ended:?}"
+        );
+    }
+
+    /// One exchange on `connection`: the artifact's bytes, the answer as JSON.
+    async fn exchange(connection: &quinn::Connection, artifact: &[u8]) -> Value {
+        let (mut send, mut recv) = connection.open_bi().await.unwrap();
+        write_bytes(&mut send, artifact).await.unwrap();
+        send.finish().unwrap();
+        let answer = wire::read_frame(&mut recv, Duration::from_secs(60))
+            .await
+            .unwrap();
+        serde_json::from_slice(&answer).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_peer_flooding_admissions_delays_another_by_its_places_only() {
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+
+        use orbi_inac::quic::{
+            SessionId, TransportConfig,
+            config::{client_config_for_alpn, endpoint, server_config_with_alpns},
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let node = KeyPair::from_seed(&[1; 32]);
+        let (flooder, other) = (KeyPair::from_seed(&[2; 32]), KeyPair::from_seed(&[3; 32]));
+        let store = SqliteStore::open(
+            &dir.path().join("pod.sqlite"),
+            &node.node_id(),
+            StoreLimits::default(),
+            orbi_pod::Durability::Full,
+        )
+        .unwrap();
+        let engine =
+            SharedEngine::new(PodEngine::new(node.clone(), HostPolicy::default(), store).unwrap());
+        let config = TransportConfig::default();
+        let server = server_config_with_alpns(&node, &config, vec![POD_ALPN.to_vec()]).unwrap();
+        let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let allowed: PodPeers = Arc::new([flooder.node_id(), other.node_id()].into());
+        tokio::spawn(async move {
+            while let Some(incoming) = listener.accept().await {
+                let (engine, allowed) = (engine.clone(), allowed.clone());
+                tokio::spawn(async move {
+                    let connection = incoming.await.unwrap();
+                    let app = AppConnection {
+                        peer: orbi_inac::quic::identity::peer_node_id(&connection).unwrap(),
+                        session: SessionId::of(&connection).unwrap(),
+                        connection,
+                    };
+                    serve(engine, allowed, app).await;
+                });
+            }
+        });
+        let client = endpoint("127.0.0.1:0".parse().unwrap(), None, &config).unwrap();
+        let dial = |key: &KeyPair| {
+            let dial = client_config_for_alpn(Some(key), &node.node_id(), &config, POD_ALPN);
+            client.connect_with(dial.unwrap(), addr, "pod").unwrap()
+        };
+        let other_connection = dial(&other).await.unwrap();
+        // The flooder: 8 connections with 32 streams each, every stream a valid attachment
+        // after another (a fresh participant each time), fsynced one by one.
+        let stop = Arc::new(AtomicBool::new(false));
+        let next = Arc::new(AtomicU64::new(1));
+        let mut flood = Vec::new();
+        for _ in 0..8 {
+            let connection = dial(&flooder).await.unwrap();
+            let session = SessionId::of(&connection).unwrap().as_str().to_owned();
+            for _ in 0..32 {
+                let (connection, session) = (connection.clone(), session.clone());
+                let (stop, next, via) = (stop.clone(), next.clone(), node.node_id());
+                flood.push(tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let mut seed = [0u8; 32];
+                        seed[..8].copy_from_slice(&n.to_be_bytes());
+                        let participant = KeyPair::from_seed(&seed);
+                        let now = Timestamp::from_instant(OffsetDateTime::now_utc()).unwrap();
+                        let draft = BindDraft {
+                            bind_id: format!("pb:{n}"),
+                            bound_at: now.clone(),
+                            via: via.clone(),
+                            session_id: session.clone(),
+                            policy_annotations: None,
+                        };
+                        let bind = compose::sign_bind(&participant, &draft).unwrap();
+                        let draft = AttachmentDraft {
+                            attachment_id: format!("attach:{n}"),
+                            attached_at: now,
+                            profile: ProfileType::PodClient,
+                            serving_node: via.clone(),
+                            pod_user: None,
+                            client_instance_id: format!("client:{n}"),
+                            models_local: None,
+                            state: SessionState::Attached,
+                            export_capable: true,
+                            migration_allowed: true,
+                        };
+                        let artifact = compose::attachment(&draft, bind).to_string();
+                        exchange(&connection, artifact.as_bytes()).await;
+                    }
+                }));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The other peer's artifact waits behind the flooder's 4 places at most.
+        let mut slowest = Duration::ZERO;
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let answer = exchange(&other_connection, b"{}").await;
+            assert_eq!(answer["outcome"], "rejected", "{answer}");
+            slowest = slowest.max(started.elapsed());
+        }
+        stop.store(true, Ordering::Relaxed);
+        for task in flood {
+            let _ = task.await;
+        }
+        assert!(
+            slowest < Duration::from_millis(1500),
+            "another peer waited {slowest:?} behind one peer's flood"
+        );
     }
 }
