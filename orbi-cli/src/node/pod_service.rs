@@ -426,39 +426,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_takes_no_answer_does_not_keep_the_serving_task() {
-        use orbi_inac::quic::{
-            SessionId, TransportConfig,
-            config::{client_config_for_alpn, endpoint, server_config_with_alpns},
-        };
         let dir = tempfile::tempdir().unwrap();
         let (node, client_key) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
-        let engine: SharedEngine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
-        let config = TransportConfig::default();
-        let server = server_config_with_alpns(&node, &config, vec![POD_ALPN.to_vec()]).unwrap();
-        let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let allowed: PodPeers = Arc::new([client_key.node_id()].into());
-        let served = tokio::spawn(async move {
-            let connection = listener.accept().await.unwrap().await.unwrap();
-            let app = AppConnection {
-                peer: orbi_inac::quic::identity::peer_node_id(&connection).unwrap(),
-                session: SessionId::of(&connection).unwrap(),
-                connection,
-            };
-            serve(engine, allowed, app).await;
-        });
+        let engine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
+        let (addr, mut served) = serve_pod(&node, engine, &[&client_key]);
         // 16 bytes of stream credit: less than any answer.
-        let mut dial =
-            client_config_for_alpn(Some(&client_key), &node.node_id(), &config, POD_ALPN).unwrap();
-        let mut transport = config.quinn_transport(false);
-        transport.stream_receive_window(16u8.into());
-        dial.transport_config(Arc::new(transport));
-        let client = endpoint("127.0.0.1:0".parse().unwrap(), None, &config).unwrap();
-        let connection = client
-            .connect_with(dial, addr, "pod")
-            .unwrap()
-            .await
-            .unwrap();
+        let connection = dial_pod(&node, &client_key, addr, |transport| {
+            transport.stream_receive_window(16u8.into());
+        })
+        .await;
+        let served = served.recv().await.unwrap();
         let (mut send, mut recv) = connection.open_bi().await.unwrap();
         write_bytes(&mut send, b"{}").await.unwrap();
         send.finish().unwrap();
@@ -478,14 +455,79 @@ mod tests {
     }
 
     fn engine(node: &KeyPair, db: &std::path::Path) -> PodEngine<SqliteStore> {
-        let store = SqliteStore::open(
-            db,
-            &node.node_id(),
-            StoreLimits::default(),
-            orbi_pod::Durability::Normal,
-        )
-        .unwrap();
+        engine_with(node, db, orbi_pod::Durability::Normal)
+    }
+
+    fn engine_with(
+        node: &KeyPair,
+        db: &std::path::Path,
+        durability: orbi_pod::Durability,
+    ) -> PodEngine<SqliteStore> {
+        let store =
+            SqliteStore::open(db, &node.node_id(), StoreLimits::default(), durability).unwrap();
         PodEngine::new(node.clone(), HostPolicy::default(), store).unwrap()
+    }
+
+    /// `node` serving the pod protocol on loopback to `allowed`, as `orbi node run` does: its
+    /// address, and the task of each connection it serves, in order.
+    fn serve_pod(
+        node: &KeyPair,
+        engine: SharedEngine,
+        allowed: &[&KeyPair],
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::mpsc::UnboundedReceiver<tokio::task::JoinHandle<()>>,
+    ) {
+        use orbi_inac::quic::{
+            SessionId, TransportConfig,
+            config::{endpoint, server_config_with_alpns},
+        };
+        let config = TransportConfig::default();
+        let server = server_config_with_alpns(node, &config, vec![POD_ALPN.to_vec()]).unwrap();
+        let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let allowed: PodPeers = Arc::new(allowed.iter().map(|key| key.node_id()).collect());
+        let (served, connections) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(incoming) = listener.accept().await {
+                let (engine, allowed) = (engine.clone(), allowed.clone());
+                let _ = served.send(tokio::spawn(async move {
+                    let connection = incoming.await.unwrap();
+                    let app = AppConnection {
+                        peer: orbi_inac::quic::identity::peer_node_id(&connection).unwrap(),
+                        session: SessionId::of(&connection).unwrap(),
+                        connection,
+                    };
+                    serve(engine, allowed, app).await;
+                }));
+            }
+        });
+        (addr, connections)
+    }
+
+    /// A pod connection to `node` at `addr` as `key`, with `shape`d transport parameters.
+    async fn dial_pod(
+        node: &KeyPair,
+        key: &KeyPair,
+        addr: std::net::SocketAddr,
+        shape: impl FnOnce(&mut quinn::TransportConfig),
+    ) -> quinn::Connection {
+        use orbi_inac::quic::{
+            TransportConfig,
+            config::{client_config_for_alpn, endpoint},
+        };
+        let config = TransportConfig::default();
+        let mut dial =
+            client_config_for_alpn(Some(key), &node.node_id(), &config, POD_ALPN).unwrap();
+        let mut transport = config.quinn_transport(false);
+        shape(&mut transport);
+        dial.transport_config(Arc::new(transport));
+        let client = endpoint("127.0.0.1:0".parse().unwrap(), None, &config).unwrap();
+        client
+            .connect_with(dial, addr, "pod")
+            .unwrap()
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -551,34 +593,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_artifact_over_the_limit_is_ended_with_frame_too_large() {
-        use orbi_inac::quic::{
-            SessionId, TransportConfig,
-            config::{client_config_for_alpn, endpoint, server_config_with_alpns},
-        };
         let dir = tempfile::tempdir().unwrap();
         let (node, peer) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
         let engine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
-        let config = TransportConfig::default();
-        let server = server_config_with_alpns(&node, &config, vec![POD_ALPN.to_vec()]).unwrap();
-        let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let allowed: PodPeers = Arc::new([peer.node_id()].into());
-        tokio::spawn(async move {
-            let connection = listener.accept().await.unwrap().await.unwrap();
-            let app = AppConnection {
-                peer: orbi_inac::quic::identity::peer_node_id(&connection).unwrap(),
-                session: SessionId::of(&connection).unwrap(),
-                connection,
-            };
-            serve(engine, allowed, app).await;
-        });
-        let dial = client_config_for_alpn(Some(&peer), &node.node_id(), &config, POD_ALPN).unwrap();
-        let client = endpoint("127.0.0.1:0".parse().unwrap(), None, &config).unwrap();
-        let connection = client
-            .connect_with(dial, addr, "pod")
-            .unwrap()
-            .await
-            .unwrap();
+        let (addr, _served) = serve_pod(&node, engine, &[&peer]);
+        let connection = dial_pod(&node, &peer, addr, |_| {}).await;
         let (mut send, mut recv) = connection.open_bi().await.unwrap();
         let announced = u32::try_from(MAX_ARTIFACT_BYTES + 1).unwrap();
         send.write_all(&announced.to_be_bytes()).await.unwrap();
@@ -608,54 +627,21 @@ mod tests {
     async fn one_peer_flooding_admissions_delays_another_by_its_places_only() {
         use std::sync::atomic::{AtomicBool, AtomicU64};
 
-        use orbi_inac::quic::{
-            SessionId, TransportConfig,
-            config::{client_config_for_alpn, endpoint, server_config_with_alpns},
-        };
+        use orbi_inac::quic::SessionId;
         let dir = tempfile::tempdir().unwrap();
         let node = KeyPair::from_seed(&[1; 32]);
         let (flooder, other) = (KeyPair::from_seed(&[2; 32]), KeyPair::from_seed(&[3; 32]));
-        let store = SqliteStore::open(
-            &dir.path().join("pod.sqlite"),
-            &node.node_id(),
-            StoreLimits::default(),
-            orbi_pod::Durability::Full,
-        )
-        .unwrap();
-        let engine =
-            SharedEngine::new(PodEngine::new(node.clone(), HostPolicy::default(), store).unwrap());
-        let config = TransportConfig::default();
-        let server = server_config_with_alpns(&node, &config, vec![POD_ALPN.to_vec()]).unwrap();
-        let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let allowed: PodPeers = Arc::new([flooder.node_id(), other.node_id()].into());
-        tokio::spawn(async move {
-            while let Some(incoming) = listener.accept().await {
-                let (engine, allowed) = (engine.clone(), allowed.clone());
-                tokio::spawn(async move {
-                    let connection = incoming.await.unwrap();
-                    let app = AppConnection {
-                        peer: orbi_inac::quic::identity::peer_node_id(&connection).unwrap(),
-                        session: SessionId::of(&connection).unwrap(),
-                        connection,
-                    };
-                    serve(engine, allowed, app).await;
-                });
-            }
-        });
-        let client = endpoint("127.0.0.1:0".parse().unwrap(), None, &config).unwrap();
-        let dial = |key: &KeyPair| {
-            let dial = client_config_for_alpn(Some(key), &node.node_id(), &config, POD_ALPN);
-            client.connect_with(dial.unwrap(), addr, "pod").unwrap()
-        };
-        let other_connection = dial(&other).await.unwrap();
+        let db = dir.path().join("pod.sqlite");
+        let engine = SharedEngine::new(engine_with(&node, &db, orbi_pod::Durability::Full));
+        let (addr, _served) = serve_pod(&node, engine, &[&flooder, &other]);
+        let other_connection = dial_pod(&node, &other, addr, |_| {}).await;
         // The flooder: 8 connections with 32 streams each, every stream a valid attachment
         // after another (a fresh participant each time), fsynced one by one.
         let stop = Arc::new(AtomicBool::new(false));
         let next = Arc::new(AtomicU64::new(1));
         let mut flood = Vec::new();
         for _ in 0..8 {
-            let connection = dial(&flooder).await.unwrap();
+            let connection = dial_pod(&node, &flooder, addr, |_| {}).await;
             let session = SessionId::of(&connection).unwrap().as_str().to_owned();
             for _ in 0..32 {
                 let (connection, session) = (connection.clone(), session.clone());
