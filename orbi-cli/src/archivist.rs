@@ -216,8 +216,14 @@ fn now_or_clock(now: Option<&str>) -> Result<Timestamp, CliError> {
     }
 }
 
-/// Writes to stdout; a reader that went away (`| head`) is not an error.
+/// Writes text to stdout; what it quotes (advertisement fields from a peer, file names)
+/// cannot drive the terminal.
 fn emit(text: &str) -> Result<(), CliError> {
+    write_stdout(&crate::exit::terminal_safe(text))
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn write_stdout(text: &str) -> Result<(), CliError> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -233,7 +239,7 @@ fn emit(text: &str) -> Result<(), CliError> {
 
 fn emit_json(value: &Value) -> Result<(), CliError> {
     // A Value always serializes.
-    emit(&(crate::json_out::to_string_pretty(value) + "\n"))
+    write_stdout(&(crate::json_out::to_string_pretty(value) + "\n"))
 }
 
 fn lint_json(lints: &[Lint]) -> Value {
@@ -286,7 +292,7 @@ fn lint(files: &[PathBuf], strict: bool, format: Format) -> Result<Outcome, CliE
     }
     match format {
         Format::Json => emit_json(&Value::Array(reports))?,
-        Format::Text => emit(&crate::exit::terminal_safe(&text))?,
+        Format::Text => emit(&text)?,
     }
     Ok(if failed {
         Outcome::Refused
@@ -344,7 +350,7 @@ fn run_match(args: MatchArgs) -> Result<Outcome, CliError> {
     };
     match args.format {
         Format::Json => emit_json(&view.json())?,
-        Format::Text => emit(&crate::exit::terminal_safe(&view.text()))?,
+        Format::Text => emit(&view.text())?,
     }
     let usable = report
         .ranked
@@ -679,7 +685,7 @@ fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
                 ),
                 None => writeln!(out, "at {now}: live"),
             };
-            emit(&crate::exit::terminal_safe(&out))?;
+            emit(&out)?;
         }
     }
     Ok(if expired {
