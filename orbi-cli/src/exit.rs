@@ -29,10 +29,15 @@ pub fn finish(result: Result<Outcome, CliError>) -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("orbi: {}", terminal_safe(&error.to_string()));
+            say(&error.to_string());
             ExitCode::from(2)
         }
     }
+}
+
+/// Tells the operator `message` on stderr, terminal-safe (it may quote peers and files).
+pub fn say(message: &str) {
+    eprintln!("orbi: {}", terminal_safe(message));
 }
 
 /// `text` with every character a terminal would act on written out as `\u{..}`: control

@@ -841,7 +841,7 @@ fn offers(data_dir: &Path, action: Option<OffersAction>) -> Result<Outcome, CliE
             if let Some(offer) = ledger.offer(id).map_err(ledger_error)? {
                 print_json(&offer_json(&offer, &ledger).map_err(ledger_error)?);
             }
-            eprintln!("orbi: {}", crate::exit::terminal_safe(&err.to_string()));
+            crate::exit::say(&err.to_string());
             Ok(Outcome::Refused)
         }
         Err(err) => Err(ledger_error(err)),

@@ -401,7 +401,7 @@ pub(crate) fn print_json(value: &Value) {
     if let Err(err) = written
         && err.kind() != std::io::ErrorKind::BrokenPipe
     {
-        eprintln!("orbi: cannot write to stdout: {err}");
+        crate::exit::say(&format!("cannot write to stdout: {err}"));
     }
 }
 

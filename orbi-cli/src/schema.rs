@@ -207,7 +207,7 @@ fn validate(
             Verdict::Unreadable(message) => {
                 // Keep going: one unreadable file should not hide the verdicts on the rest.
                 out.flush()?;
-                eprintln!("orbi: {}", crate::exit::terminal_safe(message));
+                crate::exit::say(message);
                 unread += 1;
                 return Ok(());
             }
