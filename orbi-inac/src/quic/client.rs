@@ -916,11 +916,7 @@ static DIR_SYNCS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsiz
 fn sync_parent(dir: &Path) -> std::io::Result<()> {
     #[cfg(test)]
     DIR_SYNCS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    // Only unix can open a directory to sync it.
-    if cfg!(unix) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crate::store::sync_directory(dir)
 }
 
 #[cfg(test)]

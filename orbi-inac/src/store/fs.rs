@@ -180,13 +180,16 @@ pub(crate) fn dir_syncs() -> usize {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    sync_directory(dir).map_err(io_error("sync", dir))
+}
+
+/// Syncs `dir`, so that the names renamed or made in it survive a crash. Only unix can open
+/// a directory to sync it.
+pub(crate) fn sync_directory(dir: &Path) -> io::Result<()> {
     #[cfg(test)]
     DIR_SYNCS.with(|syncs| syncs.set(syncs.get() + 1));
-    // Directory fsync makes the rename durable; only unix supports opening a directory.
     if cfg!(unix) {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error("sync", dir))?;
+        File::open(dir)?.sync_all()?;
     }
     Ok(())
 }
@@ -320,17 +323,15 @@ impl StagedBody for FsStaged {
             .parent()
             .map(Path::to_owned)
             .unwrap_or_else(|| self.store.root.join(OBJECTS));
-        let full = self.store.durability == Durability::Full;
+        let sync_shard = || match self.store.durability {
+            Durability::Full => sync_dir(&shard),
+            Durability::Relaxed => Ok(()),
+        };
         // A held object's entry may come from a commit whose directory sync failed (its push
         // was refused and may be retried): it is only reported held once synced.
-        let held = |store: &FsStore| -> Result<Committed, StoreError> {
-            if store.durability == Durability::Full {
-                sync_dir(&shard)?;
-            }
-            Ok(Committed::AlreadyHeld)
-        };
+        let held = || sync_shard().map(|()| Committed::AlreadyHeld);
         match fs::metadata(&target) {
-            Ok(meta) if meta.is_file() && meta.len() == self.len => return held(&self.store),
+            Ok(meta) if meta.is_file() && meta.len() == self.len => return held(),
             // Cut short (a power loss after a relaxed commit leaves a new name's data behind):
             // these bytes, verified against the digest, replace it.
             Ok(meta) if meta.is_file() => {
@@ -339,9 +340,7 @@ impl StagedBody for FsStaged {
                     path: target.clone(),
                     source: error.error,
                 })?;
-                if full {
-                    sync_dir(&shard)?;
-                }
+                sync_shard()?;
                 return Ok(Committed::Stored);
             }
             Ok(_) => {}
@@ -350,15 +349,13 @@ impl StagedBody for FsStaged {
         }
         match self.path.persist_noclobber(&target) {
             Ok(()) => {
-                if full {
-                    sync_dir(&shard)?;
-                }
+                sync_shard()?;
                 Ok(Committed::Stored)
             }
             // A concurrent commit of the same bytes won the race; ours is dropped (deleted).
             Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => {
                 drop(error);
-                held(&self.store)
+                held()
             }
             Err(error) => Err(StoreError::Io {
                 action: "rename into",
