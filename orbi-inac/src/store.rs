@@ -18,7 +18,9 @@ use orbi_types::Sha256Digest;
 pub use fs::FsStore;
 #[cfg(test)]
 pub(crate) use fs::dir_syncs;
-pub(crate) use fs::{sync_directory, sync_new_entry};
+#[cfg(feature = "quic")]
+pub(crate) use fs::sync_directory;
+pub(crate) use fs::sync_new_entry;
 pub use hybrid::HybridStore;
 pub use memory::MemoryStore;
 
