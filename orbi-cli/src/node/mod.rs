@@ -116,17 +116,23 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                     use std::io::Write;
                     let _ = std::io::stdout().flush();
                 }
-                let failed = crate::inac::wait_for_stop_or(node.receiver_failed()).await;
+                let failure = tokio::select! {
+                    _ = crate::inac::wait_for_stop() => None,
+                    failure = node.failed() => Some(failure),
+                };
                 tracing::info!("shutting down");
-                node.stop()
-                    .await
-                    .map_err(|err| CliError::new(err.to_string()))?;
-                if failed {
-                    return Err(CliError::new(
+                let stopped = node.stop().await;
+                match failure {
+                    Some(NodeFailure::PodEngine) => Err(CliError::new(
+                        "the pod engine stopped after an internal error; restart the node",
+                    )),
+                    Some(NodeFailure::Receiver) => Err(CliError::new(
                         orbi_inac::quic::TransportError::ReceiverFailed.to_string(),
-                    ));
+                    )),
+                    None => stopped
+                        .map(|()| Outcome::Success)
+                        .map_err(|err| CliError::new(err.to_string())),
                 }
-                Ok(Outcome::Success)
             })
         }
     }
@@ -221,9 +227,20 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Why a running node stopped on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeFailure {
+    /// The INAC receiver stopped after an internal error (see
+    /// [`orbi_inac::quic::Server::receiver_failed`]).
+    Receiver,
+    /// A panic stopped the pod engine (see [`SharedEngine::broken`]).
+    PodEngine,
+}
+
 /// A node serving on its endpoint.
 pub struct RunningNode {
     server: Server,
+    pod: SharedEngine,
     archivist: Option<Arc<ArchivistRole>>,
     timers: tokio::task::JoinHandle<()>,
     roles: Vec<&'static str>,
@@ -320,6 +337,7 @@ impl RunningNode {
         }
         Ok(RunningNode {
             server,
+            pod: engine,
             archivist,
             timers,
             roles,
@@ -349,10 +367,13 @@ impl RunningNode {
             .unwrap_or(false)
     }
 
-    /// Resolves if the INAC receiver stops after an internal error (see
-    /// [`orbi_inac::quic::Server::receiver_failed`]).
-    pub async fn receiver_failed(&self) {
-        self.server.receiver_failed().await;
+    /// Resolves when a part the node cannot serve without stops after an internal error, and
+    /// says which: the node should then stop, and a restart recovers from what is on disk.
+    pub async fn failed(&self) -> NodeFailure {
+        tokio::select! {
+            () = self.server.receiver_failed() => NodeFailure::Receiver,
+            () = self.pod.broken() => NodeFailure::PodEngine,
+        }
     }
 
     /// Drains the exchanges in flight and stops; everything is on disk already.
@@ -399,4 +420,38 @@ fn open_pod_engine(
         );
     }
     Ok(SharedEngine::new(engine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_running_node_reports_a_broken_pod_engine_as_its_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            allow: Vec::new(),
+            accept: Vec::new(),
+            archivist: false,
+            advertisement: None,
+            force: false,
+        };
+        write_node_dir(dir.path(), &options).unwrap();
+        let node = RunningNode::start(&NodeConfig::load(&dir.path().join("node.toml")).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), node.failed())
+                .await
+                .is_err(),
+            "a healthy node has not failed"
+        );
+
+        pod_service::with_engine(&node.pod, |_| panic!("injected")).await;
+
+        let failure = tokio::time::timeout(Duration::from_secs(5), node.failed()).await;
+        assert_eq!(failure, Ok(NodeFailure::PodEngine));
+        node.stop().await.unwrap();
+    }
 }

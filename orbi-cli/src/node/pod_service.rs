@@ -18,10 +18,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -32,7 +29,7 @@ use orbi_pod::{
 use orbi_types::NodeId;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::CliError;
 
@@ -56,8 +53,9 @@ const ADMISSIONS_PER_PEER: usize = 4;
 pub struct SharedEngine {
     engine: Arc<tokio::sync::Mutex<PodEngine<SqliteStore>>>,
     /// Set by a panic while the engine was in use: its state is unknown, so nothing more is
-    /// admitted (every answer is then "cannot admit now").
-    broken: Arc<AtomicBool>,
+    /// admitted (every answer is then "cannot admit now") and the node stops (see
+    /// [`SharedEngine::broken`]).
+    broken: Arc<watch::Sender<bool>>,
     places: Arc<Mutex<HashMap<NodeId, Arc<Semaphore>>>>,
 }
 
@@ -66,9 +64,17 @@ impl SharedEngine {
     pub fn new(engine: PodEngine<SqliteStore>) -> Self {
         SharedEngine {
             engine: Arc::new(tokio::sync::Mutex::new(engine)),
-            broken: Arc::default(),
+            broken: Arc::new(watch::channel(false).0),
             places: Arc::default(),
         }
+    }
+
+    /// Resolves once a panic has stopped the engine. Admitting nothing while still serving
+    /// INAC would leave the node half alive, so `orbi node run` stops on it (fail closed) and a
+    /// restart opens the engine again from what its store committed.
+    pub async fn broken(&self) {
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = self.broken.subscribe().wait_for(|broken| *broken).await;
     }
 
     /// `peer`'s places in the queue (the allowed peers are few: one entry each).
@@ -84,14 +90,14 @@ impl SharedEngine {
     }
 }
 
-/// Runs `task` on the engine, in turn, on a blocking thread.
-async fn with_engine<T: Send + 'static>(
+/// Runs `task` on the engine, in turn, on a blocking thread; `None` once the engine is broken.
+pub(super) async fn with_engine<T: Send + 'static>(
     engine: &SharedEngine,
     task: impl FnOnce(&mut PodEngine<SqliteStore>) -> T + Send + 'static,
 ) -> Option<T> {
     let mut held = engine.engine.clone().lock_owned().await;
     let broken = engine.broken.clone();
-    if broken.load(Ordering::SeqCst) {
+    if *broken.borrow() {
         return None;
     }
     tokio::task::spawn_blocking(move || {
@@ -99,7 +105,7 @@ async fn with_engine<T: Send + 'static>(
             Ok(done) => Some(done),
             Err(_) => {
                 // Marked while the lock is still held: whoever takes it next sees it.
-                broken.store(true, Ordering::SeqCst);
+                broken.send_replace(true);
                 tracing::error!("the pod engine stopped after a panic; restart the node");
                 None
             }
@@ -390,6 +396,39 @@ mod tests {
     };
 
     #[tokio::test]
+    async fn a_panic_in_the_engine_is_reported_and_nothing_more_runs_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = KeyPair::from_seed(&[0x41; 32]);
+        let engine = SharedEngine::new(engine_with(
+            &node,
+            &dir.path().join("pod.sqlite"),
+            orbi_pod::Durability::Full,
+        ));
+        let quiet = Duration::from_millis(200);
+        assert_eq!(with_engine(&engine, |_| 7).await, Some(7));
+        assert!(
+            tokio::time::timeout(quiet, engine.broken()).await.is_err(),
+            "a working engine is not broken"
+        );
+
+        let panicked = with_engine(&engine, |_| -> u8 { panic!("injected") }).await;
+
+        assert_eq!(panicked, None);
+        tokio::time::timeout(Duration::from_secs(5), engine.broken())
+            .await
+            .expect("the panic is reported");
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let later = {
+            let ran = ran.clone();
+            with_engine(&engine, move |_| {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst)
+            })
+        };
+        assert_eq!(later.await, None);
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test]
     async fn a_serving_node_that_grants_no_stream_cannot_hold_a_submit() {
         use orbi_inac::quic::{
             Client, PeerAddr, TransportConfig,
@@ -625,7 +664,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_peer_flooding_admissions_delays_another_by_its_places_only() {
-        use std::sync::atomic::{AtomicBool, AtomicU64};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
         use orbi_inac::quic::SessionId;
         let dir = tempfile::tempdir().unwrap();
