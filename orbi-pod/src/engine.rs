@@ -293,8 +293,8 @@ impl<S: Store> PodEngine<S> {
     /// The transport lost session `id` for good: its attached attachments become degraded
     /// (T5) and the session is forgotten, so nothing more is admitted on it. Unlike
     /// [`PodEngine::close_session`] nothing is detached yet: [`PodEngine::tick`] detaches
-    /// the degraded ones with `session-expired` once the degraded grace has passed (T7), and a
-    /// recovery may come first.
+    /// the degraded ones with `session-expired` once the degraded grace has passed (T7), unless
+    /// the client attaches again first (T13 replaces the degraded attachment).
     pub fn session_lost(
         &mut self,
         id: &str,
@@ -1339,6 +1339,28 @@ impl<S: Store> PodEngine<S> {
                     live.attachment_id
                 ),
             )
+            .into());
+        }
+        // Only the latest detachment of the client it ended can be recovered: an older one
+        // was superseded by a later attachment, and recovering it would sidestep the reason
+        // of the newer detachment (a `policy` sanction, a `device-loss`).
+        let latest = if detachment.client_instance_id == *client {
+            standing.latest_detachment
+        } else {
+            self.store
+                .latest_detachment(&detachment.client_instance_id)?
+        };
+        if let Some(latest) = latest
+            && latest.detachment_id != detachment.detachment_id
+        {
+            return Err(state_error(format!(
+                "detachment {:?} was superseded: client {:?} was attached again and then \
+                 detached by {:?} ({}); only that latest detachment can be recovered",
+                detachment.detachment_id,
+                detachment.client_instance_id,
+                latest.detachment_id,
+                latest.reason
+            ))
             .into());
         }
         let mut commit = Commit::default();

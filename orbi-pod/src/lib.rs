@@ -85,7 +85,10 @@
 //!   `resume-after-suspension` and `reattach-existing-device` (our reading of "recovery under
 //!   operator policy"). A detachment is recovered once: a second recovery while a grant is
 //!   open, or after it was consumed, is `E_POD_STATE`; after expiry a new recovery may be
-//!   admitted. A recovery while the client is attached is `E_POD_ALREADY_ATTACHED`.
+//!   admitted. A recovery while the client is attached is `E_POD_ALREADY_ATTACHED`. Only the
+//!   latest detachment of the client it ended can be recovered: an older one was superseded
+//!   by a later attachment, and recovering it (`E_POD_STATE`) would sidestep the newer
+//!   detachment's reason, such as a `policy` sanction or a `device-loss`.
 //! - **T17** keeps the attachment's declared state (`attaching` or `attached`) when it
 //!   consumes a grant; a plain attachment also consumes an open grant of the same client and
 //!   participant, so a grant is never left behind to be used later.

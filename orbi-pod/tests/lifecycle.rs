@@ -446,6 +446,153 @@ fn l12_device_loss_needs_replace_device() {
     assert_eq!(admitted.transitions[0].rule, Rule::T17);
 }
 
+/// A1 attached, D1 (`user-request`) admitted, then A2 attached plainly (T14) under `policy`.
+fn reattached_engine(policy: HostPolicy) -> orbi_pod::PodEngine<orbi_pod::MemoryStore> {
+    let mut engine = engine_with(policy);
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    admit(&mut engine, &d1(), SESS1, DETACH_NOW);
+    let a2 = attachment_with(
+        "attach:A2",
+        CLIENT,
+        "2026-03-28T20:06:00Z",
+        bind(&k2(), "pb:A2", "2026-03-28T20:06:00Z", SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &a2, SESS1, "2026-03-28T20:06:00Z"),
+        LifecycleState::Attached,
+    );
+    engine
+}
+
+/// A plain attachment of [`CLIENT`] after A2 ended.
+fn a3(id: &str, at: &str) -> Value {
+    attachment_with(id, CLIENT, at, bind(&k2(), &format!("pb:{id}"), at, SESS1))
+}
+
+#[test]
+fn a_superseded_detachment_cannot_be_recovered_around_a_policy_sanction() {
+    let mut engine = reattached_engine(HostPolicy::default());
+    engine
+        .detach(
+            "attach:A2",
+            DetachReason::Policy,
+            None,
+            instant("2026-03-28T20:07:00Z"),
+        )
+        .unwrap();
+    // D1 allowed reattach-existing-device, but A2 superseded it; its `policy` end stands.
+    let stale = recovery_with(
+        "recover:stale",
+        CLIENT,
+        RecoveryMode::ReattachExistingDevice,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:08:00Z",
+        None,
+        bind(&k2(), "pb:stale", "2026-03-28T20:08:00Z", SESS1),
+    );
+
+    let admission = admit(&mut engine, &stale, SESS1, "2026-03-28T20:08:00Z");
+
+    assert_rejected(&admission, RejectionCode::State);
+    assert_eq!(admission.rejection().unwrap().check, Check::S);
+    let plain = a3("attach:A3", "2026-03-28T20:08:30Z");
+    assert_rejected(
+        &admit(&mut engine, &plain, SESS1, "2026-03-28T20:08:30Z"),
+        RejectionCode::RecoveryRequired,
+    );
+}
+
+#[test]
+fn a_superseded_detachment_cannot_be_recovered_around_a_device_loss() {
+    let mut engine = reattached_engine(HostPolicy::default());
+    let lost = detachment_with(
+        "detach:lost",
+        "attach:A2",
+        CLIENT,
+        DetachReason::DeviceLoss,
+        "2026-03-28T20:07:00Z",
+        bind(&k2(), "pb:lost", "2026-03-28T20:07:00Z", SESS1),
+    );
+    admit(&mut engine, &lost, SESS1, "2026-03-28T20:07:00Z");
+    let recovery = |id: &str, mode, from: &str| {
+        recovery_with(
+            id,
+            CLIENT,
+            mode,
+            from,
+            "2026-03-28T20:08:00Z",
+            None,
+            bind(&k2(), &format!("pb:{id}"), "2026-03-28T20:08:00Z", SESS1),
+        )
+    };
+
+    let stale = recovery(
+        "recover:stale",
+        RecoveryMode::ReattachExistingDevice,
+        "detach:01JQCLIDET001",
+    );
+    assert_rejected(
+        &admit(&mut engine, &stale, SESS1, "2026-03-28T20:08:00Z"),
+        RejectionCode::State,
+    );
+    let plain = a3("attach:A3", "2026-03-28T20:08:30Z");
+    assert_rejected(
+        &admit(&mut engine, &plain, SESS1, "2026-03-28T20:08:30Z"),
+        RejectionCode::RecoveryRequired,
+    );
+    // The latest detachment's own way back still works.
+    let replace = recovery("recover:latest", RecoveryMode::ReplaceDevice, "detach:lost");
+    assert_admitted(
+        &admit(&mut engine, &replace, SESS1, "2026-03-28T20:08:40Z"),
+        LifecycleState::RecoveryGranted,
+    );
+}
+
+#[test]
+fn a_new_device_cannot_recover_a_superseded_detachment_of_the_old_one() {
+    let policy = HostPolicy::default().with_recovery(RecoveryPolicy::AllowReplaceDevice);
+    let mut engine = reattached_engine(policy);
+    let lost = detachment_with(
+        "detach:lost",
+        "attach:A2",
+        CLIENT,
+        DetachReason::DeviceLoss,
+        "2026-03-28T20:07:00Z",
+        bind(&k2(), "pb:lost", "2026-03-28T20:07:00Z", SESS1),
+    );
+    admit(&mut engine, &lost, SESS1, "2026-03-28T20:07:00Z");
+    engine.open_session(SESS3, Session::default());
+    let replace = |id: &str, from: &str| {
+        recovery_with(
+            id,
+            NEW_CLIENT,
+            RecoveryMode::ReplaceDevice,
+            from,
+            "2026-03-28T20:08:00Z",
+            Some("migrate:01JQMIGRATE001"),
+            bind(&k2(), &format!("pb:{id}"), "2026-03-28T20:08:00Z", SESS3),
+        )
+    };
+
+    let stale = admit(
+        &mut engine,
+        &replace("recover:stale", "detach:01JQCLIDET001"),
+        SESS3,
+        "2026-03-28T20:08:00Z",
+    );
+
+    assert_rejected(&stale, RejectionCode::State);
+    assert_admitted(
+        &admit(
+            &mut engine,
+            &replace("recover:latest", "detach:lost"),
+            SESS3,
+            "2026-03-28T20:08:10Z",
+        ),
+        LifecycleState::RecoveryGranted,
+    );
+}
+
 #[test]
 fn l13_replay_after_eviction_fails_on_its_dead_session() {
     let limits = orbi_pod::StoreLimits {

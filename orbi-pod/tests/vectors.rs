@@ -313,6 +313,84 @@ fn schema_mutations_under_both_profiles() {
     }
 }
 
+/// §8.2 N16–N18: the detachment and recovery mutations, under both shapes.
+#[test]
+fn n16_n17_n18_detachment_and_recovery_mutations() {
+    const DETACH_AT: &str = "2026-03-28T20:05:10Z";
+    const RECOVER_AT: &str = "2026-03-28T20:25:10Z";
+    let frozen = HostPolicy::default();
+    let seed = HostPolicy::default().with_profile(Profile::Seed);
+    let attached = |policy: &HostPolicy| {
+        let mut engine = engine_with(policy.clone());
+        assert_admitted(
+            &admit(&mut engine, &a1(), SESS1, NOW),
+            LifecycleState::Attached,
+        );
+        engine
+    };
+    let detach =
+        |policy: &HostPolicy, value: &Value| admit(&mut attached(policy), value, SESS1, DETACH_AT);
+    let d1_with = |pointer: &str, value: Value| {
+        let mut detachment = d1();
+        detachment[pointer] = value;
+        detachment
+    };
+    // N16: an unknown reason and empty notes are invalid in both shapes.
+    for bad in [
+        d1_with("detach/reason", json!("stolen")),
+        d1_with("detach/notes", json!("")),
+    ] {
+        for policy in [&frozen, &seed] {
+            let admission = detach(policy, &bad);
+            assert_rejected(&admission, RejectionCode::ProtoInvalid);
+            assert_eq!(admission.rejection().unwrap().check, Check::V1);
+        }
+    }
+    // N17: an attestation with an extra `by` only fits the open shape; `{alg, value}` both.
+    let with_by = d1_with(
+        "proof/node-attestation",
+        json!({"alg": "ed25519", "value": "x", "by": "y"}),
+    );
+    assert_rejected(&detach(&frozen, &with_by), RejectionCode::ProtoInvalid);
+    assert_admitted(&detach(&seed, &with_by), LifecycleState::Detached);
+    let plain = d1_with(
+        "proof/node-attestation",
+        json!({"alg": "ed25519", "value": "x"}),
+    );
+    for policy in [&frozen, &seed] {
+        assert_admitted(&detach(policy, &plain), LifecycleState::Detached);
+    }
+    // N18: an unknown mode and an empty token-ref are invalid; no token-ref is valid.
+    for policy in [&frozen, &seed] {
+        let mut engine = attached(policy);
+        assert_admitted(
+            &admit(&mut engine, &d1(), SESS1, DETACH_AT),
+            LifecycleState::Detached,
+        );
+        engine.open_session(SESS3, Session::default());
+        let recovery_with = |pointer: &str, value: Value| {
+            let mut recovery = reattach_after_d1("recover:n18");
+            recovery[pointer] = value;
+            recovery
+        };
+        for bad in [
+            recovery_with("recovery/mode", json!("restore")),
+            recovery_with("recovery/token-ref", json!("")),
+        ] {
+            assert_rejected(
+                &admit(&mut engine, &bad, SESS3, RECOVER_AT),
+                RejectionCode::ProtoInvalid,
+            );
+        }
+        let without_token = reattach_after_d1("recover:n18");
+        assert!(without_token.get("recovery/token-ref").is_none());
+        assert_admitted(
+            &admit(&mut engine, &without_token, SESS3, RECOVER_AT),
+            LifecycleState::RecoveryGranted,
+        );
+    }
+}
+
 #[test]
 fn n11_pod_user_pattern_and_n15_required_flag() {
     // N11 and N15 on members A1 does not carry or must carry.

@@ -12,9 +12,10 @@
 //! `transitions`, …). The bytes are handed to `orbi-pod` as received, never re-serialized.
 //!
 //! When the connection ends, keepalive is lost: the session's attached attachments become
-//! `degraded` (T5) and the session is forgotten; unless recovered meanwhile, they are detached
-//! with `session-expired` by the node's one-second timer once the degraded grace has passed
-//! (T7). Nothing waits per connection, so a stop is never held up by a grace period.
+//! `degraded` (T5) and the session is forgotten; unless their clients attach again meanwhile
+//! (T13 replaces a degraded attachment), they are detached with `session-expired` by the
+//! node's one-second timer once the degraded grace has passed (T7). Nothing waits per
+//! connection, so a stop is never held up by a grace period.
 
 use std::{
     collections::HashMap,
