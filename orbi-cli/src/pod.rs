@@ -179,6 +179,11 @@ enum PodCommand {
         /// The peer node on that session, for traces.
         #[arg(long, value_name = "NODE_ID")]
         peer: Option<NodeId>,
+        /// Other sessions that are live right now (repeatable). Any other session counts as
+        /// ended, so a client attached on it may attach again elsewhere (T13 replaces the old
+        /// attachment); on a session named here that is `E_POD_ALREADY_ATTACHED`.
+        #[arg(long = "live-session", value_name = "SESSION_ID")]
+        live_sessions: Vec<String>,
         /// The artifact file (`-` for stdin).
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -379,8 +384,16 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
             session,
             session_established,
             peer,
+            live_sessions,
             file,
-        } => return admit(node, session, session_established, peer, &file),
+        } => {
+            let arrival = Arrival {
+                session,
+                established: session_established,
+                peer,
+            };
+            return admit(node, arrival, live_sessions, &file);
+        }
         PodCommand::Status { db, client, traces } => status(&db, client.as_deref(), traces)?,
         PodCommand::Host {
             node,
@@ -526,15 +539,29 @@ fn engine_error(err: EngineError) -> CliError {
     CliError::new(err.to_string())
 }
 
-fn admit(
-    node: NodeArgs,
+/// The session an artifact arrived on.
+struct Arrival {
     session: String,
     established: Option<Timestamp>,
     peer: Option<NodeId>,
+}
+
+fn admit(
+    node: NodeArgs,
+    arrival: Arrival,
+    live: Vec<String>,
     file: &Path,
 ) -> Result<Outcome, CliError> {
+    let Arrival {
+        session,
+        established,
+        peer,
+    } = arrival;
     let bytes = read_limited(file, MAX_ARTIFACT_BYTES)?;
     let (mut engine, now) = open_engine(&node)?;
+    for other in live {
+        engine.open_session(other, Session::default());
+    }
     engine.open_session(
         session.clone(),
         Session {

@@ -552,3 +552,52 @@ fn profile_and_tenant_flags_reach_the_engine() {
     let bad = w.admit("a.json", SESS1, now, &["--tenant", "nonsense"]);
     assert_eq!(bad.code, 2);
 }
+
+/// T13 / L10: a second attachment of a client attached on a session still live is
+/// `E_POD_ALREADY_ATTACHED`; on a session that ended, it replaces the first.
+#[test]
+fn a_second_attachment_depends_on_whether_the_first_session_is_live() {
+    let workspace = Workspace::new();
+    let attachment = |n: &str, session: &str, at: &str| {
+        let bind = format!("bind{n}.json");
+        workspace.build(&bind, &bind_args(&format!("pb:{n}"), at, session));
+        let name = format!("attach{n}.json");
+        workspace.build(
+            &name,
+            &[
+                "pod",
+                "attachment",
+                "--bind",
+                &bind,
+                "--client",
+                OLD,
+                "--attachment-id",
+                &format!("attach:{n}"),
+                "--at",
+                at,
+            ],
+        );
+        name
+    };
+    let first = attachment("1", SESS1, "2026-03-28T19:42:00Z");
+    workspace
+        .admit(&first, SESS1, "2026-03-28T19:42:05Z", &[])
+        .expect(0, "admitted", "attached");
+    let second = attachment("2", SESS3, "2026-03-28T19:43:00Z");
+
+    let kept = workspace.admit(
+        &second,
+        SESS3,
+        "2026-03-28T19:43:05Z",
+        &["--live-session", SESS1],
+    );
+    let replaced = workspace.admit(&second, SESS3, "2026-03-28T19:43:06Z", &[]);
+
+    kept.expect(1, "rejected", "E_POD_ALREADY_ATTACHED");
+    replaced.expect(0, "admitted", "attached");
+    assert_eq!(
+        replaced.json["transitions"][0]["rule"], "T13",
+        "{}",
+        replaced.stdout
+    );
+}

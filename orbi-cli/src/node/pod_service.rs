@@ -117,6 +117,33 @@ pub(super) async fn with_engine<T: Send + 'static>(
     .flatten()
 }
 
+/// Admits `bytes` arriving on `session_id`, and finishes the setup of an attachment admitted
+/// `attaching` at once (T4): the serving node has nothing to set up beyond the admission
+/// itself, and an attachment left `attaching` would be detached with `session-expired` after
+/// 30 s.
+fn admit_and_set_up(
+    engine: &mut PodEngine<SqliteStore>,
+    bytes: &[u8],
+    session_id: &str,
+    now: OffsetDateTime,
+) -> Result<Admission, orbi_pod::EngineError> {
+    let mut admission = engine.admit(bytes, session_id, now)?;
+    if admission.verdict == orbi_pod::Verdict::Admitted
+        && admission.state == Some(orbi_pod::LifecycleState::Attaching)
+        && let Some(id) = admission.id.clone()
+    {
+        match engine.finish_setup(&id, now) {
+            Ok(transition) => {
+                admission.state = Some(transition.to);
+                admission.transitions.push(transition);
+            }
+            // The 30 s timer detaches it then; the admission itself stands.
+            Err(error) => tracing::error!(%error, attachment = %id, "cannot finish setup"),
+        }
+    }
+    Ok(admission)
+}
+
 /// The nodes that may open pod sessions (`[pod] allow`, `inac.allow` and known peers).
 pub type PodPeers = Arc<std::collections::BTreeSet<NodeId>>;
 
@@ -176,8 +203,7 @@ pub async fn serve(engine: SharedEngine, allowed: PodPeers, app: AppConnection) 
             };
             let answer = with_engine(&engine, move |engine| {
                 let now = OffsetDateTime::now_utc();
-                engine
-                    .admit(&bytes, &session_id, now)
+                admit_and_set_up(engine, &bytes, &session_id, now)
                     .map(|admission| admission_json(&admission))
             })
             .await;
@@ -568,6 +594,60 @@ mod tests {
             .unwrap()
             .await
             .unwrap()
+    }
+
+    #[test]
+    fn an_attachment_admitted_attaching_is_set_up_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, participant) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
+        let now = OffsetDateTime::now_utc();
+        let at = Timestamp::from_instant(now).unwrap();
+        let bind = compose::sign_bind(
+            &participant,
+            &BindDraft {
+                bind_id: "pb:setup".into(),
+                bound_at: at.clone(),
+                via: node.node_id(),
+                session_id: "sess:setup".into(),
+                policy_annotations: None,
+            },
+        )
+        .unwrap();
+        let attachment = compose::attachment(
+            &AttachmentDraft {
+                attachment_id: "attach:setup".into(),
+                attached_at: at,
+                profile: ProfileType::PodClient,
+                serving_node: node.node_id(),
+                pod_user: None,
+                client_instance_id: "client:setup".into(),
+                models_local: None,
+                state: SessionState::Attaching,
+                export_capable: true,
+                migration_allowed: true,
+            },
+            bind,
+        );
+        let mut engine = engine(&node, &dir.path().join("pod.sqlite"));
+        engine.open_session("sess:setup", Session::default());
+
+        let admission = admit_and_set_up(
+            &mut engine,
+            attachment.to_string().as_bytes(),
+            "sess:setup",
+            now,
+        )
+        .unwrap();
+
+        assert_eq!(admission.verdict, Verdict::Admitted);
+        assert_eq!(admission.state, Some(orbi_pod::LifecycleState::Attached));
+        let rules: Vec<_> = admission.transitions.iter().map(|t| t.rule).collect();
+        assert_eq!(rules.last(), Some(&orbi_pod::Rule::T4), "{rules:?}");
+        let stored = engine.store().attachment("attach:setup").unwrap().unwrap();
+        assert_eq!(stored.state, AttachmentState::Attached);
+        // Nothing is left for the setup timeout.
+        let later = engine.tick(now + Duration::from_secs(31)).unwrap();
+        assert!(later.is_empty(), "{later:?}");
     }
 
     #[tokio::test]
