@@ -14,8 +14,8 @@ use std::{
 
 use clap::Subcommand;
 use orbi_pod::{
-    Durability, EngineError, HostPolicy, PodEngine, RecoveryPolicy, Session, SqliteStore, Store,
-    StoreLimits, Verdict,
+    ArtifactKind, Durability, EngineError, HostPolicy, PodEngine, RecoveryPolicy, Session,
+    SqliteStore, Store, StoreLimits, Verdict,
     compose::{self, AttachmentDraft, BindDraft, DetachmentDraft, RecoveryDraft},
     policy::MAX_ARTIFACT_BYTES,
     store::{AttachmentRec, DetachmentRec, RecoveryRec},
@@ -297,7 +297,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                 },
             )
             .map_err(|err| CliError::new(err.to_string()))?;
-            print_json(&bind);
+            print_built(ArtifactKind::ParticipantBind, &bind)?;
         }
         PodCommand::Attachment {
             bind,
@@ -313,7 +313,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
             models_local,
         } => {
             let (bind, via) = read_bind(&bind)?;
-            print_json(&compose::attachment(
+            let built = compose::attachment(
                 &AttachmentDraft {
                     attachment_id: attachment_id.unwrap_or_else(|| fresh_id("attach")),
                     attached_at: at.map_or_else(now_timestamp, Ok)?,
@@ -327,7 +327,8 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                     migration_allowed,
                 },
                 bind,
-            ));
+            );
+            print_built(ArtifactKind::Attachment, &built)?;
         }
         PodCommand::Detachment {
             bind,
@@ -340,7 +341,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
             notes,
         } => {
             let (bind, via) = read_bind(&bind)?;
-            print_json(&compose::detachment(
+            let built = compose::detachment(
                 &DetachmentDraft {
                     detachment_id: detachment_id.unwrap_or_else(|| fresh_id("detach")),
                     detached_at: at.map_or_else(now_timestamp, Ok)?,
@@ -351,7 +352,8 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                     notes,
                 },
                 bind,
-            ));
+            );
+            print_built(ArtifactKind::Detachment, &built)?;
         }
         PodCommand::Recovery {
             bind,
@@ -364,7 +366,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
             token_ref,
         } => {
             let (bind, via) = read_bind(&bind)?;
-            print_json(&compose::recovery(
+            let built = compose::recovery(
                 &RecoveryDraft {
                     recovery_id: recovery_id.unwrap_or_else(|| fresh_id("recover")),
                     recovered_at: at.map_or_else(now_timestamp, Ok)?,
@@ -375,7 +377,8 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                     token_ref,
                 },
                 bind,
-            ));
+            );
+            print_built(ArtifactKind::Recovery, &built)?;
         }
         PodCommand::Attach(args) => return crate::node::client::attach(args),
         PodCommand::Detach(args) => return crate::node::client::detach(args),
@@ -533,6 +536,14 @@ fn open_engine(node: &NodeArgs) -> Result<(PodEngine<SqliteStore>, OffsetDateTim
         .as_ref()
         .map_or_else(system_now, Timestamp::instant);
     Ok((engine, now))
+}
+
+/// Prints a built artifact once it passes what an admitting node checks first (egress gate):
+/// an artifact that would be rejected is an error (exit 2), not output.
+fn print_built(kind: ArtifactKind, value: &Value) -> Result<(), CliError> {
+    compose::check_egress(kind, value).map_err(|err| CliError::new(err.to_string()))?;
+    print_json(value);
+    Ok(())
 }
 
 fn engine_error(err: EngineError) -> CliError {

@@ -601,3 +601,31 @@ fn a_second_attachment_depends_on_whether_the_first_session_is_live() {
         replaced.stdout
     );
 }
+
+/// Spec pod §5: egress is gated too. A builder whose artifact a node would reject on its
+/// shape or ids prints nothing and exits 2.
+#[test]
+fn builders_refuse_artifacts_a_node_would_reject() {
+    let workspace = Workspace::new();
+    workspace.build(
+        "bind.json",
+        &bind_args("pb:egress", "2026-03-28T19:42:00Z", SESS1),
+    );
+    for client in [OLD, "", "client:with space"] {
+        let run = workspace.orbi(&[
+            "pod",
+            "attachment",
+            "--bind",
+            "bind.json",
+            "--client",
+            client,
+        ]);
+        if client == OLD {
+            assert_eq!(run.code, 0, "{}", run.stderr);
+        } else {
+            assert_eq!(run.code, 2, "{client:?}: {}", run.stdout);
+            assert!(run.stdout.is_empty(), "{}", run.stdout);
+            assert!(run.stderr.contains("client-instance"), "{}", run.stderr);
+        }
+    }
+}

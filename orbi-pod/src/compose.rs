@@ -17,6 +17,32 @@ use orbi_types::{
 };
 use serde_json::{Map, Value, json};
 
+/// Why a built artifact may not leave: it fails the closed (frozen) shape or the opaque-id
+/// rules that an admitting node applies first (spec pod §5: egress is gated too).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the built {kind} would be rejected: {message}")]
+pub struct EgressError {
+    /// What was built.
+    pub kind: crate::ArtifactKind,
+    /// The first problem found, naming the member.
+    pub message: String,
+}
+
+/// Checks a built artifact the way a serving node's V1 does before it is printed or sent: the
+/// frozen schema (the strictest shape a node may run), then the opaque-id bounds.
+pub fn check_egress(kind: crate::ArtifactKind, value: &Value) -> Result<(), EgressError> {
+    let fail = |message: String| EgressError { kind, message };
+    let validator = orbi_schema::registry()
+        .validator(kind.as_str(), orbi_schema::Profile::Frozen)
+        .map_err(|err| fail(err.to_string()))?;
+    if let Some(issue) = validator.issues(value).first() {
+        return Err(fail(issue.to_string()));
+    }
+    let typed =
+        crate::checks::Typed::parse(kind, value).map_err(|rejection| fail(rejection.message))?;
+    crate::checks::opaque_ids(&typed).map_err(|rejection| fail(rejection.message))
+}
+
 /// The domain tag of the serving node's attestation over a detachment (spec pod §6.2, "later"):
 /// `client-instance-detachment.v1 ‖ 0x00 ‖ JCS(detachment minus proof/node-attestation)`.
 pub const DETACHMENT_ATTESTATION_TAG: &str = "client-instance-detachment.v1";
@@ -275,6 +301,51 @@ fn object<const N: usize>(entries: [(&str, Value); N]) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_built_artifact_with_an_empty_or_spaced_client_id_does_not_leave() {
+        let key = KeyPair::from_seed(&[2; 32]);
+        let node = KeyPair::from_seed(&[1; 32]).node_id();
+        let at = Timestamp::parse("2026-03-28T19:42:00Z").unwrap();
+        let bind = sign_bind(
+            &key,
+            &BindDraft {
+                bind_id: "pb:egress".into(),
+                bound_at: at.clone(),
+                via: node.clone(),
+                session_id: "sess:egress".into(),
+                policy_annotations: None,
+            },
+        )
+        .unwrap();
+        let built = |client: &str| {
+            attachment(
+                &AttachmentDraft {
+                    attachment_id: "attach:egress".into(),
+                    attached_at: at.clone(),
+                    profile: ProfileType::PodClient,
+                    serving_node: node.clone(),
+                    pod_user: None,
+                    client_instance_id: client.into(),
+                    models_local: None,
+                    state: SessionState::Attached,
+                    export_capable: true,
+                    migration_allowed: true,
+                },
+                bind.clone(),
+            )
+        };
+        let kind = crate::ArtifactKind::Attachment;
+        assert_eq!(check_egress(kind, &built("client:phone-1")), Ok(()));
+        assert_eq!(
+            check_egress(crate::ArtifactKind::ParticipantBind, &bind),
+            Ok(())
+        );
+        for bad in ["", "client:with space"] {
+            let error = check_egress(kind, &built(bad)).unwrap_err();
+            assert!(error.message.contains("client-instance"), "{error}");
+        }
+    }
 
     const B1_SIGNATURE: &str =
         "dGH7YsIiguOgGyw-2JYesHmuVNL_T1zGSC6c9FuS_O83nPT1egFZQQKeT6OXnVBo1xKznNUn3CSZFgimmTXkDQ";

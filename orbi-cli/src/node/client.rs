@@ -224,7 +224,13 @@ pub fn attachment_bytes(
         },
         bind(participant, session)?,
     );
-    Ok(attachment.to_string().into_bytes())
+    built_bytes(orbi_pod::ArtifactKind::Attachment, &attachment)
+}
+
+/// The bytes of a built artifact, once it passes what the node checks first (egress gate).
+fn built_bytes(kind: orbi_pod::ArtifactKind, value: &Value) -> Result<Vec<u8>, CliError> {
+    compose::check_egress(kind, value).map_err(|err| CliError::new(err.to_string()))?;
+    Ok(value.to_string().into_bytes())
 }
 
 /// What a detachment says besides its bind.
@@ -259,7 +265,7 @@ pub fn detachment_bytes(
         },
         bind(participant, session)?,
     );
-    Ok(detachment.to_string().into_bytes())
+    built_bytes(orbi_pod::ArtifactKind::Detachment, &detachment)
 }
 
 /// Prints the node's answer and maps its outcome to the exit code.
