@@ -22,6 +22,10 @@ use super::{
     identity::{AnyNode, ExpectedNode, certified_key},
 };
 
+/// Connection credit kept free of stream bodies, for frames and the headers of pushes that
+/// are still being decided (see [`TransportConfig::receive_window`]).
+pub const FRAME_ROOM: u64 = 8 * 1024 * 1024;
+
 /// How the QUIC transport behaves. [`TransportConfig::default`] is the tuned default (spec §8
 /// plus what the benchmarks showed).
 #[derive(Clone, Debug)]
@@ -32,7 +36,11 @@ pub struct TransportConfig {
     pub keep_alive: Duration,
     /// Per-stream receive window, bytes (default 8 MiB).
     pub stream_receive_window: u32,
-    /// Per-connection receive window, bytes (default 16 MiB).
+    /// Per-connection receive window, bytes (default 40 MiB). Bodies held up by a receiver
+    /// slower than its sender keep their stream windows full, and frames share this credit
+    /// with them: it should exceed [`crate::ReceiverConfig::stream_pushes_per_peer`] stream
+    /// windows by at least [`FRAME_ROOM`] (by default 4 × 8 MiB + 8 MiB), or a peer's frames
+    /// wait behind its own bodies ([`crate::quic::Server::bind_with`] warns).
     pub receive_window: u32,
     /// Unacknowledged bytes a sender may have in flight per connection (default 16 MiB).
     pub send_window: u64,
@@ -67,7 +75,7 @@ pub struct TransportConfig {
     /// Connections a listener keeps at once, handshakes included (default 512); beyond it
     /// new attempts are refused after the address check (a QUIC Retry) and before the TLS
     /// handshake (QUIC `CONNECTION_REFUSED`). Each connection may buffer up to
-    /// [`TransportConfig::receive_window`] bytes (16 MiB by default: 8 GiB for 512), so this
+    /// [`TransportConfig::receive_window`] bytes (40 MiB by default: 20 GiB for 512), so this
     /// bounds a listener's memory against anyone who can reach it; lower both on a small host.
     pub max_connections: usize,
     /// Connections one peer may keep at once (default 32); the next is closed with `0x103`
@@ -123,7 +131,7 @@ impl Default for TransportConfig {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(10),
             stream_receive_window: 8 * 1024 * 1024,
-            receive_window: 16 * 1024 * 1024,
+            receive_window: 40 * 1024 * 1024,
             send_window: 16 * 1024 * 1024,
             socket_buffer_bytes: 4 * 1024 * 1024,
             max_concurrent_exchanges: 32,
@@ -157,6 +165,13 @@ pub const FAMILIAR_ADDRESSES_PER_PEER: usize = 4;
 pub const MAX_BODY_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
 impl TransportConfig {
+    /// The connection credit `bodies` stream bodies, each with a full stream window, leave for
+    /// frames; `None` when they can take all of it.
+    pub fn room_beside(&self, bodies: usize) -> Option<u64> {
+        let held = u64::from(self.stream_receive_window).saturating_mul(bodies as u64);
+        u64::from(self.receive_window).checked_sub(held)
+    }
+
     /// Checks every setting against its range, so that a mistaken value is an error naming
     /// it rather than a limit silently switched off (a zero or oversized idle timeout would
     /// disable it; a zero response timeout would fail every exchange). Run by every
@@ -453,6 +468,21 @@ pub fn endpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_window_leaves_frame_room_beside_a_peers_bodies() {
+        let config = TransportConfig::default();
+        let bodies = crate::ReceiverConfig::default().stream_pushes_per_peer;
+        assert!(
+            config
+                .room_beside(bodies)
+                .is_some_and(|room| room >= FRAME_ROOM)
+        );
+        let mut small = config.clone();
+        small.receive_window = 16 * 1024 * 1024;
+        assert_eq!(small.room_beside(bodies), None);
+        assert_eq!(small.room_beside(1), Some(8 * 1024 * 1024));
+    }
 
     fn rejected(edit: impl FnOnce(&mut TransportConfig)) -> &'static str {
         let mut config = TransportConfig::default();

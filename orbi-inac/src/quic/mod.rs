@@ -58,7 +58,7 @@
 //!   closing the next with `0x103` right after the handshake; one address (an IPv4 address
 //!   or an IPv6 /64) may hold at most [`TransportConfig::max_connections_per_address`]
 //!   (default 128), refused like the rest before the handshake. Together with the receive
-//!   windows (16 MiB each by default: 8 GiB for 512 connections) they bound what anyone who
+//!   windows (40 MiB each by default: 20 GiB for 512 connections) they bound what anyone who
 //!   can reach the port can make the node buffer. Peers the node does not know (outside the
 //!   receiver's allowed and request peers and [`TransportConfig::known_peers`]) share
 //!   [`TransportConfig::max_guest_connections`] (default 256), so strangers with many keys
@@ -98,9 +98,11 @@
 //!   [`ExchangeError::TooSlow`]): opening an exchange (frame timeout), writing a frame
 //!   (frame timeout without progress, and the frame's own deadline), every body step. A
 //!   frame shares the connection's flow-control credit with the bodies on it, first come
-//!   first served: behind bodies to a receiver slower than the sender, a frame that gets no
-//!   credit for the frame timeout is reset like a stalled one (retry it, or push fewer
-//!   bodies at once to that node).
+//!   first served. Bodies held up by a receiver slower than its sender keep their stream
+//!   windows full, so the connection window is sized to leave [`config::FRAME_ROOM`] (8 MiB)
+//!   beside a peer's [`crate::ReceiverConfig::stream_pushes_per_peer`] bodies: frames and
+//!   the next pushes' headers are still answered at once. With smaller windows a frame that
+//!   gets no credit for the frame timeout is reset like a stalled one.
 //! - **Durability.** Group commit never answers before the group is durable. With
 //!   [`crate::Durability::Full`] the SQLite ledger commits without syncing and a syncer thread
 //!   `fdatasync`s the WAL once per batch of groups before their answers leave
@@ -109,7 +111,7 @@
 //!   the object and its admission. `Durability::Relaxed` (`orbi inac serve --durability
 //!   relaxed`) skips syncs and says so.
 //! - **Buffers.** UDP socket buffers 4 MiB (loopback dropped packets at the default), stream
-//!   window 8 MiB, connection window and send window 16 MiB; bodies are copied into three
+//!   window 8 MiB, connection window 40 MiB (above), send window 16 MiB; bodies are copied into three
 //!   1 MiB buffers that a blocking thread hashes and writes (handing quinn's small chunks over
 //!   one by one costs several times the memory).
 //!

@@ -21,7 +21,7 @@ use super::{
     TransportError,
     actor::{self, Decision, ReceiverHandle},
     app::{negotiated_alpn, offered_alpns},
-    config::{endpoint, server_config_with_alpns},
+    config::{FRAME_ROOM, endpoint, server_config_with_alpns},
     identity::peer_node_id,
     wire::{BodyClock, ReadFrameError, read_frame, write_frame_within},
 };
@@ -127,6 +127,19 @@ impl Server {
                 receiver: receiver.node_id(),
                 key: node_id,
             });
+        }
+        let bodies = receiver.config().stream_pushes_per_peer;
+        if config
+            .room_beside(bodies)
+            .is_none_or(|room| room < FRAME_ROOM)
+        {
+            tracing::warn!(
+                receive_window = config.receive_window,
+                stream_receive_window = config.stream_receive_window,
+                stream_pushes_per_peer = bodies,
+                "the connection window leaves under 8 MiB beside a peer's stream bodies: \
+                 behind bodies to a slow disk, that peer's frames wait for credit"
+            );
         }
         let decode = receiver.config().decode;
         let known = receiver

@@ -60,6 +60,87 @@ pub struct Setup {
     pub policy: ReceiverConfig,
     pub transport: TransportConfig,
     pub apps: Vec<AppProtocol>,
+    pub gate: Option<Gate>,
+}
+
+/// Holds staged stream bodies' writes until opened: a receiver whose disk has stopped.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+
+    /// Opens the gate when dropped, so that a failing test does not leave bodies waiting.
+    pub fn opened_when_dropped(&self) -> impl Drop {
+        struct Opener(Gate);
+        impl Drop for Opener {
+            fn drop(&mut self) {
+                self.0.open();
+            }
+        }
+        Opener(self.clone())
+    }
+
+    fn wait(&self) {
+        let mut open = self.0.0.lock().unwrap();
+        while !*open {
+            open = self.0.1.wait(open).unwrap();
+        }
+    }
+}
+
+/// A store whose staged stream bodies wait at a [`Gate`] before each write.
+struct GatedStore {
+    inner: HybridStore,
+    gate: Gate,
+}
+
+struct GatedWriter {
+    inner: Box<dyn orbi_inac::store::StagingWriter>,
+    gate: Gate,
+}
+
+impl Store for GatedStore {
+    fn stage(&self) -> Result<Box<dyn orbi_inac::store::StagingWriter>, orbi_inac::StoreError> {
+        Ok(Box::new(GatedWriter {
+            inner: self.inner.stage()?,
+            gate: self.gate.clone(),
+        }))
+    }
+
+    fn contains(&self, digest: &orbi_types::Sha256Digest) -> Result<bool, orbi_inac::StoreError> {
+        self.inner.contains(digest)
+    }
+
+    fn open(
+        &self,
+        digest: &orbi_types::Sha256Digest,
+    ) -> Result<Option<Box<dyn std::io::Read + Send>>, orbi_inac::StoreError> {
+        self.inner.open(digest)
+    }
+
+    fn list(&self) -> Result<Vec<orbi_inac::store::StoredObject>, orbi_inac::StoreError> {
+        self.inner.list()
+    }
+}
+
+impl orbi_inac::store::StagingWriter for GatedWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), orbi_inac::StoreError> {
+        // Stream bodies come in body buffers; an inline payload (at most 64 KiB) passes.
+        if bytes.len() > 64 * 1024 {
+            self.gate.wait();
+        }
+        self.inner.write(bytes)
+    }
+
+    fn finish(
+        self: Box<Self>,
+    ) -> Result<Box<dyn orbi_inac::store::StagedBody>, orbi_inac::StoreError> {
+        self.inner.finish()
+    }
 }
 
 impl Setup {
@@ -71,7 +152,14 @@ impl Setup {
             policy,
             transport: TransportConfig::default(),
             apps: Vec::new(),
+            gate: None,
         }
+    }
+
+    /// Stream bodies wait at `gate` before each write to the store.
+    pub fn gate(mut self, gate: &Gate) -> Self {
+        self.gate = Some(gate.clone());
+        self
     }
 
     pub fn allow(mut self, peer: &KeyPair) -> Self {
@@ -107,7 +195,16 @@ impl Setup {
             })
             .build()
             .unwrap();
-        let receiver = Receiver::new(node_key(), self.policy, kinds, store.clone(), ledger);
+        let receiver = match self.gate {
+            Some(gate) => {
+                let gated = GatedStore {
+                    inner: store.clone(),
+                    gate,
+                };
+                Receiver::new(node_key(), self.policy, kinds, gated, ledger)
+            }
+            None => Receiver::new(node_key(), self.policy, kinds, store.clone(), ledger),
+        };
         let server = Server::bind_with(
             "127.0.0.1:0".parse().unwrap(),
             node_key(),

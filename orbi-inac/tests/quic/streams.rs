@@ -333,3 +333,50 @@ async fn a_peer_over_its_stream_cap_is_rate_limited_before_the_body() {
         .unwrap();
     assert_answer(&answer, Operation::Ingested, None);
 }
+
+/// Bodies held up by a slow disk keep their stream windows full, but they must not take the
+/// connection's whole credit: a frame on the same connection is still answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_stuck_behind_a_slow_disk_leave_credit_for_frames() {
+    let gate = Gate::default();
+    let _opened = gate.opened_when_dropped();
+    let node = Setup::new().gate(&gate).start();
+    let config = orbi_inac::quic::TransportConfig {
+        frame_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let (_client, session) = node.connect_with(&peer_key(), config).await;
+    let pushes = orbi_inac::ReceiverConfig::default().stream_pushes_per_peer;
+    let size = 24 * 1024 * 1024;
+    let mut bodies = Vec::new();
+    for seed in 0..pushes {
+        let session = session.clone();
+        let bytes = pattern(size, 20 + seed as u8);
+        let described = descriptor(&bytes);
+        bodies.push(tokio::spawn(async move {
+            session
+                .push_stream(&described, |b| b, &bytes[..], &mut |_| {})
+                .await
+        }));
+    }
+    let peer = peer_key().node_id();
+    let probe = peer.clone();
+    node.until("bodies wait for the disk", move |r| {
+        r.bodies_in_flight(&probe) >= 2
+    })
+    .await;
+    // Every body sends what its stream window takes, then waits.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let answer = session
+        .exchange(&inline_push(b"a small note", "k-note"))
+        .await;
+
+    let waiting = node.with(move |r| r.bodies_in_flight(&peer)).await;
+    gate.open();
+    assert_answer(&answer.unwrap(), Operation::Ingested, None);
+    assert_eq!(waiting, pushes, "every push got its header through");
+    for body in bodies {
+        assert_answer(&body.await.unwrap().unwrap(), Operation::Ingested, None);
+    }
+}
