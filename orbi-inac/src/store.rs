@@ -60,8 +60,10 @@ pub enum Durability {
     #[default]
     Full,
     /// Leave flushing to the operating system (no fsync; SQLite `synchronous=NORMAL` in WAL
-    /// mode): the last answered decisions may be lost on power loss. For nodes whose disks
-    /// make per-decision fsync the bottleneck, and for benchmarks.
+    /// mode): the last answered decisions may be lost on power loss, and an object file may
+    /// be left cut short. Such an object is not served, and the next push of it is taken
+    /// again and repairs it ([`Store::intact`]). For nodes whose disks make per-decision
+    /// fsync the bottleneck, and for benchmarks.
     Relaxed,
 }
 
@@ -90,6 +92,15 @@ pub trait Store: Send + Sync {
 
     /// Whether an object with `digest` is held.
     fn contains(&self, digest: &Sha256Digest) -> Result<bool, StoreError>;
+
+    /// Whether the object with `digest` is held whole, `size_bytes` long. A store that can
+    /// lose the tail of an object (files written without a sync, [`Durability::Relaxed`],
+    /// then a power loss) says so here, so that the receiver takes the bytes again instead of
+    /// answering `already-present` for an object it can no longer serve.
+    fn intact(&self, digest: &Sha256Digest, size_bytes: u64) -> Result<bool, StoreError> {
+        let _ = size_bytes;
+        self.contains(digest)
+    }
 
     /// Reads the object with `digest`, if held.
     fn open(&self, digest: &Sha256Digest) -> Result<Option<Box<dyn Read + Send>>, StoreError>;

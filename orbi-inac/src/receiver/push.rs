@@ -348,11 +348,32 @@ impl Receiver {
         }
     }
 
+    /// Whether `descriptor` is held: on record, and, when this node kept the bytes, still whole
+    /// in the store. An object cut short (relaxed durability, then a power loss) is taken again
+    /// from the next push, which the store's commit repairs; the ledger keeps its first row.
     pub(super) fn held_already(&self, descriptor: &Descriptor) -> Result<bool, Refusal> {
-        self.ledger
+        let held = self
+            .ledger
             .held(&descriptor.schema, &descriptor.digest)
-            .map(|held| held.is_some())
-            .map_err(|e| Self::ledger_unavailable(&e))
+            .map_err(|e| Self::ledger_unavailable(&e))?;
+        match held {
+            Some(held) if held.kept => {
+                let size = held.descriptor.size_bytes;
+                match self.store.intact(&descriptor.digest, size) {
+                    Ok(true) => Ok(true),
+                    Ok(false) => {
+                        tracing::warn!(digest = %descriptor.digest, "a held object is missing or cut short; taking it again");
+                        Ok(false)
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot inspect the store");
+                        Err(Refusal::handler_unavailable("the store cannot be read now"))
+                    }
+                }
+            }
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
     }
 
     pub(super) fn finish_body(&mut self, body: CompletedBody, now_ms: u64) -> Frame {

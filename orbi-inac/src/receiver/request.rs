@@ -174,7 +174,9 @@ impl Receiver {
             }
             Some(bytes)
         } else {
-            if !self.store.contains(&descriptor.digest).unwrap_or(false) {
+            // A cut-short object (relaxed durability, then a power loss) is not served.
+            let whole = self.store.intact(&descriptor.digest, descriptor.size_bytes);
+            if !whole.unwrap_or(false) {
                 return Err(unavailable());
             }
             None

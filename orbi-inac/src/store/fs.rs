@@ -234,6 +234,15 @@ impl Store for FsStore {
         }
     }
 
+    fn intact(&self, digest: &Sha256Digest, size_bytes: u64) -> Result<bool, StoreError> {
+        let path = self.object_path(digest)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.is_file() && meta.len() == size_bytes),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(io_error("inspect", &path)(error)),
+        }
+    }
+
     fn open(&self, digest: &Sha256Digest) -> Result<Option<Box<dyn Read + Send>>, StoreError> {
         let path = self.object_path(digest)?;
         match File::open(&path) {
@@ -477,6 +486,26 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), bytes);
         assert_eq!(commit(&store, bytes), Committed::AlreadyHeld, "whole now");
         assert_eq!(fs::read_dir(store.staging_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn intact_means_held_at_its_full_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), Durability::Relaxed).unwrap();
+        let bytes = b"the whole artifact";
+        let (digest, len) = (Sha256Digest::of(bytes), bytes.len() as u64);
+        assert!(!store.intact(&digest, len).unwrap(), "not held");
+        commit(&store, bytes);
+        assert!(store.intact(&digest, len).unwrap());
+        let path = store.object_path(&digest).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        assert!(store.contains(&digest).unwrap());
+        assert!(!store.intact(&digest, len).unwrap(), "cut short");
     }
 
     #[test]

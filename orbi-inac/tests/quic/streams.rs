@@ -380,3 +380,55 @@ async fn bodies_stuck_behind_a_slow_disk_leave_credit_for_frames() {
         assert_answer(&body.await.unwrap().unwrap(), Operation::Ingested, None);
     }
 }
+
+/// An object cut short on disk (written without a sync, then a power loss) is neither
+/// served nor answered `already-present`: the next push of it is taken again and repairs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_cut_short_on_disk_is_not_served_and_the_next_push_repairs_it() {
+    let node = Setup::new()
+        .policy(|p| {
+            p.request_peers.insert(peer_key().node_id());
+        })
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let bytes = pattern(300_000, 9);
+    let described = descriptor(&bytes);
+    let push = || async {
+        session
+            .push_stream(&described, |b| b, &bytes[..], &mut |_| {})
+            .await
+    };
+    assert_answer(&push().await.unwrap(), Operation::Ingested, None);
+    let path = node
+        .store
+        .files()
+        .object_path(&Sha256Digest::of(&bytes))
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100_000)
+        .unwrap();
+
+    let request = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&descriptor(&bytes).artifact_id)
+        .build()
+        .unwrap();
+    let served = session.exchange(&request).await.unwrap();
+    let again = push().await.unwrap();
+
+    assert_answer(
+        &served,
+        Operation::Decline,
+        Some(RefusalCode::NotAuthorized),
+    );
+    assert_answer(&again, Operation::Ingested, None);
+    assert!(
+        std::fs::read(&path).unwrap() == bytes,
+        "repaired byte for byte"
+    );
+    assert_eq!(node.staged_files(), 0);
+    // Whole again: the next push is already present.
+    assert_answer(&push().await.unwrap(), Operation::AlreadyPresent, None);
+}
