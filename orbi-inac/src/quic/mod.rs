@@ -111,9 +111,9 @@
 //!   the object and its admission. `Durability::Relaxed` (`orbi inac serve --durability
 //!   relaxed`) skips syncs and says so.
 //! - **Buffers.** UDP socket buffers 4 MiB (loopback dropped packets at the default), stream
-//!   window 8 MiB, connection window 40 MiB (above), send window 16 MiB; bodies are copied into three
-//!   1 MiB buffers that a blocking thread hashes and writes (handing quinn's small chunks over
-//!   one by one costs several times the memory).
+//!   window 8 MiB, connection window 40 MiB (above), send window 16 MiB; bodies are copied
+//!   into three 1 MiB buffers that a blocking thread hashes and writes (handing quinn's small
+//!   chunks over one by one costs several times the memory).
 //!
 //! # A push over loopback
 //!

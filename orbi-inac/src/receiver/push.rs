@@ -362,7 +362,8 @@ impl Receiver {
                 match self.store.intact(&descriptor.digest, size) {
                     Ok(true) => Ok(true),
                     Ok(false) => {
-                        tracing::warn!(digest = %descriptor.digest, "a held object is missing or cut short; taking it again");
+                        let digest = &descriptor.digest;
+                        tracing::warn!(%digest, "a held object is cut short; taking it again");
                         Ok(false)
                     }
                     Err(error) => {
