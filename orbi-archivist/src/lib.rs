@@ -50,6 +50,9 @@
 //! The export gates (curation, curator quorum, classification, scope ceiling) and retrieval
 //! (`retrieval-request.v1`, TV-25 … TV-28, TV-30) are not implemented; gate vectors pass only
 //! with injected findings.
+//! - **Integers.** The schema gives `retention/default-*` and `replication/max-copies` no
+//!   maximum; admission refuses values that no `u64` holds, naming the field and the limit
+//!   (never saturating, so an admitted advertisement re-serializes to its own text).
 //! - **Expiry.** Whole seconds (instants floored); a tie between hard and idle expiry is
 //!   reported as `max-duration`.
 //!

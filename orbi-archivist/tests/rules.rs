@@ -296,6 +296,27 @@ fn integers_written_as_floats_are_refused_at_admission() {
 }
 
 #[test]
+fn integers_above_u64_are_refused_naming_the_field_and_the_limit() {
+    let schema = registry()
+        .validator("archivist-advertisement", Profile::Seed)
+        .unwrap();
+    // Schema-valid (no maximum), but no u64 holds it; not read as a float, not saturated.
+    let text = serde_json::to_string(&ad_a()).unwrap().replace(
+        "\"retention/default-max-duration-sec\":7776000",
+        "\"retention/default-max-duration-sec\":18446744073709551616",
+    );
+    let huge: Value = serde_json::from_str(&text).unwrap();
+    assert!(schema.is_valid(&huge));
+    let invalid = Advertisement::admit_slice(text.as_bytes()).unwrap_err();
+    assert_eq!(
+        invalid.issues,
+        [
+            "\"/retention~1default-max-duration-sec\": the value is 2^64 or more, above 18446744073709551615, the largest value supported"
+        ]
+    );
+}
+
+#[test]
 fn the_explanation_covers_every_stage_in_words() {
     let request = prepare(request_f());
     let ad = admit(ad_a());
