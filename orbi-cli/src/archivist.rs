@@ -54,7 +54,8 @@ enum Command {
     /// decision of a request it just stored; the outcome is unknown, and the printed answer
     /// says how far it got).
     Submit(crate::node::client::SubmitArgs),
-    /// Fetch archivists' advertisements over INAC, ranked for a request when one is given.
+    /// Fetch archivists' advertisements over INAC, ranked for a request when one is given
+    /// (advertisements left out by stage 0b follow, with status `excluded` and their code).
     Discover(crate::node::client::DiscoverArgs),
     /// Check advertisements: schema validity and lints.
     Lint {
