@@ -87,9 +87,8 @@ fn json_of(output: &Output) -> Value {
     })
 }
 
-/// `orbi archivist match --format json` for the spec's default request (§6), whose gate
-/// evidence (CD-A) passes: `--gates-passed`.
-fn match_json(dir: &Dir, request: &Value, ads: &[&Path], extra: &[&str]) -> (i32, Value) {
+/// `orbi archivist match` judged at a fixed instant, with `extra` options before the files.
+fn run_match(dir: &Dir, request: &Value, ads: &[&Path], extra: &[&str]) -> Output {
     let request = dir.write("request.json", request);
     let mut args = vec![
         "archivist",
@@ -98,13 +97,17 @@ fn match_json(dir: &Dir, request: &Value, ads: &[&Path], extra: &[&str]) -> (i32
         path(&request),
         "--now",
         "2026-11-21T10:00:00Z",
-        "--format",
-        "json",
-        "--gates-passed",
     ];
     args.extend_from_slice(extra);
     args.extend(ads.iter().map(|p| path(p)));
-    let output = orbi(&args);
+    orbi(&args)
+}
+
+/// `orbi archivist match --format json` for the spec's default request (§6), whose gate
+/// evidence (CD-A) passes: `--gates-passed`.
+fn match_json(dir: &Dir, request: &Value, ads: &[&Path], extra: &[&str]) -> (i32, Value) {
+    let options = [&["--format", "json", "--gates-passed"], extra].concat();
+    let output = run_match(dir, request, ads, &options);
     (output.status.code().unwrap(), json_of(&output))
 }
 
@@ -504,17 +507,7 @@ fn usage_and_io_errors_exit_2_with_a_message() {
 
 /// `orbi archivist match` without `--gates-passed`, in text.
 fn match_text(dir: &Dir, request: &Value, ads: &[&Path]) -> (i32, String) {
-    let request = dir.write("request.json", request);
-    let mut args = vec![
-        "archivist",
-        "match",
-        "--request",
-        path(&request),
-        "--now",
-        "2026-11-21T10:00:00Z",
-    ];
-    args.extend(ads.iter().map(|p| path(p)));
-    let output = orbi(&args);
+    let output = run_match(dir, request, ads, &[]);
     let text = String::from_utf8(output.stdout).unwrap();
     (output.status.code().unwrap(), text)
 }
