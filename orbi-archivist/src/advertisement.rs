@@ -14,6 +14,24 @@ use serde_json::Value;
 
 use crate::lint::{Lint, lint};
 
+/// The advertisement's integer fields (the schema gives none a maximum).
+const INTEGER_FIELDS: [&str; 4] = [
+    "schema/v",
+    "retention/default-max-duration-sec",
+    "retention/default-max-idle-ttl-sec",
+    "replication/max-copies",
+];
+
+/// Whether `value` is a whole number too large for a `u64` (JSON parsers hold it as a float).
+fn above_u64(value: &Value) -> bool {
+    // 2^64, exactly representable as an f64.
+    const TWO_TO_64: f64 = 18_446_744_073_709_551_616.0;
+    value.is_f64()
+        && value
+            .as_f64()
+            .is_some_and(|n| n >= TWO_TO_64 && n.fract() == 0.0)
+}
+
 /// Rails the spec names; unknown rail strings are kept but never ranked first.
 pub const KNOWN_RAILS: [&str; 4] = ["external-invoice", "host-ledger", "manual-transfer", "none"];
 
@@ -129,9 +147,12 @@ impl Advertisement {
 
     /// Stage 0: `value` must pass the canonical schema and the typed parse.
     ///
-    /// The typed parse is stricter than the schema in one documented place: integers must be
+    /// The typed parse is stricter than the schema in two documented places: integers must be
     /// written as integers (`1.0` is a valid JSON Schema integer but is refused here), so an
-    /// admitted advertisement always re-serializes to the same text.
+    /// admitted advertisement always re-serializes to the same text; and they must fit in a
+    /// `u64` (the schema sets no maximum): a larger one, such as
+    /// `retention/default-max-duration-sec: 18446744073709551616`, is refused with an issue
+    /// naming the field and the limit, never silently saturated.
     pub fn admit(value: &Value) -> Result<Advertisement, InvalidAdvertisement> {
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
         let invalid = |issues: Vec<String>| InvalidAdvertisement {
@@ -152,6 +173,20 @@ impl Advertisement {
             .collect();
         if !issues.is_empty() {
             return Err(invalid(issues));
+        }
+        let too_large: Vec<String> = INTEGER_FIELDS
+            .iter()
+            .filter(|key| value.get(**key).is_some_and(above_u64))
+            .map(|key| {
+                format!(
+                    "{:?}: the value is 2^64 or more, above {}, the largest value supported",
+                    format!("/{}", key.replace('~', "~0").replace('/', "~1")),
+                    u64::MAX
+                )
+            })
+            .collect();
+        if !too_large.is_empty() {
+            return Err(invalid(too_large));
         }
         let typed = ArchivistAdvertisement::from_value(value)
             .map_err(|error| invalid(vec![error.to_string()]))?;

@@ -284,7 +284,9 @@ pub fn decide(request: &PreparedRequest, ad: &Advertisement, policy: &Policy) ->
     for code in hard.iter() {
         stages[Stage::of(code) as usize] = StageOutcome::Refused;
     }
-    if !request.gates_evaluated() {
+    // Without gate evidence the vault scopes already carry `curation-missing` (fail closed);
+    // only an exempt scope's stage 2 is left as not evaluated.
+    if !request.gates_evaluated() && stages[Stage::ExportGates as usize] == StageOutcome::Passed {
         stages[Stage::ExportGates as usize] = StageOutcome::Skipped;
     }
     if !request.package_checked() {

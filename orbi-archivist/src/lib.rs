@@ -27,9 +27,11 @@
 //!   reports `package-invalid`; [`PreparedRequest::with_package`] adds the package document's
 //!   own checks (1, 1b, 1c and `request-package-mismatch`).
 //! - **Stage 2** takes the export gates' findings as evidence
-//!   ([`PreparedRequest::with_gate_findings`]); without evidence the stage is reported as not
-//!   evaluated, never as passed. `live-mirror` outside `private-retained` needs
-//!   [`PreparedRequest::with_live_mirror_authorized`] (fail closed).
+//!   ([`PreparedRequest::with_gate_findings`]); the gates themselves are not evaluated here.
+//!   Without evidence it fails closed: `federation-vault` and `public-vault` are refused
+//!   `curation-missing` (spec §5, TV-29), and for `private-retained` (exempt from curation)
+//!   the stage is reported as not evaluated, never as passed. `live-mirror` outside
+//!   `private-retained` needs [`PreparedRequest::with_live_mirror_authorized`] (fail closed).
 //! - **Stage 0b.** Invalid advertisements never supersede; future-dated ones (beyond
 //!   [`Policy::max_future_skew_sec`]) neither. There is no default maximum age (upstream
 //!   advertisements have no validity window). Local allow/deny lists exclude with
@@ -37,8 +39,20 @@
 //! - **Ranking.** An absent default duration counts as the largest headroom; refusals are
 //!   ranked last rather than dropped; `advertisement/id` then `archivist/node-id` break the
 //!   last ties, so the order is total.
-//! - **Replication.** The default commitment is `guarantee` (one copy per distinct archivist);
-//!   a `hint` lets one archivist coordinate up to its `replication/max-copies`.
+//! - **Replication.** The default commitment is `guarantee` (one copy per distinct archivist):
+//!   [`match_request`] judges each archivist on the one copy it would keep, and a recorded
+//!   decision confirms one copy ([`confirmed_copies`]). A `hint` lets one archivist coordinate
+//!   up to its `replication/max-copies`, and its decision confirms those k copies. A plan never
+//!   uses one `archivist/node-id` twice.
+//!
+//! # Not built
+//!
+//! The export gates (curation, curator quorum, classification, scope ceiling) and retrieval
+//! (`retrieval-request.v1`, TV-25 … TV-28, TV-30) are not implemented; gate vectors pass only
+//! with injected findings.
+//! - **Integers.** The schema gives `retention/default-*` and `replication/max-copies` no
+//!   maximum; admission refuses values that no `u64` holds, naming the field and the limit
+//!   (never saturating, so an admitted advertisement re-serializes to its own text).
 //! - **Expiry.** Whole seconds (instants floored); a tie between hard and idle expiry is
 //!   reported as `max-duration`.
 //!
@@ -67,7 +81,10 @@
 //!     "settlement/can-settle": true, "settlement/acceptable-rails": ["host-ledger"]
 //! }))?;
 //! let now = Timestamp::parse("2026-03-23T08:00:00Z")?;
-//! let report = match_request(&PreparedRequest::new(&request), &[ad], &Policy::default(), &now);
+//! // The export gates were judged elsewhere and found nothing; without this evidence the
+//! // federation-vault request would be refused `curation-missing` (fail closed).
+//! let prepared = PreparedRequest::new(&request).with_gate_findings([])?;
+//! let report = match_request(&prepared, &[ad], &Policy::default(), &now);
 //! let best = &report.ranked[0].decision;
 //! assert!(matches!(best.verdict, Verdict::Negotiate(items) if items.settlement_only()));
 //! assert_eq!(best.terms.candidate_rails, ["host-ledger"]);
@@ -97,21 +114,23 @@ pub use engine::{
 pub use expiry::{Access, Deadline, Expiry, ExpiryClock, ExpiryStatus, RetrievalStatus};
 pub use explain::{StageReport, explain};
 pub use lint::{Lint, lint};
-pub use record::{RecordContext, RecordError, record};
+pub use record::{RecordContext, RecordError, confirmed_copies, record};
 pub use request::{Finding, NotAGateCode, PreparedRequest};
 pub use select::{
     Assignment, Exclusion, RankKey, Ranked, ReplicationPlan, Selection, plan_replication, rank,
     select,
 };
 
-use orbi_types::Timestamp;
+use orbi_types::{Timestamp, archival::ReplicationCommitment};
 
 /// Everything a requester needs to choose: exclusions, ranked decisions, replication set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MatchReport {
     /// Stage 0b over the admitted advertisements.
     pub selection: Selection,
-    /// Decisions for the selected advertisements, best first (refusals last).
+    /// Decisions for the selected advertisements, best first (refusals last). Under a
+    /// `guarantee` each archivist is judged on the one copy it would keep; under a `hint`, on
+    /// every copy requested.
     pub ranked: Vec<Ranked>,
     /// Where the requested copies go.
     pub replication: ReplicationPlan,
@@ -125,9 +144,19 @@ pub fn match_request(
     now: &Timestamp,
 ) -> MatchReport {
     let selection = select(ads, request.target(), policy, now);
-    let ranked = rank(request, ads, &selection.current, policy);
-    // One copy asked: the ranking already is the one-copy-per-archivist ranking.
-    let replication = if request.copies() == 1 {
+    // Under a guarantee each archivist keeps one copy (§4.6 step 3), so each is judged on the
+    // copy it would hold, as the replication plan places it; under a hint, on every copy.
+    let single;
+    let judged = if request.commitment() == ReplicationCommitment::Guarantee && request.copies() > 1
+    {
+        single = request.with_copies(1);
+        &single
+    } else {
+        request
+    };
+    let ranked = rank(judged, ads, &selection.current, policy);
+    // One copy asked of each: the ranking already is the one-copy-per-archivist ranking.
+    let replication = if judged.copies() == 1 {
         select::plan_from_ranking(request, ads, &ranked, policy)
     } else {
         plan_replication(request, ads, &selection.current, policy)

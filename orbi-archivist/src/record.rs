@@ -5,11 +5,14 @@ use std::num::NonZeroU64;
 
 use orbi_types::{
     ArchivalStorageDecision, KeyOrder, SchemaV1, Timestamp,
-    archival::{DecisionStatus, HardExpiry, NonEmptyString},
+    archival::{DecisionStatus, HardExpiry, NonEmptyString, ReplicationCommitment},
 };
 
 use crate::{
-    advertisement::Advertisement, engine::Decision, expiry::Deadline, request::PreparedRequest,
+    advertisement::Advertisement,
+    engine::{Decision, Terms},
+    expiry::Deadline,
+    request::PreparedRequest,
 };
 
 /// What the archivist adds when it records a decision.
@@ -38,7 +41,8 @@ pub enum RecordError {
 
 /// The decision as an artifact. An acceptance carries `retrieval/ref` and
 /// `retention/hard-expires-at` (`decided-at + D_eff`, `null` when unbounded or beyond what
-/// RFC 3339 can write).
+/// RFC 3339 can write). `replication/copies` is what this one archivist answers for (see
+/// [`confirmed_copies`]), not what the request asked of the whole replication set.
 pub fn record(
     request: &PreparedRequest,
     ad: &Advertisement,
@@ -86,7 +90,7 @@ pub fn record(
         effective_max_duration_sec: terms.max_duration_sec.and_then(NonZeroU64::new),
         effective_max_idle_ttl_sec: terms.max_idle_ttl_sec.and_then(NonZeroU64::new),
         hard_expires_at,
-        copies: NonZeroU64::new(terms.copies),
+        copies: NonZeroU64::new(confirmed_copies(terms)),
         commitment: Some(terms.commitment),
         candidate_rails: (!rails.is_empty()).then_some(rails),
         rail: None,
@@ -97,4 +101,15 @@ pub fn record(
         policy_annotations: None,
         key_order: KeyOrder::default(),
     })
+}
+
+/// The copies one archivist's decision answers for (spec §4.6 step 3): under `guarantee`, one
+/// verifiable copy (N guaranteed copies need N distinct archivists, so a single archivist never
+/// confirms more); under `hint`, the k copies it was asked to keep or coordinate, which the
+/// spec allows one archivist to cover.
+pub fn confirmed_copies(terms: &Terms) -> u64 {
+    match terms.commitment {
+        ReplicationCommitment::Guarantee => 1,
+        ReplicationCommitment::Hint => terms.copies,
+    }
 }

@@ -62,8 +62,13 @@ pub struct PreparedRequest {
 
 impl PreparedRequest {
     /// Prepares `request`. Its copied package facts are checked against the package rule
-    /// (`public-vault` ⇒ timing profile, stage 1); gates count as not evaluated and
-    /// `live-mirror` as not authorized until the `with_…` methods say otherwise.
+    /// (`public-vault` ⇒ timing profile, stage 1); `live-mirror` counts as not authorized
+    /// until [`PreparedRequest::with_live_mirror_authorized`] says otherwise.
+    ///
+    /// Until [`PreparedRequest::with_gate_findings`] records gate evidence, stage 2 fails
+    /// closed (spec §5): a `federation-vault` or `public-vault` request carries the finding
+    /// `curation-missing` (those scopes need an accepting `curation-decision.v1`), and for
+    /// `private-retained`, exempt from curation, the stage is reported as not evaluated.
     pub fn new(request: &ArchivalStorageRequest) -> Self {
         let mut rails: Vec<String> = Vec::new();
         for rail in request.acceptable_rails() {
@@ -85,6 +90,15 @@ impl PreparedRequest {
         if !request.timing_rule_holds() {
             prepared.add(public_vault_without_timing());
         }
+        if needs_curation(request.publication_scope) {
+            prepared.add(Finding::new(
+                ReasonCode::CurationMissing,
+                format!(
+                    "{} needs an accepting curation-decision.v1, and no gate evidence was given",
+                    request.publication_scope
+                ),
+            ));
+        }
         prepared
     }
 
@@ -101,15 +115,26 @@ impl PreparedRequest {
     }
 
     /// Records the outcome of the export gates (stage 2): an empty list means every gate
-    /// passed. Only stage 2 codes are accepted.
+    /// passed. The evidence replaces the fail-closed `curation-missing` that
+    /// [`PreparedRequest::new`] assumes for the vault scopes. Only stage 2 codes are accepted.
     pub fn with_gate_findings(
         mut self,
         findings: impl IntoIterator<Item = Finding>,
     ) -> Result<Self, NotAGateCode> {
+        let findings: Vec<Finding> = findings.into_iter().collect();
+        if let Some(finding) = findings
+            .iter()
+            .find(|finding| Stage::of(finding.code) != Stage::ExportGates)
+        {
+            return Err(NotAGateCode(finding.code));
+        }
+        if !self.gates_evaluated {
+            // Only the assumed absence can be at stage 2 before the first evidence.
+            self.findings
+                .retain(|finding| Stage::of(finding.code) != Stage::ExportGates);
+            self.finding_set = self.findings.iter().map(|finding| finding.code).collect();
+        }
         for finding in findings {
-            if Stage::of(finding.code) != Stage::ExportGates {
-                return Err(NotAGateCode(finding.code));
-            }
             self.add(finding);
         }
         self.gates_evaluated = true;
@@ -232,7 +257,7 @@ impl PreparedRequest {
         self.package_checked
     }
 
-    /// Whether export-gate findings were recorded (stage 2).
+    /// Whether export-gate evidence was recorded (stage 2).
     pub fn gates_evaluated(&self) -> bool {
         self.gates_evaluated
     }
@@ -241,4 +266,10 @@ impl PreparedRequest {
     pub fn live_mirror_authorized(&self) -> bool {
         self.live_mirror_authorized
     }
+}
+
+/// Whether `scope` needs an accepting `curation-decision.v1` before export (spec §5 [R]:
+/// `federation-vault` and `public-vault`; `private-retained` is exempt).
+pub const fn needs_curation(scope: PublicationScope) -> bool {
+    !matches!(scope, PublicationScope::PrivateRetained)
 }

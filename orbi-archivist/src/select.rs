@@ -7,7 +7,7 @@
 
 use std::{
     cmp::{Ordering, Reverse},
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fmt,
 };
 
@@ -300,8 +300,9 @@ pub struct ReplicationPlan {
     pub missing: u64,
 }
 
-/// The replication set (§4.6 step 3). With `guarantee`, each copy goes to a distinct
-/// archivist; with `hint`, an archivist may coordinate up to its `replication/max-copies`,
+/// The replication set (§4.6 step 3). Every placement is on a distinct `archivist/node-id`
+/// (advertisements of one archivist count once, even when stage 0b did not run). With
+/// `guarantee`, each copy goes to a distinct archivist; with `hint`, an archivist may coordinate up to its `replication/max-copies`,
 /// but at least `policy.min_distinct_archivists` archivists are used when there are that many
 /// copies. The requested copies are split per archivist, so an archivist whose
 /// `max-copies` is below the total still takes part.
@@ -331,15 +332,17 @@ pub(crate) fn plan_from_ranking(
     let commitment = request.commitment();
     let min_distinct = policy.min_distinct_archivists.clamp(1, copies);
     let mut assignments = Vec::new();
+    let mut assigned: HashSet<&str> = HashSet::new();
     let mut remaining = copies;
     for entry in ranked_single {
         if remaining == 0 {
             break;
         }
-        if !entry.decision.is_candidate() {
+        let ad = &ads[entry.index];
+        // Two advertisements of one archivist (the caller skipped stage 0b) are one archivist.
+        if !entry.decision.is_candidate() || !assigned.insert(ad.archivist()) {
             continue;
         }
-        let ad = &ads[entry.index];
         let take = match commitment {
             ReplicationCommitment::Guarantee => 1,
             ReplicationCommitment::Hint => {

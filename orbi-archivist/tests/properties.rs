@@ -25,8 +25,12 @@ fn admit_all(values: Vec<Value>) -> Vec<Advertisement> {
         .collect()
 }
 
+/// A generated request whose export gates passed, so every scope reaches the later stages
+/// (without evidence the vault scopes would all be refused `curation-missing`).
 fn prepared(value: &Value) -> PreparedRequest {
     PreparedRequest::new(&ArchivalStorageRequest::from_value(value).expect("generated request"))
+        .with_gate_findings([])
+        .expect("no findings")
 }
 
 fn order(request: &PreparedRequest, ads: &[Advertisement], candidates: &[usize]) -> Vec<usize> {

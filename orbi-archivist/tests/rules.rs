@@ -296,6 +296,27 @@ fn integers_written_as_floats_are_refused_at_admission() {
 }
 
 #[test]
+fn integers_above_u64_are_refused_naming_the_field_and_the_limit() {
+    let schema = registry()
+        .validator("archivist-advertisement", Profile::Seed)
+        .unwrap();
+    // Schema-valid (no maximum), but no u64 holds it; not read as a float, not saturated.
+    let text = serde_json::to_string(&ad_a()).unwrap().replace(
+        "\"retention/default-max-duration-sec\":7776000",
+        "\"retention/default-max-duration-sec\":18446744073709551616",
+    );
+    let huge: Value = serde_json::from_str(&text).unwrap();
+    assert!(schema.is_valid(&huge));
+    let invalid = Advertisement::admit_slice(text.as_bytes()).unwrap_err();
+    assert_eq!(
+        invalid.issues,
+        [
+            "\"/retention~1default-max-duration-sec\": the value is 2^64 or more, above 18446744073709551615, the largest value supported"
+        ]
+    );
+}
+
+#[test]
 fn the_explanation_covers_every_stage_in_words() {
     let request = prepare(request_f());
     let ad = admit(ad_a());
@@ -309,8 +330,8 @@ fn the_explanation_covers_every_stage_in_words() {
             .map(|r| (r.outcome, r.text.clone()))
             .unwrap()
     };
-    assert_eq!(text(Stage::ExportGates).0, StageOutcome::Skipped);
-    assert!(text(Stage::ExportGates).1.contains("not evaluated"));
+    assert_eq!(text(Stage::ExportGates).0, StageOutcome::Passed);
+    assert_eq!(text(Stage::ExportGates).1, "every export gate passed");
     assert!(
         text(Stage::Scope)
             .1
@@ -461,4 +482,104 @@ fn match_report_ranks_candidates_before_refusals() {
         ]
     );
     assert_eq!(report.replication.assignments[0].index, 2);
+}
+
+/// An accepted record of `copies` copies under `commitment` from AD-F (max-copies 3).
+fn recorded_copies(copies: u64, commitment: &str) -> Value {
+    let request = prepare(request_with(json!({
+        "replication/copies": copies, "replication/commitment": commitment
+    })));
+    let ad = admit(ad_f());
+    let decision = decide(&request, &ad, &policy());
+    assert_eq!(decision.verdict, Verdict::Accept);
+    let context = RecordContext {
+        decision_id: "storage-decision:3".into(),
+        decided_at: at("2026-03-22T22:21:13Z"),
+        retrieval_ref: Some("vault:3".into()),
+        integrity_verified: None,
+    };
+    record(&request, &ad, &decision, context)
+        .unwrap()
+        .to_value()
+}
+
+#[test]
+fn one_archivist_confirms_one_guaranteed_copy_or_the_hinted_copies_it_coordinates() {
+    // Guaranteed copies need distinct archivists (§4.6 step 3): one answers for one.
+    let guaranteed = recorded_copies(3, "guarantee");
+    assert_eq!(guaranteed["replication/copies"], 1, "{guaranteed}");
+    assert_eq!(guaranteed["replication/commitment"], "guarantee");
+    // Under a hint one archivist may cover k copies.
+    let hinted = recorded_copies(3, "hint");
+    assert_eq!(hinted["replication/copies"], 3, "{hinted}");
+    assert_eq!(hinted["replication/commitment"], "hint");
+}
+
+#[test]
+fn a_replication_plan_never_places_two_copies_with_one_archivist() {
+    // Two advertisements of one archivist, handed to the planner without stage 0b.
+    let mut second = ad_f();
+    second["advertisement/id"] = json!("archivist-advertisement:F2");
+    second["created-at"] = json!("2026-03-23T00:00:00Z");
+    let ads = [admit(ad_f()), admit(second), admit(ad_d())];
+    for commitment in ["guarantee", "hint"] {
+        let request = prepare(request_with(json!({
+            "replication/copies": 3, "replication/commitment": commitment
+        })));
+        let strict = Policy {
+            min_distinct_archivists: 3,
+            ..policy()
+        };
+        let plan = orbi_archivist::plan_replication(&request, &ads, &[0, 1, 2], &strict);
+        let archivists: Vec<&str> = plan
+            .assignments
+            .iter()
+            .map(|a| ads[a.index].archivist())
+            .collect();
+        assert_eq!(
+            archivists,
+            ["node:archivist-f", "node:archivist-d"],
+            "{commitment}"
+        );
+    }
+}
+
+#[test]
+fn under_a_guarantee_the_match_judges_each_archivist_on_the_copy_it_would_keep() {
+    // AD-P has no max-copies (one copy); two such archivists hold two guaranteed copies.
+    let mut other = ad_p();
+    other["advertisement/id"] = json!("archivist-advertisement:P2");
+    other["archivist/node-id"] = json!("node:archivist-p2");
+    let ads = [admit(ad_p()), admit(other)];
+    let two = json!({
+        "publication/scope": "public-vault", "replication/copies": 2,
+        "retention/max-duration-sec": null, "retention/max-idle-ttl-sec": null
+    });
+    let report = match_request(
+        &prepare(request_with(two.clone())),
+        &ads,
+        &policy(),
+        &at("2026-04-01T00:00:00Z"),
+    );
+    for entry in &report.ranked {
+        assert_eq!(entry.decision.verdict, Verdict::Accept);
+        assert_eq!(entry.decision.terms.copies, 1);
+    }
+    assert_eq!(report.replication.missing, 0);
+    // Under a hint each is judged on both copies: max-copies 1 refuses, the planner splits.
+    let mut hint = two;
+    hint["replication/commitment"] = json!("hint");
+    let report = match_request(
+        &prepare(request_with(hint)),
+        &ads,
+        &policy(),
+        &at("2026-04-01T00:00:00Z"),
+    );
+    for entry in &report.ranked {
+        assert_eq!(
+            entry.decision.reason_codes().iter().collect::<Vec<_>>(),
+            [ReasonCode::ReplicationExceedsMax]
+        );
+    }
+    assert_eq!(report.replication.missing, 0);
 }

@@ -1,6 +1,8 @@
 //! Spec archivist §6 test vectors TV-01 … TV-24 and TV-33 (the advertisement, the request,
-//! matching, ranking and expiry), one named test each. The curation and classification gate
-//! vectors (TV-17's gate half, TV-25 … TV-32) belong to the gate engine.
+//! matching, ranking and expiry), one named test each, and TV-29's fail-closed half (no gate
+//! evidence ⇒ `curation-missing`). The gates are not evaluated here, so TV-15's quorum half and
+//! TV-17 use injected gate findings; the other gate and retrieval vectors (TV-25 … TV-32) are
+//! not reproduced.
 
 mod common;
 
@@ -606,10 +608,48 @@ fn gate_findings_must_be_gate_codes() {
         .unwrap_err();
     assert_eq!(err.0, ReasonCode::ScopeNotAccepted);
     assert!(err.to_string().contains("scope-not-accepted"), "{err}");
-    // Evaluated and clean: the stage passes instead of being skipped.
-    let clean = prepare(request_f()).with_gate_findings([]).unwrap();
+    // Evaluated and clean: the stage passes.
+    let clean = prepare_without_gate_evidence(request_f())
+        .with_gate_findings([])
+        .unwrap();
     let decision = decide(&clean, &admit(ad_f()), &policy());
     assert_eq!(decision.stage(Stage::ExportGates), StageOutcome::Passed);
-    let unevaluated = decide(&prepare(request_f()), &admit(ad_f()), &policy());
-    assert_eq!(unevaluated.stage(Stage::ExportGates), StageOutcome::Skipped);
+    assert_eq!(decision.verdict, Verdict::Accept);
+}
+
+#[test]
+fn tv_29_vault_scopes_without_gate_evidence_fail_closed_with_curation_missing() {
+    // No evidence at all counts as an absent curation decision (spec §5, TV-29).
+    let federation = prepare_without_gate_evidence(request_f());
+    assert_eq!(
+        federation
+            .findings()
+            .iter()
+            .map(|f| f.code)
+            .collect::<Vec<_>>(),
+        [ReasonCode::CurationMissing]
+    );
+    let decision = decide(&federation, &admit(ad_f()), &policy());
+    assert_eq!(codes(&decision), ["curation-missing"]);
+    assert_eq!(decision.stage(Stage::ExportGates), StageOutcome::Refused);
+    let decision = decide(
+        &prepare_without_gate_evidence(pkg_x_curated_request()),
+        &admit(ad_p()),
+        &policy(),
+    );
+    assert_eq!(codes(&decision), ["curation-missing"]);
+    // Evidence replaces the assumption: the evidence's own findings are what count.
+    let quorum = prepare_without_gate_evidence(pkg_x_curated_request())
+        .with_gate_findings([Finding::new(ReasonCode::CuratorQuorumNotMet, "1 of 2")])
+        .unwrap();
+    let decision = decide(&quorum, &admit(ad_p()), &policy());
+    assert_eq!(codes(&decision), ["curator-quorum-not-met"]);
+    // private-retained needs no curation: its gates are not evaluated, and it is accepted.
+    let private = prepare_without_gate_evidence(request_with(
+        json!({ "publication/scope": "private-retained" }),
+    ));
+    assert!(private.findings().is_empty(), "{:?}", private.findings());
+    let decision = decide(&private, &admit(ad_f()), &policy());
+    assert_eq!(decision.stage(Stage::ExportGates), StageOutcome::Skipped);
+    assert_eq!(decision.verdict, Verdict::Accept);
 }

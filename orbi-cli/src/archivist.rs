@@ -3,8 +3,11 @@
 //! - `lint FILE...`: schema validity and lints per advertisement. Exit 1 if any is invalid
 //!   (with `--strict`, also if any has a lint).
 //! - `match --request FILE ADVERTISEMENT...`: ranked decisions with every reason, the excluded
-//!   advertisements with theirs, and the replication set. Exit 0 if some archivist accepts or
-//!   can negotiate, 1 if every one refuses or is excluded.
+//!   advertisements with theirs, and the replication set. Exit 0 if the replication set places
+//!   every requested copy with archivists that accept or can negotiate, 1 otherwise. Under a
+//!   `guarantee` each archivist is judged on the one copy it would keep. Without
+//!   `--gates-passed`, a `federation-vault` or `public-vault` request is refused
+//!   `curation-missing` (stage 2 fails closed, as the archivist node decides).
 //! - `expiry --accepted-at T ...`: hard, idle and effective expiry. Exit 1 if expired at
 //!   `--now`.
 //!
@@ -51,7 +54,8 @@ enum Command {
     /// decision of a request it just stored; the outcome is unknown, and the printed answer
     /// says how far it got).
     Submit(crate::node::client::SubmitArgs),
-    /// Fetch archivists' advertisements over INAC, ranked for a request when one is given.
+    /// Fetch archivists' advertisements over INAC, ranked for a request when one is given
+    /// (advertisements left out by stage 0b follow, with status `excluded` and their code).
     Discover(crate::node::client::DiscoverArgs),
     /// Check advertisements: schema validity and lints.
     Lint {
@@ -108,6 +112,11 @@ struct MatchArgs {
     /// The room showed onward transmission before a live-mirror started (P008).
     #[arg(long)]
     live_mirror_authorized: bool,
+    /// The export gates (stage 2: curation, curator quorum, classification, scope ceiling)
+    /// were judged elsewhere and passed. Without it a federation-vault or public-vault request
+    /// is refused curation-missing (fail closed); orbi does not evaluate the gates itself.
+    #[arg(long)]
+    gates_passed: bool,
     /// Advertisement files (one advertisement or an array each).
     #[arg(required = true)]
     advertisements: Vec<PathBuf>,
@@ -315,6 +324,11 @@ fn run_match(args: MatchArgs) -> Result<Outcome, CliError> {
             .map_err(|err| CliError::new(format!("package {}: {err}", path.display())))?;
         prepared = prepared.with_package(&package);
     }
+    if args.gates_passed {
+        prepared = prepared
+            .with_gate_findings([])
+            .map_err(|err| CliError::new(err.to_string()))?;
+    }
     let now = now_or_clock(args.now.as_deref())?;
     let policy = Policy {
         strict_mode_fit: args.strict_mode_fit,
@@ -352,11 +366,9 @@ fn run_match(args: MatchArgs) -> Result<Outcome, CliError> {
         Format::Json => emit_json(&view.json())?,
         Format::Text => emit(&view.text())?,
     }
-    let usable = report
-        .ranked
-        .iter()
-        .any(|entry| entry.decision.is_candidate());
-    Ok(if usable {
+    // The plan, not the ranking, says whether the request can be stored as asked.
+    let placed = report.replication.missing == 0 && !report.replication.assignments.is_empty();
+    Ok(if placed {
         Outcome::Success
     } else {
         Outcome::Refused

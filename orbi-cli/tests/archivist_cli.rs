@@ -87,7 +87,8 @@ fn json_of(output: &Output) -> Value {
     })
 }
 
-fn match_json(dir: &Dir, request: &Value, ads: &[&Path], extra: &[&str]) -> (i32, Value) {
+/// `orbi archivist match` judged at a fixed instant, with `extra` options before the files.
+fn run_match(dir: &Dir, request: &Value, ads: &[&Path], extra: &[&str]) -> Output {
     let request = dir.write("request.json", request);
     let mut args = vec![
         "archivist",
@@ -96,12 +97,17 @@ fn match_json(dir: &Dir, request: &Value, ads: &[&Path], extra: &[&str]) -> (i32
         path(&request),
         "--now",
         "2026-11-21T10:00:00Z",
-        "--format",
-        "json",
     ];
     args.extend_from_slice(extra);
     args.extend(ads.iter().map(|p| path(p)));
-    let output = orbi(&args);
+    orbi(&args)
+}
+
+/// `orbi archivist match --format json` for the spec's default request (§6), whose gate
+/// evidence (CD-A) passes: `--gates-passed`.
+fn match_json(dir: &Dir, request: &Value, ads: &[&Path], extra: &[&str]) -> (i32, Value) {
+    let options = [&["--format", "json", "--gates-passed"], extra].concat();
+    let output = run_match(dir, request, ads, &options);
     (output.status.code().unwrap(), json_of(&output))
 }
 
@@ -143,7 +149,9 @@ fn a_refusal_lists_every_reason_and_exits_1() {
     bad["publication/scope"] = json!("public-vault");
     bad["publication/timing-profile"] = json!("live-mirror");
     bad["artifact/type"] = json!("room-summary");
+    // A hint asks this archivist for all 4 copies (under a guarantee it would hold one).
     bad["replication/copies"] = json!(4);
+    bad["replication/commitment"] = json!("hint");
     bad["settlement/can-settle"] = json!(false);
     let (code, report) = match_json(&dir, &bad, &[&ad], &[]);
     assert_eq!(code, 1);
@@ -186,6 +194,7 @@ fn text_output_explains_every_stage_in_words() {
         path(&request),
         "--now",
         "2026-11-21T10:00:00Z",
+        "--gates-passed",
         path(&ad),
     ]);
     assert_eq!(output.status.code(), Some(0));
@@ -198,7 +207,7 @@ fn text_output_explains_every_stage_in_words() {
         assert!(text.contains(stage), "{stage} missing:\n{text}");
     }
     assert!(text.contains("settle on one of host-ledger"), "{text}");
-    assert!(text.contains("not evaluated: no gate evidence"), "{text}");
+    assert!(text.contains("every export gate passed"), "{text}");
     assert!(text.contains("1 of 1 copy placed"), "{text}");
 }
 
@@ -494,4 +503,69 @@ fn usage_and_io_errors_exit_2_with_a_message() {
         stderr.contains("request") && stderr.contains("ad-a.json"),
         "{stderr}"
     );
+}
+
+/// `orbi archivist match` without `--gates-passed`, in text.
+fn match_text(dir: &Dir, request: &Value, ads: &[&Path]) -> (i32, String) {
+    let output = run_match(dir, request, ads, &[]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    (output.status.code().unwrap(), text)
+}
+
+#[test]
+fn vault_requests_without_gate_evidence_are_refused_curation_missing() {
+    let dir = Dir::new();
+    let mut free = ad_a();
+    free["settlement/required"] = json!(false);
+    free["accepted/scopes"] = json!(["private-retained", "federation-vault", "public-vault"]);
+    let free = dir.write("ad-free.json", &free);
+    // As the archivist node decides: no curation decision, no export (spec §5, TV-29).
+    for scope in ["federation-vault", "public-vault"] {
+        let mut vault = request();
+        vault["publication/scope"] = json!(scope);
+        let (code, text) = match_text(&dir, &vault, &[&free]);
+        assert_eq!(code, 1, "{scope}: {text}");
+        assert!(text.contains("refused because curation-missing"), "{text}");
+        assert!(
+            text.contains("needs an accepting curation-decision.v1"),
+            "{text}"
+        );
+        assert!(text.contains("0 of 1 copy placed"), "{text}");
+    }
+    // private-retained needs no curation: its gates are reported as not evaluated.
+    let mut private = request();
+    private["publication/scope"] = json!("private-retained");
+    let (code, text) = match_text(&dir, &private, &[&free]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(": accepted"), "{text}");
+    assert!(text.contains("not evaluated: no gate evidence"), "{text}");
+}
+
+#[test]
+fn guaranteed_copies_are_judged_one_per_archivist_and_the_exit_follows_the_plan() {
+    let dir = Dir::new();
+    // Two archivists without max-copies (absent: one copy each).
+    let mut one = ad_a();
+    one["settlement/required"] = json!(false);
+    one.as_object_mut()
+        .unwrap()
+        .remove("replication/max-copies");
+    let mut two = one.clone();
+    two["advertisement/id"] = json!("archivist-advertisement:TWO");
+    two["archivist/node-id"] = json!("node:archivist-two");
+    let (one, two) = (dir.write("one.json", &one), dir.write("two.json", &two));
+    let mut request = request();
+    request["replication/copies"] = json!(2);
+    let (code, report) = match_json(&dir, &request, &[&one, &two], &[]);
+    assert_eq!(code, 0, "{report}");
+    for decision in report["decisions"].as_array().unwrap() {
+        assert_eq!(decision["status"], "accepted", "{decision}");
+        assert_eq!(decision["terms"]["replication/copies"], 1, "{decision}");
+    }
+    assert_eq!(report["replication"]["missing"], 0);
+    // One archivist cannot hold two guaranteed copies: one is placed, and that is a refusal.
+    let (code, report) = match_json(&dir, &request, &[&one], &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["decisions"][0]["status"], "accepted");
+    assert_eq!(report["replication"]["missing"], 1);
 }

@@ -129,8 +129,17 @@ pub fn admit(value: Value) -> Advertisement {
     Advertisement::admit(&value).unwrap_or_else(|err| panic!("{err}"))
 }
 
-/// Prepares a request document that must parse.
+/// Prepares a request document that must parse, as the spec's default request (§6): with
+/// CD-A as gate evidence, so the export gates (stage 2) pass.
 pub fn prepare(value: Value) -> PreparedRequest {
+    prepare_without_gate_evidence(value)
+        .with_gate_findings([])
+        .unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Prepares a request document that must parse, with no gate evidence (stage 2 fails closed
+/// for the vault scopes).
+pub fn prepare_without_gate_evidence(value: Value) -> PreparedRequest {
     PreparedRequest::new(&typed(value))
 }
 

@@ -11,12 +11,16 @@
 //!   answered: `ingested` when accepted (the
 //!   request is kept in the store), else `refused` with `policy-denied` and a message naming
 //!   the decision id, its status and its reason codes. The submitter, and only it, may then
-//!   `request` the decision by its id.
+//!   `request` the decision by its id. An `accepted` decision admits the request, nothing
+//!   more: the role never receives or verifies the package (stages 1b/1c are skipped and
+//!   `integrity/verified` is absent), so it is not a storage confirmation of verified bytes.
+//!   Under `guarantee` it confirms one copy (N guaranteed copies need N distinct archivists,
+//!   spec §4.6); under `hint`, the k copies requested.
 //! - **Export gates (stage 2).** A storage request carries no curation evidence and the role
-//!   fetches none, so `federation-vault` and `public-vault` requests fail closed with
-//!   `curation-missing` (spec §5: those scopes need an accepting `curation-decision.v1`);
-//!   `private-retained` is exempt from curation and its other gates are reported as not
-//!   evaluated.
+//!   fetches none, so, as the engine does without evidence, `federation-vault` and
+//!   `public-vault` requests fail closed with `curation-missing` (spec §5: those scopes need
+//!   an accepting `curation-decision.v1`); `private-retained` is exempt from curation and its
+//!   other gates are reported as not evaluated.
 //! - **Direct submissions.** A request whose `target/archivist-node-id` names another
 //!   archivist is refused `policy-denied` (`archivist-not-targeted`) and not decided.
 //! - **Identity.** A request's `requester/node-id` must be the node that pushed it
@@ -48,16 +52,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use orbi_archivist::{
-    Advertisement, Finding, Policy, PreparedRequest, RecordContext, decide, record,
-};
+use orbi_archivist::{Advertisement, Policy, PreparedRequest, RecordContext, decide, record};
 use orbi_inac::{
     Acceptance, Acceptor, Delivery, Descriptor, Published, PublishedQuery, Publisher, Refusal,
 };
 use orbi_types::{
-    ArchivalStorageRequest, Artifact, NodeId, Sha256Digest,
-    archival::{DecisionStatus, ReasonCode},
-    archivist::PublicationScope,
+    ArchivalStorageRequest, Artifact, NodeId, Sha256Digest, archival::DecisionStatus,
     inac::RefusalCode,
 };
 
@@ -295,7 +295,8 @@ impl ArchivistRole {
                 ));
             }
         }
-        let prepared = with_gate_evidence(PreparedRequest::new(&request));
+        // No gate evidence: the engine fails stage 2 closed for the vault scopes.
+        let prepared = PreparedRequest::new(&request);
         let decision = decide(&prepared, &self.advertisement, &self.policy);
         let status = decision.status();
         let context = RecordContext {
@@ -501,30 +502,6 @@ fn file_stem(id: &str) -> String {
         .collect()
 }
 
-/// Stage 2 as far as this role can judge it. A storage request carries no curation evidence
-/// and the role fetches none, so for the scopes that need an accepting curation decision
-/// (`federation-vault`, `public-vault`; spec §5) the gate fails closed with
-/// `curation-missing`. `private-retained` is exempt from curation, and its other gates are
-/// left as not evaluated, as the engine reports them.
-fn with_gate_evidence(prepared: PreparedRequest) -> PreparedRequest {
-    let scope = prepared.request().publication_scope;
-    if scope == PublicationScope::PrivateRetained {
-        return prepared;
-    }
-    let missing = Finding::new(
-        ReasonCode::CurationMissing,
-        format!(
-            "{} needs an accepting curation-decision.v1, and a storage request carries none",
-            scope.as_str()
-        ),
-    );
-    match prepared.clone().with_gate_findings([missing]) {
-        Ok(gated) => gated,
-        // curation-missing is a stage 2 code; this arm is unreachable by construction.
-        Err(_) => prepared,
-    }
-}
-
 /// At most 128 characters of peer-chosen text, for a refusal message.
 fn bounded(text: &str) -> String {
     text.chars().take(128).collect()
@@ -713,5 +690,66 @@ mod tests {
             judge(&role, &alice, &serde_json::to_vec(&targeted).unwrap()),
             Ok(Acceptance::Keep)
         );
+    }
+
+    /// The recorded decision of `bytes`, as the submitter fetches it.
+    fn recorded(role: &ArchivistRole, peer: &NodeId, bytes: &[u8]) -> serde_json::Value {
+        let id = decision_id(&orbi_types::Sha256Digest::of(bytes));
+        let served = role.lookup(peer, &decision_query(&id)).unwrap();
+        serde_json::from_slice(&served.bytes).unwrap()
+    }
+
+    #[test]
+    fn discover_and_match_predict_the_archivists_decision_for_every_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let archivist = KeyPair::from_seed(&[1; 32]).node_id();
+        let alice = KeyPair::from_seed(&[2; 32]).node_id();
+        let scopes = ["private-retained", "federation-vault", "public-vault"];
+        let role = role_accepting(dir.path(), &archivist, &scopes);
+        let now = crate::pod::now_timestamp().unwrap();
+        for (n, scope) in scopes.into_iter().enumerate() {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(&request(&alice, &format!("r:{n}"), scope)).unwrap();
+            value["publication/timing-profile"] = json!("curator-gated");
+            let bytes = serde_json::to_vec(&value).unwrap();
+            // What `orbi archivist discover --request` and `match` show: no gate evidence.
+            let typed = ArchivalStorageRequest::from_slice(&bytes).unwrap();
+            let report = orbi_archivist::match_request(
+                &PreparedRequest::new(&typed),
+                std::slice::from_ref(role.advertisement()),
+                &Policy::default(),
+                &now,
+            );
+            let predicted = &report.ranked[0].decision;
+            let _ = judge(&role, &alice, &bytes);
+            let decided = recorded(&role, &alice, &bytes);
+            assert_eq!(decided["status"], predicted.status().as_str(), "{scope}");
+            assert_eq!(
+                decided["reason/codes"],
+                json!(predicted.reason_codes().iter().collect::<Vec<_>>()),
+                "{scope}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_accepted_decision_confirms_one_guaranteed_copy_or_the_hinted_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let archivist = KeyPair::from_seed(&[1; 32]).node_id();
+        let alice = KeyPair::from_seed(&[2; 32]).node_id();
+        let role = role(dir.path(), &archivist);
+        for (n, commitment, confirmed) in [(1, "guarantee", 1), (2, "hint", 3)] {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(&request(&alice, &format!("r:{n}"), "private-retained"))
+                    .unwrap();
+            value["replication/copies"] = json!(3);
+            value["replication/commitment"] = json!(commitment);
+            let bytes = serde_json::to_vec(&value).unwrap();
+            assert_eq!(judge(&role, &alice, &bytes), Ok(Acceptance::Keep));
+            let decision = recorded(&role, &alice, &bytes);
+            assert_eq!(decision["status"], "accepted", "{decision}");
+            assert_eq!(decision["replication/commitment"], commitment);
+            assert_eq!(decision["replication/copies"], confirmed, "{decision}");
+        }
     }
 }

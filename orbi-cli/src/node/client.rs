@@ -18,7 +18,7 @@ use orbi_pod::{
     policy::MAX_ARTIFACT_BYTES,
 };
 use orbi_types::{
-    ArchivalStorageRequest, Artifact, KeyPair, NodeId, PodUserId,
+    ArchivalStorageRequest, Artifact, KeyPair, NodeId, PodUserId, Timestamp,
     inac::Operation,
     pod::{DetachReason, ProfileType, SessionState},
 };
@@ -588,42 +588,36 @@ pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
             match result {
                 Ok(Ok(bytes)) => match served_advertisement(&peer.node, &bytes) {
                     Ok(ad) => fetched.push((peer.node.as_str().to_owned(), ad)),
-                    Err(invalid) => failures.push(json!({"node/id": peer.node.as_str(), "invalid": invalid})),
+                    Err(invalid) => {
+                        failures.push(json!({"node/id": peer.node.as_str(), "invalid": invalid}))
+                    }
                 },
-                Ok(Err(answer)) => failures.push(json!({"node/id": peer.node.as_str(), "answer": answer})),
-                Err(err) => failures.push(json!({"node/id": peer.node.as_str(), "error": err.to_string()})),
+                Ok(Err(answer)) => {
+                    failures.push(json!({"node/id": peer.node.as_str(), "answer": answer}))
+                }
+                Err(err) => {
+                    failures.push(json!({"node/id": peer.node.as_str(), "error": err.to_string()}))
+                }
             }
         }
         let advertisements: Vec<Value> = match &request {
             Some(request) => {
                 let ads: Vec<Advertisement> = fetched.iter().map(|(_, ad)| ad.clone()).collect();
-                let now = crate::pod::now_timestamp()?;
-                let report = match_request(&PreparedRequest::new(request), &ads, &Policy::default(), &now);
-                report
-                    .ranked
-                    .iter()
-                    .filter_map(|ranked| Some((ranked, ads.get(ranked.index)?)))
-                    .enumerate()
-                    .map(|(rank, (ranked, ad))| {
-                        json!({
-                            "rank": rank + 1,
-                            "advertisement/id": ad.id(),
-                            "archivist/node-id": ad.archivist(),
-                            "status": ranked.decision.status().as_str(),
-                            "reason/codes": ranked.decision.reason_codes().iter().map(|code| code.as_str()).collect::<Vec<_>>(),
-                        })
-                    })
-                    .collect()
+                ranked_view(request, &ads, &crate::pod::now_timestamp()?)
             }
             None => fetched
                 .iter()
                 .map(|(node, ad)| json!({"node/id": node, "advertisement": ad.typed()}))
                 .collect(),
         };
-        let unreachable = failures.iter().any(|failure| failure.get("error").is_some());
+        let unreachable = failures
+            .iter()
+            .any(|failure| failure.get("error").is_some());
         print_json(&json!({"advertisements": advertisements, "failures": failures}));
         if unreachable {
-            return Err(CliError::new("some archivists could not be asked (see failures)"));
+            return Err(CliError::new(
+                "some archivists could not be asked (see failures)",
+            ));
         }
         Ok(if failures.is_empty() {
             Outcome::Success
@@ -631,6 +625,41 @@ pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
             Outcome::Refused
         })
     })
+}
+
+/// `discover --request`: the ranked decisions, then the advertisements stage 0b left out (each
+/// with its exclusion code), so none is dropped silently.
+fn ranked_view(
+    request: &ArchivalStorageRequest,
+    ads: &[Advertisement],
+    now: &Timestamp,
+) -> Vec<Value> {
+    let report = match_request(&PreparedRequest::new(request), ads, &Policy::default(), now);
+    let ranked = report
+        .ranked
+        .iter()
+        .filter_map(|ranked| Some((ranked, ads.get(ranked.index)?)))
+        .enumerate()
+        .map(|(rank, (ranked, ad))| {
+            json!({
+                "rank": rank + 1,
+                "advertisement/id": ad.id(),
+                "archivist/node-id": ad.archivist(),
+                "status": ranked.decision.status().as_str(),
+                "reason/codes": ranked.decision.reason_codes().iter().map(|code| code.as_str()).collect::<Vec<_>>(),
+            })
+        });
+    let excluded = report.selection.excluded.iter().filter_map(|exclusion| {
+        let ad = ads.get(exclusion.index)?;
+        Some(json!({
+            "advertisement/id": ad.id(),
+            "archivist/node-id": ad.archivist(),
+            "status": "excluded",
+            "reason/codes": [exclusion.code.as_str()],
+            "detail": exclusion.detail,
+        }))
+    });
+    ranked.chain(excluded).collect()
 }
 
 #[cfg(test)]
@@ -653,5 +682,34 @@ mod tests {
         let refused = served_advertisement(&server, &foreign).unwrap_err();
         assert!(refused.contains("not the node that served it"), "{refused}");
         assert!(served_advertisement(&server, b"{}").is_err());
+    }
+
+    #[test]
+    fn discover_lists_the_advertisements_stage_0b_leaves_out() {
+        let node = KeyPair::from_seed(&[1; 32]).node_id();
+        let mut older = default_advertisement(&node);
+        older["advertisement/id"] = json!("archivist-advertisement:OLDER");
+        older["created-at"] = json!("2026-01-01T00:00:00Z");
+        let mut newer = older.clone();
+        newer["advertisement/id"] = json!("archivist-advertisement:NEWER");
+        newer["created-at"] = json!("2026-02-01T00:00:00Z");
+        let ads: Vec<Advertisement> = [older, newer]
+            .iter()
+            .map(|value| Advertisement::admit(value).unwrap())
+            .collect();
+        let request = ArchivalStorageRequest::from_value(&json!({
+            "schema/v": 1, "request/id": "r:1", "requested-at": "2026-03-01T00:00:00Z",
+            "requester/node-id": "node:me", "package/id": "archival-package:1",
+            "publication/scope": "private-retained", "artifact/type": "transcript-bundle"
+        }))
+        .unwrap();
+        let now = Timestamp::parse("2026-03-01T00:00:00Z").unwrap();
+        let view = ranked_view(&request, &ads, &now);
+        assert_eq!(view.len(), 2, "{view:?}");
+        assert_eq!(view[0]["advertisement/id"], "archivist-advertisement:NEWER");
+        assert_eq!(view[0]["status"], "accepted");
+        assert_eq!(view[1]["advertisement/id"], "archivist-advertisement:OLDER");
+        assert_eq!(view[1]["status"], "excluded");
+        assert_eq!(view[1]["reason/codes"], json!(["advertisement-superseded"]));
     }
 }
