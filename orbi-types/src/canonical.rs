@@ -3,7 +3,10 @@
 //! A direct encoder over [`serde_json::Value`]: object members sorted by the UTF-16 code units of
 //! their names at every depth, arrays in order, no insignificant whitespace, strings escaped as
 //! ECMAScript's `JSON.stringify` does, numbers as ECMAScript's `Number.prototype.toString` of
-//! their IEEE-754 double (via `ryu-js`), no Unicode normalization.
+//! their IEEE-754 double (via `ryu-js`), no Unicode normalization. That double must be the
+//! one the text denotes, so the workspace builds serde_json with `float_roundtrip` (without
+//! it, parsing is off by one unit in the last place for some large exponents, and another
+//! implementation would canonicalize, hash and verify different bytes).
 //!
 //! Why not a crate: `serde_json_canonicalizer` is correct but re-parses every member name and
 //! allocates per write, which made canonicalization the largest cost of a pod admission after
