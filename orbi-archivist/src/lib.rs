@@ -115,7 +115,7 @@ pub use expiry::{Access, Deadline, Expiry, ExpiryClock, ExpiryStatus, RetrievalS
 pub use explain::{StageReport, explain};
 pub use lint::{Lint, lint};
 pub use record::{RecordContext, RecordError, confirmed_copies, record};
-pub use request::{Finding, NotAGateCode, PreparedRequest};
+pub use request::{Finding, InvalidRequest, NotAGateCode, PreparedRequest, parse_request};
 pub use select::{
     Assignment, Exclusion, RankKey, Ranked, ReplicationPlan, Selection, plan_replication, rank,
     select,

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use orbi_types::{
-    ArchivalStorageRequest,
+    ArchivalStorageRequest, Artifact,
     archival::{ReasonCode, ReplicationCommitment},
     archivist::{ArtifactType, PublicationScope, TimingProfile},
 };
@@ -45,6 +45,29 @@ impl fmt::Display for Finding {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("reason code {0} is not an export-gate code (stage 2)")]
 pub struct NotAGateCode(pub ReasonCode);
+
+/// Bytes that are not a valid `archival-storage-request.v1`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not an archival-storage-request.v1: {0}")]
+pub struct InvalidRequest(pub String);
+
+/// Parses a storage request the way every input should be: strict JSON, then the canonical
+/// schema, then the typed parse. The typed parse alone reads an explicit `null` in an optional
+/// member as absent, which the schema refuses (e.g. `"replication/copies": null`).
+pub fn parse_request(bytes: &[u8]) -> Result<ArchivalStorageRequest, InvalidRequest> {
+    let value = orbi_types::json::from_slice_strict(bytes)
+        .map_err(|error| InvalidRequest(error.to_string()))?;
+    let validator = orbi_schema::registry()
+        .validator(ArchivalStorageRequest::NAME, orbi_schema::Profile::Seed)
+        .map_err(|error| InvalidRequest(format!("schema unavailable: {error}")))?;
+    if let Some(issue) = validator.issues(&value).into_iter().next() {
+        return Err(InvalidRequest(match issue.instance.as_str() {
+            "" => issue.message,
+            pointer => format!("{pointer:?}: {}", issue.message),
+        }));
+    }
+    ArchivalStorageRequest::from_value(&value).map_err(|error| InvalidRequest(error.to_string()))
+}
 
 /// A storage request ready for matching against many advertisements.
 #[derive(Clone, Debug)]

@@ -27,7 +27,7 @@ use orbi_archivist::{
     MatchReport, Policy, PreparedRequest, RetrievalStatus, explain, match_request,
 };
 use orbi_types::{
-    ArchivalStorageRequest, Artifact, Timestamp, archival::ExclusionCode, json::from_slice_strict,
+    ArchivalStorageRequest, Timestamp, archival::ExclusionCode, json::from_slice_strict,
 };
 use serde_json::{Value, json};
 
@@ -311,7 +311,7 @@ fn lint(files: &[PathBuf], strict: bool, format: Format) -> Result<Outcome, CliE
 }
 
 fn read_request(path: &Path) -> Result<ArchivalStorageRequest, CliError> {
-    ArchivalStorageRequest::from_slice(&read_bounded(path)?)
+    orbi_archivist::parse_request(&read_bounded(path)?)
         .map_err(|err| CliError::new(format!("request {}: {err}", path.display())))
 }
 

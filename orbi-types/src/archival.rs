@@ -7,10 +7,12 @@
 //! a misspelt optional key (`replication/copy`) would otherwise be silently ignored and change
 //! the meaning of a request. `policy_annotations` is the extension point, as upstream.
 //!
-//! Typed parsing enforces every rule of the request schema except its one conditional
+//! Typed parsing enforces the rules of the request schema except its one conditional
 //! (`publication/scope: public-vault` needs `publication/timing-profile`, copied from
 //! `archival-package.v1`); [`ArchivalStorageRequest::timing_rule_holds`] checks that one, so a
-//! policy engine can report it as a reason instead of failing to read the request.
+//! policy engine can report it as a reason instead of failing to read the request. Like every
+//! [`crate::Artifact`], it reads an explicit `null` in an optional member as absent, which the
+//! schema refuses: gate input with the schema first (`orbi_archivist::parse_request` does).
 
 use std::{borrow::Cow, fmt, num::NonZeroU64, ops::Deref};
 

@@ -17,7 +17,10 @@ use crate::{
 ///
 /// Typed parsing is *structural*: types, required fields, enums, constants and the patterns of
 /// the identifier newtypes. Length limits, formats other than `date-time` and the conditional
-/// rules belong to the schema gate (`orbi-schema`).
+/// rules belong to the schema gate (`orbi-schema`), and so does refusing an explicit `null` in
+/// an optional member (typed parsing reads it as absent, and `to_value` then leaves it out);
+/// integers must be written as integers (`1.0`, valid to the schema, is refused). Every input
+/// path gates with the schema before the typed parse.
 ///
 /// Never re-serialize a received artifact to verify or forward it: keep the received bytes.
 pub trait Artifact: Serialize + DeserializeOwned + JsonSchema + Sized {

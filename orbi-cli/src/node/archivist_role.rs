@@ -56,10 +56,7 @@ use orbi_archivist::{Advertisement, Policy, PreparedRequest, RecordContext, deci
 use orbi_inac::{
     Acceptance, Acceptor, Delivery, Descriptor, Published, PublishedQuery, Publisher, Refusal,
 };
-use orbi_types::{
-    ArchivalStorageRequest, Artifact, NodeId, Sha256Digest, archival::DecisionStatus,
-    inac::RefusalCode,
-};
+use orbi_types::{NodeId, Sha256Digest, archival::DecisionStatus, inac::RefusalCode};
 
 use crate::{
     CliError,
@@ -258,12 +255,8 @@ impl ArchivistRole {
         let unavailable = || Refusal::handler_unavailable("the archivist cannot decide now");
         // Who asks is checked before anything recorded is revealed: the same bytes pushed by
         // another node learn nothing about the first submitter's decision.
-        let request = ArchivalStorageRequest::from_slice(bytes).map_err(|err| {
-            Refusal::new(
-                RefusalCode::Malformed,
-                format!("not an archival-storage-request.v1: {err}"),
-            )
-        })?;
+        let request = orbi_archivist::parse_request(bytes)
+            .map_err(|err| Refusal::new(RefusalCode::Malformed, err.to_string()))?;
         if request.requester_node_id.as_str() != peer.as_str() {
             return Err(Refusal::new(
                 RefusalCode::NotAuthorized,
@@ -589,6 +582,37 @@ mod tests {
     }
 
     #[test]
+    fn a_request_the_schema_refuses_is_malformed_even_when_the_typed_parse_would_take_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (archivist, alice) = (
+            KeyPair::from_seed(&[1; 32]).node_id(),
+            KeyPair::from_seed(&[2; 32]).node_id(),
+        );
+        let role = role(dir.path(), &archivist);
+        for (member, null) in [
+            ("replication/copies", json!(null)),
+            ("policy_annotations", json!(null)),
+        ] {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(&request(&alice, "r:null", "private-retained")).unwrap();
+            value[member] = null;
+            let bytes = serde_json::to_vec(&value).unwrap();
+            assert!(
+                <orbi_types::ArchivalStorageRequest as orbi_types::Artifact>::from_slice(&bytes)
+                    .is_ok(),
+                "the typed parse alone takes {member}: null"
+            );
+
+            let refused = judge(&role, &alice, &bytes).unwrap_err();
+
+            assert_eq!(refused.code(), RefusalCode::Malformed);
+            let pointer = format!("/{}", member.replace('/', "~1"));
+            assert!(refused.message().contains(&pointer), "{refused:?}");
+        }
+        assert_eq!(role.decision_count(), 0);
+    }
+
+    #[test]
     fn refusals_name_their_reasons_and_decisions_are_bounded_per_requester() {
         let dir = tempfile::tempdir().unwrap();
         let archivist = KeyPair::from_seed(&[1; 32]).node_id();
@@ -713,7 +737,7 @@ mod tests {
             value["publication/timing-profile"] = json!("curator-gated");
             let bytes = serde_json::to_vec(&value).unwrap();
             // What `orbi archivist discover --request` and `match` show: no gate evidence.
-            let typed = ArchivalStorageRequest::from_slice(&bytes).unwrap();
+            let typed = orbi_archivist::parse_request(&bytes).unwrap();
             let report = orbi_archivist::match_request(
                 &PreparedRequest::new(&typed),
                 std::slice::from_ref(role.advertisement()),

@@ -18,7 +18,7 @@ use orbi_pod::{
     policy::MAX_ARTIFACT_BYTES,
 };
 use orbi_types::{
-    ArchivalStorageRequest, Artifact, KeyPair, NodeId, PodUserId, Timestamp,
+    ArchivalStorageRequest, KeyPair, NodeId, PodUserId, Timestamp,
     inac::Operation,
     pod::{DetachReason, ProfileType, SessionState},
 };
@@ -417,12 +417,9 @@ pub async fn fetch(
 pub fn submit(args: SubmitArgs) -> Result<Outcome, CliError> {
     let bytes = read_file(&args.request, MAX_REQUEST_BYTES)?;
     // Judge locally what the archivist would refuse as malformed, with the field named.
-    if let Err(err) = ArchivalStorageRequest::from_slice(&bytes) {
+    if let Err(err) = orbi_archivist::parse_request(&bytes) {
         print_json(&json!({
-            "invalid": format!(
-                "{} is not an archival-storage-request.v1: {err}",
-                args.request.display()
-            ),
+            "invalid": format!("{}: {err}", args.request.display()),
         }));
         return Ok(Outcome::Refused);
     }
@@ -565,14 +562,8 @@ fn served_advertisement(server: &NodeId, bytes: &[u8]) -> Result<Advertisement, 
 pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
     let request = match &args.request {
         Some(path) => Some(
-            ArchivalStorageRequest::from_slice(&read_file(path, MAX_REQUEST_BYTES)?).map_err(
-                |err| {
-                    CliError::new(format!(
-                        "{} is not an archival-storage-request.v1: {err}",
-                        path.display()
-                    ))
-                },
-            )?,
+            orbi_archivist::parse_request(&read_file(path, MAX_REQUEST_BYTES)?)
+                .map_err(|err| CliError::new(format!("{}: {err}", path.display())))?,
         ),
         None => None,
     };
@@ -697,7 +688,7 @@ mod tests {
             .iter()
             .map(|value| Advertisement::admit(value).unwrap())
             .collect();
-        let request = ArchivalStorageRequest::from_value(&json!({
+        let request = <ArchivalStorageRequest as orbi_types::Artifact>::from_value(&json!({
             "schema/v": 1, "request/id": "r:1", "requested-at": "2026-03-01T00:00:00Z",
             "requester/node-id": "node:me", "package/id": "archival-package:1",
             "publication/scope": "private-retained", "artifact/type": "transcript-bundle"
