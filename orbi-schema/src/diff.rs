@@ -4,10 +4,13 @@
 //! side is normalized:
 //!
 //! 1. annotation keywords are dropped: [`IGNORED_ANNOTATIONS`] and every `x-…` keyword;
-//! 2. local references (`#/$defs/…`, `#/definitions/…`) are inlined and the definition
-//!    containers dropped, so `$defs` naming does not matter (a difference inside an inlined
-//!    definition is still reported at the definition's own pointer);
-//! 3. `additionalProperties: true` (and `{}`) is dropped: it is the same as absent;
+//! 2. local references (`#/$defs/…`, `#/definitions/…`, percent-encoded or not) are inlined
+//!    and the definition containers dropped, so `$defs` naming does not matter (a difference
+//!    inside an inlined definition is still reported at the definition's own pointer). A
+//!    document with a reference this cannot follow (an `$anchor`, a `$dynamicRef`, an absolute
+//!    reference into itself) keeps its definitions and compares them as they are;
+//! 3. `additionalProperties: true` (and `{}`) is dropped: it is the same as absent, except
+//!    beside `unevaluatedProperties`, which it changes;
 //! 4. `required`, `enum` and array-valued `type` are compared as sets; the members of `allOf`,
 //!    `anyOf` and `oneOf` are compared as unordered collections.
 //!
@@ -130,11 +133,37 @@ enum Keyword {
 
 struct Normalizer<'a> {
     root: &'a Value,
+    /// Whether definition containers are kept: some reference cannot be inlined.
+    keep_definitions: bool,
 }
 
 impl<'a> Normalizer<'a> {
     fn new(root: &'a Value) -> Self {
-        Normalizer { root }
+        let mut normalizer = Normalizer {
+            root,
+            keep_definitions: false,
+        };
+        normalizer.keep_definitions = normalizer.has_opaque_reference(root);
+        normalizer
+    }
+
+    /// Whether `value` holds a reference into this document that [`Self::resolve_local`]
+    /// cannot follow: its target would otherwise be dropped with the definitions.
+    fn has_opaque_reference(&self, value: &Value) -> bool {
+        match value {
+            Value::Object(map) => map.iter().any(|(key, child)| {
+                let opaque = match key.as_str() {
+                    "$anchor" | "$dynamicAnchor" | "$dynamicRef" | "$recursiveRef" => true,
+                    "$ref" => child.as_str().is_some_and(|reference| {
+                        reference.contains('#') && self.resolve_local(child, 0).is_none()
+                    }),
+                    _ => false,
+                };
+                opaque || self.has_opaque_reference(child)
+            }),
+            Value::Array(items) => items.iter().any(|item| self.has_opaque_reference(item)),
+            _ => false,
+        }
     }
 
     fn node(&self, value: &Value, pointer: String, depth: usize) -> Node {
@@ -152,13 +181,17 @@ impl<'a> Normalizer<'a> {
             let at = format!("{pointer}/{}", escape(key));
             if key.starts_with("x-")
                 || IGNORED_ANNOTATIONS.contains(&key.as_str())
-                || DEFINITIONS.contains(&key.as_str())
+                || (DEFINITIONS.contains(&key.as_str()) && !self.keep_definitions)
             {
                 continue;
             }
-            if key == "additionalProperties" && is_trivially_true(value) {
+            if key == "additionalProperties"
+                && is_trivially_true(value)
+                && !map.contains_key("unevaluatedProperties")
+            {
                 continue;
             }
+
             let keyword = if key == "$ref" {
                 match self.resolve_local(value, depth) {
                     Some((target, target_pointer)) => {
@@ -168,7 +201,10 @@ impl<'a> Normalizer<'a> {
                 }
             } else if SINGLE_SCHEMA.contains(&key.as_str()) {
                 Keyword::Schema(self.node(value, at, depth))
-            } else if SCHEMA_MAP.contains(&key.as_str()) && value.is_object() {
+            } else if (SCHEMA_MAP.contains(&key.as_str()) || DEFINITIONS.contains(&key.as_str()))
+                && value.is_object()
+            {
+                // Definitions reach here only when kept (see `keep_definitions`).
                 let children = value
                     .as_object()
                     .into_iter()
@@ -220,14 +256,32 @@ impl<'a> Normalizer<'a> {
 
     fn resolve_local(&self, reference: &Value, depth: usize) -> Option<(&'a Value, String)> {
         let text = reference.as_str()?;
-        let pointer = text.strip_prefix('#')?;
+        let pointer = percent_decode(text.strip_prefix('#')?)?;
         if depth >= MAX_REF_DEPTH || !pointer.starts_with('/') {
             return None;
         }
         self.root
-            .pointer(pointer)
-            .map(|target| (target, pointer.to_owned()))
+            .pointer(&pointer)
+            .map(|target| (target, pointer.clone()))
     }
+}
+
+/// A URI fragment with its `%XX` escapes decoded (RFC 3986); `None` if malformed.
+fn percent_decode(fragment: &str) -> Option<String> {
+    let bytes = fragment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = fragment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn is_trivially_true(value: &Value) -> bool {
@@ -403,6 +457,62 @@ fn render(keyword: &Keyword) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Whether the two schemas judge `instance` differently (the jsonschema crate decides).
+    fn judged_apart(left: &Value, right: &Value, instance: &Value) -> bool {
+        let compile = |schema: &Value| jsonschema::validator_for(schema).unwrap();
+        compile(left).is_valid(instance) != compile(right).is_valid(instance)
+    }
+
+    #[test]
+    fn pairs_that_validate_differently_are_never_reported_equal() {
+        let string_or_integer = |reference: &str, root: Value| {
+            let with = |kind: &str| {
+                let mut schema = root.clone();
+                schema["properties"] = json!({"s": {"$ref": reference}});
+                let defs = schema["$defs"].as_object_mut().unwrap();
+                let (_, target) = defs.iter_mut().next().unwrap();
+                target["type"] = json!(kind);
+                schema
+            };
+            (with("string"), with("integer"))
+        };
+        let pairs = [
+            // `additionalProperties: true` evaluates extra members for unevaluatedProperties.
+            (
+                json!({"type": "object", "additionalProperties": true, "unevaluatedProperties": false}),
+                json!({"type": "object", "unevaluatedProperties": false}),
+                json!({"x": 1}),
+            ),
+            {
+                let (l, r) = string_or_integer("#sig", json!({"$defs": {"a": {"$anchor": "sig"}}}));
+                (l, r, json!({"s": "x"}))
+            },
+            {
+                let (l, r) = string_or_integer("#/$defs/a%20b", json!({"$defs": {"a b": {}}}));
+                (l, r, json!({"s": "x"}))
+            },
+            {
+                let root = json!({"$id": "urn:t", "$defs": {"a": {}}});
+                let (l, r) = string_or_integer("urn:t#/$defs/a", root);
+                (l, r, json!({"s": "x"}))
+            },
+        ];
+        for (left, right, instance) in pairs {
+            assert!(
+                judged_apart(&left, &right, &instance),
+                "premise: {left} / {right}"
+            );
+            assert!(!semantic_diff(&left, &right).is_empty(), "{left} / {right}");
+        }
+    }
+
+    #[test]
+    fn a_percent_encoded_local_reference_is_inlined_like_any_other() {
+        let encoded = json!({"properties": {"s": {"$ref": "#/$defs/a%20b"}}, "$defs": {"a b": {"type": "string"}}});
+        let inline = json!({"properties": {"s": {"type": "string"}}});
+        assert!(semantic_diff(&encoded, &inline).is_empty());
+    }
 
     #[test]
     fn annotations_order_and_def_names_are_ignored() {
