@@ -36,8 +36,10 @@ pub enum Report {
         /// Every reason, in the validator's order (never empty).
         issues: Vec<Issue>,
     },
-    /// The document conforms to the schema but does not fit the typed artifact (for example an
-    /// integer beyond 64 bits where the schema sets no maximum).
+    /// The document conforms to the schema but does not fit the typed artifact: an integer
+    /// beyond 64 bits where the schema sets no maximum, or one written with a fraction
+    /// (`3600.0`, a valid JSON Schema integer), which typed artifacts refuse so that they
+    /// re-serialize to the text they were read from.
     #[error("conforms to {schema} but not to its typed artifact: field {pointer:?}: {message}")]
     Typed {
         /// The schema's short name.
