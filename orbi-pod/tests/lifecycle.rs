@@ -464,10 +464,48 @@ fn reattached_engine(policy: HostPolicy) -> orbi_pod::PodEngine<orbi_pod::Memory
     engine
 }
 
+/// The participant reports A2's device lost (`detach:lost`).
+fn lose_a2(engine: &mut orbi_pod::PodEngine<orbi_pod::MemoryStore>) {
+    let lost = detachment_with(
+        "detach:lost",
+        "attach:A2",
+        CLIENT,
+        DetachReason::DeviceLoss,
+        "2026-03-28T20:07:00Z",
+        bind(&k2(), "pb:lost", "2026-03-28T20:07:00Z", SESS1),
+    );
+    assert_admitted(
+        &admit(engine, &lost, SESS1, "2026-03-28T20:07:00Z"),
+        LifecycleState::Detached,
+    );
+}
+
+/// What a recovery says, for [`recovery_of`].
+struct Recovering<'a> {
+    client: &'a str,
+    mode: RecoveryMode,
+    token_ref: Option<&'a str>,
+    session: &'a str,
+}
+
+/// Recovery `id` from detachment `from` at 20:08, its bind named after it.
+fn recovery_of(id: &str, from: &str, what: &Recovering<'_>) -> Value {
+    let at = "2026-03-28T20:08:00Z";
+    let bind = bind(&k2(), &format!("pb:{id}"), at, what.session);
+    recovery_with(id, what.client, what.mode, from, at, what.token_ref, bind)
+}
+
 /// A plain attachment of [`CLIENT`] after A2 ended.
 fn a3(id: &str, at: &str) -> Value {
     attachment_with(id, CLIENT, at, bind(&k2(), &format!("pb:{id}"), at, SESS1))
 }
+
+const REATTACH: Recovering<'static> = Recovering {
+    client: CLIENT,
+    mode: RecoveryMode::ReattachExistingDevice,
+    token_ref: None,
+    session: SESS1,
+};
 
 #[test]
 fn a_superseded_detachment_cannot_be_recovered_around_a_policy_sanction() {
@@ -481,15 +519,7 @@ fn a_superseded_detachment_cannot_be_recovered_around_a_policy_sanction() {
         )
         .unwrap();
     // D1 allowed reattach-existing-device, but A2 superseded it; its `policy` end stands.
-    let stale = recovery_with(
-        "recover:stale",
-        CLIENT,
-        RecoveryMode::ReattachExistingDevice,
-        "detach:01JQCLIDET001",
-        "2026-03-28T20:08:00Z",
-        None,
-        bind(&k2(), "pb:stale", "2026-03-28T20:08:00Z", SESS1),
-    );
+    let stale = recovery_of("recover:stale", "detach:01JQCLIDET001", &REATTACH);
 
     let admission = admit(&mut engine, &stale, SESS1, "2026-03-28T20:08:00Z");
 
@@ -505,32 +535,10 @@ fn a_superseded_detachment_cannot_be_recovered_around_a_policy_sanction() {
 #[test]
 fn a_superseded_detachment_cannot_be_recovered_around_a_device_loss() {
     let mut engine = reattached_engine(HostPolicy::default());
-    let lost = detachment_with(
-        "detach:lost",
-        "attach:A2",
-        CLIENT,
-        DetachReason::DeviceLoss,
-        "2026-03-28T20:07:00Z",
-        bind(&k2(), "pb:lost", "2026-03-28T20:07:00Z", SESS1),
-    );
-    admit(&mut engine, &lost, SESS1, "2026-03-28T20:07:00Z");
-    let recovery = |id: &str, mode, from: &str| {
-        recovery_with(
-            id,
-            CLIENT,
-            mode,
-            from,
-            "2026-03-28T20:08:00Z",
-            None,
-            bind(&k2(), &format!("pb:{id}"), "2026-03-28T20:08:00Z", SESS1),
-        )
-    };
+    lose_a2(&mut engine);
 
-    let stale = recovery(
-        "recover:stale",
-        RecoveryMode::ReattachExistingDevice,
-        "detach:01JQCLIDET001",
-    );
+    let stale = recovery_of("recover:stale", "detach:01JQCLIDET001", &REATTACH);
+
     assert_rejected(
         &admit(&mut engine, &stale, SESS1, "2026-03-28T20:08:00Z"),
         RejectionCode::State,
@@ -541,9 +549,17 @@ fn a_superseded_detachment_cannot_be_recovered_around_a_device_loss() {
         RejectionCode::RecoveryRequired,
     );
     // The latest detachment's own way back still works.
-    let replace = recovery("recover:latest", RecoveryMode::ReplaceDevice, "detach:lost");
+    let replace = Recovering {
+        mode: RecoveryMode::ReplaceDevice,
+        ..REATTACH
+    };
     assert_admitted(
-        &admit(&mut engine, &replace, SESS1, "2026-03-28T20:08:40Z"),
+        &admit(
+            &mut engine,
+            &recovery_of("recover:latest", "detach:lost", &replace),
+            SESS1,
+            "2026-03-28T20:08:40Z",
+        ),
         LifecycleState::RecoveryGranted,
     );
 }
@@ -552,31 +568,18 @@ fn a_superseded_detachment_cannot_be_recovered_around_a_device_loss() {
 fn a_new_device_cannot_recover_a_superseded_detachment_of_the_old_one() {
     let policy = HostPolicy::default().with_recovery(RecoveryPolicy::AllowReplaceDevice);
     let mut engine = reattached_engine(policy);
-    let lost = detachment_with(
-        "detach:lost",
-        "attach:A2",
-        CLIENT,
-        DetachReason::DeviceLoss,
-        "2026-03-28T20:07:00Z",
-        bind(&k2(), "pb:lost", "2026-03-28T20:07:00Z", SESS1),
-    );
-    admit(&mut engine, &lost, SESS1, "2026-03-28T20:07:00Z");
+    lose_a2(&mut engine);
     engine.open_session(SESS3, Session::default());
-    let replace = |id: &str, from: &str| {
-        recovery_with(
-            id,
-            NEW_CLIENT,
-            RecoveryMode::ReplaceDevice,
-            from,
-            "2026-03-28T20:08:00Z",
-            Some("migrate:01JQMIGRATE001"),
-            bind(&k2(), &format!("pb:{id}"), "2026-03-28T20:08:00Z", SESS3),
-        )
+    let new_device = Recovering {
+        client: NEW_CLIENT,
+        mode: RecoveryMode::ReplaceDevice,
+        token_ref: Some("migrate:01JQMIGRATE001"),
+        session: SESS3,
     };
 
     let stale = admit(
         &mut engine,
-        &replace("recover:stale", "detach:01JQCLIDET001"),
+        &recovery_of("recover:stale", "detach:01JQCLIDET001", &new_device),
         SESS3,
         "2026-03-28T20:08:00Z",
     );
@@ -585,7 +588,7 @@ fn a_new_device_cannot_recover_a_superseded_detachment_of_the_old_one() {
     assert_admitted(
         &admit(
             &mut engine,
-            &replace("recover:latest", "detach:lost"),
+            &recovery_of("recover:latest", "detach:lost", &new_device),
             SESS3,
             "2026-03-28T20:08:10Z",
         ),
