@@ -272,6 +272,87 @@ fn evicted_lineages_that_required_recovery_leave_a_tombstone() {
     });
 }
 
+/// A client's newer lineage on a dead session is not evicted while its older one (on a live
+/// session) stays: the older detachment would be the client's latest again, recoverable and
+/// attachable around the newer one's `policy` end.
+#[test]
+fn a_clients_lineages_are_evicted_oldest_first_whatever_their_sessions() {
+    let limits = StoreLimits {
+        max_records: 2,
+        ..Default::default()
+    };
+    each_store!(limits, |name, store| {
+        let mut engine = engine_on(store);
+        engine.open_session(SESS1, Session::default());
+        engine.open_session(SESS2, Session::default());
+        // A1 and D1 (user-request) on SESS1, which stays live.
+        admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+        admit(&mut engine, &d1(), SESS1, "2026-03-28T20:05:10Z");
+        // A2 on SESS2 ends with a policy sanction; SESS2 closes.
+        let a2 = attachment_with(
+            "attach:A2",
+            CLIENT,
+            "2026-03-28T20:06:00Z",
+            bind(&k2(), "pb:A2", "2026-03-28T20:06:00Z", SESS2),
+        );
+        admit(&mut engine, &a2, SESS2, "2026-03-28T20:06:00Z");
+        engine
+            .detach(
+                "attach:A2",
+                DetachReason::Policy,
+                None,
+                instant("2026-03-28T20:07:00Z"),
+            )
+            .unwrap();
+        engine
+            .close_session(SESS2, instant("2026-03-28T20:07:10Z"))
+            .unwrap();
+        // Another client's attachment needs room: a lineage goes.
+        let other = attachment_with(
+            "attach:other",
+            "client:other",
+            "2026-03-28T20:08:00Z",
+            bind(&k2(), "pb:other", "2026-03-28T20:08:00Z", SESS1),
+        );
+
+        assert_admitted(
+            &admit(&mut engine, &other, SESS1, "2026-03-28T20:08:00Z"),
+            LifecycleState::Attached,
+        );
+
+        let store = engine.store();
+        assert!(
+            store.detachment("detach:01JQCLIDET001").unwrap().is_none(),
+            "{name}: D1 first"
+        );
+        assert!(
+            store.attachment("attach:A2").unwrap().is_some(),
+            "{name}: A2 kept"
+        );
+        let stale = recovery_with(
+            "recover:stale",
+            CLIENT,
+            orbi_types::pod::RecoveryMode::ReattachExistingDevice,
+            "detach:01JQCLIDET001",
+            "2026-03-28T20:09:00Z",
+            None,
+            bind(&k2(), "pb:stale", "2026-03-28T20:09:00Z", SESS1),
+        );
+        let refused = admit(&mut engine, &stale, SESS1, "2026-03-28T20:09:00Z");
+        assert_rejected(&refused, RejectionCode::UnknownDetachment);
+        let plain = attachment_with(
+            "attach:A3",
+            CLIENT,
+            "2026-03-28T20:09:30Z",
+            bind(&k2(), "pb:A3", "2026-03-28T20:09:30Z", SESS1),
+        );
+        assert_rejected(
+            &admit(&mut engine, &plain, SESS1, "2026-03-28T20:09:30Z"),
+            RejectionCode::RecoveryRequired,
+        );
+    });
+}
+
 /// Whether the read model still holds `attach:{n}`.
 fn holds<S: Store>(engine: &PodEngine<S>, n: u32) -> bool {
     engine

@@ -201,25 +201,31 @@ impl Tables {
     }
 
     /// As the SQLite store's: the oldest lineage with no open grant whose session is dead,
-    /// else the oldest on a live session.
+    /// else the oldest on a live session; never a client's lineage while an older one of the
+    /// same client stays.
     fn evictable(&self, live: &SessionTable) -> Option<String> {
         let mut detachments: Vec<&(u64, DetachmentRec)> = self.detachments.values().collect();
         detachments.sort_by_key(|(seq, _)| *seq);
         let mut oldest_on_live = None;
+        let mut passed_over = std::collections::HashSet::new();
         for (_, detachment) in detachments {
+            let client = detachment.client_instance_id.as_str();
             let Some((_, attachment)) = self.attachments.get(&detachment.attachment_id) else {
                 continue;
             };
+            if passed_over.contains(client) {
+                continue;
+            }
             let grant_open = self.recoveries.values().any(|(_, rec)| {
                 rec.from_detachment_id == detachment.detachment_id && rec.grant == GrantState::Open
             });
-            if grant_open {
-                continue;
-            }
-            if !live.is_live(&attachment.bind_session) {
+            if !grant_open && !live.is_live(&attachment.bind_session) {
                 return Some(detachment.detachment_id.clone());
             }
-            oldest_on_live.get_or_insert_with(|| detachment.detachment_id.clone());
+            if !grant_open {
+                oldest_on_live.get_or_insert_with(|| detachment.detachment_id.clone());
+            }
+            passed_over.insert(client);
         }
         oldest_on_live
     }

@@ -14,7 +14,10 @@
 //!   attachment it ended and every recovery citing it. A lineage with an open recovery grant
 //!   is kept, and so is every live attachment. Lineages whose session is dead go first; one
 //!   on a still-live session goes only when no other may, so that a peer attaching and
-//!   detaching in turn on one open session cannot fill the read model for everyone. A
+//!   detaching in turn on one open session cannot fill the read model for everyone. One
+//!   client's lineages always go oldest first, whatever their sessions: were a newer one to
+//!   go first, the older detachment would be the client's latest again, and a recovery of it
+//!   would sidestep the newer one's reason (a `policy` end, a `device-loss`). A
 //!   replay of such an evicted attachment on its session is then admitted anew, a retried
 //!   detachment of it is `E_POD_UNKNOWN_ATTACHMENT` rather than `replayed`, and its bind id
 //!   no longer guards against a different bind (I1, I2 and I3 give way under that pressure):

@@ -876,27 +876,36 @@ fn insert_trace(
 }
 
 /// The oldest lineage that may go (no grant on it is open): one whose session is dead, else
-/// (see the module docs) the oldest on a live session.
+/// (see the module docs) the oldest on a live session. A client's lineages go oldest first:
+/// evicting a newer one while an older stays would make the older detachment the client's
+/// latest again, and recoverable around the newer one's reason.
 fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, StoreError> {
     let mut statement = conn
         .prepare_cached(
-            "SELECT d.detachment_id, a.bind_session FROM detachments d \
-             JOIN attachments a ON a.attachment_id = d.attachment_id \
-             WHERE NOT EXISTS (SELECT 1 FROM recoveries r \
+            "SELECT d.detachment_id, a.bind_session, d.client_id, EXISTS (SELECT 1 \
+                 FROM recoveries r \
                  WHERE r.from_detachment_id = d.detachment_id AND r.grant_state = 'open') \
+             FROM detachments d JOIN attachments a ON a.attachment_id = d.attachment_id \
              ORDER BY d.seq",
         )
         .map_err(backend)?;
     let mut rows = statement.query([]).map_err(backend)?;
     let mut oldest_on_live = None;
+    let mut passed_over = std::collections::HashSet::new();
     while let Some(row) = rows.next().map_err(backend)? {
+        let client: String = row.get(2).map_err(backend)?;
+        if passed_over.contains(&client) {
+            continue;
+        }
+        let grant_open: bool = row.get(3).map_err(backend)?;
         let session: String = row.get(1).map_err(backend)?;
-        if !live.is_live(&session) {
+        if !grant_open && !live.is_live(&session) {
             return row.get(0).map(Some).map_err(backend);
         }
-        if oldest_on_live.is_none() {
+        if !grant_open && oldest_on_live.is_none() {
             oldest_on_live = Some(row.get(0).map_err(backend)?);
         }
+        passed_over.insert(client);
     }
     Ok(oldest_on_live)
 }
