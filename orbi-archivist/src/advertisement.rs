@@ -14,12 +14,12 @@ use serde_json::Value;
 
 use crate::lint::{Lint, lint};
 
-/// The advertisement's integer fields (the schema gives none a maximum).
+/// The advertisement's integer fields, as JSON pointers (the schema gives none a maximum).
 const INTEGER_FIELDS: [&str; 4] = [
-    "schema/v",
-    "retention/default-max-duration-sec",
-    "retention/default-max-idle-ttl-sec",
-    "replication/max-copies",
+    "/schema~1v",
+    "/retention~1default-max-duration-sec",
+    "/retention~1default-max-idle-ttl-sec",
+    "/replication~1max-copies",
 ];
 
 /// Whether `value` is a whole number too large for a `u64` (JSON parsers hold it as a float).
@@ -30,6 +30,21 @@ fn above_u64(value: &Value) -> bool {
         && value
             .as_f64()
             .is_some_and(|n| n >= TWO_TO_64 && n.fract() == 0.0)
+}
+
+/// An issue for each of `fields` (JSON pointers into `value`) holding an integer that no `u64`
+/// holds: the schema sets no maximum, the typed parse would only name a float.
+pub(crate) fn integers_above_u64(value: &Value, fields: &[&str]) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|pointer| value.pointer(pointer).is_some_and(above_u64))
+        .map(|pointer| {
+            format!(
+                "{pointer:?}: the value is 2^64 or more, above {}, the largest value supported",
+                u64::MAX
+            )
+        })
+        .collect()
 }
 
 /// Rails the spec names; unknown rail strings are kept but never ranked first.
@@ -174,17 +189,7 @@ impl Advertisement {
         if !issues.is_empty() {
             return Err(invalid(issues));
         }
-        let too_large: Vec<String> = INTEGER_FIELDS
-            .iter()
-            .filter(|key| value.get(**key).is_some_and(above_u64))
-            .map(|key| {
-                format!(
-                    "{:?}: the value is 2^64 or more, above {}, the largest value supported",
-                    format!("/{}", key.replace('~', "~0").replace('/', "~1")),
-                    u64::MAX
-                )
-            })
-            .collect();
+        let too_large = integers_above_u64(value, &INTEGER_FIELDS);
         if !too_large.is_empty() {
             return Err(invalid(too_large));
         }

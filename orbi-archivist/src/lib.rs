@@ -40,8 +40,9 @@
 //!   ranked last rather than dropped; `advertisement/id` then `archivist/node-id` break the
 //!   last ties, so the order is total.
 //! - **Replication.** The default commitment is `guarantee` (one copy per distinct archivist):
-//!   [`match_request`] judges each archivist on the one copy it would keep, and a recorded
-//!   decision confirms one copy ([`confirmed_copies`]). A `hint` lets one archivist coordinate
+//!   [`match_request`] judges each archivist on the request as sent (TV-13) and its plan
+//!   splits the copies, one per archivist; a recorded decision confirms one copy
+//!   ([`confirmed_copies`]). A `hint` lets one archivist coordinate
 //!   up to its `replication/max-copies`, and its decision confirms those k copies. A plan never
 //!   uses one `archivist/node-id` twice.
 //!
@@ -121,16 +122,17 @@ pub use select::{
     select,
 };
 
-use orbi_types::{Timestamp, archival::ReplicationCommitment};
+use orbi_types::Timestamp;
 
 /// Everything a requester needs to choose: exclusions, ranked decisions, replication set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MatchReport {
     /// Stage 0b over the admitted advertisements.
     pub selection: Selection,
-    /// Decisions for the selected advertisements, best first (refusals last). Under a
-    /// `guarantee` each archivist is judged on the one copy it would keep; under a `hint`, on
-    /// every copy requested.
+    /// Decisions for the selected advertisements, best first (refusals last), each on the
+    /// request as sent: what that archivist would answer to it. [`MatchReport::replication`]
+    /// may place copies with archivists that refuse the whole count (TV-13: "the selector may
+    /// split").
     pub ranked: Vec<Ranked>,
     /// Where the requested copies go.
     pub replication: ReplicationPlan,
@@ -144,19 +146,12 @@ pub fn match_request(
     now: &Timestamp,
 ) -> MatchReport {
     let selection = select(ads, request.target(), policy, now);
-    // Under a guarantee each archivist keeps one copy (§4.6 step 3), so each is judged on the
-    // copy it would hold, as the replication plan places it; under a hint, on every copy.
-    let single;
-    let judged = if request.commitment() == ReplicationCommitment::Guarantee && request.copies() > 1
-    {
-        single = request.with_copies(1);
-        &single
-    } else {
-        request
-    };
-    let ranked = rank(judged, ads, &selection.current, policy);
-    // One copy asked of each: the ranking already is the one-copy-per-archivist ranking.
-    let replication = if judged.copies() == 1 {
+    // Each archivist is judged on the request as sent, as it would judge it itself (TV-13:
+    // more copies than its max-copies is `replication-exceeds-max`); the plan may still
+    // split the copies over several archivists (§4.6 step 3).
+    let ranked = rank(request, ads, &selection.current, policy);
+    // One copy asked: the ranking already is the one-copy-per-archivist ranking.
+    let replication = if request.copies() == 1 {
         select::plan_from_ranking(request, ads, &ranked, policy)
     } else {
         plan_replication(request, ads, &selection.current, policy)

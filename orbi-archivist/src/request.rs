@@ -51,20 +51,38 @@ pub struct NotAGateCode(pub ReasonCode);
 #[error("not an archival-storage-request.v1: {0}")]
 pub struct InvalidRequest(pub String);
 
+/// The request's integer members, as JSON pointers (the schema gives none a maximum).
+const REQUEST_INTEGERS: [&str; 3] = [
+    "/retention~1max-duration-sec",
+    "/retention~1max-idle-ttl-sec",
+    "/replication~1copies",
+];
+
 /// Parses a storage request the way every input should be: strict JSON, then the canonical
 /// schema, then the typed parse. The typed parse alone reads an explicit `null` in an optional
-/// member as absent, which the schema refuses (e.g. `"replication/copies": null`).
+/// member as absent, which the schema refuses (e.g. `"replication/copies": null`). The
+/// schema's one conditional (its `allOf`: `public-vault` needs `publication/timing-profile`)
+/// is left to the pipeline, which reports it as a stage 1 reason
+/// ([`ArchivalStorageRequest::timing_rule_holds`]) instead of refusing to read the request.
 pub fn parse_request(bytes: &[u8]) -> Result<ArchivalStorageRequest, InvalidRequest> {
     let value = orbi_types::json::from_slice_strict(bytes)
         .map_err(|error| InvalidRequest(error.to_string()))?;
     let validator = orbi_schema::registry()
         .validator(ArchivalStorageRequest::NAME, orbi_schema::Profile::Seed)
         .map_err(|error| InvalidRequest(format!("schema unavailable: {error}")))?;
-    if let Some(issue) = validator.issues(&value).into_iter().next() {
+    let issues = validator.issues(&value).into_iter();
+    if let Some(issue) = issues
+        .into_iter()
+        .find(|issue| !issue.keyword.starts_with("/allOf/"))
+    {
         return Err(InvalidRequest(match issue.instance.as_str() {
             "" => issue.message,
             pointer => format!("{pointer:?}: {}", issue.message),
         }));
+    }
+    let too_large = crate::advertisement::integers_above_u64(&value, &REQUEST_INTEGERS);
+    if let Some(issue) = too_large.into_iter().next() {
+        return Err(InvalidRequest(issue));
     }
     ArchivalStorageRequest::from_value(&value).map_err(|error| InvalidRequest(error.to_string()))
 }

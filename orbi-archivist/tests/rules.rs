@@ -545,7 +545,7 @@ fn a_replication_plan_never_places_two_copies_with_one_archivist() {
 }
 
 #[test]
-fn under_a_guarantee_the_match_judges_each_archivist_on_the_copy_it_would_keep() {
+fn each_archivist_is_judged_on_every_copy_while_the_plan_splits_them() {
     // AD-P has no max-copies (one copy); two such archivists hold two guaranteed copies.
     let mut other = ad_p();
     other["advertisement/id"] = json!("archivist-advertisement:P2");
@@ -561,12 +561,15 @@ fn under_a_guarantee_the_match_judges_each_archivist_on_the_copy_it_would_keep()
         &policy(),
         &at("2026-04-01T00:00:00Z"),
     );
+    // TV-13: each alone refuses two copies (what it would answer to this request)...
     for entry in &report.ranked {
-        assert_eq!(entry.decision.verdict, Verdict::Accept);
-        assert_eq!(entry.decision.terms.copies, 1);
+        assert_eq!(
+            entry.decision.reason_codes().iter().collect::<Vec<_>>(),
+            [ReasonCode::ReplicationExceedsMax]
+        );
     }
+    // ... and the selector splits them, one guaranteed copy each.
     assert_eq!(report.replication.missing, 0);
-    // Under a hint each is judged on both copies: max-copies 1 refuses, the planner splits.
     let mut hint = two;
     hint["replication/commitment"] = json!("hint");
     let report = match_request(
@@ -582,4 +585,34 @@ fn under_a_guarantee_the_match_judges_each_archivist_on_the_copy_it_would_keep()
         );
     }
     assert_eq!(report.replication.missing, 0);
+}
+
+#[test]
+fn parse_request_gates_with_the_schema_but_leaves_the_timing_conditional_to_the_pipeline() {
+    let bytes = |value: &serde_json::Value| serde_json::to_vec(value).unwrap();
+    // The typed parse alone reads `null` as absent; the schema refuses it.
+    let mut nulled = request_f();
+    nulled["replication/copies"] = serde_json::Value::Null;
+    let error = orbi_archivist::parse_request(&bytes(&nulled)).unwrap_err();
+    assert!(
+        error.to_string().contains("/replication~1copies"),
+        "{error}"
+    );
+    // Integers no u64 holds are named as such, not as floats.
+    let marked = request_with(json!({"retention/max-duration-sec": 424_242}));
+    let huge = String::from_utf8(bytes(&marked))
+        .unwrap()
+        .replace("424242", "18446744073709551616");
+    let error = orbi_archivist::parse_request(huge.as_bytes()).unwrap_err();
+    assert!(error.to_string().contains("2^64 or more"), "{error}");
+    assert!(
+        error.to_string().contains("/retention~1max-duration-sec"),
+        "{error}"
+    );
+    // public-vault without a timing profile is read, and refused later as a stage 1 reason.
+    let untimed = request_with(json!({
+        "publication/scope": "public-vault", "publication/timing-profile": null
+    }));
+    let parsed = orbi_archivist::parse_request(&bytes(&untimed)).unwrap();
+    assert!(!parsed.timing_rule_holds());
 }

@@ -4,8 +4,8 @@
 //!   (with `--strict`, also if any has a lint).
 //! - `match --request FILE ADVERTISEMENT...`: ranked decisions with every reason, the excluded
 //!   advertisements with theirs, and the replication set. Exit 0 if the replication set places
-//!   every requested copy with archivists that accept or can negotiate, 1 otherwise. Under a
-//!   `guarantee` each archivist is judged on the one copy it would keep. Without
+//!   every requested copy with archivists that accept or can negotiate, 1 otherwise (a
+//!   decision may refuse the whole count while the set splits it, TV-13). Without
 //!   `--gates-passed`, a `federation-vault` or `public-vault` request is refused
 //!   `curation-missing` (stage 2 fails closed, as the archivist node decides).
 //! - `expiry --accepted-at T ...`: hard, idle and effective expiry. Exit 1 if expired at

@@ -542,7 +542,7 @@ fn vault_requests_without_gate_evidence_are_refused_curation_missing() {
 }
 
 #[test]
-fn guaranteed_copies_are_judged_one_per_archivist_and_the_exit_follows_the_plan() {
+fn the_exit_follows_the_plan_that_splits_copies_each_archivist_refuses_whole() {
     let dir = Dir::new();
     // Two archivists without max-copies (absent: one copy each).
     let mut one = ad_a();
@@ -557,15 +557,19 @@ fn guaranteed_copies_are_judged_one_per_archivist_and_the_exit_follows_the_plan(
     let mut request = request();
     request["replication/copies"] = json!(2);
     let (code, report) = match_json(&dir, &request, &[&one, &two], &[]);
-    assert_eq!(code, 0, "{report}");
+    // Each refuses both copies, as it would if asked (TV-13); the set splits them.
     for decision in report["decisions"].as_array().unwrap() {
-        assert_eq!(decision["status"], "accepted", "{decision}");
-        assert_eq!(decision["terms"]["replication/copies"], 1, "{decision}");
+        assert_eq!(decision["status"], "refused", "{decision}");
+        assert_eq!(
+            decision["reason/codes"],
+            serde_json::json!(["replication-exceeds-max"]),
+            "{decision}"
+        );
     }
     assert_eq!(report["replication"]["missing"], 0);
+    assert_eq!(code, 0, "{report}");
     // One archivist cannot hold two guaranteed copies: one is placed, and that is a refusal.
     let (code, report) = match_json(&dir, &request, &[&one], &[]);
     assert_eq!(code, 1, "{report}");
-    assert_eq!(report["decisions"][0]["status"], "accepted");
     assert_eq!(report["replication"]["missing"], 1);
 }

@@ -754,6 +754,33 @@ mod tests {
                 "{scope}"
             );
         }
+        // Copies up to the advertisement's max-copies (3) and beyond, under both commitments.
+        for (n, copies, commitment) in [(10, 2, "guarantee"), (11, 5, "guarantee"), (12, 5, "hint")]
+        {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(&request(&alice, &format!("r:{n}"), "private-retained"))
+                    .unwrap();
+            value["replication/copies"] = json!(copies);
+            value["replication/commitment"] = json!(commitment);
+            let bytes = serde_json::to_vec(&value).unwrap();
+            let typed = orbi_archivist::parse_request(&bytes).unwrap();
+            let report = orbi_archivist::match_request(
+                &PreparedRequest::new(&typed),
+                std::slice::from_ref(role.advertisement()),
+                &Policy::default(),
+                &now,
+            );
+            let predicted = &report.ranked[0].decision;
+            let _ = judge(&role, &alice, &bytes);
+            let decided = recorded(&role, &alice, &bytes);
+            let case = format!("{copies} {commitment}");
+            assert_eq!(decided["status"], predicted.status().as_str(), "{case}");
+            assert_eq!(
+                decided["reason/codes"],
+                json!(predicted.reason_codes().iter().collect::<Vec<_>>()),
+                "{case}"
+            );
+        }
     }
 
     #[test]
