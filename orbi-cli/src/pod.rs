@@ -66,6 +66,10 @@ enum PodCommand {
         /// The signed bind (embedded as is).
         #[arg(long, value_name = "FILE")]
         bind: PathBuf,
+        /// The schema shape the artifact must fit before it is printed (egress gate): frozen
+        /// (accepted by every node) or seed (for nodes running the open draft shapes).
+        #[arg(long, value_name = "PROFILE", default_value_t = Profile::Frozen)]
+        shape: Profile,
         /// `client-instance/id`.
         #[arg(long, value_name = "ID")]
         client: String,
@@ -102,6 +106,10 @@ enum PodCommand {
         /// The signed bind (embedded as is).
         #[arg(long, value_name = "FILE")]
         bind: PathBuf,
+        /// The schema shape the artifact must fit before it is printed (egress gate): frozen
+        /// (accepted by every node) or seed (for nodes running the open draft shapes).
+        #[arg(long, value_name = "PROFILE", default_value_t = Profile::Frozen)]
+        shape: Profile,
         /// The attachment being ended.
         #[arg(long, value_name = "ID")]
         attachment_id: String,
@@ -130,6 +138,10 @@ enum PodCommand {
         /// The signed bind (embedded as is).
         #[arg(long, value_name = "FILE")]
         bind: PathBuf,
+        /// The schema shape the artifact must fit before it is printed (egress gate): frozen
+        /// (accepted by every node) or seed (for nodes running the open draft shapes).
+        #[arg(long, value_name = "PROFILE", default_value_t = Profile::Frozen)]
+        shape: Profile,
         /// `client-instance/id` (the client being recovered or the replacing device).
         #[arg(long, value_name = "ID")]
         client: String,
@@ -297,10 +309,11 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                 },
             )
             .map_err(|err| CliError::new(err.to_string()))?;
-            print_built(ArtifactKind::ParticipantBind, &bind)?;
+            print_built(ArtifactKind::ParticipantBind, Profile::Frozen, &bind)?;
         }
         PodCommand::Attachment {
             bind,
+            shape,
             client,
             node,
             attachment_id,
@@ -328,10 +341,11 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                 },
                 bind,
             );
-            print_built(ArtifactKind::Attachment, &built)?;
+            print_built(ArtifactKind::Attachment, shape, &built)?;
         }
         PodCommand::Detachment {
             bind,
+            shape,
             attachment_id,
             client,
             node,
@@ -353,10 +367,11 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                 },
                 bind,
             );
-            print_built(ArtifactKind::Detachment, &built)?;
+            print_built(ArtifactKind::Detachment, shape, &built)?;
         }
         PodCommand::Recovery {
             bind,
+            shape,
             client,
             node,
             mode,
@@ -378,7 +393,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
                 },
                 bind,
             );
-            print_built(ArtifactKind::Recovery, &built)?;
+            print_built(ArtifactKind::Recovery, shape, &built)?;
         }
         PodCommand::Attach(args) => return crate::node::client::attach(args),
         PodCommand::Detach(args) => return crate::node::client::detach(args),
@@ -540,8 +555,8 @@ fn open_engine(node: &NodeArgs) -> Result<(PodEngine<SqliteStore>, OffsetDateTim
 
 /// Prints a built artifact once it passes what an admitting node checks first (egress gate):
 /// an artifact that would be rejected is an error (exit 2), not output.
-fn print_built(kind: ArtifactKind, value: &Value) -> Result<(), CliError> {
-    compose::check_egress(kind, value).map_err(|err| CliError::new(err.to_string()))?;
+fn print_built(kind: ArtifactKind, profile: Profile, value: &Value) -> Result<(), CliError> {
+    compose::check_egress(kind, profile, value).map_err(|err| CliError::new(err.to_string()))?;
     print_json(value);
     Ok(())
 }

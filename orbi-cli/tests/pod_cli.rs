@@ -629,3 +629,29 @@ fn builders_refuse_artifacts_a_node_would_reject() {
         }
     }
 }
+
+/// The egress gate follows the shape a node runs: a bind with a member only the open draft
+/// shape allows builds with `--shape seed`, not with the default frozen shape.
+#[test]
+fn builders_gate_egress_under_the_shape_asked_for() {
+    let workspace = Workspace::new();
+    let mut bind = workspace.build(
+        "bind.json",
+        &bind_args("pb:shape", "2026-03-28T19:42:00Z", SESS1),
+    );
+    bind["bind/extra"] = serde_json::json!(1);
+    std::fs::write(workspace.path("open.json"), bind.to_string()).unwrap();
+    let build = |extra: &[&str]| {
+        let mut args = vec!["pod", "attachment", "--bind", "open.json", "--client", OLD];
+        args.extend_from_slice(extra);
+        workspace.orbi(&args)
+    };
+
+    let frozen = build(&[]);
+    let seed = build(&["--shape", "seed"]);
+
+    assert_eq!(frozen.code, 2, "{}", frozen.stdout);
+    assert!(frozen.stderr.contains("bind/extra"), "{}", frozen.stderr);
+    assert_eq!(seed.code, 0, "{}", seed.stderr);
+    assert_eq!(seed.json["participant-bind"]["bind/extra"], 1);
+}

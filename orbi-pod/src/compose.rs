@@ -29,11 +29,16 @@ pub struct EgressError {
 }
 
 /// Checks a built artifact the way a serving node's V1 does before it is printed or sent: the
-/// frozen schema (the strictest shape a node may run), then the opaque-id bounds.
-pub fn check_egress(kind: crate::ArtifactKind, value: &Value) -> Result<(), EgressError> {
+/// schema under `profile` (the node's shape; `Frozen`, the default a node runs, is accepted
+/// under both), then the opaque-id bounds.
+pub fn check_egress(
+    kind: crate::ArtifactKind,
+    profile: orbi_schema::Profile,
+    value: &Value,
+) -> Result<(), EgressError> {
     let fail = |message: String| EgressError { kind, message };
     let validator = orbi_schema::registry()
-        .validator(kind.as_str(), orbi_schema::Profile::Frozen)
+        .validator(kind.as_str(), profile)
         .map_err(|err| fail(err.to_string()))?;
     if let Some(issue) = validator.issues(value).first() {
         return Err(fail(issue.to_string()));
@@ -336,13 +341,14 @@ mod tests {
             )
         };
         let kind = crate::ArtifactKind::Attachment;
-        assert_eq!(check_egress(kind, &built("client:phone-1")), Ok(()));
+        let frozen = orbi_schema::Profile::Frozen;
+        assert_eq!(check_egress(kind, frozen, &built("client:phone-1")), Ok(()));
         assert_eq!(
-            check_egress(crate::ArtifactKind::ParticipantBind, &bind),
+            check_egress(crate::ArtifactKind::ParticipantBind, frozen, &bind),
             Ok(())
         );
         for bad in ["", "client:with space"] {
-            let error = check_egress(kind, &built(bad)).unwrap_err();
+            let error = check_egress(kind, frozen, &built(bad)).unwrap_err();
             assert!(error.message.contains("client-instance"), "{error}");
         }
     }

@@ -229,7 +229,9 @@ pub fn attachment_bytes(
 
 /// The bytes of a built artifact, once it passes what the node checks first (egress gate).
 fn built_bytes(kind: orbi_pod::ArtifactKind, value: &Value) -> Result<Vec<u8>, CliError> {
-    compose::check_egress(kind, value).map_err(|err| CliError::new(err.to_string()))?;
+    // Frozen: what a node accepts whichever shape profile it runs.
+    compose::check_egress(kind, orbi_schema::Profile::Frozen, value)
+        .map_err(|err| CliError::new(err.to_string()))?;
     Ok(value.to_string().into_bytes())
 }
 
