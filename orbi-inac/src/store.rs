@@ -62,7 +62,8 @@ pub enum Durability {
     /// Leave flushing to the operating system (no fsync; SQLite `synchronous=NORMAL` in WAL
     /// mode): the last answered decisions may be lost on power loss, and an object file may
     /// be left cut short. Such an object is not served, and the next push of it is taken
-    /// again and repairs it ([`Store::intact`]). For nodes whose disks make per-decision
+    /// again and repairs it ([`Store::intact`]); a retry under the same `idempotency/key` is
+    /// answered from its record instead (spec §3.4), so the repair needs another key or none. For nodes whose disks make per-decision
     /// fsync the bottleneck, and for benchmarks.
     Relaxed,
 }

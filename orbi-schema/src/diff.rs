@@ -9,8 +9,8 @@
 //!    inside an inlined definition is still reported at the definition's own pointer). A
 //!    document with a reference this cannot follow (an `$anchor`, a `$dynamicRef`, an absolute
 //!    reference into itself) keeps its definitions and compares them as they are;
-//! 3. `additionalProperties: true` (and `{}`) is dropped: it is the same as absent, except
-//!    beside `unevaluatedProperties`, which it changes;
+//! 3. `additionalProperties: true` (and `{}`) is dropped: it is the same as absent, unless
+//!    the document uses `unevaluatedProperties`, which it can change;
 //! 4. `required`, `enum` and array-valued `type` are compared as sets; the members of `allOf`,
 //!    `anyOf` and `oneOf` are compared as unordered collections.
 //!
@@ -135,6 +135,10 @@ struct Normalizer<'a> {
     root: &'a Value,
     /// Whether definition containers are kept: some reference cannot be inlined.
     keep_definitions: bool,
+    /// Whether the document uses `unevaluatedProperties` anywhere: then an
+    /// `additionalProperties: true` (in an `allOf` member, a `$ref` target, …) can change
+    /// what it sees, and is kept.
+    uses_unevaluated: bool,
 }
 
 impl<'a> Normalizer<'a> {
@@ -142,6 +146,7 @@ impl<'a> Normalizer<'a> {
         let mut normalizer = Normalizer {
             root,
             keep_definitions: false,
+            uses_unevaluated: uses_keyword(root, "unevaluatedProperties"),
         };
         normalizer.keep_definitions = normalizer.has_opaque_reference(root);
         normalizer
@@ -185,10 +190,7 @@ impl<'a> Normalizer<'a> {
             {
                 continue;
             }
-            if key == "additionalProperties"
-                && is_trivially_true(value)
-                && !map.contains_key("unevaluatedProperties")
-            {
+            if key == "additionalProperties" && is_trivially_true(value) && !self.uses_unevaluated {
                 continue;
             }
 
@@ -263,6 +265,17 @@ impl<'a> Normalizer<'a> {
         self.root
             .pointer(&pointer)
             .map(|target| (target, pointer.clone()))
+    }
+}
+
+/// Whether `keyword` appears as a member name anywhere in `value`.
+fn uses_keyword(value: &Value, keyword: &str) -> bool {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, child)| key == keyword || uses_keyword(child, keyword)),
+        Value::Array(items) => items.iter().any(|item| uses_keyword(item, keyword)),
+        _ => false,
     }
 }
 
@@ -478,10 +491,16 @@ mod tests {
             (with("string"), with("integer"))
         };
         let pairs = [
-            // `additionalProperties: true` evaluates extra members for unevaluatedProperties.
+            // `additionalProperties: true` evaluates extra members for unevaluatedProperties,
+            // beside it or from an `allOf` member.
             (
                 json!({"type": "object", "additionalProperties": true, "unevaluatedProperties": false}),
                 json!({"type": "object", "unevaluatedProperties": false}),
+                json!({"x": 1}),
+            ),
+            (
+                json!({"allOf": [{"additionalProperties": true}], "unevaluatedProperties": false}),
+                json!({"allOf": [{}], "unevaluatedProperties": false}),
                 json!({"x": 1}),
             ),
             {
