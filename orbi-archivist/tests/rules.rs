@@ -551,40 +551,29 @@ fn each_archivist_is_judged_on_every_copy_while_the_plan_splits_them() {
     other["advertisement/id"] = json!("archivist-advertisement:P2");
     other["archivist/node-id"] = json!("node:archivist-p2");
     let ads = [admit(ad_p()), admit(other)];
-    let two = json!({
-        "publication/scope": "public-vault", "replication/copies": 2,
-        "retention/max-duration-sec": null, "retention/max-idle-ttl-sec": null
-    });
-    let report = match_request(
-        &prepare(request_with(two.clone())),
-        &ads,
-        &policy(),
-        &at("2026-04-01T00:00:00Z"),
-    );
-    // TV-13: each alone refuses two copies (what it would answer to this request)...
-    for entry in &report.ranked {
-        assert_eq!(
-            entry.decision.reason_codes().iter().collect::<Vec<_>>(),
-            [ReasonCode::ReplicationExceedsMax]
+    for commitment in ["guarantee", "hint"] {
+        let two = json!({
+            "publication/scope": "public-vault", "replication/copies": 2,
+            "replication/commitment": commitment,
+            "retention/max-duration-sec": null, "retention/max-idle-ttl-sec": null
+        });
+        let report = match_request(
+            &prepare(request_with(two)),
+            &ads,
+            &policy(),
+            &at("2026-04-01T00:00:00Z"),
         );
+        // TV-13: each alone refuses two copies (what it would answer to this request)...
+        for entry in &report.ranked {
+            assert_eq!(
+                entry.decision.reason_codes().iter().collect::<Vec<_>>(),
+                [ReasonCode::ReplicationExceedsMax],
+                "{commitment}"
+            );
+        }
+        // ... and the selector splits them over the two.
+        assert_eq!(report.replication.missing, 0, "{commitment}");
     }
-    // ... and the selector splits them, one guaranteed copy each.
-    assert_eq!(report.replication.missing, 0);
-    let mut hint = two;
-    hint["replication/commitment"] = json!("hint");
-    let report = match_request(
-        &prepare(request_with(hint)),
-        &ads,
-        &policy(),
-        &at("2026-04-01T00:00:00Z"),
-    );
-    for entry in &report.ranked {
-        assert_eq!(
-            entry.decision.reason_codes().iter().collect::<Vec<_>>(),
-            [ReasonCode::ReplicationExceedsMax]
-        );
-    }
-    assert_eq!(report.replication.missing, 0);
 }
 
 #[test]

@@ -451,12 +451,7 @@ fn reattached_engine(policy: HostPolicy) -> orbi_pod::PodEngine<orbi_pod::Memory
     let mut engine = engine_with(policy);
     admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
     admit(&mut engine, &d1(), SESS1, DETACH_NOW);
-    let a2 = attachment_with(
-        "attach:A2",
-        CLIENT,
-        "2026-03-28T20:06:00Z",
-        bind(&k2(), "pb:A2", "2026-03-28T20:06:00Z", SESS1),
-    );
+    let a2 = attachment_on("attach:A2", CLIENT, "2026-03-28T20:06:00Z", SESS1);
     assert_admitted(
         &admit(&mut engine, &a2, SESS1, "2026-03-28T20:06:00Z"),
         LifecycleState::Attached,
@@ -495,11 +490,6 @@ fn recovery_of(id: &str, from: &str, what: &Recovering<'_>) -> Value {
     recovery_with(id, what.client, what.mode, from, at, what.token_ref, bind)
 }
 
-/// A plain attachment of [`CLIENT`] after A2 ended.
-fn a3(id: &str, at: &str) -> Value {
-    attachment_with(id, CLIENT, at, bind(&k2(), &format!("pb:{id}"), at, SESS1))
-}
-
 const REATTACH: Recovering<'static> = Recovering {
     client: CLIENT,
     mode: RecoveryMode::ReattachExistingDevice,
@@ -525,7 +515,7 @@ fn a_superseded_detachment_cannot_be_recovered_around_a_policy_sanction() {
 
     assert_rejected(&admission, RejectionCode::State);
     assert_eq!(admission.rejection().unwrap().check, Check::S);
-    let plain = a3("attach:A3", "2026-03-28T20:08:30Z");
+    let plain = attachment_on("attach:A3", CLIENT, "2026-03-28T20:08:30Z", SESS1);
     assert_rejected(
         &admit(&mut engine, &plain, SESS1, "2026-03-28T20:08:30Z"),
         RejectionCode::RecoveryRequired,
@@ -543,7 +533,7 @@ fn a_superseded_detachment_cannot_be_recovered_around_a_device_loss() {
         &admit(&mut engine, &stale, SESS1, "2026-03-28T20:08:00Z"),
         RejectionCode::State,
     );
-    let plain = a3("attach:A3", "2026-03-28T20:08:30Z");
+    let plain = attachment_on("attach:A3", CLIENT, "2026-03-28T20:08:30Z", SESS1);
     assert_rejected(
         &admit(&mut engine, &plain, SESS1, "2026-03-28T20:08:30Z"),
         RejectionCode::RecoveryRequired,

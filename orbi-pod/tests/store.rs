@@ -289,12 +289,7 @@ fn a_clients_lineages_are_evicted_oldest_first_whatever_their_sessions() {
         admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
         admit(&mut engine, &d1(), SESS1, "2026-03-28T20:05:10Z");
         // A2 on SESS2 ends with a policy sanction; SESS2 closes.
-        let a2 = attachment_with(
-            "attach:A2",
-            CLIENT,
-            "2026-03-28T20:06:00Z",
-            bind(&k2(), "pb:A2", "2026-03-28T20:06:00Z", SESS2),
-        );
+        let a2 = attachment_on("attach:A2", CLIENT, "2026-03-28T20:06:00Z", SESS2);
         admit(&mut engine, &a2, SESS2, "2026-03-28T20:06:00Z");
         engine
             .detach(
@@ -308,11 +303,11 @@ fn a_clients_lineages_are_evicted_oldest_first_whatever_their_sessions() {
             .close_session(SESS2, instant("2026-03-28T20:07:10Z"))
             .unwrap();
         // Another client's attachment needs room: a lineage goes.
-        let other = attachment_with(
+        let other = attachment_on(
             "attach:other",
             "client:other",
             "2026-03-28T20:08:00Z",
-            bind(&k2(), "pb:other", "2026-03-28T20:08:00Z", SESS1),
+            SESS1,
         );
 
         assert_admitted(
@@ -340,12 +335,7 @@ fn a_clients_lineages_are_evicted_oldest_first_whatever_their_sessions() {
         );
         let refused = admit(&mut engine, &stale, SESS1, "2026-03-28T20:09:00Z");
         assert_rejected(&refused, RejectionCode::UnknownDetachment);
-        let plain = attachment_with(
-            "attach:A3",
-            CLIENT,
-            "2026-03-28T20:09:30Z",
-            bind(&k2(), "pb:A3", "2026-03-28T20:09:30Z", SESS1),
-        );
+        let plain = attachment_on("attach:A3", CLIENT, "2026-03-28T20:09:30Z", SESS1);
         assert_rejected(
             &admit(&mut engine, &plain, SESS1, "2026-03-28T20:09:30Z"),
             RejectionCode::RecoveryRequired,

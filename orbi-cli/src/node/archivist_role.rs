@@ -731,12 +731,13 @@ mod tests {
         let scopes = ["private-retained", "federation-vault", "public-vault"];
         let role = role_accepting(dir.path(), &archivist, &scopes);
         let now = crate::pod::now_timestamp().unwrap();
-        for (n, scope) in scopes.into_iter().enumerate() {
+        // What `orbi archivist discover --request` and `match` show (no gate evidence), then
+        // what the role records for the same bytes.
+        let compare = |id: &str, edit: &dyn Fn(&mut serde_json::Value), scope: &str| {
             let mut value: serde_json::Value =
-                serde_json::from_slice(&request(&alice, &format!("r:{n}"), scope)).unwrap();
-            value["publication/timing-profile"] = json!("curator-gated");
+                serde_json::from_slice(&request(&alice, id, scope)).unwrap();
+            edit(&mut value);
             let bytes = serde_json::to_vec(&value).unwrap();
-            // What `orbi archivist discover --request` and `match` show: no gate evidence.
             let typed = orbi_archivist::parse_request(&bytes).unwrap();
             let report = orbi_archivist::match_request(
                 &PreparedRequest::new(&typed),
@@ -747,39 +748,27 @@ mod tests {
             let predicted = &report.ranked[0].decision;
             let _ = judge(&role, &alice, &bytes);
             let decided = recorded(&role, &alice, &bytes);
-            assert_eq!(decided["status"], predicted.status().as_str(), "{scope}");
+            assert_eq!(decided["status"], predicted.status().as_str(), "{id}");
             assert_eq!(
                 decided["reason/codes"],
                 json!(predicted.reason_codes().iter().collect::<Vec<_>>()),
-                "{scope}"
+                "{id}"
             );
+        };
+        for (n, scope) in scopes.into_iter().enumerate() {
+            let timed = |value: &mut serde_json::Value| {
+                value["publication/timing-profile"] = json!("curator-gated");
+            };
+            compare(&format!("r:{n}"), &timed, scope);
         }
         // Copies up to the advertisement's max-copies (3) and beyond, under both commitments.
-        for (n, copies, commitment) in [(10, 2, "guarantee"), (11, 5, "guarantee"), (12, 5, "hint")]
-        {
-            let mut value: serde_json::Value =
-                serde_json::from_slice(&request(&alice, &format!("r:{n}"), "private-retained"))
-                    .unwrap();
-            value["replication/copies"] = json!(copies);
-            value["replication/commitment"] = json!(commitment);
-            let bytes = serde_json::to_vec(&value).unwrap();
-            let typed = orbi_archivist::parse_request(&bytes).unwrap();
-            let report = orbi_archivist::match_request(
-                &PreparedRequest::new(&typed),
-                std::slice::from_ref(role.advertisement()),
-                &Policy::default(),
-                &now,
-            );
-            let predicted = &report.ranked[0].decision;
-            let _ = judge(&role, &alice, &bytes);
-            let decided = recorded(&role, &alice, &bytes);
-            let case = format!("{copies} {commitment}");
-            assert_eq!(decided["status"], predicted.status().as_str(), "{case}");
-            assert_eq!(
-                decided["reason/codes"],
-                json!(predicted.reason_codes().iter().collect::<Vec<_>>()),
-                "{case}"
-            );
+        for (copies, commitment) in [(2, "guarantee"), (5, "guarantee"), (5, "hint")] {
+            let replicated = |value: &mut serde_json::Value| {
+                value["replication/copies"] = json!(copies);
+                value["replication/commitment"] = json!(commitment);
+            };
+            let id = format!("r:{copies}-{commitment}");
+            compare(&id, &replicated, "private-retained");
         }
     }
 

@@ -97,6 +97,17 @@ pub fn attachment_with(id: &str, client: &str, attached_at: &str, bind: Value) -
     )
 }
 
+/// Attachment `id` of `client` at `at`, bound by K2 on `session` at the same instant (bind id
+/// named after the attachment).
+pub fn attachment_on(id: &str, client: &str, at: &str, session: &str) -> Value {
+    attachment_with(
+        id,
+        client,
+        at,
+        bind(&k2(), &format!("pb:{id}"), at, session),
+    )
+}
+
 /// A1: the upstream attachment with B1.
 pub fn a1() -> Value {
     attachment_with("attach:01JQCLIATT001", CLIENT, "2026-03-28T19:42:00Z", b1())
