@@ -302,8 +302,8 @@ pub struct ReplicationPlan {
 
 /// The replication set (§4.6 step 3). Every placement is on a distinct `archivist/node-id`
 /// (advertisements of one archivist count once, even when stage 0b did not run). With
-/// `guarantee`, each copy goes to a distinct archivist; with `hint`, an archivist may coordinate up to its `replication/max-copies`,
-/// but at least `policy.min_distinct_archivists` archivists are used when there are that many
+/// `guarantee`, each copy goes to a distinct archivist; with `hint`, an archivist may
+/// coordinate up to its `replication/max-copies`, but at least `policy.min_distinct_archivists` archivists are used when there are that many
 /// copies. The requested copies are split per archivist, so an archivist whose
 /// `max-copies` is below the total still takes part.
 pub fn plan_replication(
