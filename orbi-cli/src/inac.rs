@@ -547,10 +547,13 @@ fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
         .await?;
         let answer = answer.map_err(|err| CliError::new(format!("{}: {err}", peer)))?;
         print_json(&answer.to_value());
-        Ok(match answer.operation() {
-            Operation::Ingested | Operation::AlreadyPresent | Operation::Accept => Outcome::Success,
-            _ => Outcome::Refused,
-        })
+        Ok(
+            if answer.is_delivered() || answer.operation() == Operation::Accept {
+                Outcome::Success
+            } else {
+                Outcome::Refused
+            },
+        )
     })
 }
 

@@ -202,6 +202,51 @@ fn a_held_attachment_whose_session_the_node_ends_is_reported() {
     assert!(stderr.contains("ended the session"), "{stderr}");
 }
 
+/// Spec §3.2: a `refused` answer whose code is `already-present` is idempotent success, so
+/// `orbi inac push` exits 0 as it does for `already-present`.
+#[test]
+fn a_refusal_coded_already_present_is_a_success() {
+    let rt = runtime();
+    let (endpoint, to) = listener(&rt, ALPN);
+    rt.spawn(async move {
+        let connection = endpoint.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let push = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let push = Frame::decode(&push).unwrap();
+        let held = orbi_inac::Refusal::new(
+            orbi_types::inac::RefusalCode::AlreadyPresent,
+            "held already",
+        );
+        let answer = Frame::answer(push.correlation_id(), &Verdict::Refuse(held));
+        write_frame(&mut send, &answer).await.unwrap();
+        let _ = send.finish();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(connection);
+    });
+    let (dir, key) = workspace();
+    std::fs::write(dir.path().join("note.bin"), b"{}").unwrap();
+    let args = [
+        "inac",
+        "push",
+        "--key",
+        &key,
+        "--to",
+        &to,
+        "--schema",
+        BLOB,
+        "--content-type",
+        OCTETS,
+        "note.bin",
+    ];
+
+    let run = common::run(dir.path(), &args);
+
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert_eq!(run.json["response"]["refusal/code"], "already-present");
+}
+
 #[test]
 fn an_interrupted_request_leaves_no_temp_file() {
     let rt = runtime();

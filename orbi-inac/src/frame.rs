@@ -13,8 +13,8 @@ use orbi_schema::{Issue, Profile, SchemaValidator, registry};
 use orbi_types::{
     Artifact, Base64Url, InacControl, KeyOrder, ParseError, Sha256Digest,
     inac::{
-        ArtifactDescriptor, ArtifactRequest, MAX_TOKEN_CHARS, Meta, Operation, Response, Transfer,
-        TransferMode,
+        ArtifactDescriptor, ArtifactRequest, MAX_TOKEN_CHARS, Meta, Operation, RefusalCode,
+        Response, Transfer, TransferMode,
     },
     json,
 };
@@ -269,7 +269,6 @@ impl DecodeError {
     /// The refusal this failure earns: `payload-too-large` for a size over the ceiling,
     /// `digest-mismatch` for inline bytes of the wrong length, `malformed` otherwise.
     pub fn refusal(&self) -> Refusal {
-        use orbi_types::inac::RefusalCode;
         let code = match self.reason {
             FrameError::ArtifactTooLarge { .. } => RefusalCode::PayloadTooLarge,
             FrameError::InlineLengthMismatch { .. } => RefusalCode::DigestMismatch,
@@ -472,6 +471,19 @@ impl Frame {
     /// `meta`. Receivers never echo it.
     pub fn meta(&self) -> Option<&Meta> {
         self.control.meta.as_ref()
+    }
+
+    /// Whether this answer says the receiver holds the artifact: `ingested`, `already-present`,
+    /// or a `refused` whose code is `already-present`, which spec §3.2 says to treat as
+    /// idempotent success.
+    pub fn is_delivered(&self) -> bool {
+        match self.operation() {
+            Operation::Ingested | Operation::AlreadyPresent => true,
+            Operation::Refused => self
+                .response()
+                .is_some_and(|r| r.refusal_code == Some(RefusalCode::AlreadyPresent)),
+            _ => false,
+        }
     }
 
     /// Whether this is a push whose body follows on the stream.
@@ -709,6 +721,16 @@ fn check_push_location(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivered_answers_include_a_refusal_coded_already_present() {
+        let refusal = |code| crate::Verdict::Refuse(crate::Refusal::new(code, "x"));
+        let delivered = |verdict: &crate::Verdict| Frame::answer(Some("c"), verdict).is_delivered();
+        assert!(delivered(&crate::Verdict::Ingested));
+        assert!(delivered(&crate::Verdict::AlreadyPresent));
+        assert!(delivered(&refusal(RefusalCode::AlreadyPresent)));
+        assert!(!delivered(&refusal(RefusalCode::Malformed)));
+    }
 
     /// [`schema_gate`] checks the payload text itself; that is only equivalent while the
     /// canonical schema's whole rule for it is this pattern.

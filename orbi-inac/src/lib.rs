@@ -123,7 +123,10 @@
 //!   ledger is the revocation view.
 //! - Pushes that never delivered a body properly (short, long, interrupted, stalled,
 //!   unstageable) are logged but not recorded under their idempotency key: a retry is
-//!   evaluated afresh. Every other push outcome is, and terminal ones are replayed.
+//!   evaluated afresh. Nor are refusals before this node knows that the sender may push here
+//!   (not allowlisted, and no passport that verified), so unknown nodes cannot grow the
+//!   ledger. Every other push outcome is, header refusals included, and terminal ones are
+//!   replayed.
 //! - A JSON body (up to [`ReceiverConfig::kind_probe_max_bytes`]) whose top-level `schema`
 //!   contradicts its descriptor is `kind-conflict`; a stream header for an artifact already
 //!   held is answered `already-present` before the body.

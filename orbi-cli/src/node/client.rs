@@ -458,10 +458,7 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<Submitted
         .map_err(|err| CliError::new(format!("push to {}: {err}", session.peer())))?;
     let mut out = answer_json(&answer);
     let answer_operation = answer.operation();
-    let stored = matches!(
-        answer_operation,
-        Operation::Ingested | Operation::AlreadyPresent
-    );
+    let stored = answer.is_delivered();
     let decision_id = decision_id(&descriptor.digest);
     out["decision/id"] = json!(decision_id);
     // The decision is recorded whatever it says; fetch it to show its reasons. A refused push

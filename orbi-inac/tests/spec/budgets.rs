@@ -326,6 +326,45 @@ fn a_terminal_refusal_is_replayed_for_the_same_key() {
     assert_eq!(acceptor.calls(), 1);
 }
 
+/// Spec §3.4 (c) after a refusal at the header: the key is taken by what it was first used
+/// for, whatever that ended with.
+#[test]
+fn a_key_refused_at_the_header_is_taken_by_its_descriptor() {
+    let mut node = standard();
+    let unknown_kind = inline_push("vendor.unknown.v1", A0, Some("k-1"));
+    assert_refused(
+        &node.send(&peer(), &unknown_kind, at(0)),
+        RefusalCode::KindNotSupported,
+    );
+
+    let reused = node.send(&peer(), &inline_push(BLOB, b"[]", Some("k-1")), at(1));
+
+    assert_refused(&reused, RefusalCode::Malformed);
+    assert_eq!(node.stored_count(), 0);
+    let record = node.receiver.ledger().idempotency(&peer().node_id(), "k-1");
+    assert_eq!(
+        record.unwrap().unwrap().descriptor.schema,
+        "vendor.unknown.v1"
+    );
+}
+
+/// A node that may not push here (not allowlisted, no passport) writes nothing under its
+/// keys: unknown nodes cannot grow the ledger, and a later retry is judged afresh.
+#[test]
+fn an_unknown_nodes_refusals_are_not_recorded_under_its_key() {
+    let mut node = standard();
+    let push = inline_push(BLOB, A0, Some("k-2"));
+    assert_refused(
+        &node.send(&other_peer(), &push, at(0)),
+        RefusalCode::NotAuthorized,
+    );
+    let record = node
+        .receiver
+        .ledger()
+        .idempotency(&other_peer().node_id(), "k-2");
+    assert!(record.unwrap().is_none());
+}
+
 #[test]
 fn responses_echo_the_correlation_id_and_never_the_meta() {
     let mut node = standard();
