@@ -321,16 +321,9 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     policy.open_offer_intake = args.open_offers;
     let mut kinds = KindRegistry::builder();
     for kind in &args.accept {
-        let (schema, content_type) = match kind.split_once('=') {
-            Some((schema, content_type)) => (schema, Some(content_type)),
-            None => (kind.as_str(), None),
-        };
-        if schema.is_empty() || content_type.is_some_and(str::is_empty) {
-            return Err(CliError::new(format!(
-                "--accept {kind:?} must be SCHEMA or SCHEMA=CONTENT_TYPE"
-            )));
-        }
-        kinds = kinds.keep(schema, content_type);
+        let (schema, content_type) = crate::node::config::parse_kind(kind)
+            .map_err(|message| CliError::new(message.replacen("inac.accept", "--accept", 1)))?;
+        kinds = kinds.keep(&schema, content_type.as_deref());
     }
     let kinds = kinds
         .build()

@@ -394,6 +394,10 @@ fn data_dir_commands_report_usage_errors() {
     let run = ws.serve_fails(&missing, &["--accept", "=x"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--accept"), "{}", run.stderr);
+    // memarium-blob.v1 custody needs its baseline acceptor (spec §4.1): never plain bytes.
+    let run = ws.serve_fails(&missing, &["--accept", "memarium-blob.v1"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("§4.1"), "{}", run.stderr);
 }
 
 #[test]

@@ -314,8 +314,18 @@ pub fn parse_kind(kind: &str) -> Result<(String, Option<String>), String> {
             "inac.accept: {kind:?} must be SCHEMA or SCHEMA=CONTENT_TYPE"
         ));
     }
+    if schema == MEMARIUM_BLOB {
+        return Err(format!(
+            "inac.accept: {MEMARIUM_BLOB} cannot be kept as plain bytes: spec inac §4.1 wants its \
+             baseline acceptor (plaintext custody refused, the signature checked), which orbi \
+             does not build"
+        ));
+    }
     Ok((schema.to_owned(), content_type.map(str::to_owned)))
 }
+
+/// The kind whose custody the spec reserves to its own acceptor (inac §4.1).
+const MEMARIUM_BLOB: &str = "memarium-blob.v1";
 
 fn budget_rule(raw: &RawBudget) -> Result<BudgetRule, String> {
     Ok(BudgetRule {

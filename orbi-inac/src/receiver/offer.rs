@@ -128,17 +128,19 @@ impl Receiver {
     }
 
     /// The live invitation for an accepted offer, issuing it on first need. `None` when the
-    /// issued one expired unused.
+    /// issued one expired unused or was revoked: the offer goes back to the operator rather
+    /// than carry a passport its push would meet as `invitation-revoked`.
     fn invitation_for(
         &mut self,
         offer: &OfferRecord,
         now_ms: u64,
     ) -> Result<Option<InvitationRecord>, Refusal> {
         if let Some(passport_id) = &offer.invitation_id {
-            let record = self
-                .ledger
-                .invitation(passport_id)
-                .map_err(|e| Self::ledger_unavailable(&e))?;
+            let unavailable = |e: crate::LedgerError| Self::ledger_unavailable(&e);
+            if self.ledger.is_revoked(passport_id).map_err(unavailable)? {
+                return Ok(None);
+            }
+            let record = self.ledger.invitation(passport_id).map_err(unavailable)?;
             return Ok(record.filter(|r| r.consumed.is_some() || r.expires_at_ms > now_ms));
         }
         let issued_at = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);

@@ -201,6 +201,26 @@ fn a_revoked_invitation_is_invitation_revoked() {
     assert_refused(&answer, RefusalCode::InvitationRevoked);
 }
 
+/// After the operator revokes an invitation, the next offer of the artifact goes back to the
+/// operator instead of being accepted with the dead passport.
+#[test]
+fn an_offer_after_its_invitation_was_revoked_awaits_the_operator_again() {
+    let mut node = invitation_node();
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, A0);
+    let invitation = invite(&mut node, &peer(), &descriptor, 0);
+    let id = invitation["passport_id"].as_str().unwrap().to_owned();
+    node.receiver.revoke_passport(&id, at(1)).unwrap();
+    let offer = Frame::offer(&descriptor)
+        .correlation_id("c-again")
+        .build()
+        .unwrap();
+
+    let again = node.send(&peer(), &offer, at(2));
+
+    assert_answer(&again, Operation::Defer, None);
+    assert!(again.authorization().is_none());
+}
+
 #[test]
 fn an_invitation_in_the_revocation_view_is_invitation_revoked() {
     let mut node = invitation_node();
