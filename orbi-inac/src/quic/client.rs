@@ -68,6 +68,15 @@ pub enum ExchangeError {
         /// What came back.
         answer: Operation,
     },
+    /// The answer carries another `correlation/id` than the frame it answers (spec §2: a
+    /// receiver echoes it), so it cannot be taken as this exchange's answer.
+    #[error("peer answered with correlation/id {answered:?} to {sent:?}")]
+    CorrelationMismatch {
+        /// What was sent.
+        sent: String,
+        /// What came back.
+        answered: Option<String>,
+    },
     /// The answer could not be read.
     #[error("cannot read the answer: {0}")]
     Read(ReadFrameError),
@@ -360,7 +369,7 @@ impl Session {
         let (mut send, mut recv) = self.open().await?;
         self.send_frame(&mut send, frame).await?;
         let _ = send.finish();
-        self.answer(&mut send, &mut recv, frame.operation()).await
+        self.answer(&mut send, &mut recv, frame).await
     }
 
     /// Pushes `descriptor` in stream mode: the header (built from
@@ -426,7 +435,7 @@ impl Session {
         let wait = answer_wait_after_body(&self.config, size);
         // An early `ingested` is legitimate: a retry under the same idempotency key is
         // answered with the recorded outcome, body unread (spec §3.4).
-        self.answer_within(&mut send, &mut recv, Operation::Push, wait)
+        self.answer_within(&mut send, &mut recv, &header, wait)
             .await
     }
 
@@ -612,9 +621,7 @@ impl Session {
     ) -> Result<Result<Served, Box<Frame>>, ExchangeError> {
         let (mut send, mut recv) = self.open().await?;
         self.send_frame(&mut send, request).await?;
-        let push = self
-            .answer(&mut send, &mut recv, Operation::Request)
-            .await?;
+        let push = self.answer(&mut send, &mut recv, request).await?;
         if push.operation() != Operation::Push {
             return Ok(Err(Box::new(push)));
         }
@@ -657,9 +664,9 @@ impl Session {
         &self,
         send: &mut SendStream,
         recv: &mut RecvStream,
-        initiating: Operation,
+        asked: &Frame,
     ) -> Result<Frame, ExchangeError> {
-        self.answer_within(send, recv, initiating, self.config.response_timeout)
+        self.answer_within(send, recv, asked, self.config.response_timeout)
             .await
     }
 
@@ -668,9 +675,10 @@ impl Session {
         &self,
         send: &mut SendStream,
         recv: &mut RecvStream,
-        initiating: Operation,
+        asked: &Frame,
         timeout: Duration,
     ) -> Result<Frame, ExchangeError> {
+        let initiating = asked.operation();
         let bytes = match read_frame(recv, timeout).await {
             Ok(bytes) => bytes,
             Err(ReadFrameError::Timeout(after)) => {
@@ -685,6 +693,16 @@ impl Session {
             return Err(ExchangeError::UnexpectedAnswer {
                 initiating,
                 answer: frame.operation(),
+            });
+        }
+        // A served push is checked with the rest of what it says, and answered (`not_asked`).
+        if let Some(sent) = asked.correlation_id()
+            && frame.correlation_id() != Some(sent)
+            && frame.operation() != Operation::Push
+        {
+            return Err(ExchangeError::CorrelationMismatch {
+                sent: sent.to_owned(),
+                answered: frame.correlation_id().map(str::to_owned),
             });
         }
         Ok(frame)

@@ -638,3 +638,32 @@ async fn a_dialer_that_takes_an_answer_a_byte_at_a_time_is_left_by_its_deadline(
         started.elapsed()
     );
 }
+
+/// Spec §2: a receiver echoes `correlation/id`. An answer carrying another one is not this
+/// exchange's answer, whatever it says.
+#[tokio::test]
+async fn an_answer_with_another_correlation_id_is_not_taken() {
+    let (listener, peer) = hostile_listener(|_| {});
+    let held = tokio::spawn(async move {
+        let (connection, mut send, _recv, _offer) = first_exchange(&listener).await;
+        let answer = Frame::answer(Some("c-someone-else"), &orbi_inac::Verdict::Ingested);
+        write_frame(&mut send, &answer).await.unwrap();
+        let _ = send.finish();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(connection);
+    });
+    let (_client, session) = dial(&peer).await;
+    let push = Frame::push_inline(&Descriptor::of_bytes(BLOB, OCTETS, b"x"), b"x")
+        .correlation_id("c-mine")
+        .build()
+        .unwrap();
+
+    let error = error_of(session.exchange(&push)).await;
+
+    assert!(
+        matches!(&error, ExchangeError::CorrelationMismatch { sent, answered }
+            if sent == "c-mine" && answered.as_deref() == Some("c-someone-else")),
+        "{error}"
+    );
+    held.abort();
+}
