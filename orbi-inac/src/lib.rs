@@ -123,10 +123,13 @@
 //!   ledger is the revocation view.
 //! - Pushes that never delivered a body properly (short, long, interrupted, stalled,
 //!   unstageable) are logged but not recorded under their idempotency key: a retry is
-//!   evaluated afresh. Nor are refusals before this node knows that the sender may push here
-//!   (not allowlisted, and no passport that verified), so unknown nodes cannot grow the
-//!   ledger. Every other push outcome is, header refusals included, and terminal ones are
-//!   replayed.
+//!   evaluated afresh. Nor are pushes refused at their header (peer gate, budgets, size,
+//!   passport, kind, payload location): their refusals depend on this node's settings, the
+//!   transfer mode or the payload location, which the retry they ask for changes, and a
+//!   record written there would replace the key's earlier one. So a key whose only use was
+//!   refused at the header is not yet taken (spec §3.4 (c) applies from the first push that
+//!   reached the acceptor stage). Every other push outcome is recorded, and terminal ones
+//!   are replayed.
 //! - A JSON body (up to [`ReceiverConfig::kind_probe_max_bytes`]) whose top-level `schema`
 //!   contradicts its descriptor is `kind-conflict`; a stream header for an artifact already
 //!   held is answered `already-present` before the body.

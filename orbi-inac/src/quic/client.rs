@@ -696,9 +696,14 @@ impl Session {
             });
         }
         // A served push is checked with the rest of what it says, and answered (`not_asked`).
+        // A refusal without any id is taken: a receiver that could not read our frame (too
+        // large, undecodable) cannot echo what it did not read.
+        let unechoed_refusal =
+            frame.correlation_id().is_none() && frame.operation() == Operation::Refused;
         if let Some(sent) = asked.correlation_id()
             && frame.correlation_id() != Some(sent)
             && frame.operation() != Operation::Push
+            && !unechoed_refusal
         {
             return Err(ExchangeError::CorrelationMismatch {
                 sent: sent.to_owned(),

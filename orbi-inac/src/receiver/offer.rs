@@ -137,7 +137,12 @@ impl Receiver {
     ) -> Result<Option<InvitationRecord>, Refusal> {
         if let Some(passport_id) = &offer.invitation_id {
             let unavailable = |e: crate::LedgerError| Self::ledger_unavailable(&e);
-            if self.ledger.is_revoked(passport_id).map_err(unavailable)? {
+            // Revoked here or in the revocation view: what a push under it would meet.
+            let in_view = self
+                .revocations
+                .as_ref()
+                .is_some_and(|view| view.revoked.contains(passport_id));
+            if in_view || self.ledger.is_revoked(passport_id).map_err(unavailable)? {
                 return Ok(None);
             }
             let record = self.ledger.invitation(passport_id).map_err(unavailable)?;

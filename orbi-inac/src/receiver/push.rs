@@ -62,21 +62,6 @@ fn refused(code: RefusalCode, message: impl Into<String>) -> Stop {
     Stop(Verdict::Refuse(Refusal::new(code, message)))
 }
 
-/// A push stopped at its header, and whether its outcome is recorded under its idempotency
-/// key (spec §3.4). It is once the sender is known to be allowed to push here (allowlisted,
-/// or its passport verified), so that unknown nodes cannot grow the ledger; never for a
-/// replayed outcome, which is already recorded.
-struct HeaderStop {
-    verdict: Verdict,
-    recorded: bool,
-}
-
-impl HeaderStop {
-    fn recorded_if(recorded: bool) -> impl Fn(Stop) -> HeaderStop + Copy {
-        move |Stop(verdict)| HeaderStop { verdict, recorded }
-    }
-}
-
 fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     essence.eq_ignore_ascii_case("application/json")
@@ -124,12 +109,13 @@ impl Receiver {
         let exchange = Exchange::of(peer, frame);
         let ticket = match self.push_header(&exchange, frame, now_ms) {
             Ok(ticket) => ticket,
-            Err(HeaderStop { verdict, recorded }) => {
-                let effects = match (&exchange.descriptor, recorded) {
-                    (Some(descriptor), true) => keyed(&exchange, descriptor, &verdict),
-                    _ => LedgerEntry::default(),
-                };
-                return Handled::Answer(self.conclude(&exchange, verdict, effects, now_ms));
+            Err(Stop(verdict)) => {
+                return Handled::Answer(self.conclude(
+                    &exchange,
+                    verdict,
+                    LedgerEntry::default(),
+                    now_ms,
+                ));
             }
         };
         match frame.payload() {
@@ -140,7 +126,12 @@ impl Receiver {
                         RefusalCode::Malformed,
                         "bytes/base64url does not decode",
                     ));
-                    return Handled::Answer(self.settle(ticket, verdict, None, now_ms));
+                    return Handled::Answer(self.conclude(
+                        &exchange,
+                        verdict,
+                        LedgerEntry::default(),
+                        now_ms,
+                    ));
                 };
                 if *digest != ticket.descriptor.digest {
                     let refusal = Refusal::new(
@@ -174,14 +165,14 @@ impl Receiver {
                         "artifact/ref scheme {scheme:?} cannot be resolved here; push inline or as inac-stream"
                     ),
                 );
-                Handled::Answer(self.settle(ticket, Verdict::Refuse(refusal), None, now_ms))
+                Handled::Answer(self.refuse(&exchange, refusal, now_ms))
             }
             Some(Payload::Href(_)) | None => {
                 let refusal = Refusal::new(
                     RefusalCode::OperationNotSupported,
                     "out-of-band artifact/href fetch is not supported; push inline or as inac-stream",
                 );
-                Handled::Answer(self.settle(ticket, Verdict::Refuse(refusal), None, now_ms))
+                Handled::Answer(self.refuse(&exchange, refusal, now_ms))
             }
         }
     }
@@ -193,59 +184,18 @@ impl Receiver {
         exchange: &Exchange,
         frame: &Frame,
         now_ms: u64,
-    ) -> Result<Ticket, HeaderStop> {
+    ) -> Result<Ticket, Stop> {
         let peer = &exchange.peer;
-        let allowlisted = self.config.allowed_peers.contains(peer);
-        let (unknown, known) = (
-            HeaderStop::recorded_if(false),
-            HeaderStop::recorded_if(allowlisted),
-        );
         let Some(descriptor) = exchange.descriptor.clone() else {
-            return Err(unknown(refused(
-                RefusalCode::Malformed,
-                "push without artifact",
-            )));
+            return Err(refused(RefusalCode::Malformed, "push without artifact"));
         };
+        let allowlisted = self.config.allowed_peers.contains(peer);
         if !allowlisted && frame.authorization().is_none() {
-            return Err(unknown(refused(
+            return Err(refused(
                 RefusalCode::NotAuthorized,
                 "peer is not allowed to push here and presented no passport",
-            )));
+            ));
         }
-        self.header_checks(exchange, &descriptor, frame, now_ms)
-            .map_err(known)?;
-        let claim = PushClaim {
-            peer,
-            descriptor: &descriptor,
-            idempotency_key: exchange.idempotency_key.as_deref(),
-            now_ms,
-        };
-        let authority = match frame.authorization() {
-            Some(authorization) => self
-                .authorize_push(&claim, authorization)
-                .map_err(|refusal| known(Stop(Verdict::Refuse(refusal))))?,
-            None => Authority::Allowlisted,
-        };
-        self.kind_available(&descriptor)
-            .map_err(|refusal| HeaderStop::recorded_if(true)(Stop(Verdict::Refuse(refusal))))?;
-        self.replay(exchange, &descriptor)
-            .map_err(HeaderStop::recorded_if(false))?;
-        Ok(Ticket {
-            exchange: exchange.clone(),
-            descriptor,
-            authority,
-        })
-    }
-
-    /// Steps 3–4: budgets and size limits.
-    fn header_checks(
-        &mut self,
-        exchange: &Exchange,
-        descriptor: &Descriptor,
-        frame: &Frame,
-        now_ms: u64,
-    ) -> Result<(), Stop> {
-        let peer = &exchange.peer;
         self.budgets
             .check(
                 BudgetSubject {
@@ -278,7 +228,26 @@ impl Receiver {
                 ),
             ));
         }
-        Ok(())
+        let claim = PushClaim {
+            peer,
+            descriptor: &descriptor,
+            idempotency_key: exchange.idempotency_key.as_deref(),
+            now_ms,
+        };
+        let authority = match frame.authorization() {
+            Some(authorization) => self
+                .authorize_push(&claim, authorization)
+                .map_err(|refusal| Stop(Verdict::Refuse(refusal)))?,
+            None => Authority::Allowlisted,
+        };
+        self.kind_available(&descriptor)
+            .map_err(|refusal| Stop(Verdict::Refuse(refusal)))?;
+        self.replay(exchange, &descriptor)?;
+        Ok(Ticket {
+            exchange: exchange.clone(),
+            descriptor,
+            authority,
+        })
     }
 
     pub(super) fn kind_available(&self, descriptor: &Descriptor) -> Result<(), Refusal> {
@@ -592,7 +561,18 @@ impl Receiver {
             descriptor,
             authority,
         } = ticket;
-        let mut effects = keyed(&exchange, &descriptor, &verdict);
+        let mut effects = LedgerEntry {
+            idempotency: exchange.idempotency_key.clone().map(|key| {
+                (
+                    key,
+                    IdempotencyRecord {
+                        descriptor: descriptor.clone(),
+                        outcome: RecordedOutcome::of(&verdict),
+                    },
+                )
+            }),
+            ..LedgerEntry::default()
+        };
         if verdict.is_delivered() {
             effects.admitted = Some(HeldArtifact {
                 descriptor: descriptor.clone(),
@@ -616,21 +596,5 @@ impl Receiver {
             }
         }
         self.conclude(&exchange, verdict, effects, now_ms)
-    }
-}
-
-/// The ledger entry recording `verdict` under the exchange's idempotency key, if it has one.
-fn keyed(exchange: &Exchange, descriptor: &Descriptor, verdict: &Verdict) -> LedgerEntry {
-    LedgerEntry {
-        idempotency: exchange.idempotency_key.clone().map(|key| {
-            (
-                key,
-                IdempotencyRecord {
-                    descriptor: descriptor.clone(),
-                    outcome: RecordedOutcome::of(verdict),
-                },
-            )
-        }),
-        ..LedgerEntry::default()
     }
 }

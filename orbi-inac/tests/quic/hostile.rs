@@ -659,6 +659,21 @@ async fn an_answer_with_another_correlation_id_is_not_taken() {
         .unwrap();
 
     let error = error_of(session.exchange(&push)).await;
+    // A refusal that echoes nothing (the peer could not read our frame) is still taken.
+    let (listener, peer) = hostile_listener(|_| {});
+    let unread = tokio::spawn(async move {
+        let (connection, mut send, _recv, _push) = first_exchange(&listener).await;
+        let refusal = orbi_inac::Refusal::new(RefusalCode::Malformed, "unreadable");
+        let answer = Frame::answer(None, &orbi_inac::Verdict::Refuse(refusal));
+        write_frame(&mut send, &answer).await.unwrap();
+        let _ = send.finish();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(connection);
+    });
+    let (_other, second) = dial(&peer).await;
+    let refused = error_free(second.exchange(&push)).await;
+    assert_eq!(refused.operation(), Operation::Refused);
+    unread.abort();
 
     assert!(
         matches!(&error, ExchangeError::CorrelationMismatch { sent, answered }

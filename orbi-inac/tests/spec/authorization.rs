@@ -219,6 +219,16 @@ fn an_offer_after_its_invitation_was_revoked_awaits_the_operator_again() {
 
     assert_answer(&again, Operation::Defer, None);
     assert!(again.authorization().is_none());
+    // The same through the revocation view.
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &descriptor, 0);
+    let id = invitation["passport_id"].as_str().unwrap().to_owned();
+    node.receiver.set_revocation_view(Some(RevocationView {
+        as_of: at(1),
+        revoked: BTreeSet::from([id]),
+    }));
+    let again = node.send(&peer(), &offer, at(2));
+    assert_answer(&again, Operation::Defer, None);
 }
 
 #[test]

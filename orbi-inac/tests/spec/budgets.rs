@@ -326,26 +326,38 @@ fn a_terminal_refusal_is_replayed_for_the_same_key() {
     assert_eq!(acceptor.calls(), 1);
 }
 
-/// Spec §3.4 (c) after a refusal at the header: the key is taken by what it was first used
-/// for, whatever that ended with.
+/// A refusal at the header is not recorded under the key: neither the retry it asks for
+/// (stream mode after an inline `payload-too-large`) nor the key's earlier outcome is
+/// disturbed by it.
 #[test]
-fn a_key_refused_at_the_header_is_taken_by_its_descriptor() {
-    let mut node = standard();
-    let unknown_kind = inline_push("vendor.unknown.v1", A0, Some("k-1"));
+fn a_header_refusal_leaves_the_keys_record_and_its_own_retry_alone() {
+    let mut node = standard_with(|c| c.inline_max_bytes = 4);
+    assert_answer(
+        &node.send(&peer(), &inline_push(BLOB, A0, Some("k-1")), at(0)),
+        Operation::Ingested,
+        None,
+    );
+    // The kind is checked before the key (spec §6), and that refusal is not recorded.
+    let other_kind = inline_push("vendor.unknown.v1", b"[]", Some("k-1"));
     assert_refused(
-        &node.send(&peer(), &unknown_kind, at(0)),
+        &node.send(&peer(), &other_kind, at(1)),
         RefusalCode::KindNotSupported,
     );
-
-    let reused = node.send(&peer(), &inline_push(BLOB, b"[]", Some("k-1")), at(1));
-
-    assert_refused(&reused, RefusalCode::Malformed);
-    assert_eq!(node.stored_count(), 0);
-    let record = node.receiver.ledger().idempotency(&peer().node_id(), "k-1");
-    assert_eq!(
-        record.unwrap().unwrap().descriptor.schema,
-        "vendor.unknown.v1"
+    let large = b"too large inline";
+    assert_refused(
+        &node.send(&peer(), &inline_push(BLOB, large, Some("k-2")), at(2)),
+        RefusalCode::PayloadTooLarge,
     );
+
+    let retried = node.send(&peer(), &inline_push(BLOB, A0, Some("k-1")), at(3));
+    let streamed = Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, large), "4")
+        .idempotency_key("k-2")
+        .build()
+        .unwrap();
+    let stream_retry = node.stream(&peer(), &streamed, large, at(4));
+
+    assert_answer(&retried, Operation::Ingested, None);
+    assert_answer(&stream_retry, Operation::Ingested, None);
 }
 
 /// A node that may not push here (not allowlisted, no passport) writes nothing under its
