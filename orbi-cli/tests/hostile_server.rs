@@ -209,12 +209,7 @@ fn a_refusal_coded_already_present_is_a_success() {
     let rt = runtime();
     let (endpoint, to) = listener(&rt, ALPN);
     rt.spawn(async move {
-        let connection = endpoint.accept().await.unwrap().await.unwrap();
-        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
-        let push = read_frame(&mut recv, Duration::from_secs(10))
-            .await
-            .unwrap();
-        let push = Frame::decode(&push).unwrap();
+        let (connection, mut send, _recv, push) = first_exchange(&endpoint).await;
         let held = orbi_inac::Refusal::new(
             orbi_types::inac::RefusalCode::AlreadyPresent,
             "held already",
