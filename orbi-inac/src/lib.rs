@@ -176,4 +176,4 @@ pub use receiver::{
 };
 pub use state::{NodeState, StateError};
 pub use store::{Durability, FsStore, HybridStore, MemoryStore, Store, StoreError};
-pub use verdict::{Deferral, Refusal, Verdict, is_retryable};
+pub use verdict::{DEFAULT_DEFER_MS, Deferral, Refusal, Verdict, is_retryable};

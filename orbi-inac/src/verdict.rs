@@ -78,6 +78,10 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// The wait a transient refusal of an offer asks for when it names none (e.g. the ledger is
+/// unavailable).
+pub const DEFAULT_DEFER_MS: u64 = 5_000;
+
 /// A `defer` answer: try again after `retry_after_ms`, optionally with the reason's code
 /// (`quota-exceeded`, `rate-limited`); an operator decision still pending carries no code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,12 +153,14 @@ impl Verdict {
     }
 
     /// The verdict for an initiating `operation` refused with `refusal`: `decline` for offers
-    /// and requests, `refused` for pushes; transient reasons on an offer become `defer`.
+    /// and requests, `refused` for pushes; transient reasons on an offer become `defer`, after
+    /// the refusal's own wait or [`DEFAULT_DEFER_MS`] (a `defer` of 0 would invite the sender
+    /// to offer again at once, while the receiver is still failing).
     pub fn refusing(operation: Operation, refusal: Refusal) -> Verdict {
         match operation {
             Operation::Offer if refusal.retryable() => Verdict::Defer(Deferral {
                 code: Some(refusal.code),
-                retry_after_ms: refusal.retry_after_ms.unwrap_or(0),
+                retry_after_ms: refusal.retry_after_ms.unwrap_or(DEFAULT_DEFER_MS),
                 message: refusal.message,
             }),
             Operation::Offer | Operation::Request => Verdict::Decline(refusal),
@@ -214,6 +220,14 @@ mod tests {
             Verdict::refusing(Operation::Push, limited.clone()).operation(),
             Operation::Refused
         );
+        let down = Refusal::handler_unavailable("ledger");
+        assert!(matches!(
+            Verdict::refusing(Operation::Offer, down),
+            Verdict::Defer(Deferral {
+                retry_after_ms: DEFAULT_DEFER_MS,
+                ..
+            })
+        ));
         assert!(Verdict::Refuse(denied).is_terminal());
         assert!(!Verdict::Refuse(limited).is_terminal());
         assert!(Verdict::Ingested.is_terminal() && Verdict::AlreadyPresent.is_delivered());
