@@ -212,12 +212,14 @@ fn integrity_problem(proof: &Value) -> Option<&'static str> {
     if non_empty_text(proof, "alg").is_none() {
         return Some("alg must be a non-empty string");
     }
+    // Each member of a branch must say something: `null` or "" satisfies no check.
     let signed = ["manifest_hash", "signer", "signature"]
         .iter()
-        .all(|key| proof.contains_key(*key));
-    let referenced = proof.contains_key("verification_ref");
-    (!signed && !referenced)
-        .then_some("needs manifest_hash, signer and signature, or verification_ref")
+        .all(|key| non_empty_text(proof, key).is_some());
+    let referenced = non_empty_text(proof, "verification_ref").is_some();
+    (!signed && !referenced).then_some(
+        "needs manifest_hash, signer and signature, or verification_ref, as non-empty strings",
+    )
 }
 
 /// The package rule `public-vault` ⇒ `publication/timing-profile` is broken.

@@ -206,6 +206,17 @@ fn package_document_findings_cover_mismatch_integrity_and_inline_payload() {
     );
     let not_object = prepare(request_f()).with_package(&json!([1]));
     assert_eq!(not_object.findings()[0].code, ReasonCode::PackageInvalid);
+    // A branch whose members are null or empty satisfies nothing.
+    for hollow in [
+        json!({"alg": "ed25519", "manifest_hash": null, "signer": null, "signature": null}),
+        json!({"alg": "sha256", "verification_ref": ""}),
+    ] {
+        let mut package = pkg_f();
+        package["integrity/proof"] = hollow.clone();
+        let findings = prepare(request_f()).with_package(&package);
+        let codes: Vec<_> = findings.findings().iter().map(|f| f.code).collect();
+        assert_eq!(codes, [ReasonCode::IntegrityProofInvalid], "{hollow}");
+    }
 }
 
 #[test]
