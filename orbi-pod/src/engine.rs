@@ -256,10 +256,6 @@ impl<S: Store> PodEngine<S> {
         })
     }
 
-    pub(crate) fn validator(&self, kind: ArtifactKind) -> Option<&SchemaValidator> {
-        self.validators.get(&kind).map(|validator| &**validator)
-    }
-
     /// This node's id.
     pub fn node_id(&self) -> &NodeId {
         &self.node_id

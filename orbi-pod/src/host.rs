@@ -72,12 +72,8 @@ impl<S: Store> PodEngine<S> {
         );
         compose::attest_detachment(&self.node_key, &mut value)
             .map_err(|err| egress(err.to_string()))?;
-        if let Some(validator) = self.validator(ArtifactKind::Detachment) {
-            let issues = validator.issues(&value);
-            if let Some(issue) = issues.first() {
-                return Err(egress(issue.to_string()));
-            }
-        }
+        compose::check_egress(ArtifactKind::Detachment, self.policy.profile, &value)
+            .map_err(|err| egress(err.message))?;
         let artifact = serde_json::to_vec(&value).map_err(|err| egress(err.to_string()))?;
         let changes = vec![
             Change::InsertDetachment(DetachmentRec {
