@@ -144,6 +144,16 @@ impl FsStore {
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         Ok(self.root.join(OBJECTS).join(&hex[..2]).join(&hex[2..]))
     }
+
+    /// The length of the object with `digest`, `None` when it is not held.
+    fn object_len(&self, digest: &Sha256Digest) -> Result<Option<u64>, StoreError> {
+        let path = self.object_path(digest)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.is_file().then_some(meta.len())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error("inspect", &path)(error)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -226,21 +236,11 @@ impl Store for FsStore {
     }
 
     fn contains(&self, digest: &Sha256Digest) -> Result<bool, StoreError> {
-        let path = self.object_path(digest)?;
-        match fs::metadata(&path) {
-            Ok(meta) => Ok(meta.is_file()),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(error) => Err(io_error("inspect", &path)(error)),
-        }
+        Ok(self.object_len(digest)?.is_some())
     }
 
     fn intact(&self, digest: &Sha256Digest, size_bytes: u64) -> Result<bool, StoreError> {
-        let path = self.object_path(digest)?;
-        match fs::metadata(&path) {
-            Ok(meta) => Ok(meta.is_file() && meta.len() == size_bytes),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(error) => Err(io_error("inspect", &path)(error)),
-        }
+        Ok(self.object_len(digest)? == Some(size_bytes))
     }
 
     fn open(&self, digest: &Sha256Digest) -> Result<Option<Box<dyn Read + Send>>, StoreError> {
