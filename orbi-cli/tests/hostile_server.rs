@@ -77,6 +77,15 @@ fn listener_shaped(
     )
 }
 
+/// Accepts the first connection and its first exchange.
+async fn first_stream(
+    endpoint: &quinn::Endpoint,
+) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
+    let connection = endpoint.accept().await.unwrap().await.unwrap();
+    let (send, recv) = connection.accept_bi().await.unwrap();
+    (connection, send, recv)
+}
+
 /// Accepts the first connection and its first exchange, and reads the exchange's frame.
 async fn first_exchange(
     endpoint: &quinn::Endpoint,
@@ -86,8 +95,7 @@ async fn first_exchange(
     quinn::RecvStream,
     Frame,
 ) {
-    let connection = endpoint.accept().await.unwrap().await.unwrap();
-    let (send, mut recv) = connection.accept_bi().await.unwrap();
+    let (connection, send, mut recv) = first_stream(endpoint).await;
     let frame = read_frame(&mut recv, Duration::from_secs(10))
         .await
         .unwrap();
@@ -119,8 +127,7 @@ fn request_args<'a>(key: &'a str, to: &'a str) -> [&'a str; 14] {
 fn pod_node(rt: &Runtime, answer: &'static [u8], close: bool) -> String {
     let (endpoint, to) = listener(rt, POD_ALPN);
     rt.spawn(async move {
-        let connection = endpoint.accept().await.unwrap().await.unwrap();
-        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let (connection, mut send, mut recv) = first_stream(&endpoint).await;
         let _artifact = recv.read_to_end(1 << 20).await.unwrap();
         send.write_all(&(answer.len() as u32).to_be_bytes())
             .await
@@ -247,8 +254,7 @@ fn an_interrupted_request_leaves_no_temp_file() {
     let rt = runtime();
     let (endpoint, to) = listener(&rt, ALPN);
     rt.spawn(async move {
-        let connection = endpoint.accept().await.unwrap().await.unwrap();
-        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let (connection, mut send, mut recv) = first_stream(&endpoint).await;
         let request = read_frame(&mut recv, Duration::from_secs(10))
             .await
             .unwrap();

@@ -53,6 +53,15 @@ async fn dial(peer: &PeerAddr) -> (Client, Session) {
     (client, session)
 }
 
+/// Accepts the first connection and its first exchange.
+async fn first_stream(
+    listener: &quinn::Endpoint,
+) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
+    let connection = listener.accept().await.unwrap().await.unwrap();
+    let (send, recv) = connection.accept_bi().await.unwrap();
+    (connection, send, recv)
+}
+
 /// Accepts the first connection and its first exchange, and reads the exchange's frame.
 async fn first_exchange(
     listener: &quinn::Endpoint,
@@ -62,8 +71,7 @@ async fn first_exchange(
     quinn::RecvStream,
     Frame,
 ) {
-    let connection = listener.accept().await.unwrap().await.unwrap();
-    let (send, mut recv) = connection.accept_bi().await.unwrap();
+    let (connection, send, mut recv) = first_stream(listener).await;
     let frame = read_frame(&mut recv, Duration::from_secs(10))
         .await
         .unwrap();
@@ -135,8 +143,7 @@ async fn a_listener_that_reads_no_frame_cannot_hold_an_exchange_open() {
         transport.stream_receive_window(VarInt::from_u32(64));
     });
     let held = tokio::spawn(async move {
-        let connection = listener.accept().await.unwrap().await.unwrap();
-        let (_send, mut recv) = connection.accept_bi().await.unwrap();
+        let (_connection, _send, mut recv) = first_stream(&listener).await;
         // Reading would grant more credit: it only waits for the client to give up.
         recv.received_reset().await
     });
@@ -494,8 +501,7 @@ async fn a_frame_that_keeps_moving_slowly_is_not_given_up() {
         transport.stream_receive_window(VarInt::from_u32(64));
     });
     let server = tokio::spawn(async move {
-        let connection = listener.accept().await.unwrap().await.unwrap();
-        let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+        let (connection, mut send, mut recv) = first_stream(&listener).await;
         let mut frame = Vec::new();
         let mut piece = [0u8; 64];
         while let Some(n) = recv.read(&mut piece).await.unwrap() {
@@ -534,8 +540,7 @@ async fn a_listener_that_takes_a_frame_a_byte_at_a_time_is_left_by_its_deadline(
         transport.stream_receive_window(VarInt::from_u32(8));
     });
     let held = tokio::spawn(async move {
-        let connection = listener.accept().await.unwrap().await.unwrap();
-        let (_send, mut recv) = connection.accept_bi().await.unwrap();
+        let (connection, _send, mut recv) = first_stream(&listener).await;
         let mut byte = [0u8; 1];
         loop {
             match recv.read(&mut byte).await {
