@@ -155,20 +155,13 @@ impl<'a> Normalizer<'a> {
     /// Whether `value` holds a reference into this document that [`Self::resolve_local`]
     /// cannot follow: its target would otherwise be dropped with the definitions.
     fn has_opaque_reference(&self, value: &Value) -> bool {
-        match value {
-            Value::Object(map) => map.iter().any(|(key, child)| {
-                let opaque = match key.as_str() {
-                    "$anchor" | "$dynamicAnchor" | "$dynamicRef" | "$recursiveRef" => true,
-                    "$ref" => child.as_str().is_some_and(|reference| {
-                        reference.contains('#') && self.resolve_local(child, 0).is_none()
-                    }),
-                    _ => false,
-                };
-                opaque || self.has_opaque_reference(child)
+        any_member(value, &|key, child| match key {
+            "$anchor" | "$dynamicAnchor" | "$dynamicRef" | "$recursiveRef" => true,
+            "$ref" => child.as_str().is_some_and(|reference| {
+                reference.contains('#') && self.resolve_local(child, 0).is_none()
             }),
-            Value::Array(items) => items.iter().any(|item| self.has_opaque_reference(item)),
             _ => false,
-        }
+        })
     }
 
     fn node(&self, value: &Value, pointer: String, depth: usize) -> Node {
@@ -270,11 +263,16 @@ impl<'a> Normalizer<'a> {
 
 /// Whether `keyword` appears as a member name anywhere in `value`.
 fn uses_keyword(value: &Value, keyword: &str) -> bool {
+    any_member(value, &|key, _| key == keyword)
+}
+
+/// Whether some member anywhere in `value` (at any depth, in arrays too) satisfies `found`.
+fn any_member(value: &Value, found: &dyn Fn(&str, &Value) -> bool) -> bool {
     match value {
         Value::Object(map) => map
             .iter()
-            .any(|(key, child)| key == keyword || uses_keyword(child, keyword)),
-        Value::Array(items) => items.iter().any(|item| uses_keyword(item, keyword)),
+            .any(|(key, child)| found(key, child) || any_member(child, found)),
+        Value::Array(items) => items.iter().any(|item| any_member(item, found)),
         _ => false,
     }
 }
