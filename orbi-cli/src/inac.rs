@@ -322,7 +322,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     let mut kinds = KindRegistry::builder();
     for kind in &args.accept {
         let (schema, content_type) = crate::node::config::parse_kind(kind)
-            .map_err(|message| CliError::new(message.replacen("inac.accept", "--accept", 1)))?;
+            .map_err(|why| CliError::new(format!("--accept {why}")))?;
         kinds = kinds.keep(&schema, content_type.as_deref());
     }
     let kinds = kinds

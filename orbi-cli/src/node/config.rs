@@ -198,7 +198,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         .inac
         .accept
         .iter()
-        .map(|kind| parse_kind(kind))
+        .map(|kind| parse_kind(kind).map_err(|why| format!("inac.accept: {why}")))
         .collect::<Result<Vec<_>, _>>()?;
     let inac_durability = match raw.inac.durability.as_deref() {
         None | Some("full") => Durability::Full,
@@ -303,20 +303,19 @@ fn node_id(text: &str, field: &str) -> Result<NodeId, String> {
     NodeId::parse_strict(text).map_err(|err| format!("{field}: {text:?}: {err}"))
 }
 
-/// `SCHEMA` or `SCHEMA=CONTENT_TYPE`.
+/// `SCHEMA` or `SCHEMA=CONTENT_TYPE`; the error says why, for the caller to prefix with the
+/// setting or flag it came from.
 pub fn parse_kind(kind: &str) -> Result<(String, Option<String>), String> {
     let (schema, content_type) = match kind.split_once('=') {
         Some((schema, content_type)) => (schema, Some(content_type)),
         None => (kind, None),
     };
     if schema.is_empty() || content_type.is_some_and(str::is_empty) {
-        return Err(format!(
-            "inac.accept: {kind:?} must be SCHEMA or SCHEMA=CONTENT_TYPE"
-        ));
+        return Err(format!("{kind:?} must be SCHEMA or SCHEMA=CONTENT_TYPE"));
     }
     if schema == MEMARIUM_BLOB {
         return Err(format!(
-            "inac.accept: {MEMARIUM_BLOB} cannot be kept as plain bytes: spec inac §4.1 wants its \
+            "{MEMARIUM_BLOB} cannot be kept as plain bytes: spec inac §4.1 wants its \
              baseline acceptor (plaintext custody refused, the signature checked), which orbi \
              does not build"
         ));

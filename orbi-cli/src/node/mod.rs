@@ -172,7 +172,7 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
         CliError::new(format!("cannot write {}: {err}", path.display()))
     };
     for kind in &options.accept {
-        config::parse_kind(kind).map_err(CliError::new)?;
+        config::parse_kind(kind).map_err(|why| CliError::new(format!("--accept {why}")))?;
     }
     std::fs::create_dir_all(dir).map_err(|err| io(dir, err))?;
     let config_path = dir.join("node.toml");
