@@ -120,7 +120,8 @@ pub(super) async fn with_engine<T: Send + 'static>(
 /// Admits `bytes` arriving on `session_id`, and finishes the setup of an attachment admitted
 /// `attaching` at once (T4): the serving node has nothing to set up beyond the admission
 /// itself, and an attachment left `attaching` would be detached with `session-expired` after
-/// 30 s.
+/// 30 s. A replay of an attachment still `attaching` (its first setup failed) is set up too,
+/// so that the client's retry mends it.
 fn admit_and_set_up(
     engine: &mut PodEngine<SqliteStore>,
     bytes: &[u8],
@@ -128,8 +129,10 @@ fn admit_and_set_up(
     now: OffsetDateTime,
 ) -> Result<Admission, orbi_pod::EngineError> {
     let mut admission = engine.admit(bytes, session_id, now)?;
-    if admission.verdict == orbi_pod::Verdict::Admitted
-        && admission.state == Some(orbi_pod::LifecycleState::Attaching)
+    if matches!(
+        admission.verdict,
+        orbi_pod::Verdict::Admitted | orbi_pod::Verdict::Replayed
+    ) && admission.state == Some(orbi_pod::LifecycleState::Attaching)
         && let Some(id) = admission.id.clone()
     {
         match engine.finish_setup(&id, now) {
@@ -596,11 +599,10 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn an_attachment_admitted_attaching_is_set_up_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let (node, participant) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
-        let now = OffsetDateTime::now_utc();
+    /// An attachment sent `attaching` to `node` on session `sess:setup`, signed by a fixed
+    /// participant.
+    fn attaching_attachment(node: &KeyPair, now: OffsetDateTime) -> Value {
+        let participant = KeyPair::from_seed(&[2; 32]);
         let at = Timestamp::from_instant(now).unwrap();
         let bind = compose::sign_bind(
             &participant,
@@ -613,7 +615,7 @@ mod tests {
             },
         )
         .unwrap();
-        let attachment = compose::attachment(
+        compose::attachment(
             &AttachmentDraft {
                 attachment_id: "attach:setup".into(),
                 attached_at: at,
@@ -627,7 +629,42 @@ mod tests {
                 migration_allowed: true,
             },
             bind,
-        );
+        )
+    }
+
+    #[test]
+    fn a_replayed_attachment_still_attaching_is_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = KeyPair::from_seed(&[1; 32]);
+        let now = OffsetDateTime::now_utc();
+        let bytes = attaching_attachment(&node, now).to_string();
+        let mut engine = engine(&node, &dir.path().join("pod.sqlite"));
+        engine.open_session("sess:setup", Session::default());
+        // The first admission stood but its setup never ran (as when finish_setup failed).
+        let first = engine.admit(bytes.as_bytes(), "sess:setup", now).unwrap();
+        assert_eq!(first.state, Some(orbi_pod::LifecycleState::Attaching));
+
+        let replay = admit_and_set_up(&mut engine, bytes.as_bytes(), "sess:setup", now).unwrap();
+
+        assert_eq!(replay.verdict, Verdict::Replayed);
+        assert_eq!(replay.state, Some(orbi_pod::LifecycleState::Attached));
+        let rules: Vec<_> = replay.transitions.iter().map(|t| t.rule).collect();
+        assert_eq!(rules, vec![orbi_pod::Rule::T4]);
+        let stored = engine.store().attachment("attach:setup").unwrap().unwrap();
+        assert_eq!(stored.state, AttachmentState::Attached);
+        // A further replay finds it attached and changes nothing.
+        let again = admit_and_set_up(&mut engine, bytes.as_bytes(), "sess:setup", now).unwrap();
+        assert_eq!(again.verdict, Verdict::Replayed);
+        assert_eq!(again.state, Some(orbi_pod::LifecycleState::Attached));
+        assert!(again.transitions.is_empty(), "{:?}", again.transitions);
+    }
+
+    #[test]
+    fn an_attachment_admitted_attaching_is_set_up_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = KeyPair::from_seed(&[1; 32]);
+        let now = OffsetDateTime::now_utc();
+        let attachment = attaching_attachment(&node, now);
         let mut engine = engine(&node, &dir.path().join("pod.sqlite"));
         engine.open_session("sess:setup", Session::default());
 
