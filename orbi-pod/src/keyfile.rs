@@ -59,6 +59,13 @@ pub enum KeyFileError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The path names a directory, a FIFO, a device or another non-regular file (opening a
+    /// FIFO to read would wait for a writer forever).
+    #[error("key file {path} is not a regular file")]
+    NotAFile {
+        /// The path.
+        path: String,
+    },
     /// The content is not a key file.
     #[error("key file {path} is malformed: {reason}")]
     Malformed {
@@ -103,14 +110,15 @@ pub fn decode(text: &[u8], path: &str) -> Result<KeyPair, KeyFileError> {
         path: path.to_owned(),
         reason,
     };
-    // serde_json's messages carry positions, never content.
-    let doc: KeyFileDoc = serde_json::from_slice(text).map_err(|err| malformed(err.to_string()))?;
+    let doc: KeyFileDoc =
+        serde_json::from_slice(text).map_err(|err| malformed(parse_problem(&err)))?;
     let secret = Zeroizing::new(doc.secret);
+    // No value found in the file is quoted in an error: a secret pasted into the wrong member
+    // would end up on the terminal.
     if doc.alg != "ed25519" {
-        return Err(malformed(format!(
-            "key/alg is {:?}; only ed25519 is supported",
-            doc.alg
-        )));
+        return Err(malformed(
+            "key/alg is not ed25519, the only supported algorithm".into(),
+        ));
     }
     let seed = Base64Url::parse(&secret)
         .ok()
@@ -136,11 +144,34 @@ pub fn decode(text: &[u8], path: &str) -> Result<KeyPair, KeyFileError> {
     ] {
         if *stored != derived {
             return Err(malformed(format!(
-                "{field} {stored:?} does not belong to the secret key (expected {derived:?})"
+                "{field} does not belong to the secret key (expected {derived:?})"
             )));
         }
     }
     Ok(key)
+}
+
+/// What is wrong with text that did not parse as a key file, without any of its content:
+/// serde_json quotes the values it met ("invalid type: string …", "unknown field …"), which
+/// could be the secret. Only the names of missing members, which are ours, are kept.
+fn parse_problem(err: &serde_json::Error) -> String {
+    let at = format!("at line {} column {}", err.line(), err.column());
+    let message = err.to_string();
+    match err.classify() {
+        serde_json::error::Category::Data => match message.strip_prefix("missing field ") {
+            Some(rest) => format!(
+                "missing member {}",
+                rest.split(' ').next().unwrap_or_default()
+            ),
+            None => format!(
+                "not a key file object (the members key/alg, key/secret, key/public, node/id \
+                 and participant/id, each a string, and no others) {at}"
+            ),
+        },
+        serde_json::error::Category::Syntax => format!("not valid JSON {at}"),
+        serde_json::error::Category::Eof => format!("the JSON ends early {at}"),
+        serde_json::error::Category::Io => "cannot be read".into(),
+    }
 }
 
 /// Writes `key` to `path` with mode 0600: a temporary file in the same directory, synced, then
@@ -189,7 +220,14 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
         path: shown.clone(),
         source,
     };
+    // Checked before opening: opening a FIFO would wait for a writer.
+    if !fs::metadata(path).map_err(failed)?.is_file() {
+        return Err(KeyFileError::NotAFile { path: shown });
+    }
     let file = fs::File::open(path).map_err(failed)?;
+    if !file.metadata().map_err(failed)?.is_file() {
+        return Err(KeyFileError::NotAFile { path: shown });
+    }
     check_private(&file, &shown)?;
     let mut text = Zeroizing::new(Vec::new());
     file.take(MAX_KEY_FILE_BYTES + 1)
@@ -319,6 +357,92 @@ mod tests {
             assert!(matches!(err, KeyFileError::Malformed { .. }), "{case}");
             assert!(!err.to_string().contains(&secret), "{err}");
         }
+    }
+
+    #[test]
+    fn malformed_files_never_echo_what_they_hold() {
+        let key = KeyPair::from_seed(&[0x2a; 32]);
+        let secret = b64::encode(&key.seed());
+        let good = encode(&key);
+        let cases = [
+            (format!("\"{secret}\"\n"), "not a key file object"),
+            (format!("[\"{secret}\"]"), "not a key file object"),
+            (
+                good.replace("\"key/alg\"", &format!("\"{secret}\"")),
+                "not a key file object",
+            ),
+            (
+                good.replace("\"ed25519\"", &format!("\"{secret}\"")),
+                "key/alg is not ed25519",
+            ),
+            (
+                good.replace(key.did_key().as_str(), &secret),
+                "key/public does not belong",
+            ),
+            (
+                good.replace(key.node_id().as_str(), &secret),
+                "node/id does not belong",
+            ),
+            (good.replace("\"ed25519\"", "42"), "not a key file object"),
+            (format!("{{\"key/secret\": \"{secret}\""), "ends early"),
+            (
+                format!("{{\"key/secret\": \"{secret}\" x"),
+                "not valid JSON",
+            ),
+        ];
+        for (case, expected) in cases {
+            let err = decode(case.as_bytes(), "k.json").unwrap_err().to_string();
+            assert!(!err.contains(&secret), "secret echoed: {err}");
+            assert!(err.contains(expected), "{err:?} should say {expected:?}");
+        }
+        let missing = good.replace(",\n  \"participant/id\"", ",\n  \"x\"");
+        let err = decode(missing.as_bytes(), "k.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a key file object"), "{err}");
+        let no_node = format!(
+            "{{\"key/alg\": \"ed25519\", \"key/secret\": \"{secret}\", \"key/public\": \"{}\", \
+             \"participant/id\": \"{}\"}}",
+            key.did_key(),
+            key.participant_id()
+        );
+        let err = decode(no_node.as_bytes(), "k.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("missing member `node/id`"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_a_regular_file_is_read_as_a_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("keys");
+        fs::create_dir(&sub).unwrap();
+        fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(
+            matches!(read(&sub), Err(KeyFileError::NotAFile { .. })),
+            "{:?}",
+            read(&sub)
+        );
+        let fifo = dir.path().join("fifo.key");
+        let status = std::process::Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // Without the check this waits for a writer forever.
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(read(&fifo).map(|_| ())));
+        let outcome = result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO as a key file must not block");
+        assert!(
+            matches!(outcome, Err(KeyFileError::NotAFile { .. })),
+            "{outcome:?}"
+        );
     }
 
     #[test]
