@@ -34,6 +34,14 @@ pub enum LedgerError {
         /// This build's schema version.
         current: i64,
     },
+    /// The ledger file could not be created.
+    #[error("cannot create ledger file {}: {source}", path.display())]
+    Create {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// No offer has this id.
     #[error("no offer with id {0}")]
     UnknownOffer(u64),
@@ -331,6 +339,9 @@ pub struct ArtifactQuery<'a> {
     pub artifact_id: Option<&'a str>,
     /// The exact digest, if asked.
     pub digest: Option<&'a Sha256Digest>,
+    /// Only artifacts this node delivered first, if set: a peer that may fetch only its own
+    /// artifacts must find its own under an id that another peer used for other bytes since.
+    pub delivered_by: Option<&'a NodeId>,
 }
 
 impl ArtifactQuery<'_> {
@@ -340,6 +351,9 @@ impl ArtifactQuery<'_> {
             && d.content_type == self.content_type
             && self.artifact_id.is_none_or(|id| d.artifact_id == id)
             && self.digest.is_none_or(|digest| d.digest == *digest)
+            && self
+                .delivered_by
+                .is_none_or(|peer| held.source_peer == *peer)
     }
 }
 
@@ -572,6 +586,7 @@ pub(crate) mod tests {
             content_type: "text/plain",
             artifact_id: Some(descriptor.artifact_id.as_str()),
             digest: None,
+            delivered_by: None,
         };
         assert_eq!(ledger.find_held(&query).unwrap(), Some(held.clone()));
         let wrong_type = ArtifactQuery {
@@ -579,7 +594,47 @@ pub(crate) mod tests {
             ..query
         };
         assert_eq!(ledger.find_held(&wrong_type).unwrap(), None);
-        assert_eq!(ledger.held_artifacts().unwrap(), vec![held]);
+        assert_eq!(ledger.held_artifacts().unwrap(), vec![held.clone()]);
+
+        // Other bytes under the same id from another peer: newest first, unless the query
+        // names whose artifact it wants.
+        let reused = HeldArtifact {
+            descriptor: Descriptor::of_bytes("vendor.x.v1", "text/plain", b"other")
+                .with_artifact_id(&descriptor.artifact_id),
+            source_peer: peer(2),
+            kept: true,
+            at_ms: 10,
+        };
+        ledger
+            .record(&LedgerEntry {
+                admitted: Some(reused.clone()),
+                ..LedgerEntry::default()
+            })
+            .unwrap();
+        assert_eq!(ledger.find_held(&query).unwrap(), Some(reused.clone()));
+        for (peer, expected) in [(&p, &held), (&peer(2), &reused)] {
+            let theirs = ArtifactQuery {
+                delivered_by: Some(peer),
+                ..query
+            };
+            assert_eq!(ledger.find_held(&theirs).unwrap().as_ref(), Some(expected));
+            let by_digest = ArtifactQuery {
+                artifact_id: None,
+                digest: Some(&expected.descriptor.digest),
+                ..theirs
+            };
+            assert_eq!(
+                ledger.find_held(&by_digest).unwrap().as_ref(),
+                Some(expected)
+            );
+        }
+        let stranger = peer(3);
+        let nobodys = ArtifactQuery {
+            delivered_by: Some(&stranger),
+            ..query
+        };
+        assert_eq!(ledger.find_held(&nobodys).unwrap(), None);
+        assert_eq!(ledger.held_artifacts().unwrap(), vec![held, reused]);
 
         // Custody usage counts distinct artifacts.
         assert_eq!(

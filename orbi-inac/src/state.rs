@@ -55,7 +55,7 @@ impl NodeState {
     /// a crash are removed.
     pub fn open(dir: &Path, durability: Durability) -> Result<NodeState, StateError> {
         let made = !dir.is_dir();
-        std::fs::create_dir_all(dir).map_err(|source| StateError::Create {
+        crate::store::create_private_dir_all(dir).map_err(|source| StateError::Create {
             path: dir.to_owned(),
             source,
         })?;
@@ -96,6 +96,38 @@ impl NodeState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_state_is_readable_by_its_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("node");
+        let state = NodeState::open(&dir, Durability::Full).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let store = dir.join(NodeState::STORE_DIR);
+        for private_dir in [
+            &dir,
+            &store,
+            &store.join("objects"),
+            &store.join("objects/ab"),
+        ] {
+            assert_eq!(mode(private_dir), 0o700, "{}", private_dir.display());
+        }
+        let ledger = dir.join(NodeState::LEDGER_FILE);
+        let wal = dir.join(format!("{}-wal", NodeState::LEDGER_FILE));
+        assert!(wal.exists(), "the ledger runs in WAL mode");
+        for file in [&ledger, &wal] {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
+        }
+        drop(state);
+        // An existing directory and database keep the mode the operator gave them.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::fs::set_permissions(&ledger, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let _state = NodeState::open(&dir, Durability::Full).unwrap();
+        assert_eq!(mode(&dir), 0o750);
+        assert_eq!(mode(&ledger), 0o640);
+    }
 
     #[test]
     fn a_new_state_directory_has_its_entry_synced_once() {

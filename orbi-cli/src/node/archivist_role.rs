@@ -184,7 +184,7 @@ impl ArchivistRole {
         let descriptor = Descriptor::of_bytes(ADVERTISEMENT_SCHEMA, JSON, &bytes)
             .with_artifact_id(admitted.id());
         let decisions_dir = data_dir.join("archivist").join("decisions");
-        std::fs::create_dir_all(&decisions_dir).map_err(|err| {
+        super::create_private_dir_all(&decisions_dir).map_err(|err| {
             CliError::new(format!("cannot create {}: {err}", decisions_dir.display()))
         })?;
         let role = ArchivistRole {

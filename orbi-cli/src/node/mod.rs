@@ -165,6 +165,17 @@ fn init(dir: &Path, options: InitOptions) -> Result<Outcome, CliError> {
     Ok(Outcome::Success)
 }
 
+/// Creates `dir` and missing parents readable by this user only (0700 on Unix): a node's
+/// directories hold its key, its configuration and other nodes' artifacts. Existing
+/// directories keep their mode.
+pub(crate) fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Writes a node directory: `node.key` (made once, never replaced), `node.toml` and, with the
 /// archivist role, `advertisement.json`. Returns the node's key.
 pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliError> {
@@ -174,7 +185,7 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
     for kind in &options.accept {
         config::parse_kind(kind).map_err(|why| CliError::new(format!("--accept {why}")))?;
     }
-    std::fs::create_dir_all(dir).map_err(|err| io(dir, err))?;
+    create_private_dir_all(dir).map_err(|err| io(dir, err))?;
     let config_path = dir.join("node.toml");
     if config_path.exists() && !options.force {
         return Err(CliError::new(format!(
@@ -252,7 +263,7 @@ impl RunningNode {
     pub async fn start(config: &NodeConfig) -> Result<RunningNode, CliError> {
         let key = read_key(&config.key)?;
         let data = &config.data_dir;
-        std::fs::create_dir_all(data)
+        create_private_dir_all(data)
             .map_err(|err| CliError::new(format!("cannot create {}: {err}", data.display())))?;
         let archivist = match &config.archivist {
             Some(role) => {
@@ -425,6 +436,38 @@ fn open_pod_engine(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_node_directory_and_its_data_are_readable_by_its_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("node");
+        let options = InitOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            allow: Vec::new(),
+            accept: Vec::new(),
+            archivist: true,
+            advertisement: None,
+            force: false,
+        };
+        write_node_dir(&dir, &options).unwrap();
+        let config = NodeConfig::load(&dir.join("node.toml")).unwrap();
+        let node = RunningNode::start(&config).await.unwrap();
+        node.stop().await.unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let data = &config.data_dir;
+        for private_dir in [&dir, data, &data.join("archivist").join("decisions")] {
+            assert_eq!(mode(private_dir), 0o700, "{}", private_dir.display());
+        }
+        assert_eq!(mode(&data.join("inac")), 0o700);
+        for database in [
+            data.join("pod.sqlite"),
+            data.join("inac").join("inac.sqlite"),
+        ] {
+            assert_eq!(mode(&database), 0o600, "{}", database.display());
+        }
+    }
 
     #[tokio::test]
     async fn a_running_node_reports_a_broken_pod_engine_as_its_failure() {

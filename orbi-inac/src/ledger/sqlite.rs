@@ -549,7 +549,13 @@ impl SqliteLedger {
     }
 
     /// Opens (creating if needed, migrating an older schema) the ledger file at `path`.
+    /// A new file is readable by this user only (0600 on Unix): small artifacts live in it.
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, LedgerError> {
+        let path = path.as_ref();
+        crate::store::create_private_file(path).map_err(|source| LedgerError::Create {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::init(Connection::open(path)?, durability, Opening::Create)
     }
 
@@ -1339,8 +1345,8 @@ mod tests {
         }
         assert_eq!(
             rows(&ledger, "artifacts"),
-            3,
-            "the contract's one and these two"
+            4,
+            "the contract's two and these two"
         );
         for held in [&first, &second] {
             let d = &held.descriptor;
@@ -1353,6 +1359,7 @@ mod tests {
                 content_type: &d.content_type,
                 artifact_id: Some(&d.artifact_id),
                 digest: None,
+                delivered_by: None,
             };
             assert_eq!(ledger.find_held(&query).unwrap().as_ref(), Some(held));
         }

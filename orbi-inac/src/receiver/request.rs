@@ -120,11 +120,15 @@ impl Receiver {
             },
             now_ms,
         )?;
+        // A peer that may fetch only what it delivered looks among its own artifacts, so that
+        // another peer's bytes under the same id cannot hide them.
+        let may_fetch_any = self.config.request_peers.contains(&exchange.peer);
         let query = ArtifactQuery {
             schema: &request.schema,
             content_type: &request.content_type,
             artifact_id: request.artifact_id.as_deref(),
             digest: request.digest.as_ref(),
+            delivered_by: (!may_fetch_any).then_some(&exchange.peer),
         };
         if let Some(published) = self.published(&exchange.peer, &query) {
             return self.serve_published(exchange, published);
@@ -148,10 +152,7 @@ impl Receiver {
         };
         let held = held
             .filter(|held| held.kept)
-            .filter(|held| {
-                held.source_peer == exchange.peer
-                    || self.config.request_peers.contains(&exchange.peer)
-            })
+            .filter(|held| held.source_peer == exchange.peer || may_fetch_any)
             .ok_or_else(unavailable)?;
         let descriptor = held.descriptor;
         let inline = if descriptor.size_bytes > 0

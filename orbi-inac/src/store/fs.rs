@@ -56,7 +56,7 @@ impl FsStore {
     pub fn open_with(root: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let root = root.as_ref().to_owned();
         let made_root = !root.is_dir();
-        fs::create_dir_all(&root).map_err(io_error("create", &root))?;
+        create_private_dir_all(&root).map_err(io_error("create", &root))?;
         let lock_path = root.join(LOCK_FILE);
         let lock = File::options()
             .create(true)
@@ -73,11 +73,11 @@ impl FsStore {
         }
         let objects = root.join(OBJECTS);
         for dir in [objects.clone(), root.join(STAGING)] {
-            fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+            create_private_dir_all(&dir).map_err(io_error("create", &dir))?;
         }
         for shard in 0..=255u8 {
             let dir = objects.join(format!("{shard:02x}"));
-            fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+            create_private_dir_all(&dir).map_err(io_error("create", &dir))?;
         }
         // The entries just made (shards, `objects/` and `staging/`, the root itself) must
         // survive a crash as well as the objects later renamed into them.
@@ -165,6 +165,31 @@ thread_local! {
 /// Syncs the directory holding `made`, a directory this process just created, so that its
 /// entry survives a crash too. A parent this user may enter but not list cannot be opened to
 /// sync; that is tolerated (nothing worked there before this sync either).
+/// Creates `dir` and any missing parents readable by this user only (mode 0700 on Unix, before
+/// the umask): a node's state holds other nodes' artifacts. Existing directories keep their
+/// mode, which is the operator's choice.
+pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the empty file `path` readable by this user only (0600 on Unix) unless it exists:
+/// SQLite then opens it as a new database, and gives its `-wal` and `-shm` files the same mode.
+pub(crate) fn create_private_file(path: &Path) -> io::Result<()> {
+    let mut options = File::options();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 pub(crate) fn sync_new_entry(made: &Path) -> Result<(), StoreError> {
     let Some(parent) = made.parent() else {
         return Ok(());

@@ -198,3 +198,55 @@ fn a_node_that_streams_nothing_says_so_without_inviting_a_retry() {
     assert_eq!(code(&refused), Some(RefusalCode::PolicyDenied));
     assert!(refused.response().and_then(|r| r.retry_after_ms).is_none());
 }
+
+/// Another allowed peer pushing other bytes under the same `artifact/id` must not hide a
+/// peer's own artifact from it; a peer allowed to fetch anything gets the newest.
+#[test]
+fn another_peers_bytes_under_my_id_do_not_hide_my_artifact() {
+    let mut node = standard_with(|c| {
+        c.allowed_peers.insert(other_peer().node_id());
+    });
+    let mine = br#"{"note":"mine"}"#;
+    let theirs = br#"{"note":"squat"}"#;
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, mine).with_artifact_id("note:X");
+    let squat = Descriptor::of_bytes(BLOB, JSON, theirs).with_artifact_id("note:X");
+    let push = Frame::push_inline(&descriptor, mine).build().unwrap();
+    assert_answer(&node.send(&peer(), &push, at(0)), Operation::Ingested, None);
+    let push = Frame::push_inline(&squat, theirs).build().unwrap();
+    assert_answer(
+        &node.send(&other_peer(), &push, at(1)),
+        Operation::Ingested,
+        None,
+    );
+
+    assert_eq!(
+        serve(&mut node, &peer(), &request(&descriptor)).descriptor(),
+        &descriptor
+    );
+    assert_eq!(
+        serve(&mut node, &other_peer(), &request(&squat)).descriptor(),
+        &squat
+    );
+
+    let mut fetcher = standard_with(|c| {
+        c.allowed_peers.insert(other_peer().node_id());
+        c.request_peers.insert(other_peer().node_id());
+    });
+    let push = Frame::push_inline(&descriptor, mine).build().unwrap();
+    assert_answer(
+        &fetcher.send(&peer(), &push, at(0)),
+        Operation::Ingested,
+        None,
+    );
+    let push = Frame::push_inline(&squat, theirs).build().unwrap();
+    assert_answer(
+        &fetcher.send(&peer(), &push, at(1)),
+        Operation::Ingested,
+        None,
+    );
+    assert_eq!(
+        serve(&mut fetcher, &other_peer(), &request(&descriptor)).descriptor(),
+        &squat,
+        "a peer that may fetch anything gets the newest under the id"
+    );
+}

@@ -297,14 +297,33 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
+/// Creates the empty file `path` with mode 0600 (Unix) unless it exists; SQLite opens an empty
+/// file as a new database.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::File::options();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the read model of `node` at `path`.
+    /// Opens (creating if needed) the read model of `node` at `path`. A new file is readable
+    /// by this user only (0600 on Unix), as SQLite's `-wal` and `-shm` files then are.
     pub fn open(
         path: &Path,
         node: &NodeId,
         limits: StoreLimits,
         durability: Durability,
     ) -> Result<Self, StoreError> {
+        create_private_file(path).map_err(|err| StoreError::Open {
+            path: path.display().to_string(),
+            message: err.to_string(),
+        })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -1355,6 +1374,26 @@ mod tests {
         INSERT_BIND,
         INSERT_TRACE,
     ];
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_read_model_file_is_readable_by_its_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pod.sqlite");
+        let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        let store =
+            SqliteStore::open(&path, &node, StoreLimits::default(), Durability::Full).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        let wal = dir.path().join("pod.sqlite-wal");
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600);
+        }
+        drop(store);
+        // Reopening finds the node it was made for.
+        SqliteStore::open(&path, &node, StoreLimits::default(), Durability::Full).unwrap();
+    }
 
     #[test]
     fn no_statement_on_the_admission_path_builds_a_temporary_table() {
