@@ -45,17 +45,18 @@
 //!   ([`confirmed_copies`]). A `hint` lets one archivist coordinate
 //!   up to its `replication/max-copies`, and its decision confirms those k copies. A plan never
 //!   uses one `archivist/node-id` twice.
-//!
-//! # Not built
-//!
-//! The export gates (curation, curator quorum, classification, scope ceiling) and retrieval
-//! (`retrieval-request.v1`, TV-25 … TV-28, TV-30) are not implemented; gate vectors pass only
-//! with injected findings.
 //! - **Integers.** The schema gives `retention/default-*` and `replication/max-copies` no
 //!   maximum; admission refuses values that no `u64` holds, naming the field and the limit
 //!   (never saturating, so an admitted advertisement re-serializes to its own text).
 //! - **Expiry.** Whole seconds (instants floored); a tie between hard and idle expiry is
 //!   reported as `max-duration`.
+//!
+//! # Not built
+//!
+//! The export gates (curation, curator quorum, classification, scope ceiling) and retrieval
+//! (`retrieval-request.v1`) are not implemented: gate vectors (TV-15's quorum half, TV-17)
+//! pass only with injected findings, and TV-25 … TV-28, TV-30 … TV-32 and TV-29's
+//! curation-decision check are not reproduced.
 //!
 //! ```
 //! use orbi_archivist::{Advertisement, Policy, PreparedRequest, Verdict, match_request};

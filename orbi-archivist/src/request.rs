@@ -309,7 +309,7 @@ impl PreparedRequest {
     }
 }
 
-/// Whether `scope` needs an accepting `curation-decision.v1` before export (spec §5 [R]:
+/// Whether `scope` needs an accepting `curation-decision.v1` before export (spec §5 \[R\]:
 /// `federation-vault` and `public-vault`; `private-retained` is exempt).
 pub const fn needs_curation(scope: PublicationScope) -> bool {
     !matches!(scope, PublicationScope::PrivateRetained)

@@ -57,7 +57,8 @@ enum Command {
     /// Fetch archivists' advertisements over INAC, ranked for a request when one is given
     /// (advertisements left out by stage 0b follow, with status `excluded` and their code).
     Discover(crate::node::client::DiscoverArgs),
-    /// Check advertisements: schema validity and lints.
+    /// Check advertisements: schema validity and lints. Exits 1 when one is invalid (or,
+    /// with --strict, has a lint).
     Lint {
         /// Advertisement files (one advertisement or an array each).
         #[arg(required = true)]
@@ -70,8 +71,9 @@ enum Command {
         format: Format,
     },
     /// Match a storage request against advertisements: ranked decisions with every reason.
+    /// Exits 0 when the replication plan places every copy the request asks for, else 1.
     Match(MatchArgs),
-    /// Compute the expiry of a stored package.
+    /// Compute the expiry of a stored package. Exits 0 while it is live, 1 once expired.
     Expiry(ExpiryArgs),
 }
 

@@ -45,11 +45,17 @@ pub struct Args {
 enum InacCommand {
     /// Serve a node: accept exchanges from peers into the data directory.
     Serve(ServeArgs),
-    /// Push an artifact to a node (inline, or streamed when larger than 64 KiB).
+    /// Push an artifact to a node (inline, or streamed when larger than 64 KiB). Prints the
+    /// answer; exits 0 ingested or already-present, 1 refused, declined or deferred, 2 on a
+    /// transport or usage error.
     Push(SendArgs),
     /// Offer an artifact (descriptor only); the answer may carry an invitation passport.
+    /// Prints the answer; exits 0 accepted, 1 refused, declined or deferred, 2 on a transport
+    /// or usage error.
     Offer(SendArgs),
-    /// Request an artifact by id from a node and write it to a file.
+    /// Request an artifact by id from a node and write it to a file. Exits 0 when it was
+    /// written, 1 when the node refused or served something else, 2 on a transport or usage
+    /// error.
     Request(RequestArgs),
     /// List pending offers, or record the operator's decision on one.
     Offers {
@@ -151,7 +157,8 @@ enum DurabilityArg {
 enum TransferArg {
     /// Inline up to 64 KiB (and non-empty), streamed above.
     Auto,
-    /// Always inline (the receiver refuses more than its inline ceiling).
+    /// Always inline: the receiver refuses more than its inline ceiling (64 KiB by default),
+    /// and more than fits in one control frame (180 KiB) is refused here, before sending.
     Inline,
     /// Always streamed.
     Stream,
@@ -215,8 +222,8 @@ struct SendArgs {
     /// How the bytes travel.
     #[arg(long, value_enum, default_value_t = TransferArg::Auto)]
     transfer: TransferArg,
-    /// A `capability-passport.v1` JSON file to present under `authorization` (e.g. the
-    /// invitation from an `offer` answer).
+    /// A `capability-passport.v1` JSON file to present under `authorization`, or a saved
+    /// `offer` answer whose invitation (`authorization.passport`) is taken.
     #[arg(long, value_name = "FILE")]
     passport: Option<PathBuf>,
     /// The artifact's bytes.
@@ -446,12 +453,27 @@ fn read_passport(path: &Path) -> Result<(AuthorizationMode, Map<String, Value>),
     let bytes = read_file(path, orbi_inac::MAX_FRAME_BYTES as u64)?;
     let value: Value = orbi_types::json::from_slice_strict(&bytes)
         .map_err(|err| CliError::new(format!("{}: {err}", path.display())))?;
-    let Value::Object(passport) = value else {
-        return Err(CliError::new(format!(
-            "{} must hold a capability-passport.v1 object",
+    let not_a_passport = || {
+        CliError::new(format!(
+            "{} must hold a capability-passport.v1 object, or an offer answer carrying one \
+             under authorization.passport",
             path.display()
-        )));
+        ))
     };
+    let Value::Object(mut passport) = value else {
+        return Err(not_a_passport());
+    };
+    // A saved `orbi inac offer` answer: its invitation.
+    if passport.get("schema").and_then(Value::as_str) == Some("inac-control.v1") {
+        passport = match passport
+            .get_mut("authorization")
+            .and_then(|authorization| authorization.get_mut("passport"))
+            .map(Value::take)
+        {
+            Some(Value::Object(invitation)) => invitation,
+            _ => return Err(not_a_passport()),
+        };
+    }
     // The receiver picks its checks by capability_id; the mode only labels the object.
     let mode = match passport.get("capability_id").and_then(Value::as_str) {
         Some("inac.invitation") => AuthorizationMode::InvitationPassport,
@@ -802,7 +824,20 @@ fn offer_json(offer: &OfferRecord, ledger: &SqliteLedger) -> Result<Value, Ledge
 }
 
 fn inspect(data_dir: &Path) -> Result<NodeState, CliError> {
-    NodeState::inspect(data_dir).map_err(|err| CliError::new(err.to_string()))
+    NodeState::inspect(data_dir).map_err(|err| {
+        // `orbi node run` keeps its INAC state one level down.
+        let nested = data_dir.join(crate::node::INAC_DIR);
+        match err {
+            orbi_inac::StateError::Missing(_) if nested.join(NodeState::LEDGER_FILE).is_file() => {
+                CliError::new(format!(
+                    "{err}; an `orbi node` keeps it in {}: use --data-dir {}",
+                    nested.display(),
+                    nested.display()
+                ))
+            }
+            other => CliError::new(other.to_string()),
+        }
+    })
 }
 
 fn offers(data_dir: &Path, action: Option<OffersAction>) -> Result<Outcome, CliError> {

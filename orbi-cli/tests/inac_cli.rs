@@ -286,13 +286,15 @@ fn offer_operator_accept_invitation_push_consumed() {
     let run = ws.orbi(&offer);
     assert_eq!(run.code, 0, "{}", run.json);
     assert_eq!(run.json["operation"], "accept");
+    // The saved answer serves as the passport file, as does the passport alone.
+    let answer = ws.write("answer.json", run.stdout.as_bytes());
     let passport = ws.write(
         "invitation.json",
         &serde_json::to_vec(&run.json["authorization"]["passport"]).unwrap(),
     );
 
     let mut push = push_args(&key, &served.to, &file);
-    push.extend(["--correlation-id", "c-offer", "--passport", &passport]);
+    push.extend(["--correlation-id", "c-offer", "--passport", &answer]);
     let run = ws.orbi(&push);
     assert_eq!(run.code, 0, "{} {}", run.json, run.stderr);
     assert_eq!(run.json["operation"], "ingested");
@@ -419,6 +421,14 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
     args.extend(["--passport", &passport]);
     let run = ws.orbi(&args);
     run.assert_usage_error(&["passport.json", "limit"]);
+    let declined = ws.write(
+        "declined.json",
+        br#"{"schema": "inac-control.v1", "operation": "decline"}"#,
+    );
+    let mut args = push_args(&key, &to, &small);
+    args.extend(["--passport", &declined]);
+    let run = ws.orbi(&args);
+    run.assert_usage_error(&["declined.json", "offer answer carrying one"]);
     let run = ws.orbi(&[
         "inac",
         "request",

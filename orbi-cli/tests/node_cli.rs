@@ -254,6 +254,29 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
     let pushed_back = push(&serving.key(), &client_node.to);
     assert_eq!(pushed_back.code, 0, "{}", pushed_back.json);
 
+    // The operator's store listing reads the node's INAC state under DATA/inac, and names
+    // that place when given the data directory itself.
+    let data = serving.dir.join("data");
+    let listed = |dir: &Path| {
+        orbi(
+            root,
+            &["inac", "store", "--data-dir", dir.to_str().unwrap(), "list"],
+        )
+    };
+    let inac_data = data.join("inac");
+    let wrong_place = listed(&data);
+    assert_eq!(wrong_place.code, 2, "{}", wrong_place.stdout);
+    assert!(
+        wrong_place
+            .stderr
+            .contains(&format!("use --data-dir {}", inac_data.display())),
+        "{}",
+        wrong_place.stderr
+    );
+    let held = listed(&inac_data);
+    assert_eq!(held.code, 0, "{}", held.stderr);
+    assert!(held.stdout.contains("vendor.note.v1"), "{}", held.stdout);
+
     // Archivist: discovery, an accepted submission and a refused one with its reasons.
     let submit = |to: &str, request: &str| {
         orbi(

@@ -19,7 +19,7 @@ use std::{
 /// Pinned so that benchmark figures from different days compare like with like. The format
 /// checkers come with python-jsonschema's `format` extra (`rfc3987` for `uri`,
 /// `rfc3339-validator`); check-jsonschema brings its own `date-time`.
-pub const CHECK_JSONSCHEMA: &[&str] = &["check-jsonschema==0.39.0", "jsonschema[format]"];
+pub const CHECK_JSONSCHEMA: &[&str] = &["check-jsonschema==0.39.0", "jsonschema[format]==4.26.0"];
 /// Pinned npm packages: the CLI and the formats plugin it loads with `-c`.
 pub const AJV_PACKAGES: &[&str] = &["ajv-cli@5.0.0", "ajv-formats@3.0.1"];
 

@@ -78,8 +78,9 @@ pub struct AttachArgs {
     /// Write the attachment that was sent to this file.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
-    /// Keep the session open until SIGINT or SIGTERM (the attachment stays attached; when the
-    /// session ends it degrades, then is detached once the node's grace has passed).
+    /// Keep the session open until SIGINT or SIGTERM, then exit 0; exit 2 if the node ends it
+    /// first. The attachment stays attached meanwhile; once the session ends it degrades, and
+    /// the node detaches it when its degraded grace (90 s by default) has passed.
     #[arg(long)]
     hold: bool,
 }

@@ -75,7 +75,9 @@ enum NodeCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Run the node described by a config file until SIGINT or SIGTERM.
+    /// Run the node described by a config file until SIGINT or SIGTERM (then exits 0). Exits
+    /// 2 when the config or the state cannot be used, or when the INAC receiver or the pod
+    /// engine stops after an internal error.
     Run {
         /// The config file (`orbi node init` writes one).
         #[arg(long, value_name = "FILE")]
@@ -164,6 +166,10 @@ fn init(dir: &Path, options: InitOptions) -> Result<Outcome, CliError> {
     }));
     Ok(Outcome::Success)
 }
+
+/// Where a node keeps its INAC state, under its data directory (what `orbi inac store` and
+/// `orbi inac offers` take as `--data-dir`).
+pub const INAC_DIR: &str = "inac";
 
 /// Creates `dir` and missing parents readable by this user only (0700 on Unix): a node's
 /// directories hold its key, its configuration and other nodes' artifacts. Existing
@@ -307,7 +313,7 @@ impl RunningNode {
             .build()
             .map_err(|conflicts| CliError::new(conflicts.to_string()))?;
         let NodeState { store, ledger } =
-            NodeState::open(&data.join("inac"), config.inac_durability)
+            NodeState::open(&data.join(INAC_DIR), config.inac_durability)
                 .map_err(|err| CliError::new(err.to_string()))?;
         let mut receiver = Receiver::new(key.clone(), config.inac.clone(), kinds, store, ledger);
         if let Some(role) = &archivist {

@@ -232,7 +232,15 @@ pub async fn serve(engine: SharedEngine, allowed: PodPeers, app: AppConnection) 
             }
         });
     }
-    tracing::info!(%peer, session = %session_id, "pod session ended: keepalive lost");
+    // How it ended, in our words: a peer's close reason is its text, not ours to log.
+    let how = match connection.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(_)) => "closed by the client",
+        Some(quinn::ConnectionError::TimedOut) => "keepalive lost",
+        Some(quinn::ConnectionError::LocallyClosed) => "closed by this node",
+        Some(quinn::ConnectionError::Reset) => "reset by the client",
+        _ => "transport error",
+    };
+    tracing::info!(%peer, session = %session_id, how, "pod session ended");
     // Degraded now; the timer task detaches with session-expired once the grace has passed.
     let lost = with_engine(&engine, move |engine| {
         engine.session_lost(&session_id, OffsetDateTime::now_utc())
