@@ -200,6 +200,14 @@ impl TransportConfig {
                 return bad(setting, "must be above zero");
             }
         }
+        // The negotiated idle timeout is the lower of both ends': a peer waiting for an answer
+        // longer than that, with no keep-alive in between, loses the connection.
+        if self.keep_alive >= self.idle_timeout {
+            return bad(
+                "keep_alive",
+                "must be below idle_timeout, or an idle connection times out before it is kept alive",
+            );
+        }
         if self.min_body_rate == 0 {
             return bad(
                 "min_body_rate",
@@ -500,8 +508,10 @@ mod tests {
     fn settings_out_of_range_are_errors_naming_the_setting() {
         assert!(TransportConfig::default().validate().is_ok());
         type Edit = fn(&mut TransportConfig);
-        let cases: [(Edit, &str); 17] = [
+        let cases: [(Edit, &str); 19] = [
             (|c| c.idle_timeout = Duration::ZERO, "idle_timeout"),
+            (|c| c.keep_alive = c.idle_timeout, "keep_alive"),
+            (|c| c.idle_timeout = Duration::from_secs(1), "keep_alive"),
             (
                 |c| c.idle_timeout = Duration::from_secs(u64::MAX),
                 "idle_timeout",

@@ -162,9 +162,13 @@ async fn a_body_that_runs_on_is_stopped_as_malformed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_killed_mid_body_leaves_nothing_and_the_retry_ingests_once() {
     // A killed process sends no close (and a close can be lost behind a full socket buffer):
-    // the idle timeout is what tells the listener.
+    // the idle timeout is what tells the listener. The listener's keep-alives keep the live
+    // connection through a slow fsync of the retry (a loaded machine took over 1 s).
     let node = Setup::new()
-        .transport(|t| t.idle_timeout = Duration::from_secs(1))
+        .transport(|t| {
+            t.idle_timeout = Duration::from_secs(1);
+            t.keep_alive = Duration::from_millis(250);
+        })
         .start();
     let bytes = pattern(20_000_000, 4);
     let d = descriptor(&bytes);
