@@ -11,7 +11,9 @@
 //! inac_bench p2-push   to=NODE@ADDR count=N in-flight=K size=BYTES schema=S
 //! ```
 //!
-//! Clients print `{"elapsed_s": …, "count": …}` on success and exit 1 otherwise.
+//! Clients print `{"elapsed_s": …, "count": …}` on success and exit 1 otherwise. With
+//! `INAC_BENCH_STATS` set, the P2 load generators also print to stderr their CPU time per
+//! exchange in the timed window and quinn's datagram and frame counts per exchange.
 
 use std::{
     collections::HashMap,
@@ -120,6 +122,25 @@ async fn dial(to: &str) -> Result<(quinn::Endpoint, quinn::Connection), Error> {
 fn report(elapsed: Duration, count: usize) {
     let line = serde_json::json!({"elapsed_s": elapsed.as_secs_f64(), "count": count});
     println!("{line}");
+}
+
+/// With `INAC_BENCH_STATS` set, the connection's packet and frame counts per exchange go to
+/// stderr: how many datagrams and frames each contender spends on one exchange.
+fn packet_stats(connection: &quinn::Connection, count: usize) {
+    if std::env::var_os("INAC_BENCH_STATS").is_none() {
+        return;
+    }
+    let stats = connection.stats();
+    let per = |n: u64| n as f64 / count.max(1) as f64;
+    eprintln!(
+        "per exchange: udp_tx_datagrams={:.2} udp_rx_datagrams={:.2} tx_bytes={:.0} rx_bytes={:.0}",
+        per(stats.udp_tx.datagrams),
+        per(stats.udp_rx.datagrams),
+        per(stats.udp_tx.bytes),
+        per(stats.udp_rx.bytes)
+    );
+    eprintln!("frame_tx {:?}", stats.frame_tx);
+    eprintln!("frame_rx {:?}", stats.frame_rx);
 }
 
 /// The raw P1 receiver: each stream's bytes are discarded, or hashed and written to a file
@@ -300,6 +321,7 @@ where
 {
     let one = Arc::new(one);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let cpu_before = process_cpu_ticks();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..in_flight.max(1) {
@@ -317,7 +339,24 @@ where
     for worker in workers {
         worker.await??;
     }
-    Ok(started.elapsed())
+    let elapsed = started.elapsed();
+    if std::env::var_os("INAC_BENCH_STATS").is_some()
+        && let (Some(before), Some(after)) = (cpu_before, process_cpu_ticks())
+    {
+        // Clock ticks are 10 ms on Linux (`USER_HZ` 100).
+        let micros = (after - before) as f64 * 10_000.0 / count.max(1) as f64;
+        eprintln!("load generator cpu_us_per_exchange={micros:.1} (timed window)");
+    }
+    Ok(elapsed)
+}
+
+/// This process's user plus system CPU time in clock ticks (`/proc/self/stat`), if readable.
+fn process_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 /// The raw P2 client: request/response pairs of the sizes of a P2 push and its answer.
@@ -352,6 +391,7 @@ async fn echo_client(options: &HashMap<String, String>) -> Result<(), Error> {
     })
     .await?;
     report(elapsed, count);
+    packet_stats(&connection, count);
     connection.close(0u32.into(), b"done");
     endpoint.wait_idle().await;
     Ok(())
@@ -373,6 +413,7 @@ async fn p2_push(options: &HashMap<String, String>) -> Result<(), Error> {
         TransportConfig::default(),
     )?;
     let session = client.connect(&peer).await?;
+    let stats_connection = session.clone();
     let frames: Arc<Vec<Frame>> = Arc::new(
         (0..count as u64)
             .map(|i| push_frame(size, offset + i, &schema))
@@ -390,6 +431,7 @@ async fn p2_push(options: &HashMap<String, String>) -> Result<(), Error> {
     })
     .await?;
     report(elapsed, count);
+    packet_stats(stats_connection.connection(), count);
     client.close().await;
     Ok(())
 }
