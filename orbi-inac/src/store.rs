@@ -20,7 +20,8 @@ pub use fs::FsStore;
 pub(crate) use fs::dir_syncs;
 #[cfg(feature = "quic")]
 pub(crate) use fs::sync_directory;
-pub(crate) use fs::{create_private_dir_all, create_private_file, sync_new_entry};
+pub(crate) use fs::sync_new_entry;
+pub use fs::{create_private_dir_all, create_private_file};
 pub use hybrid::HybridStore;
 pub use memory::MemoryStore;
 

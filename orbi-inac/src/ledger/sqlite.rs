@@ -1333,6 +1333,24 @@ mod tests {
             .unwrap()
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_new_ledger_behind_a_dangling_symlink_is_private_and_memory_writes_no_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.sqlite");
+        let link = dir.path().join("inac.sqlite");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        drop(SqliteLedger::open(&link).unwrap());
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", target.display());
+        drop(SqliteLedger::open(":memory:").unwrap());
+        assert!(
+            !Path::new(":memory:").exists(),
+            "an in-memory ledger wrote a file"
+        );
+    }
+
     #[test]
     fn keeps_the_ledger_contract_when_every_key_shares_one_hash() {
         let mut ledger = SqliteLedger::open_in_memory().unwrap();

@@ -162,13 +162,10 @@ thread_local! {
     static DIR_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Syncs the directory holding `made`, a directory this process just created, so that its
-/// entry survives a crash too. A parent this user may enter but not list cannot be opened to
-/// sync; that is tolerated (nothing worked there before this sync either).
-/// Creates `dir` and any missing parents readable by this user only (mode 0700 on Unix, before
-/// the umask): a node's state holds other nodes' artifacts. Existing directories keep their
-/// mode, which is the operator's choice.
-pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+/// Creates `dir` and any missing parents readable by this user only (mode 0700 on Unix): a
+/// node's state holds other nodes' artifacts. Existing directories keep their mode, which is
+/// the operator's choice.
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -176,20 +173,39 @@ pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
-/// Creates the empty file `path` readable by this user only (0600 on Unix) unless it exists:
-/// SQLite then opens it as a new database, and gives its `-wal` and `-shm` files the same mode.
-pub(crate) fn create_private_file(path: &Path) -> io::Result<()> {
-    let mut options = File::options();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(error),
+/// Creates the empty file `path` readable by this user only (0600 on Unix) unless it exists
+/// (an existing file keeps its mode): SQLite then opens it as a new database and gives its
+/// `-wal` and `-shm` files the same mode. A dangling symlink's target is created so too;
+/// SQLite's in-memory names (`:memory:`, the empty path) are left to SQLite.
+pub fn create_private_file(path: &Path) -> io::Result<()> {
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(());
+    }
+    let private = |create_new: bool| {
+        let mut options = File::options();
+        options.write(true);
+        if create_new {
+            options.create_new(true);
+        } else {
+            options.create(true);
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path).map(drop)
+    };
+    match private(true) {
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            let dangling = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+                && !path.exists();
+            if dangling { private(false) } else { Ok(()) }
+        }
+        made => made,
     }
 }
 
+/// Syncs the directory holding `made`, a directory this process just created, so that its
+/// entry survives a crash too. A parent this user may enter but not list cannot be opened to
+/// sync; that is tolerated (nothing worked there before this sync either).
 pub(crate) fn sync_new_entry(made: &Path) -> Result<(), StoreError> {
     let Some(parent) = made.parent() else {
         return Ok(());

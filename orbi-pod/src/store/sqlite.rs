@@ -297,17 +297,30 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-/// Creates the empty file `path` with mode 0600 (Unix) unless it exists; SQLite opens an empty
-/// file as a new database.
+/// Creates the empty file `path` with mode 0600 (Unix) unless it exists, following a dangling
+/// symlink; SQLite opens an empty file as a new database (and gives its `-wal` and `-shm` files
+/// the same mode). `:memory:` and the empty path are SQLite's in-memory names. The INAC ledger
+/// does the same (`orbi_inac::store::create_private_file`; the two crates share no I/O crate).
 fn create_private_file(path: &Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(());
+    }
     let mut options = std::fs::File::options();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(error),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let dangling = std::fs::symlink_metadata(path)
+                .is_ok_and(|m| m.file_type().is_symlink())
+                && !path.exists();
+            if dangling {
+                options.create_new(false).create(true).open(path).map(drop)
+            } else {
+                Ok(())
+            }
+        }
+        made => made.map(drop),
     }
 }
 
@@ -380,6 +393,41 @@ impl SqliteStore {
         // with STAT4) re-prepares some cached statements on every use.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(open_error)?;
+        // Nothing is written before the file is known to be ours: a read model of this layout,
+        // or (when creating) a database with no tables yet. Another program's database, or an
+        // INAC ledger, is refused untouched.
+        let not_ours = |why: &str| StoreError::Open {
+            path: shown.clone(),
+            message: format!("not a pod read model ({why}); nothing was changed"),
+        };
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+            .map_err(open_error)?;
+        let layout: Option<String> = if tables == 0 {
+            None
+        } else {
+            conn.query_row("SELECT value FROM meta WHERE key = 'layout'", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|_| not_ours("it holds other tables"))?
+        };
+        match layout.as_deref() {
+            Some(LAYOUT_VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::Open {
+                    path: shown,
+                    message: format!(
+                        "unsupported read model layout {other:?} (expected {LAYOUT_VERSION})"
+                    ),
+                });
+            }
+            None if tables > 0 => return Err(not_ours("it holds other tables")),
+            None if !flags.contains(OpenFlags::SQLITE_OPEN_CREATE) => {
+                return Err(not_ours("it is empty"));
+            }
+            None => {}
+        }
         let synchronous = match durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
@@ -391,29 +439,12 @@ impl SqliteStore {
         .map_err(open_error)?;
         conn.execute_batch(SCHEMA).map_err(open_error)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let layout: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'layout'", [], |row| {
-                row.get(0)
-            })
-            .optional()
+        if layout.is_none() {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('layout', ?1)",
+                [LAYOUT_VERSION],
+            )
             .map_err(open_error)?;
-        match layout.as_deref() {
-            Some(LAYOUT_VERSION) => {}
-            Some(other) => {
-                return Err(StoreError::Open {
-                    path: shown,
-                    message: format!(
-                        "unsupported read model layout {other:?} (expected {LAYOUT_VERSION})"
-                    ),
-                });
-            }
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('layout', ?1)",
-                    [LAYOUT_VERSION],
-                )
-                .map_err(open_error)?;
-            }
         }
         let mut store = SqliteStore {
             conn,
@@ -1393,6 +1424,73 @@ mod tests {
         drop(store);
         // Reopening finds the node it was made for.
         SqliteStore::open(&path, &node, StoreLimits::default(), Durability::Full).unwrap();
+    }
+
+    #[test]
+    fn another_database_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        let foreign = dir.path().join("other.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE precious (x); INSERT INTO precious VALUES (1);")
+            .unwrap();
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let before = |path: &Path| std::fs::read(path).unwrap();
+        let (foreign_bytes, empty_bytes) = (before(&foreign), before(&empty));
+        for path in [&foreign, &empty] {
+            let error = SqliteStore::open_existing(path, StoreLimits::default()).unwrap_err();
+            assert!(
+                error.to_string().contains("not a pod read model"),
+                "{error}"
+            );
+        }
+        let error = SqliteStore::open(&foreign, &node, StoreLimits::default(), Durability::Full)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("it holds other tables"),
+            "{error}"
+        );
+        assert_eq!(before(&foreign), foreign_bytes);
+        assert_eq!(before(&empty), empty_bytes);
+        for leftover in ["other.db-wal", "other.db-shm", "empty.db-wal"] {
+            let wal = dir.path().join(leftover);
+            assert!(
+                !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+                "{leftover} written"
+            );
+        }
+        // A read model of ours opens either way, and an empty file becomes one on `open`.
+        SqliteStore::open(&empty, &node, StoreLimits::default(), Durability::Full).unwrap();
+        SqliteStore::open_existing(&empty, StoreLimits::default()).unwrap();
+    }
+
+    #[test]
+    fn an_in_memory_read_model_writes_no_file() {
+        let stray = Path::new(":memory:");
+        let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        let _store = SqliteStore::open_in_memory(&node, StoreLimits::default()).unwrap();
+        assert!(
+            !stray.exists(),
+            "{} was created",
+            std::env::current_dir().unwrap().join(stray).display()
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_read_model_behind_a_dangling_symlink_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.sqlite");
+        let link = dir.path().join("pod.sqlite");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        let _store =
+            SqliteStore::open(&link, &node, StoreLimits::default(), Durability::Full).unwrap();
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", target.display());
     }
 
     #[test]
