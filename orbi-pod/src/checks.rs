@@ -372,7 +372,8 @@ pub(crate) fn not_ahead(
     now: OffsetDateTime,
     skew: time::Duration,
 ) -> Result<(), Rejection> {
-    let limit = now + skew;
+    // Saturating: a clock near the end of year 9999 must not panic.
+    let limit = now.saturating_add(skew);
     let times = std::iter::once(("bound-at", &typed.bind().bound_at)).chain(typed.own_time());
     for (field, at) in times {
         if at.instant() > limit {

@@ -1392,7 +1392,9 @@ impl<S: Store> PodEngine<S> {
             }
             self.expire_grant(&other, checked.now, &mut commit);
         }
-        let expires = checked.now + self.policy.timings.recovery_window;
+        let expires = checked
+            .now
+            .saturating_add(self.policy.timings.recovery_window);
         if let Some(trace) = new_bind {
             Self::cache_bind(checked, trace, &mut commit);
         }

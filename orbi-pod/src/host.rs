@@ -353,7 +353,10 @@ impl<S: Store> PodEngine<S> {
             (AttachmentState::Attaching, timings.setup_timeout, Rule::T4),
             (AttachmentState::Degraded, timings.degraded_grace, Rule::T7),
         ] {
-            for attachment in self.store.attachments_due(state, now - wait)? {
+            for attachment in self
+                .store
+                .attachments_due(state, now.saturating_sub(wait))?
+            {
                 transitions.push(self.commit_host_detachment(
                     &attachment,
                     DetachReason::SessionExpired,

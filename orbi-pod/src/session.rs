@@ -186,7 +186,7 @@ impl SessionTable {
             return true;
         };
         match self.counts.refused.get(&holder) {
-            Some(at) if *at <= now && now < *at + backoff => false,
+            Some(at) if *at <= now && now < at.saturating_add(backoff) => false,
             Some(_) => {
                 self.counts.refused.remove(&holder);
                 true
@@ -213,7 +213,7 @@ impl SessionTable {
     pub(crate) fn prune_refused(&mut self, now: OffsetDateTime, backoff: Duration) {
         self.counts
             .refused
-            .retain(|_, at| *at <= now && now < *at + backoff);
+            .retain(|_, at| *at <= now && now < at.saturating_add(backoff));
     }
 
     /// Whether session `old` has counted attachments for the holder of session `id`.

@@ -1145,3 +1145,27 @@ fn orphans_degrade_after_a_restart() {
     let ended = restarted.tick(instant("2026-03-28T19:51:30Z")).unwrap();
     assert_eq!(ended[0].to, LifecycleState::Detached);
 }
+
+/// A node clock at either end of the representable range (years 0 and 9999) is refused or
+/// admitted like any other, never a panic: the skew limit, the recovery window and the timers
+/// saturate.
+#[test]
+fn a_clock_at_the_ends_of_its_range_never_panics() {
+    let end = "9999-12-31T23:59:59Z";
+    let mut engine = engine();
+    let attached = admit(&mut engine, &a1(), SESS1, end);
+    assert_eq!(attached.verdict, Verdict::Admitted, "{attached:#?}");
+    let detached = admit(&mut engine, &d1(), SESS1, end);
+    assert_eq!(detached.verdict, Verdict::Admitted, "{detached:#?}");
+    engine.open_session(SESS3, Session::default());
+    let recovered = admit(&mut engine, &reattach_after_d1("recover:end"), SESS3, end);
+    assert_eq!(recovered.verdict, Verdict::Admitted, "{recovered:#?}");
+    engine.tick(instant(end)).unwrap();
+
+    let mut engine = engine_with(HostPolicy::default());
+    let start = "0000-01-01T00:00:00Z";
+    engine.tick(instant(start)).unwrap();
+    // Everything A1 says lies in the future of that clock.
+    let early = admit(&mut engine, &a1(), SESS1, start);
+    assert_eq!(early.code(), Some(RejectionCode::Clock), "{early:#?}");
+}
