@@ -29,10 +29,36 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
     if path == Path::new("-") {
         read_bounded(io::stdin().lock(), limit, &mut bytes).map_err(failed)?;
     } else {
-        let file = std::fs::File::open(path).map_err(failed)?;
+        let file = open_regular(path).map_err(failed)?;
         read_bounded(file, limit, &mut bytes).map_err(failed)?;
     }
     Ok(bytes)
+}
+
+/// Opens `path` (symlinks followed) for reading if it is a regular file. A FIFO would block
+/// the read until some writer came, a device might never end: those are refused (a pipe goes
+/// to stdin, `-`). The open itself does not wait (`O_NONBLOCK`, which a regular file's reads
+/// ignore), so a path swapped for a FIFO after any earlier check cannot block it either.
+pub fn open_regular(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::File::options();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    let metadata = file.metadata()?;
+    if metadata.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a directory",
+        ));
+    }
+    if !metadata.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (pipe a stream to stdin with `-` instead)",
+        ));
+    }
+    Ok(file)
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, renames it into place and syncs
@@ -72,6 +98,35 @@ mod tests {
         let err = read_bounded(&b"123456"[..], 5, &mut Vec::new()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(err.to_string(), "larger than the 5-byte limit");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read_and_a_fifo_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (done, outcome) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || done.send(read_file(&path, 100).map_err(|e| e.to_string())));
+        let error = outcome
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a FIFO must not block the read")
+            .unwrap_err();
+        assert!(error.contains("not a regular file"), "{error}");
+        let error = read_file(dir.path(), 100).unwrap_err().to_string();
+        assert!(error.contains("is a directory"), "{error}");
+        let error = read_file(Path::new("/dev/zero"), 100)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+        let file = dir.path().join("a.json");
+        fs::write(&file, b"{}").unwrap();
+        assert_eq!(read_file(&file, 100).unwrap(), b"{}");
     }
 
     #[test]

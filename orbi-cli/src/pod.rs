@@ -6,8 +6,6 @@
 
 use std::{
     collections::BTreeMap,
-    fs,
-    io::Read,
     path::{Path, PathBuf},
     time::SystemTime,
 };
@@ -488,25 +486,10 @@ pub(crate) fn now_timestamp() -> Result<Timestamp, CliError> {
         .ok_or_else(|| CliError::new("the system clock is outside years 0-9999"))
 }
 
-/// Reads at most `limit` bytes of `path` (`-`: stdin), plus one to tell that it was larger.
+/// The bytes of `path` (`-`: stdin), at most `limit`: a longer input is an error, never a
+/// silently truncated read.
 fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, CliError> {
-    let failed =
-        |err: std::io::Error| CliError::new(format!("cannot read {}: {err}", path.display()));
-    let mut bytes = Vec::new();
-    let take = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    if path == Path::new("-") {
-        std::io::stdin()
-            .take(take)
-            .read_to_end(&mut bytes)
-            .map_err(failed)?;
-    } else {
-        fs::File::open(path)
-            .map_err(failed)?
-            .take(take)
-            .read_to_end(&mut bytes)
-            .map_err(failed)?;
-    }
-    Ok(bytes)
+    crate::files::read_file(path, u64::try_from(limit).unwrap_or(u64::MAX))
 }
 
 /// A bind file as its JSON value (embedded as is) and its `via/node-id`.
@@ -583,7 +566,8 @@ fn admit(
         established,
         peer,
     } = arrival;
-    let bytes = read_limited(file, MAX_ARTIFACT_BYTES)?;
+    // One byte over the limit is enough for the engine to reject it with its own code.
+    let bytes = read_limited(file, MAX_ARTIFACT_BYTES + 1)?;
     let (mut engine, now) = open_engine(&node)?;
     for other in live {
         engine.open_session(other, Session::default());

@@ -167,7 +167,7 @@ impl Job {
         match &self.source {
             // No size query first: the buffer is reused, so after the first few documents its
             // capacity already fits one and a read costs two system calls, not three.
-            Source::File(path) => fs::File::open(path)
+            Source::File(path) => crate::files::open_regular(path)
                 .and_then(|file| read_bounded(file, MAX_DOCUMENT_BYTES, buffer))
                 .map_err(|err| format!("cannot read {}: {err}", path.display())),
             Source::Stdin => read_bounded(io::stdin().lock(), MAX_DOCUMENT_BYTES, buffer)

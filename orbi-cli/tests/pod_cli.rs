@@ -486,6 +486,25 @@ fn defaults_fill_ids_and_times() {
             .unwrap()
             .starts_with("attach:")
     );
+    // A bind file over the artifact limit is refused, not read cut short (trailing spaces
+    // would have parsed).
+    let mut padded = std::fs::read(w.path("b.json")).unwrap();
+    padded.resize(70_000, b' ');
+    std::fs::write(w.path("padded.json"), &padded).unwrap();
+    let run = w.orbi(&[
+        "pod",
+        "attachment",
+        "--bind",
+        "padded.json",
+        "--client",
+        OLD,
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("larger than the 65536-byte limit"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         attachment["serving-node/id"], K1_NODE,
         "defaults to the bind's via/node-id"

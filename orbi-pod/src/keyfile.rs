@@ -220,11 +220,13 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
         path: shown.clone(),
         source,
     };
-    // Checked before opening: opening a FIFO would wait for a writer.
-    if !fs::metadata(path).map_err(failed)?.is_file() {
-        return Err(KeyFileError::NotAFile { path: shown });
-    }
-    let file = fs::File::open(path).map_err(failed)?;
+    // Opened without waiting (`O_NONBLOCK`, which a regular file's reads ignore): opening a
+    // FIFO would otherwise wait for a writer. Then only a regular file is read.
+    let mut options = fs::File::options();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).map_err(failed)?;
     if !file.metadata().map_err(failed)?.is_file() {
         return Err(KeyFileError::NotAFile { path: shown });
     }
