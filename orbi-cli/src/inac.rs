@@ -46,12 +46,12 @@ enum InacCommand {
     /// Serve a node: accept exchanges from peers into the data directory.
     Serve(ServeArgs),
     /// Push an artifact to a node (inline, or streamed when larger than 64 KiB). Prints the
-    /// answer; exits 0 ingested or already-present, 1 refused, declined or deferred, 2 on a
-    /// transport or usage error.
+    /// answer; exits 0 ingested or already-present (also as a refusal coded already-present),
+    /// 1 refused, declined or deferred, 2 on a transport or usage error.
     Push(SendArgs),
     /// Offer an artifact (descriptor only); the answer may carry an invitation passport.
-    /// Prints the answer; exits 0 accepted, 1 refused, declined or deferred, 2 on a transport
-    /// or usage error.
+    /// Prints the answer; exits 0 accepted or already-present (the node holds it), 1 refused,
+    /// declined or deferred, 2 on a transport or usage error.
     Offer(SendArgs),
     /// Request an artifact by id from a node and write it to a file. Exits 0 when it was
     /// written, 1 when the node refused or served something else, 2 on a transport or usage

@@ -438,6 +438,32 @@ fn init_keeps_an_advertisement_given_in_place_and_the_demo_wants_a_fresh_directo
 }
 
 #[test]
+fn init_refuses_an_advertisement_node_run_would_refuse_and_writes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let junk = root.path().join("junk.json");
+    std::fs::write(&junk, b"{}").unwrap();
+    let dir = root.path().join("n");
+    let run = orbi(
+        root.path(),
+        &[
+            "node",
+            "init",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--advertisement",
+            junk.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("is not a valid advertisement"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.exists(), "nothing written, not even the key");
+}
+
+#[test]
 fn a_bad_config_is_a_usage_error_naming_the_setting() {
     let root = tempfile::tempdir().unwrap();
     let node = NodeDir::init(root.path(), "n");

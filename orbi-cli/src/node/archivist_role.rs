@@ -167,6 +167,22 @@ pub struct ArchivistRole {
     limits: (usize, usize),
 }
 
+/// The advertisement file at `path`, read (bounded) and checked as `node run` checks it.
+pub fn read_advertisement(path: &Path) -> Result<Vec<u8>, CliError> {
+    let bytes = read_file(path, MAX_DOCUMENT_BYTES)?;
+    admit_advertisement(path, &bytes)?;
+    Ok(bytes)
+}
+
+fn admit_advertisement(path: &Path, bytes: &[u8]) -> Result<Advertisement, CliError> {
+    Advertisement::admit_slice(bytes).map_err(|err| {
+        CliError::new(format!(
+            "{} is not a valid advertisement: {err}",
+            path.display()
+        ))
+    })
+}
+
 impl ArchivistRole {
     /// Loads the advertisement file and the decisions recorded under `data_dir`.
     pub fn open(
@@ -175,16 +191,11 @@ impl ArchivistRole {
         policy: Policy,
     ) -> Result<ArchivistRole, CliError> {
         let bytes = read_file(advertisement, MAX_DOCUMENT_BYTES)?;
-        let admitted = Advertisement::admit_slice(&bytes).map_err(|err| {
-            CliError::new(format!(
-                "{} is not a valid advertisement: {err}",
-                advertisement.display()
-            ))
-        })?;
+        let admitted = admit_advertisement(advertisement, &bytes)?;
         let descriptor = Descriptor::of_bytes(ADVERTISEMENT_SCHEMA, JSON, &bytes)
             .with_artifact_id(admitted.id());
         let decisions_dir = data_dir.join("archivist").join("decisions");
-        super::create_private_dir_all(&decisions_dir).map_err(|err| {
+        orbi_inac::store::create_private_dir_all(&decisions_dir).map_err(|err| {
             CliError::new(format!("cannot create {}: {err}", decisions_dir.display()))
         })?;
         let role = ArchivistRole {

@@ -29,6 +29,7 @@ use orbi_archivist::Policy;
 use orbi_inac::{
     KindRegistry, NodeState, Receiver,
     quic::{AppProtocol, Server},
+    store::create_private_dir_all,
 };
 use orbi_pod::{PodEngine, SqliteStore};
 use orbi_types::{KeyPair, NodeId};
@@ -171,17 +172,6 @@ fn init(dir: &Path, options: InitOptions) -> Result<Outcome, CliError> {
 /// `orbi inac offers` take as `--data-dir`).
 pub const INAC_DIR: &str = "inac";
 
-/// Creates `dir` and missing parents readable by this user only (0700 on Unix): a node's
-/// directories hold its key, its configuration and other nodes' artifacts. Existing
-/// directories keep their mode.
-pub(crate) fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
 /// Writes a node directory: `node.key` (made once, never replaced), `node.toml` and, with the
 /// archivist role, `advertisement.json`. Returns the node's key.
 pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliError> {
@@ -191,6 +181,16 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
     for kind in &options.accept {
         config::parse_kind(kind).map_err(|why| CliError::new(format!("--accept {why}")))?;
     }
+    // A given advertisement is read and checked before anything is written: `node run`
+    // would refuse it anyway, after the key had been made.
+    let target = dir.join("advertisement.json");
+    let given = match &options.advertisement {
+        // Copying a file onto itself would truncate it.
+        Some(file) if options.archivist && !same_file(file, &target) => {
+            Some(archivist_role::read_advertisement(file)?)
+        }
+        _ => None,
+    };
     create_private_dir_all(dir).map_err(|err| io(dir, err))?;
     let config_path = dir.join("node.toml");
     if config_path.exists() && !options.force {
@@ -209,15 +209,8 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
         key
     };
     if options.archivist {
-        let target = dir.join("advertisement.json");
         let bytes = match &options.advertisement {
-            // Copying a file onto itself would truncate it.
-            Some(file) if same_file(file, &target) => None,
-            Some(file) => {
-                Some(std::fs::read(file).map_err(|err| {
-                    CliError::new(format!("cannot read {}: {err}", file.display()))
-                })?)
-            }
+            Some(_) => given,
             None => Some(
                 serde_json::to_vec_pretty(&archivist_role::default_advertisement(&key.node_id()))
                     .map_err(|err| CliError::new(err.to_string()))?,
