@@ -33,8 +33,13 @@ use serde_json::{Value, json};
 
 use crate::{CliError, Outcome};
 
-/// The largest input file read (a generous cache dump); larger ones are refused unread.
-const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest input file read (thousands of advertisements); larger ones are refused unread.
+/// A parsed file can take some 25 times its text in memory, so this bounds one file's cost.
+const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The most advertisements one command reads, over all its files: each invalid one keeps its
+/// issues, so a file of a million empty objects must not become a million reports.
+const MAX_ADVERTISEMENTS: usize = 20_000;
 
 /// Arguments of `orbi archivist`.
 #[derive(clap::Args)]
@@ -181,11 +186,19 @@ struct Loaded {
 /// Reads every advertisement of every file; a file holding an array yields one per element.
 fn load_advertisements(files: &[PathBuf]) -> Result<Vec<Loaded>, CliError> {
     let mut loaded = Vec::new();
+    let too_many = || {
+        CliError::new(format!(
+            "more than {MAX_ADVERTISEMENTS} advertisements; split them over several runs"
+        ))
+    };
     for path in files {
         let bytes = read_bounded(path)?;
         let source = path.display().to_string();
         match from_slice_strict(&bytes) {
             Ok(Value::Array(items)) => {
+                if items.len() > MAX_ADVERTISEMENTS.saturating_sub(loaded.len()) {
+                    return Err(too_many());
+                }
                 for (index, item) in items.iter().enumerate() {
                     loaded.push(Loaded {
                         source: format!("{source}#{index}"),
@@ -193,10 +206,15 @@ fn load_advertisements(files: &[PathBuf]) -> Result<Vec<Loaded>, CliError> {
                     });
                 }
             }
-            Ok(value) => loaded.push(Loaded {
-                source,
-                admitted: Advertisement::admit(&value),
-            }),
+            Ok(value) => {
+                if loaded.len() >= MAX_ADVERTISEMENTS {
+                    return Err(too_many());
+                }
+                loaded.push(Loaded {
+                    source,
+                    admitted: Advertisement::admit(&value),
+                });
+            }
             Err(error) => loaded.push(Loaded {
                 source,
                 admitted: Err(InvalidAdvertisement {

@@ -28,9 +28,11 @@ use crate::{
     files::{read_bounded, write_atomically},
 };
 
-/// The largest document read, from a file or stdin. Artifacts are kilobytes; this bounds the
-/// memory one hostile input can claim.
-pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest document read, from a file or stdin: 32 times the largest control frame, and
+/// artifacts are kilobytes. A parsed document can take some 25 times its text in memory (a
+/// file of `[{},{},…]`), and each worker thread holds one, so this bounds what one hostile
+/// input can claim to a few hundred MiB.
+pub const MAX_DOCUMENT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Arguments of `orbi schema`.
 #[derive(clap::Args)]
@@ -383,8 +385,10 @@ fn plan(forced: Option<&'static CanonicalSchema>, paths: &[PathBuf]) -> Result<V
     Ok(jobs)
 }
 
+/// The schema a file's name ends with. The suffix is ASCII, so a name that is not UTF-8
+/// before it still names its schema (it must not be skipped as if it named none).
 fn schema_of(path: &Path) -> Option<&'static CanonicalSchema> {
-    registry().for_file_name(path.file_name()?.to_str()?)
+    registry().for_file_name(&path.file_name()?.to_string_lossy())
 }
 
 /// Every document below `dir` whose name tells its schema (only `forced`'s, when given), in
@@ -428,8 +432,14 @@ fn walk(
 }
 
 fn export(out_dir: &Path, profile: Profile, resolve_refs: bool) -> Result<Outcome, CliError> {
-    fs::create_dir_all(out_dir)
-        .map_err(|err| CliError::new(format!("cannot create {}: {err}", out_dir.display())))?;
+    fs::create_dir_all(out_dir).map_err(|err| {
+        let why = if out_dir.exists() && !out_dir.is_dir() {
+            "it exists and is not a directory".to_owned()
+        } else {
+            err.to_string()
+        };
+        CliError::new(format!("cannot create {}: {why}", out_dir.display()))
+    })?;
     let mut out = Output::new();
     for schema in registry().all() {
         let text = if profile == Profile::Seed && !resolve_refs {

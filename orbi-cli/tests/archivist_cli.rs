@@ -142,6 +142,32 @@ fn done_when_the_upstream_example_negotiates_on_host_ledger_and_a_free_copy_acce
 }
 
 #[test]
+fn lint_reads_at_most_20000_advertisements() {
+    let dir = Dir::new();
+    let many = dir.write_bytes(
+        "many.json",
+        format!("[{}]", vec!["{}"; 20_001].join(",")).as_bytes(),
+    );
+    let output = orbi(&["archivist", "lint", path(&many)]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("more than 20000 advertisements"),
+        "{stderr}"
+    );
+    let fewer = dir.write_bytes(
+        "fewer.json",
+        format!("[{}]", ["{}"; 3].join(",")).as_bytes(),
+    );
+    let output = orbi(&["archivist", "lint", path(&fewer)]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "three invalid advertisements"
+    );
+}
+
+#[test]
 fn a_refusal_lists_every_reason_and_exits_1() {
     let dir = Dir::new();
     let ad = dir.write("ad-a.json", &ad_a());

@@ -434,6 +434,68 @@ fn io_errors_exit_2_after_judging_the_rest() {
 }
 
 #[test]
+fn a_name_that_is_not_utf8_is_judged_by_its_suffix() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("good.participant-bind.json"), BIND).unwrap();
+    let bad = dir.path().join(std::ffi::OsStr::from_bytes(
+        b"bad\xff.participant-bind.json",
+    ));
+    fs::write(&bad, b"not json").unwrap();
+    let output = orbi(&["schema", "validate", arg(dir.path())]);
+    assert_eq!(code(&output), 1, "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("2 document(s): 1 valid, 1 invalid"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn hostile_documents_cost_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // Over the document limit: refused unread.
+    let big = dir.path().join("big.inac-control.json");
+    fs::write(&big, vec![b' '; 8 * 1024 * 1024 + 1]).unwrap();
+    let output = orbi(&["schema", "validate", arg(&big)]);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("larger than"),
+        "{}",
+        stderr(&output)
+    );
+    // A million wrong items: a hundred issues and a count, not a million.
+    let many = dir.path().join("many.archivist-advertisement.json");
+    let items = vec!["0"; 1_000_000].join(",");
+    fs::write(&many, format!("{{\"accepted/scopes\":[{items}]}}")).unwrap();
+    let output = orbi(&["schema", "validate", "--format", "json", arg(&many)]);
+    assert_eq!(code(&output), 1);
+    let lines = json_lines(&output);
+    let errors = lines[0]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 101, "{}", errors.len());
+    assert!(
+        errors[100].to_string().contains("more issues, not listed"),
+        "{}",
+        errors[100]
+    );
+}
+
+#[test]
+fn export_onto_a_file_says_it_is_not_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    fs::write(&file, b"keep").unwrap();
+    let output = orbi(&["schema", "export", "--out", arg(&file)]);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("exists and is not a directory"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(fs::read(&file).unwrap(), b"keep");
+}
+
+#[test]
 fn export_writes_the_canonical_files_byte_for_byte() {
     let out = tempfile::tempdir().unwrap();
     let output = orbi(&["schema", "export", "--out", arg(out.path())]);

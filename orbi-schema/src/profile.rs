@@ -104,6 +104,9 @@ impl fmt::Debug for SchemaValidator {
     }
 }
 
+/// The most issues [`SchemaValidator::issues`] lists one by one for a document.
+pub const MAX_ISSUES: usize = 100;
+
 impl SchemaValidator {
     /// The schema's short name.
     pub fn name(&self) -> &'static str {
@@ -144,12 +147,24 @@ impl SchemaValidator {
         Ok(document)
     }
 
-    /// Every reason `document` does not conform (empty when it does).
+    /// The reasons `document` does not conform (empty when it does): every one up to
+    /// [`MAX_ISSUES`], then one more issue at the document that counts the rest, so that a
+    /// document of a million bad items costs a hundred issues in memory, not a million.
     pub fn issues(&self, document: &Value) -> Vec<Issue> {
-        self.inner
-            .iter_errors(document)
+        let mut errors = self.inner.iter_errors(document);
+        let mut issues: Vec<Issue> = errors
+            .by_ref()
+            .take(MAX_ISSUES)
             .map(|error| Issue::from_error(&error))
-            .collect()
+            .collect();
+        let more = errors.count();
+        if more > 0 {
+            issues.push(Issue::document(
+                "",
+                format!("and {more} more issues, not listed"),
+            ));
+        }
+        issues
     }
 }
 
@@ -253,6 +268,35 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!("frozen".parse::<Profile>(), Ok(Profile::Frozen));
         assert!("closed".parse::<Profile>().is_err());
+    }
+
+    #[test]
+    fn issues_are_listed_up_to_the_cap_then_counted() {
+        let validator = registry()
+            .validator("archivist-advertisement", Profile::Seed)
+            .unwrap();
+        let document = json!({ "accepted/scopes": vec![0; 1000] });
+        let issues = validator.issues(&document);
+        assert_eq!(issues.len(), MAX_ISSUES + 1);
+        let last = issues.last().unwrap();
+        let counted: usize = last
+            .message
+            .strip_prefix("and ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{last}"));
+        assert!(counted >= 1000 - MAX_ISSUES, "{last}");
+        assert_eq!(
+            MAX_ISSUES + counted,
+            validator.inner.iter_errors(&document).count()
+        );
+        // A document with few issues lists them all, with nothing counted.
+        let few = validator.issues(&json!({}));
+        assert!(few.len() < MAX_ISSUES);
+        assert!(
+            few.iter()
+                .all(|issue| !issue.message.ends_with("not listed"))
+        );
     }
 
     #[test]
