@@ -676,6 +676,11 @@ pub(crate) mod tests {
             ledger.decide_offer(999, true, 13),
             Err(LedgerError::UnknownOffer(999))
         ));
+        assert!(matches!(
+            ledger.decide_offer(u64::MAX, true, 13),
+            Err(LedgerError::UnknownOffer(u64::MAX))
+        ));
+        assert_eq!(ledger.offer(u64::MAX).unwrap(), None);
         assert_eq!(ledger.pending_offer_count(Some(&p)).unwrap(), 1);
         assert_eq!(
             ledger

@@ -130,6 +130,17 @@ mod tests {
     }
 
     #[test]
+    fn a_state_directory_that_is_a_file_is_named_as_such() {
+        let parent = tempfile::tempdir().unwrap();
+        let file = parent.path().join("node");
+        std::fs::write(&file, b"").unwrap();
+        let error = NodeState::open(&file, Durability::Full)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("exists and is not a directory"), "{error}");
+    }
+
+    #[test]
     fn a_new_state_directory_has_its_entry_synced_once() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("node");

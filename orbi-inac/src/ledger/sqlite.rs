@@ -511,12 +511,29 @@ fn insert_artifact(
             Lookup::ArtifactId,
             index.hash_artifact_id(&d.schema, &d.content_type, &d.artifact_id),
         ),
+        (
+            Lookup::OwnArtifactId,
+            index.hash_own_artifact_id(
+                &d.schema,
+                &d.content_type,
+                &d.artifact_id,
+                held.source_peer.as_str(),
+            ),
+        ),
     ];
     index.inserted(Table::Artifacts, tx.last_insert_rowid(), &keys);
     Ok(())
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Artifact rows read on this thread (tests only).
+    static ARTIFACT_ROWS_READ: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn artifact_row(connection: &Connection, seq: i64) -> rusqlite::Result<Option<HeldRow>> {
+    #[cfg(test)]
+    ARTIFACT_ROWS_READ.with(|read| read.set(read.get() + 1));
     connection
         .prepare_cached(ARTIFACT_BY_SEQ)?
         .query_row(params![seq], held_row)
@@ -866,13 +883,25 @@ impl Ledger for SqliteLedger {
                 .transpose()?
                 .filter(|held| query.matches(held)),
             (None, Some(artifact_id)) => {
-                let hash = index.hash_artifact_id(query.schema, query.content_type, artifact_id);
+                // A peer's own artifacts are found among its own rows: another peer's rows
+                // under the same id are never read.
+                let (lookup, hash) = match query.delivered_by {
+                    Some(peer) => (
+                        Lookup::OwnArtifactId,
+                        index.hash_own_artifact_id(
+                            query.schema,
+                            query.content_type,
+                            artifact_id,
+                            peer.as_str(),
+                        ),
+                    ),
+                    None => (
+                        Lookup::ArtifactId,
+                        index.hash_artifact_id(query.schema, query.content_type, artifact_id),
+                    ),
+                };
                 let mut found = None;
-                for &seq in index
-                    .candidates(connection, Lookup::ArtifactId, hash)?
-                    .iter()
-                    .rev()
-                {
+                for &seq in index.candidates(connection, lookup, hash)?.iter().rev() {
                     if let Some(held) = artifact_row(connection, seq)?.map(held_from).transpose()?
                         && query.matches(&held)
                     {
@@ -1014,6 +1043,10 @@ impl Ledger for SqliteLedger {
     }
 
     fn offer(&self, id: u64) -> Result<Option<OfferRecord>, LedgerError> {
+        // Row ids are i64: a larger id names no offer (SQLite would refuse to bind it).
+        if i64::try_from(id).is_err() {
+            return Ok(None);
+        }
         self.db()
             .prepare_cached(&format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = ?1"))?
             .query_row(params![id], offer_row)
@@ -1038,6 +1071,9 @@ impl Ledger for SqliteLedger {
         accept: bool,
         at_ms: u64,
     ) -> Result<OfferRecord, LedgerError> {
+        if i64::try_from(id).is_err() {
+            return Err(LedgerError::UnknownOffer(id));
+        }
         let wanted = OfferState::decided(accept);
         self.writable()?
             .prepare_cached(
@@ -1352,6 +1388,43 @@ mod tests {
     }
 
     #[test]
+    fn a_peers_request_by_id_reads_only_its_own_rows() {
+        let mut ledger = SqliteLedger::open_in_memory().unwrap();
+        let (squatter, owner, stranger) = (
+            orbi_types::KeyPair::from_seed(&[2; 32]).node_id(),
+            orbi_types::KeyPair::from_seed(&[3; 32]).node_id(),
+            orbi_types::KeyPair::from_seed(&[4; 32]).node_id(),
+        );
+        let held = |i: u32, peer: &NodeId| HeldArtifact {
+            descriptor: Descriptor::of_bytes("vendor.x.v1", "text/plain", &i.to_be_bytes())
+                .with_artifact_id("note:X"),
+            source_peer: peer.clone(),
+            kept: true,
+            at_ms: u64::from(i),
+        };
+        let own = held(0, &owner);
+        ledger.record(&admitting(&own)).unwrap();
+        for i in 1..=500 {
+            ledger.record(&admitting(&held(i, &squatter))).unwrap();
+        }
+        let query = |peer| ArtifactQuery {
+            schema: "vendor.x.v1",
+            content_type: "text/plain",
+            artifact_id: Some("note:X"),
+            digest: None,
+            delivered_by: Some(peer),
+        };
+        let read = || ARTIFACT_ROWS_READ.with(std::cell::Cell::get);
+        let before = read();
+        assert_eq!(ledger.find_held(&query(&owner)).unwrap(), Some(own));
+        assert_eq!(ledger.find_held(&query(&stranger)).unwrap(), None);
+        assert_eq!(read() - before, 1, "one row read, the owner's");
+        // Reopened, the lookup is rebuilt from the table the same way.
+        ledger.db().index = Index::new();
+        assert_eq!(ledger.find_held(&query(&stranger)).unwrap(), None);
+    }
+
+    #[test]
     fn keeps_the_ledger_contract_when_every_key_shares_one_hash() {
         let mut ledger = SqliteLedger::open_in_memory().unwrap();
         ledger.db().index = Index::colliding();
@@ -1408,8 +1481,8 @@ mod tests {
         assert_eq!(rows(&ledger, "artifacts"), 1);
         assert_eq!(
             ledger.db().index.entries(),
-            2,
-            "held and artifact id of the kept one"
+            3,
+            "held, artifact id and own artifact id of the kept one"
         );
         ledger.record(&admitting(&dropped)).unwrap();
         assert_eq!(ledger.held(&b.schema, &b.digest).unwrap(), Some(dropped));
@@ -1678,7 +1751,7 @@ mod tests {
             .record(&admitting(&held))
             .unwrap();
         assert_eq!(ours.held(&d.schema, &d.digest).unwrap(), Some(held));
-        assert_eq!(ours.db().index.entries(), 2);
+        assert_eq!(ours.db().index.entries(), 3, "the one row's three keys");
     }
 
     #[test]
@@ -1704,7 +1777,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(ledger.held(&d.schema, &d.digest).unwrap(), Some(second));
-        assert_eq!(ledger.db().index.entries(), 4, "each row once");
+        assert_eq!(
+            ledger.db().index.entries(),
+            6,
+            "each row once (three keys per artifact)"
+        );
     }
 
     #[test]

@@ -170,7 +170,17 @@ pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
+    builder.create(dir).map_err(|error| {
+        // "File exists" would puzzle: what exists is not a directory.
+        if error.kind() == io::ErrorKind::AlreadyExists && !dir.is_dir() {
+            io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "exists and is not a directory",
+            )
+        } else {
+            error
+        }
+    })
 }
 
 /// Creates the empty file `path` readable by this user only (0600 on Unix) unless it exists

@@ -120,8 +120,8 @@ impl Table {
         match self {
             Table::Idempotency => "SELECT id, peer, key FROM idempotency WHERE id > ?1 ORDER BY id",
             Table::Artifacts => {
-                "SELECT seq, schema, digest, content_type, artifact_id FROM artifacts \
-                 WHERE seq > ?1 ORDER BY seq"
+                "SELECT seq, schema, digest, content_type, artifact_id, source_peer \
+                 FROM artifacts WHERE seq > ?1 ORDER BY seq"
             }
             Table::Objects => "SELECT id, digest FROM objects WHERE id > ?1 ORDER BY id",
         }
@@ -148,14 +148,18 @@ pub(crate) enum Lookup {
     ArtifactId,
     /// `digest` → `objects.id` (one row).
     Object,
+    /// `(schema, content_type, artifact_id, source_peer)` → `artifacts.seq`: a peer's own
+    /// artifacts under an id, without reading every other peer's under it.
+    OwnArtifactId,
 }
 
 impl Lookup {
-    const ALL: [Lookup; 4] = [
+    const ALL: [Lookup; 5] = [
         Lookup::Idempotency,
         Lookup::Held,
         Lookup::ArtifactId,
         Lookup::Object,
+        Lookup::OwnArtifactId,
     ];
 
     fn slot(self) -> usize {
@@ -175,7 +179,7 @@ pub(crate) struct Index {
     /// Tests: every key hashes alike, so every lookup goes through the collision path.
     #[cfg(test)]
     colliding: bool,
-    maps: [KeyMap; 4],
+    maps: [KeyMap; 5],
     /// Per table: the highest row id reflected in the maps, once loaded.
     high_water: [Option<i64>; 3],
     /// The `PRAGMA data_version` last seen.
@@ -236,6 +240,16 @@ impl Index {
 
     pub(crate) fn hash_object(&self, digest: &str) -> u64 {
         self.hash((3u8, digest))
+    }
+
+    pub(crate) fn hash_own_artifact_id(
+        &self,
+        schema: &str,
+        content_type: &str,
+        id: &str,
+        source_peer: &str,
+    ) -> u64 {
+        self.hash((4u8, schema, content_type, id, source_peer))
     }
 
     /// The candidate row ids of `hash`, oldest first. Loads `lookup`'s table first.
@@ -352,14 +366,19 @@ impl Index {
                 }
                 Table::Artifacts => {
                     let schema = row.get_ref(1)?.as_str()?;
+                    let (content_type, artifact_id) =
+                        (row.get_ref(3)?.as_str()?, row.get_ref(4)?.as_str()?);
                     let held = self.hash_held(schema, row.get_ref(2)?.as_str()?);
-                    let named = self.hash_artifact_id(
+                    let named = self.hash_artifact_id(schema, content_type, artifact_id);
+                    let own = self.hash_own_artifact_id(
                         schema,
-                        row.get_ref(3)?.as_str()?,
-                        row.get_ref(4)?.as_str()?,
+                        content_type,
+                        artifact_id,
+                        row.get_ref(5)?.as_str()?,
                     );
                     self.maps[Lookup::Held.slot()].add(held, id);
                     self.maps[Lookup::ArtifactId.slot()].add(named, id);
+                    self.maps[Lookup::OwnArtifactId.slot()].add(own, id);
                 }
                 Table::Objects => {
                     let hash = self.hash_object(row.get_ref(1)?.as_str()?);
@@ -416,7 +435,7 @@ impl Index {
 fn table_of(lookup: Lookup) -> Table {
     match lookup {
         Lookup::Idempotency => Table::Idempotency,
-        Lookup::Held | Lookup::ArtifactId => Table::Artifacts,
+        Lookup::Held | Lookup::ArtifactId | Lookup::OwnArtifactId => Table::Artifacts,
         Lookup::Object => Table::Objects,
     }
 }
