@@ -134,18 +134,18 @@ impl Report {
             self.unexpected += 1;
         }
         match self.format {
-            Format::Json => println!(
+            Format::Json => outln!(
                 "{}",
                 json!({"step": name, "ok": ok, "expected": expected, "got": got, "detail": detail})
             ),
             Format::Text => {
                 let mark = if ok { "ok  " } else { "FAIL" };
-                println!("{mark} {name:<28} {got}");
+                outln!("{mark} {name:<28} {got}");
                 if !ok {
-                    println!("     expected: {expected}");
+                    outln!("     expected: {expected}");
                 }
                 if let Some(note) = detail.get("note").and_then(Value::as_str) {
-                    println!("     {note}");
+                    outln!("     {note}");
                 }
             }
         }
@@ -153,7 +153,7 @@ impl Report {
 
     fn finish(&self, kept: Option<&Path>) {
         match self.format {
-            Format::Json => println!(
+            Format::Json => outln!(
                 "{}",
                 json!({
                     "demo": "done",
@@ -163,13 +163,13 @@ impl Report {
                 })
             ),
             Format::Text => {
-                println!(
+                outln!(
                     "{} of {} steps as expected",
                     self.steps - self.unexpected,
                     self.steps
                 );
                 if let Some(dir) = kept {
-                    println!("node directories kept in {}", dir.display());
+                    outln!("node directories kept in {}", dir.display());
                 }
             }
         }

@@ -37,7 +37,9 @@ pub fn finish(result: Result<Outcome, CliError>) -> ExitCode {
 
 /// Tells the operator `message` on stderr, terminal-safe (it may quote peers and files).
 pub fn say(message: &str) {
-    eprintln!("orbi: {}", terminal_safe(message));
+    use std::io::Write as _;
+    // Not `eprintln!`, which panics when stderr is a closed pipe.
+    let _ = writeln!(std::io::stderr().lock(), "orbi: {}", terminal_safe(message));
 }
 
 /// `text` with every character a terminal would act on written out as `\u{..}`: control

@@ -355,7 +355,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             "node/id": server.node_id().as_str(),
             "listen": server.local_addr().to_string(),
         });
-        println!("{first}");
+        outln!("{first}");
         {
             use std::io::Write;
             let _ = std::io::stdout().flush();

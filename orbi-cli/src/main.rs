@@ -8,6 +8,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that never panics: a reader that went away (`orbi demo | head -3`) is not this
+/// program's failure, and a node must not die with its banner.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod archivist;
 mod demo;
 mod exit;

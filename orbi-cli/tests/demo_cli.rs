@@ -116,3 +116,26 @@ fn demo_without_dir_leaves_no_scratch_directory() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// A reader that went away is not a failure of `orbi`: with stdout or stderr a closed pipe,
+/// the exit code is the command's own (no panic, no 101).
+#[test]
+fn closed_output_pipes_do_not_panic() {
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(["schema", "validate", "/nonexistent/x.inac-control.json"])
+        .stderr(closed())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(["demo"])
+        .stdout(closed())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "every step behaved, unread");
+}

@@ -156,10 +156,26 @@ impl NodeConfig {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<NodeConfig, CliError> {
         let text = read_bounded(path)?;
-        let raw: RawConfig = toml::from_str(&text)
-            .map_err(|err| CliError::new(format!("{}: {err}", path.display())))?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|err| {
+            CliError::new(format!("{}: {}", path.display(), toml_problem(&text, &err)))
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         resolve(raw, base).map_err(|err| CliError::new(format!("{}: {err}", path.display())))
+    }
+}
+
+/// What is wrong with the TOML `text`, and where: the parser's message with a line and column,
+/// not its rendering, which quotes the whole offending line (megabytes, for a hostile file).
+fn toml_problem(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    match err.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{message} at line {line} column {column}")
+        }
+        None => message.to_owned(),
     }
 }
 
@@ -456,6 +472,26 @@ mod tests {
     fn load(text: &str) -> Result<NodeConfig, String> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| err.to_string())?;
         resolve(raw, Path::new("/etc/orbi"))
+    }
+
+    #[test]
+    fn a_syntax_error_is_placed_without_quoting_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let long = "x".repeat(100_000);
+        std::fs::write(&path, format!("[inac]\nallow = [\"{long}\" oops]\n")).unwrap();
+        let error = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            error.len() < 300,
+            "{} bytes: {}",
+            error.len(),
+            &error[..300]
+        );
+        assert!(error.contains("at line 2 column 100013"), "{error}");
+        std::fs::write(&path, "[inac]\nallowed = []\n").unwrap();
+        let error = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(error.contains("unknown field `allowed`"), "{error}");
+        assert!(error.contains("at line 2 column 1"), "{error}");
     }
 
     #[test]

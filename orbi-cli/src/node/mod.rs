@@ -114,7 +114,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
             let runtime = crate::inac::server_runtime()?;
             runtime.block_on(async move {
                 let node = RunningNode::start(&config).await?;
-                println!("{}", node.banner());
+                outln!("{}", node.banner());
                 {
                     use std::io::Write;
                     let _ = std::io::stdout().flush();
