@@ -835,7 +835,11 @@ fn inspect(data_dir: &Path) -> Result<NodeState, CliError> {
                     nested.display()
                 ))
             }
-            other => CliError::new(other.to_string()),
+            missing @ orbi_inac::StateError::Missing(_) => CliError::new(missing.to_string()),
+            other => CliError::new(format!(
+                "cannot use the inac state in {}: {other}",
+                data_dir.display()
+            )),
         }
     })
 }

@@ -384,6 +384,18 @@ fn data_dir_commands_report_usage_errors() {
     assert!(run.stderr.contains("nowhere"), "{}", run.stderr);
     let run = ws.orbi(&["inac", "store", "--data-dir", &missing, "list"]);
     assert_eq!(run.code, 2);
+    // A ledger that is not one: the message names the directory it was looked for in.
+    let garbage = ws.path("garbage");
+    std::fs::create_dir(&garbage).unwrap();
+    std::fs::write(format!("{garbage}/inac.sqlite"), [b'x'; 512]).unwrap();
+    let run = ws.orbi(&["inac", "store", "--data-dir", &garbage, "list"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains(&format!("cannot use the inac state in {garbage}: ")),
+        "{}",
+        run.stderr
+    );
     // What the message quotes cannot drive the operator's terminal.
     let hostile = ws.path("x\u{1b}[2J\u{1b}]0;owned\u{7}");
     let run = ws.orbi(&["inac", "store", "--data-dir", &hostile, "list"]);
