@@ -410,7 +410,13 @@ impl SqliteStore {
                 row.get(0)
             })
             .optional()
-            .map_err(|_| not_ours("it holds other tables"))?
+            .or_else(|_| {
+                if only_our_tables(&conn).map_err(open_error)? {
+                    Ok(None)
+                } else {
+                    Err(not_ours("it holds other tables"))
+                }
+            })?
         };
         match layout.as_deref() {
             Some(LAYOUT_VERSION) => {}
@@ -422,9 +428,17 @@ impl SqliteStore {
                     ),
                 });
             }
-            None if tables > 0 => return Err(not_ours("it holds other tables")),
+            // Only our own tables, without the layout row: a read model whose making an older
+            // build left unfinished (it made them one commit at a time). It is finished below.
+            None if tables > 0 && !only_our_tables(&conn).map_err(open_error)? => {
+                return Err(not_ours("it holds other tables"));
+            }
             None if !flags.contains(OpenFlags::SQLITE_OPEN_CREATE) => {
-                return Err(not_ours("it is empty"));
+                return Err(not_ours(if tables == 0 {
+                    "it is empty"
+                } else {
+                    "its making was never finished; the node finishes it when it opens it"
+                }));
             }
             None => {}
         }
@@ -437,15 +451,21 @@ impl SqliteStore {
              PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;"
         ))
         .map_err(open_error)?;
-        conn.execute_batch(SCHEMA).map_err(open_error)?;
-        conn.set_prepared_statement_cache_capacity(64);
         if layout.is_none() {
-            conn.execute(
+            // The tables and the layout row in one transaction: a read model interrupted while
+            // it was being made must not look like another program's database afterwards.
+            let made = conn.unchecked_transaction().map_err(open_error)?;
+            made.execute_batch(SCHEMA).map_err(open_error)?;
+            made.execute(
                 "INSERT INTO meta (key, value) VALUES ('layout', ?1)",
                 [LAYOUT_VERSION],
             )
             .map_err(open_error)?;
+            made.commit().map_err(open_error)?;
+        } else {
+            conn.execute_batch(SCHEMA).map_err(open_error)?;
         }
+        conn.set_prepared_statement_cache_capacity(64);
         let mut store = SqliteStore {
             conn,
             path: shown,
@@ -714,7 +734,25 @@ fn timestamp_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
     parsed(row, index, Timestamp::parse)
 }
 
-/// Host instants are stored as Unix nanoseconds (good until the year 2262).
+/// Whether every table in the database is one [`SCHEMA`] makes.
+fn only_our_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    let ours: Vec<&str> = SCHEMA
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("CREATE TABLE IF NOT EXISTS "))
+        .filter_map(|rest| rest.split([' ', '(']).next())
+        .collect();
+    let mut statement = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let names = statement.query_map([], |row| row.get::<_, String>(0))?;
+    for name in names {
+        if !ours.contains(&name?.as_str()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Host instants are stored as Unix nanoseconds: from 1677 to 2262, and an instant outside
+/// that range is stored as the nearest end of it (a clock that far off is broken anyway).
 fn instant_of(row: &Row<'_>, index: usize) -> rusqlite::Result<OffsetDateTime> {
     let nanos: i64 = row.get(index)?;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
@@ -722,7 +760,8 @@ fn instant_of(row: &Row<'_>, index: usize) -> rusqlite::Result<OffsetDateTime> {
 }
 
 fn nanos(instant: OffsetDateTime) -> i64 {
-    i64::try_from(instant.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+    let nanos = instant.unix_timestamp_nanos();
+    i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn attachment_row(row: &Row<'_>) -> rusqlite::Result<AttachmentRec> {
@@ -1424,6 +1463,43 @@ mod tests {
         drop(store);
         // Reopening finds the node it was made for.
         SqliteStore::open(&path, &node, StoreLimits::default(), Durability::Full).unwrap();
+    }
+
+    #[test]
+    fn a_read_model_left_half_made_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pod.sqlite");
+        let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
+        // Our tables, no layout row: what an interrupted making by an older build left.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(SCHEMA)
+            .unwrap();
+        SqliteStore::open(&path, &node, StoreLimits::default(), Durability::Full).unwrap();
+        SqliteStore::open_existing(&path, StoreLimits::default()).unwrap();
+        // With a table of someone else's beside them, it is not ours.
+        let other = dir.path().join("other.sqlite");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch(&format!("{SCHEMA}; CREATE TABLE precious (x);"))
+            .unwrap();
+        let error =
+            SqliteStore::open(&other, &node, StoreLimits::default(), Durability::Full).unwrap_err();
+        assert!(error.to_string().contains("other tables"), "{error}");
+    }
+
+    #[test]
+    fn instants_outside_the_stored_range_keep_their_side() {
+        let at = |text: &str| Timestamp::parse(text).unwrap().instant();
+        let far_past = at("1600-01-01T00:00:00Z");
+        let far_future = at("9999-12-31T23:59:59Z");
+        assert_eq!(nanos(far_past), i64::MIN);
+        assert_eq!(nanos(far_future), i64::MAX);
+        let now = at("2026-11-22T02:00:00Z");
+        assert_eq!(
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos(now))).unwrap(),
+            now
+        );
     }
 
     #[test]
