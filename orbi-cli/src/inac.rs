@@ -275,6 +275,9 @@ pub(crate) fn init_logging(default: &str) {
         .with_writer(std::io::stderr)
         // Colour codes only for a person reading a terminal, never in a log file or a pipe.
         .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr must not stop the node: by default the subscriber reports its own
+        // write failures with `eprintln!`, which panics on a closed pipe.
+        .log_internal_errors(false)
         .try_init();
 }
 
@@ -423,7 +426,7 @@ fn describe(args: &SendArgs) -> Result<Descriptor, CliError> {
     let digest = match &args.digest {
         Some(text) => digest_arg(text)?,
         None => {
-            let mut file = std::fs::File::open(&args.file).map_err(io)?;
+            let mut file = crate::files::open_regular(&args.file).map_err(io)?;
             let mut hasher = Sha256Hasher::new();
             let mut buffer = vec![0u8; 1024 * 1024];
             loop {
@@ -669,8 +672,9 @@ async fn push_stream(
     args: &SendArgs,
     passport: Option<&(AuthorizationMode, Map<String, Value>)>,
 ) -> Result<Result<Frame, orbi_inac::quic::ExchangeError>, CliError> {
-    let file = tokio::fs::File::open(&args.file)
-        .await
+    // Opened as `describe` checked it: a path swapped for a FIFO since cannot block here.
+    let file = crate::files::open_regular(&args.file)
+        .map(tokio::fs::File::from_std)
         .map_err(|err| CliError::new(format!("cannot read {}: {err}", args.file.display())))?;
     let bar = progress_bar(descriptor.size_bytes);
     let progress = bar.clone();

@@ -547,3 +547,34 @@ fn with_no_guest_places_only_allowed_peers_are_served() {
         run.stderr
     );
 }
+
+/// A serving node whose stderr reader went away keeps serving: its log lines are lost, the
+/// node is not (the log subscriber's own error report used to panic on the closed pipe).
+#[test]
+fn a_closed_stderr_does_not_stop_a_serving_node() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let args = ws.serve_args(&ws.path("data"), &["--allow", &sender]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(&args)
+        .current_dir(ws.dir.path())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.contains("node/id"), "{first:?}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let exited = child.try_wait().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(exited, None, "the node stopped: {exited:?}");
+}
