@@ -567,7 +567,7 @@ fn admit(
         peer,
     } = arrival;
     // One byte over the limit is enough for the engine to reject it with its own code.
-    let bytes = read_limited(file, MAX_ARTIFACT_BYTES + 1)?;
+    let bytes = crate::files::read_prefix(file, MAX_ARTIFACT_BYTES as u64 + 1)?;
     let (mut engine, now) = open_engine(&node)?;
     for other in live {
         engine.open_session(other, Session::default());

@@ -436,6 +436,15 @@ fn usage_and_io_errors_exit_2() {
     std::fs::write(w.path("junk.json"), "not json").unwrap();
     w.admit("junk.json", SESS1, "2026-03-28T19:42:05Z", &[])
         .expect(1, "rejected", "E_PROTO_INVALID");
+    // An artifact far over the limit is the engine's to reject, with its code (exit 1).
+    std::fs::write(w.path("huge.json"), vec![b' '; 1 << 20]).unwrap();
+    let huge = w.admit("huge.json", SESS1, "2026-03-28T19:42:05Z", &[]);
+    huge.expect(1, "rejected", "E_PROTO_INVALID");
+    assert!(
+        huge.stdout.contains("the limit is 65536"),
+        "{}",
+        huge.stdout
+    );
     let other = w.path("other.json");
     w.orbi(&["keys", "generate", "--out", &other]);
     let db = w.path("pod.sqlite");

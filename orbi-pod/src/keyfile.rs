@@ -220,13 +220,18 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
         path: shown.clone(),
         source,
     };
-    // Opened without waiting (`O_NONBLOCK`, which a regular file's reads ignore): opening a
-    // FIFO would otherwise wait for a writer. Then only a regular file is read.
-    let mut options = fs::File::options();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path).map_err(failed)?;
+    let file = open_without_waiting(path, |path, nonblocking| {
+        let mut options = fs::File::options();
+        options.read(true);
+        #[cfg(unix)]
+        if nonblocking {
+            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+        }
+        #[cfg(not(unix))]
+        let _ = nonblocking;
+        options.open(path)
+    })
+    .map_err(failed)?;
     if !file.metadata().map_err(failed)?.is_file() {
         return Err(KeyFileError::NotAFile { path: shown });
     }
@@ -242,6 +247,25 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
         });
     }
     decode(&text, &shown)
+}
+
+/// Opens `path` with `open(path, nonblocking)` without waiting (`O_NONBLOCK`, which a regular
+/// file's reads ignore): opening a FIFO would otherwise wait for a writer. Only a lease on a
+/// regular file (an NFS delegation, a Samba oplock), which fails a non-blocking open at once,
+/// is waited for with a blocking open. The caller still checks what it opened.
+fn open_without_waiting(
+    path: &Path,
+    open: impl Fn(&Path, bool) -> std::io::Result<fs::File>,
+) -> std::io::Result<fs::File> {
+    match open(path, true) {
+        Err(error)
+            if error.kind() == std::io::ErrorKind::WouldBlock
+                && fs::metadata(path).is_ok_and(|m| m.is_file()) =>
+        {
+            open(path, false)
+        }
+        opened => opened,
+    }
 }
 
 #[cfg(unix)]
@@ -444,6 +468,31 @@ mod tests {
         assert!(
             matches!(outcome, Err(KeyFileError::NotAFile { .. })),
             "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn a_leased_key_file_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        fs::write(&path, b"x").unwrap();
+        let tries = std::cell::RefCell::new(Vec::new());
+        let leased = |path: &Path, nonblocking: bool| {
+            tries.borrow_mut().push(nonblocking);
+            if nonblocking {
+                Err(std::io::Error::from(std::io::ErrorKind::WouldBlock))
+            } else {
+                fs::File::open(path)
+            }
+        };
+        open_without_waiting(&path, leased).unwrap();
+        assert_eq!(*tries.borrow(), [true, false]);
+        tries.borrow_mut().clear();
+        assert!(open_without_waiting(dir.path(), leased).is_err());
+        assert_eq!(
+            *tries.borrow(),
+            [true],
+            "a directory is never opened blocking"
         );
     }
 
