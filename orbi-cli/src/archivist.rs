@@ -33,13 +33,18 @@ use serde_json::{Value, json};
 
 use crate::{CliError, Outcome};
 
-/// The largest input file read (thousands of advertisements); larger ones are refused unread.
-/// A parsed file can take some 25 times its text in memory, so this bounds one file's cost.
-const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
+/// The largest input file read (over ten thousand advertisements of the upstream example's
+/// size); larger ones are refused unread. A parsed file can take some 25 times its text in
+/// memory, so this bounds one file's cost.
+const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The most advertisements one command reads, over all its files: each invalid one keeps its
-/// issues, so a file of a million empty objects must not become a million reports.
-const MAX_ADVERTISEMENTS: usize = 20_000;
+/// The most advertisements one command reads, over all its files: a file of a million empty
+/// objects must not become a million reports.
+const MAX_ADVERTISEMENTS: usize = 10_000;
+
+/// The most issues kept for one invalid advertisement (then a count of the rest), so that
+/// ten thousand invalid ones cost megabytes, not a gigabyte.
+const MAX_ISSUES_KEPT: usize = 20;
 
 /// Arguments of `orbi archivist`.
 #[derive(clap::Args)]
@@ -63,7 +68,7 @@ enum Command {
     /// (advertisements left out by stage 0b follow, with status `excluded` and their code).
     Discover(crate::node::client::DiscoverArgs),
     /// Check advertisements: schema validity and lints. Exits 1 when one is invalid (or,
-    /// with --strict, has a lint).
+    /// with --strict, has a lint). Reads at most 10 000 advertisements, 16 MiB a file.
     Lint {
         /// Advertisement files (one advertisement or an array each).
         #[arg(required = true)]
@@ -202,7 +207,7 @@ fn load_advertisements(files: &[PathBuf]) -> Result<Vec<Loaded>, CliError> {
                 for (index, item) in items.iter().enumerate() {
                     loaded.push(Loaded {
                         source: format!("{source}#{index}"),
-                        admitted: Advertisement::admit(item),
+                        admitted: admit_kept(item),
                     });
                 }
             }
@@ -212,7 +217,7 @@ fn load_advertisements(files: &[PathBuf]) -> Result<Vec<Loaded>, CliError> {
                 }
                 loaded.push(Loaded {
                     source,
-                    admitted: Advertisement::admit(&value),
+                    admitted: admit_kept(&value),
                 });
             }
             Err(error) => loaded.push(Loaded {
@@ -226,6 +231,20 @@ fn load_advertisements(files: &[PathBuf]) -> Result<Vec<Loaded>, CliError> {
         }
     }
     Ok(loaded)
+}
+
+/// [`Advertisement::admit`], keeping at most [`MAX_ISSUES_KEPT`] issues of an invalid one.
+fn admit_kept(value: &Value) -> Result<Advertisement, InvalidAdvertisement> {
+    Advertisement::admit(value).map_err(|mut invalid| {
+        if invalid.issues.len() > MAX_ISSUES_KEPT {
+            let more = invalid.issues.len() - MAX_ISSUES_KEPT;
+            invalid.issues.truncate(MAX_ISSUES_KEPT);
+            invalid
+                .issues
+                .push(format!("and {more} more issues, not listed"));
+        }
+        invalid
+    })
 }
 
 fn timestamp(text: &str, what: &str) -> Result<Timestamp, CliError> {

@@ -142,18 +142,34 @@ fn done_when_the_upstream_example_negotiates_on_host_ledger_and_a_free_copy_acce
 }
 
 #[test]
-fn lint_reads_at_most_20000_advertisements() {
+fn lint_reads_at_most_10000_advertisements() {
     let dir = Dir::new();
     let many = dir.write_bytes(
         "many.json",
-        format!("[{}]", vec!["{}"; 20_001].join(",")).as_bytes(),
+        format!("[{}]", vec!["{}"; 10_001].join(",")).as_bytes(),
     );
     let output = orbi(&["archivist", "lint", path(&many)]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("more than 20000 advertisements"),
+        stderr.contains("more than 10000 advertisements"),
         "{stderr}"
+    );
+    // An advertisement with hundreds of issues keeps twenty and a count.
+    let noisy = dir.write(
+        "noisy.json",
+        &serde_json::json!({ "accepted/scopes": vec![0; 300] }),
+    );
+    let output = orbi(&["archivist", "lint", "--format", "json", path(&noisy)]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json_of(&output);
+    let issues = report[0]["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 21, "{report}");
+    assert!(
+        issues[20]
+            .as_str()
+            .unwrap()
+            .ends_with("more issues, not listed")
     );
     let fewer = dir.write_bytes(
         "fewer.json",

@@ -157,10 +157,25 @@ impl NodeConfig {
     pub fn load(path: &Path) -> Result<NodeConfig, CliError> {
         let text = read_bounded(path)?;
         let raw: RawConfig = toml::from_str(&text).map_err(|err| {
-            CliError::new(format!("{}: {}", path.display(), toml_problem(&text, &err)))
+            CliError::new(format!(
+                "{}: {}",
+                path.display(),
+                clip(&toml_problem(&text, &err))
+            ))
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        resolve(raw, base).map_err(|err| CliError::new(format!("{}: {err}", path.display())))
+        resolve(raw, base)
+            .map_err(|err| CliError::new(format!("{}: {}", path.display(), clip(&err))))
+    }
+}
+
+/// `message` cut to a readable length: it may quote a value from the file, which a hostile
+/// (or mistaken) file can make megabytes long.
+fn clip(message: &str) -> String {
+    const MOST: usize = 400;
+    match message.char_indices().nth(MOST) {
+        Some((at, _)) => format!("{}… (cut)", &message[..at]),
+        None => message.to_owned(),
     }
 }
 
@@ -488,6 +503,27 @@ mod tests {
             &error[..300]
         );
         assert!(error.contains("at line 2 column 100013"), "{error}");
+        let good = template("127.0.0.1:7400".parse().unwrap(), false, &[], &[]);
+        for hostile in [
+            good.replacen("[inac]\n", &format!("[inac]\n{long} = 1\n"), 1),
+            good.replacen("allow = []", &format!("allow = \"{long}\""), 1),
+            good.replacen(
+                "durability = \"full\"",
+                &format!("durability = \"{long}\""),
+                1,
+            ),
+        ] {
+            assert_ne!(hostile, good);
+            std::fs::write(&path, hostile).unwrap();
+            let error = NodeConfig::load(&path).unwrap_err().to_string();
+            assert!(
+                error.len() < 600,
+                "{} bytes: {}",
+                error.len(),
+                &error[..600]
+            );
+            assert!(error.ends_with("… (cut)"), "{error}");
+        }
         std::fs::write(&path, "[inac]\nallowed = []\n").unwrap();
         let error = NodeConfig::load(&path).unwrap_err().to_string();
         assert!(error.contains("unknown field `allowed`"), "{error}");
