@@ -475,14 +475,14 @@ impl<S: Store> PodEngine<S> {
         if let Some(version) = checks::wrong_version(value) {
             return Err(version);
         }
-        let issues = validator.issues(value);
+        let (issues, total) = validator.issues_counted(value);
         let mut message: Vec<String> = issues
             .iter()
             .take(3)
             .map(|issue| format!("{:?}: {}", issue.instance, clip(&issue.message, 160)))
             .collect();
-        if issues.len() > 3 {
-            message.push(format!("and {} more", issues.len() - 3));
+        if total > 3 {
+            message.push(format!("and {} more", total - 3));
         }
         Err(invalid(
             Check::V1,

@@ -151,13 +151,8 @@ impl SchemaValidator {
     /// [`MAX_ISSUES`], then one more issue at the document that counts the rest, so that a
     /// document of a million bad items costs a hundred issues in memory, not a million.
     pub fn issues(&self, document: &Value) -> Vec<Issue> {
-        let mut errors = self.inner.iter_errors(document);
-        let mut issues: Vec<Issue> = errors
-            .by_ref()
-            .take(MAX_ISSUES)
-            .map(|error| Issue::from_error(&error))
-            .collect();
-        let more = errors.count();
+        let (mut issues, total) = self.issues_counted(document);
+        let more = total - issues.len();
         if more > 0 {
             issues.push(Issue::document(
                 "",
@@ -165,6 +160,18 @@ impl SchemaValidator {
             ));
         }
         issues
+    }
+
+    /// The first [`MAX_ISSUES`] reasons `document` does not conform, and how many there are.
+    pub fn issues_counted(&self, document: &Value) -> (Vec<Issue>, usize) {
+        let mut errors = self.inner.iter_errors(document);
+        let issues: Vec<Issue> = errors
+            .by_ref()
+            .take(MAX_ISSUES)
+            .map(|error| Issue::from_error(&error))
+            .collect();
+        let total = issues.len() + errors.count();
+        (issues, total)
     }
 }
 
@@ -291,6 +298,8 @@ mod tests {
             validator.inner.iter_errors(&document).count()
         );
         // A document with few issues lists them all, with nothing counted.
+        let (listed, total) = validator.issues_counted(&document);
+        assert_eq!((listed.len(), total), (MAX_ISSUES, MAX_ISSUES + counted));
         let few = validator.issues(&json!({}));
         assert!(few.len() < MAX_ISSUES);
         assert!(

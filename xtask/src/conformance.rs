@@ -145,9 +145,9 @@ fn verdicts(dir: &Path, label: &str, report: &mut Tally) -> Result<(), String> {
             counted += 1;
             let file_name = path
                 .file_name()
-                .and_then(|n| n.to_str())
+                .map(|n| n.to_string_lossy())
                 .unwrap_or_default();
-            let Some(schema) = registry().for_file_name(file_name) else {
+            let Some(schema) = registry().for_file_name(&file_name) else {
                 report.fail(format!("{}: no schema for this file name", path.display()));
                 continue;
             };

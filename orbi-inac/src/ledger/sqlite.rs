@@ -573,14 +573,23 @@ impl SqliteLedger {
             path: path.to_owned(),
             source,
         })?;
-        Self::init(Connection::open(path)?, durability, Opening::Create)
+        // Without SQLite's URI names: the path is the file, the one made private above
+        // (`file:x` would otherwise open `x`, and `file::memory:` a database in memory).
+        let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        Self::init(
+            Connection::open_with_flags(path, flags)?,
+            durability,
+            Opening::Create,
+        )
     }
 
     /// Opens the existing ledger file at `path`, for a tool beside the node that serves it:
     /// nothing is created and nothing migrated. A file of an older schema (or none, version 0)
     /// is [`LedgerError::Outdated`]: the serving node's [`SqliteLedger::open`] migrates it.
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
-        let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_CREATE;
+        let flags = rusqlite::OpenFlags::default()
+            - rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            - rusqlite::OpenFlags::SQLITE_OPEN_URI;
         Self::init(
             Connection::open_with_flags(path, flags)?,
             Durability::Full,

@@ -24,7 +24,8 @@
 //!   its table's largest row id makes the table be read in afresh, and a scan that fails
 //!   leaves its table unloaded for the next lookup to retry.
 //! - **Cost.** One map entry per row of each indexed table (about 25–35 bytes: hashbrown slot
-//!   of two `u64`s at its load factor); an admitted keyed push adds four.
+//!   of two `u64`s at its load factor); an admitted keyed push adds five (its idempotency key,
+//!   the artifact's digest, id and own id, and its object).
 
 use std::{
     collections::HashMap,
