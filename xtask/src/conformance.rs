@@ -1,7 +1,7 @@
 //! `cargo xtask conformance`.
 //!
 //! Always: every fixture under `schemas/examples/{valid,invalid}` gets the verdict its directory
-//! names. With the reference data in `../shared` (or `$ORBI_SHARED`), also: our canonical
+//! names, and every invalid one the issues recorded for it in `invalid-issues.json`. With the reference data in `../shared` (or `$ORBI_SHARED`), also: our canonical
 //! schemas are semantically equal to upstream's on every validation keyword, and upstream's
 //! example artifacts get the verdicts their directories name. With a reference validator
 //! installed (python-jsonschema with its format checkers, see [`crate::reference`]), also: orbi
@@ -20,12 +20,29 @@ use serde_json::Value;
 
 use crate::{differential, reference};
 
-/// Runs every section; `Ok(false)` if any check failed.
-pub fn run(root: &Path) -> Result<bool, String> {
+/// The issues each of our invalid fixtures must be refused with, by file name: an invalid
+/// fixture refused for another reason (or not parsed at all) no longer tests its rule.
+const EXPECTED_ISSUES: &str = "schemas/examples/invalid-issues.json";
+
+/// Runs every section; `Ok(false)` if any check failed. With `record_issues`, the issues of
+/// our invalid fixtures are written to [`EXPECTED_ISSUES`] instead of checked against it.
+pub fn run(root: &Path, record_issues: bool) -> Result<bool, String> {
     let mut report = Tally::default();
     let mut fixture_roots = vec![root.join("schemas/examples")];
-    verdicts(&fixture_roots[0], "fixtures", &mut report)?;
-    match shared_dir(root) {
+    let refused = verdicts(&fixture_roots[0], "fixtures", &mut report)?;
+    let expected_path = root.join(EXPECTED_ISSUES);
+    if record_issues {
+        let text = serde_json::to_string_pretty(&refused).map_err(|err| err.to_string())? + "\n";
+        fs::write(&expected_path, text)
+            .map_err(|err| format!("cannot write {}: {err}", expected_path.display()))?;
+        println!("recorded the issues of {} invalid fixtures", refused.len());
+    } else {
+        let expected: std::collections::BTreeMap<String, Vec<String>> =
+            serde_json::from_value(read_json(&expected_path)?)
+                .map_err(|err| format!("{}: {err}", expected_path.display()))?;
+        compare_issues(&expected, &refused, &mut report);
+    }
+    match shared_dir(root)? {
         Some(shared) => {
             println!("reference data: {}", shared.display());
             upstream_schemas(&shared.join("canonical"), &mut report)?;
@@ -52,6 +69,12 @@ pub fn run(root: &Path) -> Result<bool, String> {
                     Err(line) => report.fail(line),
                 }
             }
+        }
+        None if std::env::var_os("ORBI_REQUIRE_SHARED").is_some_and(|v| v == "1") => {
+            return Err(
+                "reference data: ../shared not present, and ORBI_REQUIRE_SHARED=1 requires it"
+                    .into(),
+            );
         }
         None => println!("reference data: ../shared not present; upstream checks skipped"),
     }
@@ -100,11 +123,52 @@ impl Tally {
     }
 }
 
-fn shared_dir(root: &Path) -> Option<PathBuf> {
-    let dir = std::env::var_os("ORBI_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared"));
-    dir.join("canonical").is_dir().then_some(dir)
+/// The reference data: `$ORBI_SHARED`, which must then hold it, or `../shared` when present.
+/// A `../shared` without its `canonical/` directory is an error, not a silent skip.
+fn shared_dir(root: &Path) -> Result<Option<PathBuf>, String> {
+    let (dir, named) = match std::env::var_os("ORBI_SHARED") {
+        Some(dir) => (PathBuf::from(dir), true),
+        None => (root.join("../shared"), false),
+    };
+    if dir.join("canonical").is_dir() {
+        Ok(Some(dir))
+    } else if named || dir.exists() {
+        Err(format!(
+            "reference data: {} has no canonical/ directory{}",
+            dir.display(),
+            if named { " (ORBI_SHARED)" } else { "" }
+        ))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Each invalid fixture's issues against the recorded ones.
+fn compare_issues(
+    expected: &std::collections::BTreeMap<String, Vec<String>>,
+    refused: &std::collections::BTreeMap<String, Vec<String>>,
+    report: &mut Tally,
+) {
+    for (name, issues) in refused {
+        match expected.get(name) {
+            Some(wanted) if wanted == issues => report.pass(),
+            Some(wanted) => report.fail(format!(
+                "{name}: refused with [{}], recorded [{}] in {EXPECTED_ISSUES} (if the change \
+                 is deliberate: cargo xtask conformance --record-issues)",
+                issues.join("; "),
+                wanted.join("; ")
+            )),
+            None => report.fail(format!(
+                "{name}: no issues recorded in {EXPECTED_ISSUES} (cargo xtask conformance \
+                 --record-issues)"
+            )),
+        }
+    }
+    for name in expected.keys().filter(|name| !refused.contains_key(*name)) {
+        report.fail(format!(
+            "{name}: recorded in {EXPECTED_ISSUES} but no such invalid fixture"
+        ));
+    }
 }
 
 /// Our schemas against upstream's, keyword by keyword.
@@ -112,7 +176,17 @@ fn upstream_schemas(dir: &Path, report: &mut Tally) -> Result<(), String> {
     for ours in registry().all() {
         let path = dir.join(ours.file_name);
         if !path.exists() {
-            // Our own contracts (urn:orbi:…) have no upstream counterpart.
+            // Our own contracts (urn:orbi:…) have no upstream counterpart; upstream's must.
+            if ours.document["$id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("urn:orbiplex:"))
+            {
+                report.fail(format!(
+                    "schemas/{}: upstream's counterpart {} is missing",
+                    ours.file_name,
+                    path.display()
+                ));
+            }
             continue;
         }
         let upstream = read_json(&path)?;
@@ -132,8 +206,14 @@ fn upstream_schemas(dir: &Path, report: &mut Tally) -> Result<(), String> {
 }
 
 /// Every `*.<schema>.json` under `dir/valid` must validate and under `dir/invalid` must not.
-fn verdicts(dir: &Path, label: &str, report: &mut Tally) -> Result<(), String> {
+/// Returns each invalid file's issues by file name (a syntax error is one issue).
+fn verdicts(
+    dir: &Path,
+    label: &str,
+    report: &mut Tally,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, String> {
     let mut counted = 0;
+    let mut refused = std::collections::BTreeMap::new();
     for (expect_valid, sub) in [(true, "valid"), (false, "invalid")] {
         let mut files: Vec<PathBuf> = fs::read_dir(dir.join(sub))
             .map_err(|err| format!("cannot list {}/{sub}: {err}", dir.display()))?
@@ -169,10 +249,13 @@ fn verdicts(dir: &Path, label: &str, report: &mut Tally) -> Result<(), String> {
                     report.fail(format!("{}: expected invalid, got valid", path.display()))
                 }
             }
+            if !expect_valid {
+                refused.insert(file_name.into_owned(), errors);
+            }
         }
     }
     println!("{label}: {counted} files checked in {}", dir.display());
-    Ok(())
+    Ok(refused)
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {

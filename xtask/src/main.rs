@@ -44,8 +44,14 @@ enum Command {
         action: SchemasAction,
     },
     /// Fixtures, and (with ../shared present) upstream schemas and examples; with a reference
-    /// validator installed, the differential verdict check.
-    Conformance,
+    /// validator installed, the differential verdict check. `ORBI_REQUIRE_SHARED=1` makes
+    /// missing reference data a failure instead of a skip.
+    Conformance {
+        /// Rewrite `schemas/examples/invalid-issues.json` from the present verdicts (after a
+        /// deliberate change to a fixture or to an issue's wording), instead of checking it.
+        #[arg(long)]
+        record_issues: bool,
+    },
     /// Whole-process benchmarks against reference tools (installed into a scratch directory).
     Bench {
         #[command(subcommand)]
@@ -121,7 +127,7 @@ fn main() -> ExitCode {
         Command::Schemas {
             action: SchemasAction::Write { out },
         } => schemas::write(&out.unwrap_or_else(|| root.join("target/derived-schemas"))),
-        Command::Conformance => conformance::run(&root),
+        Command::Conformance { record_issues } => conformance::run(&root, record_issues),
         Command::Bench {
             target:
                 BenchTarget::Validate {
@@ -177,4 +183,29 @@ fn workspace_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::workspace_root;
+
+    /// CI must run the test command README.md gives a newcomer, as README gives it: its
+    /// second command line, the one marked "the tests".
+    #[test]
+    fn ci_runs_the_readme_test_command() {
+        let root = workspace_root();
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let command = readme
+            .lines()
+            .find(|line| line.ends_with("# the tests"))
+            .and_then(|line| line.split('#').next())
+            .map(str::trim)
+            .expect("README.md marks its test command with `# the tests`");
+        assert!(command.starts_with("cargo test"), "{command}");
+        let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+        assert!(
+            ci.lines().any(|line| line.trim() == command),
+            ".ci/run does not run README's test command {command:?}"
+        );
+    }
 }
