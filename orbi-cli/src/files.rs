@@ -62,35 +62,7 @@ pub fn read_prefix(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
 /// to stdin, `-`). The open itself does not wait (`O_NONBLOCK`, which a regular file's reads
 /// ignore), so a path swapped for a FIFO after any earlier check cannot block it either.
 pub fn open_regular(path: &Path) -> io::Result<fs::File> {
-    open_regular_with(path, |path, nonblocking| {
-        let mut options = fs::File::options();
-        options.read(true);
-        #[cfg(unix)]
-        if nonblocking {
-            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-        }
-        #[cfg(not(unix))]
-        let _ = nonblocking;
-        options.open(path)
-    })
-}
-
-/// [`open_regular`] with the opening itself given (`open(path, nonblocking)`).
-fn open_regular_with(
-    path: &Path,
-    open: impl Fn(&Path, bool) -> io::Result<fs::File>,
-) -> io::Result<fs::File> {
-    let file = match open(path, true) {
-        // A lease on a regular file (an NFS delegation, a Samba oplock) fails a non-blocking
-        // open at once; a blocking open waits until it is released, as `cat` does.
-        Err(error)
-            if error.kind() == io::ErrorKind::WouldBlock
-                && fs::metadata(path).is_ok_and(|m| m.is_file()) =>
-        {
-            open(path, false)?
-        }
-        opened => opened?,
-    };
+    let file = orbi_pod::keyfile::open_without_waiting(path)?;
     let metadata = file.metadata()?;
     if metadata.is_dir() {
         return Err(io::Error::new(
@@ -173,34 +145,6 @@ mod tests {
         let file = dir.path().join("a.json");
         fs::write(&file, b"{}").unwrap();
         assert_eq!(read_file(&file, 100).unwrap(), b"{}");
-    }
-
-    #[test]
-    fn a_leased_regular_file_is_opened_blocking_and_nothing_else_is() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("a.json");
-        fs::write(&file, b"{}").unwrap();
-        let tries = std::cell::RefCell::new(Vec::new());
-        let leased = |path: &Path, nonblocking: bool| {
-            tries.borrow_mut().push(nonblocking);
-            if nonblocking {
-                Err(io::Error::from(io::ErrorKind::WouldBlock))
-            } else {
-                fs::File::open(path)
-            }
-        };
-        let mut text = String::new();
-        open_regular_with(&file, leased)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        assert_eq!(text, "{}");
-        assert_eq!(*tries.borrow(), [true, false]);
-        // A path that is no regular file is never opened blocking.
-        tries.borrow_mut().clear();
-        let error = open_regular_with(dir.path(), leased).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
-        assert_eq!(*tries.borrow(), [true]);
     }
 
     #[test]

@@ -220,18 +220,7 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
         path: shown.clone(),
         source,
     };
-    let file = open_without_waiting(path, |path, nonblocking| {
-        let mut options = fs::File::options();
-        options.read(true);
-        #[cfg(unix)]
-        if nonblocking {
-            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-        }
-        #[cfg(not(unix))]
-        let _ = nonblocking;
-        options.open(path)
-    })
-    .map_err(failed)?;
+    let file = open_without_waiting(path).map_err(failed)?;
     if !file.metadata().map_err(failed)?.is_file() {
         return Err(KeyFileError::NotAFile { path: shown });
     }
@@ -249,11 +238,27 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
     decode(&text, &shown)
 }
 
-/// Opens `path` with `open(path, nonblocking)` without waiting (`O_NONBLOCK`, which a regular
-/// file's reads ignore): opening a FIFO would otherwise wait for a writer. Only a lease on a
-/// regular file (an NFS delegation, a Samba oplock), which fails a non-blocking open at once,
-/// is waited for with a blocking open. The caller still checks what it opened.
-fn open_without_waiting(
+/// Opens `path` for reading without waiting (`O_NONBLOCK`, which a regular file's reads
+/// ignore): opening a FIFO would otherwise wait for a writer. Only a lease on a regular file (an
+/// NFS delegation, a Samba oplock), which fails a non-blocking open at once, is waited for with
+/// a blocking open. The caller still checks what it opened (key files and the CLI's inputs
+/// read only regular files).
+pub fn open_without_waiting(path: &Path) -> std::io::Result<fs::File> {
+    open_without_waiting_with(path, |path, nonblocking| {
+        let mut options = fs::File::options();
+        options.read(true);
+        #[cfg(unix)]
+        if nonblocking {
+            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+        }
+        #[cfg(not(unix))]
+        let _ = nonblocking;
+        options.open(path)
+    })
+}
+
+/// [`open_without_waiting`] with the opening itself given (`open(path, nonblocking)`).
+fn open_without_waiting_with(
     path: &Path,
     open: impl Fn(&Path, bool) -> std::io::Result<fs::File>,
 ) -> std::io::Result<fs::File> {
@@ -485,10 +490,10 @@ mod tests {
                 fs::File::open(path)
             }
         };
-        open_without_waiting(&path, leased).unwrap();
+        open_without_waiting_with(&path, leased).unwrap();
         assert_eq!(*tries.borrow(), [true, false]);
         tries.borrow_mut().clear();
-        assert!(open_without_waiting(dir.path(), leased).is_err());
+        assert!(open_without_waiting_with(dir.path(), leased).is_err());
         assert_eq!(
             *tries.borrow(),
             [true],
