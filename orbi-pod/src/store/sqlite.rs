@@ -386,7 +386,14 @@ impl SqliteStore {
             path: shown.clone(),
             message: err.to_string(),
         };
-        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        // The bundled SQLite reads names starting with `file:` as URIs (`SQLITE_USE_URI`): a
+        // relative path is given from `./`, so that it opens that very file.
+        let plain = if path.is_relative() && path != Path::new(":memory:") {
+            Path::new(".").join(path)
+        } else {
+            path.to_owned()
+        };
+        let conn = Connection::open_with_flags(plain, flags).map_err(open_error)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_error)?;
         // Plans that do not depend on bound values: without this the bundled SQLite (built
@@ -410,13 +417,7 @@ impl SqliteStore {
                 row.get(0)
             })
             .optional()
-            .or_else(|_| {
-                if only_our_tables(&conn).map_err(open_error)? {
-                    Ok(None)
-                } else {
-                    Err(not_ours("it holds other tables"))
-                }
-            })?
+            .map_err(|_| not_ours("it holds other tables"))?
         };
         match layout.as_deref() {
             Some(LAYOUT_VERSION) => {}
@@ -428,17 +429,12 @@ impl SqliteStore {
                     ),
                 });
             }
-            // Only our own tables, without the layout row: a read model whose making an older
-            // build left unfinished (it made them one commit at a time). It is finished below.
-            None if tables > 0 && !only_our_tables(&conn).map_err(open_error)? => {
-                return Err(not_ours("it holds other tables"));
-            }
+            // Tables but no layout row: someone else's database. (A read model is made with its
+            // layout row in one transaction; one an older build left half made holds no records
+            // and can be removed.)
+            None if tables > 0 => return Err(not_ours("it holds other tables")),
             None if !flags.contains(OpenFlags::SQLITE_OPEN_CREATE) => {
-                return Err(not_ours(if tables == 0 {
-                    "it is empty"
-                } else {
-                    "its making was never finished; the node finishes it when it opens it"
-                }));
+                return Err(not_ours("it is empty"));
             }
             None => {}
         }
@@ -732,23 +728,6 @@ fn digest_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Sha256Digest> {
 
 fn timestamp_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
     parsed(row, index, Timestamp::parse)
-}
-
-/// Whether every table in the database is one [`SCHEMA`] makes.
-fn only_our_tables(conn: &Connection) -> rusqlite::Result<bool> {
-    let ours: Vec<&str> = SCHEMA
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("CREATE TABLE IF NOT EXISTS "))
-        .filter_map(|rest| rest.split([' ', '(']).next())
-        .collect();
-    let mut statement = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
-    let names = statement.query_map([], |row| row.get::<_, String>(0))?;
-    for name in names {
-        if !ours.contains(&name?.as_str()) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Host instants are stored as Unix nanoseconds: from 1677 to 2262, and an instant outside
@@ -1466,26 +1445,31 @@ mod tests {
     }
 
     #[test]
-    fn a_read_model_left_half_made_is_finished() {
+    fn a_database_with_tables_of_our_names_but_not_ours_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pod.sqlite");
         let node = orbi_types::KeyPair::from_seed(&[1; 32]).node_id();
-        // Our tables, no layout row: what an interrupted making by an older build left.
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(SCHEMA)
-            .unwrap();
-        SqliteStore::open(&path, &node, StoreLimits::default(), Durability::Full).unwrap();
-        SqliteStore::open_existing(&path, StoreLimits::default()).unwrap();
-        // With a table of someone else's beside them, it is not ours.
-        let other = dir.path().join("other.sqlite");
-        Connection::open(&other)
-            .unwrap()
-            .execute_batch(&format!("{SCHEMA}; CREATE TABLE precious (x);"))
-            .unwrap();
-        let error =
-            SqliteStore::open(&other, &node, StoreLimits::default(), Durability::Full).unwrap_err();
-        assert!(error.to_string().contains("other tables"), "{error}");
+        for (name, sql) in [
+            ("meta.db", "CREATE TABLE meta (key TEXT, value TEXT);"),
+            ("binds.db", "CREATE TABLE binds (name TEXT);"),
+            ("other-meta.db", "CREATE TABLE meta (name TEXT, data BLOB);"),
+            ("ours-unfinished.db", SCHEMA),
+        ] {
+            let path = dir.path().join(name);
+            Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+            let before = std::fs::read(&path).unwrap();
+            let error = SqliteStore::open(&path, &node, StoreLimits::default(), Durability::Full)
+                .unwrap_err();
+            assert!(
+                error.to_string().contains("not a pod read model"),
+                "{name}: {error}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), before, "{name} was changed");
+            let journal: String = Connection::open(&path)
+                .unwrap()
+                .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(journal, "delete", "{name}: its journal mode was changed");
+        }
     }
 
     #[test]
