@@ -559,6 +559,17 @@ fn held_row_of(
     Ok(None)
 }
 
+/// `path` as SQLite must be given it to open that very file: the bundled SQLite reads names
+/// starting with `file:` as URIs (it is built with `SQLITE_USE_URI`), so `file:x` would open
+/// `x` and `file::memory:` a database in memory. A relative path is given from `./`.
+fn plain_path(path: &Path) -> std::borrow::Cow<'_, Path> {
+    if path.is_relative() && !path.as_os_str().is_empty() && path != Path::new(":memory:") {
+        std::borrow::Cow::Owned(Path::new(".").join(path))
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    }
+}
+
 impl SqliteLedger {
     /// Opens (creating if needed) the ledger file at `path` with [`Durability::Full`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
@@ -573,11 +584,8 @@ impl SqliteLedger {
             path: path.to_owned(),
             source,
         })?;
-        // Without SQLite's URI names: the path is the file, the one made private above
-        // (`file:x` would otherwise open `x`, and `file::memory:` a database in memory).
-        let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_URI;
         Self::init(
-            Connection::open_with_flags(path, flags)?,
+            Connection::open(plain_path(path))?,
             durability,
             Opening::Create,
         )
@@ -587,11 +595,9 @@ impl SqliteLedger {
     /// nothing is created and nothing migrated. A file of an older schema (or none, version 0)
     /// is [`LedgerError::Outdated`]: the serving node's [`SqliteLedger::open`] migrates it.
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
-        let flags = rusqlite::OpenFlags::default()
-            - rusqlite::OpenFlags::SQLITE_OPEN_CREATE
-            - rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_CREATE;
         Self::init(
-            Connection::open_with_flags(path, flags)?,
+            Connection::open_with_flags(plain_path(path.as_ref()), flags)?,
             Durability::Full,
             Opening::Existing,
         )
