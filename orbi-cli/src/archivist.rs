@@ -33,10 +33,10 @@ use serde_json::{Value, json};
 
 use crate::{CliError, Outcome};
 
-/// The largest input file read (over ten thousand advertisements of the upstream example's
-/// size); larger ones are refused unread. A parsed file can take some 25 times its text in
-/// memory, so this bounds one file's cost.
-const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+/// The largest input file read (over ten thousand compact advertisements of the upstream
+/// example's size, as many as one command reads); larger ones are refused unread. A parsed
+/// file can take some 40 times its text in memory, so this bounds one file's cost.
+const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The most advertisements one command reads, over all its files: a file of a million empty
 /// objects must not become a million reports.
@@ -68,7 +68,7 @@ enum Command {
     /// (advertisements left out by stage 0b follow, with status `excluded` and their code).
     Discover(crate::node::client::DiscoverArgs),
     /// Check advertisements: schema validity and lints. Exits 1 when one is invalid (or,
-    /// with --strict, has a lint). Reads at most 10 000 advertisements, 16 MiB a file.
+    /// with --strict, has a lint). Reads at most 10 000 advertisements, 8 MiB a file.
     Lint {
         /// Advertisement files (one advertisement or an array each).
         #[arg(required = true)]

@@ -28,11 +28,11 @@ use crate::{
     files::{read_bounded, write_atomically},
 };
 
-/// The largest document read, from a file or stdin: 32 times the largest control frame, and
-/// artifacts are kilobytes. A parsed document can take some 25 times its text in memory (a
-/// file of `[{},{},…]`), and each worker thread holds one, so this bounds what one hostile
-/// input can claim to a few hundred MiB.
-pub const MAX_DOCUMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// The largest document read, from a file or stdin: 16 times the largest control frame, and
+/// artifacts are kilobytes. A parsed document can take some 40 times its text in memory (a
+/// file of `[0,0,…]`), and each worker thread holds one, so this bounds what one hostile
+/// input can claim to some 200 MiB a thread.
+pub const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Arguments of `orbi schema`.
 #[derive(clap::Args)]

@@ -456,7 +456,7 @@ fn hostile_documents_cost_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     // Over the document limit: refused unread.
     let big = dir.path().join("big.inac-control.json");
-    fs::write(&big, vec![b' '; 8 * 1024 * 1024 + 1]).unwrap();
+    fs::write(&big, vec![b' '; 4 * 1024 * 1024 + 1]).unwrap();
     let output = orbi(&["schema", "validate", arg(&big)]);
     assert_eq!(code(&output), 2);
     assert!(
@@ -464,12 +464,25 @@ fn hostile_documents_cost_bounded_memory() {
         "{}",
         stderr(&output)
     );
-    // A million wrong items: a hundred issues and a count, not a million.
+    // A million wrong items: one issue saying so, not a million built in memory.
     let many = dir.path().join("many.archivist-advertisement.json");
     let items = vec!["0"; 1_000_000].join(",");
     fs::write(&many, format!("{{\"accepted/scopes\":[{items}]}}")).unwrap();
     let output = orbi(&["schema", "validate", "--format", "json", arg(&many)]);
     assert_eq!(code(&output), 1);
+    let lines = json_lines(&output);
+    let errors = lines[0]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{}", errors.len());
+    assert!(
+        errors[0].to_string().contains("too many to list"),
+        "{}",
+        errors[0]
+    );
+    // Fewer, each listed up to a hundred and the rest counted.
+    let some = dir.path().join("some.archivist-advertisement.json");
+    let items = vec!["0"; 1_000].join(",");
+    fs::write(&some, format!("{{\"accepted/scopes\":[{items}]}}")).unwrap();
+    let output = orbi(&["schema", "validate", "--format", "json", arg(&some)]);
     let lines = json_lines(&output);
     let errors = lines[0]["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 101, "{}", errors.len());

@@ -67,6 +67,6 @@ pub mod validate;
 
 pub use diff::{Difference, semantic_diff};
 pub use issue::Issue;
-pub use profile::{MAX_ISSUES, Profile, SchemaValidator};
+pub use profile::{MAX_ISSUES, MAX_VALUES_FOR_ISSUES, Profile, SchemaValidator};
 pub use registry::{CanonicalSchema, Registry, SchemaError, registry};
 pub use validate::{Report, parse, validate, validate_bytes, validate_value};

@@ -107,6 +107,30 @@ impl fmt::Debug for SchemaValidator {
 /// The most issues [`SchemaValidator::issues`] lists one by one for a document.
 pub const MAX_ISSUES: usize = 100;
 
+/// The most JSON values (objects, arrays and scalars, nested ones included) a document may hold
+/// for [`SchemaValidator::issues`] to list its issues. The validator builds every issue in
+/// memory before it returns the first (about a kilobyte each), so a document of millions of
+/// bad items would cost gigabytes; every artifact of ours holds a few hundred values at most.
+pub const MAX_VALUES_FOR_ISSUES: usize = 20_000;
+
+/// Whether `value` holds more than `limit` JSON values (it stops counting there).
+fn values_over(value: &Value, limit: usize) -> bool {
+    let mut pending = vec![value];
+    let mut seen = 0usize;
+    while let Some(value) = pending.pop() {
+        seen += 1;
+        if seen > limit {
+            return true;
+        }
+        match value {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(members) => pending.extend(members.values()),
+            _ => {}
+        }
+    }
+    false
+}
+
 impl SchemaValidator {
     /// The schema's short name.
     pub fn name(&self) -> &'static str {
@@ -163,7 +187,22 @@ impl SchemaValidator {
     }
 
     /// The first [`MAX_ISSUES`] reasons `document` does not conform, and how many there are.
+    /// An invalid document of more than [`MAX_VALUES_FOR_ISSUES`] values gets one issue saying
+    /// so instead: the validator builds every issue before it returns the first.
     pub fn issues_counted(&self, document: &Value) -> (Vec<Issue>, usize) {
+        if values_over(document, MAX_VALUES_FOR_ISSUES) {
+            if self.inner.is_valid(document) {
+                return (Vec::new(), 0);
+            }
+            let too_many = Issue::document(
+                "",
+                format!(
+                    "does not conform; it holds more than {MAX_VALUES_FOR_ISSUES} JSON values, \
+                     too many to list its issues"
+                ),
+            );
+            return (vec![too_many], 1);
+        }
         let mut errors = self.inner.iter_errors(document);
         let issues: Vec<Issue> = errors
             .by_ref()
@@ -297,6 +336,26 @@ mod tests {
             MAX_ISSUES + counted,
             validator.inner.iter_errors(&document).count()
         );
+        // Over the value limit: one issue, and the validator builds none; a valid document of
+        // that size has none.
+        let huge = json!({ "accepted/scopes": vec![0; MAX_VALUES_FOR_ISSUES + 1] });
+        let issues = validator.issues(&huge);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(
+            issues[0].message.contains("too many to list"),
+            "{}",
+            issues[0]
+        );
+        let open = registry()
+            .validator("participant-bind", Profile::Seed)
+            .unwrap();
+        let mut big_bind = bind();
+        big_bind["extra"] = json!(vec![0; MAX_VALUES_FOR_ISSUES + 1]);
+        assert!(
+            open.is_valid(&big_bind),
+            "the seed shape takes unknown members"
+        );
+        assert!(open.issues(&big_bind).is_empty());
         // A document with few issues lists them all, with nothing counted.
         let (listed, total) = validator.issues_counted(&document);
         assert_eq!((listed.len(), total), (MAX_ISSUES, MAX_ISSUES + counted));
