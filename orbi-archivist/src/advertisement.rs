@@ -200,9 +200,11 @@ impl Advertisement {
 
     /// Builds the compact form of an advertisement already known to be schema-valid.
     fn from_typed(typed: ArchivistAdvertisement) -> Advertisement {
+        // First occurrence of each, in order; the set keeps a long hint list linear.
+        let mut seen = std::collections::HashSet::new();
         let mut rails: Vec<String> = Vec::new();
         for rail in typed.rail_hints.iter().flatten() {
-            if !rails.contains(rail) {
+            if seen.insert(rail.as_str()) {
                 rails.push(rail.clone());
             }
         }

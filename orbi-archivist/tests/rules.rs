@@ -616,3 +616,12 @@ fn parse_request_gates_with_the_schema_but_leaves_the_timing_conditional_to_the_
     let parsed = orbi_archivist::parse_request(&bytes(&untimed)).unwrap();
     assert!(!parsed.timing_rule_holds());
 }
+
+#[test]
+fn rail_hints_are_kept_once_each_known_ones_first() {
+    let ad = admit(with(
+        ad_a(),
+        json!({"settlement/rail-hints": ["vendor-rail", "host-ledger", "vendor-rail", "host-ledger"]}),
+    ));
+    assert_eq!(ad.rails(), ["host-ledger", "vendor-rail"]);
+}

@@ -70,10 +70,12 @@ pub fn run(root: &Path, record_issues: bool) -> Result<bool, String> {
                 }
             }
         }
-        None if std::env::var_os("ORBI_REQUIRE_SHARED").is_some_and(|v| v == "1") => {
+        // Any value but empty or `0` asks for the reference data (`1`, `true`, `yes`…).
+        None if std::env::var_os("ORBI_REQUIRE_SHARED")
+            .is_some_and(|v| !v.is_empty() && v != "0") =>
+        {
             return Err(
-                "reference data: ../shared not present, and ORBI_REQUIRE_SHARED=1 requires it"
-                    .into(),
+                "reference data: ../shared not present, and ORBI_REQUIRE_SHARED requires it".into(),
             );
         }
         None => println!("reference data: ../shared not present; upstream checks skipped"),
