@@ -178,8 +178,9 @@ impl Advertisement {
         let validator = registry()
             .validator(ArchivistAdvertisement::NAME, Profile::Seed)
             .map_err(|error| invalid(vec![format!("schema unavailable: {error}")]))?;
+        // Shown to the operator; validity is whether there are any.
         let issues: Vec<String> = validator
-            .issues(value)
+            .issues_to_show(value)
             .into_iter()
             .map(|issue| match issue.instance.as_str() {
                 "" => issue.message,

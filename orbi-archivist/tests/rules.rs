@@ -625,3 +625,19 @@ fn rail_hints_are_kept_once_each_known_ones_first() {
     ));
     assert_eq!(ad.rails(), ["host-ledger", "vendor-rail"]);
 }
+
+#[test]
+fn a_long_rail_list_does_not_change_how_the_timing_rule_is_reported() {
+    let bytes = |value: &serde_json::Value| serde_json::to_vec(value).unwrap();
+    let rails: Vec<String> = (0..20_001).map(|i| format!("x-rail-{i}")).collect();
+    let timed = request_with(json!({"settlement/acceptable-rails": rails}));
+    orbi_archivist::parse_request(&bytes(&timed)).expect("a valid long request is read");
+    let untimed = request_with(json!({
+        "publication/scope": "public-vault", "publication/timing-profile": null,
+        "settlement/acceptable-rails": rails
+    }));
+    // As with a short rail list: read, and refused later as a stage 1 reason.
+    let parsed = orbi_archivist::parse_request(&bytes(&untimed))
+        .unwrap_or_else(|e| panic!("refused unread: {e}"));
+    assert!(!parsed.timing_rule_holds());
+}

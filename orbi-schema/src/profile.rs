@@ -152,7 +152,8 @@ impl SchemaValidator {
         if self.inner.is_valid(document) {
             return Ok(());
         }
-        let mut issues = self.issues(document);
+        // The report is for showing; nothing decides on its particular issues.
+        let mut issues = self.issues_to_show(document);
         if issues.is_empty() {
             // Fail closed should the library ever judge without saying why.
             issues.push(Issue::document("", "does not conform to the schema"));
@@ -172,8 +173,8 @@ impl SchemaValidator {
     }
 
     /// The reasons `document` does not conform (empty when it does): every one up to
-    /// [`MAX_ISSUES`], then one more issue at the document that counts the rest, so that a
-    /// document of a million bad items costs a hundred issues in memory, not a million.
+    /// [`MAX_ISSUES`], then one more issue at the document that counts the rest. Callers that
+    /// decide on particular issues (a tolerated member, a specific code) use this.
     pub fn issues(&self, document: &Value) -> Vec<Issue> {
         let (mut issues, total) = self.issues_counted(document);
         let more = total - issues.len();
@@ -186,23 +187,30 @@ impl SchemaValidator {
         issues
     }
 
-    /// The first [`MAX_ISSUES`] reasons `document` does not conform, and how many there are.
-    /// An invalid document of more than [`MAX_VALUES_FOR_ISSUES`] values gets one issue saying
-    /// so instead: the validator builds every issue before it returns the first.
-    pub fn issues_counted(&self, document: &Value) -> (Vec<Issue>, usize) {
-        if values_over(document, MAX_VALUES_FOR_ISSUES) {
-            if self.inner.is_valid(document) {
-                return (Vec::new(), 0);
-            }
-            let too_many = Issue::document(
-                "",
-                format!(
-                    "does not conform; it holds more than {MAX_VALUES_FOR_ISSUES} JSON values, \
-                     too many to list its issues"
-                ),
-            );
-            return (vec![too_many], 1);
+    /// [`SchemaValidator::issues`] for showing to a person: an invalid document of more than
+    /// [`MAX_VALUES_FOR_ISSUES`] values gets one issue saying so instead, because the validator
+    /// would build every one of its issues in memory (a kilobyte each) before returning any.
+    /// Validity itself is decided by [`SchemaValidator::is_valid`], which builds none.
+    pub fn issues_to_show(&self, document: &Value) -> Vec<Issue> {
+        if !values_over(document, MAX_VALUES_FOR_ISSUES) {
+            return self.issues(document);
         }
+        if self.inner.is_valid(document) {
+            return Vec::new();
+        }
+        vec![Issue::document(
+            "",
+            format!(
+                "does not conform; it holds more than {MAX_VALUES_FOR_ISSUES} JSON values, too \
+                 many to list its issues"
+            ),
+        )]
+    }
+
+    /// The first [`MAX_ISSUES`] reasons `document` does not conform, and how many there are.
+    /// Every issue is built in memory first (the validator collects them before returning
+    /// one): callers that only show issues use [`SchemaValidator::issues_to_show`].
+    pub fn issues_counted(&self, document: &Value) -> (Vec<Issue>, usize) {
         let mut errors = self.inner.iter_errors(document);
         let issues: Vec<Issue> = errors
             .by_ref()
@@ -339,13 +347,15 @@ mod tests {
         // Over the value limit: one issue, and the validator builds none; a valid document of
         // that size has none.
         let huge = json!({ "accepted/scopes": vec![0; MAX_VALUES_FOR_ISSUES + 1] });
-        let issues = validator.issues(&huge);
+        let issues = validator.issues_to_show(&huge);
         assert_eq!(issues.len(), 1, "{issues:?}");
         assert!(
             issues[0].message.contains("too many to list"),
             "{}",
             issues[0]
         );
+        // Deciding callers still get the issues themselves.
+        assert_eq!(validator.issues(&huge).len(), MAX_ISSUES + 1);
         let open = registry()
             .validator("participant-bind", Profile::Seed)
             .unwrap();
@@ -355,7 +365,7 @@ mod tests {
             open.is_valid(&big_bind),
             "the seed shape takes unknown members"
         );
-        assert!(open.issues(&big_bind).is_empty());
+        assert!(open.issues_to_show(&big_bind).is_empty());
         // A document with few issues lists them all, with nothing counted.
         let (listed, total) = validator.issues_counted(&document);
         assert_eq!((listed.len(), total), (MAX_ISSUES, MAX_ISSUES + counted));

@@ -452,3 +452,21 @@ fn every_operation_has_a_builder_whose_frames_decode() {
         assert_eq!(&Frame::decode(&frame.encode()).unwrap(), frame);
     }
 }
+
+#[test]
+fn a_superset_mode_with_a_big_open_passport_is_still_accepted() {
+    // The passport is an open object: 20 001 values in one member fit well inside 256 KiB.
+    let passport = json!({"schema": "capability-passport.v1", "passport_id": "passport:capability:x",
+        "x-extension": vec![0; 20_001]});
+    let value = edited(|v| {
+        v["authorization"] = json!({"mode": "capability-passport", "passport": passport})
+    });
+    let bytes = serde_json::to_vec(&value).unwrap();
+    assert!(bytes.len() < orbi_inac::MAX_FRAME_BYTES);
+    // The same frame with the published mode is accepted ...
+    let mut published = value.clone();
+    published["authorization"]["mode"] = json!("invitation-passport");
+    Frame::decode(&serde_json::to_vec(&published).unwrap()).expect("published mode accepted");
+    // ... and so must the upstream superset mode be (non-strict default).
+    Frame::decode(&bytes).unwrap_or_else(|e| panic!("superset mode refused: {e}"));
+}

@@ -156,3 +156,21 @@ fn a_refusal_logs_at_most_256_characters_of_each_descriptor_field() {
         (BLOB, descriptor.digest)
     );
 }
+
+#[test]
+fn one_gib_plus_one_with_a_big_passport_is_still_payload_too_large() {
+    let mut value = header_of_size(1_073_741_825);
+    value["authorization"] = json!({"mode": "invitation-passport", "passport":
+        {"schema": "capability-passport.v1", "passport_id": "passport:capability:x",
+         "x-extension": vec![0; 20_001]}});
+    let mut small = value.clone();
+    small["authorization"]["passport"]["x-extension"] = json!([0]);
+    let code = |v: &serde_json::Value| {
+        Frame::decode(&serde_json::to_vec(v).unwrap())
+            .unwrap_err()
+            .refusal()
+            .code()
+    };
+    assert_eq!(code(&small), RefusalCode::PayloadTooLarge);
+    assert_eq!(code(&value), RefusalCode::PayloadTooLarge);
+}
