@@ -24,14 +24,10 @@ pub fn read_bounded(reader: impl Read, limit: u64, bytes: &mut Vec<u8>) -> io::R
 
 /// The bytes of `path` (`-`: stdin), at most `limit`; errors name the path.
 pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
-    let failed = |err: io::Error| CliError::new(format!("cannot read {}: {err}", path.display()));
     let mut bytes = Vec::new();
-    if path == Path::new("-") {
-        read_bounded(io::stdin().lock(), limit, &mut bytes).map_err(failed)?;
-    } else {
-        let file = open_regular(path).map_err(failed)?;
-        read_bounded(file, limit, &mut bytes).map_err(failed)?;
-    }
+    open_input(path)
+        .and_then(|input| read_bounded(input, limit, &mut bytes))
+        .map_err(|err| read_error(path, err))?;
     Ok(bytes)
 }
 
@@ -39,22 +35,24 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
 /// judges the length itself (the pod engine rejects an artifact over its limit with its own
 /// code), so reading one byte past its limit tells it enough.
 pub fn read_prefix(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
-    let failed = |err: io::Error| CliError::new(format!("cannot read {}: {err}", path.display()));
     let mut bytes = Vec::new();
-    if path == Path::new("-") {
-        io::stdin()
-            .lock()
-            .take(limit)
-            .read_to_end(&mut bytes)
-            .map_err(failed)?;
-    } else {
-        open_regular(path)
-            .map_err(failed)?
-            .take(limit)
-            .read_to_end(&mut bytes)
-            .map_err(failed)?;
-    }
+    open_input(path)
+        .and_then(|input| input.take(limit).read_to_end(&mut bytes))
+        .map_err(|err| read_error(path, err))?;
     Ok(bytes)
+}
+
+/// `path` to read from: stdin for `-`, else the regular file ([`open_regular`]).
+fn open_input(path: &Path) -> io::Result<Box<dyn Read>> {
+    if path == Path::new("-") {
+        Ok(Box::new(io::stdin().lock()))
+    } else {
+        Ok(Box::new(open_regular(path)?))
+    }
+}
+
+fn read_error(path: &Path, err: io::Error) -> CliError {
+    CliError::new(format!("cannot read {}: {err}", path.display()))
 }
 
 /// Opens `path` (symlinks followed) for reading if it is a regular file. A FIFO would block

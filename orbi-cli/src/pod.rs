@@ -486,15 +486,10 @@ pub(crate) fn now_timestamp() -> Result<Timestamp, CliError> {
         .ok_or_else(|| CliError::new("the system clock is outside years 0-9999"))
 }
 
-/// The bytes of `path` (`-`: stdin), at most `limit`: a longer input is an error, never a
-/// silently truncated read.
-fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, CliError> {
-    crate::files::read_file(path, u64::try_from(limit).unwrap_or(u64::MAX))
-}
-
 /// A bind file as its JSON value (embedded as is) and its `via/node-id`.
 fn read_bind(path: &Path) -> Result<(Value, Result<NodeId, CliError>), CliError> {
-    let bytes = read_limited(path, MAX_ARTIFACT_BYTES)?;
+    // Over the limit is refused, never read cut short.
+    let bytes = crate::files::read_file(path, MAX_ARTIFACT_BYTES as u64)?;
     let bind = json::from_slice_strict(&bytes)
         .map_err(|err| CliError::new(format!("bind {}: {err}", path.display())))?;
     if !bind.is_object() {
