@@ -33,7 +33,10 @@ pub fn run(root: &Path, record_issues: bool) -> Result<bool, String> {
     let expected_path = root.join(EXPECTED_ISSUES);
     if record_issues {
         let text = serde_json::to_string_pretty(&refused).map_err(|err| err.to_string())? + "\n";
-        fs::write(&expected_path, text)
+        // Beside it, then renamed over it: a committed file is never left half written.
+        let temp = expected_path.with_extension("json.tmp");
+        fs::write(&temp, text)
+            .and_then(|()| fs::rename(&temp, &expected_path))
             .map_err(|err| format!("cannot write {}: {err}", expected_path.display()))?;
         println!("recorded the issues of {} invalid fixtures", refused.len());
     } else {
