@@ -4,8 +4,14 @@
 //! (duplicate keys rejected), the canonical schema gate, the typed parse, and the semantic rules
 //! of spec §2 that the schema cannot express. A [`Frame`] therefore always satisfies the whole
 //! contract, and [`Frame::encode`] gives back the same JSON value with the same key order.
+//!
+//! A frame whose bytes are exactly our own compact encoding (declaration key order, no
+//! `authorization`, no `artifact/href`) takes a fast path to the same result: one typed pass
+//! with the schema's rules checked on the typed members (see `frame/fast.rs`). Every error still
+//! comes from the full path above.
 
 mod build;
+mod fast;
 
 use std::sync::{Arc, OnceLock};
 
@@ -344,6 +350,14 @@ impl Frame {
         if bytes.len() > MAX_FRAME_BYTES {
             return Err(DecodeError::bare(FrameError::TooLong { len: bytes.len() }));
         }
+        if let Some(frame) = fast::decode(bytes) {
+            return Ok(frame);
+        }
+        Self::decode_full(bytes, options)
+    }
+
+    /// [`Frame::decode_with`] without its fast path: the one that writes every error.
+    fn decode_full(bytes: &[u8], options: DecodeOptions) -> Result<Frame, DecodeError> {
         let value =
             json::from_slice_strict(bytes).map_err(|e| DecodeError::bare(FrameError::Json(e)))?;
         Self::from_value_with(value, options)
@@ -517,9 +531,9 @@ impl Frame {
     /// [`Frame::encode`]'s bytes, made once per frame.
     pub(crate) fn wire_json(&self) -> &[u8] {
         self.wire.0.get_or_init(|| {
-            // A `Value` with string keys always serializes.
-            serde_json::to_vec(&self.to_value())
-                .unwrap_or_default()
+            fast::encode(&self.control, self.authorization.is_some())
+                // A `Value` with string keys always serializes.
+                .unwrap_or_else(|| serde_json::to_vec(&self.to_value()).unwrap_or_default())
                 .into()
         })
     }

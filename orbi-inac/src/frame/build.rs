@@ -257,9 +257,14 @@ impl FrameBuilder {
     }
 
     /// The frame, or why it breaks the contract (e.g. a token with a space, an empty inline
-    /// payload, a frame over 256 KiB).
+    /// payload, a frame over 256 KiB). A frame without `authorization` or `artifact/href`
+    /// encodes its members in declaration order (the order receivers decode fastest); others
+    /// keep the order the builder's calls gave them.
     pub fn build(self) -> Result<Frame, DecodeError> {
         let value = Value::Object(self.map);
+        if let Some(frame) = super::fast::build(&value) {
+            return Ok(frame);
+        }
         // Exactly what `encode` gives for the built frame (same members, same order): kept.
         let json = serde_json::to_vec(&value).unwrap_or_default();
         if json.len() > super::MAX_FRAME_BYTES {
