@@ -350,7 +350,7 @@ impl Frame {
         if bytes.len() > MAX_FRAME_BYTES {
             return Err(DecodeError::bare(FrameError::TooLong { len: bytes.len() }));
         }
-        if let Some(frame) = fast::decode(bytes) {
+        if let Some(frame) = fast::decode(bytes, options) {
             return Ok(frame);
         }
         Self::decode_full(bytes, options)

@@ -257,12 +257,13 @@ impl FrameBuilder {
     }
 
     /// The frame, or why it breaks the contract (e.g. a token with a space, an empty inline
-    /// payload, a frame over 256 KiB). A frame without `authorization` or `artifact/href`
-    /// encodes its members in declaration order (the order receivers decode fastest); others
-    /// keep the order the builder's calls gave them.
-    pub fn build(self) -> Result<Frame, DecodeError> {
+    /// payload, a frame over 256 KiB). Whatever the order of the builder's calls, the frame
+    /// encodes its members in the order the contract's types declare them (the order receivers
+    /// decode fastest).
+    pub fn build(mut self) -> Result<Frame, DecodeError> {
+        declaration_order(&mut self.map);
         let value = Value::Object(self.map);
-        if let Some(frame) = super::fast::build(&value) {
+        if let Some(frame) = super::fast::build(&value, self.options) {
             return Ok(frame);
         }
         // Exactly what `encode` gives for the built frame (same members, same order): kept.
@@ -277,5 +278,194 @@ impl FrameBuilder {
         let frame = Frame::from_value_with(value, self.options)?;
         let _ = frame.wire.0.set(json.into());
         Ok(frame)
+    }
+}
+
+/// The members of a frame in the order `InacControl` declares them, `authorization` included.
+pub(super) const FRAME_MEMBERS: &[&str] = &[
+    "schema",
+    "operation",
+    "correlation/id",
+    "idempotency/key",
+    "artifact",
+    "request",
+    "transfer",
+    "authorization",
+    "response",
+    "meta",
+];
+
+/// The members of each object in a frame, in declaration order (`meta` keeps its own order;
+/// `authorization` and its passport are kept as given).
+pub(super) fn object_members(object: &str) -> &'static [&'static str] {
+    match object {
+        "artifact" => &[
+            "schema",
+            "content/type",
+            "artifact/id",
+            "digest",
+            "size/bytes",
+            "bytes/base64url",
+            "artifact/ref",
+            "artifact/href",
+        ],
+        "request" => &["schema", "content/type", "artifact/id", "digest"],
+        "transfer" => &["mode", "stream/id", "chunk/size-bytes"],
+        "response" => &[
+            "status",
+            "refusal/code",
+            "retryable",
+            "retry/after-ms",
+            "message",
+        ],
+        _ => &[],
+    }
+}
+
+/// Puts a frame's members, and those of its declared objects, in declaration order; members
+/// the contract does not know follow in their own order (the schema then refuses them).
+pub(super) fn declaration_order(frame: &mut Map<String, Value>) {
+    reorder(frame, FRAME_MEMBERS);
+    for (name, member) in frame.iter_mut() {
+        if let Value::Object(object) = member {
+            reorder(object, object_members(name));
+        }
+    }
+}
+
+fn reorder(map: &mut Map<String, Value>, order: &[&str]) {
+    if order.is_empty() {
+        return;
+    }
+    let mut rest = std::mem::take(map);
+    for key in order {
+        if let Some(value) = rest.shift_remove(*key) {
+            map.insert((*key).to_owned(), value);
+        }
+    }
+    map.extend(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use orbi_types::inac::{
+        ArtifactDescriptor, ArtifactRequest, Authorization, Passport, Transfer, TransferMode,
+    };
+
+    use super::*;
+
+    /// Every member of every object set, typed: its serialization is the declaration order.
+    #[test]
+    fn the_member_lists_are_the_types_declaration_order() {
+        let digest = Sha256Digest::of(b"x");
+        let passport: Passport =
+            serde_json::from_value(serde_json::json!({"schema": "capability-passport.v1"}))
+                .unwrap();
+        let control = InacControl {
+            schema: InacControlTag,
+            operation: Operation::Push,
+            correlation_id: Some("c".into()),
+            idempotency_key: Some("k".into()),
+            artifact: Some(ArtifactDescriptor {
+                schema: "s".into(),
+                content_type: "t".into(),
+                artifact_id: "a".into(),
+                digest: digest.clone(),
+                size_bytes: 1,
+                bytes_base64url: Some(orbi_types::Base64Url::encode(b"x")),
+                artifact_ref: Some("r".into()),
+                artifact_href: Some("https://h/".into()),
+            }),
+            request: Some(ArtifactRequest {
+                schema: "s".into(),
+                content_type: "t".into(),
+                artifact_id: Some("a".into()),
+                digest: Some(digest),
+            }),
+            transfer: Some(Transfer {
+                mode: Some(TransferMode::Inline),
+                stream_id: Some("s".into()),
+                chunk_size_bytes: Some(1),
+            }),
+            authorization: Some(Authorization {
+                mode: orbi_types::inac::AuthorizationMode::InvitationPassport,
+                passport,
+            }),
+            response: Some(Response {
+                status: orbi_types::inac::ResponseStatus::Ingested,
+                refusal_code: Some(orbi_types::inac::RefusalCode::Malformed),
+                retryable: Some(true),
+                retry_after_ms: Some(1),
+                message: Some("m".into()),
+            }),
+            meta: Some([("k".to_owned(), "v".to_owned())].into_iter().collect()),
+            key_order: KeyOrder::default(),
+        };
+        let Value::Object(frame) = serde_json::to_value(&control).unwrap() else {
+            panic!("a frame is an object")
+        };
+        let keys = |map: &Map<String, Value>| map.keys().cloned().collect::<Vec<_>>();
+        let names = |list: &[&str]| list.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(keys(&frame), names(FRAME_MEMBERS));
+        for object in ["artifact", "request", "transfer", "response"] {
+            let Some(Value::Object(members)) = frame.get(object) else {
+                panic!("{object} is an object")
+            };
+            assert_eq!(keys(members), names(object_members(object)), "{object}");
+        }
+    }
+
+    /// The order of the builder's calls does not reach the wire, with or without a passport
+    /// (with one, the frame takes the full path).
+    #[test]
+    fn built_frames_encode_in_declaration_order_whatever_the_call_order() {
+        let bytes = b"{}";
+        let descriptor = Descriptor::of_bytes("vendor.note.v1", "application/json", bytes);
+        let mut passport = Map::new();
+        passport.insert("schema".into(), "capability-passport.v1".into());
+        let early = Frame::push_inline(&descriptor, bytes)
+            .meta("m", "1")
+            .chunk_size(9)
+            .idempotency_key("k-1")
+            .correlation_id("c-1")
+            .authorization(AuthorizationMode::InvitationPassport, &passport);
+        let late = Frame::push_inline(&descriptor, bytes)
+            .authorization(AuthorizationMode::InvitationPassport, &passport)
+            .correlation_id("c-1")
+            .idempotency_key("k-1")
+            .chunk_size(9)
+            .meta("m", "1");
+        for builder in [early.clone(), late.clone()] {
+            let full = builder.build().unwrap().encode();
+            let text = String::from_utf8(full).unwrap();
+            let at = |member: &str| text.find(&format!("\"{member}\":")).unwrap();
+            let order = [
+                "operation",
+                "correlation/id",
+                "idempotency/key",
+                "artifact",
+                "transfer",
+                "authorization",
+                "meta",
+            ];
+            assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+            assert!(at("mode") < at("chunk/size-bytes"), "{text}");
+        }
+        let without = |builder: FrameBuilder| {
+            let mut builder = builder;
+            builder.map.shift_remove("authorization");
+            builder.build().unwrap().encode()
+        };
+        let fast = without(early.clone());
+        assert_eq!(fast, without(late.clone()));
+        // The fast path's bytes are the full path's for the same members.
+        let mut value = early.map.clone();
+        value.shift_remove("authorization");
+        declaration_order(&mut value);
+        assert_eq!(fast, serde_json::to_vec(&Value::Object(value)).unwrap());
+        assert_eq!(
+            Frame::decode(&early.build().unwrap().encode()).unwrap(),
+            late.build().unwrap()
+        );
     }
 }

@@ -14,7 +14,8 @@
 //! sure": any frame it does not take (an `authorization` member, an `artifact/href`, another key
 //! order, a broken rule) goes through the full path, which alone writes errors. So errors,
 //! refusal codes and the frames themselves are the full path's; differential property tests
-//! (`tests/frame_fast_path.rs`) hold the two paths equal.
+//! (this module's `tests`) hold the two paths equal. Like the full path, it takes nothing when
+//! the schema validator is unavailable (fail closed).
 
 use std::io;
 
@@ -25,7 +26,7 @@ use orbi_types::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Frame, MAX_FRAME_BYTES, check_rules, is_token};
+use super::{DecodeOptions, Frame, MAX_FRAME_BYTES, check_rules, is_token, validator};
 
 /// `meta`: at most this many members (schema `maxProperties`).
 const MAX_META_MEMBERS: usize = 16;
@@ -36,8 +37,14 @@ const MAX_META_VALUE_CHARS: usize = 512;
 
 /// Decodes `bytes` when they are exactly our own encoding of a frame that needs no schema run;
 /// `None` means "use the full path".
-pub(super) fn decode(bytes: &[u8]) -> Option<Frame> {
-    if bytes.len() > MAX_FRAME_BYTES {
+pub(super) fn decode(bytes: &[u8], options: DecodeOptions) -> Option<Frame> {
+    if bytes.len() > MAX_FRAME_BYTES || !applies(options) {
+        return None;
+    }
+    // A frame with an `authorization` member is left to the full path before any parse (its
+    // passport would be parsed twice); the rare string ending in `authorization":` only costs
+    // its frame the fast path.
+    if memchr::memmem::find(bytes, b"\"authorization\":").is_some() {
         return None;
     }
     let control: InacControl = serde_json::from_slice(bytes).ok()?;
@@ -50,7 +57,10 @@ pub(super) fn decode(bytes: &[u8]) -> Option<Frame> {
 
 /// Builds the frame a builder's members describe, when it needs no schema run; `None` means
 /// "use the full path". The frame encodes in declaration order.
-pub(super) fn build(value: &Value) -> Option<Frame> {
+pub(super) fn build(value: &Value, options: DecodeOptions) -> Option<Frame> {
+    if !applies(options) {
+        return None;
+    }
     // What a typed parse takes that the schema refuses: a null for a missing member, an array
     // for a struct's members in order. No other difference survives a `Value` (no duplicate
     // keys, no number spellings).
@@ -64,6 +74,17 @@ pub(super) fn build(value: &Value) -> Option<Frame> {
     let inline = check_rules(&control).ok()?;
     let frame = Frame::new(control, None, inline);
     (frame.wire_json().len() <= MAX_FRAME_BYTES).then_some(frame)
+}
+
+/// Whether the fast path may answer for the full path under `options`: every option so far
+/// concerns `authorization`, which the fast path never takes (a new option must be weighed
+/// here: the destructuring stops the build until it is). Never when the schema validator is
+/// unavailable, since the full path then refuses everything.
+fn applies(options: DecodeOptions) -> bool {
+    let DecodeOptions {
+        strict_authorization_modes: _,
+    } = options;
+    validator().is_some()
 }
 
 /// The compact JSON of a frame without `authorization` and without a recorded key order: the
@@ -182,10 +203,10 @@ mod tests {
         strategies,
     };
     use proptest::{option, prelude::*, sample::select};
-    use serde_json::{Map, json};
+    use serde_json::json;
 
     use super::*;
-    use crate::frame::DecodeOptions;
+    use crate::frame::build::declaration_order;
 
     /// The full path alone, as `Frame::decode_with` runs it when the fast path says "not sure".
     fn full(bytes: &[u8]) -> Result<Frame, crate::DecodeError> {
@@ -194,7 +215,7 @@ mod tests {
 
     /// The fast path may only ever give what the full path gives.
     fn assert_sound(bytes: &[u8]) -> Result<(), TestCaseError> {
-        if let Some(fast) = decode(bytes) {
+        if let Some(fast) = decode(bytes, DecodeOptions::default()) {
             let full = full(bytes);
             prop_assert!(
                 full.is_ok(),
@@ -422,55 +443,6 @@ mod tests {
         }
     }
 
-    /// Member order as the types declare it (what an unrecorded key order encodes to).
-    fn declared(object: Option<&str>) -> &'static [&'static str] {
-        match object {
-            None => &[
-                "schema",
-                "operation",
-                "correlation/id",
-                "idempotency/key",
-                "artifact",
-                "request",
-                "transfer",
-                "authorization",
-                "response",
-                "meta",
-            ],
-            Some("artifact") => &[
-                "schema",
-                "content/type",
-                "artifact/id",
-                "digest",
-                "size/bytes",
-                "bytes/base64url",
-                "artifact/ref",
-                "artifact/href",
-            ],
-            Some("request") => &["schema", "content/type", "artifact/id", "digest"],
-            Some("transfer") => &["mode", "stream/id", "chunk/size-bytes"],
-            Some("response") => &[
-                "status",
-                "refusal/code",
-                "retryable",
-                "retry/after-ms",
-                "message",
-            ],
-            Some(_) => &[],
-        }
-    }
-
-    /// Reorders `map` to `order`; other keys keep their order and follow.
-    fn reorder(map: &mut Map<String, Value>, order: &[&str]) {
-        let mut rest = std::mem::take(map);
-        for key in order {
-            if let Some(value) = rest.shift_remove(*key) {
-                map.insert((*key).to_owned(), value);
-            }
-        }
-        map.extend(rest);
-    }
-
     /// Valid frames of every operation with up to three members set to an edge value or
     /// removed, in declaration order: what the fast path must take exactly when the full path
     /// does.
@@ -524,12 +496,7 @@ mod tests {
                 };
             }
         }
-        for (key, value) in top.iter_mut() {
-            if let Value::Object(inner) = value {
-                reorder(inner, declared(Some(key.as_str())));
-            }
-        }
-        reorder(top, declared(None));
+        declaration_order(top);
     }
 
     /// The fast paths (decode and build) take a declaration-order frame exactly when the full
@@ -540,13 +507,13 @@ mod tests {
         let full = full(&bytes);
         let expected = full.as_ref().is_ok_and(fast_shape);
         prop_assert_eq!(
-            decode(&bytes).is_some(),
+            decode(&bytes, DecodeOptions::default()).is_some(),
             expected,
             "{} {:?}",
             value,
             full.map(|_| ())
         );
-        let built = build(value);
+        let built = build(value, DecodeOptions::default());
         prop_assert_eq!(built.is_some(), expected, "built {}", value);
         if let Some(built) = built {
             prop_assert_eq!(&built, &full.unwrap());
@@ -586,7 +553,7 @@ mod tests {
             if let Ok(frame) = full(&bytes).map(|frame| (fast_shape(&frame), frame)) {
                 // Declaration order, compact: the fast path's own form of every valid frame.
                 let canonical = serde_json::to_vec(&frame.1.control).unwrap();
-                prop_assert_eq!(decode(&canonical).is_some(), frame.0);
+                prop_assert_eq!(decode(&canonical, DecodeOptions::default()).is_some(), frame.0);
             }
         }
     }
@@ -634,7 +601,13 @@ mod tests {
                     let mut frame = base.clone();
                     apply_edits(&mut frame, &[(place, value)]);
                     check_exactly(&frame).unwrap();
-                    taken += usize::from(decode(&serde_json::to_vec(&frame).unwrap()).is_some());
+                    taken += usize::from(
+                        decode(
+                            &serde_json::to_vec(&frame).unwrap(),
+                            DecodeOptions::default(),
+                        )
+                        .is_some(),
+                    );
                 }
             }
         }
@@ -642,11 +615,63 @@ mod tests {
         assert!(taken > 200, "{taken}");
     }
 
+    /// Spellings serde may read alike (from the review of the fast path): the fast path is
+    /// sound on each, and a frame with a passport is left to the full path.
+    #[test]
+    fn odd_spellings_are_sound_and_passport_frames_go_to_the_full_path() {
+        let digest = Sha256Digest::of(b"{}").to_string();
+        let base = format!(
+            r#"{{"schema":"inac-control.v1","operation":"push","artifact":{{"schema":"S","content/type":"t","artifact/id":"a","digest":"{digest}","size/bytes":2,"bytes/base64url":"e30"}}}}"#
+        );
+        let variants = [
+            base.clone(),
+            base.replace(r#""S""#, r#""a\/b""#),
+            base.replace(r#""S""#, "\"a/b\""),
+            base.replace(r#""S""#, r#""\u0000""#),
+            base.replace(r#""S""#, "\"\u{7f}\u{2028}\""),
+            base.replace(r#""S""#, r#""\ud800""#),
+            base.replace(r#""S""#, r#""\ud83d\ude00""#),
+            base.replace(r#""S""#, "\"\u{1F600}\""),
+            base.replace(r#""S""#, "\"\\u0053\""),
+            base.replace("\"size/bytes\":2", "\"size/bytes\":2.0"),
+            base.replace("\"size/bytes\":2", "\"size/bytes\":-0"),
+            base.replace("\"size/bytes\":2", "\"size/bytes\":2e0"),
+            base.replace("\"size/bytes\":2", "\"size/bytes\":18446744073709551618"),
+            format!("\u{feff}{base}"),
+            format!("{base}\0"),
+            base.replace("}}", r#"},"meta":{"a":"1","a":"1"}}"#),
+            base.replace("}}", r#"},"meta":{"A":"1","a":"1"}}"#),
+            base.replace("}}", r#"},"transfer":null}"#),
+            base.replace("}}", r#"},"transfer":["inline"]}"#),
+            base.replace(
+                "}}",
+                r#"},"transfer":{"mode":"inline","chunk/size-bytes":1}}"#,
+            ),
+        ];
+        let mut taken = 0;
+        for variant in &variants {
+            assert_sound(variant.as_bytes()).unwrap();
+            taken += usize::from(decode(variant.as_bytes(), DecodeOptions::default()).is_some());
+        }
+        // The base, raw `/`, `\u0000` (serde's own escape), raw U+007F and U+2028, the raw
+        // emoji, the A/a meta, the transfer: exactly the spellings we encode to.
+        assert_eq!(taken, 7);
+        let mut bytes = b"\xff".to_vec();
+        bytes.extend_from_slice(base.as_bytes());
+        assert_sound(&bytes).unwrap();
+        let passport = base.replace(
+            "}}",
+            r#"},"authorization":{"mode":"invitation-passport","passport":{"schema":"capability-passport.v1"}}}"#,
+        );
+        assert!(Frame::decode(passport.as_bytes()).is_ok());
+        assert!(decode(passport.as_bytes(), DecodeOptions::default()).is_none());
+    }
+
     #[test]
     fn whitespace_another_key_order_or_an_escape_leaves_the_frame_to_the_full_path() {
         let frame = Frame::answer(Some("c-1"), &crate::Verdict::Ingested);
         let compact = frame.encode();
-        assert!(decode(&compact).is_some());
+        assert!(decode(&compact, DecodeOptions::default()).is_some());
         let text = String::from_utf8(compact).unwrap();
         for (other, valid) in [
             (text.replace(',', ", "), true),
@@ -666,7 +691,10 @@ mod tests {
             ),
         ] {
             assert_ne!(other, text);
-            assert!(decode(other.as_bytes()).is_none(), "{other}");
+            assert!(
+                decode(other.as_bytes(), DecodeOptions::default()).is_none(),
+                "{other}"
+            );
             assert_eq!(Frame::decode(other.as_bytes()).is_ok(), valid, "{other}");
         }
     }
