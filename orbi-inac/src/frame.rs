@@ -518,7 +518,13 @@ impl Frame {
                 Value::Object(authorization.passport.clone()),
             );
             map.insert("authorization".into(), Value::Object(object));
-            self.control.key_order.apply(&mut value);
+            if self.control.key_order.is_recorded() {
+                self.control.key_order.apply(&mut value);
+            } else {
+                // An answer carrying an invitation: `authorization` goes where it is declared,
+                // not after `response`.
+                build::declaration_order(map);
+            }
         }
         value
     }

@@ -27,10 +27,20 @@ use crate::{Descriptor, Verdict, verdict::bounded_message};
 /// assert_eq!(Frame::decode(&push.encode())?, push);
 /// # Ok::<(), orbi_inac::DecodeError>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FrameBuilder {
     map: Map<String, Value>,
     options: DecodeOptions,
+}
+
+impl std::fmt::Debug for FrameBuilder {
+    // Member names only: values carry payload bytes and passports, which stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameBuilder")
+            .field("members", &self.map.keys().collect::<Vec<_>>())
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 fn descriptor_object(descriptor: &Descriptor) -> Map<String, Value> {
@@ -413,6 +423,170 @@ mod tests {
             };
             assert_eq!(keys(members), names(object_members(object)), "{object}");
         }
+    }
+
+    /// The lists are complete: every member the canonical schema (derived from the types, and
+    /// checked against them by `cargo xtask schemas check`) gives a frame and each of its
+    /// objects, in its order. A member added to the types fails this test until it is listed.
+    #[test]
+    fn the_member_lists_are_the_schemas_properties() {
+        let schema = &orbi_schema::registry()
+            .get("inac-control")
+            .unwrap()
+            .document;
+        let keys = |pointer: &str| -> Vec<String> {
+            schema
+                .pointer(pointer)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let names = |list: &[&str]| list.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(keys("/properties"), names(FRAME_MEMBERS));
+        for member in FRAME_MEMBERS {
+            let reference = schema
+                .pointer(&format!("/properties/{}", member.replace('/', "~1")))
+                .and_then(|p| p.get("$ref"))
+                .and_then(Value::as_str);
+            let Some(definition) = reference.and_then(|r| r.strip_prefix('#')) else {
+                assert!(object_members(member).is_empty(), "{member}");
+                continue;
+            };
+            let expected = match *member {
+                // Its passport is kept as given; `mode` and `passport` are written in order.
+                "authorization" => Vec::new(),
+                _ => keys(&format!("{definition}/properties")),
+            };
+            assert_eq!(names(object_members(member)), expected, "{member}");
+        }
+    }
+
+    /// Passports stay exactly as given (keys named like frame members, nested objects in
+    /// reverse order, odd numbers), and built frames of every shape satisfy the schema, decode
+    /// back equal and encode to the same bytes, whatever the call order (from the review of
+    /// the fast path).
+    #[test]
+    fn passports_and_every_builder_shape_survive_building_and_decoding() {
+        let passport: Map<String, Value> = serde_json::from_str(
+            r#"{"z":1,"schema":"capability-passport.v1","meta":{"b":"1","a":"2"},
+            "artifact":{"size/bytes":1,"schema":"x"},"transfer":{"chunk/size-bytes":2,"mode":"inline"},
+            "request":{"digest":"d","schema":"s"},"n":1.5,"e":-0,"big":12345678901234567890,
+            "arr":[{"y":1,"x":2}],"a":"é\u2028"}"#,
+        )
+        .unwrap();
+        let passport_json = serde_json::to_string(&passport).unwrap();
+        let bytes = b"{}";
+        let d = Descriptor::of_bytes("vendor.note.v1", "application/json", bytes);
+        let digest = Sha256Digest::of(b"x");
+        let validator = super::super::validator().unwrap();
+        for mode in AuthorizationMode::ALL {
+            let shapes: Vec<FrameBuilder> = vec![
+                Frame::offer(&d)
+                    .authorization(mode, &passport)
+                    .meta("b", "1")
+                    .meta("a", "2")
+                    .correlation_id("c"),
+                Frame::push_inline(&d, bytes)
+                    .authorization(mode, &passport)
+                    .chunk_size(3)
+                    .idempotency_key("k")
+                    .meta("z", "1"),
+                Frame::push_stream(&d, "s1")
+                    .meta("m", "v")
+                    .chunk_size(7)
+                    .authorization(mode, &passport)
+                    .correlation_id("c"),
+                Frame::request_for("vendor.note.v1", "application/json")
+                    .digest(&digest)
+                    .authorization(mode, &passport)
+                    .artifact_id("a:1")
+                    .meta("x", "y"),
+                Frame::push_stream(&d, "s1").chunk_size(7).meta("m", "v"),
+                Frame::request_for("vendor.note.v1", "application/json")
+                    .digest(&digest)
+                    .meta("authorization", "y")
+                    .artifact_id("a:1"),
+            ];
+            for builder in shapes {
+                let built = builder.clone().build().unwrap();
+                let wire = built.encode();
+                let text = String::from_utf8(wire.clone()).unwrap();
+                let value: Value = serde_json::from_slice(&wire).unwrap();
+                if mode == AuthorizationMode::InvitationPassport || built.authorization().is_none()
+                {
+                    assert!(validator.is_valid(&value), "{text}");
+                }
+                assert_eq!(builder.clone().build().unwrap().encode(), wire);
+                let decoded = Frame::decode(&wire).unwrap();
+                assert_eq!(decoded, built);
+                assert_eq!(decoded.encode(), wire, "{text}");
+                assert_eq!(serde_json::to_vec(&built.to_value()).unwrap(), wire);
+                if let Some(authorization) = built.authorization() {
+                    let decoded = decoded.authorization().unwrap();
+                    assert_eq!(
+                        serde_json::to_string(&authorization.passport).unwrap(),
+                        passport_json
+                    );
+                    assert_eq!(
+                        serde_json::to_string(&decoded.passport).unwrap(),
+                        passport_json
+                    );
+                    assert!(text.contains(&passport_json), "{text}");
+                }
+                let mut ordered = value.as_object().unwrap().clone();
+                declaration_order(&mut ordered);
+                assert_eq!(serde_json::to_vec(&Value::Object(ordered)).unwrap(), wire);
+                let strict = builder
+                    .options(DecodeOptions {
+                        strict_authorization_modes: true,
+                    })
+                    .build();
+                let published = built
+                    .authorization()
+                    .is_none_or(|a| a.mode == AuthorizationMode::InvitationPassport);
+                assert_eq!(strict.is_ok(), published);
+            }
+        }
+    }
+
+    /// An `accept` answer carrying an invitation writes `authorization` where it is declared,
+    /// before `response`, as built frames do; its passport is the invitation as given.
+    #[test]
+    fn an_answer_with_an_invitation_is_in_declaration_order() {
+        let mut passport = Map::new();
+        passport.insert("schema".into(), "capability-passport.v1".into());
+        passport.insert("b".into(), 1.into());
+        passport.insert("a".into(), 2.into());
+        let mut answer = Frame::answer(Some("c"), &Verdict::Accept { invitation: None });
+        answer.authorization = Some(FrameAuthorization {
+            mode: AuthorizationMode::InvitationPassport,
+            passport,
+        });
+        let text = String::from_utf8(answer.encode()).unwrap();
+        let at = |member: &str| text.find(&format!("\"{member}\":")).unwrap();
+        assert!(at("correlation/id") < at("authorization"), "{text}");
+        assert!(at("authorization") < at("response"), "{text}");
+        assert!(at("b") < at("a"), "{text}");
+        assert_eq!(Frame::decode(text.as_bytes()).unwrap(), answer);
+    }
+
+    #[test]
+    fn a_builder_debug_shows_member_names_only() {
+        let bytes = b"secret payload";
+        let d = Descriptor::of_bytes("vendor.note.v1", "application/json", bytes);
+        let builder = Frame::push_inline(&d, bytes).correlation_id("c-1");
+        let shown = format!("{builder:?}");
+        assert!(
+            shown.contains("artifact") && shown.contains("correlation/id"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains(&b64::encode(bytes)) && !shown.contains("c-1"),
+            "{shown}"
+        );
     }
 
     /// The order of the builder's calls does not reach the wire, with or without a passport
