@@ -5,8 +5,8 @@
 //! of spec §2 that the schema cannot express. A [`Frame`] therefore always satisfies the whole
 //! contract, and [`Frame::encode`] gives back the same JSON value with the same key order.
 //!
-//! A frame whose bytes are exactly our own compact encoding (declaration key order, no
-//! `authorization`, no `artifact/href`) takes a fast path to the same result: one typed pass
+//! A frame of up to 8 KiB whose bytes are exactly our own compact encoding (declaration key
+//! order, no `authorization`, no `artifact/href`) takes a fast path to the same result: one typed pass
 //! with the schema's rules checked on the typed members (see `frame/fast.rs`). Every error still
 //! comes from the full path above.
 

@@ -2,8 +2,8 @@
 //! [`FrameBuilder::build`](super::FrameBuilder::build).
 //!
 //! The full path parses JSON into a `Value`, runs the canonical schema over it, captures the key
-//! order and only then parses the typed frame: about three quarters of a small push's decode
-//! time. Most frames need none of that. This path parses the typed frame straight from the bytes,
+//! order and only then parses the typed frame: about three quarters of a 1 KiB push's 7.4 µs
+//! decode. Most frames need none of that. This path parses the typed frame straight from the bytes,
 //! checks the schema's rules on the typed members by hand ([`schema_rules_hold`]), and keeps the
 //! frame only when serializing it again gives back exactly the bytes received. That byte identity
 //! proves what a typed parse cannot see: no duplicate or ignored member, no whitespace, no escape,
@@ -12,7 +12,7 @@
 //!
 //! The path only ever says "valid, and here is the same frame the full path would give" or "not
 //! sure": any frame it does not take (an `authorization` member, an `artifact/href`, another key
-//! order, a broken rule) goes through the full path, which alone writes errors. So errors,
+//! order, a broken rule, more than 8 KiB) goes through the full path, which alone writes errors. So errors,
 //! refusal codes and the frames themselves are the full path's; differential property tests
 //! (this module's `tests`) hold the two paths equal. Like the full path, it takes nothing when
 //! the schema validator is unavailable (fail closed).
