@@ -270,11 +270,14 @@ impl FrameBuilder {
     /// payload, a frame over 256 KiB). Whatever the order of the builder's calls, the frame
     /// encodes its members in the order the contract's types declare them (the order receivers
     /// decode fastest).
-    pub fn build(mut self) -> Result<Frame, DecodeError> {
-        declaration_order(&mut self.map);
-        let value = Value::Object(self.map);
+    pub fn build(self) -> Result<Frame, DecodeError> {
+        let mut value = Value::Object(self.map);
+        // The fast path serializes the typed frame, which is in declaration order already.
         if let Some(frame) = super::fast::build(&value, self.options) {
             return Ok(frame);
+        }
+        if let Value::Object(map) = &mut value {
+            declaration_order(map);
         }
         // Exactly what `encode` gives for the built frame (same members, same order): kept.
         let json = serde_json::to_vec(&value).unwrap_or_default();
