@@ -436,20 +436,25 @@ fn open_pod_engine(
 mod tests {
     use super::*;
 
+    /// A node on an ephemeral loopback port, with no peers and no kinds.
+    fn loopback_options(archivist: bool) -> InitOptions {
+        InitOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            allow: Vec::new(),
+            accept: Vec::new(),
+            archivist,
+            advertisement: None,
+            force: false,
+        }
+    }
+
     #[cfg(unix)]
     #[tokio::test]
     async fn a_new_node_directory_and_its_data_are_readable_by_its_user_only() {
         use std::os::unix::fs::PermissionsExt;
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("node");
-        let options = InitOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            allow: Vec::new(),
-            accept: Vec::new(),
-            archivist: true,
-            advertisement: None,
-            force: false,
-        };
+        let options = loopback_options(true);
         write_node_dir(&dir, &options).unwrap();
         let config = NodeConfig::load(&dir.join("node.toml")).unwrap();
         let node = RunningNode::start(&config).await.unwrap();
@@ -471,14 +476,7 @@ mod tests {
     #[tokio::test]
     async fn a_running_node_reports_a_broken_pod_engine_as_its_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let options = InitOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            allow: Vec::new(),
-            accept: Vec::new(),
-            archivist: false,
-            advertisement: None,
-            force: false,
-        };
+        let options = loopback_options(false);
         write_node_dir(dir.path(), &options).unwrap();
         let node = RunningNode::start(&NodeConfig::load(&dir.path().join("node.toml")).unwrap())
             .await

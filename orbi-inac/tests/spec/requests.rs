@@ -203,22 +203,20 @@ fn a_node_that_streams_nothing_says_so_without_inviting_a_retry() {
 /// peer's own artifact from it; a peer allowed to fetch anything gets the newest.
 #[test]
 fn another_peers_bytes_under_my_id_do_not_hide_my_artifact() {
-    let mut node = standard_with(|c| {
-        c.allowed_peers.insert(other_peer().node_id());
-    });
     let mine = br#"{"note":"mine"}"#;
     let theirs = br#"{"note":"squat"}"#;
     let descriptor = Descriptor::of_bytes(BLOB, JSON, mine).with_artifact_id("note:X");
     let squat = Descriptor::of_bytes(BLOB, JSON, theirs).with_artifact_id("note:X");
-    let push = Frame::push_inline(&descriptor, mine).build().unwrap();
-    assert_answer(&node.send(&peer(), &push, at(0)), Operation::Ingested, None);
-    let push = Frame::push_inline(&squat, theirs).build().unwrap();
-    assert_answer(
-        &node.send(&other_peer(), &push, at(1)),
-        Operation::Ingested,
-        None,
-    );
+    let ingest = |node: &mut Node, from: &KeyPair, what: &Descriptor, bytes: &[u8], when: u64| {
+        let push = Frame::push_inline(what, bytes).build().unwrap();
+        assert_answer(&node.send(from, &push, at(when)), Operation::Ingested, None);
+    };
 
+    let mut node = standard_with(|c| {
+        c.allowed_peers.insert(other_peer().node_id());
+    });
+    ingest(&mut node, &peer(), &descriptor, mine, 0);
+    ingest(&mut node, &other_peer(), &squat, theirs, 1);
     assert_eq!(
         serve(&mut node, &peer(), &request(&descriptor)).descriptor(),
         &descriptor
@@ -232,18 +230,8 @@ fn another_peers_bytes_under_my_id_do_not_hide_my_artifact() {
         c.allowed_peers.insert(other_peer().node_id());
         c.request_peers.insert(other_peer().node_id());
     });
-    let push = Frame::push_inline(&descriptor, mine).build().unwrap();
-    assert_answer(
-        &fetcher.send(&peer(), &push, at(0)),
-        Operation::Ingested,
-        None,
-    );
-    let push = Frame::push_inline(&squat, theirs).build().unwrap();
-    assert_answer(
-        &fetcher.send(&peer(), &push, at(1)),
-        Operation::Ingested,
-        None,
-    );
+    ingest(&mut fetcher, &peer(), &descriptor, mine, 0);
+    ingest(&mut fetcher, &peer(), &squat, theirs, 1);
     assert_eq!(
         serve(&mut fetcher, &other_peer(), &request(&descriptor)).descriptor(),
         &squat,
