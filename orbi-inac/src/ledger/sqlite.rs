@@ -1059,12 +1059,12 @@ impl Ledger for SqliteLedger {
 
     fn offer(&self, id: u64) -> Result<Option<OfferRecord>, LedgerError> {
         // Row ids are i64: a larger id names no offer (SQLite would refuse to bind it).
-        if i64::try_from(id).is_err() {
+        let Ok(row_id) = i64::try_from(id) else {
             return Ok(None);
-        }
+        };
         self.db()
             .prepare_cached(&format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = ?1"))?
-            .query_row(params![id], offer_row)
+            .query_row(params![row_id], offer_row)
             .optional()?
             .map(OfferRow::into_record)
             .transpose()
@@ -1086,16 +1086,16 @@ impl Ledger for SqliteLedger {
         accept: bool,
         at_ms: u64,
     ) -> Result<OfferRecord, LedgerError> {
-        if i64::try_from(id).is_err() {
+        let Ok(row_id) = i64::try_from(id) else {
             return Err(LedgerError::UnknownOffer(id));
-        }
+        };
         let wanted = OfferState::decided(accept);
         self.writable()?
             .prepare_cached(
                 "UPDATE offers SET state = ?2, decided_at_ms = ?3 WHERE id = ?1 AND state = ?4",
             )?
             .execute(params![
-                id,
+                row_id,
                 wanted.as_str(),
                 at_ms,
                 OfferState::Pending.as_str()
