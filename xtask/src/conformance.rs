@@ -1,8 +1,9 @@
 //! `cargo xtask conformance`.
 //!
 //! Always: every fixture under `schemas/examples/{valid,invalid}` gets the verdict its directory
-//! names, and every invalid one the issues recorded for it in `invalid-issues.json`. With the reference data in `../shared` (or `$ORBI_SHARED`), also: our canonical
-//! schemas are semantically equal to upstream's on every validation keyword, and upstream's
+//! names, and every invalid one the issues recorded for it in `invalid-issues.json`. With the
+//! reference data in `../shared` (or `$ORBI_SHARED`), also: our canonical schemas are
+//! semantically equal to upstream's on every validation keyword, and upstream's
 //! example artifacts get the verdicts their directories name. With a reference validator
 //! installed (python-jsonschema with its format checkers, see [`crate::reference`]), also: orbi
 //! and the reference give the same verdict on the fixtures, the upstream examples and thousands
@@ -33,9 +34,13 @@ pub fn run(root: &Path, record_issues: bool) -> Result<bool, String> {
     let expected_path = root.join(EXPECTED_ISSUES);
     if record_issues {
         let text = serde_json::to_string_pretty(&refused).map_err(|err| err.to_string())? + "\n";
-        // Beside it, then renamed over it: a committed file is never left half written.
+        // Beside it, synced, then renamed over it: a committed file is never left half written.
         let temp = expected_path.with_extension("json.tmp");
-        fs::write(&temp, text)
+        fs::File::create(&temp)
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, text.as_bytes())?;
+                file.sync_all()
+            })
             .and_then(|()| fs::rename(&temp, &expected_path))
             .map_err(|err| format!("cannot write {}: {err}", expected_path.display()))?;
         println!("recorded the issues of {} invalid fixtures", refused.len());
