@@ -252,7 +252,7 @@ struct RequestArgs {
 
 /// Runs `orbi inac`.
 pub fn run(args: Args) -> Result<Outcome, CliError> {
-    init_logging("warn");
+    crate::logging::init("warn");
     match args.command {
         InacCommand::Serve(args) => serve(args),
         InacCommand::Push(args) => send(args, Operation::Push),
@@ -263,22 +263,6 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
             StoreAction::List => store_list(&data_dir),
         },
     }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG`, else at `default` (`warn`, `info`, …).
-pub(crate) fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person reading a terminal, never in a log file or a pipe.
-        .with_ansi(std::io::stderr().is_terminal())
-        // A closed stderr must not stop the node: by default the subscriber reports its own
-        // write failures with `eprintln!`, which panics on a closed pipe.
-        .log_internal_errors(false)
-        .try_init();
 }
 
 /// A multi-threaded tokio runtime for a command.

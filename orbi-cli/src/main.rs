@@ -24,6 +24,7 @@ mod files;
 mod inac;
 mod json_out;
 mod keys;
+mod logging;
 mod node;
 mod pod;
 mod schema;

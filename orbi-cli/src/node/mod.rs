@@ -109,7 +109,7 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
             },
         ),
         NodeCommand::Run { config } => {
-            crate::inac::init_logging("info");
+            crate::logging::init("info");
             let config = NodeConfig::load(&config)?;
             let runtime = crate::inac::server_runtime()?;
             runtime.block_on(async move {
