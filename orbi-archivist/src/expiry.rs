@@ -7,8 +7,12 @@
 //!   otherwise idle expiry would never fire.
 //! - `expires_at = min(hard, idle)`; the package is expired from `expires_at` on (the interval
 //!   is half-open: alive on `[t0, expires_at)`). A tie is reported as `max-duration`.
-//! - Whole seconds (instants are floored), `checked_add`, and anything past
-//!   9999-12-31T23:59:59Z (not representable in RFC 3339) saturates to "never".
+//! - Expiry is final: a `found` recorded at or after the expiry the clock already shows changes
+//!   nothing (from `expires_at` on every retrieval answers `tombstoned`, and §4.4 never renews
+//!   silently). Record accesses in time order: each is judged against those recorded before it.
+//! - Instants keep their fractions (`t0 = …:13.9` with `D = 1` lives until `…:14.9`), sums are
+//!   checked, and anything past 9999-12-31T23:59:59.999999999Z (not representable in RFC 3339)
+//!   saturates to "never".
 
 use std::fmt;
 
@@ -16,34 +20,32 @@ use orbi_types::{
     Timestamp,
     archival::{ExpiryCause, RetrievalReason},
 };
+use time::{Duration, OffsetDateTime, UtcOffset};
 
-/// The last second RFC 3339 can write (9999-12-31T23:59:59Z).
-pub const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
-
-/// A point in time in whole Unix seconds, or never.
+/// A point in time, or never.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Deadline {
-    /// At this Unix second (never earlier than any `At`-less `Never`: `At(_) < Never`).
-    At(i64),
+    /// At this instant (in UTC; every `At` is earlier than `Never`).
+    At(OffsetDateTime),
     /// Never.
     Never,
 }
 
 impl Deadline {
     /// `start + length` seconds; `Never` when `length` is absent or the sum is not
-    /// representable.
-    pub fn after(start: i64, length: Option<u64>) -> Deadline {
+    /// representable (past year 9999).
+    pub fn after(start: OffsetDateTime, length: Option<u64>) -> Deadline {
         length
             .and_then(|length| i64::try_from(length).ok())
-            .and_then(|length| start.checked_add(length))
-            .filter(|end| *end <= MAX_UNIX_SECONDS)
+            .and_then(|length| start.checked_add(Duration::seconds(length)))
+            .and_then(|end| end.checked_to_offset(UtcOffset::UTC))
             .map_or(Deadline::Never, Deadline::At)
     }
 
-    /// The deadline as a UTC timestamp, `None` for never.
+    /// The deadline as a UTC timestamp (with its fraction, if any), `None` for never.
     pub fn timestamp(self) -> Option<Timestamp> {
         match self {
-            Deadline::At(seconds) => Timestamp::from_unix_seconds(seconds),
+            Deadline::At(at) => Timestamp::from_instant_exact(at),
             Deadline::Never => None,
         }
     }
@@ -122,7 +124,7 @@ pub enum ExpiryStatus {
     /// Expired: retrievals answer `tombstoned` with [`ExpiryStatus::retrieval_reason`].
     Expired {
         /// When it expired.
-        at: i64,
+        at: OffsetDateTime,
         /// Which limit ended it.
         cause: ExpiryCause,
     },
@@ -141,10 +143,28 @@ impl ExpiryStatus {
 /// The expiry clock of one stored package.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ExpiryClock {
-    accepted_at: i64,
+    accepted_at: OffsetDateTime,
     max_idle_ttl_sec: Option<u64>,
     hard: Deadline,
-    last_access: i64,
+    last_access: OffsetDateTime,
+}
+
+/// What [`ExpiryClock::record`] made of an access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Recorded {
+    /// A `found` retrieval while the package was live: the idle clock now runs from the later
+    /// of it and the last access before it.
+    IdleRestarted,
+    /// An access that never moves the idle clock (not a `found` retrieval).
+    NotARetrieval,
+    /// A `found` at or after the expiry the clock already showed: expiry is final, so nothing
+    /// changed. A correct archivist answers `tombstoned` then; this is a late or replayed event.
+    AfterExpiry {
+        /// When the package expired.
+        expired_at: OffsetDateTime,
+        /// Which limit ended it.
+        cause: ExpiryCause,
+    },
 }
 
 impl ExpiryClock {
@@ -154,7 +174,7 @@ impl ExpiryClock {
         max_duration_sec: Option<u64>,
         max_idle_ttl_sec: Option<u64>,
     ) -> Self {
-        let accepted_at = accepted_at.unix_seconds();
+        let accepted_at = accepted_at.instant();
         ExpiryClock {
             accepted_at,
             max_idle_ttl_sec,
@@ -163,21 +183,30 @@ impl ExpiryClock {
         }
     }
 
-    /// Records an access at `at`; only a `found` retrieval moves the last access, and never
-    /// backwards.
-    pub fn record(&mut self, access: Access, at: &Timestamp) {
-        if access.resets_idle() {
-            self.last_access = self.last_access.max(at.unix_seconds());
+    /// Records an access at `at`. Only a `found` retrieval while the package is live moves the
+    /// last access, and never backwards; once expired, the package stays expired.
+    pub fn record(&mut self, access: Access, at: &Timestamp) -> Recorded {
+        if !access.resets_idle() {
+            return Recorded::NotARetrieval;
         }
+        if let ExpiryStatus::Expired {
+            at: expired_at,
+            cause,
+        } = self.status_at_instant(at.instant())
+        {
+            return Recorded::AfterExpiry { expired_at, cause };
+        }
+        self.last_access = self.last_access.max(at.instant());
+        Recorded::IdleRestarted
     }
 
-    /// The acceptance instant (Unix seconds).
-    pub fn accepted_at(&self) -> i64 {
+    /// The acceptance instant.
+    pub fn accepted_at(&self) -> OffsetDateTime {
         self.accepted_at
     }
 
-    /// The last successful retrieval, or the acceptance (Unix seconds).
-    pub fn last_access(&self) -> i64 {
+    /// The last successful retrieval, or the acceptance.
+    pub fn last_access(&self) -> OffsetDateTime {
         self.last_access
     }
 
@@ -212,11 +241,13 @@ impl ExpiryClock {
 
     /// The state at `now`: expired iff `now ≥ expires_at`.
     pub fn status_at(&self, now: &Timestamp) -> ExpiryStatus {
+        self.status_at_instant(now.instant())
+    }
+
+    fn status_at_instant(&self, now: OffsetDateTime) -> ExpiryStatus {
         let expiry = self.expiry();
         match (expiry.at, expiry.cause) {
-            (Deadline::At(at), Some(cause)) if now.unix_seconds() >= at => {
-                ExpiryStatus::Expired { at, cause }
-            }
+            (Deadline::At(at), Some(cause)) if now >= at => ExpiryStatus::Expired { at, cause },
             _ => ExpiryStatus::Live {
                 expires_at: expiry.at,
             },

@@ -48,8 +48,13 @@
 //! - **Integers.** The schema gives `retention/default-*` and `replication/max-copies` no
 //!   maximum; admission refuses values that no `u64` holds, naming the field and the limit
 //!   (never saturating, so an admitted advertisement re-serializes to its own text).
-//! - **Expiry.** Whole seconds (instants floored); a tie between hard and idle expiry is
-//!   reported as `max-duration`.
+//! - **Expiry.** Exact instants, fractions of a second included; a tie between hard and idle
+//!   expiry is reported as `max-duration`. Expiry is final: a `found` recorded at or after the
+//!   expiry the clock shows is [`Recorded::AfterExpiry`] and changes nothing (§4.4: from
+//!   `expires_at` on every retrieval answers `tombstoned`, and nothing renews silently). TV-23
+//!   as written records its second `found` (2026-06-10) after the expiry its first one set
+//!   (2026-05-15); our vector test adds a retrieval on 2026-05-14 to make that history possible
+//!   and checks the literal one revives nothing.
 //!
 //! # Not built
 //!
@@ -113,7 +118,7 @@ pub use codes::{NoteSet, ReasonSet, Stage};
 pub use engine::{
     Decision, Negotiation, Policy, Shortfall, StageOutcome, Terms, Verdict, decide, mode_fit,
 };
-pub use expiry::{Access, Deadline, Expiry, ExpiryClock, ExpiryStatus, RetrievalStatus};
+pub use expiry::{Access, Deadline, Expiry, ExpiryClock, ExpiryStatus, Recorded, RetrievalStatus};
 pub use explain::{StageReport, explain};
 pub use lint::{Lint, lint};
 pub use record::{RecordContext, RecordError, confirmed_copies, record};

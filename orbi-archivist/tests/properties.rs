@@ -3,8 +3,8 @@
 //! terms never exceed what the requester asked for.
 
 use orbi_archivist::{
-    Access, Advertisement, Deadline, ExpiryClock, Policy, PreparedRequest, RankKey,
-    RetrievalStatus, decide, rank,
+    Access, Advertisement, Deadline, ExpiryClock, ExpiryStatus, Policy, PreparedRequest, RankKey,
+    Recorded, RetrievalStatus, decide, rank,
 };
 use orbi_types::{
     ArchivalStorageRequest, Artifact, Timestamp,
@@ -40,8 +40,19 @@ fn order(request: &PreparedRequest, ads: &[Advertisement], candidates: &[usize])
         .collect()
 }
 
+/// Instants up to year 2096, half of them with a fraction of a second.
 fn instant() -> impl Strategy<Value = Timestamp> {
-    (0i64..4_000_000_000).prop_map(|s| Timestamp::from_unix_seconds(s).unwrap())
+    (
+        0i64..4_000_000_000,
+        prop_oneof![Just(0i64), 0i64..1_000_000_000],
+    )
+        .prop_map(|(seconds, nanos)| {
+            let instant = time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(seconds) * 1_000_000_000 + i128::from(nanos),
+            )
+            .unwrap();
+            Timestamp::from_instant_exact(instant).unwrap()
+        })
 }
 
 /// Any access, `found` retrievals as often as all the others together.
@@ -143,10 +154,10 @@ proptest! {
     ) {
         let mut clock = ExpiryClock::new(&accepted, duration, idle);
         for (kind, at) in &accesses {
-            clock.record(*kind, at);
+            let _ = clock.record(*kind, at);
         }
         let before = clock.expiry();
-        clock.record(extra.0, &extra.1);
+        let _ = clock.record(extra.0, &extra.1);
         let after = clock.expiry();
         prop_assert!(after.at >= before.at, "{before:?} -> {after:?}");
         // Never past the hard limit, and never before the acceptance.
@@ -154,5 +165,52 @@ proptest! {
         if let Deadline::At(at) = after.at {
             prop_assert!(at >= clock.accepted_at());
         }
+    }
+
+    /// Expiry is final: once the clock shows the package expired at some instant, no access
+    /// recorded from then on changes when or why it expired.
+    #[test]
+    fn an_expired_package_stays_expired(
+        accepted in instant(),
+        duration in length(),
+        idle in length(),
+        accesses in collection::vec((access(), instant()), 0..6),
+        late in collection::vec((access(), instant()), 1..6),
+        now in instant(),
+    ) {
+        let mut clock = ExpiryClock::new(&accepted, duration, idle);
+        for (kind, at) in &accesses {
+            let _ = clock.record(*kind, at);
+        }
+        let before = clock.status_at(&now);
+        if let ExpiryStatus::Expired { .. } = before {
+            for (kind, at) in late.iter().filter(|(_, at)| at.instant() >= now.instant()) {
+                let recorded = clock.record(*kind, at);
+                prop_assert!(
+                    !matches!(recorded, Recorded::IdleRestarted),
+                    "{kind:?} at {at} after expiry: {recorded:?}"
+                );
+                prop_assert_eq!(clock.status_at(&now), before);
+                prop_assert_eq!(clock.status_at(at), before);
+            }
+        }
+    }
+
+    /// The package lives exactly until `t0 + D` (fractions of a second included), not a
+    /// second less or more.
+    #[test]
+    fn hard_expiry_is_exact_to_the_nanosecond(
+        accepted in instant(),
+        duration in 1u64..100_000_000,
+    ) {
+        let clock = ExpiryClock::new(&accepted, Some(duration), None);
+        let end = accepted.instant() + time::Duration::seconds(duration as i64);
+        let just_before = Timestamp::from_instant_exact(end - time::Duration::nanoseconds(1)).unwrap();
+        let at_end = Timestamp::from_instant_exact(end).unwrap();
+        let live = matches!(clock.status_at(&just_before), ExpiryStatus::Live { .. });
+        let expired = matches!(clock.status_at(&at_end), ExpiryStatus::Expired { .. });
+        prop_assert!(live, "expired 1 ns before {}", at_end);
+        prop_assert!(expired, "live at {}", at_end);
+        prop_assert_eq!(clock.hard_expires_at().timestamp(), Some(at_end));
     }
 }

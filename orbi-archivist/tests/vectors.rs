@@ -9,8 +9,8 @@ mod common;
 use common::*;
 use orbi_archivist::{
     Access, Advertisement, Deadline, Decision, ExpiryClock, ExpiryStatus, Finding, Negotiation,
-    Policy, PreparedRequest, RetrievalStatus, Shortfall, Stage, StageOutcome, Verdict, decide,
-    match_request, plan_replication, rank,
+    Policy, PreparedRequest, Recorded, RetrievalStatus, Shortfall, Stage, StageOutcome, Verdict,
+    decide, match_request, plan_replication, rank,
 };
 use orbi_types::{
     Artifact,
@@ -484,13 +484,27 @@ fn tv_22_a_found_retrieval_moves_idle_expiry_and_then_it_tombstones() {
     }
 }
 
+/// TV-23 as written records its second `found` (2026-06-10) after the expiry its first one
+/// set (2026-05-15T10:00:00Z); by §4.4 the package answers `tombstoned` from then on, so that
+/// `found` cannot happen and counts for nothing (see the next test). A third retrieval before
+/// 2026-05-15 makes the vector's history possible and gives its figures.
 #[test]
 fn tv_23_later_retrievals_extend_idle_but_never_past_the_hard_limit() {
     let mut clock = tv_22_clock();
     let found = Access::Retrieval(RetrievalStatus::Found);
-    clock.record(found, &at("2026-04-15T10:00:00Z"));
+    assert_eq!(
+        clock.record(found, &at("2026-04-15T10:00:00Z")),
+        Recorded::IdleRestarted
+    );
     assert_eq!(stamp(clock.expiry().at), "2026-05-15T10:00:00Z");
-    clock.record(found, &at("2026-06-10T00:00:00Z"));
+    assert_eq!(
+        clock.record(found, &at("2026-05-14T00:00:00Z")),
+        Recorded::IdleRestarted
+    );
+    assert_eq!(
+        clock.record(found, &at("2026-06-10T00:00:00Z")),
+        Recorded::IdleRestarted
+    );
     assert_eq!(stamp(clock.idle_expires_at()), "2026-07-10T00:00:00Z");
     let expiry = clock.expiry();
     assert_eq!(stamp(expiry.at), "2026-06-20T22:21:13Z");
@@ -505,6 +519,33 @@ fn tv_23_later_retrievals_extend_idle_but_never_past_the_hard_limit() {
         clock.status_at(&at("2026-06-20T22:21:12Z")),
         ExpiryStatus::Live { .. }
     ));
+}
+
+/// TV-23's literal second `found` comes after the package expired: expiry is final, so the
+/// package stays tombstoned with the idle cause it expired by.
+#[test]
+fn tv_23_a_found_after_expiry_revives_nothing() {
+    let mut clock = tv_22_clock();
+    let found = Access::Retrieval(RetrievalStatus::Found);
+    let _ = clock.record(found, &at("2026-04-15T10:00:00Z"));
+    let late = clock.record(found, &at("2026-06-10T00:00:00Z"));
+    assert!(
+        matches!(
+            late,
+            Recorded::AfterExpiry {
+                cause: ExpiryCause::IdleTtl,
+                ..
+            }
+        ),
+        "{late:?}"
+    );
+    assert_eq!(stamp(clock.expiry().at), "2026-05-15T10:00:00Z");
+    let status = clock.status_at(&at("2026-06-11T00:00:00Z"));
+    assert_eq!(
+        status.retrieval_reason(),
+        Some(RetrievalReason::IdleTtlExpired),
+        "{status:?}"
+    );
 }
 
 #[test]

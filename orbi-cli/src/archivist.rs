@@ -24,7 +24,7 @@ use std::{
 use clap::{Subcommand, ValueEnum};
 use orbi_archivist::{
     Access, Advertisement, Decision, ExpiryClock, ExpiryStatus, InvalidAdvertisement, Lint,
-    MatchReport, Policy, PreparedRequest, RetrievalStatus, explain, match_request,
+    MatchReport, Policy, PreparedRequest, Recorded, RetrievalStatus, explain, match_request,
 };
 use orbi_types::{
     ArchivalStorageRequest, Timestamp, archival::ExclusionCode, json::from_slice_strict,
@@ -685,19 +685,28 @@ impl MatchView<'_> {
 fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
     let accepted = timestamp(&args.accepted_at, "--accepted-at")?;
     let mut clock = ExpiryClock::new(&accepted, args.max_duration_sec, args.max_idle_ttl_sec);
-    for access in &args.accesses {
-        clock.record(
-            Access::Retrieval(RetrievalStatus::Found),
-            &timestamp(access, "--access")?,
-        );
+    let mut accesses = args
+        .accesses
+        .iter()
+        .map(|access| timestamp(access, "--access"))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The clock judges each access against those before it: give them in time order, whatever
+    // order the command line had.
+    accesses.sort_by_key(Timestamp::instant);
+    let mut after_expiry = Vec::new();
+    for access in &accesses {
+        if let Recorded::AfterExpiry { .. } =
+            clock.record(Access::Retrieval(RetrievalStatus::Found), access)
+        {
+            after_expiry.push(access);
+        }
     }
     let now = now_or_clock(args.now.as_deref())?;
     let expiry = clock.expiry();
     let status = clock.status_at(&now);
     let expired = matches!(status, ExpiryStatus::Expired { .. });
-    let stamp = |seconds: i64| {
-        Timestamp::from_unix_seconds(seconds).map_or(Value::Null, |t| json!(t.as_str()))
-    };
+    let stamp =
+        |instant| Timestamp::from_instant_exact(instant).map_or(Value::Null, |t| json!(t.as_str()));
     let deadline =
         |d: orbi_archivist::Deadline| d.timestamp().map_or(Value::Null, |t| json!(t.as_str()));
     match args.format {
@@ -706,6 +715,7 @@ fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
             "retention/max-duration-sec": args.max_duration_sec,
             "retention/max-idle-ttl-sec": args.max_idle_ttl_sec,
             "last-access": stamp(clock.last_access()),
+            "accesses-after-expiry": after_expiry,
             "hard-expires-at": deadline(clock.hard_expires_at()),
             "idle-expires-at": deadline(clock.idle_expires_at()),
             "expires-at": deadline(expiry.at),
@@ -715,12 +725,18 @@ fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
             "reason/code": status.retrieval_reason(),
         }))?,
         Format::Text => {
-            let when = |seconds: i64| {
-                Timestamp::from_unix_seconds(seconds).map_or_else(|| "?".into(), |t| t.to_string())
+            let when = |instant| {
+                Timestamp::from_instant_exact(instant).map_or_else(|| "?".into(), |t| t.to_string())
             };
             let mut out = String::new();
             let _ = writeln!(out, "accepted at      {}", when(clock.accepted_at()));
             let _ = writeln!(out, "last access      {}", when(clock.last_access()));
+            for access in &after_expiry {
+                let _ = writeln!(
+                    out,
+                    "ignored access   {access} (after expiry: expiry is final)"
+                );
+            }
             let _ = writeln!(out, "hard expiry      {}", clock.hard_expires_at());
             let _ = writeln!(out, "idle expiry      {}", clock.idle_expires_at());
             let _ = writeln!(

@@ -464,12 +464,16 @@ fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
         "7776000",
         "--max-idle-ttl-sec",
         "2592000",
+        // TV-23's retrievals (plus one on 2026-05-14, without which the package would have
+        // expired on 2026-05-15), out of order: the command sorts them.
+        "--access",
+        "2026-06-10T00:00:00Z",
         "--access",
         "2026-03-22T22:24:31Z",
         "--access",
-        "2026-04-15T10:00:00Z",
+        "2026-05-14T00:00:00Z",
         "--access",
-        "2026-06-10T00:00:00Z",
+        "2026-04-15T10:00:00Z",
         "--format",
         "json",
     ];
@@ -483,6 +487,7 @@ fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
     assert_eq!(report["expires-at"], "2026-06-20T22:21:13Z");
     assert_eq!(report["cause"], "max-duration");
     assert_eq!(report["status"], "live");
+    assert_eq!(report["accesses-after-expiry"], json!([]));
 
     let mut expired = base.to_vec();
     expired.extend(["--now", "2026-06-20T22:21:13Z"]);
@@ -491,6 +496,51 @@ fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
     let report = json_of(&output);
     assert_eq!(report["status"], "expired");
     assert_eq!(report["reason/code"], "retention-expired");
+
+    // A `found` after the idle expiry (2026-04-21T22:21:13Z) revives nothing.
+    let output = orbi(&[
+        "archivist",
+        "expiry",
+        "--accepted-at",
+        "2026-03-22T22:21:13Z",
+        "--max-duration-sec",
+        "7776000",
+        "--max-idle-ttl-sec",
+        "2592000",
+        "--access",
+        "2026-05-01T00:00:00Z",
+        "--now",
+        "2026-05-02T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json_of(&output);
+    assert_eq!(report["status"], "expired");
+    assert_eq!(report["reason/code"], "idle-ttl-expired");
+    assert_eq!(report["last-access"], "2026-03-22T22:21:13Z");
+    assert_eq!(
+        report["accesses-after-expiry"],
+        json!(["2026-05-01T00:00:00Z"])
+    );
+
+    // Fractions of a second count: accepted at .9 with one second, alive at 14.0.
+    let output = orbi(&[
+        "archivist",
+        "expiry",
+        "--accepted-at",
+        "2026-03-22T22:21:13.9Z",
+        "--max-duration-sec",
+        "1",
+        "--now",
+        "2026-03-22T22:21:14.0Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let report = json_of(&output);
+    assert_eq!(report["expires-at"], "2026-03-22T22:21:14.9Z");
+    assert_eq!(report["status"], "live");
 
     // Unbounded terms never expire.
     let output = orbi(&[

@@ -56,6 +56,14 @@ impl Timestamp {
         Self::from_unix_seconds(instant.unix_timestamp())
     }
 
+    /// The same instant as `instant`, emitted in UTC with its fraction of a second (none when
+    /// it has none), for instants computed from parsed ones; `None` past year 9999.
+    pub fn from_instant_exact(instant: OffsetDateTime) -> Option<Self> {
+        let instant = instant.checked_to_offset(UtcOffset::UTC)?;
+        let text = instant.format(&Rfc3339).ok()?;
+        Some(Timestamp { text, instant })
+    }
+
     /// The text exactly as parsed.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -224,6 +232,29 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "2026-03-28T19:42:00Z"
+        );
+    }
+
+    #[test]
+    fn exact_instants_keep_their_fraction_in_utc() {
+        let at = |text| Timestamp::parse(text).unwrap().instant();
+        let exact = |text| Timestamp::from_instant_exact(at(text)).unwrap();
+        assert_eq!(
+            exact("2026-03-22T23:21:13.90+01:00").as_str(),
+            "2026-03-22T22:21:13.9Z"
+        );
+        assert_eq!(
+            exact("2026-03-22T22:21:13Z").as_str(),
+            "2026-03-22T22:21:13Z"
+        );
+        assert_eq!(
+            exact("2026-03-22T22:21:13.000000001Z").instant(),
+            at("2026-03-22T22:21:13.000000001Z")
+        );
+        // Its UTC form is in year 10000: no timestamp, no panic.
+        assert_eq!(
+            Timestamp::from_instant_exact(at("9999-12-31T23:59:59-01:00")),
+            None
         );
     }
 }
