@@ -35,7 +35,10 @@
 //! - **Stage 0b.** Invalid advertisements never supersede; future-dated ones (beyond
 //!   [`Policy::max_future_skew_sec`]) neither. There is no default maximum age (upstream
 //!   advertisements have no validity window). Local allow/deny lists exclude with
-//!   `archivist-not-allowed`; an empty allow list allows nobody.
+//!   `archivist-not-allowed`; an empty allow list allows nobody. Copies of an archivist's newest
+//!   advertisement (same id and `created-at`) count once; if they state different terms, all of
+//!   them are excluded `advertisement-conflicting` (an extension of §4.7's codes): which terms
+//!   hold cannot be known, and an input-order tie-break would let a sender of a twin choose.
 //! - **Ranking.** An absent default duration counts as the largest headroom; refusals are
 //!   ranked last rather than dropped; `advertisement/id` then `archivist/node-id` break the
 //!   last ties, so the order is total.

@@ -12,7 +12,7 @@ use std::{
 };
 
 use orbi_types::{
-    Timestamp,
+    ArchivistAdvertisement, Timestamp,
     archival::{ExclusionCode, ReplicationCommitment},
 };
 
@@ -43,11 +43,14 @@ pub struct Selection {
 }
 
 /// Stage 0b and local policy: per archivist only the newest advertisement counts (ties: the
-/// larger `advertisement/id`, then the later input); future-dated (beyond the skew), stale
-/// (beyond the configured age), disallowed (allow/deny lists) and, for a direct submission,
-/// other archivists' advertisements are excluded. Each excluded advertisement gets exactly one
-/// code, the first that applies in the order future-dated, superseded, stale, not allowed, not
-/// targeted. `policy_annotations` never take part.
+/// larger `advertisement/id`); future-dated (beyond the skew), stale (beyond the configured
+/// age), disallowed (allow/deny lists) and, for a direct submission, other archivists'
+/// advertisements are excluded. Copies of the newest one (same id and `created-at`) count
+/// once, the later input kept; if they differ in anything but `policy_annotations`, every
+/// one of them is excluded `advertisement-conflicting`, so the outcome never depends on input
+/// order and nobody can pick which terms hold by sending a twin. Each excluded advertisement
+/// gets exactly one code, the first that applies in the order future-dated, conflicting,
+/// superseded, stale, not allowed, not targeted. `policy_annotations` never take part.
 pub fn select(
     ads: &[Advertisement],
     target: Option<&str>,
@@ -101,23 +104,46 @@ pub fn select(
         }
         slot_of[index] = slot;
     }
+    // An archivist whose newest id and instant come with different terms has no current
+    // advertisement.
+    let mut conflicting = vec![false; newest.len()];
+    for (index, &slot) in slot_of.iter().enumerate() {
+        if let Some(&winner) = newest.get(slot)
+            && winner != index
+            && twins(&ads[winner], &ads[index])
+            && !same_terms(&ads[winner], &ads[index])
+        {
+            conflicting[slot] = true;
+        }
+    }
     let age_limit = policy.max_advertisement_age_sec.map(seconds);
     for (index, ad) in ads.iter().enumerate() {
         let Some(&winner) = newest.get(slot_of[index]) else {
             continue;
         };
-        if winner != index {
-            let detail =
-                if ads[winner].id() == ad.id() && ads[winner].created_at() == ad.created_at() {
-                    format!("a later copy of {} is kept", ad.id())
-                } else {
-                    format!(
-                        "{} (created-at {}) supersedes it for archivist {}",
-                        ads[winner].id(),
-                        ads[winner].created_at(),
-                        ad.archivist()
-                    )
-                };
+        if conflicting[slot_of[index]] && twins(&ads[winner], ad) {
+            exclude(
+                index,
+                ExclusionCode::AdvertisementConflicting,
+                format!(
+                    "archivist {} published different documents as {} (created-at {}); none \
+                     is used",
+                    ad.archivist(),
+                    ad.id(),
+                    ad.created_at()
+                ),
+            );
+        } else if winner != index {
+            let detail = if twins(&ads[winner], ad) {
+                format!("a later copy of {} is kept", ad.id())
+            } else {
+                format!(
+                    "{} (created-at {}) supersedes it for archivist {}",
+                    ads[winner].id(),
+                    ads[winner].created_at(),
+                    ad.archivist()
+                )
+            };
             exclude(index, ExclusionCode::AdvertisementSuperseded, detail);
         } else if let Some(limit) = age_limit
             && now_nanos.saturating_sub(ad.created_nanos()) > limit
@@ -150,6 +176,21 @@ pub fn select(
     current.sort_unstable();
     excluded.sort_by_key(|exclusion| exclusion.index);
     Selection { current, excluded }
+}
+
+/// Whether two advertisements claim to be the same publication: one archivist, one
+/// `advertisement/id`, one `created-at` instant.
+fn twins(a: &Advertisement, b: &Advertisement) -> bool {
+    a.archivist() == b.archivist() && a.id() == b.id() && a.created_nanos() == b.created_nanos()
+}
+
+/// Whether two advertisements state the same terms (`policy_annotations` aside).
+fn same_terms(a: &Advertisement, b: &Advertisement) -> bool {
+    let terms = |ad: &Advertisement| ArchivistAdvertisement {
+        policy_annotations: None,
+        ..ad.typed().clone()
+    };
+    terms(a) == terms(b)
 }
 
 /// The §4.6 ranking key; smaller ranks first. Ordered field by field, in this order:

@@ -156,6 +156,47 @@ fn a_repeated_advertisement_keeps_its_later_copy() {
 }
 
 #[test]
+fn conflicting_twins_exclude_each_other_whatever_the_input_order() {
+    // Same archivist, id and created-at; different terms. A third, older advertisement of
+    // the same archivist stays superseded: the archivist has no current terms at all.
+    let narrow = with(ad_a(), json!({"accepted/scopes": ["private-retained"]}));
+    let older = with(
+        ad_a(),
+        json!({"advertisement/id": "archivist-advertisement:OLD", "created-at": "2026-01-01T00:00:00Z"}),
+    );
+    let now = at("2026-04-01T00:00:00Z");
+    for order in [[0, 1, 2], [1, 0, 2], [2, 1, 0], [1, 2, 0]] {
+        let pool = [ad_a(), narrow.clone(), older.clone()];
+        let ads: Vec<_> = order.iter().map(|&i| admit(pool[i].clone())).collect();
+        let selection = select(&ads, None, &Policy::default(), &now);
+        assert!(selection.current.is_empty(), "{order:?}: {selection:?}");
+        let code_of = |pool_index: usize| {
+            let index = order.iter().position(|&i| i == pool_index).unwrap();
+            selection
+                .excluded
+                .iter()
+                .find(|exclusion| exclusion.index == index)
+                .map(|exclusion| exclusion.code)
+        };
+        assert_eq!(code_of(0), Some(ExclusionCode::AdvertisementConflicting));
+        assert_eq!(code_of(1), Some(ExclusionCode::AdvertisementConflicting));
+        assert_eq!(code_of(2), Some(ExclusionCode::AdvertisementSuperseded));
+    }
+}
+
+#[test]
+fn twins_that_differ_only_in_policy_annotations_are_copies() {
+    let annotated = with(ad_a(), json!({"policy_annotations": {"note": "mirrored"}}));
+    let ads = [admit(annotated), admit(ad_a())];
+    let selection = select(&ads, None, &Policy::default(), &at("2026-04-01T00:00:00Z"));
+    assert_eq!(selection.current, [1]);
+    assert_eq!(
+        selection.excluded[0].code,
+        ExclusionCode::AdvertisementSuperseded
+    );
+}
+
+#[test]
 fn package_document_findings_cover_mismatch_integrity_and_inline_payload() {
     // PKG-F matches its request: nothing to report, and 1b/1c now pass instead of skipping.
     let clean = prepare(request_f()).with_package(&pkg_f());

@@ -201,6 +201,10 @@ wire_enum! {
         AdvertisementFutureDated = "advertisement-future-dated",
         /// Stage 0b: the same archivist published a newer one.
         AdvertisementSuperseded = "advertisement-superseded",
+        /// Stage 0b: the archivist's newest `advertisement/id` and `created-at` come with
+        /// different terms in different documents, so which one holds cannot be known: none
+        /// is used (fail closed; identical copies are not a conflict).
+        AdvertisementConflicting = "advertisement-conflicting",
         /// Stage 0b: older than the configured maximum age.
         AdvertisementStale = "advertisement-stale",
         /// The request is a direct submission to another archivist.
