@@ -139,11 +139,11 @@ struct ExpiryArgs {
     /// When storage was accepted (`decided-at`), RFC 3339.
     #[arg(long)]
     accepted_at: String,
-    /// Effective duration in seconds (absent: unbounded).
-    #[arg(long)]
+    /// Effective duration in seconds, at least 1 (absent: unbounded).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_duration_sec: Option<u64>,
-    /// Effective idle TTL in seconds (absent: unbounded).
-    #[arg(long)]
+    /// Effective idle TTL in seconds, at least 1 (absent: unbounded).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_idle_ttl_sec: Option<u64>,
     /// A successful (`found`) retrieval at this instant; repeatable.
     #[arg(long = "access")]
@@ -338,6 +338,10 @@ fn lint(files: &[PathBuf], strict: bool, format: Format) -> Result<Outcome, CliE
             }
         }
     }
+    if loaded.is_empty() {
+        // Only empty arrays were given: say so rather than print nothing.
+        text.push_str("no advertisements: every file is an empty array\n");
+    }
     match format {
         Format::Json => emit_json(&Value::Array(reports))?,
         Format::Text => emit(&text)?,
@@ -439,6 +443,7 @@ fn terms_json(decision: &Decision) -> Value {
         "retention/effective-max-idle-ttl-sec": seconds_json(terms.max_idle_ttl_sec),
         "replication/copies": terms.copies,
         "replication/commitment": terms.commitment,
+        "replication/confirmed-copies": orbi_archivist::confirmed_copies(terms),
         "settlement/required": terms.settlement_required,
         "settlement/candidate-rails": terms.candidate_rails,
         "retrieval/mode-fit": terms.mode_fit,
@@ -606,9 +611,24 @@ impl MatchView<'_> {
             } else {
                 format!(", candidate rails {}", terms.candidate_rails.join(", "))
             };
+            // Under `guarantee` one archivist answers for one copy whatever the request asks;
+            // say so beside the copies asked for, or the plan below would seem to contradict.
+            let confirmed = orbi_archivist::confirmed_copies(terms);
+            let copies = if confirmed == terms.copies {
+                format!(
+                    "{} cop{}",
+                    terms.copies,
+                    if terms.copies == 1 { "y" } else { "ies" }
+                )
+            } else {
+                format!(
+                    "{confirmed} of {} copies ({}: one copy per archivist)",
+                    terms.copies, terms.commitment
+                )
+            };
             let _ = writeln!(
                 out,
-                "   {} terms: duration {}, idle ttl {}, {} cop{}{}",
+                "   {} terms: duration {}, idle ttl {}, {}{}",
                 if decision.is_candidate()
                     && !matches!(decision.verdict, orbi_archivist::Verdict::Accept)
                 {
@@ -620,8 +640,7 @@ impl MatchView<'_> {
                 },
                 seconds_text(terms.max_duration_sec),
                 seconds_text(terms.max_idle_ttl_sec),
-                terms.copies,
-                if terms.copies == 1 { "y" } else { "ies" },
+                copies,
                 rails
             );
             let notes: Vec<&str> = decision.notes.iter().map(|n| n.as_str()).collect();

@@ -413,6 +413,16 @@ fn a_package_that_disagrees_with_the_request_is_refused() {
 }
 
 #[test]
+fn lint_of_only_empty_arrays_says_there_is_nothing_to_lint() {
+    let dir = Dir::new();
+    let empty = dir.write("cache.json", &json!([]));
+    let output = orbi(&["archivist", "lint", path(&empty)]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(text, "no advertisements: every file is an empty array\n");
+}
+
+#[test]
 fn lint_reports_validity_and_lints_with_exit_codes() {
     let dir = Dir::new();
     let good = dir.write("good.json", &ad_a());
@@ -582,6 +592,15 @@ fn usage_and_io_errors_exit_2_with_a_message() {
             "2026-13-01T00:00:00Z",
         ],
         vec!["archivist", "frobnicate"],
+        // Retention terms are at least one second (the schemas' minimum).
+        vec![
+            "archivist",
+            "expiry",
+            "--accepted-at",
+            "2026-03-22T22:21:13Z",
+            "--max-duration-sec",
+            "0",
+        ],
     ];
     for args in cases {
         let output = orbi(&args);
@@ -664,4 +683,51 @@ fn the_exit_follows_the_plan_that_splits_copies_each_archivist_refuses_whole() {
     let (code, report) = match_json(&dir, &request, &[&one], &[]);
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["replication"]["missing"], 1);
+}
+
+#[test]
+fn tv_13_says_how_many_copies_the_archivist_answers_for() {
+    let dir = Dir::new();
+    // AD-F: AD-A without required settlement (max-copies 3).
+    let mut ad_f = ad_a();
+    ad_f["settlement/required"] = json!(false);
+    ad_f.as_object_mut()
+        .unwrap()
+        .remove("settlement/rail-hints");
+    let ad_f = dir.write("ad-f.json", &ad_f);
+    let mut request = request();
+    request["replication/copies"] = json!(3);
+
+    // Guarantee (the default): the pair accepts (TV-13), its decision answers for one copy,
+    // and the set misses two.
+    let (code, report) = match_json(&dir, &request, &[&ad_f], &[]);
+    let decision = &report["decisions"][0];
+    assert_eq!(decision["status"], "accepted", "{decision}");
+    assert_eq!(decision["terms"]["replication/copies"], 3, "{decision}");
+    assert_eq!(
+        decision["terms"]["replication/confirmed-copies"], 1,
+        "{decision}"
+    );
+    assert_eq!(report["replication"]["missing"], 2);
+    assert_eq!(code, 1);
+    let output = run_match(&dir, &request, &[&ad_f], &["--gates-passed"]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("1 of 3 copies (guarantee: one copy per archivist)"),
+        "{text}"
+    );
+
+    // Hint: one archivist may coordinate all three.
+    request["replication/commitment"] = json!("hint");
+    let (code, report) = match_json(&dir, &request, &[&ad_f], &[]);
+    let decision = &report["decisions"][0];
+    assert_eq!(
+        decision["terms"]["replication/confirmed-copies"], 3,
+        "{decision}"
+    );
+    assert_eq!(report["replication"]["missing"], 0);
+    assert_eq!(code, 0, "{report}");
+    let output = run_match(&dir, &request, &[&ad_f], &["--gates-passed"]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains(", 3 copies"), "{text}");
 }
