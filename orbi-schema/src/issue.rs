@@ -199,12 +199,13 @@ fn describe(error: &ValidationError<'_>, explain: bool) -> String {
                 TypeKind::Single(single) => vec![single.as_str()],
                 TypeKind::Multiple(set) => set.iter().map(|t| t.as_str()).collect(),
             };
-            format!(
-                "expected {}, found {} {}",
-                expected.join(" or "),
-                type_name(instance),
-                quoted()
-            )
+            // `null` is its own type name and its only value: say it once.
+            let found = if instance.is_null() {
+                "null".to_owned()
+            } else {
+                format!("{} {}", type_name(instance), quoted())
+            };
+            format!("expected {}, found {found}", expected.join(" or "))
         }
         ValidationErrorKind::UniqueItems => "has duplicate items".into(),
         ValidationErrorKind::Referencing(error) => {
@@ -395,6 +396,11 @@ mod tests {
                 json!({"type": ["string", "null"]}),
                 json!(1.5),
                 "expected null or string, found number 1.5",
+            ),
+            (
+                json!({"type": "object"}),
+                json!(null),
+                "expected object, found null",
             ),
             (json!({"const": 1}), json!(2), "must be 1, found 2"),
             (
