@@ -35,11 +35,17 @@ pub fn finish(result: Result<Outcome, CliError>) -> ExitCode {
     }
 }
 
-/// Tells the operator `message` on stderr, terminal-safe (it may quote peers and files).
+/// Tells the operator `message` on stderr, on one line and terminal-safe: it may quote peers
+/// (a close reason) and files, and must not start a line of its own beside the logs.
 pub fn say(message: &str) {
     use std::io::Write as _;
     // Not `eprintln!`, which panics when stderr is a closed pipe.
-    let _ = writeln!(std::io::stderr().lock(), "orbi: {}", terminal_safe(message));
+    let _ = writeln!(std::io::stderr().lock(), "orbi: {}", one_line(message));
+}
+
+/// [`terminal_safe`], with line feeds written out too: the text stays on the line it starts.
+pub fn one_line(text: &str) -> Cow<'_, str> {
+    escape(text, |c| c == '\n' || acts_on_terminal(c))
 }
 
 /// `text` with every character a terminal would act on written out as `\u{..}`: control
@@ -47,12 +53,17 @@ pub fn say(message: &str) {
 /// quote peers (a connection's close reason, a refusal message) and files; on stderr they
 /// must not move the cursor, retitle the window or reorder what the operator reads.
 pub fn terminal_safe(text: &str) -> Cow<'_, str> {
-    if !text.contains(acts_on_terminal) {
+    escape(text, acts_on_terminal)
+}
+
+/// `text` with every character `unsafe_char` picks written out as `\u{..}`.
+fn escape(text: &str, unsafe_char: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.contains(&unsafe_char) {
         return Cow::Borrowed(text);
     }
     let mut safe = String::with_capacity(text.len() + 16);
     for c in text.chars() {
-        if acts_on_terminal(c) {
+        if unsafe_char(c) {
             let _ = write!(safe, "{}", c.escape_unicode());
         } else {
             safe.push(c);
@@ -61,19 +72,39 @@ pub fn terminal_safe(text: &str) -> Cow<'_, str> {
     Cow::Owned(safe)
 }
 
-/// Whether a terminal would act on `c` rather than show it: a control character (but newline
-/// and tab) or a bidirectional override.
+/// Whether a terminal (or a reader splitting lines) would act on `c` rather than show it: a
+/// control character (but newline and tab; carriage return, vertical tab, form feed and NEL
+/// included), a bidirectional override, or the Unicode line and paragraph separators.
 pub fn acts_on_terminal(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
         || matches!(
             c,
-            '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            '\u{61c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
         )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::terminal_safe;
+    use super::{one_line, terminal_safe};
+
+    #[test]
+    fn one_line_writes_out_every_line_break() {
+        let reason = "bye\n2026-11-22T06:00:00Z ERROR forged\r\u{b}\u{c}\u{85}\u{2028}\u{2029}end";
+        assert_eq!(
+            one_line(reason),
+            "bye\\u{a}2026-11-22T06:00:00Z ERROR forged\\u{d}\\u{b}\\u{c}\\u{85}\\u{2028}\\u{2029}end"
+        );
+        assert!(matches!(
+            one_line("plain\ttext"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn what_a_terminal_would_act_on_is_written_out() {

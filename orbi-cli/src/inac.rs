@@ -252,7 +252,6 @@ struct RequestArgs {
 
 /// Runs `orbi inac`.
 pub fn run(args: Args) -> Result<Outcome, CliError> {
-    crate::logging::init("warn");
     match args.command {
         InacCommand::Serve(args) => serve(args),
         InacCommand::Push(args) => send(args, Operation::Push),

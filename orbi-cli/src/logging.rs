@@ -1,12 +1,17 @@
 //! Logs on stderr, one line per event whatever the event carries.
 //!
 //! Log fields can hold text a peer chose: a QUIC close reason, an error that names the
-//! offending input. The fmt subscriber escapes ANSI sequences in such text but writes line
-//! breaks as they are, so a peer could end our line and forge the next one ("… ERROR …").
-//! [`OneLinePerEvent`] writes every `\n` and `\r` inside an event as the two characters `\n`
-//! and `\r`; only the break that ends the event stays.
+//! offending input. The fmt subscriber writes fields formatted with `%` as they are, so a peer
+//! could end our line and forge the next one ("… ERROR …"), or move the cursor and rewrite
+//! what the operator reads. [`OneLinePerEvent`] writes every character
+//! [`crate::exit::acts_on_terminal`] picks, and every line feed but the one that ends the
+//! event, as `\u{..}`. Colour codes are therefore off: the writer could not tell the
+//! formatter's escape sequences from a peer's.
 
-use std::io::{self, IsTerminal, Write};
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -17,8 +22,8 @@ pub(crate) fn init(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(OneLinePerEvent(io::stderr))
-        // Colour codes only for a person reading a terminal, never in a log file or a pipe.
-        .with_ansi(io::stderr().is_terminal())
+        // No colour codes: every escape sequence in an event is written out (module doc).
+        .with_ansi(false)
         // A closed stderr must not stop the node: by default the subscriber reports its own
         // write failures with `eprintln!`, which panics on a closed pipe.
         .log_internal_errors(false)
@@ -48,20 +53,16 @@ impl<W: Write> Write for OneLine<W> {
             Some(body) => (body, &b"\n"[..]),
             None => (buf, &b""[..]),
         };
-        if !body.contains(&b'\n') && !body.contains(&b'\r') {
+        let text = String::from_utf8_lossy(body);
+        let line = crate::exit::one_line(&text);
+        if matches!((&text, &line), (Cow::Borrowed(_), Cow::Borrowed(_))) {
             self.0.write_all(buf)?;
-            return Ok(buf.len());
+        } else {
+            let mut bytes = Vec::with_capacity(line.len() + end.len());
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(end);
+            self.0.write_all(&bytes)?;
         }
-        let mut line = Vec::with_capacity(buf.len() + 8);
-        for &byte in body {
-            match byte {
-                b'\n' => line.extend_from_slice(b"\\n"),
-                b'\r' => line.extend_from_slice(b"\\r"),
-                other => line.push(other),
-            }
-        }
-        line.extend_from_slice(end);
-        self.0.write_all(&line)?;
         Ok(buf.len())
     }
 
@@ -121,10 +122,21 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text:?}");
         assert!(
-            lines[0].ends_with(r"bye\n ERROR orbi: forged line\r\nmore"),
+            lines[0].ends_with(r"bye\u{a} ERROR orbi: forged line\u{d}\u{a}more"),
             "{text:?}"
         );
         assert!(lines[1].contains("next event"), "{text:?}");
+    }
+
+    #[test]
+    fn terminal_controls_in_a_field_are_written_out() {
+        let reason = "x\u{1b}[1A\u{1b}[2K\u{b}\u{c}\u{85}\u{2028}y";
+        let text = logged(|| tracing::warn!(%reason, "connection ended"));
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(
+            text.ends_with("reason=x\\u{1b}[1A\\u{1b}[2K\\u{b}\\u{c}\\u{85}\\u{2028}y\n"),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -140,6 +152,6 @@ mod tests {
         let mut writer = OneLine(&mut out);
         assert_eq!(writer.write(b"a\rb").expect("written"), 3);
         assert_eq!(writer.write(b"c\n").expect("written"), 2);
-        assert_eq!(out, b"a\\rbc\n");
+        assert_eq!(out, b"a\\u{d}bc\n");
     }
 }

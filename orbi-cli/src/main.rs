@@ -62,6 +62,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every command logs to stderr under `RUST_LOG` (default `warn`); `orbi node` chooses its
+    // own default.
+    if !matches!(cli.command, Command::Node(_)) {
+        logging::init("warn");
+    }
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Schema(args) => schema::run(args),

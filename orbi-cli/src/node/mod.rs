@@ -88,6 +88,9 @@ enum NodeCommand {
 
 /// Runs `orbi node`.
 pub fn run(args: Args) -> Result<Outcome, CliError> {
+    // A running node reports its life at `info`; every other command only at `warn`.
+    let running = matches!(args.command, NodeCommand::Run { .. });
+    crate::logging::init(if running { "info" } else { "warn" });
     match args.command {
         NodeCommand::Init {
             dir,
@@ -109,7 +112,6 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
             },
         ),
         NodeCommand::Run { config } => {
-            crate::logging::init("info");
             let config = NodeConfig::load(&config)?;
             let runtime = crate::inac::server_runtime()?;
             runtime.block_on(async move {
