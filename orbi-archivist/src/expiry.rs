@@ -11,8 +11,10 @@
 //!   nothing (from `expires_at` on every retrieval answers `tombstoned`, and §4.4 never renews
 //!   silently). Record accesses in time order: each is judged against those recorded before it.
 //! - Instants keep their fractions (`t0 = …:13.9` with `D = 1` lives until `…:14.9`), sums are
-//!   checked, and anything past 9999-12-31T23:59:59.999999999Z (not representable in RFC 3339)
-//!   saturates to "never".
+//!   checked in UTC, and anything past 9999-12-31T23:59:59.999999999Z (not representable in RFC
+//!   3339) saturates to "never". A leap second `23:59:60.f` as `t0` or as an access counts as
+//!   `23:59:59.f` for the sums ([`Timestamp::instant_to_add_to`]): one second after it is
+//!   `00:00:00.f`, as in SI seconds.
 
 use std::fmt;
 
@@ -35,10 +37,13 @@ impl Deadline {
     /// `start + length` seconds; `Never` when `length` is absent or the sum is not
     /// representable (past year 9999).
     pub fn after(start: OffsetDateTime, length: Option<u64>) -> Deadline {
+        // In UTC first: `checked_add` works on the local date, whose year-9999 limit an
+        // instant written with a positive offset reaches before its UTC form does.
+        let start = start.checked_to_offset(UtcOffset::UTC);
         length
             .and_then(|length| i64::try_from(length).ok())
-            .and_then(|length| start.checked_add(Duration::seconds(length)))
-            .and_then(|end| end.checked_to_offset(UtcOffset::UTC))
+            .zip(start)
+            .and_then(|(length, start)| start.checked_add(Duration::seconds(length)))
             .map_or(Deadline::Never, Deadline::At)
     }
 
@@ -174,12 +179,11 @@ impl ExpiryClock {
         max_duration_sec: Option<u64>,
         max_idle_ttl_sec: Option<u64>,
     ) -> Self {
-        let accepted_at = accepted_at.instant();
         ExpiryClock {
-            accepted_at,
+            accepted_at: accepted_at.instant(),
             max_idle_ttl_sec,
-            hard: Deadline::after(accepted_at, max_duration_sec),
-            last_access: accepted_at,
+            hard: Deadline::after(accepted_at.instant_to_add_to(), max_duration_sec),
+            last_access: accepted_at.instant_to_add_to(),
         }
     }
 
@@ -196,7 +200,7 @@ impl ExpiryClock {
         {
             return Recorded::AfterExpiry { expired_at, cause };
         }
-        self.last_access = self.last_access.max(at.instant());
+        self.last_access = self.last_access.max(at.instant_to_add_to());
         Recorded::IdleRestarted
     }
 

@@ -64,7 +64,12 @@ pub fn record(
     }
     let terms = &decision.terms;
     let hard_expires_at = accepted.then(|| {
-        match Deadline::after(context.decided_at.instant(), terms.max_duration_sec).timestamp() {
+        match Deadline::after(
+            context.decided_at.instant_to_add_to(),
+            terms.max_duration_sec,
+        )
+        .timestamp()
+        {
             Some(at) => HardExpiry::At(at),
             None => HardExpiry::Never,
         }

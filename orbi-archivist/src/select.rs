@@ -184,10 +184,12 @@ fn twins(a: &Advertisement, b: &Advertisement) -> bool {
     a.archivist() == b.archivist() && a.id() == b.id() && a.created_nanos() == b.created_nanos()
 }
 
-/// Whether two advertisements state the same terms (`policy_annotations` aside).
+/// Whether two twins state the same terms: `policy_annotations` aside, and `created-at` as
+/// an instant (twins share it, perhaps written with another offset).
 fn same_terms(a: &Advertisement, b: &Advertisement) -> bool {
     let terms = |ad: &Advertisement| ArchivistAdvertisement {
         policy_annotations: None,
+        created_at: a.typed().created_at.clone(),
         ..ad.typed().clone()
     };
     terms(a) == terms(b)

@@ -709,6 +709,20 @@ fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
         .iter()
         .map(|access| timestamp(access, "--access"))
         .collect::<Result<Vec<_>, _>>()?;
+    let now = now_or_clock(args.now.as_deref())?;
+    // An access outside [acceptance, now] is a mistake in the input, not history.
+    for access in &accesses {
+        if access.instant() < accepted.instant() {
+            return Err(CliError::new(format!(
+                "--access {access} is before --accepted-at {accepted}"
+            )));
+        }
+        if access.instant() > now.instant() {
+            return Err(CliError::new(format!(
+                "--access {access} is after the instant judged at ({now})"
+            )));
+        }
+    }
     // The clock judges each access against those before it: give them in time order, whatever
     // order the command line had.
     accesses.sort_by_key(Timestamp::instant);
@@ -720,7 +734,6 @@ fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
             after_expiry.push(access);
         }
     }
-    let now = now_or_clock(args.now.as_deref())?;
     let expiry = clock.expiry();
     let status = clock.status_at(&now);
     let expired = matches!(status, ExpiryStatus::Expired { .. });

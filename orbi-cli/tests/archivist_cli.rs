@@ -552,6 +552,38 @@ fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
     assert_eq!(report["expires-at"], "2026-03-22T22:21:14.9Z");
     assert_eq!(report["status"], "live");
 
+    // Near the end of the range, an offset start still gives a real deadline (in UTC).
+    let output = orbi(&[
+        "archivist",
+        "expiry",
+        "--accepted-at",
+        "9999-12-31T23:30:00+01:00",
+        "--max-duration-sec",
+        "3600",
+        "--now",
+        "9999-12-31T23:59:59Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(json_of(&output)["expires-at"], "9999-12-31T23:30:00Z");
+
+    // One second after a leap second is the next day's first second.
+    let output = orbi(&[
+        "archivist",
+        "expiry",
+        "--accepted-at",
+        "2016-12-31T23:59:60Z",
+        "--max-duration-sec",
+        "1",
+        "--now",
+        "2017-01-01T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(json_of(&output)["expires-at"], "2017-01-01T00:00:00Z");
+
     // Unbounded terms never expire.
     let output = orbi(&[
         "archivist",
@@ -592,6 +624,27 @@ fn usage_and_io_errors_exit_2_with_a_message() {
             "2026-13-01T00:00:00Z",
         ],
         vec!["archivist", "frobnicate"],
+        // An access before the acceptance or after the instant judged at.
+        vec![
+            "archivist",
+            "expiry",
+            "--accepted-at",
+            "2026-03-22T22:21:13Z",
+            "--access",
+            "2026-03-22T22:21:12Z",
+            "--now",
+            "2026-03-23T00:00:00Z",
+        ],
+        vec![
+            "archivist",
+            "expiry",
+            "--accepted-at",
+            "2026-03-22T22:21:13Z",
+            "--access",
+            "2026-03-23T00:00:01Z",
+            "--now",
+            "2026-03-23T00:00:00Z",
+        ],
         // Retention terms are at least one second (the schemas' minimum).
         vec![
             "archivist",

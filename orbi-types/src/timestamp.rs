@@ -74,6 +74,19 @@ impl Timestamp {
         self.instant
     }
 
+    /// The instant to add durations to. Like Unix time, `time` has no leap seconds: a leap
+    /// second `23:59:60.f` orders after every `23:59:59.x` ([`Timestamp::instant`]), but adding
+    /// to it must start from `23:59:59.f`, so that one second later is `00:00:00.f` (as in SI
+    /// seconds) and not almost two. Every other timestamp gives its [`Timestamp::instant`].
+    pub fn instant_to_add_to(&self) -> OffsetDateTime {
+        if !is_leap_second(&self.text) {
+            return self.instant;
+        }
+        let mut replaced = self.text.clone();
+        replaced.replace_range(17..19, "59");
+        OffsetDateTime::parse(&replaced, &Rfc3339).unwrap_or(self.instant)
+    }
+
     /// Whole seconds since the Unix epoch (fractions truncated toward negative infinity).
     pub fn unix_seconds(&self) -> i64 {
         self.instant.unix_timestamp()
@@ -81,9 +94,14 @@ impl Timestamp {
 }
 
 /// `time` rejects second 60; RFC 3339 allows it where a leap second may occur.
-fn parse_leap_second(text: &str) -> Option<OffsetDateTime> {
+/// Whether RFC 3339 text writes second 60 (`HH:MM:60`).
+fn is_leap_second(text: &str) -> bool {
     let bytes = text.as_bytes();
-    if bytes.len() < 20 || &bytes[16..19] != b":60" {
+    bytes.len() >= 20 && &bytes[16..19] == b":60"
+}
+
+fn parse_leap_second(text: &str) -> Option<OffsetDateTime> {
+    if !is_leap_second(text) {
         return None;
     }
     let mut replaced = text.to_owned();
@@ -233,6 +251,21 @@ mod tests {
                 .as_str(),
             "2026-03-28T19:42:00Z"
         );
+    }
+
+    #[test]
+    fn a_leap_second_is_added_to_from_the_second_before() {
+        let leap = Timestamp::parse("2016-12-31T23:59:60.25Z").unwrap();
+        let later = leap.instant_to_add_to() + time::Duration::seconds(1);
+        assert_eq!(
+            Timestamp::from_instant_exact(later).unwrap().as_str(),
+            "2017-01-01T00:00:00.25Z"
+        );
+        // It still orders after the whole second before it.
+        let before = Timestamp::parse("2016-12-31T23:59:59.75Z").unwrap();
+        assert!(leap.instant() > before.instant());
+        // Other timestamps add from their own instant.
+        assert_eq!(before.instant_to_add_to(), before.instant());
     }
 
     #[test]
