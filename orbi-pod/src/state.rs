@@ -107,7 +107,7 @@ vocabulary! {
         T11 = "T11",
         /// A newer attachment of the same client replaced a degraded one (reconnect path).
         T13 = "T13",
-        /// Recovery admitted: a grant opens.
+        /// Recovery admitted: a grant opens (never from a sanction the host has not cleared).
         T16 = "T16",
         /// A new attachment consumed the client's grant.
         T17 = "T17",
