@@ -431,18 +431,19 @@ fn host_clear_sanction_lets_the_sanctioned_participant_recover() {
             ],
         );
     };
+    // The id of the detachment the host builds for `attachment` at `now`.
+    let host_detach = |now: &str, attachment: &str, reason: &str| {
+        let detached = host(now, &["detach", attachment, "--reason", reason]);
+        assert_eq!(detached.code, 0, "{}", detached.stderr);
+        detached.json["transitions"][0]["artifact"]["detachment/id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     attachment("a1.json", "pb-1", "attach:1", "2026-03-28T19:42:00Z");
     w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
         .expect(0, "admitted", "attached");
-    let detached = host(
-        "2026-03-28T19:50:00Z",
-        &["detach", "attach:1", "--reason", "policy"],
-    );
-    assert_eq!(detached.code, 0, "{}", detached.stderr);
-    let sanction = detached.json["transitions"][0]["artifact"]["detachment/id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sanction = host_detach("2026-03-28T19:50:00Z", "attach:1", "policy");
     // The participant's recovery one second later is held: the policy has not cleared.
     w.build(
         "pb-2.json",
@@ -523,15 +524,7 @@ fn host_clear_sanction_lets_the_sanctioned_participant_recover() {
         unknown.json["message"],
         "no detachment \"detach:nope\" on record"
     );
-    let expired = host(
-        "2026-03-28T19:58:00Z",
-        &["detach", "attach:2", "--reason", "session-expired"],
-    );
-    assert_eq!(expired.code, 0, "{}", expired.stderr);
-    let expired = expired.json["transitions"][0]["artifact"]["detachment/id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let expired = host_detach("2026-03-28T19:58:00Z", "attach:2", "session-expired");
     let not_sanction = host("2026-03-28T19:59:00Z", &["clear-sanction", &expired]);
     assert_eq!(not_sanction.code, 1, "{}", not_sanction.stderr);
     assert_eq!(not_sanction.json["outcome"], "refused");

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::*;
 use orbi_pod::{
-    Check, Durability, EngineError, HostPolicy, LifecycleState, PodEngine, RejectionCode, Rule,
+    Check, Durability, EngineError, LifecycleState, PodEngine, RejectionCode, Rule,
     SanctionCleared, Session, SqliteStore, Store, StoreLimits, TraceKind,
     state::modes_after,
     store::{ClientHistory, Counts, Trace},
@@ -33,19 +33,6 @@ fn snapshot<S: Store>(engine: &PodEngine<S>) -> Snapshot {
     )
 }
 
-fn sqlite_at(path: &Path) -> PodEngine<SqliteStore> {
-    let store = SqliteStore::open(
-        path,
-        &k1().node_id(),
-        StoreLimits::default(),
-        Durability::Full,
-    )
-    .unwrap();
-    let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
-    engine.open_session(SESS1, Session::default());
-    engine
-}
-
 /// A1 attached, then detached by the host for `reason` at 19:50:00; the detachment's id.
 fn sanctioned<S: Store>(engine: &mut PodEngine<S>, reason: DetachReason) -> String {
     assert_admitted(
@@ -62,6 +49,28 @@ fn sanctioned<S: Store>(engine: &mut PodEngine<S>, reason: DetachReason) -> Stri
         .unwrap()
         .unwrap()
         .detachment_id
+}
+
+/// A1 detached by the host for `policy` at 19:50:00, cleared at 19:55:00; the detachment's id.
+fn cleared_policy<S: Store>(engine: &mut PodEngine<S>) -> String {
+    let detachment = sanctioned(engine, DetachReason::Policy);
+    engine
+        .clear_sanction(&detachment, instant(CLEARED_AT))
+        .unwrap();
+    detachment
+}
+
+/// The participant resumes after the cleared `detachment` at 19:55:01: a grant opens.
+fn resumed<S: Store>(engine: &mut PodEngine<S>, detachment: &str) {
+    let resume = recovery(
+        detachment,
+        RecoveryMode::ResumeAfterSuspension,
+        "2026-03-28T19:55:01Z",
+    );
+    assert_admitted(
+        &admit(engine, &resume, SESS1, "2026-03-28T19:55:01Z"),
+        LifecycleState::RecoveryGranted,
+    );
 }
 
 /// The sanctioned participant's own recovery of `detachment` in `mode`, bound at `bound_at`.
@@ -157,7 +166,7 @@ fn a_sanction_holds_until_the_host_clears_it_whatever_the_mode() {
         for mode in RecoveryMode::ALL.iter().copied() {
             held_until_cleared(engine(), reason, mode);
             let dir = tempfile::tempdir().unwrap();
-            held_until_cleared(sqlite_at(&dir.path().join("pod.sqlite")), reason, mode);
+            held_until_cleared(sqlite_engine(&dir.path().join("pod.sqlite")), reason, mode);
         }
     }
 }
@@ -297,26 +306,11 @@ fn only_a_sanction_on_record_can_be_cleared() {
 fn a_clearing_survives_a_restart_of_the_sqlite_read_model() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
-    let detachment = {
-        let mut engine = sqlite_at(&path);
-        let detachment = sanctioned(&mut engine, DetachReason::Policy);
-        engine
-            .clear_sanction(&detachment, instant(CLEARED_AT))
-            .unwrap();
-        detachment
-    };
-    let mut engine = sqlite_at(&path);
+    let detachment = cleared_policy(&mut sqlite_engine(&path));
+    let mut engine = sqlite_engine(&path);
     let record = engine.store().detachment(&detachment).unwrap().unwrap();
     assert_eq!(record.sanction_cleared_at, Some(instant(CLEARED_AT)));
-    let resume = recovery(
-        &detachment,
-        RecoveryMode::ResumeAfterSuspension,
-        "2026-03-28T19:55:01Z",
-    );
-    assert_admitted(
-        &admit(&mut engine, &resume, SESS1, "2026-03-28T19:55:01Z"),
-        LifecycleState::RecoveryGranted,
-    );
+    resumed(&mut engine, &detachment);
     // Clearing it again after the restart still reports the first clearing.
     let again = engine
         .clear_sanction(&detachment, instant("2026-03-28T20:00:00Z"))
@@ -331,8 +325,8 @@ fn a_clearing_survives_a_restart_of_the_sqlite_read_model() {
 fn a_sanction_not_cleared_survives_a_restart_of_the_sqlite_read_model() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
-    let detachment = sanctioned(&mut sqlite_at(&path), DetachReason::OperatorAction);
-    let mut engine = sqlite_at(&path);
+    let detachment = sanctioned(&mut sqlite_engine(&path), DetachReason::OperatorAction);
+    let mut engine = sqlite_engine(&path);
     let record = engine.store().detachment(&detachment).unwrap().unwrap();
     assert!(record.sanction_in_force());
     let reattach = recovery(
@@ -352,7 +346,7 @@ fn the_host_clears_a_sanction_in_the_read_model_a_running_node_holds() {
     // node's engine reads the clearing with its next recovery, no restart needed.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
-    let mut node = sqlite_at(&path);
+    let mut node = sqlite_engine(&path);
     let detachment = sanctioned(&mut node, DetachReason::Policy);
     let resume = recovery(
         &detachment,
@@ -364,7 +358,7 @@ fn the_host_clears_a_sanction_in_the_read_model_a_running_node_holds() {
         &detachment,
     );
 
-    let mut operator = sqlite_at(&path);
+    let mut operator = sqlite_engine(&path);
     operator
         .clear_sanction(&detachment, instant(CLEARED_AT))
         .unwrap();
@@ -410,26 +404,15 @@ fn a_read_model_of_layout_2_opens_with_its_sanctions_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
     let detachment = {
-        let mut engine = sqlite_at(&path);
-        let detachment = sanctioned(&mut engine, DetachReason::Policy);
-        engine
-            .clear_sanction(&detachment, instant(CLEARED_AT))
-            .unwrap();
-        let resume = recovery(
-            &detachment,
-            RecoveryMode::ResumeAfterSuspension,
-            "2026-03-28T19:55:01Z",
-        );
-        assert_admitted(
-            &admit(&mut engine, &resume, SESS1, "2026-03-28T19:55:01Z"),
-            LifecycleState::RecoveryGranted,
-        );
+        let mut engine = sqlite_engine(&path);
+        let detachment = cleared_policy(&mut engine);
+        resumed(&mut engine, &detachment);
         detachment
     };
     let definition = back_to_layout_2(&path);
     assert!(!definition.contains("sanction_cleared_at"), "{definition}");
 
-    let mut engine = sqlite_at(&path);
+    let mut engine = sqlite_engine(&path);
 
     assert_eq!(layout_of(&path), "3");
     let record = engine.store().detachment(&detachment).unwrap().unwrap();
@@ -451,7 +434,7 @@ fn a_read_model_of_layout_2_opens_with_its_sanctions_in_force() {
     assert_eq!(attached.transitions[0].rule, Rule::T17);
     // Opening it again finds layout 3 and migrates nothing.
     drop(engine);
-    let engine = sqlite_at(&path);
+    let engine = sqlite_engine(&path);
     assert_eq!(layout_of(&path), "3");
     assert!(
         !engine
@@ -467,7 +450,7 @@ fn a_read_model_of_layout_2_opens_with_its_sanctions_in_force() {
 fn a_read_model_of_an_unknown_layout_is_still_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
-    drop(sqlite_at(&path));
+    drop(sqlite_engine(&path));
     for layout in ["1", "4"] {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute("UPDATE meta SET value = ?1 WHERE key = 'layout'", [layout])

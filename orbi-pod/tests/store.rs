@@ -906,15 +906,7 @@ fn bind_cache_entries_are_bounded_and_attachments_carry_their_binds() {
 fn sqlite_group_is_durable_only_once_finished() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
-    let open = || {
-        SqliteStore::open(
-            &path,
-            &k1().node_id(),
-            StoreLimits::default(),
-            Durability::Full,
-        )
-        .unwrap()
-    };
+    let open = || sqlite_store(&path);
     let live = SessionTable::default();
     let insert = |id: &str| Commit {
         changes: vec![Change::InsertAttachment(record(
@@ -950,13 +942,7 @@ fn sqlite_survives_a_restart_and_keeps_bytes_as_received() {
     let path = dir.path().join("pod.sqlite");
     let pretty = serde_json::to_vec_pretty(&a1()).unwrap();
     {
-        let store = SqliteStore::open(
-            &path,
-            &k1().node_id(),
-            StoreLimits::default(),
-            Durability::Full,
-        )
-        .unwrap();
+        let store = sqlite_store(&path);
         let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
         engine.open_session(SESS1, Session::default());
         let admission = engine
@@ -1015,13 +1001,7 @@ fn sqlite_refuses_a_corrupt_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
     {
-        let store = SqliteStore::open(
-            &path,
-            &k1().node_id(),
-            StoreLimits::default(),
-            Durability::Full,
-        )
-        .unwrap();
+        let store = sqlite_store(&path);
         let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
         engine.open_session(SESS1, Session::default());
         admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
@@ -1780,15 +1760,7 @@ fn snapshot<S: Store>(engine: &PodEngine<S>) -> Snapshot {
 fn sqlite_reopened_before_every_step_agrees_with_memory() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
-    let open = || {
-        SqliteStore::open(
-            &path,
-            &k1().node_id(),
-            StoreLimits::default(),
-            Durability::Full,
-        )
-        .unwrap()
-    };
+    let open = || sqlite_store(&path);
     let mut memory = engine_on(MemoryStore::new());
     let mut live: Vec<&'static str> = Vec::new();
     let mut outcomes = Vec::new();
