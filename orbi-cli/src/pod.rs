@@ -16,6 +16,7 @@ use orbi_pod::{
     SqliteStore, Store, StoreLimits, Verdict,
     compose::{self, AttachmentDraft, BindDraft, DetachmentDraft, RecoveryDraft},
     policy::MAX_ARTIFACT_BYTES,
+    state::is_sanction,
     store::{AttachmentRec, DetachmentRec, RecoveryRec},
 };
 use orbi_schema::Profile;
@@ -211,7 +212,12 @@ enum PodCommand {
         #[arg(long, value_name = "N", default_value_t = 20)]
         traces: usize,
     },
-    /// Host-originated transitions: detach, suspend, lift, finish setup, run timers.
+    /// Host-originated transitions: detach, suspend, lift, finish setup, run timers, clear a
+    /// sanction.
+    ///
+    /// Prints {"outcome": "done", …} and exits 0, or {"outcome": "refused", "message"} and
+    /// exits 1 when the action does not apply (unknown attachment or detachment, wrong state,
+    /// not a host reason, not a sanction); 2 on a usage or I/O error.
     Host {
         #[command(flatten)]
         node: NodeArgs,
@@ -283,6 +289,18 @@ enum HostAction {
     },
     /// Run the timers due at --now.
     Tick,
+    /// Clear the sanction of a policy or operator-action detachment.
+    ///
+    /// Until then a recovery citing it is rejected E_POD_STATE; from then on it is admitted in
+    /// the modes allowed after that reason. The client stays detached: it comes back with that
+    /// recovery, then an attachment. Clearing a cleared sanction changes nothing and reports
+    /// the first clearing ("newly-cleared": false, exit 0). The read model of a running
+    /// `orbi node` (DATA/pod.sqlite, with its node key) may be given: the node reads the
+    /// clearing with the next recovery, without a restart.
+    ClearSanction {
+        /// The detachment (`detachment/id`, as `host detach` and `status --client` print it).
+        detachment_id: String,
+    },
 }
 
 /// Runs `orbi pod`.
@@ -591,6 +609,21 @@ fn host(node: NodeArgs, live: Vec<String>, action: HostAction) -> Result<Outcome
         engine.open_session(session, Session::default());
     }
     let result = match action {
+        HostAction::ClearSanction { detachment_id } => {
+            return refusable(engine.clear_sanction(&detachment_id, now).map(|cleared| {
+                json!({
+                    "outcome": "done",
+                    "sanction": {
+                        "detachment/id": cleared.detachment_id,
+                        "attachment/id": cleared.attachment_id,
+                        "client-instance/id": cleared.client_instance_id,
+                        "detach/reason": cleared.reason.as_str(),
+                        "cleared-at": host_time(cleared.cleared_at),
+                        "newly-cleared": cleared.newly_cleared,
+                    },
+                })
+            }));
+        }
         HostAction::Detach {
             attachment_id,
             reason,
@@ -607,18 +640,28 @@ fn host(node: NodeArgs, live: Vec<String>, action: HostAction) -> Result<Outcome
         }
         HostAction::Tick => engine.tick(now),
     };
+    refusable(result.map(|transitions| {
+        json!({
+            "outcome": "done",
+            "transitions": transitions.iter().map(transition_json).collect::<Vec<_>>(),
+        })
+    }))
+}
+
+/// Prints what a host action did (exit 0), or why it does not apply (exit 1); any other
+/// failure is an error (exit 2).
+fn refusable(result: Result<Value, EngineError>) -> Result<Outcome, CliError> {
     match result {
-        Ok(transitions) => {
-            print_json(&json!({
-                "outcome": "done",
-                "transitions": transitions.iter().map(transition_json).collect::<Vec<_>>(),
-            }));
+        Ok(done) => {
+            print_json(&done);
             Ok(Outcome::Success)
         }
         Err(
             err @ (EngineError::UnknownAttachment(_)
+            | EngineError::UnknownDetachment(_)
             | EngineError::Transition { .. }
-            | EngineError::NotHostReason(_)),
+            | EngineError::NotHostReason(_)
+            | EngineError::NotSanction { .. }),
         ) => {
             print_json(&json!({"outcome": "refused", "message": err.to_string()}));
             Ok(Outcome::Refused)
@@ -705,12 +748,20 @@ fn attachment_json(rec: &AttachmentRec) -> Value {
 }
 
 fn detachment_json(rec: &DetachmentRec) -> Value {
+    // "in-force" until `orbi pod host clear-sanction`; null for a reason that is no sanction.
+    let sanction = match rec.sanction_cleared_at {
+        _ if !is_sanction(rec.reason) => None,
+        Some(_) => Some("cleared"),
+        None => Some("in-force"),
+    };
     json!({
         "detachment/id": rec.detachment_id,
         "attachment/id": rec.attachment_id,
         "detach/reason": rec.reason.as_str(),
         "detached-at": rec.detached_at.as_str(),
         "origin": rec.origin.as_str(),
+        "sanction": sanction,
+        "sanction/cleared-at": rec.sanction_cleared_at.map(host_time),
     })
 }
 

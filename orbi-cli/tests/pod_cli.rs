@@ -396,6 +396,161 @@ fn host_commands_suspend_lift_and_detach() {
 }
 
 #[test]
+fn host_clear_sanction_lets_the_sanctioned_participant_recover() {
+    let w = Workspace::new();
+    let db = w.path("pod.sqlite");
+    let host = |now: &str, args: &[&str]| {
+        let mut all = vec![
+            "pod",
+            "host",
+            "--db",
+            &db,
+            "--node-key",
+            "k1.json",
+            "--now",
+            now,
+        ];
+        all.extend_from_slice(args);
+        w.orbi(&all)
+    };
+    let attachment = |name: &str, bind: &str, id: &str, at: &str| {
+        w.build(&format!("{bind}.json"), &bind_args(bind, at, SESS1));
+        w.build(
+            name,
+            &[
+                "pod",
+                "attachment",
+                "--bind",
+                &format!("{bind}.json"),
+                "--client",
+                OLD,
+                "--attachment-id",
+                id,
+                "--at",
+                at,
+            ],
+        );
+    };
+    // The id of the detachment the host builds for `attachment` at `now`.
+    let host_detach = |now: &str, attachment: &str, reason: &str| {
+        let detached = host(now, &["detach", attachment, "--reason", reason]);
+        assert_eq!(detached.code, 0, "{}", detached.stderr);
+        detached.json["transitions"][0]["artifact"]["detachment/id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    attachment("a1.json", "pb-1", "attach:1", "2026-03-28T19:42:00Z");
+    w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
+        .expect(0, "admitted", "attached");
+    let sanction = host_detach("2026-03-28T19:50:00Z", "attach:1", "policy");
+    // The participant's recovery one second later is held: the policy has not cleared.
+    w.build(
+        "pb-2.json",
+        &bind_args("pb-2", "2026-03-28T19:50:01Z", SESS1),
+    );
+    w.build(
+        "r1.json",
+        &[
+            "pod",
+            "recovery",
+            "--bind",
+            "pb-2.json",
+            "--client",
+            OLD,
+            "--mode",
+            "resume-after-suspension",
+            "--from-detachment",
+            &sanction,
+            "--recovery-id",
+            "recover:1",
+            "--at",
+            "2026-03-28T19:50:01Z",
+        ],
+    );
+    let held = w.admit("r1.json", SESS1, "2026-03-28T19:50:01Z", &[]);
+    held.expect(1, "rejected", "E_POD_STATE");
+    assert_eq!(held.json["check"], "S");
+    let message = held.json["message"].as_str().unwrap();
+    assert!(
+        message.contains(&sanction) && message.contains("has not cleared"),
+        "{message}"
+    );
+    let status = w.orbi(&["pod", "status", "--db", &db, "--client", OLD]);
+    assert_eq!(status.json["detachments"][0]["sanction"], "in-force");
+
+    let cleared = host("2026-03-28T19:55:00Z", &["clear-sanction", &sanction]);
+    assert_eq!(cleared.code, 0, "{}{}", cleared.stdout, cleared.stderr);
+    assert_eq!(cleared.json["outcome"], "done");
+    let expected = serde_json::json!({
+        "detachment/id": sanction,
+        "attachment/id": "attach:1",
+        "client-instance/id": OLD,
+        "detach/reason": "policy",
+        "cleared-at": "2026-03-28T19:55:00Z",
+        "newly-cleared": true,
+    });
+    assert_eq!(cleared.json["sanction"], expected);
+    let again = host("2026-03-28T19:56:00Z", &["clear-sanction", &sanction]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.json["sanction"]["newly-cleared"], false);
+    assert_eq!(again.json["sanction"]["cleared-at"], "2026-03-28T19:55:00Z");
+
+    w.admit("r1.json", SESS1, "2026-03-28T19:56:01Z", &[])
+        .expect(0, "admitted", "recovery-granted");
+    attachment("a2.json", "pb-3", "attach:2", "2026-03-28T19:56:02Z");
+    w.admit("a2.json", SESS1, "2026-03-28T19:56:05Z", &[])
+        .expect(0, "admitted", "attached");
+    let status = w.orbi(&["pod", "status", "--db", &db, "--client", OLD]);
+    assert_eq!(status.json["detachments"][0]["sanction"], "cleared");
+    assert_eq!(
+        status.json["detachments"][0]["sanction/cleared-at"],
+        "2026-03-28T19:55:00Z"
+    );
+    let status = w.orbi(&["pod", "status", "--db", &db]);
+    let cleared_traces = status.json["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|trace| trace["event/type"] == "client-instance/sanction-cleared")
+        .count();
+    assert_eq!(cleared_traces, 1, "{}", status.stdout);
+
+    // Refused (exit 1): an unknown detachment, and one that is no sanction.
+    let unknown = host("2026-03-28T19:57:00Z", &["clear-sanction", "detach:nope"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.stderr);
+    assert_eq!(unknown.json["outcome"], "refused");
+    assert_eq!(
+        unknown.json["message"],
+        "no detachment \"detach:nope\" on record"
+    );
+    let expired = host_detach("2026-03-28T19:58:00Z", "attach:2", "session-expired");
+    let not_sanction = host("2026-03-28T19:59:00Z", &["clear-sanction", &expired]);
+    assert_eq!(not_sanction.code, 1, "{}", not_sanction.stderr);
+    assert_eq!(not_sanction.json["outcome"], "refused");
+    let message = not_sanction.json["message"].as_str().unwrap();
+    assert!(
+        message.contains(&expired) && message.contains("session-expired"),
+        "{message}"
+    );
+    let status = w.orbi(&["pod", "status", "--db", &db, "--client", OLD]);
+    assert_eq!(
+        status.json["detachments"][1]["sanction"],
+        serde_json::Value::Null
+    );
+
+    // Usage (exit 2): no detachment named.
+    host("2026-03-28T19:59:00Z", &["clear-sanction"]).assert_usage_error(&["<DETACHMENT_ID>"]);
+    let help = w.orbi(&["pod", "host", "clear-sanction", "--help"]);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(
+        help.stdout.contains("policy or operator-action") && help.stdout.contains("E_POD_STATE"),
+        "{}",
+        help.stdout
+    );
+}
+
+#[test]
 fn usage_and_io_errors_exit_2() {
     let w = Workspace::new();
     let missing = w.admit("missing.json", SESS1, "2026-03-28T19:42:05Z", &[]);

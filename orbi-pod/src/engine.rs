@@ -114,6 +114,21 @@ pub enum EngineError {
     /// A host event named an attachment that is not on record.
     #[error("no attachment {0:?} on record")]
     UnknownAttachment(String),
+    /// A host event named a detachment that is not on record (never admitted or built here,
+    /// or evicted).
+    #[error("no detachment {0:?} on record")]
+    UnknownDetachment(String),
+    /// The host asked to clear the sanction of a detachment that is not a sanction.
+    #[error(
+        "detachment {detachment_id:?} is a {reason} detachment, not a sanction; only policy and \
+         operator-action detachments hold one to clear"
+    )]
+    NotSanction {
+        /// The detachment.
+        detachment_id: String,
+        /// Its reason.
+        reason: DetachReason,
+    },
     /// A host event does not apply in the attachment's state.
     #[error("attachment {attachment_id:?} is {state}; cannot {event}")]
     Transition {
@@ -885,6 +900,18 @@ impl<S: Store> PodEngine<S> {
             },
         };
         let grant = self.usable_grant(standing.open_grant, bind, checked.now, &mut commit);
+        // No grant opens from a sanction in force; one a read model of layout 2 opened before
+        // sanctions were kept is not used until the host clears its sanction.
+        if let Some(grant) = &grant
+            && let Some(sanction) = self.store.detachment(&grant.from_detachment_id)?
+            && sanction.sanction_in_force()
+        {
+            let blocked = format!(
+                "recovery grant {:?} from it cannot be used",
+                grant.recovery_id
+            );
+            return Err(sanction_in_force(&sanction, &blocked).into());
+        }
         if let Some((reason, evicted)) = previous_reason
             && needs_recovery(reason)
             && grant.is_none()
@@ -1193,6 +1220,7 @@ impl<S: Store> PodEngine<S> {
             admitted_at: checked.now,
             origin: DetachmentOrigin::Admitted,
             artifact: checked.bytes.to_vec(),
+            sanction_cleared_at: None,
         }));
         commit.changes.push(Change::SetAttachmentState {
             attachment_id: attachment.attachment_id.clone(),
@@ -1359,6 +1387,11 @@ impl<S: Store> PodEngine<S> {
             ))
             .into());
         }
+        // A sanction holds until the host clears it, whatever the mode (spec §4: "once policy
+        // clears", "under operator policy").
+        if detachment.sanction_in_force() {
+            return Err(sanction_in_force(&detachment, "it cannot be recovered").into());
+        }
         let mut commit = Commit::default();
         for prior in self.store.recoveries_from(&detachment.detachment_id)? {
             match prior.grant {
@@ -1441,6 +1474,16 @@ impl<S: Store> PodEngine<S> {
 
 fn state_error(message: String) -> Rejection {
     Rejection::new(RejectionCode::State, Check::S, message)
+}
+
+/// `E_POD_STATE`: `detachment` is a sanction the host has not cleared, so `blocked` (what
+/// cannot happen) waits until it does.
+fn sanction_in_force(detachment: &DetachmentRec, blocked: &str) -> Rejection {
+    state_error(format!(
+        "detachment {:?} ({}) is a sanction the host has not cleared; {blocked} until the host \
+         clears it",
+        detachment.detachment_id, detachment.reason
+    ))
 }
 
 /// A host instant as the timestamp we emit: UTC, `Z`, whole seconds, rounded up so that an

@@ -1,5 +1,6 @@
 //! Host-originated lifecycle events (spec pod §4): setup, keepalive, suspension, sessions
-//! closing, timeouts, and the detachments the host builds itself.
+//! closing, timeouts, the detachments the host builds itself, and clearing the sanction of a
+//! `policy` or `operator-action` detachment.
 
 use orbi_types::{Sha256Digest, json, pod::DetachReason};
 use serde_json::json;
@@ -9,12 +10,32 @@ use ulid::Ulid;
 use crate::{
     compose::{self, DetachmentDraft},
     engine::{EngineError, PodEngine, Transition, emit_time},
-    state::{ArtifactKind, AttachmentState, LifecycleState, Rule, TraceKind, is_host_reason},
+    state::{
+        ArtifactKind, AttachmentState, LifecycleState, Rule, TraceKind, is_host_reason, is_sanction,
+    },
     store::{
         AttachmentRec, Change, Commit, DetachmentOrigin, DetachmentRec, Store, StoreError,
         TraceEvent,
     },
 };
+
+/// What [`PodEngine::clear_sanction`] found and did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SanctionCleared {
+    /// The detachment whose sanction is cleared.
+    pub detachment_id: String,
+    /// The attachment it ended.
+    pub attachment_id: String,
+    /// The client instance it sanctioned.
+    pub client_instance_id: String,
+    /// `policy` or `operator-action`.
+    pub reason: DetachReason,
+    /// When the sanction was cleared (host clock): this call's `now`, or the earlier clearing's
+    /// instant if it was cleared before.
+    pub cleared_at: OffsetDateTime,
+    /// Whether this call cleared it; `false` when it was cleared before and nothing changed.
+    pub newly_cleared: bool,
+}
 
 /// A detachment the host built, ready to commit.
 pub(crate) struct HostDetachment {
@@ -86,6 +107,7 @@ impl<S: Store> PodEngine<S> {
                 admitted_at: now,
                 origin: DetachmentOrigin::Host,
                 artifact: artifact.clone(),
+                sanction_cleared_at: None,
             }),
             Change::SetAttachmentState {
                 attachment_id: attachment.attachment_id.clone(),
@@ -341,6 +363,84 @@ impl<S: Store> PodEngine<S> {
             });
         }
         self.commit_host_detachment(&attachment, reason, notes, now, Rule::T11)
+    }
+
+    /// The host clears the sanction of a `policy` or `operator-action` detachment: from now on
+    /// the recovery modes allowed after it are admitted (and the grant they open is used) as
+    /// after any other detachment. Until then such a recovery is `E_POD_STATE`; nothing else
+    /// about the client changes here (it stays detached; a plain attachment still needs a
+    /// recovery first, T15).
+    ///
+    /// Idempotent: clearing a cleared sanction changes nothing and reports the first clearing
+    /// (`newly_cleared` false), so an operator's retry is safe. The clearing is stored with its
+    /// `client-instance/sanction-cleared` trace event, atomically. An unknown (or evicted)
+    /// detachment is [`EngineError::UnknownDetachment`]; one of another reason is
+    /// [`EngineError::NotSanction`].
+    pub fn clear_sanction(
+        &mut self,
+        detachment_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<SanctionCleared, EngineError> {
+        match self.clear_sanction_once(detachment_id, now) {
+            // Another writer of a shared database cleared it between our read and our write:
+            // read again, which finds it cleared.
+            Err(EngineError::Store(StoreError::Constraint(_))) => {
+                self.clear_sanction_once(detachment_id, now)
+            }
+            other => other,
+        }
+    }
+
+    fn clear_sanction_once(
+        &mut self,
+        detachment_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<SanctionCleared, EngineError> {
+        let detachment = self
+            .store
+            .detachment(detachment_id)?
+            .ok_or_else(|| EngineError::UnknownDetachment(detachment_id.to_owned()))?;
+        if !is_sanction(detachment.reason) {
+            return Err(EngineError::NotSanction {
+                detachment_id: detachment.detachment_id,
+                reason: detachment.reason,
+            });
+        }
+        let mut cleared = SanctionCleared {
+            detachment_id: detachment.detachment_id,
+            attachment_id: detachment.attachment_id,
+            client_instance_id: detachment.client_instance_id,
+            reason: detachment.reason,
+            cleared_at: now,
+            newly_cleared: detachment.sanction_cleared_at.is_none(),
+        };
+        if let Some(earlier) = detachment.sanction_cleared_at {
+            cleared.cleared_at = earlier;
+            return Ok(cleared);
+        }
+        let trace = TraceEvent {
+            kind: TraceKind::SanctionCleared,
+            ts: now,
+            node: self.node_id.clone(),
+            peer: None,
+            detail: json!({
+                "detachment/id": cleared.detachment_id,
+                "attachment/id": cleared.attachment_id,
+                "client-instance/id": cleared.client_instance_id,
+                "detach/reason": cleared.reason.as_str(),
+            }),
+        };
+        self.store.commit(
+            Commit {
+                changes: vec![Change::ClearSanction {
+                    detachment_id: cleared.detachment_id.clone(),
+                    at: now,
+                }],
+                traces: vec![trace],
+            },
+            &self.sessions,
+        )?;
+        Ok(cleared)
     }
 
     /// Runs the timers: attachments still attaching after the setup timeout (T4) and degraded

@@ -6,7 +6,8 @@
 //!   the [`Store`] trait. It runs every admission check of spec §5 in order (V0–V10, D1–D3,
 //!   R1–R4, I1–I3, then the state guards) and the state machine of §4 (T1–T18), including the
 //!   host-originated transitions (setup timeout, keepalive loss and return, grace end,
-//!   suspension and lift, host detachments it builds and attests itself, grant expiry).
+//!   suspension and lift, host detachments it builds and attests itself, grant expiry), and
+//!   the host's clearing of a sanction ([`PodEngine::clear_sanction`]).
 //! - [`SqliteStore`] is the durable read model (one live attachment per client enforced by a
 //!   unique index, every admission atomic with its trace events, bounded with documented
 //!   eviction, `synchronous=FULL` unless [`Durability::Normal`] is chosen); [`MemoryStore`] has
@@ -83,7 +84,22 @@
 //!   detachment), as D3 and R3 require for detachments and recoveries.
 //! - **Recovery modes per detach reason** follow the spec's table; `operator-action` allows
 //!   `resume-after-suspension` and `reattach-existing-device` (our reading of "recovery under
-//!   operator policy"). A detachment is recovered once: a second recovery while a grant is
+//!   operator policy").
+//! - **A sanction holds until the host clears it.** A `policy` or `operator-action`
+//!   detachment is a sanction in force ("`resume-after-suspension` once policy clears",
+//!   "recovery under operator policy"): a recovery citing it is `E_POD_STATE` (check `S`,
+//!   the message names the detachment) in every mode, until the host calls
+//!   [`PodEngine::clear_sanction`]; afterwards the modes above are admitted as usual. We chose
+//!   the state-guard code over `E_POD_MODE_NOT_ALLOWED` because the mode is right and only the
+//!   moment is wrong: the same recovery is admitted once cleared, and no other mode would be.
+//!   A plain attachment stays `E_POD_RECOVERY_REQUIRED` (T15) either way, and an open grant
+//!   from a sanction in force (one a layout-2 read model opened before sanctions were kept) is
+//!   not used. Clearing is recorded durably with a `client-instance/sanction-cleared` trace
+//!   event, is idempotent (a second clearing changes nothing and reports the first one), and
+//!   applies to detachments of these two reasons whoever made them: one carried over a session
+//!   holds its client too (fail closed). The sanction is client-level, as the spec says: the
+//!   same participant attaching a *new* client instance is not blocked by it.
+//! - **A detachment is recovered once**: a second recovery while a grant is
 //!   open, or after it was consumed, is `E_POD_STATE`; after expiry a new recovery may be
 //!   admitted. A recovery while the client is attached is `E_POD_ALREADY_ATTACHED`. Only the
 //!   latest detachment of the client it ended can be recovered: an older one was superseded
@@ -146,6 +162,7 @@ mod vocab;
 
 pub use code::{Check, PolicyWarning, Rejection, RejectionCode};
 pub use engine::{Admission, EngineError, PodEngine, RECOUNT_BACKOFF, Transition, Verdict};
+pub use host::SanctionCleared;
 pub use policy::{HostPolicy, Offer, RecoveryPolicy, Timings};
 pub use session::{Session, SessionTable};
 pub use state::{ArtifactKind, AttachmentState, GrantState, LifecycleState, Rule, TraceKind};

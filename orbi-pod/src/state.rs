@@ -107,7 +107,7 @@ vocabulary! {
         T11 = "T11",
         /// A newer attachment of the same client replaced a degraded one (reconnect path).
         T13 = "T13",
-        /// Recovery admitted: a grant opens.
+        /// Recovery admitted: a grant opens (never from a sanction the host has not cleared).
         T16 = "T16",
         /// A new attachment consumed the client's grant.
         T17 = "T17",
@@ -136,6 +136,9 @@ vocabulary! {
         GrantConsumed = "client-instance/recovery-consumed",
         /// A recovery grant expired unused (T18).
         GrantExpired = "client-instance/recovery-expired",
+        /// The host cleared the sanction of a `policy` or `operator-action` detachment: its
+        /// recovery may now be admitted.
+        SanctionCleared = "client-instance/sanction-cleared",
         /// Any other rejection.
         ErrorOccurred = "error/occurred",
     }
@@ -175,6 +178,15 @@ pub const fn is_host_reason(reason: DetachReason) -> bool {
     )
 }
 
+/// Whether a detachment for `reason` is a sanction: `policy` and `operator-action` end an
+/// attachment on the host's judgement, and no recovery of it is admitted until the host
+/// clears it ([`crate::PodEngine::clear_sanction`]); spec pod §4, "once policy clears" and
+/// "recovery under operator policy". Judged by reason, whoever made the detachment: one
+/// carried over a session for these reasons binds its client the same way (fail closed).
+pub const fn is_sanction(reason: DetachReason) -> bool {
+    matches!(reason, DetachReason::Policy | DetachReason::OperatorAction)
+}
+
 /// Whether a plain new attachment after a detachment for `reason` needs a recovery first
 /// (T14 versus T15).
 pub const fn needs_recovery(reason: DetachReason) -> bool {
@@ -186,7 +198,8 @@ pub const fn needs_recovery(reason: DetachReason) -> bool {
 
 /// The recovery modes allowed after a detachment for `reason` (the "how to come back" column
 /// of spec pod §4; `operator-action` allows resuming and reattaching, our reading of
-/// "recovery under operator policy").
+/// "recovery under operator policy"). After a sanction ([`is_sanction`]) every one of them
+/// also waits until the host has cleared it: a state guard, not a mode guard.
 pub const fn modes_after(reason: DetachReason) -> &'static [RecoveryMode] {
     use RecoveryMode::*;
     match reason {

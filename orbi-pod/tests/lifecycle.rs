@@ -888,7 +888,7 @@ fn t8_t9_suspend_and_lift() {
 }
 
 #[test]
-fn t11_policy_detach_then_resume_after_suspension() {
+fn t11_policy_detach_then_resume_after_suspension_once_the_host_clears_it() {
     let mut engine = engine();
     admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
     let id = "attach:01JQCLIATT001";
@@ -947,14 +947,21 @@ fn t11_policy_detach_then_resume_after_suspension() {
         None,
         fresh(),
     );
+    // The right mode, but the policy has not cleared: a state guard, not a mode guard.
+    let held = admit(&mut engine, &resume, SESS1, "2026-03-28T20:20:00Z");
+    assert_rejected(&held, RejectionCode::State);
+    assert_eq!(held.rejection().unwrap().check, Check::S);
+    let cleared = engine
+        .clear_sanction(&detachment_id, instant("2026-03-28T20:21:00Z"))
+        .unwrap();
+    assert!(cleared.newly_cleared);
     assert_admitted(
-        &admit(&mut engine, &resume, SESS1, "2026-03-28T20:20:00Z"),
+        &admit(&mut engine, &resume, SESS1, "2026-03-28T20:21:00Z"),
         LifecycleState::RecoveryGranted,
     );
-    assert_admitted(
-        &admit(&mut engine, &plain, SESS1, "2026-03-28T20:20:05Z"),
-        LifecycleState::Attached,
-    );
+    let attached = admit(&mut engine, &plain, SESS1, "2026-03-28T20:21:05Z");
+    assert_admitted(&attached, LifecycleState::Attached);
+    assert_eq!(attached.transitions[0].rule, Rule::T17);
 }
 
 #[test]

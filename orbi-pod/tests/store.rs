@@ -718,6 +718,7 @@ fn probes_are_their_lookups_at_once() {
             admitted_at: now,
             origin: DetachmentOrigin::Admitted,
             artifact: b"{}".to_vec(),
+            sanction_cleared_at: None,
         };
         let recovery = RecoveryRec {
             recovery_id: "r:1".into(),
@@ -905,15 +906,7 @@ fn bind_cache_entries_are_bounded_and_attachments_carry_their_binds() {
 fn sqlite_group_is_durable_only_once_finished() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
-    let open = || {
-        SqliteStore::open(
-            &path,
-            &k1().node_id(),
-            StoreLimits::default(),
-            Durability::Full,
-        )
-        .unwrap()
-    };
+    let open = || sqlite_store(&path);
     let live = SessionTable::default();
     let insert = |id: &str| Commit {
         changes: vec![Change::InsertAttachment(record(
@@ -949,13 +942,7 @@ fn sqlite_survives_a_restart_and_keeps_bytes_as_received() {
     let path = dir.path().join("pod.sqlite");
     let pretty = serde_json::to_vec_pretty(&a1()).unwrap();
     {
-        let store = SqliteStore::open(
-            &path,
-            &k1().node_id(),
-            StoreLimits::default(),
-            Durability::Full,
-        )
-        .unwrap();
+        let store = sqlite_store(&path);
         let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
         engine.open_session(SESS1, Session::default());
         let admission = engine
@@ -1014,13 +1001,7 @@ fn sqlite_refuses_a_corrupt_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
     {
-        let store = SqliteStore::open(
-            &path,
-            &k1().node_id(),
-            StoreLimits::default(),
-            Durability::Full,
-        )
-        .unwrap();
+        let store = sqlite_store(&path);
         let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
         engine.open_session(SESS1, Session::default());
         admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
@@ -1497,4 +1478,339 @@ fn an_ended_attachment_lifts_the_recount_backoff() {
         &admit(&mut engine, &second, SESS2, "2026-03-28T19:42:06.300Z"),
         LifecycleState::Attached,
     );
+}
+
+fn detachment_rec(id: &str, attachment_id: &str, reason: DetachReason) -> DetachmentRec {
+    DetachmentRec {
+        detachment_id: id.into(),
+        attachment_id: attachment_id.into(),
+        client_instance_id: format!("client:{attachment_id}"),
+        participant_id: k2().participant_id(),
+        reason,
+        detached_at: at("2026-03-28T19:45:00Z"),
+        admitted_at: instant("2026-03-28T19:45:05Z"),
+        origin: DetachmentOrigin::Host,
+        artifact: b"{}".to_vec(),
+        sanction_cleared_at: None,
+    }
+}
+
+#[test]
+fn a_sanction_is_cleared_once_and_only_a_sanction_by_the_store_itself() {
+    each_store!(StoreLimits::default(), |name, store| {
+        let live = SessionTable::default();
+        let mut changes = Vec::new();
+        for (attachment, detachment, reason) in [
+            ("a:1", "d:policy", DetachReason::Policy),
+            ("a:2", "d:user", DetachReason::UserRequest),
+        ] {
+            let client = format!("client:{attachment}");
+            changes.push(Change::InsertAttachment(record(
+                attachment,
+                &client,
+                AttachmentState::Detached,
+            )));
+            changes.push(Change::InsertDetachment(detachment_rec(
+                detachment, attachment, reason,
+            )));
+        }
+        store
+            .commit(
+                Commit {
+                    changes,
+                    traces: vec![],
+                },
+                &live,
+            )
+            .unwrap();
+        let at = instant("2026-03-28T19:55:00Z");
+        let clear = |id: &str| Commit {
+            changes: vec![Change::ClearSanction {
+                detachment_id: id.into(),
+                at,
+            }],
+            traces: vec![trace()],
+        };
+        let cleared_at = |store: &dyn Store| {
+            store
+                .detachment("d:policy")
+                .unwrap()
+                .unwrap()
+                .sanction_cleared_at
+        };
+        for refused in ["d:nope", "d:user"] {
+            let err = store.commit(clear(refused), &live).unwrap_err();
+            assert!(
+                matches!(err, StoreError::Constraint(_)),
+                "{name} {refused}: {err}"
+            );
+        }
+        // Atomic: a clearing beside a refused one is not kept either.
+        let mut both = clear("d:policy");
+        both.changes.extend(clear("d:user").changes);
+        assert!(store.commit(both, &live).is_err(), "{name}");
+        assert_eq!(cleared_at(&store), None, "{name}");
+        assert_eq!(store.counts().unwrap().traces, 0, "{name}");
+
+        store.commit(clear("d:policy"), &live).unwrap();
+        assert_eq!(cleared_at(&store), Some(at), "{name}");
+        let twice = Commit {
+            changes: vec![Change::ClearSanction {
+                detachment_id: "d:policy".into(),
+                at: instant("2026-03-28T20:00:00Z"),
+            }],
+            traces: vec![],
+        };
+        let err = store.commit(twice, &live).unwrap_err();
+        assert!(matches!(err, StoreError::Constraint(_)), "{name}: {err}");
+        assert_eq!(
+            cleared_at(&store),
+            Some(at),
+            "{name}: the first clearing is kept"
+        );
+        assert_eq!(
+            store
+                .detachment("d:user")
+                .unwrap()
+                .unwrap()
+                .sanction_cleared_at,
+            None
+        );
+    });
+}
+
+#[test]
+fn clearing_a_sanction_another_writer_just_cleared_is_answered_as_cleared() {
+    let mut engine = PodEngine::new(
+        k1(),
+        HostPolicy::default(),
+        RacedStore {
+            inner: MemoryStore::new(),
+            raced: true,
+        },
+    )
+    .unwrap();
+    engine.open_session(SESS1, Session::default());
+    admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+    engine
+        .detach(
+            "attach:01JQCLIATT001",
+            DetachReason::Policy,
+            None,
+            instant("2026-03-28T19:50:00Z"),
+        )
+        .unwrap();
+    let mut store = engine.into_store();
+    let detachment = store
+        .detachment_of("attach:01JQCLIATT001")
+        .unwrap()
+        .unwrap()
+        .detachment_id;
+    // The next commit lands, and then reports that another writer was first.
+    store.raced = false;
+    let mut engine = PodEngine::new(k1(), HostPolicy::default(), store).unwrap();
+    let now = instant("2026-03-28T19:55:00Z");
+
+    let cleared = engine.clear_sanction(&detachment, now).unwrap();
+
+    assert!(!cleared.newly_cleared);
+    assert_eq!(cleared.cleared_at, now);
+    let record = engine.store().detachment(&detachment).unwrap().unwrap();
+    assert_eq!(record.sanction_cleared_at, Some(now));
+}
+
+/// One step of [`sqlite_reopened_before_every_step_agrees_with_memory`].
+enum Step {
+    Open(&'static str),
+    Lost(&'static str, &'static str),
+    Admit(serde_json::Value, &'static str, &'static str),
+    Tick(&'static str),
+    Suspend(&'static str, &'static str),
+    Lift(&'static str, &'static str),
+    HostDetach(&'static str, DetachReason, &'static str),
+    /// Clears the sanction of the detachment that ended this attachment.
+    ClearSanctionOf(&'static str, &'static str),
+}
+
+/// What a step produced, comparable across read models.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Admission(orbi_pod::Admission),
+    Transitions(Result<Vec<orbi_pod::Transition>, String>),
+    Cleared(Result<orbi_pod::SanctionCleared, String>),
+}
+
+fn run_step<S: Store>(engine: &mut PodEngine<S>, step: &Step) -> Outcome {
+    let one = |result: Result<orbi_pod::Transition, orbi_pod::EngineError>| {
+        Outcome::Transitions(result.map(|t| vec![t]).map_err(|e| e.to_string()))
+    };
+    match step {
+        Step::Open(id) => {
+            engine.open_session(*id, Session::default());
+            Outcome::Transitions(Ok(vec![]))
+        }
+        Step::Lost(id, now) => Outcome::Transitions(
+            engine
+                .session_lost(id, instant(now))
+                .map_err(|e| e.to_string()),
+        ),
+        Step::Admit(value, session, now) => Outcome::Admission(admit(engine, value, session, now)),
+        Step::Tick(now) => {
+            Outcome::Transitions(engine.tick(instant(now)).map_err(|e| e.to_string()))
+        }
+        Step::Suspend(id, now) => one(engine.suspend(id, instant(now))),
+        Step::Lift(id, now) => one(engine.lift(id, instant(now))),
+        Step::HostDetach(id, reason, now) => one(engine.detach(id, *reason, None, instant(now))),
+        Step::ClearSanctionOf(attachment, now) => {
+            let detachment = engine
+                .store()
+                .detachment_of(attachment)
+                .unwrap()
+                .unwrap()
+                .detachment_id;
+            Outcome::Cleared(
+                engine
+                    .clear_sanction(&detachment, instant(now))
+                    .map_err(|e| e.to_string()),
+            )
+        }
+    }
+}
+
+fn script() -> Vec<Step> {
+    use Step::*;
+    let a2 = attachment_on("attach:a2", CLIENT, "2026-03-28T20:25:30Z", SESS3);
+    let a3 = attachment_on("attach:a3", CLIENT, "2026-03-28T20:40:00Z", SESS2);
+    let a4 = attachment_on("attach:a4", NEW_CLIENT, "2026-03-28T20:41:00Z", SESS2);
+    let mut a1_changed = a1();
+    a1_changed["export/capable?"] = json!(false);
+    // Cites the detachment the host builds for a4; filled in when it exists.
+    let resume = recovery_with(
+        "recover:resume",
+        NEW_CLIENT,
+        orbi_types::pod::RecoveryMode::ResumeAfterSuspension,
+        "PLACEHOLDER",
+        "2026-03-28T20:50:00Z",
+        None,
+        bind(&k2(), "pb:resume", "2026-03-28T20:50:00Z", SESS2),
+    );
+    vec![
+        Open(SESS1),
+        Admit(a1(), SESS1, "2026-03-28T19:42:05Z"),
+        Admit(a1(), SESS1, "2026-03-28T19:43:00Z"),
+        Admit(a1_changed, SESS1, "2026-03-28T19:43:00Z"),
+        Admit(d1(), SESS1, "2026-03-28T20:05:05Z"),
+        Admit(d1(), SESS1, "2026-03-28T20:05:06Z"),
+        Open(SESS3),
+        Admit(
+            reattach_after_d1("recover:r1"),
+            SESS3,
+            "2026-03-28T20:25:05Z",
+        ),
+        Admit(
+            reattach_after_d1("recover:r1"),
+            SESS3,
+            "2026-03-28T20:25:06Z",
+        ),
+        Admit(a2, SESS3, "2026-03-28T20:25:35Z"),
+        Lost(SESS3, "2026-03-28T20:30:00Z"),
+        Tick("2026-03-28T20:30:30Z"),
+        Tick("2026-03-28T20:32:00Z"),
+        Open(SESS2),
+        Admit(a3, SESS2, "2026-03-28T20:40:05Z"),
+        Suspend("attach:a3", "2026-03-28T20:40:10Z"),
+        Lift("attach:a3", "2026-03-28T20:40:20Z"),
+        Suspend("attach:a3", "2026-03-28T20:40:30Z"),
+        Admit(a4, SESS2, "2026-03-28T20:41:05Z"),
+        HostDetach("attach:a4", DetachReason::Policy, "2026-03-28T20:45:00Z"),
+        // Held: the policy has not cleared.
+        Admit(resume.clone(), SESS2, "2026-03-28T20:50:05Z"),
+        ClearSanctionOf("attach:a4", "2026-03-28T20:51:00Z"),
+        ClearSanctionOf("attach:a4", "2026-03-28T20:51:30Z"),
+        Admit(resume, SESS2, "2026-03-28T20:52:00Z"),
+        Tick("2026-03-28T21:05:00Z"),
+        HostDetach(
+            "attach:a3",
+            DetachReason::OperatorAction,
+            "2026-03-28T21:06:00Z",
+        ),
+        ClearSanctionOf("attach:a3", "2026-03-28T21:07:00Z"),
+        Tick("2026-03-28T21:10:00Z"),
+    ]
+}
+
+type Snapshot = (
+    orbi_pod::store::Counts,
+    Vec<orbi_pod::store::Trace>,
+    orbi_pod::store::ClientHistory,
+    orbi_pod::store::ClientHistory,
+);
+
+fn snapshot<S: Store>(engine: &PodEngine<S>) -> Snapshot {
+    let store = engine.store();
+    (
+        store.counts().unwrap(),
+        store.recent_traces(1000).unwrap(),
+        store.client_history(CLIENT).unwrap(),
+        store.client_history(NEW_CLIENT).unwrap(),
+    )
+}
+
+#[test]
+fn sqlite_reopened_before_every_step_agrees_with_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let open = || sqlite_store(&path);
+    let mut memory = engine_on(MemoryStore::new());
+    let mut live: Vec<&'static str> = Vec::new();
+    let mut outcomes = Vec::new();
+    for (n, mut step) in script().into_iter().enumerate() {
+        if let Step::Admit(value, _, _) = &mut step
+            && value["recovery/from-detachment-id"] == "PLACEHOLDER"
+        {
+            let detachment = memory.store().detachment_of("attach:a4").unwrap().unwrap();
+            // Outside the bind: the participant's signature still holds.
+            value["recovery/from-detachment-id"] = json!(detachment.detachment_id);
+        }
+        let mut sqlite = engine_on(open());
+        for session in &live {
+            sqlite.open_session(*session, Session::default());
+        }
+        let expected = run_step(&mut memory, &step);
+        let got = run_step(&mut sqlite, &step);
+        assert_eq!(got, expected, "step {n}");
+        match &step {
+            Step::Open(id) => live.push(id),
+            Step::Lost(id, _) => live.retain(|s| s != id),
+            _ => {}
+        }
+        assert_eq!(snapshot(&sqlite), snapshot(&memory), "after step {n}");
+        outcomes.push(expected);
+    }
+    // The script went where it meant to (not a vacuous agreement): the recovery of a4's
+    // `policy` end was held, then admitted once the host had cleared it (the second clearing
+    // changing nothing); a3's `operator-action` end is cleared.
+    let code = |n: usize| match &outcomes[n] {
+        Outcome::Admission(admission) => admission.code(),
+        other => panic!("step {n}: {other:?}"),
+    };
+    assert_eq!(code(20), Some(RejectionCode::State));
+    assert!(matches!(&outcomes[21], Outcome::Cleared(Ok(c)) if c.newly_cleared));
+    assert!(matches!(&outcomes[22], Outcome::Cleared(Ok(c)) if !c.newly_cleared));
+    assert!(matches!(&outcomes[23], Outcome::Admission(a) if a.verdict == Verdict::Admitted));
+    assert!(matches!(&outcomes[26], Outcome::Cleared(Ok(c)) if c.newly_cleared));
+    let history = engine_on(open()).store().client_history(CLIENT).unwrap();
+    assert_eq!(history.attachments.len(), 3, "{history:#?}");
+    assert!(
+        history
+            .detachments
+            .iter()
+            .any(|d| d.reason == DetachReason::OperatorAction && !d.sanction_in_force())
+    );
+    let grants = memory
+        .store()
+        .client_history(NEW_CLIENT)
+        .unwrap()
+        .recoveries;
+    assert_eq!(grants.len(), 1);
 }

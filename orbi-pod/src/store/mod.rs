@@ -5,8 +5,9 @@
 //! cannot tell them apart:
 //!
 //! - **one live attachment per (`serving-node/id`, `client-instance/id`)**, one detachment per
-//!   attachment, one open recovery grant per client, unique ids: a commit that would break one
-//!   fails as a whole with [`StoreError::Constraint`];
+//!   attachment, one open recovery grant per client, unique ids, a sanction cleared once and
+//!   only a sanction (`policy`, `operator-action`): a commit that would break one fails as a
+//!   whole with [`StoreError::Constraint`];
 //! - **every commit is atomic**: its record changes and its trace events land together or not
 //!   at all;
 //! - **bounded size with eviction** ([`StoreLimits`]). When attachments plus recoveries exceed
@@ -51,7 +52,7 @@ use time::OffsetDateTime;
 
 use crate::{
     session::SessionTable,
-    state::{AttachmentState, GrantState, TraceKind},
+    state::{AttachmentState, GrantState, TraceKind, is_sanction},
     vocab::vocabulary,
 };
 
@@ -128,6 +129,17 @@ pub struct DetachmentRec {
     pub origin: DetachmentOrigin,
     /// The artifact exactly as received (or as built).
     pub artifact: Vec<u8>,
+    /// When the host cleared this detachment's sanction (host clock); `None` while a sanction
+    /// ([`crate::state::is_sanction`]) is in force, and always for other reasons.
+    pub sanction_cleared_at: Option<OffsetDateTime>,
+}
+
+impl DetachmentRec {
+    /// Whether this detachment is a sanction the host has not cleared: no recovery of it is
+    /// admitted, and no grant from it is consumed.
+    pub fn sanction_in_force(&self) -> bool {
+        is_sanction(self.reason) && self.sanction_cleared_at.is_none()
+    }
 }
 
 /// An admitted recovery and its one-shot grant.
@@ -185,6 +197,14 @@ pub enum Change {
         grant: GrantState,
         /// The consuming attachment, for `Consumed`.
         consumed_by: Option<String>,
+    },
+    /// The host clears the sanction of a `policy` or `operator-action` detachment. Refused
+    /// (as a constraint) for any other reason, an unknown detachment, or one already cleared.
+    ClearSanction {
+        /// Which detachment.
+        detachment_id: String,
+        /// When (host clock).
+        at: OffsetDateTime,
     },
     /// A bind enters its session's cache (I3).
     CacheBind {

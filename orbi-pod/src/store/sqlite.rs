@@ -35,7 +35,17 @@ pub enum Durability {
 }
 
 /// The version of the table layout below.
-const LAYOUT_VERSION: &str = "2";
+const LAYOUT_VERSION: &str = "3";
+
+/// How a read model of an earlier layout becomes the next one, in one transaction with its
+/// layout row. Layout 3 records when the host cleared a sanction; a detachment of layout 2
+/// comes over with none cleared, so a `policy` or `operator-action` end stays in force until
+/// the host clears it (fail closed: layout 2 admitted their recoveries without asking).
+const MIGRATIONS: [(&str, &str, &str); 1] = [(
+    "2",
+    "3",
+    "ALTER TABLE detachments ADD COLUMN sanction_cleared_at INTEGER;",
+)];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -85,7 +95,9 @@ CREATE TABLE IF NOT EXISTS detachments (
     detached_at TEXT NOT NULL,
     admitted_at INTEGER NOT NULL,
     origin TEXT NOT NULL CHECK (origin = 'admitted' OR origin = 'host'),
-    artifact BLOB NOT NULL
+    artifact BLOB NOT NULL,
+    -- When the host cleared the sanction (policy, operator-action); NULL while it is in force.
+    sanction_cleared_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS detachments_by_client ON detachments (client_id, seq);
 
@@ -163,7 +175,7 @@ macro_rules! attachment_columns {
 macro_rules! detachment_columns {
     () => {
         "detachment_id, attachment_id, client_id, participant_id, reason, detached_at, \
-         admitted_at, origin, artifact"
+         admitted_at, origin, artifact, sanction_cleared_at"
     };
 }
 macro_rules! recovery_columns {
@@ -237,6 +249,10 @@ const PROBE: &str = "SELECT \
     (SELECT seq FROM recoveries WHERE client_id = ?7 AND grant_state = 'open')";
 const SET_ATTACHMENT_STATE: &str =
     "UPDATE attachments SET state = ?1, state_since = ?2 WHERE attachment_id = ?3";
+/// Clears a sanction once: a detachment of another reason, or one cleared before, is no row.
+const CLEAR_SANCTION: &str = "UPDATE detachments SET sanction_cleared_at = ?1 \
+    WHERE detachment_id = ?2 AND sanction_cleared_at IS NULL \
+    AND (reason = 'policy' OR reason = 'operator-action')";
 const SET_GRANT: &str =
     "UPDATE recoveries SET grant_state = ?1, consumed_by = ?2 WHERE recovery_id = ?3";
 const INSERT_BIND: &str = "INSERT INTO binds (session_id, bind_id, digest) VALUES (?1, ?2, ?3)";
@@ -254,7 +270,7 @@ const INSERT_ATTACHMENT: &str = concat!(
 const INSERT_DETACHMENT: &str = concat!(
     "INSERT INTO detachments (",
     detachment_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 );
 const INSERT_RECOVERY: &str = concat!(
     "INSERT INTO recoveries (",
@@ -268,6 +284,11 @@ const INSERT_RECOVERY: &str = concat!(
 /// is refused. Several processes may share the file (SQLite locking, 5 s busy timeout); a
 /// commit that loses a race to another writer fails with [`StoreError::Constraint`] and the
 /// engine re-runs the admission against the winner's state.
+///
+/// The table layout is versioned (`meta` row `layout`, now 3). A read model of layout 2 is
+/// brought to 3 in place when it is opened, in one transaction (its `policy` and
+/// `operator-action` detachments come over as sanctions in force); any other layout is
+/// refused untouched, and an older build refuses layout 3 the same way.
 pub struct SqliteStore {
     conn: Connection,
     path: String,
@@ -393,7 +414,7 @@ impl SqliteStore {
         } else {
             path.to_owned()
         };
-        let conn = Connection::open_with_flags(plain, flags).map_err(open_error)?;
+        let mut conn = Connection::open_with_flags(plain, flags).map_err(open_error)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_error)?;
         // Plans that do not depend on bound values: without this the bundled SQLite (built
@@ -421,6 +442,7 @@ impl SqliteStore {
         };
         match layout.as_deref() {
             Some(LAYOUT_VERSION) => {}
+            Some(earlier) if migrates(earlier) => {}
             Some(other) => {
                 return Err(StoreError::Open {
                     path: shown,
@@ -459,6 +481,9 @@ impl SqliteStore {
             .map_err(open_error)?;
             made.commit().map_err(open_error)?;
         } else {
+            if layout.as_deref() != Some(LAYOUT_VERSION) {
+                migrate(&mut conn).map_err(open_error)?;
+            }
             conn.execute_batch(SCHEMA).map_err(open_error)?;
         }
         conn.set_prepared_statement_cache_capacity(64);
@@ -582,6 +607,38 @@ impl SqliteStore {
                 )))
             }
         }
+    }
+}
+
+/// Whether a read model of `layout` can be brought to [`LAYOUT_VERSION`].
+fn migrates(layout: &str) -> bool {
+    let mut at = layout;
+    while at != LAYOUT_VERSION {
+        match MIGRATIONS.iter().find(|(from, _, _)| *from == at) {
+            Some((_, to, _)) => at = to,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Brings the read model to [`LAYOUT_VERSION`], each step in one transaction with its layout
+/// row. The layout is read again under the write lock: another process opening the same
+/// file may have migrated it first.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    loop {
+        let step = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let layout: String =
+            step.query_row("SELECT value FROM meta WHERE key = 'layout'", [], |row| {
+                row.get(0)
+            })?;
+        let Some((_, to, sql)) = MIGRATIONS.iter().find(|(from, _, _)| *from == layout) else {
+            // Already current (or a layout `migrates` refused before: nothing is changed).
+            return step.commit();
+        };
+        step.execute_batch(sql)?;
+        step.execute("UPDATE meta SET value = ?1 WHERE key = 'layout'", [to])?;
+        step.commit()?;
     }
 }
 
@@ -738,6 +795,13 @@ fn instant_of(row: &Row<'_>, index: usize) -> rusqlite::Result<OffsetDateTime> {
         .map_err(|err| rusqlite::Error::FromSqlConversionFailure(index, Type::Integer, err.into()))
 }
 
+fn optional_instant_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
+    match row.get::<_, Option<i64>>(index)? {
+        Some(_) => instant_of(row, index).map(Some),
+        None => Ok(None),
+    }
+}
+
 fn nanos(instant: OffsetDateTime) -> i64 {
     let nanos = instant.unix_timestamp_nanos();
     i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
@@ -777,6 +841,7 @@ fn detachment_row(row: &Row<'_>) -> rusqlite::Result<DetachmentRec> {
         admitted_at: instant_of(row, 6)?,
         origin: text_of(row, 7)?,
         artifact: row.get(8)?,
+        sanction_cleared_at: optional_instant_of(row, 9)?,
     })
 }
 
@@ -861,6 +926,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
                         nanos(rec.admitted_at),
                         rec.origin.as_str(),
                         rec.artifact,
+                        rec.sanction_cleared_at.map(nanos),
                     ])
                 })
         }
@@ -883,6 +949,9 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
                     ])
                 })
         }
+        Change::ClearSanction { detachment_id, at } => conn
+            .prepare_cached(CLEAR_SANCTION)
+            .and_then(|mut statement| statement.execute(params![nanos(*at), detachment_id])),
         Change::SetGrant {
             recovery_id,
             grant,
@@ -914,6 +983,9 @@ fn change_target(change: &Change) -> String {
     match change {
         Change::SetAttachmentState { attachment_id, .. } => format!("attachment {attachment_id}"),
         Change::SetGrant { recovery_id, .. } => format!("recovery {recovery_id}"),
+        Change::ClearSanction { detachment_id, .. } => {
+            format!("detachment {detachment_id} with a sanction in force")
+        }
         other => format!("{other:?}"),
     }
 }

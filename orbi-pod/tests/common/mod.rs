@@ -1,9 +1,11 @@
 //! Fixtures shared by the integration tests: the spec's keys, binds and artifacts.
 #![allow(dead_code)]
 
+use std::path::Path;
+
 use orbi_pod::{
-    Admission, HostPolicy, LifecycleState, MemoryStore, PodEngine, RejectionCode, Session, Store,
-    Verdict,
+    Admission, Durability, HostPolicy, LifecycleState, MemoryStore, PodEngine, RejectionCode,
+    Session, SqliteStore, Store, StoreLimits, Verdict,
     compose::{self, AttachmentDraft, BindDraft, DetachmentDraft, RecoveryDraft},
 };
 use orbi_types::{
@@ -203,6 +205,24 @@ pub fn engine_with(policy: HostPolicy) -> PodEngine<MemoryStore> {
 
 pub fn engine() -> PodEngine<MemoryStore> {
     engine_with(HostPolicy::default())
+}
+
+/// K1's SQLite read model at `path` (made on first use): default limits, full durability.
+pub fn sqlite_store(path: &Path) -> SqliteStore {
+    SqliteStore::open(
+        path,
+        &k1().node_id(),
+        StoreLimits::default(),
+        Durability::Full,
+    )
+    .unwrap()
+}
+
+/// An engine for node K1 over its SQLite read model at `path`, default policy, SESS1 live.
+pub fn sqlite_engine(path: &Path) -> PodEngine<SqliteStore> {
+    let mut engine = PodEngine::new(k1(), HostPolicy::default(), sqlite_store(path)).unwrap();
+    engine.open_session(SESS1, Session::default());
+    engine
 }
 
 /// Admits `value` on `session` at `now`.

@@ -1,0 +1,474 @@
+//! A `policy` or `operator-action` detachment is a sanction in force until the host clears it
+//! (spec pod §4: "`resume-after-suspension` once policy clears", "recovery under operator
+//! policy"): the sanctioned participant cannot undo it by recovering at once. On both read
+//! models, across restarts of the SQLite one, and from a read model of the layout before.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use orbi_pod::{
+    Check, Durability, EngineError, LifecycleState, PodEngine, RejectionCode, Rule,
+    SanctionCleared, Session, SqliteStore, Store, StoreLimits, TraceKind,
+    state::modes_after,
+    store::{ClientHistory, Counts, Trace},
+};
+use orbi_types::pod::{DetachReason, RecoveryMode};
+use serde_json::Value;
+
+const A1: &str = "attach:01JQCLIATT001";
+const SANCTIONED_AT: &str = "2026-03-28T19:50:00Z";
+const CLEARED_AT: &str = "2026-03-28T19:55:00Z";
+
+/// Everything a rejection must leave as it was.
+type Snapshot = (Counts, Vec<Trace>, ClientHistory);
+
+fn snapshot<S: Store>(engine: &PodEngine<S>) -> Snapshot {
+    let store = engine.store();
+    (
+        store.counts().unwrap(),
+        store.recent_traces(1000).unwrap(),
+        store.client_history(CLIENT).unwrap(),
+    )
+}
+
+/// A1 attached, then detached by the host for `reason` at 19:50:00; the detachment's id.
+fn sanctioned<S: Store>(engine: &mut PodEngine<S>, reason: DetachReason) -> String {
+    assert_admitted(
+        &admit(engine, &a1(), SESS1, "2026-03-28T19:42:05Z"),
+        LifecycleState::Attached,
+    );
+    let detached = engine
+        .detach(A1, reason, Some("abuse".into()), instant(SANCTIONED_AT))
+        .unwrap();
+    assert_eq!(detached.rule, Rule::T11);
+    engine
+        .store()
+        .detachment_of(A1)
+        .unwrap()
+        .unwrap()
+        .detachment_id
+}
+
+/// A1 detached by the host for `policy` at 19:50:00, cleared at 19:55:00; the detachment's id.
+fn cleared_policy<S: Store>(engine: &mut PodEngine<S>) -> String {
+    let detachment = sanctioned(engine, DetachReason::Policy);
+    engine
+        .clear_sanction(&detachment, instant(CLEARED_AT))
+        .unwrap();
+    detachment
+}
+
+/// The participant resumes after the cleared `detachment` at 19:55:01: a grant opens.
+fn resumed<S: Store>(engine: &mut PodEngine<S>, detachment: &str) {
+    let resume = recovery(
+        detachment,
+        RecoveryMode::ResumeAfterSuspension,
+        "2026-03-28T19:55:01Z",
+    );
+    assert_admitted(
+        &admit(engine, &resume, SESS1, "2026-03-28T19:55:01Z"),
+        LifecycleState::RecoveryGranted,
+    );
+}
+
+/// The sanctioned participant's own recovery of `detachment` in `mode`, bound at `bound_at`.
+fn recovery(detachment: &str, mode: RecoveryMode, bound_at: &str) -> Value {
+    recovery_with(
+        "recover:self",
+        CLIENT,
+        mode,
+        detachment,
+        bound_at,
+        None,
+        bind(&k2(), "pb:self", bound_at, SESS1),
+    )
+}
+
+fn back() -> Value {
+    attachment_on("attach:back", CLIENT, "2026-03-28T19:50:02Z", SESS1)
+}
+
+#[track_caller]
+fn assert_held(admission: &orbi_pod::Admission, detachment: &str) {
+    assert_rejected(admission, RejectionCode::State);
+    let rejection = admission.rejection().unwrap();
+    assert_eq!(rejection.check, Check::S);
+    assert!(
+        rejection.message.contains(&format!("{detachment:?}"))
+            && rejection.message.contains("has not cleared"),
+        "{}",
+        rejection.message
+    );
+}
+
+/// The reviewer's scenario for `reason` and `mode` on `engine`: the recovery one second after
+/// the sanction and the plain attachment one second later are refused and change nothing;
+/// after the host clears the sanction, the same two artifacts bring the client back if the
+/// mode is allowed after `reason`, and a mode that is not stays `E_POD_MODE_NOT_ALLOWED`.
+fn held_until_cleared<S: Store>(
+    mut engine: PodEngine<S>,
+    reason: DetachReason,
+    mode: RecoveryMode,
+) {
+    let detachment = sanctioned(&mut engine, reason);
+    let recovery = recovery(&detachment, mode, "2026-03-28T19:50:01Z");
+    let allowed = modes_after(reason).contains(&mode);
+    let before = snapshot(&engine);
+
+    let early = admit(&mut engine, &recovery, SESS1, "2026-03-28T19:50:01Z");
+    if allowed {
+        assert_held(&early, &detachment);
+    } else {
+        assert_rejected(&early, RejectionCode::ModeNotAllowed);
+    }
+    assert_rejected(
+        &admit(&mut engine, &back(), SESS1, "2026-03-28T19:50:02Z"),
+        RejectionCode::RecoveryRequired,
+    );
+    assert_eq!(
+        snapshot(&engine),
+        before,
+        "a refusal changed the read model"
+    );
+    assert!(engine.store().open_grant(CLIENT).unwrap().is_none());
+
+    let cleared = engine
+        .clear_sanction(&detachment, instant(CLEARED_AT))
+        .unwrap();
+    assert_eq!(
+        cleared,
+        SanctionCleared {
+            detachment_id: detachment.clone(),
+            attachment_id: A1.into(),
+            client_instance_id: CLIENT.into(),
+            reason,
+            cleared_at: instant(CLEARED_AT),
+            newly_cleared: true,
+        }
+    );
+    let recovered = admit(&mut engine, &recovery, SESS1, "2026-03-28T19:55:01Z");
+    if !allowed {
+        assert_rejected(&recovered, RejectionCode::ModeNotAllowed);
+        return;
+    }
+    assert_admitted(&recovered, LifecycleState::RecoveryGranted);
+    assert_eq!(recovered.transitions[0].rule, Rule::T16);
+    let attached = admit(&mut engine, &back(), SESS1, "2026-03-28T19:55:02Z");
+    assert_admitted(&attached, LifecycleState::Attached);
+    assert_eq!(attached.transitions[0].rule, Rule::T17);
+}
+
+#[test]
+fn a_sanction_holds_until_the_host_clears_it_whatever_the_mode() {
+    for reason in [DetachReason::Policy, DetachReason::OperatorAction] {
+        for mode in RecoveryMode::ALL.iter().copied() {
+            held_until_cleared(engine(), reason, mode);
+            let dir = tempfile::tempdir().unwrap();
+            held_until_cleared(sqlite_engine(&dir.path().join("pod.sqlite")), reason, mode);
+        }
+    }
+}
+
+#[test]
+fn a_sanction_carried_over_a_session_holds_its_client_too() {
+    // A `policy` detachment admitted from the peer (origin `admitted`, the attachment's bind
+    // copied) binds the client as the host's own does: judged by reason, failing closed.
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+    let policy = detachment_with(
+        "detach:carried",
+        A1,
+        CLIENT,
+        DetachReason::Policy,
+        SANCTIONED_AT,
+        b1(),
+    );
+    assert_admitted(
+        &admit(&mut engine, &policy, SESS1, SANCTIONED_AT),
+        LifecycleState::Detached,
+    );
+    let resume = recovery(
+        "detach:carried",
+        RecoveryMode::ResumeAfterSuspension,
+        "2026-03-28T19:50:01Z",
+    );
+    assert_held(
+        &admit(&mut engine, &resume, SESS1, "2026-03-28T19:50:01Z"),
+        "detach:carried",
+    );
+    engine
+        .clear_sanction("detach:carried", instant(CLEARED_AT))
+        .unwrap();
+    assert_admitted(
+        &admit(&mut engine, &resume, SESS1, CLEARED_AT),
+        LifecycleState::RecoveryGranted,
+    );
+}
+
+#[test]
+fn clearing_twice_changes_nothing_the_second_time() {
+    let mut engine = engine();
+    let detachment = sanctioned(&mut engine, DetachReason::OperatorAction);
+    let first = engine
+        .clear_sanction(&detachment, instant(CLEARED_AT))
+        .unwrap();
+    assert!(first.newly_cleared);
+    let after_first = snapshot(&engine);
+    let last = after_first.1.last().unwrap();
+    assert_eq!(last.event.kind, TraceKind::SanctionCleared);
+    assert_eq!(last.event.ts, instant(CLEARED_AT));
+    assert_eq!(last.event.detail["detachment/id"], detachment.as_str());
+    assert_eq!(last.event.detail["attachment/id"], A1);
+    assert_eq!(last.event.detail["client-instance/id"], CLIENT);
+    assert_eq!(last.event.detail["detach/reason"], "operator-action");
+    let record = engine.store().detachment(&detachment).unwrap().unwrap();
+    assert_eq!(record.sanction_cleared_at, Some(instant(CLEARED_AT)));
+    assert!(!record.sanction_in_force());
+
+    let again = engine
+        .clear_sanction(&detachment, instant("2026-03-28T20:10:00Z"))
+        .unwrap();
+
+    assert_eq!(
+        again,
+        SanctionCleared {
+            newly_cleared: false,
+            ..first
+        },
+        "the first clearing's instant is kept"
+    );
+    assert_eq!(
+        snapshot(&engine),
+        after_first,
+        "a second clearing wrote something"
+    );
+}
+
+#[test]
+fn only_a_sanction_on_record_can_be_cleared() {
+    let mut engine = engine();
+    engine.open_session(SESS2, Session::default());
+    // D1 (`user-request`, admitted), a host-built `session-expired` and a host-built
+    // `device-loss`: none of them is a sanction.
+    admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+    admit(&mut engine, &d1(), SESS1, "2026-03-28T20:05:05Z");
+    let a2 = attachment_on("attach:A2", CLIENT, "2026-03-28T20:06:00Z", SESS2);
+    assert_admitted(
+        &admit(&mut engine, &a2, SESS2, "2026-03-28T20:06:00Z"),
+        LifecycleState::Attached,
+    );
+    engine
+        .close_session(SESS2, instant("2026-03-28T20:07:00Z"))
+        .unwrap();
+    let a3 = attachment_on("attach:A3", NEW_CLIENT, "2026-03-28T20:08:00Z", SESS1);
+    admit(&mut engine, &a3, SESS1, "2026-03-28T20:08:00Z");
+    engine
+        .detach(
+            "attach:A3",
+            DetachReason::DeviceLoss,
+            None,
+            instant("2026-03-28T20:09:00Z"),
+        )
+        .unwrap();
+    let expired = engine.store().detachment_of("attach:A2").unwrap().unwrap();
+    let lost = engine.store().detachment_of("attach:A3").unwrap().unwrap();
+    let before = snapshot(&engine);
+    let now = instant("2026-03-28T20:10:00Z");
+
+    for (id, reason) in [
+        ("detach:01JQCLIDET001", DetachReason::UserRequest),
+        (expired.detachment_id.as_str(), DetachReason::SessionExpired),
+        (lost.detachment_id.as_str(), DetachReason::DeviceLoss),
+    ] {
+        let err = engine.clear_sanction(id, now).unwrap_err();
+        assert_eq!(
+            err,
+            EngineError::NotSanction {
+                detachment_id: id.into(),
+                reason,
+            }
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("{id:?}")) && message.contains("not a sanction"),
+            "{message}"
+        );
+    }
+    let err = engine.clear_sanction("detach:nope", now).unwrap_err();
+    assert_eq!(err, EngineError::UnknownDetachment("detach:nope".into()));
+    assert_eq!(err.to_string(), "no detachment \"detach:nope\" on record");
+    assert_eq!(snapshot(&engine), before);
+}
+
+#[test]
+fn a_clearing_survives_a_restart_of_the_sqlite_read_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let detachment = cleared_policy(&mut sqlite_engine(&path));
+    let mut engine = sqlite_engine(&path);
+    let record = engine.store().detachment(&detachment).unwrap().unwrap();
+    assert_eq!(record.sanction_cleared_at, Some(instant(CLEARED_AT)));
+    resumed(&mut engine, &detachment);
+    // Clearing it again after the restart still reports the first clearing.
+    let again = engine
+        .clear_sanction(&detachment, instant("2026-03-28T20:00:00Z"))
+        .unwrap();
+    assert_eq!(
+        (again.newly_cleared, again.cleared_at),
+        (false, instant(CLEARED_AT))
+    );
+}
+
+#[test]
+fn a_sanction_not_cleared_survives_a_restart_of_the_sqlite_read_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let detachment = sanctioned(&mut sqlite_engine(&path), DetachReason::OperatorAction);
+    let mut engine = sqlite_engine(&path);
+    let record = engine.store().detachment(&detachment).unwrap().unwrap();
+    assert!(record.sanction_in_force());
+    let reattach = recovery(
+        &detachment,
+        RecoveryMode::ReattachExistingDevice,
+        "2026-03-28T19:56:00Z",
+    );
+    assert_held(
+        &admit(&mut engine, &reattach, SESS1, "2026-03-28T19:56:00Z"),
+        &detachment,
+    );
+}
+
+#[test]
+fn the_host_clears_a_sanction_in_the_read_model_a_running_node_holds() {
+    // `orbi pod host clear-sanction` opens DATA/pod.sqlite while `orbi node run` holds it: the
+    // node's engine reads the clearing with its next recovery, no restart needed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let mut node = sqlite_engine(&path);
+    let detachment = sanctioned(&mut node, DetachReason::Policy);
+    let resume = recovery(
+        &detachment,
+        RecoveryMode::ResumeAfterSuspension,
+        "2026-03-28T19:50:01Z",
+    );
+    assert_held(
+        &admit(&mut node, &resume, SESS1, "2026-03-28T19:50:01Z"),
+        &detachment,
+    );
+
+    let mut operator = sqlite_engine(&path);
+    operator
+        .clear_sanction(&detachment, instant(CLEARED_AT))
+        .unwrap();
+    drop(operator);
+
+    assert_admitted(
+        &admit(&mut node, &resume, SESS1, "2026-03-28T19:55:01Z"),
+        LifecycleState::RecoveryGranted,
+    );
+}
+
+/// Takes an SQLite read model back to layout 2, the layout before sanctions were kept: the
+/// column is dropped (SQLite rewrites the table's definition without it) and the layout row
+/// says 2. Returns the detachments table's definition afterwards.
+fn back_to_layout_2(path: &Path) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE detachments DROP COLUMN sanction_cleared_at;
+         UPDATE meta SET value = '2' WHERE key = 'layout';",
+    )
+    .unwrap();
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE name = 'detachments'",
+        [],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+fn layout_of(path: &Path) -> String {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("SELECT value FROM meta WHERE key = 'layout'", [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_read_model_of_layout_2_opens_with_its_sanctions_in_force() {
+    // Layout 2 admitted a recovery of a sanction without asking the host: here, a `policy`
+    // detachment whose recovery holds an open grant.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let detachment = {
+        let mut engine = sqlite_engine(&path);
+        let detachment = cleared_policy(&mut engine);
+        resumed(&mut engine, &detachment);
+        detachment
+    };
+    let definition = back_to_layout_2(&path);
+    assert!(!definition.contains("sanction_cleared_at"), "{definition}");
+
+    let mut engine = sqlite_engine(&path);
+
+    assert_eq!(layout_of(&path), "3");
+    let record = engine.store().detachment(&detachment).unwrap().unwrap();
+    assert!(record.sanction_in_force(), "{record:?}");
+    // The open grant is not used while its sanction stands; nothing changes.
+    let before = snapshot(&engine);
+    let held = admit(&mut engine, &back(), SESS1, "2026-03-28T19:56:00Z");
+    assert_held(&held, &detachment);
+    assert!(
+        held.rejection().unwrap().message.contains("recover:self"),
+        "{held:#?}"
+    );
+    assert_eq!(snapshot(&engine), before);
+    engine
+        .clear_sanction(&detachment, instant("2026-03-28T19:57:00Z"))
+        .unwrap();
+    let attached = admit(&mut engine, &back(), SESS1, "2026-03-28T19:57:30Z");
+    assert_admitted(&attached, LifecycleState::Attached);
+    assert_eq!(attached.transitions[0].rule, Rule::T17);
+    // Opening it again finds layout 3 and migrates nothing.
+    drop(engine);
+    let engine = sqlite_engine(&path);
+    assert_eq!(layout_of(&path), "3");
+    assert!(
+        !engine
+            .store()
+            .detachment(&detachment)
+            .unwrap()
+            .unwrap()
+            .sanction_in_force()
+    );
+}
+
+#[test]
+fn a_read_model_of_an_unknown_layout_is_still_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    drop(sqlite_engine(&path));
+    for layout in ["1", "4"] {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE meta SET value = ?1 WHERE key = 'layout'", [layout])
+            .unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+        let err = SqliteStore::open(
+            &path,
+            &k1().node_id(),
+            StoreLimits::default(),
+            Durability::Full,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("unsupported read model layout \"{layout}\"")),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "layout {layout}");
+    }
+}
