@@ -185,27 +185,20 @@ fn conflicting_twins_exclude_each_other_whatever_the_input_order() {
 }
 
 #[test]
-fn twins_whose_created_at_differs_only_in_its_offset_are_copies() {
-    let shifted = with(ad_a(), json!({"created-at": "2026-03-23T00:22:33+02:00"}));
-    let ads = [admit(shifted), admit(ad_a())];
-    let selection = select(&ads, None, &Policy::default(), &at("2026-04-01T00:00:00Z"));
-    assert_eq!(selection.current, [1]);
-    assert_eq!(
-        selection.excluded[0].code,
-        ExclusionCode::AdvertisementSuperseded
-    );
-}
-
-#[test]
-fn twins_that_differ_only_in_policy_annotations_are_copies() {
-    let annotated = with(ad_a(), json!({"policy_annotations": {"note": "mirrored"}}));
-    let ads = [admit(annotated), admit(ad_a())];
-    let selection = select(&ads, None, &Policy::default(), &at("2026-04-01T00:00:00Z"));
-    assert_eq!(selection.current, [1]);
-    assert_eq!(
-        selection.excluded[0].code,
-        ExclusionCode::AdvertisementSuperseded
-    );
+fn twins_that_differ_only_in_annotations_or_the_offset_of_created_at_are_copies() {
+    for copy in [
+        json!({"policy_annotations": {"note": "mirrored"}}),
+        json!({"created-at": "2026-03-23T00:22:33+02:00"}),
+    ] {
+        let ads = [admit(with(ad_a(), copy.clone())), admit(ad_a())];
+        let selection = select(&ads, None, &Policy::default(), &at("2026-04-01T00:00:00Z"));
+        assert_eq!(selection.current, [1], "{copy}");
+        assert_eq!(
+            selection.excluded[0].code,
+            ExclusionCode::AdvertisementSuperseded,
+            "{copy}"
+        );
+    }
 }
 
 #[test]
