@@ -200,7 +200,9 @@ enum PodCommand {
         file: PathBuf,
     },
     /// Print the read model: counts, live attachments, open grants and recent traces, or the
-    /// whole history of one client instance.
+    /// whole history of one client instance (each detachment with its `sanction`: in-force,
+    /// cleared or null, and `sanction/cleared-at`). A read model of an older layout is
+    /// upgraded on opening, as by every command: older builds then refuse it.
     Status {
         /// The read model.
         #[arg(long, value_name = "PATH")]
@@ -261,7 +263,8 @@ struct NodeArgs {
 #[derive(Subcommand)]
 enum HostAction {
     /// Detach a live attachment (session-expired, policy, operator-action or device-loss); the
-    /// host builds and attests the detachment.
+    /// host builds and attests the detachment. `policy` and `operator-action` are sanctions:
+    /// the client cannot come back until `clear-sanction`.
     Detach {
         /// The attachment.
         attachment_id: String,

@@ -894,17 +894,29 @@ impl<S: Store> PodEngine<S> {
                     }
                 }
             }
-            None => match standing.latest_detachment {
+            None => match &standing.latest_detachment {
                 Some(latest) => Some((latest.reason, false)),
                 None => standing.tombstone.map(|reason| (reason, true)),
             },
         };
+        // The client's own latest detachment when it is a sanction the host has not cleared
+        // (with a live attachment, any earlier detachment was superseded).
+        let sanction_of_client = standing
+            .latest_detachment
+            .filter(|latest| replaces.is_none() && latest.sanction_in_force());
         let grant = self.usable_grant(standing.open_grant, bind, checked.now, &mut commit);
         // No grant opens from a sanction in force; one a read model of layout 2 opened before
-        // sanctions were kept is not used until the host clears its sanction.
+        // sanctions were kept is not used until the host clears its sanction, and neither is
+        // a grant opened before the client was sanctioned (from an earlier detachment, by
+        // another participant sharing the client id).
         if let Some(grant) = &grant
-            && let Some(sanction) = self.store.detachment(&grant.from_detachment_id)?
-            && sanction.sanction_in_force()
+            && let Some(sanction) = match sanction_of_client {
+                Some(sanction) => Some(sanction),
+                None => self
+                    .store
+                    .detachment(&grant.from_detachment_id)?
+                    .filter(DetachmentRec::sanction_in_force),
+            }
         {
             let blocked = format!(
                 "recovery grant {:?} from it cannot be used",
@@ -1364,6 +1376,13 @@ impl<S: Store> PodEngine<S> {
                 ),
             )
             .into());
+        }
+        // A client under a sanction comes back only once the host clears it, whichever
+        // detachment a recovery cites (a `replace-device` may name another client's).
+        if let Some(latest) = &standing.latest_detachment
+            && latest.sanction_in_force()
+        {
+            return Err(sanction_in_force(latest, "its client cannot be recovered").into());
         }
         // Only the latest detachment of the client it ended can be recovered: an older one
         // was superseded by a later attachment, and recovering it would sidestep the reason

@@ -92,9 +92,12 @@
 //!   [`PodEngine::clear_sanction`]; afterwards the modes above are admitted as usual. We chose
 //!   the state-guard code over `E_POD_MODE_NOT_ALLOWED` because the mode is right and only the
 //!   moment is wrong: the same recovery is admitted once cleared, and no other mode would be.
-//!   A plain attachment stays `E_POD_RECOVERY_REQUIRED` (T15) either way, and an open grant
-//!   from a sanction in force (one a layout-2 read model opened before sanctions were kept) is
-//!   not used. Clearing is recorded durably with a `client-instance/sanction-cleared` trace
+//!   A plain attachment stays `E_POD_RECOVERY_REQUIRED` (T15) either way. While a client's
+//!   latest detachment is a sanction in force, no recovery naming that client is admitted,
+//!   whatever detachment it cites (a `replace-device` may cite another client's), and no open
+//!   grant for it is used (one opened before the sanction, or one a layout-2 read model opened
+//!   from it). Eviction keeps a sanction in force like a lineage with an open grant: a full
+//!   read model refuses new clients (`E_POD_CAPACITY`) rather than forget it. Clearing is recorded durably with a `client-instance/sanction-cleared` trace
 //!   event, is idempotent (a second clearing changes nothing and reports the first one), and
 //!   applies to detachments of these two reasons whoever made them: one carried over a session
 //!   holds its client too (fail closed). The sanction is client-level, as the spec says: the

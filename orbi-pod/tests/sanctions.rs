@@ -472,3 +472,160 @@ fn a_read_model_of_an_unknown_layout_is_still_refused_untouched() {
         assert_eq!(std::fs::read(&path).unwrap(), before, "layout {layout}");
     }
 }
+
+/// A `replace-device` recovery names the sanctioned client but cites another client's
+/// detachment (a throwaway client of the same participant): the sanction of the client it
+/// names holds it, whatever detachment it cites.
+#[test]
+fn a_sanctioned_client_cannot_be_replaced_into_from_another_clients_detachment() {
+    let mut engine = engine_with(
+        orbi_pod::HostPolicy::default().with_recovery(orbi_pod::RecoveryPolicy::AllowReplaceDevice),
+    );
+    let sanction = sanctioned(&mut engine, DetachReason::Policy);
+    let at = "2026-03-28T19:51:00Z";
+    let throwaway = attachment_on("attach:tmp", "client:throwaway", at, SESS1);
+    assert_admitted(
+        &admit(&mut engine, &throwaway, SESS1, at),
+        LifecycleState::Attached,
+    );
+    let ended = detachment_with(
+        "detach:tmp",
+        "attach:tmp",
+        "client:throwaway",
+        DetachReason::UserRequest,
+        "2026-03-28T19:51:01Z",
+        bind(&k2(), "pb:attach:tmp", at, SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &ended, SESS1, "2026-03-28T19:51:01Z"),
+        LifecycleState::Detached,
+    );
+    let before = snapshot(&engine);
+    let into_sanctioned = recovery_with(
+        "recover:into",
+        CLIENT,
+        RecoveryMode::ReplaceDevice,
+        "detach:tmp",
+        "2026-03-28T19:51:02Z",
+        Some("token:any"),
+        bind(&k2(), "pb:into", "2026-03-28T19:51:02Z", SESS1),
+    );
+    let refused = admit(&mut engine, &into_sanctioned, SESS1, "2026-03-28T19:51:02Z");
+    assert_held(&refused, &sanction);
+    assert_eq!(
+        snapshot(&engine),
+        before,
+        "a refusal changed the read model"
+    );
+    assert!(engine.store().open_grant(CLIENT).unwrap().is_none());
+}
+
+/// A grant opened before the client was sanctioned (from an earlier detachment, by another
+/// participant sharing the client id) is not used while the sanction holds, and is after the
+/// host clears it.
+#[test]
+fn a_grant_opened_before_the_sanction_waits_for_the_clearing() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+    let ended = detachment_with(
+        "detach:u1",
+        A1,
+        CLIENT,
+        DetachReason::UserRequest,
+        "2026-03-28T19:43:00Z",
+        b1(),
+    );
+    assert_admitted(
+        &admit(&mut engine, &ended, SESS1, "2026-03-28T19:43:00Z"),
+        LifecycleState::Detached,
+    );
+    let recovered = recovery_with(
+        "recover:p1",
+        CLIENT,
+        RecoveryMode::ReattachExistingDevice,
+        "detach:u1",
+        "2026-03-28T19:43:01Z",
+        None,
+        bind(&k2(), "pb:r1", "2026-03-28T19:43:01Z", SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &recovered, SESS1, "2026-03-28T19:43:01Z"),
+        LifecycleState::RecoveryGranted,
+    );
+    // Another participant attaches the same client id; the first one's grant stays open.
+    let other = attachment_with(
+        "attach:p2",
+        CLIENT,
+        "2026-03-28T19:44:00Z",
+        bind(&other_participant(), "pb:p2", "2026-03-28T19:44:00Z", SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &other, SESS1, "2026-03-28T19:44:00Z"),
+        LifecycleState::Attached,
+    );
+    engine
+        .detach(
+            "attach:p2",
+            DetachReason::Policy,
+            None,
+            instant(SANCTIONED_AT),
+        )
+        .unwrap();
+    let sanction = engine
+        .store()
+        .detachment_of("attach:p2")
+        .unwrap()
+        .unwrap()
+        .detachment_id;
+    let before = snapshot(&engine);
+    let back = admit(&mut engine, &back(), SESS1, "2026-03-28T19:50:02Z");
+    assert_held(&back, &sanction);
+    assert_eq!(
+        snapshot(&engine),
+        before,
+        "a refusal changed the read model"
+    );
+}
+
+/// Eviction never ends a sanction: a lineage whose sanction holds is kept like one with an
+/// open grant, so a full read model refuses new clients (`E_POD_CAPACITY`) rather than forget
+/// it; once cleared, it can go like any other.
+#[test]
+fn eviction_never_ends_a_sanction() {
+    let limits = StoreLimits {
+        max_records: 1,
+        max_tombstones: 1,
+        ..Default::default()
+    };
+    never_evicted(orbi_pod::MemoryStore::with_limits(limits));
+    never_evicted(SqliteStore::open_in_memory(&k1().node_id(), limits).unwrap());
+}
+
+fn never_evicted<S: Store>(store: S) {
+    let mut engine = PodEngine::new(k1(), orbi_pod::HostPolicy::default(), store).unwrap();
+    engine.open_session(SESS1, Session::default());
+    let sanction = sanctioned(&mut engine, DetachReason::Policy);
+    let at = "2026-03-28T19:51:00Z";
+    let newcomer = attachment_on("attach:new", "client:new", at, SESS1);
+    assert_rejected(
+        &admit(&mut engine, &newcomer, SESS1, at),
+        RejectionCode::Capacity,
+    );
+    assert!(
+        engine
+            .store()
+            .detachment_of(A1)
+            .unwrap()
+            .is_some_and(|d| d.sanction_in_force())
+    );
+    engine
+        .clear_sanction(&sanction, instant(CLEARED_AT))
+        .unwrap();
+    let at = "2026-03-28T19:55:01Z";
+    let newcomer = attachment_on("attach:new", "client:new", at, SESS1);
+    assert_admitted(
+        &admit(&mut engine, &newcomer, SESS1, at),
+        LifecycleState::Attached,
+    );
+    assert!(engine.store().detachment_of(A1).unwrap().is_none());
+}

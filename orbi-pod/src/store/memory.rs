@@ -211,9 +211,9 @@ impl Tables {
             .find(|rec| rec.client_instance_id == client && rec.grant == GrantState::Open)
     }
 
-    /// As the SQLite store's: the oldest lineage with no open grant whose session is dead,
-    /// else the oldest on a live session; never a client's lineage while an older one of the
-    /// same client stays.
+    /// As the SQLite store's: the oldest lineage with no open grant and no sanction in force
+    /// whose session is dead, else the oldest on a live session; never a client's lineage
+    /// while an older one of the same client stays.
     fn evictable(&self, live: &SessionTable) -> Option<String> {
         let mut detachments: Vec<&(u64, DetachmentRec)> = self.detachments.values().collect();
         detachments.sort_by_key(|(seq, _)| *seq);
@@ -227,13 +227,15 @@ impl Tables {
             if passed_over.contains(client) {
                 continue;
             }
-            let grant_open = self.recoveries.values().any(|(_, rec)| {
-                rec.from_detachment_id == detachment.detachment_id && rec.grant == GrantState::Open
-            });
-            if !grant_open && !live.is_live(&attachment.bind_session) {
+            let held = detachment.sanction_in_force()
+                || self.recoveries.values().any(|(_, rec)| {
+                    rec.from_detachment_id == detachment.detachment_id
+                        && rec.grant == GrantState::Open
+                });
+            if !held && !live.is_live(&attachment.bind_session) {
                 return Some(detachment.detachment_id.clone());
             }
-            if !grant_open {
+            if !held {
                 oldest_on_live.get_or_insert_with(|| detachment.detachment_id.clone());
             }
             passed_over.insert(client);

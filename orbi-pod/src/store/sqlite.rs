@@ -1015,16 +1015,19 @@ fn insert_trace(
     Ok(())
 }
 
-/// The oldest lineage that may go (no grant on it is open): one whose session is dead, else
-/// (see the module docs) the oldest on a live session. A client's lineages go oldest first:
-/// evicting a newer one while an older stays would make the older detachment the client's
-/// latest again, and recoverable around the newer one's reason.
+/// The oldest lineage that may go (no grant on it is open, and it is no sanction in force:
+/// a sanction holds until the host clears it, so evicting it would end it): one whose
+/// session is dead, else (see the module docs) the oldest on a live session. A client's
+/// lineages go oldest first: evicting a newer one while an older stays would make the older
+/// detachment the client's latest again, and recoverable around the newer one's reason.
 fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, StoreError> {
     let mut statement = conn
         .prepare_cached(
             "SELECT d.detachment_id, a.bind_session, d.client_id, EXISTS (SELECT 1 \
                  FROM recoveries r \
                  WHERE r.from_detachment_id = d.detachment_id AND r.grant_state = 'open') \
+                 OR (d.reason IN ('policy', 'operator-action') \
+                     AND d.sanction_cleared_at IS NULL) \
              FROM detachments d JOIN attachments a ON a.attachment_id = d.attachment_id \
              ORDER BY d.seq",
         )
@@ -1037,12 +1040,12 @@ fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, S
         if passed_over.contains(&client) {
             continue;
         }
-        let grant_open: bool = row.get(3).map_err(backend)?;
+        let held: bool = row.get(3).map_err(backend)?;
         let session: String = row.get(1).map_err(backend)?;
-        if !grant_open && !live.is_live(&session) {
+        if !held && !live.is_live(&session) {
             return row.get(0).map(Some).map_err(backend);
         }
-        if !grant_open && oldest_on_live.is_none() {
+        if !held && oldest_on_live.is_none() {
             oldest_on_live = Some(row.get(0).map_err(backend)?);
         }
         passed_over.insert(client);
