@@ -22,7 +22,7 @@ use crate::{
     session::{Session, SessionTable},
     state::{
         ArtifactKind, AttachmentState, GrantState, LifecycleState, Rule, TraceKind, is_host_reason,
-        modes_after, needs_recovery,
+        is_sanction, modes_after, needs_recovery,
     },
     store::{
         AttachmentRec, Change, Commit, DetachmentOrigin, DetachmentRec, Found, Probe, RecoveryRec,
@@ -909,20 +909,25 @@ impl<S: Store> PodEngine<S> {
         // sanctions were kept is not used until the host clears its sanction, and neither is
         // a grant opened before the client was sanctioned (from an earlier detachment, by
         // another participant sharing the client id).
-        if let Some(grant) = &grant
-            && let Some(sanction) = match sanction_of_client {
-                Some(sanction) => Some(sanction),
-                None => self
-                    .store
-                    .detachment(&grant.from_detachment_id)?
-                    .filter(DetachmentRec::sanction_in_force),
+        if let Some(grant) = &grant {
+            if let Some(sanction) = &sanction_of_client {
+                let blocked = format!(
+                    "client {client:?} cannot use recovery grant {:?}",
+                    grant.recovery_id
+                );
+                return Err(sanction_in_force(sanction, &blocked).into());
             }
-        {
-            let blocked = format!(
-                "recovery grant {:?} from it cannot be used",
-                grant.recovery_id
-            );
-            return Err(sanction_in_force(&sanction, &blocked).into());
+            if let Some(sanction) = self
+                .store
+                .detachment(&grant.from_detachment_id)?
+                .filter(DetachmentRec::sanction_in_force)
+            {
+                let blocked = format!(
+                    "recovery grant {:?} from it cannot be used",
+                    grant.recovery_id
+                );
+                return Err(sanction_in_force(&sanction, &blocked).into());
+            }
         }
         if let Some((reason, evicted)) = previous_reason
             && needs_recovery(reason)
@@ -931,7 +936,13 @@ impl<S: Store> PodEngine<S> {
             return Err(Rejection::new(
                 RejectionCode::RecoveryRequired,
                 Check::S,
-                if evicted {
+                if let Some(sanction) = &sanction_of_client {
+                    format!(
+                        "client {client:?} was detached for {reason} by {:?}, a sanction the \
+                         host has not cleared; once it does, admit a recovery for it first",
+                        sanction.detachment_id
+                    )
+                } else if evicted {
                     format!(
                         "client {client:?} was detached for {reason} and that detachment was \
                          evicted; it cannot be recovered here, attach as a new client instance"
@@ -1383,6 +1394,18 @@ impl<S: Store> PodEngine<S> {
             && latest.sanction_in_force()
         {
             return Err(sanction_in_force(latest, "its client cannot be recovered").into());
+        }
+        // A client whose sanction was evicted (only a tombstone of its reason is left, not
+        // whether it was cleared) is not recovered here either, as a plain attachment is told.
+        if standing.latest_detachment.is_none()
+            && let Some(reason) = standing.tombstone
+            && is_sanction(reason)
+        {
+            return Err(state_error(format!(
+                "client {client:?} was detached for {reason} and that detachment was evicted; \
+                 it cannot be recovered here, attach as a new client instance"
+            ))
+            .into());
         }
         // Only the latest detachment of the client it ended can be recovered: an older one
         // was superseded by a later attachment, and recovering it would sidestep the reason

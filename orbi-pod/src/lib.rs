@@ -96,8 +96,11 @@
 //!   latest detachment is a sanction in force, no recovery naming that client is admitted,
 //!   whatever detachment it cites (a `replace-device` may cite another client's), and no open
 //!   grant for it is used (one opened before the sanction, or one a layout-2 read model opened
-//!   from it). Eviction keeps a sanction in force like a lineage with an open grant: a full
-//!   read model refuses new clients (`E_POD_CAPACITY`) rather than forget it. Clearing is recorded durably with a `client-instance/sanction-cleared` trace
+//!   from it). Eviction keeps a sanction in force that this node imposed like a lineage with
+//!   an open grant: a full read model refuses new clients (`E_POD_CAPACITY`) rather than
+//!   forget it. A participant's own `policy` detachment of its client may be evicted (or any
+//!   participant could fill the read model); a client whose sanction was evicted is, like a
+//!   plain attachment, told to attach as a new client instance. Clearing is recorded durably with a `client-instance/sanction-cleared` trace
 //!   event, is idempotent (a second clearing changes nothing and reports the first one), and
 //!   applies to detachments of these two reasons whoever made them: one carried over a session
 //!   holds its client too (fail closed). The sanction is client-level, as the spec says: the

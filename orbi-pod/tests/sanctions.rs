@@ -629,3 +629,153 @@ fn never_evicted<S: Store>(store: S) {
     );
     assert!(engine.store().detachment_of(A1).unwrap().is_none());
 }
+
+/// A participant's own `policy` or `operator-action` detachments are sanctions of its clients
+/// but never keep a record from eviction: otherwise anyone could fill the read model with
+/// them and every new client would be refused `E_POD_CAPACITY`.
+#[test]
+fn a_participants_own_sanctions_cannot_fill_the_read_model() {
+    let limits = StoreLimits {
+        max_records: 2,
+        max_tombstones: 2,
+        ..Default::default()
+    };
+    for reason in [DetachReason::Policy, DetachReason::OperatorAction] {
+        self_sanctioned_then_newcomer(orbi_pod::MemoryStore::with_limits(limits), reason);
+        self_sanctioned_then_newcomer(
+            SqliteStore::open_in_memory(&k1().node_id(), limits).unwrap(),
+            reason,
+        );
+    }
+}
+
+fn self_sanctioned_then_newcomer<S: Store>(store: S, reason: DetachReason) {
+    let mut engine = PodEngine::new(k1(), orbi_pod::HostPolicy::default(), store).unwrap();
+    engine.open_session(SESS1, Session::default());
+    for n in 0..2 {
+        let (id, client) = (format!("attach:self-{n}"), format!("client:self-{n}"));
+        let at = format!("2026-03-28T19:4{n}:00Z");
+        let attached = attachment_on(&id, &client, &at, SESS1);
+        assert_admitted(
+            &admit(&mut engine, &attached, SESS1, &at),
+            LifecycleState::Attached,
+        );
+        let detached_at = format!("2026-03-28T19:4{n}:01Z");
+        let own = detachment_with(
+            &format!("detach:self-{n}"),
+            &id,
+            &client,
+            reason,
+            &detached_at,
+            bind(&k2(), &format!("pb:{id}"), &at, SESS1),
+        );
+        assert_admitted(
+            &admit(&mut engine, &own, SESS1, &detached_at),
+            LifecycleState::Detached,
+        );
+    }
+    engine.open_session(SESS2, Session::default());
+    let at = "2026-03-28T19:46:00Z";
+    let newcomer = attachment_with(
+        "attach:newcomer",
+        "client:newcomer",
+        at,
+        bind(&other_participant(), "pb:newcomer", at, SESS2),
+    );
+    assert_admitted(
+        &admit(&mut engine, &newcomer, SESS2, at),
+        LifecycleState::Attached,
+    );
+}
+
+/// The refusals say which sanction holds the client: a grant from an earlier detachment is
+/// the client's, not "from" the sanction, and a plain attachment is told to wait for the host.
+#[test]
+fn refusals_name_the_sanction_that_holds_the_client() {
+    let mut engine = engine();
+    let sanction = sanctioned(&mut engine, DetachReason::Policy);
+    let plain = admit(&mut engine, &back(), SESS1, "2026-03-28T19:50:02Z");
+    assert_rejected(&plain, RejectionCode::RecoveryRequired);
+    let message = &plain.rejection().unwrap().message;
+    assert!(
+        message.contains(&format!("{sanction:?}")) && message.contains("has not cleared"),
+        "{message}"
+    );
+}
+
+/// A client whose sanction was evicted (a tombstone of its reason is left) is not recovered
+/// through a `replace-device` that cites another client's detachment.
+#[test]
+fn a_client_whose_sanction_was_evicted_is_not_recovered_into() {
+    let limits = StoreLimits {
+        max_records: 1,
+        max_tombstones: 4,
+        ..Default::default()
+    };
+    let mut engine = PodEngine::new(
+        k1(),
+        orbi_pod::HostPolicy::default().with_recovery(orbi_pod::RecoveryPolicy::AllowReplaceDevice),
+        orbi_pod::MemoryStore::with_limits(limits),
+    )
+    .unwrap();
+    engine.open_session(SESS1, Session::default());
+    // The participant sanctions its own client (evictable), then uses a throwaway client.
+    assert_admitted(
+        &admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z"),
+        LifecycleState::Attached,
+    );
+    let own = detachment_with(
+        "detach:own",
+        A1,
+        CLIENT,
+        DetachReason::Policy,
+        "2026-03-28T19:43:00Z",
+        b1(),
+    );
+    assert_admitted(
+        &admit(&mut engine, &own, SESS1, "2026-03-28T19:43:00Z"),
+        LifecycleState::Detached,
+    );
+    let at = "2026-03-28T19:51:00Z";
+    let throwaway = attachment_on("attach:tmp", "client:throwaway", at, SESS1);
+    assert_admitted(
+        &admit(&mut engine, &throwaway, SESS1, at),
+        LifecycleState::Attached,
+    );
+    let ended = detachment_with(
+        "detach:tmp",
+        "attach:tmp",
+        "client:throwaway",
+        DetachReason::UserRequest,
+        "2026-03-28T19:51:01Z",
+        bind(&k2(), "pb:attach:tmp", at, SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &ended, SESS1, "2026-03-28T19:51:01Z"),
+        LifecycleState::Detached,
+    );
+    assert!(
+        engine.store().detachment_of(A1).unwrap().is_none(),
+        "evicted"
+    );
+    assert_eq!(
+        engine.store().tombstone(CLIENT).unwrap(),
+        Some(DetachReason::Policy)
+    );
+    let into = recovery_with(
+        "recover:into",
+        CLIENT,
+        RecoveryMode::ReplaceDevice,
+        "detach:tmp",
+        "2026-03-28T19:51:02Z",
+        Some("token:any"),
+        bind(&k2(), "pb:into", "2026-03-28T19:51:02Z", SESS1),
+    );
+    let refused = admit(&mut engine, &into, SESS1, "2026-03-28T19:51:02Z");
+    assert_rejected(&refused, RejectionCode::State);
+    assert!(
+        refused.rejection().unwrap().message.contains("evicted"),
+        "{:?}",
+        refused.rejection()
+    );
+}

@@ -212,7 +212,7 @@ impl Tables {
     }
 
     /// As the SQLite store's: the oldest lineage with no open grant and no sanction in force
-    /// whose session is dead, else the oldest on a live session; never a client's lineage
+    /// that this node imposed, whose session is dead, else the oldest on a live session; never a client's lineage
     /// while an older one of the same client stays.
     fn evictable(&self, live: &SessionTable) -> Option<String> {
         let mut detachments: Vec<&(u64, DetachmentRec)> = self.detachments.values().collect();
@@ -227,7 +227,8 @@ impl Tables {
             if passed_over.contains(client) {
                 continue;
             }
-            let held = detachment.sanction_in_force()
+            let held = (detachment.sanction_in_force()
+                && detachment.origin == super::DetachmentOrigin::Host)
                 || self.recoveries.values().any(|(_, rec)| {
                     rec.from_detachment_id == detachment.detachment_id
                         && rec.grant == GrantState::Open

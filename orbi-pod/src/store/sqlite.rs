@@ -1015,9 +1015,11 @@ fn insert_trace(
     Ok(())
 }
 
-/// The oldest lineage that may go (no grant on it is open, and it is no sanction in force:
-/// a sanction holds until the host clears it, so evicting it would end it): one whose
-/// session is dead, else (see the module docs) the oldest on a live session. A client's
+/// The oldest lineage that may go (no grant on it is open, and it is no sanction in force
+/// that this node imposed: such a sanction holds until the host clears it, so evicting it
+/// would end it; one a participant sent about itself may go, or anyone could fill the read
+/// model with them): one whose session is dead, else (see the module docs) the oldest on a
+/// live session. A client's
 /// lineages go oldest first: evicting a newer one while an older stays would make the older
 /// detachment the client's latest again, and recoverable around the newer one's reason.
 fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, StoreError> {
@@ -1026,7 +1028,7 @@ fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, S
             "SELECT d.detachment_id, a.bind_session, d.client_id, EXISTS (SELECT 1 \
                  FROM recoveries r \
                  WHERE r.from_detachment_id = d.detachment_id AND r.grant_state = 'open') \
-                 OR (d.reason IN ('policy', 'operator-action') \
+                 OR (d.reason IN ('policy', 'operator-action') AND d.origin = 'host' \
                      AND d.sanction_cleared_at IS NULL) \
              FROM detachments d JOIN attachments a ON a.attachment_id = d.attachment_id \
              ORDER BY d.seq",
