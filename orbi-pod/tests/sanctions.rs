@@ -473,19 +473,13 @@ fn a_read_model_of_an_unknown_layout_is_still_refused_untouched() {
     }
 }
 
-/// A `replace-device` recovery names the sanctioned client but cites another client's
-/// detachment (a throwaway client of the same participant): the sanction of the client it
-/// names holds it, whatever detachment it cites.
-#[test]
-fn a_sanctioned_client_cannot_be_replaced_into_from_another_clients_detachment() {
-    let mut engine = engine_with(
-        orbi_pod::HostPolicy::default().with_recovery(orbi_pod::RecoveryPolicy::AllowReplaceDevice),
-    );
-    let sanction = sanctioned(&mut engine, DetachReason::Policy);
+/// The same participant attaches a throwaway client at 19:51:00 and detaches it
+/// (`user-request`) at 19:51:01: `detach:tmp`.
+fn throwaway_client<S: Store>(engine: &mut PodEngine<S>) {
     let at = "2026-03-28T19:51:00Z";
     let throwaway = attachment_on("attach:tmp", "client:throwaway", at, SESS1);
     assert_admitted(
-        &admit(&mut engine, &throwaway, SESS1, at),
+        &admit(engine, &throwaway, SESS1, at),
         LifecycleState::Attached,
     );
     let ended = detachment_with(
@@ -497,11 +491,14 @@ fn a_sanctioned_client_cannot_be_replaced_into_from_another_clients_detachment()
         bind(&k2(), "pb:attach:tmp", at, SESS1),
     );
     assert_admitted(
-        &admit(&mut engine, &ended, SESS1, "2026-03-28T19:51:01Z"),
+        &admit(engine, &ended, SESS1, "2026-03-28T19:51:01Z"),
         LifecycleState::Detached,
     );
-    let before = snapshot(&engine);
-    let into_sanctioned = recovery_with(
+}
+
+/// A `replace-device` recovery at 19:51:02 naming the sanctioned client, citing `detach:tmp`.
+fn into_sanctioned_client() -> Value {
+    recovery_with(
         "recover:into",
         CLIENT,
         RecoveryMode::ReplaceDevice,
@@ -509,7 +506,21 @@ fn a_sanctioned_client_cannot_be_replaced_into_from_another_clients_detachment()
         "2026-03-28T19:51:02Z",
         Some("token:any"),
         bind(&k2(), "pb:into", "2026-03-28T19:51:02Z", SESS1),
+    )
+}
+
+/// A `replace-device` recovery names the sanctioned client but cites another client's
+/// detachment (a throwaway client of the same participant): the sanction of the client it
+/// names holds it, whatever detachment it cites.
+#[test]
+fn a_sanctioned_client_cannot_be_replaced_into_from_another_clients_detachment() {
+    let mut engine = engine_with(
+        orbi_pod::HostPolicy::default().with_recovery(orbi_pod::RecoveryPolicy::AllowReplaceDevice),
     );
+    let sanction = sanctioned(&mut engine, DetachReason::Policy);
+    throwaway_client(&mut engine);
+    let before = snapshot(&engine);
+    let into_sanctioned = into_sanctioned_client();
     let refused = admit(&mut engine, &into_sanctioned, SESS1, "2026-03-28T19:51:02Z");
     assert_held(&refused, &sanction);
     assert_eq!(
@@ -736,24 +747,7 @@ fn a_client_whose_sanction_was_evicted_is_not_recovered_into() {
         &admit(&mut engine, &own, SESS1, "2026-03-28T19:43:00Z"),
         LifecycleState::Detached,
     );
-    let at = "2026-03-28T19:51:00Z";
-    let throwaway = attachment_on("attach:tmp", "client:throwaway", at, SESS1);
-    assert_admitted(
-        &admit(&mut engine, &throwaway, SESS1, at),
-        LifecycleState::Attached,
-    );
-    let ended = detachment_with(
-        "detach:tmp",
-        "attach:tmp",
-        "client:throwaway",
-        DetachReason::UserRequest,
-        "2026-03-28T19:51:01Z",
-        bind(&k2(), "pb:attach:tmp", at, SESS1),
-    );
-    assert_admitted(
-        &admit(&mut engine, &ended, SESS1, "2026-03-28T19:51:01Z"),
-        LifecycleState::Detached,
-    );
+    throwaway_client(&mut engine);
     assert!(
         engine.store().detachment_of(A1).unwrap().is_none(),
         "evicted"
@@ -762,15 +756,7 @@ fn a_client_whose_sanction_was_evicted_is_not_recovered_into() {
         engine.store().tombstone(CLIENT).unwrap(),
         Some(DetachReason::Policy)
     );
-    let into = recovery_with(
-        "recover:into",
-        CLIENT,
-        RecoveryMode::ReplaceDevice,
-        "detach:tmp",
-        "2026-03-28T19:51:02Z",
-        Some("token:any"),
-        bind(&k2(), "pb:into", "2026-03-28T19:51:02Z", SESS1),
-    );
+    let into = into_sanctioned_client();
     let refused = admit(&mut engine, &into, SESS1, "2026-03-28T19:51:02Z");
     assert_rejected(&refused, RejectionCode::State);
     assert!(
