@@ -211,9 +211,9 @@ impl Tables {
             .find(|rec| rec.client_instance_id == client && rec.grant == GrantState::Open)
     }
 
-    /// As the SQLite store's: the oldest lineage with no open grant and no sanction in force
-    /// that this node imposed, whose session is dead, else the oldest on a live session; never a client's lineage
-    /// while an older one of the same client stays.
+    /// As the SQLite store's: the oldest lineage with no open grant, not kept
+    /// ([`DetachmentRec::kept_from_eviction`]), whose session is dead, else the oldest on a
+    /// live session; never a client's lineage while an older one of the same client stays.
     fn evictable(&self, live: &SessionTable) -> Option<String> {
         let mut detachments: Vec<&(u64, DetachmentRec)> = self.detachments.values().collect();
         detachments.sort_by_key(|(seq, _)| *seq);
@@ -227,8 +227,7 @@ impl Tables {
             if passed_over.contains(client) {
                 continue;
             }
-            let held = (detachment.sanction_in_force()
-                && detachment.origin == super::DetachmentOrigin::Host)
+            let held = detachment.kept_from_eviction()
                 || self.recoveries.values().any(|(_, rec)| {
                     rec.from_detachment_id == detachment.detachment_id
                         && rec.grant == GrantState::Open

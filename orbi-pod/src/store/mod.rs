@@ -140,6 +140,13 @@ impl DetachmentRec {
     pub fn sanction_in_force(&self) -> bool {
         is_sanction(self.reason) && self.sanction_cleared_at.is_none()
     }
+
+    /// Whether eviction must keep this detachment's lineage: a sanction in force that this
+    /// node imposed (evicting it would end it). A participant's own `policy` detachment of its
+    /// client may go, or anyone could fill the read model with them.
+    pub fn kept_from_eviction(&self) -> bool {
+        self.sanction_in_force() && self.origin == DetachmentOrigin::Host
+    }
 }
 
 /// An admitted recovery and its one-shot grant.

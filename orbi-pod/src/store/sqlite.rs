@@ -1015,11 +1015,9 @@ fn insert_trace(
     Ok(())
 }
 
-/// The oldest lineage that may go (no grant on it is open, and it is no sanction in force
-/// that this node imposed: such a sanction holds until the host clears it, so evicting it
-/// would end it; one a participant sent about itself may go, or anyone could fill the read
-/// model with them): one whose session is dead, else (see the module docs) the oldest on a
-/// live session. A client's
+/// The oldest lineage that may go (no grant on it is open, and it is not kept: the SQL form of
+/// [`DetachmentRec::kept_from_eviction`]): one whose session is dead, else (see the module
+/// docs) the oldest on a live session. A client's
 /// lineages go oldest first: evicting a newer one while an older stays would make the older
 /// detachment the client's latest again, and recoverable around the newer one's reason.
 fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, StoreError> {
