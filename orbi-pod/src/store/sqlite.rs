@@ -178,6 +178,13 @@ macro_rules! detachment_columns {
          admitted_at, origin, artifact, sanction_cleared_at"
     };
 }
+/// The SQL list of the reasons [`crate::state::is_sanction`] names (a test holds the two
+/// equal).
+macro_rules! sanction_reasons {
+    () => {
+        "('policy', 'operator-action')"
+    };
+}
 macro_rules! recovery_columns {
     () => {
         "recovery_id, from_detachment_id, client_id, participant_id, mode, recovered_at, \
@@ -250,9 +257,11 @@ const PROBE: &str = "SELECT \
 const SET_ATTACHMENT_STATE: &str =
     "UPDATE attachments SET state = ?1, state_since = ?2 WHERE attachment_id = ?3";
 /// Clears a sanction once: a detachment of another reason, or one cleared before, is no row.
-const CLEAR_SANCTION: &str = "UPDATE detachments SET sanction_cleared_at = ?1 \
-    WHERE detachment_id = ?2 AND sanction_cleared_at IS NULL \
-    AND (reason = 'policy' OR reason = 'operator-action')";
+const CLEAR_SANCTION: &str = concat!(
+    "UPDATE detachments SET sanction_cleared_at = ?1 \
+     WHERE detachment_id = ?2 AND sanction_cleared_at IS NULL AND reason IN ",
+    sanction_reasons!()
+);
 const SET_GRANT: &str =
     "UPDATE recoveries SET grant_state = ?1, consumed_by = ?2 WHERE recovery_id = ?3";
 const INSERT_BIND: &str = "INSERT INTO binds (session_id, bind_id, digest) VALUES (?1, ?2, ?3)";
@@ -1017,20 +1026,20 @@ fn insert_trace(
 
 /// The oldest lineage that may go (no grant on it is open, and it is not kept: the SQL form of
 /// [`DetachmentRec::kept_from_eviction`]): one whose session is dead, else (see the module
-/// docs) the oldest on a live session. A client's
-/// lineages go oldest first: evicting a newer one while an older stays would make the older
-/// detachment the client's latest again, and recoverable around the newer one's reason.
+/// docs) the oldest on a live session. A client's lineages go oldest first: evicting a newer
+/// one while an older stays would make the older detachment the client's latest again, and
+/// recoverable around the newer one's reason.
 fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, StoreError> {
     let mut statement = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT d.detachment_id, a.bind_session, d.client_id, EXISTS (SELECT 1 \
                  FROM recoveries r \
                  WHERE r.from_detachment_id = d.detachment_id AND r.grant_state = 'open') \
-                 OR (d.reason IN ('policy', 'operator-action') AND d.origin = 'host' \
-                     AND d.sanction_cleared_at IS NULL) \
-             FROM detachments d JOIN attachments a ON a.attachment_id = d.attachment_id \
+                 OR (d.origin = 'host' AND d.sanction_cleared_at IS NULL AND d.reason IN ",
+            sanction_reasons!(),
+            ") FROM detachments d JOIN attachments a ON a.attachment_id = d.attachment_id \
              ORDER BY d.seq",
-        )
+        ))
         .map_err(backend)?;
     let mut rows = statement.query([]).map_err(backend)?;
     let mut oldest_on_live = None;
@@ -1473,6 +1482,16 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sql_sanction_reasons_are_the_ones_is_sanction_names() {
+        let named: Vec<String> = orbi_types::pod::DetachReason::ALL
+            .iter()
+            .filter(|reason| crate::state::is_sanction(**reason))
+            .map(|reason| format!("'{}'", reason.as_str()))
+            .collect();
+        assert_eq!(sanction_reasons!(), format!("({})", named.join(", ")));
+    }
 
     /// Every statement an admission runs, and what each must find its rows by.
     const ADMISSION_PATH: [&str; 21] = [
