@@ -82,9 +82,7 @@ impl Timestamp {
         if !is_leap_second(&self.text) {
             return self.instant;
         }
-        let mut replaced = self.text.clone();
-        replaced.replace_range(17..19, "59");
-        OffsetDateTime::parse(&replaced, &Rfc3339).unwrap_or(self.instant)
+        as_second_59(&self.text).unwrap_or(self.instant)
     }
 
     /// Whole seconds since the Unix epoch (fractions truncated toward negative infinity).
@@ -93,20 +91,25 @@ impl Timestamp {
     }
 }
 
-/// `time` rejects second 60; RFC 3339 allows it where a leap second may occur.
 /// Whether RFC 3339 text writes second 60 (`HH:MM:60`).
 fn is_leap_second(text: &str) -> bool {
     let bytes = text.as_bytes();
     bytes.len() >= 20 && &bytes[16..19] == b":60"
 }
 
+/// Leap-second text read as second 59 of its minute, fraction and offset kept.
+fn as_second_59(text: &str) -> Option<OffsetDateTime> {
+    let mut replaced = text.to_owned();
+    replaced.replace_range(17..19, "59");
+    OffsetDateTime::parse(&replaced, &Rfc3339).ok()
+}
+
+/// `time` rejects second 60; RFC 3339 allows it where a leap second may occur.
 fn parse_leap_second(text: &str) -> Option<OffsetDateTime> {
     if !is_leap_second(text) {
         return None;
     }
-    let mut replaced = text.to_owned();
-    replaced.replace_range(17..19, "59");
-    let instant = OffsetDateTime::parse(&replaced, &Rfc3339).ok()?;
+    let instant = as_second_59(text)?;
     // Near the ends of the range the UTC form can fall outside what `time` represents
     // (9999-12-31T23:59:60-23:59 is in year 10000): no leap second there, and no panic.
     let utc = instant.checked_to_offset(UtcOffset::UTC)?;
