@@ -737,10 +737,11 @@ fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
     let expiry = clock.expiry();
     let status = clock.status_at(&now);
     let expired = matches!(status, ExpiryStatus::Expired { .. });
-    let stamp =
-        |instant| Timestamp::from_instant_exact(instant).map_or(Value::Null, |t| json!(t.as_str()));
+    // Instants and deadlines print alike (UTC, with any fraction); an instant is a deadline
+    // that comes.
     let deadline =
         |d: orbi_archivist::Deadline| d.timestamp().map_or(Value::Null, |t| json!(t.as_str()));
+    let stamp = |instant| deadline(orbi_archivist::Deadline::At(instant));
     match args.format {
         Format::Json => emit_json(&json!({
             "accepted-at": stamp(clock.accepted_at()),
@@ -757,9 +758,7 @@ fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
             "reason/code": status.retrieval_reason(),
         }))?,
         Format::Text => {
-            let when = |instant| {
-                Timestamp::from_instant_exact(instant).map_or_else(|| "?".into(), |t| t.to_string())
-            };
+            let when = orbi_archivist::Deadline::At;
             let mut out = String::new();
             let _ = writeln!(out, "accepted at      {}", when(clock.accepted_at()));
             let _ = writeln!(out, "last access      {}", when(clock.last_access()));
