@@ -406,16 +406,15 @@ impl<S: Store> PodEngine<S> {
                 reason: detachment.reason,
             });
         }
-        let mut cleared = SanctionCleared {
+        let cleared = SanctionCleared {
             detachment_id: detachment.detachment_id,
             attachment_id: detachment.attachment_id,
             client_instance_id: detachment.client_instance_id,
             reason: detachment.reason,
-            cleared_at: now,
+            cleared_at: detachment.sanction_cleared_at.unwrap_or(now),
             newly_cleared: detachment.sanction_cleared_at.is_none(),
         };
-        if let Some(earlier) = detachment.sanction_cleared_at {
-            cleared.cleared_at = earlier;
+        if !cleared.newly_cleared {
             return Ok(cleared);
         }
         let trace = TraceEvent {
