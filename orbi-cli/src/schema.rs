@@ -64,7 +64,8 @@ enum SchemaCommand {
         #[arg(long, default_value_t = Profile::Seed)]
         profile: Profile,
         /// Output format: `text`, or `json` (one object per document and line:
-        /// {"path", "schema", "valid", "errors": [{"instance", "keyword", "message"}]}).
+        /// {"path", "schema", "valid", "errors": [{"instance", "keyword", "message"}]};
+        /// a document that could not be read has `"valid": null` and `"unreadable": why`).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Files, directories, or `-` for stdin.
@@ -208,9 +209,13 @@ fn validate(
         let issues: &[Issue] = match verdict {
             Verdict::Unreadable(message) => {
                 // Keep going: one unreadable file should not hide the verdicts on the rest.
+                // In JSON every document gets its line, so a script sees which ones went unjudged.
+                unread += 1;
+                if format == Format::Json {
+                    out.unreadable(&job.display(), job.schema.name, message)?;
+                }
                 out.flush()?;
                 crate::exit::say(message);
-                unread += 1;
                 return Ok(());
             }
             Verdict::Valid => {
@@ -531,6 +536,17 @@ impl Output {
                 Ok(())
             }
         }
+    }
+
+    /// The JSON line of a document that could not be read: not judged, so `valid` is null.
+    fn unreadable(&mut self, path: &str, schema: &str, message: &str) -> Result<(), CliError> {
+        self.json(&json!({
+            "path": path,
+            "schema": schema,
+            "valid": null,
+            "errors": [],
+            "unreadable": message,
+        }))
     }
 
     fn flush(&mut self) -> Result<(), CliError> {

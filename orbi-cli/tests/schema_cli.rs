@@ -421,10 +421,23 @@ fn io_errors_exit_2_after_judging_the_rest() {
     .unwrap();
     let output = orbi(&["schema", "validate", "--format", "json", arg(dir.path())]);
     assert_eq!(code(&output), 2);
-    assert_eq!(
-        json_lines(&output).len(),
-        1,
-        "the readable document is judged"
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 2, "one line per document");
+    assert_eq!(lines[0]["valid"], true, "the readable document is judged");
+    assert_eq!(lines[1]["valid"], Value::Null);
+    assert!(
+        lines[1]["path"]
+            .as_str()
+            .is_some_and(|path| path.ends_with("b.participant-bind.json")),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1]["unreadable"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("cannot read ")),
+        "{}",
+        lines[1]
     );
     assert!(
         stderr(&output).contains("b.participant-bind.json"),
