@@ -183,14 +183,6 @@ pub enum FrameError {
         /// The declared size, as written.
         declared: String,
     },
-    /// `bytes/base64url` decodes to a different length than `size/bytes` declares.
-    #[error("bytes/base64url decodes to {decoded} bytes but size/bytes declares {declared}")]
-    InlineLengthMismatch {
-        /// `size/bytes`.
-        declared: u64,
-        /// The decoded length.
-        decoded: u64,
-    },
 }
 
 /// A semantic rule of the contract that a schema-valid frame breaks.
@@ -272,12 +264,13 @@ impl DecodeError {
         }
     }
 
-    /// The refusal this failure earns: `payload-too-large` for a size over the ceiling,
-    /// `digest-mismatch` for inline bytes of the wrong length, `malformed` otherwise.
+    /// The refusal this failure earns: `payload-too-large` for a size over the contract's
+    /// ceiling, `malformed` otherwise. (Inline bytes of another length than `size/bytes` decode:
+    /// the receiver refuses them at its byte check, after the peer gate and the size limits,
+    /// through [`Frame::verified_inline`].)
     pub fn refusal(&self) -> Refusal {
         let code = match self.reason {
             FrameError::ArtifactTooLarge { .. } => RefusalCode::PayloadTooLarge,
-            FrameError::InlineLengthMismatch { .. } => RefusalCode::DigestMismatch,
             _ => RefusalCode::Malformed,
         };
         Refusal::new(code, self.reason.to_string())
@@ -545,12 +538,41 @@ impl Frame {
     }
 
     /// The decoded inline payload (`bytes/base64url`) and the sha256 of those bytes (to be
-    /// compared with the declared digest), computed once when the frame was checked.
+    /// compared with the declared digest), computed once when the frame was checked. Its
+    /// length may differ from `size/bytes`: [`Frame::verified_inline`] checks both.
     pub fn inline_bytes(&self) -> Option<(&[u8], &Sha256Digest)> {
         self.inline
             .0
             .as_deref()
             .map(|inline| (inline.bytes.as_slice(), &inline.digest))
+    }
+
+    /// The inline payload checked against the frame's own descriptor (spec §4, step 8 of §6):
+    /// `digest-mismatch` unless it is `size/bytes` long and hashes to `digest`. `None` when
+    /// the frame carries no inline bytes.
+    pub fn verified_inline(&self) -> Option<Result<&[u8], Refusal>> {
+        let (bytes, digest) = self.inline_bytes()?;
+        let artifact = self.artifact()?;
+        Some(if bytes.len() as u64 != artifact.size_bytes {
+            Err(Refusal::new(
+                RefusalCode::DigestMismatch,
+                format!(
+                    "bytes/base64url decodes to {} bytes but size/bytes declares {}",
+                    bytes.len(),
+                    artifact.size_bytes
+                ),
+            ))
+        } else if *digest != artifact.digest {
+            Err(Refusal::new(
+                RefusalCode::DigestMismatch,
+                format!(
+                    "bytes hash to {digest}, not the declared {}",
+                    artifact.digest
+                ),
+            ))
+        } else {
+            Ok(bytes)
+        })
     }
 }
 
@@ -690,12 +712,8 @@ fn check_rules(control: &InacControl) -> Result<Option<Vec<u8>>, FrameError> {
             .ok_or_else(|| RuleViolation::Base64 {
                 length: bytes.as_str().len(),
             })?;
-        if decoded.len() as u64 != artifact.size_bytes {
-            return Err(FrameError::InlineLengthMismatch {
-                declared: artifact.size_bytes,
-                decoded: decoded.len() as u64,
-            });
-        }
+        // Its length is checked against `size/bytes` with its digest (`verified_inline`), so
+        // that a stranger learns nothing of it before the peer gate (spec §6, steps 2 and 8).
         inline = Some(decoded);
     }
     if operation == Operation::Push {

@@ -491,11 +491,17 @@ impl Session {
             answer.payload(),
         ) {
             (Err(refusal), _) => Err(NotReceived::Refused(refusal)),
-            (Ok(()), Some(Payload::Inline(_))) => {
-                let bytes = answer.inline_bytes().map_or(&[][..], |(bytes, _)| bytes);
-                progress(bytes.len() as u64, descriptor.size_bytes);
-                write_verified(out, &descriptor, Source::Memory(bytes)).await
-            }
+            (Ok(()), Some(Payload::Inline(_))) => match answer.verified_inline() {
+                Some(Ok(bytes)) => {
+                    progress(bytes.len() as u64, descriptor.size_bytes);
+                    write_verified(out, &descriptor, Source::Memory(bytes)).await
+                }
+                Some(Err(refusal)) => Err(NotReceived::Refused(refusal)),
+                None => Err(NotReceived::Refused(Refusal::new(
+                    RefusalCode::Malformed,
+                    "bytes/base64url does not decode",
+                ))),
+            },
             (Ok(()), Some(Payload::Stream { .. })) => {
                 let size = descriptor.size_bytes;
                 let source = Source::Stream {
@@ -585,21 +591,15 @@ impl Session {
             Ok(served) => served,
             Err(answer) => return Ok(InlineOutcome::Answered(answer)),
         };
-        let checked =
-            served_as_asked(request, &push, &descriptor).and_then(|()| match push.inline_bytes() {
-                Some((bytes, digest)) if *digest == descriptor.digest => Ok(bytes.to_vec()),
-                Some((_, digest)) => Err(Refusal::new(
-                    RefusalCode::DigestMismatch,
-                    format!(
-                        "inline bytes hash to {digest}, not the declared {}",
-                        descriptor.digest
-                    ),
-                )),
+        let checked = served_as_asked(request, &push, &descriptor).and_then(|()| {
+            match push.verified_inline() {
+                Some(verified) => verified.map(<[u8]>::to_vec),
                 None => Err(Refusal::new(
                     RefusalCode::OperationNotSupported,
                     "this request takes the artifact inline only",
                 )),
-            });
+            }
+        });
         let verdict = match &checked {
             Ok(_) => Verdict::Ingested,
             Err(refusal) => Verdict::Refuse(refusal.clone()),

@@ -119,37 +119,29 @@ impl Receiver {
             }
         };
         match frame.payload() {
-            Some(Payload::Inline(_)) => {
-                // Decoded and hashed when the frame was checked (on the transport's thread).
-                let Some((bytes, digest)) = frame.inline_bytes() else {
+            // Decoded and hashed when the frame was checked (on the transport's thread).
+            Some(Payload::Inline(_)) => match frame.verified_inline() {
+                Some(Ok(bytes)) => Handled::Answer(self.admit(
+                    ticket,
+                    VerifiedBody::Memory(bytes.to_vec()),
+                    now_ms,
+                )),
+                Some(Err(refusal)) => {
+                    Handled::Answer(self.settle(ticket, Verdict::Refuse(refusal), None, now_ms))
+                }
+                None => {
                     let verdict = Verdict::Refuse(Refusal::new(
                         RefusalCode::Malformed,
                         "bytes/base64url does not decode",
                     ));
-                    return Handled::Answer(self.conclude(
+                    Handled::Answer(self.conclude(
                         &exchange,
                         verdict,
                         LedgerEntry::default(),
                         now_ms,
-                    ));
-                };
-                if *digest != ticket.descriptor.digest {
-                    let refusal = Refusal::new(
-                        RefusalCode::DigestMismatch,
-                        format!(
-                            "bytes hash to {digest}, not the declared {}",
-                            ticket.descriptor.digest
-                        ),
-                    );
-                    return Handled::Answer(self.settle(
-                        ticket,
-                        Verdict::Refuse(refusal),
-                        None,
-                        now_ms,
-                    ));
+                    ))
                 }
-                Handled::Answer(self.admit(ticket, VerifiedBody::Memory(bytes.to_vec()), now_ms))
-            }
+            },
             Some(Payload::Stream { .. }) => self.begin_body(ticket, now_ms),
             Some(Payload::Reference(reference)) => {
                 let scheme: String = reference
@@ -217,16 +209,22 @@ impl Receiver {
                 ),
             ));
         }
-        if let Some(Payload::Inline(_)) = frame.payload()
-            && descriptor.size_bytes > self.config.inline_max_bytes
-        {
-            return Err(refused(
-                RefusalCode::PayloadTooLarge,
-                format!(
-                    "inline payload of {} bytes exceeds the inline ceiling of {} bytes; push in stream mode",
-                    descriptor.size_bytes, self.config.inline_max_bytes
-                ),
-            ));
+        if let Some(Payload::Inline(_)) = frame.payload() {
+            // The ceiling holds for the bytes as decoded (spec §4) and for the declared size:
+            // a length that disagrees with `size/bytes` is refused later, at the byte check.
+            let decoded = frame
+                .inline_bytes()
+                .map_or(0, |(bytes, _)| bytes.len() as u64);
+            let inline = decoded.max(descriptor.size_bytes);
+            if inline > self.config.inline_max_bytes {
+                return Err(refused(
+                    RefusalCode::PayloadTooLarge,
+                    format!(
+                        "inline payload of {inline} bytes exceeds the inline ceiling of {} bytes; push in stream mode",
+                        self.config.inline_max_bytes
+                    ),
+                ));
+            }
         }
         let claim = PushClaim {
             peer,

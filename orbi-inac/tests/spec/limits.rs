@@ -16,6 +16,59 @@ fn a0_bytes_with_the_digest_of_an_empty_array_is_digest_mismatch() {
     assert_eq!(node.stored_count(), 0);
 }
 
+/// The inline ceiling holds for the decoded bytes (§2 size limits), at step 4 of §6's order:
+/// before the byte check, so a declared size under the ceiling does not turn it into
+/// `digest-mismatch`.
+#[test]
+fn inline_bytes_over_the_ceiling_declared_under_it_are_payload_too_large() {
+    let mut node = standard_with(|config| config.inline_max_bytes = 10);
+    let mut value = inline_push(BLOB, &[b'x'; 11], None).to_value();
+    value["artifact"]["size/bytes"] = json!(10);
+    let answer = node.send_value(&peer(), &value, at(0));
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
+    assert!(
+        message(&answer).contains("11 bytes"),
+        "{}",
+        message(&answer)
+    );
+
+    let mut node = standard();
+    let mut value = inline_push(BLOB, &vec![b'a'; 65_537], None).to_value();
+    value["artifact"]["size/bytes"] = json!(65_536);
+    let answer = node.send_value(&peer(), &value, at(0));
+    assert_refused(&answer, RefusalCode::PayloadTooLarge);
+    assert_eq!(node.stored_count(), 0);
+}
+
+/// A length mismatch is found at the byte check (step 8), after the peer gate (step 2): a
+/// stranger without a passport learns only that it may not push here.
+#[test]
+fn a_stranger_with_a_length_mismatch_is_not_authorized() {
+    let mut node = standard();
+    let mut value = push_a0_value();
+    value["artifact"]["bytes/base64url"] = json!("e30K");
+    let answer = node.send_value(&other_peer(), &value, at(0));
+    assert_refused(&answer, RefusalCode::NotAuthorized);
+    assert_eq!(answer.correlation_id(), Some("inac-correlation:orbi-1"));
+}
+
+/// Bytes that hash to the digest but are not `size/bytes` long are refused too: the size is
+/// part of the descriptor the receiver records.
+#[test]
+fn the_right_bytes_under_a_wrong_size_are_digest_mismatch() {
+    let mut node = standard();
+    let mut value = push_a0_value();
+    value["artifact"]["size/bytes"] = json!(3);
+    let answer = node.send_value(&peer(), &value, at(0));
+    assert_refused(&answer, RefusalCode::DigestMismatch);
+    assert!(
+        message(&answer).contains("decodes to 2 bytes but size/bytes declares 3"),
+        "{}",
+        message(&answer)
+    );
+    assert_eq!(node.stored_count(), 0);
+}
+
 #[test]
 fn three_bytes_declared_as_two_is_digest_mismatch() {
     let mut node = standard();
