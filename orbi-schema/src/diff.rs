@@ -4,11 +4,15 @@
 //! side is normalized:
 //!
 //! 1. annotation keywords are dropped: [`IGNORED_ANNOTATIONS`] and every `x-…` keyword;
-//! 2. local references (`#/$defs/…`, `#/definitions/…`, percent-encoded or not) are inlined
+//! 2. local references (`#/$defs/…`, `#/definitions/…`, percent-encoded or not) are followed
 //!    and the definition containers dropped, so `$defs` naming does not matter (a difference
-//!    inside an inlined definition is still reported at the definition's own pointer). A
-//!    document with a reference this cannot follow (an `$anchor`, a `$dynamicRef`, an absolute
-//!    reference into itself) keeps its definitions and compares them as they are;
+//!    inside a referenced definition is reported once, at the definition's own pointer). Each
+//!    pair of targets is compared once, and a pair met again while it is being compared is
+//!    taken as equal (a recursive schema is equal to another when no expansion finds a
+//!    difference), so the work grows with the number of definitions, not with the depth of
+//!    their expansion. A document with a reference this cannot follow (an `$anchor`, a
+//!    `$dynamicRef`, an absolute reference into itself) keeps its definitions and compares
+//!    them as they are;
 //! 3. `additionalProperties: true` (and `{}`) is dropped: it is the same as absent, unless
 //!    the document uses `unevaluatedProperties`, which it can change;
 //! 4. `required`, `enum` and array-valued `type` are compared as sets; the members of `allOf`,
@@ -18,7 +22,10 @@
 //! `default`, …) are never normalized. Remote references (`participant-bind.v1.schema.json`)
 //! are compared as text.
 
-use std::{collections::BTreeMap, fmt};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+};
 
 use serde_json::{Map, Value};
 
@@ -61,9 +68,6 @@ const VALUE_SET: &[&str] = &["required", "enum", "type"];
 /// Definition containers, dropped after inlining.
 const DEFINITIONS: &[&str] = &["$defs", "definitions"];
 
-/// How deep local references may nest before the comparison gives up on a cycle.
-const MAX_REF_DEPTH: usize = 32;
-
 /// One difference between two schemas.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Difference {
@@ -99,11 +103,70 @@ impl fmt::Display for Difference {
 /// assert_eq!(diff[0].right, "/properties/x/minLength");
 /// ```
 pub fn semantic_diff(left: &Value, right: &Value) -> Vec<Difference> {
-    let left = Normalizer::new(left).node(left, String::new(), 0);
-    let right = Normalizer::new(right).node(right, String::new(), 0);
-    let mut differences = Vec::new();
-    compare(&left, &right, &mut differences);
-    differences
+    diff_counting(left, right).0
+}
+
+/// [`semantic_diff`] and the number of node pairs it compared (the work done).
+fn diff_counting(left: &Value, right: &Value) -> (Vec<Difference>, usize) {
+    let left = Normalized::of(left);
+    let right = Normalized::of(right);
+    let mut comparison = Comparison {
+        left: &left.targets,
+        right: &right.targets,
+        pairs: HashMap::new(),
+        out: Vec::new(),
+        trial: false,
+        compared: 0,
+    };
+    comparison.compare(&left.root, &right.root);
+    (comparison.out, comparison.compared)
+}
+
+/// One document, normalized: its root and every local reference target it reaches, each
+/// normalized once and keyed by its JSON pointer.
+struct Normalized {
+    root: Node,
+    targets: HashMap<String, Node>,
+}
+
+impl Normalized {
+    fn of(document: &Value) -> Normalized {
+        let normalizer = Normalizer::new(document);
+        let root = normalizer.node(document, String::new());
+        let mut targets = HashMap::new();
+        let mut waiting = Vec::new();
+        collect_refs(&root, &mut waiting);
+        while let Some(pointer) = waiting.pop() {
+            if targets.contains_key(&pointer) {
+                continue;
+            }
+            // `Ref` pointers come from `resolve_local`, so the target exists.
+            let Some(target) = document.pointer(&pointer) else {
+                continue;
+            };
+            let node = normalizer.node(target, pointer.clone());
+            collect_refs(&node, &mut waiting);
+            targets.insert(pointer, node);
+        }
+        Normalized { root, targets }
+    }
+}
+
+/// Pushes the pointer of every local reference in `node` (not into their targets).
+fn collect_refs(node: &Node, out: &mut Vec<String>) {
+    let mut children = |keyword: &Keyword| match keyword {
+        Keyword::Schema(child) => collect_refs(child, out),
+        Keyword::SchemaMap(map) => map.values().for_each(|child| collect_refs(child, out)),
+        Keyword::SchemaSet(list) | Keyword::SchemaList(list) => {
+            list.iter().for_each(|child| collect_refs(child, out))
+        }
+        Keyword::ValueSet(_) | Keyword::Value(_) => {}
+    };
+    match &node.schema {
+        Shape::Ref(pointer) => out.push(pointer.clone()),
+        Shape::Object(keywords) => keywords.values().for_each(&mut children),
+        Shape::Bool(_) | Shape::Invalid(_) => {}
+    }
 }
 
 /// A normalized schema with the pointer it came from.
@@ -117,6 +180,8 @@ struct Node {
 enum Shape {
     Bool(bool),
     Object(BTreeMap<String, Keyword>),
+    /// A local reference: the schema at this pointer of the same document.
+    Ref(String),
     /// Not a schema where one was expected (kept so the difference is reported, not hidden).
     Invalid(Value),
 }
@@ -158,22 +223,22 @@ impl<'a> Normalizer<'a> {
         any_member(value, &|key, child| match key {
             "$anchor" | "$dynamicAnchor" | "$dynamicRef" | "$recursiveRef" => true,
             "$ref" => child.as_str().is_some_and(|reference| {
-                reference.contains('#') && self.resolve_local(child, 0).is_none()
+                reference.contains('#') && self.resolve_local(child).is_none()
             }),
             _ => false,
         })
     }
 
-    fn node(&self, value: &Value, pointer: String, depth: usize) -> Node {
+    fn node(&self, value: &Value, pointer: String) -> Node {
         let schema = match value {
             Value::Bool(b) => Shape::Bool(*b),
-            Value::Object(map) => return self.object(map, pointer, depth),
+            Value::Object(map) => return self.object(map, pointer),
             other => Shape::Invalid(other.clone()),
         };
         Node { pointer, schema }
     }
 
-    fn object(&self, map: &Map<String, Value>, pointer: String, depth: usize) -> Node {
+    fn object(&self, map: &Map<String, Value>, pointer: String) -> Node {
         let mut keywords = BTreeMap::new();
         for (key, value) in map {
             let at = format!("{pointer}/{}", escape(key));
@@ -188,14 +253,15 @@ impl<'a> Normalizer<'a> {
             }
 
             let keyword = if key == "$ref" {
-                match self.resolve_local(value, depth) {
-                    Some((target, target_pointer)) => {
-                        Keyword::Schema(self.node(target, target_pointer, depth + 1))
-                    }
+                match self.resolve_local(value) {
+                    Some(target) => Keyword::Schema(Node {
+                        pointer: at,
+                        schema: Shape::Ref(target),
+                    }),
                     None => Keyword::Value(value.clone()),
                 }
             } else if SINGLE_SCHEMA.contains(&key.as_str()) {
-                Keyword::Schema(self.node(value, at, depth))
+                Keyword::Schema(self.node(value, at))
             } else if (SCHEMA_MAP.contains(&key.as_str()) || DEFINITIONS.contains(&key.as_str()))
                 && value.is_object()
             {
@@ -206,7 +272,7 @@ impl<'a> Normalizer<'a> {
                     .flatten()
                     .map(|(name, child)| {
                         let child_at = format!("{at}/{}", escape(name));
-                        (name.clone(), self.node(child, child_at, depth))
+                        (name.clone(), self.node(child, child_at))
                     })
                     .collect();
                 Keyword::SchemaMap(children)
@@ -218,7 +284,7 @@ impl<'a> Normalizer<'a> {
                     .into_iter()
                     .flatten()
                     .enumerate()
-                    .map(|(index, child)| self.node(child, format!("{at}/{index}"), depth))
+                    .map(|(index, child)| self.node(child, format!("{at}/{index}")))
                     .collect();
                 if SCHEMA_SET.contains(&key.as_str()) {
                     Keyword::SchemaSet(children)
@@ -235,7 +301,7 @@ impl<'a> Normalizer<'a> {
         // A node that is only a reference is the referenced schema.
         if keywords.len() == 1
             && let Some(Keyword::Schema(target)) = keywords.get("$ref")
-            && map.get("$ref").is_some_and(|r| self.is_local_ref(r))
+            && matches!(target.schema, Shape::Ref(_))
         {
             return target.clone();
         }
@@ -245,19 +311,14 @@ impl<'a> Normalizer<'a> {
         }
     }
 
-    fn is_local_ref(&self, reference: &Value) -> bool {
-        reference.as_str().is_some_and(|r| r.starts_with("#/"))
-    }
-
-    fn resolve_local(&self, reference: &Value, depth: usize) -> Option<(&'a Value, String)> {
+    /// The JSON pointer of the target of a local reference, if it exists in this document.
+    fn resolve_local(&self, reference: &Value) -> Option<String> {
         let text = reference.as_str()?;
         let pointer = percent_decode(text.strip_prefix('#')?)?;
-        if depth >= MAX_REF_DEPTH || !pointer.starts_with('/') {
+        if !pointer.starts_with('/') {
             return None;
         }
-        self.root
-            .pointer(&pointer)
-            .map(|target| (target, pointer.clone()))
+        self.root.pointer(&pointer).map(|_| pointer)
     }
 }
 
@@ -319,37 +380,226 @@ fn escape(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
-fn compare(left: &Node, right: &Node, out: &mut Vec<Difference>) {
-    match (&left.schema, &right.schema) {
-        (Shape::Object(l), Shape::Object(r)) => {
-            for (key, lk) in l {
-                match r.get(key) {
-                    Some(rk) => compare_keyword(key, lk, rk, left, right, out),
-                    None => out.push(Difference {
-                        left: format!("{}/{}", left.pointer, escape(key)),
-                        right: right.pointer.clone(),
-                        what: format!("keyword {key:?} only on the left"),
-                    }),
-                }
-            }
-            for key in r.keys().filter(|key| !l.contains_key(*key)) {
-                out.push(Difference {
-                    left: left.pointer.clone(),
-                    right: format!("{}/{}", right.pointer, escape(key)),
-                    what: format!("keyword {key:?} only on the right"),
-                });
+/// How a pair of reference targets has been compared so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PairState {
+    /// Being compared: met again inside itself, it is taken as equal.
+    Open,
+    /// Compared: equal or not.
+    Done { equal: bool },
+}
+
+/// A comparison of two normalized documents, collecting differences.
+struct Comparison<'n> {
+    left: &'n HashMap<String, Node>,
+    right: &'n HashMap<String, Node>,
+    /// Pairs of reference targets (by pointer) already compared or being compared.
+    pairs: HashMap<(String, String), PairState>,
+    out: Vec<Difference>,
+    /// Whether this is a trial (see [`Comparison::equal_on_trial`]).
+    trial: bool,
+    /// Node pairs compared, trials included.
+    compared: usize,
+}
+
+impl<'n> Comparison<'n> {
+    /// The schema `node` stands for: itself, or the target its reference chain ends at
+    /// (`None` for a chain that only loops through references).
+    fn resolve<'a>(node: &'a Node, targets: &'a HashMap<String, Node>) -> Option<&'a Node> {
+        let mut current = node;
+        for _ in 0..=targets.len() {
+            match &current.schema {
+                Shape::Ref(pointer) => current = targets.get(pointer)?,
+                _ => return Some(current),
             }
         }
-        (Shape::Bool(l), Shape::Bool(r)) if l == r => {}
-        _ => out.push(Difference {
-            left: left.pointer.clone(),
-            right: right.pointer.clone(),
-            what: format!(
-                "schema {} differs from {}",
-                describe(&left.schema),
-                describe(&right.schema)
-            ),
-        }),
+        None
+    }
+
+    fn compare(&mut self, left: &Node, right: &Node) {
+        self.compared += 1;
+        let through_ref =
+            matches!(left.schema, Shape::Ref(_)) || matches!(right.schema, Shape::Ref(_));
+        let (left, right) = match (
+            Self::resolve(left, self.left),
+            Self::resolve(right, self.right),
+        ) {
+            (Some(left), Some(right)) => (left, right),
+            // Both only loop through references: alike (no validator can use either).
+            (None, None) => return,
+            _ => {
+                return self.out.push(Difference {
+                    left: left.pointer.clone(),
+                    right: right.pointer.clone(),
+                    what: "a reference that only leads to references on one side".into(),
+                });
+            }
+        };
+        if !through_ref {
+            return self.compare_resolved(left, right);
+        }
+        let key = (left.pointer.clone(), right.pointer.clone());
+        match self.pairs.get(&key) {
+            Some(PairState::Open) | Some(PairState::Done { equal: true }) => return,
+            // Reported once, when it was compared; a trial still needs to see it.
+            Some(PairState::Done { equal: false }) => {
+                if self.trial {
+                    self.out.push(Difference {
+                        left: left.pointer.clone(),
+                        right: right.pointer.clone(),
+                        what: "referenced schemas differ".into(),
+                    });
+                }
+                return;
+            }
+            None => {}
+        }
+        self.pairs.insert(key.clone(), PairState::Open);
+        let before = self.out.len();
+        self.compare_resolved(left, right);
+        let equal = self.out.len() == before;
+        self.pairs.insert(key, PairState::Done { equal });
+    }
+
+    fn compare_resolved(&mut self, left: &Node, right: &Node) {
+        match (&left.schema, &right.schema) {
+            (Shape::Object(l), Shape::Object(r)) => {
+                for (key, lk) in l {
+                    match r.get(key) {
+                        Some(rk) => self.compare_keyword(key, lk, rk, left, right),
+                        None => self.out.push(Difference {
+                            left: format!("{}/{}", left.pointer, escape(key)),
+                            right: right.pointer.clone(),
+                            what: format!("keyword {key:?} only on the left"),
+                        }),
+                    }
+                }
+                for key in r.keys().filter(|key| !l.contains_key(*key)) {
+                    self.out.push(Difference {
+                        left: left.pointer.clone(),
+                        right: format!("{}/{}", right.pointer, escape(key)),
+                        what: format!("keyword {key:?} only on the right"),
+                    });
+                }
+            }
+            (Shape::Bool(l), Shape::Bool(r)) if l == r => {}
+            _ => self.out.push(Difference {
+                left: left.pointer.clone(),
+                right: right.pointer.clone(),
+                what: format!(
+                    "schema {} differs from {}",
+                    describe(&left.schema),
+                    describe(&right.schema)
+                ),
+            }),
+        }
+    }
+
+    fn compare_keyword(
+        &mut self,
+        key: &str,
+        left: &Keyword,
+        right: &Keyword,
+        left_node: &Node,
+        right_node: &Node,
+    ) {
+        let at = |node: &Node| format!("{}/{}", node.pointer, escape(key));
+        match (left, right) {
+            (Keyword::Schema(l), Keyword::Schema(r)) => self.compare(l, r),
+            (Keyword::SchemaMap(l), Keyword::SchemaMap(r)) => {
+                for (name, ln) in l {
+                    match r.get(name) {
+                        Some(rn) => self.compare(ln, rn),
+                        None => self.out.push(Difference {
+                            left: ln.pointer.clone(),
+                            right: at(right_node),
+                            what: format!("{key} member {name:?} only on the left"),
+                        }),
+                    }
+                }
+                for (name, rn) in r.iter().filter(|(name, _)| !l.contains_key(*name)) {
+                    self.out.push(Difference {
+                        left: at(left_node),
+                        right: rn.pointer.clone(),
+                        what: format!("{key} member {name:?} only on the right"),
+                    });
+                }
+            }
+            (Keyword::SchemaList(l), Keyword::SchemaList(r)) if l.len() == r.len() => {
+                for (ln, rn) in l.iter().zip(r) {
+                    self.compare(ln, rn);
+                }
+            }
+            (Keyword::SchemaSet(l), Keyword::SchemaSet(r)) => {
+                self.compare_unordered(key, l, r, left_node, right_node)
+            }
+            (Keyword::ValueSet(l), Keyword::ValueSet(r)) if l == r => {}
+            (Keyword::Value(l), Keyword::Value(r)) if l == r => {}
+            _ => self.out.push(Difference {
+                left: at(left_node),
+                right: at(right_node),
+                what: format!(
+                    "{key} is {} on the left, {} on the right",
+                    render(left),
+                    render(right)
+                ),
+            }),
+        }
+    }
+
+    /// Whether `left` and `right` compare equal, without reporting anything or remembering
+    /// the pairs compared on the way (they were compared under a trial's assumptions).
+    fn equal_on_trial(&mut self, left: &Node, right: &Node) -> bool {
+        let mut trial = Comparison {
+            left: self.left,
+            right: self.right,
+            pairs: self.pairs.clone(),
+            out: Vec::new(),
+            trial: true,
+            compared: 0,
+        };
+        trial.compare(left, right);
+        self.compared += trial.compared;
+        trial.out.is_empty()
+    }
+
+    /// Pairs members of `allOf`/`anyOf`/`oneOf` that are equal; members left unpaired are
+    /// compared positionally so the report points at the closest candidates.
+    fn compare_unordered(
+        &mut self,
+        key: &str,
+        left: &[Node],
+        right: &[Node],
+        left_node: &Node,
+        right_node: &Node,
+    ) {
+        let mut unmatched_right: Vec<&Node> = right.iter().collect();
+        let mut unmatched_left = Vec::new();
+        for ln in left {
+            match unmatched_right
+                .iter()
+                .position(|rn| self.equal_on_trial(ln, rn))
+            {
+                Some(index) => {
+                    unmatched_right.remove(index);
+                }
+                None => unmatched_left.push(ln),
+            }
+        }
+        if unmatched_left.len() != unmatched_right.len() {
+            self.out.push(Difference {
+                left: format!("{}/{}", left_node.pointer, escape(key)),
+                right: format!("{}/{}", right_node.pointer, escape(key)),
+                what: format!(
+                    "{key} has {} members on the left, {} on the right",
+                    left.len(),
+                    right.len()
+                ),
+            });
+        }
+        for (ln, rn) in unmatched_left.into_iter().zip(unmatched_right) {
+            self.compare(ln, rn);
+        }
     }
 }
 
@@ -357,100 +607,8 @@ fn describe(shape: &Shape) -> String {
     match shape {
         Shape::Bool(b) => b.to_string(),
         Shape::Object(_) => "object".into(),
+        Shape::Ref(pointer) => format!("reference to {pointer}"),
         Shape::Invalid(value) => format!("non-schema {value}"),
-    }
-}
-
-fn compare_keyword(
-    key: &str,
-    left: &Keyword,
-    right: &Keyword,
-    left_node: &Node,
-    right_node: &Node,
-    out: &mut Vec<Difference>,
-) {
-    let at = |node: &Node| format!("{}/{}", node.pointer, escape(key));
-    match (left, right) {
-        (Keyword::Schema(l), Keyword::Schema(r)) => compare(l, r, out),
-        (Keyword::SchemaMap(l), Keyword::SchemaMap(r)) => {
-            for (name, ln) in l {
-                match r.get(name) {
-                    Some(rn) => compare(ln, rn, out),
-                    None => out.push(Difference {
-                        left: ln.pointer.clone(),
-                        right: at(right_node),
-                        what: format!("{key} member {name:?} only on the left"),
-                    }),
-                }
-            }
-            for (name, rn) in r.iter().filter(|(name, _)| !l.contains_key(*name)) {
-                out.push(Difference {
-                    left: at(left_node),
-                    right: rn.pointer.clone(),
-                    what: format!("{key} member {name:?} only on the right"),
-                });
-            }
-        }
-        (Keyword::SchemaList(l), Keyword::SchemaList(r)) if l.len() == r.len() => {
-            for (ln, rn) in l.iter().zip(r) {
-                compare(ln, rn, out);
-            }
-        }
-        (Keyword::SchemaSet(l), Keyword::SchemaSet(r)) => {
-            compare_unordered(key, l, r, left_node, right_node, out)
-        }
-        (Keyword::ValueSet(l), Keyword::ValueSet(r)) if l == r => {}
-        (Keyword::Value(l), Keyword::Value(r)) if l == r => {}
-        _ => out.push(Difference {
-            left: at(left_node),
-            right: at(right_node),
-            what: format!(
-                "{key} is {} on the left, {} on the right",
-                render(left),
-                render(right)
-            ),
-        }),
-    }
-}
-
-/// Pairs members of `allOf`/`anyOf`/`oneOf` that are equal; members left unpaired are compared
-/// positionally so the report points at the closest candidates.
-fn compare_unordered(
-    key: &str,
-    left: &[Node],
-    right: &[Node],
-    left_node: &Node,
-    right_node: &Node,
-    out: &mut Vec<Difference>,
-) {
-    let mut unmatched_right: Vec<&Node> = right.iter().collect();
-    let mut unmatched_left = Vec::new();
-    for ln in left {
-        let position = unmatched_right.iter().position(|rn| {
-            let mut scratch = Vec::new();
-            compare(ln, rn, &mut scratch);
-            scratch.is_empty()
-        });
-        match position {
-            Some(index) => {
-                unmatched_right.remove(index);
-            }
-            None => unmatched_left.push(ln),
-        }
-    }
-    if unmatched_left.len() != unmatched_right.len() {
-        out.push(Difference {
-            left: format!("{}/{}", left_node.pointer, escape(key)),
-            right: format!("{}/{}", right_node.pointer, escape(key)),
-            what: format!(
-                "{key} has {} members on the left, {} on the right",
-                left.len(),
-                right.len()
-            ),
-        });
-    }
-    for (ln, rn) in unmatched_left.into_iter().zip(unmatched_right) {
-        compare(ln, rn, out);
     }
 }
 
@@ -619,9 +777,69 @@ mod tests {
         );
     }
 
+    /// `n` definitions, each referring to the next twice, the last one `last`: expanded in
+    /// place this is 2^n copies of `last`.
+    fn doubling_chain(n: usize, last: Value) -> Value {
+        let mut defs = Map::new();
+        for i in 0..n {
+            let next = format!("#/$defs/d{}", i + 1);
+            defs.insert(
+                format!("d{i}"),
+                json!({"properties": {"a": {"$ref": next}, "b": {"$ref": next}}}),
+            );
+        }
+        defs.insert(format!("d{n}"), last);
+        json!({"$defs": defs, "$ref": "#/$defs/d0"})
+    }
+
+    #[test]
+    fn each_pair_of_definitions_is_compared_once() {
+        let string = doubling_chain(16, json!({"type": "string"}));
+        let (differences, compared) = diff_counting(&string, &string);
+        assert!(differences.is_empty());
+        // Per definition: the pair of it and its two references (not 2^16 expansions).
+        assert!(compared <= 4 * 17, "{compared} pairs compared");
+
+        let integer = doubling_chain(16, json!({"type": "integer"}));
+        let (differences, compared) = diff_counting(&string, &integer);
+        assert!(compared <= 4 * 17, "{compared} pairs compared");
+        assert_eq!(differences.len(), 1, "{differences:#?}");
+        assert_eq!(differences[0].left, "/$defs/d16/type");
+        assert_eq!(differences[0].right, "/$defs/d16/type");
+    }
+
+    #[test]
+    fn recursive_schemas_compare_by_what_they_accept() {
+        let tree = |name: &str, node: Value| json!({"$defs": {name: node}, "$ref": format!("#/$defs/{name}")});
+        let node = |name: &str| {
+            let child = json!({"$ref": format!("#/$defs/{name}")});
+            json!({"type": "object", "properties": {"l": child, "r": child}})
+        };
+        assert!(semantic_diff(&tree("node", node("node")), &tree("Tree", node("Tree"))).is_empty());
+
+        let mut stricter = node("node");
+        stricter["minProperties"] = json!(1);
+        let differences = semantic_diff(&tree("node", node("node")), &tree("node", stricter));
+        assert_eq!(differences.len(), 1, "{differences:#?}");
+        assert_eq!(differences[0].right, "/$defs/node/minProperties");
+
+        // Inside an unordered combinator, a recursive member pairs with its equal.
+        let either = |first: &str, second: &str| {
+            json!({"$defs": {
+                "a": {"anyOf": [{"$ref": format!("#/$defs/{first}")}, {"$ref": format!("#/$defs/{second}")}]},
+                "b": {"type": "string"}
+            }, "$ref": "#/$defs/a"})
+        };
+        assert!(semantic_diff(&either("a", "b"), &either("b", "a")).is_empty());
+    }
+
     #[test]
     fn reference_cycles_terminate() {
         let cyclic = json!({"$defs": {"a": {"items": {"$ref": "#/$defs/a"}}}, "$ref": "#/$defs/a"});
         assert!(semantic_diff(&cyclic, &cyclic).is_empty());
+        let only_references = json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"});
+        assert!(semantic_diff(&only_references, &only_references).is_empty());
+        let differences = semantic_diff(&only_references, &cyclic);
+        assert_eq!(differences.len(), 1, "{differences:#?}");
     }
 }
