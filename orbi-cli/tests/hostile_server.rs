@@ -465,8 +465,8 @@ fn a_submit_is_not_accepted_by_a_decision_it_did_not_ask_for() {
 
     // The asked kind and id, about another request.
     let to = archivist(&rt, |request| {
-        let bytes = br#"{"request/id":"storage-request:someone-else","status":"accepted"}"#;
-        Some(decision(&request, bytes))
+        let bytes = valid_decision(&json!("storage-request:someone-else"), "accepted");
+        Some(decision(&request, &bytes))
     });
     let run = submit(&to);
     assert_eq!(run.code, 2, "{}", run.stderr);
@@ -476,14 +476,62 @@ fn a_submit_is_not_accepted_by_a_decision_it_did_not_ask_for() {
         run.stderr
     );
 
-    // About this request: taken as it says.
+    // About this request, but not an archival-storage-decision: not taken.
     let to = archivist(&rt, |request| {
         let bytes = serde_json::to_vec(&json!({"request/id": request_id(), "status": "accepted"}));
         Some(decision(&request, &bytes.unwrap()))
     });
     let run = submit(&to);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("served a decision that does not fit its contract"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.json["decision"], Value::Null, "{}", run.json);
+
+    // A refusal with a second `status` member that says accepted: strict JSON refuses it,
+    // where a lenient reader would take the last member.
+    let to = archivist(&rt, |request| {
+        let refused = valid_decision(&request_id(), "refused");
+        let text = String::from_utf8(refused).unwrap();
+        let twice = text.replacen(
+            r#""status":"refused""#,
+            r#""status":"refused","status":"accepted""#,
+            1,
+        );
+        assert_ne!(twice, text, "premise: the status member was found");
+        Some(decision(&request, twice.as_bytes()))
+    });
+    let run = submit(&to);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("duplicate"), "{}", run.stderr);
+
+    // About this request: taken as it says.
+    let to = archivist(&rt, |request| {
+        Some(decision(
+            &request,
+            &valid_decision(&request_id(), "accepted"),
+        ))
+    });
+    let run = submit(&to);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json["decision"]["status"], "accepted");
+}
+
+/// A valid archival-storage-decision (from the committed fixtures) about `request_id`, with
+/// `status` (`accepted` keeps the fixture's terms; `refused` gives it a reason).
+fn valid_decision(request_id: &Value, status: &str) -> Vec<u8> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(if status == "accepted" {
+        "../schemas/examples/valid/accepted-federation.archival-storage-decision.json"
+    } else {
+        "../schemas/examples/valid/refused-every-reason.archival-storage-decision.json"
+    });
+    let mut decision: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    decision["request/id"] = request_id.clone();
+    assert_eq!(decision["status"], status, "premise: the fixture's status");
+    serde_json::to_vec(&decision).unwrap()
 }
 
 #[test]

@@ -18,7 +18,8 @@ use orbi_pod::{
     policy::MAX_ARTIFACT_BYTES,
 };
 use orbi_types::{
-    ArchivalStorageRequest, KeyPair, NodeId, PodUserId, Timestamp,
+    ArchivalStorageDecision, ArchivalStorageRequest, Artifact, KeyPair, NodeId, PodUserId,
+    Timestamp,
     inac::Operation,
     pod::{DetachReason, ProfileType, SessionState},
 };
@@ -480,7 +481,21 @@ pub async fn submit_request(session: &Session, bytes: &[u8]) -> Result<Submitted
     };
     match fetch(session, DECISION_SCHEMA, Some(&decision_id)).await {
         Ok(Ok(decision)) => {
-            let decision: Value = serde_json::from_slice(&decision).unwrap_or(Value::Null);
+            // Read like every artifact from a peer: strict JSON (no duplicate member to pick
+            // the status), the contract, the typed parse.
+            let decision = match orbi_schema::validate::<ArchivalStorageDecision>(
+                &decision,
+                orbi_schema::Profile::Seed,
+            ) {
+                Ok(decision) => decision.to_value(),
+                Err(report) => {
+                    let lost = CliError::new(format!(
+                        "{} served a decision that does not fit its contract: {report}",
+                        session.peer()
+                    ));
+                    return Ok(unknown(out, lost));
+                }
+            };
             // The decision must be about this request, not merely stored under its id.
             let asked: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
             if decision["request/id"] != asked["request/id"] {

@@ -406,7 +406,8 @@ async fn submit_within(
         let answer = wire::read_frame(&mut recv, limit)
             .await
             .map_err(|err| failed("answer", &err))?;
-        match serde_json::from_slice(&answer) {
+        // Strict: a duplicated member (a second `verdict`) would otherwise pick the answer.
+        match orbi_types::json::from_slice_strict(&answer) {
             Ok(answer @ Value::Object(_)) => Ok(answer),
             Ok(_) => Err(failed("answer", &"not a JSON object")),
             Err(err) => Err(failed("answer is not JSON", &err)),
@@ -499,6 +500,57 @@ mod tests {
         let error = submitted.unwrap_err().to_string();
         assert!(error.contains("no answer within 500ms"), "{error}");
         held.abort();
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_a_duplicated_member_is_refused() {
+        use orbi_inac::quic::{
+            Client, PeerAddr, TransportConfig,
+            config::{endpoint, server_config_with_alpns},
+        };
+        let (node, client_key) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
+        let config = TransportConfig::default();
+        let server = server_config_with_alpns(&node, &config, vec![POD_ALPN.to_vec()]).unwrap();
+        let listener = endpoint("127.0.0.1:0".parse().unwrap(), Some(server), &config).unwrap();
+        let peer = PeerAddr {
+            node: node.node_id(),
+            addr: listener.local_addr().unwrap(),
+        };
+        let answers = |answer: &'static [u8]| {
+            let listener = listener.clone();
+            tokio::spawn(async move {
+                let connection = listener.accept().await.unwrap().await.unwrap();
+                let (mut send, mut recv) = connection.accept_bi().await.unwrap();
+                recv.read_to_end(1 << 20).await.unwrap();
+                send.write_all(&(answer.len() as u32).to_be_bytes())
+                    .await
+                    .unwrap();
+                send.write_all(answer).await.unwrap();
+                send.finish().unwrap();
+                connection.closed().await;
+            })
+        };
+        let client = Client::for_peer(&peer, client_key, config).unwrap();
+        for (answer, accepted) in [
+            (
+                &br#"{"verdict":"rejected","verdict":"admitted"}"#[..],
+                false,
+            ),
+            (&br#"{"verdict":"rejected"}"#[..], true),
+        ] {
+            let server = answers(answer);
+            let session = client.connect_protocol(&peer, POD_ALPN).await.unwrap();
+            let submitted = submit_within(&session, b"{}", Duration::from_secs(10)).await;
+            match submitted {
+                Ok(value) => assert!(accepted, "{value}"),
+                Err(error) => {
+                    assert!(!accepted, "{error}");
+                    assert!(error.to_string().contains("duplicate"), "{error}");
+                }
+            }
+            session.connection().close(0u32.into(), b"done");
+            server.await.unwrap();
+        }
     }
 
     #[tokio::test]
