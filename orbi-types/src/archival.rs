@@ -721,6 +721,42 @@ mod tests {
         assert!(ArchivalStorageRequest::from_value(&zero).is_err());
     }
 
+    /// Both contracts are closed objects with no struct member and no flatten, so serde's
+    /// derive would read each from an array of its members in declaration order.
+    #[test]
+    fn requests_and_decisions_are_read_from_objects_only() {
+        let members: Vec<_> = request().as_object().unwrap().values().cloned().collect();
+        let error = ArchivalStorageRequest::from_value(&json!(members)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "field \"\": invalid type: sequence, expected struct ArchivalStorageRequest"
+        );
+        let decision = json!([
+            1,
+            "d:1",
+            "r:1",
+            "p:1",
+            "node:a",
+            "ad:1",
+            "2026-03-22T22:21:13Z",
+            "refused",
+            "public-vault",
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            ["scope-not-accepted"]
+        ]);
+        assert!(ArchivalStorageDecision::from_value(&decision).is_err());
+        assert!(ArchivalStorageDecision::from_slice(decision.to_string().as_bytes()).is_err());
+    }
+
     #[test]
     fn public_vault_without_timing_parses_but_breaks_the_rule() {
         let mut value = request();

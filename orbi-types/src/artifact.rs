@@ -15,8 +15,10 @@ use crate::{
 /// remembers the key order; [`Artifact::to_value`] reproduces the parsed document (the same
 /// JSON value with the same key order, unknown fields of open shapes included).
 ///
-/// Typed parsing is *structural*: types, required fields, enums, constants and the patterns of
-/// the identifier newtypes. Length limits, formats other than `date-time` and the conditional
+/// Typed parsing is *structural*: types, required fields, enums, constants, the patterns of
+/// the identifier newtypes and `date-time`. Wherever a contract has an object (the artifact
+/// itself, every struct member) only a JSON object is read, never the array of members in order
+/// that serde's derive would also take. Length limits, formats other than `date-time` and the conditional
 /// rules belong to the schema gate (`orbi-schema`), and so does refusing an explicit `null` in
 /// an optional member (typed parsing reads it as absent, and `to_value` then leaves it out);
 /// integers must be written as integers (`1.0`, valid to the schema, is refused). Every input
@@ -44,7 +46,7 @@ pub trait Artifact: Serialize + DeserializeOwned + JsonSchema + Sized {
 
     /// Converts a parsed JSON value into the typed artifact, keeping its key order.
     fn from_value(value: &Value) -> Result<Self, ParseError> {
-        let mut artifact: Self = json::from_value(value)?;
+        let mut artifact: Self = json::object_from_value(value)?;
         *artifact.key_order_mut() = KeyOrder::capture(value);
         Ok(artifact)
     }

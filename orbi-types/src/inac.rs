@@ -15,6 +15,7 @@ use crate::{
     b64::Base64Url,
     common::{Object, const_str, wire_enum},
     digest::Sha256Digest,
+    json,
     order::KeyOrder,
 };
 
@@ -268,23 +269,43 @@ pub struct InacControl {
     #[schemars(schema_with = "token_schema")]
     pub idempotency_key: Option<ControlToken>,
     /// The artifact descriptor (offer, push).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "json::optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "ArtifactDescriptor")]
     pub artifact: Option<ArtifactDescriptor>,
     /// What is requested (request).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "json::optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "ArtifactRequest")]
     pub request: Option<ArtifactRequest>,
     /// How the bytes travel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "json::optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Transfer")]
     pub transfer: Option<Transfer>,
     /// Authority for the operation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "json::optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Authorization")]
     pub authorization: Option<Authorization>,
     /// The answer (response operations).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "json::optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Response")]
     pub response: Option<Response>,
     /// Small string hints; never echoed in responses.
@@ -460,4 +481,91 @@ pub struct Response {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "String", length(max = MAX_MESSAGE_CHARS))]
     pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::{Artifact, json::ParseError};
+
+    /// A frame with every struct member the contract has (the typed parse does not pair
+    /// members with operations; the schema and the codec do).
+    fn every_member() -> Value {
+        json!({
+            "schema": "inac-control.v1", "operation": "push",
+            "artifact": {
+                "schema": "memarium-blob.v1", "content/type": "text/plain", "artifact/id": "a",
+                "digest": "sha256:abc", "size/bytes": 1, "artifact/ref": "inac-stream:1"
+            },
+            "request": {"schema": "memarium-blob.v1", "content/type": "text/plain"},
+            "transfer": {"mode": "stream", "stream/id": "s1"},
+            "authorization": {
+                "mode": "invitation-passport",
+                "passport": {"schema": "capability-passport.v1", "passport_id": "p:1"}
+            },
+            "response": {"status": "accepted", "retryable": false},
+            "meta": {"k": "v"}
+        })
+    }
+
+    /// The frame, each of its struct members and `meta` are JSON objects in the contract. An
+    /// array is refused there, whether it lists the members in declaration order (which
+    /// serde's derive reads as the struct) or is empty (which it reads as a struct of absent
+    /// optional members), and the error points at the member.
+    #[test]
+    fn struct_members_are_read_from_objects_only() {
+        let frame = every_member();
+        assert_eq!(InacControl::from_value(&frame).unwrap().to_value(), frame);
+        for pointer in [
+            "",
+            "/artifact",
+            "/request",
+            "/transfer",
+            "/authorization",
+            "/authorization/passport",
+            "/response",
+            "/meta",
+        ] {
+            let members: Vec<Value> = match frame.pointer(pointer) {
+                Some(Value::Object(map)) => map.values().cloned().collect(),
+                other => panic!("{pointer}: {other:?}"),
+            };
+            for array in [Value::Array(members), json!([])] {
+                let mut changed = frame.clone();
+                *changed.pointer_mut(pointer).unwrap() = array.clone();
+                match InacControl::from_value(&changed) {
+                    Err(ParseError::Field {
+                        pointer: at,
+                        message,
+                    }) => {
+                        assert_eq!(at, pointer, "{array}: {message}");
+                        assert!(message.starts_with("invalid type: sequence"), "{message}");
+                    }
+                    other => panic!("{pointer} := {array}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// The same from bytes. For a member it is the type's own `Deserialize` that refuses, so
+    /// a plain `serde_json::from_slice` (the INAC fast decode's) refuses too; the frame itself
+    /// as an array is refused by [`Artifact::from_slice`].
+    #[test]
+    fn arrays_in_frame_bytes_are_refused() {
+        for text in [
+            r#"{"schema":"inac-control.v1","operation":"request","request":["memarium-blob.v1","text/plain"]}"#,
+            r#"{"schema":"inac-control.v1","operation":"push","transfer":[]}"#,
+            r#"{"schema":"inac-control.v1","operation":"accept","response":["accepted"]}"#,
+        ] {
+            assert!(InacControl::from_slice(text.as_bytes()).is_err(), "{text}");
+            assert!(serde_json::from_str::<InacControl>(text).is_err(), "{text}");
+        }
+        let error = InacControl::from_slice(br#"["inac-control.v1","request"]"#).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "field \"\": invalid type: sequence, expected struct InacControl"
+        );
+    }
 }

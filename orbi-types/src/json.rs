@@ -6,7 +6,10 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{
+    Deserialize,
+    de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::{Map, Number, Value};
 
 /// Why a document could not be read into a value or a typed artifact.
@@ -60,6 +63,91 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
             message: err.into_inner().to_string(),
         }
     })
+}
+
+/// [`from_value`] for a type the contracts describe as a JSON object (every artifact): an array
+/// is refused, as [`object`] refuses it for a member.
+pub(crate) fn object_from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
+    from_value::<Members<T>>(value).map(|Members(inner)| inner)
+}
+
+/// Reads a struct only from a JSON object (`deserialize_with` of a struct-typed member).
+///
+/// serde's derived `Deserialize` also reads a struct from an array of its members in
+/// declaration order (`"request": ["memarium-blob.v1", "text/plain"]`, `"transfer": []`), which
+/// no contract allows and which `to_value` would then write as an object that was never
+/// received. The wrapper refuses the array; an object goes through exactly the derived code
+/// (one more inlined call, no buffering). Structs with a `#[serde(flatten)]` member need no
+/// wrapper: their derived code asks for a map and serde_json refuses an array there.
+pub(crate) fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    T::deserialize(ObjectOnly(deserializer))
+}
+
+/// [`object`] for an optional member: `null` still reads as absent.
+pub(crate) fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<Members<T>>::deserialize(deserializer).map(|found| found.map(|Members(inner)| inner))
+}
+
+/// A `T` read through [`object`].
+struct Members<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Members<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object(deserializer).map(Members)
+    }
+}
+
+/// A deserializer that hands its visitor maps only: a sequence reaches [`NoSequence`], whose
+/// default `visit_seq` is the usual "invalid type: sequence, expected struct …" error.
+struct ObjectOnly<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(NoSequence(visitor))
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(NoSequence(visitor))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_struct(name, fields, NoSequence(visitor))
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct enum identifier ignored_any
+    }
+}
+
+/// Forwards a map to the wrapped visitor and refuses everything else.
+struct NoSequence<V>(V);
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for NoSequence<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        self.0.expecting(formatter)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
+        self.0.visit_map(access)
+    }
 }
 
 fn syntax_error(err: serde_json::Error) -> ParseError {

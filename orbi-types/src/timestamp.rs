@@ -6,7 +6,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::{OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339};
 
-/// An RFC 3339 `date-time`.
+/// An RFC 3339 `date-time`, exactly as the schema gate's `format` reads it: `T` or `t` between
+/// date and time, `Z`, `z` or a `±HH:MM` offset.
 ///
 /// Equality is on the text (so documents round-trip byte for byte); compare instants with
 /// [`Timestamp::instant`] or [`Timestamp::unix_seconds`]. A leap second (`23:59:60`) is
@@ -31,7 +32,7 @@ impl Timestamp {
         let error = || TimestampError {
             text: text.to_owned(),
         };
-        if !text.is_ascii() {
+        if !text.is_ascii() || !has_date_time_separator(text) {
             return Err(error());
         }
         let instant = match OffsetDateTime::parse(text, &Rfc3339) {
@@ -89,6 +90,13 @@ impl Timestamp {
     pub fn unix_seconds(&self) -> i64 {
         self.instant.unix_timestamp()
     }
+}
+
+/// Whether byte 10, between `full-date` and `full-time`, is `T` or `t` (RFC 3339 §5.6 and its
+/// note on case), as the schema gate's `date-time` demands. `time`'s parser skips whatever byte
+/// is there (it also reads SQL's `2026-03-28 19:42:00`), so this is checked first.
+fn has_date_time_separator(text: &str) -> bool {
+    matches!(text.as_bytes().get(10), Some(b'T' | b't'))
 }
 
 /// Whether RFC 3339 text writes second 60 (`HH:MM:60`).
@@ -198,10 +206,51 @@ mod tests {
         }
     }
 
+    /// RFC 3339 §5.6: `T` between date and time, or `t` ("may alternatively be lower case");
+    /// likewise `Z` or `z`. Each of the four spellings is accepted, as the schema gate's
+    /// `date-time` accepts them.
+    #[test]
+    fn t_and_z_may_be_either_case() {
+        for (separator, zone) in [('T', 'Z'), ('t', 'Z'), ('T', 'z'), ('t', 'z')] {
+            let text = format!("2026-03-28{separator}19:42:00{zone}");
+            let parsed = Timestamp::parse(&text).unwrap();
+            assert_eq!(parsed.as_str(), text);
+            assert_eq!(parsed.unix_seconds(), 1_774_726_920, "{text}");
+        }
+    }
+
+    /// Every other byte between date and time is refused: `time` alone takes any (a space,
+    /// `_`, `x`, `/`, a digit, a tab, ...), the contract's `date-time` only `T` or `t`.
+    #[test]
+    fn no_other_separator_is_accepted() {
+        let mut refused = 0;
+        for byte in 0u8..=0x7f {
+            let separator = char::from(byte);
+            let text = format!("2026-03-28{separator}19:42:00Z");
+            let parsed = Timestamp::parse(&text);
+            if byte == b'T' || byte == b't' {
+                assert!(parsed.is_ok(), "{text:?}");
+            } else {
+                assert_eq!(parsed, Err(TimestampError { text }));
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 126);
+        // Nor a non-ASCII one, nor none at all.
+        for text in [
+            "2026-03-28\u{2028}19:42:00Z",
+            "2026-03-28é19:42:00Z",
+            "2026-03-2819:42:00Z",
+        ] {
+            assert!(Timestamp::parse(text).is_err(), "{text:?}");
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
         /// Any text of the RFC 3339 shape, over the whole range of years, offsets and
-        /// seconds (60 included), parses or is refused: never a panic, and every instant
+        /// seconds (60 included), with any ASCII byte between date and time, parses or is
+        /// refused: never a panic, nothing separated by another byte than `T`/`t`, and every instant
         /// accepted can be compared and counted in seconds. The ends of the range and the leap
         /// second are drawn often: there an instant can fall outside what `time` represents
         /// once moved to UTC.
@@ -218,16 +267,22 @@ mod tests {
             offset in proptest::option::of(
                 (proptest::bool::ANY, proptest::prop_oneof![Just(23u32), 0u32..=23], 0u32..=59)
             ),
+            separator in proptest::prop_oneof![Just('T'), Just('t'), proptest::char::range('\0', '\x7f')],
+            utc in proptest::prop_oneof![Just('Z'), Just('z')],
         ) {
             let (hour, minute, second) = clock;
             let zone = match offset {
-                None => "Z".to_owned(),
+                None => utc.to_string(),
                 Some((east, hours, minutes)) => {
                     format!("{}{hours:02}:{minutes:02}", if east { '+' } else { '-' })
                 }
             };
-            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{zone}");
-            if let Ok(parsed) = Timestamp::parse(&text) {
+            let text = format!("{year:04}-{month:02}-{day:02}{separator}{hour:02}:{minute:02}:{second:02}{zone}");
+            let parsed = Timestamp::parse(&text);
+            if !matches!(separator, 'T' | 't') {
+                proptest::prop_assert!(parsed.is_err(), "{text:?}");
+            }
+            if let Ok(parsed) = parsed {
                 let epoch = Timestamp::parse("1970-01-01T00:00:00Z").unwrap();
                 proptest::prop_assert_eq!(
                     parsed.instant() > epoch.instant(),
