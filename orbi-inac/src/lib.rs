@@ -180,6 +180,7 @@ pub use descriptor::Descriptor;
 pub use frame::{
     AuthorizationMode, DecodeError, DecodeOptions, Frame, FrameAuthorization, FrameBuilder,
     FrameError, MAX_FRAME_BYTES, OFFER_REF_PREFIX, Payload, RuleViolation, STREAM_REF_PREFIX,
+    is_token,
 };
 pub use kinds::{
     Acceptance, Acceptor, Delivery, KindConflicts, KindKey, KindMatch, KindRegistry,
