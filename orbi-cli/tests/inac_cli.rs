@@ -146,6 +146,25 @@ fn push_args<'a>(key: &'a str, to: &'a str, file: &'a str) -> Vec<&'a str> {
     ]
 }
 
+fn request_args<'a>(key: &'a str, to: &'a str, id: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "inac",
+        "request",
+        "--key",
+        key,
+        "--to",
+        to,
+        "--schema",
+        BLOB,
+        "--content-type",
+        OCTETS,
+        "--artifact-id",
+        id,
+        "--out",
+        out,
+    ]
+}
+
 fn bytes(len: usize, salt: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ salt)
@@ -326,22 +345,7 @@ fn request_writes_the_verified_artifact() {
 
     let out = ws.path("fetched.bin");
     let request_with = |id: &str, more: &[&str]| {
-        let mut args = vec![
-            "inac",
-            "request",
-            "--key",
-            &key,
-            "--to",
-            &served.to,
-            "--schema",
-            BLOB,
-            "--content-type",
-            OCTETS,
-            "--artifact-id",
-            id,
-            "--out",
-            &out,
-        ];
+        let mut args = request_args(&key, &served.to, id, &out);
         args.extend(more);
         ws.orbi(&args)
     };
@@ -423,22 +427,7 @@ fn every_exchange_carries_a_correlation_id_fresh_unless_given() {
 
     let out = ws.path("fetched.bin");
     let request = |id: &str, more: &[&str]| {
-        let mut args = vec![
-            "inac",
-            "request",
-            "--key",
-            &key,
-            "--to",
-            &served.to,
-            "--schema",
-            BLOB,
-            "--content-type",
-            OCTETS,
-            "--artifact-id",
-            id,
-            "--out",
-            &out,
-        ];
+        let mut args = request_args(&key, &served.to, id, &out);
         args.extend(more);
         ws.orbi(&args)
     };
@@ -522,22 +511,7 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
     args.extend(["--passport", &declined]);
     let run = ws.orbi(&args);
     run.assert_usage_error(&["declined.json", "offer answer carrying one"]);
-    let run = ws.orbi(&[
-        "inac",
-        "request",
-        "--key",
-        &key,
-        "--to",
-        &to,
-        "--schema",
-        BLOB,
-        "--content-type",
-        OCTETS,
-        "--artifact-id",
-        "blob:one",
-        "--out",
-        "nowhere/x.bin",
-    ]);
+    let run = ws.orbi(&request_args(&key, &to, "blob:one", "nowhere/x.bin"));
     run.assert_usage_error(&["--out nowhere/x.bin: nowhere is not a directory"]);
     // Ids and keys outside the token rules, also for a stream push (whose frame is built
     // once connected).
@@ -550,25 +524,10 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
         }
     }
     let long = "c".repeat(257);
-    let run = ws.orbi(&[
-        "inac",
-        "request",
-        "--key",
-        &key,
-        "--to",
-        &to,
-        "--schema",
-        BLOB,
-        "--content-type",
-        OCTETS,
-        "--artifact-id",
-        "blob:one",
-        "--out",
-        "x.bin",
-        "--correlation-id",
-        &long,
-    ]);
-    run.assert_usage_error(&["--correlation-id \"ccc"]);
+    let mut args = request_args(&key, &to, "blob:one", "x.bin");
+    args.extend(["--correlation-id", &long]);
+    ws.orbi(&args)
+        .assert_usage_error(&["--correlation-id \"ccc"]);
     let hex_digest = format!("sha256:{}", "ab".repeat(32));
     let mut args = push_args(&key, &to, &small);
     args.extend(["--digest", &hex_digest]);
