@@ -6,7 +6,8 @@
 //! - `push`, `offer`, `request` dial `NODE_ID@HOST:PORT`, print the answer frame (JSON) and exit
 //!   0 (ingested, already present, accepted, served), 1 (refused, declined, deferred) or 2
 //!   (usage, I/O, transport). Stream transfers draw a progress bar on stderr when it is a
-//!   terminal.
+//!   terminal. Each sets `correlation/id` (spec §3.2): `--correlation-id`, or a fresh
+//!   `inac-correlation:<ULID>`; the printed answer echoes it.
 //! - `offers` and `store` read (and `offers accept|reject` decide) a node's data directory, also
 //!   while it is being served.
 //!
@@ -216,7 +217,8 @@ struct SendArgs {
     /// `idempotency/key`: a retry with the same key is answered without a second admission.
     #[arg(long)]
     idempotency_key: Option<String>,
-    /// `correlation/id` (a push after an accepted offer reuses the offer's).
+    /// `correlation/id` (a push after an accepted offer reuses the offer's; default: a fresh
+    /// `inac-correlation:<ULID>`, echoed in the answer).
     #[arg(long)]
     correlation_id: Option<String>,
     /// How the bytes travel.
@@ -248,6 +250,35 @@ struct RequestArgs {
     /// Where to write it (only once verified).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// `correlation/id` of the request (default: a fresh `inac-correlation:<ULID>`), echoed
+    /// by the node and printed.
+    #[arg(long)]
+    correlation_id: Option<String>,
+}
+
+/// The prefix of the `correlation/id` a command makes up when none is given.
+const CORRELATION_PREFIX: &str = "inac-correlation";
+
+/// `given`, or a fresh id for this exchange (spec §3.2: the initiator should always set
+/// one). `inac-correlation:` and a ULID (26 Crockford base32 characters) are within the
+/// token rules (`^[A-Za-z0-9:_./-]+$`, at most 256 characters).
+fn correlation_id_or_fresh(given: Option<String>) -> Result<String, CliError> {
+    match given {
+        Some(given) => token_arg("--correlation-id", given),
+        None => Ok(crate::pod::fresh_id(CORRELATION_PREFIX)),
+    }
+}
+
+/// `value` of `flag` if it is a control token, found out before anything is dialled (a
+/// stream push builds its frame only once connected).
+fn token_arg(flag: &str, value: String) -> Result<String, CliError> {
+    if orbi_inac::is_token(&value) {
+        Ok(value)
+    } else {
+        Err(CliError::new(format!(
+            "{flag} {value:?} is not 1 to 256 characters of A-Z a-z 0-9 : _ . / -"
+        )))
+    }
 }
 
 /// Runs `orbi inac`.
@@ -488,7 +519,13 @@ fn decorate(
     builder
 }
 
-fn send(args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
+fn send(mut args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
+    args.correlation_id = Some(correlation_id_or_fresh(args.correlation_id.take())?);
+    args.idempotency_key = args
+        .idempotency_key
+        .take()
+        .map(|key| token_arg("--idempotency-key", key))
+        .transpose()?;
     let key = read_key(&args.target.key)?;
     let peer = args.target.peer()?;
     let transport = args.target.transport()?;
@@ -712,8 +749,10 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
             out_dir.display()
         )));
     }
+    let correlation_id = correlation_id_or_fresh(args.correlation_id.clone())?;
     let mut frame = Frame::request_for(&args.target.schema, &args.target.content_type)
-        .artifact_id(&args.artifact_id);
+        .artifact_id(&args.artifact_id)
+        .correlation_id(&correlation_id);
     if let Some(digest) = &args.digest {
         frame = frame.digest(&digest_arg(digest)?);
     }
@@ -763,6 +802,8 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
                 let mut report = json!({
                     "artifact": descriptor.map(|d| descriptor_json(&d)),
                     "answer": answer.operation().as_str(),
+                    // The node's push echoed it (the client checked that it is ours).
+                    "correlation/id": push.correlation_id(),
                 });
                 if ingested {
                     // Only then is there a file at --out.

@@ -258,12 +258,18 @@ fn an_interrupted_request_leaves_no_temp_file() {
         let request = read_frame(&mut recv, Duration::from_secs(10))
             .await
             .unwrap();
-        let asked = Frame::decode(&request).unwrap().request().unwrap().clone();
+        let request = Frame::decode(&request).unwrap();
+        let asked = request.request().unwrap().clone();
         let body = vec![7u8; 1 << 20];
         let mut served = Descriptor::of_bytes(&asked.schema, &asked.content_type, &body);
         served.artifact_id = asked.artifact_id.unwrap();
         let stream_id = quinn::VarInt::from(send.id()).into_inner().to_string();
-        let header = Frame::push_stream(&served, &stream_id).build().unwrap();
+        // Served as an honest node would: echoing the request's correlation/id.
+        let mut header = Frame::push_stream(&served, &stream_id);
+        if let Some(correlation) = request.correlation_id() {
+            header = header.correlation_id(correlation);
+        }
+        let header = header.build().unwrap();
         write_frame(&mut send, &header).await.unwrap();
         // Part of the body, then nothing for a long while.
         send.write_all(&body[..100_000]).await.unwrap();

@@ -146,6 +146,25 @@ fn push_args<'a>(key: &'a str, to: &'a str, file: &'a str) -> Vec<&'a str> {
     ]
 }
 
+fn request_args<'a>(key: &'a str, to: &'a str, id: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "inac",
+        "request",
+        "--key",
+        key,
+        "--to",
+        to,
+        "--schema",
+        BLOB,
+        "--content-type",
+        OCTETS,
+        "--artifact-id",
+        id,
+        "--out",
+        out,
+    ]
+}
+
 fn bytes(len: usize, salt: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ salt)
@@ -326,22 +345,7 @@ fn request_writes_the_verified_artifact() {
 
     let out = ws.path("fetched.bin");
     let request_with = |id: &str, more: &[&str]| {
-        let mut args = vec![
-            "inac",
-            "request",
-            "--key",
-            &key,
-            "--to",
-            &served.to,
-            "--schema",
-            BLOB,
-            "--content-type",
-            OCTETS,
-            "--artifact-id",
-            id,
-            "--out",
-            &out,
-        ];
+        let mut args = request_args(&key, &served.to, id, &out);
         args.extend(more);
         ws.orbi(&args)
     };
@@ -373,6 +377,72 @@ fn request_writes_the_verified_artifact() {
     let run = request("blob:none");
     assert_eq!(run.code, 1);
     assert_eq!(run.json["operation"], "decline");
+}
+
+/// Whether `id` is what a command makes up: `inac-correlation:` and a ULID.
+fn is_fresh_correlation_id(id: &Value) -> bool {
+    id.as_str()
+        .and_then(|id| id.strip_prefix("inac-correlation:"))
+        .is_some_and(|ulid| {
+            ulid.len() == 26
+                && ulid
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        })
+}
+
+/// Spec §3.2: the initiator always sets `correlation/id`. Without `--correlation-id` every
+/// push, offer and request makes up a fresh one, and the printed answer echoes it.
+#[test]
+fn every_exchange_carries_a_correlation_id_fresh_unless_given() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let served = ws.serve(&["--allow", &sender, "--accept", BLOB]);
+    let key = ws.path("s.json");
+    let file = ws.write("small.bin", &bytes(3000, 6));
+    let send = |operation: &'static str, more: &[&'static str]| {
+        let mut args = push_args(&key, &served.to, &file);
+        args[1] = operation;
+        args.extend(["--artifact-id", "blob:c"]);
+        args.extend(more);
+        ws.orbi(&args)
+    };
+
+    let first = send("push", &[]);
+    let second = send("push", &[]);
+    let offered = send("offer", &[]);
+    let given = send("push", &["--correlation-id", "c-given"]);
+
+    let ids: Vec<&Value> = [&first, &second, &offered]
+        .iter()
+        .map(|run| {
+            assert_eq!(run.code, 0, "{} {}", run.json, run.stderr);
+            &run.json["correlation/id"]
+        })
+        .collect();
+    assert!(ids.iter().all(|id| is_fresh_correlation_id(id)), "{ids:?}");
+    assert_ne!(ids[0], ids[1], "two pushes, two exchanges");
+    assert_ne!(ids[1], ids[2]);
+    assert_eq!(given.json["correlation/id"], "c-given");
+
+    let out = ws.path("fetched.bin");
+    let request = |id: &str, more: &[&str]| {
+        let mut args = request_args(&key, &served.to, id, &out);
+        args.extend(more);
+        ws.orbi(&args)
+    };
+    let received = request("blob:c", &[]);
+    let declined = request("blob:none", &[]);
+    let declined_given = request("blob:none", &["--correlation-id", "c-request"]);
+
+    assert_eq!(received.code, 0, "{} {}", received.json, received.stderr);
+    let received_id = &received.json["correlation/id"];
+    assert!(is_fresh_correlation_id(received_id), "{}", received.json);
+    assert_eq!(declined.json["operation"], "decline");
+    let declined_id = &declined.json["correlation/id"];
+    assert!(is_fresh_correlation_id(declined_id), "{}", declined.json);
+    assert_ne!(received_id, declined_id);
+    assert_eq!(declined_given.json["correlation/id"], "c-request");
 }
 
 #[test]
@@ -441,23 +511,23 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
     args.extend(["--passport", &declined]);
     let run = ws.orbi(&args);
     run.assert_usage_error(&["declined.json", "offer answer carrying one"]);
-    let run = ws.orbi(&[
-        "inac",
-        "request",
-        "--key",
-        &key,
-        "--to",
-        &to,
-        "--schema",
-        BLOB,
-        "--content-type",
-        OCTETS,
-        "--artifact-id",
-        "blob:one",
-        "--out",
-        "nowhere/x.bin",
-    ]);
+    let run = ws.orbi(&request_args(&key, &to, "blob:one", "nowhere/x.bin"));
     run.assert_usage_error(&["--out nowhere/x.bin: nowhere is not a directory"]);
+    // Ids and keys outside the token rules, also for a stream push (whose frame is built
+    // once connected).
+    for (flag, value) in [("--correlation-id", "two words"), ("--idempotency-key", "")] {
+        for transfer in ["inline", "stream"] {
+            let mut args = push_args(&key, &to, &small);
+            args.extend([flag, value, "--transfer", transfer]);
+            ws.orbi(&args)
+                .assert_usage_error(&[&format!("{flag} {value:?} is not 1 to 256 characters")]);
+        }
+    }
+    let long = "c".repeat(257);
+    let mut args = request_args(&key, &to, "blob:one", "x.bin");
+    args.extend(["--correlation-id", &long]);
+    ws.orbi(&args)
+        .assert_usage_error(&["--correlation-id \"ccc"]);
     let hex_digest = format!("sha256:{}", "ab".repeat(32));
     let mut args = push_args(&key, &to, &small);
     args.extend(["--digest", &hex_digest]);

@@ -314,8 +314,15 @@ fn validator() -> Option<&'static Arc<SchemaValidator>> {
         .as_ref()
 }
 
-/// Whether `text` is a valid `correlation/id` / `idempotency/key`.
-pub(crate) fn is_token(text: &str) -> bool {
+/// Whether `text` is a valid `correlation/id` / `idempotency/key`: 1 to 256 characters of
+/// `A-Z a-z 0-9 : _ . / -`.
+///
+/// ```
+/// assert!(orbi_inac::is_token("inac-correlation:01J0000000000000000000000"));
+/// assert!(!orbi_inac::is_token("two words"));
+/// assert!(!orbi_inac::is_token(""));
+/// ```
+pub fn is_token(text: &str) -> bool {
     !text.is_empty()
         && text.chars().count() <= MAX_TOKEN_CHARS
         && text

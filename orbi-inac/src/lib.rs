@@ -130,6 +130,24 @@
 //!   refused at the header is not yet taken (spec §3.4 (c) applies from the first push that
 //!   reached the acceptor stage). Every other push outcome is recorded, and terminal ones
 //!   are replayed.
+//! - **A delivered push is replayed before the passport is checked.** Spec §6 puts the
+//!   idempotency replay (step 7) after the passport (step 5), while §3.4 (a) says a retry
+//!   gets the recorded outcome without consuming an invitation again. A retry of a push
+//!   answered `ingested` or `already-present`, from the same authenticated peer under the
+//!   same `idempotency/key` with the same descriptor, gets that answer right after the peer
+//!   gate and the budgets: before the size limits, the passport (expiry, revocation, single
+//!   use; the retry's passport is not read at all) and the kind. Those decide whether a
+//!   delivery may happen *now*; asked again of one that happened, they turned a lost answer
+//!   plus an expired, revoked or used invitation into a permanent refusal of an artifact the
+//!   receiver holds. The replay tells the peer only what it was told before, runs no
+//!   acceptor and consumes, records or extends nothing (a line in the transfer log). The
+//!   peer gate and the budgets still run first: no ledger read for a peer with neither an
+//!   allowlist entry nor a passport, none faster than the budgets allow. Keys are scoped by
+//!   peer, so no other peer is answered from the record; another descriptor under the key
+//!   goes the whole way (and is `malformed` at step 7 unless refused before). Recorded
+//!   refusals are still replayed at step 7: a refused push delivered nothing, and its retry
+//!   under a lapsed invitation is better told that (it needs a new one) than the old
+//!   refusal.
 //! - A JSON body (up to [`ReceiverConfig::kind_probe_max_bytes`]) whose top-level `schema`
 //!   contradicts its descriptor is `kind-conflict`; a stream header for an artifact already
 //!   held is answered `already-present` before the body.
@@ -162,6 +180,7 @@ pub use descriptor::Descriptor;
 pub use frame::{
     AuthorizationMode, DecodeError, DecodeOptions, Frame, FrameAuthorization, FrameBuilder,
     FrameError, MAX_FRAME_BYTES, OFFER_REF_PREFIX, Payload, RuleViolation, STREAM_REF_PREFIX,
+    is_token,
 };
 pub use kinds::{
     Acceptance, Acceptor, Delivery, KindConflicts, KindKey, KindMatch, KindRegistry,

@@ -1,9 +1,12 @@
 //! The sans-IO [`Receiver`]: takes a frame, the authenticated peer and the time, consults its
 //! state, and returns what to do. It never touches a socket or reads a clock.
 //!
-//! Processing order for an initiating frame (spec §6): parse → peer gate → budgets → size
-//! limits → passport → kind → idempotency replay → bytes (size + sha256, before any acceptor)
-//! → acceptor → ledger. A stream-mode push stops after the header stage with
+//! Processing order for an initiating frame (spec §6): parse → peer gate → budgets → replay
+//! of a delivered push (`ingested` / `already-present` recorded under the same peer, key and
+//! descriptor) → size limits → passport → kind → idempotency (a key reused for another
+//! artifact, a terminal refusal replayed) → bytes (size + sha256, before any acceptor) →
+//! acceptor → ledger. The crate docs say why a delivered outcome is replayed before step 4.
+//! A stream-mode push stops after the header stage with
 //! [`Handled::ReadBody`]; the caller feeds the body into the [`IncomingBody`], completes it
 //! (length and digest check, fsync: no receiver needed) and calls [`Receiver::finish_push`],
 //! which runs the acceptor and the ledger.

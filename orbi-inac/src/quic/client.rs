@@ -143,19 +143,6 @@ impl std::fmt::Display for Stall {
     }
 }
 
-/// How a requester stops the rest of a served exchange once it has judged it (spec §8.7):
-/// `0x0` when taken, `0x1` when refused (the answer says why), `0x2` when it broke the
-/// protocol.
-fn stop_code(verdict: &Verdict) -> StreamCode {
-    match verdict {
-        Verdict::Refuse(refusal) if refusal.code() == RefusalCode::Malformed => {
-            StreamCode::Malformed
-        }
-        Verdict::Refuse(_) => StreamCode::Refused,
-        _ => StreamCode::Done,
-    }
-}
-
 /// The error of a body step that did not finish in time.
 fn late(late: Late, waiting: Stall, config: &TransportConfig) -> ExchangeError {
     match late {
@@ -650,7 +637,7 @@ impl Session {
         verdict: &Verdict,
     ) -> Frame {
         let ours = Frame::answer(push.correlation_id(), verdict);
-        let _ = recv.stop(stop_code(verdict).varint());
+        let _ = recv.stop(StreamCode::after(verdict.operation(), verdict.refusal_code()).varint());
         if write_frame_within(send, &ours, &self.config).await {
             let _ = send.finish();
             let _ = tokio::time::timeout(self.config.response_timeout, send.stopped()).await;

@@ -47,6 +47,13 @@
 //!   meaningless with raw keys and is not sent.
 //! - **Who may open exchanges.** The dialer opens them; a [`Client`] grants the peer no
 //!   streams (the spec lets either side open one; a node that wants to push back dials).
+//! - **Stop codes** ([`StreamCode::after`]). §8.5 stops a body refused at its header with
+//!   `0x1`, §8.7 has `0x2` for a malformed frame. A side that has judged an exchange stops
+//!   what may still arrive with `0x2` when its answer is `malformed` (an undecodable or
+//!   invalid header, a body longer or shorter than declared) and `0x1` for every other
+//!   refusal, decline or deferral, whether the judgement came before the body or after it,
+//!   on the listener and on a requester taking a served artifact alike; `0x0` after a
+//!   success.
 //! - **Frames over 256 KiB** are refused from the length prefix alone: `STOP_SENDING(0x5)`
 //!   and a `refused`/`malformed` answer (logged like any decision via
 //!   [`crate::Receiver::refuse_unread`]), since a reset would leave no room for the answer.

@@ -611,11 +611,7 @@ async fn exchange(
     match decision {
         Decision::Answer(answer) => {
             // Anything still arriving (a refused stream body) is not wanted: stop it.
-            let code = match answer.operation() {
-                Operation::Ingested | Operation::AlreadyPresent => StreamCode::Done,
-                _ => StreamCode::Refused,
-            };
-            let _ = recv.stop(code.varint());
+            let _ = recv.stop(StreamCode::after_answer(&answer).varint());
             answer_and_finish(&mut send, &answer, config).await;
         }
         Decision::ReadBody(body) => {
@@ -680,11 +676,7 @@ async fn receive_body(
     if answer.operation() != Operation::Ingested && answer.operation() != Operation::AlreadyPresent
     {
         // A body that broke the protocol (too long) may still be arriving.
-        let code = match answer.response().and_then(|response| response.refusal_code) {
-            Some(RefusalCode::Malformed) => StreamCode::Malformed,
-            _ => StreamCode::Refused,
-        };
-        let _ = recv.stop(code.varint());
+        let _ = recv.stop(StreamCode::after_answer(&answer).varint());
     }
     Some(answer)
 }

@@ -3,12 +3,17 @@
 
 use std::time::Duration;
 
+use orbi_types::inac::{Operation, RefusalCode};
 use quinn::{RecvStream, SendStream, VarInt};
 
 use super::TransportConfig;
 use crate::{Frame, MAX_FRAME_BYTES};
 
 /// Application error codes on a stream (`STOP_SENDING` / `RESET_STREAM`), spec §8.7.
+///
+/// A side that has judged an exchange stops whatever may still arrive on it with
+/// [`StreamCode::after`]: the same code whether the judgement came at a stream push's header
+/// (before any body byte) or after its body, and on the listener and the requester alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamCode {
     /// `0x0`: the exchange is over (e.g. a header answered `already-present`).
@@ -55,6 +60,30 @@ impl StreamCode {
     /// As a QUIC varint.
     pub fn varint(self) -> VarInt {
         VarInt::from_u32(self.value())
+    }
+
+    /// The code that stops the rest of an exchange answered with `answer` (and `code`):
+    /// [`StreamCode::Malformed`] for a `malformed` refusal (the frame or body broke the
+    /// protocol: §8.7's "malformed frame"), [`StreamCode::Refused`] for any other refusal,
+    /// decline or deferral (the answer says why), [`StreamCode::Done`] for the rest
+    /// (`ingested`, `already-present`, `accept`). A frame over 256 KiB is stopped
+    /// [`StreamCode::FrameTooLarge`] instead, from its length alone.
+    pub fn after(answer: Operation, code: Option<RefusalCode>) -> Self {
+        match (answer, code) {
+            (_, Some(RefusalCode::Malformed)) => StreamCode::Malformed,
+            (Operation::Refused | Operation::Decline | Operation::Defer, _) | (_, Some(_)) => {
+                StreamCode::Refused
+            }
+            _ => StreamCode::Done,
+        }
+    }
+
+    /// [`StreamCode::after`] for an answer frame.
+    pub fn after_answer(answer: &Frame) -> Self {
+        Self::after(
+            answer.operation(),
+            answer.response().and_then(|response| response.refusal_code),
+        )
     }
 
     /// The code with `value`, if it is one of ours.
@@ -312,5 +341,55 @@ impl BodyClock {
                 .await
                 .map_err(|_| Late::Stalled(self.stall))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spec §8.7: `0x2` for whatever broke the protocol, `0x1` for every other refusal the
+    /// answer explains, `0x0` when nothing was refused.
+    #[test]
+    fn an_answer_stops_the_rest_of_its_exchange_with_the_code_of_its_outcome() {
+        use Operation::*;
+        let malformed = Some(RefusalCode::Malformed);
+        let cases = [
+            (Refused, malformed, StreamCode::Malformed),
+            (Decline, malformed, StreamCode::Malformed),
+            (
+                Refused,
+                Some(RefusalCode::NotAuthorized),
+                StreamCode::Refused,
+            ),
+            (
+                Refused,
+                Some(RefusalCode::DigestMismatch),
+                StreamCode::Refused,
+            ),
+            (Refused, None, StreamCode::Refused),
+            (
+                Decline,
+                Some(RefusalCode::KindNotSupported),
+                StreamCode::Refused,
+            ),
+            (Defer, Some(RefusalCode::QuotaExceeded), StreamCode::Refused),
+            (Defer, None, StreamCode::Refused),
+            (Ingested, None, StreamCode::Done),
+            (AlreadyPresent, None, StreamCode::Done),
+            (Accept, None, StreamCode::Done),
+        ];
+        for (answer, code, expected) in cases {
+            assert_eq!(
+                StreamCode::after(answer, code),
+                expected,
+                "{answer} {code:?}"
+            );
+        }
+        let frame = Frame::answer(
+            Some("c"),
+            &crate::Verdict::Refuse(crate::Refusal::new(RefusalCode::Malformed, "bad")),
+        );
+        assert_eq!(StreamCode::after_answer(&frame), StreamCode::Malformed);
     }
 }

@@ -169,8 +169,8 @@ impl Receiver {
         }
     }
 
-    /// Steps 2–7 of the processing order: peer gate, budgets, size limits, passport, kind,
-    /// idempotency. Nothing here reads the body.
+    /// Steps 2–7 of the processing order: peer gate, budgets, the replay of a delivered
+    /// outcome, size limits, passport, kind, idempotency. Nothing here reads the body.
     fn push_header(
         &mut self,
         exchange: &Exchange,
@@ -200,6 +200,17 @@ impl Receiver {
                 now_ms,
             )
             .map_err(|refusal| Stop(Verdict::Refuse(refusal)))?;
+        let recorded = self.recorded(exchange)?;
+        if let Some(record) = &recorded
+            && record.descriptor == descriptor
+            && record.outcome.verdict().is_delivered()
+        {
+            // A delivered transfer is a fact, not a new admission: its retry is answered
+            // before the checks that decide whether a delivery may happen now (limits, the
+            // passport's expiry, revocation and single use, the kind), which would refuse for
+            // good what this peer already delivered. Nothing is consumed or extended.
+            return Err(Stop(record.outcome.verdict()));
+        }
         if descriptor.size_bytes > self.config.max_artifact_size_bytes {
             return Err(refused(
                 RefusalCode::PayloadTooLarge,
@@ -240,7 +251,7 @@ impl Receiver {
         };
         self.kind_available(&descriptor)
             .map_err(|refusal| Stop(Verdict::Refuse(refusal)))?;
-        self.replay(exchange, &descriptor)?;
+        Self::judge_recorded(exchange, recorded, &descriptor)?;
         Ok(Ticket {
             exchange: exchange.clone(),
             descriptor,
@@ -277,20 +288,30 @@ impl Receiver {
         }
     }
 
+    /// The record under the push's `(peer, idempotency/key)`, if it has a key.
+    fn recorded(&self, exchange: &Exchange) -> Result<Option<IdempotencyRecord>, Stop> {
+        let Some(key) = &exchange.idempotency_key else {
+            return Ok(None);
+        };
+        self.ledger
+            .idempotency(&exchange.peer, key)
+            .map_err(|e| Stop(Verdict::Refuse(Self::ledger_unavailable(&e))))
+    }
+
     /// Spec §3.4: a repeated key with another descriptor is `malformed`; with the same one and
     /// a terminal outcome, that outcome is replayed; a retryable outcome is evaluated afresh.
-    fn replay(&self, exchange: &Exchange, descriptor: &Descriptor) -> Result<(), Stop> {
-        let Some(key) = &exchange.idempotency_key else {
-            return Ok(());
-        };
-        let record = self
-            .ledger
-            .idempotency(&exchange.peer, key)
-            .map_err(|e| Stop(Verdict::Refuse(Self::ledger_unavailable(&e))))?;
+    fn judge_recorded(
+        exchange: &Exchange,
+        record: Option<IdempotencyRecord>,
+        descriptor: &Descriptor,
+    ) -> Result<(), Stop> {
         match record {
             Some(record) if record.descriptor != *descriptor => Err(refused(
                 RefusalCode::Malformed,
-                format!("idempotency/key {key:?} was used for a different artifact"),
+                format!(
+                    "idempotency/key {:?} was used for a different artifact",
+                    exchange.idempotency_key.as_deref().unwrap_or_default()
+                ),
             )),
             Some(record) => {
                 let verdict = record.outcome.verdict();
@@ -302,6 +323,12 @@ impl Receiver {
             }
             None => Ok(()),
         }
+    }
+
+    /// `judge_recorded` on the record as it stands now.
+    fn replay(&self, exchange: &Exchange, descriptor: &Descriptor) -> Result<(), Stop> {
+        let record = self.recorded(exchange)?;
+        Self::judge_recorded(exchange, record, descriptor)
     }
 
     /// A stream header that passed every check: already held means no body is needed;

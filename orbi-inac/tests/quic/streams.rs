@@ -159,6 +159,68 @@ async fn a_body_that_runs_on_is_stopped_as_malformed() {
     assert_eq!(code, Some(StreamCode::Malformed.varint()));
 }
 
+/// Opens a raw exchange: `header` as the push's frame (whatever it holds), then `body`.
+/// Returns the answer and the code the listener stopped the body with.
+async fn header_then_body(
+    session: &orbi_inac::quic::Session,
+    header: &[u8],
+    body: &[u8],
+) -> (Frame, Option<quinn::VarInt>) {
+    let (mut send, mut recv) = session.connection().open_bi().await.unwrap();
+    let mut framed = u32::try_from(header.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(header);
+    send.write_all(&framed).await.unwrap();
+    let code = match send.write_all(body).await {
+        Err(quinn::WriteError::Stopped(code)) => Some(code),
+        Ok(()) => {
+            let _ = send.finish();
+            send.stopped().await.ok().flatten()
+        }
+        Err(error) => panic!("{error}"),
+    };
+    let answer = orbi_inac::quic::wire::read_frame(&mut recv, Duration::from_secs(5))
+        .await
+        .unwrap();
+    (Frame::decode(&answer).unwrap(), code)
+}
+
+/// Spec §8.7: a header judged before its body stops the body with the code the same answer
+/// gets after a body: `0x2` when it is malformed, `0x1` when it is refused for another
+/// reason. The stream window is smaller than the body, so the body is still on its way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_refused_before_its_body_stops_it_with_the_code_of_its_answer() {
+    let node = Setup::new()
+        .transport(|t| t.stream_receive_window = 256 * 1024)
+        .start();
+    let body = vec![0u8; 4 << 20];
+    let header = Frame::push_stream(&descriptor(&body), "4").build().unwrap();
+    let mut extra_member = header.to_value();
+    extra_member["x-extra"] = serde_json::json!(1);
+    let (_client, session) = node.connect(&peer_key()).await;
+    let (_stranger_client, stranger) = node.connect(&key(9)).await;
+
+    let extra = serde_json::to_vec(&extra_member).unwrap();
+    let (malformed, malformed_code) = header_then_body(&session, &extra, &body).await;
+    let (unreadable, unreadable_code) = header_then_body(&session, b"{not json", &body).await;
+    let (refused, refused_code) = header_then_body(&stranger, &header.encode(), &body).await;
+
+    assert_answer(&malformed, Operation::Refused, Some(RefusalCode::Malformed));
+    assert_eq!(malformed_code, Some(StreamCode::Malformed.varint()), "0x2");
+    assert_answer(
+        &unreadable,
+        Operation::Refused,
+        Some(RefusalCode::Malformed),
+    );
+    assert_eq!(unreadable_code, Some(StreamCode::Malformed.varint()), "0x2");
+    assert_answer(
+        &refused,
+        Operation::Refused,
+        Some(RefusalCode::NotAuthorized),
+    );
+    assert_eq!(refused_code, Some(StreamCode::Refused.varint()), "0x1");
+    assert_eq!(node.staged_files(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_killed_mid_body_leaves_nothing_and_the_retry_ingests_once() {
     // A killed process sends no close (and a close can be lost behind a full socket buffer):

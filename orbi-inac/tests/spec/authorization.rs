@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use orbi_inac::{
-    AuthorizationMode, Descriptor, Frame, RevocationView,
+    AuthorizationMode, Descriptor, Frame, Handled, RevocationView,
     passport::{InvitationTerms, issue_invitation, sign_passport},
 };
 use orbi_types::{
@@ -150,6 +150,128 @@ fn an_invitation_push_is_ingested_and_its_replay_consumes_nothing_more() {
         .consumed
         .unwrap();
     assert_eq!(again, consumed);
+    assert_eq!(node.stored_count(), 1);
+}
+
+/// What the invitation `id` records as its use.
+fn consumption(node: &Node, id: &str) -> Option<orbi_inac::ledger::Consumption> {
+    node.receiver
+        .ledger()
+        .invitation(id)
+        .unwrap()
+        .unwrap()
+        .consumed
+}
+
+/// Spec §3.4 (a): a retry of a delivered push gets the recorded outcome whatever became of
+/// the invitation it was delivered under since: expired, revoked, or used by another
+/// transfer. Nothing is consumed again, and a stream-mode retry is answered at its header.
+#[test]
+fn a_retry_of_a_delivered_invitation_push_is_replayed_whatever_the_invitation_became() {
+    type Since = fn(&mut Node, &Passport) -> u64;
+    let expired: Since = |_, _| 7200;
+    let revoked: Since = |node, invitation| {
+        let id = invitation["passport_id"].as_str().unwrap();
+        node.receiver.revoke_passport(id, at(2)).unwrap();
+        3
+    };
+    let revoked_in_the_view: Since = |node, invitation| {
+        let id = invitation["passport_id"].as_str().unwrap().to_owned();
+        node.receiver.set_revocation_view(Some(RevocationView {
+            as_of: at(2),
+            revoked: BTreeSet::from([id]),
+        }));
+        3
+    };
+    for (case, since) in [
+        ("expired", expired),
+        ("revoked", revoked),
+        ("in the revocation view", revoked_in_the_view),
+    ] {
+        let mut node = invitation_node();
+        let descriptor = Descriptor::of_bytes(BLOB, JSON, A0);
+        let invitation = invite(&mut node, &peer(), &descriptor, 0);
+        let id = invitation["passport_id"].as_str().unwrap().to_owned();
+        let push = push_under(A0, BLOB, "k-1", &invitation);
+        assert_answer(&node.send(&peer(), &push, at(1)), Operation::Ingested, None);
+        let used = consumption(&node, &id);
+        let when = since(&mut node, &invitation);
+        // Without the record the invitation would be refused now.
+        let fresh = push_under(A0, BLOB, "k-fresh", &invitation);
+        assert!(
+            !node.send(&peer(), &fresh, at(when)).is_delivered(),
+            "{case}"
+        );
+
+        let retry = node.send(&peer(), &push, at(when));
+
+        assert_answer(&retry, Operation::Ingested, None);
+        assert_eq!(retry.correlation_id(), Some("c-offer"), "{case}");
+        let streamed = Frame::push_stream(&descriptor, "4")
+            .idempotency_key("k-1")
+            .authorization(AuthorizationMode::InvitationPassport, &invitation)
+            .build()
+            .unwrap();
+        match node.receiver.handle(&peer().node_id(), &streamed, at(when)) {
+            Handled::Answer(answer) => assert_answer(&answer, Operation::Ingested, None),
+            other => panic!("{case}: the replay needs no body: {other:?}"),
+        }
+        assert_eq!(consumption(&node, &id), used, "{case}: consumed once");
+        assert_eq!(node.stored_count(), 1);
+    }
+}
+
+/// The retry may carry an invitation already used by another transfer (here one of the same
+/// artifact under another key): the key's delivered outcome is still what it gets.
+#[test]
+fn a_retry_of_a_delivered_push_is_replayed_under_an_invitation_used_by_another_transfer() {
+    let mut node = Setup::new()
+        .allow(&peer().node_id())
+        .keep(BLOB, None)
+        .build();
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, A0);
+    let invitation = invite(&mut node, &peer(), &descriptor, 0);
+    let id = invitation["passport_id"].as_str().unwrap().to_owned();
+    let other_use = push_under(A0, BLOB, "k-2", &invitation);
+    assert_answer(
+        &node.send(&peer(), &other_use, at(1)),
+        Operation::Ingested,
+        None,
+    );
+    let used = consumption(&node, &id);
+    // k-1 delivered without a passport (P is allowlisted): already held.
+    let plain = inline_push(BLOB, A0, Some("k-1"));
+    assert_answer(
+        &node.send(&peer(), &plain, at(2)),
+        Operation::AlreadyPresent,
+        None,
+    );
+
+    let retry = node.send(&peer(), &push_under(A0, BLOB, "k-1", &invitation), at(3));
+
+    assert_answer(&retry, Operation::AlreadyPresent, None);
+    assert_eq!(consumption(&node, &id), used);
+}
+
+/// The early replay is for the same peer, key and descriptor only: another artifact under
+/// the key, or another peer under the same key, goes the whole way and is refused by the
+/// lapsed invitation; it is not told the recorded outcome.
+#[test]
+fn after_its_invitation_lapsed_only_the_same_transfer_is_replayed() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    let push = push_under(A0, BLOB, "k-1", &invitation);
+    assert_answer(&node.send(&peer(), &push, at(1)), Operation::Ingested, None);
+
+    let other_artifact = node.send(
+        &peer(),
+        &push_under(b"[]", BLOB, "k-1", &invitation),
+        at(7200),
+    );
+    let other_peer_same_key = node.send(&other_peer(), &push, at(7200));
+
+    assert_refused(&other_artifact, RefusalCode::InvitationExpired);
+    assert_refused(&other_peer_same_key, RefusalCode::InvitationExpired);
     assert_eq!(node.stored_count(), 1);
 }
 
@@ -440,6 +562,42 @@ fn passports_that_grant_no_inac_push_are_not_authorized() {
         assert_not_authorized(&mut node, &pass, 1);
     }
     assert_eq!(node.stored_count(), 0);
+}
+
+/// A general passport (no single use) lets another artifact reach the idempotency check:
+/// under a used key it is `malformed`. Once the passport lapsed, the delivered push is still
+/// replayed and another artifact under its key is refused by the passport, as any push.
+#[test]
+fn a_key_delivered_under_a_general_passport_is_replayed_after_expiry_and_holds_its_artifact() {
+    let mut node = passport_node();
+    let pass = push_passport(&authority(), &peer().node_id());
+    let keyed = |bytes: &[u8]| {
+        Frame::push_inline(&Descriptor::of_bytes(BLOB, JSON, bytes), bytes)
+            .idempotency_key("k-1")
+            .authorization(AuthorizationMode::CapabilityPassport, &pass)
+            .build()
+            .unwrap()
+    };
+    assert_answer(
+        &node.send(&peer(), &keyed(A0), at(1)),
+        Operation::Ingested,
+        None,
+    );
+    assert_refused(
+        &node.send(&peer(), &keyed(b"[]"), at(2)),
+        RefusalCode::Malformed,
+    );
+    node.receiver.set_revocation_view(Some(RevocationView {
+        as_of: at(7200),
+        revoked: BTreeSet::new(),
+    }));
+
+    let retry = node.send(&peer(), &keyed(A0), at(7200));
+    let other_artifact = node.send(&peer(), &keyed(b"[]"), at(7200));
+
+    assert_answer(&retry, Operation::Ingested, None);
+    assert_refused(&other_artifact, RefusalCode::NotAuthorized);
+    assert_eq!(node.stored_count(), 1);
 }
 
 #[test]
