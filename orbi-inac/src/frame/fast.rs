@@ -68,9 +68,10 @@ pub(super) fn build(value: &Value, options: DecodeOptions) -> Option<Frame> {
     if !applies(options) {
         return None;
     }
-    // What a typed parse takes that the schema refuses: a null for a missing member, an array
-    // for a struct's members in order. No other difference survives a `Value` (no duplicate
-    // keys, no number spellings).
+    // What a typed parse takes that the schema refuses: a null for a missing member, and the
+    // frame itself as the array of its members (its object members are read from objects
+    // only, `json::optional_object`; the frame's own `Deserialize` is serde's). No other
+    // difference survives a `Value` (no duplicate keys, no number spellings).
     if !without_null_or_array(value) {
         return None;
     }
