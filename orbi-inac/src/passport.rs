@@ -99,7 +99,11 @@ struct SignatureFields {
 #[derive(Deserialize)]
 struct Caller {
     subject_key: String,
+    kind: Option<String>,
 }
+
+/// The `allowed_callers[].kind` an INAC caller is: the remote node, bound by its key.
+const NODE_CALLER_KIND: &str = "node";
 
 /// A parsed passport, with the object it was parsed from.
 #[derive(Clone, Debug)]
@@ -126,7 +130,8 @@ pub struct CapabilityPassport {
     signature_alg: String,
     signature_value: String,
     delegated: bool,
-    /// `scope.allowed_callers[].subject_key`, reduced to bare `z…` keys.
+    /// `scope.allowed_callers[].subject_key` of the entries a node may match (no `kind`, or
+    /// `kind: "node"`), reduced to bare `z…` keys.
     allowed_caller_keys: Vec<String>,
     profiles: Vec<ProfileScope>,
 }
@@ -242,8 +247,18 @@ impl CapabilityPassport {
             Some(callers) => {
                 let callers: Vec<Caller> = serde_json::from_value(callers.clone())
                     .map_err(|e| field("/scope/allowed_callers", e.to_string()))?;
+                // Spec §5.2 step 4: the kind must match when present. An INAC caller is a node;
+                // an entry for another kind of caller (a participant) never admits one, even
+                // under the same key. (`label` names no property of the node binding, so it
+                // is not matched.)
                 callers
                     .into_iter()
+                    .filter(|caller| {
+                        caller
+                            .kind
+                            .as_deref()
+                            .is_none_or(|kind| kind == NODE_CALLER_KIND)
+                    })
                     .map(|caller| bare_key(&caller.subject_key).to_owned())
                     .collect()
             }
@@ -309,7 +324,8 @@ impl CapabilityPassport {
         }
     }
 
-    /// Whether `scope.allowed_callers` names `peer`'s key.
+    /// Whether `scope.allowed_callers` names `peer`'s key in an entry a node may match (its
+    /// `kind` absent or `node`).
     pub fn allows_caller(&self, peer: &NodeId) -> bool {
         let key = peer.did_key();
         self.allowed_caller_keys

@@ -544,6 +544,10 @@ fn passports_that_grant_no_inac_push_are_not_authorized() {
     // Delegated.
     let mut delegated = push_passport(&authority(), &holder);
     delegated.insert("issuer_delegation".into(), json!({"proxy_key": "z6Mk"}));
+    // The holder's key, but as another kind of caller (spec §5.2 step 4: kind when present).
+    let mut participant_caller = push_passport(&authority(), &holder);
+    participant_caller["scope"]["allowed_callers"][0]["kind"] = json!("participant");
+    sign_passport(&authority(), &mut participant_caller).unwrap();
     // Issued at a leap second whose UTC form is past the year 9999 (it once panicked the
     // receiver).
     let mut out_of_range = push_passport(&authority(), &holder);
@@ -557,11 +561,22 @@ fn passports_that_grant_no_inac_push_are_not_authorized() {
         namespaces,
         foreign_holder,
         delegated,
+        participant_caller,
         out_of_range,
     ] {
         assert_not_authorized(&mut node, &pass, 1);
     }
     assert_eq!(node.stored_count(), 0);
+
+    // An entry without a kind may name a node.
+    let mut any_kind = push_passport(&authority(), &holder);
+    let callers = any_kind["scope"]["allowed_callers"][0]
+        .as_object_mut()
+        .unwrap();
+    callers.remove("kind");
+    sign_passport(&authority(), &mut any_kind).unwrap();
+    let answer = push_under_passport(&mut node, &any_kind, A0, 1);
+    assert_answer(&answer, Operation::Ingested, None);
 }
 
 /// A general passport (no single use) lets another artifact reach the idempotency check:
