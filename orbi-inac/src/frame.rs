@@ -746,6 +746,12 @@ fn check_push_location(
         if let Some(mode) = mode.filter(|m| *m != TransferMode::Inline) {
             return Err(conflict(mode, "bytes/base64url"));
         }
+    } else if artifact.artifact_href.is_some() {
+        // An href is fetched out of band (spec §2 payload location): no frame or stream of
+        // this exchange carries it.
+        if let Some(mode) = mode.filter(|m| *m != TransferMode::OutOfBand) {
+            return Err(conflict(mode, "artifact/href"));
+        }
     } else if let Some(reference) = &artifact.artifact_ref
         && let Some(stream_id) = reference.strip_prefix(STREAM_REF_PREFIX)
     {

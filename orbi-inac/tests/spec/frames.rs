@@ -331,6 +331,30 @@ fn inline_bytes_contradicting_stream_mode() {
 }
 
 #[test]
+fn an_href_contradicting_its_transfer_mode() {
+    for mode in ["inline", "stream"] {
+        let value = edited(|v| {
+            let artifact = v["artifact"].as_object_mut().unwrap();
+            artifact.remove("bytes/base64url");
+            artifact.insert("artifact/href".into(), json!("https://example.org/a0"));
+            v["transfer"] = json!({"mode": mode});
+        });
+        assert_malformed(&value);
+    }
+    // Out of band is what an href is: decoded, then refused as not supported here.
+    let value = edited(|v| {
+        let artifact = v["artifact"].as_object_mut().unwrap();
+        artifact.remove("bytes/base64url");
+        artifact.insert("artifact/href".into(), json!("https://example.org/a0"));
+        v["transfer"] = json!({"mode": "out-of-band"});
+    });
+    let frame = assert_accepted(&value);
+    let mut node = standard();
+    let answer = node.send(&peer(), &frame, at(0));
+    assert_refused(&answer, RefusalCode::OperationNotSupported);
+}
+
+#[test]
 fn stream_ref_contradicting_its_stream_id() {
     let mut value = edited(|v| {
         let artifact = v["artifact"].as_object_mut().unwrap();
