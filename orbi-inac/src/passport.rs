@@ -85,6 +85,8 @@ struct Fields {
     issuer_node_id: NodeId,
     #[serde(default)]
     revocation_ref: Option<String>,
+    // An object, never the array of its members (serde's derive would read one).
+    #[serde(deserialize_with = "orbi_types::json::object")]
     signature: SignatureFields,
     #[serde(default)]
     issuer_delegation: Option<Value>,
@@ -245,8 +247,17 @@ impl CapabilityPassport {
         let allowed_caller_keys = match fields.scope.get("allowed_callers") {
             None => Vec::new(),
             Some(callers) => {
-                let callers: Vec<Caller> = serde_json::from_value(callers.clone())
+                let callers: Vec<Value> = serde_json::from_value(callers.clone())
                     .map_err(|e| field("/scope/allowed_callers", e.to_string()))?;
+                let callers = callers
+                    .iter()
+                    .enumerate()
+                    .map(|(index, caller)| {
+                        orbi_types::json::object_from_value::<Caller>(caller).map_err(|e| {
+                            field(&format!("/scope/allowed_callers/{index}"), e.to_string())
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 // Spec §5.2 step 4: the kind must match when present. An INAC caller is a node;
                 // an entry for another kind of caller (a participant) never admits one, even
                 // under the same key. (`label` names no property of the node binding, so it
@@ -267,7 +278,7 @@ impl CapabilityPassport {
             None => Vec::new(),
             Some(Value::Array(items)) => items
                 .iter()
-                .filter_map(|item| serde_json::from_value::<ProfileScope>(item.clone()).ok())
+                .filter_map(|item| orbi_types::json::object_from_value::<ProfileScope>(item).ok())
                 .collect(),
             Some(_) => return Err(field("/scope/profiles", "must be an array".into())),
         };
@@ -564,6 +575,32 @@ mod tests {
             edit(&mut object);
             CapabilityPassport::parse(&object)
         };
+        // Objects are read from objects only, not from the array of their members (the
+        // signature is outside the signed bytes: anyone could reshape it).
+        let as_members =
+            |object: &Value| Value::Array(object.as_object().unwrap().values().cloned().collect());
+        assert!(matches!(
+            with(&|o| {
+                let signature = as_members(&o["signature"]);
+                o.insert("signature".into(), signature);
+            }),
+            Err(PassportError::Shape(ParseError::Field { ref pointer, .. })) if pointer == "/signature"
+        ));
+        let with_scope_item = |list: &'static str| {
+            move |o: &mut Map<String, Value>| {
+                let scope = o["scope"].as_object_mut().unwrap();
+                let item = as_members(&scope[list][0]);
+                scope[list][0] = item;
+            }
+        };
+        assert!(matches!(
+            with(&with_scope_item("allowed_callers")),
+            Err(PassportError::Shape(ParseError::Field { ref pointer, .. }))
+                if pointer == "/scope/allowed_callers/0"
+        ));
+        // A profile entry that does not parse grants nothing: the passport reads, without it.
+        let parsed = with(&with_scope_item("profiles")).unwrap();
+        assert_eq!(parsed.profiles.len(), 0);
         assert!(matches!(
             with(&|o| {
                 o.remove("revocation_ref");

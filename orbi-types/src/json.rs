@@ -67,7 +67,7 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
 
 /// [`from_value`] for a type the contracts describe as a JSON object (every artifact): an array
 /// is refused, as [`object`] refuses it for a member.
-pub(crate) fn object_from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
+pub fn object_from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
     from_value::<Members<T>>(value).map(|Members(inner)| inner)
 }
 
@@ -79,7 +79,7 @@ pub(crate) fn object_from_value<T: DeserializeOwned>(value: &Value) -> Result<T,
 /// received. The wrapper refuses the array; an object goes through exactly the derived code
 /// (one more inlined call, no buffering). Structs with a `#[serde(flatten)]` member need no
 /// wrapper: their derived code asks for a map and serde_json refuses an array there.
-pub(crate) fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<T, D::Error> {
     T::deserialize(ObjectOnly(deserializer))
