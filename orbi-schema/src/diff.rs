@@ -12,7 +12,9 @@
 //!    difference), so the work grows with the number of definitions, not with the depth of
 //!    their expansion. A document with a reference this cannot follow (an `$anchor`, a
 //!    `$dynamicRef`, an absolute reference into itself) keeps its definitions and compares
-//!    them as they are;
+//!    them as they are. A document with an `$id` below its root (a local reference inside it
+//!    means that resource's definitions, not the document's) follows no reference at all: its
+//!    references are compared as text and its definitions as they are;
 //! 3. `additionalProperties: true` (and `{}`) is dropped: it is the same as absent, unless
 //!    the document uses `unevaluatedProperties`, which it can change;
 //! 4. `required`, `enum` and array-valued `type` are compared as sets; the members of `allOf`,
@@ -61,8 +63,12 @@ const SINGLE_SCHEMA: &[&str] = &[
 const SCHEMA_MAP: &[&str] = &["properties", "patternProperties", "dependentSchemas"];
 /// Keywords whose value is an array of subschemas, order irrelevant.
 const SCHEMA_SET: &[&str] = &["allOf", "anyOf", "oneOf"];
-/// Keywords whose value is an array of subschemas, order relevant.
+/// Keywords whose value is an array of subschemas, order relevant (`items` too when it is an
+/// array: draft-07's tuple form).
 const SCHEMA_LIST: &[&str] = &["prefixItems"];
+/// Keywords whose value maps names to a subschema or (draft-07 `dependencies`) to an array of
+/// member names.
+const SCHEMA_OR_NAMES_MAP: &[&str] = &["dependencies"];
 /// Keywords whose value is a set of JSON values.
 const VALUE_SET: &[&str] = &["required", "enum", "type"];
 /// Definition containers, dropped after inlining.
@@ -204,16 +210,24 @@ struct Normalizer<'a> {
     /// `additionalProperties: true` (in an `allOf` member, a `$ref` target, …) can change
     /// what it sees, and is kept.
     uses_unevaluated: bool,
+    /// Whether local references are followed: not when a resource below the root has its
+    /// own `$id` (its `#/…` references are relative to it).
+    follows_refs: bool,
 }
 
 impl<'a> Normalizer<'a> {
     fn new(root: &'a Value) -> Self {
+        let nested_id = match root {
+            Value::Object(map) => map.values().any(|child| uses_keyword(child, "$id")),
+            _ => false,
+        };
         let mut normalizer = Normalizer {
             root,
-            keep_definitions: false,
+            keep_definitions: nested_id,
             uses_unevaluated: uses_keyword(root, "unevaluatedProperties"),
+            follows_refs: !nested_id,
         };
-        normalizer.keep_definitions = normalizer.has_opaque_reference(root);
+        normalizer.keep_definitions |= normalizer.has_opaque_reference(root);
         normalizer
     }
 
@@ -253,16 +267,25 @@ impl<'a> Normalizer<'a> {
             }
 
             let keyword = if key == "$ref" {
-                match self.resolve_local(value) {
+                match self.resolve_local(value).filter(|_| self.follows_refs) {
                     Some(target) => Keyword::Schema(Node {
                         pointer: at,
                         schema: Shape::Ref(target),
                     }),
                     None => Keyword::Value(value.clone()),
                 }
+            } else if key == "items" && value.is_array() {
+                let children = value.as_array().into_iter().flatten().enumerate();
+                Keyword::SchemaList(
+                    children
+                        .map(|(index, child)| self.node(child, format!("{at}/{index}")))
+                        .collect(),
+                )
             } else if SINGLE_SCHEMA.contains(&key.as_str()) {
                 Keyword::Schema(self.node(value, at))
-            } else if (SCHEMA_MAP.contains(&key.as_str()) || DEFINITIONS.contains(&key.as_str()))
+            } else if (SCHEMA_MAP.contains(&key.as_str())
+                || SCHEMA_OR_NAMES_MAP.contains(&key.as_str())
+                || DEFINITIONS.contains(&key.as_str()))
                 && value.is_object()
             {
                 // Definitions reach here only when kept (see `keep_definitions`).
@@ -483,6 +506,9 @@ impl<'n> Comparison<'n> {
                 }
             }
             (Shape::Bool(l), Shape::Bool(r)) if l == r => {}
+            // Data where a schema may stand (the member names of a `dependencies` entry):
+            // equal text is equal, unless it holds a reference that was not followed.
+            (Shape::Invalid(l), Shape::Invalid(r)) if l == r && !uses_keyword(l, "$ref") => {}
             _ => self.out.push(Difference {
                 left: left.pointer.clone(),
                 right: right.pointer.clone(),
@@ -831,6 +857,60 @@ mod tests {
             }, "$ref": "#/$defs/a"})
         };
         assert!(semantic_diff(&either("a", "b"), &either("b", "a")).is_empty());
+    }
+
+    #[test]
+    fn a_nested_id_keeps_references_as_written() {
+        // Inside `urn:inner`, `#/$defs/b` is the inner `b`, not the document's.
+        let nested = |kind: &str| {
+            json!({
+                "$defs": {
+                    "b": {"type": "string"},
+                    "a": {"$id": "urn:inner", "$defs": {"b": {"type": kind}}, "$ref": "#/$defs/b"}
+                },
+                "properties": {"x": {"$ref": "#/$defs/a"}}
+            })
+        };
+        let (left, right) = (nested("string"), nested("integer"));
+        assert!(judged_apart(&left, &right, &json!({"x": "s"})), "premise");
+        let differences = semantic_diff(&left, &right);
+        assert_eq!(differences.len(), 1, "{differences:#?}");
+        assert_eq!(differences[0].left, "/$defs/a/$defs/b/type");
+        assert!(semantic_diff(&left, &left).is_empty());
+    }
+
+    #[test]
+    fn draft7_dependencies_and_tuple_items_are_schemas() {
+        let draft7 = |kind: &str, at: &str| {
+            let mut schema = json!({
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "definitions": {"a": {"properties": {"y": {"type": kind}}}},
+                "dependencies": {"z": ["y"]}
+            });
+            schema[at] = if at == "items" {
+                json!([{"$ref": "#/definitions/a"}, {"type": "string"}])
+            } else {
+                json!({"x": {"$ref": "#/definitions/a"}, "z": ["y"]})
+            };
+            schema
+        };
+        for (at, instance) in [
+            ("dependencies", json!({"x": 1, "y": "s"})),
+            ("items", json!([{"y": "s"}])),
+        ] {
+            let (left, right) = (draft7("string", at), draft7("integer", at));
+            assert!(judged_apart(&left, &right, &instance), "premise: {at}");
+            let differences = semantic_diff(&left, &right);
+            assert_eq!(differences.len(), 1, "{at}: {differences:#?}");
+            assert_eq!(differences[0].left, "/definitions/a/properties/y/type");
+            // The same schema is equal to itself (the names list and the tuple included).
+            assert_eq!(semantic_diff(&left, &left), vec![], "{at}");
+        }
+        let names = |list: Value| json!({"dependencies": {"z": list}});
+        assert_eq!(
+            semantic_diff(&names(json!(["y"])), &names(json!(["w"]))).len(),
+            1
+        );
     }
 
     #[test]
