@@ -204,11 +204,14 @@ impl Receiver {
         if let Some(record) = &recorded
             && record.descriptor == descriptor
             && record.outcome.verdict().is_delivered()
+            && (allowlisted || self.passport_binds(peer, frame))
         {
             // A delivered transfer is a fact, not a new admission: its retry is answered
             // before the checks that decide whether a delivery may happen now (limits, the
             // passport's expiry, revocation and single use, the kind), which would refuse for
-            // good what this peer already delivered. Nothing is consumed or extended.
+            // good what this peer already delivered. Nothing is consumed or extended. A peer
+            // off the allowlist must still show a passport that is genuinely its own from an
+            // issuer this node trusts: the peer gate admits nobody on a passport's presence.
             return Err(Stop(record.outcome.verdict()));
         }
         if descriptor.size_bytes > self.config.max_artifact_size_bytes {
@@ -286,6 +289,23 @@ impl Receiver {
                 ),
             )),
         }
+    }
+
+    /// Whether the frame's passport, apart from everything that changes with time or use
+    /// (expiry, revocation, single use, scope), binds `peer`: it parses, names `peer` as its
+    /// holder, comes from this node or an issuer it trusts, and its signature verifies.
+    fn passport_binds(&self, peer: &orbi_types::NodeId, frame: &Frame) -> bool {
+        let Some(authorization) = frame.authorization() else {
+            return false;
+        };
+        let Ok(passport) = crate::passport::CapabilityPassport::parse(&authorization.passport)
+        else {
+            return false;
+        };
+        let issuer = &passport.issuer_participant_id;
+        passport.node_id == *peer
+            && (self.is_own_issuer(issuer) || self.config.trusted_issuers.contains(issuer))
+            && passport.verify_signature().is_ok()
     }
 
     /// The record under the push's `(peer, idempotency/key)`, if it has a key.

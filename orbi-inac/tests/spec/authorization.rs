@@ -718,3 +718,53 @@ fn custody_max_records_is_quota_exceeded_for_a_second_distinct_artifact() {
         None,
     );
 }
+
+/// A retry is replayed before the passport's time and use checks, never before the peer gate:
+/// a peer taken off the allowlist gets its delivered answer back only with a passport that is
+/// genuinely its own from a trusted issuer, not with one it signed itself.
+#[test]
+fn a_peer_off_the_allowlist_gets_no_replay_on_a_passport_of_its_own_making() {
+    use orbi_inac::{FsStore, KindRegistry, Receiver, ReceiverConfig, SqliteLedger};
+    let dir = tempfile::tempdir().unwrap();
+    let open = |allow: bool| {
+        let mut config = ReceiverConfig::default();
+        if allow {
+            config.allowed_peers.insert(peer().node_id());
+        }
+        config.trusted_issuers.insert(authority().participant_id());
+        Receiver::new(
+            receiver_key(),
+            config,
+            KindRegistry::builder().keep(BLOB, None).build().unwrap(),
+            FsStore::open(dir.path().join("store")).unwrap(),
+            SqliteLedger::open(dir.path().join("inac.sqlite")).unwrap(),
+        )
+    };
+    let plain = inline_push(BLOB, A0, Some("k-1"));
+    {
+        let mut receiver = open(true);
+        let first = answer(receiver.handle(&peer().node_id(), &plain, at(1)));
+        assert_answer(&first, Operation::Ingested, None);
+    }
+    let mut receiver = open(false);
+    let without = answer(receiver.handle(&peer().node_id(), &plain, at(2)));
+    assert_refused(&without, RefusalCode::NotAuthorized);
+    let keyed = |passport: &Passport| {
+        Frame::push_inline(&Descriptor::of_bytes(BLOB, JSON, A0), A0)
+            .idempotency_key("k-1")
+            .authorization(AuthorizationMode::CapabilityPassport, passport)
+            .build()
+            .unwrap()
+    };
+    let self_made = push_passport(&peer(), &peer().node_id());
+    let retry = answer(receiver.handle(&peer().node_id(), &keyed(&self_made), at(2)));
+    assert_refused(&retry, RefusalCode::NotAuthorized);
+    // Another node's passport from the trusted authority binds nobody else.
+    let foreign = push_passport(&authority(), &other_peer().node_id());
+    let retry = answer(receiver.handle(&peer().node_id(), &keyed(&foreign), at(2)));
+    assert_refused(&retry, RefusalCode::NotAuthorized);
+    // Its own passport from the trusted authority, even lapsed, gets the delivered answer.
+    let lapsed = push_passport(&authority(), &peer().node_id());
+    let retry = answer(receiver.handle(&peer().node_id(), &keyed(&lapsed), at(7200)));
+    assert_answer(&retry, Operation::Ingested, None);
+}
