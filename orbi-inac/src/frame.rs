@@ -753,6 +753,13 @@ fn check_push_location(
             return Err(conflict(mode, "artifact/href"));
         }
     } else if let Some(reference) = &artifact.artifact_ref
+        && !reference.starts_with(STREAM_REF_PREFIX)
+    {
+        // Any other ref names a sender-local resolver: out of band too.
+        if let Some(mode) = mode.filter(|m| *m != TransferMode::OutOfBand) {
+            return Err(conflict(mode, "artifact/ref"));
+        }
+    } else if let Some(reference) = &artifact.artifact_ref
         && let Some(stream_id) = reference.strip_prefix(STREAM_REF_PREFIX)
     {
         if let Some(mode) = mode.filter(|m| *m != TransferMode::Stream) {

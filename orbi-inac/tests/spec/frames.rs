@@ -332,14 +332,19 @@ fn inline_bytes_contradicting_stream_mode() {
 
 #[test]
 fn an_href_contradicting_its_transfer_mode() {
-    for mode in ["inline", "stream"] {
-        let value = edited(|v| {
-            let artifact = v["artifact"].as_object_mut().unwrap();
-            artifact.remove("bytes/base64url");
-            artifact.insert("artifact/href".into(), json!("https://example.org/a0"));
-            v["transfer"] = json!({"mode": mode});
-        });
-        assert_malformed(&value);
+    for (location, target) in [
+        ("artifact/href", "https://example.org/a0"),
+        ("artifact/ref", "artifact-store:a0"),
+    ] {
+        for mode in ["inline", "stream"] {
+            let value = edited(|v| {
+                let artifact = v["artifact"].as_object_mut().unwrap();
+                artifact.remove("bytes/base64url");
+                artifact.insert(location.into(), json!(target));
+                v["transfer"] = json!({"mode": mode});
+            });
+            assert_malformed(&value);
+        }
     }
     // Out of band is what an href is: decoded, then refused as not supported here.
     let value = edited(|v| {
