@@ -12,7 +12,7 @@
 //!    difference), so the work grows with the number of definitions, not with the depth of
 //!    their expansion. A document with a reference this cannot follow (an `$anchor`, a
 //!    `$dynamicRef`, an absolute reference into itself) keeps its definitions and compares
-//!    them as they are. A document with an `$id` below its root (a local reference inside it
+//!    them as they are. A document with an `$id` (draft-04: `id`) below its root (a local reference inside it
 //!    means that resource's definitions, not the document's) follows no reference at all: its
 //!    references are compared as text and its definitions as they are;
 //! 3. `additionalProperties: true` (and `{}`) is dropped: it is the same as absent, unless
@@ -217,8 +217,13 @@ struct Normalizer<'a> {
 
 impl<'a> Normalizer<'a> {
     fn new(root: &'a Value) -> Self {
+        // `$id`, or draft-04's `id` (a string there; a property named `id` is an object).
+        // Data that merely looks like one only costs definitions compared by name.
+        let is_id = |key: &str, value: &Value| key == "$id" || (key == "id" && value.is_string());
         let nested_id = match root {
-            Value::Object(map) => map.values().any(|child| uses_keyword(child, "$id")),
+            Value::Object(map) => map
+                .values()
+                .any(|child| any_member(child, &|key, value| is_id(key, value))),
             _ => false,
         };
         let mut normalizer = Normalizer {
@@ -877,6 +882,35 @@ mod tests {
         assert_eq!(differences.len(), 1, "{differences:#?}");
         assert_eq!(differences[0].left, "/$defs/a/$defs/b/type");
         assert!(semantic_diff(&left, &left).is_empty());
+    }
+
+    #[test]
+    fn a_draft4_nested_id_keeps_references_as_written() {
+        let nested = |kind: &str| {
+            json!({
+                "$schema": "http://json-schema.org/draft-04/schema#",
+                "definitions": {
+                    "b": {"type": "string"},
+                    "a": {"id": "urn:inner", "definitions": {"b": {"type": kind}},
+                          "properties": {"v": {"$ref": "#/definitions/b"}}}
+                },
+                "properties": {"x": {"$ref": "#/definitions/a"}}
+            })
+        };
+        let (left, right) = (nested("string"), nested("integer"));
+        assert!(
+            judged_apart(&left, &right, &json!({"x": {"v": "s"}})),
+            "premise"
+        );
+        assert_eq!(semantic_diff(&left, &right).len(), 1);
+        // A property named `id` is no resource: references are still followed.
+        let property = |kind: &str| {
+            json!({"$defs": {"b": {"type": kind}},
+                   "properties": {"id": {"$ref": "#/$defs/b"}}})
+        };
+        let renamed = json!({"$defs": {"c": {"type": "string"}},
+                             "properties": {"id": {"$ref": "#/$defs/c"}}});
+        assert!(semantic_diff(&property("string"), &renamed).is_empty());
     }
 
     #[test]
