@@ -549,6 +549,12 @@ impl Receiver {
     fn is_own_issuer(&self, issuer: &ParticipantId) -> bool {
         *issuer == self.identity.participant_id()
     }
+
+    /// Whether passports of `issuer` may authorize anything here: this node, or an issuer
+    /// the operator trusts.
+    fn trusts_issuer(&self, issuer: &ParticipantId) -> bool {
+        self.is_own_issuer(issuer) || self.config.trusted_issuers.contains(issuer)
+    }
 }
 
 /// The longest text of a descriptor field the transfer log keeps, in characters.

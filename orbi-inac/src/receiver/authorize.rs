@@ -176,7 +176,7 @@ impl Receiver {
         passport: &CapabilityPassport,
     ) -> Result<(), Refusal> {
         let issuer = &passport.issuer_participant_id;
-        if !self.is_own_issuer(issuer) && !self.config.trusted_issuers.contains(issuer) {
+        if !self.trusts_issuer(issuer) {
             return Err(not_authorized(format!(
                 "passport issuer {issuer} is not trusted here"
             )));

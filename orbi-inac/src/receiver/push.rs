@@ -293,7 +293,8 @@ impl Receiver {
 
     /// Whether the frame's passport, apart from everything that changes with time or use
     /// (expiry, revocation, single use, scope), binds `peer`: it parses, names `peer` as its
-    /// holder, comes from this node or an issuer it trusts, and its signature verifies.
+    /// holder and allowed caller, comes from this node or an issuer it trusts, and its
+    /// signature verifies.
     fn passport_binds(&self, peer: &orbi_types::NodeId, frame: &Frame) -> bool {
         let Some(authorization) = frame.authorization() else {
             return false;
@@ -302,9 +303,9 @@ impl Receiver {
         else {
             return false;
         };
-        let issuer = &passport.issuer_participant_id;
         passport.node_id == *peer
-            && (self.is_own_issuer(issuer) || self.config.trusted_issuers.contains(issuer))
+            && passport.allows_caller(peer)
+            && self.trusts_issuer(&passport.issuer_participant_id)
             && passport.verify_signature().is_ok()
     }
 
