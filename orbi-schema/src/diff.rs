@@ -279,13 +279,23 @@ impl<'a> Normalizer<'a> {
                     }),
                     None => Keyword::Value(value.clone()),
                 }
-            } else if key == "items" && value.is_array() {
-                let children = value.as_array().into_iter().flatten().enumerate();
-                Keyword::SchemaList(
-                    children
-                        .map(|(index, child)| self.node(child, format!("{at}/{index}")))
-                        .collect(),
-                )
+            } else if (SCHEMA_SET.contains(&key.as_str())
+                || SCHEMA_LIST.contains(&key.as_str())
+                || key == "items")
+                && value.is_array()
+            {
+                let children: Vec<Node> = value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(index, child)| self.node(child, format!("{at}/{index}")))
+                    .collect();
+                if SCHEMA_SET.contains(&key.as_str()) {
+                    Keyword::SchemaSet(children)
+                } else {
+                    Keyword::SchemaList(children)
+                }
             } else if SINGLE_SCHEMA.contains(&key.as_str()) {
                 Keyword::Schema(self.node(value, at))
             } else if (SCHEMA_MAP.contains(&key.as_str())
@@ -304,21 +314,6 @@ impl<'a> Normalizer<'a> {
                     })
                     .collect();
                 Keyword::SchemaMap(children)
-            } else if (SCHEMA_SET.contains(&key.as_str()) || SCHEMA_LIST.contains(&key.as_str()))
-                && value.is_array()
-            {
-                let children: Vec<Node> = value
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                    .map(|(index, child)| self.node(child, format!("{at}/{index}")))
-                    .collect();
-                if SCHEMA_SET.contains(&key.as_str()) {
-                    Keyword::SchemaSet(children)
-                } else {
-                    Keyword::SchemaList(children)
-                }
             } else if VALUE_SET.contains(&key.as_str()) {
                 Keyword::ValueSet(value_set(value))
             } else {
