@@ -135,8 +135,10 @@
 //!   gets the recorded outcome without consuming an invitation again. A retry of a push
 //!   answered `ingested` or `already-present`, from the same authenticated peer under the
 //!   same `idempotency/key` with the same descriptor, gets that answer right after the peer
-//!   gate and the budgets: before the size limits, the passport (expiry, revocation, single
-//!   use; the retry's passport is not read at all) and the kind. Those decide whether a
+//!   gate and the budgets: before the size limits, the passport's expiry, revocation, single
+//!   use and scope, and the kind. A peer off the allowlist must still show a passport that
+//!   binds it (its holder and allowed caller, from this node or a trusted issuer, with a
+//!   signature that verifies): the peer gate admits nobody on a passport's mere presence. Those decide whether a
 //!   delivery may happen *now*; asked again of one that happened, they turned a lost answer
 //!   plus an expired, revoked or used invitation into a permanent refusal of an artifact the
 //!   receiver holds. The replay tells the peer only what it was told before, runs no

@@ -17,12 +17,12 @@ use crate::{
 ///
 /// Typed parsing is *structural*: types, required fields, enums, constants, the patterns of
 /// the identifier newtypes and `date-time`. Wherever a contract has an object (the artifact
-/// itself, every struct member) only a JSON object is read, never the array of members in order
-/// that serde's derive would also take. Length limits, formats other than `date-time` and the conditional
-/// rules belong to the schema gate (`orbi-schema`), and so does refusing an explicit `null` in
-/// an optional member (typed parsing reads it as absent, and `to_value` then leaves it out);
-/// integers must be written as integers (`1.0`, valid to the schema, is refused). Every input
-/// path gates with the schema before the typed parse.
+/// itself, every struct member) only a JSON object is read, never the array of members in
+/// order that serde's derive would also take. Length limits, formats other than `date-time`
+/// and the conditional rules belong to the schema gate (`orbi-schema`), and so does refusing
+/// an explicit `null` in an optional member (typed parsing reads it as absent, and `to_value`
+/// then leaves it out); integers must be written as integers (`1.0`, valid to the schema, is
+/// refused). Every input path gates with the schema before the typed parse.
 ///
 /// Never re-serialize a received artifact to verify or forward it: keep the received bytes.
 pub trait Artifact: Serialize + DeserializeOwned + JsonSchema + Sized {
