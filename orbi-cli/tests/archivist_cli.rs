@@ -463,17 +463,23 @@ fn lint_reports_validity_and_lints_with_exit_codes() {
     );
 }
 
+/// `orbi archivist expiry` under TV-23's terms: accepted 2026-03-22T22:21:13Z, 90 days at
+/// most, 30 days idle.
+const TV23_EXPIRY: [&str; 8] = [
+    "archivist",
+    "expiry",
+    "--accepted-at",
+    "2026-03-22T22:21:13Z",
+    "--max-duration-sec",
+    "7776000",
+    "--max-idle-ttl-sec",
+    "2592000",
+];
+
 #[test]
 fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
-    let base = [
-        "archivist",
-        "expiry",
-        "--accepted-at",
-        "2026-03-22T22:21:13Z",
-        "--max-duration-sec",
-        "7776000",
-        "--max-idle-ttl-sec",
-        "2592000",
+    let mut base = TV23_EXPIRY.to_vec();
+    base.extend([
         // TV-23's retrievals (plus one on 2026-05-14, without which the package would have
         // expired on 2026-05-15), out of order: the command sorts them.
         "--access",
@@ -486,8 +492,8 @@ fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
         "2026-04-15T10:00:00Z",
         "--format",
         "json",
-    ];
-    let mut live = base.to_vec();
+    ]);
+    let mut live = base.clone();
     live.extend(["--now", "2026-06-20T22:21:12Z"]);
     let output = orbi(&live);
     assert_eq!(output.status.code(), Some(0));
@@ -499,7 +505,7 @@ fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
     assert_eq!(report["status"], "live");
     assert_eq!(report["accesses-after-expiry"], json!([]));
 
-    let mut expired = base.to_vec();
+    let mut expired = base.clone();
     expired.extend(["--now", "2026-06-20T22:21:13Z"]);
     let output = orbi(&expired);
     assert_eq!(output.status.code(), Some(1));
@@ -508,15 +514,8 @@ fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
     assert_eq!(report["reason/code"], "retention-expired");
 
     // A `found` after the idle expiry (2026-04-21T22:21:13Z) revives nothing.
-    let output = orbi(&[
-        "archivist",
-        "expiry",
-        "--accepted-at",
-        "2026-03-22T22:21:13Z",
-        "--max-duration-sec",
-        "7776000",
-        "--max-idle-ttl-sec",
-        "2592000",
+    let mut late = TV23_EXPIRY.to_vec();
+    late.extend([
         "--access",
         "2026-05-01T00:00:00Z",
         "--now",
@@ -524,6 +523,7 @@ fn expiry_follows_the_spec_clock_and_exits_1_once_expired() {
         "--format",
         "json",
     ]);
+    let output = orbi(&late);
     assert_eq!(output.status.code(), Some(1));
     let report = json_of(&output);
     assert_eq!(report["status"], "expired");
