@@ -461,6 +461,40 @@ fn init_refuses_an_advertisement_node_run_would_refuse_and_writes_nothing() {
         run.stderr
     );
     assert!(!dir.exists(), "nothing written, not even the key");
+
+    // An advertisement naming another node is refused too, for a fresh key and a kept one.
+    let elsewhere = NodeDir::init(root.path(), "elsewhere");
+    let foreign = root.path().join("foreign.json");
+    let foreign_text = write_json(&foreign, &advertisement_for(&elsewhere.node_id));
+    let init_with_foreign = |dir: &Path| {
+        orbi(
+            root.path(),
+            &[
+                "node",
+                "init",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--advertisement",
+                &foreign_text,
+                "--force",
+            ],
+        )
+    };
+    let fresh = init_with_foreign(&dir);
+    assert_eq!(fresh.code, 2, "{}", fresh.stdout);
+    assert!(
+        fresh.stderr.contains(&elsewhere.node_id),
+        "{}",
+        fresh.stderr
+    );
+    assert!(!dir.exists(), "nothing written, not even the key");
+    let kept = NodeDir::init(root.path(), "kept");
+    let before = std::fs::read(kept.config()).unwrap();
+    let again = init_with_foreign(&kept.dir);
+    assert_eq!(again.code, 2, "{}", again.stdout);
+    assert!(again.stderr.contains("not this node"), "{}", again.stderr);
+    assert_eq!(std::fs::read(kept.config()).unwrap(), before);
+    assert!(!kept.dir.join("advertisement.json").exists());
 }
 
 #[test]

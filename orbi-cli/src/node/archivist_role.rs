@@ -167,31 +167,49 @@ pub struct ArchivistRole {
     limits: (usize, usize),
 }
 
-/// The advertisement file at `path`, read (bounded) and checked as `node run` checks it.
-pub fn read_advertisement(path: &Path) -> Result<Vec<u8>, CliError> {
+/// The advertisement file at `path` for the node `node`, read (bounded) and checked as
+/// `node run` checks it.
+pub fn read_advertisement(path: &Path, node: &NodeId) -> Result<Vec<u8>, CliError> {
     let bytes = read_file(path, MAX_DOCUMENT_BYTES)?;
-    admit_advertisement(path, &bytes)?;
+    admit_advertisement(path, &bytes, node)?;
     Ok(bytes)
 }
 
-fn admit_advertisement(path: &Path, bytes: &[u8]) -> Result<Advertisement, CliError> {
-    Advertisement::admit_slice(bytes).map_err(|err| {
+/// `bytes` admitted as an advertisement that names `node` as its archivist: serving another
+/// node's advertisement would judge requests in that archivist's name (its target checks,
+/// its decisions) and hand clients a document they refuse.
+fn admit_advertisement(
+    path: &Path,
+    bytes: &[u8],
+    node: &NodeId,
+) -> Result<Advertisement, CliError> {
+    let admitted = Advertisement::admit_slice(bytes).map_err(|err| {
         CliError::new(format!(
             "{} is not a valid advertisement: {err}",
             path.display()
         ))
-    })
+    })?;
+    if admitted.archivist() != node.as_str() {
+        return Err(CliError::new(format!(
+            "{}: archivist/node-id names {}, not this node {node}",
+            path.display(),
+            bounded(admitted.archivist())
+        )));
+    }
+    Ok(admitted)
 }
 
 impl ArchivistRole {
-    /// Loads the advertisement file and the decisions recorded under `data_dir`.
+    /// Loads the advertisement file, which must name `node` as its archivist, and the decisions
+    /// recorded under `data_dir`.
     pub fn open(
         advertisement: &Path,
+        node: &NodeId,
         data_dir: &Path,
         policy: Policy,
     ) -> Result<ArchivistRole, CliError> {
         let bytes = read_file(advertisement, MAX_DOCUMENT_BYTES)?;
-        let admitted = admit_advertisement(advertisement, &bytes)?;
+        let admitted = admit_advertisement(advertisement, &bytes, node)?;
         let descriptor = Descriptor::of_bytes(ADVERTISEMENT_SCHEMA, JSON, &bytes)
             .with_artifact_id(admitted.id());
         let decisions_dir = data_dir.join("archivist").join("decisions");
@@ -536,7 +554,7 @@ mod tests {
         advertisement["accepted/scopes"] = json!(scopes);
         let ad = dir.join("ad.json");
         std::fs::write(&ad, serde_json::to_vec(&advertisement).unwrap()).unwrap();
-        ArchivistRole::open(&ad, dir, Policy::default()).unwrap()
+        ArchivistRole::open(&ad, node, dir, Policy::default()).unwrap()
     }
 
     fn judge(role: &ArchivistRole, peer: &NodeId, bytes: &[u8]) -> Result<Acceptance, Refusal> {
@@ -551,6 +569,31 @@ mod tests {
             artifact_id: Some(id),
             digest: None,
         }
+    }
+
+    #[test]
+    fn an_advertisement_naming_another_archivist_is_refused_before_anything_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let (this, other) = (
+            KeyPair::from_seed(&[1; 32]).node_id(),
+            KeyPair::from_seed(&[2; 32]).node_id(),
+        );
+        let ad = dir.path().join("ad.json");
+        std::fs::write(
+            &ad,
+            serde_json::to_vec(&default_advertisement(&other)).unwrap(),
+        )
+        .unwrap();
+        let data = dir.path().join("data");
+        let Err(error) = ArchivistRole::open(&ad, &this, &data, Policy::default()) else {
+            panic!("a foreign advertisement was opened");
+        };
+        let message = error.to_string();
+        assert!(message.contains(other.as_str()), "{message}");
+        assert!(message.contains(this.as_str()), "{message}");
+        assert!(!data.exists());
+        // The same file opens for the node it names.
+        assert!(ArchivistRole::open(&ad, &other, &data, Policy::default()).is_ok());
     }
 
     #[test]

@@ -398,7 +398,7 @@ pub fn template(
         "[archivist]\n\
          # This node keeps artifacts for others: it publishes this advertisement (answering an\n\
          # INAC `request` for archivist-advertisement.v1) and judges every pushed\n\
-         # archival-storage-request.v1 against it.\n\
+         # archival-storage-request.v1 against it. Its archivist/node-id must be this node.\n\
          advertisement = \"advertisement.json\"\n\
          # Refuse, instead of noting, a retrieval mode narrower than the requested scope.\n\
          strict-mode-fit = false\n"

@@ -183,13 +183,21 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
     for kind in &options.accept {
         config::parse_kind(kind).map_err(|why| CliError::new(format!("--accept {why}")))?;
     }
-    // A given advertisement is read and checked before anything is written: `node run`
-    // would refuse it anyway, after the key had been made.
+    let key_path = dir.join("node.key");
+    let fresh_key = !key_path.exists();
+    let key = if fresh_key {
+        KeyPair::from_seed(&*crate::keys::random_seed()?)
+    } else {
+        read_key(&key_path)?
+    };
+    // A given advertisement is read and checked (for this node's key, new or kept) before
+    // anything is written: `node run` would refuse it anyway, after the key had been made.
     let target = dir.join("advertisement.json");
     let given = match &options.advertisement {
-        // Copying a file onto itself would truncate it.
-        Some(file) if options.archivist && !same_file(file, &target) => {
-            Some(archivist_role::read_advertisement(file)?)
+        Some(file) if options.archivist => {
+            let bytes = archivist_role::read_advertisement(file, &key.node_id())?;
+            // Copying a file onto itself would truncate it.
+            (!same_file(file, &target)).then_some(bytes)
         }
         _ => None,
     };
@@ -201,15 +209,10 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
             config_path.display()
         )));
     }
-    let key_path = dir.join("node.key");
-    let key = if key_path.exists() {
-        read_key(&key_path)?
-    } else {
-        let key = KeyPair::from_seed(&*crate::keys::random_seed()?);
+    if fresh_key {
         orbi_pod::keyfile::write(&key_path, &key, false)
             .map_err(|err| CliError::new(err.to_string()))?;
-        key
-    };
+    }
     if options.archivist {
         let bytes = match &options.advertisement {
             Some(_) => given,
@@ -264,22 +267,14 @@ impl RunningNode {
     pub async fn start(config: &NodeConfig) -> Result<RunningNode, CliError> {
         let key = read_key(&config.key)?;
         let data = &config.data_dir;
-        create_private_dir_all(data)
-            .map_err(|err| CliError::new(format!("cannot create {}: {err}", data.display())))?;
+        // The role is checked first: a config it refuses leaves no data directory behind.
         let archivist = match &config.archivist {
             Some(role) => {
                 let policy = Policy {
                     strict_mode_fit: role.strict_mode_fit,
                     ..Policy::default()
                 };
-                let role = ArchivistRole::open(&role.advertisement, data, policy)?;
-                if role.advertisement().archivist() != key.node_id().as_str() {
-                    tracing::warn!(
-                        advertised = role.advertisement().archivist(),
-                        node = %key.node_id(),
-                        "the advertisement names another archivist/node-id than this node"
-                    );
-                }
+                let role = ArchivistRole::open(&role.advertisement, &key.node_id(), data, policy)?;
                 use orbi_types::archivist::PublicationScope;
                 for scope in [
                     PublicationScope::FederationVault,
@@ -297,6 +292,8 @@ impl RunningNode {
             }
             None => None,
         };
+        create_private_dir_all(data)
+            .map_err(|err| CliError::new(format!("cannot create {}: {err}", data.display())))?;
         let mut kinds = KindRegistry::builder();
         for (schema, content_type) in &config.accept {
             kinds = kinds.keep(schema, content_type.as_deref());
