@@ -215,6 +215,11 @@ impl Decision {
         self.stages[stage as usize]
     }
 
+    /// Records that stage 0b chose this decision's advertisement.
+    pub(crate) fn mark_selected(&mut self) {
+        self.stages[Stage::AdFreshness as usize] = StageOutcome::Passed;
+    }
+
     /// Whether the pair is usable (accepted or negotiable).
     pub fn is_candidate(&self) -> bool {
         !matches!(self.verdict, Verdict::Refuse(_))
@@ -278,6 +283,8 @@ fn retention_term(
 /// selector's).
 pub fn decide(request: &PreparedRequest, ad: &Advertisement, policy: &Policy) -> Decision {
     let mut stages = [StageOutcome::Passed; Stage::ALL.len()];
+    // Stage 0b is the selector's: `match_request` marks it passed for what it selected.
+    stages[Stage::AdFreshness as usize] = StageOutcome::Skipped;
     let mut hard = request.finding_set();
     let mut notes = NoteSet::default();
     let mut negotiation = Negotiation::default();

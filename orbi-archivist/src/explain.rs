@@ -68,6 +68,9 @@ fn describe(
             0 => "the advertisement passes its schema".into(),
             n => format!("the advertisement passes its schema ({n} lint(s): {})", list(ad.lints())),
         },
+        Stage::AdFreshness if outcome == StageOutcome::Skipped => {
+            "not run: this advertisement was judged alone, not chosen among others".into()
+        }
         Stage::AdFreshness => format!(
             "the newest advertisement of {} (created-at {}), neither stale nor future-dated",
             ad.archivist(),

@@ -158,13 +158,20 @@ pub fn match_request(
     // Each archivist is judged on the request as sent, as it would judge it itself (TV-13:
     // more copies than its max-copies is `replication-exceeds-max`); the plan may still
     // split the copies over several archivists (§4.6 step 3).
-    let ranked = rank(request, ads, &selection.current, policy);
+    let mut ranked = rank(request, ads, &selection.current, policy);
     // One copy asked: the ranking already is the one-copy-per-archivist ranking.
-    let replication = if request.copies() == 1 {
+    let mut replication = if request.copies() == 1 {
         select::plan_from_ranking(request, ads, &ranked, policy)
     } else {
         plan_replication(request, ads, &selection.current, policy)
     };
+    // Every advertisement decided here came through stage 0b.
+    let decisions = ranked.iter_mut().map(|entry| &mut entry.decision);
+    let assigned = replication
+        .assignments
+        .iter_mut()
+        .map(|entry| &mut entry.decision);
+    decisions.chain(assigned).for_each(Decision::mark_selected);
     MatchReport {
         selection,
         ranked,

@@ -374,6 +374,31 @@ fn integers_above_u64_are_refused_naming_the_field_and_the_limit() {
 }
 
 #[test]
+fn stage_0b_passes_for_every_advertisement_match_request_selected() {
+    let request = prepare(request_with(json!({"replication/copies": 2})));
+    let now = at("2026-04-01T00:00:00Z");
+    let ads = [admit(ad_a()), admit(ad_d())];
+    let report = match_request(&request, &ads, &policy(), &now);
+    let assigned = report.replication.assignments.iter();
+    let decisions: Vec<_> = (report
+        .ranked
+        .iter()
+        .map(|entry| (entry.index, &entry.decision)))
+    .chain(assigned.map(|entry| (entry.index, &entry.decision)))
+    .collect();
+    assert!(decisions.len() > ads.len(), "premise: ranked and assigned");
+    for (index, decision) in decisions {
+        assert_eq!(decision.stage(Stage::AdFreshness), StageOutcome::Passed);
+        let report = explain(&request, &ads[index], decision);
+        let freshness = report
+            .iter()
+            .find(|r| r.stage == Stage::AdFreshness)
+            .unwrap();
+        assert!(freshness.text.contains("the newest advertisement of"));
+    }
+}
+
+#[test]
 fn the_explanation_covers_every_stage_in_words() {
     let request = prepare(request_f());
     let ad = admit(ad_a());
@@ -389,6 +414,9 @@ fn the_explanation_covers_every_stage_in_words() {
     };
     assert_eq!(text(Stage::ExportGates).0, StageOutcome::Passed);
     assert_eq!(text(Stage::ExportGates).1, "every export gate passed");
+    // `decide` alone chose among nothing: stage 0b did not run and does not say it passed.
+    assert_eq!(text(Stage::AdFreshness).0, StageOutcome::Skipped);
+    assert!(text(Stage::AdFreshness).1.starts_with("not run"));
     assert!(
         text(Stage::Scope)
             .1
