@@ -101,7 +101,17 @@ struct SignatureFields {
 #[derive(Deserialize)]
 struct Caller {
     subject_key: String,
+    // Present means a string: `kind: null` would otherwise read as absent, the entry that
+    // admits any kind of caller.
+    #[serde(default, deserialize_with = "present_string")]
     kind: Option<String>,
+}
+
+/// A member that, when present, must be a string (`null` included in "present").
+fn present_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
 }
 
 /// The `allowed_callers[].kind` an INAC caller is: the remote node, bound by its key.
@@ -598,6 +608,23 @@ mod tests {
             Err(PassportError::Shape(ParseError::Field { ref pointer, .. }))
                 if pointer == "/scope/allowed_callers/0"
         ));
+        // A caller's kind, when present, is a string: `null` is not the absent kind that
+        // admits every caller.
+        assert!(matches!(
+            with(&|o| {
+                o["scope"]["allowed_callers"][0]["kind"] = Value::Null;
+            }),
+            Err(PassportError::Shape(ParseError::Field { ref pointer, .. }))
+                if pointer == "/scope/allowed_callers/0"
+        ));
+        let any_kind = with(&|o| {
+            o["scope"]["allowed_callers"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("kind");
+        })
+        .unwrap();
+        assert_eq!(any_kind.allowed_caller_keys.len(), 1);
         // A profile entry that does not parse grants nothing: the passport reads, without it.
         let parsed = with(&with_scope_item("profiles")).unwrap();
         assert_eq!(parsed.profiles.len(), 0);
