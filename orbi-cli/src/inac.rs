@@ -368,6 +368,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     server_runtime()?.block_on(async move {
         let server = Server::bind(args.listen, key, receiver, transport)
             .map_err(|err| CliError::new(err.to_string()))?;
+        let stop = StopSignals::catch();
         let first = json!({
             "node/id": server.node_id().as_str(),
             "listen": server.local_addr().to_string(),
@@ -377,7 +378,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             use std::io::Write;
             let _ = std::io::stdout().flush();
         }
-        let failed = wait_for_stop_or(server.receiver_failed()).await;
+        let failed = wait_for_stop_or(stop, server.receiver_failed()).await;
         tracing::info!("shutting down");
         let receiver = server.shutdown().await.map_err(|err| {
             CliError::new(format!(
@@ -400,27 +401,52 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
 }
 
 /// Waits for a stop signal or for `failed`; `true` if `failed` came first.
-pub(crate) async fn wait_for_stop_or(failed: impl std::future::Future<Output = ()>) -> bool {
+pub(crate) async fn wait_for_stop_or(
+    stop: StopSignals,
+    failed: impl std::future::Future<Output = ()>,
+) -> bool {
     tokio::select! {
-        _ = wait_for_stop() => false,
-        _ = failed => true,
+        () = stop.wait() => false,
+        () = failed => true,
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub(crate) async fn wait_for_stop() {
+/// SIGINT and SIGTERM, caught from the moment this is made (inside the runtime). Made before
+/// a command says it is ready (a server's first line): a script that signals it as soon as it
+/// reads that line must get the graceful stop, not the default action that kills the process.
+pub(crate) struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    caught: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    /// Starts catching SIGINT and SIGTERM.
+    pub(crate) fn catch() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let interrupt = signal(SignalKind::interrupt()).ok();
+            StopSignals {
+                caught: interrupt.zip(signal(SignalKind::terminate()).ok()),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// Waits for SIGINT or SIGTERM.
+    pub(crate) async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut interrupt, mut terminate)) = self.caught {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
             return;
         }
+        // Signals could not be caught ahead: Ctrl-C is caught from here on.
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The descriptor of `file`: its size, and its digest unless `--digest` names one.
@@ -774,11 +800,12 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
             // What --out was before: an interrupt after the verified artifact was renamed into
             // place (while our answer is still on its way) must not be reported as nothing.
             let before = out_state(&args.out);
+            let stop = StopSignals::catch();
             tokio::select! {
                 outcome = session.request_to_file_up_to(&frame, &args.out, max_bytes, &mut progress) => {
                     outcome.map_err(|err| CliError::new(format!("{peer}: {err}")))
                 }
-                () = wait_for_stop() => Err(CliError::new(if out_state(&args.out) == before {
+                () = stop.wait() => Err(CliError::new(if out_state(&args.out) == before {
                     format!("{peer}: interrupted; nothing was written to {}", args.out.display())
                 } else {
                     format!(

@@ -62,11 +62,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Every command logs to stderr under `RUST_LOG` (default `warn`); `orbi node` chooses its
-    // own default.
-    if !matches!(cli.command, Command::Node(_)) {
-        logging::init("warn");
-    }
+    // Every command logs to stderr under `RUST_LOG`, initialised here once for all of them;
+    // the default is `warn` but for a running node.
+    logging::init(match &cli.command {
+        Command::Node(args) => node::default_log_level(args),
+        _ => "warn",
+    });
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Schema(args) => schema::run(args),

@@ -648,3 +648,16 @@ fn a_closed_stderr_does_not_stop_a_serving_node() {
     let _ = child.wait();
     assert_eq!(exited, None, "the node stopped: {exited:?}");
 }
+
+#[test]
+fn a_server_signalled_as_soon_as_it_says_where_it_listens_stops_gracefully() {
+    let ws = Workspace::new();
+    // Stop signals are caught before the first line: one sent on reading it is a graceful
+    // stop (exit 0, the stats line), never the default action that kills the process.
+    for _ in 0..3 {
+        let (code, rest) = ws.serve(&[]).stop();
+        assert_eq!(code, 0, "graceful stop");
+        let stats: Value = serde_json::from_str(&rest).unwrap();
+        assert_eq!(stats["stats"]["frames"], 0);
+    }
+}

@@ -605,3 +605,44 @@ fn a_command_failing_half_way_leaves_no_connection_behind() {
     assert_eq!(attached.code, 0, "{} {}", attached.json, attached.stderr);
     assert_eq!(node.stop(), 0);
 }
+
+#[test]
+fn a_running_node_logs_at_info_unless_rust_log_says_otherwise() {
+    let root = tempfile::tempdir().unwrap();
+    let node = NodeDir::init(root.path(), "n");
+    let config = node.config();
+    let stderr_of_a_run = |rust_log: Option<&str>| {
+        let log = root.path().join("stderr.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orbi"));
+        command
+            .args(["node", "run", "--config", config.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(filter) = rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let mut child = command.spawn().unwrap();
+        // The banner is printed once the node serves.
+        let mut banner = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut banner,
+        )
+        .unwrap();
+        assert!(banner.contains("node/id"), "{banner}");
+        let running = Running {
+            child,
+            to: String::new(),
+            roles: Value::Null,
+        };
+        assert_eq!(running.stop(), 0);
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let by_default = stderr_of_a_run(None);
+    assert!(by_default.contains(" INFO "), "{by_default}");
+    assert!(by_default.contains("shutting down"), "{by_default}");
+    let quiet = stderr_of_a_run(Some("warn"));
+    assert!(!quiet.contains(" INFO "), "{quiet}");
+}

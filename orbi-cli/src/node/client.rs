@@ -309,13 +309,17 @@ pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
             )?;
             save(args.save.as_deref(), &bytes)?;
             let answer = pod_service::submit(&session, &bytes).await?;
+            // Caught before the answer is printed: a script may signal on reading it.
+            let stop = args.hold.then(crate::inac::StopSignals::catch);
             let outcome = report(&session, answer)?;
-            if args.hold && outcome == Outcome::Success {
+            if let Some(stop) = stop
+                && outcome == Outcome::Success
+            {
                 // Held until the operator stops it, unless the node ends the session first:
                 // then the attachment degrades there, and the operator must know.
                 let connection = session.connection().clone();
                 tokio::select! {
-                    () = crate::inac::wait_for_stop() => {}
+                    () = stop.wait() => {}
                     closed = connection.closed() => {
                         return Err(CliError::new(format!(
                             "{} ended the session: {closed}",

@@ -86,11 +86,17 @@ enum NodeCommand {
     },
 }
 
+/// The log level when `RUST_LOG` is unset: a running node reports its life at `info`; every
+/// other command only at `warn`.
+pub fn default_log_level(args: &Args) -> &'static str {
+    match args.command {
+        NodeCommand::Run { .. } => "info",
+        _ => "warn",
+    }
+}
+
 /// Runs `orbi node`.
 pub fn run(args: Args) -> Result<Outcome, CliError> {
-    // A running node reports its life at `info`; every other command only at `warn`.
-    let running = matches!(args.command, NodeCommand::Run { .. });
-    crate::logging::init(if running { "info" } else { "warn" });
     match args.command {
         NodeCommand::Init {
             dir,
@@ -116,13 +122,14 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
             let runtime = crate::inac::server_runtime()?;
             runtime.block_on(async move {
                 let node = RunningNode::start(&config).await?;
+                let stop = crate::inac::StopSignals::catch();
                 outln!("{}", node.banner());
                 {
                     use std::io::Write;
                     let _ = std::io::stdout().flush();
                 }
                 let failure = tokio::select! {
-                    _ = crate::inac::wait_for_stop() => None,
+                    () = stop.wait() => None,
                     failure = node.failed() => Some(failure),
                 };
                 tracing::info!("shutting down");
