@@ -1814,3 +1814,31 @@ fn sqlite_reopened_before_every_step_agrees_with_memory() {
         .recoveries;
     assert_eq!(grants.len(), 1);
 }
+
+/// The recount backoff is half-open: at exactly `RECOUNT_BACKOFF` after a refusing recount,
+/// the node is recounted again.
+#[test]
+fn a_node_at_its_share_is_recounted_again_at_exactly_the_backoff() {
+    let mut engine = share_engine(1);
+    let now = instant("2026-03-28T19:42:05Z");
+    assert_admitted(
+        &admit(
+            &mut engine,
+            &attach_on("attach:1", "client:1", SESS1),
+            SESS1,
+            "2026-03-28T19:42:05Z",
+        ),
+        LifecycleState::Attached,
+    );
+    let attempt = |engine: &mut PodEngine<Instrumented>, n: u32, at: time::OffsetDateTime| {
+        let value = attach_on(&format!("attach:x{n}"), &format!("client:x{n}"), SESS2);
+        engine.admit(&bytes(&value), SESS2, at).unwrap()
+    };
+    assert_rejected(&attempt(&mut engine, 0, now), RejectionCode::Capacity);
+    let recounts = engine.store().recounts.get();
+    assert_rejected(
+        &attempt(&mut engine, 1, now + orbi_pod::RECOUNT_BACKOFF),
+        RejectionCode::Capacity,
+    );
+    assert!(engine.store().recounts.get() > recounts);
+}
