@@ -561,10 +561,12 @@ impl<S: Store> PodEngine<S> {
             }
             return Ok(());
         };
-        // A detachment: participant reasons need a bind on a live session; host reasons may
-        // carry the attachment's bind copied verbatim (its session may be dead by now). An
+        // A detachment: participant reasons need a bind on the session it arrived on, or on
+        // another live session of the same peer node (a bind from session A is worthless on a
+        // session of another node: §5 "Replay"); host reasons may carry the attachment's bind
+        // copied verbatim (its session may be dead by now) when the policy admits that. An
         // unknown attachment is left to D1.
-        if self.sessions.is_live(bind_session) {
+        if bind_session == checked.arrival || self.same_peer(bind_session, checked.arrival) {
             return Ok(());
         }
         // I1 before V6b: an identical replay of an admitted detachment succeeds wherever it
@@ -579,21 +581,35 @@ impl<S: Store> PodEngine<S> {
             return Ok(());
         };
         let reason = detachment.detach_reason;
-        if is_host_reason(reason) && attachment.bind_session == *bind_session {
+        if is_host_reason(reason)
+            && attachment.bind_session == *bind_session
+            && self.policy.admit_copied_host_detachments
+        {
             return Ok(());
         }
         Err(mismatch(if is_host_reason(reason) {
             format!(
-                "bind session/id {bind_session:?} is neither live nor the session of attachment \
-                 {:?} ({:?})",
-                attachment.attachment_id, attachment.bind_session
+                "a {reason} detachment is this node's to give; its bind session/id \
+                 {bind_session:?} is not the session it arrived on ({:?})",
+                clip(checked.arrival, 64)
             )
         } else {
             format!(
-                "a {reason} detachment needs a bind on a live session; {bind_session:?} is not \
-                 live"
+                "a {reason} detachment needs a bind on the session it arrived on ({:?}) or \
+                 another live session of the same node; {bind_session:?} is neither",
+                clip(checked.arrival, 64)
             )
         }))
+    }
+
+    /// Whether `bind_session` is live and held by the same (named) peer node as `arrival`.
+    fn same_peer(&self, bind_session: &str, arrival: &str) -> bool {
+        let peer = |id: &str| {
+            self.sessions
+                .get(id)
+                .and_then(|session| session.peer.as_ref())
+        };
+        matches!((peer(bind_session), peer(arrival)), (Some(a), Some(b)) if a == b)
     }
 
     /// V8: skew and order.

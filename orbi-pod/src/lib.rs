@@ -71,8 +71,13 @@
 //! - **A bare `participant-bind.v1`** can be admitted too: it runs the checks that apply to a
 //!   bind (V0–V8) and enters its session's bind cache (`participant-bind/accepted`).
 //! - **V6b**: participant-originated detachments (`user-request`, `device-loss`, `migration`)
-//!   need a bind on a live session (the spec's "bind expected" column); host-originated
-//!   reasons may also carry the attachment's bind verbatim. A detachment of an unknown
+//!   need a bind on the session they arrive on, or on another live session of the same peer
+//!   node (the spec's "bind expected" column, with §5's "a bind from session A is worthless on
+//!   session B"). Host reasons (`session-expired`, `policy`, `operator-action`) are this
+//!   node's to give (T11 builds them): one that carries the attachment's bind copied verbatim
+//!   is admitted only under [`HostPolicy::admit_copied_host_detachments`] (off by default;
+//!   the spec's letter admits it, but a copied bind proves nothing about who sends it, so a
+//!   holder of the attachment's bytes could impose a sanction). A detachment of an unknown
 //!   attachment is reported by D1 rather than V6b. An identical replay of an admitted
 //!   detachment is answered `replayed` on any live session (I1 and upstream T12 before V6b):
 //!   it changes nothing, and a client whose answer was lost can only retry on a new session.

@@ -94,6 +94,14 @@ pub struct HostPolicy {
     /// (counted in this process: see [`crate::SessionTable`]). A session whose peer the host
     /// did not name is held to it on its own.
     pub max_live_attachments_per_peer: usize,
+    /// Whether a detachment with a host reason (`session-expired`, `policy`,
+    /// `operator-action`) that carries the attachment's bind copied verbatim is admitted from a
+    /// session (V6b's "host-originated copy"). Default `false`: those reasons are this node's
+    /// to give (T11 builds them itself), and such a bind proves nothing about who sends it, so
+    /// anyone holding a copy of the attachment could end it, or impose a sanction, from any
+    /// session. They are refused `E_POD_SESSION_MISMATCH`. `true` admits them, as spec pod
+    /// V6b's letter does (upstream's example detachment is one).
+    pub admit_copied_host_detachments: bool,
 }
 
 impl Default for HostPolicy {
@@ -106,6 +114,7 @@ impl Default for HostPolicy {
             hybrid: Offer::default(),
             timings: Timings::default(),
             max_live_attachments_per_peer: 25_000,
+            admit_copied_host_detachments: false,
         }
     }
 }

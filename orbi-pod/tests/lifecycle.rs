@@ -1096,8 +1096,26 @@ fn v6b_binds_of_detachments() {
         DETACH_NOW,
         b1(),
     );
-    let mut other =
+    // By default this node gives host reasons itself: a copied bind proves nothing about who
+    // sends it, so from a session it is refused.
+    let mut strict =
         orbi_pod::PodEngine::new(k1(), HostPolicy::default(), engine.store().clone()).unwrap();
+    strict.open_session(SESS3, Session::default());
+    let refused = admit(&mut strict, &operator, SESS3, DETACH_NOW);
+    assert_rejected(&refused, RejectionCode::SessionMismatch);
+    assert!(
+        refused
+            .rejection()
+            .unwrap()
+            .message
+            .contains("this node's to give")
+    );
+    // A policy that admits the spec's host-originated copy takes it.
+    let copies = HostPolicy {
+        admit_copied_host_detachments: true,
+        ..HostPolicy::default()
+    };
+    let mut other = orbi_pod::PodEngine::new(k1(), copies.clone(), engine.store().clone()).unwrap();
     other.open_session(SESS3, Session::default());
     assert_admitted(
         &admit(&mut engine, &fresh, SESS3, DETACH_NOW),
@@ -1107,9 +1125,7 @@ fn v6b_binds_of_detachments() {
     assert_admitted(&admission, LifecycleState::Detached);
     assert_eq!(admission.transitions[0].rule, Rule::T11);
     // But not a bind of some other dead session.
-    let mut third =
-        orbi_pod::PodEngine::new(k1(), HostPolicy::default(), orbi_pod::MemoryStore::new())
-            .unwrap();
+    let mut third = orbi_pod::PodEngine::new(k1(), copies, orbi_pod::MemoryStore::new()).unwrap();
     third.open_session(SESS1, Session::default());
     admit(&mut third, &a1(), SESS1, ATTACH_NOW);
     let stray = detachment_with(
@@ -1123,6 +1139,40 @@ fn v6b_binds_of_detachments() {
     assert_rejected(
         &admit(&mut third, &stray, SESS1, DETACH_NOW),
         RejectionCode::SessionMismatch,
+    );
+}
+
+#[test]
+fn a_participant_detachment_arrives_on_its_binds_session_or_another_of_the_same_node() {
+    let (client_node, other_node) = (
+        orbi_types::KeyPair::from_seed(&[7; 32]).node_id(),
+        orbi_types::KeyPair::from_seed(&[8; 32]).node_id(),
+    );
+    let of = |peer: &orbi_types::NodeId| Session {
+        peer: Some(peer.clone()),
+        ..Session::default()
+    };
+    let mut engine = engine();
+    engine.open_session(SESS1, of(&client_node));
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    // The attachment's own bind, on its live session, sent by another node over its own.
+    engine.open_session(SESS2, of(&other_node));
+    let relayed = detachment_with(
+        "detach:relayed",
+        "attach:01JQCLIATT001",
+        CLIENT,
+        DetachReason::DeviceLoss,
+        DETACH_NOW,
+        b1(),
+    );
+    let admission = admit(&mut engine, &relayed, SESS2, DETACH_NOW);
+    assert_rejected(&admission, RejectionCode::SessionMismatch);
+    assert_eq!(admission.rejection().unwrap().check, Check::V6b);
+    // The client's node may send it over another of its sessions.
+    engine.open_session(SESS3, of(&client_node));
+    assert_admitted(
+        &admit(&mut engine, &relayed, SESS3, DETACH_NOW),
+        LifecycleState::Detached,
     );
 }
 

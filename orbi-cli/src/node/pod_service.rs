@@ -3,8 +3,9 @@
 //! A client node dials the serving node with this ALPN (the same raw-public-key mutual TLS as
 //! INAC, so both ends know each other's node id and derive the same session id). The
 //! connection is the live node-to-node session of spec pod §2: attachment, recovery and bare
-//! bind artifacts must name its session id, and participant detachments a live one (the
-//! engine's V6a/V6b; an identical replay of an admitted detachment is answered `replayed`).
+//! bind artifacts must name its session id, and participant detachments it or another live
+//! session of the same node (the engine's V6a/V6b; host reasons are refused, an identical
+//! replay of an admitted detachment is answered `replayed`).
 //! Only allowed nodes get a session: `[pod] allow`, `inac.allow` and the known peers; anyone
 //! else is closed with `0x101`. Each lifecycle artifact travels on its own bidirectional stream as a `u32`
 //! big-endian length and the artifact's exact bytes; the answer comes back the same way as a
@@ -912,6 +913,192 @@ mod tests {
         assert!(
             slowest < Duration::from_millis(1500),
             "another peer waited {slowest:?} behind one peer's flood"
+        );
+    }
+
+    /// An attachment of `client` by `participant` on `session`, and the detachment built
+    /// around the *same* bind (upstream reuses binds; the outer fields are unsigned).
+    fn attachment_and_detachment_reusing_its_bind(
+        node: &KeyPair,
+        participant: &KeyPair,
+        session: &str,
+        client: &str,
+        reason: orbi_types::pod::DetachReason,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let now = Timestamp::from_instant(OffsetDateTime::now_utc()).unwrap();
+        let bind = compose::sign_bind(
+            participant,
+            &BindDraft {
+                bind_id: format!("pb:{client}"),
+                bound_at: now.clone(),
+                via: node.node_id(),
+                session_id: session.to_owned(),
+                policy_annotations: None,
+            },
+        )
+        .unwrap();
+        let attachment = compose::attachment(
+            &AttachmentDraft {
+                attachment_id: format!("attach:{client}"),
+                attached_at: now.clone(),
+                profile: ProfileType::PodClient,
+                serving_node: node.node_id(),
+                pod_user: None,
+                client_instance_id: client.to_owned(),
+                models_local: None,
+                state: SessionState::Attached,
+                export_capable: true,
+                migration_allowed: true,
+            },
+            bind.clone(),
+        );
+        let detachment = compose::detachment(
+            &compose::DetachmentDraft {
+                detachment_id: format!("detach:forged-{client}"),
+                detached_at: now,
+                attachment_id: format!("attach:{client}"),
+                serving_node: node.node_id(),
+                client_instance_id: client.to_owned(),
+                reason,
+                notes: None,
+            },
+            bind,
+        );
+        (
+            attachment.to_string().into_bytes(),
+            detachment.to_string().into_bytes(),
+        )
+    }
+
+    /// A `policy` detachment (a host reason: spec pod §4, "Originator: host") sent by another
+    /// allowed node with the attachment's bind copied verbatim, after the client's session
+    /// has died, is refused: admitted, it would leave a sanction only the operator can clear.
+    #[tokio::test]
+    async fn another_node_cannot_impose_a_sanction_with_a_copied_bind() {
+        use orbi_inac::quic::SessionId;
+        let dir = tempfile::tempdir().unwrap();
+        let (node, victim, other) = (
+            KeyPair::from_seed(&[1; 32]),
+            KeyPair::from_seed(&[2; 32]),
+            KeyPair::from_seed(&[3; 32]),
+        );
+        let engine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
+        let (addr, _served) = serve_pod(&node, engine, &[&victim, &other]);
+        let victim_connection = dial_pod(&node, &victim, addr, |_| {}).await;
+        let session = SessionId::of(&victim_connection)
+            .unwrap()
+            .as_str()
+            .to_owned();
+        let (attachment, forged) = attachment_and_detachment_reusing_its_bind(
+            &node,
+            &victim,
+            &session,
+            "client:victim",
+            orbi_types::pod::DetachReason::Policy,
+        );
+        let answer = exchange(&victim_connection, &attachment).await;
+        assert_eq!(answer["outcome"], "admitted", "{answer}");
+        victim_connection.close(0u8.into(), b"bye");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let other_connection = dial_pod(&node, &other, addr, |_| {}).await;
+        let answer = exchange(&other_connection, &forged).await;
+        assert_eq!(
+            answer["outcome"], "rejected",
+            "another node's host-reason detachment with a copied bind was admitted: {answer}"
+        );
+    }
+
+    /// A participant-reason detachment whose bind names the client node's live session,
+    /// arriving over another node's connection, is refused (V6b: the bind's session is the
+    /// arrival session or another live session of the same node).
+    #[tokio::test]
+    async fn a_detachment_over_another_nodes_connection_is_refused() {
+        use orbi_inac::quic::SessionId;
+        let dir = tempfile::tempdir().unwrap();
+        let (node, victim, other) = (
+            KeyPair::from_seed(&[1; 32]),
+            KeyPair::from_seed(&[2; 32]),
+            KeyPair::from_seed(&[3; 32]),
+        );
+        let engine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
+        let (addr, _served) = serve_pod(&node, engine, &[&victim, &other]);
+        let victim_connection = dial_pod(&node, &victim, addr, |_| {}).await;
+        let session = SessionId::of(&victim_connection)
+            .unwrap()
+            .as_str()
+            .to_owned();
+        let (attachment, forged) = attachment_and_detachment_reusing_its_bind(
+            &node,
+            &victim,
+            &session,
+            "client:victim2",
+            orbi_types::pod::DetachReason::DeviceLoss,
+        );
+        let answer = exchange(&victim_connection, &attachment).await;
+        assert_eq!(answer["outcome"], "admitted", "{answer}");
+        let other_connection = dial_pod(&node, &other, addr, |_| {}).await;
+        let answer = exchange(&other_connection, &forged).await;
+        assert_eq!(
+            answer["code"], "E_POD_SESSION_MISMATCH",
+            "a detachment bound to another node's session, arriving on this one: {answer}"
+        );
+    }
+
+    /// Garbage, a never-finished stream and many streams at once get clear answers and leave
+    /// another peer served.
+    #[tokio::test]
+    async fn garbage_and_stalled_streams_leave_others_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, hostile, good) = (
+            KeyPair::from_seed(&[1; 32]),
+            KeyPair::from_seed(&[2; 32]),
+            KeyPair::from_seed(&[3; 32]),
+        );
+        let engine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
+        let (addr, _served) = serve_pod(&node, engine, &[&hostile, &good]);
+        let bad = dial_pod(&node, &hostile, addr, |_| {}).await;
+        // Garbage with a valid length prefix.
+        let answer = tokio::time::timeout(
+            Duration::from_secs(15),
+            exchange(&bad, &[0xff, 0x00, 0x13, 0x37]),
+        )
+        .await
+        .expect("an answer to garbage");
+        assert_eq!(answer["outcome"], "rejected", "{answer}");
+        // Raw garbage without a frame: a prefix announcing more than it sends, never finished.
+        let mut stalled = Vec::new();
+        for _ in 0..30 {
+            let (mut send, recv) = tokio::time::timeout(Duration::from_secs(5), bad.open_bi())
+                .await
+                .expect("stream credit")
+                .unwrap();
+            send.write_all(&[0, 0, 0, 200, b'{']).await.unwrap();
+            stalled.push((send, recv));
+        }
+        let good_connection = dial_pod(&node, &good, addr, |_| {}).await;
+        let started = std::time::Instant::now();
+        let answer =
+            tokio::time::timeout(Duration::from_secs(15), exchange(&good_connection, b"{}"))
+                .await
+                .expect("the other peer is answered");
+        assert_eq!(answer["outcome"], "rejected", "{answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let (_send, mut recv) = stalled.pop().unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(15), recv.read_to_end(1024))
+            .await
+            .expect("a stalled stream is ended by the node");
+        assert!(
+            matches!(
+                ended,
+                Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code)))
+                    if code == wire::StreamCode::ResponseTimeout.varint()
+            ),
+            "{ended:?}"
         );
     }
 }
