@@ -970,11 +970,15 @@ mod tests {
         )
     }
 
-    /// A `policy` detachment (a host reason: spec pod §4, "Originator: host") sent by another
-    /// allowed node with the attachment's bind copied verbatim, after the client's session
-    /// has died, is refused: admitted, it would leave a sanction only the operator can clear.
+    /// Another allowed node holding copies of a client's artifacts cannot detach it: a
+    /// participant-reason detachment whose bind names the client node's live session, sent
+    /// over the other node's connection, is refused (V6b: the bind's session is the arrival
+    /// session or another live session of the same node); a `policy` detachment (a host
+    /// reason: spec pod §4, "Originator: host") with the attachment's bind copied verbatim,
+    /// after the client's session has died, is refused too: admitted, it would leave a
+    /// sanction only the operator can clear.
     #[tokio::test]
-    async fn another_node_cannot_impose_a_sanction_with_a_copied_bind() {
+    async fn another_node_cannot_detach_a_client_with_copies_of_its_binds() {
         use orbi_inac::quic::SessionId;
         let dir = tempfile::tempdir().unwrap();
         let (node, victim, other) = (
@@ -989,59 +993,33 @@ mod tests {
             .unwrap()
             .as_str()
             .to_owned();
-        let (attachment, forged) = attachment_and_detachment_reusing_its_bind(
-            &node,
-            &victim,
-            &session,
-            "client:victim",
-            orbi_types::pod::DetachReason::Policy,
-        );
-        let answer = exchange(&victim_connection, &attachment).await;
-        assert_eq!(answer["outcome"], "admitted", "{answer}");
+        let other_connection = dial_pod(&node, &other, addr, |_| {}).await;
+        let mut forged = Vec::new();
+        for (client, reason) in [
+            ("client:relayed", orbi_types::pod::DetachReason::DeviceLoss),
+            ("client:sanctioned", orbi_types::pod::DetachReason::Policy),
+        ] {
+            let (attachment, detachment) = attachment_and_detachment_reusing_its_bind(
+                &node, &victim, &session, client, reason,
+            );
+            let answer = exchange(&victim_connection, &attachment).await;
+            assert_eq!(answer["outcome"], "admitted", "{answer}");
+            forged.push(detachment);
+        }
+        // While the client's session is live.
+        let answer = exchange(&other_connection, &forged[0]).await;
+        assert_eq!(answer["code"], "E_POD_SESSION_MISMATCH", "{answer}");
+        // After it has died.
         victim_connection.close(0u8.into(), b"bye");
         tokio::time::sleep(Duration::from_millis(500)).await;
-
-        let other_connection = dial_pod(&node, &other, addr, |_| {}).await;
-        let answer = exchange(&other_connection, &forged).await;
-        assert_eq!(
-            answer["outcome"], "rejected",
-            "another node's host-reason detachment with a copied bind was admitted: {answer}"
-        );
-    }
-
-    /// A participant-reason detachment whose bind names the client node's live session,
-    /// arriving over another node's connection, is refused (V6b: the bind's session is the
-    /// arrival session or another live session of the same node).
-    #[tokio::test]
-    async fn a_detachment_over_another_nodes_connection_is_refused() {
-        use orbi_inac::quic::SessionId;
-        let dir = tempfile::tempdir().unwrap();
-        let (node, victim, other) = (
-            KeyPair::from_seed(&[1; 32]),
-            KeyPair::from_seed(&[2; 32]),
-            KeyPair::from_seed(&[3; 32]),
-        );
-        let engine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
-        let (addr, _served) = serve_pod(&node, engine, &[&victim, &other]);
-        let victim_connection = dial_pod(&node, &victim, addr, |_| {}).await;
-        let session = SessionId::of(&victim_connection)
-            .unwrap()
-            .as_str()
-            .to_owned();
-        let (attachment, forged) = attachment_and_detachment_reusing_its_bind(
-            &node,
-            &victim,
-            &session,
-            "client:victim2",
-            orbi_types::pod::DetachReason::DeviceLoss,
-        );
-        let answer = exchange(&victim_connection, &attachment).await;
-        assert_eq!(answer["outcome"], "admitted", "{answer}");
-        let other_connection = dial_pod(&node, &other, addr, |_| {}).await;
-        let answer = exchange(&other_connection, &forged).await;
-        assert_eq!(
-            answer["code"], "E_POD_SESSION_MISMATCH",
-            "a detachment bound to another node's session, arriving on this one: {answer}"
+        let answer = exchange(&other_connection, &forged[1]).await;
+        assert_eq!(answer["code"], "E_POD_SESSION_MISMATCH", "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("this node's to give"),
+            "{answer}"
         );
     }
 
