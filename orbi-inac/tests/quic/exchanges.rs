@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use orbi_inac::{
-    Descriptor, Frame,
+    Descriptor, Frame, MAX_FRAME_BYTES,
     quic::{
         ExchangeError, RequestOutcome, StreamCode, TransportConfig,
         config::{endpoint, server_config},
@@ -405,4 +405,22 @@ async fn a_peer_serving_another_artifact_than_the_one_requested_is_refused() {
             "nothing written for an artifact not asked for"
         );
     }
+}
+
+// Spec §8.4: a control frame of exactly 256 KiB is read and answered, not reset 0x5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_of_exactly_256_kib_is_answered() {
+    let node = Setup::new().start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let mut json = inline_push(b"{}", "k-1").encode();
+    json.resize(MAX_FRAME_BYTES, b' ');
+    let (mut send, mut recv) = session.connection().open_bi().await.unwrap();
+    let mut framed = u32::try_from(json.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(&json);
+    send.write_all(&framed).await.unwrap();
+    let _ = send.finish();
+    let answer = orbi_inac::quic::wire::read_frame(&mut recv, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_answer(&Frame::decode(&answer).unwrap(), Operation::Ingested, None);
 }

@@ -650,3 +650,18 @@ async fn strangers_give_their_unfamiliar_place_back_and_make_no_address_familiar
         .unwrap()
         .unwrap();
 }
+
+// quic module docs (session id): `sess:` + base64url of 32 bytes exported under
+// `EXPORTER-orbiplex-inac-session-v1` with an empty context, the same at both ends.
+#[tokio::test]
+async fn the_session_id_is_the_documented_export_of_the_tls_session() {
+    let node = Setup::new().start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let mut exported = [0u8; 32];
+    session
+        .connection()
+        .export_keying_material(&mut exported, b"EXPORTER-orbiplex-inac-session-v1", b"")
+        .unwrap();
+    let expected = format!("sess:{}", orbi_types::b64::encode(&exported));
+    assert_eq!(session.id().as_str(), expected);
+}

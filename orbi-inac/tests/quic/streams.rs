@@ -498,3 +498,22 @@ async fn an_object_cut_short_on_disk_is_not_served_and_the_next_push_repairs_it(
     // Whole again: the next push is already present.
     assert_answer(&push().await.unwrap(), Operation::AlreadyPresent, None);
 }
+
+// Spec §8.5/§8.7: a body with no progress for the stall timeout is stopped with 0x6.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_stopped_with_0x6() {
+    let node = Setup::new()
+        .transport(|t| t.stall_timeout = Duration::from_millis(400))
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let body = pattern(100_000, 3);
+    let (mut send, _recv) = session.connection().open_bi().await.unwrap();
+    let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+    let header = Frame::push_stream(&descriptor(&body), &id).build().unwrap();
+    send.write_all(&encode_frame(&header)).await.unwrap();
+    send.write_all(&body[..1000]).await.unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), send.stopped())
+        .await
+        .expect("the listener stops the stalled body");
+    assert_eq!(stopped.ok().flatten(), Some(StreamCode::Stale.varint()));
+}

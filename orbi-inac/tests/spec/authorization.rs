@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use orbi_inac::{
-    AuthorizationMode, Descriptor, Frame, Handled, RevocationView,
+    AuthorizationMode, BodyEnd, Descriptor, Frame, FrameBuilder, Handled, RevocationView,
     passport::{InvitationTerms, issue_invitation, sign_passport},
 };
 use orbi_types::{
@@ -27,6 +27,18 @@ fn authority() -> KeyPair {
 
 /// A passport issued and signed by `issuer` for `holder` with one profile.
 fn passport(issuer: &KeyPair, holder: &NodeId, capability: &str, profile: Value) -> Passport {
+    passport_issued(issuer, holder, capability, 0, json!([profile]))
+}
+
+/// A passport signed by `issuer` for `holder`, issued at `T0 + issued` for an hour, with
+/// `profiles`.
+fn passport_issued(
+    issuer: &KeyPair,
+    holder: &NodeId,
+    capability: &str,
+    issued: i64,
+    profiles: Value,
+) -> Passport {
     let Value::Object(mut object) = json!({
         "schema": "capability-passport.v1",
         "passport_id": format!("passport:capability:{capability}:1"),
@@ -34,10 +46,10 @@ fn passport(issuer: &KeyPair, holder: &NodeId, capability: &str, profile: Value)
         "capability_id": capability,
         "scope": {
             "allowed_callers": [{"kind": "node", "subject_key": format!("did:key:{}", holder.did_key())}],
-            "profiles": [profile],
+            "profiles": profiles,
         },
-        "issued_at": time(0),
-        "expires_at": time(3600),
+        "issued_at": time(issued),
+        "expires_at": time(issued + 3600),
         "issuer/participant_id": issuer.participant_id().as_str(),
         "issuer/node_id": issuer.node_id().as_str(),
         "revocation_ref": null,
@@ -67,11 +79,15 @@ fn passport_node() -> Node {
     node
 }
 
+const CAPABILITY: AuthorizationMode = AuthorizationMode::CapabilityPassport;
+
 fn push_with(passport: &Passport, bytes: &[u8], mode: AuthorizationMode) -> Frame {
+    push_builder(passport, bytes, mode).build().unwrap()
+}
+
+fn push_builder(passport: &Passport, bytes: &[u8], mode: AuthorizationMode) -> FrameBuilder {
     Frame::push_inline(&Descriptor::of_bytes(BLOB, JSON, bytes), bytes)
         .authorization(mode, passport)
-        .build()
-        .unwrap()
 }
 
 // The coarse peer gate.
@@ -767,4 +783,199 @@ fn a_peer_off_the_allowlist_gets_no_replay_on_a_passport_of_its_own_making() {
     let lapsed = push_passport(&authority(), &peer().node_id());
     let retry = answer(receiver.handle(&peer().node_id(), &keyed(&lapsed), at(7200)));
     assert_answer(&retry, Operation::Ingested, None);
+}
+
+// Spec §5.1/§5.2: a peer off the allowlist gets the replay of its delivered push only on a
+// passport whose signature verifies; a tampered one is `not-authorized`.
+#[test]
+fn a_tampered_passport_gets_no_replay_of_a_delivered_push() {
+    let mut node = passport_node();
+    let pass = passport_issued(
+        &authority(),
+        &peer().node_id(),
+        "inac.push",
+        0,
+        json!([push_profile()]),
+    );
+    let first = node.send(
+        &peer(),
+        &push_builder(&pass, A0, CAPABILITY)
+            .idempotency_key("k-1")
+            .build()
+            .unwrap(),
+        at(1),
+    );
+    assert_answer(&first, Operation::Ingested, None);
+    let mut tampered = pass.clone();
+    tampered.insert("expires_at".into(), json!(time(999_999)));
+    let retry = node.send(
+        &peer(),
+        &push_builder(&tampered, A0, CAPABILITY)
+            .idempotency_key("k-1")
+            .build()
+            .unwrap(),
+        at(2),
+    );
+    assert_refused(&retry, RefusalCode::NotAuthorized);
+}
+
+// Spec §5.2: `issued_at` is checked with the tolerated clock skew (300 s by default).
+#[test]
+fn a_passport_issued_within_the_clock_skew_is_honoured_and_beyond_it_is_not() {
+    let mut node = passport_node();
+    let soon = passport_issued(
+        &authority(),
+        &peer().node_id(),
+        "inac.push",
+        200,
+        json!([push_profile()]),
+    );
+    let answer = node.send(&peer(), &push_with(&soon, A0, CAPABILITY), at(1));
+    assert_answer(&answer, Operation::Ingested, None);
+    let later = passport_issued(
+        &authority(),
+        &peer().node_id(),
+        "inac.push",
+        400,
+        json!([push_profile()]),
+    );
+    let answer = node.send(&peer(), &push_with(&later, b"[]", CAPABILITY), at(1));
+    assert_refused(&answer, RefusalCode::NotAuthorized);
+}
+
+// Spec §5.2: custody profiles compose by OR; the record limit of the most generous profile
+// that allowed the header holds when a streamed body lands.
+#[test]
+fn the_most_generous_custody_profile_limits_a_body_admitted_side_by_side() {
+    let profiles = json!([
+        {"profile": "memarium-custody@v1", "artifact_schemas": [BLOB], "max_records": 1},
+        {"profile": "memarium-custody@v1", "artifact_schemas": [BLOB], "max_records": 3},
+    ]);
+    let pass = passport_issued(
+        &authority(),
+        &peer().node_id(),
+        "memarium.custody",
+        0,
+        profiles,
+    );
+    let mut node = passport_node();
+    let header = |bytes: &[u8], stream: &str| {
+        Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, bytes), stream)
+            .authorization(AuthorizationMode::CustodyPassport, &pass)
+            .build()
+            .unwrap()
+    };
+    let mut first = node.begin(&peer(), &header(A0, "4"), at(1));
+    let mut second = node.begin(&peer(), &header(b"[]", "8"), at(1));
+    first.write(A0).unwrap();
+    second.write(b"[]").unwrap();
+    let first = node
+        .receiver
+        .finish_push(first.complete(BodyEnd::Finished), at(2));
+    assert_answer(&first, Operation::Ingested, None);
+    let second = node
+        .receiver
+        .finish_push(second.complete(BodyEnd::Finished), at(2));
+    assert_answer(&second, Operation::Ingested, None);
+}
+
+// Spec §5.2: a single-use invitation is consumed only by `ingested` / `already-present`.
+#[test]
+fn a_refused_push_does_not_use_up_a_single_use_invitation() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    // A0's descriptor with the two bytes of `[]`: digest-mismatch at the byte check.
+    let mut wrong = push_under(A0, BLOB, "k-bad", &invitation).to_value();
+    wrong["artifact"]["bytes/base64url"] = json!("W10");
+    let answer = node.send_value(&peer(), &wrong, at(1));
+    assert_refused(&answer, RefusalCode::DigestMismatch);
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-good", &invitation), at(2));
+    assert_answer(&answer, Operation::Ingested, None);
+}
+
+// Spec §5.2: a single-use invitation consumed by another transfer while a body was in
+// flight is `invitation-revoked` when that body lands.
+#[test]
+fn a_single_use_invitation_used_while_a_body_was_in_flight_is_revoked() {
+    let mut node = invitation_node();
+    let descriptor = Descriptor::of_bytes(BLOB, JSON, A0);
+    let invitation = invite(&mut node, &peer(), &descriptor, 0);
+    let header = |key: &str, stream: &str| {
+        Frame::push_stream(&descriptor, stream)
+            .correlation_id("c-offer")
+            .idempotency_key(key)
+            .authorization(AuthorizationMode::InvitationPassport, &invitation)
+            .build()
+            .unwrap()
+    };
+    let mut first = node.begin(&peer(), &header("k-1", "4"), at(1));
+    let mut second = node.begin(&peer(), &header("k-2", "8"), at(1));
+    first.write(A0).unwrap();
+    second.write(A0).unwrap();
+    let first = node
+        .receiver
+        .finish_push(first.complete(BodyEnd::Finished), at(2));
+    assert_answer(&first, Operation::Ingested, None);
+    let second = node
+        .receiver
+        .finish_push(second.complete(BodyEnd::Finished), at(2));
+    assert_refused(&second, RefusalCode::InvitationRevoked);
+}
+
+/// `invitation` with `edit` applied, signed again with R's own key.
+fn reissued(invitation: &Passport, edit: impl FnOnce(&mut Passport)) -> Passport {
+    let mut changed = invitation.clone();
+    edit(&mut changed);
+    sign_passport(&receiver_key(), &mut changed).unwrap();
+    changed
+}
+
+// Spec §5.2 table: `issuer/node_id` other than this node is `invitation-unknown`, even under
+// this node's signature.
+#[test]
+fn an_invitation_naming_another_issuer_node_is_unknown() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    let moved = reissued(&invitation, |p| {
+        p.insert(
+            "issuer/node_id".into(),
+            json!(other_peer().node_id().as_str()),
+        );
+    });
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &moved), at(1));
+    assert_refused(&answer, RefusalCode::InvitationUnknown);
+}
+
+// Spec §5.2 table: an invitation profile must list the pusher in `peer_node_ids`; one that
+// leaves it out, or has no such list (fail closed), is out of scope.
+#[test]
+fn an_invitation_whose_peer_node_ids_leave_out_the_pusher_is_out_of_scope() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    let narrowed = reissued(&invitation, |p| {
+        p["scope"]["profiles"][0]["peer_node_ids"] = json!([other_peer().node_id().as_str()]);
+    });
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &narrowed), at(1));
+    assert_refused(&answer, RefusalCode::InvitationScopeMismatch);
+    let unlisted = reissued(&invitation, |p| {
+        let profile = p["scope"]["profiles"][0].as_object_mut().unwrap();
+        profile.remove("peer_node_ids");
+    });
+    let answer = node.send(&peer(), &push_under(A0, BLOB, "k-1", &unlisted), at(1));
+    assert_refused(&answer, RefusalCode::InvitationScopeMismatch);
+}
+
+// Spec §5.2: `single_use` defaults to true when the invitation profile omits it.
+#[test]
+fn an_invitation_profile_without_single_use_is_single_use() {
+    let mut node = invitation_node();
+    let invitation = invite(&mut node, &peer(), &Descriptor::of_bytes(BLOB, JSON, A0), 0);
+    let silent = reissued(&invitation, |p| {
+        let profile = p["scope"]["profiles"][0].as_object_mut().unwrap();
+        profile.remove("single_use");
+    });
+    let first = node.send(&peer(), &push_under(A0, BLOB, "k-1", &silent), at(1));
+    assert_answer(&first, Operation::Ingested, None);
+    let second = node.send(&peer(), &push_under(A0, BLOB, "k-2", &silent), at(2));
+    assert_refused(&second, RefusalCode::InvitationRevoked);
 }

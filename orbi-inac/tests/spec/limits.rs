@@ -1,6 +1,6 @@
 //! Spec §9.3: byte identity and size limits.
 
-use orbi_inac::{Descriptor, Frame, Handled};
+use orbi_inac::{Descriptor, Frame, FrameError, Handled, MAX_FRAME_BYTES};
 use orbi_types::inac::{Operation, RefusalCode};
 use serde_json::json;
 
@@ -226,4 +226,55 @@ fn one_gib_plus_one_with_a_big_passport_is_still_payload_too_large() {
     };
     assert_eq!(code(&small), RefusalCode::PayloadTooLarge);
     assert_eq!(code(&value), RefusalCode::PayloadTooLarge);
+}
+
+/// `push-inline` (A0) padded with insignificant whitespace to exactly `len` bytes.
+fn padded_push(len: usize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&push_a0_value()).unwrap();
+    bytes.resize(len, b' ');
+    bytes
+}
+
+// Spec §8.4: a control frame of up to 256 KiB is a frame; one byte more is not.
+#[test]
+fn a_frame_of_exactly_256_kib_decodes_and_one_byte_more_does_not() {
+    let frame = Frame::decode(&padded_push(MAX_FRAME_BYTES)).unwrap();
+    assert_eq!(frame.operation(), Operation::Push);
+    let error = Frame::decode(&padded_push(MAX_FRAME_BYTES + 1)).unwrap_err();
+    assert_eq!(
+        error.reason,
+        FrameError::TooLong {
+            len: MAX_FRAME_BYTES + 1
+        }
+    );
+}
+
+// Spec §2/§6: a schema violation is `malformed`; `payload-too-large` is only for a size over
+// the 1 GiB ceiling that is the frame's sole defect.
+#[test]
+fn a_size_over_the_ceiling_beside_another_schema_defect_is_malformed() {
+    let mut node = standard();
+    let mut push = push_a0_value();
+    push["artifact"]["size/bytes"] = json!(1_073_741_825_u64);
+    let alone = node.send_value(&peer(), &push, at(1));
+    assert_refused(&alone, RefusalCode::PayloadTooLarge);
+    push["x-extra"] = json!(1);
+    let with_extra = node.send_value(&peer(), &push, at(1));
+    assert_refused(&with_extra, RefusalCode::Malformed);
+}
+
+// Spec §6 processing order: the peer gate (2) answers before the size limits (4).
+#[test]
+fn the_peer_gate_answers_before_the_configured_size_limit() {
+    let mut node = Setup::new()
+        .keep(BLOB, None)
+        .allow(&peer().node_id())
+        .config(|c| c.max_artifact_size_bytes = 1000)
+        .build();
+    let big = Descriptor::of_bytes(BLOB, JSON, &[b'x'; 2000]);
+    let header = Frame::push_stream(&big, "4").build().unwrap();
+    let stranger = node.send(&other_peer(), &header, at(1));
+    assert_refused(&stranger, RefusalCode::NotAuthorized);
+    let allowed = node.send(&peer(), &header, at(1));
+    assert_refused(&allowed, RefusalCode::PayloadTooLarge);
 }

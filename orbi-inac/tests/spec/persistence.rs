@@ -4,9 +4,11 @@
 use std::{fs, path::Path};
 
 use orbi_inac::{
-    Descriptor, Frame, FsStore, Handled, KindRegistry, Ledger, Receiver, ReceiverConfig,
-    SqliteLedger,
+    BodyEnd, Descriptor, Frame, FsStore, Handled, KindRegistry, Ledger, MemoryLedger, MemoryStore,
+    Receiver, ReceiverConfig, SqliteLedger, StoreError,
+    store::{StagedBody, StagingWriter, Store, StoredObject},
 };
+use orbi_types::Sha256Digest;
 use orbi_types::inac::{Operation, RefusalCode};
 
 use crate::common::*;
@@ -199,4 +201,66 @@ fn a_crash_mid_body_leaves_an_orphan_that_opening_removes() {
     let answer = receiver.finish_push(body.complete(orbi_inac::BodyEnd::Finished), at(1));
     assert_answer(&answer, Operation::Ingested, None);
     assert_eq!(receiver.store().list().unwrap().len(), 1);
+}
+
+/// A store whose staged bodies cannot be written (a full disk).
+#[derive(Clone)]
+struct FullDisk(MemoryStore);
+
+struct RefusingWriter;
+
+impl StagingWriter for RefusingWriter {
+    fn write(&mut self, _bytes: &[u8]) -> Result<(), StoreError> {
+        Err(StoreError::Database("disk full".into()))
+    }
+
+    fn finish(self: Box<Self>) -> Result<Box<dyn StagedBody>, StoreError> {
+        Err(StoreError::Database("disk full".into()))
+    }
+}
+
+impl Store for FullDisk {
+    fn stage(&self) -> Result<Box<dyn StagingWriter>, StoreError> {
+        Ok(Box::new(RefusingWriter))
+    }
+
+    fn contains(&self, digest: &Sha256Digest) -> Result<bool, StoreError> {
+        self.0.contains(digest)
+    }
+
+    fn open(
+        &self,
+        digest: &Sha256Digest,
+    ) -> Result<Option<Box<dyn std::io::Read + Send>>, StoreError> {
+        self.0.open(digest)
+    }
+
+    fn list(&self) -> Result<Vec<StoredObject>, StoreError> {
+        self.0.list()
+    }
+}
+
+// Spec §6: a body the receiver cannot stage is its own temporary failure,
+// `handler-unavailable` (retryable), never the sender's `malformed`.
+#[test]
+fn a_body_that_cannot_be_staged_is_handler_unavailable() {
+    let mut config = ReceiverConfig::default();
+    config.allowed_peers.insert(peer().node_id());
+    let mut receiver = Receiver::new(
+        receiver_key(),
+        config,
+        KindRegistry::builder().keep(BLOB, None).build().unwrap(),
+        FullDisk(MemoryStore::new()),
+        MemoryLedger::new(),
+    );
+    let header = Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, A0), "4")
+        .build()
+        .unwrap();
+    let Handled::ReadBody(mut body) = receiver.handle(&peer().node_id(), &header, at(1)) else {
+        panic!("the header is admitted")
+    };
+    assert!(body.write(A0).is_err());
+    let answer = receiver.finish_push(body.complete(BodyEnd::Finished), at(1));
+    assert_refused(&answer, RefusalCode::HandlerUnavailable);
+    assert_eq!(answer.response().unwrap().retryable, Some(true));
 }
