@@ -103,15 +103,8 @@ struct Caller {
     subject_key: String,
     // Present means a string: `kind: null` would otherwise read as absent, the entry that
     // admits any kind of caller.
-    #[serde(default, deserialize_with = "present_string")]
+    #[serde(default, deserialize_with = "orbi_types::json::present")]
     kind: Option<String>,
-}
-
-/// A member that, when present, must be a string (`null` included in "present").
-fn present_string<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    String::deserialize(deserializer).map(Some)
 }
 
 /// The `allowed_callers[].kind` an INAC caller is: the remote node, bound by its key.

@@ -318,13 +318,6 @@ impl JsonSchema for HardExpiry {
     }
 }
 
-/// Reads a present value (even `null`) as `Some`, so `HardExpiry::Never` survives a round trip.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(deserializer).map(Some)
-}
-
 /// `publication/scope: public-vault` requires `publication/timing-profile` (the package rule).
 fn request_conditional(schema: &mut Schema) {
     schema.insert(
@@ -596,7 +589,8 @@ pub struct ArchivalStorageDecision {
     #[serde(
         rename = "retention/hard-expires-at",
         default,
-        deserialize_with = "present",
+        // Present, even `null`, is `Some`: `HardExpiry::Never` survives a round trip.
+        deserialize_with = "crate::json::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "HardExpiry")]

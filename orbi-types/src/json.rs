@@ -85,6 +85,15 @@ pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(ObjectOnly(deserializer))
 }
 
+/// Reads a member that is present as `Some`, `null` included (`deserialize_with` of an
+/// `Option` member with `#[serde(default)]`): `null` is then the member's own value (or, for a
+/// `T` that does not read `null`, an error), never the same as absent.
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
 /// [`object`] for an optional member: `null` still reads as absent.
 pub(crate) fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
