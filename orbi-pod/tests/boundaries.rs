@@ -5,26 +5,12 @@
 mod common;
 
 use common::*;
-use orbi_pod::{
-    AttachmentState, Check, HostPolicy, LifecycleState, RejectionCode, Rule, Session, Store,
-};
+use orbi_pod::{AttachmentState, Check, HostPolicy, LifecycleState, RejectionCode, Rule, Session};
 use orbi_types::pod::{DetachReason, SessionState};
 use serde_json::json;
 
-const NOW: &str = "2026-03-28T19:42:05Z";
-const DETACH_NOW: &str = "2026-03-28T20:05:10Z";
-const RECOVER_NOW: &str = "2026-03-28T20:25:10Z";
 /// RECOVER_NOW plus the default 10-minute recovery window.
 const GRANT_EXPIRES: &str = "2026-03-28T20:35:10Z";
-
-fn state_of<S: Store>(engine: &orbi_pod::PodEngine<S>, attachment_id: &str) -> AttachmentState {
-    engine
-        .store()
-        .attachment(attachment_id)
-        .unwrap()
-        .unwrap()
-        .state
-}
 
 /// V5: an attachment for another serving node is refused even when its bind speaks through
 /// that node (the via check alone would pass).
@@ -36,7 +22,7 @@ fn an_attachment_for_another_node_through_that_node_is_wrong_node() {
     let bind = resign(bind, &k2());
     let mut elsewhere = attachment_with("attach:elsewhere", CLIENT, "2026-03-28T19:42:00Z", bind);
     elsewhere["serving-node/id"] = json!(other_node);
-    let admission = admit(&mut engine(), &elsewhere, SESS1, NOW);
+    let admission = admit(&mut engine(), &elsewhere, SESS1, ATTACH_NOW);
     assert_rejected(&admission, RejectionCode::WrongNode);
     assert_eq!(admission.rejection().unwrap().check, Check::V5);
 }
@@ -55,14 +41,16 @@ fn v0_is_inclusive_at_64_kib() {
         encoded
     };
     let mut engine = engine();
-    let at_limit = engine.admit(&sized(LIMIT), SESS1, instant(NOW)).unwrap();
+    let at_limit = engine
+        .admit(&sized(LIMIT), SESS1, instant(ATTACH_NOW))
+        .unwrap();
     assert_ne!(
         at_limit.rejection().map(|r| r.check),
         Some(Check::V0),
         "{at_limit:#?}"
     );
     let over = engine
-        .admit(&sized(LIMIT + 1), SESS1, instant(NOW))
+        .admit(&sized(LIMIT + 1), SESS1, instant(ATTACH_NOW))
         .unwrap();
     assert_eq!(over.rejection().map(|r| r.check), Some(Check::V0));
 }
@@ -78,7 +66,7 @@ fn a_pod_user_of_another_participant_is_refused() {
     );
     let mut attachment = a1();
     attachment["pod-user/id"] = json!(hosted);
-    let admission = admit(&mut engine_with(policy), &attachment, SESS1, NOW);
+    let admission = admit(&mut engine_with(policy), &attachment, SESS1, ATTACH_NOW);
     assert_rejected(&admission, RejectionCode::TenancyUnknown);
 }
 
@@ -87,7 +75,7 @@ fn a_pod_user_of_another_participant_is_refused() {
 fn a_migration_flag_the_host_does_not_offer_is_a_policy_mismatch() {
     let mut attachment = a1();
     attachment["migration/allowed?"] = json!(false);
-    let admission = admit(&mut engine(), &attachment, SESS1, NOW);
+    let admission = admit(&mut engine(), &attachment, SESS1, ATTACH_NOW);
     assert_rejected(&admission, RejectionCode::PolicyMismatch);
     assert_eq!(admission.rejection().unwrap().check, Check::V10);
 }
@@ -96,7 +84,7 @@ fn a_migration_flag_the_host_does_not_offer_is_a_policy_mismatch() {
 fn granted_engine() -> orbi_pod::PodEngine<orbi_pod::MemoryStore> {
     let mut engine = engine();
     assert_admitted(
-        &admit(&mut engine, &a1(), SESS1, NOW),
+        &admit(&mut engine, &a1(), SESS1, ATTACH_NOW),
         LifecycleState::Attached,
     );
     assert_admitted(
@@ -147,7 +135,7 @@ fn a_new_recovery_at_the_old_grants_expiry_instant_is_admitted() {
 #[test]
 fn a_plain_attachment_after_migration_needs_a_recovery() {
     let mut engine = engine();
-    admit(&mut engine, &a1(), SESS1, NOW);
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
     let migrate = detachment_with(
         "detach:migrate",
         "attach:01JQCLIATT001",
@@ -172,7 +160,7 @@ fn a_plain_attachment_after_migration_needs_a_recovery() {
 #[test]
 fn keepalive_is_not_restored_on_a_lost_session() {
     let mut engine = engine();
-    admit(&mut engine, &a1(), SESS1, NOW);
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
     engine
         .session_lost(SESS1, instant("2026-03-28T19:50:00Z"))
         .unwrap();
@@ -193,7 +181,7 @@ fn keepalive_loss_leaves_an_attaching_attachment_alone() {
     let mut attaching = a1();
     attaching["session/state"] = json!(SessionState::Attaching.as_str());
     assert_admitted(
-        &admit(&mut engine, &attaching, SESS1, NOW),
+        &admit(&mut engine, &attaching, SESS1, ATTACH_NOW),
         LifecycleState::Attaching,
     );
     let lost = engine
@@ -210,7 +198,7 @@ fn keepalive_loss_leaves_an_attaching_attachment_alone() {
 #[test]
 fn orphans_on_a_reopened_session_are_not_degraded() {
     let mut engine = engine();
-    admit(&mut engine, &a1(), SESS1, NOW);
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
     let degraded = engine
         .degrade_orphans(instant("2026-03-28T19:43:00Z"))
         .unwrap();
@@ -227,7 +215,7 @@ fn orphans_on_a_reopened_session_are_not_degraded() {
 fn sqlite_ends_a_degraded_attachment_at_exactly_its_grace() {
     let dir = tempfile::tempdir().unwrap();
     let mut engine = sqlite_engine(&dir.path().join("pod.db"));
-    admit(&mut engine, &a1(), SESS1, NOW);
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
     engine
         .keepalive_lost(SESS1, instant("2026-03-28T19:51:00Z"))
         .unwrap();

@@ -13,10 +13,6 @@ use orbi_pod::{
 use orbi_schema::Profile;
 use serde_json::{Map, Value, json};
 
-const ATTACH_NOW: &str = "2026-03-28T19:42:05Z";
-const DETACH_NOW: &str = "2026-03-28T20:05:10Z";
-const RECOVER_NOW: &str = "2026-03-28T20:25:10Z";
-
 /// Runs `scenario` on an engine over each read model, with `policy` and SESS1 live.
 fn on_each_store(policy: HostPolicy, scenario: impl Fn(&mut dyn Engine)) {
     let mut memory = PodEngine::new(k1(), policy.clone(), MemoryStore::new()).unwrap();

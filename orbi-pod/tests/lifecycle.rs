@@ -11,10 +11,6 @@ use orbi_pod::{
 use orbi_types::pod::{DetachReason, RecoveryMode};
 use serde_json::{Value, json};
 
-const ATTACH_NOW: &str = "2026-03-28T19:42:05Z";
-const DETACH_NOW: &str = "2026-03-28T20:05:10Z";
-const RECOVER_NOW: &str = "2026-03-28T20:25:10Z";
-
 /// An engine with A1 attached and D1 admitted.
 fn detached_engine(policy: HostPolicy) -> orbi_pod::PodEngine<orbi_pod::MemoryStore> {
     let mut engine = engine_with(policy);
@@ -27,15 +23,6 @@ fn detached_engine(policy: HostPolicy) -> orbi_pod::PodEngine<orbi_pod::MemorySt
         LifecycleState::Detached,
     );
     engine
-}
-
-fn state_of<S: Store>(engine: &orbi_pod::PodEngine<S>, attachment_id: &str) -> AttachmentState {
-    engine
-        .store()
-        .attachment(attachment_id)
-        .unwrap()
-        .unwrap()
-        .state
 }
 
 fn trace_kinds<S: Store>(engine: &orbi_pod::PodEngine<S>) -> Vec<TraceKind> {

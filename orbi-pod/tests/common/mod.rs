@@ -45,6 +45,10 @@ pub const B3_SIGNATURE: &str =
 pub const SESS1: &str = "sess:01JQPARTSESS001";
 pub const SESS2: &str = "sess:01JQPARTSESS002";
 pub const SESS3: &str = "sess:01JQPARTSESS003";
+/// The scenario's instants (spec pod §8): attached, detached, recovered.
+pub const ATTACH_NOW: &str = "2026-03-28T19:42:05Z";
+pub const DETACH_NOW: &str = "2026-03-28T20:05:10Z";
+pub const RECOVER_NOW: &str = "2026-03-28T20:25:10Z";
 pub const CLIENT: &str = "client:ios-a13-82d1";
 pub const NEW_CLIENT: &str = "client:ios-a17-19f4";
 
@@ -246,4 +250,17 @@ pub fn assert_rejected(admission: &Admission, code: RejectionCode) {
     assert_eq!(admission.code(), Some(code), "{admission:#?}");
     assert_eq!(admission.state, None);
     assert!(admission.transitions.is_empty());
+}
+
+/// The state of `attachment_id` in `engine`'s read model (it must be there).
+pub fn state_of<S: orbi_pod::Store>(
+    engine: &PodEngine<S>,
+    attachment_id: &str,
+) -> orbi_pod::AttachmentState {
+    engine
+        .store()
+        .attachment(attachment_id)
+        .unwrap()
+        .unwrap()
+        .state
 }
