@@ -18,14 +18,7 @@ fn variant(name: &str, changes: Value) -> Value {
     let mut ad = ad_f();
     ad["advertisement/id"] = json!(format!("archivist-advertisement:{name}"));
     ad["archivist/node-id"] = json!(format!("node:archivist-{name}"));
-    for (key, value) in changes.as_object().unwrap() {
-        if value.is_null() {
-            ad.as_object_mut().unwrap().remove(key);
-        } else {
-            ad[key] = value.clone();
-        }
-    }
-    ad
+    with(ad, changes)
 }
 
 /// The rank order (input indices) of `ads` for `request`.

@@ -15,17 +15,6 @@ use orbi_types::{
 };
 use serde_json::{Value, json};
 
-fn with(mut value: Value, changes: Value) -> Value {
-    for (key, change) in changes.as_object().unwrap() {
-        if change.is_null() {
-            value.as_object_mut().unwrap().remove(key);
-        } else {
-            value[key] = change.clone();
-        }
-    }
-    value
-}
-
 #[test]
 fn future_dated_stale_and_untargeted_advertisements_are_excluded_with_one_code_each() {
     let now = at("2026-04-01T00:00:00Z");

@@ -150,15 +150,19 @@ pub fn typed(value: Value) -> ArchivalStorageRequest {
 
 /// `request_f()` with `changes` applied (`null` removes a key).
 pub fn request_with(changes: Value) -> Value {
-    let mut request = request_f();
-    for (key, value) in changes.as_object().unwrap() {
-        if value.is_null() {
-            request.as_object_mut().unwrap().remove(key);
+    with(request_f(), changes)
+}
+
+/// `value` with the members of `changes` set (`null` removes a member).
+pub fn with(mut value: Value, changes: Value) -> Value {
+    for (key, change) in changes.as_object().unwrap() {
+        if change.is_null() {
+            value.as_object_mut().unwrap().remove(key);
         } else {
-            request[key] = value.clone();
+            value[key] = change.clone();
         }
     }
-    request
+    value
 }
 
 /// A timestamp that must parse.
