@@ -92,13 +92,18 @@ struct Running {
 impl Running {
     /// SIGTERM; the exit code.
     fn stop(mut self) -> i32 {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap().code().unwrap_or(-1)
+        terminate(&mut self.child)
     }
+}
+
+/// Sends SIGTERM to `child` and waits for it; its exit code (-1 when a signal ended it).
+fn terminate(child: &mut Child) -> i32 {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap().code().unwrap_or(-1)
 }
 
 impl Drop for Running {
@@ -632,12 +637,7 @@ fn a_running_node_logs_at_info_unless_rust_log_says_otherwise() {
         )
         .unwrap();
         assert!(banner.contains("node/id"), "{banner}");
-        let running = Running {
-            child,
-            to: String::new(),
-            roles: Value::Null,
-        };
-        assert_eq!(running.stop(), 0);
+        assert_eq!(terminate(&mut child), 0);
         std::fs::read_to_string(&log).unwrap()
     };
     let by_default = stderr_of_a_run(None);
