@@ -522,6 +522,146 @@ fn a_bad_config_is_a_usage_error_naming_the_setting() {
 }
 
 #[test]
+fn a_start_that_fails_takes_back_the_data_directory_it_made_and_only_that() {
+    let root = tempfile::tempdir().unwrap();
+    let node = NodeDir::init(root.path(), "n");
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    node.edit(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    let run_node = || {
+        orbi(
+            root.path(),
+            &["node", "run", "--config", node.config().to_str().unwrap()],
+        )
+    };
+    let refused = run_node();
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        refused.stderr
+    );
+    let data = node.dir.join("data");
+    assert!(
+        !data.exists(),
+        "the data directory made by the failed start"
+    );
+    // A data directory that was there before is the operator's: kept whole.
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("notes.txt"), b"mine").unwrap();
+    let again = run_node();
+    assert_eq!(again.code, 2, "{}", again.stdout);
+    assert_eq!(std::fs::read(data.join("notes.txt")).unwrap(), b"mine");
+    drop(taken);
+}
+
+#[test]
+fn init_and_run_refuse_a_node_listing_itself_or_an_entry_twice() {
+    let root = tempfile::tempdir().unwrap();
+    let node = NodeDir::init(root.path(), "n");
+    let before = std::fs::read(node.config()).unwrap();
+    let init = |extra: &[&str]| {
+        let dir = node.dir.to_str().unwrap();
+        let mut args = vec!["node", "init", "--dir", dir, "--force"];
+        args.extend_from_slice(extra);
+        orbi(root.path(), &args)
+    };
+    let itself = init(&["--allow", &node.node_id]);
+    assert_eq!(itself.code, 2, "{}", itself.stdout);
+    assert!(
+        itself.stderr.contains(&format!(
+            "inac.allow lists this node's own id {}",
+            node.node_id
+        )),
+        "{}",
+        itself.stderr
+    );
+    let other = NodeDir::init(root.path(), "other");
+    let twice = init(&["--allow", &other.node_id, "--allow", &other.node_id]);
+    assert_eq!(twice.code, 2, "{}", twice.stdout);
+    assert!(
+        twice.stderr.contains(&format!(
+            "inac.allow: \"{}\" is listed twice",
+            other.node_id
+        )),
+        "{}",
+        twice.stderr
+    );
+    assert_eq!(
+        std::fs::read(node.config()).unwrap(),
+        before,
+        "nothing written"
+    );
+
+    // A config edited by hand is refused by `node run` alike, before anything is made.
+    node.edit(
+        "# Nodes that may open pod sessions, besides inac.allow and the known peers.\nallow = []",
+        &format!("allow = [\"{}\"]", node.node_id),
+    );
+    let run = orbi(
+        root.path(),
+        &["node", "run", "--config", node.config().to_str().unwrap()],
+    );
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("pod.allow lists this node's own id"),
+        "{}",
+        run.stderr
+    );
+    assert!(!node.dir.join("data").exists());
+}
+
+#[test]
+fn init_force_replaces_the_config_and_keeps_the_operators_advertisement() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("n");
+    let init = |extra: &[&str]| {
+        let mut args = vec![
+            "node",
+            "init",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--archivist",
+        ];
+        args.extend_from_slice(extra);
+        orbi(root.path(), &args)
+    };
+    let first = init(&[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let node_id = first.json["node/id"].as_str().unwrap().to_owned();
+    let advertisement = dir.join("advertisement.json");
+    let mut edited = advertisement_for(&node_id);
+    edited["replication/max-copies"] = json!(1);
+    write_json(&advertisement, &edited);
+    let edited_bytes = std::fs::read(&advertisement).unwrap();
+    let forced = init(&["--force", "--listen", "127.0.0.1:7999"]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(forced.json["node/id"], node_id.as_str(), "the key is kept");
+    assert_eq!(std::fs::read(&advertisement).unwrap(), edited_bytes);
+    let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
+    assert!(config.contains("listen = \"127.0.0.1:7999\""), "{config}");
+
+    // A kept advertisement `node run` would refuse is refused here too, before the config
+    // is replaced.
+    let elsewhere = NodeDir::init(root.path(), "elsewhere");
+    write_json(&advertisement, &advertisement_for(&elsewhere.node_id));
+    let refused = init(&["--force"]);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("not this node"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("node.toml")).unwrap(),
+        config
+    );
+}
+
+#[test]
 fn a_dropped_session_degrades_then_expires_after_the_grace() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();

@@ -156,16 +156,25 @@ impl NodeConfig {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<NodeConfig, CliError> {
         let text = read_bounded(path)?;
-        let raw: RawConfig = toml::from_str(&text).map_err(|err| {
-            CliError::new(format!(
-                "{}: {}",
-                path.display(),
-                clip(&toml_problem(&text, &err))
-            ))
-        })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base)
+            .map_err(|problem| CliError::new(format!("{}: {}", path.display(), clip(&problem))))
+    }
+
+    /// Checks the config `text`, resolving relative paths against `base`; the error names the
+    /// setting and where it is.
+    pub fn parse(text: &str, base: &Path) -> Result<NodeConfig, String> {
+        let document = toml::Deserializer::parse(text).map_err(|err| toml_problem(text, &err))?;
+        // The path names the setting a wrong value was found in, which the parser's own
+        // message does not ("invalid type: string, expected usize").
+        let raw: RawConfig = serde_path_to_error::deserialize(document).map_err(|err| {
+            let problem = toml_problem(text, err.inner());
+            match err.path().to_string() {
+                root if root == "." => problem,
+                setting => format!("{setting}: {problem}"),
+            }
+        })?;
         resolve(raw, base)
-            .map_err(|err| CliError::new(format!("{}: {}", path.display(), clip(&err))))
     }
 }
 
@@ -213,10 +222,12 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         .iter()
         .map(|text| PeerAddr::from_str(text).map_err(|err| format!("peers: {text:?}: {err}")))
         .collect::<Result<Vec<_>, _>>()?;
+    listed_once("peers", peers.iter().map(|peer| peer.node.as_str()))?;
     let mut inac = ReceiverConfig::default();
     for peer in &peers {
         inac.allowed_peers.insert(peer.node.clone());
     }
+    listed_once("inac.allow", raw.inac.allow.iter().map(String::as_str))?;
     for text in &raw.inac.allow {
         inac.allowed_peers.insert(node_id(text, "inac.allow")?);
     }
@@ -231,6 +242,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
         .iter()
         .map(|kind| parse_kind(kind).map_err(|why| format!("inac.accept: {why}")))
         .collect::<Result<Vec<_>, _>>()?;
+    listed_once("inac.accept", raw.inac.accept.iter().map(String::as_str))?;
     let inac_durability = match raw.inac.durability.as_deref() {
         None | Some("full") => Durability::Full,
         Some("relaxed") => Durability::Relaxed,
@@ -267,9 +279,12 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
             PodUserId::from_str(user).map_err(|err| format!("pod.tenants: {user:?}: {err}"))?;
         let participant = ParticipantId::from_str(participant)
             .map_err(|err| format!("pod.tenants: {participant:?}: {err}"))?;
-        pod.tenancy.insert(user, participant);
+        if pod.tenancy.insert(user.clone(), participant).is_some() {
+            return Err(format!("pod.tenants: {user} is listed twice"));
+        }
     }
     let mut pod_peers = inac.allowed_peers.clone();
+    listed_once("pod.allow", raw.pod.allow.iter().map(String::as_str))?;
     for text in &raw.pod.allow {
         pod_peers.insert(node_id(text, "pod.allow")?);
     }
@@ -327,6 +342,18 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<NodeConfig, String> {
             strict_mode_fit: role.strict_mode_fit,
         }),
     })
+}
+
+/// Refuses an entry written twice in one list: a repeated line is usually a pasted one whose
+/// intended replacement is missing, which a silent merge would hide.
+fn listed_once<'a>(setting: &str, entries: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in entries {
+        if !seen.insert(entry) {
+            return Err(format!("{setting}: {entry:?} is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// A node id the peer must be able to prove: a strict `node:did:key` (like `--allow`).
@@ -485,8 +512,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<NodeConfig, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|err| err.to_string())?;
-        resolve(raw, Path::new("/etc/orbi"))
+        NodeConfig::parse(text, Path::new("/etc/orbi"))
     }
 
     #[test]
@@ -670,6 +696,73 @@ mod tests {
             let error = load(&format!("{base}{extra}")).unwrap_err();
             assert!(error.contains(named), "{extra:?}: {error}");
         }
-        assert!(load("listen = \"127.0.0.1:1\"\ndata-dir = \"d\"\n").is_err());
+        let error = load("listen = \"127.0.0.1:1\"\ndata-dir = \"d\"\n").unwrap_err();
+        assert!(error.starts_with("missing field `key`"), "{error}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_setting() {
+        let base = "key = \"k\"\nlisten = \"127.0.0.1:1\"\ndata-dir = \"d\"\n";
+        for (extra, expected) in [
+            (
+                "[inac]\nmax-connections = \"many\"\n",
+                "inac.max-connections: invalid type: string \"many\", expected usize at line 5",
+            ),
+            (
+                "[pod]\ndegraded-grace-sec = -1\n",
+                "pod.degraded-grace-sec: invalid value: integer `-1`, expected u64 at line 5",
+            ),
+            (
+                "[[inac.budgets]]\nmax-per-minute = true\n",
+                "inac.budgets[0].max-per-minute: invalid type: boolean `true`",
+            ),
+            (
+                "peers = 3\n",
+                "peers: invalid type: integer `3`, expected a sequence at line 4",
+            ),
+        ] {
+            let error = load(&format!("{base}{extra}")).unwrap_err();
+            assert!(error.starts_with(expected), "{extra:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_entry_listed_twice_is_refused() {
+        let node = orbi_types::KeyPair::from_seed(&[7; 32]).node_id();
+        let participant = orbi_types::KeyPair::from_seed(&[8; 32]).participant_id();
+        let other = orbi_types::KeyPair::from_seed(&[9; 32]).participant_id();
+        let user = participant.as_str().replace("participant:", "pod-user:");
+        let base = "key = \"k\"\nlisten = \"127.0.0.1:1\"\ndata-dir = \"d\"\n";
+        for (extra, expected) in [
+            (
+                format!("peers = [\"{node}@127.0.0.1:9\", \"{node}@127.0.0.1:10\"]\n"),
+                format!("peers: \"{node}\" is listed twice"),
+            ),
+            (
+                format!("[inac]\nallow = [\"{node}\", \"{node}\"]\n"),
+                format!("inac.allow: \"{node}\" is listed twice"),
+            ),
+            (
+                "[inac]\naccept = [\"a.v1\", \"a.v1\"]\n".to_owned(),
+                "inac.accept: \"a.v1\" is listed twice".to_owned(),
+            ),
+            (
+                format!("[pod]\nallow = [\"{node}\", \"{node}\"]\n"),
+                format!("pod.allow: \"{node}\" is listed twice"),
+            ),
+            (
+                format!("[pod]\ntenants = [\"{user}={participant}\", \"{user}={other}\"]\n"),
+                format!("pod.tenants: {user} is listed twice"),
+            ),
+        ] {
+            assert_eq!(load(&format!("{base}{extra}")).unwrap_err(), expected);
+        }
+        // The same node in two lists is no slip: a known peer may be allowed explicitly.
+        let config = load(&format!(
+            "{base}peers = [\"{node}@127.0.0.1:9\"]\n[inac]\nallow = [\"{node}\"]\n\
+             [pod]\nallow = [\"{node}\"]\n"
+        ))
+        .unwrap();
+        assert!(config.pod_peers.contains(&node));
     }
 }

@@ -72,7 +72,8 @@ enum NodeCommand {
         /// Publish this advertisement file instead (copied into DIR; implies --archivist).
         #[arg(long, value_name = "FILE")]
         advertisement: Option<PathBuf>,
-        /// Replace an existing config (the key is never replaced).
+        /// Replace an existing config (the key, and an advertisement.json already in DIR unless
+        /// --advertisement is given, are kept).
         #[arg(long)]
         force: bool,
     },
@@ -162,7 +163,8 @@ pub struct InitOptions {
     pub archivist: bool,
     /// The advertisement to publish (default: [`archivist_role::default_advertisement`]).
     pub advertisement: Option<PathBuf>,
-    /// Replace an existing config (the key is always kept).
+    /// Replace an existing config (the key, and an existing advertisement unless one is
+    /// given, are kept).
     pub force: bool,
 }
 
@@ -206,8 +208,24 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
             // Copying a file onto itself would truncate it.
             (!same_file(file, &target)).then_some(bytes)
         }
+        None if options.archivist && target.exists() => {
+            archivist_role::read_advertisement(&target, &key.node_id())?;
+            None
+        }
         _ => None,
     };
+    let text = config::template(
+        options.listen,
+        options.archivist,
+        &options.allow,
+        &options.accept,
+    );
+    // Init never writes a config `node run` would refuse (a flag given twice, this node's
+    // own id allowed).
+    let checked = NodeConfig::parse(&text, dir).map_err(|problem| {
+        CliError::new(format!("the node.toml to write is refused: {problem}"))
+    })?;
+    refuse_listing_itself(&checked, &key.node_id())?;
     create_private_dir_all(dir).map_err(|err| io(dir, err))?;
     let config_path = dir.join("node.toml");
     if config_path.exists() && !options.force {
@@ -223,6 +241,9 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
     if options.archivist {
         let bytes = match &options.advertisement {
             Some(_) => given,
+            // An advertisement already there may be the operator's own (checked above):
+            // --force replaces the config only.
+            None if target.exists() => None,
             None => Some(
                 serde_json::to_vec_pretty(&archivist_role::default_advertisement(&key.node_id()))
                     .map_err(|err| CliError::new(err.to_string()))?,
@@ -232,14 +253,33 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
             write_atomically(&target, &bytes).map_err(|err| io(&target, err))?;
         }
     }
-    let text = config::template(
-        options.listen,
-        options.archivist,
-        &options.allow,
-        &options.accept,
-    );
     write_atomically(&config_path, text.as_bytes()).map_err(|err| io(&config_path, err))?;
     Ok(key)
+}
+
+/// The outermost directory of `dir`'s path that does not exist yet (`dir` itself, or one of
+/// its ancestors): what creating `dir` would make. `None` when `dir` exists.
+fn first_missing_ancestor(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .take_while(|path| !path.as_os_str().is_empty() && !path.exists())
+        .last()
+        .map(Path::to_path_buf)
+}
+
+/// A node listing its own id as a peer has a pasted id in place of the peer's: refused, naming
+/// the setting (`peers` ⊂ `inac.allow` ⊂ the pod peers, so the first match is where it is).
+fn refuse_listing_itself(config: &NodeConfig, own: &NodeId) -> Result<(), CliError> {
+    let settings = [
+        ("peers", config.peers.iter().any(|peer| &peer.node == own)),
+        ("inac.allow", config.inac.allowed_peers.contains(own)),
+        ("pod.allow", config.pod_peers.contains(own)),
+    ];
+    match settings.iter().find(|(_, listed)| *listed) {
+        Some((setting, _)) => Err(CliError::new(format!(
+            "{setting} lists this node's own id {own}: a node is never its own peer"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -273,6 +313,21 @@ impl RunningNode {
     /// inside a tokio runtime.
     pub async fn start(config: &NodeConfig) -> Result<RunningNode, CliError> {
         let key = read_key(&config.key)?;
+        refuse_listing_itself(config, &key.node_id())?;
+        // A start that fails (the port taken, a store that will not open) takes back the
+        // directories it made, so fixing the cause and starting again finds none half-made.
+        let made = first_missing_ancestor(&config.data_dir);
+        let started = Self::start_with(config, key).await;
+        if let (Err(_), Some(made)) = (&started, made)
+            && made.exists()
+            && let Err(err) = std::fs::remove_dir_all(&made)
+        {
+            tracing::warn!(dir = %made.display(), %err, "cannot remove what a failed start made");
+        }
+        started
+    }
+
+    async fn start_with(config: &NodeConfig, key: KeyPair) -> Result<RunningNode, CliError> {
         let data = &config.data_dir;
         // The role is checked first: a config it refuses leaves no data directory behind.
         let archivist = match &config.archivist {
