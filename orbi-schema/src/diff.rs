@@ -698,6 +698,20 @@ mod tests {
                 let (l, r) = string_or_integer("urn:t#/$defs/a", root);
                 (l, r, json!({"s": "x"}))
             },
+            // Tuples of different lengths.
+            (
+                json!({"prefixItems": [{"type": "string"}]}),
+                json!({"prefixItems": [{"type": "string"}, {"type": "integer"}]}),
+                json!(["s", "t"]),
+            ),
+            // A `$dynamicRef` reaches its `$dynamicAnchor` in the definitions.
+            {
+                let dynamic = |kind: &str| {
+                    json!({"$defs": {"a": {"$dynamicAnchor": "sig", "type": kind}},
+                           "properties": {"s": {"$dynamicRef": "#sig"}}})
+                };
+                (dynamic("string"), dynamic("integer"), json!({"s": "x"}))
+            },
         ];
         for (left, right, instance) in pairs {
             assert!(
@@ -729,6 +743,21 @@ mod tests {
             "$defs": {"Sig": {"enum": ["y", "x"], "title": "Sig"}}
         });
         assert_eq!(semantic_diff(&left, &right), vec![]);
+    }
+
+    /// Every keyword of [`IGNORED_ANNOTATIONS`], an `additionalProperties` that holds only
+    /// annotations, and a repeated `required` name change nothing.
+    #[test]
+    fn every_annotation_and_redundant_spelling_is_ignored() {
+        let left = json!({
+            "type": "object", "required": ["a", "a"],
+            "title": "t", "description": "d", "$comment": "c", "examples": [{"a": 1}],
+            "default": {"a": 1}, "deprecated": true, "readOnly": true, "writeOnly": false,
+            "additionalProperties": {"description": "anything", "x-note": 1}
+        });
+        let right = json!({"type": "object", "required": ["a"]});
+        assert_eq!(semantic_diff(&left, &right), vec![]);
+        assert_eq!(semantic_diff(&right, &left), vec![]);
     }
 
     #[test]
@@ -782,6 +811,47 @@ mod tests {
                 r#"properties member "b" only on the left"#,
                 r#"properties member "c" only on the right"#,
             ]
+        );
+    }
+
+    /// Non-schema data where a schema stands is compared as text, unless it holds a
+    /// reference: its target (a dropped definition) may differ.
+    #[test]
+    fn equal_non_schema_text_holding_a_reference_is_not_trusted() {
+        let with =
+            |kind: &str| json!({"$defs": {"a": {"type": kind}}, "not": [{"$ref": "#/$defs/a"}]});
+        let differences = semantic_diff(&with("string"), &with("integer"));
+        assert_eq!(differences.len(), 1, "{differences:#?}");
+        assert_eq!(differences[0].left, "/not");
+        let names = json!({"not": ["a", "b"]});
+        assert_eq!(semantic_diff(&names, &names), vec![]);
+    }
+
+    #[test]
+    fn a_keyword_on_one_side_is_named_with_its_side() {
+        let plain = json!({"type": "string"});
+        let stricter = json!({"type": "string", "minLength": 1});
+        let difference = |left: &Value, right: &Value| {
+            let found = semantic_diff(left, right);
+            assert_eq!(found.len(), 1, "{found:#?}");
+            let Difference { left, right, what } = found[0].clone();
+            (left, right, what)
+        };
+        assert_eq!(
+            difference(&plain, &stricter),
+            (
+                String::new(),
+                "/minLength".to_owned(),
+                "keyword \"minLength\" only on the right".to_owned()
+            )
+        );
+        assert_eq!(
+            difference(&stricter, &plain),
+            (
+                "/minLength".to_owned(),
+                String::new(),
+                "keyword \"minLength\" only on the left".to_owned()
+            )
         );
     }
 

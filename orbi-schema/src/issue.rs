@@ -496,6 +496,22 @@ mod tests {
         assert_eq!(issue.keyword, "/oneOf");
     }
 
+    /// At most four alternatives are explained; the others are counted.
+    #[test]
+    fn combinators_explain_at_most_four_alternatives() {
+        let alternatives: Vec<Value> = (0..6)
+            .map(|i| json!({"required": [format!("k{i}")]}))
+            .collect();
+        let validator = jsonschema::validator_for(&json!({"anyOf": alternatives})).unwrap();
+        let issue = Issue::from_error(&validator.iter_errors(&json!({})).next().unwrap());
+        assert_eq!(
+            issue.message,
+            "matches none of the anyOf alternatives (#0: missing required property \"k0\"; \
+             #1: missing required property \"k1\"; #2: missing required property \"k2\"; \
+             #3: missing required property \"k3\"; and 2 more)"
+        );
+    }
+
     #[test]
     fn display_names_the_place_and_the_keyword() {
         let issue = Issue {

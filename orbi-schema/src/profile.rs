@@ -310,6 +310,79 @@ mod tests {
         assert!(frozen.is_valid(&attachment(super::tests::bind())));
     }
 
+    /// Spec pod §3.6 and §8.2 N17: the freeze closes the detachment and the recovery as well
+    /// (top level and `$defs/signature`), not only the bind and the attachment.
+    #[test]
+    fn frozen_closes_the_detachment_and_the_recovery_too() {
+        let registry = registry();
+        let cases = [
+            (
+                "client-instance-detachment",
+                include_str!(
+                    "../../schemas/examples/valid/operator-action-attested.client-instance-detachment.json"
+                ),
+            ),
+            (
+                "client-instance-recovery",
+                include_str!(
+                    "../../schemas/examples/valid/attested-with-annotations.client-instance-recovery.json"
+                ),
+            ),
+        ];
+        for (name, text) in cases {
+            let mut document: Value = serde_json::from_str(text).unwrap();
+            document["proof/node-attestation"]["by"] = json!("node:x");
+            document["pod/id"] = json!("pod:1");
+            let seed = registry.validator(name, Profile::Seed).unwrap();
+            assert_eq!(seed.issues(&document), vec![], "{name}");
+            let frozen = registry.validator(name, Profile::Frozen).unwrap();
+            let mut found: Vec<(String, String)> = frozen
+                .issues(&document)
+                .into_iter()
+                .map(|issue| (issue.instance, issue.message))
+                .collect();
+            found.sort();
+            assert_eq!(
+                found,
+                [
+                    (String::new(), "unexpected property \"pod/id\"".to_owned()),
+                    (
+                        "/proof~1node-attestation".to_owned(),
+                        "unexpected property \"by\"".to_owned()
+                    ),
+                ],
+                "{name}"
+            );
+            // N17: `{alg, value}` stays valid under the freeze.
+            let mut closed: Value = serde_json::from_str(text).unwrap();
+            closed["proof/node-attestation"]
+                .as_object_mut()
+                .unwrap()
+                .shift_remove("by");
+            assert!(frozen.is_valid(&closed), "{name}");
+        }
+    }
+
+    /// A document of exactly [`MAX_VALUES_FOR_ISSUES`] values still has its issues listed;
+    /// one more value and it gets the single "too many" issue.
+    #[test]
+    fn the_value_limit_is_inclusive() {
+        let validator = registry()
+            .validator("archivist-advertisement", Profile::Seed)
+            .unwrap();
+        // The object and the array are two values, the items the rest.
+        let at_limit = json!({ "accepted/scopes": vec![0; MAX_VALUES_FOR_ISSUES - 2] });
+        assert_eq!(validator.issues_to_show(&at_limit).len(), MAX_ISSUES + 1);
+        let over = json!({ "accepted/scopes": vec![0; MAX_VALUES_FOR_ISSUES - 1] });
+        let issues = validator.issues_to_show(&over);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(
+            issues[0].message.contains("too many to list"),
+            "{}",
+            issues[0]
+        );
+    }
+
     #[test]
     fn frozen_leaves_other_schemas_alone_and_caches() {
         let registry = registry();

@@ -266,6 +266,48 @@ mod tests {
         assert!(!validator.is_valid(&bad));
     }
 
+    /// When several names end a document's file name, the longest wins, whatever the order
+    /// of the registry; a name must follow a `.`.
+    #[test]
+    fn the_longest_name_suffix_wins() {
+        for texts in [
+            [("b", "{}"), ("a.b", "{}"), ("c", "{}")],
+            [("a.b", "{}"), ("b", "{}"), ("c", "{}")],
+        ] {
+            let registry = Registry::from_texts(&texts);
+            let found = |file: &str| registry.for_file_name(file).map(|schema| schema.name);
+            assert_eq!(found("x.a.b.json"), Some("a.b"));
+            assert_eq!(found("x.b.json"), Some("b"));
+            assert_eq!(found("xa.b.json"), Some("b"));
+            assert_eq!(found("xb.json"), None);
+            assert_eq!(found("x.c"), None);
+        }
+    }
+
+    /// Only a `$ref` that is exactly a registered file name is rewritten: a short name or an
+    /// `$id` stays as written.
+    #[test]
+    fn only_file_name_references_are_rewritten() {
+        let registry = registry();
+        let document = json!({"allOf": [
+            {"$ref": "participant-bind.v1.schema.json"},
+            {"$ref": "participant-bind"},
+            {"$ref": "urn:orbiplex:schema:inac-control:v1"},
+            {"$ref": "inac-control"},
+            {"$ref": "#/$defs/signature"}
+        ]});
+        assert_eq!(
+            registry.resolve_file_refs(&document),
+            json!({"allOf": [
+                {"$ref": "urn:orbiplex:schema:participant-bind:v1"},
+                {"$ref": "participant-bind"},
+                {"$ref": "urn:orbiplex:schema:inac-control:v1"},
+                {"$ref": "inac-control"},
+                {"$ref": "#/$defs/signature"}
+            ]})
+        );
+    }
+
     #[test]
     fn format_assertion_is_on_and_nothing_is_retrieved() {
         let registry = registry();

@@ -233,6 +233,23 @@ mod tests {
         );
     }
 
+    /// The report's text lists every issue, separated by `; `.
+    #[test]
+    fn an_invalid_report_joins_its_issues() {
+        let report = validate_bytes(
+            "inac-control",
+            br#"{"schema": "inac-control.v1", "x": 1}"#,
+            Profile::Seed,
+        )
+        .unwrap_err();
+        assert_eq!(
+            report.to_string(),
+            "not a valid inac-control (seed profile): \
+             (document): missing required property \"operation\" [/required]; \
+             (document): unexpected property \"x\" [/additionalProperties]"
+        );
+    }
+
     #[test]
     fn the_profile_decides_open_or_closed() {
         let mut document = parse(BIND.as_bytes()).unwrap();

@@ -698,6 +698,48 @@ mod tests {
         assert!(parsed.timing_rule_holds());
     }
 
+    /// The accessors return the members when present.
+    #[test]
+    fn request_accessors_return_present_members() {
+        let mut value = request();
+        value["settlement/acceptable-rails"] = json!(["ledger:a", "ledger:b"]);
+        value["replication/copies"] = json!(3);
+        value["replication/commitment"] = json!("hint");
+        value["settlement/can-settle"] = json!(true);
+        value["negotiation/allowed"] = json!(false);
+        value["retention/allow-shortfall"] = json!(true);
+        let parsed = ArchivalStorageRequest::from_value(&value).unwrap();
+        let rails: Vec<&str> = parsed
+            .acceptable_rails()
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        assert_eq!(rails, ["ledger:a", "ledger:b"]);
+        assert_eq!(parsed.copies().get(), 3);
+        assert_eq!(parsed.commitment(), ReplicationCommitment::Hint);
+        assert!(parsed.can_settle());
+        assert!(!parsed.negotiation_allowed());
+        assert!(parsed.allow_shortfall());
+    }
+
+    /// `schema/v` is the integer 1: `1.0` (valid to a schema), `2` and `"1"` are refused.
+    #[test]
+    fn schema_v_is_the_integer_one() {
+        for (version, shown) in [(json!(1.0), "1.0"), (json!(2), "2"), (json!("1"), "\"1\"")] {
+            let mut value = request();
+            value["schema/v"] = version;
+            assert_eq!(
+                ArchivalStorageRequest::from_value(&value),
+                Err(crate::ParseError::Field {
+                    pointer: "/schema~1v".into(),
+                    message: format!("unsupported schema/v {shown}: expected 1"),
+                })
+            );
+        }
+        let parsed = ArchivalStorageRequest::from_value(&request()).unwrap();
+        assert_eq!(parsed.to_value()["schema/v"], json!(1));
+    }
+
     #[test]
     fn request_is_closed_and_refuses_empty_text_and_zero() {
         let mut extra = request();

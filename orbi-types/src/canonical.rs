@@ -187,6 +187,25 @@ mod tests {
         );
     }
 
+    /// RFC 8785 §3.2.2.2 escapes only `"`, `\` and U+0000..U+001F: DEL (U+007F), the
+    /// C1 controls, U+2028/U+2029 and non-characters pass as their UTF-8 bytes. (The property
+    /// test below draws no control character outside U+0000..U+001F.)
+    #[test]
+    fn only_c0_controls_quote_and_backslash_are_escaped() {
+        let text = "\u{7f}\u{80}\u{9f}\u{2028}\u{2029}\u{fffe}/";
+        let bytes = to_canonical_bytes(&Value::from(text)).unwrap();
+        assert_eq!(bytes, format!("\"{text}\"").into_bytes());
+        assert_eq!(
+            bytes,
+            serde_json_canonicalizer::to_vec(&Value::from(text)).unwrap()
+        );
+        let controls = "\u{0}\u{b}\u{e}\u{1a}\u{1f}\u{8}\u{c}";
+        assert_eq!(
+            String::from_utf8(to_canonical_bytes(&Value::from(controls)).unwrap()).unwrap(),
+            r#""\u0000\u000b\u000e\u001a\u001f\b\f""#
+        );
+    }
+
     /// The number examples of RFC 8785 Appendix B (those a serde_json value can hold).
     #[test]
     fn rfc8785_appendix_b_numbers() {

@@ -178,9 +178,26 @@ mod tests {
         let hex = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
         let digest = Sha256Digest::parse(hex).unwrap();
         assert_eq!(digest.bytes(), Err(DigestError::NotSha256(hex.into())));
-        assert!(Sha256Digest::parse("sha512:abc").is_err());
-        assert!(Sha256Digest::parse("sha256:").is_err());
-        assert!(Sha256Digest::parse("sha256:ab+c").is_err());
+        // The lenient parse fails with `Pattern`; `NotSha256` is the strict check's.
+        for bad in [
+            "sha512:abc",
+            "sha256:",
+            "sha256:ab+c",
+            "sha256:ab=",
+            "SHA256:abc",
+        ] {
+            assert_eq!(
+                Sha256Digest::parse(bad),
+                Err(DigestError::Pattern(bad.into()))
+            );
+            let error = serde_json::from_str::<Sha256Digest>(&format!("{bad:?}")).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("{bad:?} is not a digest")),
+                "{error}"
+            );
+        }
         let good = Sha256Digest::of(b"{}");
         assert_eq!(good.bytes().unwrap(), {
             let d: [u8; 32] = Sha256::digest(b"{}").into();

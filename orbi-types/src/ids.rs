@@ -422,6 +422,95 @@ mod tests {
         assert!(NodeId::parse("node:did:key:z1").is_ok());
     }
 
+    /// Each of the four characters base58btc leaves out (`0`, `O`, `I`, `l`) and any
+    /// non-alphanumeric one is refused by the lenient parse, for the bare key, every role id
+    /// and their `Deserialize`, as the schema pattern refuses them.
+    #[test]
+    fn lenient_parse_refuses_each_character_outside_base58btc() {
+        for bad in ['0', 'O', 'I', 'l', '+', '=', '_', '-', '/', ' '] {
+            let key = format!("z6Mk{bad}");
+            assert_eq!(
+                DidKey::parse(&key),
+                Err(IdError {
+                    kind: "did:key",
+                    value: key.clone(),
+                    expected: "z followed by base58btc characters",
+                })
+            );
+            let error = serde_json::from_str::<DidKey>(&format!("{key:?}")).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("{key:?} is not a valid did:key")),
+                "{error}"
+            );
+            let node = format!("node:did:key:{key}");
+            assert_eq!(NodeId::parse(&node).unwrap_err().value, node);
+            let participant = format!("participant:did:key:{key}");
+            assert_eq!(
+                ParticipantId::parse(&participant).unwrap_err().kind,
+                "participant id"
+            );
+            assert_eq!(
+                PodUserId::parse(&format!("pod-user:did:key:{key}"))
+                    .unwrap_err()
+                    .kind,
+                "pod-user id"
+            );
+        }
+        // Every other ASCII alphanumeric is base58btc.
+        let alphabet: String = ('0'..='9')
+            .chain('A'..='Z')
+            .chain('a'..='z')
+            .filter(|c| !matches!(c, '0' | 'O' | 'I' | 'l'))
+            .collect();
+        assert_eq!(alphabet.len(), 58);
+        assert_eq!(
+            DidKey::parse(&format!("z{alphabet}")).unwrap().as_str(),
+            format!("z{alphabet}")
+        );
+    }
+
+    /// A body of 35 leading `1`s is short enough to decode and decodes to 35 zero bytes: the
+    /// length is refused before the prefix is looked at, and 34 zero bytes are the wrong codec.
+    #[test]
+    fn strict_refuses_a_decoded_length_above_34_as_a_length() {
+        let long = DidKey::parse(&format!("z{}", "1".repeat(35))).unwrap();
+        assert_eq!(
+            long.verifying_key(),
+            Err(DidKeyError::Length {
+                key: long.as_str().to_owned(),
+                length: 35,
+            })
+        );
+        let zeros = DidKey::parse(&format!("z{}", "1".repeat(34))).unwrap();
+        assert_eq!(
+            zeros.verifying_key(),
+            Err(DidKeyError::Multicodec {
+                key: zeros.as_str().to_owned(),
+                prefix: [0, 0],
+            })
+        );
+    }
+
+    /// `role` is the prefix the text carries, not the type's first one: a `PodUserId` may be
+    /// written with the participant role (spec pod V9 tells the two apart by it).
+    #[test]
+    fn role_is_the_prefix_in_use() {
+        let as_participant = PodUserId::parse(&format!("participant:did:key:{K3}")).unwrap();
+        assert_eq!(as_participant.role(), "participant");
+        assert_eq!(as_participant.did_key().as_str(), K3);
+        let as_pod_user = PodUserId::parse(&format!("pod-user:did:key:{K3}")).unwrap();
+        assert_eq!(as_pod_user.role(), "pod-user");
+        assert_eq!(as_pod_user.did_key().as_str(), K3);
+        assert_eq!(
+            ParticipantId::parse(&format!("participant:did:key:{K1}"))
+                .unwrap()
+                .role(),
+            "participant"
+        );
+    }
+
     #[test]
     fn strict_rejects_wrong_length_and_codec() {
         let short = DidKey::parse("z1").unwrap();

@@ -549,6 +549,46 @@ mod tests {
         }
     }
 
+    #[test]
+    fn payload_locations_are_counted() {
+        let mut artifact: ArtifactDescriptor =
+            serde_json::from_value(every_member()["artifact"].clone()).unwrap();
+        assert_eq!(artifact.payload_location_count(), 1);
+        artifact.artifact_href = Some("https://example.org/a".into());
+        assert_eq!(artifact.payload_location_count(), 2);
+        artifact.bytes_base64url = Some(Base64Url::encode(b"x"));
+        assert_eq!(artifact.payload_location_count(), 3);
+        artifact.artifact_ref = None;
+        artifact.bytes_base64url = None;
+        assert_eq!(artifact.payload_location_count(), 1);
+        artifact.artifact_href = None;
+        assert_eq!(artifact.payload_location_count(), 0);
+    }
+
+    /// The frame's `schema` and the passport's are constants: any other text is refused.
+    #[test]
+    fn schema_tags_are_constants() {
+        for (pointer, wrong, expected) in [
+            ("/schema", "inac-control.v2", "inac-control.v1"),
+            ("/schema", "", "inac-control.v1"),
+            (
+                "/authorization/passport/schema",
+                "capability-passport.v2",
+                "capability-passport.v1",
+            ),
+        ] {
+            let mut frame = every_member();
+            *frame.pointer_mut(pointer).unwrap() = json!(wrong);
+            let error = InacControl::from_value(&frame).unwrap_err();
+            assert!(
+                error.to_string().contains(&format!(
+                    "unsupported schema {wrong:?}: expected {expected:?}"
+                )),
+                "{error}"
+            );
+        }
+    }
+
     /// The same from bytes. For a member it is the type's own `Deserialize` that refuses, so
     /// a plain `serde_json::from_slice` (the INAC fast decode's) refuses too; the frame itself
     /// as an array is refused by [`Artifact::from_slice`].

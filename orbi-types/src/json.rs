@@ -312,6 +312,15 @@ mod tests {
         );
     }
 
+    /// RFC 6901 §3: `~` is written `~0` and `/` `~1`, `~` first (so `~1` in a name is
+    /// `~01`, not `/`).
+    #[test]
+    fn pointer_tokens_escape_tilde_then_slash() {
+        assert_eq!(escape_pointer_token("a~b/c"), "a~0b~1c");
+        assert_eq!(escape_pointer_token("~1"), "~01");
+        assert_eq!(escape_pointer_token("plain"), "plain");
+    }
+
     #[test]
     fn field_errors_carry_a_json_pointer() {
         #[derive(serde::Deserialize, Debug)]

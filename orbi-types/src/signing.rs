@@ -214,4 +214,46 @@ mod tests {
             );
         }
     }
+
+    /// Spec pod §2.3: verify with `verify_strict`. The identity point is a small-order key;
+    /// with R the identity and S = 0 the plain ed25519 equation holds for every message, so
+    /// only the strict check refuses it.
+    #[test]
+    fn small_order_keys_are_refused() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let key = VerifyingKey::from_bytes(&identity).unwrap();
+        let mut signature = [0u8; 64];
+        signature[0] = 1;
+        for message in [&b""[..], b"participant-bind.v1\0{}"] {
+            assert_eq!(
+                verify_bytes(&key, message, &signature),
+                Err(SignatureError::Mismatch {
+                    key: DidKey::from_verifying_key(&key)
+                })
+            );
+        }
+        let input = SigningInput::untagged(&serde_json::json!({})).unwrap();
+        assert!(matches!(
+            verify(&key, &input, &b64::encode(&signature)),
+            Err(SignatureError::Mismatch { .. })
+        ));
+    }
+
+    /// The offending value is quoted in the error, cut to its first 100 characters.
+    #[test]
+    fn an_encoding_error_quotes_at_most_100_characters() {
+        let pair = KeyPair::from_seed(&[7; 32]);
+        let input = SigningInput::untagged(&serde_json::json!({})).unwrap();
+        assert_eq!(
+            verify(&pair.verifying_key(), &input, &"A".repeat(150)),
+            Err(SignatureError::Encoding {
+                value: "A".repeat(100)
+            })
+        );
+        assert_eq!(
+            verify(&pair.verifying_key(), &input, "é"),
+            Err(SignatureError::Encoding { value: "é".into() })
+        );
+    }
 }

@@ -292,6 +292,59 @@ mod tests {
         }
     }
 
+    /// A leap second is the last second of a UTC day (RFC 3339 §5.7), on any day (the table
+    /// of real ones is not ours to check), in any offset: second 60 at any other UTC hour or
+    /// minute is refused.
+    #[test]
+    fn a_leap_second_is_only_at_23_59_utc() {
+        for text in [
+            "2026-03-28T23:59:60Z",
+            "2026-03-28T23:59:60.5Z",
+            "0000-01-01T23:59:60Z",
+            "2026-03-29T01:59:60+02:00",
+            "2026-03-28T22:29:60-01:30",
+        ] {
+            let parsed = Timestamp::parse(text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(parsed.as_str(), text);
+            let utc = parsed.instant().to_offset(UtcOffset::UTC);
+            assert_eq!(
+                (utc.hour(), utc.minute(), utc.second()),
+                (23, 59, 59),
+                "{text}"
+            );
+        }
+        for text in [
+            "2026-03-28T23:58:60Z",
+            "2026-03-28T22:59:60Z",
+            "2026-03-28T12:59:60Z",
+            "2026-03-28T00:59:60Z",
+            "2026-03-28T23:59:60+01:00",
+            "2026-03-28T23:59:60-00:01",
+        ] {
+            assert_eq!(
+                Timestamp::parse(text),
+                Err(TimestampError { text: text.into() })
+            );
+        }
+    }
+
+    /// `from_instant` emits whole seconds (the fraction is dropped, as `unix_seconds` does);
+    /// `from_instant_exact` keeps it.
+    #[test]
+    fn from_instant_drops_the_fraction() {
+        let at = Timestamp::parse("2026-03-22T23:21:13.9+01:00")
+            .unwrap()
+            .instant();
+        assert_eq!(
+            Timestamp::from_instant(at).unwrap().as_str(),
+            "2026-03-22T22:21:13Z"
+        );
+        assert_eq!(
+            Timestamp::from_instant_exact(at).unwrap().as_str(),
+            "2026-03-22T22:21:13.9Z"
+        );
+    }
+
     #[test]
     fn leap_seconds_at_the_ends_of_the_range_are_refused_not_a_panic() {
         for text in ["9999-12-31T23:59:60-23:59", "9999-12-31T23:59:60-00:01"] {
