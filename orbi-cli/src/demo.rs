@@ -93,7 +93,15 @@ pub fn run(args: Args) -> Result<Outcome, CliError> {
         format: args.format,
         ..Report::default()
     };
-    let result = runtime.block_on(demo(&dir, &mut report));
+    let result = runtime.block_on(async {
+        // Caught before the first step: a stopped demo still removes its scratch directory,
+        // which holds both nodes' and the participant's private keys.
+        let stop = crate::inac::StopSignals::catch();
+        tokio::select! {
+            result = demo(&dir, &mut report) => result,
+            () = stop.wait() => Err(CliError::new("stopped by a signal before its last step")),
+        }
+    });
     if scratch {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -5,7 +5,7 @@
 use std::{
     fs,
     io::{self, Read, Write},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use crate::CliError;
@@ -99,6 +99,38 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|error| error.error)?;
     fs::File::open(dir)?.sync_all()
+}
+
+/// The directories a server's start is about to make for its state, taken back if the start
+/// fails (the port taken, a store that will not open): fixing the cause and starting again
+/// then finds none half-made. A directory that already existed is never touched.
+pub struct MadeDirs {
+    /// The outermost directory of the path that did not exist, found before anything was made.
+    outermost: Option<PathBuf>,
+}
+
+impl MadeDirs {
+    /// Notes what creating `dir` would make; call it before anything creates `dir`.
+    pub fn before_creating(dir: &Path) -> MadeDirs {
+        MadeDirs {
+            outermost: dir
+                .ancestors()
+                .take_while(|path| !path.as_os_str().is_empty() && !path.exists())
+                .last()
+                .map(Path::to_path_buf),
+        }
+    }
+
+    /// Passes `started` through, removing what was made when it is an error.
+    pub fn unless_started<T, E>(&self, started: Result<T, E>) -> Result<T, E> {
+        if started.is_err()
+            && let Some(made) = self.outermost.as_deref().filter(|made| made.exists())
+            && let Err(err) = fs::remove_dir_all(made)
+        {
+            tracing::warn!(dir = %made.display(), %err, "cannot remove what a failed start made");
+        }
+        started
+    }
 }
 
 #[cfg(test)]

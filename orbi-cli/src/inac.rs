@@ -362,11 +362,15 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
     }
     .transport("--")
     .map_err(CliError::new)?;
-    let NodeState { store, ledger } = NodeState::open(&args.data_dir, durability)
+    let made = crate::files::MadeDirs::before_creating(&args.data_dir);
+    let NodeState { store, ledger } = made
+        .unless_started(NodeState::open(&args.data_dir, durability))
         .map_err(|err| CliError::new(err.to_string()))?;
     let receiver = Receiver::new(key.clone(), policy, kinds, store, ledger);
-    server_runtime()?.block_on(async move {
-        let server = Server::bind(args.listen, key, receiver, transport)
+    let runtime = made.unless_started(server_runtime())?;
+    runtime.block_on(async move {
+        let server = made
+            .unless_started(Server::bind(args.listen, key, receiver, transport))
             .map_err(|err| CliError::new(err.to_string()))?;
         let stop = StopSignals::catch();
         let first = json!({
@@ -569,6 +573,13 @@ fn send(mut args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
             passport.as_ref(),
         )),
         _ if inline => {
+            // The inline bytes are at least one base64url character (the frame's schema).
+            if descriptor.size_bytes == 0 {
+                return Err(CliError::new(format!(
+                    "{} is empty: an empty artifact cannot go inline, use --transfer stream",
+                    args.file.display()
+                )));
+            }
             // The frame limit (256 KiB, base64url inside) bounds what can go inline; read no
             // more than that.
             if descriptor.size_bytes > INLINE_CAPACITY_BYTES {
@@ -594,7 +605,19 @@ fn send(mut args: SendArgs, operation: Operation) -> Result<Outcome, CliError> {
                 passport.as_ref(),
             ))
         }
-        _ => None,
+        _ => {
+            // The stream header is built on its stream, whose id is known only then. Built
+            // here with the first stream's id, a header the frame's schema refuses (an empty
+            // --schema) fails before anything is dialled.
+            decorate(
+                Frame::push_stream(&descriptor, "0"),
+                &args,
+                passport.as_ref(),
+            )
+            .build()
+            .map_err(|err| CliError::new(format!("cannot build the frame: {err}")))?;
+            None
+        }
     };
     let frame = frame
         .map(|builder| builder.build())
@@ -773,6 +796,12 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
             "--out {}: {} is not a directory",
             args.out.display(),
             out_dir.display()
+        )));
+    }
+    if args.out.is_dir() {
+        return Err(CliError::new(format!(
+            "--out {}: is a directory",
+            args.out.display()
         )));
     }
     let correlation_id = correlation_id_or_fresh(args.correlation_id.clone())?;

@@ -3,6 +3,8 @@
 //! `cargo test` cannot read `../shared`, so AD-A is written here with the values of upstream's
 //! `bounded-retention.archivist-advertisement.json`.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -667,6 +669,26 @@ fn usage_and_io_errors_exit_2_with_a_message() {
         stderr.contains("request") && stderr.contains("ad-a.json"),
         "{stderr}"
     );
+}
+
+/// A key file `discover` cannot read is this command's usage error, named on stderr as
+/// `submit` names it, and nobody is dialled for it: not one "archivist could not be asked"
+/// per `--to`.
+#[test]
+fn discover_names_a_key_file_it_cannot_read() {
+    let dir = Dir::new();
+    let missing = dir.0.path().join("missing.key");
+    // Nobody listens there: the key is read before anything is dialled.
+    let to = "node:did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX@127.0.0.1:9";
+    let request = dir.write("request.json", &request());
+    for command in ["discover", "submit"] {
+        let mut args = vec!["archivist", command, "--key", path(&missing), "--to", to];
+        if command == "submit" {
+            args.push(path(&request));
+        }
+        let run = common::run_within(dir.0.path(), &args, &[], std::time::Duration::from_secs(20));
+        run.assert_usage_error(&["cannot read key file", "missing.key"]);
+    }
 }
 
 /// `orbi archivist match` without `--gates-passed`, in text.

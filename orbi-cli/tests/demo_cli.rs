@@ -1,6 +1,12 @@
 //! `orbi demo` runs the whole system end to end and every step gets what it expected.
 
-use std::process::Command;
+mod common;
+
+use std::{
+    io::BufRead,
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use serde_json::Value;
 
@@ -115,6 +121,47 @@ fn demo_without_dir_leaves_no_scratch_directory() {
         .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The scratch directory holds the nodes' and the participant's private keys: a demo stopped
+/// half-way (Ctrl-C, SIGTERM) must remove it as a finished one does, not leave it in the
+/// system's temporary directory.
+#[test]
+fn demo_stopped_half_way_leaves_no_scratch_directory() {
+    for signal in ["-INT", "-TERM"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
+            .arg("demo")
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The first step's line: the scratch directory and both nodes exist.
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "the demo printed nothing");
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = common::wait_within(&mut child, Duration::from_secs(60), ["demo", signal]);
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "{signal}: a graceful stop, not the signal's"
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name())
+            .collect();
+        assert!(left.is_empty(), "{signal}: left behind: {left:?}");
+    }
 }
 
 /// A reader that went away is not a failure of `orbi`: with stdout or stderr a closed pipe,

@@ -377,6 +377,46 @@ fn request_writes_the_verified_artifact() {
     let run = request("blob:none");
     assert_eq!(run.code, 1);
     assert_eq!(run.json["operation"], "decline");
+
+    // --out naming a directory can never take the file: found out before the peer is asked
+    // (as a missing parent is), not after the whole transfer, and the peer is not told
+    // handler-unavailable.
+    let dir_out = ws.path("out-dir");
+    std::fs::create_dir(&dir_out).unwrap();
+    let run = common::run_within(
+        ws.dir.path(),
+        &request_args(&key, &served.to, "blob:one", &dir_out),
+        &[],
+        std::time::Duration::from_secs(60),
+    );
+    run.assert_usage_error(&[&format!("--out {dir_out}"), "is a directory"]);
+    assert_eq!(std::fs::read_dir(&dir_out).unwrap().count(), 0);
+}
+
+/// A serve that cannot bind its address exits 2 having created nothing: a mistyped or taken
+/// port must not leave a fresh ledger and store behind (nor a data dir a later serve would
+/// reuse).
+#[test]
+fn a_serve_that_cannot_bind_leaves_no_data_dir() {
+    let ws = Workspace::new();
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let data = ws.path("fresh-data");
+    let mut args = ws.serve_args(&data, &[]);
+    args[5] = listen.clone();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = common::run_within(
+        ws.dir.path(),
+        &args,
+        &[],
+        std::time::Duration::from_secs(60),
+    );
+    run.assert_usage_error(&[&format!("cannot bind udp {listen}")]);
+    assert!(
+        !Path::new(&data).exists(),
+        "left behind: {:?}",
+        std::fs::read_dir(&data).map(|entries| entries.count())
+    );
 }
 
 /// Whether `id` is what a command makes up: `inac-correlation:` and a ULID.
@@ -558,6 +598,39 @@ fn send_inputs_are_bounded_and_named_before_anything_is_dialled() {
     args.extend(["--min-body-rate", "0"]);
     ws.orbi(&args)
         .assert_usage_error(&["--min-body-rate: must be above zero"]);
+}
+
+/// What the frame's schema refuses is refused before dialling for a stream push too, as for
+/// an inline one (whose frame is built first): a stream push builds its header once
+/// connected, so an empty `--schema` there cost a dial (30 s against a silent address) before
+/// the usage error. An empty file cannot go inline, and the message says which file.
+#[test]
+fn stream_push_inputs_are_judged_before_anything_is_dialled() {
+    let ws = Workspace::new();
+    let key = ws.path("s.json");
+    // Nobody listens there: every error below must come before a connection is tried.
+    let to = format!("{}@127.0.0.1:9", ws.node_id("r.json"));
+    let small = ws.write("small.bin", &bytes(100, 2));
+    let within = std::time::Duration::from_secs(20);
+    for (flag, pointer) in [
+        ("--schema", "/artifact/schema"),
+        ("--content-type", "/artifact/content~1type"),
+        ("--artifact-id", "/artifact/artifact~1id"),
+    ] {
+        let mut args = push_args(&key, &to, &small);
+        match args.iter().position(|arg| *arg == flag) {
+            Some(at) => args[at + 1] = "",
+            None => args.extend([flag, ""]),
+        }
+        args.extend(["--transfer", "stream"]);
+        let run = common::run_within(ws.dir.path(), &args, &[], within);
+        run.assert_usage_error(&[pointer]);
+    }
+    let empty = ws.write("empty.bin", b"");
+    let mut args = push_args(&key, &to, &empty);
+    args.extend(["--transfer", "inline"]);
+    let run = common::run_within(ws.dir.path(), &args, &[], within);
+    run.assert_usage_error(&["empty.bin"]);
 }
 
 #[test]

@@ -113,6 +113,18 @@ impl Drop for Running {
     }
 }
 
+/// `orbi node run` for a config it must refuse: bounded, so a node that starts after all
+/// fails the test instead of hanging it.
+fn run_refused(root: &Path, node: &NodeDir) -> Run {
+    let config = node.config();
+    common::run_within(
+        root,
+        &["node", "run", "--config", config.to_str().unwrap()],
+        &[],
+        std::time::Duration::from_secs(30),
+    )
+}
+
 fn advertisement_for(archivist: &str) -> Value {
     json!({
         "schema/v": 1, "advertisement/id": "archivist-advertisement:e2e-1",
@@ -531,12 +543,7 @@ fn a_start_that_fails_takes_back_the_data_directory_it_made_and_only_that() {
         "listen = \"127.0.0.1:0\"",
         &format!("listen = \"127.0.0.1:{port}\""),
     );
-    let run_node = || {
-        orbi(
-            root.path(),
-            &["node", "run", "--config", node.config().to_str().unwrap()],
-        )
-    };
+    let run_node = || run_refused(root.path(), &node);
     let refused = run_node();
     assert_eq!(refused.code, 2, "{}", refused.stdout);
     assert!(
@@ -601,10 +608,7 @@ fn init_and_run_refuse_a_node_listing_itself_or_an_entry_twice() {
         "# Nodes that may open pod sessions, besides inac.allow and the known peers.\nallow = []",
         &format!("allow = [\"{}\"]", node.node_id),
     );
-    let run = orbi(
-        root.path(),
-        &["node", "run", "--config", node.config().to_str().unwrap()],
-    );
+    let run = run_refused(root.path(), &node);
     assert_eq!(run.code, 2, "{}", run.stdout);
     assert!(
         run.stderr.contains("pod.allow lists this node's own id"),

@@ -586,12 +586,15 @@ pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
         ),
         None => None,
     };
+    // Read once, before anything is dialled: a key that cannot be read is this command's
+    // error (exit 2, the file named), not every archivist's failure.
+    let key = read_key(&args.key)?;
     crate::inac::runtime()?.block_on(async move {
         let mut fetched = Vec::new();
         let mut failures = Vec::new();
         for peer in &args.to {
             let result = async {
-                let (client, session) = inac_session(&args.key, peer).await?;
+                let (client, session) = connect_inac(key.clone(), peer).await?;
                 closing(&client, fetch(&session, ADVERTISEMENT_SCHEMA, None)).await
             }
             .await;

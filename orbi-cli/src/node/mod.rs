@@ -257,15 +257,6 @@ pub fn write_node_dir(dir: &Path, options: &InitOptions) -> Result<KeyPair, CliE
     Ok(key)
 }
 
-/// The outermost directory of `dir`'s path that does not exist yet (`dir` itself, or one of
-/// its ancestors): what creating `dir` would make. `None` when `dir` exists.
-fn first_missing_ancestor(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors()
-        .take_while(|path| !path.as_os_str().is_empty() && !path.exists())
-        .last()
-        .map(Path::to_path_buf)
-}
-
 /// A node listing its own id as a peer has a pasted id in place of the peer's: refused, naming
 /// the setting (`peers` ⊂ `inac.allow` ⊂ the pod peers, so the first match is where it is).
 fn refuse_listing_itself(config: &NodeConfig, own: &NodeId) -> Result<(), CliError> {
@@ -314,17 +305,8 @@ impl RunningNode {
     pub async fn start(config: &NodeConfig) -> Result<RunningNode, CliError> {
         let key = read_key(&config.key)?;
         refuse_listing_itself(config, &key.node_id())?;
-        // A start that fails (the port taken, a store that will not open) takes back the
-        // directories it made, so fixing the cause and starting again finds none half-made.
-        let made = first_missing_ancestor(&config.data_dir);
-        let started = Self::start_with(config, key).await;
-        if let (Err(_), Some(made)) = (&started, made)
-            && made.exists()
-            && let Err(err) = std::fs::remove_dir_all(&made)
-        {
-            tracing::warn!(dir = %made.display(), %err, "cannot remove what a failed start made");
-        }
-        started
+        let made = crate::files::MadeDirs::before_creating(&config.data_dir);
+        made.unless_started(Self::start_with(config, key).await)
     }
 
     async fn start_with(config: &NodeConfig, key: KeyPair) -> Result<RunningNode, CliError> {

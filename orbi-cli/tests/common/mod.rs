@@ -4,9 +4,10 @@
 #![allow(dead_code)] // Each test binary uses its own part.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::Path,
-    process::{Child, ChildStdout, Command, Stdio},
+    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
 };
 
 use serde_json::Value;
@@ -51,6 +52,53 @@ pub fn run(dir: &Path, args: &[&str]) -> Run {
         json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
         stdout,
         stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Runs `orbi args` in `dir` with no stdin and `env` added, like [`run`], but killed (and the
+/// test failed) if it has not exited within `limit`.
+pub fn run_within(dir: &Path, args: &[&str], env: &[(&str, &Path)], limit: Duration) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8(text).unwrap()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = wait_within(&mut child, limit, args);
+    let stdout = stdout.join().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stdout,
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Waits for `child` at most `limit`; past it, kills it and fails the test naming `what`.
+pub fn wait_within(child: &mut Child, limit: Duration, what: impl std::fmt::Debug) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("orbi {what:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
