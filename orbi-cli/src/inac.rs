@@ -393,13 +393,15 @@ fn serve(args: ServeArgs) -> Result<Outcome, CliError> {
             return Err(CliError::new(TransportError::ReceiverFailed.to_string()));
         }
         let stats = receiver.stats();
-        print_json(&json!({"stats": {
+        // One line, like the first: serve's stdout is JSON lines.
+        let stats = json!({"stats": {
             "frames": stats.frames,
             "ingested": stats.ingested,
             "already-present": stats.already_present,
             "refused": stats.refused,
             "malformed": stats.malformed,
-        }}));
+        }});
+        outln!("{stats}");
         Ok(Outcome::Success)
     })
 }

@@ -267,6 +267,7 @@ fn push_exit_codes_and_the_store() {
 
     let (code, rest) = served.stop();
     assert_eq!(code, 0, "graceful stop");
+    assert_eq!(rest.lines().count(), 1, "stdout is JSON lines: {rest}");
     let stats: Value = serde_json::from_str(&rest).unwrap();
     assert_eq!(stats["stats"]["ingested"], 2);
 }
