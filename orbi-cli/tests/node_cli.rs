@@ -314,6 +314,51 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
         discovered.json["advertisements"][0]["advertisement"]["advertisement/id"],
         "archivist-advertisement:e2e-1"
     );
+    // Archivists are asked at once: two that never answer (sockets nobody reads) cost one
+    // connection timeout (30 s) together, not one each, and the answers keep --to's order.
+    let silent: Vec<std::net::UdpSocket> = (0..2)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let silent_to: Vec<String> = silent
+        .iter()
+        .map(|socket| format!("{}@{}", client.node_id, socket.local_addr().unwrap()))
+        .collect();
+    let mixed = common::run_within(
+        root,
+        &[
+            "archivist",
+            "discover",
+            "--key",
+            &key,
+            "--to",
+            &silent_to[0],
+            "--to",
+            &node.to,
+            "--to",
+            &silent_to[1],
+        ],
+        &[],
+        std::time::Duration::from_secs(50),
+    );
+    assert_eq!(mixed.code, 2, "{} {}", mixed.json, mixed.stderr);
+    assert_eq!(
+        mixed.json["advertisements"][0]["node/id"],
+        node.to.split('@').next().unwrap()
+    );
+    let failed: Vec<&str> = mixed.json["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|failure| failure["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed.len(), 2, "{}", mixed.json);
+    for (error, to) in failed.iter().zip(&silent_to) {
+        let addr = to.split('@').nth(1).unwrap();
+        assert!(
+            error.contains(&format!("connection to {addr} failed")),
+            "{error}"
+        );
+    }
     let accepted = write_json(
         &root.join("accepted.json"),
         &storage_request(&client.node_id, "storage-request:e2e-1", "private-retained"),

@@ -6,7 +6,10 @@
 //! signed here around that session id, then sent as bytes; what was sent can be saved
 //! (`--save`) and sent again byte for byte (`--replay`).
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use orbi_archivist::{Advertisement, Policy, PreparedRequest, match_request};
 use orbi_inac::{
@@ -577,6 +580,9 @@ fn served_advertisement(server: &NodeId, bytes: &[u8]) -> Result<Advertisement, 
     Ok(ad)
 }
 
+/// How many archivists `discover` dials at once.
+const DISCOVER_DIALS_AT_ONCE: usize = 16;
+
 /// `orbi archivist discover`.
 pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
     let request = match &args.request {
@@ -590,14 +596,27 @@ pub fn discover(args: DiscoverArgs) -> Result<Outcome, CliError> {
     // error (exit 2, the file named), not every archivist's failure.
     let key = read_key(&args.key)?;
     crate::inac::runtime()?.block_on(async move {
+        // Every archivist is asked at once: one that does not answer costs its timeout once,
+        // not once per archivist after it.
+        // (A bounded number at a time: each dial is its own socket.)
+        let places = Arc::new(tokio::sync::Semaphore::new(DISCOVER_DIALS_AT_ONCE));
+        let mut asking = tokio::task::JoinSet::new();
+        for (index, peer) in args.to.iter().cloned().enumerate() {
+            let (key, places) = (key.clone(), places.clone());
+            asking.spawn(async move {
+                let _place = places.acquire_owned().await;
+                let result = async {
+                    let (client, session) = connect_inac(key, &peer).await?;
+                    closing(&client, fetch(&session, ADVERTISEMENT_SCHEMA, None)).await
+                };
+                (index, result.await)
+            });
+        }
+        let mut answers = asking.join_all().await;
+        answers.sort_by_key(|(index, _)| *index);
         let mut fetched = Vec::new();
         let mut failures = Vec::new();
-        for peer in &args.to {
-            let result = async {
-                let (client, session) = connect_inac(key.clone(), peer).await?;
-                closing(&client, fetch(&session, ADVERTISEMENT_SCHEMA, None)).await
-            }
-            .await;
+        for (peer, (_, result)) in args.to.iter().zip(answers) {
             match result {
                 Ok(Ok(bytes)) => match served_advertisement(&peer.node, &bytes) {
                     Ok(ad) => fetched.push((peer.node.as_str().to_owned(), ad)),
