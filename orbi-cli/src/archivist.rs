@@ -710,7 +710,13 @@ fn expiry(args: ExpiryArgs) -> Result<Outcome, CliError> {
         .map(|access| timestamp(access, "--access"))
         .collect::<Result<Vec<_>, _>>()?;
     let now = now_or_clock(args.now.as_deref())?;
-    // An access outside [acceptance, now] is a mistake in the input, not history.
+    // An instant judged before the acceptance, or an access outside [acceptance, now], is a
+    // mistake in the input, not history.
+    if now.instant() < accepted.instant() {
+        return Err(CliError::new(format!(
+            "--accepted-at {accepted} is after the instant judged at ({now})"
+        )));
+    }
     for access in &accesses {
         if access.instant() < accepted.instant() {
             return Err(CliError::new(format!(

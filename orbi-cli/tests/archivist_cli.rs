@@ -662,6 +662,19 @@ fn usage_and_io_errors_exit_2_with_a_message() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(!output.stderr.is_empty(), "{args:?}");
     }
+    // A package judged before it was accepted is no more live than an access before it.
+    let output = orbi(&[
+        "archivist",
+        "expiry",
+        "--accepted-at",
+        "2026-03-22T22:21:13Z",
+        "--now",
+        "2026-03-22T22:21:12Z",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().contains(
+        "--accepted-at 2026-03-22T22:21:13Z is after the instant judged at (2026-03-22T22:21:12Z)"
+    ));
     // The message names the offending input.
     let output = orbi(&["archivist", "match", "--request", path(&ad), path(&ad)]);
     let stderr = String::from_utf8(output.stderr).unwrap();
