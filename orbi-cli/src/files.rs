@@ -101,6 +101,30 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// Checks, before anything is dialled, that `path` (given as `flag`) can take a file: its
+/// directory exists and it is not a directory itself. Found out after a transfer, the work
+/// would be lost.
+pub fn check_output(flag: &str, path: &Path) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(CliError::new(format!(
+            "{flag} {}: {} is not a directory",
+            path.display(),
+            dir.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(CliError::new(format!(
+            "{flag} {}: is a directory",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The directories a server's start is about to make for its state, taken back if the start
 /// fails (the port taken, a store that will not open): fixing the cause and starting again
 /// then finds none half-made. A directory that already existed is never touched.

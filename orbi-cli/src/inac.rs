@@ -789,23 +789,7 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
     let peer = args.target.peer()?;
     let transport = args.target.transport()?;
     // Found out before anything is asked of the peer, not after the whole transfer.
-    let out_dir = match args.out.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    if !out_dir.is_dir() {
-        return Err(CliError::new(format!(
-            "--out {}: {} is not a directory",
-            args.out.display(),
-            out_dir.display()
-        )));
-    }
-    if args.out.is_dir() {
-        return Err(CliError::new(format!(
-            "--out {}: is a directory",
-            args.out.display()
-        )));
-    }
+    crate::files::check_output("--out", &args.out)?;
     let correlation_id = correlation_id_or_fresh(args.correlation_id.clone())?;
     let mut frame = Frame::request_for(&args.target.schema, &args.target.content_type)
         .artifact_id(&args.artifact_id)

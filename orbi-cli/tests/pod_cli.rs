@@ -618,6 +618,31 @@ fn usage_and_io_errors_exit_2() {
     assert_eq!(wrong.code, 2);
     assert!(wrong.stderr.contains("belongs to node"), "{}", wrong.stderr);
     assert!(Path::new(&db).exists());
+
+    // A --save that cannot take the file is refused before the node is dialled (nobody
+    // reads this socket: a dial would wait out its 30 s timeout).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("{K1_NODE}@{}", silent.local_addr().unwrap());
+    std::fs::create_dir(w.path("a-dir")).unwrap();
+    for (command, save, expected) in [
+        (
+            "attach",
+            "nowhere/a.json",
+            "--save nowhere/a.json: nowhere is not a directory",
+        ),
+        ("detach", "a-dir", "--save a-dir: is a directory"),
+    ] {
+        let mut args = vec![
+            "pod", command, "--key", "k2.json", "--to", &to, "--save", save,
+        ];
+        args.extend(match command {
+            "attach" => ["--client", "client:x", "--attachment-id", "attach:1"],
+            _ => ["--client", "client:x", "--attachment", "attach:1"],
+        });
+        let run = common::run_within(w.dir.path(), &args, &[], std::time::Duration::from_secs(20));
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stdout);
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+    }
 }
 
 #[test]

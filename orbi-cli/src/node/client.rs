@@ -295,6 +295,9 @@ fn report(session: &Session, mut answer: Value) -> Result<Outcome, CliError> {
 
 /// `orbi pod attach`.
 pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
+    if let Some(path) = &args.save {
+        crate::files::check_output("--save", path)?;
+    }
     crate::inac::runtime()?.block_on(async move {
         let (participant, client, session) = pod_session(&args.dial).await?;
         closing(&client, async {
@@ -339,6 +342,9 @@ pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
 
 /// `orbi pod detach`.
 pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
+    if let Some(path) = &args.save {
+        crate::files::check_output("--save", path)?;
+    }
     crate::inac::runtime()?.block_on(async move {
         let replayed = match &args.replay {
             Some(path) => Some(read_file(path, MAX_ARTIFACT_BYTES as u64)?),
