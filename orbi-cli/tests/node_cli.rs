@@ -590,12 +590,7 @@ fn a_start_that_fails_takes_back_the_data_directory_it_made_and_only_that() {
     );
     let run_node = || run_refused(root.path(), &node);
     let refused = run_node();
-    assert_eq!(refused.code, 2, "{}", refused.stdout);
-    assert!(
-        refused.stderr.contains(&format!("127.0.0.1:{port}")),
-        "{}",
-        refused.stderr
-    );
+    refused.assert_usage_error(&[&format!("127.0.0.1:{port}")]);
     let data = node.dir.join("data");
     assert!(
         !data.exists(),
@@ -622,26 +617,16 @@ fn init_and_run_refuse_a_node_listing_itself_or_an_entry_twice() {
         orbi(root.path(), &args)
     };
     let itself = init(&["--allow", &node.node_id]);
-    assert_eq!(itself.code, 2, "{}", itself.stdout);
-    assert!(
-        itself.stderr.contains(&format!(
-            "inac.allow lists this node's own id {}",
-            node.node_id
-        )),
-        "{}",
-        itself.stderr
-    );
+    itself.assert_usage_error(&[&format!(
+        "inac.allow lists this node's own id {}",
+        node.node_id
+    )]);
     let other = NodeDir::init(root.path(), "other");
     let twice = init(&["--allow", &other.node_id, "--allow", &other.node_id]);
-    assert_eq!(twice.code, 2, "{}", twice.stdout);
-    assert!(
-        twice.stderr.contains(&format!(
-            "inac.allow: \"{}\" is listed twice",
-            other.node_id
-        )),
-        "{}",
-        twice.stderr
-    );
+    twice.assert_usage_error(&[&format!(
+        "inac.allow: \"{}\" is listed twice",
+        other.node_id
+    )]);
     assert_eq!(
         std::fs::read(node.config()).unwrap(),
         before,
@@ -654,12 +639,7 @@ fn init_and_run_refuse_a_node_listing_itself_or_an_entry_twice() {
         &format!("allow = [\"{}\"]", node.node_id),
     );
     let run = run_refused(root.path(), &node);
-    assert_eq!(run.code, 2, "{}", run.stdout);
-    assert!(
-        run.stderr.contains("pod.allow lists this node's own id"),
-        "{}",
-        run.stderr
-    );
+    run.assert_usage_error(&["pod.allow lists this node's own id"]);
     assert!(!node.dir.join("data").exists());
 }
 
@@ -698,12 +678,7 @@ fn init_force_replaces_the_config_and_keeps_the_operators_advertisement() {
     let elsewhere = NodeDir::init(root.path(), "elsewhere");
     write_json(&advertisement, &advertisement_for(&elsewhere.node_id));
     let refused = init(&["--force"]);
-    assert_eq!(refused.code, 2, "{}", refused.stdout);
-    assert!(
-        refused.stderr.contains("not this node"),
-        "{}",
-        refused.stderr
-    );
+    refused.assert_usage_error(&["not this node"]);
     assert_eq!(
         std::fs::read_to_string(dir.join("node.toml")).unwrap(),
         config

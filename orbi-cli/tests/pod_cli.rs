@@ -640,8 +640,7 @@ fn usage_and_io_errors_exit_2() {
             _ => ["--client", "client:x", "--attachment", "attach:1"],
         });
         let run = common::run_within(w.dir.path(), &args, &[], std::time::Duration::from_secs(20));
-        assert_eq!(run.code, 2, "{args:?}: {}", run.stdout);
-        assert!(run.stderr.contains(expected), "{}", run.stderr);
+        run.assert_usage_error(&[expected]);
     }
 }
 
