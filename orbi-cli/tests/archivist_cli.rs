@@ -704,6 +704,39 @@ fn discover_names_a_key_file_it_cannot_read() {
     }
 }
 
+/// `submit` judges locally what the archivist would refuse as malformed: exit 1 (refused,
+/// not a usage error), the file and the field named, and nobody dialled (no key read).
+#[test]
+fn submit_refuses_a_malformed_request_before_dialling() {
+    let dir = Dir::new();
+    let missing = dir.0.path().join("missing.key");
+    let to = "node:did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX@127.0.0.1:9";
+    let mut malformed = request();
+    malformed.as_object_mut().unwrap().remove("package/id");
+    let file = dir.write("malformed.json", &malformed);
+    let run = common::run_within(
+        dir.0.path(),
+        &[
+            "archivist",
+            "submit",
+            "--key",
+            path(&missing),
+            "--to",
+            to,
+            path(&file),
+        ],
+        &[],
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let invalid = run.json["invalid"].as_str().unwrap();
+    assert!(
+        invalid.starts_with(&format!("{}: ", file.display())),
+        "{invalid}"
+    );
+    assert!(invalid.contains("package/id"), "{invalid}");
+}
+
 /// `orbi archivist match` without `--gates-passed`, in text.
 fn match_text(dir: &Dir, request: &Value, ads: &[&Path]) -> (i32, String) {
     let output = run_match(dir, request, ads, &[]);

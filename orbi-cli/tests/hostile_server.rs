@@ -194,6 +194,27 @@ fn a_pod_answer_that_is_not_an_object_is_an_error_not_a_panic() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
+/// A node that could not judge the artifact at all (`outcome: error`) is no refusal: exit 2
+/// with its message, not 1.
+#[test]
+fn a_pod_answer_that_judged_nothing_exits_2_with_its_message() {
+    let rt = runtime();
+    let to = pod_node(
+        &rt,
+        br#"{"outcome":"error","message":"the serving node cannot admit now"}"#,
+        false,
+    );
+    let (dir, key) = workspace();
+    let run = common::run(
+        dir.path(),
+        &[
+            "pod", "attach", "--key", &key, "--to", &to, "--client", "c1",
+        ],
+    );
+    run.assert_usage_error(&["could not judge the artifact: the serving node cannot admit now"]);
+    assert_eq!(run.json["outcome"], "error", "{}", run.stdout);
+}
+
 #[test]
 fn a_held_attachment_whose_session_the_node_ends_is_reported() {
     let rt = runtime();
@@ -447,6 +468,19 @@ fn a_stored_submit_without_its_decision_is_unknown_and_a_refused_one_stays_refus
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.json["operation"], "refused");
     assert!(run.json["decision/unavailable"].is_string(), "{}", run.json);
+    // Refused by the push's answer, whatever decision is then served: an `accepted` one
+    // cannot turn the refusal into an acceptance.
+    let refusal = orbi_inac::Refusal::new(orbi_types::inac::RefusalCode::PolicyDenied, "no");
+    let to = archivist_answering(&rt, Verdict::Refuse(refusal), |request| {
+        Some(decision(
+            &request,
+            &valid_decision(&request_id(), "accepted"),
+        ))
+    });
+    let run = submit(&to);
+    assert_eq!(run.code, 1, "{} {}", run.json, run.stderr);
+    assert_eq!(run.json["operation"], "refused");
+    assert_eq!(run.json["decision"]["status"], "accepted", "{}", run.json);
 }
 
 #[test]

@@ -75,9 +75,15 @@ impl Workspace {
     }
 
     /// Runs `orbi inac serve` ([`Workspace::serve_args`]) to completion: for usage errors.
+    /// Bounded: a serve that starts after all fails the test instead of hanging it.
     fn serve_fails(&self, data: &str, extra: &[&str]) -> Run {
         let args = self.serve_args(data, extra);
-        self.orbi(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        common::run_within(
+            self.dir.path(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+            std::time::Duration::from_secs(30),
+        )
     }
 
     /// Starts `orbi inac serve` as `r.json` on a free port with `extra` arguments.
@@ -368,6 +374,11 @@ fn request_writes_the_verified_artifact() {
     let run = request_with("blob:one", &["--max-bytes", "150000"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json["answer"], "ingested");
+    // The report says where the verified artifact is, and carries no refusal.
+    assert_eq!(run.json["out"], out.as_str(), "{}", run.json);
+    assert_eq!(run.json["response"], Value::Null, "{}", run.json);
+    assert_eq!(run.json["artifact"]["artifact/id"], "blob:one");
+    assert_eq!(run.json["artifact"]["size/bytes"], 150_000);
     assert_eq!(std::fs::read(&out).unwrap(), content);
     std::fs::remove_file(&out).unwrap();
     let digest = run.json["artifact"]["digest"].as_str().unwrap().to_owned();

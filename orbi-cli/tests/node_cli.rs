@@ -359,6 +359,36 @@ fn two_nodes_attach_push_submit_detach_and_survive_a_restart() {
             "{error}"
         );
     }
+    // A node without the role answers, but publishes no advertisement: exit 1 (refused,
+    // not unreachable), its answer listed.
+    let without_role = common::run_within(
+        root,
+        &[
+            "archivist",
+            "discover",
+            "--key",
+            &serving.key(),
+            "--to",
+            &client_node.to,
+        ],
+        &[],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(
+        without_role.code, 1,
+        "{} {}",
+        without_role.json, without_role.stderr
+    );
+    assert_eq!(without_role.json["advertisements"], json!([]));
+    assert_eq!(
+        without_role.json["failures"][0]["node/id"],
+        client.node_id.as_str()
+    );
+    assert!(
+        without_role.json["failures"][0]["answer"].is_object(),
+        "{}",
+        without_role.json
+    );
     let accepted = write_json(
         &root.join("accepted.json"),
         &storage_request(&client.node_id, "storage-request:e2e-1", "private-retained"),
@@ -494,6 +524,10 @@ fn init_keeps_an_advertisement_given_in_place_and_the_demo_wants_a_fresh_directo
     assert_eq!(again.code, 0, "{}", again.stderr);
     let kept: Value = serde_json::from_slice(&std::fs::read(&advertisement).unwrap()).unwrap();
     assert_eq!(kept, advertisement_for(&node.node_id));
+    // --advertisement alone turns the role on.
+    let config = std::fs::read_to_string(node.config()).unwrap();
+    assert!(config.contains("[archivist]\n"), "{config}");
+    assert!(!config.contains("# [archivist]"), "{config}");
     let demo = orbi(root.path(), &["demo", "--dir", node.dir.to_str().unwrap()]);
     assert_eq!(demo.code, 2);
     assert!(demo.stderr.contains("not empty"), "{}", demo.stderr);
@@ -735,6 +769,55 @@ fn a_dropped_session_degrades_then_expires_after_the_grace() {
         seen = status();
     }
     assert!(seen.contains("session-expired"), "{seen}");
+    assert_eq!(node.stop(), 0);
+}
+
+/// `--node-key` is who dials (the serving node allows that node), `--key` who signs the
+/// bind: a participant key of its own is no node the serving node knows.
+#[test]
+fn attach_dials_as_the_node_key_and_binds_the_participant() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let serving = NodeDir::init(root, "serving");
+    let client = NodeDir::init(root, "client");
+    serving.allow_pod_sessions_from(&client);
+    let node = serving.run();
+    let participant_key = root.join("participant.key");
+    let generated = orbi(
+        root,
+        &[
+            "keys",
+            "generate",
+            "--out",
+            participant_key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
+    let participant = generated.json["participant/id"].as_str().unwrap();
+    let saved = root.join("attachment.json");
+    let attach = |extra: &[&str]| {
+        let mut args = vec![
+            "pod",
+            "attach",
+            "--key",
+            participant_key.to_str().unwrap(),
+            "--to",
+            &node.to,
+            "--client",
+            "client:e2e-laptop",
+            "--save",
+            saved.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        common::run_within(root, &args, &[], std::time::Duration::from_secs(60))
+    };
+    let alone = attach(&[]);
+    alone.assert_usage_error(&["not allowed"]);
+    let attached = attach(&["--node-key", &client.key()]);
+    assert_eq!(attached.code, 0, "{} {}", attached.json, attached.stderr);
+    assert_eq!(attached.json["outcome"], "admitted");
+    let sent: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(sent["participant-bind"]["participant/id"], participant);
     assert_eq!(node.stop(), 0);
 }
 

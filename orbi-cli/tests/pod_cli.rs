@@ -600,6 +600,19 @@ fn usage_and_io_errors_exit_2() {
         "{}",
         huge.stdout
     );
+    // A replay is read, bounded by the artifact limit, before anything is dialled (nobody
+    // listens at the address).
+    let to = format!("{K1_NODE}@127.0.0.1:9");
+    let huge_path = w.path("huge.json");
+    let replay = common::run_within(
+        w.dir.path(),
+        &[
+            "pod", "detach", "--key", "k2.json", "--to", &to, "--replay", &huge_path,
+        ],
+        &[],
+        std::time::Duration::from_secs(30),
+    );
+    replay.assert_usage_error(&["huge.json", "larger than the 65536-byte limit"]);
     let other = w.path("other.json");
     w.orbi(&["keys", "generate", "--out", &other]);
     let db = w.path("pod.sqlite");

@@ -697,6 +697,95 @@ mod tests {
     }
 
     #[test]
+    fn decisions_are_bounded_in_all_and_a_refusal_has_no_retrieval_ref() {
+        let dir = tempfile::tempdir().unwrap();
+        let archivist = KeyPair::from_seed(&[1; 32]).node_id();
+        let (alice, bob, carol) = (
+            KeyPair::from_seed(&[2; 32]).node_id(),
+            KeyPair::from_seed(&[3; 32]).node_id(),
+            KeyPair::from_seed(&[4; 32]).node_id(),
+        );
+        let mut role = role(dir.path(), &archivist);
+        role.limits = (2, 10);
+        let refused = request(&alice, "r:1", "public-vault");
+        assert!(matches!(
+            judge(&role, &alice, &refused),
+            Ok(Acceptance::Refuse(_))
+        ));
+        let decision = recorded(&role, &alice, &refused);
+        assert_eq!(decision["status"], "refused", "{decision}");
+        assert_eq!(
+            decision["retrieval/ref"],
+            serde_json::Value::Null,
+            "{decision}"
+        );
+        let accepted = request(&bob, "r:1", "private-retained");
+        assert_eq!(judge(&role, &bob, &accepted), Ok(Acceptance::Keep));
+        assert!(
+            recorded(&role, &bob, &accepted)["retrieval/ref"]
+                .as_str()
+                .unwrap()
+                .starts_with("retrieval:")
+        );
+        // Two decisions in all: a third requester, under its own bound, is refused.
+        let over = judge(&role, &carol, &request(&carol, "r:1", "private-retained")).unwrap_err();
+        assert_eq!(over.code(), RefusalCode::RateLimited);
+        assert_eq!(role.decision_count(), 2);
+        // Each decision is on disk as ID.json beside ID.peer, `:` written as `_`.
+        let id = decision_id(&orbi_types::Sha256Digest::of(&accepted));
+        let stem = dir
+            .path()
+            .join("archivist")
+            .join("decisions")
+            .join(id.replace(':', "_"));
+        assert_eq!(
+            std::fs::read(stem.with_extension("peer")).unwrap(),
+            bob.as_str().as_bytes()
+        );
+        assert!(stem.with_extension("json").is_file());
+        // A storage request's body is bounded from its header.
+        assert_eq!(role.max_size_bytes(), Some(MAX_REQUEST_BYTES));
+    }
+
+    #[test]
+    fn the_advertisement_is_served_only_as_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let archivist = KeyPair::from_seed(&[1; 32]).node_id();
+        let anyone = KeyPair::from_seed(&[2; 32]).node_id();
+        let role = role(dir.path(), &archivist);
+        let descriptor = role.published.descriptor.clone();
+        let other_digest = orbi_types::Sha256Digest::of(b"another");
+        let query = |content_type, id: Option<&str>, digest: Option<&Sha256Digest>| {
+            role.lookup(
+                &anyone,
+                &PublishedQuery {
+                    schema: ADVERTISEMENT_SCHEMA,
+                    content_type,
+                    artifact_id: id,
+                    digest,
+                },
+            )
+            .map(|published| published.bytes)
+        };
+        let own = Some(role.published.bytes.clone());
+        assert_eq!(query(JSON, None, None), own);
+        assert_eq!(
+            query(
+                JSON,
+                Some(&descriptor.artifact_id),
+                Some(&descriptor.digest)
+            ),
+            own
+        );
+        assert_eq!(query("text/plain", None, None), None);
+        assert_eq!(
+            query(JSON, Some("archivist-advertisement:other"), None),
+            None
+        );
+        assert_eq!(query(JSON, None, Some(&other_digest)), None);
+    }
+
+    #[test]
     fn decisions_are_counted_per_submitter_once_each() {
         let dir = tempfile::tempdir().unwrap();
         let archivist = KeyPair::from_seed(&[1; 32]).node_id();

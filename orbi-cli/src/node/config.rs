@@ -670,6 +670,74 @@ mod tests {
         assert!(config.pod.pod_client.migration_allowed);
     }
 
+    /// Every setting the file may change reaches the node: a value read and then dropped
+    /// would leave the node on its default with no word said.
+    #[test]
+    fn every_setting_reaches_the_node() {
+        let peer = orbi_types::KeyPair::from_seed(&[7; 32]).node_id();
+        let participant = orbi_types::KeyPair::from_seed(&[8; 32]).participant_id();
+        let user = participant.as_str().replace("participant:", "pod-user:");
+        let text = format!(
+            "key = \"k\"\nlisten = \"127.0.0.1:1\"\ndata-dir = \"d\"\n\
+             [inac]\ndurability = \"relaxed\"\nopen-offers = true\n\
+             [[inac.budgets]]\npeers = [\"{peer}\"]\nschemas = [\"a.v1\"]\n\
+             content-types = [\"text/plain\"]\nmax-size-bytes = 1024\n\
+             [pod]\nprofile = \"seed\"\nrecovery = \"allow-replace-device\"\n\
+             tenants = [\"{user}={participant}\"]\n\
+             degraded-grace-sec = {MAX_GRACE_SEC}\ndurability = \"normal\"\n\
+             [pod.pod-client]\nexport-capable = false\nmigration-allowed = true\n\
+             [archivist]\nadvertisement = \"ad.json\"\nstrict-mode-fit = true\n"
+        );
+        let config = load(&text).unwrap();
+        assert_eq!(config.inac_durability, Durability::Relaxed);
+        assert!(config.inac.open_offer_intake);
+        assert_eq!(
+            config.inac.budgets,
+            [BudgetRule {
+                remote_node_ids: [peer].into(),
+                operations: Default::default(),
+                artifact_schemas: vec!["a.v1".to_owned()],
+                content_types: vec!["text/plain".to_owned()],
+                max_size_bytes: Some(1024),
+                max_per_minute: None,
+            }]
+        );
+        assert_eq!(config.pod.profile, Profile::Seed);
+        assert_eq!(config.pod.recovery, RecoveryPolicy::AllowReplaceDevice);
+        assert_eq!(
+            config.pod.tenancy,
+            [(PodUserId::from_str(&user).unwrap(), participant)].into()
+        );
+        // A year is the longest grace, and allowed.
+        assert_eq!(
+            config.pod.timings.degraded_grace,
+            time::Duration::seconds(i64::try_from(MAX_GRACE_SEC).unwrap())
+        );
+        assert_eq!(config.pod_durability, orbi_pod::Durability::Normal);
+        assert_eq!(
+            config.pod.pod_client,
+            orbi_pod::Offer {
+                export_capable: false,
+                migration_allowed: true,
+            }
+        );
+        let archivist = config.archivist.unwrap();
+        assert_eq!(archivist.advertisement, Path::new("/etc/orbi/ad.json"));
+        assert!(archivist.strict_mode_fit);
+        // One second more is refused.
+        let over = text.replace(
+            &format!("degraded-grace-sec = {MAX_GRACE_SEC}"),
+            &format!("degraded-grace-sec = {}", MAX_GRACE_SEC + 1),
+        );
+        assert_eq!(
+            load(&over).unwrap_err(),
+            format!(
+                "pod.degraded-grace-sec: {} is over a year ({MAX_GRACE_SEC})",
+                MAX_GRACE_SEC + 1
+            )
+        );
+    }
+
     #[test]
     fn mistakes_are_named() {
         let base = "key = \"k\"\nlisten = \"127.0.0.1:1\"\ndata-dir = \"d\"\n";
@@ -677,6 +745,14 @@ mod tests {
             ("colour = 1\n", "colour"),
             ("[inac]\nallow = [\"node:nope\"]\n", "inac.allow"),
             ("[inac]\naccept = [\"=x\"]\n", "inac.accept"),
+            (
+                "[inac]\naccept = [\"a.v1=\"]\n",
+                "inac.accept: \"a.v1=\" must be SCHEMA or SCHEMA=CONTENT_TYPE",
+            ),
+            (
+                "[inac]\naccept = [\"memarium-blob.v1\"]\n",
+                "inac.accept: memarium-blob.v1 cannot be kept as plain bytes",
+            ),
             ("[inac]\ndurability = \"fast\"\n", "inac.durability"),
             ("[pod]\nprofile = \"draft\"\n", "pod.profile"),
             (

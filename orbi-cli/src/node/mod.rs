@@ -516,6 +516,104 @@ mod tests {
         }
     }
 
+    /// An attachment still attached when the node stopped has lost its session: a restart
+    /// degrades it at once (its grace then runs), not at the next minute's sweep.
+    #[tokio::test]
+    async fn a_start_degrades_the_attachments_of_the_previous_runs_sessions() {
+        use orbi_pod::{
+            AttachmentState, Session, Store,
+            compose::{self, AttachmentDraft, BindDraft},
+        };
+        use orbi_types::{
+            Timestamp,
+            pod::{ProfileType, SessionState},
+        };
+        let dir = tempfile::tempdir().unwrap();
+        write_node_dir(dir.path(), &loopback_options(false)).unwrap();
+        let config = NodeConfig::load(&dir.path().join("node.toml")).unwrap();
+        let key = read_key(&config.key).unwrap();
+        create_private_dir_all(&config.data_dir).unwrap();
+        {
+            let store = SqliteStore::open(
+                &config.data_dir.join("pod.sqlite"),
+                &key.node_id(),
+                config.pod_limits,
+                config.pod_durability,
+            )
+            .unwrap();
+            let mut engine = PodEngine::new(key.clone(), config.pod.clone(), store).unwrap();
+            engine.open_session("sess:old", Session::default());
+            let now = OffsetDateTime::now_utc();
+            let at = Timestamp::from_instant(now).unwrap();
+            let participant = KeyPair::from_seed(&[2; 32]);
+            let bind = compose::sign_bind(
+                &participant,
+                &BindDraft {
+                    bind_id: "pb:old".into(),
+                    bound_at: at.clone(),
+                    via: key.node_id(),
+                    session_id: "sess:old".into(),
+                    policy_annotations: None,
+                },
+            )
+            .unwrap();
+            let attachment = compose::attachment(
+                &AttachmentDraft {
+                    attachment_id: "attach:old".into(),
+                    attached_at: at,
+                    profile: ProfileType::PodClient,
+                    serving_node: key.node_id(),
+                    pod_user: None,
+                    client_instance_id: "client:old".into(),
+                    models_local: None,
+                    state: SessionState::Attached,
+                    export_capable: true,
+                    migration_allowed: true,
+                },
+                bind,
+            );
+            let admitted = engine
+                .admit(attachment.to_string().as_bytes(), "sess:old", now)
+                .unwrap();
+            assert_eq!(admitted.verdict, orbi_pod::Verdict::Admitted);
+        }
+
+        let node = RunningNode::start(&config).await.unwrap();
+
+        let state = pod_service::with_engine(&node.pod, |engine| {
+            engine
+                .store()
+                .attachment("attach:old")
+                .unwrap()
+                .unwrap()
+                .state
+        })
+        .await;
+        assert_eq!(state, Some(AttachmentState::Degraded));
+        node.stop().await.unwrap();
+    }
+
+    #[test]
+    fn a_node_listing_itself_as_a_known_peer_is_told_which_setting() {
+        let own = KeyPair::from_seed(&[7; 32]).node_id();
+        let config = NodeConfig::parse(
+            &format!(
+                "key = \"k\"\nlisten = \"127.0.0.1:1\"\ndata-dir = \"d\"\n\
+                 peers = [\"{own}@127.0.0.1:9\"]\n"
+            ),
+            Path::new("/etc/orbi"),
+        )
+        .unwrap();
+        assert_eq!(
+            refuse_listing_itself(&config, &own)
+                .unwrap_err()
+                .to_string(),
+            format!("peers lists this node's own id {own}: a node is never its own peer")
+        );
+        let other = KeyPair::from_seed(&[8; 32]).node_id();
+        assert!(refuse_listing_itself(&config, &other).is_ok());
+    }
+
     #[tokio::test]
     async fn a_running_node_reports_a_broken_pod_engine_as_its_failure() {
         let dir = tempfile::tempdir().unwrap();

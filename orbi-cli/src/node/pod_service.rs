@@ -830,6 +830,26 @@ mod tests {
         );
     }
 
+    /// Once a panic has stopped the engine, every artifact is answered `error` (the client
+    /// exits 2: nothing was judged), never `rejected` (which would say it was judged and
+    /// refused).
+    #[tokio::test]
+    async fn a_broken_engine_answers_error_not_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, peer) = (KeyPair::from_seed(&[1; 32]), KeyPair::from_seed(&[2; 32]));
+        let engine = SharedEngine::new(engine(&node, &dir.path().join("pod.sqlite")));
+        let _ = with_engine(&engine, |_| -> u8 { panic!("injected") }).await;
+        let (addr, _served) = serve_pod(&node, engine, &[&peer]);
+        let connection = dial_pod(&node, &peer, addr, |_| {}).await;
+        let answer = tokio::time::timeout(Duration::from_secs(15), exchange(&connection, b"{}"))
+            .await
+            .expect("an answer");
+        assert_eq!(
+            answer,
+            json!({"outcome": "error", "message": "the serving node cannot admit now"})
+        );
+    }
+
     /// One exchange on `connection`: the artifact's bytes, the answer as JSON.
     async fn exchange(connection: &quinn::Connection, artifact: &[u8]) -> Value {
         let (mut send, mut recv) = connection.open_bi().await.unwrap();
