@@ -647,6 +647,14 @@ fn an_expired_general_passport_is_not_authorized() {
 
 // Custody passports.
 
+/// A stream push header of `bytes` on `stream` under the custody passport `pass`.
+fn custody_stream_header(pass: &Passport, bytes: &[u8], stream: &str) -> Frame {
+    Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, bytes), stream)
+        .authorization(AuthorizationMode::CustodyPassport, pass)
+        .build()
+        .unwrap()
+}
+
 fn custody(limits: Value) -> Passport {
     let mut profile = json!({"profile": "memarium-custody@v1", "artifact_schemas": [BLOB]});
     for (key, value) in limits.as_object().unwrap() {
@@ -689,12 +697,7 @@ fn custody_max_records_holds_for_stream_pushes_admitted_side_by_side() {
         (or_unlimited, None),
     ] {
         let mut node = passport_node();
-        let header = |bytes: &[u8], stream: &str| {
-            Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, bytes), stream)
-                .authorization(AuthorizationMode::CustodyPassport, &pass)
-                .build()
-                .unwrap()
-        };
+        let header = |bytes: &[u8], stream: &str| custody_stream_header(&pass, bytes, stream);
         // Both headers pass while the passport holds nothing yet.
         let mut first = node.begin(&peer(), &header(A0, "4"), at(1));
         let mut second = node.begin(&peer(), &header(b"[]", "8"), at(1));
@@ -859,12 +862,7 @@ fn the_most_generous_custody_profile_limits_a_body_admitted_side_by_side() {
         profiles,
     );
     let mut node = passport_node();
-    let header = |bytes: &[u8], stream: &str| {
-        Frame::push_stream(&Descriptor::of_bytes(BLOB, JSON, bytes), stream)
-            .authorization(AuthorizationMode::CustodyPassport, &pass)
-            .build()
-            .unwrap()
-    };
+    let header = |bytes: &[u8], stream: &str| custody_stream_header(&pass, bytes, stream);
     let mut first = node.begin(&peer(), &header(A0, "4"), at(1));
     let mut second = node.begin(&peer(), &header(b"[]", "8"), at(1));
     first.write(A0).unwrap();
