@@ -16,14 +16,19 @@ use crate::{
 impl Receiver {
     pub(super) fn handle_offer(&mut self, peer: &NodeId, frame: &Frame, now_ms: u64) -> Frame {
         let exchange = Exchange::of(peer, frame);
-        let verdict = match self.offer_verdict(&exchange, now_ms) {
+        let verdict = match self.offer_verdict(&exchange, frame, now_ms) {
             Ok(verdict) => verdict,
             Err(refusal) => Verdict::refusing(Operation::Offer, refusal),
         };
         self.conclude(&exchange, verdict, LedgerEntry::default(), now_ms)
     }
 
-    fn offer_verdict(&mut self, exchange: &Exchange, now_ms: u64) -> Result<Verdict, Refusal> {
+    fn offer_verdict(
+        &mut self,
+        exchange: &Exchange,
+        frame: &Frame,
+        now_ms: u64,
+    ) -> Result<Verdict, Refusal> {
         let peer = &exchange.peer;
         let Some(descriptor) = &exchange.descriptor else {
             return Err(Refusal::new(
@@ -36,6 +41,13 @@ impl Receiver {
                 RefusalCode::NotAuthorized,
                 "peer is not allowed to offer here",
             ));
+        }
+        // An offer may carry its bytes (the schema allows it; ours never do). Bytes that
+        // contradict the descriptor are refused here, as a push's would be, rather than
+        // become a pending offer the operator would accept for an artifact nobody holds.
+        // (Text that does not decode never gets here: the frame itself is malformed.)
+        if let Some(Err(refusal)) = frame.verified_inline() {
+            return Err(refusal);
         }
         self.budgets.check(
             BudgetSubject {

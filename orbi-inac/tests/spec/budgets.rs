@@ -239,6 +239,41 @@ fn an_offer_of_a_held_artifact_is_already_present() {
     assert!(node.receiver.offers().unwrap().is_empty());
 }
 
+/// An offer carrying its bytes (the schema allows one location of any kind on an offer).
+fn offer_carrying(text: &str, size_bytes: u64) -> serde_json::Value {
+    serde_json::json!({
+        "schema": "inac-control.v1", "operation": "offer", "correlation/id": "c-offer",
+        "artifact": {"schema": BLOB, "content/type": JSON, "artifact/id": A0_DIGEST,
+                     "digest": A0_DIGEST, "size/bytes": size_bytes, "bytes/base64url": text}
+    })
+}
+
+#[test]
+fn an_offer_whose_bytes_contradict_its_descriptor_is_declined_and_not_held() {
+    let mut node = standard();
+    // "e30" is A0 ("{}", 2 bytes): declared as 3 bytes, then with another digest's bytes.
+    for (text, size, says) in [
+        ("e30", 3, "decodes to 2 bytes but size/bytes declares 3"),
+        ("W10", 2, "not the declared"),
+    ] {
+        let answer = node.send_value(&peer(), &offer_carrying(text, size), at(0));
+        assert_answer(
+            &answer,
+            Operation::Decline,
+            Some(RefusalCode::DigestMismatch),
+        );
+        assert!(message(&answer).contains(says), "{}", message(&answer));
+    }
+    // Bytes that do not decode (a base64url text of 4n+1 characters): a malformed frame.
+    let answer = node.send_value(&peer(), &offer_carrying("e30ab", 2), at(0));
+    assert_answer(&answer, Operation::Decline, Some(RefusalCode::Malformed));
+    assert!(node.receiver.offers().unwrap().is_empty());
+    // The same offer with its own bytes awaits the operator.
+    let answer = node.send_value(&peer(), &offer_carrying("e30", 2), at(0));
+    assert_answer(&answer, Operation::Defer, None);
+    assert_eq!(node.receiver.offers().unwrap().len(), 1);
+}
+
 #[test]
 fn an_invitation_that_lapsed_unused_needs_a_new_decision() {
     let mut node = standard();
