@@ -8,7 +8,10 @@ use orbi_inac::quic::{
     identity::{AnyNode, ExpectedNode, certified_key, peer_node_id},
     negotiated_alpn,
 };
-use orbi_types::KeyPair;
+use orbi_types::{
+    KeyPair,
+    inac::{Operation, RefusalCode},
+};
 use rustls::{
     client::AlwaysResolvesClientRawPublicKeys, server::AlwaysResolvesServerRawPublicKeys,
     sign::CertifiedKey,
@@ -363,7 +366,12 @@ async fn strangers_share_the_guest_places_and_known_peers_keep_theirs() {
         })
         .start();
     let (_guest, guest) = node.connect(&key(5)).await;
-    assert!(guest.exchange(&inline_push(b"g", "k-g")).await.is_ok());
+    // Served: a stranger is answered (not allowlisted, so refused), not cut off.
+    assert_answer(
+        &guest.exchange(&inline_push(b"g", "k-g")).await.unwrap(),
+        Operation::Refused,
+        Some(RefusalCode::NotAuthorized),
+    );
     let stranger = Client::for_peer(&node.peer_addr(), key(6), TransportConfig::default()).unwrap();
     let closed = tokio::time::timeout(
         std::time::Duration::from_secs(10),
@@ -530,7 +538,14 @@ async fn a_finished_handshake_gives_its_address_place_back() {
         .start();
     // One connection stays open; the next from the same address still gets its handshake.
     let (_client, kept) = node.connect(&peer_key()).await;
-    assert!(kept.exchange(&inline_push(b"kept", "k-kept")).await.is_ok());
+    assert_answer(
+        &kept
+            .exchange(&inline_push(b"kept", "k-kept"))
+            .await
+            .unwrap(),
+        Operation::Ingested,
+        None,
+    );
     assert!(served(&node, &key(5), "k-second").await);
 }
 
@@ -634,7 +649,14 @@ async fn strangers_give_their_unfamiliar_place_back_and_make_no_address_familiar
     )
     .unwrap();
     let kept = first.connect(&node.peer_addr()).await.unwrap();
-    assert!(kept.exchange(&inline_push(b"kept", "k-kept")).await.is_ok());
+    assert_answer(
+        &kept
+            .exchange(&inline_push(b"kept", "k-kept"))
+            .await
+            .unwrap(),
+        Operation::Refused,
+        Some(RefusalCode::NotAuthorized),
+    );
     assert!(
         served_from(&node, [127, 0, 0, 3], &key(6), "k-next").await,
         "the next stranger's handshake gets the place back"
