@@ -219,7 +219,8 @@ enum PodCommand {
     ///
     /// Prints {"outcome": "done", …} and exits 0, or {"outcome": "refused", "message"} and
     /// exits 1 when the action does not apply (unknown attachment or detachment, wrong state,
-    /// not a host reason, not a sanction); 2 on a usage or I/O error.
+    /// not a host reason, not a sanction); 2 on a usage or I/O error, or when `--db` names no
+    /// read model (host actions work on what `admit` recorded, so none is created here).
     Host {
         #[command(flatten)]
         node: NodeArgs,
@@ -235,7 +236,7 @@ enum PodCommand {
 /// The node, its read model and its policy.
 #[derive(clap::Args)]
 struct NodeArgs {
-    /// The read model (SQLite; created on first use, then bound to the node).
+    /// The read model (SQLite; `admit` creates it on first use, then it is bound to the node).
     #[arg(long, value_name = "PATH")]
     db: PathBuf,
     /// This node's key file.
@@ -607,6 +608,9 @@ fn admit(
 }
 
 fn host(node: NodeArgs, live: Vec<String>, action: HostAction) -> Result<Outcome, CliError> {
+    // Every host action works on records `admit` made: a read model that is not there is a
+    // mistyped --db, not a new one to create.
+    require_read_model(&node.db)?;
     let (mut engine, now) = open_engine(&node)?;
     for session in live {
         engine.open_session(session, Session::default());
@@ -673,10 +677,18 @@ fn refusable(result: Result<Value, EngineError>) -> Result<Outcome, CliError> {
     }
 }
 
-fn status(db: &Path, client: Option<&str>, traces: usize) -> Result<(), CliError> {
-    if !db.exists() {
-        return Err(CliError::new(format!("no read model at {}", db.display())));
+/// Refuses a read model that is not there (exit 2) for the commands that only read or act on
+/// one `admit` made.
+fn require_read_model(db: &Path) -> Result<(), CliError> {
+    if db.exists() {
+        Ok(())
+    } else {
+        Err(CliError::new(format!("no read model at {}", db.display())))
     }
+}
+
+fn status(db: &Path, client: Option<&str>, traces: usize) -> Result<(), CliError> {
+    require_read_model(db)?;
     let store = SqliteStore::open_existing(db, StoreLimits::default())
         .map_err(|err| CliError::new(err.to_string()))?;
     let failed = |err: orbi_pod::StoreError| CliError::new(err.to_string());

@@ -396,6 +396,25 @@ fn host_commands_suspend_lift_and_detach() {
 }
 
 #[test]
+fn host_and_status_refuse_a_read_model_that_is_not_there_and_create_none() {
+    let w = Workspace::new();
+    let typo = w.path("pod.sqlte");
+    w.orbi(&[
+        "pod",
+        "host",
+        "--db",
+        &typo,
+        "--node-key",
+        "k1.json",
+        "tick",
+    ])
+    .assert_usage_error(&["no read model at", "pod.sqlte"]);
+    w.orbi(&["pod", "status", "--db", &typo])
+        .assert_usage_error(&["no read model at", "pod.sqlte"]);
+    assert!(!std::path::Path::new(&typo).exists(), "nothing was created");
+}
+
+#[test]
 fn host_clear_sanction_lets_the_sanctioned_participant_recover() {
     let w = Workspace::new();
     let db = w.path("pod.sqlite");
