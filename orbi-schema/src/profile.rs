@@ -1,11 +1,13 @@
 //! Shape profiles and compiled, cached validators.
 //!
-//! - [`Profile::Seed`] (default): the canonical v1 files exactly as committed. The pod
-//!   artifacts and the bind are open.
-//! - [`Profile::Frozen`]: the later upstream freeze (spec pod §3.6). Derived in code from the
+//! - [`Profile::Frozen`] (default): the later upstream freeze (spec pod §3.6). Derived in code from the
 //!   canonical files, never a second copy: the bind, attachment, detachment and recovery get a
 //!   closed top level (`additionalProperties: false`) and their `$defs/signature` is closed too.
-//!   `policy_annotations` stays open. Every other schema is unchanged.
+//!   `policy_annotations` stays open. Every other schema is unchanged. It is the default
+//!   because it fails closed (an unknown member is refused, not carried), as upstream HEAD
+//!   and spec pod §3.6 [R] have it.
+//! - [`Profile::Seed`]: the canonical v1 files exactly as committed. The pod artifacts and the
+//!   bind are open (the draft seeds); chosen explicitly, never by default.
 
 use std::{
     collections::HashMap,
@@ -24,9 +26,9 @@ use crate::registry::{CanonicalSchema, Registry, SchemaError};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Profile {
     /// The canonical v1 files as given (open pod shapes).
-    #[default]
     Seed,
-    /// The upstream freeze: pod shapes and their signature objects closed.
+    /// The upstream freeze: pod shapes and their signature objects closed (the default).
+    #[default]
     Frozen,
 }
 
@@ -308,6 +310,19 @@ mod tests {
         assert!(instances.contains(&"/participant-bind/proof~1participant-signature"));
         // policy_annotations stays open under the freeze.
         assert!(frozen.is_valid(&attachment(super::tests::bind())));
+    }
+
+    /// Spec pod §3.6 [R]: a caller who names no profile gets the closed one.
+    #[test]
+    fn the_default_profile_refuses_unknown_members() {
+        let mut document = attachment(bind());
+        document["pod/id"] = json!("pod:pl-wro-node-7f3c:user-42");
+        let validator = registry()
+            .validator("client-instance-attachment", Profile::default())
+            .unwrap();
+        let issues = validator.issues(&document);
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert_eq!(issues[0].instance, "");
     }
 
     /// Spec pod §3.6 and §8.2 N17: the freeze closes the detachment and the recovery as well
