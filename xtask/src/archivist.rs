@@ -105,3 +105,85 @@ pub fn check_upstream(conformance: &Path) -> Result<Vec<Check>, String> {
     }
     Ok(checks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{scratch, workspace_root};
+
+    fn fixture(relative: &str) -> Value {
+        read(&workspace_root().join("schemas/examples").join(relative)).unwrap()
+    }
+
+    /// A directory shaped like upstream's, from our own fixtures: `ad` as AD-A and one
+    /// excluded advertisement under `invalid/`.
+    fn examples(dir: &Path, ad: &Value) -> (std::path::PathBuf, std::path::PathBuf) {
+        for sub in ["valid", "invalid"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let (valid, invalid) = (
+            dir.join(AD_A),
+            dir.join("invalid/scope-unknown.archivist-advertisement.json"),
+        );
+        fs::write(&valid, ad.to_string()).unwrap();
+        let excluded = fixture("invalid/scope-unknown.archivist-advertisement.json");
+        fs::write(&invalid, excluded.to_string()).unwrap();
+        (valid, invalid)
+    }
+
+    /// Our host-ledger advertisement, offering the request's timing profile.
+    fn ad_a() -> Value {
+        let mut ad = fixture("valid/federation-host-ledger.archivist-advertisement.json");
+        ad["publication/timing-profiles"] = json!(["curator-gated"]);
+        ad
+    }
+
+    #[test]
+    fn archivist_checks_pass_on_an_ad_a_like_advertisement() {
+        let dir = scratch("archivist-pass");
+        let (valid, invalid) = examples(&dir, &ad_a());
+        assert_eq!(
+            check_upstream(&dir).unwrap(),
+            [
+                Ok("archivist AD-A: negotiation-required on host-ledger".to_owned()),
+                Ok("archivist AD-A free copy: accepted".to_owned()),
+                Ok(format!("archivist admission: {}", valid.display())),
+                Ok(format!("archivist admission: {}", invalid.display())),
+            ]
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Neither decision passes when the advertisement does not fit the request, and an
+    /// excluded advertisement under `valid/` fails its admission check.
+    #[test]
+    fn archivist_checks_fail_on_the_wrong_advertisements() {
+        let dir = scratch("archivist-fail");
+        let unfit = fixture("valid/federation-host-ledger.archivist-advertisement.json");
+        let (_, invalid) = examples(&dir, &unfit);
+        let misplaced = dir.join("valid/zz-scope-unknown.archivist-advertisement.json");
+        fs::copy(&invalid, &misplaced).unwrap();
+        let checks = check_upstream(&dir).unwrap();
+        assert_eq!(checks.len(), 5, "{checks:#?}");
+        assert_eq!(
+            checks[0],
+            Err("archivist AD-A: got refused [TimingProfileUnsupported]".to_owned())
+        );
+        let free = checks[1].as_ref().unwrap_err();
+        assert!(
+            free.starts_with(
+                "archivist AD-A free copy: got Some(Decision { verdict: \
+                 Refuse([TimingProfileUnsupported])"
+            ),
+            "{free}"
+        );
+        assert_eq!(
+            checks[3],
+            Err(format!(
+                "archivist admission: {} expected admitted",
+                misplaced.display()
+            ))
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

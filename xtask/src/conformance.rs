@@ -50,7 +50,7 @@ pub fn run(root: &Path, record_issues: bool) -> Result<bool, String> {
                 .map_err(|err| format!("{}: {err}", expected_path.display()))?;
         compare_issues(&expected, &refused, &mut report);
     }
-    match shared_dir(root)? {
+    match shared_dir(root, std::env::var_os("ORBI_SHARED").map(PathBuf::from))? {
         Some(shared) => {
             println!("reference data: {}", shared.display());
             upstream_schemas(&shared.join("canonical"), &mut report)?;
@@ -60,12 +60,8 @@ pub fn run(root: &Path, record_issues: bool) -> Result<bool, String> {
                 &mut report,
             )?;
             fixture_roots.push(shared.join("conformance"));
-            let (checks, failures) = crate::pod_conformance::run(&shared.join("conformance"))?;
-            report.checks += checks;
-            report.failures += failures;
-            let (checks, failures) = crate::inac_conformance::run(&shared.join("conformance"))?;
-            report.checks += checks;
-            report.failures += failures;
+            report.add(crate::pod_conformance::run(&shared.join("conformance"))?);
+            report.add(crate::inac_conformance::run(&shared.join("conformance"))?);
             let checks = crate::archivist::check_upstream(&shared.join("conformance"))?;
             println!(
                 "archivist engine: {} checks on upstream advertisements",
@@ -78,10 +74,7 @@ pub fn run(root: &Path, record_issues: bool) -> Result<bool, String> {
                 }
             }
         }
-        // Any value but empty or `0` asks for the reference data (`1`, `true`, `yes`…).
-        None if std::env::var_os("ORBI_REQUIRE_SHARED")
-            .is_some_and(|v| !v.is_empty() && v != "0") =>
-        {
+        None if requires_shared(std::env::var_os("ORBI_REQUIRE_SHARED").as_deref()) => {
             return Err(
                 "reference data: ../shared not present, and ORBI_REQUIRE_SHARED requires it".into(),
             );
@@ -110,14 +103,14 @@ pub fn run(root: &Path, record_issues: bool) -> Result<bool, String> {
         "conformance: {} checks, {} failed",
         report.checks, report.failures
     );
-    Ok(report.failures == 0)
+    Ok(report.passed())
 }
 
 /// Counts checks and prints each failure.
 #[derive(Default)]
 pub struct Tally {
-    checks: usize,
-    failures: usize,
+    pub(crate) checks: usize,
+    pub(crate) failures: usize,
 }
 
 impl Tally {
@@ -131,13 +124,28 @@ impl Tally {
         self.failures += 1;
         println!("FAIL {line}");
     }
+    /// A section's `(checks, failures)`, counted and printed by the section itself.
+    pub fn add(&mut self, (checks, failures): (usize, usize)) {
+        self.checks += checks;
+        self.failures += failures;
+    }
+    /// No check failed.
+    pub fn passed(&self) -> bool {
+        self.failures == 0
+    }
 }
 
-/// The reference data: `$ORBI_SHARED`, which must then hold it, or `../shared` when present.
-/// A `../shared` without its `canonical/` directory is an error, not a silent skip.
-fn shared_dir(root: &Path) -> Result<Option<PathBuf>, String> {
-    let (dir, named) = match std::env::var_os("ORBI_SHARED") {
-        Some(dir) => (PathBuf::from(dir), true),
+/// Whether `ORBI_REQUIRE_SHARED` asks for the reference data: any value but empty or `0`
+/// (`1`, `true`, `yes`…).
+fn requires_shared(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The reference data: `named` (`$ORBI_SHARED`), which must then hold it, or `../shared` when
+/// present. A `../shared` without its `canonical/` directory is an error, not a silent skip.
+fn shared_dir(root: &Path, named: Option<PathBuf>) -> Result<Option<PathBuf>, String> {
+    let (dir, named) = match named {
+        Some(dir) => (dir, true),
         None => (root.join("../shared"), false),
     };
     if dir.join("canonical").is_dir() {
@@ -272,4 +280,168 @@ fn read_json(path: &Path) -> Result<Value, String> {
     let text =
         fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     serde_json::from_str(&text).map_err(|err| format!("{} is not json: {err}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{scratch, workspace_root};
+
+    fn fixture(relative: &str) -> Vec<u8> {
+        fs::read(workspace_root().join("schemas/examples").join(relative)).unwrap()
+    }
+
+    /// File name → issues.
+    type Issues<'a> = &'a [(&'a str, &'a [&'a str])];
+
+    fn issues(pairs: Issues) -> BTreeMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(name, issues)| {
+                let issues = issues.iter().map(|issue| issue.to_string()).collect();
+                (name.to_string(), issues)
+            })
+            .collect()
+    }
+
+    /// Each file gets the verdict its directory names: an invalid document under `valid/`, a
+    /// valid one under `invalid/` and a name no schema claims each fail one check; files that
+    /// are not `.json` are not read. Every invalid file's issues are returned, by name.
+    #[test]
+    fn fixture_verdicts_follow_their_directory() {
+        let dir = scratch("verdicts");
+        for sub in ["valid", "invalid"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let push = fixture("valid/push-inline-a0.inac-control.json");
+        let missing = fixture("invalid/push-missing-artifact.inac-control.json");
+        fs::write(dir.join("valid/a.inac-control.json"), &push).unwrap();
+        fs::write(dir.join("valid/b.inac-control.json"), &missing).unwrap();
+        fs::write(dir.join("valid/c.no-such-schema.json"), &push).unwrap();
+        fs::write(dir.join("valid/notes.txt"), "not json").unwrap();
+        fs::write(dir.join("invalid/d.inac-control.json"), &missing).unwrap();
+        fs::write(dir.join("invalid/e.inac-control.json"), &push).unwrap();
+        let mut tally = Tally::default();
+        let refused = verdicts(&dir, "scratch", &mut tally).unwrap();
+        assert_eq!((tally.checks, tally.failures), (5, 3));
+        assert!(!tally.passed());
+        let recorded: BTreeMap<String, Vec<String>> =
+            serde_json::from_value(read_json(&workspace_root().join(EXPECTED_ISSUES)).unwrap())
+                .unwrap();
+        assert_eq!(
+            refused,
+            BTreeMap::from([
+                (
+                    "d.inac-control.json".to_owned(),
+                    recorded["push-missing-artifact.inac-control.json"].clone()
+                ),
+                ("e.inac-control.json".to_owned(), Vec::new()),
+            ])
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Recorded issues must match exactly: changed, unrecorded and stale entries each fail.
+    #[test]
+    fn recorded_issues_must_match_exactly() {
+        let cases: [(Issues, Issues, usize); 4] = [
+            (&[("a", &["x"])], &[("a", &["x"])], 0),
+            (&[("a", &["x"])], &[("a", &["w"])], 1),
+            (&[], &[("a", &["x"])], 1),
+            (&[("a", &["x"])], &[], 1),
+        ];
+        for (expected, refused, failures) in cases {
+            let mut tally = Tally::default();
+            compare_issues(&issues(expected), &issues(refused), &mut tally);
+            assert_eq!(
+                (tally.checks, tally.failures),
+                (1, failures),
+                "{expected:?} vs {refused:?}"
+            );
+        }
+    }
+
+    /// The exit status follows the failures, not the checks.
+    #[test]
+    fn tally_passes_until_one_check_fails() {
+        let mut tally = Tally::default();
+        assert!(tally.passed());
+        tally.pass();
+        assert!(tally.passed());
+        tally.add((2, 0));
+        assert!(tally.passed());
+        tally.add((3, 1));
+        assert_eq!((tally.checks, tally.failures), (6, 1));
+        assert!(!tally.passed());
+        tally.fail("one".into());
+        tally.pass();
+        assert_eq!((tally.checks, tally.failures), (8, 2));
+    }
+
+    /// No `../shared`: skipped. A `../shared` or an `ORBI_SHARED` without `canonical/`: an
+    /// error that says which.
+    #[test]
+    fn reference_data_is_found_skipped_or_refused() {
+        let base = scratch("shared-dir");
+        let root = base.join("repo");
+        fs::create_dir_all(&root).unwrap();
+        assert_eq!(shared_dir(&root, None), Ok(None));
+        let sibling = root.join("../shared");
+        fs::create_dir_all(&sibling).unwrap();
+        assert_eq!(
+            shared_dir(&root, None),
+            Err(format!(
+                "reference data: {} has no canonical/ directory",
+                sibling.display()
+            ))
+        );
+        fs::create_dir_all(sibling.join("canonical")).unwrap();
+        assert_eq!(shared_dir(&root, None), Ok(Some(sibling)));
+        let named = base.join("elsewhere");
+        assert_eq!(
+            shared_dir(&root, Some(named.clone())),
+            Err(format!(
+                "reference data: {} has no canonical/ directory (ORBI_SHARED)",
+                named.display()
+            ))
+        );
+        fs::create_dir_all(named.join("canonical")).unwrap();
+        assert_eq!(shared_dir(&root, Some(named.clone())), Ok(Some(named)));
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn require_shared_is_any_value_but_empty_or_zero() {
+        let asks = |value: Option<&str>| requires_shared(value.map(std::ffi::OsStr::new));
+        assert!(!asks(None) && !asks(Some("")) && !asks(Some("0")));
+        assert!(asks(Some("1")) && asks(Some("yes")));
+    }
+
+    /// Our schemas against an upstream directory: equal files pass, a drifted one and a
+    /// missing upstream (`urn:orbiplex:`) counterpart fail; our own contracts need none.
+    #[test]
+    fn upstream_schemas_compare_every_counterpart() {
+        let dir = scratch("upstream-schemas");
+        let run = |dir: &Path| {
+            let mut tally = Tally::default();
+            upstream_schemas(dir, &mut tally).unwrap();
+            (tally.checks, tally.failures)
+        };
+        for schema in registry().all() {
+            fs::write(dir.join(schema.file_name), schema.text).unwrap();
+        }
+        assert_eq!(run(&dir), (8, 0));
+        fs::remove_file(dir.join("archival-storage-decision.v1.schema.json")).unwrap();
+        assert_eq!(run(&dir), (7, 0));
+        fs::remove_file(dir.join("participant-bind.v1.schema.json")).unwrap();
+        assert_eq!(run(&dir), (7, 1));
+        let path = dir.join("inac-control.v1.schema.json");
+        let mut document = read_json(&path).unwrap();
+        document["maxProperties"] = 1.into();
+        fs::write(&path, document.to_string()).unwrap();
+        assert_eq!(run(&dir), (7, 2));
+        fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -1004,4 +1004,140 @@ mod tests {
         assert!(python.allows(Quirk::YearZero) && !check.allows(Quirk::YearZero));
         assert!(check.allows(Quirk::CommaFraction) && !python.allows(Quirk::CommaFraction));
     }
+
+    fn valid() -> Verdict {
+        Verdict {
+            valid: true,
+            parse_error: None,
+            errors: vec![],
+        }
+    }
+
+    /// The bind fixture with `change` applied, as text.
+    fn bind_with(change: impl FnOnce(&mut Value)) -> String {
+        let path =
+            crate::workspace_root().join("schemas/examples/valid/k2-signed.participant-bind.json");
+        let mut bind: Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+        change(&mut bind);
+        bind.to_string()
+    }
+
+    /// A disagreement passes as a quirk only when every issue (or reference error) is one: a
+    /// documented deviation next to an undocumented one is a failure.
+    #[test]
+    fn a_quirk_excuses_only_a_disagreement_made_entirely_of_it() {
+        let explain_text = |text: &str| {
+            let ours = validate_bytes("participant-bind", text.as_bytes(), Profile::Seed);
+            explain(&ours, &valid(), text)
+        };
+        let newline = bind_with(|bind| bind["bound-at"] = json!("2026-03-28T19:20:00Z\n"));
+        assert_eq!(explain_text(&newline), Ok(Some(Quirk::DollarBeforeNewline)));
+        // The newline issue comes first, the enum issue after it.
+        let newline_and_enum = bind_with(|bind| {
+            bind["bound-at"] = json!("2026-03-28T19:20:00Z\n");
+            bind["participant/key/alg"] = json!("rsa");
+        });
+        let err = explain_text(&newline_and_enum).unwrap_err();
+        assert!(err.starts_with("orbi says invalid ("), "{err}");
+        // A syntax error that is no documented parse difference.
+        let garbage = bind_with(|_| {}) + " x";
+        let err = explain_text(&garbage).unwrap_err();
+        assert!(err.starts_with("orbi cannot parse it ("), "{err}");
+        let error = |keyword: &str, value: &str| ReferenceError {
+            path: "/x".into(),
+            keyword: keyword.into(),
+            value: Some(value.into()),
+        };
+        let leap_and_length = Verdict {
+            valid: false,
+            parse_error: None,
+            errors: vec![
+                error("format", "1990-12-31T23:59:60Z"),
+                error("minLength", ""),
+            ],
+        };
+        let ok: Result<Value, Report> = Ok(json!({}));
+        assert_eq!(
+            explain(&ok, &leap_and_length, "{}"),
+            Err("orbi says valid, the reference says invalid: /x format \
+                 Some(\"1990-12-31T23:59:60Z\"); /x minLength Some(\"\")"
+                .into())
+        );
+    }
+
+    /// A stand-in for the reference: skips the frozen schemas line, then answers "valid" to
+    /// the first `answers` requests (all of them when `None`).
+    #[cfg(unix)]
+    fn fake_reference(name: &str, answers: Option<usize>) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = crate::scratch(name);
+        let limit = answers.map_or(String::new(), |n| format!("[ $n -ge {n} ] && break; "));
+        let script = format!(
+            "#!/bin/sh\nread -r frozen\nn=0\nwhile read -r request; do {limit}n=$((n+1)); \
+             echo '{{\"valid\": true, \"parse_error\": null, \"errors\": []}}'; done\n\
+             cat >/dev/null\n"
+        );
+        let path = dir.join("python");
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, path)
+    }
+
+    /// A reference that answers fewer documents than it was sent is an error, not a shorter
+    /// comparison.
+    #[cfg(unix)]
+    #[test]
+    fn a_reference_that_stops_early_is_an_error() {
+        let (dir, python) = fake_reference("differential-short", Some(1));
+        let schema = registry().get("participant-bind").unwrap();
+        let case = |text: &str| Case {
+            label: text.into(),
+            schema,
+            profile: Profile::Seed,
+            text: text.into(),
+        };
+        let cases = [case("{}"), case("[]")];
+        let err = python_verdicts(&python, &dir, &cases)
+            .map(|verdicts| verdicts.len())
+            .unwrap_err();
+        assert!(err.ends_with("after 1 of 2 documents"), "{err}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A reference that calls everything valid disagrees with orbi on every invalid document
+    /// that is no documented quirk: each is a failed check, every document is checked.
+    #[cfg(unix)]
+    #[test]
+    fn disagreements_fail_the_differential() {
+        let (dir, python) = fake_reference("differential-all-valid", None);
+        let fixtures = dir.join("fixtures");
+        for sub in ["valid", "invalid"] {
+            fs::create_dir_all(fixtures.join(sub)).unwrap();
+        }
+        fs::write(
+            fixtures.join("valid/bind.participant-bind.json"),
+            bind_with(|_| {}),
+        )
+        .unwrap();
+        fs::write(
+            fixtures.join("invalid/bind.participant-bind.json"),
+            bind_with(|bind| bind["schema/v"] = json!(2)),
+        )
+        .unwrap();
+        let roots = [fixtures];
+        let documents = corpus(&roots, DEFAULT_MUTANTS_PER_BASE).unwrap().len();
+        let mut tally = Tally::default();
+        run(
+            &[Reference::PythonJsonschema(python)],
+            &dir,
+            &roots,
+            &mut tally,
+        )
+        .unwrap();
+        assert_eq!(tally.checks, documents);
+        assert!(!tally.passed());
+        // The invalid fixture, in both profiles, is among the failures.
+        assert!(tally.failures >= 2, "{}", tally.failures);
+        fs::remove_dir_all(dir).unwrap();
+    }
 }

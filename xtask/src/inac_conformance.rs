@@ -142,3 +142,87 @@ fn missing_artifact_is_malformed(bytes: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{scratch, workspace_root};
+
+    fn fixture(relative: &str) -> Vec<u8> {
+        fs::read(workspace_root().join("schemas/examples").join(relative)).unwrap()
+    }
+
+    /// Our own push fixture, shaped as the spec's example (its correlation id).
+    fn push() -> Value {
+        let mut push: Value =
+            serde_json::from_slice(&fixture("valid/push-inline-a0.inac-control.json")).unwrap();
+        push["correlation/id"] = json!("inac-correlation:example");
+        push
+    }
+
+    fn examples(dir: &Path, push: &Value) {
+        for sub in ["valid", "invalid"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        fs::write(
+            dir.join("valid/push-inline.inac-control.json"),
+            push.to_string(),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("valid/refused.inac-control.json"),
+            fixture("valid/refused-kind-not-supported.inac-control.json"),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("invalid/inac-push-missing-artifact.inac-control.json"),
+            fixture("invalid/push-missing-artifact.inac-control.json"),
+        )
+        .unwrap();
+    }
+
+    /// The three examples pass; a push answered under another correlation id is one failure.
+    #[test]
+    fn inac_examples_pass_and_a_wrong_one_is_counted() {
+        let dir = scratch("inac-examples");
+        examples(&dir, &push());
+        assert_eq!(run(&dir), Ok((3, 0)));
+        let mut other = push();
+        other["correlation/id"] = json!("inac-correlation:orbi-1");
+        examples(&dir, &other);
+        assert_eq!(run(&dir), Ok((3, 1)));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Each check refuses what its example must not be.
+    #[test]
+    fn each_inac_check_refuses_the_wrong_frame() {
+        let mut other = push();
+        other["correlation/id"] = json!("inac-correlation:orbi-1");
+        assert_eq!(
+            push_inline_is_ingested(other.to_string().as_bytes()),
+            Err(r#"correlation id Some("inac-correlation:orbi-1")"#.into())
+        );
+        // `[]` instead of `{}`, with its own digest: ingested, but not the spec's bytes.
+        let mut brackets = push();
+        let digest = "sha256:T1PNoYwrqgwDVLtfmj7L5e0Sq02OEbqHPC8RFhICuUU";
+        brackets["artifact"]["artifact/id"] = json!(digest);
+        brackets["artifact"]["digest"] = json!(digest);
+        brackets["artifact"]["bytes/base64url"] = json!("W10");
+        assert_eq!(
+            push_inline_is_ingested(brackets.to_string().as_bytes()),
+            Err("the bytes {} are not in the store".into())
+        );
+        let push = push().to_string();
+        assert_eq!(
+            refused_round_trips(push.as_bytes()),
+            Err("no response".into())
+        );
+        assert_eq!(
+            missing_artifact_is_malformed(push.as_bytes()),
+            Err("the codec accepted it".into())
+        );
+    }
+}

@@ -185,6 +185,18 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// A fresh, empty scratch directory for one test (`name` keeps parallel tests apart); the
+/// test removes it when done. Tests build their inputs here and never read `../shared`.
+#[cfg(test)]
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("orbi-xtask-{name}-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::workspace_root;

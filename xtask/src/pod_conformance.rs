@@ -257,3 +257,80 @@ fn run_profile(dir: &Path, profile: Profile, tally: &mut Tally) -> Result<(), St
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use orbi_pod::Rejection;
+
+    use super::*;
+
+    fn admission(verdict: Verdict, state: Option<LifecycleState>) -> Admission {
+        Admission {
+            kind: None,
+            id: None,
+            verdict,
+            state,
+            warnings: Vec::new(),
+            transitions: Vec::new(),
+        }
+    }
+
+    /// An outcome passes only with the expected code and check, or verdict and state; a
+    /// signature only when it is the one printed.
+    #[test]
+    fn tally_compares_code_check_state_and_value() {
+        let rejected = admission(
+            Verdict::Rejected(Rejection::new(RejectionCode::SigInvalid, Check::V7, "x")),
+            None,
+        );
+        let attached = admission(Verdict::Admitted, Some(LifecycleState::Attached));
+        let replayed = admission(Verdict::Replayed, Some(LifecycleState::Detached));
+        let sig_v7 = || Expected::Rejected(RejectionCode::SigInvalid, Check::V7);
+        let cases = [
+            (&rejected, sig_v7(), true),
+            (
+                &rejected,
+                Expected::Rejected(RejectionCode::SigInvalid, Check::V3),
+                false,
+            ),
+            (
+                &rejected,
+                Expected::Rejected(RejectionCode::ProtoInvalid, Check::V7),
+                false,
+            ),
+            (
+                &rejected,
+                Expected::Admitted(LifecycleState::Attached),
+                false,
+            ),
+            (
+                &attached,
+                Expected::Admitted(LifecycleState::Attached),
+                true,
+            ),
+            (
+                &attached,
+                Expected::Admitted(LifecycleState::Detached),
+                false,
+            ),
+            (&attached, Expected::Replayed, false),
+            (&attached, sig_v7(), false),
+            (&replayed, Expected::Replayed, true),
+        ];
+        for (index, (admission, expected, passes)) in cases.into_iter().enumerate() {
+            let mut tally = Tally::default();
+            tally.check("case", admission, expected);
+            assert_eq!(
+                (tally.checks, tally.failures),
+                (1, usize::from(!passes)),
+                "case {index}"
+            );
+        }
+        let mut tally = Tally::default();
+        tally.equal("same", &json!(B1_SIGNATURE), B1_SIGNATURE);
+        assert_eq!((tally.checks, tally.failures), (1, 0));
+        tally.equal("other", &json!(B3_SIGNATURE), B1_SIGNATURE);
+        tally.equal("absent", &Value::Null, B1_SIGNATURE);
+        assert_eq!((tally.checks, tally.failures), (3, 2));
+    }
+}

@@ -51,5 +51,8 @@ mod tests {
         assert_eq!(pointers, ["/a~1b", "/a~1b/0", "/a~1b/1", "/a~1b/1/c~0"]);
         assert_eq!(split("/a~1b/1/c~0"), ("/a~1b/1".into(), "c~".into()));
         assert_eq!(split("/a~1b"), ("".into(), "a/b".into()));
+        // RFC 6901 §4: `~1` first, then `~0`, so `~01` is `~1`, not `/`.
+        assert_eq!(all(&json!({"~1": 0})), ["/~01"]);
+        assert_eq!(split("/~01"), ("".into(), "~1".into()));
     }
 }

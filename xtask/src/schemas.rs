@@ -27,7 +27,8 @@ pub fn check(dir: &Path) -> Result<bool, String> {
     Ok(false)
 }
 
-/// The drift between `derived` and the files in `dir`, one line per difference.
+/// The drift between `derived` and the files in `dir`, one line per difference; a
+/// `*.schema.json` in `dir` that no derived schema names is a difference too.
 pub fn drift(dir: &Path, derived: &[DerivedSchema]) -> Result<Vec<String>, String> {
     let mut lines = Vec::new();
     for schema in derived {
@@ -43,6 +44,24 @@ pub fn drift(dir: &Path, derived: &[DerivedSchema]) -> Result<Vec<String>, Strin
             ));
         }
     }
+    let entries =
+        fs::read_dir(dir).map_err(|err| format!("cannot list {}: {err}", dir.display()))?;
+    let mut underived: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            name.ends_with(".schema.json")
+                && !derived
+                    .iter()
+                    .any(|schema| schema.file_name == name.as_str())
+        })
+        .collect();
+    underived.sort();
+    lines.extend(
+        underived
+            .into_iter()
+            .map(|name| format!("{name}: no type in orbi-types derives it")),
+    );
     Ok(lines)
 }
 
@@ -163,10 +182,9 @@ mod tests {
         );
     }
 
-    /// Changing a rule on the file side is reported as drift.
-    #[test]
-    fn drift_on_the_file_side_is_reported() {
-        let scratch = tempdir();
+    /// A scratch copy of `schemas/*.schema.json`.
+    fn canonical_copy(name: &str) -> std::path::PathBuf {
+        let scratch = crate::scratch(name);
         for schema in derive_all() {
             fs::copy(
                 root().join("schemas").join(schema.file_name),
@@ -174,6 +192,13 @@ mod tests {
             )
             .unwrap();
         }
+        scratch
+    }
+
+    /// Changing a rule on the file side is reported as drift.
+    #[test]
+    fn drift_on_the_file_side_is_reported() {
+        let scratch = canonical_copy("drift-file-side");
         let path = scratch.join("inac-control.v1.schema.json");
         let mut document: Value =
             serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
@@ -192,9 +217,102 @@ mod tests {
         fs::remove_dir_all(scratch).unwrap();
     }
 
-    fn tempdir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("orbi-xtask-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// The gate's verdict: `check` passes on an exact copy and fails on a drifted one.
+    #[test]
+    fn check_fails_exactly_when_there_is_drift() {
+        let scratch = canonical_copy("check-verdict");
+        assert_eq!(check(&scratch), Ok(true));
+        let path = scratch.join("participant-bind.v1.schema.json");
+        let mut document: Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        document["maxProperties"] = 1.into();
+        fs::write(&path, serde_json::to_vec(&document).unwrap()).unwrap();
+        assert_eq!(check(&scratch), Ok(false));
+        fs::remove_dir_all(scratch).unwrap();
+    }
+
+    /// Every derived schema is compared with its own file: drift in any one file is one
+    /// difference, named after that file.
+    #[test]
+    fn every_file_is_compared() {
+        let scratch = canonical_copy("every-file");
+        for schema in derive_all() {
+            let path = scratch.join(schema.file_name);
+            let original = fs::read(&path).unwrap();
+            let mut document: Value = serde_json::from_slice(&original).unwrap();
+            document["maxProperties"] = 1.into();
+            fs::write(&path, serde_json::to_vec(&document).unwrap()).unwrap();
+            let lines = drift(&scratch, &derive_all()).unwrap();
+            assert_eq!(lines.len(), 1, "{}: {lines:#?}", schema.file_name);
+            assert!(
+                lines[0].starts_with(&format!("{}: derived ", schema.name))
+                    && lines[0].contains(&format!(" vs {} ", schema.file_name))
+                    && lines[0].contains("/maxProperties"),
+                "{}",
+                lines[0]
+            );
+            fs::write(&path, original).unwrap();
+        }
+        assert_eq!(drift(&scratch, &derive_all()), Ok(Vec::new()));
+        fs::remove_dir_all(scratch).unwrap();
+    }
+
+    /// A canonical file that is missing or not JSON is an error (exit 2), never skipped.
+    #[test]
+    fn a_missing_or_broken_file_is_an_error() {
+        let scratch = canonical_copy("missing-file");
+        let path = scratch.join("inac-control.v1.schema.json");
+        fs::write(&path, "{").unwrap();
+        let err = drift(&scratch, &derive_all()).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{} is not json: ", path.display())),
+            "{err}"
+        );
+        fs::remove_file(&path).unwrap();
+        let err = check(&scratch).unwrap_err();
+        assert!(
+            err.starts_with(&format!("cannot read {}: ", path.display())),
+            "{err}"
+        );
+        fs::remove_dir_all(scratch).unwrap();
+    }
+
+    /// A canonical file no type derives (a contract orbi-types lacks) is drift.
+    #[test]
+    fn a_file_no_type_derives_is_drift() {
+        let scratch = canonical_copy("extra-file");
+        fs::copy(
+            scratch.join("inac-control.v1.schema.json"),
+            scratch.join("inac-control.v2.schema.json"),
+        )
+        .unwrap();
+        fs::write(scratch.join("notes.json"), "{}").unwrap();
+        let lines = drift(&scratch, &derive_all()).unwrap();
+        assert_eq!(
+            lines,
+            ["inac-control.v2.schema.json: no type in orbi-types derives it"]
+        );
+        assert_eq!(check(&scratch), Ok(false));
+        fs::remove_dir_all(scratch).unwrap();
+    }
+
+    /// `schemas write` writes one file per derived schema, and what it writes passes the check.
+    #[test]
+    fn written_schemas_pass_the_check() {
+        let scratch = crate::scratch("write");
+        assert_eq!(write(&scratch), Ok(true));
+        let mut written: Vec<String> = fs::read_dir(&scratch)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        written.sort();
+        let mut wanted: Vec<String> = derive_all()
+            .iter()
+            .map(|schema| schema.file_name.to_owned())
+            .collect();
+        wanted.sort();
+        assert_eq!(written, wanted);
+        assert_eq!(drift(&scratch, &derive_all()), Ok(Vec::new()));
+        fs::remove_dir_all(scratch).unwrap();
     }
 }
