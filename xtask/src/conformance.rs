@@ -31,6 +31,7 @@ pub fn run(root: &Path, record_issues: bool) -> Result<bool, String> {
     let mut report = Tally::default();
     let mut fixture_roots = vec![root.join("schemas/examples")];
     let refused = verdicts(&fixture_roots[0], "fixtures", &mut report)?;
+    every_schema_has_a_valid_fixture(&fixture_roots[0], &mut report)?;
     let expected_path = root.join(EXPECTED_ISSUES);
     if record_issues {
         let text = serde_json::to_string_pretty(&refused).map_err(|err| err.to_string())? + "\n";
@@ -225,6 +226,35 @@ fn upstream_schemas(dir: &Path, report: &mut Tally) -> Result<(), String> {
 
 /// Every `*.<schema>.json` under `dir/valid` must validate and under `dir/invalid` must not.
 /// Returns each invalid file's issues by file name (a syntax error is one issue).
+/// One check per schema in the registry: our `valid/` fixtures hold at least one document of
+/// it, so that losing them cannot pass as "0 files checked" (the invalid ones are pinned by
+/// [`EXPECTED_ISSUES`]).
+fn every_schema_has_a_valid_fixture(dir: &Path, report: &mut Tally) -> Result<(), String> {
+    let valid = dir.join("valid");
+    let names: Vec<String> = fs::read_dir(&valid)
+        .map_err(|err| format!("cannot list {}: {err}", valid.display()))?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    for schema in registry().all() {
+        let covered = names.iter().any(|name| {
+            registry()
+                .for_file_name(name)
+                .is_some_and(|found| found.name == schema.name)
+        });
+        if covered {
+            report.pass();
+        } else {
+            report.fail(format!(
+                "{}: no valid fixture of {}",
+                valid.display(),
+                schema.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn verdicts(
     dir: &Path,
     label: &str,
@@ -340,6 +370,30 @@ mod tests {
                 ("e.inac-control.json".to_owned(), Vec::new()),
             ])
         );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Every schema needs a valid fixture of its own: an empty `valid/` fails once per schema,
+    /// one fixture covers its schema only.
+    #[test]
+    fn every_schema_needs_a_valid_fixture() {
+        let dir = scratch("coverage");
+        fs::create_dir_all(dir.join("valid")).unwrap();
+        let schemas = registry().all().len();
+        let run = |dir: &Path| {
+            let mut tally = Tally::default();
+            every_schema_has_a_valid_fixture(dir, &mut tally).unwrap();
+            (tally.checks, tally.failures)
+        };
+        assert_eq!(run(&dir), (schemas, schemas));
+        fs::write(
+            dir.join("valid/a.inac-control.json"),
+            fixture("valid/push-inline-a0.inac-control.json"),
+        )
+        .unwrap();
+        assert_eq!(run(&dir), (schemas, schemas - 1));
+        let committed = workspace_root().join("schemas/examples");
+        assert_eq!(run(&committed), (schemas, 0), "ours cover every schema");
         fs::remove_dir_all(dir).unwrap();
     }
 
