@@ -535,3 +535,46 @@ fn schemas(report: &mut Report) {
         json!({"invalid": invalid}),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step counts as unexpected exactly when what it got differs from what it expected.
+    #[test]
+    fn a_step_that_got_something_else_is_counted_unexpected() {
+        let mut report = Report {
+            format: Format::Json,
+            ..Report::default()
+        };
+        report.step("same", "ingested", "ingested", json!({}));
+        assert_eq!((report.steps, report.unexpected), (1, 0));
+        report.step("differs", "ingested", "refused", json!({}));
+        assert_eq!((report.steps, report.unexpected), (2, 1));
+    }
+
+    /// The schema step fails when an artifact that crossed the wire does not fit its contract.
+    #[test]
+    fn an_artifact_off_its_contract_fails_the_schema_step() {
+        let mut report = Report {
+            format: Format::Json,
+            ..Report::default()
+        };
+        report
+            .artifacts
+            .push(("participant-bind", b"{\"schema/v\": 1}".to_vec()));
+        schemas(&mut report);
+        assert_eq!((report.steps, report.unexpected), (1, 1));
+        assert!(report.artifacts.is_empty());
+    }
+
+    /// A refusal's code says more than the state the answer also names.
+    #[test]
+    fn a_pod_answer_reads_as_its_outcome_and_code_else_state() {
+        let answer = json!({"outcome": "rejected", "state": "attached", "code": "E_POD_STATE"});
+        assert_eq!(pod_outcome(&answer), "rejected E_POD_STATE");
+        let answer = json!({"outcome": "admitted", "state": "attached"});
+        assert_eq!(pod_outcome(&answer), "admitted attached");
+        assert_eq!(pod_outcome(&json!({})), "?");
+    }
+}

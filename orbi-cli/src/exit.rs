@@ -116,6 +116,27 @@ mod tests {
         );
     }
 
+    /// Every bidirectional control and line separator the function names is written out, each
+    /// end of each range included; the characters just outside them are shown as they are.
+    #[test]
+    fn every_bidi_control_and_separator_is_written_out() {
+        let acted_on = [
+            '\u{61c}', '\u{200e}', '\u{200f}', '\u{2028}', '\u{2029}', '\u{202a}', '\u{202b}',
+            '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+        ];
+        for c in acted_on {
+            let text = format!("a{c}b");
+            assert_eq!(
+                terminal_safe(&text),
+                format!("a{}b", c.escape_unicode()),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        let shown = "\u{61b}\u{200d}\u{2027}\u{202f}\u{2065}\u{206a}";
+        assert!(matches!(terminal_safe(shown), std::borrow::Cow::Borrowed(text) if text == shown));
+    }
+
     #[test]
     fn plain_text_lines_and_letters_pass_unchanged() {
         let plain = "cannot read «données.json»:\n\tno such file (état 2) — 東京";

@@ -240,6 +240,33 @@ mod tests {
         assert_eq!(mode(&path), mode(&created));
     }
 
+    /// A failed start takes back the outermost directory it made, with what is inside, and
+    /// nothing that already existed.
+    #[test]
+    fn a_failed_start_removes_the_outermost_directory_it_made() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("a/b/c");
+        let made = MadeDirs::before_creating(&data);
+        fs::create_dir_all(&data).unwrap();
+        fs::write(data.join("pod.sqlite"), b"x").unwrap();
+        assert_eq!(
+            made.unless_started(Err::<(), _>("port taken")),
+            Err("port taken")
+        );
+        assert!(!root.path().join("a").exists());
+        assert!(root.path().exists());
+
+        fs::create_dir(root.path().join("kept")).unwrap();
+        let existing = root.path().join("kept");
+        let made = MadeDirs::before_creating(&existing);
+        assert_eq!(made.unless_started(Err::<(), _>("store")), Err("store"));
+        assert!(existing.is_dir());
+        let made = MadeDirs::before_creating(&root.path().join("new"));
+        fs::create_dir(root.path().join("new")).unwrap();
+        assert_eq!(made.unless_started(Ok::<_, ()>(7)), Ok(7));
+        assert!(root.path().join("new").is_dir());
+    }
+
     #[test]
     fn read_file_names_the_path() {
         let dir = tempfile::tempdir().unwrap();

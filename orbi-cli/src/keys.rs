@@ -93,3 +93,39 @@ pub(crate) fn random_seed() -> Result<Zeroizing<[u8; 32]>, CliError> {
         .map_err(|err| CliError::new(format!("no operating-system randomness: {err}")))?;
     Ok(seed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seed;
+
+    /// Each pair of hex digits is the byte at its place: the first pair is the first byte.
+    #[test]
+    fn a_seed_is_read_byte_by_byte_in_order() {
+        let hex: String = (0u8..32).map(|byte| format!("{byte:02x}")).collect();
+        let expected: Vec<u8> = (0u8..32).collect();
+        assert_eq!(parse_seed(&hex).unwrap().as_slice(), expected.as_slice());
+        let upper = "FF".repeat(32);
+        assert_eq!(
+            parse_seed(&upper).unwrap().as_slice(),
+            [0xff; 32].as_slice()
+        );
+    }
+
+    /// 64 bytes that are not 64 ASCII characters are a usage error, not a panic on a slice
+    /// through a character.
+    #[test]
+    fn a_seed_of_64_bytes_but_not_ascii_is_refused() {
+        // A three-byte character: every two-byte slice of the seed cuts through it somewhere.
+        for seed in [
+            format!("€{}", "a".repeat(61)),
+            format!("{}€", "a".repeat(61)),
+        ] {
+            assert_eq!(seed.len(), 64);
+            let error = parse_seed(&seed).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "--seed must be 64 hex characters (32 bytes)"
+            );
+        }
+    }
+}

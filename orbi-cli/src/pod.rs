@@ -792,3 +792,31 @@ fn recovery_json(rec: &RecoveryRec) -> Value {
         "consumed-by": rec.consumed_by,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each spelling maps to its own mode: `normal` is not `full`, nor the reverse.
+    #[test]
+    fn durability_and_recovery_policy_parse_to_what_they_name() {
+        assert_eq!(parse_durability("full"), Ok(Durability::Full));
+        assert_eq!(parse_durability("normal"), Ok(Durability::Normal));
+        assert_eq!(
+            parse_durability("off"),
+            Err("unknown durability \"off\": expected full or normal".to_owned())
+        );
+        assert_eq!(parse_recovery_policy("strict"), Ok(RecoveryPolicy::Strict));
+        assert_eq!(
+            parse_recovery_policy("allow-replace-device"),
+            Ok(RecoveryPolicy::AllowReplaceDevice)
+        );
+        assert_eq!(
+            parse_recovery_policy("lax"),
+            Err(
+                "unknown recovery policy \"lax\": expected strict or allow-replace-device"
+                    .to_owned()
+            )
+        );
+    }
+}

@@ -173,6 +173,21 @@ fn lint_reads_at_most_10000_advertisements() {
             .unwrap()
             .ends_with("more issues, not listed")
     );
+    // Exactly twenty are all kept, with no count after them.
+    let twenty = dir.write(
+        "twenty.json",
+        &serde_json::json!({ "accepted/scopes": vec![0; 6], "retrieval/mode": 0 }),
+    );
+    let output = orbi(&["archivist", "lint", "--format", "json", path(&twenty)]);
+    let report = json_of(&output);
+    let issues = report[0]["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 20, "{report}");
+    assert!(
+        issues
+            .iter()
+            .all(|issue| !issue.as_str().unwrap().contains("more issues")),
+        "{report}"
+    );
     let fewer = dir.write_bytes(
         "fewer.json",
         format!("[{}]", ["{}"; 3].join(",")).as_bytes(),
@@ -851,4 +866,194 @@ fn tv_13_says_how_many_copies_the_archivist_answers_for() {
     let output = run_match(&dir, &request, &[&ad_f], &["--gates-passed"]);
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains(", 3 copies"), "{text}");
+}
+
+/// The bounds are exact: an instant judged at the acceptance itself, and accesses at the
+/// acceptance and at the instant judged, are the input's edges, not mistakes.
+#[test]
+fn expiry_takes_instants_at_the_edges_of_its_interval() {
+    let at = "2026-03-22T22:21:13Z";
+    let output = orbi(&[
+        "archivist",
+        "expiry",
+        "--accepted-at",
+        at,
+        "--max-duration-sec",
+        "60",
+        "--access",
+        at,
+        "--now",
+        at,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(json_of(&output)["status"], "live");
+    let output = orbi(&[
+        "archivist",
+        "expiry",
+        "--accepted-at",
+        at,
+        "--max-duration-sec",
+        "60",
+        "--access",
+        "2026-03-22T22:21:43Z",
+        "--now",
+        "2026-03-22T22:21:43Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(json_of(&output)["last-access"], "2026-03-22T22:21:43Z");
+}
+
+/// The limits are exact: 8 MiB a file (not a byte more), 10 000 advertisements over all the
+/// files of one command (not one more, whether the last comes in an array or alone).
+#[test]
+fn input_limits_are_exact() {
+    let dir = Dir::new();
+    let limit = 8 * 1024 * 1024;
+    let mut padded = serde_json::to_vec(&ad_a()).unwrap();
+    padded.resize(limit, b' ');
+    let at_limit = dir.write_bytes("at-limit.json", &padded);
+    let output = orbi(&["archivist", "lint", path(&at_limit)]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    padded.push(b' ');
+    let over = dir.write_bytes("over.json", &padded);
+    let output = orbi(&["archivist", "lint", path(&over)]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("over.json") && stderr.contains("larger than the 8388608-byte limit"),
+        "{stderr}"
+    );
+
+    let array = |n: usize| format!("[{}]", vec!["{}"; n].join(",")).into_bytes();
+    let full = dir.write_bytes("full.json", &array(10_000));
+    let almost = dir.write_bytes("almost.json", &array(9_999));
+    let one = dir.write("one.json", &ad_a());
+    for (files, code) in [
+        (vec![&full], 1),
+        (vec![&almost, &one], 1),
+        (vec![&one, &almost], 1),
+        (vec![&full, &one], 2),
+        (vec![&one, &full], 2),
+    ] {
+        let mut args = vec!["archivist", "lint"];
+        args.extend(files.iter().map(|file| path(file)));
+        let output = orbi(&args);
+        assert_eq!(output.status.code(), Some(code), "{args:?}");
+        if code == 2 {
+            assert!(
+                String::from_utf8_lossy(&output.stderr).contains("more than 10000 advertisements"),
+                "{args:?}"
+            );
+        }
+    }
+}
+
+/// `--max-skew-sec` decides how far ahead an advertisement may be dated: AD-A, dated 33 s
+/// after the instant judged at, is excluded under 10 s and matched under 60 s.
+#[test]
+fn max_skew_sec_bounds_future_dated_advertisements() {
+    let dir = Dir::new();
+    let ad = dir.write("ad-a.json", &ad_a());
+    let request = dir.write("request.json", &request());
+    for (skew, excluded) in [("10", true), ("60", false)] {
+        let output = orbi(&[
+            "archivist",
+            "match",
+            "--request",
+            path(&request),
+            "--now",
+            "2026-03-22T22:22:00Z",
+            "--gates-passed",
+            "--format",
+            "json",
+            "--max-skew-sec",
+            skew,
+            path(&ad),
+        ]);
+        let report = json_of(&output);
+        if excluded {
+            assert_eq!(
+                report["excluded"][0]["reason/code"], "advertisement-future-dated",
+                "{report}"
+            );
+            assert_eq!(report["decisions"], json!([]), "{report}");
+        } else {
+            assert_eq!(report["excluded"], json!([]), "{report}");
+            assert_eq!(report["decisions"].as_array().unwrap().len(), 1, "{report}");
+        }
+    }
+}
+
+/// A live-mirror request is refused `live-mirror-not-authorized` unless
+/// `--live-mirror-authorized` says the room showed onward transmission; the ranking counts from
+/// 1; the text calls an accepted decision's terms effective and a negotiated one's provisional.
+#[test]
+fn live_mirror_authorization_ranks_and_terms_reach_the_output() {
+    let dir = Dir::new();
+    let mut free = ad_a();
+    free["settlement/required"] = json!(false);
+    free["publication/timing-profiles"] = json!(["live-mirror", "curator-gated"]);
+    let free = dir.write("ad-free.json", &free);
+    let mut mirror = request();
+    mirror["publication/timing-profile"] = json!("live-mirror");
+    let (code, report) = match_json(&dir, &mirror, &[&free], &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        report["decisions"][0]["reason/codes"],
+        json!(["live-mirror-not-authorized"])
+    );
+    let (code, report) = match_json(&dir, &mirror, &[&free], &["--live-mirror-authorized"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["decisions"][0]["status"], "accepted");
+    assert_eq!(report["decisions"][0]["rank"], 1);
+
+    let ad = dir.write("ad-a.json", &ad_a());
+    for (ads, terms) in [(&free, "effective terms"), (&ad, "provisional terms")] {
+        let output = run_match(&dir, &request(), &[ads], &["--gates-passed"]);
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(text.contains(&format!("   {terms}: ")), "{text}");
+    }
+}
+
+/// `--min-distinct-archivists` reaches the plan: two hinted copies fit one archivist that
+/// holds three, unless two distinct archivists are required.
+#[test]
+fn min_distinct_archivists_reaches_the_replication_plan() {
+    let dir = Dir::new();
+    let mut free = ad_a();
+    free["settlement/required"] = json!(false);
+    let free = dir.write("ad-free.json", &free);
+    let mut request = request();
+    request["replication/copies"] = json!(2);
+    request["replication/commitment"] = json!("hint");
+    let (code, report) = match_json(&dir, &request, &[&free], &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["replication"]["missing"], 0, "{report}");
+    let (code, report) = match_json(
+        &dir,
+        &request,
+        &[&free],
+        &["--min-distinct-archivists", "2"],
+    );
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["replication"]["missing"], 1, "{report}");
 }

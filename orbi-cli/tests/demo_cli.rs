@@ -186,3 +186,38 @@ fn closed_output_pipes_do_not_panic() {
         .unwrap();
     assert_eq!(status.code(), Some(0), "every step behaved, unread");
 }
+
+/// `--dir` must be new or empty: a directory holding anything is refused before any node
+/// starts, and what it holds is left alone.
+#[test]
+fn demo_refuses_a_directory_that_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), b"mine").unwrap();
+    let work = dir.path().to_str().unwrap();
+    let run = common::run_within(
+        dir.path(),
+        &["demo", "--dir", work],
+        &[],
+        Duration::from_secs(60),
+    );
+    run.assert_usage_error(&[&format!("{work} is not empty")]);
+    assert_eq!(run.stdout, "");
+    assert_eq!(std::fs::read(dir.path().join("keep.txt")).unwrap(), b"mine");
+}
+
+/// `--keep` keeps the scratch directory and says where it is.
+#[test]
+fn demo_keep_keeps_the_scratch_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = common::run_within(
+        tmp.path(),
+        &["demo", "--keep", "--format", "json"],
+        &[("TMPDIR", tmp.path())],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    let kept = std::path::PathBuf::from(summary["directory"].as_str().unwrap());
+    assert!(kept.starts_with(tmp.path()), "{kept:?}");
+    assert!(kept.join("serving/node.toml").is_file(), "{kept:?}");
+}

@@ -32,6 +32,10 @@ fn generate_with_seed_is_k2_and_show_agrees() {
     let (code, stdout, stderr) = orbi(&["keys", "generate", "--out", &key, "--seed", K2_SEED]);
     assert_eq!(code, 0, "{stderr}");
     let identity: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        stdout.ends_with("}\n"),
+        "one JSON document and a line feed: {stdout:?}"
+    );
     assert_eq!(identity["key/public"], K2);
     assert_eq!(identity["node/id"], format!("node:did:key:{K2}"));
     assert_eq!(

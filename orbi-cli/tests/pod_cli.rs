@@ -291,6 +291,18 @@ fn attach_replay_detach_recover() {
         status.json["detachments"][0]["detachment/id"],
         "detach:01JQCLIDET001"
     );
+    // The new device's recovery names the attachment that consumed its grant.
+    let status = w.orbi(&["pod", "status", "--db", &db, "--client", NEW]);
+    assert_eq!(
+        status.json["recoveries"][0]["grant"], "consumed",
+        "{}",
+        status.stdout
+    );
+    assert_eq!(
+        status.json["recoveries"][0]["consumed-by"], "attach:01JQCLIATT002",
+        "{}",
+        status.stdout
+    );
     let status = w.orbi(&["pod", "status", "--db", &db]);
     assert_eq!(status.json["node/id"], K1_NODE);
     assert_eq!(status.json["counts"]["live"], 1);
@@ -610,6 +622,42 @@ fn usage_and_io_errors_exit_2() {
     std::fs::write(w.path("junk.json"), "not json").unwrap();
     w.admit("junk.json", SESS1, "2026-03-28T19:42:05Z", &[])
         .expect(1, "rejected", "E_PROTO_INVALID");
+    // Logs are plain text on stderr, one line an event: no colour codes, raw or written out.
+    let (log_db, log_key, log_junk) =
+        (w.path("pod.sqlite"), w.path("k1.json"), w.path("junk.json"));
+    let logged = common::run_within(
+        w.dir.path(),
+        &[
+            "pod",
+            "admit",
+            "--db",
+            &log_db,
+            "--node-key",
+            &log_key,
+            "--session",
+            SESS1,
+            "--now",
+            "2026-03-28T19:42:05Z",
+            &log_junk,
+        ],
+        &[("RUST_LOG", Path::new("debug"))],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(logged.code, 1, "{}", logged.stderr);
+    let line = logged
+        .stderr
+        .lines()
+        .find(|line| line.contains("pod artifact rejected"))
+        .unwrap_or_else(|| panic!("no rejection logged: {}", logged.stderr));
+    assert!(
+        line.contains(" DEBUG orbi_pod::engine: pod artifact rejected "),
+        "{line}"
+    );
+    assert!(
+        !logged.stderr.contains('\u{1b}') && !logged.stderr.contains("\\u{1b}"),
+        "{}",
+        logged.stderr
+    );
     // An artifact far over the limit is the engine's to reject, with its code (exit 1).
     std::fs::write(w.path("huge.json"), vec![b' '; 1 << 20]).unwrap();
     let huge = w.admit("huge.json", SESS1, "2026-03-28T19:42:05Z", &[]);
@@ -893,4 +941,218 @@ fn builders_gate_egress_under_the_shape_asked_for() {
     assert!(frozen.stderr.contains("bind/extra"), "{}", frozen.stderr);
     assert_eq!(seed.code, 0, "{}", seed.stderr);
     assert_eq!(seed.json["participant-bind"]["bind/extra"], 1);
+}
+
+/// Every flag of `pod admit` and `pod status` reaches what they print: the arrival's peer in
+/// the traces, `--session-established` against the bind, the timers run first, `--traces`,
+/// and the history's records field by field (a grant still open, then expired by a timer).
+/// Dated in 2099 so that the open grant is due after the real clock too.
+#[test]
+fn admit_and_status_carry_every_flag_and_field() {
+    let w = Workspace::new();
+    let db = w.path("pod.sqlite");
+    w.build("b1.json", &bind_args("pb:1", "2099-01-01T00:00:00Z", SESS1));
+    w.build(
+        "a1.json",
+        &[
+            "pod",
+            "attachment",
+            "--bind",
+            "b1.json",
+            "--client",
+            OLD,
+            "--attachment-id",
+            "attach:1",
+            "--at",
+            "2099-01-01T00:00:01Z",
+        ],
+    );
+    // The bind predates the session it names by more than 30 s: refused.
+    w.admit(
+        "a1.json",
+        SESS1,
+        "2099-01-01T00:00:05Z",
+        &["--session-established", "2099-01-01T00:00:31Z"],
+    )
+    .expect(1, "rejected", "E_POD_TIME_ORDER");
+    let admitted = w.admit(
+        "a1.json",
+        SESS1,
+        "2099-01-01T00:00:05Z",
+        &[
+            "--session-established",
+            "2099-01-01T00:00:30Z",
+            "--peer",
+            K1_NODE,
+        ],
+    );
+    admitted.expect(0, "admitted", "attached");
+    assert_eq!(admitted.json["timers"], serde_json::json!([]));
+    let status = w.orbi(&["pod", "status", "--db", &db, "--traces", "1"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let traces = status.json["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 1, "{}", status.stdout);
+    assert_eq!(traces[0]["peer"], K1_NODE, "{}", status.stdout);
+
+    // A user detachment, then a recovery whose grant stays open for ten minutes.
+    w.build(
+        "d1.json",
+        &[
+            "pod",
+            "detachment",
+            "--bind",
+            "b1.json",
+            "--attachment-id",
+            "attach:1",
+            "--client",
+            OLD,
+            "--reason",
+            "user-request",
+            "--detachment-id",
+            "detach:1",
+            "--at",
+            "2099-01-01T00:01:00Z",
+        ],
+    );
+    w.admit("d1.json", SESS1, "2099-01-01T00:01:05Z", &[])
+        .expect(0, "admitted", "detached");
+    w.build("b2.json", &bind_args("pb:2", "2099-01-01T00:02:00Z", SESS1));
+    w.build(
+        "r1.json",
+        &[
+            "pod",
+            "recovery",
+            "--bind",
+            "b2.json",
+            "--client",
+            OLD,
+            "--mode",
+            "reattach-existing-device",
+            "--from-detachment",
+            "detach:1",
+            "--recovery-id",
+            "recover:1",
+            "--at",
+            "2099-01-01T00:02:00Z",
+        ],
+    );
+    w.admit("r1.json", SESS1, "2099-01-01T00:02:05Z", &[])
+        .expect(0, "admitted", "recovery-granted");
+    let status = w.orbi(&["pod", "status", "--db", &db]);
+    let open = serde_json::json!({
+        "recovery/id": "recover:1",
+        "recovery/from-detachment-id": "detach:1",
+        "client-instance/id": OLD,
+        "recovery/mode": "reattach-existing-device",
+        "recovered-at": "2099-01-01T00:02:00Z",
+        "grant": "open",
+        "grant/expires-at": "2099-01-01T00:12:05Z",
+        "consumed-by": null,
+    });
+    assert_eq!(status.json["open-grants"], serde_json::json!([open]));
+    assert_eq!(
+        status.json["counts"],
+        serde_json::json!({
+            "attachments": 1, "live": 0, "detachments": 1, "recoveries": 1,
+            "open-grants": 1, "binds": 1, "tombstones": 0, "traces": status.json["counts"]["traces"],
+        })
+    );
+    // Past the grant's expiry, the next admission runs the timer first and says so.
+    let replayed = w.admit("d1.json", SESS1, "2099-01-01T00:13:00Z", &[]);
+    replayed.expect(0, "replayed", "detached");
+    let timers = replayed.json["timers"].as_array().unwrap();
+    assert_eq!(timers.len(), 1, "{}", replayed.stdout);
+    assert_eq!(timers[0]["rule"], "T18", "{}", replayed.stdout);
+    assert_eq!(timers[0]["subject"], "recover:1", "{}", replayed.stdout);
+    let history = w.orbi(&["pod", "status", "--db", &db, "--client", OLD]);
+    assert_eq!(history.json["recoveries"][0]["grant"], "expired");
+    assert_eq!(history.json["tombstone"], Value::Null);
+    let attachment = &history.json["attachments"][0];
+    assert_eq!(attachment["admitted-at"], "2099-01-01T00:00:05Z");
+    assert_eq!(attachment["state-since"], "2099-01-01T00:01:05Z");
+    assert_eq!(attachment["state"], "detached");
+}
+
+/// `--node` names the serving node instead of the bind's `via/node-id`, in every builder;
+/// a bind file that is JSON but not an object is named as such; a host action on an
+/// attachment the node never saw is refused (exit 1), and `status` on a missing read model
+/// says so.
+#[test]
+fn builders_take_node_and_refuse_a_bind_that_is_no_object() {
+    let w = Workspace::new();
+    w.build("b.json", &bind_args("pb:1", "2026-03-28T19:20:00Z", SESS1));
+    let other = "node:did:key:z6MkgAnvkP45uNxwCKeNdt6wrYkEjpYX4f7Nrd8MQqFL8Fbn";
+    let builders: [&[&str]; 3] = [
+        &["attachment", "--client", OLD],
+        &[
+            "detachment",
+            "--client",
+            OLD,
+            "--attachment-id",
+            "attach:1",
+            "--reason",
+            "user-request",
+        ],
+        &[
+            "recovery",
+            "--client",
+            OLD,
+            "--mode",
+            "reattach-existing-device",
+            "--from-detachment",
+            "detach:1",
+        ],
+    ];
+    for builder in builders {
+        let mut args = vec!["pod", builder[0], "--bind", "b.json", "--node", other];
+        args.extend_from_slice(&builder[1..]);
+        let run = w.orbi(&args);
+        assert_eq!(run.code, 0, "{}: {}", builder[0], run.stderr);
+        assert_eq!(run.json["serving-node/id"], other, "{}", builder[0]);
+        assert_eq!(
+            run.json["participant-bind"]["via/node-id"], K1_NODE,
+            "{}",
+            builder[0]
+        );
+    }
+    std::fs::write(w.path("list.json"), "[]").unwrap();
+    w.orbi(&["pod", "attachment", "--bind", "list.json", "--client", OLD])
+        .assert_usage_error(&["bind list.json is not a json object"]);
+
+    let db = w.path("pod.sqlite");
+    w.build(
+        "a.json",
+        &[
+            "pod",
+            "attachment",
+            "--bind",
+            "b.json",
+            "--client",
+            OLD,
+            "--at",
+            "2026-03-28T19:42:00Z",
+        ],
+    );
+    w.admit("a.json", SESS1, "2026-03-28T19:42:05Z", &[])
+        .expect(0, "admitted", "attached");
+    let host = w.orbi(&[
+        "pod",
+        "host",
+        "--db",
+        &db,
+        "--node-key",
+        "k1.json",
+        "suspend",
+        "attach:nope",
+    ]);
+    assert_eq!(host.code, 1, "{}", host.stderr);
+    assert_eq!(host.json["outcome"], "refused");
+    assert!(
+        host.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("attach:nope"),
+        "{}",
+        host.stdout
+    );
 }

@@ -335,6 +335,38 @@ fn stdin_needs_a_schema() {
     );
     let output = orbi_with_stdin(&args, b"[1, 2");
     assert_eq!(code(&output), 1);
+    // Stdin is bounded as a file is, to the byte: 4 MiB of padding is read, one more is not.
+    let mut padded = BIND.as_bytes().to_vec();
+    padded.resize(4 * 1024 * 1024, b' ');
+    let output = orbi_with_stdin(&args, &padded);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    padded.push(b' ');
+    let output = orbi_with_stdin(&args, &padded);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("cannot read stdin: larger than the 4194304-byte limit"),
+        "{}",
+        stderr(&output)
+    );
+    // One stdin, read once.
+    let output = orbi_with_stdin(
+        &[
+            "schema",
+            "validate",
+            "--schema",
+            "participant-bind",
+            "-",
+            "-",
+        ],
+        BIND.as_bytes(),
+    );
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("stdin (-) can be named only once"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), "");
 }
 
 #[test]
@@ -400,6 +432,15 @@ fn directories_are_walked_recursively_by_suffix() {
     assert_eq!(code(&output), 2);
     assert!(stderr(&output).contains("files must be named *.inac-control.json"));
 
+    // A link to a directory is not walked, nor judged as a document, whatever its name.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(dir.path(), nested.join("loop.participant-bind.json")).unwrap();
+        let output = orbi(&["schema", "validate", "--format", "json", arg(dir.path())]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        assert_eq!(json_lines(&output).len(), 2, "{}", stdout(&output));
+    }
+
     let empty = tempfile::tempdir().unwrap();
     let output = orbi(&["schema", "validate", arg(empty.path())]);
     assert_eq!(code(&output), 2);
@@ -441,6 +482,19 @@ fn io_errors_exit_2_after_judging_the_rest() {
     );
     assert!(
         stderr(&output).contains("b.participant-bind.json"),
+        "{}",
+        stderr(&output)
+    );
+    // In text the summary counts the unread document apart from the judged ones.
+    let output = orbi(&["schema", "validate", arg(dir.path())]);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stdout(&output).ends_with("1 document(s): 1 valid, 0 invalid, 1 unreadable\n"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stderr(&output).contains("1 document(s) could not be read"),
         "{}",
         stderr(&output)
     );
@@ -558,6 +612,28 @@ fn export_writes_the_canonical_files_byte_for_byte() {
     );
     let bind = read("participant-bind.v1.schema.json");
     assert_eq!(bind["$defs"]["signature"]["additionalProperties"], false);
+    // --resolve-refs applies to the seed profile too: the reference becomes its $id.
+    let seed = tempfile::tempdir().unwrap();
+    let output = orbi(&[
+        "schema",
+        "export",
+        "--resolve-refs",
+        "--out",
+        arg(seed.path()),
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let seeded: Value = serde_json::from_slice(
+        &fs::read(
+            seed.path()
+                .join("client-instance-attachment.v1.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        seeded["properties"]["participant-bind"]["$ref"],
+        "urn:orbiplex:schema:participant-bind:v1"
+    );
     // Schemas the freeze does not touch keep their shape.
     assert_eq!(
         read("inac-control.v1.schema.json"),
