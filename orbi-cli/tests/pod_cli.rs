@@ -111,6 +111,22 @@ fn bind_args<'a>(bind_id: &'a str, at: &'a str, session: &'a str) -> Vec<&'a str
     ]
 }
 
+/// `pod attachment` of client `OLD` from `bind`, with its id and time.
+fn attachment_args<'a>(bind: &'a str, attachment_id: &'a str, at: &'a str) -> Vec<&'a str> {
+    vec![
+        "pod",
+        "attachment",
+        "--bind",
+        bind,
+        "--client",
+        OLD,
+        "--attachment-id",
+        attachment_id,
+        "--at",
+        at,
+    ]
+}
+
 #[test]
 fn b1_from_the_seed() {
     let workspace = Workspace::new();
@@ -333,18 +349,7 @@ fn host_commands_suspend_lift_and_detach() {
     );
     w.build(
         "a1.json",
-        &[
-            "pod",
-            "attachment",
-            "--bind",
-            "b1.json",
-            "--client",
-            OLD,
-            "--attachment-id",
-            "attach:1",
-            "--at",
-            "2026-03-28T19:42:00Z",
-        ],
+        &attachment_args("b1.json", "attach:1", "2026-03-28T19:42:00Z"),
     );
     w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
         .expect(0, "admitted", "attached");
@@ -390,18 +395,7 @@ fn host_commands_suspend_lift_and_detach() {
     w.build("b2.json", &bind_args("pb:2", "2026-03-28T19:51:00Z", SESS1));
     w.build(
         "a2.json",
-        &[
-            "pod",
-            "attachment",
-            "--bind",
-            "b2.json",
-            "--client",
-            OLD,
-            "--attachment-id",
-            "attach:2",
-            "--at",
-            "2026-03-28T19:51:00Z",
-        ],
+        &attachment_args("b2.json", "attach:2", "2026-03-28T19:51:00Z"),
     );
     w.admit("a2.json", SESS1, "2026-03-28T19:51:05Z", &[])
         .expect(1, "rejected", "E_POD_RECOVERY_REQUIRED");
@@ -446,21 +440,7 @@ fn host_clear_sanction_lets_the_sanctioned_participant_recover() {
     };
     let attachment = |name: &str, bind: &str, id: &str, at: &str| {
         w.build(&format!("{bind}.json"), &bind_args(bind, at, SESS1));
-        w.build(
-            name,
-            &[
-                "pod",
-                "attachment",
-                "--bind",
-                &format!("{bind}.json"),
-                "--client",
-                OLD,
-                "--attachment-id",
-                id,
-                "--at",
-                at,
-            ],
-        );
+        w.build(name, &attachment_args(&format!("{bind}.json"), id, at));
     };
     // The id of the detachment the host builds for `attachment` at `now`.
     let host_detach = |now: &str, attachment: &str, reason: &str| {
@@ -954,18 +934,7 @@ fn admit_and_status_carry_every_flag_and_field() {
     w.build("b1.json", &bind_args("pb:1", "2099-01-01T00:00:00Z", SESS1));
     w.build(
         "a1.json",
-        &[
-            "pod",
-            "attachment",
-            "--bind",
-            "b1.json",
-            "--client",
-            OLD,
-            "--attachment-id",
-            "attach:1",
-            "--at",
-            "2099-01-01T00:00:01Z",
-        ],
+        &attachment_args("b1.json", "attach:1", "2099-01-01T00:00:01Z"),
     );
     // The bind predates the session it names by more than 30 s: refused.
     w.admit(
