@@ -16,7 +16,6 @@ use orbi_pod::{
     SqliteStore, Store, StoreLimits, Verdict,
     compose::{self, AttachmentDraft, BindDraft, DetachmentDraft, RecoveryDraft},
     policy::MAX_ARTIFACT_BYTES,
-    state::is_sanction,
     store::{AttachmentRec, DetachmentRec, RecoveryRec},
 };
 use orbi_schema::Profile;
@@ -201,7 +200,8 @@ enum PodCommand {
     },
     /// Print the read model: counts, live attachments, open grants and recent traces, or the
     /// whole history of one client instance (each detachment with its `sanction`: in-force,
-    /// cleared or null, and `sanction/cleared-at`). A read model of an older layout is
+    /// cleared or null, `sanction/cleared-at`, and `under-suspension`: it ended a suspended
+    /// attachment). A read model of an older layout is
     /// upgraded on opening, as by every command: older builds then refuse it.
     Status {
         /// The read model.
@@ -276,12 +276,15 @@ enum HostAction {
         #[arg(long, value_name = "TEXT")]
         notes: Option<String>,
     },
-    /// Suspend a live attachment.
+    /// Suspend a live attachment. The suspension outlives it: a detachment of a suspended
+    /// attachment, whoever makes it and for whatever reason, holds the client as a sanction
+    /// until `clear-sanction`.
     Suspend {
         /// The attachment.
         attachment_id: String,
     },
-    /// Lift a suspension.
+    /// Lift the suspension of a live attachment (of one detached since: `clear-sanction` on
+    /// its detachment).
     Lift {
         /// The attachment.
         attachment_id: String,
@@ -293,10 +296,11 @@ enum HostAction {
     },
     /// Run the timers due at --now.
     Tick,
-    /// Clear the sanction of a policy or operator-action detachment.
+    /// Clear the sanction of a policy or operator-action detachment, or the suspension a
+    /// detachment of a suspended attachment carries.
     ///
-    /// Until then a recovery citing it is rejected E_POD_STATE; from then on it is admitted in
-    /// the modes allowed after that reason. The client stays detached: it comes back with that
+    /// Until then a recovery citing it is rejected E_POD_STATE, and so is a plain attachment
+    /// of the client after a suspension; from then on they are admitted as that reason allows. The client stays detached: it comes back with that
     /// recovery, then an attachment. Clearing a cleared sanction changes nothing and reports
     /// the first clearing ("newly-cleared": false, exit 0). The read model of a running
     /// `orbi node` (DATA/pod.sqlite, with its node key) may be given: the node reads the
@@ -763,9 +767,10 @@ fn attachment_json(rec: &AttachmentRec) -> Value {
 }
 
 fn detachment_json(rec: &DetachmentRec) -> Value {
-    // "in-force" until `orbi pod host clear-sanction`; null for a reason that is no sanction.
+    // "in-force" until `orbi pod host clear-sanction`; null for a detachment that is no
+    // sanction (neither its reason nor a suspension it ended).
     let sanction = match rec.sanction_cleared_at {
-        _ if !is_sanction(rec.reason) => None,
+        _ if !rec.holds_sanction() => None,
         Some(_) => Some("cleared"),
         None => Some("in-force"),
     };
@@ -777,6 +782,7 @@ fn detachment_json(rec: &DetachmentRec) -> Value {
         "origin": rec.origin.as_str(),
         "sanction": sanction,
         "sanction/cleared-at": rec.sanction_cleared_at.map(host_time),
+        "under-suspension": rec.under_suspension,
     })
 }
 

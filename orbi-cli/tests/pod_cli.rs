@@ -401,6 +401,79 @@ fn host_commands_suspend_lift_and_detach() {
         .expect(1, "rejected", "E_POD_RECOVERY_REQUIRED");
 }
 
+/// A suspension outlives its attachment: ended while suspended (here by the host for
+/// `session-expired`), the client cannot attach again until `clear-sanction`, and `status`
+/// says why.
+#[test]
+fn a_suspension_holds_the_client_after_its_attachment_ends() {
+    let w = Workspace::new();
+    w.build(
+        "b1.json",
+        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
+    );
+    w.build(
+        "a1.json",
+        &attachment_args("b1.json", "attach:1", "2026-03-28T19:42:00Z"),
+    );
+    w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
+        .expect(0, "admitted", "attached");
+    let db = w.path("pod.sqlite");
+    let host = |now: &str, args: &[&str]| {
+        let mut all = vec![
+            "pod",
+            "host",
+            "--db",
+            &db,
+            "--node-key",
+            "k1.json",
+            "--now",
+            now,
+        ];
+        all.extend_from_slice(args);
+        w.orbi(&all)
+    };
+    assert_eq!(
+        host("2026-03-28T19:45:00Z", &["suspend", "attach:1"]).code,
+        0
+    );
+    let ended = host(
+        "2026-03-28T19:50:00Z",
+        &["detach", "attach:1", "--reason", "session-expired"],
+    );
+    assert_eq!(ended.code, 0, "{}", ended.stderr);
+    let detachment = ended.json["transitions"][0]["artifact"]["detachment/id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = w.orbi(&["pod", "status", "--db", &db, "--client", OLD]);
+    let record = &status.json["detachments"][0];
+    assert_eq!(
+        (&record["sanction"], &record["under-suspension"]),
+        (&serde_json::json!("in-force"), &serde_json::json!(true)),
+        "{}",
+        status.stdout
+    );
+    w.build("b2.json", &bind_args("pb:2", "2026-03-28T19:51:00Z", SESS1));
+    w.build(
+        "a2.json",
+        &attachment_args("b2.json", "attach:2", "2026-03-28T19:51:00Z"),
+    );
+    let held = w.admit("a2.json", SESS1, "2026-03-28T19:51:05Z", &[]);
+    held.expect(1, "rejected", "E_POD_STATE");
+    let message = held.json["message"].as_str().unwrap();
+    assert!(
+        message.contains(&detachment) && message.contains("of a suspended attachment"),
+        "{message}"
+    );
+    let cleared = host("2026-03-28T19:52:00Z", &["clear-sanction", &detachment]);
+    assert_eq!(cleared.code, 0, "{}", cleared.stderr);
+    assert_eq!(cleared.json["sanction"]["detach/reason"], "session-expired");
+    w.admit("a2.json", SESS1, "2026-03-28T19:52:05Z", &[])
+        .expect(0, "admitted", "attached");
+    let status = w.orbi(&["pod", "status", "--db", &db, "--client", OLD]);
+    assert_eq!(status.json["detachments"][0]["sanction"], "cleared");
+}
+
 #[test]
 fn host_and_status_refuse_a_read_model_that_is_not_there_and_create_none() {
     let w = Workspace::new();

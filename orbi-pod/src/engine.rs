@@ -121,7 +121,7 @@ pub enum EngineError {
     /// The host asked to clear the sanction of a detachment that is not a sanction.
     #[error(
         "detachment {detachment_id:?} is a {reason} detachment, not a sanction; only policy and \
-         operator-action detachments hold one to clear"
+         operator-action detachments, and detachments of a suspended attachment, hold one to clear"
     )]
     NotSanction {
         /// The detachment.
@@ -972,6 +972,15 @@ impl<S: Store> PodEngine<S> {
             )
             .into());
         }
+        // A sanction that needs no recovery to come back from: the client's attachment was
+        // suspended when its participant detached it. It comes back only once the host lifts
+        // the suspension (clears the sanction), as it would have while still attached (T13).
+        if let Some(sanction) = &sanction_of_client
+            && grant.is_none()
+        {
+            let blocked = format!("client {client:?} cannot attach");
+            return Err(sanction_in_force(sanction, &blocked).into());
+        }
         let rule = match (&grant, initial) {
             (Some(_), _) => Rule::T17,
             (None, AttachmentState::Attaching) => Rule::T1,
@@ -1260,6 +1269,7 @@ impl<S: Store> PodEngine<S> {
             origin: DetachmentOrigin::Admitted,
             artifact: checked.bytes.to_vec(),
             sanction_cleared_at: None,
+            under_suspension: attachment.state == AttachmentState::Suspended,
         }));
         commit.changes.push(Change::SetAttachmentState {
             attachment_id: attachment.attachment_id.clone(),
@@ -1537,9 +1547,14 @@ fn state_error(message: String) -> Rejection {
 /// `E_POD_STATE`: `detachment` is a sanction the host has not cleared, so `blocked` (what
 /// cannot happen) waits until it does.
 fn sanction_in_force(detachment: &DetachmentRec, blocked: &str) -> Rejection {
+    let suspended = if detachment.under_suspension {
+        ", of a suspended attachment"
+    } else {
+        ""
+    };
     state_error(format!(
-        "detachment {:?} ({}) is a sanction the host has not cleared; {blocked} until the host \
-         clears it",
+        "detachment {:?} ({}{suspended}) is a sanction the host has not cleared; {blocked} until \
+         the host clears it",
         detachment.detachment_id, detachment.reason
     ))
 }

@@ -10,9 +10,7 @@ use ulid::Ulid;
 use crate::{
     compose::{self, DetachmentDraft},
     engine::{EngineError, PodEngine, Transition, emit_time},
-    state::{
-        ArtifactKind, AttachmentState, LifecycleState, Rule, TraceKind, is_host_reason, is_sanction,
-    },
+    state::{ArtifactKind, AttachmentState, LifecycleState, Rule, TraceKind, is_host_reason},
     store::{
         AttachmentRec, Change, Commit, DetachmentOrigin, DetachmentRec, Store, StoreError,
         TraceEvent,
@@ -108,6 +106,7 @@ impl<S: Store> PodEngine<S> {
                 origin: DetachmentOrigin::Host,
                 artifact: artifact.clone(),
                 sanction_cleared_at: None,
+                under_suspension: attachment.state == AttachmentState::Suspended,
             }),
             Change::SetAttachmentState {
                 attachment_id: attachment.attachment_id.clone(),
@@ -400,7 +399,7 @@ impl<S: Store> PodEngine<S> {
             .store
             .detachment(detachment_id)?
             .ok_or_else(|| EngineError::UnknownDetachment(detachment_id.to_owned()))?;
-        if !is_sanction(detachment.reason) {
+        if !detachment.holds_sanction() {
             return Err(EngineError::NotSanction {
                 detachment_id: detachment.detachment_id,
                 reason: detachment.reason,

@@ -110,6 +110,13 @@
 //!   applies to detachments of these two reasons whoever made them: one carried over a session
 //!   holds its client too (fail closed). The sanction is client-level, as the spec says: the
 //!   same participant attaching a *new* client instance is not blocked by it.
+//! - **A suspension outlives its attachment.** T10 lets a participant detach a suspended
+//!   attachment (exit is never blocked) and T14 lets a `user-request` exit come back plainly;
+//!   together they would let a suspended client lift its own suspension in two steps. So any
+//!   detachment of a suspended attachment, whoever makes it and for whatever reason, is a
+//!   sanction in force ([`store::DetachmentRec::under_suspension`]): a plain attachment of the
+//!   client is `E_POD_STATE` (as it was while the suspension stood, T13), so is a recovery, and
+//!   eviction keeps it, until the host clears it like any sanction.
 //! - **A detachment is recovered once**: a second recovery while a grant is
 //!   open, or after it was consumed, is `E_POD_STATE`; after expiry a new recovery may be
 //!   admitted. A recovery while the client is attached is `E_POD_ALREADY_ATTACHED`. Only the

@@ -374,10 +374,28 @@ fn the_host_clears_a_sanction_in_the_read_model_a_running_node_holds() {
 /// column is dropped (SQLite rewrites the table's definition without it) and the layout row
 /// says 2. Returns the detachments table's definition afterwards.
 fn back_to_layout_2(path: &Path) -> String {
+    back_to_layout_3(path);
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
         "ALTER TABLE detachments DROP COLUMN sanction_cleared_at;
          UPDATE meta SET value = '2' WHERE key = 'layout';",
+    )
+    .unwrap();
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE name = 'detachments'",
+        [],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+/// Takes an SQLite read model back to layout 3, the layout before a detachment recorded that
+/// it ended a suspended attachment. Returns the detachments table's definition afterwards.
+fn back_to_layout_3(path: &Path) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE detachments DROP COLUMN under_suspension;
+         UPDATE meta SET value = '3' WHERE key = 'layout';",
     )
     .unwrap();
     conn.query_row(
@@ -414,7 +432,7 @@ fn a_read_model_of_layout_2_opens_with_its_sanctions_in_force() {
 
     let mut engine = sqlite_engine(&path);
 
-    assert_eq!(layout_of(&path), "3");
+    assert_eq!(layout_of(&path), "4");
     let record = engine.store().detachment(&detachment).unwrap().unwrap();
     assert!(record.sanction_in_force(), "{record:?}");
     // The open grant is not used while its sanction stands; nothing changes.
@@ -432,10 +450,10 @@ fn a_read_model_of_layout_2_opens_with_its_sanctions_in_force() {
     let attached = admit(&mut engine, &back(), SESS1, "2026-03-28T19:57:30Z");
     assert_admitted(&attached, LifecycleState::Attached);
     assert_eq!(attached.transitions[0].rule, Rule::T17);
-    // Opening it again finds layout 3 and migrates nothing.
+    // Opening it again finds layout 4 and migrates nothing.
     drop(engine);
     let engine = sqlite_engine(&path);
-    assert_eq!(layout_of(&path), "3");
+    assert_eq!(layout_of(&path), "4");
     assert!(
         !engine
             .store()
@@ -451,7 +469,7 @@ fn a_read_model_of_an_unknown_layout_is_still_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
     drop(sqlite_engine(&path));
-    for layout in ["1", "4"] {
+    for layout in ["1", "5"] {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute("UPDATE meta SET value = ?1 WHERE key = 'layout'", [layout])
             .unwrap();
@@ -764,4 +782,163 @@ fn a_client_whose_sanction_was_evicted_is_not_recovered_into() {
         "{:?}",
         refused.rejection()
     );
+}
+
+/// A1 attached, suspended by the host at 19:45:00, then ended while suspended: by its
+/// participant's own `user-request` detachment (exit is never blocked, T10), or by the host
+/// for `host_reason`. Returns the detachment's id.
+fn suspended_then_ended<S: Store>(
+    engine: &mut PodEngine<S>,
+    host_reason: Option<DetachReason>,
+) -> String {
+    assert_admitted(
+        &admit(engine, &a1(), SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    engine.suspend(A1, instant("2026-03-28T19:45:00Z")).unwrap();
+    match host_reason {
+        None => {
+            let left = admit(engine, &d1(), SESS1, DETACH_NOW);
+            assert_admitted(&left, LifecycleState::Detached);
+            assert_eq!(left.transitions[0].rule, Rule::T10);
+        }
+        Some(reason) => {
+            let ended = engine
+                .detach(A1, reason, None, instant(DETACH_NOW))
+                .unwrap();
+            assert_eq!(ended.rule, Rule::T11);
+        }
+    }
+    let record = engine.store().detachment_of(A1).unwrap().unwrap();
+    assert!(
+        record.under_suspension && record.sanction_in_force(),
+        "{record:?}"
+    );
+    record.detachment_id
+}
+
+/// The client comes back plainly at 20:06:00 after its user-request exit.
+fn plain_return() -> Value {
+    attachment_on("attach:return", CLIENT, "2026-03-28T20:06:00Z", SESS1)
+}
+
+/// A suspension is a sanction of the client, not of one attachment: a suspended participant
+/// that detaches itself (which is never blocked) and attaches again at once is refused
+/// `E_POD_STATE` naming the detachment, as it was while still attached (T13), and so is a
+/// recovery; the host clears it like any sanction, and then the plain return is admitted.
+#[test]
+fn a_suspension_outlives_its_attachment_until_the_host_clears_it() {
+    held_after_suspension(engine());
+    let dir = tempfile::tempdir().unwrap();
+    held_after_suspension(sqlite_engine(&dir.path().join("pod.sqlite")));
+}
+
+fn held_after_suspension<S: Store>(mut engine: PodEngine<S>) {
+    let detachment = suspended_then_ended(&mut engine, None);
+    let before = snapshot(&engine);
+    let plain = admit(&mut engine, &plain_return(), SESS1, "2026-03-28T20:06:00Z");
+    assert_held(&plain, &detachment);
+    let message = &plain.rejection().unwrap().message;
+    assert!(
+        message.contains("(user-request, of a suspended attachment)")
+            && message.contains(&format!("client {CLIENT:?} cannot attach")),
+        "{message}"
+    );
+    let reattach = recovery(
+        &detachment,
+        RecoveryMode::ReattachExistingDevice,
+        "2026-03-28T20:06:00Z",
+    );
+    assert_held(
+        &admit(&mut engine, &reattach, SESS1, "2026-03-28T20:06:00Z"),
+        &detachment,
+    );
+    assert_eq!(
+        snapshot(&engine),
+        before,
+        "a refusal changed the read model"
+    );
+    // The attachment is gone, so there is nothing to lift: the host clears the detachment.
+    assert!(matches!(
+        engine.lift(A1, instant("2026-03-28T20:07:00Z")),
+        Err(EngineError::Transition { .. })
+    ));
+    let cleared = engine
+        .clear_sanction(&detachment, instant("2026-03-28T20:07:00Z"))
+        .unwrap();
+    assert_eq!(
+        (cleared.reason, cleared.newly_cleared),
+        (DetachReason::UserRequest, true)
+    );
+    let back = admit(&mut engine, &plain_return(), SESS1, "2026-03-28T20:07:01Z");
+    assert_admitted(&back, LifecycleState::Attached);
+    assert_eq!(back.transitions[0].rule, Rule::T2);
+}
+
+/// The host ending a suspended attachment for a reason that is no sanction of its own
+/// (`session-expired`) keeps the suspension too.
+#[test]
+fn a_host_detachment_of_a_suspended_attachment_keeps_the_suspension() {
+    let mut engine = engine();
+    let detachment = suspended_then_ended(&mut engine, Some(DetachReason::SessionExpired));
+    assert_held(
+        &admit(&mut engine, &plain_return(), SESS1, "2026-03-28T20:06:00Z"),
+        &detachment,
+    );
+}
+
+/// A detachment that carries a suspension is kept from eviction while in force, though the
+/// participant made it (only the host suspends, so these are as few as its suspensions);
+/// once cleared it can go. On the SQLite read model it survives a restart, and a read model
+/// of layout 3 opens as layout 4 with none of its detachments under suspension.
+#[test]
+fn a_carried_suspension_is_kept_from_eviction_and_survives_a_restart() {
+    let limits = StoreLimits {
+        max_records: 1,
+        max_tombstones: 1,
+        ..Default::default()
+    };
+    kept_until_cleared(orbi_pod::MemoryStore::with_limits(limits));
+    kept_until_cleared(SqliteStore::open_in_memory(&k1().node_id(), limits).unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let detachment = suspended_then_ended(&mut sqlite_engine(&path), None);
+    let mut engine = sqlite_engine(&path);
+    assert_held(
+        &admit(&mut engine, &plain_return(), SESS1, "2026-03-28T20:06:00Z"),
+        &detachment,
+    );
+    drop(engine);
+    let definition = back_to_layout_3(&path);
+    assert!(!definition.contains("under_suspension"), "{definition}");
+    let engine = sqlite_engine(&path);
+    assert_eq!(layout_of(&path), "4");
+    let record = engine.store().detachment(&detachment).unwrap().unwrap();
+    assert!(
+        !record.under_suspension && !record.sanction_in_force(),
+        "{record:?}"
+    );
+}
+
+fn kept_until_cleared<S: Store>(store: S) {
+    let mut engine = PodEngine::new(k1(), orbi_pod::HostPolicy::default(), store).unwrap();
+    engine.open_session(SESS1, Session::default());
+    let detachment = suspended_then_ended(&mut engine, None);
+    let at = "2026-03-28T20:06:00Z";
+    let newcomer = attachment_on("attach:new", "client:new", at, SESS1);
+    assert_rejected(
+        &admit(&mut engine, &newcomer, SESS1, at),
+        RejectionCode::Capacity,
+    );
+    engine
+        .clear_sanction(&detachment, instant("2026-03-28T20:07:00Z"))
+        .unwrap();
+    let at = "2026-03-28T20:07:01Z";
+    let newcomer = attachment_on("attach:new", "client:new", at, SESS1);
+    assert_admitted(
+        &admit(&mut engine, &newcomer, SESS1, at),
+        LifecycleState::Attached,
+    );
+    assert!(engine.store().detachment_of(A1).unwrap().is_none());
 }

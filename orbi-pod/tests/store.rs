@@ -719,6 +719,7 @@ fn probes_are_their_lookups_at_once() {
             origin: DetachmentOrigin::Admitted,
             artifact: b"{}".to_vec(),
             sanction_cleared_at: None,
+            under_suspension: false,
         };
         let recovery = RecoveryRec {
             recovery_id: "r:1".into(),
@@ -1492,6 +1493,7 @@ fn detachment_rec(id: &str, attachment_id: &str, reason: DetachReason) -> Detach
         origin: DetachmentOrigin::Host,
         artifact: b"{}".to_vec(),
         sanction_cleared_at: None,
+        under_suspension: false,
     }
 }
 
@@ -1514,6 +1516,17 @@ fn a_sanction_is_cleared_once_and_only_a_sanction_by_the_store_itself() {
                 detachment, attachment, reason,
             )));
         }
+        // A user's own exit of a suspended attachment holds the suspension as a sanction.
+        changes.push(Change::InsertAttachment(record(
+            "a:3",
+            "client:a:3",
+            AttachmentState::Detached,
+        )));
+        changes.push(Change::InsertDetachment(DetachmentRec {
+            origin: DetachmentOrigin::Admitted,
+            under_suspension: true,
+            ..detachment_rec("d:suspended", "a:3", DetachReason::UserRequest)
+        }));
         store
             .commit(
                 Commit {
@@ -1575,6 +1588,13 @@ fn a_sanction_is_cleared_once_and_only_a_sanction_by_the_store_itself() {
                 .unwrap()
                 .sanction_cleared_at,
             None
+        );
+        store.commit(clear("d:suspended"), &live).unwrap();
+        let suspended = store.detachment("d:suspended").unwrap().unwrap();
+        assert_eq!(
+            (suspended.sanction_cleared_at, suspended.under_suspension),
+            (Some(at), true),
+            "{name}"
         );
     });
 }

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     session::SessionTable,
-    state::{AttachmentState, GrantState, is_sanction, needs_recovery},
+    state::{AttachmentState, GrantState, needs_recovery},
 };
 
 /// A read model in memory, with the same rules as [`super::SqliteStore`].
@@ -169,7 +169,7 @@ impl Tables {
                 let Some((_, rec)) = self.detachments.get_mut(&detachment_id) else {
                     return Err(constraint(format!("no detachment {detachment_id:?}")));
                 };
-                if !is_sanction(rec.reason) || rec.sanction_cleared_at.is_some() {
+                if !rec.holds_sanction() || rec.sanction_cleared_at.is_some() {
                     return Err(constraint(format!(
                         "detachment {detachment_id:?} holds no sanction to clear"
                     )));

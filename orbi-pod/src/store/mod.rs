@@ -130,22 +130,35 @@ pub struct DetachmentRec {
     /// The artifact exactly as received (or as built).
     pub artifact: Vec<u8>,
     /// When the host cleared this detachment's sanction (host clock); `None` while a sanction
-    /// ([`crate::state::is_sanction`]) is in force, and always for other reasons.
+    /// ([`DetachmentRec::holds_sanction`]) is in force, and always for other detachments.
     pub sanction_cleared_at: Option<OffsetDateTime>,
+    /// The attachment was suspended (T8) when this detachment ended it. The host's suspension
+    /// then outlives the attachment as a sanction of its client, whatever the reason: else a
+    /// suspended participant could detach (exit is never blocked) and attach again at once.
+    pub under_suspension: bool,
 }
 
 impl DetachmentRec {
     /// Whether this detachment is a sanction the host has not cleared: no recovery of it is
     /// admitted, and no grant from it is consumed.
     pub fn sanction_in_force(&self) -> bool {
-        is_sanction(self.reason) && self.sanction_cleared_at.is_none()
+        self.holds_sanction() && self.sanction_cleared_at.is_none()
+    }
+
+    /// Whether this detachment holds its client under a sanction until the host clears it:
+    /// one for a sanction's reason ([`is_sanction`]), or one that ended a suspended
+    /// attachment ([`DetachmentRec::under_suspension`]).
+    pub fn holds_sanction(&self) -> bool {
+        is_sanction(self.reason) || self.under_suspension
     }
 
     /// Whether eviction must keep this detachment's lineage: a sanction in force that this
-    /// node imposed (evicting it would end it). A participant's own `policy` detachment of its
-    /// client may go, or anyone could fill the read model with them.
+    /// node imposed (evicting it would end it): its own detachment for a sanction's reason,
+    /// or any detachment of an attachment it had suspended. A participant's own `policy`
+    /// detachment of its client may go, or anyone could fill the read model with them; only
+    /// the host suspends, so the detachments under suspension are as few as its suspensions.
     pub fn kept_from_eviction(&self) -> bool {
-        self.sanction_in_force() && self.origin == DetachmentOrigin::Host
+        self.sanction_in_force() && (self.origin == DetachmentOrigin::Host || self.under_suspension)
     }
 }
 

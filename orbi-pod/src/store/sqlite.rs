@@ -35,17 +35,26 @@ pub enum Durability {
 }
 
 /// The version of the table layout below.
-const LAYOUT_VERSION: &str = "3";
+const LAYOUT_VERSION: &str = "4";
 
 /// How a read model of an earlier layout becomes the next one, in one transaction with its
 /// layout row. Layout 3 records when the host cleared a sanction; a detachment of layout 2
 /// comes over with none cleared, so a `policy` or `operator-action` end stays in force until
 /// the host clears it (fail closed: layout 2 admitted their recoveries without asking).
-const MIGRATIONS: [(&str, &str, &str); 1] = [(
-    "2",
-    "3",
-    "ALTER TABLE detachments ADD COLUMN sanction_cleared_at INTEGER;",
-)];
+/// Layout 4 records whether a detachment ended a suspended attachment; one of layout 3 comes
+/// over as not (layout 3 did not record the state a detachment ended).
+const MIGRATIONS: [(&str, &str, &str); 2] = [
+    (
+        "2",
+        "3",
+        "ALTER TABLE detachments ADD COLUMN sanction_cleared_at INTEGER;",
+    ),
+    (
+        "3",
+        "4",
+        "ALTER TABLE detachments ADD COLUMN under_suspension INTEGER NOT NULL DEFAULT 0;",
+    ),
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -96,8 +105,11 @@ CREATE TABLE IF NOT EXISTS detachments (
     admitted_at INTEGER NOT NULL,
     origin TEXT NOT NULL CHECK (origin = 'admitted' OR origin = 'host'),
     artifact BLOB NOT NULL,
-    -- When the host cleared the sanction (policy, operator-action); NULL while it is in force.
-    sanction_cleared_at INTEGER
+    -- When the host cleared the sanction (policy, operator-action, or a suspension the
+    -- detachment carried over); NULL while it is in force.
+    sanction_cleared_at INTEGER,
+    -- 1 when the detachment ended a suspended attachment: the suspension holds the client.
+    under_suspension INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS detachments_by_client ON detachments (client_id, seq);
 
@@ -175,7 +187,7 @@ macro_rules! attachment_columns {
 macro_rules! detachment_columns {
     () => {
         "detachment_id, attachment_id, client_id, participant_id, reason, detached_at, \
-         admitted_at, origin, artifact, sanction_cleared_at"
+         admitted_at, origin, artifact, sanction_cleared_at, under_suspension"
     };
 }
 /// The SQL list of the reasons [`crate::state::is_sanction`] names (a test holds the two
@@ -259,8 +271,10 @@ const SET_ATTACHMENT_STATE: &str =
 /// Clears a sanction once: a detachment of another reason, or one cleared before, is no row.
 const CLEAR_SANCTION: &str = concat!(
     "UPDATE detachments SET sanction_cleared_at = ?1 \
-     WHERE detachment_id = ?2 AND sanction_cleared_at IS NULL AND reason IN ",
-    sanction_reasons!()
+     WHERE detachment_id = ?2 AND sanction_cleared_at IS NULL \
+     AND (under_suspension = 1 OR reason IN ",
+    sanction_reasons!(),
+    ")"
 );
 const SET_GRANT: &str =
     "UPDATE recoveries SET grant_state = ?1, consumed_by = ?2 WHERE recovery_id = ?3";
@@ -279,7 +293,7 @@ const INSERT_ATTACHMENT: &str = concat!(
 const INSERT_DETACHMENT: &str = concat!(
     "INSERT INTO detachments (",
     detachment_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
 );
 const INSERT_RECOVERY: &str = concat!(
     "INSERT INTO recoveries (",
@@ -294,10 +308,11 @@ const INSERT_RECOVERY: &str = concat!(
 /// commit that loses a race to another writer fails with [`StoreError::Constraint`] and the
 /// engine re-runs the admission against the winner's state.
 ///
-/// The table layout is versioned (`meta` row `layout`, now 3). A read model of layout 2 is
-/// brought to 3 in place when it is opened, in one transaction (its `policy` and
-/// `operator-action` detachments come over as sanctions in force); any other layout is
-/// refused untouched, and an older build refuses layout 3 the same way.
+/// The table layout is versioned (`meta` row `layout`, now 4). A read model of layout 2 or 3
+/// is brought to 4 in place when it is opened, one transaction per step (the `policy` and
+/// `operator-action` detachments of layout 2 come over as sanctions in force; no detachment
+/// of layout 3 comes over as one under suspension, which layout 3 did not record); any other
+/// layout is refused untouched, and an older build refuses layout 4 the same way.
 pub struct SqliteStore {
     conn: Connection,
     path: String,
@@ -851,6 +866,7 @@ fn detachment_row(row: &Row<'_>) -> rusqlite::Result<DetachmentRec> {
         origin: text_of(row, 7)?,
         artifact: row.get(8)?,
         sanction_cleared_at: optional_instant_of(row, 9)?,
+        under_suspension: row.get(10)?,
     })
 }
 
@@ -936,6 +952,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
                         rec.origin.as_str(),
                         rec.artifact,
                         rec.sanction_cleared_at.map(nanos),
+                        rec.under_suspension,
                     ])
                 })
         }
@@ -1035,9 +1052,10 @@ fn evictable(conn: &Connection, live: &SessionTable) -> Result<Option<String>, S
             "SELECT d.detachment_id, a.bind_session, d.client_id, EXISTS (SELECT 1 \
                  FROM recoveries r \
                  WHERE r.from_detachment_id = d.detachment_id AND r.grant_state = 'open') \
-                 OR (d.origin = 'host' AND d.sanction_cleared_at IS NULL AND d.reason IN ",
+                 OR (d.sanction_cleared_at IS NULL AND (d.under_suspension = 1 \
+                     OR (d.origin = 'host' AND d.reason IN ",
             sanction_reasons!(),
-            ") FROM detachments d JOIN attachments a ON a.attachment_id = d.attachment_id \
+            "))) FROM detachments d JOIN attachments a ON a.attachment_id = d.attachment_id \
              ORDER BY d.seq",
         ))
         .map_err(backend)?;
