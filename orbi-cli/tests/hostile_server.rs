@@ -270,10 +270,10 @@ fn a_refusal_coded_already_present_is_a_success() {
     assert_eq!(run.json["response"]["refusal/code"], "already-present");
 }
 
-#[test]
-fn an_interrupted_request_leaves_no_temp_file() {
-    let rt = runtime();
-    let (endpoint, to) = listener(&rt, ALPN);
+/// A node that serves any request with a 1 MiB stream push, sends 100 000 bytes of the body
+/// and then nothing for a minute; `NODE_ID@ADDR` to dial it.
+fn trickling_server(rt: &Runtime) -> String {
+    let (endpoint, to) = listener(rt, ALPN);
     rt.spawn(async move {
         let (connection, mut send, mut recv) = first_stream(&endpoint).await;
         let request = read_frame(&mut recv, Duration::from_secs(10))
@@ -297,35 +297,72 @@ fn an_interrupted_request_leaves_no_temp_file() {
         tokio::time::sleep(Duration::from_secs(60)).await;
         drop(connection);
     });
-    let (dir, key) = workspace();
-    let request = spawn(dir.path(), &request_args(&key, &to));
-    let temp_files = || -> Vec<PathBuf> {
-        std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| {
-                path.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(".inac")
-            })
-            .collect()
-    };
+    to
+}
+
+/// The names in `dir` other than the client's key file.
+fn left_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "c.json")
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until `child` has a file open in `dir` other than its key file: the download has
+/// begun. Read from `/proc`, because on Linux the file has no name while it arrives.
+fn wait_for_download(child: &Child, dir: &Path) {
+    let fds = PathBuf::from(format!("/proc/{}/fd", child.id()));
+    let dir = dir.canonicalize().unwrap();
     let started = Instant::now();
-    while temp_files().is_empty() {
+    loop {
+        let open_here = std::fs::read_dir(&fds).into_iter().flatten().any(|fd| {
+            fd.ok()
+                .and_then(|fd| std::fs::read_link(fd.path()).ok())
+                .is_some_and(|target| target.starts_with(&dir) && !target.ends_with("c.json"))
+        });
+        if open_here {
+            return;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "no transfer began"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_interrupted_request_leaves_no_temp_file() {
+    let rt = runtime();
+    let to = trickling_server(&rt);
+    let (dir, key) = workspace();
+    let request = spawn(dir.path(), &request_args(&key, &to));
+    wait_for_download(&request, dir.path());
     interrupt(&request);
     let (code, stderr) =
         exit_within(request, Duration::from_secs(20)).expect("the request stops when asked");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
-    assert_eq!(temp_files(), Vec::<PathBuf>::new());
-    assert!(!dir.path().join("out.bin").exists());
+    assert_eq!(left_in(dir.path()), Vec::<String>::new());
+}
+
+/// A request killed outright mid-download leaves nothing either: the file it was writing
+/// had no name yet.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_request_killed_outright_leaves_no_temp_file() {
+    let rt = runtime();
+    let to = trickling_server(&rt);
+    let (dir, key) = workspace();
+    let mut request = spawn(dir.path(), &request_args(&key, &to));
+    wait_for_download(&request, dir.path());
+    request.kill().unwrap();
+    request.wait().unwrap();
+    assert_eq!(left_in(dir.path()), Vec::<String>::new());
 }
 
 #[test]

@@ -828,16 +828,7 @@ async fn write_verified(
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
     };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".inac-request-");
-    // The artifact gets the mode a plain create would give it (the umask's), not 0600.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let temp = builder.tempfile_in(&parent).map_err(unavailable)?;
-    let (file, path) = temp.into_parts();
+    let (file, name) = stage(&parent).map_err(unavailable)?;
     let mut file = tokio::fs::File::from_std(file);
     let mut hasher = Sha256Hasher::new();
     let mut received = 0u64;
@@ -904,17 +895,87 @@ async fn write_verified(
     }
     file.flush().await.map_err(unavailable)?;
     file.sync_all().await.map_err(unavailable)?;
-    drop(file);
-    // The rename happens here, within this poll, so that a caller who stops waiting (Ctrl-C)
-    // either finds the file renamed or never renamed; only the directory sync, which changes
-    // nothing a reader sees, runs on.
-    path.persist(out)
-        .map_err(|error| unavailable(error.error))?;
+    let file = file.into_std().await;
+    // The name and the rename happen here, within this poll, so that a caller who stops
+    // waiting (Ctrl-C) either finds the file renamed or never renamed; only the directory
+    // sync, which changes nothing a reader sees, runs on.
+    publish(&file, name, &parent, out).map_err(unavailable)?;
     tokio::task::spawn_blocking(move || sync_parent(&parent))
         .await
         .map_err(|_| unavailable(std::io::Error::other("the directory sync task failed")))?
         .map_err(unavailable)?;
     Ok(())
+}
+
+/// The prefix of the temporary name a received artifact has beside `--out`.
+const STAGING_PREFIX: &str = ".inac-request-";
+
+/// A file in `dir` for an artifact while it arrives, and its temporary name if it has one.
+///
+/// On Linux it has none (`O_TMPFILE`) until it is verified, so a requester killed outright
+/// (`kill -9`, power loss) leaves nothing behind; [`publish`] names it. Where there are no
+/// unnamed files (another platform, a filesystem without them, no `/proc` to name one by), it
+/// is a named temp file `.inac-request-XXXXXX`, removed on every failure but such a kill.
+/// Either way it gets the mode a plain create would give it (the umask's), not 0600.
+fn stage(dir: &Path) -> std::io::Result<(std::fs::File, Option<tempfile::TempPath>)> {
+    #[cfg(target_os = "linux")]
+    if Path::new("/proc/self/fd").is_dir() {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        if let Ok(fd) = rustix::fs::open(dir, flags, Mode::from_raw_mode(0o666)) {
+            return Ok((std::fs::File::from(fd), None));
+        }
+    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(STAGING_PREFIX);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let (file, name) = builder.tempfile_in(dir)?.into_parts();
+    Ok((file, Some(name)))
+}
+
+/// Renames the verified `file` over `out`, naming it in `dir` first if [`stage`] left it
+/// unnamed (a link under a fresh temporary name: the rename replaces an existing `out` whole).
+fn publish(
+    file: &std::fs::File,
+    name: Option<tempfile::TempPath>,
+    dir: &Path,
+    out: &Path,
+) -> std::io::Result<()> {
+    let name = match name {
+        Some(name) => name,
+        None => name_unnamed(file, dir)?,
+    };
+    name.persist(out).map_err(|error| error.error)
+}
+
+/// Links the unnamed `file` into `dir` under a fresh temporary name.
+#[cfg(target_os = "linux")]
+fn name_unnamed(file: &std::fs::File, dir: &Path) -> std::io::Result<tempfile::TempPath> {
+    use std::os::unix::io::AsRawFd;
+    let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let linked = tempfile::Builder::new()
+        .prefix(STAGING_PREFIX)
+        .make_in(dir, |path| {
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                source.as_str(),
+                rustix::fs::CWD,
+                path,
+                rustix::fs::AtFlags::SYMLINK_FOLLOW,
+            )
+            .map_err(std::io::Error::from)
+        })?;
+    Ok(linked.into_temp_path())
+}
+
+/// Only Linux stages unnamed files.
+#[cfg(not(target_os = "linux"))]
+fn name_unnamed(_file: &std::fs::File, _dir: &Path) -> std::io::Result<tempfile::TempPath> {
+    Err(std::io::Error::other("no unnamed file to name"))
 }
 
 /// Directory syncs made (tests only; one test in this crate receives artifacts).
@@ -958,6 +1019,73 @@ mod tests {
             before + 1,
             "the directory was synced before the answer"
         );
+    }
+
+    /// The names in `dir`.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The mode bits a plain create in `dir` gets (the umask's).
+    #[cfg(unix)]
+    fn plain_mode(dir: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        let probe = dir.join("plain");
+        std::fs::write(&probe, b"").unwrap();
+        let mode = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        std::fs::remove_file(probe).unwrap();
+        mode
+    }
+
+    /// While an artifact arrives it has no name beside `--out`, so a requester killed outright
+    /// leaves nothing behind; once verified it replaces `out` whole, with a plain create's mode.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_arriving_artifact_has_no_name_until_it_is_published() {
+        use std::{io::Write, os::unix::fs::PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.bin");
+        std::fs::write(&out, b"the old file").unwrap();
+        let mode = plain_mode(dir.path());
+        let (mut file, name) = stage(dir.path()).unwrap();
+        assert!(name.is_none(), "staged under a name");
+        file.write_all(b"the new file").unwrap();
+        assert_eq!(
+            names(dir.path()),
+            ["out.bin"],
+            "nothing named while it arrives"
+        );
+
+        publish(&file, name, dir.path(), &out).unwrap();
+
+        assert_eq!(std::fs::read(&out).unwrap(), b"the new file");
+        assert_eq!(names(dir.path()), ["out.bin"]);
+        let published = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(published, mode);
+    }
+
+    /// An artifact that fails its checks leaves nothing: no temp file, and `out` as it was.
+    #[test]
+    fn a_refused_artifact_leaves_the_directory_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.bin");
+        std::fs::write(&out, b"the old file").unwrap();
+        let descriptor = Descriptor::of_bytes("vendor.blob.v1", "application/octet-stream", b"x");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let refused = runtime.block_on(write_verified(&out, &descriptor, Source::Memory(b"y")));
+        let Err(NotReceived::Refused(refusal)) = refused else {
+            panic!("a wrong digest was not refused");
+        };
+        assert_eq!(refusal.code(), RefusalCode::DigestMismatch);
+        assert_eq!(names(dir.path()), ["out.bin"]);
+        assert_eq!(std::fs::read(&out).unwrap(), b"the old file");
     }
 
     #[test]
