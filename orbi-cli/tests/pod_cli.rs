@@ -474,6 +474,77 @@ fn a_suspension_holds_the_client_after_its_attachment_ends() {
     assert_eq!(status.json["detachments"][0]["sanction"], "cleared");
 }
 
+/// `status --client` of a client whose lineage was evicted shows the tombstone kept of its
+/// last detachment's reason (a read model of one record, filled by the library).
+#[test]
+fn status_shows_the_tombstone_of_an_evicted_client() {
+    use orbi_pod::{Durability, HostPolicy, PodEngine, Session, SqliteStore, StoreLimits};
+    let w = Workspace::new();
+    w.build(
+        "b1.json",
+        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
+    );
+    w.build(
+        "a1.json",
+        &attachment_args("b1.json", "attach:1", "2026-03-28T19:42:00Z"),
+    );
+    w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
+        .expect(0, "admitted", "attached");
+    let db = w.path("pod.sqlite");
+    let detached = w.orbi(&[
+        "pod",
+        "host",
+        "--db",
+        &db,
+        "--node-key",
+        "k1.json",
+        "--now",
+        "2026-03-28T19:50:00Z",
+        "detach",
+        "attach:1",
+        "--reason",
+        "device-loss",
+    ]);
+    assert_eq!(detached.code, 0, "{}", detached.stderr);
+    w.build("b2.json", &bind_args("pb:2", "2026-03-28T19:51:00Z", SESS1));
+    let mut newcomer = attachment_args("b2.json", "attach:2", "2026-03-28T19:51:00Z");
+    newcomer[5] = NEW;
+    w.build("a2.json", &newcomer);
+
+    let node = orbi_types::KeyPair::from_seed(&[0x29; 32]);
+    let limits = StoreLimits {
+        max_records: 1,
+        ..Default::default()
+    };
+    let store = SqliteStore::open(
+        std::path::Path::new(&db),
+        &node.node_id(),
+        limits,
+        Durability::Full,
+    )
+    .unwrap();
+    let mut engine = PodEngine::new(node, HostPolicy::default(), store).unwrap();
+    engine.open_session(SESS1, Session::default());
+    let now = orbi_types::Timestamp::parse("2026-03-28T19:51:05Z")
+        .unwrap()
+        .instant();
+    let bytes = std::fs::read(w.path("a2.json")).unwrap();
+    let admitted = engine.admit(&bytes, SESS1, now).unwrap();
+    assert_eq!(
+        admitted.verdict,
+        orbi_pod::Verdict::Admitted,
+        "{admitted:?}"
+    );
+    drop(engine);
+
+    let status = w.orbi(&["pod", "status", "--db", &db, "--client", OLD]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(status.json["tombstone"], "device-loss", "{}", status.stdout);
+    assert_eq!(status.json["detachments"], serde_json::json!([]));
+    let status = w.orbi(&["pod", "status", "--db", &db, "--client", NEW]);
+    assert_eq!(status.json["tombstone"], Value::Null, "{}", status.stdout);
+}
+
 #[test]
 fn host_and_status_refuse_a_read_model_that_is_not_there_and_create_none() {
     let w = Workspace::new();
