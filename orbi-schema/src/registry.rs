@@ -87,11 +87,25 @@ impl Registry {
         &self.schemas
     }
 
-    /// Looks a schema up by short name (`inac-control`), `$id` or file name.
+    /// Looks a schema up by short name (`inac-control`), versioned name (`inac-control.v1`,
+    /// its file name's stem), `$id` or file name.
+    ///
+    /// ```
+    /// let registry = orbi_schema::registry();
+    /// for key in ["inac-control", "inac-control.v1", "inac-control.v1.schema.json"] {
+    ///     assert_eq!(registry.get(key).unwrap().name, "inac-control");
+    /// }
+    /// assert!(registry.get("inac-control.v2").is_err());
+    /// ```
     pub fn get(&self, key: &str) -> Result<&CanonicalSchema, SchemaError> {
         self.schemas
             .iter()
-            .find(|schema| schema.name == key || schema.id == key || schema.file_name == key)
+            .find(|schema| {
+                schema.name == key
+                    || schema.id == key
+                    || schema.file_name == key
+                    || schema.file_name.strip_suffix(".schema.json") == Some(key)
+            })
             .ok_or_else(|| SchemaError::Unknown(key.to_owned()))
     }
 
