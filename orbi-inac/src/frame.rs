@@ -240,6 +240,15 @@ pub enum RuleViolation {
         /// `transfer.stream/id`, if any.
         stream_id: Option<String>,
     },
+    /// A stream-mode push names another stream than the one it arrived on (spec §8.5: the
+    /// decimal QUIC stream id).
+    #[error("push names stream {named:?} but arrived on stream {arrived}")]
+    WrongStream {
+        /// The `<n>` of `artifact/ref: inac-stream:<n>`.
+        named: String,
+        /// The stream it arrived on.
+        arrived: u64,
+    },
 }
 
 /// A frame that could not be decoded, with what could be read of it so the answer can still
@@ -460,6 +469,23 @@ impl Frame {
             });
         }
         artifact.artifact_href.as_deref().map(Payload::Href)
+    }
+
+    /// `self`, unless it is a stream-mode push naming another stream than `arrived`, the
+    /// transport stream it came on (spec §8.5): that is [`RuleViolation::WrongStream`], refused
+    /// `malformed` like any frame that breaks the contract.
+    pub fn on_stream(self, arrived: u64) -> Result<Frame, DecodeError> {
+        let named = match self.payload() {
+            Some(Payload::Stream { stream_id }) if stream_id != arrived.to_string() => {
+                stream_id.to_owned()
+            }
+            _ => return Ok(self),
+        };
+        Err(DecodeError {
+            reason: RuleViolation::WrongStream { named, arrived }.into(),
+            correlation_id: self.correlation_id().map(str::to_owned),
+            operation: Some(self.operation()),
+        })
     }
 
     /// The `request` object (request).

@@ -474,7 +474,7 @@ impl Session {
             Ok(())
         };
         let received = match (
-            served_as_asked(request, &answer, &descriptor).and_then(within),
+            served_as_asked(request, &answer, &descriptor, &recv).and_then(within),
             answer.payload(),
         ) {
             (Err(refusal), _) => Err(NotReceived::Refused(refusal)),
@@ -578,14 +578,14 @@ impl Session {
             Ok(served) => served,
             Err(answer) => return Ok(InlineOutcome::Answered(answer)),
         };
-        let checked = served_as_asked(request, &push, &descriptor).and_then(|()| {
-            match push.verified_inline() {
-                Some(verified) => verified.map(<[u8]>::to_vec),
-                None => Err(Refusal::new(
-                    RefusalCode::OperationNotSupported,
-                    "this request takes the artifact inline only",
-                )),
-            }
+        let checked = served_as_asked(request, &push, &descriptor, &recv).and_then(|()| match push
+            .verified_inline()
+        {
+            Some(verified) => verified.map(<[u8]>::to_vec),
+            None => Err(Refusal::new(
+                RefusalCode::OperationNotSupported,
+                "this request takes the artifact inline only",
+            )),
         });
         let verdict = match &checked {
             Ok(_) => Verdict::Ingested,
@@ -751,7 +751,13 @@ enum Source<'a> {
 /// digest where the request named them, on the exchange the request opened. The bytes are
 /// checked against the served descriptor later; this checks the descriptor itself, so that a
 /// peer cannot answer with another artifact that merely verifies against its own descriptor.
-fn served_as_asked(request: &Frame, push: &Frame, served: &Descriptor) -> Result<(), Refusal> {
+/// A stream-mode push must name the stream it came on, `recv` (spec §8.5).
+fn served_as_asked(
+    request: &Frame,
+    push: &Frame,
+    served: &Descriptor,
+    recv: &RecvStream,
+) -> Result<(), Refusal> {
     let not_asked = |what: String| {
         Err(Refusal::new(
             RefusalCode::Malformed,
@@ -780,6 +786,9 @@ fn served_as_asked(request: &Frame, push: &Frame, served: &Descriptor) -> Result
         && push.correlation_id() != Some(correlation)
     {
         return not_asked(format!("correlation/id {:?}", push.correlation_id()));
+    }
+    if let Err(error) = push.clone().on_stream(VarInt::from(recv.id()).into_inner()) {
+        return Err(error.refusal());
     }
     Ok(())
 }

@@ -75,8 +75,10 @@ pub struct TransportConfig {
     /// Connections a listener keeps at once, handshakes included (default 512); beyond it
     /// new attempts are refused after the address check (a QUIC Retry) and before the TLS
     /// handshake (QUIC `CONNECTION_REFUSED`). Each connection may buffer up to
-    /// [`TransportConfig::receive_window`] bytes (40 MiB by default: 20 GiB for 512), so this
-    /// bounds a listener's memory against anyone who can reach it; lower both on a small host.
+    /// [`TransportConfig::receive_window`] bytes, plus up to 256 KiB of an unfinished control
+    /// frame in each of its [`TransportConfig::max_concurrent_exchanges`] exchanges (40 + 8 MiB
+    /// by default: 24 GiB for 512), so this bounds a listener's memory against anyone who can
+    /// reach it; lower them on a small host.
     pub max_connections: usize,
     /// Connections one peer may keep at once (default 32); the next is closed with `0x103`
     /// right after the handshake.
@@ -94,6 +96,9 @@ pub struct TransportConfig {
     /// after the handshake. 0 lets no stranger hold a connection; it must be below
     /// `max_connections`. Peers admitted by other means than those lists (a passport from a
     /// trusted issuer, open offers, a node asking back what it delivered) are strangers here.
+    /// A stranger's INAC connection with no exchange in flight for
+    /// [`TransportConfig::idle_timeout`] is closed (`0x0`), keep-alives or not, so that idle
+    /// connections cannot keep these places from other strangers.
     pub max_guest_connections: usize,
     /// Peers that count as known for [`TransportConfig::max_guest_connections`] besides the
     /// receiver's allowed and request peers (e.g. the clients an application protocol admits).

@@ -65,8 +65,12 @@
 //!   closing the next with `0x103` right after the handshake; one address (an IPv4 address
 //!   or an IPv6 /64) may hold at most [`TransportConfig::max_connections_per_address`]
 //!   (default 128), refused like the rest before the handshake. Together with the receive
-//!   windows (40 MiB each by default: 20 GiB for 512 connections) they bound what anyone who
-//!   can reach the port can make the node buffer. Peers the node does not know (outside the
+//!   windows (40 MiB each by default) and the control frames being read (a frame's bytes are
+//!   taken out of the window as they arrive, so each of a connection's
+//!   [`TransportConfig::max_concurrent_exchanges`] exchanges may hold up to 256 KiB of an
+//!   unfinished frame for [`TransportConfig::frame_timeout`]: 8 MiB more by default; 48 MiB a
+//!   connection, 24 GiB for 512) they bound what anyone who can reach the port can make the
+//!   node buffer. Peers the node does not know (outside the
 //!   receiver's allowed and request peers and [`TransportConfig::known_peers`]) share
 //!   [`TransportConfig::max_guest_connections`] (default 256), so strangers with many keys
 //!   cannot take the places of known peers; the next stranger is closed with `0x103`. Before

@@ -5,7 +5,6 @@ use std::io::Read;
 
 use orbi_types::NodeId;
 use quinn::{RecvStream, SendStream, VarInt};
-use tokio::sync::mpsc;
 
 use super::{
     StreamCode, TransportConfig,
@@ -58,10 +57,11 @@ pub(super) async fn serve_request(
     }
 }
 
-/// Streams exactly `size` bytes from `body` (read on a blocking thread). A requester that does
-/// not take a whole buffer ([`TransportConfig::body_buffer_bytes`], 1 MiB) within
-/// [`TransportConfig::stall_timeout`] (15 min) is given up on: the reading thread ends with
-/// the channel, so a stuck requester never keeps a blocking thread for longer.
+/// Streams exactly `size` bytes from `body`, one buffer
+/// ([`TransportConfig::body_buffer_bytes`], 1 MiB) read ahead on a blocking thread while the
+/// previous one is sent. A blocking thread is held only while a buffer is read, never while
+/// the requester is slow: the pool is shared by every peer's transfers. A requester that does
+/// not take a whole buffer within [`TransportConfig::stall_timeout`] (15 min) is given up on.
 async fn send_body(
     send: &mut SendStream,
     body: Box<dyn Read + Send>,
@@ -69,32 +69,29 @@ async fn send_body(
     config: &TransportConfig,
 ) -> bool {
     let chunk = config.body_buffer_bytes.max(4096);
-    let (tx, mut rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(2);
-    let reader = tokio::task::spawn_blocking(move || {
-        let mut body = body.take(size);
-        loop {
+    let read_ahead = |mut body: std::io::Take<Box<dyn Read + Send>>| {
+        tokio::task::spawn_blocking(move || {
             let mut buffer = vec![0u8; chunk];
-            match body.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buffer.truncate(n);
-                    if tx.blocking_send(Ok(buffer)).is_err() {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    let _ = tx.blocking_send(Err(error));
-                    break;
-                }
-            }
-        }
-    });
+            let read = body.read(&mut buffer).map(|n| {
+                buffer.truncate(n);
+                buffer
+            });
+            (body, read)
+        })
+    };
+    let mut next = read_ahead(body.take(size));
     let mut sent = 0u64;
     let clock = BodyClock::start(config, size);
-    while let Some(chunk) = rx.recv().await {
-        let Ok(chunk) = chunk else { break };
-        match clock.step(send.write_all(&chunk)).await {
-            Ok(Ok(())) => sent += chunk.len() as u64,
+    loop {
+        let Ok((body, Ok(buffer))) = next.await else {
+            break;
+        };
+        if buffer.is_empty() {
+            break;
+        }
+        next = read_ahead(body);
+        match clock.step(send.write_all(&buffer)).await {
+            Ok(Ok(())) => sent += buffer.len() as u64,
             Ok(Err(_)) => break,
             Err(late) => {
                 tracing::debug!(?late, "requester too slow; serving abandoned");
@@ -103,7 +100,5 @@ async fn send_body(
             }
         }
     }
-    drop(rx);
-    let _ = reader.await;
     sent == size
 }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use orbi_types::{KeyPair, NodeId, inac::Operation, inac::RefusalCode};
-use quinn::{RecvStream, SendStream};
+use quinn::{RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, watch};
 
 use super::{
@@ -499,20 +499,32 @@ async fn serve_connection(
     } = alive;
     drop(apps);
     tracing::debug!(%peer, %remote, session = ?session.as_ref().map(SessionId::as_str), "peer connected");
+    // One handle per exchange in flight on this connection, beside this one.
+    let in_flight = Arc::new(());
+    let idle_timeout = context.config.idle_timeout;
     loop {
         let stream = tokio::select! {
             stream = connection.accept_bi() => stream,
             _ = shutdown.changed() => break,
+            // Keep-alives keep an idle connection up; a stranger's must not hold its guest
+            // place for ever.
+            () = tokio::time::sleep(idle_timeout), if _guest.is_some() => {
+                if Arc::strong_count(&in_flight) == 1 {
+                    tracing::debug!(%peer, %remote, "idle guest connection closed");
+                    connection.close(ConnectionCode::Done.varint(), b"idle");
+                    break;
+                }
+                continue;
+            }
         };
         match stream {
             Ok((send, recv)) => {
-                tokio::spawn(exchange(
-                    context.clone(),
-                    peer.clone(),
-                    send,
-                    recv,
-                    alive.clone(),
-                ));
+                let exchange = exchange(context.clone(), peer.clone(), send, recv, alive.clone());
+                let token = in_flight.clone();
+                tokio::spawn(async move {
+                    exchange.await;
+                    drop(token);
+                });
             }
             Err(error) => {
                 tracing::debug!(%peer, %error, "connection ended");
@@ -603,7 +615,9 @@ async fn exchange(
             return;
         }
     };
-    let decoded = Frame::decode_with(&bytes, context.decode);
+    let arrived = VarInt::from(recv.id()).into_inner();
+    let decoded =
+        Frame::decode_with(&bytes, context.decode).and_then(|frame| frame.on_stream(arrived));
     let Ok(decision) = context.receiver.frame(peer.clone(), decoded).await else {
         let _ = send.reset(StreamCode::Done.varint());
         return;
@@ -700,13 +714,23 @@ async fn copy_body(
     }
     let failed = Arc::new(AtomicBool::new(false));
     let writer_failed = failed.clone();
-    let writer = tokio::task::spawn_blocking(move || {
+    // A blocking thread only while a buffer is hashed and written, never while the peer is
+    // slow: the pool is shared by every peer's bodies, and stuck ones must not drain it.
+    let writer = tokio::spawn(async move {
         let mut body = body;
-        while let Some((buffer, len)) = filled_rx.blocking_recv() {
-            if !body.is_failed() && body.write(&buffer[..len]).is_err() {
+        while let Some((buffer, len)) = filled_rx.recv().await {
+            let (written, buffer, failed) = tokio::task::spawn_blocking(move || {
+                let failed = !body.is_failed() && body.write(&buffer[..len]).is_err();
+                (body, buffer, failed)
+            })
+            .await
+            // The write only ends by returning the body; a panic there is a bug.
+            .unwrap_or_else(|error| panic!("inac body writer failed: {error}"));
+            body = written;
+            if failed {
                 writer_failed.store(true, Ordering::Relaxed);
             }
-            let _ = free_tx.blocking_send(buffer);
+            let _ = free_tx.send(buffer).await;
         }
         body
     });

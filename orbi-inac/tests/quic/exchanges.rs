@@ -12,6 +12,7 @@ use orbi_inac::{
     },
 };
 use orbi_types::inac::{Operation, RefusalCode};
+use quinn::VarInt;
 
 use crate::common::*;
 
@@ -274,16 +275,10 @@ async fn a_peer_that_never_answers_times_out_with_0x4() {
     let (reset_tx, reset_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let connection = listener.accept().await.unwrap().await.unwrap();
-        let (_send, mut recv) = connection.accept_bi().await.unwrap();
+        let (send, mut recv) = connection.accept_bi().await.unwrap();
         // Reads the push, then says nothing until the dialer gives up.
-        let stopped = loop {
-            match recv.read_chunk(1 << 20, true).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => break connection.closed().await.to_string(),
-                Err(error) => break error.to_string(),
-            }
-        };
-        let _ = reset_tx.send(stopped);
+        while let Ok(Some(_)) = recv.read_chunk(1 << 20, true).await {}
+        let _ = reset_tx.send(send.stopped().await.ok().flatten());
         let _ = connection.closed().await;
     });
     let peer = orbi_inac::quic::PeerAddr::new(node_key().node_id(), addr);
@@ -296,10 +291,13 @@ async fn a_peer_that_never_answers_times_out_with_0x4() {
         .unwrap_err();
     assert!(matches!(error, ExchangeError::Timeout(_)), "{error}");
     assert!(started.elapsed() < Duration::from_secs(3));
+    let stopped = tokio::time::timeout(Duration::from_secs(3), reset_rx)
+        .await
+        .expect("the listener learns the exchange is over")
+        .unwrap();
+    assert_eq!(stopped, Some(StreamCode::ResponseTimeout.varint()), "0x4");
     drop(session);
     client.close().await;
-    let _ = tokio::time::timeout(Duration::from_secs(3), reset_rx).await;
-    let _ = encode_frame;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,4 +421,277 @@ async fn a_frame_of_exactly_256_kib_is_answered() {
         .await
         .unwrap();
     assert_answer(&Frame::decode(&answer).unwrap(), Operation::Ingested, None);
+}
+
+/// Transfers logged for `peer`, newest first: `(answer, refusal code, note)`.
+async fn logged_for(
+    node: &Node,
+    peer: orbi_types::NodeId,
+) -> Vec<(Operation, Option<RefusalCode>)> {
+    node.with(move |r| {
+        r.ledger()
+            .recent_transfers(10_000)
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.peer == peer)
+            .map(|t| (t.answer, t.refusal_code))
+            .collect()
+    })
+    .await
+}
+
+/// What a raw exchange's two halves ended with: the reset code read on ours, and the stop
+/// code the listener sent for the one we write.
+async fn ended_with(
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> (Option<u64>, Option<u64>) {
+    let bounded = Duration::from_secs(10);
+    let mut sink = [0u8; 1024];
+    let read = tokio::time::timeout(bounded, async {
+        loop {
+            match recv.read(&mut sink).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => break None,
+                Err(quinn::ReadError::Reset(code)) => break Some(code.into_inner()),
+                Err(error) => panic!("{error}"),
+            }
+        }
+    })
+    .await
+    .expect("the listener ends the exchange");
+    let stopped = tokio::time::timeout(bounded, send.stopped())
+        .await
+        .expect("the listener stops our half");
+    (read, stopped.ok().flatten().map(VarInt::into_inner))
+}
+
+/// A hostile (allowlisted) peer fills its connection's exchange places with streams that
+/// never carry a whole frame: half a length prefix, or a prefix announcing 200 000 bytes
+/// followed by 1000. Another peer is served meanwhile, inline and in stream mode; after the
+/// frame timeout each stuck exchange is reset and stopped `0x4`, nothing is logged for it, and
+/// its places come back: the hostile connection can exchange again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchanges_without_a_whole_frame_are_reset_0x4_after_the_frame_timeout_and_hold_nothing() {
+    let other = key(5);
+    let node = Setup::new()
+        .allow(&other)
+        .transport(|t| {
+            t.frame_timeout = Duration::from_millis(800);
+            t.max_concurrent_exchanges = 4;
+        })
+        .start();
+    let (_client, hostile) = node.connect(&peer_key()).await;
+    let mut stuck = Vec::new();
+    for i in 0..4 {
+        let (mut send, recv) = hostile.connection().open_bi().await.unwrap();
+        if i % 2 == 0 {
+            send.write_all(&[0, 0]).await.unwrap();
+        } else {
+            send.write_all(&200_000u32.to_be_bytes()).await.unwrap();
+            send.write_all(&[b' '; 1000]).await.unwrap();
+        }
+        stuck.push((send, recv));
+    }
+    let started = std::time::Instant::now();
+
+    let (_other_client, honest) = node.connect(&other).await;
+    let small = pattern(1000, 21);
+    let answer = honest
+        .exchange(&inline_push(&small, "k-honest"))
+        .await
+        .unwrap();
+    assert_answer(&answer, Operation::Ingested, None);
+    let large = pattern(300_000, 22);
+    let answer = honest
+        .push_stream(&descriptor(&large), |b| b, &large[..], &mut |_| {})
+        .await
+        .unwrap();
+    assert_answer(&answer, Operation::Ingested, None);
+
+    let timeout = u64::from(StreamCode::ResponseTimeout.value());
+    for (send, recv) in &mut stuck {
+        assert_eq!(ended_with(send, recv).await, (Some(timeout), Some(timeout)));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "reset by the frame timeout, not at once: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(logged_for(&node, peer_key().node_id()).await, vec![]);
+    // Our halves answer the stops (quinn resets a stopped stream when it is dropped); a peer
+    // that never does keeps only its own connection's places.
+    drop(stuck);
+    let mine = pattern(1000, 23);
+    let again = tokio::time::timeout(
+        Duration::from_secs(10),
+        hostile.exchange(&inline_push(&mine, "k-after")),
+    )
+    .await
+    .expect("the stuck exchanges gave their places back")
+    .unwrap();
+    assert_answer(&again, Operation::Ingested, None);
+    assert_eq!(node.stored(), 3);
+}
+
+/// A stream ended inside its frame (the prefix announces 100 bytes, 50 come, then FIN) is
+/// reset `0x2`; an answer frame sent as an exchange is not answered (FIN, no bytes) and the
+/// rest of it is stopped `0x2`. Neither is logged nor stored.
+#[tokio::test]
+async fn a_frame_cut_by_its_fin_is_reset_0x2_and_an_answer_opening_an_exchange_is_stopped_0x2() {
+    let node = Setup::new().start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let malformed = u64::from(StreamCode::Malformed.value());
+
+    let (mut send, mut recv) = session.connection().open_bi().await.unwrap();
+    send.write_all(&100u32.to_be_bytes()).await.unwrap();
+    send.write_all(&[b' '; 50]).await.unwrap();
+    send.finish().unwrap();
+    let (read, _) = ended_with(&mut send, &mut recv).await;
+    assert_eq!(read, Some(malformed));
+
+    let (mut send, mut recv) = session.connection().open_bi().await.unwrap();
+    let answer = Frame::answer(Some("c-unasked"), &orbi_inac::Verdict::Ingested);
+    send.write_all(&encode_frame(&answer)).await.unwrap();
+    assert_eq!(
+        ended_with(&mut send, &mut recv).await,
+        (None, Some(malformed))
+    );
+
+    assert_eq!(logged_for(&node, peer_key().node_id()).await, vec![]);
+    assert_eq!(node.stored(), 0);
+}
+
+/// A requester that takes a streamed artifact whole and then never answers holds its serve
+/// place only while the listener waits for that answer (twice the response timeout): the
+/// next stream serve is refused `rate-limited` meanwhile and served afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_that_never_answers_gives_its_serve_place_back() {
+    let node = Setup::new()
+        .policy(|p| p.stream_serves_per_peer = 1)
+        .transport(|t| t.response_timeout = Duration::from_secs(1))
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let large = pattern(300_000, 24);
+    let answer = session
+        .push_stream(&descriptor(&large), |b| b, &large[..], &mut |_| {})
+        .await
+        .unwrap();
+    assert_answer(&answer, Operation::Ingested, None);
+    let request = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&descriptor(&large).artifact_id)
+        .build()
+        .unwrap();
+
+    // Takes the push and the whole body, keeps its half open and answers nothing.
+    let (mut silent_send, mut silent_recv) = session.connection().open_bi().await.unwrap();
+    orbi_inac::quic::wire::write_frame(&mut silent_send, &request)
+        .await
+        .unwrap();
+    let push = orbi_inac::quic::wire::read_frame(&mut silent_recv, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(Frame::decode(&push).unwrap().is_stream_push());
+    let body = tokio::time::timeout(Duration::from_secs(10), silent_recv.read_to_end(1 << 20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body.len(), large.len());
+
+    let peer = peer_key().node_id();
+    let busy = node.with(move |r| r.serves_in_flight(&peer)).await;
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("again");
+    let refused = session
+        .request_to_file(&request, &path, &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(busy, 1, "the silent requester still holds its place");
+    let RequestOutcome::Answered(refused) = refused else {
+        panic!("served beyond the cap: {refused:?}")
+    };
+    assert_eq!(
+        refused.response().and_then(|r| r.refusal_code),
+        Some(RefusalCode::RateLimited)
+    );
+
+    let peer = peer_key().node_id();
+    node.until("the silent requester's place is back", move |r| {
+        r.serves_in_flight(&peer) == 0
+    })
+    .await;
+    let served = session
+        .request_to_file(&request, &path, &mut |_, _| {})
+        .await
+        .unwrap();
+    let RequestOutcome::Received { answer, .. } = served else {
+        panic!("not served: {served:?}")
+    };
+    assert_answer(&answer, Operation::Ingested, None);
+    assert_eq!(std::fs::read(&path).unwrap(), large);
+    drop((silent_send, silent_recv));
+}
+
+/// What one connection can make the listener buffer, as `TransportConfig::max_connections`
+/// documents it: the receive window, plus up to 256 KiB of an unfinished control frame in
+/// each of its `max_concurrent_exchanges` exchanges (a frame's bytes are read as they arrive,
+/// which hands their flow-control credit back). Here 16 such frames against a 512 KiB window
+/// and an exchange limit of 8: the frames past the limit wait in the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_announced_but_never_completed_stay_within_the_documented_bound() {
+    const EXCHANGES: u32 = 8;
+    let window: u32 = 512 * 1024;
+    let node = Setup::new()
+        .transport(|t| {
+            t.receive_window = window;
+            t.stream_receive_window = 256 * 1024;
+            t.max_concurrent_exchanges = EXCHANGES;
+            t.frame_timeout = Duration::from_secs(30);
+        })
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..16 {
+        // Streams past the limit are opened once earlier ones end; they never do here.
+        let Ok(Ok((mut send, recv))) =
+            tokio::time::timeout(Duration::from_millis(500), session.connection().open_bi()).await
+        else {
+            break;
+        };
+        let written = written.clone();
+        writers.push(tokio::spawn(async move {
+            let _recv = recv;
+            let mut frame = (MAX_FRAME_BYTES as u32).to_be_bytes().to_vec();
+            frame.resize(4 + 250 * 1024, b' ');
+            let mut sent = 0;
+            while sent < frame.len() {
+                match send.write(&frame[sent..]).await {
+                    Ok(n) => {
+                        sent += n;
+                        written.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(_) => break,
+                }
+            }
+            // Never completes its frame.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(send);
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let taken = written.load(std::sync::atomic::Ordering::SeqCst);
+    for writer in writers {
+        writer.abort();
+    }
+    let bound = window as usize + EXCHANGES as usize * MAX_FRAME_BYTES;
+    assert!(
+        taken <= bound,
+        "the listener took {taken} bytes of unfinished frames on one connection, over the \
+         documented {bound}"
+    );
+    assert!(
+        taken > window as usize,
+        "the frames were not read as they came: {taken} bytes"
+    );
 }

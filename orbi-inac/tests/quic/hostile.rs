@@ -492,6 +492,49 @@ async fn a_served_body_refused_unread_is_stopped_with_0x1() {
     assert!(!out.exists());
 }
 
+/// Spec §8.5 on the requester's side: a served stream-mode push must name the stream it came
+/// on; one naming another is refused `malformed` unread, and nothing is written.
+#[tokio::test]
+async fn a_served_push_naming_another_stream_is_refused_malformed() {
+    let (listener, peer) = hostile_listener(|_| {});
+    let body = vec![9u8; 1 << 20];
+    let served = tokio::spawn(async move {
+        let (connection, mut send, mut recv, _request) = first_exchange(&listener).await;
+        let descriptor = Descriptor::of_bytes(BLOB, OCTETS, &body);
+        let elsewhere = VarInt::from(send.id()).into_inner() + 4;
+        let header = Frame::push_stream(&descriptor, &elsewhere.to_string())
+            .build()
+            .unwrap();
+        write_frame(&mut send, &header).await.unwrap();
+        let _ = send.write_all(&body).await;
+        let answer = read_frame(&mut recv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        drop(connection);
+        Frame::decode(&answer).unwrap()
+    });
+    let (_client, session) = dial(&peer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let request = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&Descriptor::of_bytes(BLOB, OCTETS, &vec![9u8; 1 << 20]).artifact_id)
+        .build()
+        .unwrap();
+    let out = dir.path().join("out.bin");
+    let outcome = session
+        .request_to_file(&request, &out, &mut |_, _| {})
+        .await
+        .unwrap();
+    let RequestOutcome::Received { answer: ours, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(refusal_code(&ours), Some(RefusalCode::Malformed));
+    let message = ours.response().unwrap().message.clone().unwrap_or_default();
+    assert!(message.contains("arrived on stream 0"), "{message}");
+    let answer = served.await.unwrap();
+    assert_eq!(refusal_code(&answer), Some(RefusalCode::Malformed));
+    assert!(!out.exists());
+}
+
 #[tokio::test]
 async fn a_frame_that_keeps_moving_slowly_is_not_given_up() {
     // An honest listener on a congested path: 64 bytes of stream credit, taken every 100 ms.

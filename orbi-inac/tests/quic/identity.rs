@@ -397,6 +397,32 @@ async fn strangers_share_the_guest_places_and_known_peers_keep_theirs() {
     assert!(next, "a guest place comes back when its connection ends");
 }
 
+/// A stranger that connects and never opens an exchange must not keep a guest place for
+/// ever. Today nothing closes a connection without exchanges, and keep-alives (the
+/// listener's own included) keep it up: a few idle connections (two hosts at the defaults,
+/// 128 per address) lock every other stranger out with `0x103` for good, among them the
+/// peers that passports and open offers admit. Here the idle stranger waits six times the
+/// frame timeout (a listener's wait for an exchange's frame) and three idle timeouts.
+#[tokio::test]
+async fn a_stranger_that_never_exchanges_does_not_keep_its_guest_place_for_ever() {
+    let node = Setup::new()
+        .policy(|p| p.open_offer_intake = true)
+        .transport(|t| {
+            t.max_guest_connections = 1;
+            t.frame_timeout = std::time::Duration::from_millis(500);
+            t.idle_timeout = std::time::Duration::from_secs(1);
+            t.keep_alive = std::time::Duration::from_millis(250);
+        })
+        .start();
+    let (_idle_client, idle) = node.connect(&key(5)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let still_open = idle.connection().close_reason().is_none();
+    assert!(
+        served(&node, &key(6), "k-next").await,
+        "another stranger is locked out (the idle one is still connected: {still_open})"
+    );
+}
+
 /// A dialer's verifier that holds its side of the handshake for a while before checking, as
 /// a dialer that stalls half-way would.
 /// It says when it starts to stall: the listener has then sent its flight and holds the

@@ -84,3 +84,75 @@ async fn a_running_receiver_reports_no_failure() {
     assert!(quiet.is_err(), "no failure while it runs");
     assert!(node.shutdown().await.stats().frames == 0);
 }
+
+/// A graceful shutdown with a stuck peer beside an honest one: the honest push in flight is
+/// drained and ingested; the stuck peer's exchanges (one with half a frame, one whose body
+/// stopped moving) do not hold the shutdown past its grace. The stuck connection is closed
+/// `0x0`, and its staged body leaves no temp file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_after_its_grace_despite_a_stuck_peer_and_leaves_no_temp_file() {
+    let honest = key(5);
+    let mut node = Setup::new()
+        .allow(&honest)
+        .transport(|t| t.shutdown_grace = Duration::from_secs(2))
+        .start();
+    let (_stuck_client, stuck) = node.connect(&peer_key()).await;
+    let (mut half_frame, _half_frame_recv) = stuck.connection().open_bi().await.unwrap();
+    half_frame.write_all(&[0, 0]).await.unwrap();
+    let held = pattern(100_000, 11);
+    let (mut body, _body_recv) = stuck.connection().open_bi().await.unwrap();
+    let id = quinn::VarInt::from(body.id()).into_inner().to_string();
+    let header = orbi_inac::Frame::push_stream(&descriptor(&held), &id)
+        .build()
+        .unwrap();
+    body.write_all(&orbi_inac::quic::wire::encode_frame(&header))
+        .await
+        .unwrap();
+    body.write_all(&held[..10_000]).await.unwrap();
+    let stuck_peer = peer_key().node_id();
+    node.until("the stuck body is staged", move |r| {
+        r.bodies_in_flight(&stuck_peer) == 1
+    })
+    .await;
+
+    let (_client, session) = node.connect(&honest).await;
+    let bytes = pattern(2_000_000, 12);
+    let d = descriptor(&bytes);
+    let (mut pipe, source) = tokio::io::duplex(1 << 20);
+    let push =
+        tokio::spawn(async move { session.push_stream(&d, |b| b, source, &mut |_| {}).await });
+    pipe.write_all(&bytes[..500_000]).await.unwrap();
+    let honest_peer = honest.node_id();
+    node.until("the honest body is in flight", move |r| {
+        r.bodies_in_flight(&honest_peer) == 1
+    })
+    .await;
+
+    let started = std::time::Instant::now();
+    let shutdown = tokio::spawn(node.server.take().unwrap().shutdown());
+    pipe.write_all(&bytes[500_000..]).await.unwrap();
+    assert_answer(&push.await.unwrap().unwrap(), Operation::Ingested, None);
+    let mut receiver = tokio::time::timeout(Duration::from_secs(15), shutdown)
+        .await
+        .expect("the shutdown ends despite the stuck peer")
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "the grace was given: {took:?}"
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(5), stuck.connection().closed())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&closed, quinn::ConnectionError::ApplicationClosed(close) if close.error_code.into_inner() == 0),
+        "{closed:?}"
+    );
+    assert_eq!(receiver.bodies_in_flight(&peer_key().node_id()), 0);
+    assert_eq!(ingested_count(&mut receiver, &honest.node_id()), 1);
+    assert_eq!(node.staged_files(), 0, "no temp file survives");
+    assert!(node.holds(&bytes));
+    assert!(!node.holds(&held));
+    assert_eq!(node.accepted.calls(), 1);
+}

@@ -202,7 +202,9 @@ async fn a_header_refused_before_its_body_stops_it_with_the_code_of_its_answer()
     let extra = serde_json::to_vec(&extra_member).unwrap();
     let (malformed, malformed_code) = header_then_body(&session, &extra, &body).await;
     let (unreadable, unreadable_code) = header_then_body(&session, b"{not json", &body).await;
-    let (refused, refused_code) = header_then_body(&stranger, &header.encode(), &body).await;
+    // The stranger's first stream is 0, the one its header must name.
+    let on_its_stream = Frame::push_stream(&descriptor(&body), "0").build().unwrap();
+    let (refused, refused_code) = header_then_body(&stranger, &on_its_stream.encode(), &body).await;
 
     assert_answer(&malformed, Operation::Refused, Some(RefusalCode::Malformed));
     assert_eq!(malformed_code, Some(StreamCode::Malformed.varint()), "0x2");
@@ -516,4 +518,132 @@ async fn a_stalled_body_is_stopped_with_0x6() {
         .await
         .expect("the listener stops the stalled body");
     assert_eq!(stopped.ok().flatten(), Some(StreamCode::Stale.varint()));
+}
+
+/// Spec §8.5: a sender that resets its body (`0x3`) mid-way leaves no temp file and nothing
+/// stored, the transfer is logged `malformed` (interrupted), and its stream place (the cap is
+/// 1 here) comes back at once for the next push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_its_sender_resets_leaves_nothing_and_gives_its_place_back() {
+    let node = Setup::new()
+        .policy(|p| p.stream_pushes_per_peer = 1)
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let body = pattern(300_000, 13);
+    let (mut send, _recv) = session.connection().open_bi().await.unwrap();
+    let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+    let header = Frame::push_stream(&descriptor(&body), &id).build().unwrap();
+    send.write_all(&encode_frame(&header)).await.unwrap();
+    send.write_all(&body[..100_000]).await.unwrap();
+    let peer = peer_key().node_id();
+    node.until("the body is staged", move |r| {
+        r.bodies_in_flight(&peer) == 1
+    })
+    .await;
+    send.reset(StreamCode::SenderAbort.varint()).unwrap();
+    let peer = peer_key().node_id();
+    node.until("the reset body is dropped", move |r| {
+        r.bodies_in_flight(&peer) == 0
+    })
+    .await;
+    assert_eq!(node.staged_files(), 0);
+    assert_eq!(node.stored(), 0);
+    assert_eq!(node.accepted.calls(), 0);
+    let logged = node
+        .with(|r| r.ledger().recent_transfers(1).unwrap().remove(0))
+        .await;
+    assert_eq!(
+        (logged.answer, logged.refusal_code),
+        (Operation::Refused, Some(RefusalCode::Malformed))
+    );
+    // How much arrived before the reset is up to the network; what ended it is not.
+    assert!(
+        logged.note.starts_with("body interrupted after ")
+            && logged.note.ends_with(" of 300000 bytes"),
+        "{}",
+        logged.note
+    );
+
+    let answer = session
+        .push_stream(&descriptor(&body), |b| b, &body[..], &mut |_| {})
+        .await
+        .unwrap();
+    assert_answer(&answer, Operation::Ingested, None);
+}
+
+/// Each stream body in its body stage holds a blocking thread for its whole life (the
+/// writer waits there for the next buffer), however slowly the peer sends, and the body
+/// cap is per peer only: the pool (tokio's 512 threads in `orbi inac serve`) is shared with
+/// every other peer's bodies, their fsyncs and stream serves. So 128 admitted peers holding
+/// 4 stuck bodies each (64 holding pushes and serves) stop every other peer's stream pushes
+/// until their stall timeouts. Scaled down: a pool of 4 threads and one peer at its cap of 4.
+#[test]
+fn a_peer_holding_stuck_bodies_does_not_hold_up_another_peers_stream_push() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let other = key(5);
+    let outcome = runtime.block_on(async {
+        let node = Setup::new()
+            .allow(&other)
+            .policy(|p| p.stream_pushes_per_peer = 4)
+            .transport(|t| t.stall_timeout = Duration::from_secs(60))
+            .start();
+        let (_client, stuck) = node.connect(&peer_key()).await;
+        let mut held = Vec::new();
+        for seed in 0..4u8 {
+            let body = pattern(100_000, 30 + seed);
+            let (mut send, recv) = stuck.connection().open_bi().await.unwrap();
+            let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+            let header = Frame::push_stream(&descriptor(&body), &id).build().unwrap();
+            send.write_all(&encode_frame(&header)).await.unwrap();
+            send.write_all(&body[..1000]).await.unwrap();
+            held.push((send, recv));
+        }
+        let peer = peer_key().node_id();
+        node.until("the stuck bodies are staged", move |r| {
+            r.bodies_in_flight(&peer) == 4
+        })
+        .await;
+
+        let (_other_client, honest) = node.connect(&other).await;
+        let bytes = pattern(300_000, 40);
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            honest.push_stream(&descriptor(&bytes), |b| b, &bytes[..], &mut |_| {}),
+        )
+        .await;
+        drop(held);
+        answer.map(|answer| answer.unwrap().operation())
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    assert_eq!(
+        outcome.ok(),
+        Some(Operation::Ingested),
+        "the other peer's push waited behind the stuck bodies' threads"
+    );
+}
+
+/// Spec §8.5: a stream-mode header names the QUIC stream its body follows on
+/// (`transfer.stream/id`, the decimal stream id). A header naming another stream is a frame
+/// that does not describe its exchange: `malformed`, stopped `0x2` before the body, never
+/// admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_header_naming_another_stream_is_malformed() {
+    // A body larger than the stream window is still on its way when the answer stops it.
+    let node = Setup::new()
+        .transport(|t| t.stream_receive_window = 256 * 1024)
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let body = pattern(4 << 20, 14);
+    // Our first stream is 0; the header says 4 (the next one).
+    let header = Frame::push_stream(&descriptor(&body), "4").build().unwrap();
+    let (answer, code) = header_then_body(&session, &header.encode(), &body).await;
+    assert_answer(&answer, Operation::Refused, Some(RefusalCode::Malformed));
+    assert_eq!(code, Some(StreamCode::Malformed.varint()), "0x2");
+    assert_eq!(node.stored(), 0);
+    assert_eq!(node.accepted.calls(), 0);
 }
