@@ -54,6 +54,40 @@ impl Workspace {
         run.json
     }
 
+    /// A workspace whose read model has `attach:1` of client `OLD` attached (bind of 19:20 on
+    /// `SESS1`, admitted at 19:42:05).
+    fn with_attach_1() -> Self {
+        let w = Workspace::new();
+        w.build(
+            "b1.json",
+            &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
+        );
+        w.build(
+            "a1.json",
+            &attachment_args("b1.json", "attach:1", "2026-03-28T19:42:00Z"),
+        );
+        w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
+            .expect(0, "admitted", "attached");
+        w
+    }
+
+    /// `orbi pod host` on the read model with node key K1 at `now`, then `args`.
+    fn host(&self, now: &str, args: &[&str]) -> Run {
+        let db = self.path("pod.sqlite");
+        let mut all = vec![
+            "pod",
+            "host",
+            "--db",
+            &db,
+            "--node-key",
+            "k1.json",
+            "--now",
+            now,
+        ];
+        all.extend_from_slice(args);
+        self.orbi(&all)
+    }
+
     fn admit(&self, file: &str, session: &str, now: &str, extra: &[&str]) -> Run {
         let db = self.path("pod.sqlite");
         let key = self.path("k1.json");
@@ -342,32 +376,8 @@ fn attach_replay_detach_recover() {
 
 #[test]
 fn host_commands_suspend_lift_and_detach() {
-    let w = Workspace::new();
-    w.build(
-        "b1.json",
-        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
-    );
-    w.build(
-        "a1.json",
-        &attachment_args("b1.json", "attach:1", "2026-03-28T19:42:00Z"),
-    );
-    w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
-        .expect(0, "admitted", "attached");
-    let db = w.path("pod.sqlite");
-    let host = |args: &[&str]| {
-        let mut all = vec![
-            "pod",
-            "host",
-            "--db",
-            &db,
-            "--node-key",
-            "k1.json",
-            "--now",
-            "2026-03-28T19:50:00Z",
-        ];
-        all.extend_from_slice(args);
-        w.orbi(&all)
-    };
+    let w = Workspace::with_attach_1();
+    let host = |args: &[&str]| w.host("2026-03-28T19:50:00Z", args);
     let suspended = host(&["suspend", "attach:1"]);
     assert_eq!(suspended.code, 0, "{}", suspended.stderr);
     assert_eq!(suspended.json["transitions"][0]["to"], "suspended");
@@ -406,32 +416,9 @@ fn host_commands_suspend_lift_and_detach() {
 /// says why.
 #[test]
 fn a_suspension_holds_the_client_after_its_attachment_ends() {
-    let w = Workspace::new();
-    w.build(
-        "b1.json",
-        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
-    );
-    w.build(
-        "a1.json",
-        &attachment_args("b1.json", "attach:1", "2026-03-28T19:42:00Z"),
-    );
-    w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
-        .expect(0, "admitted", "attached");
+    let w = Workspace::with_attach_1();
     let db = w.path("pod.sqlite");
-    let host = |now: &str, args: &[&str]| {
-        let mut all = vec![
-            "pod",
-            "host",
-            "--db",
-            &db,
-            "--node-key",
-            "k1.json",
-            "--now",
-            now,
-        ];
-        all.extend_from_slice(args);
-        w.orbi(&all)
-    };
+    let host = |now: &str, args: &[&str]| w.host(now, args);
     assert_eq!(
         host("2026-03-28T19:45:00Z", &["suspend", "attach:1"]).code,
         0
@@ -479,32 +466,12 @@ fn a_suspension_holds_the_client_after_its_attachment_ends() {
 #[test]
 fn status_shows_the_tombstone_of_an_evicted_client() {
     use orbi_pod::{Durability, HostPolicy, PodEngine, Session, SqliteStore, StoreLimits};
-    let w = Workspace::new();
-    w.build(
-        "b1.json",
-        &bind_args("pb:01JQPARTBIND001", "2026-03-28T19:20:00Z", SESS1),
-    );
-    w.build(
-        "a1.json",
-        &attachment_args("b1.json", "attach:1", "2026-03-28T19:42:00Z"),
-    );
-    w.admit("a1.json", SESS1, "2026-03-28T19:42:05Z", &[])
-        .expect(0, "admitted", "attached");
+    let w = Workspace::with_attach_1();
     let db = w.path("pod.sqlite");
-    let detached = w.orbi(&[
-        "pod",
-        "host",
-        "--db",
-        &db,
-        "--node-key",
-        "k1.json",
-        "--now",
+    let detached = w.host(
         "2026-03-28T19:50:00Z",
-        "detach",
-        "attach:1",
-        "--reason",
-        "device-loss",
-    ]);
+        &["detach", "attach:1", "--reason", "device-loss"],
+    );
     assert_eq!(detached.code, 0, "{}", detached.stderr);
     w.build("b2.json", &bind_args("pb:2", "2026-03-28T19:51:00Z", SESS1));
     let mut newcomer = attachment_args("b2.json", "attach:2", "2026-03-28T19:51:00Z");
@@ -568,20 +535,7 @@ fn host_and_status_refuse_a_read_model_that_is_not_there_and_create_none() {
 fn host_clear_sanction_lets_the_sanctioned_participant_recover() {
     let w = Workspace::new();
     let db = w.path("pod.sqlite");
-    let host = |now: &str, args: &[&str]| {
-        let mut all = vec![
-            "pod",
-            "host",
-            "--db",
-            &db,
-            "--node-key",
-            "k1.json",
-            "--now",
-            now,
-        ];
-        all.extend_from_slice(args);
-        w.orbi(&all)
-    };
+    let host = |now: &str, args: &[&str]| w.host(now, args);
     let attachment = |name: &str, bind: &str, id: &str, at: &str| {
         w.build(&format!("{bind}.json"), &bind_args(bind, at, SESS1));
         w.build(name, &attachment_args(&format!("{bind}.json"), id, at));

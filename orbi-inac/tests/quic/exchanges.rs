@@ -300,21 +300,19 @@ async fn a_peer_that_never_answers_times_out_with_0x4() {
     client.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_requester_that_stops_reading_is_given_up_on_after_the_stall_timeout() {
-    let node = Setup::new()
-        .transport(|t| t.stall_timeout = Duration::from_millis(1500))
-        .start();
-    let (_client, session) = node.connect(&peer_key()).await;
-    // Larger than the stream and connection windows, so that serving it must wait for reads.
-    let large = pattern(24_000_000, 3);
+/// Pushes `large` (ingested), then requests it back on a new exchange and reads the served
+/// push header; the request and the exchange's halves, the body still to read.
+async fn stored_then_requested(
+    session: &orbi_inac::quic::Session,
+    large: &[u8],
+) -> (Frame, quinn::SendStream, quinn::RecvStream) {
     let answer = session
-        .push_stream(&descriptor(&large), |b| b, &large[..], &mut |_| {})
+        .push_stream(&descriptor(large), |b| b, large, &mut |_| {})
         .await
         .unwrap();
     assert_answer(&answer, Operation::Ingested, None);
     let request = Frame::request_for(BLOB, OCTETS)
-        .artifact_id(&descriptor(&large).artifact_id)
+        .artifact_id(&descriptor(large).artifact_id)
         .build()
         .unwrap();
     let (mut send, mut recv) = session.connection().open_bi().await.unwrap();
@@ -325,6 +323,18 @@ async fn a_requester_that_stops_reading_is_given_up_on_after_the_stall_timeout()
         .await
         .unwrap();
     assert!(Frame::decode(&push).unwrap().is_stream_push());
+    (request, send, recv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_that_stops_reading_is_given_up_on_after_the_stall_timeout() {
+    let node = Setup::new()
+        .transport(|t| t.stall_timeout = Duration::from_millis(1500))
+        .start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    // Larger than the stream and connection windows, so that serving it must wait for reads.
+    let large = pattern(24_000_000, 3);
+    let (_request, _send, mut recv) = stored_then_requested(&session, &large).await;
     // Read nothing for longer than the stall timeout: the server gives the body up (`0x6`).
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut read = 0usize;
@@ -573,25 +583,8 @@ async fn a_requester_that_never_answers_gives_its_serve_place_back() {
         .start();
     let (_client, session) = node.connect(&peer_key()).await;
     let large = pattern(300_000, 24);
-    let answer = session
-        .push_stream(&descriptor(&large), |b| b, &large[..], &mut |_| {})
-        .await
-        .unwrap();
-    assert_answer(&answer, Operation::Ingested, None);
-    let request = Frame::request_for(BLOB, OCTETS)
-        .artifact_id(&descriptor(&large).artifact_id)
-        .build()
-        .unwrap();
-
     // Takes the push and the whole body, keeps its half open and answers nothing.
-    let (mut silent_send, mut silent_recv) = session.connection().open_bi().await.unwrap();
-    orbi_inac::quic::wire::write_frame(&mut silent_send, &request)
-        .await
-        .unwrap();
-    let push = orbi_inac::quic::wire::read_frame(&mut silent_recv, Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert!(Frame::decode(&push).unwrap().is_stream_push());
+    let (request, silent_send, mut silent_recv) = stored_then_requested(&session, &large).await;
     let body = tokio::time::timeout(Duration::from_secs(10), silent_recv.read_to_end(1 << 20))
         .await
         .unwrap()
