@@ -474,7 +474,7 @@ async fn serve_connection(
         too_many("peer over its connection limit refused");
         return;
     };
-    let _guest = if context.known.contains(&peer) {
+    let guest = if context.known.contains(&peer) {
         // Its next handshake from here is not one of the unfamiliar ones.
         context.familiar.remember(&peer, address_block(remote.ip()));
         None
@@ -508,7 +508,7 @@ async fn serve_connection(
             _ = shutdown.changed() => break,
             // Keep-alives keep an idle connection up; a stranger's must not hold its guest
             // place for ever.
-            () = tokio::time::sleep(idle_timeout), if _guest.is_some() => {
+            () = tokio::time::sleep(idle_timeout), if guest.is_some() => {
                 if Arc::strong_count(&in_flight) == 1 {
                     tracing::debug!(%peer, %remote, "idle guest connection closed");
                     connection.close(ConnectionCode::Done.varint(), b"idle");

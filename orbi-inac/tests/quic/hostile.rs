@@ -86,6 +86,14 @@ async fn send_push_header(send: &mut quinn::SendStream, body: &[u8]) {
     write_frame(send, &header).await.unwrap();
 }
 
+/// A `request` for the artifact `body` is.
+fn request_of(body: &[u8]) -> Frame {
+    Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&Descriptor::of_bytes(BLOB, OCTETS, body).artifact_id)
+        .build()
+        .unwrap()
+}
+
 fn offer() -> Frame {
     Frame::offer(&Descriptor::of_bytes(BLOB, OCTETS, b"x"))
         .build()
@@ -294,10 +302,7 @@ async fn a_served_body_trickled_inside_each_stall_timeout_is_given_up_by_its_dea
     let client = Client::for_peer(&peer, peer_key(), trickle_limits()).unwrap();
     let session = client.connect(&peer).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let request = Frame::request_for(BLOB, OCTETS)
-        .artifact_id(&Descriptor::of_bytes(BLOB, OCTETS, &vec![9u8; 1 << 20]).artifact_id)
-        .build()
-        .unwrap();
+    let request = request_of(&vec![9u8; 1 << 20]);
     let out = dir.path().join("out.bin");
     let error = error_of(session.request_to_file(&request, &out, &mut |_, _| {})).await;
     assert!(
@@ -477,10 +482,7 @@ async fn a_served_body_refused_unread_is_stopped_with_0x1() {
     });
     let (_client, session) = dial(&peer).await;
     let dir = tempfile::tempdir().unwrap();
-    let request = Frame::request_for(BLOB, OCTETS)
-        .artifact_id(&Descriptor::of_bytes(BLOB, OCTETS, &vec![9u8; 1 << 20]).artifact_id)
-        .build()
-        .unwrap();
+    let request = request_of(&vec![9u8; 1 << 20]);
     let out = dir.path().join("out.bin");
     session
         .request_to_file_up_to(&request, &out, 1000, &mut |_, _| {})
@@ -515,10 +517,7 @@ async fn a_served_push_naming_another_stream_is_refused_malformed() {
     });
     let (_client, session) = dial(&peer).await;
     let dir = tempfile::tempdir().unwrap();
-    let request = Frame::request_for(BLOB, OCTETS)
-        .artifact_id(&Descriptor::of_bytes(BLOB, OCTETS, &vec![9u8; 1 << 20]).artifact_id)
-        .build()
-        .unwrap();
+    let request = request_of(&vec![9u8; 1 << 20]);
     let out = dir.path().join("out.bin");
     let outcome = session
         .request_to_file(&request, &out, &mut |_, _| {})
