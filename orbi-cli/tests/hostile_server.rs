@@ -284,7 +284,7 @@ fn trickling_server(rt: &Runtime) -> String {
         let body = vec![7u8; 1 << 20];
         let mut served = Descriptor::of_bytes(&asked.schema, &asked.content_type, &body);
         served.artifact_id = asked.artifact_id.unwrap();
-        let stream_id = quinn::VarInt::from(send.id()).into_inner().to_string();
+        let stream_id = orbi_inac::quic::wire::stream_number(send.id()).to_string();
         // Served as an honest node would: echoing the request's correlation/id.
         let mut header = Frame::push_stream(&served, &stream_id);
         if let Some(correlation) = request.correlation_id() {

@@ -471,15 +471,16 @@ impl Frame {
         artifact.artifact_href.as_deref().map(Payload::Href)
     }
 
-    /// `self`, unless it is a stream-mode push naming another stream than `arrived`, the
-    /// transport stream it came on (spec §8.5): that is [`RuleViolation::WrongStream`], refused
-    /// `malformed` like any frame that breaks the contract.
-    pub fn on_stream(self, arrived: u64) -> Result<Frame, DecodeError> {
+    /// Checks that a stream-mode push names `arrived`, the transport stream it came on (spec
+    /// §8.5); any other frame passes. A push naming another stream is
+    /// [`RuleViolation::WrongStream`], refused `malformed` like any frame that breaks the
+    /// contract.
+    pub fn check_stream(&self, arrived: u64) -> Result<(), DecodeError> {
         let named = match self.payload() {
             Some(Payload::Stream { stream_id }) if stream_id != arrived.to_string() => {
                 stream_id.to_owned()
             }
-            _ => return Ok(self),
+            _ => return Ok(()),
         };
         Err(DecodeError {
             reason: RuleViolation::WrongStream { named, arrived }.into(),

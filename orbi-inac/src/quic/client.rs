@@ -11,7 +11,7 @@ use orbi_types::{
     KeyPair, NodeId, Sha256Hasher,
     inac::{Operation, RefusalCode},
 };
-use quinn::{Connection, RecvStream, SendStream, VarInt, WriteError};
+use quinn::{Connection, RecvStream, SendStream, WriteError};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{
@@ -372,7 +372,7 @@ impl Session {
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Frame, ExchangeError> {
         let (mut send, mut recv) = self.open().await?;
-        let stream_id = VarInt::from(send.id()).into_inner().to_string();
+        let stream_id = super::wire::stream_number(send.id()).to_string();
         let header = decorate(Frame::push_stream(descriptor, &stream_id))
             .build()
             .map_err(ExchangeError::Build)?;
@@ -578,9 +578,8 @@ impl Session {
             Ok(served) => served,
             Err(answer) => return Ok(InlineOutcome::Answered(answer)),
         };
-        let checked = served_as_asked(request, &push, &descriptor, &recv).and_then(|()| match push
-            .verified_inline()
-        {
+        let asked = served_as_asked(request, &push, &descriptor, &recv);
+        let checked = asked.and_then(|()| match push.verified_inline() {
             Some(verified) => verified.map(<[u8]>::to_vec),
             None => Err(Refusal::new(
                 RefusalCode::OperationNotSupported,
@@ -787,10 +786,8 @@ fn served_as_asked(
     {
         return not_asked(format!("correlation/id {:?}", push.correlation_id()));
     }
-    if let Err(error) = push.clone().on_stream(VarInt::from(recv.id()).into_inner()) {
-        return Err(error.refusal());
-    }
-    Ok(())
+    push.check_stream(super::wire::stream_number(recv.id()))
+        .map_err(|error| error.refusal())
 }
 
 /// A `push` a peer served for a request, and the exchange it came on.

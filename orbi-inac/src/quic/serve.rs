@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use orbi_types::NodeId;
-use quinn::{RecvStream, SendStream, VarInt};
+use quinn::{RecvStream, SendStream};
 
 use super::{
     StreamCode, TransportConfig,
@@ -21,7 +21,7 @@ pub(super) async fn serve_request(
     body: ServedBody,
     config: &TransportConfig,
 ) {
-    let stream_id = VarInt::from(send.id()).into_inner().to_string();
+    let stream_id = super::wire::stream_number(send.id()).to_string();
     let push = match serve.push_frame(&stream_id) {
         Ok(push) => push,
         Err(error) => {

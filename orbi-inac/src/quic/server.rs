@@ -13,7 +13,7 @@ use std::{
 };
 
 use orbi_types::{KeyPair, NodeId, inac::Operation, inac::RefusalCode};
-use quinn::{RecvStream, SendStream, VarInt};
+use quinn::{RecvStream, SendStream};
 use tokio::sync::{mpsc, watch};
 
 use super::{
@@ -615,9 +615,9 @@ async fn exchange(
             return;
         }
     };
-    let arrived = VarInt::from(recv.id()).into_inner();
-    let decoded =
-        Frame::decode_with(&bytes, context.decode).and_then(|frame| frame.on_stream(arrived));
+    let arrived = super::wire::stream_number(recv.id());
+    let decoded = Frame::decode_with(&bytes, context.decode)
+        .and_then(|frame| frame.check_stream(arrived).map(|()| frame));
     let Ok(decision) = context.receiver.frame(peer.clone(), decoded).await else {
         let _ = send.reset(StreamCode::Done.varint());
         return;

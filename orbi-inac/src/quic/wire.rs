@@ -221,6 +221,12 @@ pub async fn read_frame_within(
         .map_err(|_| ReadFrameError::Timeout(timeout))?
 }
 
+/// The number a stream-mode push header names its stream by (`transfer.stream/id`, spec §8.5):
+/// the QUIC stream id, written in decimal. Senders name it and receivers check it with this.
+pub fn stream_number(id: quinn::StreamId) -> u64 {
+    VarInt::from(id).into_inner()
+}
+
 /// The length-prefixed encoding of `frame`.
 pub fn encode_frame(frame: &Frame) -> Vec<u8> {
     let json = frame.wire_json();

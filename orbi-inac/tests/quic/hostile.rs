@@ -81,7 +81,7 @@ async fn first_exchange(
 /// Writes the stream-mode push header of `body` on `send`.
 async fn send_push_header(send: &mut quinn::SendStream, body: &[u8]) {
     let descriptor = Descriptor::of_bytes(BLOB, OCTETS, body);
-    let stream_id = VarInt::from(send.id()).into_inner().to_string();
+    let stream_id = orbi_inac::quic::wire::stream_number(send.id()).to_string();
     let header = Frame::push_stream(&descriptor, &stream_id).build().unwrap();
     write_frame(send, &header).await.unwrap();
 }
@@ -503,7 +503,7 @@ async fn a_served_push_naming_another_stream_is_refused_malformed() {
     let served = tokio::spawn(async move {
         let (connection, mut send, mut recv, _request) = first_exchange(&listener).await;
         let descriptor = Descriptor::of_bytes(BLOB, OCTETS, &body);
-        let elsewhere = VarInt::from(send.id()).into_inner() + 4;
+        let elsewhere = orbi_inac::quic::wire::stream_number(send.id()) + 4;
         let header = Frame::push_stream(&descriptor, &elsewhere.to_string())
             .build()
             .unwrap();

@@ -101,7 +101,7 @@ async fn shutdown_ends_after_its_grace_despite_a_stuck_peer_and_leaves_no_temp_f
     half_frame.write_all(&[0, 0]).await.unwrap();
     let held = pattern(100_000, 11);
     let (mut body, _body_recv) = stuck.connection().open_bi().await.unwrap();
-    let id = quinn::VarInt::from(body.id()).into_inner().to_string();
+    let id = orbi_inac::quic::wire::stream_number(body.id()).to_string();
     let header = orbi_inac::Frame::push_stream(&descriptor(&held), &id)
         .build()
         .unwrap();

@@ -106,7 +106,7 @@ async fn a_refused_header_stops_a_1_gib_body_within_the_window() {
 /// Opens a raw exchange: the header of `declared`, then `body` and FIN.
 async fn raw_push(session: &orbi_inac::quic::Session, declared: &[u8], body: &[u8]) -> Frame {
     let (mut send, mut recv) = session.connection().open_bi().await.unwrap();
-    let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+    let id = orbi_inac::quic::wire::stream_number(send.id()).to_string();
     let header = Frame::push_stream(&descriptor(declared), &id)
         .build()
         .unwrap();
@@ -141,7 +141,7 @@ async fn a_body_that_runs_on_is_stopped_as_malformed() {
     let (_client, session) = node.connect(&peer_key()).await;
     let declared = vec![0u8; 100_000];
     let (mut send, _recv) = session.connection().open_bi().await.unwrap();
-    let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+    let id = orbi_inac::quic::wire::stream_number(send.id()).to_string();
     let header = Frame::push_stream(&descriptor(&declared), &id)
         .build()
         .unwrap();
@@ -510,7 +510,7 @@ async fn a_stalled_body_is_stopped_with_0x6() {
     let (_client, session) = node.connect(&peer_key()).await;
     let body = pattern(100_000, 3);
     let (mut send, _recv) = session.connection().open_bi().await.unwrap();
-    let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+    let id = orbi_inac::quic::wire::stream_number(send.id()).to_string();
     let header = Frame::push_stream(&descriptor(&body), &id).build().unwrap();
     send.write_all(&encode_frame(&header)).await.unwrap();
     send.write_all(&body[..1000]).await.unwrap();
@@ -531,7 +531,7 @@ async fn a_body_its_sender_resets_leaves_nothing_and_gives_its_place_back() {
     let (_client, session) = node.connect(&peer_key()).await;
     let body = pattern(300_000, 13);
     let (mut send, _recv) = session.connection().open_bi().await.unwrap();
-    let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+    let id = orbi_inac::quic::wire::stream_number(send.id()).to_string();
     let header = Frame::push_stream(&descriptor(&body), &id).build().unwrap();
     send.write_all(&encode_frame(&header)).await.unwrap();
     send.write_all(&body[..100_000]).await.unwrap();
@@ -597,7 +597,7 @@ fn a_peer_holding_stuck_bodies_does_not_hold_up_another_peers_stream_push() {
         for seed in 0..4u8 {
             let body = pattern(100_000, 30 + seed);
             let (mut send, recv) = stuck.connection().open_bi().await.unwrap();
-            let id = quinn::VarInt::from(send.id()).into_inner().to_string();
+            let id = orbi_inac::quic::wire::stream_number(send.id()).to_string();
             let header = Frame::push_stream(&descriptor(&body), &id).build().unwrap();
             send.write_all(&encode_frame(&header)).await.unwrap();
             send.write_all(&body[..1000]).await.unwrap();
