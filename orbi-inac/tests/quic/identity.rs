@@ -423,6 +423,40 @@ async fn a_stranger_that_never_exchanges_does_not_keep_its_guest_place_for_ever(
     );
 }
 
+/// The idle close above waits for the guest's exchanges: a stranger whose one exchange outlasts
+/// the idle timeout (its frame arrives in two halves, 1.6 idle timeouts apart, inside the frame
+/// timeout) still gets its answer. Closing on the timer alone would cut it off mid-frame.
+#[tokio::test]
+async fn a_guest_with_an_exchange_in_flight_is_not_closed_as_idle() {
+    use orbi_inac::quic::wire::{encode_frame, read_frame};
+    let node = Setup::new()
+        .transport(|t| {
+            t.frame_timeout = std::time::Duration::from_secs(5);
+            t.idle_timeout = std::time::Duration::from_millis(500);
+            t.keep_alive = std::time::Duration::from_millis(100);
+        })
+        .start();
+    let (_guest_client, guest) = node.connect(&key(5)).await;
+    let frame = encode_frame(&inline_push(b"slow", "k-slow"));
+    let (first, second) = frame.split_at(frame.len() / 2);
+    let (mut send, mut recv) = guest.connection().open_bi().await.unwrap();
+    send.write_all(first).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    send.write_all(second).await.unwrap();
+    send.finish().unwrap();
+    let answer = read_frame(&mut recv, std::time::Duration::from_secs(5))
+        .await
+        .expect("the guest's exchange is answered");
+    let answer = orbi_inac::Frame::decode(&answer).unwrap();
+    // Served: a stranger's push is refused, not cut off.
+    assert_answer(
+        &answer,
+        Operation::Refused,
+        Some(RefusalCode::NotAuthorized),
+    );
+    assert_eq!(guest.connection().close_reason(), None);
+}
+
 /// A dialer's verifier that holds its side of the handshake for a while before checking, as
 /// a dialer that stalls half-way would.
 /// It says when it starts to stall: the listener has then sent its flight and holds the
