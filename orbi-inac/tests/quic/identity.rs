@@ -693,6 +693,63 @@ async fn strangers_handshakes_cannot_take_the_places_of_known_peers_coming_back(
         .unwrap();
 }
 
+/// A dialer that sends from an address it does not receive at (a spoofed source) gets only the
+/// Retry and holds no place: its Initial packets reach the listener through a one-way relay
+/// on 127.0.0.9, which drops every answer. Had the listener accepted that Initial, its
+/// handshake would hold the one place for unfamiliar handshakes for the whole handshake
+/// timeout, and the honest stranger after it would be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialer_that_never_receives_the_retry_holds_no_handshake_place() {
+    let node = Setup::new()
+        .transport(|t| {
+            t.max_unfamiliar_handshakes = 1;
+            t.handshake_timeout = std::time::Duration::from_secs(30);
+        })
+        .start();
+    let relay = tokio::net::UdpSocket::bind("127.0.0.9:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let listener = node.addr();
+    let (forwarded, first_forwarded) = tokio::sync::oneshot::channel();
+    let relaying = tokio::spawn(async move {
+        let mut forwarded = Some(forwarded);
+        let mut datagram = vec![0u8; 65_536];
+        loop {
+            let Ok((len, from)) = relay.recv_from(&mut datagram).await else {
+                return;
+            };
+            // Only the dialer's datagrams go on; the listener's answers end here.
+            if from != listener {
+                let _ = relay.send_to(&datagram[..len], listener).await;
+                if let Some(forwarded) = forwarded.take() {
+                    let _ = forwarded.send(());
+                }
+            }
+        }
+    });
+    let spoofer = Client::bind(
+        ([127, 0, 0, 8], 0).into(),
+        key(5),
+        TransportConfig::default(),
+    )
+    .unwrap();
+    let relay_peer: PeerAddr = format!("{}@{relay_addr}", node.server().node_id().as_str())
+        .parse()
+        .unwrap();
+    let spoofing = tokio::spawn(async move { spoofer.connect(&relay_peer).await.is_ok() });
+    tokio::time::timeout(std::time::Duration::from_secs(5), first_forwarded)
+        .await
+        .expect("the spoofed Initial reached the relay")
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        served_from(&node, [127, 0, 0, 3], &key(6), "k-honest").await,
+        "the honest stranger is refused: the spoofed dialer holds the unfamiliar place"
+    );
+    assert!(!spoofing.is_finished(), "the spoofed dialer never connects");
+    spoofing.abort();
+    relaying.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_give_their_unfamiliar_place_back_and_make_no_address_familiar() {
     let node = Setup::new()
