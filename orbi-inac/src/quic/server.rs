@@ -25,7 +25,7 @@ use super::{
     identity::peer_node_id,
     wire::{BodyClock, ReadFrameError, read_frame, write_frame_within},
 };
-use crate::{BodyEnd, Frame, IncomingBody, Receiver, Refusal};
+use crate::{BodyEnd, Frame, IncomingBody, Receiver, Refusal, Verdict};
 
 /// An INAC listener on one UDP socket.
 ///
@@ -214,9 +214,9 @@ impl Server {
     }
 
     /// Resolves if the receiver (or the thread that syncs its ledger) stops after an internal
-    /// error (a bug), or once a ledger sync has failed: from then on every exchange is reset
-    /// or refused (no success is reported after a failed sync), so whoever runs the
-    /// server should shut it down
+    /// error (a bug), or once a ledger sync has failed: from then on every exchange is
+    /// answered with a retryable `handler-unavailable` refusal (`defer` for an offer; no
+    /// success is reported after a failed sync), so whoever runs the server should shut it down
     /// ([`Server::shutdown`] then returns [`TransportError::ReceiverFailed`]) and restart it.
     /// Pending for as long as the receiver runs.
     pub async fn receiver_failed(&self) {
@@ -618,8 +618,16 @@ async fn exchange(
     let arrived = super::wire::stream_number(recv.id());
     let decoded = Frame::decode_with(&bytes, context.decode)
         .and_then(|frame| frame.check_stream(arrived).map(|()| frame));
+    // Kept for the answer if the receiver has stopped and can no longer give one.
+    let initiating = decoded
+        .as_ref()
+        .ok()
+        .map(|frame| (frame.operation(), frame.correlation_id().map(str::to_owned)));
     let Ok(decision) = context.receiver.frame(peer.clone(), decoded).await else {
-        let _ = send.reset(StreamCode::Done.varint());
+        let (operation, correlation) = initiating.unwrap_or((Operation::Push, None));
+        let answer = receiver_stopped(operation, correlation.as_deref());
+        let _ = recv.stop(StreamCode::after_answer(&answer).varint());
+        answer_and_finish(&mut send, &answer, config).await;
         return;
     };
     match decision {
@@ -641,6 +649,15 @@ async fn exchange(
             let _ = send.finish();
         }
     }
+}
+
+/// The answer to an initiating `operation` once the receiver has stopped (a bug, or a failed
+/// ledger sync; see [`Server::receiver_failed`]): retryable `handler-unavailable`, as every
+/// answer the receiver withdraws after a failed sync, so the sender tries again after the
+/// node's restart instead of reading an unexplained reset.
+fn receiver_stopped(operation: Operation, correlation_id: Option<&str>) -> Frame {
+    let refusal = Refusal::handler_unavailable("the receiver has stopped; retry later");
+    Frame::answer(correlation_id, &Verdict::refusing(operation, refusal))
 }
 
 /// Sends `answer`, finishes the stream and waits (bounded) until the peer has it, so that a
@@ -668,6 +685,7 @@ async fn receive_body(
     body: IncomingBody,
 ) -> Option<Frame> {
     let config = &context.config;
+    let correlation = body.correlation_id().map(str::to_owned);
     let (end, body) = copy_body(recv, body, config).await;
     match end {
         BodyEnd::Finished => {}
@@ -682,7 +700,10 @@ async fn receive_body(
     let completed = tokio::task::spawn_blocking(move || body.complete(end))
         .await
         .ok()?;
-    let answer = context.receiver.finish(completed).await.ok()?;
+    let answer = match context.receiver.finish(completed).await {
+        Ok(answer) => answer,
+        Err(actor::Gone) => receiver_stopped(Operation::Push, correlation.as_deref()),
+    };
     tracing::debug!(%peer, ?end, answer = %answer.operation(), "stream push finished");
     if end != BodyEnd::Finished {
         return None;

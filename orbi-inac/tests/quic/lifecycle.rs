@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use orbi_inac::quic::{Client, TransportConfig, TransportError};
-use orbi_types::inac::Operation;
+use orbi_types::inac::{Operation, RefusalCode};
 use tokio::io::AsyncWriteExt;
 
 use crate::common::*;
@@ -66,12 +66,76 @@ async fn a_receiver_that_panics_is_reported_and_the_shutdown_says_so() {
     tokio::time::timeout(Duration::from_secs(10), node.server().receiver_failed())
         .await
         .expect("the failure is reported");
-    assert!(
-        session
-            .exchange(&inline_push(b"after", "k-after"))
-            .await
-            .is_err()
+    // Every exchange from then on is refused as retryable (the node must be restarted), with
+    // its correlation id, and an offer is deferred: nothing reports success.
+    let after = session
+        .exchange(&inline_push(b"after", "k-after"))
+        .await
+        .unwrap();
+    assert_answer(
+        &after,
+        Operation::Refused,
+        Some(RefusalCode::HandlerUnavailable),
     );
+    assert_eq!(after.correlation_id(), Some("c-k-after"));
+    let offer = orbi_inac::Frame::offer(&descriptor(b"offered"))
+        .correlation_id("c-offer")
+        .build()
+        .unwrap();
+    let deferred = session.exchange(&offer).await.unwrap();
+    assert_answer(
+        &deferred,
+        Operation::Defer,
+        Some(RefusalCode::HandlerUnavailable),
+    );
+    assert_eq!(deferred.correlation_id(), Some("c-offer"));
+    let shutdown = node.server.take().unwrap().shutdown().await;
+    assert!(matches!(shutdown, Err(TransportError::ReceiverFailed)));
+}
+
+/// The receiver stops while a stream body is arriving: the push is still answered, retryable
+/// `handler-unavailable` with its correlation id, and its staged body is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_whose_receiver_stops_meanwhile_is_answered_handler_unavailable() {
+    let mut node = Setup::new().start();
+    let (_client, session) = node.connect(&peer_key()).await;
+    let bytes = pattern(2_000_000, 9);
+    let d = descriptor(&bytes);
+    let (mut pipe, source) = tokio::io::duplex(1 << 20);
+    let push = tokio::spawn(async move {
+        session
+            .push_stream(
+                &d,
+                |b| b.idempotency_key("k-cut").correlation_id("c-k-cut"),
+                source,
+                &mut |_| {},
+            )
+            .await
+    });
+    pipe.write_all(&bytes[..1_000_000]).await.unwrap();
+    let peer = peer_key().node_id();
+    node.until("the body is in flight", move |r| {
+        r.bodies_in_flight(&peer) == 1
+    })
+    .await;
+    let failing = node
+        .server()
+        .with_receiver(|_| -> () { panic!("a bug on the receiver thread") });
+    assert!(matches!(failing.await, Err(TransportError::Closed)));
+    pipe.write_all(&bytes[1_000_000..]).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), push)
+        .await
+        .expect("the push is answered")
+        .unwrap()
+        .unwrap();
+    assert_answer(
+        &answer,
+        Operation::Refused,
+        Some(RefusalCode::HandlerUnavailable),
+    );
+    assert_eq!(answer.correlation_id(), Some("c-k-cut"));
+    assert_eq!(node.staged_files(), 0);
+    assert!(!node.holds(&bytes));
     let shutdown = node.server.take().unwrap().shutdown().await;
     assert!(matches!(shutdown, Err(TransportError::ReceiverFailed)));
 }
