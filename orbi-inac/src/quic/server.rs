@@ -598,9 +598,13 @@ async fn exchange(
         Err(error @ ReadFrameError::TooLarge { .. }) => {
             let _ = recv.stop(StreamCode::FrameTooLarge.varint());
             let refusal = Refusal::new(RefusalCode::Malformed, error.to_string());
-            if let Ok(answer) = context.receiver.unread(peer, refusal).await {
-                answer_and_finish(&mut send, &answer, config).await;
-            }
+            // Logged by the receiver; said anyway if it has stopped (the frame is malformed
+            // whatever the receiver's state).
+            let answer = match context.receiver.unread(peer, refusal.clone()).await {
+                Ok(answer) => answer,
+                Err(actor::Gone) => Frame::answer(None, &Verdict::Refuse(refusal)),
+            };
+            answer_and_finish(&mut send, &answer, config).await;
             return;
         }
         Err(error @ ReadFrameError::Timeout(_)) => {

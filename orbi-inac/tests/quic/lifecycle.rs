@@ -89,6 +89,16 @@ async fn a_receiver_that_panics_is_reported_and_the_shutdown_says_so() {
         Some(RefusalCode::HandlerUnavailable),
     );
     assert_eq!(deferred.correlation_id(), Some("c-offer"));
+    // A frame over the limit is still malformed, whatever the receiver's state.
+    let (mut send, mut recv) = session.connection().open_bi().await.unwrap();
+    send.write_all(&(256 * 1024 + 1u32).to_be_bytes())
+        .await
+        .unwrap();
+    let too_large = orbi_inac::quic::wire::read_frame(&mut recv, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let too_large = orbi_inac::Frame::decode(&too_large).unwrap();
+    assert_answer(&too_large, Operation::Refused, Some(RefusalCode::Malformed));
     let shutdown = node.server.take().unwrap().shutdown().await;
     assert!(matches!(shutdown, Err(TransportError::ReceiverFailed)));
 }
