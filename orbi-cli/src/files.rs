@@ -83,6 +83,32 @@ pub fn open_regular(path: &Path) -> io::Result<fs::File> {
 /// created exclusively under a random name, so nothing planted beside `path` (a symlink at a
 /// guessable name) is followed; the new file gets the mode a plain create would (the umask's).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_as(path, bytes, Existing::Replace)
+}
+
+/// What [`write_atomically_as`] and [`check_output`] do about a file already at the path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// Keep it: the write fails (`AlreadyExists`) and the file is untouched.
+    Keep,
+    /// Replace it whole.
+    Replace,
+}
+
+impl Existing {
+    /// `Replace` when the user gave `--force`.
+    pub fn replaced_if(force: bool) -> Existing {
+        if force {
+            Existing::Replace
+        } else {
+            Existing::Keep
+        }
+    }
+}
+
+/// [`write_atomically`], keeping a file already at `path` unless `existing` is `Replace`
+/// (the rename itself refuses to replace one, so a file that appears meanwhile is kept too).
+pub fn write_atomically_as(path: &Path, bytes: &[u8], existing: Existing) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -97,14 +123,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temp = builder.tempfile_in(dir)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|error| error.error)?;
+    match existing {
+        Existing::Replace => temp.persist(path),
+        Existing::Keep => temp.persist_noclobber(path),
+    }
+    .map_err(|error| error.error)?;
     fs::File::open(dir)?.sync_all()
 }
 
 /// Checks, before anything is dialled, that `path` (given as `flag`) can take a file: its
-/// directory exists and it is not a directory itself. Found out after a transfer, the work
-/// would be lost.
-pub fn check_output(flag: &str, path: &Path) -> Result<(), CliError> {
+/// directory exists, it is not a directory itself, and it holds no file unless `existing`
+/// lets it be replaced. Found out after a transfer, the work would be lost.
+pub fn check_output(flag: &str, path: &Path, existing: Existing) -> Result<(), CliError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -119,6 +149,13 @@ pub fn check_output(flag: &str, path: &Path) -> Result<(), CliError> {
     if path.is_dir() {
         return Err(CliError::new(format!(
             "{flag} {}: is a directory",
+            path.display()
+        )));
+    }
+    // A symlink counts, dangling or not: writing through or over it is not what was asked.
+    if existing == Existing::Keep && fs::symlink_metadata(path).is_ok() {
+        return Err(CliError::new(format!(
+            "{flag} {}: a file is already there (--force replaces it)",
             path.display()
         )));
     }
@@ -213,6 +250,50 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["a.json"]);
+    }
+
+    #[test]
+    fn a_kept_file_is_not_replaced_and_no_temporary_file_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomically_as(&path, b"one", Existing::Keep).unwrap();
+        let error = write_atomically_as(&path, b"two", Existing::Keep).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.json"]);
+        write_atomically_as(&path, b"two", Existing::Replace).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_output_already_there_is_refused_unless_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("there");
+        fs::write(&file, b"x").unwrap();
+        // A dangling symlink is something there too.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        for path in [&file, &link] {
+            let error = check_output("--out", path, Existing::Keep)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                error,
+                format!(
+                    "--out {}: a file is already there (--force replaces it)",
+                    path.display()
+                )
+            );
+            assert!(check_output("--out", path, Existing::Replace).is_ok());
+        }
+        assert!(check_output("--out", &dir.path().join("new"), Existing::Keep).is_ok());
+        assert_eq!(Existing::replaced_if(true), Existing::Replace);
+        assert_eq!(Existing::replaced_if(false), Existing::Keep);
     }
 
     #[cfg(unix)]

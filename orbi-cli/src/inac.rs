@@ -28,12 +28,20 @@ use orbi_inac::{
     AuthorizationMode, Descriptor, Durability, Frame, FrameBuilder, KindRegistry, NodeState,
     Receiver, ReceiverConfig, SqliteLedger, Store,
     ledger::{Ledger, LedgerError, OfferRecord},
-    quic::{Client, PeerAddr, RequestOutcome, Server, Session, TransportConfig, TransportError},
+    quic::{
+        Client, ExistingFile, PeerAddr, RequestOutcome, Server, Session, TransportConfig,
+        TransportError,
+    },
 };
 use orbi_types::{KeyPair, NodeId, Sha256Digest, Sha256Hasher, inac::Operation};
 use serde_json::{Map, Value, json};
 
-use crate::{CliError, Outcome, files::read_file, keys::read_key, pod::print_json};
+use crate::{
+    CliError, Outcome,
+    files::{Existing, read_file},
+    keys::read_key,
+    pod::print_json,
+};
 
 /// Arguments of `orbi inac`.
 #[derive(clap::Args)]
@@ -247,9 +255,12 @@ struct RequestArgs {
     /// before any of it is read (default: no limit).
     #[arg(long, value_name = "BYTES")]
     max_bytes: Option<u64>,
-    /// Where to write it (only once verified).
+    /// Where to write it (only once verified); an existing file is kept unless --force.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// Replace a file already at --out (once the artifact is verified).
+    #[arg(long)]
+    force: bool,
     /// `correlation/id` of the request (default: a fresh `inac-correlation:<ULID>`), echoed
     /// by the node and printed.
     #[arg(long)]
@@ -789,7 +800,12 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
     let peer = args.target.peer()?;
     let transport = args.target.transport()?;
     // Found out before anything is asked of the peer, not after the whole transfer.
-    crate::files::check_output("--out", &args.out)?;
+    crate::files::check_output("--out", &args.out, Existing::replaced_if(args.force))?;
+    let replace = if args.force {
+        ExistingFile::Replace
+    } else {
+        ExistingFile::Keep
+    };
     let correlation_id = correlation_id_or_fresh(args.correlation_id.clone())?;
     let mut frame = Frame::request_for(&args.target.schema, &args.target.content_type)
         .artifact_id(&args.artifact_id)
@@ -817,7 +833,7 @@ fn request(args: RequestArgs) -> Result<Outcome, CliError> {
             let before = out_state(&args.out);
             let stop = StopSignals::catch();
             tokio::select! {
-                outcome = session.request_to_file_up_to(&frame, &args.out, max_bytes, &mut progress) => {
+                outcome = session.request_to_file_up_to(&frame, &args.out, max_bytes, replace, &mut progress) => {
                     outcome.map_err(|err| CliError::new(format!("{peer}: {err}")))
                 }
                 () = stop.wait() => Err(CliError::new(if out_state(&args.out) == before {

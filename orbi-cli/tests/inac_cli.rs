@@ -385,6 +385,17 @@ fn request_writes_the_verified_artifact() {
     let run = request_with("blob:one", &["--digest", &digest]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), content);
+    // A file already at --out is kept, found out before the peer is asked; --force replaces
+    // it once the artifact is verified.
+    std::fs::write(&out, b"precious").unwrap();
+    request("blob:one").assert_usage_error(&[&format!(
+        "--out {out}: a file is already there (--force replaces it)"
+    )]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    let run = request_with("blob:one", &["--force"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+    std::fs::remove_file(&out).unwrap();
 
     let run = request("blob:none");
     assert_eq!(run.code, 1);
@@ -484,6 +495,8 @@ fn every_exchange_carries_a_correlation_id_fresh_unless_given() {
         ws.orbi(&args)
     };
     let received = request("blob:c", &[]);
+    // Kept otherwise: the next requests would be refused before they are sent.
+    std::fs::remove_file(&out).unwrap();
     let declined = request("blob:none", &[]);
     let declined_given = request("blob:none", &["--correlation-id", "c-request"]);
 

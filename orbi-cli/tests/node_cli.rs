@@ -813,7 +813,16 @@ fn attach_dials_as_the_node_key_and_binds_the_participant() {
     };
     let alone = attach(&[]);
     alone.assert_usage_error(&["not allowed"]);
-    let attached = attach(&["--node-key", &client.key()]);
+    assert!(
+        saved.exists(),
+        "what was sent is saved before the node answers"
+    );
+    // The saved attempt is kept unless --force.
+    attach(&["--node-key", &client.key()]).assert_usage_error(&[&format!(
+        "--save {}: a file is already there (--force replaces it)",
+        saved.display()
+    )]);
+    let attached = attach(&["--node-key", &client.key(), "--force"]);
     assert_eq!(attached.code, 0, "{} {}", attached.json, attached.stderr);
     assert_eq!(attached.json["outcome"], "admitted");
     let sent: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();

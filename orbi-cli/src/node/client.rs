@@ -36,7 +36,7 @@ use super::{
 };
 use crate::{
     CliError, Outcome,
-    files::{read_file, write_atomically},
+    files::{Existing, read_file, write_atomically_as},
     inac::closing,
     keys::read_key,
     pod::{fresh_id, print_json},
@@ -79,9 +79,13 @@ pub struct AttachArgs {
     /// `migration/allowed?`: must equal what the node offers the profile.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     migration_allowed: bool,
-    /// Write the attachment that was sent to this file.
+    /// Write the attachment that was sent to this file; an existing file is kept unless
+    /// --force.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
+    /// Replace a file already at --save.
+    #[arg(long, requires = "save")]
+    force: bool,
     /// Keep the session open until SIGINT or SIGTERM, then exit 0; exit 2 if the node ends it
     /// first. The attachment stays attached meanwhile; once the session ends it degrades, and
     /// the node detaches it when its degraded grace (90 s by default) has passed.
@@ -113,9 +117,13 @@ pub struct DetachArgs {
     /// Send this file's bytes as they are instead of building a detachment (a replay).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["client", "attachment"])]
     replay: Option<PathBuf>,
-    /// Write the detachment that was sent to this file.
+    /// Write the detachment that was sent to this file; an existing file is kept unless
+    /// --force.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
+    /// Replace a file already at --save.
+    #[arg(long, requires = "save")]
+    force: bool,
 }
 
 /// Arguments of `orbi archivist submit`.
@@ -147,9 +155,9 @@ pub struct DiscoverArgs {
 }
 
 /// `--save`: the exact bytes sent, written atomically (a replay must never send half a file).
-fn save(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
+fn save(path: Option<&Path>, bytes: &[u8], existing: Existing) -> Result<(), CliError> {
     if let Some(path) = path {
-        write_atomically(path, bytes)
+        write_atomically_as(path, bytes, existing)
             .map_err(|err| CliError::new(format!("cannot write {}: {err}", path.display())))?;
     }
     Ok(())
@@ -296,7 +304,7 @@ fn report(session: &Session, mut answer: Value) -> Result<Outcome, CliError> {
 /// `orbi pod attach`.
 pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
     if let Some(path) = &args.save {
-        crate::files::check_output("--save", path)?;
+        crate::files::check_output("--save", path, Existing::replaced_if(args.force))?;
     }
     crate::inac::runtime()?.block_on(async move {
         let (participant, client, session) = pod_session(&args.dial).await?;
@@ -313,7 +321,11 @@ pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
                     migration_allowed: args.migration_allowed,
                 },
             )?;
-            save(args.save.as_deref(), &bytes)?;
+            save(
+                args.save.as_deref(),
+                &bytes,
+                Existing::replaced_if(args.force),
+            )?;
             let answer = pod_service::submit(&session, &bytes).await?;
             // Caught before the answer is printed: a script may signal on reading it.
             let stop = args.hold.then(crate::inac::StopSignals::catch);
@@ -343,7 +355,7 @@ pub fn attach(args: AttachArgs) -> Result<Outcome, CliError> {
 /// `orbi pod detach`.
 pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
     if let Some(path) = &args.save {
-        crate::files::check_output("--save", path)?;
+        crate::files::check_output("--save", path, Existing::replaced_if(args.force))?;
     }
     crate::inac::runtime()?.block_on(async move {
         let replayed = match &args.replay {
@@ -366,7 +378,11 @@ pub fn detach(args: DetachArgs) -> Result<Outcome, CliError> {
                     },
                 )?,
             };
-            save(args.save.as_deref(), &bytes)?;
+            save(
+                args.save.as_deref(),
+                &bytes,
+                Existing::replaced_if(args.force),
+            )?;
             let answer = pod_service::submit(&session, &bytes).await?;
             report(&session, answer)
         })

@@ -313,6 +313,17 @@ pub enum RequestOutcome {
     },
 }
 
+/// What [`Session::request_to_file_up_to`] does about a file already at its `out` path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExistingFile {
+    /// Keep it: the request is not sent ([`ExchangeError::Output`], `AlreadyExists`). A file
+    /// that appears at `out` during the transfer is kept too: the verified artifact is then
+    /// not written, and the peer is answered a retryable `handler-unavailable`.
+    Keep,
+    /// Replace it, whole, once the artifact is verified (as `curl -o` does).
+    Replace,
+}
+
 /// How a `request` for an inline artifact ended ([`Session::request_inline`]).
 #[derive(Debug)]
 pub enum InlineOutcome {
@@ -432,26 +443,38 @@ impl Session {
     /// breaks off (the peer resets it, the connection fails, no body byte within the stall
     /// timeout) is an error: nothing is written or answered, and the exchange is reset.
     /// `progress` gets the bytes received so far and the served artifact's size.
+    /// A file already at `out` is kept ([`ExistingFile::Keep`]).
     pub async fn request_to_file(
         &self,
         request: &Frame,
         out: &Path,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<RequestOutcome, ExchangeError> {
-        self.request_to_file_up_to(request, out, u64::MAX, progress)
+        self.request_to_file_up_to(request, out, u64::MAX, ExistingFile::Keep, progress)
             .await
     }
 
     /// [`Session::request_to_file`] for an artifact of at most `max_bytes`: a larger one is
     /// refused `payload-too-large` from its descriptor, before any byte of it is read or
-    /// anything is written.
+    /// anything is written. `existing` says whether a file already at `out` may be replaced.
     pub async fn request_to_file_up_to(
         &self,
         request: &Frame,
         out: &Path,
         max_bytes: u64,
+        existing: ExistingFile,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<RequestOutcome, ExchangeError> {
+        // Found out before anything is asked of the peer (a symlink counts as a file).
+        if existing == ExistingFile::Keep && std::fs::symlink_metadata(out).is_ok() {
+            return Err(ExchangeError::Output {
+                path: out.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a file is already there (it is kept)",
+                ),
+            });
+        }
         let Served {
             mut send,
             mut recv,
@@ -481,7 +504,7 @@ impl Session {
             (Ok(()), Some(Payload::Inline(_))) => match answer.verified_inline() {
                 Some(Ok(bytes)) => {
                     progress(bytes.len() as u64, descriptor.size_bytes);
-                    write_verified(out, &descriptor, Source::Memory(bytes)).await
+                    write_verified(out, existing, &descriptor, Source::Memory(bytes)).await
                 }
                 Some(Err(refusal)) => Err(NotReceived::Refused(refusal)),
                 None => Err(NotReceived::Refused(Refusal::new(
@@ -497,7 +520,7 @@ impl Session {
                     config: &self.config,
                     progress: &mut |received| progress(received, size),
                 };
-                write_verified(out, &descriptor, source).await
+                write_verified(out, existing, &descriptor, source).await
             }
             (Ok(()), _) => Err(NotReceived::Refused(Refusal::new(
                 RefusalCode::OperationNotSupported,
@@ -819,9 +842,10 @@ impl From<Refusal> for NotReceived {
 }
 
 /// Writes the artifact to a temp file beside `out`, checking size and digest, and renames it
-/// into place only when both match.
+/// into place only when both match (over a file already there only if `existing` says so).
 async fn write_verified(
     out: &Path,
+    existing: ExistingFile,
     descriptor: &Descriptor,
     source: Source<'_>,
 ) -> Result<(), NotReceived> {
@@ -905,7 +929,7 @@ async fn write_verified(
     // The name and the rename happen here, within this poll, so that a caller who stops
     // waiting (Ctrl-C) either finds the file renamed or never renamed; only the directory
     // sync, which changes nothing a reader sees, runs on.
-    publish(&file, name, &parent, out).map_err(unavailable)?;
+    publish(&file, name, &parent, out, existing).map_err(unavailable)?;
     tokio::task::spawn_blocking(move || sync_parent(&parent))
         .await
         .map_err(|_| unavailable(std::io::Error::other("the directory sync task failed")))?
@@ -943,19 +967,25 @@ fn stage(dir: &Path) -> std::io::Result<(std::fs::File, Option<tempfile::TempPat
     Ok((file, Some(name)))
 }
 
-/// Renames the verified `file` over `out`, naming it in `dir` first if [`stage`] left it
-/// unnamed (a link under a fresh temporary name: the rename replaces an existing `out` whole).
+/// Renames the verified `file` to `out`, naming it in `dir` first if [`stage`] left it
+/// unnamed (a link under a fresh temporary name: the rename replaces an existing `out` whole,
+/// or, to keep one, fails without touching it).
 fn publish(
     file: &std::fs::File,
     name: Option<tempfile::TempPath>,
     dir: &Path,
     out: &Path,
+    existing: ExistingFile,
 ) -> std::io::Result<()> {
     let name = match name {
         Some(name) => name,
         None => name_unnamed(file, dir)?,
     };
-    name.persist(out).map_err(|error| error.error)
+    match existing {
+        ExistingFile::Replace => name.persist(out),
+        ExistingFile::Keep => name.persist_noclobber(out),
+    }
+    .map_err(|error| error.error)
 }
 
 /// Links the unnamed `file` into `dir` under a fresh temporary name.
@@ -1011,7 +1041,12 @@ mod tests {
             .build()
             .unwrap();
         runtime
-            .block_on(write_verified(&out, &descriptor, Source::Memory(b"x")))
+            .block_on(write_verified(
+                &out,
+                ExistingFile::Keep,
+                &descriptor,
+                Source::Memory(b"x"),
+            ))
             .map_err(|_| "refused")
             .unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"x");
@@ -1067,12 +1102,50 @@ mod tests {
             "nothing named while it arrives"
         );
 
-        publish(&file, name, dir.path(), &out).unwrap();
+        publish(&file, name, dir.path(), &out, ExistingFile::Replace).unwrap();
 
         assert_eq!(std::fs::read(&out).unwrap(), b"the new file");
         assert_eq!(names(dir.path()), ["out.bin"]);
         let published = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
         assert_eq!(published, mode);
+    }
+
+    /// A file that appeared at `out` while the artifact arrived is kept, unless replacing was
+    /// asked for: the verified artifact is not written, the peer hears `handler-unavailable`,
+    /// and no temporary name is left behind.
+    #[test]
+    fn a_file_that_appears_at_out_meanwhile_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.bin");
+        std::fs::write(&out, b"appeared meanwhile").unwrap();
+        let descriptor = Descriptor::of_bytes("vendor.blob.v1", "application/octet-stream", b"x");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let kept = runtime.block_on(write_verified(
+            &out,
+            ExistingFile::Keep,
+            &descriptor,
+            Source::Memory(b"x"),
+        ));
+        let Err(NotReceived::Refused(refusal)) = kept else {
+            panic!("the artifact was written over the file");
+        };
+        assert_eq!(refusal.code(), RefusalCode::HandlerUnavailable);
+        assert_eq!(refusal.message(), "cannot store it: entity already exists");
+        assert_eq!(std::fs::read(&out).unwrap(), b"appeared meanwhile");
+        assert_eq!(names(dir.path()), ["out.bin"]);
+        runtime
+            .block_on(write_verified(
+                &out,
+                ExistingFile::Replace,
+                &descriptor,
+                Source::Memory(b"x"),
+            ))
+            .map_err(|_| "refused")
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"x");
+        assert_eq!(names(dir.path()), ["out.bin"]);
     }
 
     /// An artifact that fails its checks leaves nothing: no temp file, and `out` as it was.
@@ -1085,7 +1158,12 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let refused = runtime.block_on(write_verified(&out, &descriptor, Source::Memory(b"y")));
+        let refused = runtime.block_on(write_verified(
+            &out,
+            ExistingFile::Replace,
+            &descriptor,
+            Source::Memory(b"y"),
+        ));
         let Err(NotReceived::Refused(refusal)) = refused else {
             panic!("a wrong digest was not refused");
         };

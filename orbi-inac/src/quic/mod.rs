@@ -173,7 +173,9 @@ use std::{fmt, net::SocketAddr, str::FromStr};
 use orbi_types::{NodeId, b64};
 
 pub use app::{AlpnError, AppConnection, AppProtocol, negotiated_alpn};
-pub use client::{Client, ExchangeError, InlineOutcome, RequestOutcome, Session, Stall};
+pub use client::{
+    Client, ExchangeError, ExistingFile, InlineOutcome, RequestOutcome, Session, Stall,
+};
 pub use config::TransportConfig;
 pub use server::Server;
 pub use wire::{ConnectionCode, StreamCode};

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use orbi_inac::{
     Descriptor, Frame, MAX_FRAME_BYTES,
     quic::{
-        ExchangeError, RequestOutcome, StreamCode, TransportConfig,
+        ExchangeError, ExistingFile, RequestOutcome, StreamCode, TransportConfig,
         config::{endpoint, server_config},
         wire::encode_frame,
     },
@@ -160,6 +160,48 @@ async fn requests_are_served_inline_and_streamed() {
             assert_eq!(mode(&path), mode(&plain));
         }
     }
+    // A file already at `out` is kept: nothing is asked of the peer (it decides no frame),
+    // unless replacing it was asked for.
+    let request = Frame::request_for(BLOB, OCTETS)
+        .artifact_id(&descriptor(&small).artifact_id)
+        .build()
+        .unwrap();
+    let path = out.path().join("small");
+    std::fs::write(&path, b"precious").unwrap();
+    let serves = || node.with(|r| r.stats().frames);
+    let before = serves().await;
+    let kept = session
+        .request_to_file(&request, &path, &mut |_, _| {})
+        .await;
+    let Err(ExchangeError::Output {
+        path: named,
+        source,
+    }) = kept
+    else {
+        panic!("a file at out was not kept: {kept:?}")
+    };
+    assert_eq!(
+        (named, source.kind()),
+        (path.clone(), std::io::ErrorKind::AlreadyExists)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+    assert_eq!(serves().await, before, "the peer was asked");
+    let replaced = session
+        .request_to_file_up_to(
+            &request,
+            &path,
+            u64::MAX,
+            ExistingFile::Replace,
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(replaced, RequestOutcome::Received { .. }),
+        "{replaced:?}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), small);
+    assert_eq!(serves().await, before + 1);
     // Someone else asking learns nothing.
     let (_other, stranger) = node.connect(&key(8)).await;
     let request = Frame::request_for(BLOB, OCTETS)

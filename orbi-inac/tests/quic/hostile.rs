@@ -7,8 +7,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use orbi_inac::{
     Descriptor, Frame,
     quic::{
-        Client, ExchangeError, InlineOutcome, PeerAddr, RequestOutcome, Session, Stall, StreamCode,
-        TransportConfig,
+        Client, ExchangeError, ExistingFile, InlineOutcome, PeerAddr, RequestOutcome, Session,
+        Stall, StreamCode, TransportConfig,
         config::{endpoint, server_config},
         wire::{read_frame, write_frame},
     },
@@ -485,7 +485,7 @@ async fn a_served_body_refused_unread_is_stopped_with_0x1() {
     let request = request_of(&vec![9u8; 1 << 20]);
     let out = dir.path().join("out.bin");
     session
-        .request_to_file_up_to(&request, &out, 1000, &mut |_, _| {})
+        .request_to_file_up_to(&request, &out, 1000, ExistingFile::Keep, &mut |_, _| {})
         .await
         .unwrap();
     let (stopped, answer) = served.await.unwrap();
