@@ -188,6 +188,44 @@ async fn a_dialer_that_cannot_sign_for_its_key_is_refused() {
     assert_eq!(logged, 0, "nothing ran as the claimed peer");
 }
 
+/// A dialer whose raw key is no usable ed25519 key (another algorithm, a small-order point)
+/// is refused by the listener's verifier during the handshake, with the TLS alert
+/// `bad_certificate` (QUIC crypto error 0x100 + 42), whatever it signs with.
+#[tokio::test]
+async fn a_dialer_whose_raw_key_is_not_a_usable_ed25519_key_gets_a_tls_alert() {
+    let node = Setup::new().start();
+    let genuine = certified_key(&peer_key());
+    let mut ed448 = genuine.cert[0].as_ref().to_vec();
+    ed448[8] = 0x71; // id-Ed448 in place of id-Ed25519
+    let mut small_order = genuine.cert[0].as_ref()[..12].to_vec();
+    small_order.push(1); // y = 1: the identity point
+    small_order.extend_from_slice(&[0; 31]);
+    for (name, spki) in [("ed448", ed448), ("small order", small_order)] {
+        let presented = Arc::new(CertifiedKey::new(
+            vec![rustls::pki_types::CertificateDer::from(spki)],
+            genuine.key.clone(),
+        ));
+        let config =
+            client_config_from_tls(tls_client(presented), &TransportConfig::default()).unwrap();
+        let error = match dial(&dialer(), config, node.addr()).await {
+            Ok(connection) => connection.closed().await,
+            Err(error) => error,
+        };
+        let quinn::ConnectionError::ConnectionClosed(close) = &error else {
+            panic!("{name}: {error:?}");
+        };
+        assert_eq!(
+            close.error_code,
+            quinn::TransportErrorCode::crypto(42),
+            "{name}: {close:?}"
+        );
+    }
+    let logged = node
+        .with(|r| r.ledger().recent_transfers(10).unwrap().len())
+        .await;
+    assert_eq!(logged, 0, "no exchange ran");
+}
+
 #[tokio::test]
 async fn a_dialer_with_no_key_is_refused() {
     let node = Setup::new().start();
