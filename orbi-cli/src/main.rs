@@ -12,8 +12,14 @@ use clap::{Parser, Subcommand};
 /// program's failure, and a node must not die with its banner.
 macro_rules! outln {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        // Unit tests print through the harness, which captures `println!` only.
+        #[cfg(test)]
+        println!($($arg)*);
+        #[cfg(not(test))]
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        }
     }};
 }
 
