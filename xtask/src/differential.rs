@@ -160,6 +160,18 @@ impl Reference {
     }
 }
 
+/// Mutants per valid base document: `ORBI_DIFFERENTIAL_MUTANTS` when set (a count; anything
+/// else is an error, not a silent default), else [`DEFAULT_MUTANTS_PER_BASE`].
+fn mutants_per_base(setting: Option<&str>) -> Result<usize, String> {
+    match setting {
+        None => Ok(DEFAULT_MUTANTS_PER_BASE),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("ORBI_DIFFERENTIAL_MUTANTS={text:?} is not a count of mutants")),
+    }
+}
+
 /// Runs the differential against every reference found; fixtures from `roots` (each with
 /// `valid/` and `invalid/`).
 pub fn run(
@@ -168,10 +180,7 @@ pub fn run(
     roots: &[PathBuf],
     tally: &mut Tally,
 ) -> Result<(), String> {
-    let mutants = std::env::var("ORBI_DIFFERENTIAL_MUTANTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(DEFAULT_MUTANTS_PER_BASE);
+    let mutants = mutants_per_base(std::env::var("ORBI_DIFFERENTIAL_MUTANTS").ok().as_deref())?;
     let cases = corpus(roots, mutants)?;
     let ours: Vec<Result<Value, Report>> = cases
         .iter()
@@ -947,6 +956,18 @@ fn collect_words(schema: &Value, values: &mut Vec<Value>, keys: &mut Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mutant_count_is_the_setting_or_the_default_and_nothing_else() {
+        assert_eq!(mutants_per_base(None), Ok(DEFAULT_MUTANTS_PER_BASE));
+        assert_eq!(mutants_per_base(Some("7")), Ok(7));
+        assert_eq!(mutants_per_base(Some(" 0 ")), Ok(0));
+        assert_eq!(
+            mutants_per_base(Some("many")),
+            Err("ORBI_DIFFERENTIAL_MUTANTS=\"many\" is not a count of mutants".to_owned())
+        );
+        assert!(mutants_per_base(Some("-1")).is_err());
+    }
 
     #[test]
     fn check_jsonschema_format_messages() {
