@@ -67,6 +67,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    ignore_file_size_signal();
     let cli = Cli::parse();
     // Every command logs to stderr under `RUST_LOG`, initialised here once for all of them;
     // the default is `warn` but for a running node.
@@ -84,4 +85,16 @@ fn main() -> ExitCode {
         Command::Node(args) => node::run(args),
     };
     exit::finish(result)
+}
+
+/// A write past the file size limit (RLIMIT_FSIZE) fails with `EFBIG`, which every writer
+/// reports and cleans up after, instead of `SIGXFSZ` killing the process mid-write: a serving
+/// node would stop for one peer's large body, a key or output file would leave its temporary
+/// file behind.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }

@@ -88,10 +88,15 @@ impl Workspace {
 
     /// Starts `orbi inac serve` as `r.json` on a free port with `extra` arguments.
     fn serve(&self, extra: &[&str]) -> Served {
+        self.serve_with(extra, |_| {})
+    }
+
+    /// [`Workspace::serve`], with the command set up by `configure` first.
+    fn serve_with(&self, extra: &[&str], configure: impl FnOnce(&mut Command)) -> Served {
         let data = self.path("data");
         let args = self.serve_args(&data, extra);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let started = common::start(self.dir.path(), &args);
+        let started = common::start_with(self.dir.path(), &args, configure);
         let to = started.to();
         let Started { child, stdout, .. } = started;
         Served {
@@ -758,4 +763,240 @@ fn a_server_signalled_as_soon_as_it_says_where_it_listens_stops_gracefully() {
         let stats: Value = serde_json::from_str(&rest).unwrap();
         assert_eq!(stats["stats"]["frames"], 0);
     }
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A body larger than the node may write (RLIMIT_FSIZE: an operator's quota, a filesystem's
+/// file size limit; `SIGXFSZ` at its default action, as `prlimit --fsize` leaves it) is
+/// refused retryably, nothing of it stays staged, and the node keeps serving the others.
+#[cfg(unix)]
+#[test]
+fn a_body_past_the_file_size_limit_is_refused_and_the_node_keeps_serving() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let served = ws.serve_with(&["--allow", &sender, "--accept", BLOB], |command| {
+        common::limit_file_size(command, 1_000_000)
+    });
+    let key = ws.path("s.json");
+    let large = ws.write("large.bin", &bytes(1_500_000, 4));
+    let run = common::run_within(
+        ws.dir.path(),
+        &push_args(&key, &served.to, &large),
+        &[],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.json["response"]["refusal/code"], "handler-unavailable");
+    assert_eq!(run.json["response"]["retryable"], true);
+    assert!(
+        names_in(&served.data().join("store/staging")).is_empty(),
+        "nothing staged stays"
+    );
+    // The node still serves: the next push is ingested, and only it is held.
+    let small = ws.write("small.bin", &bytes(3000, 5));
+    let run = ws.orbi(&push_args(&key, &served.to, &small));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json["operation"], "ingested");
+    let data = served.data().display().to_string();
+    let run = ws.orbi(&["inac", "store", "--data-dir", &data, "list"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json.as_array().unwrap().len(), 1, "{}", run.json);
+    assert_eq!(run.json[0]["size/bytes"], 3000);
+    let (code, rest) = served.stop();
+    assert_eq!(code, 0, "graceful stop");
+    let stats: Value = serde_json::from_str(&rest).unwrap();
+    assert_eq!(stats["stats"]["ingested"], 1, "{stats}");
+    assert_eq!(stats["stats"]["refused"], 1, "{stats}");
+}
+
+/// A ledger that is not a database (cut short, overwritten) stops the start with exit 2 and a
+/// message naming the file, which is left as it was, as is the store beside it.
+#[test]
+fn a_corrupt_ledger_is_named_and_left_untouched() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let served = ws.serve(&["--allow", &sender, "--accept", BLOB]);
+    let large = ws.write("large.bin", &bytes(100_000, 6));
+    let run = ws.orbi(&push_args(&ws.path("s.json"), &served.to, &large));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let data = served.data().to_owned();
+    assert_eq!(served.stop().0, 0);
+    let ledger = data.join("inac.sqlite");
+    for name in ["inac.sqlite-wal", "inac.sqlite-shm"] {
+        let _ = std::fs::remove_file(data.join(name));
+    }
+    let garbage = b"not a database, not even its header".repeat(200);
+    std::fs::write(&ledger, &garbage).unwrap();
+    let objects = || -> Vec<String> {
+        let root = data.join("store/objects");
+        names_in(&root)
+            .iter()
+            .flat_map(|shard| names_in(&root.join(shard)))
+            .collect()
+    };
+    let objects_before = objects();
+    assert_eq!(objects_before.len(), 1, "the large artifact is a file");
+
+    let run = ws.serve_fails(&data.display().to_string(), &["--allow", &sender]);
+    run.assert_usage_error(&["inac.sqlite", "not a database"]);
+    let shown = data.display().to_string();
+    let run = ws.orbi(&["inac", "store", "--data-dir", &shown, "list"]);
+    run.assert_usage_error(&["inac.sqlite", "not a database"]);
+    assert_eq!(std::fs::read(&ledger).unwrap(), garbage, "left as it was");
+    assert_eq!(objects(), objects_before);
+}
+
+/// The store's directory gone while the node serves (replaced by a file): a stream push is
+/// refused retryably, and the refusal, which goes to a remote peer, names no local path.
+#[test]
+fn a_store_gone_while_serving_is_refused_without_naming_local_paths() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let served = ws.serve(&["--allow", &sender, "--accept", BLOB]);
+    let store = served.data().join("store");
+    std::fs::remove_dir_all(&store).unwrap();
+    std::fs::write(&store, b"not a directory").unwrap();
+    let large = ws.write("large.bin", &bytes(300_000, 7));
+    let run = ws.orbi(&push_args(&ws.path("s.json"), &served.to, &large));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.json["response"]["refusal/code"], "handler-unavailable");
+    assert_eq!(run.json["response"]["retryable"], true);
+    let message = run.json["response"]["message"].as_str().unwrap();
+    let root = ws.dir.path().display().to_string();
+    assert!(
+        !message.contains(&root) && !message.contains("staging"),
+        "the node's paths are its own: {message}"
+    );
+}
+
+/// Answers withdrawn because their group commit failed (the ledger's file can grow no more)
+/// are what the peers got, `handler-unavailable`, and the stop's stats count them as such.
+#[cfg(unix)]
+#[test]
+fn stats_count_the_answers_a_failed_ledger_commit_withdrew() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let served = ws.serve_with(&["--allow", &sender, "--accept", BLOB], |command| {
+        common::ignore_file_size_signal(command);
+        common::limit_file_size(command, 300_000);
+    });
+    let key = ws.path("s.json");
+    let (mut ingested, mut refused) = (0, 0);
+    for salt in 0..6u8 {
+        // 60 kB: kept in the ledger's database, so its WAL reaches the limit.
+        let file = ws.write(&format!("m{salt}.bin"), &bytes(60_000, salt + 10));
+        let run = ws.orbi(&push_args(&key, &served.to, &file));
+        match run.json["operation"].as_str() {
+            Some("ingested") => ingested += 1,
+            Some("refused") => {
+                assert_eq!(run.json["response"]["refusal/code"], "handler-unavailable");
+                refused += 1;
+            }
+            _ => panic!("{}: {}", run.code, run.stderr),
+        }
+    }
+    assert!(refused > 0, "the limit was reached");
+    let (code, rest) = served.stop();
+    assert_eq!(code, 0, "graceful stop");
+    let stats: Value = serde_json::from_str(&rest).unwrap();
+    assert_eq!(stats["stats"]["ingested"], ingested, "{stats}");
+    assert_eq!(stats["stats"]["refused"], refused, "{stats}");
+}
+
+/// A serving node killed outright (`kill -9`, a power cut) in the middle of a stream body:
+/// restarted on the same data, it holds no part of it (the staged body is removed at open,
+/// nothing is in the store or the ledger), and the sender's retry under the same idempotency
+/// key is ingested once.
+#[test]
+fn a_node_killed_mid_body_restarts_clean_and_the_retry_ingests_once() {
+    let ws = Workspace::new();
+    let sender = ws.node_id("s.json");
+    let mut served = ws.serve(&["--allow", &sender, "--accept", BLOB]);
+    let staging = served.data().join("store/staging");
+    let body = bytes(40_000_000, 8);
+    let large = ws.write("large.bin", &body);
+    let key = ws.path("s.json");
+    let mut args = push_args(&key, &served.to, &large);
+    args.extend(["--idempotency-key", "retry:1"]);
+    let mut push = Command::new(env!("CARGO_BIN_EXE_orbi"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let staged_some = || {
+        std::fs::read_dir(&staging)
+            .unwrap()
+            .any(|entry| entry.unwrap().metadata().is_ok_and(|meta| meta.len() > 0))
+    };
+    while !staged_some() {
+        assert!(std::time::Instant::now() < deadline, "the body never began");
+        assert_eq!(push.try_wait().unwrap(), None, "the push ended first");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    let _ = push.kill();
+    let _ = push.wait();
+    assert_eq!(
+        names_in(&staging).len(),
+        1,
+        "a crash leaves the staged part"
+    );
+    drop(served);
+
+    let served = ws.serve(&["--allow", &sender, "--accept", BLOB]);
+    assert!(names_in(&staging).is_empty(), "removed at open");
+    let data = served.data().display().to_string();
+    let run = ws.orbi(&["inac", "store", "--data-dir", &data, "list"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json, serde_json::json!([]), "nothing of it is held");
+    let mut args = push_args(&key, &served.to, &large);
+    args.extend(["--idempotency-key", "retry:1"]);
+    for _ in 0..2 {
+        let run = ws.orbi(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.json["operation"], "ingested", "{}", run.json);
+    }
+    let run = ws.orbi(&["inac", "store", "--data-dir", &data, "list"]);
+    assert_eq!(run.json.as_array().unwrap().len(), 1, "{}", run.json);
+    let path = Path::new(&ws.path("")).join(run.json[0]["path"].as_str().unwrap());
+    assert!(std::fs::read(path).unwrap() == body, "the whole body");
+    assert!(names_in(&staging).is_empty());
+    let (code, rest) = served.stop();
+    assert_eq!(code, 0);
+    let stats: Value = serde_json::from_str(&rest).unwrap();
+    // The retry is a replay of the first answer: one artifact ingested, one ledger decision.
+    assert_eq!(stats["stats"]["frames"], 2, "{stats}");
+}
+
+/// The store's directory removed while the node serves (an operator cleaning up, a script):
+/// a second node on the same data dir is still refused, so that two never write one ledger.
+#[test]
+fn a_store_removed_while_serving_still_keeps_a_second_node_out() {
+    let ws = Workspace::new();
+    let first = ws.serve(&[]);
+    std::fs::remove_dir_all(first.data().join("store")).unwrap();
+    let data = first.data().display().to_string();
+    let args = ws.serve_args(&data, &[]);
+    let run = common::run_within(
+        ws.dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+        std::time::Duration::from_secs(10),
+    );
+    run.assert_usage_error(&["in use"]);
+    let (code, _) = first.stop();
+    assert_eq!(code, 0);
 }

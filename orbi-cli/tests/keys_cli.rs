@@ -1,5 +1,7 @@
 //! `orbi keys` through the real binary.
 
+mod common;
+
 use std::{path::Path, process::Command};
 
 use serde_json::Value;
@@ -122,4 +124,39 @@ fn a_key_readable_by_others_is_refused() {
     let (code, _, stderr) = orbi(&["keys", "show", &key]);
     assert_eq!(code, 2);
     assert!(stderr.contains("chmod 600"), "{stderr}");
+}
+
+/// A key file that cannot be written whole (RLIMIT_FSIZE, `SIGXFSZ` at its default action as
+/// `prlimit --fsize` leaves it; a full disk alike) is an error naming the file: the existing
+/// key is kept, and no partial key (part of a secret) is left beside it.
+#[cfg(unix)]
+#[test]
+fn a_key_write_cut_short_leaves_no_partial_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = path(dir.path(), "k.json");
+    let (code, _, stderr) = orbi(&["keys", "generate", "--out", &key, "--seed", K2_SEED]);
+    assert_eq!(code, 0, "{stderr}");
+    let old = std::fs::read(&key).unwrap();
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let fresh = path(dir.path(), "fresh.json");
+    for args in [
+        vec!["keys", "generate", "--out", key.as_str(), "--force"],
+        vec!["keys", "generate", "--out", fresh.as_str()],
+    ] {
+        // 100 bytes: the write stops inside the secret.
+        let run = common::run_with(dir.path(), &args, |command| {
+            common::limit_file_size(command, 100)
+        });
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(args[3]), "{}", run.stderr);
+        assert_eq!(std::fs::read(&key).unwrap(), old, "the old key is kept");
+        assert_eq!(names(), ["k.json"], "{args:?}");
+    }
 }

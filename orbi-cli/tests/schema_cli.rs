@@ -1,5 +1,7 @@
 //! `orbi schema list|validate|export`, driven through the real binary.
 
+mod common;
+
 use std::{
     fs,
     io::Write,
@@ -666,5 +668,48 @@ fn many_documents_keep_their_order_and_verdicts() {
             "{line}"
         );
         assert_eq!(line["valid"], index % 7 != 3, "{line}");
+    }
+}
+
+/// An export whose files cannot be written whole (RLIMIT_FSIZE with `SIGXFSZ` at its default
+/// action, as `prlimit --fsize` leaves it; a full disk alike) is an error naming the file, and
+/// leaves each file as it was or whole, with no temporary file beside them.
+#[cfg(unix)]
+#[test]
+fn an_export_cut_short_leaves_no_temporary_file() {
+    let out = tempfile::tempdir().unwrap();
+    let output = orbi(&["schema", "export", "--out", arg(out.path())]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let before: Vec<(String, Vec<u8>)> = registry()
+        .all()
+        .iter()
+        .map(|schema| {
+            let name = schema.file_name.to_owned();
+            let bytes = fs::read(out.path().join(&name)).unwrap();
+            (name, bytes)
+        })
+        .collect();
+    // 3000 bytes: some schemas fit, most do not.
+    let run = common::run_with(
+        out.path(),
+        &["schema", "export", "--profile", "frozen", "--out", "."],
+        |command| common::limit_file_size(command, 3000),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot write"), "{}", run.stderr);
+    let mut names: Vec<String> = fs::read_dir(out.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = before.iter().map(|(name, _)| name.clone()).collect();
+    expected.sort();
+    assert_eq!(names, expected, "no temporary file stays");
+    for (name, old) in &before {
+        let now = fs::read(out.path().join(name)).unwrap();
+        assert!(
+            &now == old || serde_json::from_slice::<Value>(&now).is_ok(),
+            "{name} is neither the old file nor a whole new one"
+        );
     }
 }

@@ -288,6 +288,21 @@ impl Receiver {
         self.ledger.as_ref()
     }
 
+    /// Counts an answer the transport withdrew after its group failed to commit: the peer
+    /// was told a retryable refusal instead of `was` (`ingested`, `already-present`, or the
+    /// `accept` of an offer, which was deferred).
+    #[cfg(feature = "quic")]
+    pub(crate) fn count_withdrawn(&mut self, was: Operation) {
+        match was {
+            Operation::Ingested => self.stats.ingested = self.stats.ingested.saturating_sub(1),
+            Operation::AlreadyPresent => {
+                self.stats.already_present = self.stats.already_present.saturating_sub(1);
+            }
+            _ => {}
+        }
+        self.stats.refused += 1;
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> Stats {
         self.stats

@@ -23,6 +23,9 @@ pub enum StateError {
         /// The system's reason.
         source: std::io::Error,
     },
+    /// Another node holds the directory (its `LOCK`).
+    #[error("{} is in use: another node holds its LOCK", .0.display())]
+    InUse(PathBuf),
     /// There is no node state in the directory.
     #[error("{} holds no inac node state (inac.sqlite)", .0.display())]
     Missing(PathBuf),
@@ -30,8 +33,13 @@ pub enum StateError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The ledger failed to open.
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    #[error("ledger {}: {source}", path.display())]
+    Ledger {
+        /// The ledger file.
+        path: PathBuf,
+        /// What failed.
+        source: LedgerError,
+    },
 }
 
 /// The store and the ledger of one node, sharing one SQLite database.
@@ -46,6 +54,8 @@ pub struct NodeState {
 impl NodeState {
     /// The ledger file's name.
     pub const LEDGER_FILE: &'static str = "inac.sqlite";
+    /// The lock file a serving node holds in the directory.
+    pub const LOCK_FILE: &'static str = "LOCK";
     /// The file store's directory name.
     pub const STORE_DIR: &'static str = "store";
     /// The largest object kept in the database (the spec's inline ceiling).
@@ -64,12 +74,20 @@ impl NodeState {
         if made && durability == Durability::Full {
             crate::store::sync_new_entry(dir)?;
         }
-        // The store's lock first: a second node on this directory is refused before it
-        // touches (or migrates) the running node's ledger.
-        let files = FsStore::open_with(dir.join(Self::STORE_DIR), durability)?;
-        let ledger = SqliteLedger::open_with(dir.join(Self::LEDGER_FILE), durability)?;
+        // The locks first: a second node on this directory is refused before it touches
+        // (or migrates) the running node's ledger.
+        let lock = lock_dir(dir)?;
+        // Held in the directory itself, so that removing `store/` (and the store's own lock)
+        // lets no second node in; the store keeps it for as long as any clone of it lives.
+        let files = FsStore::open_with(dir.join(Self::STORE_DIR), durability)?.holding(lock);
+        let path = dir.join(Self::LEDGER_FILE);
+        let named = |source| StateError::Ledger {
+            path: path.clone(),
+            source,
+        };
+        let ledger = SqliteLedger::open_with(&path, durability).map_err(named)?;
         // Built now rather than by the first push, which would wait for it.
-        ledger.load_index()?;
+        ledger.load_index().map_err(named)?;
         Ok(NodeState {
             store: HybridStore::new(files, &ledger, Self::SMALL_OBJECT_MAX),
             ledger,
@@ -84,12 +102,36 @@ impl NodeState {
         if !path.is_file() {
             return Err(StateError::Missing(dir.to_owned()));
         }
-        let ledger = SqliteLedger::open_existing(path)?;
+        let ledger = SqliteLedger::open_existing(&path).map_err(|source| StateError::Ledger {
+            path: path.clone(),
+            source,
+        })?;
         let files = FsStore::inspect(dir.join(Self::STORE_DIR))?;
         Ok(NodeState {
             store: HybridStore::new(files, &ledger, Self::SMALL_OBJECT_MAX),
             ledger,
         })
+    }
+}
+
+/// Takes the exclusive advisory lock on `dir/LOCK` (released when the state is dropped or the
+/// process ends).
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StateError> {
+    let path = dir.join(NodeState::LOCK_FILE);
+    let failed = |source| StateError::Create {
+        path: path.clone(),
+        source,
+    };
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(failed)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::InUse(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(failed(source)),
     }
 }
 
@@ -152,5 +194,29 @@ mod tests {
         let before = crate::store::dir_syncs();
         let _state = NodeState::open(&dir, Durability::Full).unwrap();
         assert_eq!(crate::store::dir_syncs(), before + 2, "nothing new to sync");
+    }
+
+    /// A ledger another process holds locked (an exclusive transaction of a stray tool) stops
+    /// the open with an error naming the file; nothing in it is changed.
+    #[test]
+    fn a_locked_ledger_is_named() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("node");
+        drop(NodeState::open(&dir, Durability::Full).unwrap());
+        let ledger = dir.join(NodeState::LEDGER_FILE);
+        let holder = rusqlite::Connection::open(&ledger).unwrap();
+        holder
+            .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+            .unwrap();
+        let error = NodeState::open(&dir, Durability::Full)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("inac.sqlite") && error.contains("locked"),
+            "{error}"
+        );
+        drop(holder);
+        let error = NodeState::inspect(&dir).err().map(|e| e.to_string());
+        assert_eq!(error, None, "free again once the holder is gone");
     }
 }

@@ -40,12 +40,15 @@ impl Run {
 
 /// Runs `orbi args` in `dir` with no stdin, to completion.
 pub fn run(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_orbi"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    run_with(dir, args, |_| {})
+}
+
+/// [`run`], with the command set up by `configure` first (a resource limit, say).
+pub fn run_with(dir: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orbi"));
+    command.args(args).current_dir(dir).stdin(Stdio::null());
+    configure(&mut command);
+    let output = command.output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     Run {
         code: output.status.code().unwrap_or(-1),
@@ -123,14 +126,20 @@ impl Started {
 
 /// Starts `orbi args` in `dir` (stderr discarded) and waits for its first stdout line.
 pub fn start(dir: &Path, args: &[&str]) -> Started {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orbi"))
+    start_with(dir, args, |_| {})
+}
+
+/// [`start`], with the command set up by `configure` first (a resource limit, say).
+pub fn start_with(dir: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Started {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orbi"));
+    command
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    configure(&mut command);
+    let mut child = command.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -139,5 +148,42 @@ pub fn start(dir: &Path, args: &[&str]) -> Started {
         child,
         stdout,
         banner,
+    }
+}
+
+/// Lets the spawned process write files of at most `bytes` (RLIMIT_FSIZE), as an operator's
+/// quota or a filesystem's limit would: a write past it is `EFBIG`, after `SIGXFSZ`, whose
+/// default action (as under `prlimit --fsize`) kills the process unless it ignores the signal.
+#[cfg(unix)]
+pub fn limit_file_size(command: &mut Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only setrlimit, async-signal-safe, runs between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Starts the spawned process with `SIGXFSZ` ignored (inherited across exec), so that a write
+/// past [`limit_file_size`] is a plain `EFBIG` error, whatever the binary does about it.
+#[cfg(unix)]
+pub fn ignore_file_size_signal(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only signal(2), async-signal-safe, runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }

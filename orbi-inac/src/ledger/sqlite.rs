@@ -1886,10 +1886,13 @@ mod tests {
         };
         assert!(matches!(
             NodeState::inspect(dir.path()),
-            Err(StateError::Ledger(LedgerError::Outdated {
-                found: 1,
-                current: SCHEMA_VERSION
-            }))
+            Err(StateError::Ledger {
+                source: LedgerError::Outdated {
+                    found: 1,
+                    current: SCHEMA_VERSION
+                },
+                ..
+            })
         ));
         assert_eq!(version(), 1);
         assert!(matches!(

@@ -12,7 +12,7 @@
 
 use std::{io::Read, time::SystemTime};
 
-use orbi_types::NodeId;
+use orbi_types::{NodeId, inac::Operation};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -261,14 +261,15 @@ fn flush(receiver: &mut Receiver, replies: &mut Vec<Reply>, durability: &Durabil
     let mut replies = std::mem::take(replies);
     if let Err(error) = receiver.commit_group() {
         tracing::error!(%error, decisions = replies.len(), "group commit failed");
-        withdraw_successes(&mut replies);
+        // The node goes on serving: its counts must say what the peers were told.
+        withdraw_successes(&mut replies, |was| receiver.count_withdrawn(was));
     }
     match &durability.syncer {
         Some(syncer) => {
             if let Err(unsent) = syncer.send(replies) {
                 // The syncer is gone: nothing can be confirmed durable.
                 let mut replies = unsent.0;
-                withdraw_successes(&mut replies);
+                withdraw_successes(&mut replies, |_| {});
                 send_all(replies);
             }
         }
@@ -279,16 +280,16 @@ fn flush(receiver: &mut Receiver, replies: &mut Vec<Reply>, durability: &Durabil
                 durability.failed_sync.record(&error);
             }
             if durability.failed_sync.is_set() {
-                withdraw_successes(&mut replies);
+                withdraw_successes(&mut replies, |_| {});
             }
             send_all(replies);
         }
     }
 }
 
-/// Replaces every answer that reports success (the decision is not durable).
-fn withdraw_successes(replies: &mut [Reply]) {
-    use orbi_types::inac::Operation;
+/// Replaces every answer that reports success (the decision is not durable); `withdrawn` gets
+/// each replaced answer's operation.
+fn withdraw_successes(replies: &mut [Reply], mut withdrawn: impl FnMut(Operation)) {
     for reply in replies {
         let frame = match reply {
             Reply::Decision(_, Decision::Answer(frame)) | Reply::Frame(_, frame) => frame,
@@ -305,6 +306,7 @@ fn withdraw_successes(replies: &mut [Reply]) {
         ) {
             continue;
         }
+        withdrawn(operation);
         let refusal = Refusal::handler_unavailable("the receiver's ledger is unavailable");
         let verdict = match operation {
             Operation::Accept => Verdict::refusing(Operation::Offer, refusal),
@@ -349,7 +351,7 @@ fn spawn_syncer(
                     }
                     for mut replies in waiting {
                         if failed_sync.is_set() {
-                            withdraw_successes(&mut replies);
+                            withdraw_successes(&mut replies, |_| {});
                         }
                         send_all(replies);
                     }

@@ -26,6 +26,10 @@ pub enum BodyEnd {
     Stalled,
 }
 
+/// What the peer hears when its body cannot be staged or made durable here: the cause (a
+/// path, an OS error) stays in the log.
+const CANNOT_STAGE: &str = "the receiver cannot stage the body now";
+
 /// Why [`IncomingBody::write`] refused bytes. After an error the body is failed: further
 /// writes are refused and the finished push answers the failure.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -177,9 +181,11 @@ impl IncomingBody {
         let failed =
             |message: String| BodyOutcome::Failed(Refusal::new(RefusalCode::Malformed, message));
         let outcome = match (failure, end, writer) {
-            (Some(BodyError::Storage(message)), _, _) => BodyOutcome::Failed(
-                Refusal::handler_unavailable(format!("cannot stage the body: {message}")),
-            ),
+            (Some(BodyError::Storage(message)), _, _) => {
+                // The detail names local paths and errors: logged here, never sent.
+                tracing::error!(error = %message, "cannot write a staged body");
+                BodyOutcome::Failed(Refusal::handler_unavailable(CANNOT_STAGE))
+            }
             (Some(_), _, _) => failed(format!("body is longer than size/bytes {expected}")),
             (None, BodyEnd::Interrupted, _) => failed(format!(
                 "body interrupted after {received} of {expected} bytes"
@@ -204,9 +210,10 @@ impl IncomingBody {
                 } else {
                     match writer.finish() {
                         Ok(staged) => BodyOutcome::Verified(staged),
-                        Err(error) => BodyOutcome::Failed(Refusal::handler_unavailable(format!(
-                            "cannot stage the body: {error}"
-                        ))),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot finish a staged body");
+                            BodyOutcome::Failed(Refusal::handler_unavailable(CANNOT_STAGE))
+                        }
                     }
                 }
             }

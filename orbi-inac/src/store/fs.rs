@@ -37,6 +37,8 @@ pub struct FsStore {
     orphans_removed: usize,
     /// The exclusive lock on `LOCK` of a store opened for writing, held while any clone lives.
     _lock: Option<Arc<File>>,
+    /// Another lock held as long as the store ([`FsStore::holding`]).
+    _held: Option<Arc<File>>,
 }
 
 /// The lock file of a store opened for writing ([`FsStore::open_with`]).
@@ -103,7 +105,15 @@ impl FsStore {
             durability,
             orphans_removed,
             _lock: Some(Arc::new(lock)),
+            _held: None,
         })
+    }
+
+    /// Keeps `lock` (an open file holding an advisory lock) for as long as any clone of this
+    /// store lives, e.g. the lock of the directory the store is part of.
+    pub(crate) fn holding(mut self, lock: File) -> Self {
+        self._held = Some(Arc::new(lock));
+        self
     }
 
     /// Opens an existing store for reading without touching it: no directory is created and
@@ -118,6 +128,7 @@ impl FsStore {
             durability: Durability::Full,
             orphans_removed: 0,
             _lock: None,
+            _held: None,
         })
     }
 

@@ -209,9 +209,16 @@ struct FullDisk(MemoryStore);
 
 struct RefusingWriter;
 
+/// Where [`RefusingWriter`] says it failed: the node's own path, never the peer's business.
+const STAGED_AT: &str = "/srv/node/data/store/staging/body-1.part";
+
 impl StagingWriter for RefusingWriter {
     fn write(&mut self, _bytes: &[u8]) -> Result<(), StoreError> {
-        Err(StoreError::Database("disk full".into()))
+        Err(StoreError::Io {
+            action: "write",
+            path: STAGED_AT.into(),
+            source: std::io::Error::from_raw_os_error(28),
+        })
     }
 
     fn finish(self: Box<Self>) -> Result<Box<dyn StagedBody>, StoreError> {
@@ -263,4 +270,15 @@ fn a_body_that_cannot_be_staged_is_handler_unavailable() {
     let answer = receiver.finish_push(body.complete(BodyEnd::Finished), at(1));
     assert_refused(&answer, RefusalCode::HandlerUnavailable);
     assert_eq!(answer.response().unwrap().retryable, Some(true));
+    // The answer goes to the peer: the node's paths and system errors stay in its log.
+    let message = answer
+        .response()
+        .unwrap()
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        !message.contains("/srv/node") && !message.contains("os error"),
+        "{message}"
+    );
 }
