@@ -330,15 +330,14 @@ impl ArchivistRole {
                 .then(|| format!("retrieval:{}", digest_suffix(digest))),
             integrity_verified: None,
         };
-        let artifact = record(&prepared, &self.advertisement, &decision, context)
-            .map_err(|err| Refusal::handler_unavailable(format!("cannot record: {err}")))?;
-        let bytes = serde_json::to_vec(&artifact)
-            .map_err(|err| Refusal::handler_unavailable(format!("cannot record: {err}")))?;
+        let artifact =
+            record(&prepared, &self.advertisement, &decision, context).map_err(cannot_record)?;
+        let bytes = serde_json::to_vec(&artifact).map_err(cannot_record)?;
         // The submitter first: a decision file without its sidecar is skipped at load.
         let stem = self.decisions_dir.join(file_stem(&decision_id));
         write_atomically(&stem.with_extension("peer"), peer.as_str().as_bytes())
             .and_then(|()| write_atomically(&stem.with_extension("json"), &bytes))
-            .map_err(|err| Refusal::handler_unavailable(format!("cannot record: {err}")))?;
+            .map_err(cannot_record)?;
         let recorded = Recorded {
             submitter: peer.clone(),
             status,
@@ -453,9 +452,11 @@ impl Acceptor for ArchivistRole {
                     .map_err(|err| err.to_string())
             });
         if let Err(error) = read {
-            return Acceptance::Refuse(Refusal::handler_unavailable(format!(
-                "cannot read the request: {error}"
-            )));
+            // The store's error may name local paths: logged, never sent.
+            tracing::error!(%error, "cannot read an archival request from the store");
+            return Acceptance::Refuse(Refusal::handler_unavailable(
+                "the archivist cannot read the request now",
+            ));
         }
         match self.judge(delivery.peer(), &bytes, &delivery.descriptor().digest) {
             Ok(acceptance) => acceptance,
@@ -527,6 +528,13 @@ fn file_stem(id: &str) -> String {
 /// At most 128 characters of peer-chosen text, for a refusal message.
 fn bounded(text: &str) -> String {
     text.chars().take(128).collect()
+}
+
+/// The refusal when a decision cannot be recorded: the cause (a path, an OS error) is
+/// logged, never sent to the requester.
+fn cannot_record(error: impl std::fmt::Display) -> Refusal {
+    tracing::error!(%error, "cannot record an archival decision");
+    Refusal::handler_unavailable("the archivist cannot record its decision now")
 }
 
 #[cfg(test)]
@@ -633,6 +641,29 @@ mod tests {
                 .unwrap()
                 .ends_with(id.trim_start_matches("archival-decision:"))
         );
+    }
+
+    /// A decision that cannot be written is refused retryable, and the requester hears no
+    /// local path or system error (they go to the log).
+    #[test]
+    fn a_decision_that_cannot_be_recorded_is_refused_without_local_detail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (archivist, alice) = (
+            KeyPair::from_seed(&[1; 32]).node_id(),
+            KeyPair::from_seed(&[2; 32]).node_id(),
+        );
+        let role = role(dir.path(), &archivist);
+        // The decisions directory is gone, a file in its place.
+        std::fs::remove_dir_all(&role.decisions_dir).unwrap();
+        std::fs::write(&role.decisions_dir, b"").unwrap();
+        let bytes = request(&alice, "storage-request:1", "private-retained");
+        let refused = judge(&role, &alice, &bytes).unwrap_err();
+        assert_eq!(refused.code(), RefusalCode::HandlerUnavailable);
+        assert_eq!(
+            refused.message(),
+            "the archivist cannot record its decision now"
+        );
+        assert_eq!(role.decision_count(), 0);
     }
 
     #[test]
