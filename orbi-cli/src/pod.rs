@@ -294,7 +294,8 @@ enum HostAction {
         /// The attachment.
         attachment_id: String,
     },
-    /// Run the timers due at --now.
+    /// Run the timers due at --now; one that cannot fire is listed under `failures` and the
+    /// others run.
     Tick,
     /// Clear the sanction of a policy or operator-action detachment, or the suspension a
     /// detachment of a suspended attachment carries.
@@ -649,7 +650,20 @@ fn host(node: NodeArgs, live: Vec<String>, action: HostAction) -> Result<Outcome
         HostAction::FinishSetup { attachment_id } => {
             engine.finish_setup(&attachment_id, now).map(|t| vec![t])
         }
-        HostAction::Tick => engine.tick(now),
+        HostAction::Tick => {
+            // A timer that could not fire is reported next to what the others did.
+            return refusable(engine.tick_report(now).map(|report| {
+                json!({
+                    "outcome": "done",
+                    "transitions": report.transitions.iter().map(transition_json).collect::<Vec<_>>(),
+                    "failures": report.failures.iter().map(|failure| json!({
+                        "rule": failure.rule.as_str(),
+                        "attachment/id": failure.subject,
+                        "error": failure.error.to_string(),
+                    })).collect::<Vec<_>>(),
+                })
+            }));
+        }
     };
     refusable(result.map(|transitions| {
         json!({

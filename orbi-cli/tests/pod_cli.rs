@@ -1223,3 +1223,68 @@ fn builders_take_node_and_refuse_a_bind_that_is_no_object() {
         host.stdout
     );
 }
+
+/// `pod host tick`: a timer that cannot fire (the attachment's bind carries a member the seed
+/// profile admitted, and the host now runs the frozen profile, so its detachment fails the
+/// egress gate) is listed under `failures` with its own error, exit 0, and the others run.
+#[test]
+fn host_tick_lists_a_timer_that_cannot_fire_and_runs_the_others() {
+    let w = Workspace::new();
+    let at = "2026-03-28T19:42:00Z";
+    let mut bind = w.build("plain.json", &bind_args("pb:plain", at, SESS1));
+    bind["x-planted"] = Value::from(1);
+    bind["bind/id"] = Value::from("pb:planted");
+    let participant = orbi_types::KeyPair::from_seed(&[0x2a; 32]);
+    let input = orbi_types::pod::bind_signing_input(&bind).unwrap();
+    bind["proof/participant-signature"]["value"] = Value::from(participant.sign(&input));
+    std::fs::write(w.path("planted.json"), serde_json::to_vec(&bind).unwrap()).unwrap();
+    let attaching = |bind: &str, client: &str, id: &str, name: &str| {
+        w.build(
+            name,
+            &[
+                "pod",
+                "attachment",
+                "--bind",
+                bind,
+                "--shape",
+                "seed",
+                "--client",
+                client,
+                "--attachment-id",
+                id,
+                "--at",
+                at,
+                "--state",
+                "attaching",
+            ],
+        );
+        w.admit(name, SESS1, "2026-03-28T19:42:05Z", &["--profile", "seed"])
+            .expect(0, "admitted", "attaching");
+    };
+    attaching(
+        "planted.json",
+        "client:planted",
+        "attach:planted",
+        "a1.json",
+    );
+    attaching("plain.json", OLD, "attach:plain", "a2.json");
+    // Past the 30 s setup timeout, on the default (frozen) profile.
+    let ticked = w.host("2026-03-28T19:43:00Z", &["tick"]);
+    assert_eq!(ticked.code, 0, "{}", ticked.stderr);
+    let transitions = ticked.json["transitions"].as_array().unwrap();
+    assert_eq!(transitions.len(), 1, "{}", ticked.stdout);
+    assert_eq!(transitions[0]["rule"], "T4");
+    assert_eq!(transitions[0]["subject"], "attach:plain");
+    let failures = ticked.json["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{}", ticked.stdout);
+    assert_eq!(failures[0]["rule"], "T4");
+    assert_eq!(failures[0]["attachment/id"], "attach:planted");
+    assert!(
+        failures[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("fails the egress gate"),
+        "{}",
+        ticked.stdout
+    );
+}

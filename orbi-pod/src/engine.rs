@@ -854,6 +854,14 @@ impl<S: Store> PodEngine<S> {
         // The session of a live attachment this one replaces (T13), which frees its place.
         let mut replaces = None;
         let previous_reason = match standing.live {
+            // A client id belongs to the participant whose lineage it carries: anyone else
+            // would end its attachment (and be handed its signed bind in the host's
+            // detachment, T13), or lock the participant out of it. The refusal names nothing
+            // of the other participant or its attachment, which would tell anyone who
+            // guesses a client id who uses it and on which session.
+            Some(old) if old.participant_id != bind.participant_id => {
+                return Err(another_participants(client).into());
+            }
             Some(old) => {
                 match old.state {
                     AttachmentState::Suspended => {
@@ -877,22 +885,6 @@ impl<S: Store> PodEngine<S> {
                         )
                         .into());
                     }
-                    // The reconnect path is the same participant's: anyone else would end
-                    // its attachment and be handed its signed bind in the host's detachment.
-                    _ if old.participant_id != bind.participant_id => {
-                        return Err(Rejection::new(
-                            RejectionCode::ParticipantMismatch,
-                            Check::S,
-                            // Naming the other participant or attachment would tell anyone
-                            // who guesses a client id who uses it.
-                            format!(
-                                "client {client:?} is attached by another participant, waiting \
-                                 for its session to come back; only that participant may \
-                                 reconnect it"
-                            ),
-                        )
-                        .into());
-                    }
                     // Degraded, or its session is gone: the reconnect path (T13).
                     _ => {
                         let host = self.host_detachment(
@@ -911,6 +903,12 @@ impl<S: Store> PodEngine<S> {
                 }
             }
             None => match &standing.latest_detachment {
+                // T14 is the same participant's too: were another to attach the detached
+                // client and end it with a reason that needs a recovery (`device-loss`), the
+                // participant's own recovery would be superseded for good.
+                Some(latest) if latest.participant_id != bind.participant_id => {
+                    return Err(another_participants(client).into());
+                }
                 Some(latest) => Some((latest.reason, false)),
                 None => standing.tombstone.map(|reason| (reason, true)),
             },
@@ -1403,6 +1401,20 @@ impl<S: Store> PodEngine<S> {
         // State guards.
         let client = &r.client_instance_id;
         let standing = found.standing;
+        // A `replace-device` names a new client: one whose lineage here is another
+        // participant's is not this participant's to take (see the attachment's guard).
+        if standing
+            .live
+            .as_ref()
+            .map(|live| &live.participant_id)
+            .or(standing
+                .latest_detachment
+                .as_ref()
+                .map(|d| &d.participant_id))
+            .is_some_and(|holder| *holder != bind.participant_id)
+        {
+            return Err(another_participants(client).into());
+        }
         if let Some(live) = standing.live {
             return Err(Rejection::new(
                 RejectionCode::AlreadyAttached,
@@ -1538,6 +1550,20 @@ impl<S: Store> PodEngine<S> {
         out.state = Some(LifecycleState::RecoveryGranted);
         Ok(Verdict::Admitted)
     }
+}
+
+/// `E_POD_PARTICIPANT_MISMATCH` for a client whose lineage on this node is another
+/// participant's; it names nothing of that participant or its records.
+fn another_participants(client: &str) -> Rejection {
+    Rejection::new(
+        RejectionCode::ParticipantMismatch,
+        Check::S,
+        format!(
+            "client {:?} is another participant's on this node; only that participant may \
+             attach or recover it",
+            clip(client, 128)
+        ),
+    )
 }
 
 fn state_error(message: String) -> Rejection {

@@ -17,6 +17,26 @@ use crate::{
     },
 };
 
+/// What one run of the timers did ([`PodEngine::tick_report`]).
+#[derive(Debug, Default)]
+pub struct TickReport {
+    /// Transitions made, in order.
+    pub transitions: Vec<Transition>,
+    /// Timers that came due but could not fire; each is tried again on the next tick.
+    pub failures: Vec<TimerFailure>,
+}
+
+/// A timer that came due but could not fire: the others ran regardless.
+#[derive(Debug)]
+pub struct TimerFailure {
+    /// The rule that was due (T4, T7).
+    pub rule: Rule,
+    /// The attachment it was due for.
+    pub subject: String,
+    /// Why it could not fire.
+    pub error: EngineError,
+}
+
 /// What [`PodEngine::clear_sanction`] found and did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SanctionCleared {
@@ -441,12 +461,33 @@ impl<S: Store> PodEngine<S> {
         Ok(cleared)
     }
 
+    /// Runs the timers (see [`PodEngine::tick_report`]) and returns the transitions made; a
+    /// timer that could not fire is logged (its attachment id and the error) and tried again
+    /// on the next tick.
+    pub fn tick(&mut self, now: OffsetDateTime) -> Result<Vec<Transition>, EngineError> {
+        let report = self.tick_report(now)?;
+        for failure in &report.failures {
+            tracing::warn!(
+                rule = failure.rule.as_str(),
+                attachment = %failure.subject,
+                error = %failure.error,
+                "a due timer could not fire"
+            );
+        }
+        Ok(report.transitions)
+    }
+
     /// Runs the timers: attachments still attaching after the setup timeout (T4) and degraded
     /// ones past their grace (T7) are detached with `session-expired`; recovery grants past
     /// their window expire (T18).
-    pub fn tick(&mut self, now: OffsetDateTime) -> Result<Vec<Transition>, EngineError> {
+    ///
+    /// One attachment the host cannot detach (say, its bind no longer passes the egress gate
+    /// of a profile the operator has since changed) is reported in
+    /// [`TickReport::failures`] and does not hold up the others. A failing read model fails
+    /// the whole tick: nothing else could be committed either.
+    pub fn tick_report(&mut self, now: OffsetDateTime) -> Result<TickReport, EngineError> {
         let timings = self.policy.timings;
-        let mut transitions = Vec::new();
+        let mut report = TickReport::default();
         for (state, wait, rule) in [
             (AttachmentState::Attaching, timings.setup_timeout, Rule::T4),
             (AttachmentState::Degraded, timings.degraded_grace, Rule::T7),
@@ -455,13 +496,21 @@ impl<S: Store> PodEngine<S> {
                 .store
                 .attachments_due(state, now.saturating_sub(wait))?
             {
-                transitions.push(self.commit_host_detachment(
+                match self.commit_host_detachment(
                     &attachment,
                     DetachReason::SessionExpired,
                     None,
                     now,
                     rule,
-                )?);
+                ) {
+                    Ok(transition) => report.transitions.push(transition),
+                    Err(error @ EngineError::Store(_)) => return Err(error),
+                    Err(error) => report.failures.push(TimerFailure {
+                        rule,
+                        subject: attachment.attachment_id,
+                        error,
+                    }),
+                }
             }
         }
         // Closed sessions count for their peer while they have live attachments; the
@@ -476,7 +525,7 @@ impl<S: Store> PodEngine<S> {
             let mut commit = Commit::default();
             self.expire_grant(&grant, now, &mut commit);
             self.store.commit(commit, &self.sessions)?;
-            transitions.push(Transition {
+            report.transitions.push(Transition {
                 rule: Rule::T18,
                 subject: grant.recovery_id,
                 client_instance_id: grant.client_instance_id,
@@ -485,7 +534,7 @@ impl<S: Store> PodEngine<S> {
                 artifact: None,
             });
         }
-        Ok(transitions)
+        Ok(report)
     }
 
     /// After a restart no session is live: every attached attachment whose session the host

@@ -180,7 +180,7 @@ mod vocab;
 
 pub use code::{Check, PolicyWarning, Rejection, RejectionCode};
 pub use engine::{Admission, EngineError, PodEngine, RECOUNT_BACKOFF, Transition, Verdict};
-pub use host::SanctionCleared;
+pub use host::{SanctionCleared, TickReport, TimerFailure};
 pub use policy::{HostPolicy, Offer, RecoveryPolicy, Timings};
 pub use session::{Session, SessionTable};
 pub use state::{ArtifactKind, AttachmentState, GrantState, LifecycleState, Rule, TraceKind};

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use orbi_pod::{AttachmentState, Check, HostPolicy, LifecycleState, RejectionCode, Rule, Session};
-use orbi_types::pod::{DetachReason, SessionState};
+use orbi_types::pod::{DetachReason, RecoveryMode, SessionState};
 use serde_json::json;
 
 /// RECOVER_NOW plus the default 10-minute recovery window.
@@ -231,4 +231,103 @@ fn sqlite_ends_a_degraded_attachment_at_exactly_its_grace() {
         [Rule::T7],
         "{ended:#?}"
     );
+}
+
+/// T18 for a grant the client holds from another detachment (a `replace-device` into it):
+/// it blocks the client's recovery of its own detachment until its deadline, and from that
+/// instant on it no longer does (the window is half-open, as `tick` and T17 use it).
+#[test]
+fn another_detachments_grant_stops_blocking_at_its_expiry_instant() {
+    let mut engine = engine_with(
+        HostPolicy::default().with_recovery(orbi_pod::RecoveryPolicy::AllowReplaceDevice),
+    );
+    let x = attachment_on("attach:x", NEW_CLIENT, ATTACH_NOW, SESS1);
+    assert_admitted(
+        &admit(&mut engine, &x, SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    let x_left = detachment_with(
+        "detach:x",
+        "attach:x",
+        NEW_CLIENT,
+        DetachReason::UserRequest,
+        "2026-03-28T19:50:00Z",
+        bind(&k2(), "pb:x-left", "2026-03-28T19:50:00Z", SESS1),
+    );
+    assert_admitted(
+        &admit(&mut engine, &x_left, SESS1, "2026-03-28T19:50:00Z"),
+        LifecycleState::Detached,
+    );
+    assert_admitted(
+        &admit(&mut engine, &a1(), SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    assert_admitted(
+        &admit(&mut engine, &d1(), SESS1, DETACH_NOW),
+        LifecycleState::Detached,
+    );
+    engine.open_session(SESS3, Session::default());
+    let into_x = recovery_with(
+        "recover:into-x",
+        NEW_CLIENT,
+        RecoveryMode::ReplaceDevice,
+        "detach:01JQCLIDET001",
+        "2026-03-28T20:25:00Z",
+        Some("token:x"),
+        b3(),
+    );
+    assert_admitted(
+        &admit(&mut engine, &into_x, SESS3, RECOVER_NOW),
+        LifecycleState::RecoveryGranted,
+    );
+    let own = |now: &str| {
+        recovery_with(
+            "recover:x-own",
+            NEW_CLIENT,
+            RecoveryMode::ReattachExistingDevice,
+            "detach:x",
+            now,
+            None,
+            bind(&k2(), "pb:x-own", now, SESS3),
+        )
+    };
+    let early = "2026-03-28T20:35:09Z";
+    let blocked = admit(&mut engine, &own(early), SESS3, early);
+    assert_rejected(&blocked, RejectionCode::State);
+    assert!(
+        blocked
+            .rejection()
+            .unwrap()
+            .message
+            .contains("already holds an open grant (\"recover:into-x\")"),
+        "{blocked:#?}"
+    );
+    assert_admitted(
+        &admit(&mut engine, &own(GRANT_EXPIRES), SESS3, GRANT_EXPIRES),
+        LifecycleState::RecoveryGranted,
+    );
+}
+
+/// T11 at the skew edge: an attachment may declare `attached-at` up to the clock skew ahead
+/// of the node clock; a host detachment built at once must not be dated before it.
+#[test]
+fn a_host_detachment_is_never_dated_before_its_attachment() {
+    let mut engine = engine();
+    let ahead = "2026-03-28T19:42:25Z";
+    let attachment = attachment_on("attach:ahead", CLIENT, ahead, SESS1);
+    assert_admitted(
+        &admit(&mut engine, &attachment, SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    let ended = engine
+        .detach(
+            "attach:ahead",
+            DetachReason::OperatorAction,
+            None,
+            instant(ATTACH_NOW),
+        )
+        .unwrap();
+    let artifact: serde_json::Value =
+        serde_json::from_slice(ended.artifact.as_deref().unwrap()).unwrap();
+    assert_eq!(artifact["detached-at"], json!(ahead));
 }

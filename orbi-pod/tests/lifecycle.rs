@@ -341,6 +341,145 @@ fn only_the_same_participant_may_take_the_reconnect_path() {
     assert_eq!(rules, [Rule::T13, Rule::T2]);
 }
 
+/// Hostile participant, T14 path: after the victim (K2) detached its client with
+/// `user-request`, another participant names the same `client-instance/id` in a plain
+/// attachment and then ends it with `device-loss` (or a self-made `policy`). The client's
+/// latest detachment is then the intruder's: the victim's plain attachment needs a recovery,
+/// and the victim's recovery of its own detachment is "superseded", so the victim is locked
+/// out of its own client id for good. Like the T13 reconnect path, only the participant of
+/// the client's lineage may continue it.
+#[test]
+fn another_participant_cannot_take_over_a_detached_client_and_lock_it_out() {
+    let mut engine = detached_engine(HostPolicy::default());
+    engine.open_session(SESS2, Session::default());
+    let intruder = attachment_with(
+        "attach:intruder",
+        CLIENT,
+        "2026-03-28T20:06:00Z",
+        bind(
+            &other_participant(),
+            "pb:intruder",
+            "2026-03-28T20:05:30Z",
+            SESS2,
+        ),
+    );
+    let taken = admit(&mut engine, &intruder, SESS2, "2026-03-28T20:06:00Z");
+    if taken.verdict == Verdict::Admitted {
+        // Today: admitted (T2). Finish the attack to show its effect on the victim.
+        let lost = detachment_with(
+            "detach:intruder",
+            "attach:intruder",
+            CLIENT,
+            DetachReason::DeviceLoss,
+            "2026-03-28T20:06:10Z",
+            bind(
+                &other_participant(),
+                "pb:intruder",
+                "2026-03-28T20:05:30Z",
+                SESS2,
+            ),
+        );
+        assert_admitted(
+            &admit(&mut engine, &lost, SESS2, "2026-03-28T20:06:10Z"),
+            LifecycleState::Detached,
+        );
+        let plain = attachment_on("attach:victim", CLIENT, "2026-03-28T20:07:00Z", SESS1);
+        let victim = admit(&mut engine, &plain, SESS1, "2026-03-28T20:07:00Z");
+        let own = recovery_with(
+            "recover:victim",
+            CLIENT,
+            RecoveryMode::ReattachExistingDevice,
+            "detach:01JQCLIDET001",
+            "2026-03-28T20:07:10Z",
+            None,
+            bind(&k2(), "pb:victim-recover", "2026-03-28T20:07:05Z", SESS1),
+        );
+        let recovered = admit(&mut engine, &own, SESS1, "2026-03-28T20:07:10Z");
+        panic!(
+            "another participant took over client {CLIENT:?}; afterwards the victim's plain \
+             attachment is {:?} and its recovery of its own detachment is {:?}",
+            victim.code(),
+            recovered.code()
+        );
+    }
+    assert_rejected(&taken, RejectionCode::ParticipantMismatch);
+    assert_eq!(taken.rejection().unwrap().check, Check::S);
+    // The victim's own lineage is untouched: its plain return is admitted (T14).
+    let plain = attachment_on("attach:victim", CLIENT, "2026-03-28T20:07:00Z", SESS1);
+    let back = admit(&mut engine, &plain, SESS1, "2026-03-28T20:07:00Z");
+    assert_admitted(&back, LifecycleState::Attached);
+    assert_eq!(back.transitions[0].rule, Rule::T2);
+}
+
+/// The same hole through `replace-device` (under `AllowReplaceDevice`): another participant
+/// recovering its own detachment cannot name a client whose lineage here is the victim's as
+/// its "new device", and so cannot take the detached client over either.
+#[test]
+fn replace_device_cannot_name_a_client_of_another_participant() {
+    let policy = HostPolicy::default().with_recovery(RecoveryPolicy::AllowReplaceDevice);
+    let mut engine = detached_engine(policy);
+    engine.open_session(SESS2, Session::default());
+    let signed = |id: &str, at: &str| bind(&other_participant(), id, at, SESS2);
+    let own = attachment_with(
+        "attach:own",
+        "client:own",
+        "2026-03-28T20:06:00Z",
+        signed("pb:own", "2026-03-28T20:05:30Z"),
+    );
+    assert_admitted(
+        &admit(&mut engine, &own, SESS2, "2026-03-28T20:06:00Z"),
+        LifecycleState::Attached,
+    );
+    let lost = detachment_with(
+        "detach:own",
+        "attach:own",
+        "client:own",
+        DetachReason::DeviceLoss,
+        "2026-03-28T20:06:10Z",
+        signed("pb:own-lost", "2026-03-28T20:06:10Z"),
+    );
+    assert_admitted(
+        &admit(&mut engine, &lost, SESS2, "2026-03-28T20:06:10Z"),
+        LifecycleState::Detached,
+    );
+    let replace = |client: &str, id: &str| {
+        recovery_with(
+            id,
+            client,
+            RecoveryMode::ReplaceDevice,
+            "detach:own",
+            "2026-03-28T20:06:20Z",
+            Some("migrate:01JQMIGRATE001"),
+            signed(&format!("pb:{id}"), "2026-03-28T20:06:20Z"),
+        )
+    };
+    let taken = admit(
+        &mut engine,
+        &replace(CLIENT, "recover:take"),
+        SESS2,
+        "2026-03-28T20:06:20Z",
+    );
+    assert_rejected(&taken, RejectionCode::ParticipantMismatch);
+    assert!(
+        !taken
+            .rejection()
+            .unwrap()
+            .message
+            .contains("detach:01JQCLIDET001")
+    );
+    assert!(engine.store().open_grant(CLIENT).unwrap().is_none());
+    // A client new to this node is fine.
+    assert_admitted(
+        &admit(
+            &mut engine,
+            &replace("client:fresh", "recover:fresh"),
+            SESS2,
+            "2026-03-28T20:06:21Z",
+        ),
+        LifecycleState::RecoveryGranted,
+    );
+}
+
 #[test]
 fn l11_migration_needs_allowance_but_exit_does_not() {
     let mut policy = HostPolicy::default();
@@ -1212,4 +1351,200 @@ fn a_clock_at_the_ends_of_its_range_never_panics() {
     // Everything A1 says lies in the future of that clock.
     let early = admit(&mut engine, &a1(), SESS1, start);
     assert_eq!(early.code(), Some(RejectionCode::Clock), "{early:#?}");
+}
+
+/// Hostile participant probing a client id it does not hold: the refusal may say that the
+/// client is taken, but it goes back to the prober's node (`message` in the pod service's
+/// answer) and must not hand out the holder's attachment id or live session id; the T13
+/// refusal withholds them for the same reason.
+#[test]
+fn a_refusal_for_a_client_of_another_participant_names_nothing_of_its_attachment() {
+    let mut engine = engine();
+    assert_admitted(
+        &admit(&mut engine, &a1(), SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    engine.open_session(SESS2, Session::default());
+    let probe = attachment_with(
+        "attach:probe",
+        CLIENT,
+        "2026-03-28T19:43:00Z",
+        bind(
+            &other_participant(),
+            "pb:probe",
+            "2026-03-28T19:42:30Z",
+            SESS2,
+        ),
+    );
+    let refused = admit(&mut engine, &probe, SESS2, "2026-03-28T19:43:00Z");
+    assert!(
+        matches!(
+            refused.code(),
+            Some(RejectionCode::AlreadyAttached | RejectionCode::ParticipantMismatch)
+        ),
+        "{refused:#?}"
+    );
+    let message = &refused.rejection().unwrap().message;
+    assert!(!message.contains("attach:01JQCLIATT001"), "{message}");
+    assert!(!message.contains(SESS1), "{message}");
+}
+
+/// T12 across sessions: the V8 rule that a bind must not predate its session is for
+/// attachments and recoveries; an identical replay of an admitted detachment (whose bind is
+/// necessarily older) on a session established later is still `replayed`.
+#[test]
+fn a_detachment_replayed_on_a_session_established_later_is_replayed() {
+    let mut engine = engine();
+    admit(&mut engine, &a1(), SESS1, ATTACH_NOW);
+    assert_admitted(
+        &admit(&mut engine, &d1(), SESS1, DETACH_NOW),
+        LifecycleState::Detached,
+    );
+    engine.open_session(
+        SESS3,
+        Session {
+            established_at: Some(instant("2026-03-28T20:30:00Z")),
+            ..Session::default()
+        },
+    );
+    let replay = admit(&mut engine, &d1(), SESS3, "2026-03-28T20:30:05Z");
+    assert_eq!(replay.verdict, Verdict::Replayed, "{replay:#?}");
+    assert_eq!(replay.state, Some(LifecycleState::Detached));
+}
+
+/// T13 for an attachment still `attached` whose session is gone without a keepalive loss
+/// being reported (here: a restart before `degrade_orphans`): it is treated like a degraded
+/// one, so the same participant's new attachment on a live session replaces it instead of
+/// being refused `E_POD_ALREADY_ATTACHED`.
+#[test]
+fn an_attached_attachment_on_a_dead_session_takes_the_reconnect_path() {
+    let mut engine = engine();
+    assert_admitted(
+        &admit(&mut engine, &a1(), SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    let mut engine =
+        orbi_pod::PodEngine::new(k1(), HostPolicy::default(), engine.into_store()).unwrap();
+    engine.open_session(SESS2, Session::default());
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Attached
+    );
+    let again = attachment_on("attach:again", CLIENT, "2026-03-28T19:50:00Z", SESS2);
+    let admitted = admit(&mut engine, &again, SESS2, "2026-03-28T19:50:00Z");
+    assert_admitted(&admitted, LifecycleState::Attached);
+    let rules: Vec<Rule> = admitted.transitions.iter().map(|t| t.rule).collect();
+    assert_eq!(rules, [Rule::T13, Rule::T2]);
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Detached
+    );
+}
+
+/// Hostile participant under `AllowReplaceDevice`: one detachment opens one grant. After a
+/// `replace-device` grant was used by the new device, a second `replace-device` citing the
+/// same detachment for yet another device is `E_POD_STATE` (the old client was never attached
+/// again, so nothing else supersedes the detachment): one lost phone is not a licence for any
+/// number of new ones.
+#[test]
+fn one_detachment_cannot_be_replaced_into_a_second_new_device() {
+    let policy = HostPolicy::default().with_recovery(RecoveryPolicy::AllowReplaceDevice);
+    let mut engine = detached_engine(policy);
+    engine.open_session(SESS3, Session::default());
+    let replace = |id: &str, client: &str, at: &str| {
+        recovery_with(
+            id,
+            client,
+            RecoveryMode::ReplaceDevice,
+            "detach:01JQCLIDET001",
+            at,
+            Some("migrate:01JQMIGRATE001"),
+            bind(&k2(), &format!("pb:{id}"), at, SESS3),
+        )
+    };
+    assert_admitted(
+        &admit(
+            &mut engine,
+            &replace("recover:first", NEW_CLIENT, "2026-03-28T20:25:00Z"),
+            SESS3,
+            RECOVER_NOW,
+        ),
+        LifecycleState::RecoveryGranted,
+    );
+    let device = attachment_on("attach:new", NEW_CLIENT, "2026-03-28T20:25:20Z", SESS3);
+    let used = admit(&mut engine, &device, SESS3, "2026-03-28T20:25:20Z");
+    assert_admitted(&used, LifecycleState::Attached);
+    assert_eq!(used.transitions[0].rule, Rule::T17);
+    let again = admit(
+        &mut engine,
+        &replace("recover:second", "client:third", "2026-03-28T20:26:00Z"),
+        SESS3,
+        "2026-03-28T20:26:00Z",
+    );
+    assert_rejected(&again, RejectionCode::State);
+    assert!(
+        again
+            .rejection()
+            .unwrap()
+            .message
+            .contains("was already recovered by \"recover:first\""),
+        "{again:#?}"
+    );
+    assert!(engine.store().open_grant("client:third").unwrap().is_none());
+}
+
+/// Hostile participant, timers: an attachment whose host detachment this node can no longer
+/// build (its bind carries a member the seed profile admitted and signed, and the operator
+/// has since moved the node to the default frozen profile) is one failure of its own. It
+/// must not stall every later T7 (and the T18 grant expiry after them): today `tick` stops
+/// at it with `EngineError::Egress`, every second, for good, so no other degraded
+/// attachment is ever ended.
+#[test]
+fn one_attachment_the_host_cannot_detach_does_not_stall_the_timers() {
+    let seed = HostPolicy::default().with_profile(orbi_schema::Profile::Seed);
+    let mut engine = engine_with(seed);
+    let mut planted = bind(&other_participant(), "pb:poison", ATTACH_NOW, SESS1);
+    planted["x-planted"] = json!(1);
+    let planted = resign(planted, &other_participant());
+    let poison = attachment_with("attach:poison", "client:poison", ATTACH_NOW, planted);
+    assert_admitted(
+        &admit(&mut engine, &poison, SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    assert_admitted(
+        &admit(&mut engine, &a1(), SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    engine
+        .session_lost(SESS1, instant("2026-03-28T19:50:00Z"))
+        .unwrap();
+    // The operator moves the node to the default (frozen) profile and restarts it.
+    let mut engine =
+        orbi_pod::PodEngine::new(k1(), HostPolicy::default(), engine.into_store()).unwrap();
+    for now in ["2026-03-28T19:52:00Z", "2026-03-28T19:52:01Z"] {
+        let _ = engine.tick(instant(now));
+    }
+    assert_eq!(
+        state_of(&engine, "attach:01JQCLIATT001"),
+        AttachmentState::Detached,
+        "the victim's degraded attachment outlived its grace behind the poisoned one"
+    );
+    // The poisoned one is reported on every tick, with its own error, until it can go.
+    let report = engine.tick_report(instant("2026-03-28T19:52:02Z")).unwrap();
+    assert!(report.transitions.is_empty(), "{report:#?}");
+    let [failure] = report.failures.as_slice() else {
+        panic!("{report:#?}");
+    };
+    assert_eq!(
+        (failure.rule, failure.subject.as_str()),
+        (Rule::T7, "attach:poison")
+    );
+    assert!(
+        matches!(failure.error, orbi_pod::EngineError::Egress { .. }),
+        "{failure:#?}"
+    );
+    assert_eq!(
+        state_of(&engine, "attach:poison"),
+        AttachmentState::Degraded
+    );
 }

@@ -549,11 +549,11 @@ fn a_sanctioned_client_cannot_be_replaced_into_from_another_clients_detachment()
     assert!(engine.store().open_grant(CLIENT).unwrap().is_none());
 }
 
-/// A grant opened before the client was sanctioned (from an earlier detachment, by another
-/// participant sharing the client id) is not used while the sanction holds, and is after the
-/// host clears it.
+/// A client whose participant holds an open grant is that participant's: another one that
+/// names the same client id is `E_POD_PARTICIPANT_MISMATCH` (it could otherwise end the client
+/// with a sanction and so strand the grant), and the grant is still there for its owner.
 #[test]
-fn a_grant_opened_before_the_sanction_waits_for_the_clearing() {
+fn another_participant_cannot_attach_a_client_whose_grant_is_open() {
     let mut engine = engine();
     admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
     let ended = detachment_with(
@@ -581,39 +581,25 @@ fn a_grant_opened_before_the_sanction_waits_for_the_clearing() {
         &admit(&mut engine, &recovered, SESS1, "2026-03-28T19:43:01Z"),
         LifecycleState::RecoveryGranted,
     );
-    // Another participant attaches the same client id; the first one's grant stays open.
+    // Another participant names the same client id: refused, nothing changes.
     let other = attachment_with(
         "attach:p2",
         CLIENT,
         "2026-03-28T19:44:00Z",
         bind(&other_participant(), "pb:p2", "2026-03-28T19:44:00Z", SESS1),
     );
-    assert_admitted(
-        &admit(&mut engine, &other, SESS1, "2026-03-28T19:44:00Z"),
-        LifecycleState::Attached,
-    );
-    engine
-        .detach(
-            "attach:p2",
-            DetachReason::Policy,
-            None,
-            instant(SANCTIONED_AT),
-        )
-        .unwrap();
-    let sanction = engine
-        .store()
-        .detachment_of("attach:p2")
-        .unwrap()
-        .unwrap()
-        .detachment_id;
     let before = snapshot(&engine);
-    let back = admit(&mut engine, &back(), SESS1, "2026-03-28T19:50:02Z");
-    assert_held(&back, &sanction);
+    let refused = admit(&mut engine, &other, SESS1, "2026-03-28T19:44:00Z");
+    assert_rejected(&refused, RejectionCode::ParticipantMismatch);
     assert_eq!(
         snapshot(&engine),
         before,
         "a refusal changed the read model"
     );
+    // The owner's return consumes its grant (T17).
+    let back = admit(&mut engine, &back(), SESS1, "2026-03-28T19:50:02Z");
+    assert_admitted(&back, LifecycleState::Attached);
+    assert_eq!(back.transitions[0].rule, Rule::T17);
 }
 
 /// Eviction never ends a sanction: a lineage whose sanction holds is kept like one with an
@@ -941,4 +927,78 @@ fn kept_until_cleared<S: Store>(store: S) {
         LifecycleState::Attached,
     );
     assert!(engine.store().detachment_of(A1).unwrap().is_none());
+}
+
+/// Hostile participant, sanction escape by a new device: its suspended attachment is ended by
+/// its own `user-request` (exit is never blocked), and a `replace-device` recovery of that
+/// detachment names a fresh client id. The cited detachment is the old client's latest and
+/// the new client has no history, so only the sanction check of the cited detachment holds
+/// it; the host's clearing then lets the same recovery through.
+#[test]
+fn a_suspended_client_cannot_escape_into_a_new_device() {
+    let mut engine = engine_with(
+        orbi_pod::HostPolicy::default().with_recovery(orbi_pod::RecoveryPolicy::AllowReplaceDevice),
+    );
+    let detachment = suspended_then_ended(&mut engine, None);
+    let at = "2026-03-28T20:06:00Z";
+    let escape = recovery_with(
+        "recover:escape",
+        NEW_CLIENT,
+        RecoveryMode::ReplaceDevice,
+        &detachment,
+        at,
+        Some("token:new-phone"),
+        bind(&k2(), "pb:escape", at, SESS1),
+    );
+    let before = snapshot(&engine);
+    let refused = admit(&mut engine, &escape, SESS1, at);
+    assert_held(&refused, &detachment);
+    assert_eq!(
+        snapshot(&engine),
+        before,
+        "a refusal changed the read model"
+    );
+    assert!(engine.store().open_grant(NEW_CLIENT).unwrap().is_none());
+    engine
+        .clear_sanction(&detachment, instant("2026-03-28T20:07:00Z"))
+        .unwrap();
+    assert_admitted(
+        &admit(&mut engine, &escape, SESS1, "2026-03-28T20:07:01Z"),
+        LifecycleState::RecoveryGranted,
+    );
+}
+
+/// Sanction escape by restart: a suspended attachment stays suspended when the node restarts
+/// and sweeps its orphans (only attached ones become degraded), so the participant cannot
+/// come back through the T13 reconnect path that a degraded attachment would open.
+#[test]
+fn a_suspension_survives_a_restart_and_its_orphan_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    let mut engine = sqlite_engine(&path);
+    assert_admitted(
+        &admit(&mut engine, &a1(), SESS1, ATTACH_NOW),
+        LifecycleState::Attached,
+    );
+    engine.suspend(A1, instant("2026-03-28T19:45:00Z")).unwrap();
+    drop(engine);
+    let mut engine =
+        PodEngine::new(k1(), orbi_pod::HostPolicy::default(), sqlite_store(&path)).unwrap();
+    let swept = engine
+        .degrade_orphans(instant("2026-03-28T19:46:00Z"))
+        .unwrap();
+    assert!(swept.is_empty(), "{swept:?}");
+    assert_eq!(state_of(&engine, A1), orbi_pod::AttachmentState::Suspended);
+    engine.open_session(SESS2, Session::default());
+    let again = attachment_on("attach:again", CLIENT, "2026-03-28T19:46:30Z", SESS2);
+    let refused = admit(&mut engine, &again, SESS2, "2026-03-28T19:46:30Z");
+    assert_rejected(&refused, RejectionCode::State);
+    assert!(
+        refused
+            .rejection()
+            .unwrap()
+            .message
+            .contains("has suspended attachment"),
+        "{refused:#?}"
+    );
 }

@@ -195,6 +195,14 @@ fn version_other_than_1_is_reported_as_such() {
     let mut inner = a1();
     inner["participant-bind"]["schema/v"] = json!(7);
     assert_rejected(&admit_now(&inner), RejectionCode::ProtoVersion);
+    // Any other number, negative or fractional, is a version too.
+    for other in [json!(-1), json!(2.5)] {
+        let mut odd = a1();
+        odd["schema/v"] = other;
+        let admission = admit_now(&odd);
+        assert_rejected(&admission, RejectionCode::ProtoVersion);
+        assert_eq!(admission.rejection().unwrap().check, Check::V2);
+    }
     // A version that is not a number is simply invalid.
     let mut text = a1();
     text["schema/v"] = json!("1");
@@ -225,6 +233,18 @@ fn oversized_unparseable_and_unknown_documents() {
         assert_rejected(&admission, RejectionCode::ProtoInvalid);
         assert_eq!(admission.rejection().unwrap().check, Check::V1);
     }
+    // Both ids at once is refused as ambiguous before any schema is chosen.
+    let ambiguous = engine
+        .admit(
+            br#"{"detachment/id":"d","recovery/id":"r"}"#,
+            SESS1,
+            instant(NOW),
+        )
+        .unwrap();
+    assert_eq!(
+        ambiguous.rejection().unwrap().message,
+        "ambiguous artifact: both detachment/id and recovery/id are present"
+    );
     let counts = orbi_pod::Store::counts(engine.store()).unwrap();
     assert_eq!(counts.traces, 0, "rejections are not stored");
 }
