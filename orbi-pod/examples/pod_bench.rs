@@ -170,6 +170,9 @@ impl Store for NoStore {
     fn count_live_attachments_on(&self, _: &str) -> Result<usize, StoreError> {
         Ok(0)
     }
+    fn count_open_grants_on(&self, _: &str, _: OffsetDateTime) -> Result<usize, StoreError> {
+        Ok(0)
+    }
     fn attachments_due(
         &self,
         _: AttachmentState,

@@ -997,7 +997,12 @@ impl<S: Store> PodEngine<S> {
                 json!({"recovery/id": grant.recovery_id, "attachment/id": a.attachment_id}),
             ));
         }
-        self.peer_share(checked.arrival, replaces.as_deref(), checked.now)?;
+        // The place this attachment takes over: the replaced attachment's (T13), else the
+        // consumed grant's (T17), when it was counted for this node.
+        let takes_over = replaces
+            .clone()
+            .or_else(|| grant.as_ref().map(|grant| grant.bind_session.clone()));
+        self.peer_share(checked.arrival, takes_over.as_deref(), checked.now)?;
         // The record carries the bind (session, id, digest): no separate cache entry.
         commit.traces.extend(new_bind);
         commit.changes.push(Change::InsertAttachment(AttachmentRec {
@@ -1033,8 +1038,8 @@ impl<S: Store> PodEngine<S> {
             }),
         ));
         self.commit(commit)?;
-        match &replaces {
-            // The replaced attachment was detached by this same commit.
+        match &takes_over {
+            // The replaced attachment was detached (or the grant consumed) by this same commit.
             Some(old) => self.sessions.move_attached(old, checked.arrival),
             None => self.sessions.count_attached(checked.arrival),
         }
@@ -1052,9 +1057,12 @@ impl<S: Store> PodEngine<S> {
 
     /// Keeps one peer node from filling the read model: the sessions of the node that session
     /// `arrival` belongs to (live ones, and closed ones whose attachments still wait for their
-    /// clients) may hold at most [`HostPolicy::max_live_attachments_per_peer`] live
-    /// attachments together. An attachment that replaces one of the node's own (`replaces`,
-    /// the old one's session, T13) takes no new place. The session table's running count is
+    /// clients) may hold at most [`HostPolicy::max_live_attachments_per_peer`] places
+    /// together. A live attachment holds a place, and so does an open recovery grant: its
+    /// lineage cannot be evicted while it is open, so grants left unconsumed would otherwise
+    /// fill the read model for every other node. An attachment that takes over one of the
+    /// node's own places (`replaces`: the session of the attachment it replaces, T13, or of
+    /// the grant it consumes, T17) takes no new one. The session table's running count is
     /// an upper bound, so the read model is asked for the exact count only when that bound
     /// reaches the limit, and after a recount that refuses, not again for
     /// [`RECOUNT_BACKOFF`] unless one of the node's attachments ends: a node at its limit
@@ -1076,9 +1084,9 @@ impl<S: Store> PodEngine<S> {
         if self.sessions.may_recount(arrival, now, RECOUNT_BACKOFF) {
             let mut held = 0usize;
             for session in self.sessions.same_holder(arrival) {
-                let live = self.store.count_live_attachments_on(&session)?;
-                self.sessions.set_attached(&session, live);
-                held = held.saturating_add(live);
+                let places = self.places_on(&session, now)?;
+                self.sessions.set_attached(&session, places);
+                held = held.saturating_add(places);
             }
             if fits(held) {
                 return Ok(());
@@ -1095,6 +1103,18 @@ impl<S: Store> PodEngine<S> {
             format!("{holder} holds its limit of {limit} live attachments"),
         )
         .into())
+    }
+
+    /// The places session `session` holds at `now`: its live attachments and its open,
+    /// unexpired recovery grants.
+    pub(crate) fn places_on(
+        &self,
+        session: &str,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let live = self.store.count_live_attachments_on(session)?;
+        let grants = self.store.count_open_grants_on(session, now)?;
+        Ok(live.saturating_add(grants))
     }
 
     /// The client's open `grant`, if it is for this participant and still inside its window;
@@ -1505,6 +1525,8 @@ impl<S: Store> PodEngine<S> {
             }
             self.expire_grant(&other, checked.now, &mut commit);
         }
+        // An open grant holds a place in the node's share until it is consumed or expires.
+        self.peer_share(checked.arrival, None, checked.now)?;
         let expires = checked
             .now
             .saturating_add(self.policy.timings.recovery_window);
@@ -1524,6 +1546,7 @@ impl<S: Store> PodEngine<S> {
             grant_expires_at: expires,
             consumed_by: None,
             artifact: checked.bytes.to_vec(),
+            bind_session: bind.session_id.clone(),
         }));
         commit.traces.push(self.trace(
             TraceKind::Recovered,
@@ -1539,6 +1562,7 @@ impl<S: Store> PodEngine<S> {
             }),
         ));
         self.commit(commit)?;
+        self.sessions.count_attached(checked.arrival);
         out.transitions.push(Transition {
             rule: Rule::T16,
             subject: r.recovery_id.clone(),

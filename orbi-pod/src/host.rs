@@ -513,11 +513,11 @@ impl<S: Store> PodEngine<S> {
                 }
             }
         }
-        // Closed sessions count for their peer while they have live attachments; the
-        // detachments above may have ended the last of them.
+        // Closed sessions count for their peer while they hold places (live attachments,
+        // open grants); the detachments above may have ended the last of them.
         for session in self.sessions.lost() {
-            let live = self.store.count_live_attachments_on(&session)?;
-            self.sessions.set_attached(&session, live);
+            let places = self.places_on(&session, now)?;
+            self.sessions.set_attached(&session, places);
         }
         self.sessions
             .prune_refused(now, crate::engine::RECOUNT_BACKOFF);
@@ -525,6 +525,8 @@ impl<S: Store> PodEngine<S> {
             let mut commit = Commit::default();
             self.expire_grant(&grant, now, &mut commit);
             self.store.commit(commit, &self.sessions)?;
+            // Its place is free: the node may be recounted at once.
+            self.sessions.freed(&grant.bind_session);
             report.transitions.push(Transition {
                 rule: Rule::T18,
                 subject: grant.recovery_id,

@@ -87,10 +87,13 @@ pub struct HostPolicy {
     pub hybrid: Offer,
     /// Timings.
     pub timings: Timings,
-    /// Live attachments that the sessions of one peer node may hold together (default 25 000,
-    /// a quarter of the default read model), so that one client node cannot fill the read
-    /// model for the others; the next is rejected `E_POD_CAPACITY`, and 0 admits none. Closed
-    /// sessions count while their attachments wait, degraded or suspended, for their clients
+    /// Places that the sessions of one peer node may hold together (default 25 000, a
+    /// quarter of the default read model), so that one client node cannot fill the read
+    /// model for the others; the next attachment or recovery is rejected `E_POD_CAPACITY`,
+    /// and 0 admits none. A live attachment holds a place, and so does an open recovery grant
+    /// (its lineage cannot be evicted while it is open); an attachment that consumes the
+    /// node's own grant takes the grant's place. Closed sessions count while their
+    /// attachments wait, degraded or suspended, for their clients, or their grants are open
     /// (counted in this process: see [`crate::SessionTable`]). A session whose peer the host
     /// did not name is held to it on its own.
     pub max_live_attachments_per_peer: usize,

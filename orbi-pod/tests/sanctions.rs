@@ -392,6 +392,7 @@ fn back_to_layout_2(path: &Path) -> String {
 /// Takes an SQLite read model back to layout 3, the layout before a detachment recorded that
 /// it ended a suspended attachment. Returns the detachments table's definition afterwards.
 fn back_to_layout_3(path: &Path) -> String {
+    back_to_layout_4(path);
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
         "ALTER TABLE detachments DROP COLUMN under_suspension;
@@ -404,6 +405,78 @@ fn back_to_layout_3(path: &Path) -> String {
         |row| row.get(0),
     )
     .unwrap()
+}
+
+/// Takes an SQLite read model back to layout 4, the layout before a recovery recorded its
+/// bind's session. Returns the recoveries table's definition afterwards.
+fn back_to_layout_4(path: &Path) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX recoveries_open_by_session;
+         ALTER TABLE recoveries DROP COLUMN bind_session;
+         UPDATE meta SET value = '4' WHERE key = 'layout';",
+    )
+    .unwrap();
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE name = 'recoveries'",
+        [],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+/// A read model of layout 4 opens as layout 5: each recovery gets its bind's session from
+/// the artifact as admitted, so its open grant still counts for its node, and the grant is
+/// consumed as before.
+#[test]
+fn a_read_model_of_layout_4_gives_its_recoveries_their_bind_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.sqlite");
+    {
+        let mut engine = sqlite_engine(&path);
+        admit(&mut engine, &a1(), SESS1, "2026-03-28T19:42:05Z");
+        let ended = detachment_with(
+            "detach:u1",
+            A1,
+            CLIENT,
+            DetachReason::UserRequest,
+            "2026-03-28T19:43:00Z",
+            b1(),
+        );
+        assert_admitted(
+            &admit(&mut engine, &ended, SESS1, "2026-03-28T19:43:00Z"),
+            LifecycleState::Detached,
+        );
+        let recovered = recovery_with(
+            "recover:p1",
+            CLIENT,
+            RecoveryMode::ReattachExistingDevice,
+            "detach:u1",
+            "2026-03-28T19:43:01Z",
+            None,
+            bind(&k2(), "pb:r1", "2026-03-28T19:43:01Z", SESS1),
+        );
+        assert_admitted(
+            &admit(&mut engine, &recovered, SESS1, "2026-03-28T19:43:01Z"),
+            LifecycleState::RecoveryGranted,
+        );
+    }
+    let definition = back_to_layout_4(&path);
+    assert!(!definition.contains("bind_session"), "{definition}");
+    let mut engine = sqlite_engine(&path);
+    assert_eq!(layout_of(&path), "5");
+    let grant = engine.store().open_grant(CLIENT).unwrap().unwrap();
+    assert_eq!(grant.bind_session, SESS1);
+    assert_eq!(
+        engine
+            .store()
+            .count_open_grants_on(SESS1, instant("2026-03-28T19:44:00Z"))
+            .unwrap(),
+        1
+    );
+    let attached = admit(&mut engine, &back(), SESS1, "2026-03-28T19:50:02Z");
+    assert_admitted(&attached, LifecycleState::Attached);
+    assert_eq!(attached.transitions[0].rule, Rule::T17);
 }
 
 fn layout_of(path: &Path) -> String {
@@ -432,7 +505,7 @@ fn a_read_model_of_layout_2_opens_with_its_sanctions_in_force() {
 
     let mut engine = sqlite_engine(&path);
 
-    assert_eq!(layout_of(&path), "4");
+    assert_eq!(layout_of(&path), "5");
     let record = engine.store().detachment(&detachment).unwrap().unwrap();
     assert!(record.sanction_in_force(), "{record:?}");
     // The open grant is not used while its sanction stands; nothing changes.
@@ -450,10 +523,10 @@ fn a_read_model_of_layout_2_opens_with_its_sanctions_in_force() {
     let attached = admit(&mut engine, &back(), SESS1, "2026-03-28T19:57:30Z");
     assert_admitted(&attached, LifecycleState::Attached);
     assert_eq!(attached.transitions[0].rule, Rule::T17);
-    // Opening it again finds layout 4 and migrates nothing.
+    // Opening it again finds layout 5 and migrates nothing.
     drop(engine);
     let engine = sqlite_engine(&path);
-    assert_eq!(layout_of(&path), "4");
+    assert_eq!(layout_of(&path), "5");
     assert!(
         !engine
             .store()
@@ -469,7 +542,7 @@ fn a_read_model_of_an_unknown_layout_is_still_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pod.sqlite");
     drop(sqlite_engine(&path));
-    for layout in ["1", "5"] {
+    for layout in ["1", "6"] {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute("UPDATE meta SET value = ?1 WHERE key = 'layout'", [layout])
             .unwrap();
@@ -876,7 +949,7 @@ fn a_host_detachment_of_a_suspended_attachment_keeps_the_suspension() {
 /// A detachment that carries a suspension is kept from eviction while in force, though the
 /// participant made it (only the host suspends, so these are as few as its suspensions);
 /// once cleared it can go. On the SQLite read model it survives a restart, and a read model
-/// of layout 3 opens as layout 4 with none of its detachments under suspension.
+/// of layout 3 opens as layout 5 with none of its detachments under suspension.
 #[test]
 fn a_carried_suspension_is_kept_from_eviction_and_survives_a_restart() {
     let limits = StoreLimits {
@@ -899,7 +972,7 @@ fn a_carried_suspension_is_kept_from_eviction_and_survives_a_restart() {
     let definition = back_to_layout_3(&path);
     assert!(!definition.contains("under_suspension"), "{definition}");
     let engine = sqlite_engine(&path);
-    assert_eq!(layout_of(&path), "4");
+    assert_eq!(layout_of(&path), "5");
     let record = engine.store().detachment(&detachment).unwrap().unwrap();
     assert!(
         !record.under_suspension && !record.sanction_in_force(),

@@ -734,6 +734,7 @@ fn probes_are_their_lookups_at_once() {
             grant_expires_at: instant("2026-03-28T20:50:00Z"),
             consumed_by: None,
             artifact: b"{}".to_vec(),
+            bind_session: SESS1.into(),
         };
         for changes in [
             vec![Change::InsertAttachment(record(
@@ -1054,6 +1055,7 @@ macro_rules! delegate_other_reads {
             recoveries_from(id: &str) -> Vec<orbi_pod::store::RecoveryRec>;
             open_grant(client: &str) -> Option<orbi_pod::store::RecoveryRec>;
             grants_due(not_after: time::OffsetDateTime) -> Vec<orbi_pod::store::RecoveryRec>;
+            count_open_grants_on(session: &str, now: time::OffsetDateTime) -> usize;
             bind_digest(session: &str, bind_id: &str) -> Option<Sha256Digest>;
             client_history(client: &str) -> orbi_pod::store::ClientHistory;
             counts() -> orbi_pod::store::Counts;
@@ -1861,4 +1863,325 @@ fn a_node_at_its_share_is_recounted_again_at_exactly_the_backoff() {
         RejectionCode::Capacity,
     );
     assert!(engine.store().recounts.get() > recounts);
+}
+
+/// Hostile peer node, resources: a recovery grant keeps its lineage from eviction for its
+/// window, so an open grant holds a place in the node's share like a live attachment. A
+/// peer node allowed a single place cannot open grant after grant (attach, detach
+/// `user-request`, `reattach-existing-device`, next client) and fill the read model with
+/// lineages nothing may evict: its second client is `E_POD_CAPACITY`, and another node's
+/// attachment still fits.
+#[test]
+fn one_node_cannot_fill_the_read_model_with_open_grants() {
+    let limits = StoreLimits {
+        max_records: 6,
+        ..Default::default()
+    };
+    let policy = HostPolicy {
+        max_live_attachments_per_peer: 1,
+        ..HostPolicy::default()
+    };
+    let (hostile, victim) = (
+        orbi_types::KeyPair::from_seed(&[41; 32]).node_id(),
+        orbi_types::KeyPair::from_seed(&[40; 32]).node_id(),
+    );
+    let of = |peer: &orbi_types::NodeId| Session {
+        peer: Some(peer.clone()),
+        ..Session::default()
+    };
+    let at = "2026-03-28T19:42:00Z";
+    let now = "2026-03-28T19:42:05Z";
+    each_store!(limits, |name, store| {
+        let mut engine = PodEngine::new(k1(), policy.clone(), store).unwrap();
+        engine.open_session(SESS1, of(&victim));
+        engine.open_session(SESS2, of(&hostile));
+        let signed = |id: String| bind(&other_participant(), &id, at, SESS2);
+        for n in 1..=3 {
+            let client = format!("client:h{n}");
+            let steps = [
+                attachment_with(
+                    &format!("attach:h{n}"),
+                    &client,
+                    at,
+                    signed(format!("pb:h{n}a")),
+                ),
+                detachment_with(
+                    &format!("detach:h{n}"),
+                    &format!("attach:h{n}"),
+                    &client,
+                    DetachReason::UserRequest,
+                    at,
+                    signed(format!("pb:h{n}d")),
+                ),
+                recovery_with(
+                    &format!("recover:h{n}"),
+                    &client,
+                    orbi_types::pod::RecoveryMode::ReattachExistingDevice,
+                    &format!("detach:h{n}"),
+                    at,
+                    None,
+                    signed(format!("pb:h{n}r")),
+                ),
+            ];
+            for step in &steps {
+                let admission = admit(&mut engine, step, SESS2, now);
+                if n == 1 {
+                    assert_eq!(
+                        admission.verdict,
+                        Verdict::Admitted,
+                        "{name}: {admission:#?}"
+                    );
+                    continue;
+                }
+                // Its one grant holds the node's one place: the next client is refused.
+                assert_eq!(
+                    admission.code(),
+                    Some(RejectionCode::Capacity),
+                    "{name}: {admission:#?}"
+                );
+                break;
+            }
+        }
+        let other = attachment_on("attach:victim", "client:victim", at, SESS1);
+        let admission = admit(&mut engine, &other, SESS1, now);
+        assert_eq!(
+            admission.verdict,
+            Verdict::Admitted,
+            "{name}: a node held to one live attachment has filled the read model with \
+             grants: {:?}",
+            admission.rejection()
+        );
+    });
+}
+
+/// The other side of counting grants: a node at its share of one place, whose one place is
+/// its open grant, may still use that grant (the attachment takes the grant's place, T17);
+/// and a grant that expires (T18) frees its place at once for the node's next client.
+#[test]
+fn a_node_at_its_share_uses_its_own_grant_and_gets_the_place_back_when_one_expires() {
+    let policy = HostPolicy {
+        max_live_attachments_per_peer: 1,
+        ..HostPolicy::default()
+    };
+    let peer = orbi_types::KeyPair::from_seed(&[41; 32]).node_id();
+    let at = "2026-03-28T19:42:00Z";
+    each_store!(StoreLimits::default(), |name, store| {
+        let mut engine = PodEngine::new(k1(), policy.clone(), store).unwrap();
+        engine.open_session(
+            SESS2,
+            Session {
+                peer: Some(peer.clone()),
+                ..Session::default()
+            },
+        );
+        let signed = |id: &str| bind(&other_participant(), id, at, SESS2);
+        let grant_for = |engine: &mut PodEngine<_>, n: u32, now: &str| {
+            let client = format!("client:g{n}");
+            for step in [
+                attachment_with(
+                    &format!("attach:g{n}"),
+                    &client,
+                    at,
+                    signed(&format!("pb:g{n}a")),
+                ),
+                detachment_with(
+                    &format!("detach:g{n}"),
+                    &format!("attach:g{n}"),
+                    &client,
+                    DetachReason::UserRequest,
+                    at,
+                    signed(&format!("pb:g{n}d")),
+                ),
+                recovery_with(
+                    &format!("recover:g{n}"),
+                    &client,
+                    orbi_types::pod::RecoveryMode::ReattachExistingDevice,
+                    &format!("detach:g{n}"),
+                    at,
+                    None,
+                    signed(&format!("pb:g{n}r")),
+                ),
+            ] {
+                let admission = admit(engine, &step, SESS2, now);
+                assert_eq!(
+                    admission.verdict,
+                    Verdict::Admitted,
+                    "{name}: {admission:#?}"
+                );
+            }
+        };
+        grant_for(&mut engine, 1, "2026-03-28T19:42:05Z");
+        let back = attachment_with("attach:g1-back", "client:g1", at, signed("pb:g1b"));
+        let used = admit(&mut engine, &back, SESS2, "2026-03-28T19:42:06Z");
+        assert_admitted(&used, LifecycleState::Attached);
+        assert_eq!(used.transitions[0].rule, orbi_pod::Rule::T17, "{name}");
+        // Its place is the live attachment now: a second client does not fit.
+        let second = attachment_with("attach:g2", "client:g2", at, signed("pb:g2a"));
+        assert_rejected(
+            &admit(&mut engine, &second, SESS2, "2026-03-28T19:42:07Z"),
+            RejectionCode::Capacity,
+        );
+        // End it, open a grant for another client, and let that grant expire.
+        let ended = detachment_with(
+            "detach:g1-back",
+            "attach:g1-back",
+            "client:g1",
+            DetachReason::UserRequest,
+            at,
+            signed("pb:g1e"),
+        );
+        assert_admitted(
+            &admit(&mut engine, &ended, SESS2, "2026-03-28T19:42:08Z"),
+            LifecycleState::Detached,
+        );
+        grant_for(&mut engine, 3, "2026-03-28T19:42:09Z");
+        // Refused (after a recount) just before the grant's window ends at 19:52:09 ...
+        let fourth = attachment_with("attach:g4", "client:g4", at, signed("pb:g4a"));
+        assert_rejected(
+            &admit(&mut engine, &fourth, SESS2, "2026-03-28T19:52:08.800Z"),
+            RejectionCode::Capacity,
+        );
+        let expired = engine.tick(instant("2026-03-28T19:52:09.200Z")).unwrap();
+        assert!(
+            expired
+                .iter()
+                .any(|t| t.rule == orbi_pod::Rule::T18 && t.subject == "recover:g3"),
+            "{name}: {expired:#?}"
+        );
+        // ... and admitted right after it expired, inside the recount backoff of that refusal.
+        assert_admitted(
+            &admit(&mut engine, &fourth, SESS2, "2026-03-28T19:52:09.400Z"),
+            LifecycleState::Attached,
+        );
+    });
+}
+
+/// Detached clients need no place, but a grant for one does: a node allowed one place that
+/// attached and detached two clients in turn may recover one of them, not both.
+#[test]
+fn a_node_cannot_open_more_grants_than_its_share_at_once() {
+    let policy = HostPolicy {
+        max_live_attachments_per_peer: 1,
+        ..HostPolicy::default()
+    };
+    let peer = orbi_types::KeyPair::from_seed(&[41; 32]).node_id();
+    let at = "2026-03-28T19:42:00Z";
+    let now = "2026-03-28T19:42:05Z";
+    each_store!(StoreLimits::default(), |name, store| {
+        let mut engine = PodEngine::new(k1(), policy.clone(), store).unwrap();
+        engine.open_session(
+            SESS2,
+            Session {
+                peer: Some(peer.clone()),
+                ..Session::default()
+            },
+        );
+        let signed = |id: &str| bind(&other_participant(), id, at, SESS2);
+        for n in 1..=2 {
+            let client = format!("client:d{n}");
+            for step in [
+                attachment_with(
+                    &format!("attach:d{n}"),
+                    &client,
+                    at,
+                    signed(&format!("pb:d{n}a")),
+                ),
+                detachment_with(
+                    &format!("detach:d{n}"),
+                    &format!("attach:d{n}"),
+                    &client,
+                    DetachReason::UserRequest,
+                    at,
+                    signed(&format!("pb:d{n}d")),
+                ),
+            ] {
+                let admission = admit(&mut engine, &step, SESS2, now);
+                assert_eq!(
+                    admission.verdict,
+                    Verdict::Admitted,
+                    "{name}: {admission:#?}"
+                );
+            }
+        }
+        let recover = |n: u32| {
+            recovery_with(
+                &format!("recover:d{n}"),
+                &format!("client:d{n}"),
+                orbi_types::pod::RecoveryMode::ReattachExistingDevice,
+                &format!("detach:d{n}"),
+                at,
+                None,
+                signed(&format!("pb:d{n}r")),
+            )
+        };
+        assert_admitted(
+            &admit(&mut engine, &recover(1), SESS2, now),
+            LifecycleState::RecoveryGranted,
+        );
+        assert_rejected(
+            &admit(&mut engine, &recover(2), SESS2, now),
+            RejectionCode::Capacity,
+        );
+        assert!(
+            engine.store().open_grant("client:d2").unwrap().is_none(),
+            "{name}"
+        );
+    });
+}
+
+/// A peer's session that ends while it holds only an open grant still counts for the peer
+/// after the timers recount its closed sessions: reconnecting does not free the grant's place.
+#[test]
+fn a_grant_on_a_lost_session_still_holds_its_place_for_the_peer() {
+    let policy = HostPolicy {
+        max_live_attachments_per_peer: 1,
+        ..HostPolicy::default()
+    };
+    let peer = orbi_types::KeyPair::from_seed(&[41; 32]).node_id();
+    let at = "2026-03-28T19:42:00Z";
+    let now = "2026-03-28T19:42:05Z";
+    let of_peer = || Session {
+        peer: Some(peer.clone()),
+        ..Session::default()
+    };
+    each_store!(StoreLimits::default(), |name, store| {
+        let mut engine = PodEngine::new(k1(), policy.clone(), store).unwrap();
+        engine.open_session(SESS2, of_peer());
+        let signed = |id: &str, session: &str| bind(&other_participant(), id, at, session);
+        for step in [
+            attachment_with("attach:l1", "client:l1", at, signed("pb:l1a", SESS2)),
+            detachment_with(
+                "detach:l1",
+                "attach:l1",
+                "client:l1",
+                DetachReason::UserRequest,
+                at,
+                signed("pb:l1d", SESS2),
+            ),
+            recovery_with(
+                "recover:l1",
+                "client:l1",
+                orbi_types::pod::RecoveryMode::ReattachExistingDevice,
+                "detach:l1",
+                at,
+                None,
+                signed("pb:l1r", SESS2),
+            ),
+        ] {
+            let admission = admit(&mut engine, &step, SESS2, now);
+            assert_eq!(
+                admission.verdict,
+                Verdict::Admitted,
+                "{name}: {admission:#?}"
+            );
+        }
+        engine.session_lost(SESS2, instant(now)).unwrap();
+        engine.tick(instant("2026-03-28T19:42:06Z")).unwrap();
+        engine.open_session(SESS3, of_peer());
+        let other = attachment_with("attach:l2", "client:l2", at, signed("pb:l2a", SESS3));
+        assert_rejected(
+            &admit(&mut engine, &other, SESS3, "2026-03-28T19:42:07Z"),
+            RejectionCode::Capacity,
+        );
+    });
 }

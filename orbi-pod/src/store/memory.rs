@@ -363,6 +363,23 @@ impl Store for MemoryStore {
             .count())
     }
 
+    fn count_open_grants_on(
+        &self,
+        session: &str,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        Ok(self
+            .tables
+            .recoveries
+            .values()
+            .filter(|(_, rec)| {
+                rec.grant == GrantState::Open
+                    && rec.grant_expires_at > now
+                    && rec.bind_session == session
+            })
+            .count())
+    }
+
     fn attachments_due(
         &self,
         state: AttachmentState,

@@ -13,7 +13,8 @@
 //! - **bounded size with eviction** ([`StoreLimits`]). When attachments plus recoveries exceed
 //!   `max_records`, whole *lineages* are evicted oldest detachment first: the detachment, the
 //!   attachment it ended and every recovery citing it. A lineage with an open recovery grant
-//!   is kept, and so is every live attachment. Lineages whose session is dead go first; one
+//!   is kept (which is why the engine counts an open grant in its peer node's share, like a
+//!   live attachment), and so is every live attachment. Lineages whose session is dead go first; one
 //!   on a still-live session goes only when no other may, so that a peer attaching and
 //!   detaching in turn on one open session cannot fill the read model for everyone. One
 //!   client's lineages always go oldest first, whatever their sessions: were a newer one to
@@ -189,6 +190,10 @@ pub struct RecoveryRec {
     pub consumed_by: Option<String>,
     /// The artifact exactly as received.
     pub artifact: Vec<u8>,
+    /// The session of the recovery's bind: an open grant holds a place in the share of the
+    /// peer node that session belongs to, as a live attachment does. Empty for a grant a read
+    /// model of layout 4 or earlier holds whose bind could not be read.
+    pub bind_session: String,
 }
 
 /// One change to the read model.
@@ -461,6 +466,9 @@ pub trait Store {
     fn live_attachments_on(&self, session: &str) -> Result<Vec<AttachmentRec>, StoreError>;
     /// How many live attachments have their bind on `session` (without reading them).
     fn count_live_attachments_on(&self, session: &str) -> Result<usize, StoreError>;
+    /// How many open recovery grants, not expired at `now`, have their bind on `session`.
+    fn count_open_grants_on(&self, session: &str, now: OffsetDateTime)
+    -> Result<usize, StoreError>;
     /// Attachments in `state` since `not_after` or earlier.
     fn attachments_due(
         &self,

@@ -35,15 +35,17 @@ pub enum Durability {
 }
 
 /// The version of the table layout below.
-const LAYOUT_VERSION: &str = "4";
+const LAYOUT_VERSION: &str = "5";
 
 /// How a read model of an earlier layout becomes the next one, in one transaction with its
 /// layout row. Layout 3 records when the host cleared a sanction; a detachment of layout 2
 /// comes over with none cleared, so a `policy` or `operator-action` end stays in force until
 /// the host clears it (fail closed: layout 2 admitted their recoveries without asking).
 /// Layout 4 records whether a detachment ended a suspended attachment; one of layout 3 comes
-/// over as not (layout 3 did not record the state a detachment ended).
-const MIGRATIONS: [(&str, &str, &str); 2] = [
+/// over as not (layout 3 did not record the state a detachment ended). Layout 5 records the
+/// session of a recovery's bind (an open grant holds a place in its peer node's share), read
+/// from the recovery as admitted; one whose bind cannot be read comes over with none.
+const MIGRATIONS: [(&str, &str, &str); 3] = [
     (
         "2",
         "3",
@@ -53,6 +55,14 @@ const MIGRATIONS: [(&str, &str, &str); 2] = [
         "3",
         "4",
         "ALTER TABLE detachments ADD COLUMN under_suspension INTEGER NOT NULL DEFAULT 0;",
+    ),
+    (
+        "4",
+        "5",
+        "ALTER TABLE recoveries ADD COLUMN bind_session TEXT NOT NULL DEFAULT '';
+         UPDATE recoveries SET bind_session = COALESCE(
+             json_extract(CAST(artifact AS TEXT), '$.\"participant-bind\".\"session/id\"'), '')
+         WHERE json_valid(CAST(artifact AS TEXT));",
     ),
 ];
 
@@ -127,8 +137,12 @@ CREATE TABLE IF NOT EXISTS recoveries (
         CHECK (grant_state = 'open' OR grant_state = 'consumed' OR grant_state = 'expired'),
     grant_expires_at INTEGER NOT NULL,
     consumed_by TEXT,
-    artifact BLOB NOT NULL
+    artifact BLOB NOT NULL,
+    -- The session of the recovery's bind: an open grant holds a place in its peer's share.
+    bind_session TEXT NOT NULL DEFAULT ''
 );
+CREATE INDEX IF NOT EXISTS recoveries_open_by_session
+    ON recoveries (bind_session) WHERE grant_state = 'open';
 -- One open recovery grant per client instance.
 CREATE UNIQUE INDEX IF NOT EXISTS recoveries_one_open_grant
     ON recoveries (client_id) WHERE grant_state = 'open';
@@ -200,7 +214,8 @@ macro_rules! sanction_reasons {
 macro_rules! recovery_columns {
     () => {
         "recovery_id, from_detachment_id, client_id, participant_id, mode, recovered_at, \
-         token_ref, admitted_at, grant_state, grant_expires_at, consumed_by, artifact"
+         token_ref, admitted_at, grant_state, grant_expires_at, consumed_by, artifact, \
+         bind_session"
     };
 }
 
@@ -239,6 +254,8 @@ const LIVE_ATTACHMENTS_ON: &str =
     select_from!(attachments "WHERE bind_session = ?1 AND state <> 'detached' ORDER BY seq");
 const COUNT_LIVE_ATTACHMENTS_ON: &str =
     "SELECT COUNT(*) FROM attachments WHERE bind_session = ?1 AND state <> 'detached'";
+const COUNT_OPEN_GRANTS_ON: &str = "SELECT COUNT(*) FROM recoveries \
+    WHERE bind_session = ?1 AND grant_state = 'open' AND grant_expires_at > ?2";
 const DETACHMENT_BY_ID: &str = select_from!(detachments "WHERE detachment_id = ?1");
 const DETACHMENT_BY_SEQ: &str = select_from!(detachments "WHERE seq = ?1");
 const DETACHMENT_OF: &str = select_from!(detachments "WHERE attachment_id = ?1");
@@ -298,7 +315,7 @@ const INSERT_DETACHMENT: &str = concat!(
 const INSERT_RECOVERY: &str = concat!(
     "INSERT INTO recoveries (",
     recovery_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 );
 
 /// The read model in a SQLite database file.
@@ -308,11 +325,12 @@ const INSERT_RECOVERY: &str = concat!(
 /// commit that loses a race to another writer fails with [`StoreError::Constraint`] and the
 /// engine re-runs the admission against the winner's state.
 ///
-/// The table layout is versioned (`meta` row `layout`, now 4). A read model of layout 2 or 3
-/// is brought to 4 in place when it is opened, one transaction per step (the `policy` and
-/// `operator-action` detachments of layout 2 come over as sanctions in force; no detachment
-/// of layout 3 comes over as one under suspension, which layout 3 did not record); any other
-/// layout is refused untouched, and an older build refuses layout 4 the same way.
+/// The table layout is versioned (`meta` row `layout`, now 5). A read model of layout 2, 3
+/// or 4 is brought to 5 in place when it is opened, one transaction per step (the `policy`
+/// and `operator-action` detachments of layout 2 come over as sanctions in force; no
+/// detachment of layout 3 comes over as one under suspension, which layout 3 did not record;
+/// a recovery of layout 4 gets its bind's session from its artifact); any other layout is
+/// refused untouched, and an older build refuses layout 5 the same way.
 pub struct SqliteStore {
     conn: Connection,
     path: String,
@@ -884,6 +902,7 @@ fn recovery_row(row: &Row<'_>) -> rusqlite::Result<RecoveryRec> {
         grant_expires_at: instant_of(row, 9)?,
         consumed_by: row.get(10)?,
         artifact: row.get(11)?,
+        bind_session: row.get(12)?,
     })
 }
 
@@ -972,6 +991,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError> {
                         nanos(rec.grant_expires_at),
                         rec.consumed_by,
                         rec.artifact,
+                        rec.bind_session,
                     ])
                 })
         }
@@ -1241,6 +1261,21 @@ impl Store for SqliteStore {
             .conn
             .prepare_cached(COUNT_LIVE_ATTACHMENTS_ON)
             .and_then(|mut statement| statement.query_row([session], |row| row.get(0)))
+            .map_err(backend)?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    fn count_open_grants_on(
+        &self,
+        session: &str,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let count: i64 = self
+            .conn
+            .prepare_cached(COUNT_OPEN_GRANTS_ON)
+            .and_then(|mut statement| {
+                statement.query_row(params![session, nanos(now)], |row| row.get(0))
+            })
             .map_err(backend)?;
         Ok(usize::try_from(count).unwrap_or(0))
     }
